@@ -1,0 +1,70 @@
+"""The contract between the worker and every colorizer (torch-free).
+
+A colorizer predicts the ab chrominance of a photo from its lightness. The caller
+(:func:`worker.colorizers.pipeline.colorize_rgb`) computes L at full resolution, hands the colorizer the
+L plane, and recombines the predicted ab (upsampled to full size) with the original L, so every method keeps
+the photo's own luminance and works at any photo size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class JobCancelled(Exception):
+    """Raised by a progress callback to stop an iterative colorizer between iterations."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report from a running colorizer."""
+
+    step: int
+    total: int
+    message: str = ""
+    losses: Mapping[str, float] = field(default_factory=dict)
+    # Optional live preview, rendered only when the consumer asks (at most every few seconds):
+    # a zero-argument function returning an RGB uint8 image (any size) of the current result.
+    preview: Callable[[], np.ndarray] | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Colorizer(Protocol):
+    """A loaded colorization method, ready to run (weights loaded, on its device)."""
+
+    name: str
+
+    def predict_ab(
+        self,
+        lightness: np.ndarray,
+        *,
+        reference: np.ndarray | None,
+        params: Mapping[str, Any],
+        progress: ProgressCallback | None,
+    ) -> np.ndarray:
+        """Predict ab for one photo.
+
+        lightness: float32 array (H, W), CIE L in [0, 100], full input resolution.
+        reference: RGB uint8 array (h, w, 3) for methods that need a reference image, else None.
+        params: validated options (see the method's catalogue entry).
+        progress: call it with :class:`Progress` now and then; it may raise :class:`JobCancelled`.
+        Returns float32 array (h', w', 2): a and b in Lab units at any working resolution with the
+        input's aspect ratio; the pipeline upsamples it to (H, W).
+        """
+        ...
+
+
+class BatchColorizer(Colorizer, Protocol):
+    """A feed-forward colorizer that can predict many photos in one forward pass."""
+
+    def predict_ab_batch(
+        self, lightness: list[np.ndarray], *, params: Mapping[str, Any]
+    ) -> list[np.ndarray]:
+        """Like :meth:`predict_ab` for several photos (no reference, no progress)."""
+        ...

@@ -1,0 +1,106 @@
+"""Obtaining and checking weight files (the manifest says which; this module fetches and verifies).
+
+A fetcher writes one weight file to a temporary path; :func:`fetch` then checks its size and sha256
+against the manifest and moves it into place atomically, so a half-written or wrong file is never used.
+Fetchers are registered per manifest name by the method modules (``@fetcher("vgg16-hed")``); a manifest
+entry whose source is an http(s) URL needs no fetcher of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import worker.colorizers.catalogue  # noqa: F401  (fills the manifest)
+from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
+
+Fetcher = Callable[[WeightFile, Path], None]  # (entry, destination file) -> None
+FETCHERS: dict[str, Fetcher] = {}
+
+
+class FetchError(RuntimeError):
+    """A weight file could not be obtained or failed its checks (the message says which and why)."""
+
+
+def fetcher(name: str) -> Callable[[Fetcher], Fetcher]:
+    def wrap(fn: Fetcher) -> Fetcher:
+        FETCHERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _download(entry: WeightFile, dest: Path) -> None:
+    try:
+        with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except OSError as exc:
+        raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    path: Path
+    present: bool
+    ok: bool
+    message: str
+
+
+def check(entry: WeightFile, weights_dir: Path, *, full: bool = True) -> Check:
+    """Is the file present, and (with ``full``) of the pinned size and sha256?"""
+    path = entry.path(weights_dir)
+    if not path.is_file():
+        return Check(entry.name, path, False, False, "missing")
+    if entry.size is not None and path.stat().st_size != entry.size:
+        return Check(entry.name, path, True, False, f"size {path.stat().st_size} != expected {entry.size}")
+    if full and entry.sha256:
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            return Check(entry.name, path, True, False, f"sha256 {digest[:12]}… != expected {entry.sha256[:12]}…")
+    return Check(entry.name, path, True, True, "ok")
+
+
+def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
+    """Obtain weight file ``name`` into ``weights_dir`` (verified); returns its path."""
+    entry = MANIFEST.get(name)
+    if entry is None:
+        raise FetchError(f"unknown weight file {name!r}; known: {', '.join(sorted(MANIFEST))}")
+    if entry.bundled:
+        status = check(entry, weights_dir)
+        if not status.ok:
+            raise FetchError(f"{name}: bundled file {status.path} is {status.message}; retrain with `colorlab train`")
+        return status.path
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    target = entry.path(weights_dir)
+    if not force and check(entry, weights_dir).ok:
+        return target
+    if name not in FETCHERS:
+        from worker.colorizers.registry import import_method_modules
+
+        import_method_modules()  # method modules register their fetchers on import
+    if name in FETCHERS:
+        run = FETCHERS[name]
+    elif entry.source.startswith(("http://", "https://")):
+        run = _download
+    else:
+        raise FetchError(f"{name}: no way to fetch from {entry.source!r} on this machine")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", dir=weights_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        run(entry, tmp)
+        if entry.size is not None and tmp.stat().st_size != entry.size:
+            raise FetchError(f"{name}: fetched {tmp.stat().st_size} bytes, expected {entry.size}")
+        if entry.sha256 and (digest := sha256_file(tmp)) != entry.sha256:
+            raise FetchError(f"{name}: sha256 {digest} does not match the manifest's {entry.sha256}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
