@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file `DATA_DIR/colorlab.sqlite3`.")
     celery_broker_url: str = Field("", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`.")
     weights_dir: Path = Field(Path("var/weights"), description="Where `colorlab weights fetch` puts weight files.")
+    examples_dir: Path = Field(
+        Path("../shared/data/exemplar-pairs"), description="Colour photos offered as example references (exemplar)."
+    )
     host: str = Field("127.0.0.1", description="Address `colorlab serve` binds.")
     port: int = Field(8000, description="Port `colorlab serve` binds.")
     public_url: str = Field("", description="Base URL printed and used in links. Empty: http://HOST:PORT.")
@@ -45,6 +48,25 @@ class Settings(BaseSettings):
     batch_max: int = Field(16, description="Most queued jobs of one feed-forward method the worker colorizes in one batch.")
     preview_interval: float = Field(2.0, description="Least seconds between two live previews of an iterative job.")
 
+    # User study (backend/study, /study/{slug}, /admin).
+    admin_password: SecretStr = Field(
+        SecretStr(""),
+        description="Password of the researcher area /admin: plain text, or a hash from `colorlab study "
+        "hash-password` (scrypt$...). Required in production; in development it defaults to `admin` (warned).",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key that signs session cookies and CSRF tokens. Required in production; in development a "
+        "random key is made at each start (sessions then end when the process restarts).",
+    )
+    admin_session_hours: float = Field(12.0, description="Hours an /admin login stays valid.")
+    study_answer_rate: int = Field(
+        60, description="Most study answers one participant may send per minute (per web process); more get 429."
+    )
+    study_image_max_side: int = Field(
+        512, description="Longest side, in pixels, of the images shown to study participants (all re-encoded alike)."
+    )
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:
@@ -53,6 +75,19 @@ class Settings(BaseSettings):
             self.celery_broker_url = "filesystem://"
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+        return self
+
+    @model_validator(mode="after")
+    def _study_secrets(self) -> Settings:
+        if self.environment == "production":
+            missing = [name for name, value in (("ADMIN_PASSWORD", self.admin_password),
+                                                ("SECRET_KEY", self.secret_key)) if not value.get_secret_value()]
+            if missing:
+                raise ValueError(f"ENVIRONMENT=production needs {' and '.join(missing)} to be set")
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        if self.study_answer_rate < 1 or self.study_image_max_side < 64:
+            raise ValueError("STUDY_ANSWER_RATE must be ≥ 1 and STUDY_IMAGE_MAX_SIDE ≥ 64")
         return self
 
     @property

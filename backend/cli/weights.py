@@ -1,0 +1,80 @@
+"""`colorlab weights list|fetch`: which weight files are present and verified, and obtaining them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _weights_dir(value: Path | None) -> Path:
+    from backend.config import get_settings
+
+    return Path(value) if value else get_settings().weights_dir
+
+
+@click.group("weights")
+def weights() -> None:
+    """List and fetch the weight files the colorization methods need (see the manifest)."""
+
+
+@weights.command("list")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option("--quick", is_flag=True, help="Check sizes only (skip the sha256 of every file).")
+def list_weights(weights_dir: Path | None, quick: bool) -> None:
+    """Every manifest entry: present / verified / missing, with its source and the methods that use it."""
+    from worker.colorizers.catalogue import CATALOGUE
+    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers.weights import check
+
+    folder = _weights_dir(weights_dir)
+    users: dict[str, list[str]] = {}
+    for info in CATALOGUE:
+        for name in info.weights:
+            users.setdefault(name, []).append(info.name)
+    click.echo(f"weights dir: {folder}")
+    for name in sorted(MANIFEST):
+        entry = MANIFEST[name]
+        status = check(entry, folder, full=not quick)
+        if not status.present:
+            state = "missing"
+        elif status.ok:
+            state = "present" if quick or not entry.sha256 else "verified"
+        else:
+            state = f"BAD ({status.message})"
+        where = "bundled" if entry.bundled else ("fetchable" if entry.fetchable else "not fetchable here")
+        click.echo(f"{name:20} {state:10} {where:18} used by: {', '.join(users.get(name, [])) or '-'}")
+        click.echo(f"{'':20} {status.path}  <- {entry.source}")
+    click.echo("methods:")
+    for info in CATALOGUE:
+        reason = info.unavailable_reason(folder)
+        click.echo(f"  {info.name:12} {'available' if not reason else 'unavailable: ' + reason}")
+
+
+@weights.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option("--force", is_flag=True, help="Fetch again even when a verified copy is present.")
+def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool) -> None:
+    """Fetch NAMES (default: every fetchable entry) into the weights folder, verifying size and sha256."""
+    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers.weights import FetchError, fetch
+
+    folder = _weights_dir(weights_dir)
+    unknown = [n for n in names if n not in MANIFEST]
+    if unknown:
+        raise click.ClickException(f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(MANIFEST))}")
+    todo = list(names) or [n for n, e in sorted(MANIFEST.items()) if e.fetchable or e.bundled]
+    failures = []
+    for name in todo:
+        try:
+            path = fetch(name, folder, force=force)
+        except FetchError as exc:
+            failures.append(str(exc))
+            click.echo(f"{name}: FAILED: {exc}", err=True)
+        else:
+            click.echo(f"{name}: ok {path}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {len(todo)} weight file(s) could not be fetched")

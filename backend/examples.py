@@ -1,0 +1,85 @@
+"""Reference images a user can reuse for the exemplar method: their own earlier uploads and bundled examples.
+
+Example files are listed from ``EXAMPLES_DIR`` once; a request names an example only by its opaque id
+(``ex-`` + a hash of the file name), never by a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, undefer
+
+from backend import jobs
+from backend.config import Settings
+from backend.images import ImageError, decode
+from backend.models import Image, Job
+
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+MAX_EXAMPLES = 12
+
+
+@lru_cache
+def _examples(directory: str) -> dict[str, Path]:
+    root = Path(directory)
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        # Colour references only (exemplar-pairs names them refN.*).
+        if path.suffix.lower() in _SUFFIXES and path.stem.lower().startswith("ref") and path.is_file():
+            key = "ex-" + hashlib.sha256(str(path.relative_to(root)).encode()).hexdigest()[:16]
+            found[key] = path
+        if len(found) >= MAX_EXAMPLES:
+            break
+    return found
+
+
+def _label(path: Path) -> str:
+    return f"{path.parent.name} · {path.stem}"
+
+
+def list_references(session: Session, settings: Settings, client: str | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    if client:
+        rows = session.execute(
+            select(Image.id, Image.filename)
+            .join(Job, or_(Job.input_image_id == Image.id, Job.reference_image_id == Image.id))
+            .where(Job.client == client, Image.is_color.is_(True))
+            .group_by(Image.id, Image.filename)
+            .order_by(Image.id)
+            .limit(24)
+        ).all()
+        out += [{"id": r.id, "url": f"/references/{r.id}.png", "label": r.filename or "your upload",
+                 "source": "upload"} for r in rows]
+    for key, path in _examples(str(settings.examples_dir.resolve())).items():
+        out.append({"id": key, "url": f"/references/{key}.png", "label": _label(path), "source": "example"})
+    return out
+
+
+def resolve_reference(session: Session, settings: Settings, ref_id: str, client: str | None) -> Image | None:
+    """The stored image for a reference id the caller may use (its own upload, or an example)."""
+    if ref_id.startswith("ex-"):
+        path = _examples(str(settings.examples_dir.resolve())).get(ref_id)
+        if path is None:
+            return None
+        data = path.read_bytes()
+        try:
+            decoded = decode(data, max_pixels=settings.max_pixels)
+        except ImageError:
+            return None
+        image = jobs.store_image(session, jobs.Upload(data=data, decoded=decoded, filename=path.name))
+        return image
+    if not client or len(ref_id) > 32:
+        return None
+    owned = session.scalars(
+        select(Image)
+        .join(Job, or_(Job.input_image_id == Image.id, Job.reference_image_id == Image.id))
+        .where(Image.id == ref_id, Job.client == client)
+        .options(undefer(Image.data))
+        .limit(1)
+    ).first()
+    return owned

@@ -1,0 +1,145 @@
+"""Decoding uploaded images, once, under limits; and encoding images for the browser.
+
+Every upload goes through :func:`decode`: the format must be a raster format Pillow knows (by content, never
+by file name), the pixel count is checked from the header before any pixel is decoded, Pillow's
+decompression-bomb guard is an error, EXIF orientation is applied, the first frame of an animation is used,
+and every mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I, F, ...) becomes 8-bit sRGB, with
+transparency composited over white. Torch-free: the web process and the worker both use it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from worker.colorizers import lab
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.init()  # register every format plugin now, so `formats=` can name them
+# Raster formats we accept (matched against the file's content by Pillow, not its name).
+ALLOWED_FORMATS = tuple(f for f in ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "JPEG2000", "AVIF") if f in Image.OPEN)
+# A pixel counts as coloured when its channels differ by more than this (8-bit levels); JPEG noise on a
+# gray photo stays below it.
+_CHROMA_LEVELS = 12
+_COLOR_SHARE = 0.005
+
+
+class ImageError(ValueError):
+    """An upload that is not an acceptable image; ``status_code`` is the HTTP status to answer."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # (H, W, 3) uint8 sRGB, oriented
+    mode: str  # Pillow mode of the file as uploaded
+    format: str  # PNG, JPEG, ...
+    is_color: bool
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def lightness(self) -> np.ndarray:
+        """CIE L (H, W) float32 in [0, 100]."""
+        return lab.rgb_to_lightness(self.rgb)
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return _gray_to_rgb(np.asarray(img, dtype=np.float64) / 257.0)
+    if mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        top = float(finite.max()) if finite.size else 0.0
+        if mode == "F" and top <= 1.0:
+            arr = arr * 255.0  # float images in [0, 1]
+        elif top > 65535:
+            arr = arr * (255.0 / top)
+        elif top > 255:
+            arr = arr / 257.0  # 16-bit data in a 32-bit container
+        return _gray_to_rgb(np.nan_to_num(arr, nan=0.0))
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode in ("1", "L"):
+        return _gray_to_rgb(np.asarray(img.convert("L"), dtype=np.float64))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    g = np.clip(np.round(gray), 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=-1)
+
+
+def has_color(rgb: np.ndarray) -> bool:
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    diff = np.maximum(np.abs(r - g), np.abs(g - b))
+    return float(np.mean(diff > _CHROMA_LEVELS)) > _COLOR_SHARE
+
+
+def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode one uploaded image under the limits, or raise :class:`ImageError` (400/413/415)."""
+    if not data:
+        raise ImageError(400, "the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise ImageError(400, f"the image has invalid dimensions {width}×{height}")
+            if width * height > max_pixels:
+                raise ImageError(
+                    413, f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+                )
+            fmt = img.format or "unknown"
+            mode = img.mode
+            img.seek(0)  # first frame of an animation
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb8(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(413, f"the image is too large to decode safely: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            415, f"not a supported image: the content is not one of {', '.join(ALLOWED_FORMATS)}"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error) as exc:
+        raise ImageError(400, f"the image could not be decoded (corrupt or truncated): {exc}") from None
+    except MemoryError:
+        raise ImageError(413, "the image is too large to decode") from None
+    return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb))
+
+
+def encode_png(array: np.ndarray, *, compress_level: int = 3) -> bytes:
+    """uint8 (H, W) or (H, W, 3) array -> PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def gray_png(decoded: DecodedImage) -> bytes:
+    """The photo as the colorizers see it: its CIE lightness as an 8-bit gray PNG."""
+    return encode_png(lab.lightness_to_gray_uint8(decoded.lightness()), compress_level=1)

@@ -1,0 +1,225 @@
+"""Job service: store uploads, create/cancel jobs, enqueue after commit, and sweep lost jobs.
+
+The database is the source of truth; the broker only carries job ids. Every state change is a conditional
+UPDATE (``WHERE status = ...``) so that the web process, any number of workers and their sweepers can race
+without double-finishing or resurrecting a job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.images import DecodedImage
+from backend.models import Image, Job, JobStatus, utcnow
+from worker import celery_app
+
+log = logging.getLogger("colorlab.jobs")
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    decoded: DecodedImage
+    filename: str | None
+
+
+def store_image(session: Session, upload: Upload) -> Image:
+    """Insert the upload's bytes (or reuse an identical stored image)."""
+    digest = hashlib.sha256(upload.data).hexdigest()
+    existing = session.scalars(
+        select(Image).where(Image.sha256 == digest, Image.size_bytes == len(upload.data)).limit(1)
+    ).first()
+    if existing is not None:
+        return existing
+    d = upload.decoded
+    image = Image(
+        sha256=digest,
+        data=upload.data,
+        size_bytes=len(upload.data),
+        width=d.width,
+        height=d.height,
+        mode=d.mode[:16],
+        format=d.format[:16],
+        is_color=d.is_color,
+        filename=_display_name(upload.filename),
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def store_result(session: Session, png: bytes, width: int, height: int) -> Image:
+    image = Image(
+        sha256=hashlib.sha256(png).hexdigest(),
+        data=png,
+        size_bytes=len(png),
+        width=width,
+        height=height,
+        mode="RGB",
+        format="PNG",
+        is_color=True,
+        filename=None,
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def _display_name(name: str | None) -> str | None:
+    """A file name for display only: no directories, no control characters, bounded length."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(ch for ch in base if ch.isprintable()).strip()
+    return clean[:255] or None
+
+
+def client_key(cookie_value: str | None) -> str | None:
+    """The stored form of a browser's history cookie (hashed: the cookie itself is never stored)."""
+    if not cookie_value:
+        return None
+    return hashlib.sha256(cookie_value.encode()).hexdigest()[:64]
+
+
+def create_job(
+    session: Session,
+    *,
+    method: str,
+    params: Mapping[str, Any],
+    image: Upload,
+    reference: Upload | Image | None = None,
+    client: str | None = None,
+) -> Job:
+    """Store the images and a queued job; the caller commits, then calls :func:`enqueue`."""
+    input_image = store_image(session, image)
+    ref_image = reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
+    job = Job(
+        method=method,
+        params=dict(params),
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        input_image_id=input_image.id,
+        reference_image_id=ref_image.id if ref_image is not None else None,
+        client=client,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
+    """Send committed jobs to the broker. A broker failure is logged, not raised: the sweeper retries.
+
+    Returns the ids that were sent.
+    """
+    sent: list[str] = []
+    for job_id in job_ids:
+        try:
+            celery_app.send_colorize(job_id)
+        except Exception as exc:  # broker down: the job stays queued in the database
+            log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
+            continue
+        sent.append(job_id)
+    if sent:
+        session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+        session.commit()
+    return sent
+
+
+def cancel(session: Session, job_id: str) -> bool:
+    """Cancel a queued or running job; False when it had already finished."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .values(status=JobStatus.cancelled, finished_at=now, preview_png=None)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def history(session: Session, client: str, limit: int = 100) -> list[Job]:
+    return list(
+        session.scalars(select(Job).where(Job.client == client).order_by(Job.created_at.desc()).limit(limit))
+    )
+
+
+def sweep(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
+    """Find jobs the broker lost or whose worker vanished; re-queue them (or fail them when out of attempts).
+
+    - running, but no heartbeat for ``stale_after`` seconds: the worker died. Re-queue, or fail when the job
+      has used all its attempts (a job that kills its worker every time must not loop forever).
+    - queued, but not sent, or sent more than ``requeue_after`` seconds ago and still not started: its
+      message was lost (broker restart, flushed queue). Send it again; a duplicate message is harmless
+      because the worker claims a job with a conditional update and skips one that is not queued.
+    Returns the ids sent to the broker.
+    """
+    now = now or utcnow()
+    stale_before = now - timedelta(seconds=settings.stale_after)
+    stalled = session.scalars(
+        select(Job.id).where(Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
+    ).all()
+    claimed: list[str] = []
+    for job_id in stalled:
+        failed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before,
+                   Job.attempts >= settings.job_max_attempts)
+            .values(status=JobStatus.failed, finished_at=now, preview_png=None,
+                    error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts")
+        )
+        if failed.rowcount == 0:
+            requeued = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
+                .values(status=JobStatus.queued, enqueued_at=now,
+                        error="the worker running this job stopped responding; re-queued")
+            )
+            if requeued.rowcount == 1:
+                claimed.append(job_id)
+    session.commit()
+
+    resend_before = now - timedelta(seconds=settings.requeue_after)
+    fresh_before = now - timedelta(seconds=2)  # leave just-created jobs to their own request
+    due = session.scalars(
+        select(Job.id).where(
+            Job.status == JobStatus.queued,
+            or_(
+                Job.enqueued_at < resend_before,
+                (Job.enqueued_at.is_(None)) & (Job.created_at < fresh_before),
+            ),
+        )
+    ).all()
+    for job_id in due:
+        # Claim the resend so that concurrent sweepers send each job once.
+        res = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.queued,
+                   or_(Job.enqueued_at < resend_before, Job.enqueued_at.is_(None)))
+            .values(enqueued_at=now)
+        )
+        if res.rowcount == 1:
+            claimed.append(job_id)
+    session.commit()
+    sent = []
+    for job_id in claimed:
+        try:
+            celery_app.send_colorize(job_id)
+            sent.append(job_id)
+        except Exception as exc:
+            log.warning("sweeper could not queue job %s (%s)", job_id, exc)
+            session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
+            session.commit()
+    if sent:
+        log.info("sweeper re-queued %d job(s)", len(sent))
+    return sent

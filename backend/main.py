@@ -1,0 +1,60 @@
+"""The FastAPI application factory (`uvicorn backend.main:create_app --factory`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from backend import web
+from backend.config import get_settings
+from backend.routes import api, pages
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+log = logging.getLogger("colorlab")
+
+DESCRIPTION = """
+Colorize grayscale photos with feed-forward networks or by exemplar style transfer, and follow the jobs.
+
+Typical use: `POST /colorize` with a photo and a method → `202` with a job id; poll `GET /jobs/{id}` until
+`status` is `done`; download `GET /jobs/{id}/result.png`. `GET /methods` lists the methods, their options
+and whether each is available on this server.
+"""
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(title="ColorLab", version="0.1.0", description=DESCRIPTION)
+    # Two images plus form fields: anything larger is refused before it is read.
+    web.install(app, max_body=2 * settings.max_upload_bytes + 1_000_000,
+                secure_cookies=settings.public_url.startswith("https"))
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    # Further routers (study, admin, compare) are added here, one line each.
+    from backend.routes import study; app.include_router(study.router)  # noqa: E702, I001
+    from backend.routes import admin; app.include_router(admin.router)  # noqa: E702, I001
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404 and pages.wants_html(request):
+            return pages.not_found(request, str(exc.detail))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,111 @@
+"""ORM tables (SQLAlchemy 2). The schema is owned by Alembic: the app never calls create_all.
+
+These classes are storage only; the API's JSON shapes live in ``schemas.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Unguessable identifier (128 bits of randomness, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobStatus.done, JobStatus.failed, JobStatus.cancelled}
+
+
+class Image(Base):
+    """An image's bytes, stored in the database, with what decoding it told us."""
+
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))  # Pillow mode of the file as uploaded
+    format: Mapped[str] = mapped_column(String(16))  # PNG, JPEG, ... of the stored bytes
+    is_color: Mapped[bool] = mapped_column(default=False)  # has chroma: kept as ground truth
+    filename: Mapped[str | None] = mapped_column(String(255))  # display only, never used as a path
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    method: Mapped[str] = mapped_column(String(64), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued, index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    progress_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # step, total, message, losses
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    client: Mapped[str | None] = mapped_column(String(64), index=True)  # hashed browser cookie, for history
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    run_seconds: Mapped[float | None] = mapped_column(Float)  # compute time of the successful attempt
+
+    input_image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
+    reference_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))
+    result_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))
+    # Latest live preview of an iterative job (PNG), overwritten in place; dropped when the job ends.
+    preview_png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    preview_at: Mapped[datetime | None] = mapped_column()
+
+    input_image: Mapped[Image] = relationship(foreign_keys=[input_image_id], lazy="joined")
+    reference_image: Mapped[Image | None] = relationship(foreign_keys=[reference_image_id])
+    result_image: Mapped[Image | None] = relationship(foreign_keys=[result_image_id])
+
+    @property
+    def state(self) -> JobStatus:
+        return JobStatus(self.status)

@@ -1,0 +1,247 @@
+"""Researcher area /admin (login required): studies, the study builder, live results and exports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from backend import auth, catalogue
+from backend.auth import AdminSession, require_admin
+from backend.config import Settings, get_settings
+from backend.db import get_session, session_factory
+from backend.models import Image
+from backend.routes.pages import TEMPLATES
+from backend.study import builder, export
+from backend.study.charts import study_charts
+from backend.study.errors import StudyError
+from backend.study.models import Participant, Stimulus, Study
+from backend.study.photos import PhotoError, PhotoFile, from_zip
+from backend.study.results import study_summary
+
+router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AdminDep = Annotated[AdminSession, Depends(require_admin)]
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, f"admin/{name}", {"nav": "admin", **context}, status_code=status_code)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target:
+        return "/admin"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/admin") or "\\" in target:
+        return "/admin"
+    return target
+
+
+def _study(session: Session, slug: str) -> Study:
+    study = builder.get_study(session, slug)
+    if study is None:
+        raise HTTPException(404, "no such study")
+    return study
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: SettingsDep, next: str | None = None) -> HTMLResponse:
+    if auth.read_session(request, settings) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)  # type: ignore[return-value]
+    token, cookie = auth.login_csrf(request, settings)
+    response = _page(request, "login.html", {"next": _safe_next(next), "error": None, "csrf": token})
+    if cookie:
+        auth.set_login_csrf_cookie(response, settings, cookie)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, settings: SettingsDep, password: Annotated[str, Form(max_length=1000)] = "",
+          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=500)] = "/admin",
+          ) -> Response:
+    auth.check_login_csrf(request, settings, csrf_token)
+    client = request.client.host if request.client else "?"
+    if auth.THROTTLE.blocked(client):
+        raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
+    if not auth.check_password(password, settings):
+        auth.THROTTLE.failed(client)
+        return _page(request, "login.html", {"next": _safe_next(next), "error": "Wrong password.",
+                                             "csrf": csrf_token}, status_code=401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    auth.start_session(response, settings)
+    return response
+
+
+@router.post("/logout")
+def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    auth.check_csrf(admin, csrf_token)
+    response = RedirectResponse("/admin/login", status_code=303)
+    auth.end_session(response)
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
+    studies = list(session.scalars(select(Study).order_by(Study.created_at.desc())))
+    counts = {sid: (n, done) for sid, n, done in session.execute(
+        select(Participant.study_id, func.count(), func.count(Participant.completed_at)).group_by(Participant.study_id)
+    )}
+    return _page(request, "index.html", {"studies": studies, "counts": counts, "csrf": admin.csrf})
+
+
+def _method_choices(settings: Settings) -> list[dict[str, Any]]:
+    return [m for m in catalogue.methods_out(settings) if not m["needs_reference"]]
+
+
+@router.get("/studies/new", response_class=HTMLResponse)
+def new_study(request: Request, admin: AdminDep, settings: SettingsDep) -> HTMLResponse:
+    return _page(request, "new.html", {"csrf": admin.csrf, "methods": _method_choices(settings), "error": None,
+                                       "form": {"trials_part1": 5, "trials_part2": 5,
+                                                "instructions": builder.DEFAULT_INSTRUCTIONS,
+                                                "consent_text": builder.DEFAULT_CONSENT}})
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise StudyError(422, f"{name} must be a whole number") from None
+
+
+async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
+    photos: list[PhotoFile] = []
+    for item in form.getlist("photos"):
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise StudyError(413, f"{item.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+            photos.append(PhotoFile(item.filename, data))
+    archive = form.get("archive")
+    if isinstance(archive, UploadFile) and archive.filename:
+        try:
+            photos.extend(from_zip(await archive.read(), settings))
+        except PhotoError as exc:
+            raise StudyError(exc.status_code, exc.detail) from None
+    return photos
+
+
+@router.post("/studies", response_class=HTMLResponse)
+async def create_study(request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep) -> Response:
+    form = await request.form(max_files=builder.MAX_TRIALS * 100, max_fields=100)
+    auth.check_csrf(admin, str(form.get("csrf_token") or ""))
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        spec = builder.StudySpec(
+            title=values.get("title", ""), methods=[str(m) for m in form.getlist("methods")],
+            trials_part1=_int(values.get("trials_part1", "5"), "trials in part 1"),
+            trials_part2=_int(values.get("trials_part2", "5"), "trials in part 2"),
+            instructions=values.get("instructions", ""), consent_text=values.get("consent_text", ""),
+            completion_code=values.get("completion_code"), redirect_url=values.get("redirect_url"),
+            attention_checks=values.get("attention_checks") == "on", slug=values.get("slug"),
+        )
+        photos = await _photos(form, settings)
+        study = builder.create_study(session, settings, spec, photos)
+    except StudyError as exc:
+        session.rollback()
+        return _page(request, "new.html", {"csrf": admin.csrf, "methods": _method_choices(settings),
+                                           "error": exc.detail, "form": {**values, "methods": form.getlist("methods")}},
+                     status_code=exc.status_code)
+    return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
+
+
+def _results_context(session: Session, study: Study, exclude: bool) -> dict[str, Any]:
+    summary = study_summary(session, study, exclude_failed_attention=exclude)
+    thumbs: dict[str, dict[str, str]] = {}
+    for stim_id, photo_id, condition in session.execute(
+        select(Stimulus.id, Stimulus.photo_id, Stimulus.condition)
+        .where(Stimulus.study_id == study.id, Stimulus.display_image_id.is_not(None))
+    ):
+        thumbs.setdefault(photo_id, {})[condition] = stim_id
+    return {"summary": summary, "charts": study_charts(summary), "exclude": exclude, "thumbs": thumbs}
+
+
+@router.get("/studies/{slug}", response_class=HTMLResponse)
+def study_page(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
+               exclude: bool = False) -> HTMLResponse:
+    study = _study(session, slug)
+    readiness = builder.refresh(session, settings, study)
+    return _page(request, "study.html", {
+        "study": study, "readiness": readiness, "csrf": admin.csrf, "error": None,
+        "public_link": f"{settings.public_url}/study/{study.slug}",
+        **_results_context(session, study, exclude),
+    })
+
+
+@router.get("/studies/{slug}/results", response_class=HTMLResponse)
+def results_fragment(slug: str, request: Request, admin: AdminDep, session: SessionDep,
+                     exclude: bool = False) -> HTMLResponse:
+    study = _study(session, slug)
+    return _page(request, "_results.html", {"study": study, **_results_context(session, study, exclude)})
+
+
+def _action(request: Request, admin: AdminSession, session: Session, settings: Settings, slug: str,
+            csrf_token: str, action: str) -> Response:
+    auth.check_csrf(admin, csrf_token)
+    study = _study(session, slug)
+    try:
+        if action == "open":
+            builder.open_study(session, settings, study)
+        elif action == "close":
+            builder.close_study(session, study)
+        else:
+            builder.retry_failed(session, study)
+    except StudyError as exc:
+        session.rollback()
+        readiness = builder.refresh(session, settings, study)
+        return _page(request, "study.html", {
+            "study": study, "readiness": readiness, "csrf": admin.csrf, "error": exc.detail,
+            "public_link": f"{settings.public_url}/study/{study.slug}",
+            **_results_context(session, study, False),
+        }, status_code=exc.status_code)
+    return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
+
+
+@router.post("/studies/{slug}/open", response_class=HTMLResponse)
+def open_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
+               csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    return _action(request, admin, session, settings, slug, csrf_token, "open")
+
+
+@router.post("/studies/{slug}/close", response_class=HTMLResponse)
+def close_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
+                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    return _action(request, admin, session, settings, slug, csrf_token, "close")
+
+
+@router.post("/studies/{slug}/retry", response_class=HTMLResponse)
+def retry_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
+                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    return _action(request, admin, session, settings, slug, csrf_token, "retry")
+
+
+@router.get("/studies/{slug}/export/{kind}.{fmt}")
+def export_file(slug: str, kind: str, fmt: str, admin: AdminDep, session: SessionDep) -> StreamingResponse:
+    if kind not in export.KINDS or fmt not in ("csv", "json"):
+        raise HTTPException(404, f"exports are {', '.join(export.KINDS)} as .csv or .json")
+    study = _study(session, slug)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    filename = f"{study.slug}-{kind}.{fmt}"
+    return StreamingResponse(export.stream(session_factory(), study.id, kind, fmt), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                      "Cache-Control": "no-store"})
+
+
+@router.get("/studies/{slug}/stimuli/{stimulus_id}.jpg")
+def stimulus_image(slug: str, stimulus_id: str, admin: AdminDep, session: SessionDep) -> Response:
+    study = _study(session, slug)
+    data = session.scalar(select(Image.data).join(Stimulus, Stimulus.display_image_id == Image.id)
+                          .where(Stimulus.id == stimulus_id[:32], Stimulus.study_id == study.id))
+    if data is None:
+        raise HTTPException(404, "no such stimulus image (not ready yet?)")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

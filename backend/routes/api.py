@@ -1,0 +1,233 @@
+"""REST API: submit colorization jobs, follow them, fetch their images, list the methods."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session, undefer
+
+from backend import catalogue, examples, jobs
+from backend.config import Settings, get_settings
+from backend.db import get_session
+from backend.images import ImageError, decode, encode_png, gray_png
+from backend.models import Image, Job
+from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
+from backend.web import client_of
+from worker.colorizers.catalogue import ParamError
+
+router = APIRouter(tags=["colorize"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 404, 409, 413, 415, 422, 429, 503)
+}
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RESERVED_FIELDS = {"image", "method", "reference", "reference_id", "options"}
+
+
+async def read_upload(upload: UploadFile, settings: Settings, what: str) -> jobs.Upload:
+    """Read an uploaded file in chunks, refusing it as soon as it passes the size limit, and decode it."""
+    limit = settings.max_upload_bytes
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(1 << 20):
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(413, f"the {what} is larger than the {limit:,}-byte limit")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    try:
+        decoded = decode(data, max_pixels=settings.max_pixels)
+    except ImageError as exc:
+        raise HTTPException(exc.status_code, f"{what}: {exc.detail}") from None
+    return jobs.Upload(data=data, decoded=decoded, filename=upload.filename)
+
+
+def _options(form: Any, options_json: str | None) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if options_json:
+        try:
+            parsed = json.loads(options_json)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, f"options must be a JSON object: {exc.msg}") from None
+        if not isinstance(parsed, dict):
+            raise HTTPException(422, "options must be a JSON object, e.g. {\"iterations\": 200}")
+        raw.update(parsed)
+    for key, value in form.multi_items():
+        if key in RESERVED_FIELDS:
+            continue
+        if not isinstance(value, str):
+            raise HTTPException(422, f"unexpected file field {key!r}")
+        raw[key] = value
+    return raw
+
+
+@router.post(
+    "/colorize",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    responses=ERRORS,
+    summary="Queue a colorization job",
+    description=(
+        "Upload a photo (any common raster format; colour photos are grayed and kept as ground truth) and "
+        "choose a method from `GET /methods`. Method options go either as a JSON object in `options` or as "
+        "extra form fields named after the option. The `exemplar` method needs a colour `reference` image "
+        "(or `reference_id` from `GET /references`). Answers 202 at once; follow `status_url`."
+    ),
+)
+async def colorize(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File(description="The photo to colorize.")],
+    method: Annotated[str, Form(description="Method name from GET /methods.", examples=["cnn"])],
+    reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
+    reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
+    options: Annotated[str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')] = None,
+) -> JobCreated:
+    info = catalogue.get_method(method)
+    if info is None:
+        known = ", ".join(m.name for m in catalogue.public_methods())
+        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    form = await request.form()
+    try:
+        params = catalogue.validate(info, _options(form, options))
+    except ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
+    reason = info.unavailable_reason(settings.weights_dir)
+    if reason:
+        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
+    has_reference = reference is not None and (reference.filename or reference.size)
+    if info.needs_reference and not has_reference and not reference_id:
+        raise HTTPException(
+            422, f"method {method!r} colors a photo from a colour reference image: upload one as `reference` "
+            "or pick one from GET /references (`reference_id`)"
+        )
+    if not info.needs_reference and (has_reference or reference_id):
+        raise HTTPException(422, f"method {method!r} takes no reference image")
+    upload = await read_upload(image, settings, "image")
+    client = client_of(request)
+    ref: jobs.Upload | Image | None = None
+    if has_reference:
+        ref = await read_upload(reference, settings, "reference")  # type: ignore[arg-type]
+    elif reference_id:
+        ref = examples.resolve_reference(session, settings, reference_id, client)
+        if ref is None:
+            raise HTTPException(404, f"no reference image {reference_id!r} among your uploads or the examples")
+    if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
+        raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    job = jobs.create_job(session, method=method, params=params, image=upload, reference=ref, client=client)
+    session.commit()
+    jobs.enqueue(session, [job.id])
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobCreated(
+        id=job.id, status=job.status, status_url=f"/jobs/{job.id}", result_url=f"/jobs/{job.id}/result.png",
+        page_url=f"/jobs/{job.id}/view",
+    )
+
+
+def _get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id) if len(job_id) <= 32 else None
+    if job is None:
+        raise HTTPException(404, "no such job")
+    return job
+
+
+def job_out(job: Job) -> JobOut:
+    return JobOut.model_validate(catalogue.job_dict(job))
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Job status and progress")
+def get_job(job_id: str, session: SessionDep) -> JobOut:
+    return job_out(_get_job(session, job_id))
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Cancel a queued or running job")
+def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+    job = _get_job(session, job_id)
+    if not jobs.cancel(session, job_id):
+        session.refresh(job)
+        raise HTTPException(409, f"the job has already finished ({job.status})")
+    session.refresh(job)
+    return job_out(job)
+
+
+def _png(data: bytes, *, immutable: bool = True) -> Response:
+    cache = "private, max-age=31536000, immutable" if immutable else "no-store"
+    return Response(data, media_type="image/png", headers={"Cache-Control": cache})
+
+
+def _image_bytes(session: Session, image_id: str) -> Image:
+    image = session.scalars(select(Image).where(Image.id == image_id).options(undefer(Image.data))).one()
+    return image
+
+
+@router.get("/jobs/{job_id}/result.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="The colorized photo (full input resolution)")
+def job_result(job_id: str, session: SessionDep) -> Response:
+    job = _get_job(session, job_id)
+    if job.result_image_id is None:
+        raise HTTPException(404, f"no result yet: the job is {job.status}")
+    return _png(_image_bytes(session, job.result_image_id).data)
+
+
+@router.get("/jobs/{job_id}/input.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="The grayscale photo as the colorizer saw it")
+def job_input(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    job = _get_job(session, job_id)
+    image = _image_bytes(session, job.input_image_id)
+    return _png(gray_png(decode(image.data, max_pixels=settings.max_pixels)))
+
+
+@router.get("/jobs/{job_id}/original.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="The upload as stored (the ground truth when it is a colour photo)")
+def job_original(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    job = _get_job(session, job_id)
+    image = _image_bytes(session, job.input_image_id)
+    return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+
+
+@router.get("/jobs/{job_id}/reference.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="The reference image of an exemplar job")
+def job_reference(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    job = _get_job(session, job_id)
+    if job.reference_image_id is None:
+        raise HTTPException(404, "this job has no reference image")
+    image = _image_bytes(session, job.reference_image_id)
+    return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+
+
+@router.get("/jobs/{job_id}/preview.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="Live preview of a running iterative job")
+def job_preview(job_id: str, session: SessionDep) -> Response:
+    job = session.scalars(select(Job).where(Job.id == job_id).options(undefer(Job.preview_png))).first()
+    if job is None:
+        raise HTTPException(404, "no such job")
+    if not job.preview_png:
+        raise HTTPException(404, "no preview: the job is not running an iterative method right now")
+    return _png(job.preview_png, immutable=False)
+
+
+@router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
+def list_methods(settings: SettingsDep) -> list[MethodOut]:
+    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings)]
+
+
+@router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")
+def list_references(request: Request, session: SessionDep, settings: SettingsDep) -> list[ReferenceOut]:
+    return [ReferenceOut.model_validate(r) for r in examples.list_references(session, settings, client_of(request))]
+
+
+@router.get("/references/{ref_id}.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+            summary="A reference image (your earlier upload or a bundled example)")
+def reference_image(ref_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    ref = examples.resolve_reference(session, settings, ref_id, client_of(request))
+    if ref is None:
+        raise HTTPException(404, "no such reference image")
+    data = ref.data
+    return _png(encode_png(decode(data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+
+

@@ -1,0 +1,104 @@
+"""HTML pages (Jinja2). The templates and their JS/CSS live in frontend/.
+
+The pages are thin: the upload page reads ``GET /methods`` and ``GET /references`` from the browser and the
+job page polls ``GET /jobs/{id}``; only the history is rendered on the server.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from backend import catalogue, jobs
+from backend.db import get_session
+from backend.models import Job
+from backend.web import client_of
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "frontend" / "templates")
+router = APIRouter(include_in_schema=False)
+
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def not_found(request: Request, detail: str) -> HTMLResponse:
+    context = {"heading": "Page not found", "message": _not_found_message(detail)}
+    return TEMPLATES.TemplateResponse(request, "404.html", context, status_code=404)
+
+
+def _not_found_message(detail: str) -> str:
+    detail = (detail or "").strip()
+    if not detail or detail == "Not Found":
+        return "There is nothing at this address. Check the link, or start from the pages below."
+    return detail[0].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
+
+
+@router.get("/", response_class=HTMLResponse)
+def upload_page(request: Request) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, "upload.html", {"nav": "colorize"})
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@router.get("/jobs/{job_id}/view", response_class=HTMLResponse)
+def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    job = session.get(Job, job_id) if len(job_id) <= 32 else None
+    if job is None:
+        return not_found(request, "There is no job with this id. Job links are private and long: "
+                                  "check that the whole link was copied.")
+    return TEMPLATES.TemplateResponse(request, "job.html", {"job_id": job.id, "job": catalogue.job_dict(job)})
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history_page(request: Request, session: SessionDep) -> HTMLResponse:
+    client = client_of(request)
+    rows = jobs.history(session, client) if client else []
+    cards = [history_card(catalogue.job_dict(j)) for j in rows]
+    return TEMPLATES.TemplateResponse(request, "history.html", {"jobs": cards, "nav": "history"})
+
+
+def history_card(job: dict[str, Any]) -> dict[str, Any]:
+    """What a history card shows: the JSON form of the job plus display strings."""
+    created: datetime = job["created_at"]
+    if created.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
+        created = created.replace(tzinfo=UTC)
+    urls = job["urls"]
+    return {
+        **job,
+        "page_url": urls["page"],
+        "thumb_url": urls["result"] or urls["input"],
+        "status_label": STATUS_LABELS.get(job["status"], job["status"]),
+        "created_iso": created.isoformat(timespec="seconds"),
+        "created_label": _when(created),
+    }
+
+
+def _when(moment: datetime, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        hours = int(seconds // 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    if moment.year == now.year:
+        return moment.strftime("%d %b, %H:%M UTC").lstrip("0")
+    return moment.strftime("%d %b %Y").lstrip("0")

@@ -1,0 +1,191 @@
+"""Participant flow of a user study at /study/{slug}: one page (frontend/static/study.js) and a small JSON API.
+
+The participant's session is a signed cookie scoped to the study's path; answers are stored the moment they
+are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` (a friendly page for HTML).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse
+from itsdangerous import BadSignature
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.auth import secure_cookies, serializer
+from backend.config import Settings, get_settings
+from backend.db import get_session
+from backend.models import Image
+from backend.routes.pages import TEMPLATES
+from backend.study import builder, service
+from backend.study.errors import StudyError
+from backend.study.models import Participant, Stimulus, Study, Trial
+from backend.study.ratelimit import SlidingWindow
+from backend.study.schemas import AnswerIn, StartIn, StateOut
+
+router = APIRouter(prefix="/study", tags=["study"])
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+COOKIE = "colorlab_participant"
+COOKIE_DAYS = 60
+_limiters: dict[int, SlidingWindow] = {}
+
+
+def _limiter(settings: Settings) -> SlidingWindow:
+    return _limiters.setdefault(settings.study_answer_rate, SlidingWindow(settings.study_answer_rate))
+
+
+def _study(session: Session, slug: str) -> Study:
+    study = builder.get_study(session, slug)
+    if study is None or study.slug != slug:
+        raise HTTPException(404, "there is no study at this address")
+    return study
+
+
+def _cookie_pid(request: Request, settings: Settings, study: Study) -> str | None:
+    raw = request.cookies.get(COOKIE)
+    if not raw or len(raw) > 300:
+        return None
+    try:
+        data = serializer(settings, "study-participant").loads(raw)
+    except BadSignature:
+        return None
+    if isinstance(data, list) and len(data) == 2 and data[0] == study.id:
+        return str(data[1])
+    return None
+
+
+def _set_cookie(response: Response, settings: Settings, study: Study, participant: Participant) -> None:
+    value = serializer(settings, "study-participant").dumps([study.id, participant.id])
+    response.set_cookie(COOKIE, value, max_age=COOKIE_DAYS * 86400, httponly=True, samesite="lax",
+                        secure=secure_cookies(settings), path=f"/study/{study.slug}")
+
+
+def _require_json(request: Request) -> None:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(415, "send the answer as JSON (Content-Type: application/json)")
+
+
+def _identity(params: dict[str, str | None]) -> service.Identity:
+    try:
+        return service.identity_from(params)
+    except StudyError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+
+
+def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
+    pid = _cookie_pid(request, settings, study)
+    participant = session.get(Participant, pid) if pid else None
+    if participant is None or participant.study_id != study.id:
+        raise HTTPException(403, "no study session in this browser: open the study link again")
+    return participant
+
+
+def _message(request: Request, status: int, heading: str, message: str, study: Study | None = None) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, "study/message.html",
+                                      {"heading": heading, "message": message, "study": study}, status_code=status)
+
+
+@router.get("/{slug}", response_class=HTMLResponse, include_in_schema=False)
+def study_page(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    study = builder.get_study(session, slug)
+    if study is None or study.slug != slug:
+        return _message(request, 404, "Study not found", "There is no study at this address. Check the link you "
+                        "were given.")
+    try:
+        identity = service.identity_from(dict(request.query_params))
+    except StudyError as exc:
+        return _message(request, exc.status_code, "This link is not valid", exc.detail, study)
+    participant = service.find_participant(session, study, identity, _cookie_pid(request, settings, study))
+    if participant is not None and participant.completed_at is not None:
+        return _message(request, 409, "You have already taken part",
+                        "Our records show that you have already completed this study. Thank you! Each person can "
+                        "take part once.", study)
+    if participant is None and study.status != "open":
+        closed = study.status == "closed"
+        return _message(request, 409, "This study is closed" if closed else "This study has not started yet",
+                        "It is not accepting participants at the moment." + ("" if closed else " Please try later."),
+                        study)
+    return TEMPLATES.TemplateResponse(request, "study/app.html", {
+        "study": study, "labels": service.RATING_LABELS,
+        "trials": study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
+    })
+
+
+def _state_out(state: dict, duplicate: bool = False) -> StateOut:
+    return StateOut.model_validate({**state, "duplicate": duplicate})
+
+
+@router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
+def get_state(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
+    study = _study(session, slug)
+    identity = _identity(dict(request.query_params))
+    participant = service.find_participant(session, study, identity, _cookie_pid(request, settings, study))
+    out = service.state(session, study, participant)
+    session.commit()
+    return _state_out(out)
+
+
+@router.post("/{slug}/api/start", response_model=StateOut, summary="Consent given: start or resume the session",
+             dependencies=[Depends(_require_json)])
+def start(slug: str, body: StartIn, request: Request, response: Response, session: SessionDep,
+          settings: SettingsDep) -> StateOut:
+    study = _study(session, slug)
+    identity = _identity(body.model_dump())
+    try:
+        participant = service.start(session, study, identity, _cookie_pid(request, settings, study),
+                                    user_agent=request.headers.get("user-agent"))
+    except StudyError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+    _set_cookie(response, settings, study, participant)
+    out = service.state(session, study, participant)
+    session.commit()
+    return _state_out(out)
+
+
+@router.post("/{slug}/api/begin", response_model=StateOut, summary="Instructions read: show the first image",
+             dependencies=[Depends(_require_json)])
+def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
+    study = _study(session, slug)
+    participant = _me(request, session, settings, study)
+    service.begin(session, participant)
+    out = service.state(session, study, participant)
+    session.commit()
+    return _state_out(out)
+
+
+@router.post("/{slug}/api/answer", response_model=StateOut, summary="Store one answer (idempotent per trial)",
+             dependencies=[Depends(_require_json)])
+def post_answer(slug: str, body: AnswerIn, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
+    study = _study(session, slug)
+    participant = _me(request, session, settings, study)
+    if not _limiter(settings).allow(participant.id):
+        raise HTTPException(429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"})
+    try:
+        out, duplicate = service.answer(
+            session, study, participant, body.trial_id,
+            service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms),
+        )
+    except StudyError as exc:
+        session.rollback()
+        raise HTTPException(exc.status_code, exc.detail) from None
+    return _state_out(out, duplicate)
+
+
+@router.get("/{slug}/images/{trial_id}.jpg", summary="The image of one of your trials",
+            responses={200: {"content": {"image/jpeg": {}}}})
+def trial_image(slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    study = _study(session, slug)
+    pid = _cookie_pid(request, settings, study)
+    if not pid or len(trial_id) > 32:
+        raise HTTPException(404, "no such image")
+    data = session.scalar(
+        select(Image.data).join(Stimulus, Stimulus.display_image_id == Image.id)
+        .join(Trial, Trial.stimulus_id == Stimulus.id)
+        .where(Trial.id == trial_id, Trial.participant_id == pid, Trial.study_id == study.id)
+    )
+    if data is None:
+        raise HTTPException(404, "no such image")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

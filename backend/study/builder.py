@@ -1,0 +1,300 @@
+"""Building a study: validate its settings, store the photos and their gray inputs, queue the colorizations
+through the normal job pipeline, register the stimuli; readiness, opening and closing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, undefer
+
+from backend import catalogue, jobs
+from backend.config import Settings
+from backend.images import decode, gray_png
+from backend.models import Image, Job, JobStatus, utcnow
+from backend.study.errors import StudyError
+from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus
+from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_bytes, store_display
+from worker.colorizers import lab
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
+MAX_TRIALS = 50
+
+DEFAULT_CONSENT = (
+    "This study is part of research on automatic photo colorization. You will look at 10 photos and answer "
+    "a question about each; it takes about 3 minutes. Taking part is voluntary and you may stop at any time "
+    "by closing the page. We record your answers, how long each took, and the participant id from the link "
+    "(or a random id); nothing else about you. The data are used for research only."
+)
+DEFAULT_INSTRUCTIONS = (
+    "Part 1: you will see one image at a time. Decide whether it is a real photo or a photo colorized by a "
+    "computer from a black-and-white original. Part 2: rate how well each image is colored, from 1 star "
+    "(no color) to 4 stars (perfect). Answer with your first impression; there is no time limit."
+)
+
+
+@dataclass
+class StudySpec:
+    title: str
+    methods: list[str]
+    trials_part1: int = 5
+    trials_part2: int = 5
+    instructions: str = DEFAULT_INSTRUCTIONS
+    consent_text: str = DEFAULT_CONSENT
+    completion_code: str | None = None
+    redirect_url: str | None = None
+    attention_checks: bool = False
+    slug: str | None = None
+    open_when_ready: bool = False
+    method_params: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    total: int
+    ready: int
+    queued: int
+    running: int
+    failed: int
+    failures: list[str]  # "photo name / method: error"
+
+    @property
+    def complete(self) -> bool:
+        return self.ready == self.total
+
+    def message(self) -> str:
+        if self.complete:
+            return f"all {self.total} stimuli are ready"
+        parts = [f"{self.ready} of {self.total} stimuli are ready"]
+        if self.queued or self.running:
+            parts.append(f"{self.queued} colorization(s) queued and {self.running} running")
+        if self.failed:
+            parts.append(f"{self.failed} failed ({'; '.join(self.failures[:3])}): retry them")
+        return "; ".join(parts)
+
+
+def slugify(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40].strip("-")
+    return f"{text or 'study'}-{secrets.token_hex(3)}"
+
+
+def _clean_text(value: str | None, name: str, limit: int) -> str:
+    text = (value or "").replace("\r\n", "\n").strip()
+    if len(text) > limit:
+        raise StudyError(422, f"{name} is longer than {limit} characters")
+    if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
+        raise StudyError(422, f"{name} contains control characters")
+    return text
+
+
+def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool = True) -> StudySpec:
+    """Check and normalise a study's settings, or raise :class:`StudyError` (422/409)."""
+    title = _clean_text(spec.title, "the title", 200)
+    if not title:
+        raise StudyError(422, "the study needs a title")
+    methods = [m.strip() for m in spec.methods if m and m.strip()]
+    if not methods:
+        raise StudyError(422, "choose at least one colorization method")
+    if len(set(methods)) != len(methods):
+        raise StudyError(422, "a method is listed twice")
+    for name in methods:
+        info = catalogue.get_method(name)
+        if info is None or name in (REAL, ATTENTION):
+            known = ", ".join(m.name for m in catalogue.public_methods())
+            raise StudyError(422, f"unknown method {name!r}; choose among: {known}")
+        if info.needs_reference:
+            raise StudyError(422, f"method {name!r} needs a reference image per photo and cannot be used in a study")
+        reason = info.unavailable_reason(settings.weights_dir)
+        if check_available and reason:
+            raise StudyError(409, f"method {name!r} is unavailable: {reason}")
+    for part, n in (("part 1", spec.trials_part1), ("part 2", spec.trials_part2)):
+        if not isinstance(n, int) or not 1 <= n <= MAX_TRIALS:
+            raise StudyError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
+    slug = (spec.slug or "").strip().lower()
+    if slug and not SLUG_RE.match(slug):
+        raise StudyError(422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens")
+    code = _clean_text(spec.completion_code, "the completion code", 100) or None
+    redirect = (spec.redirect_url or "").strip() or None
+    if redirect:
+        parts = urlsplit(redirect)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(redirect) > 500:
+            raise StudyError(422, "the redirect URL must be an http(s) address of at most 500 characters")
+    return StudySpec(
+        title=title, methods=methods, trials_part1=spec.trials_part1, trials_part2=spec.trials_part2,
+        instructions=_clean_text(spec.instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS,
+        consent_text=_clean_text(spec.consent_text, "the consent text", 10000) or DEFAULT_CONSENT,
+        completion_code=code, redirect_url=redirect, attention_checks=bool(spec.attention_checks),
+        slug=slug or None, open_when_ready=spec.open_when_ready, method_params=spec.method_params,
+    )
+
+
+def build_study(session: Session, settings: Settings, spec: StudySpec, photos: list[PhotoFile], *,
+                check_available: bool = True) -> tuple[Study, list[str]]:
+    """Store the study, its photos, gray inputs, stimuli and queued jobs (the caller commits, then enqueues
+    the returned job ids with :func:`backend.jobs.enqueue`)."""
+    spec = validate_spec(spec, settings, check_available=check_available)
+    if not photos:
+        raise StudyError(422, "upload at least one colour photo")
+    need = max(spec.trials_part1, spec.trials_part2)
+    if len(photos) < need:
+        raise StudyError(422, f"{len(photos)} photo(s) is too few: a participant sees each photo at most once per "
+                              f"part, so {need} trials need at least {need} photos")
+    slug = spec.slug or slugify(spec.title)
+    if session.scalar(select(func.count()).select_from(Study).where(Study.slug == slug)):
+        raise StudyError(409, f"the slug {slug!r} is already used by another study")
+    params: dict[str, dict] = {}
+    for name in spec.methods:
+        info = catalogue.get_method(name)
+        assert info is not None
+        try:
+            params[name] = catalogue.validate(info, spec.method_params.get(name, {}))
+        except ValueError as exc:
+            raise StudyError(422, str(exc)) from None
+    study = Study(
+        slug=slug, title=spec.title, instructions=spec.instructions, consent_text=spec.consent_text,
+        methods=spec.methods, trials_part1=spec.trials_part1, trials_part2=spec.trials_part2,
+        completion_code=spec.completion_code, redirect_url=spec.redirect_url,
+        attention_checks=spec.attention_checks, status=StudyStatus.draft,
+    )
+    session.add(study)
+    session.flush()
+    job_ids: list[str] = []
+    seen: Counter[str] = Counter()
+    for position, photo in enumerate(photos):
+        try:
+            decoded = decode_photo(photo, settings)
+        except PhotoError as exc:
+            raise StudyError(exc.status_code, exc.detail) from None
+        upload = jobs.Upload(data=photo.data, decoded=decoded, filename=photo.name)
+        real = jobs.store_image(session, upload)
+        seen[real.id] += 1
+        if seen[real.id] > 1:
+            raise StudyError(422, f"{photo.name} is the same photo as an earlier one")
+        gray_bytes = gray_png(decoded)
+        gray = store_bytes(session, gray_bytes, width=decoded.width, height=decoded.height, fmt="PNG",
+                           is_color=False, filename=photo.name)
+        row = StudyPhoto(study_id=study.id, position=position, name=(photo.name or f"photo {position + 1}")[:255],
+                         image_id=real.id, gray_image_id=gray.id)
+        session.add(row)
+        session.flush()
+        shown = store_display(session, decoded.rgb, settings.study_image_max_side)
+        session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=REAL, source_image_id=real.id,
+                             display_image_id=shown.id))
+        if spec.attention_checks:
+            gray_rgb = np.repeat(lab.lightness_to_gray_uint8(decoded.lightness())[..., None], 3, axis=-1)
+            gray_shown = store_display(session, gray_rgb, settings.study_image_max_side)
+            session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=ATTENTION,
+                                 source_image_id=gray.id, display_image_id=gray_shown.id))
+        for method in spec.methods:
+            job = jobs.create_job(session, method=method, params=params[method], image=upload)
+            job_ids.append(job.id)
+            session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=method, job_id=job.id))
+        session.flush()
+    return study, job_ids
+
+
+def create_study(session: Session, settings: Settings, spec: StudySpec, photos: list[PhotoFile], *,
+                 check_available: bool = True) -> Study:
+    """Build, commit, and send the colorizations to the workers."""
+    study, job_ids = build_study(session, settings, spec, photos, check_available=check_available)
+    session.commit()
+    jobs.enqueue(session, job_ids)
+    return study
+
+
+def get_study(session: Session, slug_or_id: str) -> Study | None:
+    if not slug_or_id or len(slug_or_id) > 64:
+        return None
+    return session.scalars(
+        select(Study).where((Study.slug == slug_or_id) | (Study.id == slug_or_id)).limit(1)
+    ).first()
+
+
+def refresh(session: Session, settings: Settings, study: Study) -> Readiness:
+    """Register finished colorizations (a display copy of each result) and report how many stimuli are ready."""
+    rows = session.execute(
+        select(Stimulus, Job, StudyPhoto.name)
+        .join(Job, Job.id == Stimulus.job_id)
+        .join(StudyPhoto, StudyPhoto.id == Stimulus.photo_id)
+        .where(Stimulus.study_id == study.id)
+    ).all()
+    queued = running = failed = 0
+    failures: list[str] = []
+    changed = False
+    for stimulus, job, photo_name in rows:
+        if stimulus.display_image_id is not None:
+            continue
+        if job.status == JobStatus.done and job.result_image_id:
+            result = session.scalars(
+                select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))
+            ).one()
+            rgb = decode(result.data, max_pixels=max(settings.max_pixels, result.width * result.height)).rgb
+            stimulus.source_image_id = result.id
+            stimulus.display_image_id = store_display(session, rgb, settings.study_image_max_side).id
+            changed = True
+        elif job.status in (JobStatus.failed, JobStatus.cancelled):
+            failed += 1
+            failures.append(f"{photo_name} / {stimulus.condition}: {job.error or job.status}")
+        elif job.status == JobStatus.running:
+            running += 1
+        else:
+            queued += 1
+    if changed:
+        session.commit()
+    total = session.scalar(
+        select(func.count()).select_from(Stimulus).where(Stimulus.study_id == study.id, Stimulus.condition != ATTENTION)
+    ) or 0
+    ready = session.scalar(
+        select(func.count()).select_from(Stimulus).where(
+            Stimulus.study_id == study.id, Stimulus.condition != ATTENTION, Stimulus.display_image_id.is_not(None)
+        )
+    ) or 0
+    return Readiness(total=total, ready=ready, queued=queued, running=running, failed=failed, failures=failures)
+
+
+def retry_failed(session: Session, study: Study) -> list[str]:
+    """Queue a new job for every failed or cancelled colorization of the study; returns the new job ids."""
+    rows = session.execute(
+        select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id).where(
+            Stimulus.study_id == study.id, Stimulus.display_image_id.is_(None),
+            Job.status.in_([JobStatus.failed, JobStatus.cancelled]),
+        )
+    ).all()
+    new_ids: list[str] = []
+    for stimulus, old in rows:
+        job = Job(method=old.method, params=dict(old.params or {}), status=JobStatus.queued, progress=0.0,
+                  attempts=0, input_image_id=old.input_image_id)
+        session.add(job)
+        session.flush()
+        stimulus.job_id = job.id
+        new_ids.append(job.id)
+    session.commit()
+    jobs.enqueue(session, new_ids)
+    return new_ids
+
+
+def open_study(session: Session, settings: Settings, study: Study) -> Readiness:
+    readiness = refresh(session, settings, study)
+    if not readiness.complete:
+        raise StudyError(409, f"the study cannot open yet: {readiness.message()}")
+    study.status = StudyStatus.open
+    study.opened_at = utcnow()
+    study.closed_at = None
+    session.commit()
+    return readiness
+
+
+def close_study(session: Session, study: Study) -> None:
+    if study.status != StudyStatus.open:
+        raise StudyError(409, f"the study is {study.status}, not open")
+    study.status = StudyStatus.closed
+    study.closed_at = utcnow()
+    session.commit()

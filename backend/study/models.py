@@ -1,0 +1,152 @@
+"""ORM tables of the user study (report §6): studies, their photos and stimuli, participants and trials.
+
+Storage only; the JSON shapes the routes answer with live in ``backend.study.schemas``. The schema is owned
+by Alembic (revision 0002).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.models import Base, Image, Job, new_id, utcnow
+
+REAL = "real"  # the condition of a photo's own colour image
+ATTENTION = "attention"  # the condition of attention-check stimuli (an obviously gray image)
+
+
+class StudyStatus(enum.StrEnum):
+    draft = "draft"  # built, stimuli may still be colorizing
+    open = "open"
+    closed = "closed"
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("slug", name="uq_studies_slug"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    methods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    trials_part1: Mapped[int] = mapped_column(Integer, default=5)
+    trials_part2: Mapped[int] = mapped_column(Integer, default=5)
+    completion_code: Mapped[str | None] = mapped_column(String(100))
+    redirect_url: Mapped[str | None] = mapped_column(String(500))
+    attention_checks: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default=StudyStatus.draft)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def conditions(self) -> list[str]:
+        return [REAL, *self.methods]
+
+
+class StudyPhoto(Base):
+    """One test photo: its real colour image and the gray version the methods colorize."""
+
+    __tablename__ = "study_photos"
+    __table_args__ = (UniqueConstraint("study_id", "position", name="uq_study_photos_position"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
+    gray_image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
+
+
+class Stimulus(Base):
+    """What a participant may be shown: a photo under one condition (real, a method, or an attention check)."""
+
+    __tablename__ = "study_stimuli"
+    __table_args__ = (UniqueConstraint("study_id", "photo_id", "condition", name="uq_study_stimuli_condition"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("study_photos.id", ondelete="CASCADE"))
+    condition: Mapped[str] = mapped_column(String(64))  # "real", a method name, or "attention"
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))  # the colorization (method conditions)
+    source_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))  # full resolution, when known
+    display_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))  # what participants see
+
+    job: Mapped[Job | None] = relationship(foreign_keys=[job_id])
+    photo: Mapped[StudyPhoto] = relationship(foreign_keys=[photo_id], lazy="joined")
+    display_image: Mapped[Image | None] = relationship(foreign_keys=[display_image_id])
+
+
+class Participant(Base):
+    __tablename__ = "study_participants"
+    __table_args__ = (UniqueConstraint("study_id", "external_id", name="uq_study_participants_external"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))  # PROLIFIC_PID, `participant`, or anonymous random id
+    source: Mapped[str] = mapped_column(String(16))  # prolific | url | anonymous
+    prolific_study_id: Mapped[str | None] = mapped_column(String(128))
+    prolific_session_id: Mapped[str | None] = mapped_column(String(128))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # instructions read
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Trial(Base):
+    """One image shown to one participant, and the answer (filled once, the moment it is given)."""
+
+    __tablename__ = "study_trials"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "part", "position", name="uq_study_trials_slot"),
+        Index("ix_study_trials_study_part_condition", "study_id", "part", "condition"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    participant_id: Mapped[str] = mapped_column(ForeignKey("study_participants.id", ondelete="CASCADE"), index=True)
+    part: Mapped[int] = mapped_column(SmallInteger)  # 1: real or colorized; 2: stars
+    position: Mapped[int] = mapped_column(SmallInteger)  # 0-based within the part
+    stimulus_id: Mapped[str] = mapped_column(ForeignKey("study_stimuli.id"))
+    photo_id: Mapped[str] = mapped_column(ForeignKey("study_photos.id"))
+    condition: Mapped[str] = mapped_column(String(64))
+    is_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    expected: Mapped[str | None] = mapped_column(String(16))  # attention checks: the instructed answer
+    response: Mapped[str | None] = mapped_column(String(8))  # part 1: "real" | "fake"
+    rating: Mapped[int | None] = mapped_column(SmallInteger)  # part 2: 1..4
+    response_ms: Mapped[int | None] = mapped_column(Integer)  # measured in the browser
+    shown_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def correct(self) -> bool | None:
+        """Part 1: whether the answer is right (real image judged real, or colorized judged colorized)."""
+        if self.part != 1 or self.response is None:
+            return None
+        truth = "real" if self.condition == REAL else "fake"
+        return self.response == truth
+
+    @property
+    def attention_passed(self) -> bool | None:
+        if not self.is_attention or self.answered_at is None:
+            return None
+        given = self.response if self.part == 1 else str(self.rating)
+        return given == self.expected

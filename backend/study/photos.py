@@ -1,0 +1,129 @@
+"""Reading a study's colour photos from uploads, a folder or a zip file, under limits, and display copies."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.images import DecodedImage, ImageError, decode
+from backend.models import Image
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+MAX_PHOTOS = 1000
+MAX_ZIP_ENTRIES = 5000
+
+
+class PhotoError(ValueError):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    name: str
+    data: bytes
+
+
+def _is_photo_name(name: str) -> bool:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
+        return False
+    return path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
+    """The photos inside a zip archive (sorted by name); other entries are ignored. Bombs are refused."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise PhotoError(400, "the archive is not a valid zip file") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise PhotoError(413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read")
+        photos: list[PhotoFile] = []
+        total = 0
+        for info in sorted(infos, key=lambda i: i.filename):
+            if info.is_dir() or not _is_photo_name(info.filename):
+                continue
+            if info.file_size > settings.max_upload_bytes:
+                raise PhotoError(413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+            try:
+                with archive.open(info) as fh:
+                    content = fh.read(settings.max_upload_bytes + 1)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+                raise PhotoError(400, f"{info.filename} could not be read from the zip file: {exc}") from None
+            if len(content) > settings.max_upload_bytes:
+                raise PhotoError(413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+            total += len(content)
+            if total > 20 * settings.max_upload_bytes:
+                raise PhotoError(413, "the zip file holds too much data")
+            photos.append(PhotoFile(PurePosixPath(info.filename).name, content))
+            if len(photos) > MAX_PHOTOS:
+                raise PhotoError(413, f"more than {MAX_PHOTOS} photos")
+    return photos
+
+
+def from_path(path: Path, settings: Settings) -> list[PhotoFile]:
+    """The photos of a folder (not recursive, sorted by name) or of a zip file."""
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return from_zip(path.read_bytes(), settings)
+    if not path.is_dir():
+        raise PhotoError(400, f"{path} is neither a folder nor a .zip file")
+    files = sorted(p for p in path.iterdir() if p.is_file() and _is_photo_name(p.name))
+    if len(files) > MAX_PHOTOS:
+        raise PhotoError(413, f"{path} holds {len(files)} photos; at most {MAX_PHOTOS}")
+    out = []
+    for p in files:
+        if p.stat().st_size > settings.max_upload_bytes:
+            raise PhotoError(413, f"{p.name} is larger than the {settings.max_upload_bytes:,}-byte limit")
+        out.append(PhotoFile(p.name, p.read_bytes()))
+    return out
+
+
+def decode_photo(photo: PhotoFile, settings: Settings) -> DecodedImage:
+    try:
+        decoded = decode(photo.data, max_pixels=settings.max_pixels)
+    except ImageError as exc:
+        raise PhotoError(exc.status_code, f"{photo.name}: {exc.detail}") from None
+    if not decoded.is_color:
+        raise PhotoError(422, f"{photo.name} has no colour: a study needs colour photos (they are the real condition)")
+    return decoded
+
+
+def display_jpeg(rgb: np.ndarray, max_side: int) -> bytes:
+    """The copy participants see: every condition resized and encoded alike, so the file gives nothing away."""
+    img = PILImage.fromarray(rgb)
+    scale = max_side / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         PILImage.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=90, optimize=True)
+    return buf.getvalue()
+
+
+def store_bytes(session: Session, data: bytes, *, width: int, height: int, fmt: str, is_color: bool,
+                filename: str | None = None) -> Image:
+    image = Image(sha256=hashlib.sha256(data).hexdigest(), data=data, size_bytes=len(data), width=width,
+                  height=height, mode="RGB", format=fmt, is_color=is_color, filename=filename)
+    session.add(image)
+    session.flush()
+    return image
+
+
+def store_display(session: Session, rgb: np.ndarray, max_side: int) -> Image:
+    data = display_jpeg(rgb, max_side)
+    with PILImage.open(io.BytesIO(data)) as im:
+        width, height = im.size
+    return store_bytes(session, data, width=width, height=height, fmt="JPEG", is_color=True)

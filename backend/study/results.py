@@ -1,0 +1,134 @@
+"""Live results of a study, per condition (the report's Fig. 16 and 17) and per photo.
+
+Attention-check trials never count in the results; participants who failed an attention check can be left
+out entirely (``exclude_failed_attention``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.study import stats
+from backend.study.models import REAL, Participant, Study, StudyPhoto, Trial
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    participant_id: str
+    part: int
+    photo_id: str
+    condition: str
+    is_attention: bool
+    expected: str | None
+    response: str | None
+    rating: int | None
+    response_ms: int | None
+    answered: bool
+
+
+def condition_label(condition: str) -> str:
+    return "Real photo" if condition == REAL else condition
+
+
+def load_rows(session: Session, study: Study) -> list[TrialRow]:
+    q = select(Trial.participant_id, Trial.part, Trial.photo_id, Trial.condition, Trial.is_attention, Trial.expected,
+               Trial.response, Trial.rating, Trial.response_ms, Trial.answered_at).where(Trial.study_id == study.id)
+    return [TrialRow(*r[:9], answered=r[9] is not None) for r in session.execute(q)]
+
+
+def failed_attention(rows: list[TrialRow]) -> set[str]:
+    failed = set()
+    for r in rows:
+        if r.is_attention and r.answered:
+            given = r.response if r.part == 1 else str(r.rating)
+            if given != r.expected:
+                failed.add(r.participant_id)
+    return failed
+
+
+def _part1(rows: list[TrialRow]) -> dict[str, Any]:
+    judged_real = sum(1 for r in rows if r.response == "real")
+    w = stats.wilson(judged_real, len(rows))
+    correct = sum(1 for r in rows if (r.response == "real") == (r.condition == REAL))
+    return {"n": len(rows), "judged_real": judged_real, "share_real": w.p, "low": w.low, "high": w.high,
+            "correct": correct, "share_correct": correct / len(rows) if rows else None}
+
+
+def _part2(rows: list[TrialRow]) -> dict[str, Any]:
+    ratings = [r.rating for r in rows if r.rating is not None]
+    m = stats.mean_ci(ratings)
+    return {"n": m.n, "mean": m.mean, "sd": m.sd, "low": m.low, "high": m.high,
+            "distribution": {str(k): sum(1 for v in ratings if v == k) for k in (1, 2, 3, 4)}}
+
+
+def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, bool, bool]], photos: list[StudyPhoto],
+              *, exclude_failed_attention: bool = False) -> dict[str, Any]:
+    """The study's results from its trial rows; ``participants`` are (id, started, completed)."""
+    failed = failed_attention(rows)
+    excluded = failed if exclude_failed_attention else set()
+    answered = [r for r in rows if r.answered and not r.is_attention and r.participant_id not in excluded]
+    attention = [r for r in rows if r.is_attention and r.answered]
+    by_cond: dict[str, list[TrialRow]] = defaultdict(list)
+    for r in answered:
+        by_cond[r.condition].append(r)
+    conditions = []
+    for cond in study.conditions:
+        cr = by_cond.get(cond, [])
+        times = [r.response_ms for r in cr if r.response_ms is not None]
+        conditions.append({
+            "condition": cond,
+            "label": condition_label(cond),
+            "part1": _part1([r for r in cr if r.part == 1]),
+            "part2": _part2([r for r in cr if r.part == 2]),
+            "median_response_ms": stats.median(times),
+        })
+    by_photo: dict[str, dict[str, list[TrialRow]]] = defaultdict(lambda: defaultdict(list))
+    for r in answered:
+        by_photo[r.photo_id][r.condition].append(r)
+    photo_rows = []
+    for photo in photos:
+        cells = {}
+        for cond in study.conditions:
+            cr = by_photo[photo.id].get(cond, [])
+            p1 = [r for r in cr if r.part == 1]
+            p2 = [r.rating for r in cr if r.part == 2 and r.rating is not None]
+            real = sum(1 for r in p1 if r.response == "real")
+            cells[cond] = {"n1": len(p1), "judged_real": real, "share_real": real / len(p1) if p1 else None,
+                           "n2": len(p2), "mean_rating": sum(p2) / len(p2) if p2 else None}
+        photo_rows.append({"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells})
+    counted = [p for p in participants if p[0] not in excluded]
+    total = len(counted)
+    completed = sum(1 for p in counted if p[2])
+    times = [r.response_ms for r in answered if r.response_ms is not None]
+    return {
+        "study": {"slug": study.slug, "title": study.title, "status": study.status, "methods": study.methods},
+        "participants": {
+            "total": total,
+            "started": sum(1 for p in counted if p[1]),
+            "completed": completed,
+            "completion_rate": completed / total if total else None,
+            "failed_attention": len(failed),
+            "excluded": len(excluded),
+        },
+        "answers": {"part1": sum(1 for r in answered if r.part == 1), "part2": sum(1 for r in answered if r.part == 2),
+                    "attention": len(attention)},
+        "median_response_ms": stats.median(times),
+        "conditions": conditions,
+        "photos": photo_rows,
+        "intervals": "share judged real: 95% Wilson score interval; mean rating: 95% Student t interval",
+    }
+
+
+def study_summary(session: Session, study: Study, *, exclude_failed_attention: bool = False) -> dict[str, Any]:
+    rows = load_rows(session, study)
+    participants = [(pid, started is not None, completed is not None) for pid, started, completed in session.execute(
+        select(Participant.id, Participant.started_at, Participant.completed_at).where(Participant.study_id == study.id)
+    )]
+    photos = list(session.scalars(select(StudyPhoto).where(StudyPhoto.study_id == study.id)
+                                  .order_by(StudyPhoto.position)))
+    return summarize(study, rows, participants, photos, exclude_failed_attention=exclude_failed_attention)

@@ -1,0 +1,48 @@
+"""JSON shapes of the participant API (Pydantic), kept apart from the ORM tables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    PROLIFIC_PID: str | None = Field(None, max_length=128)
+    STUDY_ID: str | None = Field(None, max_length=128)
+    SESSION_ID: str | None = Field(None, max_length=128)
+    participant: str | None = Field(None, max_length=128)
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trial_id: str = Field(max_length=32, description="The id of the trial on screen (from the state).")
+    response: Literal["real", "fake"] | None = Field(None, description="Part 1: real photo or colorized.")
+    rating: int | None = Field(None, ge=1, le=4, description="Part 2: 1-4 stars.")
+    response_ms: int | None = Field(None, ge=0, le=3_600_000, description="Milliseconds from image shown to answer.")
+
+
+class TrialOut(BaseModel):
+    id: str
+    part: int
+    index: int
+    total: int
+    image_url: str
+    instruction: str | None = None
+
+
+class ProgressOut(BaseModel):
+    answered: int
+    total: int
+
+
+class StateOut(BaseModel):
+    study: str
+    title: str
+    phase: Literal["consent", "closed", "instructions", "part1", "part2", "done"]
+    trial: TrialOut | None = None
+    progress: ProgressOut | None = None
+    completion_code: str | None = None
+    redirect_url: str | None = None
+    duplicate: bool = False

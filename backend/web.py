@@ -1,0 +1,119 @@
+"""Cross-cutting HTTP pieces: the browser-history cookie, request-size limits, security headers, errors."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.jobs import client_key
+
+log = logging.getLogger("colorlab.web")
+CLIENT_COOKIE = "colorlab_client"
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+# /docs loads Swagger UI with an inline bootstrap script.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline' https:; "
+    "script-src 'self' 'unsafe-inline' https:; frame-ancestors 'none'; object-src 'none'"
+)
+
+
+def client_of(request: Request) -> str | None:
+    """The hashed id of this browser (set by :class:`ClientCookieMiddleware`)."""
+    return getattr(request.state, "client", None)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class LimitsMiddleware:
+    """Refuse request bodies over ``max_body`` bytes: by Content-Length at once, else while streaming."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_body
+            except ValueError:
+                await _json(send, 400, "invalid Content-Length header")
+                return
+            if too_big:
+                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+                return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+
+
+async def _json(send: Send, status: int, detail: str) -> None:
+    body = JSONResponse({"detail": detail}).body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
+    @app.middleware("http")
+    async def client_cookie_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        cookie = request.cookies.get(CLIENT_COOKIE)
+        new_cookie = None
+        if not cookie or len(cookie) > 64:
+            cookie = new_cookie = secrets.token_urlsafe(24)
+        request.state.client = client_key(cookie)
+        response = await call_next(request)
+        if new_cookie:
+            response.set_cookie(CLIENT_COOKIE, new_cookie, max_age=365 * 86400, httponly=True, samesite="lax",
+                                secure=secure_cookies)
+        path = request.url.path
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if path in ("/docs", "/redoc") else CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    app.add_middleware(LimitsMiddleware, max_body=max_body)  # type: ignore[arg-type]

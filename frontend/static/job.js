@@ -1,0 +1,281 @@
+// Job page: polls GET /jobs/{id} until the job finishes, shows progress (iteration k/N, losses and a live
+// preview for iterative methods), cancels with DELETE, and ends in a before/after comparison.
+"use strict";
+
+(function () {
+  const root = document.getElementById("job");
+  if (!root) return;
+
+  const $ = (id) => document.getElementById(id);
+  const jobUrl = root.dataset.jobUrl;
+  const jobId = root.dataset.jobId;
+  const FINISHED = new Set(["done", "failed", "cancelled"]);
+  const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+  const POLL_MS = 1000;
+  let timer = null;
+  let failures = 0;
+  let resultShown = false;
+  let lastPreview = null;
+  let job = null;
+
+  // ---- Formatting ------------------------------------------------------------------------------------
+  function seconds(value) {
+    if (value == null) return "–";
+    if (value < 1) return (value * 1000).toFixed(0) + " ms";
+    if (value < 90) return value.toFixed(1) + " s";
+    const m = Math.floor(value / 60);
+    const s = Math.round(value % 60);
+    return `${m} min ${s} s`;
+  }
+
+  function formatLoss(value) {
+    if (typeof value !== "number") return String(value);
+    const abs = Math.abs(value);
+    if (abs !== 0 && (abs >= 1e5 || abs < 1e-3)) return value.toExponential(3);
+    return value.toPrecision(5);
+  }
+
+  function when(iso) {
+    if (!iso) return "–";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+  }
+
+  function slug(text) {
+    return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  }
+
+  // ---- Rendering -------------------------------------------------------------------------------------
+  function setProgress(fraction, indeterminate) {
+    const pct = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
+    const bar = $("progress");
+    bar.classList.toggle("is-indeterminate", Boolean(indeterminate));
+    bar.style.setProperty("--value", pct + "%");
+    bar.setAttribute("aria-valuenow", String(pct));
+    if (indeterminate) bar.removeAttribute("aria-valuenow");
+    $("progress-pct").textContent = indeterminate ? "" : pct + "%";
+  }
+
+  function renderDetails(data) {
+    const rows = [
+      ["Method", data.method_title || data.method],
+      ["Photo", data.width && data.height ? `${data.width} × ${data.height} px` : "–"],
+      ["Created", when(data.created_at)],
+      ["Waited in queue", seconds(data.queue_seconds)],
+      ["Ran for", seconds(data.run_seconds)],
+    ];
+    if (data.attempts > 1) rows.push(["Attempts", String(data.attempts)]);
+    for (const [key, value] of Object.entries(data.params || {})) {
+      rows.push([key.replace(/_/g, " "), typeof value === "number" ? String(value) : String(value)]);
+    }
+    rows.push(["Job id", data.id]);
+    const list = $("details");
+    list.replaceChildren(...rows.map(([k, v]) => {
+      const div = document.createElement("div");
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      dt.textContent = k;
+      if (k === "Job id") {
+        const code = document.createElement("code");
+        code.textContent = v;
+        dd.append(code);
+      } else dd.textContent = v;
+      div.append(dt, dd);
+      return div;
+    }));
+  }
+
+  function renderLive(data) {
+    const p = data.progress || {};
+    const iterative = p.total != null && p.total > 0 && p.step != null;
+    const hasLosses = p.losses && Object.keys(p.losses).length > 0;
+    const preview = data.urls && data.urls.preview;
+    const showLive = data.status === "running" && (iterative || hasLosses || preview);
+    $("live").hidden = !showLive;
+    if (!showLive) return;
+    $("iteration").textContent = iterative ? `${p.step} / ${p.total}` : "–";
+    const losses = $("losses");
+    losses.replaceChildren(...Object.entries(p.losses || {}).map(([name, value]) => {
+      const div = document.createElement("div");
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      const label = name.replace(/_/g, " ");
+      dt.textContent = label.charAt(0).toUpperCase() + label.slice(1);
+      dd.textContent = formatLoss(value);
+      div.append(dt, dd);
+      return div;
+    }));
+    const img = $("preview");
+    const figure = img.closest("figure");
+    figure.hidden = !preview && !lastPreview;
+    if (preview && preview !== lastPreview) {
+      // Load off-screen first so the visible preview never flashes empty.
+      const next = new Image();
+      next.onload = () => { img.src = next.src; figure.hidden = false; };
+      next.src = preview;
+      lastPreview = preview;
+    }
+  }
+
+  function render(data) {
+    job = data;
+    root.removeAttribute("aria-busy");
+    const status = data.status;
+    const finished = FINISHED.has(status);
+    const badge = $("job-status");
+    badge.dataset.status = status;
+    badge.textContent = LABELS[status] || status;
+    $("job-title").textContent = data.method_title || data.method || "Colorization";
+    $("job-meta").textContent = [
+      data.width && data.height ? `${data.width} × ${data.height} px` : null,
+      data.has_ground_truth ? "colour original kept as ground truth" : null,
+    ].filter(Boolean).join(" · ");
+
+    const p = data.progress || {};
+    let message = p.message;
+    if (!message) {
+      message = {
+        queued: data.error ? data.error : "Waiting for a worker…",
+        running: "Colorizing…",
+        done: "Finished.",
+        failed: "The colorization failed.",
+        cancelled: "Cancelled.",
+      }[status];
+    }
+    if (status === "running" && p.total && p.step != null && (!p.message || /^iteration\b/i.test(p.message))) {
+      message = `Iteration ${p.step} of ${p.total}: optimising the colours…`;
+    }
+    $("progress-message").textContent = message || "";
+    setProgress(status === "done" ? 1 : p.fraction, status === "queued" || (status === "running" && !p.fraction));
+    $("progress-section").hidden = status === "done" || status === "cancelled" || status === "failed";
+
+    const pending = $("pending-input");
+    const showPending = !finished && !(data.urls && data.urls.preview) && !lastPreview;
+    pending.hidden = !showPending;
+    if (showPending && !$("pending-img").getAttribute("src")) $("pending-img").src = data.urls.input;
+
+    renderLive(data);
+
+    const cancel = $("cancel");
+    cancel.hidden = finished;
+    $("error-section").hidden = status !== "failed";
+    if (status === "failed") $("error-text").textContent = data.error || "The worker did not say why.";
+    $("cancelled-section").hidden = status !== "cancelled";
+    $("again").hidden = !finished;
+
+    if (status === "done" && data.urls.result && !resultShown) showResult(data);
+    renderDetails(data);
+    document.title = (LABELS[status] || status) +
+      (status === "running" && p.fraction ? ` ${Math.round(p.fraction * 100)}%` : "") +
+      ` · ${data.method_title || "Job"} · ColorLab`;
+  }
+
+  // ---- Result: slider, side by side, download ------------------------------------------------------------
+  function showResult(data) {
+    resultShown = true;
+    const urls = data.urls;
+    const base = $("compare-base");
+    const top = $("compare-top");
+    const compare = $("compare");
+    base.src = urls.input;
+    top.src = urls.result;
+    if (data.width && data.height) {
+      base.width = data.width;
+      base.height = data.height;
+      // Keep tall photos within the window: the width follows from a height of at most 75vh.
+      compare.style.setProperty("max-width", `min(100%, calc(75vh * ${data.width / data.height}))`);
+    }
+    const link = (id, url) => { $(id).href = url; };
+    $("sbs-input").src = urls.input; link("sbs-input-link", urls.input);
+    $("sbs-result").src = urls.result; link("sbs-result-link", urls.result);
+    if (data.has_ground_truth) {
+      $("sbs-original").src = urls.original; link("sbs-original-link", urls.original);
+      $("sbs-original-fig").hidden = false;
+      $("base-switch").hidden = false;
+    }
+    if (urls.reference) {
+      $("sbs-reference").src = urls.reference; link("sbs-reference-link", urls.reference);
+      $("sbs-reference-fig").hidden = false;
+    }
+    const download = $("download");
+    download.href = urls.result;
+    download.setAttribute("download", `colorlab-${slug(data.method)}-${String(data.id).slice(0, 8)}.png`);
+    download.hidden = false;
+    $("result-section").hidden = false;
+  }
+
+  const range = $("compare-range");
+  const moveSlider = () => $("compare").style.setProperty("--pos", range.value + "%");
+  range.addEventListener("input", moveSlider);
+  moveSlider();
+
+  $("base-switch").addEventListener("change", (event) => {
+    if (!job) return;
+    const original = event.target.value === "original";
+    const base = $("compare-base");
+    base.src = original ? job.urls.original : job.urls.input;
+    base.alt = original ? "Original colour photo (ground truth)" : "Grayscale input";
+    $("compare-base-tag").textContent = original ? "Original" : "Gray";
+  });
+
+  // ---- Polling and cancel --------------------------------------------------------------------------------
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms);
+  }
+
+  async function poll() {
+    let response;
+    try {
+      response = await fetch(jobUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
+    } catch (_) {
+      failures += 1;
+      $("progress-message").textContent = "Lost contact with the server; retrying…";
+      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+      return;
+    }
+    if (response.status === 404) {
+      root.removeAttribute("aria-busy");
+      $("job-status").textContent = "Not found";
+      $("progress-message").textContent = "This job no longer exists.";
+      $("cancel").hidden = true;
+      return;
+    }
+    if (!response.ok) {
+      failures += 1;
+      $("progress-message").textContent = `The server answered ${response.status}; retrying…`;
+      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+      return;
+    }
+    failures = 0;
+    const data = await response.json();
+    render(data);
+    if (!FINISHED.has(data.status)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && job && !FINISHED.has(job.status)) schedule(0);
+  });
+
+  $("cancel").addEventListener("click", async () => {
+    const button = $("cancel");
+    button.disabled = true;
+    button.textContent = "Cancelling…";
+    try {
+      const response = await fetch(jobUrl, { method: "DELETE", headers: { Accept: "application/json" } });
+      const body = await response.json().catch(() => null);
+      if (response.ok && body) render(body);
+      else if (response.status === 409) $("progress-message").textContent = (body && body.detail) || "The job had already finished.";
+      else $("progress-message").textContent = (body && body.detail) || `Could not cancel (HTTP ${response.status}).`;
+    } catch (err) {
+      $("progress-message").textContent = "Could not reach the server to cancel: " + err.message;
+    } finally {
+      button.disabled = false;
+      button.textContent = "Cancel";
+    }
+    schedule(0);
+  });
+
+  if (!jobId) return;
+  poll();
+})();

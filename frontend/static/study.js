@@ -1,0 +1,216 @@
+// ColorLab user study: consent → instructions → part 1 (real or colorized) → part 2 (1-4 stars) → thanks.
+// Every answer is sent the moment it is given; the server keeps the state, so a reload resumes.
+(function () {
+  "use strict";
+
+  var app = document.getElementById("study-app");
+  if (!app) return;
+  var api = app.getAttribute("data-api");
+  var ID_KEYS = ["PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "participant"];
+  var params = new URLSearchParams(window.location.search);
+  var identity = {};
+  var query = new URLSearchParams();
+  ID_KEYS.forEach(function (k) {
+    var v = params.get(k);
+    if (v) { identity[k] = v; query.set(k, v); }
+  });
+
+  var phases = ["loading", "consent", "instructions", "part2-intro", "trial", "done", "closed", "error"];
+  var state = null;
+  var shownAt = 0;
+  var busy = false;
+  var lastAction = null;
+  var img = document.getElementById("stimulus");
+  var loadingNote = document.getElementById("stimulus-loading");
+  var errorBox = document.getElementById("trial-error");
+
+  function $(id) { return document.getElementById(id); }
+
+  function show(name) {
+    phases.forEach(function (p) { $("phase-" + p).hidden = p !== name; });
+  }
+
+  function setProgress(progress) {
+    var fill = $("progress-fill");
+    if (!fill || !progress) return;
+    fill.style.width = Math.round(100 * progress.answered / Math.max(progress.total, 1)) + "%";
+  }
+
+  function request(method, path, body) {
+    var opts = { method: method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(api + path, opts).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (data) {
+        if (!res.ok) {
+          var err = new Error(data.detail || ("The server answered " + res.status));
+          err.status = res.status;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  // Idempotent calls are retried a few times on network errors (an answer is stored once per trial).
+  function withRetry(fn, tries) {
+    return fn().catch(function (err) {
+      if (err.status || tries <= 1) throw err;
+      return new Promise(function (resolve) { setTimeout(resolve, 700); }).then(function () {
+        return withRetry(fn, tries - 1);
+      });
+    });
+  }
+
+  function fail(err, action) {
+    busy = false;
+    lastAction = action;
+    if (state && (state.phase === "part1" || state.phase === "part2") && err.status !== 409) {
+      errorBox.textContent = err.message + " Your earlier answers are saved.";
+      errorBox.hidden = false;
+      setButtons(true);
+      return;
+    }
+    $("error-text").textContent = err.message;
+    show("error");
+  }
+
+  function render(next) {
+    state = next;
+    busy = false;
+    errorBox.hidden = true;
+    setProgress(next.progress);
+    switch (next.phase) {
+      case "consent": show("consent"); $("consent-yes").focus(); break;
+      case "instructions": show("instructions"); $("begin").focus(); break;
+      case "part1":
+      case "part2":
+        if (next.phase === "part2" && next.trial.index === 1 && !sessionStorage.getItem(introKey())) {
+          show("part2-intro");
+          $("begin-part2").focus();
+        } else {
+          showTrial(next.trial);
+        }
+        break;
+      case "done": showDone(next); break;
+      case "closed": show("closed"); break;
+      default: show("error");
+    }
+  }
+
+  function introKey() { return "colorlab-part2-intro:" + api; }
+
+  function setButtons(enabled) {
+    var buttons = app.querySelectorAll("button.answer");
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = !enabled;
+  }
+
+  function showTrial(trial) {
+    show("trial");
+    var part1 = trial.part === 1;
+    $("trial-part").textContent = "Part " + trial.part;
+    $("trial-index").textContent = trial.index;
+    $("trial-total").textContent = trial.total;
+    $("trial-question").textContent = part1
+      ? "Is this a real photo, or was it colorized by a computer?"
+      : "How well is this image colored?";
+    $("answers-part1").hidden = !part1;
+    $("answers-part2").hidden = part1;
+    var instruction = $("trial-instruction");
+    instruction.hidden = !trial.instruction;
+    instruction.textContent = trial.instruction || "";
+    setButtons(false);
+    loadingNote.hidden = false;
+    img.classList.add("is-loading");
+    img.onload = function () {
+      loadingNote.hidden = true;
+      img.classList.remove("is-loading");
+      shownAt = performance.now();
+      setButtons(true);
+    };
+    img.onerror = function () {
+      loadingNote.textContent = "The image could not be loaded. Reload the page to try again.";
+    };
+    img.src = trial.image_url;
+  }
+
+  function showDone(next) {
+    show("done");
+    setProgress({ answered: 1, total: 1 });
+    if (next.completion_code) {
+      $("completion-code").textContent = next.completion_code;
+      $("done-code").hidden = false;
+    }
+    var url = next.redirect_url;
+    if (url && /^https?:\/\//i.test(url)) {
+      var link = $("redirect-link");
+      link.href = url;
+      $("done-redirect").hidden = false;
+      setTimeout(function () { window.location.assign(url); }, 2500);
+    }
+  }
+
+  function answer(payload) {
+    if (busy || !state || !state.trial) return;
+    busy = true;
+    setButtons(false);
+    payload.trial_id = state.trial.id;
+    payload.response_ms = Math.max(0, Math.round(performance.now() - shownAt));
+    var action = function () { return request("POST", "/answer", payload); };
+    withRetry(action, 3).then(render).catch(function (err) { fail(err, function () { busy = true; return action(); }); });
+  }
+
+  function load() {
+    show("loading");
+    var qs = query.toString();
+    withRetry(function () { return request("GET", "/state" + (qs ? "?" + qs : "")); }, 3)
+      .then(render).catch(function (err) { fail(err, load); });
+  }
+
+  $("consent-yes").addEventListener("click", function () {
+    if (busy) return;
+    busy = true;
+    request("POST", "/start", identity).then(render).catch(function (err) { fail(err, load); });
+  });
+  $("begin").addEventListener("click", function () {
+    if (busy) return;
+    busy = true;
+    request("POST", "/begin", {}).then(render).catch(function (err) { fail(err, load); });
+  });
+  $("begin-part2").addEventListener("click", function () {
+    sessionStorage.setItem(introKey(), "1");
+    showTrial(state.trial);
+  });
+  $("retry").addEventListener("click", function () {
+    if (lastAction) {
+      var act = lastAction;
+      lastAction = null;
+      Promise.resolve(act()).then(function (s) { if (s && s.phase) render(s); }).catch(function (err) { fail(err, act); });
+    } else {
+      load();
+    }
+  });
+  app.addEventListener("click", function (e) {
+    var btn = e.target.closest("button.answer");
+    if (!btn || btn.disabled) return;
+    if (btn.hasAttribute("data-response")) answer({ response: btn.getAttribute("data-response") });
+    else answer({ rating: parseInt(btn.getAttribute("data-rating"), 10) });
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || $("phase-trial").hidden || busy || !state || !state.trial) return;
+    var enabled = !app.querySelector("button.answer").disabled;
+    if (!enabled) return;
+    var key = e.key.toLowerCase();
+    if (state.trial.part === 1) {
+      if (key === "r") { e.preventDefault(); answer({ response: "real" }); }
+      else if (key === "c" || key === "f") { e.preventDefault(); answer({ response: "fake" }); }
+    } else if (["1", "2", "3", "4"].indexOf(key) >= 0) {
+      e.preventDefault();
+      answer({ rating: parseInt(key, 10) });
+    }
+  });
+
+  load();
+})();

@@ -1,0 +1,391 @@
+// Upload page: drop zones, method cards from GET /methods, options from each method's params,
+// the reference picker (GET /references) and submission to POST /colorize with inline errors.
+"use strict";
+
+(function () {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === false || value == null) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) if (child != null) node.append(child);
+    return node;
+  };
+
+  const state = { methods: [], method: null, files: { image: null, reference: null }, referencesLoaded: false };
+  const MISSING_REFERENCE = "This method needs a reference image: a colour photo whose colours are copied onto " +
+    "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
+
+  function formatBytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(0) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function showError(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  // ---- Drop zones ---------------------------------------------------------------------------------
+  function setupDropzone(zone) {
+    const input = $(zone.dataset.input);
+    const preview = zone.querySelector(".dropzone-preview");
+    const img = preview.querySelector("img");
+    const key = input.name;
+    let objectUrl = null;
+
+    function setFile(file) {
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+      objectUrl = null;
+      state.files[key] = file || null;
+      zone.classList.toggle("has-file", Boolean(file));
+      preview.hidden = !file;
+      if (!file) return;
+      objectUrl = URL.createObjectURL(file);
+      img.src = objectUrl;
+      preview.querySelector(".file-name").textContent = file.name || "pasted image";
+      preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
+      zone.dispatchEvent(new CustomEvent("filechange", { bubbles: true, detail: { key, file } }));
+    }
+
+    function accept(file) {
+      const errorNode = key === "image" ? $("image-error") : $("reference-error");
+      if (file && file.type && !file.type.startsWith("image/")) {
+        showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
+        return;
+      }
+      showError(errorNode, "");
+      setFile(file);
+    }
+
+    input.addEventListener("change", () => accept(input.files[0]));
+    preview.querySelector(".change-file").addEventListener("click", () => input.click());
+    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("is-dragover");
+    }));
+    ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, (event) => {
+      if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
+    }));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("is-dragover");
+      const file = event.dataTransfer && event.dataTransfer.files[0];
+      if (!file) return;
+      try {
+        input.files = event.dataTransfer.files;
+      } catch (_) { /* older browsers: the file is kept in state only */ }
+      accept(file);
+    });
+  }
+  document.querySelectorAll(".dropzone").forEach(setupDropzone);
+  // A file dropped outside a zone must not navigate away from the form.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  // ---- Methods --------------------------------------------------------------------------------------
+  // Text with `command` spans shown as <code> (the unavailable reasons name the command that fixes them).
+  function withCode(text) {
+    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
+  }
+
+  function methodCard(method) {
+    const available = method.available !== false;
+    const input = el("input", {
+      type: "radio", name: "method", value: method.name, id: "method-" + method.name,
+      disabled: !available, "aria-describedby": "method-" + method.name + "-desc",
+    });
+    const tags = el("span", { class: "method-tags" });
+    if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
+    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "iterative · live preview" }));
+    if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
+    if (!available) tags.append(el("span", { class: "tag", text: "unavailable" }));
+    const card = el("label", { class: "method-card" + (available ? "" : " is-disabled"), "data-method": method.name },
+      input,
+      el("span", { class: "method-top" },
+        el("span", { class: "method-title", text: method.title || method.name }),
+        el("span", { class: "method-check", "aria-hidden": "true" })),
+      el("span", { class: "method-desc", id: "method-" + method.name + "-desc", text: method.description || "" }),
+      available ? null : el("span", { class: "method-reason" }, ...withCode("Unavailable: " + (method.unavailable_reason || "not installed"))),
+      tags.childElementCount ? tags : null);
+    return card;
+  }
+
+  async function loadMethods() {
+    const list = $("method-list");
+    try {
+      const response = await fetch("/methods", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      state.methods = await response.json();
+    } catch (err) {
+      list.replaceChildren(el("p", { class: "field-error", text: "Could not load the methods (" + err.message + "). Reload the page to try again." }));
+      list.removeAttribute("aria-busy");
+      return;
+    }
+    // Usable methods first; the unavailable ones stay visible (disabled) with the reason.
+    const ordered = [...state.methods].sort((a, b) => (b.available !== false) - (a.available !== false));
+    list.replaceChildren(...ordered.map(methodCard));
+    list.removeAttribute("aria-busy");
+    if (!state.methods.length) {
+      list.append(el("p", { class: "muted", text: "No colorization methods are installed." }));
+      return;
+    }
+    const wanted = new URLSearchParams(location.search).get("method");
+    const usable = state.methods.filter((m) => m.available !== false);
+    const initial = usable.find((m) => m.name === wanted) || usable[0];
+    if (initial) {
+      $("method-" + initial.name).checked = true;
+      selectMethod(initial.name);
+    } else {
+      showError($("method-error"), "No method is available on this server yet: see each method's reason above.");
+    }
+  }
+
+  $("method-list").addEventListener("change", (event) => {
+    if (event.target.name === "method") selectMethod(event.target.value);
+  });
+
+  function selectMethod(name) {
+    state.method = state.methods.find((m) => m.name === name) || null;
+    showError($("method-error"), "");
+    showError($("form-error"), "");
+    const needsRef = Boolean(state.method && state.method.needs_reference);
+    $("reference-section").hidden = !needsRef;
+    showError($("reference-error"), "");
+    if (needsRef && !state.referencesLoaded) loadReferences();
+    renderOptions();
+  }
+
+  // ---- Options ------------------------------------------------------------------------------------
+  function stepFor(param) {
+    if (param.type === "int") return 1;
+    const span = (param.maximum ?? 0) - (param.minimum ?? 0);
+    if (!(span > 0)) return "any";
+    return Math.pow(10, Math.floor(Math.log10(span)) - 2);
+  }
+
+  function optionField(param) {
+    const id = "opt-" + param.name;
+    const descId = id + "-desc";
+    const label = param.name.replace(/_/g, " ");
+    const desc = param.description ? el("p", { class: "field-desc", id: descId, text: param.description }) : null;
+    const common = { id, name: id, "data-param": param.name, "aria-describedby": desc ? descId : null };
+
+    if (param.type === "bool") {
+      const box = el("input", { ...common, type: "checkbox" });
+      box.checked = Boolean(param.default);
+      return el("div", { class: "field field-check" }, box,
+        el("div", {}, el("label", { for: id, class: "field-label", text: label }), desc));
+    }
+    if (param.type === "choice") {
+      const select = el("select", common, ...(param.choices || []).map((c) => el("option", { value: c, text: c })));
+      select.value = String(param.default);
+      return el("div", { class: "field" }, el("label", { for: id, text: label }), select, desc);
+    }
+    const number = el("input", {
+      ...common, type: "number", inputmode: param.type === "int" ? "numeric" : "decimal",
+      min: param.minimum ?? null, max: param.maximum ?? null,
+      step: param.type === "int" ? 1 : "any", value: param.default ?? "",
+    });
+    const row = el("div", { class: "field-row" });
+    // A slider only where the range is short enough to drag through (not seeds or log-scale weights).
+    const span = param.maximum - param.minimum;
+    if (param.minimum != null && param.maximum != null && span > 0 && span <= (param.type === "int" ? 5000 : 10)) {
+      const range = el("input", {
+        type: "range", min: param.minimum, max: param.maximum, step: stepFor(param),
+        value: param.default ?? param.minimum, "aria-label": label + " (slider)", tabindex: "-1",
+      });
+      range.addEventListener("input", () => { number.value = range.value; });
+      number.addEventListener("input", () => { if (number.value !== "") range.value = number.value; });
+      row.append(range);
+    }
+    row.append(number);
+    const fmt = (n) => Number(n).toLocaleString("en-US", { maximumFractionDigits: 6 });
+    const bounds = [param.minimum != null ? "min " + fmt(param.minimum) : "", param.maximum != null ? "max " + fmt(param.maximum) : ""]
+      .filter(Boolean).join(", ");
+    return el("div", { class: "field" },
+      el("label", { for: id, text: label }), row,
+      el("p", { class: "field-desc", id: descId, text: [param.description, bounds && "(" + bounds + ")"].filter(Boolean).join(" ") }));
+  }
+
+  function renderOptions() {
+    const params = (state.method && state.method.params) || [];
+    $("options").replaceChildren(...params.map(optionField));
+    const details = $("options-section");
+    details.hidden = params.length === 0;
+    $("options-count").textContent = params.length + (params.length === 1 ? " setting" : " settings") + " · defaults filled in";
+    // Open on wide screens; on a phone the defaults are a tap away instead of a long scroll.
+    if (!details.dataset.touched) details.open = window.matchMedia("(min-width: 641px)").matches;
+    $("options-step-no").textContent = state.method && state.method.needs_reference ? "4" : "3";
+  }
+
+  $("options-reset").addEventListener("click", renderOptions);
+  $("options-section").querySelector("summary").addEventListener("click", () => { $("options-section").dataset.touched = "1"; });
+
+  function collectOptions() {
+    const options = {};
+    const problems = [];
+    for (const param of (state.method && state.method.params) || []) {
+      const input = $("opt-" + param.name);
+      if (!input) continue;
+      if (param.type === "bool") options[param.name] = input.checked;
+      else if (param.type === "choice") options[param.name] = input.value;
+      else {
+        const raw = input.value.trim();
+        const value = Number(raw);
+        if (raw === "" || !Number.isFinite(value)) problems.push(`${param.name}: enter a number`);
+        else if (param.type === "int" && !Number.isInteger(value)) problems.push(`${param.name}: enter a whole number`);
+        else if (param.minimum != null && value < param.minimum) problems.push(`${param.name}: at least ${param.minimum}`);
+        else if (param.maximum != null && value > param.maximum) problems.push(`${param.name}: at most ${param.maximum}`);
+        else options[param.name] = value;
+      }
+    }
+    return { options, problems };
+  }
+
+  // ---- References -------------------------------------------------------------------------------
+  async function loadReferences() {
+    const list = $("reference-list");
+    state.referencesLoaded = true;
+    let refs = [];
+    try {
+      const response = await fetch("/references", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      refs = await response.json();
+    } catch (err) {
+      state.referencesLoaded = false;
+      list.replaceChildren(el("p", { class: "muted", text: "Could not load earlier images (" + err.message + ")." }));
+      return;
+    }
+    if (!refs.length) {
+      list.replaceChildren(el("p", { class: "muted", text: "No earlier uploads or examples yet: upload a reference above." }));
+      return;
+    }
+    list.replaceChildren(...refs.map((ref) => {
+      const example = ref.source === "example";
+      const label = ref.label || (example ? "Example" : "Your upload");
+      return el("label", { class: "ref-option", title: label, "data-source": ref.source },
+        el("input", { type: "radio", name: "reference_id", value: ref.id, "aria-label": label + (example ? " (bundled example)" : " (your earlier upload)") }),
+        el("img", { src: ref.url, alt: "", loading: "lazy" }),
+        el("span", { class: "ref-source", text: example ? "Example" : "Yours" }),
+        el("span", { text: label }));
+    }));
+  }
+
+  function pickedReferenceId() {
+    const checked = form.querySelector('input[name="reference_id"]:checked');
+    return checked ? checked.value : null;
+  }
+
+  // Uploading a reference and picking one exclude each other.
+  $("reference-list").addEventListener("change", () => {
+    showError($("reference-error"), "");
+    if (state.files.reference) {
+      $("reference").value = "";
+      $("reference-drop").classList.remove("has-file");
+      $("reference-drop").querySelector(".dropzone-preview").hidden = true;
+      state.files.reference = null;
+    }
+  });
+  $("reference-drop").addEventListener("filechange", () => {
+    form.querySelectorAll('input[name="reference_id"]').forEach((r) => { r.checked = false; });
+  });
+
+  // ---- Submit -----------------------------------------------------------------------------------
+  function detailMessages(body, status) {
+    const detail = body && body.detail;
+    if (typeof detail === "string") return [detail];
+    if (Array.isArray(detail)) {
+      return detail.map((d) => {
+        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(" › ") : "";
+        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
+      });
+    }
+    if (status === 413) return ["The file is too large for this server."];
+    return [`The server answered ${status}. Please try again.`];
+  }
+
+  function showFormError(messages) {
+    const box = $("form-error");
+    box.replaceChildren();
+    if (!messages || !messages.length) { box.hidden = true; return; }
+    if (messages.length === 1) box.textContent = messages[0];
+    else box.append(el("span", { text: "Please fix the following:" }), el("ul", {}, ...messages.map((m) => el("li", { text: m }))));
+    box.hidden = false;
+    box.focus();
+  }
+
+  function setBusy(busy) {
+    const button = $("submit");
+    button.disabled = busy;
+    button.querySelector(".spinner").hidden = !busy;
+    button.querySelector(".label").textContent = busy ? "Uploading…" : "Colorize";
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showFormError(null);
+    let invalid = null;
+    if (!state.files.image) {
+      showError($("image-error"), "Choose a photo to colorize: drop it on the box above or use the file picker.");
+      invalid = invalid || $("image");
+    }
+    if (!state.method) {
+      showError($("method-error"), "Choose a colorization method.");
+      invalid = invalid || $("method-list");
+    }
+    const refId = pickedReferenceId();
+    if (state.method && state.method.needs_reference && !state.files.reference && !refId) {
+      showError($("reference-error"), MISSING_REFERENCE);
+      invalid = invalid || $("reference");
+    }
+    const { options, problems } = collectOptions();
+    if (problems.length) {
+      showFormError(problems);
+      return;
+    }
+    if (invalid) {
+      invalid.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
+      invalid.focus({ preventScroll: true });
+      return;
+    }
+
+    const data = new FormData();
+    data.append("image", state.files.image, state.files.image.name || "image");
+    data.append("method", state.method.name);
+    data.append("options", JSON.stringify(options));
+    if (state.method.needs_reference) {
+      if (state.files.reference) data.append("reference", state.files.reference, state.files.reference.name || "reference");
+      else if (refId) data.append("reference_id", refId);
+    }
+    setBusy(true);
+    let response;
+    let body = null;
+    try {
+      response = await fetch("/colorize", { method: "POST", body: data, headers: { Accept: "application/json" } });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      setBusy(false);
+      showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
+      return;
+    }
+    if (response.status === 202 && body) {
+      $("submit").querySelector(".label").textContent = "Opening job…";
+      location.assign(body.page_url || "/jobs/" + encodeURIComponent(body.id) + "/view");
+      return;
+    }
+    setBusy(false);
+    showFormError(detailMessages(body, response.status));
+  });
+
+  loadMethods();
+})();

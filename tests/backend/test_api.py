@@ -1,0 +1,195 @@
+"""REST API on the SQLite default and on PostgreSQL (no worker: jobs stay queued here)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from backend.db import session_scope
+from backend.models import Image as ImageRow
+from backend.models import Job
+from tests.conftest import EXEMPLAR_PAIRS, method_available, photo_bytes
+
+FF = "cnn"  # a feed-forward method whose weights are committed in the repository
+
+
+def counts() -> tuple[int, int]:
+    with session_scope() as s:
+        return (s.scalar(select(func.count()).select_from(Job)) or 0,
+                s.scalar(select(func.count()).select_from(ImageRow)) or 0)
+
+
+def png(size: tuple[int, int] = (64, 48), mode: str = "L", value: object = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, value).save(buf, format="PNG")  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _needs_ff() -> None:
+    if not method_available(FF):
+        pytest.fail(f"the bundled {FF} weights are missing from the checkout")
+
+
+def submit(client, data: bytes | None = None, method: str = FF, **fields):  # type: ignore[no-untyped-def]
+    files = {"image": ("photo.jpg", photo_bytes() if data is None else data, "image/jpeg")}
+    return client.post("/colorize", files=files, data={"method": method, **fields})
+
+
+def test_methods_catalogue(client) -> None:  # type: ignore[no-untyped-def]
+    methods = {m["name"]: m for m in client.get("/methods").json()}
+    assert {"cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar"} <= set(methods)
+    assert not any(name.startswith("_") for name in methods)
+    cnn = methods["cnn"]
+    assert cnn["available"] and cnn["unavailable_reason"] is None and not cnn["needs_reference"]
+    ex = methods["exemplar"]
+    assert ex["needs_reference"] and ex["iterative"]
+    iterations = next(p for p in ex["params"] if p["name"] == "iterations")
+    assert iterations["type"] == "int" and iterations["maximum"] >= 1000
+    for m in methods.values():
+        if not m["available"]:
+            assert "colorlab weights fetch" in m["unavailable_reason"] or m["unavailable_reason"]
+
+
+def test_submit_and_follow(client) -> None:  # type: ignore[no-untyped-def]
+    r = submit(client)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["status"] == "queued" and len(body["id"]) >= 22
+    assert r.headers["location"] == body["status_url"] == f"/jobs/{body['id']}"
+    job = client.get(body["status_url"]).json()
+    assert job["status"] == "queued" and job["method"] == FF and job["has_ground_truth"]
+    assert (job["width"], job["height"]) == (366, 256)
+    assert job["urls"]["result"] is None
+    r = client.get(body["result_url"])
+    assert r.status_code == 404 and "queued" in r.json()["detail"]
+    gray = client.get(job["urls"]["input"])
+    assert gray.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(gray.content)).mode == "L"
+    original = Image.open(io.BytesIO(client.get(job["urls"]["original"]).content))
+    assert original.mode == "RGB" and original.size == (366, 256)
+
+
+def test_cancel(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = submit(client).json()["id"]
+    r = client.delete(f"/jobs/{job_id}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = client.delete(f"/jobs/{job_id}")
+    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+
+
+def test_unknown_job(client) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/jobs/nope", "/jobs/nope/result.png", "/jobs/" + "x" * 200):
+        r = client.get(path)
+        assert r.status_code == 404 and r.json()["detail"]
+    assert client.delete("/jobs/nope").status_code == 404
+
+
+def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def]
+    pairs = sorted(EXEMPLAR_PAIRS.glob("*/ref1.*"))
+    ref = pairs[0].read_bytes()
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.jpg", ref, "image/jpeg")}
+    if not method_available("exemplar"):
+        pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
+    r = client.post("/colorize", files=files, data={"method": "exemplar", "options": json.dumps({"iterations": 7}),
+                                                    "size": "64"})
+    assert r.status_code == 202, r.text
+    params = client.get(f"/jobs/{r.json()['id']}").json()["params"]
+    assert params["iterations"] == 7 and params["size"] == 64 and params["optimizer"] == "lbfgs"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "words"),
+    [
+        ({"method": "nope"}, 422, "unknown method"),
+        ({"data": b"not an image"}, 415, "not a supported image"),
+        ({"data": b""}, 400, "empty"),
+        ({"method": "exemplar"}, 422, "reference"),
+        ({"options": "[1, 2]"}, 422, "JSON object"),
+        ({"options": "{bad json"}, 422, "JSON"),
+        ({"bogus": "1"}, 422, "unknown option"),
+    ],
+)
+def test_bad_requests_change_nothing(client, kwargs, status, words) -> None:  # type: ignore[no-untyped-def]
+    before = counts()
+    r = submit(client, **kwargs)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+    assert counts() == before
+
+
+def test_out_of_range_option(client) -> None:  # type: ignore[no-untyped-def]
+    before = counts()
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(mode="RGB", value=(200, 30, 30)),
+                                                                  "image/png")}
+    for value, words in (("99999999", "≤"), ("-3", "≥"), ("ten", "integer")):
+        r = client.post("/colorize", files=files, data={"method": "exemplar", "iterations": value})
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
+    assert counts() == before
+
+
+def test_missing_fields(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/colorize", data={"method": FF})
+    assert r.status_code == 422 and "image" in r.json()["detail"]
+    r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")})
+    assert r.status_code == 422 and "method" in r.json()["detail"]
+
+
+def test_oversized_upload(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 10_000)
+    before = counts()
+    r = submit(client, data=photo_bytes())  # ~60 kB
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert counts() == before
+
+
+def test_too_many_pixels(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_pixels", 10_000)
+    r = submit(client, data=png(size=(200, 100)))
+    assert r.status_code == 413 and "pixels" in r.json()["detail"]
+
+
+def test_gray_reference_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    if not method_available("exemplar"):
+        pytest.skip("exemplar weights not fetched")
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(), "image/png")}
+    r = client.post("/colorize", files=files, data={"method": "exemplar"})
+    assert r.status_code == 422 and "no colour" in r.json()["detail"]
+
+
+def test_reference_for_a_method_without_one(client) -> None:  # type: ignore[no-untyped-def]
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(), "image/png")}
+    r = client.post("/colorize", files=files, data={"method": FF})
+    assert r.status_code == 422 and "no reference" in r.json()["detail"]
+
+
+def test_references_are_private_to_their_browser(client) -> None:  # type: ignore[no-untyped-def]
+    assert submit(client).status_code == 202  # a colour upload: offered back to this browser
+    mine = [r for r in client.get("/references").json() if r["source"] == "upload"]
+    assert len(mine) == 1
+    assert client.get(mine[0]["url"]).headers["content-type"] == "image/png"
+    client.cookies.clear()
+    assert [r for r in client.get("/references").json() if r["source"] == "upload"] == []
+    assert client.get(mine[0]["url"]).status_code == 404
+
+
+def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/methods")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "colorlab_client" in r.headers.get("set-cookie", "")
+
+
+def test_openapi_documents_the_api(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/openapi.json").json()
+    assert {"/colorize", "/jobs/{job_id}", "/jobs/{job_id}/result.png", "/methods"} <= set(spec["paths"])
+    assert spec["paths"]["/colorize"]["post"]["responses"]["202"]
+    assert client.get("/docs").status_code == 200

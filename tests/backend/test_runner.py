@@ -1,0 +1,174 @@
+"""The worker's job logic against real databases (in-process; the Celery wiring is tested end to end)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+
+from backend import jobs
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.images import decode
+from backend.models import Job, JobStatus, utcnow
+from tests.conftest import EXEMPLAR_PAIRS, method_available, photo_bytes
+from worker.colorizers import lab, registry
+from worker.colorizers.catalogue import CATALOGUE, MethodInfo
+from worker.runner import Runner
+
+
+def upload(data: bytes) -> jobs.Upload:
+    return jobs.Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
+
+
+def new_job(method: str = "cnn", params: dict | None = None, data: bytes | None = None,
+            reference: bytes | None = None) -> str:
+    with session_scope() as s:
+        job = jobs.create_job(s, method=method, params=params or {}, image=upload(data or photo_bytes()),
+                              reference=upload(reference) if reference else None)
+        return job.id
+
+
+def get(job_id: str) -> Job:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        s.expunge(job)
+        return job
+
+
+def result_rgb(job_id: str) -> np.ndarray:
+    from sqlalchemy import select
+    from sqlalchemy.orm import undefer
+
+    from backend.models import Image
+
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        image = s.scalars(select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))).one()
+        return decode(image.data, max_pixels=10**8).rgb
+
+
+@pytest.fixture
+def runner(database: str) -> Runner:
+    return Runner(get_settings())
+
+
+def test_feed_forward_job_keeps_the_photo_l(runner: Runner) -> None:
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    job_id = new_job("cnn")
+    assert runner.run(job_id) == "done"
+    job = get(job_id)
+    assert job.status == JobStatus.done and job.attempts == 1 and job.run_seconds and job.progress == 1.0
+    out = result_rgb(job_id)
+    source = decode(photo_bytes(), max_pixels=10**8)
+    assert out.shape == source.rgb.shape  # full input resolution
+    diff = np.abs(lab.rgb_to_lightness(out) - source.lightness())
+    assert diff.mean() < 0.5 and diff.max() < 3
+    chroma = np.hypot(*np.moveaxis(lab.rgb_to_lab(out)[..., 1:], -1, 0))
+    assert chroma.mean() > 3
+    # A duplicate message for a finished job is skipped and changes nothing.
+    assert runner.run(job_id) == "skipped"
+    assert get(job_id).attempts == 1
+
+
+def test_waiting_jobs_of_one_method_run_as_a_batch(runner: Runner) -> None:
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    ids = [new_job("cnn", data=photo_bytes(prefix)) for prefix in ("001_", "002_", "003_")]
+    assert runner.run(ids[0]) == "done"
+    assert [get(i).status for i in ids] == ["done"] * 3
+    assert [runner.run(i) for i in ids[1:]] == ["skipped", "skipped"]
+
+
+@pytest.fixture
+def boom_method() -> str:
+    """A test-only method (hidden from the product by its leading underscore) that always fails."""
+
+    class Boom:
+        name = "_boom"
+
+        def predict_ab(self, lightness, *, reference, params, progress):  # type: ignore[no-untyped-def]
+            raise RuntimeError("out of cheese")
+
+    CATALOGUE.add(MethodInfo(name="_boom", title="Boom", description="always fails"))
+    registry.LOADERS["_boom"] = lambda ctx: Boom()
+    yield "_boom"
+    CATALOGUE.methods.pop("_boom", None)
+    registry.LOADERS.pop("_boom", None)
+    registry.clear_cache()
+
+
+def test_failures_are_retried_a_bounded_number_of_times(runner: Runner, boom_method: str) -> None:
+    job_id = new_job(boom_method)
+    outcomes = [runner.run(job_id) for _ in range(get_settings().job_max_attempts)]
+    assert outcomes == ["retrying"] * (len(outcomes) - 1) + ["failed"]
+    job = get(job_id)
+    assert job.status == JobStatus.failed and job.attempts == get_settings().job_max_attempts
+    assert "out of cheese" in job.error and "attempts" in job.error
+    assert runner.run(job_id) == "skipped"  # a late duplicate message does not loop
+
+
+def test_unavailable_method_fails_at_once_with_the_fix(runner: Runner) -> None:
+    if method_available("eccv16"):
+        pytest.skip("eccv16 weights are present here")
+    job_id = new_job("eccv16")
+    assert runner.run(job_id) == "failed"
+    job = get(job_id)
+    assert job.attempts == 1 and "colorlab weights fetch eccv16" in job.error
+
+
+def _exemplar_pair() -> tuple[bytes, bytes]:
+    folder = EXEMPLAR_PAIRS / "example"
+    return next(folder.glob("in1.*")).read_bytes(), next(folder.glob("ref1.*")).read_bytes()
+
+
+def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if not method_available("exemplar"):
+        pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
+    monkeypatch.setattr(runner.settings, "preview_interval", 0.0)
+    target, ref = _exemplar_pair()
+    job_id = new_job("exemplar", params={**CATALOGUE.get("exemplar").defaults(), "iterations": 500, "size": 48},
+                     data=target, reference=ref)
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run(job_id)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (get(job_id).progress_detail or {}).get("step"):
+        time.sleep(0.1)
+    job = get(job_id)
+    assert job.status == JobStatus.running
+    assert job.progress_detail["total"] == 500 and job.progress_detail["losses"]
+    with session_scope() as s:
+        assert jobs.cancel(s, job_id)
+    cancelled_at = time.monotonic()
+    thread.join(timeout=30)
+    assert outcome == ["cancelled"]
+    assert time.monotonic() - cancelled_at < 5  # stops within an iteration or so
+    job = get(job_id)
+    assert job.status == JobStatus.cancelled and job.result_image_id is None
+
+
+def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
+    settings = get_settings()
+    lost = new_job("cnn")  # never sent to the broker
+    stalled = new_job("cnn")
+    exhausted = new_job("cnn")
+    long_ago = utcnow() - timedelta(seconds=settings.stale_after + 5)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id.in_([lost])).values(created_at=long_ago))
+        s.execute(update(Job).where(Job.id == stalled).values(status="running", heartbeat_at=long_ago, attempts=1))
+        s.execute(update(Job).where(Job.id == exhausted).values(status="running", heartbeat_at=long_ago,
+                                                                 attempts=settings.job_max_attempts))
+    with session_scope() as s:
+        sent = jobs.sweep(s, settings)
+    assert set(sent) == {lost, stalled}
+    assert get(stalled).status == JobStatus.queued and "stopped responding" in get(stalled).error
+    assert get(exhausted).status == JobStatus.failed
+    with session_scope() as s:  # already re-sent: not sent again before REQUEUE_AFTER
+        assert jobs.sweep(s, settings) == []

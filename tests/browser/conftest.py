@@ -1,0 +1,118 @@
+"""Browser tests: real `colorlab serve` + `colorlab worker` processes on a temporary SQLite database with the
+filesystem broker, driven by headless Chromium through Playwright (the Debian `chromium`, no downloads).
+
+Two stacks, each started once per module:
+- ``stack``: server + worker with the configured weights (jobs really run);
+- ``idle_stack``: a server alone, with an empty weights directory: jobs stay queued (nothing consumes them)
+  and every method whose weights live in WEIGHTS_DIR is unavailable, which the upload page must show.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Proc, child_env, free_port, wait_http
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+
+
+@dataclass
+class Stack:
+    base_url: str
+    procs: list[Proc]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in self.procs)
+
+
+def _start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Stack]:
+    env = child_env(DATA_DIR=tmp / "var", SWEEP_INTERVAL=2, **settings)
+    migrated = subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    procs: list[Proc] = []
+    if worker:
+        procs.append(Proc([sys.executable, "-m", "backend.cli", "worker"], env, tmp / "worker.log"))
+    port = free_port()
+    serve = [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)]
+    procs.append(Proc(serve, env, tmp / "serve.log"))
+    stack = Stack(f"http://127.0.0.1:{port}", procs)
+    try:
+        wait_http(f"{stack.base_url}/healthz", timeout=60)
+        if worker:
+            procs[0].wait_for_log("ready", timeout=120)
+        yield stack
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from _start_stack(tmp_path_factory.mktemp("stack"), worker=True)
+
+
+@pytest.fixture(scope="module")
+def idle_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("idle")
+    (tmp / "no-weights").mkdir()
+    yield from _start_stack(tmp, worker=False, WEIGHTS_DIR=tmp / "no-weights")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A fresh browser context (own cookie, so its own history) that fails the test on a JS error or a
+    Content-Security-Policy violation, and keeps a screenshot when the test fails."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    pg.on("console", lambda msg: problems.append(f"console: {msg.text}")
+          if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    yield pg
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert not problems, problems
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report
+
+
+def sample_photo() -> Path:
+    from tests.conftest import photo
+
+    return photo("001_")
+

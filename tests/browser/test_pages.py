@@ -1,0 +1,122 @@
+"""The pages people use, in headless Chromium against real server and worker processes."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sample_photo
+from tests.conftest import EXEMPLAR_PAIRS, method_available
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_upload_cnn_shows_result_and_history(stack, page) -> None:  # type: ignore[no-untyped-def]
+    if not method_available("cnn"):
+        pytest.fail("the bundled cnn weights (worker/colorizers/weights/cnn.pt) are missing")
+    page.goto(stack.base_url + "/")
+    expect(page.locator("#method-cnn")).to_be_enabled()
+    page.set_input_files("#image", str(sample_photo()))
+    expect(page.locator("#image-drop .dropzone-preview img")).to_be_visible()
+    page.locator("label[data-method=cnn]").click()
+    expect(page.locator("#method-cnn")).to_be_checked()
+    expect(page.locator("#reference-section")).to_be_hidden()
+    page.locator("#submit").click()
+
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+    job_id = page.url.rstrip("/").split("/")[-2]
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=60_000)
+    result = page.locator("#compare-top")
+    expect(result).to_have_attribute("src", f"/jobs/{job_id}/result.png")
+    page.wait_for_function("document.getElementById('compare-top').naturalWidth > 0")
+    expect(page.locator("#download")).to_have_attribute("href", f"/jobs/{job_id}/result.png")
+    expect(page.locator("#download")).to_have_attribute("download", re.compile(r"colorlab-cnn-.*\.png"))
+    # The photo is a colour JPEG: its original is offered as ground truth.
+    expect(page.locator("#sbs-original-fig")).to_be_visible()
+    expect(page.locator("#cancel")).to_be_hidden()
+    # The slider reveals more of the colorized image.
+    page.locator("#compare-range").fill("80")
+    assert page.locator("#compare").evaluate("el => el.style.getPropertyValue('--pos')") == "80%"
+
+    page.goto(stack.base_url + "/history")
+    card = page.locator(f'.job-card[data-job-id="{job_id}"]')
+    expect(card).to_be_visible()
+    expect(card.locator(".badge")).to_have_text("Done")
+    expect(card.locator("img")).to_have_attribute("src", f"/jobs/{job_id}/result.png")
+    card.locator("a").click()
+    page.wait_for_url(f"**/jobs/{job_id}/view")
+
+
+def test_history_empty_state(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(idle_stack.base_url + "/history")
+    expect(page.get_by_role("heading", name="No colorizations yet")).to_be_visible()
+
+
+def test_unavailable_method_is_disabled_with_reason(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    methods = httpx.get(idle_stack.base_url + "/methods").json()
+    unavailable = [m for m in methods if not m["available"]]
+    assert unavailable, "with an empty weights directory some method must be unavailable"
+    page.goto(idle_stack.base_url + "/")
+    for method in unavailable:
+        expect(page.locator(f"#method-{method['name']}")).to_be_disabled()
+        reason = page.locator(f'label[data-method="{method["name"]}"] .method-reason')
+        expect(reason).to_be_visible()
+        # The reason names the command that fixes it (`...` is shown as code).
+        expect(reason).to_contain_text(method["unavailable_reason"].replace("`", ""))
+
+
+def test_exemplar_without_reference_explains(stack, page) -> None:  # type: ignore[no-untyped-def]
+    if not method_available("exemplar"):
+        pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#image", str(EXEMPLAR_PAIRS / "example" / "in1.jpg"))
+    page.locator("label[data-method=exemplar]").click()
+    section = page.locator("#reference-section")
+    expect(section).to_be_visible()
+    expect(section.locator("#reference-help")).to_contain_text("reference colour photo")
+    # Bundled examples are offered to pick from.
+    expect(page.locator('.ref-option[data-source="example"]').first).to_be_visible()
+    page.locator("#submit").click()
+    error = page.locator("#reference-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("needs a reference image")
+    assert "/view" not in page.url  # nothing was submitted
+
+
+def test_cancel_queued_job(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(idle_stack.base_url + "/")
+    page.set_input_files("#image", str(sample_photo()))
+    page.locator("label[data-method=cnn]").click()
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+    expect(page.locator("#job-status")).to_have_text("Queued")
+    cancel = page.locator("#cancel")
+    expect(cancel).to_be_visible()
+    cancel.click()
+    expect(page.locator("#job-status")).to_have_text("Cancelled")
+    expect(page.locator("#cancelled-section")).to_be_visible()
+    expect(cancel).to_be_hidden()
+    job_id = page.url.rstrip("/").split("/")[-2]
+    assert httpx.get(f"{idle_stack.base_url}/jobs/{job_id}").json()["status"] == "cancelled"
+
+
+def test_upload_error_is_shown_inline(idle_stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "notes.png"
+    fake.write_bytes(b"this is not an image at all")
+    page.goto(idle_stack.base_url + "/")
+    page.set_input_files("#image", str(fake))
+    page.locator("label[data-method=cnn]").click()
+    page.locator("#submit").click()
+    error = page.locator("#form-error")
+    expect(error).to_be_visible()
+    expect(error).not_to_be_empty()
+    assert "/view" not in page.url
+
+
+def test_unknown_job_page_is_404(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    response = page.goto(idle_stack.base_url + "/jobs/nope/view")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()

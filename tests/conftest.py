@@ -1,0 +1,222 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL), real Redis, real worker and server processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
+IMAGENET = SHARED_DATA / "imagenet-samples"
+EXEMPLAR_PAIRS = SHARED_DATA / "exemplar-pairs"
+PG_ADMIN_URL = os.environ.get("COLORLAB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_HOST = os.environ.get("COLORLAB_TEST_REDIS", "redis://127.0.0.1:6379")
+WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR", ROOT / "var" / "weights")).resolve()
+
+# Settings the tests control; anything else comes from the defaults.
+_ENV_KEYS = ("DATABASE_URL", "CELERY_BROKER_URL", "DATA_DIR", "WEIGHTS_DIR", "SWEEP_INTERVAL", "REQUEUE_AFTER",
+             "STALE_AFTER", "HEARTBEAT_INTERVAL", "JOB_MAX_ATTEMPTS", "TORCH_THREADS")
+
+
+def photo(name_prefix: str = "001_") -> Path:
+    """A real photo from ../shared/data/imagenet-samples."""
+    return next(IMAGENET.glob(f"{name_prefix}*.jpg"))
+
+
+def photo_bytes(name_prefix: str = "001_") -> bytes:
+    return photo(name_prefix).read_bytes()
+
+
+def method_available(name: str) -> bool:
+    from worker.colorizers.catalogue import CATALOGUE
+
+    info = CATALOGUE.get(name)
+    return info is not None and info.unavailable_reason(WEIGHTS_DIR) is None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def apply_settings(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
+    """Point this process's settings at a test configuration and drop cached engines/apps."""
+    for key in _ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WEIGHTS_DIR", str(WEIGHTS_DIR))
+    for key, value in values.items():
+        monkeypatch.setenv(key.upper(), str(value))
+    reset_caches()
+
+
+def reset_caches() -> None:
+    from backend import db
+    from backend.config import get_settings
+    from worker import celery_app
+
+    get_settings.cache_clear()
+    db.reset_caches()
+    celery_app.reset()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test starts on its own embedded default (SQLite file + filesystem broker in tmp_path)."""
+    apply_settings(monkeypatch, DATA_DIR=tmp_path / "var")
+    yield
+    reset_caches()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import sqlalchemy as sa
+
+    name = f"colorlab_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        reset_caches()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database number of its own, emptied before and after."""
+    import redis
+
+    number = 1 + secrets.randbelow(14)
+    url = f"{REDIS_HOST}/{number}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def migrate() -> None:
+    from backend import migrate as mig
+
+    mig.upgrade()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Run the test once on the SQLite default and once on PostgreSQL (migrated)."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        apply_settings(monkeypatch, DATA_DIR=tmp_path / "var", DATABASE_URL=url)
+    migrate()
+    return request.param
+
+
+@pytest.fixture
+def client(database: str):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+
+    with TestClient(create_app()) as c:
+        yield c
+
+
+class Proc:
+    """A child process with its log file; stopped (and its log shown on failure) by the fixture."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115
+        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                      start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            if self.popen.poll() is not None:
+                raise AssertionError(f"process exited ({self.popen.returncode}):\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"{needle!r} not seen within {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = 15, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, 9)
+                self.popen.wait()
+        self._log.close()
+
+
+def child_env(**values: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_KEYS}
+    env["WEIGHTS_DIR"] = str(WEIGHTS_DIR)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TORCH_THREADS", "1")
+    for key, value in values.items():
+        env[key.upper()] = str(value)
+    return env
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start `colorlab <args>` processes with given settings; all are stopped at the end of the test."""
+    procs: list[Proc] = []
+
+    def start(*args: str, env: dict[str, str], name: str | None = None) -> Proc:
+        log = tmp_path / f"{name or args[0]}-{len(procs)}.log"
+        proc = Proc([sys.executable, "-m", "backend.cli", *args], env, log)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def wait_job(get: Callable[[str], dict], job_id: str, timeout: float = 120,
+             until: tuple[str, ...] = ("done", "failed", "cancelled")) -> dict:
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = get(job_id)
+        if job["status"] in until:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")

@@ -1,0 +1,142 @@
+"""`colorlab evaluate` end to end on a few real photos (../shared/data), with resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from backend.cli import main
+from worker.colorizers.catalogue import CATALOGUE
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+IMAGENET = DATA / "imagenet-samples"
+CIFAR = DATA / "cifar10.zip"
+TRAINED = ("cnn", "fusion", "gan")
+
+pytestmark = pytest.mark.skipif(not IMAGENET.is_dir(), reason=f"{IMAGENET} not present")
+
+
+def _evaluate(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["evaluate", "--no-progress", *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "per_image.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _unavailable_reason(name: str) -> str | None:
+    from backend.config import get_settings
+
+    info = CATALOGUE.get(name)
+    if info is None:
+        return "not in the catalogue"
+    return info.unavailable_reason(get_settings().weights_dir)
+
+
+def _check_outputs(out: Path, methods: list[str], photos: int, *, labelled: bool) -> list[dict[str, str]]:
+    for name in ("per_image.csv", "per_image_curves.csv", "summary.csv", "summary.md", "curves.svg",
+                 "curves.png", "contact_sheet.png", "run.json"):
+        assert (out / name).is_file(), name
+    rows = _rows(out)
+    assert sorted({r["method"] for r in rows}) == sorted([*methods, "real"])
+    assert len(rows) == photos * (len(methods) + 1)
+    for r in rows:
+        if r["method"] == "real":
+            assert float(r["colourfulness"]) >= 0
+            continue
+        assert 0.0 <= float(r["eq9_acc"]) <= 1.0
+        assert 0.0 <= float(r["auc"]) <= 1.0
+        assert float(r["psnr"]) > 5.0
+        assert -1.0 <= float(r["ssim"]) <= 1.0
+        assert float(r["abs_dcf"]) == pytest.approx(abs(float(r["dcf"])), abs=1e-4)
+        assert (r["top1"] in ("0", "1")) if labelled else r["top1"] == ""
+    with open(out / "summary.csv", newline="") as fh:
+        summary = {r["method"]: r for r in csv.DictReader(fh)}
+    assert list(summary) == [*methods, "real"]
+    gray = summary["gray"]
+    assert float(gray["colourfulness"]) < 0.5  # gray output has (almost) no colour
+    assert float(gray["dcf"]) < 0 and math.isfinite(float(gray["psnr"]))
+    if labelled:
+        assert 0.0 <= float(summary["real"]["top1"]) <= 1.0
+    md = (out / "summary.md").read_text()
+    assert "| gray |" in md and "AuC" in md
+    svg = ET.parse(out / "curves.svg").getroot()
+    assert svg.tag.endswith("svg")
+    assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == len(methods)
+    assert Image.open(out / "curves.png").size == (900, 560)
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.width > 128 * (len(methods) + 1)
+    return rows
+
+
+def test_evaluate_imagenet_gray_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    args = ("--data", str(IMAGENET), "--out", str(out), "--split", "val", "--limit", "3")
+    code, output = _evaluate(*args, "--batch-size", "2")
+    assert code == 0, output
+    rows = _check_outputs(out, ["gray"], 3, labelled=True)
+    # every photo comes from the held-out validation classes of the training split
+    from worker.colorizers.datasets import is_validation_class
+
+    assert all(is_validation_class(int(r["label"])) for r in rows)
+
+    # resume: nothing is recomputed; a removed row is computed again, once
+    dropped = (rows[0]["image"], "gray")
+    keep = [r for r in rows if (r["image"], r["method"]) != dropped]
+    with open(out / "per_image.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(keep)
+    code, output = _evaluate(*args)
+    assert code == 0, output
+    again = _rows(out)
+    assert len(again) == len(rows)
+    assert sum((r["image"], r["method"]) == dropped for r in again) == 1
+    assert again[: len(keep)] == keep  # untouched rows kept as they were, the missing one appended
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_evaluate_trained_method(tmp_path: Path, method: str) -> None:
+    reason = _unavailable_reason(method)
+    if reason:
+        pytest.skip(f"{method} unavailable: {reason}")
+    out = tmp_path / method
+    code, output = _evaluate("--methods", method, "--data", str(IMAGENET), "--out", str(out),
+                             "--split", "val", "--limit", "2", "--batch-size", "2")
+    assert code == 0, output
+    _check_outputs(out, ["gray", method], 2, labelled=True)
+
+
+@pytest.mark.skipif(not CIFAR.is_file(), reason=f"{CIFAR} not present")
+def test_evaluate_cifar_zip_uses_test_entries(tmp_path: Path) -> None:
+    out = tmp_path / "cifar"
+    code, output = _evaluate("--data", str(CIFAR), "--out", str(out), "--limit", "4", "--samples", "2")
+    assert code == 0, output
+    rows = _check_outputs(out, ["gray"], 4, labelled=False)
+    images = {r["image"] for r in rows}
+    assert all(name.startswith("test/") for name in images)
+    assert len({name.split("/")[1] for name in images}) == 4  # spread over classes, not the first 4 files
+
+
+def test_evaluate_unavailable_methods_fail_cleanly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--methods", "no-such-method", "--data", str(IMAGENET),
+                                       "--out", str(tmp_path / "x"), "--limit", "1"])
+    assert result.exit_code == 1
+    assert "cannot evaluate" in result.output and "no-such-method: unknown method" in result.output
+    assert not (tmp_path / "x" / "per_image.csv").exists()
+
+
+def test_evaluate_refuses_to_mix_data_sets(tmp_path: Path) -> None:
+    out = tmp_path / "mix"
+    out.mkdir()
+    (out / "run.json").write_text('{"data": "/elsewhere", "eps": 0.02}')
+    code, output = _evaluate("--data", str(IMAGENET), "--out", str(out), "--limit", "1")
+    assert code == 1 and "another evaluation" in output

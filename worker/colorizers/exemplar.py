@@ -1,0 +1,303 @@
+"""Exemplar colorization by VGG style transfer (Nguyen, Mori & Thawonmas 2016, after Gatys et al. 2015).
+
+An image x is optimised so that its VGG features carry the *content* of the gray photo p and the *style* of
+the color reference a. With F^l (N_l × M_l) the activations of x at layer l (N_l channels, M_l = H_l·W_l),
+P^l those of p, G^l = F^l F^lᵀ and A^l the Gram matrices of x and a:
+
+    L_content = ½ Σ_ij (F^l_ij − P^l_ij)²                       at l = conv4_2
+    E_l       = Σ_ij (G^l_ij − A^l_ij)² / (4 N_l² M_l²)
+    L_style   = Σ_l w_l E_l,  w_l = 1/5                          at l ∈ {conv1_1, conv2_1, conv3_1, conv4_1, conv5_1}
+    L_total   = α L_content + β_k L_style
+
+Layers are read after their ReLU (relu4_2, relu1_1, ...), as in Gatys et al.'s and Johnson's neural-style
+code that the paper ran. Style-weight schedule ("decreasing", the paper's): β/α shrinks by 0.25% after every
+iteration; with α fixed, β_k = β_0 · 0.9975^(k−1) is the weight used in iteration k = 1..N (``fixed``: β_k = β_0).
+
+Optimisers: L-BFGS (``torch.optim.LBFGS`` with ``max_iter=1``: one ``step()`` is exactly one iteration, one
+loss/gradient evaluation and one update; its curvature history lives in the optimiser state and carries over
+between calls) or SGD with momentum 0.9 whose step size is ``lr`` divided by the mean |gradient| of the first
+iteration (so ``lr`` is in pixel units whatever the loss scale).
+
+Parametrisations:
+
+* ``paper`` mode optimises the RGB image itself (init: the gray photo as RGB, or noise) for 1000 iterations;
+  the result's ab is taken and the pipeline joins it with the photo's own L.
+* ``fast`` mode (our default) optimises only the a and b planes of a Lab image whose L is the photo's own
+  (x = lab→rgb(L, a, b), differentiable): the luminance can never drift, there are ⅔ as many unknowns and
+  the optimisation reaches a good colorization in ~150 iterations. Compared with ``paper`` in
+  benchmarks/RESULTS.md.
+
+The reference's Gram matrices and the content target are computed once, before the loop; the VGG is truncated
+after relu5_1; so an iteration costs one forward and one backward pass of that truncated VGG plus the small
+Gram products.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from worker.colorizers import lab as labmod
+from worker.colorizers.base import Progress, ProgressCallback
+from worker.colorizers.pipeline import compose
+from worker.colorizers.registry import LoadContext, loader
+from worker.colorizers.vgg import VGGFeatures, available_weights, load_vgg
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLE_DECAY = 0.9975  # β ← 0.9975·β after every iteration: "β/α decreased by 0.25%"
+MODE_ITERATIONS = {"fast": 150, "paper": 1000}
+SGD_MOMENTUM = 0.9
+AB_NOISE_STD = 20.0  # ab units, for init="noise" in fast mode
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------------------
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """G = F Fᵀ for activations (1, N, H, W) viewed as F (N × M), M = H·W. Not normalised."""
+    n = features.shape[1]
+    flat = features.reshape(n, -1)
+    return flat @ flat.t()
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """½ Σ (F − P)²."""
+    return 0.5 * (features - target).pow(2).sum()
+
+
+def style_layer_loss(gram_x: torch.Tensor, gram_target: torch.Tensor, channels: int, positions: int) -> torch.Tensor:
+    """E_l = Σ (G − A)² / (4 N² M²), computed as Σ ((G − A) / (2 N M))² to stay within float32 range."""
+    return ((gram_x - gram_target) / (2.0 * channels * positions)).pow(2).sum()
+
+
+def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Σ_l w_l E_l with w_l = 1 / (number of style layers)."""
+    weight = 1.0 / len(targets)
+    total = features[next(iter(targets))].new_zeros(())
+    for name, target in targets.items():
+        f = features[name]
+        total = total + weight * style_layer_loss(gram(f), target, f.shape[1], f.shape[2] * f.shape[3])
+    return total
+
+
+def style_weight(beta: float, iteration: int, schedule: str) -> float:
+    """β used in iteration ``iteration`` (1-based): β·0.9975^(iteration−1) when decreasing, else β."""
+    return beta * STYLE_DECAY ** (iteration - 1) if schedule == "decreasing" else beta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------
+
+
+def working_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(h, w) with the short side ``short_side`` (never upscaling) and the aspect ratio kept."""
+    scale = min(1.0, short_side / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    if plane.shape == (height, width):
+        return plane.astype(np.float32, copy=False)
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width, height), Image.Resampling.BOX if plane.shape[0] > height
+                                   else Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def resize_rgb(rgb: np.ndarray, short_side: int) -> np.ndarray:
+    h, w = working_shape(rgb.shape[0], rgb.shape[1], short_side)
+    if (h, w) == rgb.shape[:2]:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.LANCZOS))
+
+
+def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The optimisation
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options (see the catalogue entry in entries.py)."""
+
+    space: str = "ab"  # "ab" (L fixed, fast mode) or "rgb" (the paper)
+    iterations: int = 150
+    size: int = 256
+    optimizer: str = "lbfgs"
+    schedule: str = "decreasing"
+    alpha: float = 1.0
+    beta: float = 1000.0
+    init: str = "content"
+    lr: float = 2.0
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Settings:
+        mode = params.get("mode", "fast")
+        iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
+        known = {k: params[k] for k in ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed")
+                 if k in params}
+        return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, **known)
+
+
+@dataclass
+class Result:
+    ab: np.ndarray  # (h, w, 2) float32
+    losses: list[dict[str, float]]  # one entry per iteration
+    seconds: float
+
+
+class StyleTransfer:
+    """One optimisation problem: the targets, the parametrised image and the loss (see the module docstring)."""
+
+    def __init__(self, vgg: VGGFeatures, lightness: np.ndarray, reference: np.ndarray, settings: Settings,
+                 *, device: torch.device | str = "cpu", channels_last: bool = True) -> None:
+        self.vgg = vgg
+        self.settings = settings
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        h, w = working_shape(*lightness.shape, settings.size)
+        self.lightness = resize_plane(lightness, h, w)  # working-size L (numpy, for previews)
+        self.L = torch.from_numpy(self.lightness)[None, None].to(self.device)
+        gray = labmod.lightness_to_gray_torch(self.L).expand(1, 3, h, w).contiguous()
+        with torch.no_grad():  # targets: computed once
+            self.content_targets = {k: v.detach() for k, v in self._features(gray, CONTENT_LAYERS).items()}
+            ref = to_tensor(resize_rgb(reference, settings.size), self.device)
+            self.style_targets = {k: gram(v).detach() for k, v in self._features(ref, STYLE_LAYERS).items()}
+        generator = torch.Generator().manual_seed(settings.seed)
+        if settings.space == "ab":
+            init = torch.zeros(1, 2, h, w)
+            if settings.init == "noise":
+                init = torch.randn(1, 2, h, w, generator=generator) * AB_NOISE_STD
+        else:
+            init = gray.cpu().clone()
+            if settings.init == "noise":
+                init = torch.rand(1, 3, h, w, generator=generator)
+        self.x = init.to(self.device).contiguous().requires_grad_(True)  # LBFGS needs a plain layout
+
+    def _features(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.vgg(rgb.contiguous(memory_format=self.memory_format), taps)
+
+    def image(self) -> torch.Tensor:
+        """The current RGB image (1, 3, h, w) in [0, 1] for the VGG (differentiable in x)."""
+        if self.settings.space == "ab":
+            return labmod.lab_to_rgb_torch(torch.cat([self.L, self.x], dim=1))
+        return self.x
+
+    def ab(self) -> np.ndarray:
+        """The current result's ab (h, w, 2) float32."""
+        with torch.no_grad():
+            if self.settings.space == "ab":
+                return self.x[0].permute(1, 2, 0).float().cpu().numpy().copy()
+            rgb = self.x[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
+        return labmod.rgb_to_lab(rgb)[..., 1:].astype(np.float32)
+
+    def preview(self) -> np.ndarray:
+        """The current colorization at the working size (RGB uint8), with the photo's own L."""
+        return compose(self.lightness, self.ab())
+
+    def losses(self, beta: float) -> dict[str, torch.Tensor]:
+        """content, style and total = α·content + β·style for the current x (one VGG pass)."""
+        feats = self._features(self.image(), STYLE_LAYERS + CONTENT_LAYERS)
+        content = content_loss(feats[CONTENT_LAYERS[0]], self.content_targets[CONTENT_LAYERS[0]])
+        style = style_loss(feats, self.style_targets)
+        return {"content": content, "style": style, "total": self.settings.alpha * content + beta * style}
+
+    def run(self, progress: ProgressCallback | None = None) -> Result:
+        s = self.settings
+        start = time.perf_counter()
+        history: list[dict[str, float]] = []
+        current: dict[str, torch.Tensor] = {}
+        beta = s.beta
+
+        def closure() -> torch.Tensor:
+            optimiser.zero_grad(set_to_none=True)
+            current.update(self.losses(beta))
+            current["total"].backward()
+            return current["total"]
+
+        optimiser: torch.optim.Optimizer
+        if s.optimizer == "lbfgs":
+            optimiser = torch.optim.LBFGS([self.x], lr=1.0, max_iter=1, history_size=100,
+                                          tolerance_grad=0.0, tolerance_change=0.0)
+        else:
+            optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
+        pixel_unit = 1.0 if s.space == "ab" else 1.0 / 255.0
+        for k in range(1, s.iterations + 1):
+            beta = style_weight(s.beta, k, s.schedule)
+            if s.optimizer == "lbfgs":
+                optimiser.step(closure)
+            else:
+                closure()
+                if k == 1:  # lr relative to the first gradient's mean magnitude (see module docstring)
+                    scale = float(self.x.grad.abs().mean()) or 1.0
+                    optimiser.param_groups[0]["lr"] = s.lr * pixel_unit / scale
+                optimiser.step()
+            losses = {name: float(v) for name, v in current.items()}
+            losses["style_weight"] = beta
+            history.append(losses)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise FloatingPointError(f"exemplar: loss became {losses} at iteration {k}")
+            if progress is not None:
+                progress(Progress(step=k, total=s.iterations, message=f"iteration {k}/{s.iterations}",
+                                  losses=losses, preview=self.preview))
+        return Result(ab=self.ab(), losses=history, seconds=time.perf_counter() - start)
+
+
+class ExemplarColorizer:
+    """The ``exemplar`` method: a loaded VGG ready to colorize photos from a reference."""
+
+    name = "exemplar"
+
+    def __init__(self, vgg: VGGFeatures, weights_name: str, device: str | torch.device = "cpu") -> None:
+        self.vgg = vgg
+        self.weights_name = weights_name
+        self.device = torch.device(device)
+        self.channels_last = True
+        self.last_result: Result | None = None
+
+    def predict_ab(self, lightness: np.ndarray, *, reference: np.ndarray | None, params: Mapping[str, Any],
+                   progress: ProgressCallback | None) -> np.ndarray:
+        if reference is None:
+            raise ValueError("the exemplar method needs a color reference image")
+        if reference.ndim == 2:
+            reference = np.repeat(reference[..., None], 3, axis=-1)
+        settings = Settings.from_params(params)
+        if progress is not None:
+            progress(Progress(step=0, total=settings.iterations, message="preparing"))
+        problem = StyleTransfer(self.vgg, lightness, reference[..., :3], settings, device=self.device,
+                                channels_last=self.channels_last)
+        self.last_result = problem.run(progress)
+        return self.last_result.ab
+
+
+def build(weights_dir: Path, device: str = "cpu", prefer: Sequence[str] | None = None) -> ExemplarColorizer:
+    """The colorizer on the preferred VGG present in ``weights_dir`` (FileNotFoundError if none is)."""
+    present = [n for n in (prefer or available_weights(weights_dir)) if n in available_weights(weights_dir)]
+    if not present:
+        raise FileNotFoundError(f"no VGG weights in {weights_dir}: run `colorlab weights fetch vgg16-hed`")
+    vgg = load_vgg(present[0], weights_dir, last_layer="relu5_1", device=device)
+    vgg = vgg.to(memory_format=torch.channels_last)
+    return ExemplarColorizer(vgg, present[0], device)
+
+
+@loader("exemplar")
+def load(ctx: LoadContext) -> ExemplarColorizer:
+    return build(ctx.weights_dir, ctx.device)
+

@@ -1,0 +1,70 @@
+"""The report's first attempt (§5.2, after Baldassarre et al.): a plain encoder/decoder CNN.
+
+Input: (N, 1, H, W) lightness normalised as ``L / 50 - 1``; output: (N, 2, H, W) ``ab / 128`` (tanh).
+H and W must be multiples of 8 (three stride-2 convolutions, three ×2 upsamplings).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv(cin: int, cout: int, stride: int = 1, act: bool = True) -> nn.Sequential:
+    """3×3 convolution with padding 1 (size kept, or halved with stride 2), then ReLU."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """64/s2, 128, 128/s2, 256, 256/s2, 512, 256: (N, 1, H, W) -> (N, 256, H/8, W/8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            conv(1, 64, 2),
+            conv(64, 128),
+            conv(128, 128, 2),
+            conv(128, 256),
+            conv(256, 256, 2),
+            conv(256, 512),
+            conv(512, 256),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Decoder(nn.Module):
+    """conv 128, up×2, conv 64, up×2, conv 32, up×2, conv 16, conv 2 + tanh: (N, C, H/8, W/8) -> (N, 2, H, W)."""
+
+    def __init__(self, in_channels: int = 256) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            conv(in_channels, 128),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv(128, 64),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv(64, 32),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv(32, 16),
+            conv(16, 2, act=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class ColorizationCNN(nn.Module):
+    """Encoder + decoder; ``forward(l_norm) -> ab_norm`` (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = Decoder(256)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(l_norm))

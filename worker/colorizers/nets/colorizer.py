@@ -1,0 +1,74 @@
+"""The Colorizer/BatchColorizer wrapper around a feed-forward net (pure torch/numpy).
+
+The photo's full-resolution L (float32, [0, 100]) is resized (area-averaged) to the net's square input
+size (256×256), normalised to ``L / 50 - 1``, and the net predicts ``ab / 128``. The ab map is then
+resized to an aspect-preserving working size (short side 256) and returned in Lab units; the pipeline
+upsamples it to full size and joins it with the photo's own L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worker.colorizers.base import ProgressCallback
+from worker.colorizers.lab import AB_SCALE, L_CENTER
+
+def working_size(height: int, width: int, short: int = 256) -> tuple[int, int]:
+    """(h, w) with the photo's aspect ratio and short side ``short``."""
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def lightness_to_input(lightness: list[np.ndarray], size: int, device: str) -> torch.Tensor:
+    """Full-size L planes -> (N, 1, size, size) float32 ``L / 50 - 1`` on ``device``."""
+    tensors = []
+    for plane in lightness:
+        t = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))[None, None]
+        if t.shape[-2:] != (size, size):
+            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        tensors.append(t)
+    return (torch.cat(tensors).to(device) / L_CENTER - 1.0).contiguous(memory_format=torch.channels_last)
+
+
+class NetColorizer:
+    """A loaded feed-forward net served through the Colorizer and BatchColorizer protocols."""
+
+    def __init__(self, name: str, net: nn.Module, device: str = "cpu", size: int = 256) -> None:
+        self.name = name
+        self.device = device
+        self.size = size
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) ``L / 50 - 1`` -> (N, 2, S, S) ``ab / 128``; override for nets with extra inputs."""
+        return self.net(l_norm)
+
+    def predict_ab(
+        self,
+        lightness: np.ndarray,
+        *,
+        reference: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        return self.predict_ab_batch([lightness], params=params or {})[0]
+
+    def predict_ab_batch(self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+        """ab (Lab units, float32 (h, w, 2), short side 256, the photo's aspect ratio) for each L plane."""
+        if not lightness:
+            return []
+        with torch.inference_mode():
+            ab_norm = self.forward(lightness_to_input(lightness, self.size, self.device)).float()
+            out = []
+            for plane, ab in zip(lightness, ab_norm, strict=True):
+                h, w = working_size(*plane.shape, short=self.size)
+                if (h, w) != tuple(ab.shape[-2:]):
+                    ab = F.interpolate(ab[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+                out.append((ab * AB_SCALE).permute(1, 2, 0).cpu().numpy().astype(np.float32, copy=False))
+        return out

