@@ -48,8 +48,14 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.urlsafe_b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.urlsafe_b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(expected))
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.urlsafe_b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -105,10 +111,16 @@ def read_session(request: Request, settings: Settings) -> AdminSession | None:
     if not raw or len(raw) > 1000:
         return None
     try:
-        data = serializer(settings, "admin-session").loads(raw, max_age=int(settings.admin_session_hours * 3600))
+        data = serializer(settings, "admin-session").loads(
+            raw, max_age=int(settings.admin_session_hours * 3600)
+        )
     except BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("v") != _fingerprint(settings) or not isinstance(data.get("csrf"), str):
+    if (
+        not isinstance(data, dict)
+        or data.get("v") != _fingerprint(settings)
+        or not isinstance(data.get("csrf"), str)
+    ):
         return None
     return AdminSession(csrf=data["csrf"])
 
@@ -116,8 +128,15 @@ def read_session(request: Request, settings: Settings) -> AdminSession | None:
 def start_session(response: Response, settings: Settings) -> AdminSession:
     session = AdminSession(csrf=secrets.token_urlsafe(24))
     value = serializer(settings, "admin-session").dumps({"v": _fingerprint(settings), "csrf": session.csrf})
-    response.set_cookie(SESSION_COOKIE, value, max_age=int(settings.admin_session_hours * 3600), httponly=True,
-                        samesite="strict", secure=secure_cookies(settings), path="/admin")
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=int(settings.admin_session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(settings),
+        path="/admin",
+    )
     return session
 
 
@@ -140,8 +159,15 @@ def login_csrf(request: Request, settings: Settings) -> tuple[str, str | None]:
 
 
 def set_login_csrf_cookie(response: Response, settings: Settings, value: str) -> None:
-    response.set_cookie(LOGIN_CSRF_COOKIE, value, max_age=3600, httponly=True, samesite="strict",
-                        secure=secure_cookies(settings), path="/admin")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        value,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(settings),
+        path="/admin",
+    )
 
 
 def check_login_csrf(request: Request, settings: Settings, token: str | None) -> None:

@@ -52,19 +52,20 @@ class Settings(BaseSettings):
     admin_password: SecretStr = Field(
         SecretStr(""),
         description="Password of the researcher area /admin: plain text, or a hash from `colorlab study "
-        "hash-password` (scrypt$...). Required in production; in development it defaults to `admin` (warned).",
+        "hash-password` (scrypt$...). Required in production; in development it defaults to `admin` "
+        "(with a warning).",
     )
     secret_key: SecretStr = Field(
         SecretStr(""),
-        description="Key that signs session cookies and CSRF tokens. Required in production; in development a "
-        "random key is made at each start (sessions then end when the process restarts).",
+        description="Key that signs session cookies and CSRF tokens. Required in production; in development "
+        "a random key is made at each start (sessions then end when the process restarts).",
     )
     admin_session_hours: float = Field(12.0, description="Hours an /admin login stays valid.")
     study_answer_rate: int = Field(
-        60, description="Most study answers one participant may send per minute (per web process); more get 429."
+        60, description="Most study answers one participant may send per minute (per web process); more: 429."
     )
     study_image_max_side: int = Field(
-        512, description="Longest side, in pixels, of the images shown to study participants (all re-encoded alike)."
+        512, description="Longest side in pixels of the images study participants see (all re-encoded alike)."
     )
 
     @model_validator(mode="after")
@@ -80,8 +81,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _study_secrets(self) -> Settings:
         if self.environment == "production":
-            missing = [name for name, value in (("ADMIN_PASSWORD", self.admin_password),
-                                                ("SECRET_KEY", self.secret_key)) if not value.get_secret_value()]
+            secrets_ = (("ADMIN_PASSWORD", self.admin_password), ("SECRET_KEY", self.secret_key))
+            missing = [name for name, value in secrets_ if not value.get_secret_value()]
             if missing:
                 raise ValueError(f"ENVIRONMENT=production needs {' and '.join(missing)} to be set")
             if len(self.secret_key.get_secret_value()) < 32:

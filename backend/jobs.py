@@ -111,6 +111,7 @@ def create_job(
         input_image_id=input_image.id,
         reference_image_id=ref_image.id if ref_image is not None else None,
         client=client,
+        enqueued_at=utcnow(),  # about to be sent, right after the commit
     )
     session.add(job)
     session.flush()
@@ -120,18 +121,23 @@ def create_job(
 def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
     """Send committed jobs to the broker. A broker failure is logged, not raised: the sweeper retries.
 
-    Returns the ids that were sent.
+    The jobs were committed with ``enqueued_at`` set (see :func:`create_job`), so the usual path costs no
+    second write; a job whose message could not be sent gets ``enqueued_at = NULL`` back, and the sweeper
+    sends it on its next round. Returns the ids that were sent.
     """
     sent: list[str] = []
+    failed: list[str] = []
     for job_id in job_ids:
         try:
             celery_app.send_colorize(job_id)
         except Exception as exc:  # broker down: the job stays queued in the database
             log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
+            failed.append(job_id)
             continue
         sent.append(job_id)
-    if sent:
-        session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+    if failed:
+        session.execute(update(Job).where(Job.id.in_(failed), Job.status == JobStatus.queued)
+                        .values(enqueued_at=None))
         session.commit()
     return sent
 

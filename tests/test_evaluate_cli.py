@@ -140,3 +140,37 @@ def test_evaluate_refuses_to_mix_data_sets(tmp_path: Path) -> None:
     (out / "run.json").write_text('{"data": "/elsewhere", "eps": 0.02}')
     code, output = _evaluate("--data", str(IMAGENET), "--out", str(out), "--limit", "1")
     assert code == 1 and "another evaluation" in output
+
+
+@pytest.mark.slow  # loads VGG and optimises (10-40 s on a busy 2-core machine)
+def test_evaluate_exemplar_with_references_and_options(tmp_path: Path) -> None:
+    reason = _unavailable_reason("exemplar")
+    if reason:
+        pytest.skip(f"exemplar unavailable: {reason}")
+    data, refs = tmp_path / "data", tmp_path / "refs"
+    data.mkdir()
+    refs.mkdir()
+    target = next(IMAGENET.glob("017_*.jpg"))
+    (data / target.name).write_bytes(target.read_bytes())
+    (data / "no_reference.jpg").write_bytes(next(IMAGENET.glob("027_*.jpg")).read_bytes())
+    Image.open(next(IMAGENET.glob("018_*.jpg"))).save(refs / (target.stem + ".png"))  # matched by stem
+    out = tmp_path / "ex"
+    code, output = _evaluate("--methods", "exemplar", "--data", str(data), "--references", str(refs),
+                             "--out", str(out), "--option", "exemplar.iterations=2",
+                             "--option", "exemplar.size=64")
+    assert code == 0, output
+    rows = _rows(out)
+    ex = [r for r in rows if r["method"] == "exemplar"]
+    assert [r["image"] for r in ex] == [target.name]  # the photo without a reference is skipped
+    assert 0.0 <= float(ex[0]["auc"]) <= 1.0
+    assert "1 photos without a reference image were skipped" in (out / "summary.md").read_text()
+
+
+def test_evaluate_rejects_bad_options(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--methods", "exemplar", "--data", str(IMAGENET),
+                                       "--out", str(tmp_path / "x"), "--option", "exemplar.iterations=-5"])
+    assert result.exit_code != 0
+    assert "exemplar" in result.output and ("iterations" in result.output or "unavailable" in result.output)
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(IMAGENET), "--out", str(tmp_path / "y"),
+                                       "--option", "nodot=1"])
+    assert result.exit_code == 2 and "METHOD.NAME=VALUE" in result.output

@@ -83,9 +83,11 @@ def run(fetch: bool) -> None:
     if fetch:
         # Best effort: methods whose weights cannot be had here are shown as unavailable, with the reason.
         subprocess.run([*exe, "weights", "fetch", "--best-effort"], check=False)
+    # The children stay in our process group (Ctrl+C or a kill of the group reaches them) and die with us
+    # even when only this supervisor is killed (-9): nothing is left holding the port or the queue.
     procs = [
-        subprocess.Popen([*exe, "worker"], start_new_session=True),
-        subprocess.Popen([*exe, "serve"], start_new_session=True),
+        subprocess.Popen([*exe, "worker"], preexec_fn=_die_with_parent),
+        subprocess.Popen([*exe, "serve"], preexec_fn=_die_with_parent),
     ]
     click.echo(f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
                "Press Ctrl+C to stop.")
@@ -108,6 +110,18 @@ def run(fetch: bool) -> None:
         time.sleep(0.5)
     click.echo("a ColorLab process exited; stopping the others", err=True)
     stop()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _safe_url(url: str) -> str:

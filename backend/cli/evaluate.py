@@ -37,10 +37,12 @@ def _device(name: str) -> str:
               help="Torch device (default: the DEVICE setting; auto = CUDA if present).")
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option("--option", "options", multiple=True, metavar="METHOD.NAME=VALUE",
+              help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults from the catalogue).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(methods: str, data: Path, references: Path | None, out: Path, limit: int | None, split: str,
              batch_size: int, eps: float, samples: int, device: str | None, weights_dir: Path | None,
-             no_progress: bool) -> None:
+             options: tuple[str, ...], no_progress: bool) -> None:
     """Colorize photos with each method and score them against the real colours.
 
     Writes per_image.csv, summary.md/.csv, curves.svg/.png and contact_sheet.png into --out.
@@ -48,6 +50,13 @@ def evaluate(methods: str, data: Path, references: Path | None, out: Path, limit
     from backend.config import get_settings
     from worker.colorizers.evaluate import EvalConfig, EvaluationError, run
 
+    params: dict[str, dict[str, str]] = {}
+    for text in options:
+        key, sep, value = text.partition("=")
+        method, dot, name = key.strip().partition(".")
+        if not sep or not dot or not method or not name:
+            raise click.BadParameter(f"{text!r}: expected METHOD.NAME=VALUE", param_hint="--option")
+        params.setdefault(method, {})[name] = value.strip()
     settings = get_settings()
     if settings.torch_threads > 0:
         import torch
@@ -66,6 +75,7 @@ def evaluate(methods: str, data: Path, references: Path | None, out: Path, limit
         eps=eps,
         samples=samples,
         progress=not no_progress,
+        params=params,
     )
     try:
         result = run(config, log=click.echo)

@@ -31,7 +31,9 @@ AdminDep = Annotated[AdminSession, Depends(require_admin)]
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, f"admin/{name}", {"nav": "admin", **context}, status_code=status_code)
+    return TEMPLATES.TemplateResponse(
+        request, f"admin/{name}", {"nav": "admin", **context}, status_code=status_code
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -62,17 +64,25 @@ def login_page(request: Request, settings: SettingsDep, next: str | None = None)
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, settings: SettingsDep, password: Annotated[str, Form(max_length=1000)] = "",
-          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=500)] = "/admin",
-          ) -> Response:
+def login(
+    request: Request,
+    settings: SettingsDep,
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/admin",
+) -> Response:
     auth.check_login_csrf(request, settings, csrf_token)
     client = request.client.host if request.client else "?"
     if auth.THROTTLE.blocked(client):
         raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):
         auth.THROTTLE.failed(client)
-        return _page(request, "login.html", {"next": _safe_next(next), "error": "Wrong password.",
-                                             "csrf": csrf_token}, status_code=401)
+        return _page(
+            request,
+            "login.html",
+            {"next": _safe_next(next), "error": "Wrong password.", "csrf": csrf_token},
+            status_code=401,
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     auth.start_session(response, settings)
     return response
@@ -89,9 +99,14 @@ def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "
 @router.get("", response_class=HTMLResponse)
 def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
     studies = list(session.scalars(select(Study).order_by(Study.created_at.desc())))
-    counts = {sid: (n, done) for sid, n, done in session.execute(
-        select(Participant.study_id, func.count(), func.count(Participant.completed_at)).group_by(Participant.study_id)
-    )}
+    counts = {
+        sid: (n, done)
+        for sid, n, done in session.execute(
+            select(Participant.study_id, func.count(), func.count(Participant.completed_at)).group_by(
+                Participant.study_id
+            )
+        )
+    }
     return _page(request, "index.html", {"studies": studies, "counts": counts, "csrf": admin.csrf})
 
 
@@ -101,10 +116,21 @@ def _method_choices(settings: Settings) -> list[dict[str, Any]]:
 
 @router.get("/studies/new", response_class=HTMLResponse)
 def new_study(request: Request, admin: AdminDep, settings: SettingsDep) -> HTMLResponse:
-    return _page(request, "new.html", {"csrf": admin.csrf, "methods": _method_choices(settings), "error": None,
-                                       "form": {"trials_part1": 5, "trials_part2": 5,
-                                                "instructions": builder.DEFAULT_INSTRUCTIONS,
-                                                "consent_text": builder.DEFAULT_CONSENT}})
+    return _page(
+        request,
+        "new.html",
+        {
+            "csrf": admin.csrf,
+            "methods": _method_choices(settings),
+            "error": None,
+            "form": {
+                "trials_part1": 5,
+                "trials_part2": 5,
+                "instructions": builder.DEFAULT_INSTRUCTIONS,
+                "consent_text": builder.DEFAULT_CONSENT,
+            },
+        },
+    )
 
 
 def _int(value: Any, name: str) -> int:
@@ -120,7 +146,9 @@ async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
         if isinstance(item, UploadFile) and item.filename:
             data = await item.read(settings.max_upload_bytes + 1)
             if len(data) > settings.max_upload_bytes:
-                raise StudyError(413, f"{item.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+                raise StudyError(
+                    413, f"{item.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
+                )
             photos.append(PhotoFile(item.filename, data))
     archive = form.get("archive")
     if isinstance(archive, UploadFile) and archive.filename:
@@ -132,26 +160,40 @@ async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
 
 
 @router.post("/studies", response_class=HTMLResponse)
-async def create_study(request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep) -> Response:
+async def create_study(
+    request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> Response:
     form = await request.form(max_files=builder.MAX_TRIALS * 100, max_fields=100)
     auth.check_csrf(admin, str(form.get("csrf_token") or ""))
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
         spec = builder.StudySpec(
-            title=values.get("title", ""), methods=[str(m) for m in form.getlist("methods")],
+            title=values.get("title", ""),
+            methods=[str(m) for m in form.getlist("methods")],
             trials_part1=_int(values.get("trials_part1", "5"), "trials in part 1"),
             trials_part2=_int(values.get("trials_part2", "5"), "trials in part 2"),
-            instructions=values.get("instructions", ""), consent_text=values.get("consent_text", ""),
-            completion_code=values.get("completion_code"), redirect_url=values.get("redirect_url"),
-            attention_checks=values.get("attention_checks") == "on", slug=values.get("slug"),
+            instructions=values.get("instructions", ""),
+            consent_text=values.get("consent_text", ""),
+            completion_code=values.get("completion_code"),
+            redirect_url=values.get("redirect_url"),
+            attention_checks=values.get("attention_checks") == "on",
+            slug=values.get("slug"),
         )
         photos = await _photos(form, settings)
         study = builder.create_study(session, settings, spec, photos)
     except StudyError as exc:
         session.rollback()
-        return _page(request, "new.html", {"csrf": admin.csrf, "methods": _method_choices(settings),
-                                           "error": exc.detail, "form": {**values, "methods": form.getlist("methods")}},
-                     status_code=exc.status_code)
+        return _page(
+            request,
+            "new.html",
+            {
+                "csrf": admin.csrf,
+                "methods": _method_choices(settings),
+                "error": exc.detail,
+                "form": {**values, "methods": form.getlist("methods")},
+            },
+            status_code=exc.status_code,
+        )
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
 
 
@@ -159,34 +201,56 @@ def _results_context(session: Session, study: Study, exclude: bool) -> dict[str,
     summary = study_summary(session, study, exclude_failed_attention=exclude)
     thumbs: dict[str, dict[str, str]] = {}
     for stim_id, photo_id, condition in session.execute(
-        select(Stimulus.id, Stimulus.photo_id, Stimulus.condition)
-        .where(Stimulus.study_id == study.id, Stimulus.display_image_id.is_not(None))
+        select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(
+            Stimulus.study_id == study.id, Stimulus.display_image_id.is_not(None)
+        )
     ):
         thumbs.setdefault(photo_id, {})[condition] = stim_id
     return {"summary": summary, "charts": study_charts(summary), "exclude": exclude, "thumbs": thumbs}
 
 
 @router.get("/studies/{slug}", response_class=HTMLResponse)
-def study_page(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
-               exclude: bool = False) -> HTMLResponse:
+def study_page(
+    slug: str,
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    exclude: bool = False,
+) -> HTMLResponse:
     study = _study(session, slug)
     readiness = builder.refresh(session, settings, study)
-    return _page(request, "study.html", {
-        "study": study, "readiness": readiness, "csrf": admin.csrf, "error": None,
-        "public_link": f"{settings.public_url}/study/{study.slug}",
-        **_results_context(session, study, exclude),
-    })
+    return _page(
+        request,
+        "study.html",
+        {
+            "study": study,
+            "readiness": readiness,
+            "csrf": admin.csrf,
+            "error": None,
+            "public_link": f"{settings.public_url}/study/{study.slug}",
+            **_results_context(session, study, exclude),
+        },
+    )
 
 
 @router.get("/studies/{slug}/results", response_class=HTMLResponse)
-def results_fragment(slug: str, request: Request, admin: AdminDep, session: SessionDep,
-                     exclude: bool = False) -> HTMLResponse:
+def results_fragment(
+    slug: str, request: Request, admin: AdminDep, session: SessionDep, exclude: bool = False
+) -> HTMLResponse:
     study = _study(session, slug)
     return _page(request, "_results.html", {"study": study, **_results_context(session, study, exclude)})
 
 
-def _action(request: Request, admin: AdminSession, session: Session, settings: Settings, slug: str,
-            csrf_token: str, action: str) -> Response:
+def _action(
+    request: Request,
+    admin: AdminSession,
+    session: Session,
+    settings: Settings,
+    slug: str,
+    csrf_token: str,
+    action: str,
+) -> Response:
     auth.check_csrf(admin, csrf_token)
     study = _study(session, slug)
     try:
@@ -199,29 +263,55 @@ def _action(request: Request, admin: AdminSession, session: Session, settings: S
     except StudyError as exc:
         session.rollback()
         readiness = builder.refresh(session, settings, study)
-        return _page(request, "study.html", {
-            "study": study, "readiness": readiness, "csrf": admin.csrf, "error": exc.detail,
-            "public_link": f"{settings.public_url}/study/{study.slug}",
-            **_results_context(session, study, False),
-        }, status_code=exc.status_code)
+        return _page(
+            request,
+            "study.html",
+            {
+                "study": study,
+                "readiness": readiness,
+                "csrf": admin.csrf,
+                "error": exc.detail,
+                "public_link": f"{settings.public_url}/study/{study.slug}",
+                **_results_context(session, study, False),
+            },
+            status_code=exc.status_code,
+        )
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
 
 
 @router.post("/studies/{slug}/open", response_class=HTMLResponse)
-def open_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
-               csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def open_study(
+    slug: str,
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     return _action(request, admin, session, settings, slug, csrf_token, "open")
 
 
 @router.post("/studies/{slug}/close", response_class=HTMLResponse)
-def close_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
-                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def close_study(
+    slug: str,
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     return _action(request, admin, session, settings, slug, csrf_token, "close")
 
 
 @router.post("/studies/{slug}/retry", response_class=HTMLResponse)
-def retry_study(slug: str, request: Request, admin: AdminDep, session: SessionDep, settings: SettingsDep,
-                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def retry_study(
+    slug: str,
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     return _action(request, admin, session, settings, slug, csrf_token, "retry")
 
 
@@ -232,16 +322,21 @@ def export_file(slug: str, kind: str, fmt: str, admin: AdminDep, session: Sessio
     study = _study(session, slug)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     filename = f"{study.slug}-{kind}.{fmt}"
-    return StreamingResponse(export.stream(session_factory(), study.id, kind, fmt), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                                      "Cache-Control": "no-store"})
+    return StreamingResponse(
+        export.stream(session_factory(), study.id, kind, fmt),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/studies/{slug}/stimuli/{stimulus_id}.jpg")
 def stimulus_image(slug: str, stimulus_id: str, admin: AdminDep, session: SessionDep) -> Response:
     study = _study(session, slug)
-    data = session.scalar(select(Image.data).join(Stimulus, Stimulus.display_image_id == Image.id)
-                          .where(Stimulus.id == stimulus_id[:32], Stimulus.study_id == study.id))
+    data = session.scalar(
+        select(Image.data)
+        .join(Stimulus, Stimulus.display_image_id == Image.id)
+        .where(Stimulus.id == stimulus_id[:32], Stimulus.study_id == study.id)
+    )
     if data is None:
         raise HTTPException(404, "no such stimulus image (not ready yet?)")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

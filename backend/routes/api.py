@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
@@ -39,7 +40,7 @@ async def read_upload(upload: UploadFile, settings: Settings, what: str) -> jobs
         chunks.append(chunk)
     data = b"".join(chunks)
     try:
-        decoded = decode(data, max_pixels=settings.max_pixels)
+        decoded = await run_in_threadpool(decode, data, max_pixels=settings.max_pixels)
     except ImageError as exc:
         raise HTTPException(exc.status_code, f"{what}: {exc.detail}") from None
     return jobs.Upload(data=data, decoded=decoded, filename=upload.filename)
@@ -114,19 +115,26 @@ async def colorize(
     if has_reference:
         ref = await read_upload(reference, settings, "reference")  # type: ignore[arg-type]
     elif reference_id:
-        ref = examples.resolve_reference(session, settings, reference_id, client)
+        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
         if ref is None:
             raise HTTPException(404, f"no reference image {reference_id!r} among your uploads or the examples")
     if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
         raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    job_id = await run_in_threadpool(_create_and_enqueue, session, method, params, upload, ref, client)
+    response.headers["Location"] = f"/jobs/{job_id}"
+    return JobCreated(
+        id=job_id, status="queued", status_url=f"/jobs/{job_id}", result_url=f"/jobs/{job_id}/result.png",
+        page_url=f"/jobs/{job_id}/view",
+    )
+
+
+def _create_and_enqueue(session: Session, method: str, params: dict[str, Any], upload: jobs.Upload,
+                        ref: jobs.Upload | Image | None, client: str | None) -> str:
+    """Store the job, commit, and only then send its id to the broker (blocking I/O: run in a thread)."""
     job = jobs.create_job(session, method=method, params=params, image=upload, reference=ref, client=client)
     session.commit()
     jobs.enqueue(session, [job.id])
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return JobCreated(
-        id=job.id, status=job.status, status_url=f"/jobs/{job.id}", result_url=f"/jobs/{job.id}/result.png",
-        page_url=f"/jobs/{job.id}/view",
-    )
+    return job.id
 
 
 def _get_job(session: Session, job_id: str) -> Job:

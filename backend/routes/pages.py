@@ -62,7 +62,9 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
     if job is None:
         return not_found(request, "There is no job with this id. Job links are private and long: "
                                   "check that the whole link was copied.")
-    return TEMPLATES.TemplateResponse(request, "job.html", {"job_id": job.id, "job": catalogue.job_dict(job)})
+    status_label = STATUS_LABELS.get(job.status)
+    context = {"job_id": job.id, "job": catalogue.job_dict(job), "status_label": status_label}
+    return TEMPLATES.TemplateResponse(request, "job.html", context)
 
 
 @router.get("/history", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-"""Participant flow of a user study at /study/{slug}: one page (frontend/static/study.js) and a small JSON API.
+"""Participant flow of a user study at /study/{slug}: one page (frontend/static/study.js) and a JSON API.
 
 The participant's session is a signed cookie scoped to the study's path; answers are stored the moment they
 are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` (a friendly page for HTML).
@@ -59,8 +59,15 @@ def _cookie_pid(request: Request, settings: Settings, study: Study) -> str | Non
 
 def _set_cookie(response: Response, settings: Settings, study: Study, participant: Participant) -> None:
     value = serializer(settings, "study-participant").dumps([study.id, participant.id])
-    response.set_cookie(COOKIE, value, max_age=COOKIE_DAYS * 86400, httponly=True, samesite="lax",
-                        secure=secure_cookies(settings), path=f"/study/{study.slug}")
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=COOKIE_DAYS * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings),
+        path=f"/study/{study.slug}",
+    )
 
 
 def _require_json(request: Request) -> None:
@@ -83,35 +90,59 @@ def _me(request: Request, session: Session, settings: Settings, study: Study) ->
     return participant
 
 
-def _message(request: Request, status: int, heading: str, message: str, study: Study | None = None) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, "study/message.html",
-                                      {"heading": heading, "message": message, "study": study}, status_code=status)
+def _message(
+    request: Request, status: int, heading: str, message: str, study: Study | None = None
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "study/message.html",
+        {"heading": heading, "message": message, "study": study},
+        status_code=status,
+    )
 
 
 @router.get("/{slug}", response_class=HTMLResponse, include_in_schema=False)
 def study_page(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     study = builder.get_study(session, slug)
     if study is None or study.slug != slug:
-        return _message(request, 404, "Study not found", "There is no study at this address. Check the link you "
-                        "were given.")
+        return _message(
+            request,
+            404,
+            "Study not found",
+            "There is no study at this address. Check the link you were given.",
+        )
     try:
         identity = service.identity_from(dict(request.query_params))
     except StudyError as exc:
         return _message(request, exc.status_code, "This link is not valid", exc.detail, study)
     participant = service.find_participant(session, study, identity, _cookie_pid(request, settings, study))
     if participant is not None and participant.completed_at is not None:
-        return _message(request, 409, "You have already taken part",
-                        "Our records show that you have already completed this study. Thank you! Each person can "
-                        "take part once.", study)
+        return _message(
+            request,
+            409,
+            "You have already taken part",
+            "Our records show that you have already completed this study. Thank you! Each person can "
+            "take part once.",
+            study,
+        )
     if participant is None and study.status != "open":
         closed = study.status == "closed"
-        return _message(request, 409, "This study is closed" if closed else "This study has not started yet",
-                        "It is not accepting participants at the moment." + ("" if closed else " Please try later."),
-                        study)
-    return TEMPLATES.TemplateResponse(request, "study/app.html", {
-        "study": study, "labels": service.RATING_LABELS,
-        "trials": study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
-    })
+        return _message(
+            request,
+            409,
+            "This study is closed" if closed else "This study has not started yet",
+            "It is not accepting participants at the moment." + ("" if closed else " Please try later."),
+            study,
+        )
+    return TEMPLATES.TemplateResponse(
+        request,
+        "study/app.html",
+        {
+            "study": study,
+            "labels": service.RATING_LABELS,
+            "trials": study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
+        },
+    )
 
 
 def _state_out(state: dict, duplicate: bool = False) -> StateOut:
@@ -128,15 +159,25 @@ def get_state(slug: str, request: Request, session: SessionDep, settings: Settin
     return _state_out(out)
 
 
-@router.post("/{slug}/api/start", response_model=StateOut, summary="Consent given: start or resume the session",
-             dependencies=[Depends(_require_json)])
-def start(slug: str, body: StartIn, request: Request, response: Response, session: SessionDep,
-          settings: SettingsDep) -> StateOut:
+@router.post(
+    "/{slug}/api/start",
+    response_model=StateOut,
+    summary="Consent given: start or resume the session",
+    dependencies=[Depends(_require_json)],
+)
+def start(
+    slug: str, body: StartIn, request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> StateOut:
     study = _study(session, slug)
     identity = _identity(body.model_dump())
     try:
-        participant = service.start(session, study, identity, _cookie_pid(request, settings, study),
-                                    user_agent=request.headers.get("user-agent"))
+        participant = service.start(
+            session,
+            study,
+            identity,
+            _cookie_pid(request, settings, study),
+            user_agent=request.headers.get("user-agent"),
+        )
     except StudyError as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
     _set_cookie(response, settings, study, participant)
@@ -145,8 +186,12 @@ def start(slug: str, body: StartIn, request: Request, response: Response, sessio
     return _state_out(out)
 
 
-@router.post("/{slug}/api/begin", response_model=StateOut, summary="Instructions read: show the first image",
-             dependencies=[Depends(_require_json)])
+@router.post(
+    "/{slug}/api/begin",
+    response_model=StateOut,
+    summary="Instructions read: show the first image",
+    dependencies=[Depends(_require_json)],
+)
 def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
     study = _study(session, slug)
     participant = _me(request, session, settings, study)
@@ -156,16 +201,27 @@ def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDe
     return _state_out(out)
 
 
-@router.post("/{slug}/api/answer", response_model=StateOut, summary="Store one answer (idempotent per trial)",
-             dependencies=[Depends(_require_json)])
-def post_answer(slug: str, body: AnswerIn, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
+@router.post(
+    "/{slug}/api/answer",
+    response_model=StateOut,
+    summary="Store one answer (idempotent per trial)",
+    dependencies=[Depends(_require_json)],
+)
+def post_answer(
+    slug: str, body: AnswerIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> StateOut:
     study = _study(session, slug)
     participant = _me(request, session, settings, study)
     if not _limiter(settings).allow(participant.id):
-        raise HTTPException(429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"})
+        raise HTTPException(
+            429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"}
+        )
     try:
         out, duplicate = service.answer(
-            session, study, participant, body.trial_id,
+            session,
+            study,
+            participant,
+            body.trial_id,
             service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms),
         )
     except StudyError as exc:
@@ -174,15 +230,21 @@ def post_answer(slug: str, body: AnswerIn, request: Request, session: SessionDep
     return _state_out(out, duplicate)
 
 
-@router.get("/{slug}/images/{trial_id}.jpg", summary="The image of one of your trials",
-            responses={200: {"content": {"image/jpeg": {}}}})
-def trial_image(slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+@router.get(
+    "/{slug}/images/{trial_id}.jpg",
+    summary="The image of one of your trials",
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def trial_image(
+    slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     study = _study(session, slug)
     pid = _cookie_pid(request, settings, study)
     if not pid or len(trial_id) > 32:
         raise HTTPException(404, "no such image")
     data = session.scalar(
-        select(Image.data).join(Stimulus, Stimulus.display_image_id == Image.id)
+        select(Image.data)
+        .join(Stimulus, Stimulus.display_image_id == Image.id)
         .join(Trial, Trial.stimulus_id == Stimulus.id)
         .where(Trial.id == trial_id, Trial.participant_id == pid, Trial.study_id == study.id)
     )

@@ -111,7 +111,9 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
             known = ", ".join(m.name for m in catalogue.public_methods())
             raise StudyError(422, f"unknown method {name!r}; choose among: {known}")
         if info.needs_reference:
-            raise StudyError(422, f"method {name!r} needs a reference image per photo and cannot be used in a study")
+            raise StudyError(
+                422, f"method {name!r} needs a reference image per photo and cannot be used in a study"
+            )
         reason = info.unavailable_reason(settings.weights_dir)
         if check_available and reason:
             raise StudyError(409, f"method {name!r} is unavailable: {reason}")
@@ -120,7 +122,9 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
             raise StudyError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
     slug = (spec.slug or "").strip().lower()
     if slug and not SLUG_RE.match(slug):
-        raise StudyError(422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens")
+        raise StudyError(
+            422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens"
+        )
     code = _clean_text(spec.completion_code, "the completion code", 100) or None
     redirect = (spec.redirect_url or "").strip() or None
     if redirect:
@@ -128,16 +132,29 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
         if parts.scheme not in ("http", "https") or not parts.netloc or len(redirect) > 500:
             raise StudyError(422, "the redirect URL must be an http(s) address of at most 500 characters")
     return StudySpec(
-        title=title, methods=methods, trials_part1=spec.trials_part1, trials_part2=spec.trials_part2,
+        title=title,
+        methods=methods,
+        trials_part1=spec.trials_part1,
+        trials_part2=spec.trials_part2,
         instructions=_clean_text(spec.instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS,
         consent_text=_clean_text(spec.consent_text, "the consent text", 10000) or DEFAULT_CONSENT,
-        completion_code=code, redirect_url=redirect, attention_checks=bool(spec.attention_checks),
-        slug=slug or None, open_when_ready=spec.open_when_ready, method_params=spec.method_params,
+        completion_code=code,
+        redirect_url=redirect,
+        attention_checks=bool(spec.attention_checks),
+        slug=slug or None,
+        open_when_ready=spec.open_when_ready,
+        method_params=spec.method_params,
     )
 
 
-def build_study(session: Session, settings: Settings, spec: StudySpec, photos: list[PhotoFile], *,
-                check_available: bool = True) -> tuple[Study, list[str]]:
+def build_study(
+    session: Session,
+    settings: Settings,
+    spec: StudySpec,
+    photos: list[PhotoFile],
+    *,
+    check_available: bool = True,
+) -> tuple[Study, list[str]]:
     """Store the study, its photos, gray inputs, stimuli and queued jobs (the caller commits, then enqueues
     the returned job ids with :func:`backend.jobs.enqueue`)."""
     spec = validate_spec(spec, settings, check_available=check_available)
@@ -145,8 +162,11 @@ def build_study(session: Session, settings: Settings, spec: StudySpec, photos: l
         raise StudyError(422, "upload at least one colour photo")
     need = max(spec.trials_part1, spec.trials_part2)
     if len(photos) < need:
-        raise StudyError(422, f"{len(photos)} photo(s) is too few: a participant sees each photo at most once per "
-                              f"part, so {need} trials need at least {need} photos")
+        raise StudyError(
+            422,
+            f"{len(photos)} photo(s) is too few: a participant sees each photo at most once per "
+            f"part, so {need} trials need at least {need} photos",
+        )
     slug = spec.slug or slugify(spec.title)
     if session.scalar(select(func.count()).select_from(Study).where(Study.slug == slug)):
         raise StudyError(409, f"the slug {slug!r} is already used by another study")
@@ -159,10 +179,17 @@ def build_study(session: Session, settings: Settings, spec: StudySpec, photos: l
         except ValueError as exc:
             raise StudyError(422, str(exc)) from None
     study = Study(
-        slug=slug, title=spec.title, instructions=spec.instructions, consent_text=spec.consent_text,
-        methods=spec.methods, trials_part1=spec.trials_part1, trials_part2=spec.trials_part2,
-        completion_code=spec.completion_code, redirect_url=spec.redirect_url,
-        attention_checks=spec.attention_checks, status=StudyStatus.draft,
+        slug=slug,
+        title=spec.title,
+        instructions=spec.instructions,
+        consent_text=spec.consent_text,
+        methods=spec.methods,
+        trials_part1=spec.trials_part1,
+        trials_part2=spec.trials_part2,
+        completion_code=spec.completion_code,
+        redirect_url=spec.redirect_url,
+        attention_checks=spec.attention_checks,
+        status=StudyStatus.draft,
     )
     session.add(study)
     session.flush()
@@ -179,20 +206,46 @@ def build_study(session: Session, settings: Settings, spec: StudySpec, photos: l
         if seen[real.id] > 1:
             raise StudyError(422, f"{photo.name} is the same photo as an earlier one")
         gray_bytes = gray_png(decoded)
-        gray = store_bytes(session, gray_bytes, width=decoded.width, height=decoded.height, fmt="PNG",
-                           is_color=False, filename=photo.name)
-        row = StudyPhoto(study_id=study.id, position=position, name=(photo.name or f"photo {position + 1}")[:255],
-                         image_id=real.id, gray_image_id=gray.id)
+        gray = store_bytes(
+            session,
+            gray_bytes,
+            width=decoded.width,
+            height=decoded.height,
+            fmt="PNG",
+            is_color=False,
+            filename=photo.name,
+        )
+        row = StudyPhoto(
+            study_id=study.id,
+            position=position,
+            name=(photo.name or f"photo {position + 1}")[:255],
+            image_id=real.id,
+            gray_image_id=gray.id,
+        )
         session.add(row)
         session.flush()
         shown = store_display(session, decoded.rgb, settings.study_image_max_side)
-        session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=REAL, source_image_id=real.id,
-                             display_image_id=shown.id))
+        session.add(
+            Stimulus(
+                study_id=study.id,
+                photo_id=row.id,
+                condition=REAL,
+                source_image_id=real.id,
+                display_image_id=shown.id,
+            )
+        )
         if spec.attention_checks:
             gray_rgb = np.repeat(lab.lightness_to_gray_uint8(decoded.lightness())[..., None], 3, axis=-1)
             gray_shown = store_display(session, gray_rgb, settings.study_image_max_side)
-            session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=ATTENTION,
-                                 source_image_id=gray.id, display_image_id=gray_shown.id))
+            session.add(
+                Stimulus(
+                    study_id=study.id,
+                    photo_id=row.id,
+                    condition=ATTENTION,
+                    source_image_id=gray.id,
+                    display_image_id=gray_shown.id,
+                )
+            )
         for method in spec.methods:
             job = jobs.create_job(session, method=method, params=params[method], image=upload)
             job_ids.append(job.id)
@@ -201,8 +254,14 @@ def build_study(session: Session, settings: Settings, spec: StudySpec, photos: l
     return study, job_ids
 
 
-def create_study(session: Session, settings: Settings, spec: StudySpec, photos: list[PhotoFile], *,
-                 check_available: bool = True) -> Study:
+def create_study(
+    session: Session,
+    settings: Settings,
+    spec: StudySpec,
+    photos: list[PhotoFile],
+    *,
+    check_available: bool = True,
+) -> Study:
     """Build, commit, and send the colorizations to the workers."""
     study, job_ids = build_study(session, settings, spec, photos, check_available=check_available)
     session.commit()
@@ -219,7 +278,7 @@ def get_study(session: Session, slug_or_id: str) -> Study | None:
 
 
 def refresh(session: Session, settings: Settings, study: Study) -> Readiness:
-    """Register finished colorizations (a display copy of each result) and report how many stimuli are ready."""
+    """Register finished colorizations (a display copy of each result); report how many stimuli are ready."""
     rows = session.execute(
         select(Stimulus, Job, StudyPhoto.name)
         .join(Job, Job.id == Stimulus.job_id)
@@ -249,29 +308,52 @@ def refresh(session: Session, settings: Settings, study: Study) -> Readiness:
             queued += 1
     if changed:
         session.commit()
-    total = session.scalar(
-        select(func.count()).select_from(Stimulus).where(Stimulus.study_id == study.id, Stimulus.condition != ATTENTION)
-    ) or 0
-    ready = session.scalar(
-        select(func.count()).select_from(Stimulus).where(
-            Stimulus.study_id == study.id, Stimulus.condition != ATTENTION, Stimulus.display_image_id.is_not(None)
+    total = (
+        session.scalar(
+            select(func.count())
+            .select_from(Stimulus)
+            .where(Stimulus.study_id == study.id, Stimulus.condition != ATTENTION)
         )
-    ) or 0
-    return Readiness(total=total, ready=ready, queued=queued, running=running, failed=failed, failures=failures)
+        or 0
+    )
+    ready = (
+        session.scalar(
+            select(func.count())
+            .select_from(Stimulus)
+            .where(
+                Stimulus.study_id == study.id,
+                Stimulus.condition != ATTENTION,
+                Stimulus.display_image_id.is_not(None),
+            )
+        )
+        or 0
+    )
+    return Readiness(
+        total=total, ready=ready, queued=queued, running=running, failed=failed, failures=failures
+    )
 
 
 def retry_failed(session: Session, study: Study) -> list[str]:
     """Queue a new job for every failed or cancelled colorization of the study; returns the new job ids."""
     rows = session.execute(
-        select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id).where(
-            Stimulus.study_id == study.id, Stimulus.display_image_id.is_(None),
+        select(Stimulus, Job)
+        .join(Job, Job.id == Stimulus.job_id)
+        .where(
+            Stimulus.study_id == study.id,
+            Stimulus.display_image_id.is_(None),
             Job.status.in_([JobStatus.failed, JobStatus.cancelled]),
         )
     ).all()
     new_ids: list[str] = []
     for stimulus, old in rows:
-        job = Job(method=old.method, params=dict(old.params or {}), status=JobStatus.queued, progress=0.0,
-                  attempts=0, input_image_id=old.input_image_id)
+        job = Job(
+            method=old.method,
+            params=dict(old.params or {}),
+            status=JobStatus.queued,
+            progress=0.0,
+            attempts=0,
+            input_image_id=old.input_image_id,
+        )
         session.add(job)
         session.flush()
         stimulus.job_id = job.id

@@ -18,7 +18,9 @@ class Bar:
     real: bool = False
 
 
-def bar_chart(bars: list[Bar], *, title: str, vmax: float, ticks: list[float], fmt: str, unit: str = "") -> Markup:
+def bar_chart(
+    bars: list[Bar], *, title: str, vmax: float, ticks: list[float], fmt: str, unit: str = ""
+) -> Markup:
     """Vertical bars with error whiskers; ``fmt`` formats values (e.g. "{:.0%}" or "{:.2f}")."""
     width, height = 120 + 110 * max(len(bars), 1), 300
     left, right, top, bottom = 56, 16, 34, 58
@@ -27,15 +29,21 @@ def bar_chart(bars: list[Bar], *, title: str, vmax: float, ticks: list[float], f
     def y(v: float) -> float:
         return top + plot_h * (1 - max(0.0, min(v, vmax)) / vmax)
 
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-           f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
-           f"<title>{escape(title)}</title>",
-           f'<text class="chart-title" x="{left}" y="20">{escape(title)}</text>']
+    out = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(title)}</title>",
+        f'<text class="chart-title" x="{left}" y="20">{escape(title)}</text>',
+    ]
     for t in ticks:
         ty = y(t)
-        out.append(f'<line class="chart-grid" x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}"/>')
-        out.append(f'<text class="chart-tick" x="{left - 8}" y="{ty + 4:.1f}" text-anchor="end">'
-                   f"{escape(fmt.format(t))}</text>")
+        out.append(
+            f'<line class="chart-gridline" x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
+        )
+        out.append(
+            f'<text class="chart-tick" x="{left - 8}" y="{ty + 4:.1f}" text-anchor="end">'
+            f"{escape(fmt.format(t))}</text>"
+        )
     slot = plot_w / max(len(bars), 1)
     bar_w = min(64.0, slot * 0.6)
     for i, bar in enumerate(bars):
@@ -43,25 +51,42 @@ def bar_chart(bars: list[Bar], *, title: str, vmax: float, ticks: list[float], f
         cls = "chart-bar chart-bar-real" if bar.real else "chart-bar"
         if bar.value is not None:
             by = y(bar.value)
-            out.append(f'<rect class="{cls}" x="{cx - bar_w / 2:.1f}" y="{by:.1f}" width="{bar_w:.1f}" '
-                       f'height="{top + plot_h - by:.1f}" rx="3"><title>{escape(bar.label)}: '
-                       f"{escape(fmt.format(bar.value))} (n = {bar.n})</title></rect>")
+            out.append(
+                f'<rect class="{cls}" x="{cx - bar_w / 2:.1f}" y="{by:.1f}" width="{bar_w:.1f}" '
+                f'height="{top + plot_h - by:.1f}" rx="3"><title>{escape(bar.label)}: '
+                f"{escape(fmt.format(bar.value))} (n = {bar.n})</title></rect>"
+            )
             if bar.low is not None and bar.high is not None:
                 lo, hi = y(bar.low), y(bar.high)
-                out.append(f'<line class="chart-whisker" x1="{cx:.1f}" x2="{cx:.1f}" y1="{lo:.1f}" y2="{hi:.1f}"/>')
+                out.append(
+                    f'<line class="chart-whisker" x1="{cx:.1f}" x2="{cx:.1f}" y1="{lo:.1f}" y2="{hi:.1f}"/>'
+                )
                 for wy in (lo, hi):
-                    out.append(f'<line class="chart-whisker" x1="{cx - 8:.1f}" x2="{cx + 8:.1f}" '
-                               f'y1="{wy:.1f}" y2="{wy:.1f}"/>')
+                    out.append(
+                        f'<line class="chart-whisker" x1="{cx - 8:.1f}" x2="{cx + 8:.1f}" '
+                        f'y1="{wy:.1f}" y2="{wy:.1f}"/>'
+                    )
             label_y = min(by, y(bar.high) if bar.high is not None else by) - 6
-            out.append(f'<text class="chart-value" x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle">'
-                       f"{escape(fmt.format(bar.value))}{escape(unit)}</text>")
+            out.append(
+                f'<text class="chart-value" x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle">'
+                f"{escape(fmt.format(bar.value))}{escape(unit)}</text>"
+            )
         else:
-            out.append(f'<text class="chart-empty" x="{cx:.1f}" y="{top + plot_h - 8}" text-anchor="middle">'
-                       "no data</text>")
-        out.append(f'<text class="chart-label" x="{cx:.1f}" y="{top + plot_h + 20}" text-anchor="middle">'
-                   f"{escape(bar.label)}</text>")
-        out.append(f'<text class="chart-n" x="{cx:.1f}" y="{top + plot_h + 38}" text-anchor="middle">n = {bar.n}</text>')
-    out.append(f'<line class="chart-axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
+            out.append(
+                f'<text class="chart-empty" x="{cx:.1f}" y="{top + plot_h - 8}" text-anchor="middle">'
+                "no data</text>"
+            )
+        out.append(
+            f'<text class="chart-label" x="{cx:.1f}" y="{top + plot_h + 20}" text-anchor="middle">'
+            f"{escape(bar.label)}</text>"
+        )
+        out.append(
+            f'<text class="chart-n" x="{cx:.1f}" y="{top + plot_h + 38}" text-anchor="middle">'
+            f"n = {bar.n}</text>"
+        )
+    out.append(
+        f'<line class="chart-axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>'
+    )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -74,8 +99,18 @@ def study_charts(summary: dict) -> dict[str, Markup]:
         real_bars.append(Bar(c["label"], p1["share_real"], p1["low"], p1["high"], p1["n"], is_real))
         rating_bars.append(Bar(c["label"], p2["mean"], p2["low"], p2["high"], p2["n"], is_real))
     return {
-        "real": bar_chart(real_bars, title="Judged a real photo (95% Wilson interval)", vmax=1.0,
-                          ticks=[0, 0.25, 0.5, 0.75, 1.0], fmt="{:.0%}"),
-        "rating": bar_chart(rating_bars, title="Mean rating, 1-4 stars (95% t interval)", vmax=4.0,
-                            ticks=[0, 1, 2, 3, 4], fmt="{:.2f}"),
+        "real": bar_chart(
+            real_bars,
+            title="Judged a real photo (95% Wilson interval)",
+            vmax=1.0,
+            ticks=[0, 0.25, 0.5, 0.75, 1.0],
+            fmt="{:.0%}",
+        ),
+        "rating": bar_chart(
+            rating_bars,
+            title="Mean rating, 1-4 stars (95% t interval)",
+            vmax=4.0,
+            ticks=[0, 1, 2, 3, 4],
+            fmt="{:.2f}",
+        ),
     }

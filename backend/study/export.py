@@ -26,19 +26,69 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 500
 
 TRIAL_COLUMNS = [
-    "study", "participant", "external_id", "part", "trial_index", "stimulus", "photo", "photo_name", "condition",
-    "method", "response", "correct", "rating", "response_ms", "shown_at", "answered_at", "attention",
-    "attention_expected", "attention_passed",
+    "study",
+    "participant",
+    "external_id",
+    "part",
+    "trial_index",
+    "stimulus",
+    "photo",
+    "photo_name",
+    "condition",
+    "method",
+    "response",
+    "correct",
+    "rating",
+    "response_ms",
+    "shown_at",
+    "answered_at",
+    "attention",
+    "attention_expected",
+    "attention_passed",
 ]
 PARTICIPANT_COLUMNS = [
-    "study", "participant", "external_id", "source", "prolific_study_id", "prolific_session_id", "consented_at",
-    "started_at", "completed_at", "answers", "attention_failed", "user_agent",
+    "study",
+    "participant",
+    "external_id",
+    "source",
+    "prolific_study_id",
+    "prolific_session_id",
+    "consented_at",
+    "started_at",
+    "completed_at",
+    "answers",
+    "attention_failed",
+    "user_agent",
 ]
-STIMULUS_COLUMNS = ["study", "stimulus", "photo", "photo_name", "photo_position", "condition", "method", "job",
-                    "job_status", "shown_part1", "shown_part2"]
+STIMULUS_COLUMNS = [
+    "study",
+    "stimulus",
+    "photo",
+    "photo_name",
+    "photo_position",
+    "condition",
+    "method",
+    "job",
+    "job_status",
+    "shown_part1",
+    "shown_part2",
+]
 SUMMARY_COLUMNS = [
-    "study", "condition", "label", "part1_n", "judged_real", "share_real", "share_real_low", "share_real_high",
-    "share_correct", "part2_n", "mean_rating", "rating_sd", "rating_low", "rating_high", "median_response_ms",
+    "study",
+    "condition",
+    "label",
+    "part1_n",
+    "judged_real",
+    "share_real",
+    "share_real_low",
+    "share_real_high",
+    "share_correct",
+    "part2_n",
+    "mean_rating",
+    "rating_sd",
+    "rating_low",
+    "rating_high",
+    "median_response_ms",
 ]
 
 
@@ -64,10 +114,8 @@ def csv_stream(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[s
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(columns)
-    count = 0
-    for row in rows:
+    for count, row in enumerate(rows, start=1):
         writer.writerow([neutralise(_cell(row.get(c))) for c in columns])
-        count += 1
         if count % BATCH == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -79,7 +127,9 @@ def json_stream(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield "["
     first = True
     for row in rows:
-        yield ("\n" if first else ",\n") + json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False)
+        yield ("\n" if first else ",\n") + json.dumps(
+            {k: _json_value(v) for k, v in row.items()}, ensure_ascii=False
+        )
         first = False
     yield "\n]\n"
 
@@ -87,8 +137,9 @@ def json_stream(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
 def _attention_failures(session: Session, study_id: str) -> set[str]:
     failed = set()
     for pid, part, expected, response, rating in session.execute(
-        select(Trial.participant_id, Trial.part, Trial.expected, Trial.response, Trial.rating)
-        .where(Trial.study_id == study_id, Trial.is_attention.is_(True), Trial.answered_at.is_not(None))
+        select(Trial.participant_id, Trial.part, Trial.expected, Trial.response, Trial.rating).where(
+            Trial.study_id == study_id, Trial.is_attention.is_(True), Trial.answered_at.is_not(None)
+        )
     ):
         if (response if part == 1 else str(rating)) != expected:
             failed.add(pid)
@@ -106,49 +157,89 @@ def trial_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
     )
     for trial, external_id, photo_name in session.execute(q):
         yield {
-            "study": study.slug, "participant": trial.participant_id, "external_id": external_id, "part": trial.part,
-            "trial_index": trial.position + 1, "stimulus": trial.stimulus_id, "photo": trial.photo_id,
-            "photo_name": photo_name, "condition": trial.condition,
+            "study": study.slug,
+            "participant": trial.participant_id,
+            "external_id": external_id,
+            "part": trial.part,
+            "trial_index": trial.position + 1,
+            "stimulus": trial.stimulus_id,
+            "photo": trial.photo_id,
+            "photo_name": photo_name,
+            "condition": trial.condition,
             "method": trial.condition if trial.condition in study.methods else None,
-            "response": trial.response, "correct": trial.correct, "rating": trial.rating,
-            "response_ms": trial.response_ms, "shown_at": trial.shown_at, "answered_at": trial.answered_at,
-            "attention": trial.is_attention, "attention_expected": trial.expected,
+            "response": trial.response,
+            "correct": trial.correct,
+            "rating": trial.rating,
+            "response_ms": trial.response_ms,
+            "shown_at": trial.shown_at,
+            "answered_at": trial.answered_at,
+            "attention": trial.is_attention,
+            "attention_expected": trial.expected,
             "attention_passed": trial.attention_passed,
         }
 
 
 def participant_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
     failed = _attention_failures(session, study.id)
-    answers = dict(session.execute(
-        select(Trial.participant_id, func.count()).where(Trial.study_id == study.id, Trial.answered_at.is_not(None))
-        .group_by(Trial.participant_id)
-    ).all())
-    q = (select(Participant).where(Participant.study_id == study.id)
-         .order_by(Participant.consented_at, Participant.id).execution_options(yield_per=BATCH))
+    answers = dict(
+        session.execute(
+            select(Trial.participant_id, func.count())
+            .where(Trial.study_id == study.id, Trial.answered_at.is_not(None))
+            .group_by(Trial.participant_id)
+        ).all()
+    )
+    q = (
+        select(Participant)
+        .where(Participant.study_id == study.id)
+        .order_by(Participant.consented_at, Participant.id)
+        .execution_options(yield_per=BATCH)
+    )
     for p in session.scalars(q):
         yield {
-            "study": study.slug, "participant": p.id, "external_id": p.external_id, "source": p.source,
-            "prolific_study_id": p.prolific_study_id, "prolific_session_id": p.prolific_session_id,
-            "consented_at": p.consented_at, "started_at": p.started_at, "completed_at": p.completed_at,
-            "answers": answers.get(p.id, 0), "attention_failed": p.id in failed, "user_agent": p.user_agent,
+            "study": study.slug,
+            "participant": p.id,
+            "external_id": p.external_id,
+            "source": p.source,
+            "prolific_study_id": p.prolific_study_id,
+            "prolific_session_id": p.prolific_session_id,
+            "consented_at": p.consented_at,
+            "started_at": p.started_at,
+            "completed_at": p.completed_at,
+            "answers": answers.get(p.id, 0),
+            "attention_failed": p.id in failed,
+            "user_agent": p.user_agent,
         }
 
 
 def stimulus_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
-    shown = {(sid, part): n for sid, part, n in session.execute(
-        select(Trial.stimulus_id, Trial.part, func.count()).where(Trial.study_id == study.id)
-        .group_by(Trial.stimulus_id, Trial.part)
-    )}
-    q = (select(Stimulus, StudyPhoto, Job.status).join(StudyPhoto, StudyPhoto.id == Stimulus.photo_id)
-         .outerjoin(Job, Job.id == Stimulus.job_id).where(Stimulus.study_id == study.id)
-         .order_by(StudyPhoto.position, Stimulus.condition))
+    shown = {
+        (sid, part): n
+        for sid, part, n in session.execute(
+            select(Trial.stimulus_id, Trial.part, func.count())
+            .where(Trial.study_id == study.id)
+            .group_by(Trial.stimulus_id, Trial.part)
+        )
+    }
+    q = (
+        select(Stimulus, StudyPhoto, Job.status)
+        .join(StudyPhoto, StudyPhoto.id == Stimulus.photo_id)
+        .outerjoin(Job, Job.id == Stimulus.job_id)
+        .where(Stimulus.study_id == study.id)
+        .order_by(StudyPhoto.position, Stimulus.condition)
+    )
     for stim, photo, job_status in session.execute(q):
         yield {
-            "study": study.slug, "stimulus": stim.id, "photo": photo.id, "photo_name": photo.name,
-            "photo_position": photo.position, "condition": stim.condition,
-            "method": stim.condition if stim.condition in study.methods else None, "job": stim.job_id,
+            "study": study.slug,
+            "stimulus": stim.id,
+            "photo": photo.id,
+            "photo_name": photo.name,
+            "photo_position": photo.position,
+            "condition": stim.condition,
+            "method": stim.condition if stim.condition in study.methods else None,
+            "job": stim.job_id,
             "job_status": job_status if stim.job_id else ("n/a" if stim.condition != REAL else "real"),
-            "shown_part1": shown.get((stim.id, 1), 0), "shown_part2": shown.get((stim.id, 2), 0),
+            "shown_part1": shown.get((stim.id, 1), 0),
+            "shown_part2": shown.get((stim.id, 2), 0),
         }
 
 
@@ -157,10 +248,20 @@ def summary_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
     for c in summary["conditions"]:
         p1, p2 = c["part1"], c["part2"]
         yield {
-            "study": study.slug, "condition": c["condition"], "label": c["label"], "part1_n": p1["n"],
-            "judged_real": p1["judged_real"], "share_real": p1["share_real"], "share_real_low": p1["low"],
-            "share_real_high": p1["high"], "share_correct": p1["share_correct"], "part2_n": p2["n"],
-            "mean_rating": p2["mean"], "rating_sd": p2["sd"], "rating_low": p2["low"], "rating_high": p2["high"],
+            "study": study.slug,
+            "condition": c["condition"],
+            "label": c["label"],
+            "part1_n": p1["n"],
+            "judged_real": p1["judged_real"],
+            "share_real": p1["share_real"],
+            "share_real_low": p1["low"],
+            "share_real_high": p1["high"],
+            "share_correct": p1["share_correct"],
+            "part2_n": p2["n"],
+            "mean_rating": p2["mean"],
+            "rating_sd": p2["sd"],
+            "rating_low": p2["low"],
+            "rating_high": p2["high"],
             "median_response_ms": c["median_response_ms"],
         }
 

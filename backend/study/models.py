@@ -76,17 +76,21 @@ class StudyPhoto(Base):
 
 
 class Stimulus(Base):
-    """What a participant may be shown: a photo under one condition (real, a method, or an attention check)."""
+    """What a participant may be shown: a photo under one condition (real, a method, an attention check)."""
 
     __tablename__ = "study_stimuli"
-    __table_args__ = (UniqueConstraint("study_id", "photo_id", "condition", name="uq_study_stimuli_condition"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "photo_id", "condition", name="uq_study_stimuli_condition"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     photo_id: Mapped[str] = mapped_column(ForeignKey("study_photos.id", ondelete="CASCADE"))
     condition: Mapped[str] = mapped_column(String(64))  # "real", a method name, or "attention"
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))  # the colorization (method conditions)
-    source_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))  # full resolution, when known
+    source_image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("images.id")
+    )  # full resolution, when known
     display_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))  # what participants see
 
     job: Mapped[Job | None] = relationship(foreign_keys=[job_id])
@@ -100,7 +104,9 @@ class Participant(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(128))  # PROLIFIC_PID, `participant`, or anonymous random id
+    external_id: Mapped[str] = mapped_column(
+        String(128)
+    )  # PROLIFIC_PID, `participant`, or anonymous random id
     source: Mapped[str] = mapped_column(String(16))  # prolific | url | anonymous
     prolific_study_id: Mapped[str | None] = mapped_column(String(128))
     prolific_session_id: Mapped[str | None] = mapped_column(String(128))
@@ -122,7 +128,9 @@ class Trial(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
-    participant_id: Mapped[str] = mapped_column(ForeignKey("study_participants.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[str] = mapped_column(
+        ForeignKey("study_participants.id", ondelete="CASCADE"), index=True
+    )
     part: Mapped[int] = mapped_column(SmallInteger)  # 1: real or colorized; 2: stars
     position: Mapped[int] = mapped_column(SmallInteger)  # 0-based within the part
     stimulus_id: Mapped[str] = mapped_column(ForeignKey("study_stimuli.id"))

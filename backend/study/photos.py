@@ -50,21 +50,27 @@ def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
-            raise PhotoError(413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read")
+            raise PhotoError(
+                413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read"
+            )
         photos: list[PhotoFile] = []
         total = 0
         for info in sorted(infos, key=lambda i: i.filename):
             if info.is_dir() or not _is_photo_name(info.filename):
                 continue
             if info.file_size > settings.max_upload_bytes:
-                raise PhotoError(413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+                raise PhotoError(
+                    413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
+                )
             try:
                 with archive.open(info) as fh:
                     content = fh.read(settings.max_upload_bytes + 1)
             except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
                 raise PhotoError(400, f"{info.filename} could not be read from the zip file: {exc}") from None
             if len(content) > settings.max_upload_bytes:
-                raise PhotoError(413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit")
+                raise PhotoError(
+                    413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
+                )
             total += len(content)
             if total > 20 * settings.max_upload_bytes:
                 raise PhotoError(413, "the zip file holds too much data")
@@ -97,26 +103,46 @@ def decode_photo(photo: PhotoFile, settings: Settings) -> DecodedImage:
     except ImageError as exc:
         raise PhotoError(exc.status_code, f"{photo.name}: {exc.detail}") from None
     if not decoded.is_color:
-        raise PhotoError(422, f"{photo.name} has no colour: a study needs colour photos (they are the real condition)")
+        raise PhotoError(
+            422, f"{photo.name} has no colour: a study needs colour photos (they are the real condition)"
+        )
     return decoded
 
 
 def display_jpeg(rgb: np.ndarray, max_side: int) -> bytes:
-    """The copy participants see: every condition resized and encoded alike, so the file gives nothing away."""
+    """The copy participants see: every condition resized and encoded alike (the file gives nothing away)."""
     img = PILImage.fromarray(rgb)
     scale = max_side / max(img.size)
     if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         PILImage.Resampling.LANCZOS)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), PILImage.Resampling.LANCZOS
+        )
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="JPEG", quality=90, optimize=True)
     return buf.getvalue()
 
 
-def store_bytes(session: Session, data: bytes, *, width: int, height: int, fmt: str, is_color: bool,
-                filename: str | None = None) -> Image:
-    image = Image(sha256=hashlib.sha256(data).hexdigest(), data=data, size_bytes=len(data), width=width,
-                  height=height, mode="RGB", format=fmt, is_color=is_color, filename=filename)
+def store_bytes(
+    session: Session,
+    data: bytes,
+    *,
+    width: int,
+    height: int,
+    fmt: str,
+    is_color: bool,
+    filename: str | None = None,
+) -> Image:
+    image = Image(
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        size_bytes=len(data),
+        width=width,
+        height=height,
+        mode="RGB",
+        format=fmt,
+        is_color=is_color,
+        filename=filename,
+    )
     session.add(image)
     session.flush()
     return image

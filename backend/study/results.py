@@ -36,8 +36,18 @@ def condition_label(condition: str) -> str:
 
 
 def load_rows(session: Session, study: Study) -> list[TrialRow]:
-    q = select(Trial.participant_id, Trial.part, Trial.photo_id, Trial.condition, Trial.is_attention, Trial.expected,
-               Trial.response, Trial.rating, Trial.response_ms, Trial.answered_at).where(Trial.study_id == study.id)
+    q = select(
+        Trial.participant_id,
+        Trial.part,
+        Trial.photo_id,
+        Trial.condition,
+        Trial.is_attention,
+        Trial.expected,
+        Trial.response,
+        Trial.rating,
+        Trial.response_ms,
+        Trial.answered_at,
+    ).where(Trial.study_id == study.id)
     return [TrialRow(*r[:9], answered=r[9] is not None) for r in session.execute(q)]
 
 
@@ -55,19 +65,38 @@ def _part1(rows: list[TrialRow]) -> dict[str, Any]:
     judged_real = sum(1 for r in rows if r.response == "real")
     w = stats.wilson(judged_real, len(rows))
     correct = sum(1 for r in rows if (r.response == "real") == (r.condition == REAL))
-    return {"n": len(rows), "judged_real": judged_real, "share_real": w.p, "low": w.low, "high": w.high,
-            "correct": correct, "share_correct": correct / len(rows) if rows else None}
+    return {
+        "n": len(rows),
+        "judged_real": judged_real,
+        "share_real": w.p,
+        "low": w.low,
+        "high": w.high,
+        "correct": correct,
+        "share_correct": correct / len(rows) if rows else None,
+    }
 
 
 def _part2(rows: list[TrialRow]) -> dict[str, Any]:
     ratings = [r.rating for r in rows if r.rating is not None]
     m = stats.mean_ci(ratings)
-    return {"n": m.n, "mean": m.mean, "sd": m.sd, "low": m.low, "high": m.high,
-            "distribution": {str(k): sum(1 for v in ratings if v == k) for k in (1, 2, 3, 4)}}
+    return {
+        "n": m.n,
+        "mean": m.mean,
+        "sd": m.sd,
+        "low": m.low,
+        "high": m.high,
+        "distribution": {str(k): sum(1 for v in ratings if v == k) for k in (1, 2, 3, 4)},
+    }
 
 
-def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, bool, bool]], photos: list[StudyPhoto],
-              *, exclude_failed_attention: bool = False) -> dict[str, Any]:
+def summarize(
+    study: Study,
+    rows: list[TrialRow],
+    participants: list[tuple[str, bool, bool]],
+    photos: list[StudyPhoto],
+    *,
+    exclude_failed_attention: bool = False,
+) -> dict[str, Any]:
     """The study's results from its trial rows; ``participants`` are (id, started, completed)."""
     failed = failed_attention(rows)
     excluded = failed if exclude_failed_attention else set()
@@ -80,13 +109,15 @@ def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, 
     for cond in study.conditions:
         cr = by_cond.get(cond, [])
         times = [r.response_ms for r in cr if r.response_ms is not None]
-        conditions.append({
-            "condition": cond,
-            "label": condition_label(cond),
-            "part1": _part1([r for r in cr if r.part == 1]),
-            "part2": _part2([r for r in cr if r.part == 2]),
-            "median_response_ms": stats.median(times),
-        })
+        conditions.append(
+            {
+                "condition": cond,
+                "label": condition_label(cond),
+                "part1": _part1([r for r in cr if r.part == 1]),
+                "part2": _part2([r for r in cr if r.part == 2]),
+                "median_response_ms": stats.median(times),
+            }
+        )
     by_photo: dict[str, dict[str, list[TrialRow]]] = defaultdict(lambda: defaultdict(list))
     for r in answered:
         by_photo[r.photo_id][r.condition].append(r)
@@ -98,9 +129,16 @@ def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, 
             p1 = [r for r in cr if r.part == 1]
             p2 = [r.rating for r in cr if r.part == 2 and r.rating is not None]
             real = sum(1 for r in p1 if r.response == "real")
-            cells[cond] = {"n1": len(p1), "judged_real": real, "share_real": real / len(p1) if p1 else None,
-                           "n2": len(p2), "mean_rating": sum(p2) / len(p2) if p2 else None}
-        photo_rows.append({"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells})
+            cells[cond] = {
+                "n1": len(p1),
+                "judged_real": real,
+                "share_real": real / len(p1) if p1 else None,
+                "n2": len(p2),
+                "mean_rating": sum(p2) / len(p2) if p2 else None,
+            }
+        photo_rows.append(
+            {"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells}
+        )
     counted = [p for p in participants if p[0] not in excluded]
     total = len(counted)
     completed = sum(1 for p in counted if p[2])
@@ -115,8 +153,11 @@ def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, 
             "failed_attention": len(failed),
             "excluded": len(excluded),
         },
-        "answers": {"part1": sum(1 for r in answered if r.part == 1), "part2": sum(1 for r in answered if r.part == 2),
-                    "attention": len(attention)},
+        "answers": {
+            "part1": sum(1 for r in answered if r.part == 1),
+            "part2": sum(1 for r in answered if r.part == 2),
+            "attention": len(attention),
+        },
         "median_response_ms": stats.median(times),
         "conditions": conditions,
         "photos": photo_rows,
@@ -124,11 +165,21 @@ def summarize(study: Study, rows: list[TrialRow], participants: list[tuple[str, 
     }
 
 
-def study_summary(session: Session, study: Study, *, exclude_failed_attention: bool = False) -> dict[str, Any]:
+def study_summary(
+    session: Session, study: Study, *, exclude_failed_attention: bool = False
+) -> dict[str, Any]:
     rows = load_rows(session, study)
-    participants = [(pid, started is not None, completed is not None) for pid, started, completed in session.execute(
-        select(Participant.id, Participant.started_at, Participant.completed_at).where(Participant.study_id == study.id)
-    )]
-    photos = list(session.scalars(select(StudyPhoto).where(StudyPhoto.study_id == study.id)
-                                  .order_by(StudyPhoto.position)))
+    participants = [
+        (pid, started is not None, completed is not None)
+        for pid, started, completed in session.execute(
+            select(Participant.id, Participant.started_at, Participant.completed_at).where(
+                Participant.study_id == study.id
+            )
+        )
+    ]
+    photos = list(
+        session.scalars(
+            select(StudyPhoto).where(StudyPhoto.study_id == study.id).order_by(StudyPhoto.position)
+        )
+    )
     return summarize(study, rows, participants, photos, exclude_failed_attention=exclude_failed_attention)

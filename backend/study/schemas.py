@@ -20,7 +20,9 @@ class AnswerIn(BaseModel):
     trial_id: str = Field(max_length=32, description="The id of the trial on screen (from the state).")
     response: Literal["real", "fake"] | None = Field(None, description="Part 1: real photo or colorized.")
     rating: int | None = Field(None, ge=1, le=4, description="Part 2: 1-4 stars.")
-    response_ms: int | None = Field(None, ge=0, le=3_600_000, description="Milliseconds from image shown to answer.")
+    response_ms: int | None = Field(
+        None, ge=0, le=3_600_000, description="Milliseconds from image shown to answer."
+    )
 
 
 class TrialOut(BaseModel):

@@ -1,7 +1,8 @@
 """Participants: identity, balanced assignment of stimuli, the state of a session (resume), answering.
 
 Assignment (issue 5 §3): for each trial of a part, the condition (real or a method) is the one shown least
-often so far in that part of the study (ties broken at random), then the photo is the least-shown stimulus of
+often so far in that part of the study (ties broken at random) among the conditions this participant has not
+had yet in that part (all of them once every condition has been shown to them), then the photo is the least-shown stimulus of
 that condition among the photos this participant has not seen in that part (ties at random). The study row is
 locked while a participant's trials are drawn (PostgreSQL: SELECT ... FOR UPDATE), so concurrent participants
 see each other's counts. Attention checks, when enabled, add one trial to each part at a random position
@@ -66,10 +67,14 @@ def identity_from(params: dict[str, Any]) -> Identity:
     return Identity(None, "anonymous")
 
 
-def find_participant(session: Session, study: Study, identity: Identity, cookie_pid: str | None) -> Participant | None:
+def find_participant(
+    session: Session, study: Study, identity: Identity, cookie_pid: str | None
+) -> Participant | None:
     if identity.external_id:
         return session.scalars(
-            select(Participant).where(Participant.study_id == study.id, Participant.external_id == identity.external_id)
+            select(Participant).where(
+                Participant.study_id == study.id, Participant.external_id == identity.external_id
+            )
         ).first()
     if cookie_pid:
         found = session.get(Participant, cookie_pid)
@@ -78,8 +83,15 @@ def find_participant(session: Session, study: Study, identity: Identity, cookie_
     return None
 
 
-def start(session: Session, study: Study, identity: Identity, cookie_pid: str | None, *,
-          user_agent: str | None = None, rng: random.Random | None = None) -> Participant:
+def start(
+    session: Session,
+    study: Study,
+    identity: Identity,
+    cookie_pid: str | None,
+    *,
+    user_agent: str | None = None,
+    rng: random.Random | None = None,
+) -> Participant:
     """Consent given: resume this participant's session, or create it with its trials. Refuses a participant
     who already completed the study (409) and new participants of a study that is not open (409)."""
     existing = find_participant(session, study, identity, cookie_pid)
@@ -90,9 +102,13 @@ def start(session: Session, study: Study, identity: Identity, cookie_pid: str | 
     if study.status != StudyStatus.open:
         raise StudyError(409, "this study is not accepting participants at the moment")
     participant = Participant(
-        id=new_id(), study_id=study.id, external_id=identity.external_id or f"anon-{new_id()}",
-        source=identity.source, prolific_study_id=identity.prolific_study_id,
-        prolific_session_id=identity.prolific_session_id, user_agent=(user_agent or "")[:300] or None,
+        id=new_id(),
+        study_id=study.id,
+        external_id=identity.external_id or f"anon-{new_id()}",
+        source=identity.source,
+        prolific_study_id=identity.prolific_study_id,
+        prolific_session_id=identity.prolific_session_id,
+        user_agent=(user_agent or "")[:300] or None,
         consented_at=utcnow(),
     )
     try:
@@ -138,7 +154,9 @@ def assign(session: Session, study: Study, participant: Participant, rng: random
         used: set[str] = set()
         picks: list[Stimulus] = []
         for _ in range(n):
-            cond = _pick(rng, conditions, cond_counts)
+            had = {p.condition for p in picks}
+            fresh = [c for c in conditions if c not in had]
+            cond = _pick(rng, fresh or conditions, cond_counts)
             pool = {s.id: s for photo, s in by_condition[cond].items() if photo not in used}
             if not pool:  # every photo already used by this participant in this part under this condition
                 cond_options = [c for c in conditions if any(p not in used for p in by_condition[c])]
@@ -159,8 +177,15 @@ def assign(session: Session, study: Study, participant: Participant, rng: random
             slots.insert(rng.randint(1, len(slots)), (stim, True, expected))
         for position, (stim, is_attention, expected) in enumerate(slots):
             trial = Trial(
-                id=new_id(), study_id=study.id, participant_id=participant.id, part=part, position=position,
-                stimulus_id=stim.id, photo_id=stim.photo_id, condition=stim.condition, is_attention=is_attention,
+                id=new_id(),
+                study_id=study.id,
+                participant_id=participant.id,
+                part=part,
+                position=position,
+                stimulus_id=stim.id,
+                photo_id=stim.photo_id,
+                condition=stim.condition,
+                is_attention=is_attention,
                 expected=expected,
             )
             session.add(trial)
@@ -170,16 +195,21 @@ def assign(session: Session, study: Study, participant: Participant, rng: random
 
 
 def trials_of(session: Session, participant: Participant) -> list[Trial]:
-    return list(session.scalars(
-        select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.part, Trial.position)
-    ))
+    return list(
+        session.scalars(
+            select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.part, Trial.position)
+        )
+    )
 
 
 def begin(session: Session, participant: Participant) -> None:
     """Instructions read: the trials start."""
     if participant.started_at is None:
-        session.execute(update(Participant).where(Participant.id == participant.id, Participant.started_at.is_(None))
-                        .values(started_at=utcnow()))
+        session.execute(
+            update(Participant)
+            .where(Participant.id == participant.id, Participant.started_at.is_(None))
+            .values(started_at=utcnow())
+        )
         session.commit()
         session.refresh(participant)
 
@@ -191,12 +221,15 @@ def current(trials: list[Trial]) -> Trial | None:
 def mark_shown(session: Session, trial: Trial) -> None:
     if trial.shown_at is None:
         now = utcnow()
-        session.execute(update(Trial).where(Trial.id == trial.id, Trial.shown_at.is_(None)).values(shown_at=now))
+        session.execute(
+            update(Trial).where(Trial.id == trial.id, Trial.shown_at.is_(None)).values(shown_at=now)
+        )
         trial.shown_at = now
 
 
-def state(session: Session, study: Study, participant: Participant | None,
-          trials: list[Trial] | None = None) -> dict[str, Any]:
+def state(
+    session: Session, study: Study, participant: Participant | None, trials: list[Trial] | None = None
+) -> dict[str, Any]:
     """Where this participant is: consent, instructions, part1, part2 or done (with the current trial).
     Marks the current trial as shown (the caller commits)."""
     base: dict[str, Any] = {"study": study.slug, "title": study.title}
@@ -221,8 +254,11 @@ def state(session: Session, study: Study, participant: Participant | None,
             "index": trial.position + 1,
             "total": len(in_part),
             "image_url": f"/study/{study.slug}/images/{trial.id}.jpg",
-            "instruction": (f"Attention check: please choose {trial.expected} stars for this image."
-                            if trial.is_attention and trial.part == 2 else None),
+            "instruction": (
+                f"Attention check: please choose {trial.expected} stars for this image."
+                if trial.is_attention and trial.part == 2
+                else None
+            ),
         },
         "progress": {"answered": sum(1 for t in trials if t.answered_at), "total": len(trials)},
     }
@@ -240,8 +276,9 @@ class Answer:
     response_ms: int | None = None
 
 
-def answer(session: Session, study: Study, participant: Participant, trial_id: str,
-           given: Answer) -> tuple[dict[str, Any], bool]:
+def answer(
+    session: Session, study: Study, participant: Participant, trial_id: str, given: Answer
+) -> tuple[dict[str, Any], bool]:
     """Store one answer the moment it is given. Idempotent: a repeated submission of an answered trial
     changes nothing and returns the current state with ``duplicate`` True. Commits."""
     trials = trials_of(session, participant)
@@ -257,7 +294,7 @@ def answer(session: Session, study: Study, participant: Participant, trial_id: s
     values: dict[str, Any] = {}
     if trial.part == 1:
         if given.response not in RESPONSES or given.rating is not None:
-            raise StudyError(422, "part 1 answers are `response`: \"real\" or \"fake\"")
+            raise StudyError(422, 'part 1 answers are `response`: "real" or "fake"')
         values["response"] = given.response
     else:
         if given.rating not in RATING_LABELS or given.response is not None:
@@ -269,7 +306,8 @@ def answer(session: Session, study: Study, participant: Participant, trial_id: s
         values["response_ms"] = given.response_ms
     now = utcnow()
     stored = session.execute(
-        update(Trial).where(Trial.id == trial.id, Trial.answered_at.is_(None))
+        update(Trial)
+        .where(Trial.id == trial.id, Trial.answered_at.is_(None))
         .values(answered_at=now, shown_at=func.coalesce(Trial.shown_at, now), **values)
     )
     if stored.rowcount == 0:  # the same answer raced in from another request
@@ -279,8 +317,11 @@ def answer(session: Session, study: Study, participant: Participant, trial_id: s
         setattr(trial, key, value)
     trial.answered_at = now
     if current(trials) is None:
-        session.execute(update(Participant).where(Participant.id == participant.id,
-                                                  Participant.completed_at.is_(None)).values(completed_at=now))
+        session.execute(
+            update(Participant)
+            .where(Participant.id == participant.id, Participant.completed_at.is_(None))
+            .values(completed_at=now)
+        )
         participant.completed_at = now
     out = state(session, study, participant, trials)
     session.commit()

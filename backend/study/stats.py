@@ -43,7 +43,9 @@ def wilson(k: int, n: int, z: float = Z95) -> Proportion:
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return Proportion(k, n, p, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the edges (no rounding residue)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return Proportion(k, n, p, low, high)
 
 
 def _betacf(a: float, b: float, x: float) -> float:

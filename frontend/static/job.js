@@ -62,7 +62,9 @@
       ["Photo", data.width && data.height ? `${data.width} × ${data.height} px` : "–"],
       ["Created", when(data.created_at)],
       ["Waited in queue", seconds(data.queue_seconds)],
-      ["Ran for", seconds(data.run_seconds)],
+      data.status === "running" && data.started_at
+        ? ["Running for", seconds((Date.now() - new Date(data.started_at).getTime()) / 1000)]
+        : ["Ran for", seconds(data.run_seconds)],
     ];
     if (data.attempts > 1) rows.push(["Attempts", String(data.attempts)]);
     for (const [key, value] of Object.entries(data.params || {})) {
@@ -161,7 +163,7 @@
     $("error-section").hidden = status !== "failed";
     if (status === "failed") $("error-text").textContent = data.error || "The worker did not say why.";
     $("cancelled-section").hidden = status !== "cancelled";
-    $("again").hidden = !finished;
+    $("again").hidden = status !== "done";
 
     if (status === "done" && data.urls.result && !resultShown) showResult(data);
     renderDetails(data);

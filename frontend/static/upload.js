@@ -50,6 +50,7 @@
       preview.hidden = !file;
       if (!file) return;
       objectUrl = URL.createObjectURL(file);
+      preview.classList.remove("no-preview");
       img.src = objectUrl;
       preview.querySelector(".file-name").textContent = file.name || "pasted image";
       preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
@@ -66,6 +67,8 @@
       setFile(file);
     }
 
+    // Formats the browser cannot show (TIFF, PPM, ...) still upload: the server decodes them.
+    img.addEventListener("error", () => { if (state.files[key]) preview.classList.add("no-preview"); });
     input.addEventListener("change", () => accept(input.files[0]));
     preview.querySelector(".change-file").addEventListener("click", () => input.click());
     ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
@@ -140,7 +143,8 @@
     }
     const wanted = new URLSearchParams(location.search).get("method");
     const usable = state.methods.filter((m) => m.available !== false);
-    const initial = usable.find((m) => m.name === wanted) || usable[0];
+    // Default: the requested method, else the first one that needs nothing but the photo.
+    const initial = usable.find((m) => m.name === wanted) || usable.find((m) => !m.needs_reference) || usable[0];
     if (initial) {
       $("method-" + initial.name).checked = true;
       selectMethod(initial.name);

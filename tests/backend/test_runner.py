@@ -156,18 +156,22 @@ def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, mon
 
 def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
     settings = get_settings()
-    lost = new_job("cnn")  # never sent to the broker
+    unsent = new_job("cnn")  # the broker was down when it was submitted
+    lost = new_job("cnn")  # sent, but the message was lost (e.g. the queue was flushed)
+    waiting = new_job("cnn")  # sent a moment ago: leave it alone
     stalled = new_job("cnn")
     exhausted = new_job("cnn")
-    long_ago = utcnow() - timedelta(seconds=settings.stale_after + 5)
+    long_ago = utcnow() - timedelta(seconds=max(settings.stale_after, settings.requeue_after) + 5)
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id.in_([lost])).values(created_at=long_ago))
+        s.execute(update(Job).where(Job.id == unsent).values(created_at=long_ago, enqueued_at=None))
+        s.execute(update(Job).where(Job.id == lost).values(created_at=long_ago, enqueued_at=long_ago))
         s.execute(update(Job).where(Job.id == stalled).values(status="running", heartbeat_at=long_ago, attempts=1))
         s.execute(update(Job).where(Job.id == exhausted).values(status="running", heartbeat_at=long_ago,
                                                                  attempts=settings.job_max_attempts))
     with session_scope() as s:
         sent = jobs.sweep(s, settings)
-    assert set(sent) == {lost, stalled}
+    assert set(sent) == {unsent, lost, stalled}
+    assert get(waiting).status == JobStatus.queued
     assert get(stalled).status == JobStatus.queued and "stopped responding" in get(stalled).error
     assert get(exhausted).status == JobStatus.failed
     with session_scope() as s:  # already re-sent: not sent again before REQUEUE_AFTER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import httpx
@@ -86,9 +87,23 @@ def test_exemplar_without_reference_explains(stack, page) -> None:  # type: igno
     assert "/view" not in page.url  # nothing was submitted
 
 
+DROP_FILE = """async ([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  const zone = document.getElementById("image-drop");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
 def test_cancel_queued_job(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    """The photo arrives by drag and drop; nothing consumes the queue, so the job waits until cancelled."""
     page.goto(idle_stack.base_url + "/")
-    page.set_input_files("#image", str(sample_photo()))
+    source = sample_photo()
+    page.evaluate(DROP_FILE, [base64.b64encode(source.read_bytes()).decode(), source.name])
+    expect(page.locator("#image-drop .file-name")).to_have_text(source.name)
     page.locator("label[data-method=cnn]").click()
     page.locator("#submit").click()
     page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
@@ -103,16 +118,21 @@ def test_cancel_queued_job(idle_stack, page) -> None:  # type: ignore[no-untyped
     assert httpx.get(f"{idle_stack.base_url}/jobs/{job_id}").json()["status"] == "cancelled"
 
 
-def test_upload_error_is_shown_inline(idle_stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_error_is_shown_inline(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A file that is not an image (but claims to be) gets the server's `detail` shown on the form."""
     fake = tmp_path / "notes.png"
     fake.write_bytes(b"this is not an image at all")
-    page.goto(idle_stack.base_url + "/")
+    page.goto(stack.base_url + "/")
     page.set_input_files("#image", str(fake))
-    page.locator("label[data-method=cnn]").click()
+    enabled = page.locator(".method-card:not(.is-disabled)")
+    expect(enabled.first).to_be_visible()
+    enabled.first.click()
+    if page.locator("#reference-section").is_visible():
+        page.locator('.ref-option[data-source="example"]').first.click()
     page.locator("#submit").click()
     error = page.locator("#form-error")
     expect(error).to_be_visible()
-    expect(error).not_to_be_empty()
+    expect(error).to_contain_text("image")
     assert "/view" not in page.url
 
 
@@ -120,3 +140,27 @@ def test_unknown_job_page_is_404(idle_stack, page) -> None:  # type: ignore[no-u
     response = page.goto(idle_stack.base_url + "/jobs/nope/view")
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+
+
+def test_exemplar_live_progress_then_cancel(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """An iterative job shows k/N, its losses and a live preview while it runs, and a running job cancels."""
+    if not method_available("exemplar"):
+        pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#image", str(EXEMPLAR_PAIRS / "example" / "in1.jpg"))
+    page.locator("label[data-method=exemplar]").click()
+    page.locator('.ref-option[data-source="example"]').first.click()
+    if not page.locator("#opt-size").is_visible():  # the options fold away on narrow screens
+        page.locator("#options-section summary").click()
+    page.fill("#opt-size", "32")
+    page.fill("#opt-iterations", "500")
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+
+    expect(page.locator("#iteration")).to_have_text(re.compile(r"^[1-9]\d* / 500$"), timeout=60_000)
+    expect(page.locator("#losses dt").first).to_be_visible()
+    expect(page.locator("#preview")).to_have_attribute("src", re.compile(r"/preview\.png\?"), timeout=20_000)
+    expect(page.locator("#progress")).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"))
+    page.locator("#cancel").click()
+    expect(page.locator("#job-status")).to_have_text("Cancelled")
+    expect(page.locator("#live")).to_be_hidden()

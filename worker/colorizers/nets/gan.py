@@ -6,8 +6,9 @@ stride-2 transposed convolutions up (BatchNorm, ReLU, dropout in the two deepest
 concatenated at every scale (about 4 M parameters, 8 MB in float16).
 Discriminator: a Lab image ``cat(L / 50 - 1, ab / 128)`` (N, 3, H, W) -> one logit per image: 4×4 stride-2
 convolutions with BatchNorm (not on the first layer, as in DCGAN) and LeakyReLU 0.2, then a convolution
-(3×3, one channel) averaged over the remaining map (8×8 for a 256×256 input). The sigmoid is applied in the loss (binary cross-entropy with logits, numerically
-the same as sigmoid + BCE); :meth:`Discriminator.probability` gives it explicitly.
+(3×3, one channel) averaged over the remaining map (8×8 for a 256×256 input). The sigmoid is applied in
+the loss (binary cross-entropy with logits, numerically the same as sigmoid + BCE);
+:meth:`Discriminator.probability` gives it explicitly.
 """
 
 from __future__ import annotations

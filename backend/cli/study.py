@@ -1,0 +1,223 @@
+"""`colorlab study ...`: build, open, close, inspect and export user studies from the command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from backend.config import get_settings
+
+
+def _text(value: str | None, file: Path | None) -> str:
+    if file is not None:
+        return file.read_text(encoding="utf-8")
+    return value or ""
+
+
+@click.group()
+def study() -> None:
+    """User studies (report §6): real-or-colorized judgements and 1-4 star ratings."""
+
+
+@study.command("create")
+@click.option("--title", required=True, help="Title shown to participants.")
+@click.option(
+    "--photos",
+    "photos_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Folder of colour photos, or a .zip file of them.",
+)
+@click.option("--methods", required=True, help="Comma-separated methods, e.g. cnn,fusion,gan.")
+@click.option(
+    "--trials",
+    nargs=2,
+    type=int,
+    default=(5, 5),
+    show_default=True,
+    help="Trials in part 1 (real or colorized) and part 2 (stars).",
+)
+@click.option("--slug", default=None, help="Address /study/SLUG (default: from the title).")
+@click.option("--instructions", default=None, help="Instructions text (default: a standard text).")
+@click.option("--instructions-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--consent", default=None, help="Consent text (default: a standard text).")
+@click.option("--consent-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--completion-code", default=None, help="Code shown at the end (e.g. Prolific's).")
+@click.option("--redirect-url", default=None, help="Where participants are sent at the end.")
+@click.option("--attention-checks/--no-attention-checks", default=False, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use only the first N photos (sorted by name).")
+def create(
+    title: str,
+    photos_path: Path,
+    methods: str,
+    trials: tuple[int, int],
+    slug: str | None,
+    instructions: str | None,
+    instructions_file: Path | None,
+    consent: str | None,
+    consent_file: Path | None,
+    completion_code: str | None,
+    redirect_url: str | None,
+    attention_checks: bool,
+    limit: int | None,
+) -> None:
+    """Build a study: store the photos, queue their colorizations, register the stimuli."""
+    from backend.db import session_scope
+    from backend.study import builder
+    from backend.study.errors import StudyError
+    from backend.study.photos import PhotoError, from_path
+
+    settings = get_settings()
+    try:
+        photos = from_path(photos_path, settings)
+    except PhotoError as exc:
+        raise click.ClickException(exc.detail) from None
+    if limit is not None:
+        photos = photos[:limit]
+    spec = builder.StudySpec(
+        title=title,
+        methods=[m for m in methods.split(",") if m.strip()],
+        trials_part1=trials[0],
+        trials_part2=trials[1],
+        instructions=_text(instructions, instructions_file),
+        consent_text=_text(consent, consent_file),
+        completion_code=completion_code,
+        redirect_url=redirect_url,
+        attention_checks=attention_checks,
+        slug=slug,
+    )
+    try:
+        with session_scope() as session:
+            created = builder.create_study(session, settings, spec, photos)
+            slug_out, n_methods = created.slug, len(created.methods)
+    except StudyError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(
+        f"study {slug_out!r}: {len(photos)} photos × (real + {n_methods} methods); "
+        f"{len(photos) * n_methods} colorization job(s) queued"
+    )
+    click.echo(
+        f"participants: {settings.public_url}/study/{slug_out}   "
+        f"results: {settings.public_url}/admin/studies/{slug_out}"
+    )
+    click.echo(f"open it when the colorizations are done: colorlab study open {slug_out}")
+
+
+def _load(session, slug: str):  # type: ignore[no-untyped-def]
+    from backend.study import builder
+
+    found = builder.get_study(session, slug)
+    if found is None:
+        raise click.ClickException(f"no study {slug!r}")
+    return found
+
+
+@study.command("list")
+def list_studies() -> None:
+    """List the studies."""
+    from sqlalchemy import select
+
+    from backend.db import session_scope
+    from backend.study.models import Study
+
+    with session_scope() as session:
+        for s in session.scalars(select(Study).order_by(Study.created_at)):
+            click.echo(f"{s.slug:40} {s.status:7} {','.join(s.methods):24} {s.title}")
+
+
+@study.command("status")
+@click.argument("slug")
+def status(slug: str) -> None:
+    """Readiness of the stimuli and the results so far (JSON)."""
+    from backend.db import session_scope
+    from backend.study import builder
+    from backend.study.results import study_summary
+
+    with session_scope() as session:
+        s = _load(session, slug)
+        readiness = builder.refresh(session, get_settings(), s)
+        summary = study_summary(session, s)
+        summary.pop("photos")
+        click.echo(json.dumps({"readiness": readiness.message(), **summary}, indent=1, default=str))
+
+
+@study.command("open")
+@click.argument("slug")
+def open_(slug: str) -> None:
+    """Open a study to participants (only when every stimulus is ready)."""
+    from backend.db import session_scope
+    from backend.study import builder
+    from backend.study.errors import StudyError
+
+    with session_scope() as session:
+        s = _load(session, slug)
+        try:
+            builder.open_study(session, get_settings(), s)
+        except StudyError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"study {slug!r} is open")
+
+
+@study.command("close")
+@click.argument("slug")
+def close(slug: str) -> None:
+    """Close a study to new participants."""
+    from backend.db import session_scope
+    from backend.study import builder
+    from backend.study.errors import StudyError
+
+    with session_scope() as session:
+        try:
+            builder.close_study(session, _load(session, slug))
+        except StudyError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"study {slug!r} is closed")
+
+
+@study.command("export")
+@click.argument("slug")
+@click.option(
+    "--kind",
+    type=click.Choice(["trials", "participants", "stimuli", "summary"]),
+    default="trials",
+    show_default=True,
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: standard output).",
+)
+def export_cmd(slug: str, kind: str, fmt: str, output: Path | None) -> None:
+    """Export a study's data (CSV cells beginning with = + - @ are neutralised)."""
+    from backend.db import session_factory, session_scope
+    from backend.study import export
+
+    with session_scope() as session:
+        study_id = _load(session, slug).id
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        for chunk in export.stream(session_factory(), study_id, kind, fmt):
+            out.write(chunk)
+    finally:
+        if output:
+            out.close()
+
+
+@study.command("hash-password")
+def hash_password() -> None:
+    """Print a hash of a password for ADMIN_PASSWORD (so the plain text need not be stored)."""
+    from backend.auth import hash_password as make
+
+    first = getpass.getpass("Password: ")
+    if len(first) < 8:
+        raise click.ClickException("use at least 8 characters")
+    if getpass.getpass("Again: ") != first:
+        raise click.ClickException("the passwords differ")
+    click.echo(make(first))

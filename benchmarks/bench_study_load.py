@@ -1,0 +1,275 @@
+"""Load benchmark of the study participant API (issue 5 §7): N simulated participants answering concurrently
+against PostgreSQL through a real `colorlab serve` (uvicorn) on loopback.
+
+Each participant opens the study page, consents, reads the instructions, then for every trial loads the image,
+"thinks" for a random time and posts the answer. Measured: the latency of every answer request (client side,
+loopback), errors (any non-2xx or transport error), and afterwards the rows in the database (every answer
+stored exactly once, every participant completed).
+
+    .venv/bin/python benchmarks/bench_study_load.py                 # 100 participants, 0.5-1.5 s think time
+    .venv/bin/python benchmarks/bench_study_load.py --participants 100 --think 0 0   # no think time (stress)
+    .venv/bin/python benchmarks/bench_study_load.py --write-results  # also update benchmarks/RESULTS.md
+
+Needs PostgreSQL (PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432); creates and drops its own
+database `colorlab_study_bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PHOTOS = ROOT.parent / "shared" / "data" / "imagenet-samples"
+DB_NAME = "colorlab_study_bench"
+RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## User study"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    from backend.study.stats import percentile as pct
+
+    return float(pct(values, q) or 0.0)
+
+
+def prepare_database(pg_admin: str) -> str:
+    admin = sa.create_engine(f"{pg_admin}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return f"{pg_admin}/{DB_NAME}"
+
+
+def drop_database(pg_admin: str) -> None:
+    admin = sa.create_engine(f"{pg_admin}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], attention: bool) -> str:
+    """A ready, open study: the colorizations are finished directly in the job tables (channel-rotated photos),
+    so that the benchmark measures the participant API, not the colorizers."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from backend import jobs
+    from backend.config import get_settings
+    from backend.db import session_scope
+    from backend.images import decode, encode_png
+    from backend.models import Image, Job, JobStatus, utcnow
+    from backend.study import builder
+    from backend.study.models import Stimulus
+    from backend.study.photos import PhotoFile
+
+    settings = get_settings()
+    photos = [PhotoFile(p.name, p.read_bytes()) for p in sorted(PHOTOS.glob("*.jpg"))[:n_photos]]
+    spec = builder.StudySpec(title="Load benchmark", methods=methods, trials_part1=trials[0], trials_part2=trials[1],
+                             attention_checks=attention, completion_code="BENCH", slug="load-bench")
+    with session_scope() as session:
+        study, job_ids = builder.build_study(session, settings, spec, photos, check_available=False)
+        for _stim, job in session.execute(select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id)
+                                          .where(Stimulus.study_id == study.id)).all():
+            rgb = decode(session.get(Image, job.input_image_id).data, max_pixels=settings.max_pixels).rgb
+            out = np.roll(rgb, 1, axis=-1)
+            result = jobs.store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
+            job.status, job.result_image_id, job.finished_at, job.progress = JobStatus.done, result.id, utcnow(), 1.0
+        session.commit()
+        builder.open_study(session, settings, study)
+        return study.slug
+
+
+async def participant(base: str, slug: str, index: int, think: tuple[float, float], rng: random.Random,
+                      answer_ms: list[float], other_ms: list[float], errors: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+        async def call(method: str, path: str, sink: list[float], **kw: object) -> httpx.Response | None:
+            t0 = time.perf_counter()
+            try:
+                res = await http.request(method, path, **kw)  # type: ignore[arg-type]
+            except httpx.HTTPError as exc:
+                errors.append(f"{method} {path}: {exc.__class__.__name__}: {exc}")
+                return None
+            sink.append((time.perf_counter() - t0) * 1000)
+            if res.status_code >= 400:
+                errors.append(f"{method} {path}: {res.status_code} {res.text[:200]}")
+                return None
+            return res
+
+        pid = f"bench{index:04d}"
+        if await call("GET", f"/study/{slug}?participant={pid}", other_ms) is None:
+            return
+        res = await call("POST", f"/study/{slug}/api/start", other_ms, json={"participant": pid})
+        if res is None:
+            return
+        res = await call("POST", f"/study/{slug}/api/begin", other_ms, json={})
+        if res is None:
+            return
+        state = res.json()
+        while state["phase"] in ("part1", "part2"):
+            trial = state["trial"]
+            if await call("GET", trial["image_url"], other_ms) is None:
+                return
+            pause = rng.uniform(*think)
+            if pause:
+                await asyncio.sleep(pause)
+            body: dict[str, object] = {"trial_id": trial["id"], "response_ms": int(pause * 1000)}
+            if trial["part"] == 1:
+                body["response"] = rng.choice(["real", "fake"])
+            else:
+                body["rating"] = rng.randint(1, 4)
+            res = await call("POST", f"/study/{slug}/api/answer", answer_ms, json=body)
+            if res is None:
+                return
+            state = res.json()
+        if state["phase"] != "done":
+            errors.append(f"participant {pid} ended in phase {state['phase']}")
+
+
+async def run_load(base: str, slug: str, n: int, think: tuple[float, float], seed: int) -> dict:
+    answer_ms: list[float] = []
+    other_ms: list[float] = []
+    errors: list[str] = []
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(participant(base, slug, i, think, random.Random(rng.random()), answer_ms, other_ms,
+                                       errors) for i in range(n)))
+    wall = time.perf_counter() - t0
+    return {"answer_ms": answer_ms, "other_ms": other_ms, "errors": errors, "wall_s": wall}
+
+
+def count_rows(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        out = {
+            "participants": conn.scalar(sa.text("SELECT count(*) FROM study_participants")),
+            "completed": conn.scalar(sa.text("SELECT count(*) FROM study_participants WHERE completed_at IS NOT NULL")),
+            "trials": conn.scalar(sa.text("SELECT count(*) FROM study_trials")),
+            "answered": conn.scalar(sa.text("SELECT count(*) FROM study_trials WHERE answered_at IS NOT NULL")),
+        }
+    engine.dispose()
+    return out
+
+
+def write_results(markdown: str) -> None:
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + markdown.rstrip() + "\n" + (text[nxt:] if nxt != -1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + markdown.rstrip() + "\n"
+    RESULTS_MD.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--participants", type=int, default=100)
+    ap.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), help="think time range per answer (s)")
+    ap.add_argument("--photos", type=int, default=20)
+    ap.add_argument("--methods", default="cnn,fusion,gan")
+    ap.add_argument("--trials", type=int, nargs=2, default=(5, 5))
+    ap.add_argument("--attention", action="store_true", help="attention checks on (one more trial per part)")
+    ap.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--pg", default=os.environ.get("PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432"))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--write-results", action="store_true", help="replace the 'User study' section of RESULTS.md")
+    ap.add_argument("--keep-db", action="store_true")
+    args = ap.parse_args()
+
+    url = prepare_database(args.pg)
+    tmp = Path(tempfile.mkdtemp(prefix="colorlab-bench-"))
+    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(tmp), "ADMIN_PASSWORD": "bench-password",
+           "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop", "STUDY_ANSWER_RATE": "1000",
+           "PYTHONUNBUFFERED": "1"}
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "ADMIN_PASSWORD", "SECRET_KEY")})
+    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    slug = build_study(args.photos, [m for m in args.methods.split(",") if m], tuple(args.trials), args.attention)
+    port = free_port()
+    log = open(tmp / "serve.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers",
+                               str(args.web_workers)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
+            time.sleep(0.2)
+        out = asyncio.run(run_load(base, slug, args.participants, tuple(args.think), args.seed))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+    rows = count_rows(url)
+    per_participant = args.trials[0] + args.trials[1] + (2 if args.attention else 0)
+    expected = args.participants * per_participant
+    answers = out["answer_ms"]
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPU "
+                   f"(shared) · Python {platform.python_version()}",
+        "participants": args.participants, "think_s": list(args.think), "web_workers": args.web_workers,
+        "answers_sent": len(answers), "answers_expected": expected, "errors": len(out["errors"]),
+        "rows": rows, "wall_s": round(out["wall_s"], 1),
+        "answers_per_s": round(len(answers) / out["wall_s"], 1),
+        "answer_ms": {k: round(percentile(answers, q), 1) for k, q in (("p50", 50), ("p95", 95), ("p99", 99),
+                                                                        ("max", 100))},
+        "other_ms": {k: round(percentile(out["other_ms"], q), 1) for k, q in (("p50", 50), ("p99", 99))},
+    }
+    ok = (result["errors"] == 0 and rows["answered"] == expected == len(answers)
+          and rows["completed"] == args.participants and result["answer_ms"]["p99"] < 100)
+    result["pass"] = ok
+    print(json.dumps(result, indent=1))
+    for e in out["errors"][:10]:
+        print("error:", e, file=sys.stderr)
+    if args.write_results:
+        a = result["answer_ms"]
+        write_results(f"""{SECTION}
+
+`benchmarks/bench_study_load.py` — {args.participants} simulated participants answering concurrently (think time
+{args.think[0]}–{args.think[1]} s per answer, all starting at once) through `colorlab serve` (uvicorn,
+{args.web_workers} worker process) on loopback, PostgreSQL; study of {args.photos} photos × (real + {args.methods}),
+{args.trials[0]} + {args.trials[1]} trials. Latency is measured by the client, per answer request.
+
+| date | machine | answers | errors | rows answered / expected | p50 | p95 | p99 | max | answers/s |
+|---|---|---|---|---|---|---|---|---|---|
+| {result['date']} | {result['machine']} | {len(answers)} | {result['errors']} | {rows['answered']} / {expected} | {a['p50']} ms | {a['p95']} ms | {a['p99']} ms | {a['max']} ms | {result['answers_per_s']} |
+
+Target: 0 errors, every answer stored, p99 < 100 ms: **{"met" if ok else "NOT met"}**.
+""")
+    if not args.keep_db:
+        drop_database(args.pg)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""The exemplar colorizer: exact losses, the 0.25% schedule, L-BFGS iteration counting, progress and cancel.
+
+Mechanics (counting, shapes, cancellation) run on a small randomly initialised VGG-16 so they need no
+download; the behaviour on a real exemplar pair needs the fetched VGG and skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import EXEMPLAR_PAIRS, WEIGHTS_DIR
+from worker.colorizers import exemplar as ex
+from worker.colorizers import lab
+from worker.colorizers.base import JobCancelled, Progress
+from worker.colorizers.catalogue import CATALOGUE, validate_params
+from worker.colorizers.pipeline import colorize_rgb
+from worker.colorizers.vgg import CAFFE_BGR, VGGFeatures, available_weights
+
+needs_vgg = pytest.mark.skipif(not available_weights(WEIGHTS_DIR),
+                               reason="no VGG weights: run `colorlab weights fetch vgg16-hed`")
+
+
+@pytest.fixture(scope="module")
+def random_vgg() -> VGGFeatures:
+    torch.manual_seed(0)
+    return VGGFeatures("vgg16", CAFFE_BGR, "relu5_1")
+
+
+@pytest.fixture(scope="module")
+def real() -> ex.ExemplarColorizer:
+    return ex.build(WEIGHTS_DIR)
+
+
+def _counting(model: VGGFeatures) -> tuple[VGGFeatures, list[tuple[int, ...]]]:
+    calls: list[tuple[int, ...]] = []
+    forward = type(model).forward
+
+    class Counting(VGGFeatures):
+        def forward(self, rgb, taps):  # type: ignore[no-untyped-def,override]
+            calls.append(tuple(rgb.shape))
+            return forward(self, rgb, taps)
+
+    counted = Counting.__new__(Counting)
+    counted.__dict__ = dict(model.__dict__)
+    return counted, calls
+
+
+def _pair(name: str = "example", n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    folder = EXEMPLAR_PAIRS / name
+    target = np.asarray(Image.open(next(folder.glob(f"in{n}.*"))).convert("RGB"))
+    ref = np.asarray(Image.open(next(folder.glob(f"ref{n}.*"))).convert("RGB"))
+    return target, ref
+
+
+def _params(**values: object) -> dict:
+    return validate_params(CATALOGUE.get("exemplar"), values)
+
+
+# --- losses ---------------------------------------------------------------------------------------------
+
+
+def test_content_loss_is_half_the_sum_of_squares() -> None:
+    f = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 2, 1, 2)
+    p = torch.tensor([0.0, 2.0, 5.0, 1.0]).view(1, 2, 1, 2)
+    assert float(ex.content_loss(f, p)) == pytest.approx(0.5 * (1 + 0 + 4 + 9))
+
+
+def test_gram_and_style_loss_by_hand() -> None:
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)  # N = 2 channels, M = 2 positions
+    g = ex.gram(f)
+    assert g.tolist() == [[5.0, 11.0], [11.0, 25.0]]
+    a = torch.eye(2)
+    # E = Σ(G − A)² / (4 N² M²) = (16 + 121 + 121 + 576) / (4·4·4)
+    assert float(ex.style_layer_loss(g, a, 2, 2)) == pytest.approx(834 / 64)
+    # five layers, w_l = 1/5 each
+    feats = {name: f * (i + 1) for i, name in enumerate(ex.STYLE_LAYERS)}
+    targets = {name: a for name in ex.STYLE_LAYERS}
+    by_hand = sum(float((ex.gram(feats[n]) - a).pow(2).sum()) / 64 for n in ex.STYLE_LAYERS) / 5
+    assert float(ex.style_loss(feats, targets)) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_style_weight_schedule_decreases_by_a_quarter_percent_per_iteration() -> None:
+    assert ex.style_weight(1000.0, 1, "decreasing") == 1000.0
+    assert ex.style_weight(1000.0, 2, "decreasing") == pytest.approx(997.5)
+    assert ex.style_weight(1000.0, 1000, "decreasing") == pytest.approx(1000 * 0.9975**999)
+    assert ex.style_weight(1000.0, 1000, "fixed") == 1000.0
+
+
+# --- optimisation mechanics (random VGG) ------------------------------------------------------------------
+
+
+def test_torch_lbfgs_with_max_iter_1_is_one_iteration_per_step_and_keeps_history() -> None:
+    x = torch.tensor([3.0, -2.0], requires_grad=True)
+    opt = torch.optim.LBFGS([x], max_iter=1, history_size=10, tolerance_grad=0.0, tolerance_change=0.0)
+    evals = []
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (x[0] ** 2 + 10 * x[1] ** 2) / 2
+        loss.backward()
+        evals.append(1)
+        return loss
+
+    for _ in range(4):
+        opt.step(closure)
+    state = opt.state[x]
+    assert state["n_iter"] == 4 and state["func_evals"] == 4 and len(evals) == 4
+    assert len(state["old_dirs"]) == 3  # curvature pairs carried across step() calls
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "sgd"])
+def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeatures, optimizer: str) -> None:
+    model, calls = _counting(random_vgg)
+    rng = np.random.default_rng(0)
+    lightness = rng.uniform(20, 80, (40, 60)).astype(np.float32)
+    reference = rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
+    settings = ex.Settings(iterations=6, size=32, optimizer=optimizer)
+    steps: list[Progress] = []
+    problem = ex.StyleTransfer(model, lightness, reference, settings)
+    assert len(calls) == 2  # content target + reference Grams, once
+    result = problem.run(steps.append)
+    assert len(calls) == 2 + 6  # exactly one VGG pass per iteration
+    assert [p.step for p in steps] == list(range(1, 7)) and all(p.total == 6 for p in steps)
+    assert [p.losses["style_weight"] for p in steps] == pytest.approx([1000 * 0.9975**k for k in range(6)])
+    assert set(steps[0].losses) == {"content", "style", "total", "style_weight"}
+    if optimizer == "lbfgs":
+        state = problem.optimiser.state[problem.x]
+        assert state["n_iter"] == 6 and state["func_evals"] == 6
+    assert result.ab.shape == (32, 48, 2) and result.ab.dtype == np.float32
+    preview = steps[-1].preview()
+    assert preview.shape == (32, 48, 3) and preview.dtype == np.uint8
+
+
+def test_fixed_schedule_and_paper_mode_settings() -> None:
+    s = ex.Settings.from_params(_params(mode="paper"))
+    assert (s.space, s.iterations, s.optimizer, s.schedule, s.init, s.size) == (
+        "rgb", 1000, "lbfgs", "decreasing", "content", 256)
+    fast = ex.Settings.from_params(_params())
+    assert fast.space == "ab" and fast.iterations == ex.MODE_ITERATIONS["fast"]
+    assert ex.Settings.from_params(_params(iterations=7, schedule="fixed")).iterations == 7
+
+
+def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
+    model, calls = _counting(random_vgg)
+    colorizer = ex.ExemplarColorizer(model, "random")
+    seen: list[int] = []
+
+    def progress(p: Progress) -> None:
+        seen.append(p.step)
+        if p.step == 3:
+            raise JobCancelled
+
+    lightness = np.full((32, 32), 50, np.float32)
+    with pytest.raises(JobCancelled):
+        colorizer.predict_ab(lightness, reference=np.zeros((32, 32, 3), np.uint8),
+                             params=_params(iterations=50, size=32), progress=progress)
+    assert seen == [0, 1, 2, 3] and len(calls) == 2 + 3
+
+
+@pytest.mark.parametrize("mode,init", [("fast", "noise"), ("paper", "noise"), ("paper", "content")])
+def test_shapes_for_every_parametrisation(random_vgg: VGGFeatures, mode: str, init: str) -> None:
+    colorizer = ex.ExemplarColorizer(random_vgg, "random")
+    ab = colorizer.predict_ab(np.full((50, 100), 40, np.float32), reference=np.zeros((20, 20), np.uint8),
+                              params=_params(mode=mode, init=init, iterations=2, size=32), progress=None)
+    assert ab.shape == (32, 64, 2) and np.isfinite(ab).all()
+
+
+def test_reference_is_required(random_vgg: VGGFeatures) -> None:
+    with pytest.raises(ValueError, match="reference"):
+        ex.ExemplarColorizer(random_vgg, "random").predict_ab(
+            np.zeros((8, 8), np.float32), reference=None, params=_params(), progress=None)
+
+
+# --- on a real pair with the fetched VGG ----------------------------------------------------------------
+
+
+@needs_vgg
+@pytest.mark.parametrize("mode", ["fast", "paper"])
+def test_real_pair_lowers_the_loss_and_gives_chroma(real: ex.ExemplarColorizer, mode: str) -> None:
+    target, ref = _pair()
+    lightness = lab.rgb_to_lightness(target)
+    ab = real.predict_ab(lightness, reference=ref, params=_params(mode=mode, iterations=25, size=64),
+                         progress=None)
+    history = real.last_result.losses
+    assert history[-1]["style"] < 0.5 * history[0]["style"]
+    assert history[-1]["total"] < history[0]["total"]
+    chroma = float(np.sqrt((ab**2).sum(-1)).mean())
+    assert chroma > 3, chroma
+    assert ab.shape[0] == 64 and abs(ab.shape[1] / ab.shape[0] - target.shape[1] / target.shape[0]) < 0.05
+
+
+@needs_vgg
+def test_output_keeps_the_input_lightness(real: ex.ExemplarColorizer) -> None:
+    target, ref = _pair("example", 2)
+    out = colorize_rgb(real, target, reference=ref, params=_params(iterations=10, size=48))
+    assert out.shape == target.shape
+    diff = np.abs(lab.rgb_to_lightness(out) - lab.rgb_to_lightness(target))
+    assert float(diff.max()) < 1.0  # 8-bit rounding of the composed RGB only
+    assert float(np.sqrt((lab.rgb_to_lab(out)[..., 1:] ** 2).sum(-1)).mean()) > 3
+
+
+@needs_vgg
+def test_loader_through_the_registry() -> None:
+    from worker.colorizers.registry import get_colorizer
+
+    colorizer = get_colorizer("exemplar", WEIGHTS_DIR)
+    assert colorizer.name == "exemplar" and isinstance(colorizer, ex.ExemplarColorizer)
+    assert colorizer.weights_name == available_weights(WEIGHTS_DIR)[0]

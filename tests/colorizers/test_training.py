@@ -1,0 +1,108 @@
+"""Training: the split, crops, a few optimiser steps lower the loss, checkpoint/resume, weights and card."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import IMAGENET
+from worker.colorizers.datasets import PhotoDataset, class_index, is_validation_class, split_imagenet_samples
+from worker.colorizers.training.checkpoint import load_weights
+from worker.colorizers.training.early_stopping import EarlyStopping
+from worker.colorizers.training.tasks import lab_batch, make_task
+from worker.colorizers.training.trainer import TrainConfig, train
+
+torch.set_num_threads(1)
+
+
+def test_split_holds_out_whole_classes():
+    split = split_imagenet_samples(IMAGENET)
+    assert len(split.train) + len(split.val) == 800
+    train_classes = {class_index(r.name) for r in split.train}
+    val_classes = {class_index(r.name) for r in split.val}
+    assert not train_classes & val_classes
+    assert val_classes and all(is_validation_class(c) for c in val_classes)
+    assert len(split.val) == 100
+
+
+def test_zip_split_uses_test_folder(tmp_path: Path):
+    src = sorted(IMAGENET.glob("*.jpg"))[:4]
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, p in enumerate(src):
+            zf.write(p, f"{'test' if i == 0 else 'train'}/cat/{i:04d}.jpg")
+    from worker.colorizers.datasets import split_paths
+
+    split = split_paths(archive)
+    assert [r.name for r in split.val] == ["test/cat/0000.jpg"]
+    assert len(split.train) == 3
+    crop, index = PhotoDataset(split.train, 32)[1]
+    assert crop.shape == (3, 32, 32) and crop.dtype == torch.uint8 and index == 1
+
+
+def test_crops_are_random_in_training_and_fixed_in_validation():
+    refs = split_imagenet_samples(IMAGENET).train[:1]
+    train_set, val_set = PhotoDataset(refs, 64, train=True, max_zoom=2.0), PhotoDataset(refs, 64, train=False)
+    torch.manual_seed(0)
+    crops = {bytes(train_set[0][0].numpy()) for _ in range(6)}
+    assert len(crops) > 1
+    assert torch.equal(val_set[0][0], val_set[0][0])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "gan"])
+def test_a_few_steps_lower_the_loss_on_a_tiny_batch(arch):
+    torch.manual_seed(0)
+    refs = split_imagenet_samples(IMAGENET).train[:4]
+    data = PhotoDataset(refs, 32, train=False)
+    rgb = torch.stack([data[i][0] for i in range(4)])
+    index = torch.arange(4)
+    task = make_task(arch, lr=2e-3 if arch == "gan" else 1e-3)
+    losses = [task.train_step(rgb, index)["loss"] for _ in range(25)]
+    assert min(losses[-5:]) < losses[0]
+
+
+def test_lab_batch_normalisation():
+    rgb = torch.tensor([255, 0, 0], dtype=torch.uint8).view(1, 3, 1, 1)
+    l_norm, ab_norm, lightness = lab_batch(rgb)
+    assert torch.allclose(lightness, torch.tensor(53.2408), atol=1e-3)
+    assert torch.allclose(l_norm, lightness / 50 - 1)
+    assert torch.allclose(ab_norm * 128, torch.tensor([80.0925, 67.2032]).view(1, 2, 1, 1), atol=1e-2)
+
+
+def test_early_stopping():
+    stop = EarlyStopping(patience=2)
+    assert stop.update(1.0, 1) and not stop.should_stop
+    assert not stop.update(1.1, 2) and not stop.should_stop
+    assert stop.update(0.5, 3)
+    stop.update(0.6, 4)
+    stop.update(0.7, 5)
+    assert stop.should_stop and stop.best_epoch == 3
+
+
+def test_train_checkpoint_resume_weights_and_card(tmp_path: Path):
+    out = tmp_path / "cnn.pt"
+    common = dict(arch="cnn", data=str(IMAGENET), out=out, batch_size=4, size=32, limit=8,
+                  checkpoint=tmp_path / "cnn.ckpt", patience=0)
+    first = train(TrainConfig(epochs=1, **common), show_progress=False)
+    assert first.epochs_run == 1 and out.is_file() and first.card.is_file()
+    state = torch.load(tmp_path / "cnn.ckpt", weights_only=False)
+    assert state["epoch"] == 0 and set(state["nets"]) == {"model"}
+    second = train(TrainConfig(epochs=2, resume=True, **common), show_progress=False)
+    assert second.epochs_run == 2
+    assert [h["epoch"] for h in torch.load(tmp_path / "cnn.ckpt", weights_only=False)["history"]] == [1, 2]
+    blob = load_weights(out, "cnn")
+    assert blob["arch"] == "cnn" and blob["meta"]["epochs_run"] >= 1
+    assert all(v.dtype == torch.float32 for v in blob["state_dict"].values())
+    raw = torch.load(out, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    from worker.colorizers.nets.cnn import ColorizationCNN
+
+    ColorizationCNN().load_state_dict(blob["state_dict"])
+    card = first.card.read_text()
+    for needle in ("Data:", "Epochs:", "Wall time:", "Validation metrics", "gray (ab = 0)", "Date:"):
+        assert needle in card
+    with pytest.raises(ValueError):
+        load_weights(out, "gan")

@@ -1,0 +1,97 @@
+"""Committed weights: each loads, colorizes a real photo with visible colour, and keeps the photo's L.
+
+Also: manifest entries, fetching the EfficientNet file from the installed package, and unavailable methods
+reporting the exact command that fixes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import IMAGENET
+from worker.colorizers import lab
+from worker.colorizers.catalogue import CATALOGUE
+from worker.colorizers.manifest import BUNDLED_DIR, MANIFEST
+from worker.colorizers.pipeline import colorize_rgb
+from worker.colorizers.registry import Unavailable, clear_cache, get_colorizer
+from worker.colorizers.weights import check, fetch
+
+torch.set_num_threads(1)
+TRAINED = ("cnn", "fusion", "gan")
+# A validation photo (class 7, never trained on) and a training photo, both real.
+PHOTOS = ("007_", "001_")
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh weights folder holding what `colorlab weights fetch efficientnet-lite0` puts there."""
+    folder = tmp_path_factory.mktemp("weights")
+    fetch("efficientnet-lite0", folder)
+    return folder
+
+
+def _photo(prefix: str) -> np.ndarray:
+    path = next(IMAGENET.glob(f"{prefix}*.jpg"))
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_bundled_weights_are_committed_small_and_verified(name):
+    entry = MANIFEST[name]
+    assert entry.bundled and entry.sha256 and entry.size
+    status = check(entry, BUNDLED_DIR)
+    assert status.ok, status.message
+    assert status.path.stat().st_size < 15_000_000
+    assert status.path.with_suffix(".md").is_file(), "model card missing"
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_method_colorizes_a_real_photo(name, weights_dir):
+    clear_cache()
+    colorizer = get_colorizer(name, weights_dir, "cpu")
+    for prefix in PHOTOS:
+        rgb = _photo(prefix)
+        out = colorize_rgb(colorizer, rgb)
+        assert out.shape == rgb.shape and out.dtype == np.uint8
+        out_lab = lab.rgb_to_lab(out)
+        chroma = np.hypot(out_lab[..., 1], out_lab[..., 2]).mean()
+        assert chroma > 3.0, f"{name} on {prefix}: mean chroma {chroma:.2f}"
+        # L stays the input's (within 8-bit rounding of the output RGB).
+        diff = np.abs(out_lab[..., 0] - lab.rgb_to_lightness(rgb))
+        assert diff.mean() < 0.3 and np.percentile(diff, 99) < 1.0
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_batch_prediction_matches_single(name, weights_dir):
+    colorizer = get_colorizer(name, weights_dir, "cpu")
+    planes = [lab.rgb_to_lightness(_photo(p)) for p in PHOTOS]
+    batch = colorizer.predict_ab_batch(planes, params={})
+    for plane, ab in zip(planes, batch, strict=True):
+        single = colorizer.predict_ab(plane, reference=None, params={}, progress=None)
+        assert ab.shape == single.shape and ab.shape[2] == 2 and ab.dtype == np.float32
+        h, w = plane.shape
+        assert abs(ab.shape[0] / ab.shape[1] - h / w) < 0.02  # the photo's aspect ratio
+        np.testing.assert_allclose(ab, single, atol=0.05)
+
+
+def test_efficientnet_fetch_copies_the_package_file(weights_dir):
+    entry = MANIFEST["efficientnet-lite0"]
+    assert check(entry, weights_dir).ok
+
+
+@pytest.mark.parametrize("name", ["eccv16", "siggraph17"])
+def test_unavailable_methods_report_the_exact_fetch_command(name, tmp_path):
+    reason = CATALOGUE.get(name).unavailable_reason(tmp_path)
+    assert reason is not None and f"`colorlab weights fetch {name}`" in reason
+    with pytest.raises(Unavailable, match=f"colorlab weights fetch {name}"):
+        get_colorizer(name, tmp_path, "cpu")
+
+
+def test_fusion_without_classifier_weights_names_the_command(tmp_path):
+    with pytest.raises(Unavailable, match="colorlab weights fetch efficientnet-lite0"):
+        get_colorizer("fusion", tmp_path, "cpu")

@@ -1,0 +1,179 @@
+"""The researcher area: login (hashed password, CSRF), refusal without login, study builder on the web, opening
+only when ready, live results with charts, and streamed exports that parse back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+from sqlalchemy import func, select
+
+from backend.db import session_scope
+from backend.models import Job
+from tests.study.conftest import ADMIN_PASSWORD, csrf_of, login, photo_paths
+
+
+def test_everything_refuses_without_login(sqlite_client, make_study) -> None:
+    c = sqlite_client
+    slug = make_study(photos=5, methods=("cnn",))
+    html = {"accept": "text/html"}
+    for path in ["/admin", "/admin/studies/new", f"/admin/studies/{slug}", f"/admin/studies/{slug}/results"]:
+        res = c.get(path, headers=html, follow_redirects=False)
+        assert res.status_code == 303 and res.headers["location"].startswith("/admin/login?next="), path
+        assert c.get(path).status_code == 401
+    for kind in ("trials", "participants", "stimuli", "summary"):
+        for fmt in ("csv", "json"):
+            res = c.get(f"/admin/studies/{slug}/export/{kind}.{fmt}")
+            assert res.status_code == 401 and res.json()["detail"]
+    for action in ("open", "close", "retry"):
+        assert c.post(f"/admin/studies/{slug}/{action}", data={"csrf_token": "x"}).status_code == 401
+    assert c.post("/admin/studies", data={"title": "x"}).status_code == 401
+    # a forged session cookie is not a session
+    c.cookies.set("colorlab_admin", "eyJ2IjoiYSJ9.forged.sig", path="/admin")
+    assert c.get("/admin").status_code == 401
+
+
+def test_login_password_and_csrf(sqlite_client) -> None:
+    app_client = sqlite_client
+    c = app_client
+    page = c.get("/admin/login")
+    token = csrf_of(page.text)
+    assert "colorlab_admin" not in c.cookies
+    # missing or wrong CSRF token on the login form
+    assert c.post("/admin/login", data={"password": ADMIN_PASSWORD}).status_code == 403
+    assert c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": "nope"}).status_code == 403
+    bad = c.post("/admin/login", data={"password": "wrong", "csrf_token": token})
+    assert bad.status_code == 401 and "Wrong password" in bad.text
+    ok = c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": token,
+                                      "next": "https://evil.example/"}, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/admin"  # no open redirect
+    index = c.get("/admin")
+    assert index.status_code == 200 and "User studies" in index.text
+    # forms need the session's CSRF token
+    assert c.post("/admin/logout", data={"csrf_token": "wrong"}).status_code == 403
+    assert c.post("/admin/logout", data={"csrf_token": csrf_of(index.text)}, follow_redirects=False).status_code == 303
+    c.cookies.delete("colorlab_admin", path="/admin")
+    assert c.get("/admin").status_code == 401
+
+
+def test_password_hashing() -> None:
+    from backend.auth import hash_password, verify_password
+
+    stored = hash_password("s3cret-pass")
+    assert stored.startswith("scrypt$") and "s3cret-pass" not in stored
+    assert verify_password("s3cret-pass", stored) and not verify_password("s3cret-pasS", stored)
+    assert not verify_password("x", "garbage") and not verify_password("x", "scrypt$1$2$3$!!$!!")
+
+
+def _zip_of(n: int) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in photo_paths(n):
+            z.writestr(f"photos/{p.name}", p.read_bytes())
+        z.writestr("__MACOSX/._junk.jpg", b"junk")
+        z.writestr("readme.txt", b"not a photo")
+    return buf.getvalue()
+
+
+def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch) -> None:
+    app_client = sqlite_client
+    from backend.study import builder
+    from tests.study.conftest import finish_jobs
+
+    c = app_client
+    login(c)
+    new = c.get("/admin/studies/new")
+    assert new.status_code == 200 and 'name="methods"' in new.text
+    token = csrf_of(new.text)
+    form = {"csrf_token": token, "title": "Web study", "slug": "web-study", "methods": ["cnn", "fusion"],
+            "trials_part1": "5", "trials_part2": "5", "completion_code": "ABC", "attention_checks": "on"}
+    # the methods' weights are not needed to queue the jobs in this test
+    real_validate = builder.validate_spec
+    monkeypatch.setattr(builder, "validate_spec", lambda spec, settings, check_available=True:
+                        real_validate(spec, settings, check_available=False))
+    res = c.post("/admin/studies", data={**form, "csrf_token": "bad"},
+                 files={"archive": ("p.zip", _zip_of(6), "application/zip")})
+    assert res.status_code == 403
+    too_few = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(3), "application/zip")})
+    assert too_few.status_code == 422 and "at least 5 photos" in too_few.text
+    not_zip = c.post("/admin/studies", data=form, files={"archive": ("p.zip", b"nope", "application/zip")})
+    assert not_zip.status_code == 400 and "not a valid zip" in not_zip.text
+    res = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(6), "application/zip")},
+                 follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == "/admin/studies/web-study"
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) == 12
+    page = c.get("/admin/studies/web-study")
+    assert page.status_code == 200 and "6 of 18 stimuli are ready" in page.text
+    refused = c.post("/admin/studies/web-study/open", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 409 and "cannot open yet" in refused.text and "queued" in refused.text
+    assert c.get("/study/web-study").status_code == 409
+    with session_scope() as s:
+        finish_jobs(s, builder.get_study(s, "web-study"))
+    opened = c.post("/admin/studies/web-study/open", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert opened.status_code == 303
+    assert c.get("/study/web-study").status_code == 200
+    assert c.post("/admin/studies/web-study/close", data={"csrf_token": "bad"}).status_code == 403
+
+
+def test_results_page_and_exports(app_client, make_study) -> None:
+    c = app_client
+    slug = make_study(photos=6, methods=("cnn", "fusion"), attention=True)
+    # three participants with formula-like ids ("=" is not allowed in ids); answers: always "real", 4 stars
+    for pid in ("-5", "@evil", "+1-2"):
+        c.cookies.clear()
+        assert c.post(f"/study/{slug}/api/start", json={"participant": pid}).status_code == 200
+        state = c.post(f"/study/{slug}/api/begin", json={}).json()
+        while state["phase"] in ("part1", "part2"):
+            t = state["trial"]
+            body = {"trial_id": t["id"], "response_ms": 1500}
+            body.update({"response": "real"} if t["part"] == 1 else {"rating": 4})
+            state = c.post(f"/study/{slug}/api/answer", json=body).json()
+    c.cookies.clear()
+    login(c)
+    page = c.get(f"/admin/studies/{slug}")
+    assert page.status_code == 200
+    assert page.text.count('<svg class="chart"') == 2 and "Judged a real photo" in page.text
+    assert "Per-photo breakdown (6 photos)" in page.text
+    assert c.get(f"/admin/studies/{slug}/results").status_code == 200
+
+    res = c.get(f"/admin/studies/{slug}/export/trials.csv")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/csv")
+    assert "attachment" in res.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(res.text)))
+    assert len(rows) == 3 * 12
+    assert {r["external_id"] for r in rows} == {"'-5", "'@evil", "'+1-2"}
+    assert {r["part"] for r in rows} == {"1", "2"} and {r["attention"] for r in rows} == {"true", "false"}
+    real_part1 = [r for r in rows if r["part"] == "1" and r["condition"] == "real"]
+    assert real_part1 and all(r["correct"] == "true" and r["method"] == "" for r in real_part1)
+    cnn = [r for r in rows if r["condition"] == "cnn"]
+    assert all(r["method"] == "cnn" for r in cnn)
+    assert all(r["response_ms"] == "1500" and r["shown_at"] and r["answered_at"] for r in rows)
+    # attention: part 1 answered "real" to the gray image, so every participant failed it
+    assert {r["attention_passed"] for r in rows if r["attention"] == "true" and r["part"] == "1"} == {"false"}
+
+    parts = list(csv.DictReader(io.StringIO(c.get(f"/admin/studies/{slug}/export/participants.csv").text)))
+    assert len(parts) == 3 and all(p["answers"] == "12" and p["attention_failed"] == "true" for p in parts)
+    stims = list(csv.DictReader(io.StringIO(c.get(f"/admin/studies/{slug}/export/stimuli.csv").text)))
+    assert len(stims) == 6 * 4 and {s["condition"] for s in stims} == {"real", "cnn", "fusion", "attention"}
+    summary = list(csv.DictReader(io.StringIO(c.get(f"/admin/studies/{slug}/export/summary.csv").text)))
+    assert [s["condition"] for s in summary] == ["real", "cnn", "fusion"]
+    assert sum(int(s["part1_n"]) for s in summary) == 15 and all(s["share_real"] == "1.0" for s in summary)
+
+    trials_json = c.get(f"/admin/studies/{slug}/export/trials.json").json()
+    assert len(trials_json) == 36 and trials_json[0]["external_id"] in {"-5", "@evil", "+1-2"}
+    summary_json = c.get(f"/admin/studies/{slug}/export/summary.json").json()
+    assert summary_json["participants"]["completed"] == 3
+    assert json.loads(c.get(f"/admin/studies/{slug}/export/stimuli.json").text)[0]["study"] == slug
+    assert c.get(f"/admin/studies/{slug}/export/bogus.csv").status_code == 404
+    assert c.get(f"/admin/studies/{slug}/export/trials.xlsx").status_code == 404
+    assert c.get("/admin/studies/nope/export/trials.csv").status_code == 404
+
+
+def test_neutralise() -> None:
+    from backend.study.export import neutralise
+
+    assert [neutralise(v) for v in ["=1+1", "+1", "-1", "@x", "\tx", "ok", 5, None, -3]] == \
+        ["'=1+1", "'+1", "'-1", "'@x", "'\tx", "ok", 5, None, -3]

@@ -1,0 +1,86 @@
+"""`colorlab study ...` and a study built through the real pipeline: the CLI queues the colorizations, a real
+`colorlab worker` process runs them with the bundled cnn weights, and the study opens only once they are done."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from backend.cli import main
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.study import builder
+from backend.study.models import Stimulus
+from tests.conftest import child_env, method_available
+from tests.study.conftest import photo_paths
+
+
+def _photo_dir(tmp_path: Path, n: int) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in photo_paths(n):
+        shutil.copy(p, folder / p.name)
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
+    runner = CliRunner()
+    folder = _photo_dir(tmp_path, 3)
+    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "exemplar"])
+    assert res.exit_code != 0 and "reference image" in res.output
+    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "nope"])
+    assert res.exit_code != 0 and "unknown method 'nope'" in res.output
+    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "cnn",
+                               "--trials", "5", "5"])
+    assert res.exit_code != 0 and "at least 5 photos" in res.output
+    slug = make_study(photos=5, methods=("cnn",))
+    res = runner.invoke(main, ["study", "export", slug, "--kind", "stimuli"])
+    assert res.exit_code == 0, res.output
+    assert len(list(csv.DictReader(io.StringIO(res.output)))) == 10
+    assert slug in runner.invoke(main, ["study", "list"]).output
+    assert runner.invoke(main, ["study", "close", slug]).exit_code == 0
+    res = runner.invoke(main, ["study", "close", slug])
+    assert res.exit_code != 0 and "not open" in res.output
+    assert runner.invoke(main, ["study", "open", "missing"]).exit_code != 0
+
+
+@pytest.mark.slow
+def test_study_built_through_the_real_pipeline(sqlite_db, spawn, tmp_path: Path) -> None:
+    if not method_available("cnn"):
+        pytest.skip("the cnn weights (worker/colorizers/weights/cnn.pt) are not present: train them first")
+    runner = CliRunner()
+    folder = _photo_dir(tmp_path, 3)
+    res = runner.invoke(main, ["study", "create", "--title", "Pipeline", "--photos", str(folder), "--methods",
+                               "cnn", "--trials", "2", "2", "--slug", "pipeline-study"])
+    assert res.exit_code == 0, res.output
+    assert "3 colorization job(s) queued" in res.output
+    res = runner.invoke(main, ["study", "open", "pipeline-study"])
+    assert res.exit_code != 0 and "cannot open yet" in res.output
+    worker = spawn("worker", env=child_env(DATA_DIR=get_settings().data_dir))
+    deadline = time.monotonic() + 240
+    while True:
+        with session_scope() as s:
+            readiness = builder.refresh(s, get_settings(), builder.get_study(s, "pipeline-study"))
+        if readiness.complete or readiness.failed or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert readiness.complete, (readiness.message(), worker.log()[-3000:])
+    res = runner.invoke(main, ["study", "open", "pipeline-study"])
+    assert res.exit_code == 0, res.output
+    status = json.loads(runner.invoke(main, ["study", "status", "pipeline-study"]).output)
+    assert status["study"]["status"] == "open" and status["readiness"] == "all 6 stimuli are ready"
+    with session_scope() as s:
+        stimuli = s.scalars(select(Stimulus).where(Stimulus.condition == "cnn")).all()
+        assert len(stimuli) == 3
+        for stim in stimuli:
+            assert stim.job.status == "done" and stim.job.result_image_id == stim.source_image_id
+            assert stim.display_image is not None and stim.display_image.format == "JPEG"

@@ -1,0 +1,155 @@
+"""The participant flow through the JSON API (SQLite and PostgreSQL): consent, instructions, both parts,
+idempotent answers, resume, refusal of a second attempt, and every bad input answered with a 4xx."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from backend.db import session_scope
+from backend.study.models import Participant, Trial
+
+
+def _answer(client, slug, state, **extra):  # type: ignore[no-untyped-def]
+    trial = state["trial"]
+    body = {"trial_id": trial["id"], "response_ms": 900, **extra}
+    if not extra:
+        body.update({"response": "real"} if trial["part"] == 1 else {"rating": 3})
+    return client.post(f"/study/{slug}/api/answer", json=body)
+
+
+def _run_through(client, slug, params=""):  # type: ignore[no-untyped-def]
+    state = client.post(f"/study/{slug}/api/start", json=params or {}).json()
+    assert state["phase"] == "instructions"
+    state = client.post(f"/study/{slug}/api/begin", json={}).json()
+    seen = []
+    while state["phase"] in ("part1", "part2"):
+        seen.append((state["trial"]["part"], state["trial"]["index"]))
+        res = _answer(client, slug, state)
+        assert res.status_code == 200, res.text
+        state = res.json()
+    return state, seen
+
+
+def test_whole_flow_resume_and_idempotent_answers(app_client, make_study) -> None:
+    slug = make_study(trials=(5, 4))
+    c = app_client
+    page = c.get(f"/study/{slug}?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e&STUDY_ID=s1&SESSION_ID=x1")
+    assert page.status_code == 200 and "I agree to take part" in page.text
+    ident = {"PROLIFIC_PID": "5f1a2b3c4d5e6f7a8b9c0d1e", "STUDY_ID": "s1", "SESSION_ID": "x1"}
+    assert c.get(f"/study/{slug}/api/state", params=ident).json()["phase"] == "consent"
+    state = c.post(f"/study/{slug}/api/start", json=ident).json()
+    assert state["phase"] == "instructions"
+    # answering before the instructions is refused
+    state = c.post(f"/study/{slug}/api/begin", json={}).json()
+    assert state["phase"] == "part1" and state["trial"]["index"] == 1 and state["trial"]["total"] == 5
+    img = c.get(state["trial"]["image_url"])
+    assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"
+
+    first = state["trial"]["id"]
+    nxt = _answer(c, slug, state, response="fake").json()
+    assert nxt["trial"]["index"] == 2 and not nxt["duplicate"]
+    # a double submit of the same trial changes nothing and does not duplicate
+    again = c.post(f"/study/{slug}/api/answer", json={"trial_id": first, "response": "real"})
+    assert again.status_code == 200 and again.json()["duplicate"] and again.json()["trial"]["index"] == 2
+    with session_scope() as s:
+        t = s.get(Trial, first)
+        assert t.response == "fake" and t.response_ms == 900 and t.shown_at and t.answered_at
+    # reload: the state (by cookie, and by the Prolific id) resumes at the same trial
+    assert c.get(f"/study/{slug}/api/state").json()["trial"]["id"] == nxt["trial"]["id"]
+    assert c.get(f"/study/{slug}/api/state", params=ident).json()["trial"]["id"] == nxt["trial"]["id"]
+    assert c.post(f"/study/{slug}/api/start", json=ident).json()["trial"]["id"] == nxt["trial"]["id"]
+
+    state = nxt
+    parts = []
+    while state["phase"] in ("part1", "part2"):
+        parts.append(state["trial"]["part"])
+        state = _answer(c, slug, state).json()
+    assert parts == [1] * 4 + [2] * 4
+    assert state["phase"] == "done" and state["completion_code"] == "C0DE-42"
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Trial).where(Trial.answered_at.is_not(None))) == 9
+        p = s.scalars(select(Participant)).one()
+        assert p.source == "prolific" and p.prolific_session_id == "x1" and p.completed_at is not None
+
+    # second attempt: refused by id (page and API) and by cookie
+    again_page = c.get(f"/study/{slug}?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e")
+    assert again_page.status_code == 409 and "already taken part" in again_page.text
+    assert c.post(f"/study/{slug}/api/start", json=ident).status_code == 409
+    assert c.get(f"/study/{slug}").status_code == 409
+
+
+def test_anonymous_participant_refused_by_cookie(sqlite_client, make_study) -> None:
+    app_client = sqlite_client
+    slug = make_study(trials=(2, 2), photos=4, methods=("cnn",))
+    state, seen = _run_through(app_client, slug)
+    assert state["phase"] == "done" and len(seen) == 4
+    assert app_client.get(f"/study/{slug}").status_code == 409
+    res = app_client.post(f"/study/{slug}/api/start", json={})
+    assert res.status_code == 409 and "already taken part" in res.json()["detail"]
+    app_client.cookies.clear()  # a new browser is a new anonymous participant
+    assert app_client.post(f"/study/{slug}/api/start", json={}).status_code == 200
+    with session_scope() as s:
+        ids = s.scalars(select(Participant.external_id)).all()
+        assert len(ids) == 2 and all(i.startswith("anon-") for i in ids)
+
+
+def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
+    c = sqlite_client
+    slug = make_study(trials=(2, 2), photos=4, methods=("cnn",), attention=True)
+    assert c.get("/study/no-such-study").status_code == 404
+    assert c.get("/study/no-such-study/api/state").json()["detail"]
+    assert c.get(f"/study/{slug}?PROLIFIC_PID=<script>").status_code == 422
+    assert c.post(f"/study/{slug}/api/start", json={"PROLIFIC_PID": "a b"}).status_code == 422
+    assert c.post(f"/study/{slug}/api/start", json={"nope": 1}).status_code == 422
+    assert c.post(f"/study/{slug}/api/start", content=b"PROLIFIC_PID=x",
+                  headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 415
+    assert c.post(f"/study/{slug}/api/begin", json={}).status_code == 403  # no session yet
+    assert c.post(f"/study/{slug}/api/answer", json={"trial_id": "x", "response": "real"}).status_code == 403
+    state = c.post(f"/study/{slug}/api/start", json={"participant": "p-1"}).json()
+    state = c.post(f"/study/{slug}/api/begin", json={}).json()
+    tid = state["trial"]["id"]
+    for body, code in [
+        ({"trial_id": tid, "rating": 3}, 422),  # part 1 wants a response
+        ({"trial_id": tid, "response": "maybe"}, 422),
+        ({"trial_id": tid, "response": "real", "response_ms": -5}, 422),
+        ({"trial_id": "unknown", "response": "real"}, 404),
+        ({"response": "real"}, 422),
+        ({"trial_id": tid, "response": "real", "extra": 1}, 422),
+    ]:
+        res = c.post(f"/study/{slug}/api/answer", json=body)
+        assert res.status_code == code, (body, res.text)
+        assert isinstance(res.json()["detail"], str)
+    with session_scope() as s:
+        later = s.scalars(select(Trial).where(Trial.id != tid, Trial.part == 1)).first()
+    assert c.post(f"/study/{slug}/api/answer", json={"trial_id": later.id, "response": "real"}).status_code == 409
+    assert c.get(f"/study/{slug}/images/{later.id}.jpg").status_code == 200
+    c2_cookies = dict(c.cookies)
+    c.cookies.clear()
+    assert c.get(f"/study/{slug}/images/{later.id}.jpg").status_code == 404  # someone else's trial
+    c.cookies.update(c2_cookies)
+    # attention checks are in the data: one per part, with the instructed answer
+    with session_scope() as s:
+        checks = s.scalars(select(Trial).where(Trial.is_attention.is_(True)).order_by(Trial.part)).all()
+        assert [t.part for t in checks] == [1, 2] and checks[0].expected == "fake"
+        assert checks[1].expected in {"2", "3", "4"} and all(t.position > 0 for t in checks)
+
+
+def test_closed_and_draft_studies_refuse_new_participants(sqlite_client, make_study) -> None:
+    app_client = sqlite_client
+    from backend.config import get_settings
+    from backend.study import builder
+
+    draft = make_study(open_=False, photos=5, methods=("cnn",))
+    res = app_client.get(f"/study/{draft}")
+    assert res.status_code == 409 and "not started yet" in res.text
+    assert app_client.post(f"/study/{draft}/api/start", json={}).status_code == 409
+    slug = make_study(photos=5, methods=("cnn",))
+    started = app_client.post(f"/study/{slug}/api/start", json={"participant": "early"}).json()
+    assert started["phase"] == "instructions"
+    with session_scope() as s:
+        builder.close_study(s, builder.get_study(s, slug))
+        assert get_settings()
+    assert app_client.get(f"/study/{slug}?participant=late").status_code == 409
+    # a participant who started before closing may finish
+    state = app_client.post(f"/study/{slug}/api/begin", json={}).json()
+    assert state["phase"] == "part1"

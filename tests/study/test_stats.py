@@ -1,0 +1,82 @@
+"""Statistics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from backend.study import stats
+from backend.study.models import Study, StudyPhoto
+from backend.study.results import TrialRow, summarize
+
+
+def test_wilson_interval_matches_hand_computation() -> None:
+    # k = 8 of n = 20, z = 1.96: p = 0.4; denom = 1 + 3.8416/20 = 1.19208;
+    # centre = (0.4 + 3.8416/40) / 1.19208 = 0.41611; half = 1.96 * sqrt(0.012 + 0.002401) / 1.19208 = 0.19731
+    w = stats.wilson(8, 20)
+    assert w.p == 0.4
+    assert w.low == pytest.approx(0.21881, abs=2e-5) and w.high == pytest.approx(0.61342, abs=2e-5)
+    assert stats.wilson(5, 10).low == pytest.approx(0.23659, abs=1e-5)  # symmetric around 0.5
+    zero = stats.wilson(0, 10)
+    assert zero.low == 0.0 and zero.high == pytest.approx(0.27753, abs=1e-5)
+    full = stats.wilson(10, 10)
+    assert full.high == 1.0 and full.low == pytest.approx(1 - 0.27753, abs=1e-5)
+    assert stats.wilson(0, 0).p is None
+    with pytest.raises(ValueError):
+        stats.wilson(3, 2)
+
+
+def test_t_quantiles_and_mean_interval() -> None:
+    for df, t in [(1, 12.7062), (3, 3.18245), (9, 2.26216), (30, 2.04227), (200, 1.97190)]:
+        assert stats.t_quantile(0.975, df) == pytest.approx(t, abs=1e-4)
+    assert stats.t_quantile(0.025, 5) == pytest.approx(-2.57058, abs=1e-4)
+    # ratings 1, 2, 3, 4: mean 2.5, s = sqrt(5/3) = 1.29099, half = 3.18245 * 1.29099 / 2 = 2.05426
+    m = stats.mean_ci([1, 2, 3, 4])
+    assert m.mean == 2.5 and m.sd == pytest.approx(math.sqrt(5 / 3))
+    assert m.low == pytest.approx(0.44574, abs=1e-4) and m.high == pytest.approx(4.55426, abs=1e-4)
+    assert stats.mean_ci([3]).low is None and stats.mean_ci([]).mean is None
+    assert stats.median([5, 1, 3]) == 3 and stats.median([4, 1, 3, 2]) == 2.5
+    assert stats.percentile([1, 2, 3, 4, 5], 99) == pytest.approx(4.96)
+
+
+def _row(pid, part, photo, cond, response=None, rating=None, ms=1000, attention=False, expected=None):  # type: ignore[no-untyped-def]
+    return TrialRow(pid, part, photo, cond, attention, expected, response, rating, ms, True)
+
+
+def test_summary_per_condition_and_photo() -> None:
+    study = Study(slug="s", title="t", methods=["cnn"], status="open")
+    photos = [StudyPhoto(id="p1", name="a.jpg", position=0), StudyPhoto(id="p2", name="b.jpg", position=1)]
+    rows = [
+        # part 1: real judged real 3 of 4; cnn judged real 1 of 4
+        _row("u1", 1, "p1", "real", "real", ms=800), _row("u2", 1, "p1", "real", "real", ms=1200),
+        _row("u3", 1, "p2", "real", "fake", ms=1000), _row("u4", 1, "p2", "real", "real", ms=3000),
+        _row("u1", 1, "p2", "cnn", "fake"), _row("u2", 1, "p2", "cnn", "real"),
+        _row("u3", 1, "p1", "cnn", "fake"), _row("u4", 1, "p1", "cnn", "fake"),
+        # part 2: real ratings 4, 4, 3; cnn ratings 2, 3
+        _row("u1", 2, "p1", "real", rating=4), _row("u2", 2, "p2", "real", rating=4),
+        _row("u3", 2, "p1", "real", rating=3), _row("u1", 2, "p2", "cnn", rating=2),
+        _row("u2", 2, "p1", "cnn", rating=3),
+        # attention checks (never counted): u4 fails one
+        _row("u1", 1, "p1", "attention", "fake", attention=True, expected="fake"),
+        _row("u4", 1, "p1", "attention", "real", attention=True, expected="fake"),
+    ]
+    participants = [("u1", True, True), ("u2", True, True), ("u3", True, False), ("u4", True, False)]
+    s = summarize(study, rows, participants, photos)
+    real, cnn = s["conditions"]
+    assert real["condition"] == "real" and real["part1"]["n"] == 4 and real["part1"]["judged_real"] == 3
+    assert real["part1"]["low"] == pytest.approx(stats.wilson(3, 4).low)
+    assert cnn["part1"]["share_real"] == 0.25 and cnn["part1"]["share_correct"] == 0.75
+    assert real["part2"]["mean"] == pytest.approx(11 / 3) and real["part2"]["distribution"] == {"1": 0, "2": 0,
+                                                                                               "3": 1, "4": 2}
+    # s = sqrt(((4-11/3)^2*2 + (3-11/3)^2)/2) = 0.57735; half = 4.30265 * 0.57735 / sqrt(3) = 1.43422
+    assert real["part2"]["high"] == pytest.approx(11 / 3 + 1.43422, abs=1e-4)
+    assert cnn["part2"]["mean"] == 2.5
+    assert real["median_response_ms"] == 1000  # 800, 1000, 1000, 1000, 1000, 1200, 3000
+    assert s["participants"] == {"total": 4, "started": 4, "completed": 2, "completion_rate": 0.5,
+                                 "failed_attention": 1, "excluded": 0}
+    assert s["answers"] == {"part1": 8, "part2": 5, "attention": 2}
+    p1 = s["photos"][0]["conditions"]
+    assert p1["real"]["n1"] == 2 and p1["real"]["share_real"] == 1.0 and p1["cnn"]["mean_rating"] == 3.0
+    excluded = summarize(study, rows, participants, photos, exclude_failed_attention=True)
+    assert excluded["conditions"][0]["part1"]["n"] == 3 and excluded["participants"]["total"] == 3

@@ -1,0 +1,91 @@
+"""`colorlab colorize`, `colorlab weights` and `colorlab train` on real photos (../shared/data)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from backend.cli import main
+from tests.conftest import IMAGENET
+from worker.colorizers import lab
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for i, src in enumerate(sorted(IMAGENET.glob("00*.jpg"))[:3]):
+        shutil.copy(src, (folder / "sub" if i == 2 else folder) / src.name)
+    return folder
+
+
+def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    first = sorted(photos.glob("*.jpg"))[0]
+    code, output = _run("colorize", str(photos), str(photos / "*.jpg"), str(first), "-o", str(out),
+                        "--method", "cnn", "--batch-size", "2", "--no-progress")
+    assert code == 0, output
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert len(written) == 3  # duplicates from the folder, the glob and the file are colorized once
+    for png in out.glob("*.png"):
+        src = next(photos.rglob(png.stem + ".jpg"))
+        rgb_in = np.asarray(Image.open(src).convert("RGB"))
+        rgb_out = np.asarray(Image.open(png))
+        assert rgb_out.shape == rgb_in.shape
+        assert np.abs(lab.rgb_to_lab(rgb_out)[..., 0] - lab.rgb_to_lightness(rgb_in)).mean() < 0.3
+
+
+def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path):
+    bad = photos / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "out"), "--method", "cnn", "--no-progress")
+    assert code == 1
+    assert "broken.jpg" in output and "Traceback" not in output
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_colorize_clean_errors(tmp_path: Path):
+    code, output = _run("colorize", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--no-progress")
+    assert code == 1 and "no such file" in output
+    code, output = _run("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "nope")
+    assert code == 1 and "unknown method" in output
+    code, output = _run("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "eccv16",
+                        "--weights-dir", str(tmp_path / "empty"))
+    assert code == 1 and "colorlab weights fetch eccv16" in output and "Traceback" not in output
+
+
+def test_weights_list_and_fetch(tmp_path: Path):
+    folder = tmp_path / "w"
+    code, output = _run("weights", "fetch", "efficientnet-lite0", "--weights-dir", str(folder))
+    assert code == 0, output
+    code, output = _run("weights", "list", "--weights-dir", str(folder))
+    assert code == 0
+    line = next(x for x in output.splitlines() if x.startswith("efficientnet-lite0"))
+    assert "verified" in line
+    assert next(x for x in output.splitlines() if x.startswith("cnn ")).split()[1] == "verified"
+    assert "eccv16       unavailable: weights not fetched: run `colorlab weights fetch eccv16`" in output
+    code, output = _run("weights", "fetch", "nope", "--weights-dir", str(folder))
+    assert code == 1 and "unknown weight file" in output
+
+
+def test_train_cli_tiny_run_and_resume(tmp_path: Path):
+    out = tmp_path / "cnn.pt"
+    args = ["train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1", "--batch-size", "4", "--size", "32",
+            "--limit", "4", "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt"), "--no-progress"]
+    code, output = _run(*args)
+    assert code == 0, output
+    assert out.is_file() and out.with_suffix(".md").is_file()
+    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume")
+    assert code == 0 and "2 epochs" in output
+    code, output = _run("train", "--arch", "cnn", "--data", str(IMAGENET), "--size", "30", "--out", str(out))
+    assert code == 1 and "multiple of 8" in output
