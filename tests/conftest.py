@@ -64,7 +64,10 @@ def reset_caches() -> None:
     from backend.config import get_settings
     from worker import celery_app
 
+    from backend.routes import api
+
     get_settings.cache_clear()
+    api._colorize_limit.cache_clear()
     db.reset_caches()
     celery_app.reset()
 

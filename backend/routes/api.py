@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
@@ -15,6 +16,7 @@ from backend.config import Settings, get_settings
 from backend.db import get_session
 from backend.images import ImageError, decode, encode_png, gray_png
 from backend.models import Image, Job
+from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
 from backend.web import client_of
 from worker.colorizers.catalogue import ParamError
@@ -26,6 +28,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RESERVED_FIELDS = {"image", "method", "reference", "reference_id", "options"}
+
+
+@lru_cache
+def _colorize_limit(per_minute: int) -> SlidingWindow:
+    return SlidingWindow(per_minute, window=60.0)
 
 
 async def read_upload(upload: UploadFile, settings: Settings, what: str) -> jobs.Upload:
@@ -89,6 +96,9 @@ async def colorize(
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     options: Annotated[str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')] = None,
 ) -> JobCreated:
+    if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
+        raise HTTPException(429, f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
+                            headers={"Retry-After": "60"})
     info = catalogue.get_method(method)
     if info is None:
         known = ", ".join(m.name for m in catalogue.public_methods())

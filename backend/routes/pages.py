@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from backend import catalogue, jobs
+from backend.config import get_settings
 from backend.db import get_session
 from backend.models import Job
 from backend.web import client_of
@@ -50,7 +51,9 @@ def _not_found_message(detail: str) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, "upload.html", {"nav": "colorize"})
+    limit = get_settings().max_upload_bytes
+    context = {"nav": "colorize", "max_upload_bytes": limit, "max_upload_label": f"{limit / 1e6:g} MB"}
+    return TEMPLATES.TemplateResponse(request, "upload.html", context)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -60,8 +63,11 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     job = session.get(Job, job_id) if len(job_id) <= 32 else None
     if job is None:
-        return not_found(request, "There is no job with this id. Job links are private and long: "
-                                  "check that the whole link was copied.")
+        return not_found(
+            request,
+            "There is no job with this id. Job links are private and long: "
+            "check that the whole link was copied.",
+        )
     status_label = STATUS_LABELS.get(job.status)
     context = {"job_id": job.id, "job": catalogue.job_dict(job), "status_label": status_label}
     return TEMPLATES.TemplateResponse(request, "job.html", context)

@@ -24,9 +24,9 @@
     "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
 
   function formatBytes(n) {
-    if (n < 1024) return n + " B";
-    if (n < 1024 * 1024) return (n / 1024).toFixed(0) + " KB";
-    return (n / 1024 / 1024).toFixed(1) + " MB";
+    if (n < 1000) return n + " B";
+    if (n < 1e6) return (n / 1e3).toFixed(0) + " KB";
+    return (n / 1e6).toFixed(1) + " MB";
   }
 
   function showError(node, message) {
@@ -63,6 +63,11 @@
         showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
         return;
       }
+      const maxBytes = Number(form.dataset.maxBytes);
+      if (file && maxBytes && file.size > maxBytes) {
+        showError(errorNode, `“${file.name}” is ${formatBytes(file.size)}: larger than the ${form.dataset.maxLabel} limit.`);
+        return;
+      }
       showError(errorNode, "");
       setFile(file);
     }
@@ -88,8 +93,15 @@
       } catch (_) { /* older browsers: the file is kept in state only */ }
       accept(file);
     });
+    return accept;
   }
-  document.querySelectorAll(".dropzone").forEach(setupDropzone);
+  const acceptInto = {};
+  document.querySelectorAll(".dropzone").forEach((zone) => { acceptInto[zone.dataset.input] = setupDropzone(zone); });
+  // A pasted image (e.g. a screenshot) becomes the photo.
+  document.addEventListener("paste", (event) => {
+    const file = [...((event.clipboardData && event.clipboardData.files) || [])].find((f) => f.type.startsWith("image/"));
+    if (file) acceptInto.image(file);
+  });
   // A file dropped outside a zone must not navigate away from the form.
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
@@ -390,6 +402,9 @@
     setBusy(false);
     showFormError(detailMessages(body, response.status));
   });
+
+  // Coming back with the browser's Back button restores this page as it was left: make it usable again.
+  window.addEventListener("pageshow", (event) => { if (event.persisted) setBusy(false); });
 
   loadMethods();
 })();

@@ -193,3 +193,14 @@ def test_openapi_documents_the_api(client) -> None:  # type: ignore[no-untyped-d
     assert {"/colorize", "/jobs/{job_id}", "/jobs/{job_id}/result.png", "/methods"} <= set(spec["paths"])
     assert spec["paths"]["/colorize"]["post"]["responses"]["202"]
     assert client.get("/docs").status_code == 200
+
+
+def test_uploads_are_rate_limited_per_client(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "colorize_rate", 2)
+    assert [submit(client).status_code for _ in range(2)] == [202, 202]
+    before = counts()
+    r = submit(client)
+    assert r.status_code == 429 and "per minute" in r.json()["detail"] and r.headers["retry-after"]
+    assert counts() == before

@@ -22,8 +22,14 @@ from tests.conftest import ROOT, Proc, child_env, free_port, wait_http
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
@@ -39,8 +45,14 @@ class Stack:
 
 def _start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Stack]:
     env = child_env(DATA_DIR=tmp / "var", SWEEP_INTERVAL=2, **settings)
-    migrated = subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     procs: list[Proc] = []
     if worker:
@@ -92,8 +104,14 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: 
     pg = context.new_page()
     problems: list[str] = []
     pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console: {msg.text}")
-          if msg.type == "error" and "Content Security Policy" in msg.text else None)
+    pg.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console: {msg.text}")
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
     yield pg
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:
@@ -115,4 +133,3 @@ def sample_photo() -> Path:
     from tests.conftest import photo
 
     return photo("001_")
-

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from worker.colorizers import charts, evalreport, metrics
 from worker.colorizers import lab as labmod
 from worker.colorizers.evalreport import GRAY, REAL, ROW_FIELDS
+from worker.colorizers.pipeline import compose
 
 CURVE_FIELDS = ("image", "method", *(f"t{t}" for t in range(metrics.AUC_MAX_THRESHOLD + 1)))
 GRAYSCALE_CHROMA = 2.0  # Lab units
@@ -343,10 +345,7 @@ def _batches(items: Sequence[Photo], size: int) -> Iterator[list[Photo]]:
 # -------------------------------------------------------------------------------------- runner
 def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult:
     """Evaluate ``config.methods`` (plus gray) on the data set; see the module docstring for the outputs."""
-    from PIL import Image
-
     from worker.colorizers import datasets
-    from worker.colorizers.pipeline import compose
 
     photos = select_photos(config.data, config.split, config.limit)
     methods = [Method(GRAY, True, False, {}, None)]
@@ -390,8 +389,7 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
                 sample_keys.append(photo.key)
         todo = [p for p in batch if p.key in truths]
         if todo:
-            _evaluate_batch(todo, truths, methods, config, store, sample_keys, classify, compose, result,
-                            Image)
+            _evaluate_batch(todo, truths, methods, config, store, sample_keys, classify, result)
         result.evaluated += len(todo)
         bar.update(len(batch))
     bar.close()
@@ -406,8 +404,7 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
 
 def _evaluate_batch(todo: list[Photo], truths: dict[str, np.ndarray], methods: list[Method],
                     config: EvalConfig, store: RowStore, sample_keys: list[str],
-                    classify: Callable[[list[np.ndarray]], np.ndarray] | None, compose: Callable,
-                    result: EvalResult, Image: Any) -> None:
+                    classify: Callable[[list[np.ndarray]], np.ndarray] | None, result: EvalResult) -> None:
     lightness = {p.key: labmod.rgb_to_lightness(truths[p.key]) for p in todo}
     true_ab = {p.key: labmod.rgb_to_lab(truths[p.key])[..., 1:] for p in todo}
     # the real photos: colourfulness and the classifier on them
@@ -474,8 +471,6 @@ def _write_outputs(
     out: Path, config: EvalConfig, store: RowStore, keys: set[str], names: list[str],
     sample_keys: list[str], photos: list[Photo], result: EvalResult, reader: Any,
 ) -> dict[str, Path]:
-    from worker.colorizers.pipeline import compose
-
     files: dict[str, Path] = {}
     files["per_image"] = store.rows_path
     files["per_image_curves"] = store.curves_path
@@ -509,8 +504,6 @@ def _write_outputs(
         svg, png = charts.write_curves(curves, out / "curves", labels=labels, title=title)
         files["curves_svg"], files["curves_png"] = svg, png
     # contact sheet: gray | each method | truth
-    from PIL import Image
-
     by_key = {p.key: p for p in photos}
     columns = [*names, "truth"]
     rows = []

@@ -46,5 +46,5 @@ class ECCV16(nn.Module):
 
 
 class ECCV16Colorizer(ZhangColorizer):
-    def __init__(self, net: ECCV16, device: str = "cpu", size: int = 256) -> None:
-        super().__init__("eccv16", net, device, size)
+    def __init__(self, net: ECCV16, device: str = "cpu", size: int = 256, bf16: bool | None = None) -> None:
+        super().__init__("eccv16", net, device, size, bf16)

@@ -90,8 +90,10 @@ def precompute_class_vectors(dataset: Any, *, cache_dir: Path | None = None, spl
 class FusionColorizer(NetColorizer):
     """Serves :class:`FusionNet`: runs the classifier on the gray input, then the fused net."""
 
-    def __init__(self, net: FusionNet, classifier: nn.Module, device: str = "cpu", size: int = 256) -> None:
-        super().__init__("fusion", net, device, size)
+    def __init__(
+        self, net: FusionNet, classifier: nn.Module, device: str = "cpu", size: int = 256, bf16: bool | None = None
+    ) -> None:
+        super().__init__("fusion", net, device, size, bf16)
         self.classifier = classifier.to(device).eval()
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:

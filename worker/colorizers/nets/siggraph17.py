@@ -69,5 +69,5 @@ class SIGGRAPH17(nn.Module):
 
 
 class SIGGRAPH17Colorizer(ZhangColorizer):
-    def __init__(self, net: SIGGRAPH17, device: str = "cpu", size: int = 256) -> None:
-        super().__init__("siggraph17", net, device, size)
+    def __init__(self, net: SIGGRAPH17, device: str = "cpu", size: int = 256, bf16: bool | None = None) -> None:
+        super().__init__("siggraph17", net, device, size, bf16)

@@ -34,9 +34,20 @@ class Task:
     def __init__(self, lr: float, device: str) -> None:
         self.lr = lr
         self.device = device
+        self.bf16 = False  # bfloat16 autocast for the forward passes (set by the trainer)
+
+    def amp(self) -> torch.autocast:
+        """Autocast context for forward passes (a no-op unless ``bf16``); losses are computed in float32."""
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def prepare(self, datasets: Sequence[Any], cache_dir: Any = None) -> None:
         """Hook run once before training (fusion precomputes classifier outputs here)."""
+
+    def init_from(self, blob: dict[str, Any]) -> None:
+        """Start from exported weights (``load_weights`` output) instead of a random initialisation."""
+        if blob["arch"] != self.arch:
+            raise ValueError(f"cannot initialise {self.arch} from {blob['arch']} weights")
+        next(iter(self.nets.values())).load_state_dict(blob["state_dict"])
 
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
         raise NotImplementedError
@@ -74,14 +85,17 @@ class CNNTask(Task):
         l_norm, ab_norm, _ = lab_batch(rgb.to(self.device))
         opt = self.optims["model"]
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(self.forward(l_norm, index, split), ab_norm)
+        with self.amp():
+            pred = self.forward(l_norm, index, split)
+        loss = F.mse_loss(pred.float(), ab_norm)
         loss.backward()
         opt.step()
         return {"loss": loss.detach().item()}
 
     @torch.no_grad()
     def predict(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
-        return self.forward(l_norm, index, split)
+        with self.amp():
+            return self.forward(l_norm, index, split).float()
 
     def export(self) -> dict[str, Any]:
         return {"arch": self.arch, "state_dict": self.model.state_dict(), "config": {}}
@@ -111,6 +125,22 @@ class FusionTask(CNNTask):
         vectors = self.features[split][index.cpu()].to(l_norm.device)
         return self.model(l_norm, vectors)
 
+    def init_from(self, blob: dict[str, Any]) -> None:
+        """From fusion weights, or from trained ``cnn`` weights: the shared encoder/decoder are copied and the
+        1×1 fusion convolution starts as the identity on the encoder's 256 channels (zero on the 1000 class
+        channels), so training starts exactly from the cnn's predictions and learns to use the classes."""
+        if blob["arch"] != "cnn":
+            super().init_from(blob)
+            return
+        state = blob["state_dict"]
+        self.model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+        self.model.decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")})
+        conv = self.model.fusion[0]
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:, :256, 0, 0] = torch.eye(256)
+
 
 class GANTask(Task):
     """Report §5.4 (after Nazeri et al.): U-Net generator, DCGAN discriminator on Lab images.
@@ -137,13 +167,15 @@ class GANTask(Task):
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
         l_norm, ab_norm, _ = lab_batch(rgb.to(self.device))
         real = torch.cat([l_norm, ab_norm], dim=1)
-        fake_ab = self.generator(l_norm)
+        with self.amp():
+            fake_ab = self.generator(l_norm).float()
         fake = torch.cat([l_norm, fake_ab], dim=1)
         # Discriminator: log D(real) + log(1 - D(fake)).
         opt_d = self.optims["discriminator"]
         opt_d.zero_grad(set_to_none=True)
-        logit_real = self.discriminator(real)
-        logit_fake = self.discriminator(fake.detach())
+        with self.amp():
+            logit_real = self.discriminator(real).float()
+            logit_fake = self.discriminator(fake.detach()).float()
         loss_d = 0.5 * (
             F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
             + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
@@ -153,7 +185,8 @@ class GANTask(Task):
         # Generator: non-saturating -log D(G(z)) + λ L1.
         opt_g = self.optims["generator"]
         opt_g.zero_grad(set_to_none=True)
-        logit = self.discriminator(fake)
+        with self.amp():
+            logit = self.discriminator(fake).float()
         adv = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
         l1 = F.l1_loss(fake_ab, ab_norm)
         loss_g = adv + self.l1_weight * l1
@@ -163,7 +196,8 @@ class GANTask(Task):
 
     @torch.no_grad()
     def predict(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
-        return self.generator(l_norm)
+        with self.amp():
+            return self.generator(l_norm).float()
 
     def export(self) -> dict[str, Any]:
         return {"arch": self.arch, "state_dict": self.generator.state_dict(), "config": {}}

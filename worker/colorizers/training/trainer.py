@@ -50,6 +50,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     max_minutes: float | None = None  # stop after the epoch that passes this wall time
+    bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser stay float32)
+    init_from: Path | None = None  # start from these exported weights (fusion: also from cnn weights)
     command: str = ""
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +122,11 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     train_set = PhotoDataset(train_refs, cfg.size, train=True, max_zoom=cfg.max_zoom)
     val_set = PhotoDataset(val_refs, cfg.size, train=False)
     task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device)
+    task.bf16 = cfg.bf16
+    if cfg.init_from is not None and not (cfg.resume and cfg.checkpoint.is_file()):
+        from worker.colorizers.training.checkpoint import load_weights
+
+        task.init_from(load_weights(Path(cfg.init_from)))
     task.prepare([train_set, val_set], cache_dir=cfg.checkpoint.parent)
     stopper = EarlyStopping(cfg.patience)
     history: list[dict[str, float]] = []
@@ -243,6 +250,8 @@ def _meta(
             "size": cfg.size,
             "max_zoom": cfg.max_zoom,
             "seed": cfg.seed,
+            "bf16_autocast": cfg.bf16,
+            "init_from": str(cfg.init_from) if cfg.init_from else "random",
         },
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,

@@ -1,0 +1,78 @@
+"""The HTML pages as the server renders them (the browser side is in tests/browser)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.routes import pages
+from tests.conftest import migrate, photo_bytes
+
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def web():  # type: ignore[no-untyped-def]
+    from backend.main import create_app
+
+    migrate()
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def test_upload_page_has_form_and_no_inline_script(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/", headers=HTML)
+    assert r.status_code == 200
+    html = r.text
+    assert 'id="upload-form"' in html and 'src="/static/upload.js"' in html
+    assert "<script>" not in html and " style=" not in html and "onclick" not in html
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "colorlab_client" in r.headers.get("set-cookie", "")
+
+
+def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
+    for path in (
+        "/static/app.css",
+        "/static/upload.js",
+        "/static/job.js",
+        "/static/history.js",
+        "/static/logo.svg",
+    ):
+        assert web.get(path).status_code == 200, path
+
+
+def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignore[no-untyped-def]
+    assert "No colorizations yet" in web.get("/history", headers=HTML).text
+    files = {"image": ("fish.jpg", photo_bytes("001_"), "image/jpeg")}
+    created = web.post("/colorize", files=files, data={"method": "cnn"})
+    if created.status_code == 409:
+        pytest.skip(created.json()["detail"])
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    html = web.get("/history", headers=HTML).text
+    assert f'data-job-id="{job_id}"' in html and f'href="/jobs/{job_id}/view"' in html
+    assert f'src="/jobs/{job_id}/input.png"' in html  # not done yet: the input is the thumbnail
+    # Another browser (no cookie) sees its own, empty history.
+    other = TestClient(web.app)
+    assert "No colorizations yet" in other.get("/history", headers=HTML).text
+    page = web.get(f"/jobs/{job_id}/view", headers=HTML)
+    assert page.status_code == 200 and f'data-job-url="/jobs/{job_id}"' in page.text
+
+
+def test_unknown_job_page_is_an_html_404(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/jobs/no-such-job/view", headers=HTML)
+    assert r.status_code == 404
+    assert "text/html" in r.headers["content-type"] and "Page not found" in r.text
+    api = web.get("/jobs/no-such-job", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.json()["detail"]
+
+
+def test_relative_times() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert pages._when(now - timedelta(seconds=5), now) == "just now"
+    assert pages._when(now - timedelta(minutes=3), now) == "3 min ago"
+    assert pages._when(now - timedelta(hours=1), now) == "1 hour ago"
+    assert pages._when(now - timedelta(days=3), now) == "28 Apr, 12:00 UTC"
+    assert pages._when(now - timedelta(days=400), now) == "27 Mar 2025"
