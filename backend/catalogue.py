@@ -29,18 +29,20 @@ def methods_out(settings: Settings) -> list[dict[str, Any]]:
     out = []
     for m in public_methods():
         reason = m.unavailable_reason(settings.weights_dir)
-        out.append({
-            "name": m.name,
-            "title": m.title,
-            "description": m.description,
-            "params": [{**asdict(p), "choices": list(p.choices)} for p in m.params],
-            "needs_reference": m.needs_reference,
-            "iterative": m.iterative,
-            "batchable": m.batchable,
-            "available": reason is None,
-            "unavailable_reason": reason,
-            "paper": m.paper,
-        })
+        out.append(
+            {
+                "name": m.name,
+                "title": m.title,
+                "description": m.description,
+                "params": [{**asdict(p), "choices": list(p.choices)} for p in m.params],
+                "needs_reference": m.needs_reference,
+                "iterative": m.iterative,
+                "batchable": m.batchable,
+                "available": reason is None,
+                "unavailable_reason": reason,
+                "paper": m.paper,
+            }
+        )
     return out
 
 

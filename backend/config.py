@@ -19,35 +19,66 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "production"] = Field(
-        "development", description="`production` refuses to start with development defaults (e.g. no admin password)."
+        "development",
+        description="`production` refuses to start with development defaults (e.g. no admin password).",
     )
-    data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its SQLite file and broker queue.")
-    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file `DATA_DIR/colorlab.sqlite3`.")
-    celery_broker_url: str = Field("", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`.")
-    weights_dir: Path = Field(Path("var/weights"), description="Where `colorlab weights fetch` puts weight files.")
+    data_dir: Path = Field(
+        Path("var"), description="Where the embedded default keeps its SQLite file and broker queue."
+    )
+    database_url: str = Field(
+        "", description="SQLAlchemy URL. Empty: SQLite file `DATA_DIR/colorlab.sqlite3`."
+    )
+    celery_broker_url: str = Field(
+        "", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`."
+    )
+    db_pool_size: int = Field(5, description="Database connections each process keeps open (PostgreSQL).")
+    db_max_overflow: int = Field(
+        10, description="Extra connections a process may open under load (PostgreSQL)."
+    )
+    weights_dir: Path = Field(
+        Path("var/weights"), description="Where `colorlab weights fetch` puts weight files."
+    )
     examples_dir: Path = Field(
-        Path("../shared/data/exemplar-pairs"), description="Colour photos offered as example references (exemplar)."
+        Path("../shared/data/exemplar-pairs"),
+        description="Colour photos offered as example references (exemplar).",
     )
     host: str = Field("127.0.0.1", description="Address `colorlab serve` binds.")
     port: int = Field(8000, description="Port `colorlab serve` binds.")
     public_url: str = Field("", description="Base URL printed and used in links. Empty: http://HOST:PORT.")
 
-    max_upload_bytes: int = Field(20_000_000, description="Largest accepted image file, in bytes (checked while streaming).")
+    max_upload_bytes: int = Field(
+        20_000_000, description="Largest accepted image file, in bytes (checked while streaming)."
+    )
     max_pixels: int = Field(40_000_000, description="Largest accepted image, in pixels (width × height).")
 
-    colorize_rate: int = Field(30, description="Most `POST /colorize` requests one client (IP) may send per minute, per web process; more: 429.")
+    colorize_rate: int = Field(
+        30,
+        description="Most `POST /colorize` requests per client IP per minute (per web process); more get 429.",
+    )
     queue_name: str = Field("gpu", description="Celery queue the colorization tasks go to.")
-    worker_concurrency: int = Field(1, description="Worker processes per `colorlab worker` (one model cache each).")
-    device: str = Field("auto", description="Torch device for the worker: auto (CUDA when present), cpu, cuda, cuda:N.")
+    worker_concurrency: int = Field(
+        1, description="Worker processes per `colorlab worker` (one model cache each)."
+    )
+    device: str = Field(
+        "auto", description="Torch device for the worker: auto (CUDA when present), cpu, cuda, cuda:N."
+    )
     torch_threads: int = Field(0, description="Torch intra-op threads in the worker; 0 = torch's default.")
     job_time_limit: int = Field(3600, description="Seconds after which a running job is stopped and failed.")
     job_max_attempts: int = Field(3, description="Attempts (deliveries) per job before it is marked failed.")
     heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")
-    stale_after: float = Field(60.0, description="A running job with no heartbeat for this long is re-queued.")
-    requeue_after: float = Field(300.0, description="A queued job not started after this long is sent to the broker again.")
+    stale_after: float = Field(
+        60.0, description="A running job with no heartbeat for this long is re-queued."
+    )
+    requeue_after: float = Field(
+        300.0, description="A queued job not started after this long is sent to the broker again."
+    )
     sweep_interval: float = Field(15.0, description="Seconds between sweeps for lost or stalled jobs.")
-    batch_max: int = Field(16, description="Most queued jobs of one feed-forward method the worker colorizes in one batch.")
-    preview_interval: float = Field(2.0, description="Least seconds between two live previews of an iterative job.")
+    batch_max: int = Field(
+        16, description="Most queued jobs of one feed-forward method the worker colorizes in one batch."
+    )
+    preview_interval: float = Field(
+        2.0, description="Least seconds between two live previews of an iterative job."
+    )
 
     # User study (backend/study, /study/{slug}, /admin).
     admin_password: SecretStr = Field(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, undefer
 from backend import jobs
 from backend.config import Settings
 from backend.images import ImageError, decode
-from backend.models import Image, Job
+from backend.models import Image, Job, is_valid_id
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_EXAMPLES = 12
@@ -53,8 +53,15 @@ def list_references(session: Session, settings: Settings, client: str | None) ->
             .order_by(Image.id)
             .limit(24)
         ).all()
-        out += [{"id": r.id, "url": f"/references/{r.id}.png", "label": r.filename or "your upload",
-                 "source": "upload"} for r in rows]
+        out += [
+            {
+                "id": r.id,
+                "url": f"/references/{r.id}.png",
+                "label": r.filename or "your upload",
+                "source": "upload",
+            }
+            for r in rows
+        ]
     for key, path in _examples(str(settings.examples_dir.resolve())).items():
         out.append({"id": key, "url": f"/references/{key}.png", "label": _label(path), "source": "example"})
     return out
@@ -73,7 +80,7 @@ def resolve_reference(session: Session, settings: Settings, ref_id: str, client:
             return None
         image = jobs.store_image(session, jobs.Upload(data=data, decoded=decoded, filename=path.name))
         return image
-    if not client or len(ref_id) > 32:
+    if not client or not is_valid_id(ref_id):
         return None
     owned = session.scalars(
         select(Image)

@@ -22,7 +22,11 @@ from worker.colorizers import lab
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # register every format plugin now, so `formats=` can name them
 # Raster formats we accept (matched against the file's content by Pillow, not its name).
-ALLOWED_FORMATS = tuple(f for f in ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "JPEG2000", "AVIF") if f in Image.OPEN)
+ALLOWED_FORMATS = tuple(
+    f
+    for f in ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "JPEG2000", "AVIF")
+    if f in Image.OPEN
+)
 # A pixel counts as coloured when its channels differ by more than this (8-bit levels); JPEG noise on a
 # gray photo stays below it.
 _CHROMA_LEVELS = 12
@@ -110,7 +114,8 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
                 raise ImageError(400, f"the image has invalid dimensions {width}×{height}")
             if width * height > max_pixels:
                 raise ImageError(
-                    413, f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+                    413,
+                    f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
                 )
             fmt = img.format or "unknown"
             mode = img.mode
@@ -123,6 +128,11 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(413, f"the image is too large to decode safely: {exc}") from None
     except UnidentifiedImageError:
+        claimed = sniff(data)
+        if claimed:  # the right signature, but Pillow could not even read the header: a damaged file
+            raise ImageError(
+                400, f"the file starts like a {claimed} image but is corrupt or truncated"
+            ) from None
         raise ImageError(
             415, f"not a supported image: the content is not one of {', '.join(ALLOWED_FORMATS)}"
         ) from None
@@ -131,6 +141,24 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     except MemoryError:
         raise ImageError(413, "the image is too large to decode") from None
     return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb))
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format a file's first bytes announce, if any (used only to word an error)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
 def encode_png(array: np.ndarray, *, compress_level: int = 3) -> bytes:

@@ -101,7 +101,9 @@ def create_job(
 ) -> Job:
     """Store the images and a queued job; the caller commits, then calls :func:`enqueue`."""
     input_image = store_image(session, image)
-    ref_image = reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
+    ref_image = (
+        reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
+    )
     job = Job(
         method=method,
         params=dict(params),
@@ -136,8 +138,9 @@ def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
             continue
         sent.append(job_id)
     if failed:
-        session.execute(update(Job).where(Job.id.in_(failed), Job.status == JobStatus.queued)
-                        .values(enqueued_at=None))
+        session.execute(
+            update(Job).where(Job.id.in_(failed), Job.status == JobStatus.queued).values(enqueued_at=None)
+        )
         session.commit()
     return sent
 
@@ -179,17 +182,28 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
     for job_id in stalled:
         failed = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before,
-                   Job.attempts >= settings.job_max_attempts)
-            .values(status=JobStatus.failed, finished_at=now, preview_png=None,
-                    error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts")
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.running,
+                Job.heartbeat_at < stale_before,
+                Job.attempts >= settings.job_max_attempts,
+            )
+            .values(
+                status=JobStatus.failed,
+                finished_at=now,
+                preview_png=None,
+                error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts",
+            )
         )
         if failed.rowcount == 0:
             requeued = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
-                .values(status=JobStatus.queued, enqueued_at=now,
-                        error="the worker running this job stopped responding; re-queued")
+                .values(
+                    status=JobStatus.queued,
+                    enqueued_at=now,
+                    error="the worker running this job stopped responding; re-queued",
+                )
             )
             if requeued.rowcount == 1:
                 claimed.append(job_id)
@@ -210,8 +224,11 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
         # Claim the resend so that concurrent sweepers send each job once.
         res = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.queued,
-                   or_(Job.enqueued_at < resend_before, Job.enqueued_at.is_(None)))
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.queued,
+                or_(Job.enqueued_at < resend_before, Job.enqueued_at.is_(None)),
+            )
             .values(enqueued_at=now)
         )
         if res.rowcount == 1:

@@ -30,13 +30,20 @@ def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(title="ColorLab", version="0.1.0", description=DESCRIPTION)
     # Two images plus form fields: anything larger is refused before it is read.
-    web.install(app, max_body=2 * settings.max_upload_bytes + 1_000_000,
-                secure_cookies=settings.public_url.startswith("https"))
+    web.install(
+        app,
+        max_body=2 * settings.max_upload_bytes + 1_000_000,
+        secure_cookies=settings.public_url.startswith("https"),
+    )
     app.include_router(api.router)
     app.include_router(pages.router)
     # Further routers (study, admin, compare) are added here, one line each.
-    from backend.routes import study; app.include_router(study.router)  # noqa: E702, I001
-    from backend.routes import admin; app.include_router(admin.router)  # noqa: E702, I001
+    from backend.routes import study
+
+    app.include_router(study.router)
+    from backend.routes import admin
+
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
 
     @app.exception_handler(RequestValidationError)

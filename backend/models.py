@@ -6,9 +6,10 @@ These classes are storage only; the API's JSON shapes live in ``schemas.py``.
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -21,6 +22,14 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """Unguessable identifier (128 bits of randomness, URL-safe)."""
     return secrets.token_urlsafe(16)
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def is_valid_id(value: str) -> bool:
+    """Could ``value`` be one of our ids? (Checked before any lookup: no odd bytes reach the database.)"""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -41,7 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class JobStatus(enum.StrEnum):

@@ -27,7 +27,9 @@ class MethodOut(BaseModel):
     iterative: bool
     batchable: bool
     available: bool
-    unavailable_reason: str | None = Field(None, examples=["weights not fetched: run `colorlab weights fetch eccv16`"])
+    unavailable_reason: str | None = Field(
+        None, examples=["weights not fetched: run `colorlab weights fetch eccv16`"]
+    )
     paper: str = ""
 
 

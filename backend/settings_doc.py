@@ -1,4 +1,4 @@
-"""Render the settings table for the README from the one Settings object (`python -m backend.settings_doc`)."""
+"""The README's settings table, generated from the one Settings object: `python -m backend.settings_doc`."""
 
 from __future__ import annotations
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.jobs import client_key
@@ -31,8 +33,12 @@ def client_of(request: Request) -> str | None:
     return getattr(request.state, "client", None)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes the limit (an HTTPException, so that FastAPI's
+    form parsing lets it through as a 413 instead of wrapping it in a 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than the {limit:,}-byte limit")
 
 
 class LimitsMiddleware:
@@ -65,7 +71,7 @@ class LimitsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -83,37 +89,77 @@ class LimitsMiddleware:
 
 async def _json(send: Send, status: int, detail: str) -> None:
     body = JSONResponse({"detail": detail}).body
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
-    @app.middleware("http")
-    async def client_cookie_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        cookie = request.cookies.get(CLIENT_COOKIE)
+class ClientAndHeadersMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware: exceptions raised while the body streams must pass untouched).
+
+    Identifies the browser by a random cookie (only its hash is used and stored) and adds the security
+    headers to every response.
+    """
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1")
+        cookie = cookie_parser(raw).get(CLIENT_COOKIE) if raw else None
         new_cookie = None
         if not cookie or len(cookie) > 64:
             cookie = new_cookie = secrets.token_urlsafe(24)
-        request.state.client = client_key(cookie)
-        response = await call_next(request)
-        if new_cookie:
-            response.set_cookie(CLIENT_COOKIE, new_cookie, max_age=365 * 86400, httponly=True, samesite="lax",
-                                secure=secure_cookies)
-        path = request.url.path
-        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if path in ("/docs", "/redoc") else CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+        scope.setdefault("state", {})["client"] = client_key(cookie)
+        csp = DOCS_CSP if scope["path"] in ("/docs", "/redoc") else CSP
 
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if new_cookie:
+                    secure = "; Secure" if self.secure_cookies else ""
+                    headers.append(
+                        "set-cookie",
+                        f"{CLIENT_COOKIE}={new_cookie}; Max-Age={365 * 86400}; Path=/; "
+                        f"HttpOnly; SameSite=Lax{secure}",
+                    )
+                for name, value in (
+                    ("content-security-policy", csp),
+                    ("x-content-type-options", "nosniff"),
+                    ("x-frame-options", "DENY"),
+                    ("referrer-policy", "same-origin"),
+                ):
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
+    app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
     app.add_middleware(LimitsMiddleware, max_body=max_body)  # type: ignore[arg-type]

@@ -36,13 +36,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-async def client_loop(http: httpx.AsyncClient, n: int, interval: float, data: bytes,
-                      latencies: list[float], errors: list[str]) -> None:
+async def client_loop(
+    http: httpx.AsyncClient, n: int, interval: float, data: bytes, latencies: list[float], errors: list[str]
+) -> None:
     await asyncio.sleep(secrets.randbelow(1000) / 1000 * interval)  # spread the clients' phases
     for _ in range(n):
         started = time.perf_counter()
         try:
-            r = await http.post("/colorize", files={"image": ("p.jpg", data, "image/jpeg")}, data={"method": "cnn"})
+            r = await http.post(
+                "/colorize", files={"image": ("p.jpg", data, "image/jpeg")}, data={"method": "cnn"}
+            )
             if r.status_code != 202:
                 errors.append(f"{r.status_code}: {r.text[:100]}")
         except httpx.HTTPError as exc:
@@ -60,21 +63,33 @@ async def run_load(base: str, clients: int, requests: int, interval: float) -> d
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
         started = time.perf_counter()
-        await asyncio.gather(*(client_loop(http, requests, interval, data, latencies, errors)
-                               for _ in range(clients)))
+        await asyncio.gather(
+            *(client_loop(http, requests, interval, data, latencies, errors) for _ in range(clients))
+        )
         wall = time.perf_counter() - started
     if errors:
         print("errors:", errors[:5])
-    return {"n": len(latencies), "errors": len(errors), "p50": percentile(latencies, 50),
-            "p90": percentile(latencies, 90), "p99": percentile(latencies, 99), "max": max(latencies),
-            "mean": statistics.fmean(latencies), "throughput": len(latencies) / wall}
+    return {
+        "n": len(latencies),
+        "errors": len(errors),
+        "p50": percentile(latencies, 50),
+        "p90": percentile(latencies, 90),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies),
+        "mean": statistics.fmean(latencies),
+        "throughput": len(latencies) / wall,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=20, help="uploads per client in each run")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between a paced client's uploads")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between a paced client's uploads"
+    )
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
@@ -88,12 +103,22 @@ def main() -> None:
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
     port = 18000 + secrets.randbelow(1000)
-    env = {**os.environ, "DATABASE_URL": f"{args.pg}/{dbname}", "CELERY_BROKER_URL": args.redis,
-           "PORT": str(port), "COLORIZE_RATE": "1000000"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{args.pg}/{dbname}",
+        "CELERY_BROKER_URL": args.redis,
+        "PORT": str(port),
+        "COLORIZE_RATE": "1000000",
+    }
     redis.Redis.from_url(args.redis).flushdb()
     subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, check=True, cwd=ROOT)
-    server = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.web_workers)],
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.web_workers)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -112,15 +137,21 @@ def main() -> None:
         redis.Redis.from_url(args.redis).flushdb()
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.python_version()}; "
-          f"{args.web_workers} web workers; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, {platform.python_version()}; "
+        f"{args.web_workers} web workers; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print(f"messages in the Redis queue afterwards: {queued}")
-    header = f"{'run':<10}{'clients':>8}{'uploads':>9}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}" \
-             f"{'max ms':>9}{'req/s':>8}"
+    header = (
+        f"{'run':<10}{'clients':>8}{'uploads':>9}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+        f"{'max ms':>9}{'req/s':>8}"
+    )
     print(header)
     for name, r in (("paced", paced), ("saturated", saturated)):
-        print(f"{name:<10}{args.clients:>8}{r['n']:>9}{r['errors']:>8}{r['p50']:>9.1f}{r['p90']:>9.1f}"
-              f"{r['p99']:>9.1f}{r['max']:>9.1f}{r['throughput']:>8.1f}")
+        print(
+            f"{name:<10}{args.clients:>8}{r['n']:>9}{r['errors']:>8}{r['p50']:>9.1f}{r['p90']:>9.1f}"
+            f"{r['p99']:>9.1f}{r['max']:>9.1f}{r['throughput']:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Speed of the feed-forward colorizers: photos/s at 256×256 (batch 1 and 16) and one 1024×768 photo end to end.
+"""Speed of the feed-forward colorizers: photos/s at 256×256 (batch 1, 16) and a 1024×768 photo end to end.
 
 End to end = decode the JPEG → L → predict (256×256) → upsample ab, join with full-resolution L, gamut map
 (``pipeline.compose``) → encode a full-resolution PNG. Real photos from ../shared/data/imagenet-samples.
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worker.colorizers import lab  # noqa: E402
+from worker.colorizers.nets.colorizer import cpu_bf16_supported  # noqa: E402
 from worker.colorizers.pipeline import compose  # noqa: E402
 from worker.colorizers.registry import Unavailable, get_colorizer  # noqa: E402
 
@@ -80,18 +81,26 @@ def end_to_end(colorizer, jpeg: bytes, repeat: int) -> dict[str, float]:  # type
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--methods", default="cnn,fusion,gan")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--weights-dir", default=os.environ.get("WEIGHTS_DIR", str(ROOT / "var" / "weights")))
-    parser.add_argument("--write", action="store_true", help="also write benchmarks/results/feedforward_speed.md")
+    parser.add_argument(
+        "--write", action="store_true", help="also write benchmarks/results/feedforward_speed.md"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     planes = [lab.rgb_to_lightness(p) for p in _photos(16, (256, 256))]
-    big = Image.open(sorted(IMAGENET.glob("*.jpg"))[1]).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC)
+    big = (
+        Image.open(sorted(IMAGENET.glob("*.jpg"))[1])
+        .convert("RGB")
+        .resize((1024, 768), Image.Resampling.BICUBIC)
+    )
     buf = io.BytesIO()
     big.save(buf, format="JPEG", quality=92)
     jpeg = buf.getvalue()
@@ -110,9 +119,11 @@ def main() -> None:
         print(rows[-1], flush=True)
     header = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
-        f"({os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}); "
+        f"({os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {args.device}, bf16 autocast {cpu_bf16_supported()}); "
         f"best of {args.repeat}.\n\n"
-        "| method | photos/s, 256×256, batch 1 | photos/s, 256×256, batch 16 | 1024×768 end to end (s) | stages (ms) |\n"
+        "| method | photos/s, 256×256, batch 1 | photos/s, 256×256, batch 16 | 1024×768 end to end (s) "
+        "| stages (ms) |\n"
         "|---|---|---|---|---|\n"
     )
     table = header + "\n".join(rows) + "\n"

@@ -170,7 +170,12 @@ def main() -> None:
     from backend.config import get_settings
     from worker.colorizers.evaluate import EvalConfig, run
 
-    weights_dir = get_settings().weights_dir
+    settings = get_settings()
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    weights_dir = settings.weights_dir
     methods, missing = available([m for m in args.methods.split(",") if m], weights_dir)
     for name, reason in missing.items():
         print(f"skipping {name}: {reason}")

@@ -53,6 +53,27 @@ def percentile(values: list[float], q: float) -> float:
     return float(pct(values, q) or 0.0)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (uvicorn's worker processes)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def prepare_database(pg_admin: str) -> str:
     admin = sa.create_engine(f"{pg_admin}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -70,8 +91,8 @@ def drop_database(pg_admin: str) -> None:
 
 
 def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], attention: bool) -> str:
-    """A ready, open study: the colorizations are finished directly in the job tables (channel-rotated photos),
-    so that the benchmark measures the participant API, not the colorizers."""
+    """A ready, open study: the colorizations are finished directly in the job tables (channel-rotated
+    photos), so that the benchmark measures the participant API, not the colorizers."""
     import numpy as np
     from sqlalchemy import select
 
@@ -86,23 +107,44 @@ def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], atte
 
     settings = get_settings()
     photos = [PhotoFile(p.name, p.read_bytes()) for p in sorted(PHOTOS.glob("*.jpg"))[:n_photos]]
-    spec = builder.StudySpec(title="Load benchmark", methods=methods, trials_part1=trials[0], trials_part2=trials[1],
-                             attention_checks=attention, completion_code="BENCH", slug="load-bench")
+    spec = builder.StudySpec(
+        title="Load benchmark",
+        methods=methods,
+        trials_part1=trials[0],
+        trials_part2=trials[1],
+        attention_checks=attention,
+        completion_code="BENCH",
+        slug="load-bench",
+    )
     with session_scope() as session:
-        study, job_ids = builder.build_study(session, settings, spec, photos, check_available=False)
-        for _stim, job in session.execute(select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id)
-                                          .where(Stimulus.study_id == study.id)).all():
+        study, _job_ids = builder.build_study(session, settings, spec, photos, check_available=False)
+        for _stim, job in session.execute(
+            select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id).where(Stimulus.study_id == study.id)
+        ).all():
             rgb = decode(session.get(Image, job.input_image_id).data, max_pixels=settings.max_pixels).rgb
             out = np.roll(rgb, 1, axis=-1)
             result = jobs.store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
-            job.status, job.result_image_id, job.finished_at, job.progress = JobStatus.done, result.id, utcnow(), 1.0
+            job.status, job.result_image_id, job.finished_at, job.progress = (
+                JobStatus.done,
+                result.id,
+                utcnow(),
+                1.0,
+            )
         session.commit()
         builder.open_study(session, settings, study)
         return study.slug
 
 
-async def participant(base: str, slug: str, index: int, think: tuple[float, float], rng: random.Random,
-                      answer_ms: list[float], other_ms: list[float], errors: list[str]) -> None:
+async def participant(
+    base: str,
+    slug: str,
+    index: int,
+    think: tuple[float, float],
+    rng: random.Random,
+    answer_ms: list[float],
+    other_ms: list[float],
+    errors: list[str],
+) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
 
         async def call(method: str, path: str, sink: list[float], **kw: object) -> httpx.Response | None:
@@ -154,8 +196,12 @@ async def run_load(base: str, slug: str, n: int, think: tuple[float, float], see
     errors: list[str] = []
     rng = random.Random(seed)
     t0 = time.perf_counter()
-    await asyncio.gather(*(participant(base, slug, i, think, random.Random(rng.random()), answer_ms, other_ms,
-                                       errors) for i in range(n)))
+    await asyncio.gather(
+        *(
+            participant(base, slug, i, think, random.Random(rng.random()), answer_ms, other_ms, errors)
+            for i in range(n)
+        )
+    )
     wall = time.perf_counter() - t0
     return {"answer_ms": answer_ms, "other_ms": other_ms, "errors": errors, "wall_s": wall}
 
@@ -165,9 +211,13 @@ def count_rows(url: str) -> dict[str, int]:
     with engine.connect() as conn:
         out = {
             "participants": conn.scalar(sa.text("SELECT count(*) FROM study_participants")),
-            "completed": conn.scalar(sa.text("SELECT count(*) FROM study_participants WHERE completed_at IS NOT NULL")),
+            "completed": conn.scalar(
+                sa.text("SELECT count(*) FROM study_participants WHERE completed_at IS NOT NULL")
+            ),
             "trials": conn.scalar(sa.text("SELECT count(*) FROM study_trials")),
-            "answered": conn.scalar(sa.text("SELECT count(*) FROM study_trials WHERE answered_at IS NOT NULL")),
+            "answered": conn.scalar(
+                sa.text("SELECT count(*) FROM study_trials WHERE answered_at IS NOT NULL")
+            ),
         }
     engine.dispose()
     return out
@@ -187,7 +237,9 @@ def write_results(markdown: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=100)
-    ap.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), help="think time range per answer (s)")
+    ap.add_argument(
+        "--think", type=float, nargs=2, default=(0.5, 1.5), help="think time range per answer (s)"
+    )
     ap.add_argument("--photos", type=int, default=20)
     ap.add_argument("--methods", default="cnn,fusion,gan")
     ap.add_argument("--trials", type=int, nargs=2, default=(5, 5))
@@ -195,23 +247,48 @@ def main() -> int:
     ap.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--pg", default=os.environ.get("PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432"))
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--write-results", action="store_true", help="replace the 'User study' section of RESULTS.md")
+    ap.add_argument(
+        "--write-results", action="store_true", help="replace the 'User study' section of RESULTS.md"
+    )
     ap.add_argument("--keep-db", action="store_true")
     args = ap.parse_args()
 
     url = prepare_database(args.pg)
     tmp = Path(tempfile.mkdtemp(prefix="colorlab-bench-"))
-    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(tmp), "ADMIN_PASSWORD": "bench-password",
-           "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop", "STUDY_ANSWER_RATE": "1000",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DATA_DIR": str(tmp),
+        "ADMIN_PASSWORD": "bench-password",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop",
+        "STUDY_ANSWER_RATE": "1000",
+        "PYTHONUNBUFFERED": "1",
+    }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "ADMIN_PASSWORD", "SECRET_KEY")})
-    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
-    slug = build_study(args.photos, [m for m in args.methods.split(",") if m], tuple(args.trials), args.attention)
+    subprocess.run(
+        [sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    slug = build_study(
+        args.photos, [m for m in args.methods.split(",") if m], tuple(args.trials), args.attention
+    )
     port = free_port()
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers",
-                               str(args.web_workers)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.web_workers),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -224,7 +301,9 @@ def main() -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
             time.sleep(0.2)
+        server_cpu0, client_cpu0 = process_cpu(server.pid), time.process_time()
         out = asyncio.run(run_load(base, slug, args.participants, tuple(args.think), args.seed))
+        server_cpu, client_cpu = process_cpu(server.pid) - server_cpu0, time.process_time() - client_cpu0
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -236,36 +315,64 @@ def main() -> int:
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPU "
-                   f"(shared) · Python {platform.python_version()}",
-        "participants": args.participants, "think_s": list(args.think), "web_workers": args.web_workers,
-        "answers_sent": len(answers), "answers_expected": expected, "errors": len(out["errors"]),
-        "rows": rows, "wall_s": round(out["wall_s"], 1),
+        f"(shared) · Python {platform.python_version()}",
+        "participants": args.participants,
+        "think_s": list(args.think),
+        "web_workers": args.web_workers,
+        "answers_sent": len(answers),
+        "answers_expected": expected,
+        "errors": len(out["errors"]),
+        "rows": rows,
+        "wall_s": round(out["wall_s"], 1),
         "answers_per_s": round(len(answers) / out["wall_s"], 1),
-        "answer_ms": {k: round(percentile(answers, q), 1) for k, q in (("p50", 50), ("p95", 95), ("p99", 99),
-                                                                        ("max", 100))},
+        "requests": len(answers) + len(out["other_ms"]),
+        "server_cpu_ms_per_request": round(
+            1000 * server_cpu / max(1, len(answers) + len(out["other_ms"])), 2
+        ),
+        "client_cpu_s": round(client_cpu, 1),
+        "server_cpu_s": round(server_cpu, 1),
+        "load_average_after": load_average(),
+        "answer_ms": {
+            k: round(percentile(answers, q), 1)
+            for k, q in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
+        },
         "other_ms": {k: round(percentile(out["other_ms"], q), 1) for k, q in (("p50", 50), ("p99", 99))},
     }
-    ok = (result["errors"] == 0 and rows["answered"] == expected == len(answers)
-          and rows["completed"] == args.participants and result["answer_ms"]["p99"] < 100)
+    ok = (
+        result["errors"] == 0
+        and rows["answered"] == expected == len(answers)
+        and rows["completed"] == args.participants
+        and result["answer_ms"]["p99"] < 100
+    )
     result["pass"] = ok
     print(json.dumps(result, indent=1))
     for e in out["errors"][:10]:
         print("error:", e, file=sys.stderr)
     if args.write_results:
         a = result["answer_ms"]
-        write_results(f"""{SECTION}
+        lines = [
+            SECTION,
+            "",
+            f"`benchmarks/bench_study_load.py`: {args.participants} simulated participants answering "
+            f"concurrently (think time {args.think[0]}-{args.think[1]} s per answer, all starting at once) "
+            f"through `colorlab serve` (uvicorn, {args.web_workers} worker process(es)) on loopback, "
+            "PostgreSQL; "
+            f"a study of {args.photos} photos × (real + {args.methods}), "
+            f"{args.trials[0]} + {args.trials[1]} trials. "
+            "Latency is measured by the client, per answer request; server CPU is per request of any kind.",
+            "",
+            "| date | machine | load avg | answers | errors | rows answered / expected | p50 | p95 | p99 "
+            "| max | answers/s | server CPU/request |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| {result['date']} | {result['machine']} | {result['load_average_after']} | {len(answers)} "
+            f"| {result['errors']} | {rows['answered']} / {expected} | {a['p50']} ms | {a['p95']} ms "
+            f"| {a['p99']} ms | {a['max']} ms | {result['answers_per_s']} "
+            f"| {result['server_cpu_ms_per_request']} ms |",
+            "",
+            f"Target: 0 errors, every answer stored, p99 < 100 ms: **{'met' if ok else 'NOT met'}**.",
+        ]
+        write_results("\n".join(lines) + "\n")
 
-`benchmarks/bench_study_load.py` — {args.participants} simulated participants answering concurrently (think time
-{args.think[0]}–{args.think[1]} s per answer, all starting at once) through `colorlab serve` (uvicorn,
-{args.web_workers} worker process) on loopback, PostgreSQL; study of {args.photos} photos × (real + {args.methods}),
-{args.trials[0]} + {args.trials[1]} trials. Latency is measured by the client, per answer request.
-
-| date | machine | answers | errors | rows answered / expected | p50 | p95 | p99 | max | answers/s |
-|---|---|---|---|---|---|---|---|---|---|
-| {result['date']} | {result['machine']} | {len(answers)} | {result['errors']} | {rows['answered']} / {expected} | {a['p50']} ms | {a['p95']} ms | {a['p99']} ms | {a['max']} ms | {result['answers_per_s']} |
-
-Target: 0 errors, every answer stored, p99 < 100 ms: **{"met" if ok else "NOT met"}**.
-""")
     if not args.keep_db:
         drop_database(args.pg)
     return 0 if ok else 1

@@ -23,8 +23,18 @@ REDIS_HOST = os.environ.get("COLORLAB_TEST_REDIS", "redis://127.0.0.1:6379")
 WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR", ROOT / "var" / "weights")).resolve()
 
 # Settings the tests control; anything else comes from the defaults.
-_ENV_KEYS = ("DATABASE_URL", "CELERY_BROKER_URL", "DATA_DIR", "WEIGHTS_DIR", "SWEEP_INTERVAL", "REQUEUE_AFTER",
-             "STALE_AFTER", "HEARTBEAT_INTERVAL", "JOB_MAX_ATTEMPTS", "TORCH_THREADS")
+_ENV_KEYS = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "DATA_DIR",
+    "WEIGHTS_DIR",
+    "SWEEP_INTERVAL",
+    "REQUEUE_AFTER",
+    "STALE_AFTER",
+    "HEARTBEAT_INTERVAL",
+    "JOB_MAX_ATTEMPTS",
+    "TORCH_THREADS",
+)
 
 
 def photo(name_prefix: str = "001_") -> Path:
@@ -62,9 +72,8 @@ def apply_settings(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
 def reset_caches() -> None:
     from backend import db
     from backend.config import get_settings
-    from worker import celery_app
-
     from backend.routes import api
+    from worker import celery_app
 
     get_settings.cache_clear()
     api._colorize_limit.cache_clear()
@@ -147,8 +156,9 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -201,7 +211,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         proc.stop()
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, timeout: float = 90) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -213,8 +223,12 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
-def wait_job(get: Callable[[str], dict], job_id: str, timeout: float = 120,
-             until: tuple[str, ...] = ("done", "failed", "cancelled")) -> dict:
+def wait_job(
+    get: Callable[[str], dict],
+    job_id: str,
+    timeout: float = 120,
+    until: tuple[str, ...] = ("done", "failed", "cancelled"),
+) -> dict:
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:

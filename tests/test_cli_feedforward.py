@@ -32,8 +32,19 @@ def photos(tmp_path: Path) -> Path:
 def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path):
     out = tmp_path / "out"
     first = sorted(photos.glob("*.jpg"))[0]
-    code, output = _run("colorize", str(photos), str(photos / "*.jpg"), str(first), "-o", str(out),
-                        "--method", "cnn", "--batch-size", "2", "--no-progress")
+    code, output = _run(
+        "colorize",
+        str(photos),
+        str(photos / "*.jpg"),
+        str(first),
+        "-o",
+        str(out),
+        "--method",
+        "cnn",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    )
     assert code == 0, output
     written = sorted(p.name for p in out.glob("*.png"))
     assert len(written) == 3  # duplicates from the folder, the glob and the file are colorized once
@@ -48,7 +59,9 @@ def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path
 def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path):
     bad = photos / "broken.jpg"
     bad.write_bytes(b"not an image")
-    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "out"), "--method", "cnn", "--no-progress")
+    code, output = _run(
+        "colorize", str(photos), "-o", str(tmp_path / "out"), "--method", "cnn", "--no-progress"
+    )
     assert code == 1
     assert "broken.jpg" in output and "Traceback" not in output
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
@@ -59,8 +72,16 @@ def test_colorize_clean_errors(tmp_path: Path):
     assert code == 1 and "no such file" in output
     code, output = _run("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "nope")
     assert code == 1 and "unknown method" in output
-    code, output = _run("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "eccv16",
-                        "--weights-dir", str(tmp_path / "empty"))
+    code, output = _run(
+        "colorize",
+        str(IMAGENET / "000_*.jpg"),
+        "-o",
+        str(tmp_path),
+        "--method",
+        "eccv16",
+        "--weights-dir",
+        str(tmp_path / "empty"),
+    )
     assert code == 1 and "colorlab weights fetch eccv16" in output and "Traceback" not in output
 
 
@@ -80,8 +101,26 @@ def test_weights_list_and_fetch(tmp_path: Path):
 
 def test_train_cli_tiny_run_and_resume(tmp_path: Path):
     out = tmp_path / "cnn.pt"
-    args = ["train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1", "--batch-size", "4", "--size", "32",
-            "--limit", "4", "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt"), "--no-progress"]
+    args = [
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        str(IMAGENET),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--size",
+        "32",
+        "--limit",
+        "4",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tmp_path / "c.ckpt"),
+        "--no-progress",
+    ]
     code, output = _run(*args)
     assert code == 0, output
     assert out.is_file() and out.with_suffix(".md").is_file()

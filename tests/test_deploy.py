@@ -25,8 +25,14 @@ def compose_binary() -> str:
 
 def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
-    return subprocess.run([compose_binary(), "-f", str(ROOT / "docker-compose.yml"), *args], cwd=ROOT,
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [compose_binary(), "-f", str(ROOT / "docker-compose.yml"), *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_compose_file_is_valid_and_complete() -> None:

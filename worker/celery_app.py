@@ -49,7 +49,12 @@ def make_celery(settings: Settings) -> Celery:
         # Publishing from a web request must not hang when the broker is down: the job is already committed
         # and the sweeper will send it again.
         task_publish_retry=True,
-        task_publish_retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        task_publish_retry_policy={
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         worker_hijack_root_logger=False,
         worker_enable_remote_control=not filesystem,  # the filesystem transport has no broadcast
         worker_send_task_events=False,

@@ -76,18 +76,35 @@ class Runner:
         with session_scope() as s:
             res = s.execute(
                 update(Job)
-                .where(Job.id == job_id,
-                       or_(Job.status == JobStatus.queued,
-                           and_(Job.status == JobStatus.running, Job.heartbeat_at < stale)))
-                .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now, heartbeat_at=now,
-                        worker=self.hostname[:255], progress=0.0, progress_detail=None)
+                .where(
+                    Job.id == job_id,
+                    or_(
+                        Job.status == JobStatus.queued,
+                        and_(Job.status == JobStatus.running, Job.heartbeat_at < stale),
+                    ),
+                )
+                .values(
+                    status=JobStatus.running,
+                    attempts=Job.attempts + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker=self.hostname[:255],
+                    progress=0.0,
+                    progress_detail=None,
+                )
             )
             if res.rowcount != 1:
                 return None
             job = s.get(Job, job_id)
             assert job is not None
-            return Claimed(job.id, job.method, dict(job.params or {}), job.attempts, job.input_image_id,
-                           job.reference_image_id)
+            return Claimed(
+                job.id,
+                job.method,
+                dict(job.params or {}),
+                job.attempts,
+                job.input_image_id,
+                job.reference_image_id,
+            )
 
     def _claim_batch_mates(self, first: Claimed) -> list[Claimed]:
         info = CATALOGUE.get(first.method)
@@ -95,9 +112,15 @@ class Runner:
             return []
         with session_scope() as s:
             candidates = s.scalars(
-                select(Job.id).where(Job.status == JobStatus.queued, Job.method == first.method,
-                                     Job.reference_image_id.is_(None), Job.id != first.id)
-                .order_by(Job.created_at).limit(self.settings.batch_max - 1)
+                select(Job.id)
+                .where(
+                    Job.status == JobStatus.queued,
+                    Job.method == first.method,
+                    Job.reference_image_id.is_(None),
+                    Job.id != first.id,
+                )
+                .order_by(Job.created_at)
+                .limit(self.settings.batch_max - 1)
             ).all()
         mates = []
         for job_id in candidates:
@@ -106,8 +129,11 @@ class Runner:
                 mates.append(claimed)
             elif claimed is not None:  # different options: give it back to the queue
                 with session_scope() as s:
-                    s.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
-                              .values(status=JobStatus.queued, attempts=Job.attempts - 1))
+                    s.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.status == JobStatus.running)
+                        .values(status=JobStatus.queued, attempts=Job.attempts - 1)
+                    )
         return mates
 
     # -- running ----------------------------------------------------------------------------------------
@@ -172,8 +198,10 @@ class Runner:
     def _load_inputs(self, job: Claimed) -> tuple[Any, Any]:
         with session_scope() as s:
             ids = [job.input_image_id] + ([job.reference_image_id] if job.reference_image_id else [])
-            images = {i.id: i.data for i in s.scalars(select(Image).where(Image.id.in_(ids))
-                                                       .options(undefer(Image.data)))}
+            images = {
+                i.id: i.data
+                for i in s.scalars(select(Image).where(Image.id.in_(ids)).options(undefer(Image.data)))
+            }
         try:
             decoded = decode(images[job.input_image_id], max_pixels=self.settings.max_pixels)
             reference = None
@@ -189,9 +217,17 @@ class Runner:
         with session_scope() as s:
             result = jobsvc.store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
             res = s.execute(
-                update(Job).where(Job.id == job.id, Job.status == JobStatus.running, Job.worker == self.hostname[:255])
-                .values(status=JobStatus.done, result_image_id=result.id, progress=1.0, finished_at=utcnow(),
-                        run_seconds=round(seconds, 4), error=None, preview_png=None)
+                update(Job)
+                .where(Job.id == job.id, Job.status == JobStatus.running, Job.worker == self.hostname[:255])
+                .values(
+                    status=JobStatus.done,
+                    result_image_id=result.id,
+                    progress=1.0,
+                    finished_at=utcnow(),
+                    run_seconds=round(seconds, 4),
+                    error=None,
+                    preview_png=None,
+                )
             )
             if res.rowcount != 1:  # cancelled (or taken over) meanwhile: keep nothing
                 s.rollback()
@@ -200,8 +236,11 @@ class Runner:
 
     def _fail(self, job: Claimed, reason: str) -> None:
         with session_scope() as s:
-            s.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.running)
-                      .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None))
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == JobStatus.running)
+                .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
+            )
 
     def _handle_failure(self, job: Claimed, exc: BaseException) -> str:
         from celery.exceptions import SoftTimeLimitExceeded
@@ -215,11 +254,18 @@ class Runner:
             log.exception("job %s: attempt %d failed", job.id, job.attempts)
             if job.attempts < self.settings.job_max_attempts:
                 with session_scope() as s:
-                    res = s.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.running)
-                                    .values(status=JobStatus.queued, enqueued_at=None, preview_png=None,
-                                            error=f"attempt {job.attempts} failed ({reason}); retrying"))
+                    res = s.execute(
+                        update(Job)
+                        .where(Job.id == job.id, Job.status == JobStatus.running)
+                        .values(
+                            status=JobStatus.queued,
+                            enqueued_at=None,
+                            preview_png=None,
+                            error=f"attempt {job.attempts} failed ({reason}); retrying",
+                        )
+                    )
                 if res.rowcount == 1:
-                    self._send_later(job.id, delay=min(2.0 ** job.attempts, 60.0))
+                    self._send_later(job.id, delay=min(2.0**job.attempts, 60.0))
                 return "retrying"
             reason = f"failed after {job.attempts} attempts: {reason}"
         log.warning("job %s failed: %s", job.id, reason)
@@ -245,8 +291,11 @@ class Runner:
             while not stop.wait(self.settings.heartbeat_interval):
                 try:
                     with session_scope() as s:
-                        s.execute(update(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.running)
-                                  .values(heartbeat_at=utcnow()))
+                        s.execute(
+                            update(Job)
+                            .where(Job.id.in_(job_ids), Job.status == JobStatus.running)
+                            .values(heartbeat_at=utcnow())
+                        )
                 except Exception as exc:  # the database may be briefly away; keep beating
                     log.warning("heartbeat failed: %s", exc)
 
@@ -278,8 +327,12 @@ class ProgressReporter:
             self._last_write = now
             values = {
                 "progress": min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
-                "progress_detail": {"step": p.step, "total": p.total, "message": p.message,
-                                    "losses": {k: float(v) for k, v in p.losses.items()}},
+                "progress_detail": {
+                    "step": p.step,
+                    "total": p.total,
+                    "message": p.message,
+                    "losses": {k: float(v) for k, v in p.losses.items()},
+                },
                 "heartbeat_at": utcnow(),
             }
             if p.preview is not None and now - self._last_preview >= self.runner.settings.preview_interval:
@@ -288,8 +341,9 @@ class ProgressReporter:
                 values["preview_at"] = utcnow()
         with session_scope() as s:
             if values:
-                res = s.execute(update(Job).where(Job.id == self.job_id, Job.status == JobStatus.running)
-                                .values(**values))
+                res = s.execute(
+                    update(Job).where(Job.id == self.job_id, Job.status == JobStatus.running).values(**values)
+                )
                 running = res.rowcount == 1
             else:
                 running = s.scalar(select(Job.status).where(Job.id == self.job_id)) == JobStatus.running

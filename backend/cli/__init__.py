@@ -17,11 +17,21 @@ def _register() -> None:
         main.add_command(command)
     # Further sub-command modules add themselves here, one line each:
     # from backend.cli import weights; main.add_command(weights.weights)
-    from backend.cli import evaluate; main.add_command(evaluate.evaluate)  # noqa: E702, I001
-    from backend.cli import study; main.add_command(study.study)  # noqa: E702, I001
-    from backend.cli import weights; main.add_command(weights.weights)  # noqa: E702, I001
-    from backend.cli import train; main.add_command(train.train)  # noqa: E702, I001
-    from backend.cli import colorize; main.add_command(colorize.colorize)  # noqa: E702, I001
+    from backend.cli import evaluate
+
+    main.add_command(evaluate.evaluate)
+    from backend.cli import study
+
+    main.add_command(study.study)
+    from backend.cli import weights
+
+    main.add_command(weights.weights)
+    from backend.cli import train
+
+    main.add_command(train.train)
+    from backend.cli import colorize
+
+    main.add_command(colorize.colorize)
 
 
 _register()

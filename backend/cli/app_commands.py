@@ -36,8 +36,16 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("backend.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level="info", proxy_headers=True, access_log=False)
+    uvicorn.run(
+        "backend.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 @click.command()
@@ -49,17 +57,19 @@ def worker(concurrency: int | None, loglevel: str) -> None:
 
     settings = get_settings()
     app = get_celery()
-    app.worker_main([
-        "worker",
-        f"--queues={settings.queue_name}",
-        f"--concurrency={concurrency or settings.worker_concurrency}",
-        "--pool=prefork",
-        "--prefetch-multiplier=1",
-        f"--loglevel={loglevel}",
-        "--without-gossip",
-        "--without-mingle",
-        f"--hostname=colorlab@{os.uname().nodename}.{os.getpid()}",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            f"--queues={settings.queue_name}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            "--pool=prefork",
+            "--prefetch-multiplier=1",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=colorlab@{os.uname().nodename}.{os.getpid()}",
+        ]
+    )
 
 
 @click.command()
@@ -89,8 +99,10 @@ def run(fetch: bool) -> None:
         subprocess.Popen([*exe, "worker"], preexec_fn=_die_with_parent),
         subprocess.Popen([*exe, "serve"], preexec_fn=_die_with_parent),
     ]
-    click.echo(f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
-               "Press Ctrl+C to stop.")
+    click.echo(
+        f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
+        "Press Ctrl+C to stop."
+    )
 
     def stop(*_: object) -> None:
         for p in procs:

@@ -12,7 +12,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files as given, folders' image files (recursively, sorted), glob patterns expanded; duplicates removed."""
+    """Files as given, folders' image files (recursive, sorted), globs expanded; duplicates removed."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -46,20 +46,48 @@ def read_rgb(path: Path):  # type: ignore[no-untyped-def]
 
 @click.command("colorize")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: one <name>.png per input (created if needed).")
+@click.option(
+    "-o",
+    "--out",
+    "outdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: one <name>.png per input (created if needed).",
+)
 @click.option("--method", "-m", default="cnn", show_default=True, help="Colorization method (see /methods).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Photos per forward pass for batchable (feed-forward) methods.")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Color reference image, for methods that need one.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Photos per forward pass for batchable (feed-forward) methods.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Color reference image, for methods that need one.",
+)
 @click.option("--option", "options", multiple=True, metavar="NAME=VALUE", help="Method option (repeatable).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
-@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Weights folder (default: the WEIGHTS_DIR setting).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def colorize(inputs: tuple[str, ...], outdir: Path, method: str, batch_size: int, reference: Path | None,
-             options: tuple[str, ...], device: str, weights_dir: Path | None, no_progress: bool) -> None:
+def colorize(
+    inputs: tuple[str, ...],
+    outdir: Path,
+    method: str,
+    batch_size: int,
+    reference: Path | None,
+    options: tuple[str, ...],
+    device: str,
+    weights_dir: Path | None,
+    no_progress: bool,
+) -> None:
     """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs."""
     from PIL import Image
     from tqdm import tqdm
@@ -72,7 +100,9 @@ def colorize(inputs: tuple[str, ...], outdir: Path, method: str, batch_size: int
 
     info = CATALOGUE.get(method)
     if info is None:
-        raise click.ClickException(f"unknown method {method!r}; choose from {', '.join(m.name for m in CATALOGUE)}")
+        raise click.ClickException(
+            f"unknown method {method!r}; choose from {', '.join(m.name for m in CATALOGUE)}"
+        )
     raw = {}
     for item in options:
         if "=" not in item:

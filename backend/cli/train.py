@@ -13,39 +13,104 @@ ARCHS = ("cnn", "fusion", "gan")
 
 @click.command("train")
 @click.option("--arch", type=click.Choice(ARCHS), required=True, help="Which network to train.")
-@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A folder of photos or a zip of photos (e.g. ../shared/data/imagenet-samples, "
-                   "../shared/data/cifar10.zip); the validation split is held out by class/folder.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A folder of photos or a zip of photos (e.g. ../shared/data/imagenet-samples, "
+    "../shared/data/cifar10.zip); the validation split is held out by class/folder.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Default: the report's (cnn/fusion 50, gan 16).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Adam learning rate. Default: cnn/fusion 1e-3, gan 2e-4 (β1 0.5).")
-@click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Stop after this many epochs without validation improvement (0: never). Default: 3 (gan 0).")
-@click.option("--size", type=click.IntRange(min=8), default=256, show_default=True,
-              help="Training crop size (multiple of 8; of 32 for the gan).")
-@click.option("--max-zoom", type=click.FloatRange(min=1.0), default=1.25, show_default=True,
-              help="Random crops come from the photo resized to a short side in [size, size × max-zoom].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default: the report's (cnn/fusion 50, gan 16).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Adam learning rate. Default: cnn/fusion 1e-3, gan 2e-4 (β1 0.5).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stop after this many epochs without validation improvement (0: never). Default: 3 (gan 0).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=8),
+    default=256,
+    show_default=True,
+    help="Training crop size (multiple of 8; of 32 for the gan).",
+)
+@click.option(
+    "--max-zoom",
+    type=click.FloatRange(min=1.0),
+    default=1.25,
+    show_default=True,
+    help="Random crops come from the photo resized to a short side in [size, size × max-zoom].",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N training photos.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Weights file to write (a model card .md goes beside it). Default: var/train/<arch>.pt")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Resumable checkpoint. Default: var/train/<out name>.ckpt")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Weights file to write (a model card .md goes beside it). Default: var/train/<arch>.pt",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Resumable checkpoint. Default: var/train/<out name>.ckpt",
+)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint if it exists.")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after the epoch that passes this wall time.")
-@click.option("--bf16", is_flag=True,
-              help="bfloat16 autocast for the forward passes (faster on CPUs with native bf16; weights stay fp32).")
-@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Start from exported weights (for fusion, trained cnn weights work: shared layers copied).")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after the epoch that passes this wall time.",
+)
+@click.option(
+    "--bf16",
+    is_flag=True,
+    help="bfloat16 autocast for the forward passes (faster on CPUs with native bf16; weights stay fp32).",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Start from exported weights (for fusion, trained cnn weights work: shared layers copied).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:0, ...).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="Torch CPU threads (0: torch's default).")
+@click.option(
+    "--threads", type=click.IntRange(min=0), default=0, help="Torch CPU threads (0: torch's default)."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(arch: str, data: Path, epochs: int, batch_size: int | None, lr: float | None, patience: int | None,
-          size: int, max_zoom: float, limit: int | None, out: Path | None, checkpoint: Path | None, resume: bool,
-          max_minutes: float | None, bf16: bool, init_from: Path | None, seed: int, device: str, threads: int, no_progress: bool) -> None:
+def train(
+    arch: str,
+    data: Path,
+    epochs: int,
+    batch_size: int | None,
+    lr: float | None,
+    patience: int | None,
+    size: int,
+    max_zoom: float,
+    limit: int | None,
+    out: Path | None,
+    checkpoint: Path | None,
+    resume: bool,
+    max_minutes: float | None,
+    bf16: bool,
+    init_from: Path | None,
+    seed: int,
+    device: str,
+    threads: int,
+    no_progress: bool,
+) -> None:
     """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
     import torch
 
@@ -55,16 +120,32 @@ def train(arch: str, data: Path, epochs: int, batch_size: int | None, lr: float 
     if threads:
         torch.set_num_threads(threads)
     config = TrainConfig(
-        arch=arch, data=str(data), out=out or Path("var/train") / f"{arch}.pt", epochs=epochs,
-        batch_size=batch_size, lr=lr, patience=patience, size=size, max_zoom=max_zoom, limit=limit,
-        resume=resume, checkpoint=checkpoint, seed=seed, device=device, max_minutes=max_minutes, bf16=bf16, init_from=init_from,
+        arch=arch,
+        data=str(data),
+        out=out or Path("var/train") / f"{arch}.pt",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        size=size,
+        max_zoom=max_zoom,
+        limit=limit,
+        resume=resume,
+        checkpoint=checkpoint,
+        seed=seed,
+        device=device,
+        max_minutes=max_minutes,
+        bf16=bf16,
+        init_from=init_from,
         command="colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     try:
         result = run_training(config, show_progress=not no_progress)
     except (ValueError, FileNotFoundError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{result.stop_reason}; {result.epochs_run} epochs in {result.wall_time_s / 60:.1f} min; "
-               f"best epoch {result.best_epoch}")
+    click.echo(
+        f"{result.stop_reason}; {result.epochs_run} epochs in {result.wall_time_s / 60:.1f} min; "
+        f"best epoch {result.best_epoch}"
+    )
     click.echo(", ".join(f"{k} {v:.4f}" for k, v in result.validation.items()))
     click.echo(f"weights: {result.weights}\ncard: {result.card}")

@@ -19,8 +19,12 @@ def weights() -> None:
 
 
 @weights.command("list")
-@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Weights folder (default: the WEIGHTS_DIR setting).",
+)
 @click.option("--quick", is_flag=True, help="Check sizes only (skip the sha256 of every file).")
 def list_weights(weights_dir: Path | None, quick: bool) -> None:
     """Every manifest entry: present / verified / missing, with its source and the methods that use it."""
@@ -54,11 +58,18 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
 
 @weights.command("fetch")
 @click.argument("names", nargs=-1)
-@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Weights folder (default: the WEIGHTS_DIR setting).",
+)
 @click.option("--force", is_flag=True, help="Fetch again even when a verified copy is present.")
-@click.option("--best-effort", is_flag=True,
-              help="Report files that cannot be had here but exit 0 (their methods show as unavailable).")
+@click.option(
+    "--best-effort",
+    is_flag=True,
+    help="Report files that cannot be had here but exit 0 (their methods show as unavailable).",
+)
 def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool, best_effort: bool) -> None:
     """Fetch NAMES (default: every fetchable entry) into the weights folder, verifying size and sha256."""
     from worker.colorizers.manifest import MANIFEST
@@ -67,7 +78,9 @@ def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool,
     folder = _weights_dir(weights_dir)
     unknown = [n for n in names if n not in MANIFEST]
     if unknown:
-        raise click.ClickException(f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(MANIFEST))}")
+        raise click.ClickException(
+            f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(MANIFEST))}"
+        )
     todo = list(names) or [n for n, e in sorted(MANIFEST.items()) if e.fetchable or e.bundled]
     failures = []
     for name in todo:
@@ -79,7 +92,10 @@ def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool,
         else:
             click.echo(f"{name}: ok {path}")
     if failures and best_effort:
-        click.echo(f"{len(failures)} of {len(todo)} weight file(s) could not be fetched here; "
-                   "their methods are shown as unavailable", err=True)
+        click.echo(
+            f"{len(failures)} of {len(todo)} weight file(s) could not be fetched here; "
+            "their methods are shown as unavailable",
+            err=True,
+        )
     elif failures:
         raise click.ClickException(f"{len(failures)} of {len(todo)} weight file(s) could not be fetched")

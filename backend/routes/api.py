@@ -15,7 +15,7 @@ from backend import catalogue, examples, jobs
 from backend.config import Settings, get_settings
 from backend.db import get_session
 from backend.images import ImageError, decode, encode_png, gray_png
-from backend.models import Image, Job
+from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
 from backend.web import client_of
@@ -61,7 +61,7 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise HTTPException(422, f"options must be a JSON object: {exc.msg}") from None
         if not isinstance(parsed, dict):
-            raise HTTPException(422, "options must be a JSON object, e.g. {\"iterations\": 200}")
+            raise HTTPException(422, 'options must be a JSON object, e.g. {"iterations": 200}')
         raw.update(parsed)
     for key, value in form.multi_items():
         if key in RESERVED_FIELDS:
@@ -94,11 +94,16 @@ async def colorize(
     method: Annotated[str, Form(description="Method name from GET /methods.", examples=["cnn"])],
     reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
-    options: Annotated[str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')] = None,
+    options: Annotated[
+        str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
+    ] = None,
 ) -> JobCreated:
     if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
-        raise HTTPException(429, f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
-                            headers={"Retry-After": "60"})
+        raise HTTPException(
+            429,
+            f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
+            headers={"Retry-After": "60"},
+        )
     info = catalogue.get_method(method)
     if info is None:
         known = ", ".join(m.name for m in catalogue.public_methods())
@@ -114,8 +119,9 @@ async def colorize(
     has_reference = reference is not None and (reference.filename or reference.size)
     if info.needs_reference and not has_reference and not reference_id:
         raise HTTPException(
-            422, f"method {method!r} colors a photo from a colour reference image: upload one as `reference` "
-            "or pick one from GET /references (`reference_id`)"
+            422,
+            f"method {method!r} colors a photo from a colour reference image: upload one as `reference` "
+            "or pick one from GET /references (`reference_id`)",
         )
     if not info.needs_reference and (has_reference or reference_id):
         raise HTTPException(422, f"method {method!r} takes no reference image")
@@ -127,19 +133,30 @@ async def colorize(
     elif reference_id:
         ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
         if ref is None:
-            raise HTTPException(404, f"no reference image {reference_id!r} among your uploads or the examples")
+            raise HTTPException(
+                404, f"no reference image {reference_id!r} among your uploads or the examples"
+            )
     if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
         raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
     job_id = await run_in_threadpool(_create_and_enqueue, session, method, params, upload, ref, client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return JobCreated(
-        id=job_id, status="queued", status_url=f"/jobs/{job_id}", result_url=f"/jobs/{job_id}/result.png",
+        id=job_id,
+        status="queued",
+        status_url=f"/jobs/{job_id}",
+        result_url=f"/jobs/{job_id}/result.png",
         page_url=f"/jobs/{job_id}/view",
     )
 
 
-def _create_and_enqueue(session: Session, method: str, params: dict[str, Any], upload: jobs.Upload,
-                        ref: jobs.Upload | Image | None, client: str | None) -> str:
+def _create_and_enqueue(
+    session: Session,
+    method: str,
+    params: dict[str, Any],
+    upload: jobs.Upload,
+    ref: jobs.Upload | Image | None,
+    client: str | None,
+) -> str:
     """Store the job, commit, and only then send its id to the broker (blocking I/O: run in a thread)."""
     job = jobs.create_job(session, method=method, params=params, image=upload, reference=ref, client=client)
     session.commit()
@@ -148,7 +165,7 @@ def _create_and_enqueue(session: Session, method: str, params: dict[str, Any], u
 
 
 def _get_job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id) if len(job_id) <= 32 else None
+    job = session.get(Job, job_id) if is_valid_id(job_id) else None
     if job is None:
         raise HTTPException(404, "no such job")
     return job
@@ -163,7 +180,9 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
     return job_out(_get_job(session, job_id))
 
 
-@router.delete("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Cancel a queued or running job")
+@router.delete(
+    "/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Cancel a queued or running job"
+)
 def cancel_job(job_id: str, session: SessionDep) -> JobOut:
     job = _get_job(session, job_id)
     if not jobs.cancel(session, job_id):
@@ -183,8 +202,11 @@ def _image_bytes(session: Session, image_id: str) -> Image:
     return image
 
 
-@router.get("/jobs/{job_id}/result.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="The colorized photo (full input resolution)")
+@router.get(
+    "/jobs/{job_id}/result.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="The colorized photo (full input resolution)",
+)
 def job_result(job_id: str, session: SessionDep) -> Response:
     job = _get_job(session, job_id)
     if job.result_image_id is None:
@@ -192,24 +214,33 @@ def job_result(job_id: str, session: SessionDep) -> Response:
     return _png(_image_bytes(session, job.result_image_id).data)
 
 
-@router.get("/jobs/{job_id}/input.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="The grayscale photo as the colorizer saw it")
+@router.get(
+    "/jobs/{job_id}/input.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="The grayscale photo as the colorizer saw it",
+)
 def job_input(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
     job = _get_job(session, job_id)
     image = _image_bytes(session, job.input_image_id)
     return _png(gray_png(decode(image.data, max_pixels=settings.max_pixels)))
 
 
-@router.get("/jobs/{job_id}/original.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="The upload as stored (the ground truth when it is a colour photo)")
+@router.get(
+    "/jobs/{job_id}/original.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="The upload as stored (the ground truth when it is a colour photo)",
+)
 def job_original(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
     job = _get_job(session, job_id)
     image = _image_bytes(session, job.input_image_id)
     return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
 
 
-@router.get("/jobs/{job_id}/reference.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="The reference image of an exemplar job")
+@router.get(
+    "/jobs/{job_id}/reference.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="The reference image of an exemplar job",
+)
 def job_reference(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
     job = _get_job(session, job_id)
     if job.reference_image_id is None:
@@ -218,15 +249,17 @@ def job_reference(job_id: str, session: SessionDep, settings: SettingsDep) -> Re
     return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
 
 
-@router.get("/jobs/{job_id}/preview.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="Live preview of a running iterative job")
+@router.get(
+    "/jobs/{job_id}/preview.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="Live preview of a running iterative job",
+)
 def job_preview(job_id: str, session: SessionDep) -> Response:
-    job = session.scalars(select(Job).where(Job.id == job_id).options(undefer(Job.preview_png))).first()
-    if job is None:
-        raise HTTPException(404, "no such job")
-    if not job.preview_png:
+    job = _get_job(session, job_id)
+    preview = session.scalar(select(Job.preview_png).where(Job.id == job.id))
+    if not preview:
         raise HTTPException(404, "no preview: the job is not running an iterative method right now")
-    return _png(job.preview_png, immutable=False)
+    return _png(preview, immutable=False)
 
 
 @router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
@@ -236,16 +269,20 @@ def list_methods(settings: SettingsDep) -> list[MethodOut]:
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")
 def list_references(request: Request, session: SessionDep, settings: SettingsDep) -> list[ReferenceOut]:
-    return [ReferenceOut.model_validate(r) for r in examples.list_references(session, settings, client_of(request))]
+    return [
+        ReferenceOut.model_validate(r)
+        for r in examples.list_references(session, settings, client_of(request))
+    ]
 
 
-@router.get("/references/{ref_id}.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
-            summary="A reference image (your earlier upload or a bundled example)")
+@router.get(
+    "/references/{ref_id}.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    summary="A reference image (your earlier upload or a bundled example)",
+)
 def reference_image(ref_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     ref = examples.resolve_reference(session, settings, ref_id, client_of(request))
     if ref is None:
         raise HTTPException(404, "no such reference image")
     data = ref.data
     return _png(encode_png(decode(data, max_pixels=settings.max_pixels).rgb, compress_level=1))
-
-

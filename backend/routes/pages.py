@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from backend import catalogue, jobs
 from backend.config import get_settings
 from backend.db import get_session
-from backend.models import Job
+from backend.models import Job, is_valid_id
 from backend.web import client_of
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "frontend" / "templates")
@@ -61,7 +61,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 @router.get("/jobs/{job_id}/view", response_class=HTMLResponse)
 def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    job = session.get(Job, job_id) if len(job_id) <= 32 else None
+    job = session.get(Job, job_id) if is_valid_id(job_id) else None
     if job is None:
         return not_found(
             request,

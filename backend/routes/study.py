@@ -6,6 +6,8 @@ are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` 
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -37,10 +39,27 @@ def _limiter(settings: Settings) -> SlidingWindow:
     return _limiters.setdefault(settings.study_answer_rate, SlidingWindow(settings.study_answer_rate))
 
 
-def _study(session: Session, slug: str) -> Study:
+_cache: dict[tuple[str, str], tuple[float, Study]] = {}
+_cache_lock = threading.Lock()
+STUDY_CACHE_SECONDS = 2.0
+
+
+def _study(session: Session, slug: str, *, fresh: bool = False) -> Study:
+    """The study at this address. The answer path uses a copy at most STUDY_CACHE_SECONDS old (one query less
+    per answer); starting a session always reads the study afresh (its open/closed status)."""
+    key = (str(session.get_bind().url), slug)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and not fresh and now - hit[0] < STUDY_CACHE_SECONDS:
+        return hit[1]
     study = builder.get_study(session, slug)
     if study is None or study.slug != slug:
         raise HTTPException(404, "there is no study at this address")
+    session.expunge(study)
+    with _cache_lock:
+        if len(_cache) > 1000:
+            _cache.clear()
+        _cache[key] = (now, study)
     return study
 
 
@@ -168,7 +187,7 @@ def get_state(slug: str, request: Request, session: SessionDep, settings: Settin
 def start(
     slug: str, body: StartIn, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> StateOut:
-    study = _study(session, slug)
+    study = _study(session, slug, fresh=True)
     identity = _identity(body.model_dump())
     try:
         participant = service.start(

@@ -94,7 +94,7 @@ class Stimulus(Base):
     display_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))  # what participants see
 
     job: Mapped[Job | None] = relationship(foreign_keys=[job_id])
-    photo: Mapped[StudyPhoto] = relationship(foreign_keys=[photo_id], lazy="joined")
+    photo: Mapped[StudyPhoto] = relationship(foreign_keys=[photo_id])
     display_image: Mapped[Image | None] = relationship(foreign_keys=[display_image_id])
 
 

@@ -2,12 +2,12 @@
 
 Assignment (issue 5 §3): for each trial of a part, the condition (real or a method) is the one shown least
 often so far in that part of the study (ties broken at random) among the conditions this participant has not
-had yet in that part (all of them once every condition has been shown to them), then the photo is the least-shown stimulus of
-that condition among the photos this participant has not seen in that part (ties at random). The study row is
-locked while a participant's trials are drawn (PostgreSQL: SELECT ... FOR UPDATE), so concurrent participants
-see each other's counts. Attention checks, when enabled, add one trial to each part at a random position
-after the first: part 1 shows an obviously gray image (expected answer: colorized), part 2 asks for a given
-number of stars.
+had yet in that part (all of them once every condition has been shown to them), then the photo is the
+least-shown stimulus of that condition among the photos this participant has not seen in that part (ties at
+random). The study row is locked while a participant's trials are drawn (PostgreSQL: SELECT ... FOR UPDATE),
+so concurrent participants see each other's counts. Attention checks, when enabled, add one trial to each part
+at a random position after the first: part 1 shows an obviously gray image (expected answer: colorized),
+part 2 asks for a given number of stars.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.models import new_id, utcnow
 from backend.study.errors import StudyError
@@ -112,10 +114,13 @@ def start(
         consented_at=utcnow(),
     )
     try:
-        locked = session.scalars(select(Study).where(Study.id == study.id).with_for_update()).one()
+        # Serialise the draws of one study's participants so that each sees the others' counts. NO KEY UPDATE
+        # (not FOR UPDATE): the rows inserted below take KEY SHARE locks on the study row, which must not
+        # conflict with the lock that another participant's transaction is waiting for (deadlock).
+        session.execute(select(Study.id).where(Study.id == study.id).with_for_update(key_share=True))
         session.add(participant)
         session.flush()
-        assign(session, locked, participant, rng or random.SystemRandom())
+        assign(session, study, participant, rng or random.SystemRandom())
         session.commit()
     except IntegrityError:  # the same id started twice at once: use the one that won
         session.rollback()
@@ -133,73 +138,106 @@ def _pick(rng: random.Random, options: list[str], counts: Counter[str]) -> str:
     return rng.choice([o for o in options if counts[o] == least])
 
 
-def assign(session: Session, study: Study, participant: Participant, rng: random.Random) -> list[Trial]:
-    """Draw the participant's trials for both parts (see the module docstring); adds them to the session."""
-    stimuli = session.scalars(select(Stimulus).where(Stimulus.study_id == study.id)).all()
-    by_condition: dict[str, dict[str, Stimulus]] = {}
-    for s in stimuli:
-        by_condition.setdefault(s.condition, {})[s.photo_id] = s
+class StimRef(NamedTuple):
+    id: str
+    photo_id: str
+    condition: str
+
+
+def assign(
+    session: Session, study: Study, participant: Participant, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Draw the participant's trials for both parts (see the module docstring); insert them in one statement.
+    The caller holds the study row lock and commits."""
+    by_condition: dict[str, dict[str, StimRef]] = {}
+    for ref in session.execute(
+        select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(Stimulus.study_id == study.id)
+    ):
+        stim = StimRef(*ref)
+        by_condition.setdefault(stim.condition, {})[stim.photo_id] = stim
     conditions = [c for c in study.conditions if by_condition.get(c)]
-    trials: list[Trial] = []
+    cond_counts = {1: Counter({c: 0 for c in conditions}), 2: Counter({c: 0 for c in conditions})}
+    stim_counts: dict[int, Counter[str]] = {1: Counter(), 2: Counter()}
+    for part, cond, stim_id, count in session.execute(
+        select(Trial.part, Trial.condition, Trial.stimulus_id, func.count())
+        .where(Trial.study_id == study.id, Trial.is_attention.is_(False))
+        .group_by(Trial.part, Trial.condition, Trial.stimulus_id)
+    ):
+        cond_counts[part][cond] += count
+        stim_counts[part][stim_id] += count
+    rows: list[dict[str, Any]] = []
     for part, n in ((1, study.trials_part1), (2, study.trials_part2)):
-        cond_counts: Counter[str] = Counter({c: 0 for c in conditions})
-        stim_counts: Counter[str] = Counter()
-        for cond, stim_id, count in session.execute(
-            select(Trial.condition, Trial.stimulus_id, func.count())
-            .where(Trial.study_id == study.id, Trial.part == part, Trial.is_attention.is_(False))
-            .group_by(Trial.condition, Trial.stimulus_id)
-        ):
-            cond_counts[cond] += count
-            stim_counts[stim_id] += count
         used: set[str] = set()
-        picks: list[Stimulus] = []
+        picks: list[StimRef] = []
         for _ in range(n):
             had = {p.condition for p in picks}
             fresh = [c for c in conditions if c not in had]
-            cond = _pick(rng, fresh or conditions, cond_counts)
+            cond = _pick(rng, fresh or conditions, cond_counts[part])
             pool = {s.id: s for photo, s in by_condition[cond].items() if photo not in used}
             if not pool:  # every photo already used by this participant in this part under this condition
                 cond_options = [c for c in conditions if any(p not in used for p in by_condition[c])]
-                cond = _pick(rng, cond_options, cond_counts)
+                cond = _pick(rng, cond_options, cond_counts[part])
                 pool = {s.id: s for photo, s in by_condition[cond].items() if photo not in used}
-            stim = pool[_pick(rng, sorted(pool), stim_counts)]
-            cond_counts[cond] += 1
-            stim_counts[stim.id] += 1
+            stim = pool[_pick(rng, sorted(pool), stim_counts[part])]
+            cond_counts[part][cond] += 1
+            stim_counts[part][stim.id] += 1
             used.add(stim.photo_id)
             picks.append(stim)
         rng.shuffle(picks)
-        slots: list[tuple[Stimulus, bool, str | None]] = [(s, False, None) for s in picks]
+        slots: list[tuple[StimRef, bool, str | None]] = [(s, False, None) for s in picks]
         attention = by_condition.get(ATTENTION)
         if study.attention_checks and attention:
-            fresh = [p for p in attention if p not in used] or list(attention)
-            stim = attention[rng.choice(sorted(fresh))]
+            unused = [p for p in attention if p not in used] or list(attention)
+            stim = attention[rng.choice(sorted(unused))]
             expected = "fake" if part == 1 else str(rng.choice((2, 3, 4)))
             slots.insert(rng.randint(1, len(slots)), (stim, True, expected))
         for position, (stim, is_attention, expected) in enumerate(slots):
-            trial = Trial(
-                id=new_id(),
-                study_id=study.id,
-                participant_id=participant.id,
-                part=part,
-                position=position,
-                stimulus_id=stim.id,
-                photo_id=stim.photo_id,
-                condition=stim.condition,
-                is_attention=is_attention,
-                expected=expected,
+            rows.append(
+                {
+                    "id": new_id(),
+                    "study_id": study.id,
+                    "participant_id": participant.id,
+                    "part": part,
+                    "position": position,
+                    "stimulus_id": stim.id,
+                    "photo_id": stim.photo_id,
+                    "condition": stim.condition,
+                    "is_attention": is_attention,
+                    "expected": expected,
+                }
             )
-            session.add(trial)
-            trials.append(trial)
-    session.flush()
-    return trials
+    session.execute(insert(Trial), rows)
+    return rows
 
 
-def trials_of(session: Session, participant: Participant) -> list[Trial]:
-    return list(
-        session.scalars(
-            select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.part, Trial.position)
+@dataclass(slots=True)
+class TrialView:
+    """The columns of a trial that the participant flow needs (plain data: cheaper than ORM objects)."""
+
+    id: str
+    part: int
+    position: int
+    is_attention: bool
+    expected: str | None
+    shown_at: datetime | None
+    answered_at: datetime | None
+
+
+def trials_of(session: Session, participant: Participant) -> list[TrialView]:
+    rows = session.execute(
+        select(
+            Trial.id,
+            Trial.part,
+            Trial.position,
+            Trial.is_attention,
+            Trial.expected,
+            Trial.shown_at,
+            Trial.answered_at,
         )
+        .where(Trial.participant_id == participant.id)
+        .order_by(Trial.part, Trial.position)
     )
+    return [TrialView(*row) for row in rows]
 
 
 def begin(session: Session, participant: Participant) -> None:
@@ -211,14 +249,15 @@ def begin(session: Session, participant: Participant) -> None:
             .values(started_at=utcnow())
         )
         session.commit()
-        session.refresh(participant)
+        # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
+        set_committed_value(participant, "started_at", participant.started_at or utcnow())
 
 
-def current(trials: list[Trial]) -> Trial | None:
+def current(trials: list[TrialView]) -> TrialView | None:
     return next((t for t in trials if t.answered_at is None), None)
 
 
-def mark_shown(session: Session, trial: Trial) -> None:
+def mark_shown(session: Session, trial: TrialView) -> None:
     if trial.shown_at is None:
         now = utcnow()
         session.execute(
@@ -228,7 +267,7 @@ def mark_shown(session: Session, trial: Trial) -> None:
 
 
 def state(
-    session: Session, study: Study, participant: Participant | None, trials: list[Trial] | None = None
+    session: Session, study: Study, participant: Participant | None, trials: list[TrialView] | None = None
 ) -> dict[str, Any]:
     """Where this participant is: consent, instructions, part1, part2 or done (with the current trial).
     Marks the current trial as shown (the caller commits)."""
@@ -313,8 +352,6 @@ def answer(
     if stored.rowcount == 0:  # the same answer raced in from another request
         session.rollback()
         return state(session, study, participant), True
-    for key, value in values.items():
-        setattr(trial, key, value)
     trial.answered_at = now
     if current(trials) is None:
         session.execute(
@@ -322,7 +359,7 @@ def answer(
             .where(Participant.id == participant.id, Participant.completed_at.is_(None))
             .values(completed_at=now)
         )
-        participant.completed_at = now
+        set_committed_value(participant, "completed_at", now)
     out = state(session, study, participant, trials)
     session.commit()
     return out, False

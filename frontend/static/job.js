@@ -109,6 +109,10 @@
     }));
     const img = $("preview");
     const figure = img.closest("figure");
+    if (data.width && data.height) {
+      // Scale the small working-size preview up to the column, but keep tall photos within the window.
+      figure.style.setProperty("max-width", `min(100%, calc(60vh * ${data.width / data.height}))`);
+    }
     figure.hidden = !preview && !lastPreview;
     if (preview && preview !== lastPreview) {
       // Load off-screen first so the visible preview never flashes empty.

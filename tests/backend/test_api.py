@@ -19,8 +19,10 @@ FF = "cnn"  # a feed-forward method whose weights are committed in the repositor
 
 def counts() -> tuple[int, int]:
     with session_scope() as s:
-        return (s.scalar(select(func.count()).select_from(Job)) or 0,
-                s.scalar(select(func.count()).select_from(ImageRow)) or 0)
+        return (
+            s.scalar(select(func.count()).select_from(Job)) or 0,
+            s.scalar(select(func.count()).select_from(ImageRow)) or 0,
+        )
 
 
 def png(size: tuple[int, int] = (64, 48), mode: str = "L", value: object = 90) -> bytes:
@@ -95,8 +97,11 @@ def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def
     files = {"image": ("a.png", png(), "image/png"), "reference": ("r.jpg", ref, "image/jpeg")}
     if not method_available("exemplar"):
         pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
-    r = client.post("/colorize", files=files, data={"method": "exemplar", "options": json.dumps({"iterations": 7}),
-                                                    "size": "64"})
+    r = client.post(
+        "/colorize",
+        files=files,
+        data={"method": "exemplar", "options": json.dumps({"iterations": 7}), "size": "64"},
+    )
     assert r.status_code == 202, r.text
     params = client.get(f"/jobs/{r.json()['id']}").json()["params"]
     assert params["iterations"] == 7 and params["size"] == 64 and params["optimizer"] == "lbfgs"
@@ -124,8 +129,10 @@ def test_bad_requests_change_nothing(client, kwargs, status, words) -> None:  # 
 
 def test_out_of_range_option(client) -> None:  # type: ignore[no-untyped-def]
     before = counts()
-    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(mode="RGB", value=(200, 30, 30)),
-                                                                  "image/png")}
+    files = {
+        "image": ("a.png", png(), "image/png"),
+        "reference": ("r.png", png(mode="RGB", value=(200, 30, 30)), "image/png"),
+    }
     for value, words in (("99999999", "≤"), ("-3", "≥"), ("ten", "integer")):
         r = client.post("/colorize", files=files, data={"method": "exemplar", "iterations": value})
         assert r.status_code == 422 and words in r.json()["detail"], r.text

@@ -103,7 +103,9 @@ def test_non_images_are_refused(data: bytes, status: int, words: str) -> None:
 
 def test_truncated_files_are_refused() -> None:
     for fmt in ("PNG", "JPEG"):
-        data = encode(Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)), fmt)
+        data = encode(
+            Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)), fmt
+        )
         with pytest.raises(ImageError) as err:
             decode(data[: len(data) // 2], max_pixels=LIMIT)
         assert err.value.status_code == 400
@@ -111,6 +113,7 @@ def test_truncated_files_are_refused() -> None:
 
 def _png_with_header(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims width×height (a decompression bomb)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 

@@ -25,11 +25,17 @@ def upload(data: bytes) -> jobs.Upload:
     return jobs.Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
 
 
-def new_job(method: str = "cnn", params: dict | None = None, data: bytes | None = None,
-            reference: bytes | None = None) -> str:
+def new_job(
+    method: str = "cnn", params: dict | None = None, data: bytes | None = None, reference: bytes | None = None
+) -> str:
     with session_scope() as s:
-        job = jobs.create_job(s, method=method, params=params or {}, image=upload(data or photo_bytes()),
-                              reference=upload(reference) if reference else None)
+        job = jobs.create_job(
+            s,
+            method=method,
+            params=params or {},
+            image=upload(data or photo_bytes()),
+            reference=upload(reference) if reference else None,
+        )
         return job.id
 
 
@@ -49,7 +55,9 @@ def result_rgb(job_id: str) -> np.ndarray:
 
     with session_scope() as s:
         job = s.get(Job, job_id)
-        image = s.scalars(select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))).one()
+        image = s.scalars(
+            select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))
+        ).one()
         return decode(image.data, max_pixels=10**8).rgb
 
 
@@ -133,8 +141,12 @@ def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, mon
         pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
     monkeypatch.setattr(runner.settings, "preview_interval", 0.0)
     target, ref = _exemplar_pair()
-    job_id = new_job("exemplar", params={**CATALOGUE.get("exemplar").defaults(), "iterations": 500, "size": 48},
-                     data=target, reference=ref)
+    job_id = new_job(
+        "exemplar",
+        params={**CATALOGUE.get("exemplar").defaults(), "iterations": 500, "size": 48},
+        data=target,
+        reference=ref,
+    )
     outcome: list[str] = []
     thread = threading.Thread(target=lambda: outcome.append(runner.run(job_id)))
     thread.start()
@@ -165,9 +177,14 @@ def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == unsent).values(created_at=long_ago, enqueued_at=None))
         s.execute(update(Job).where(Job.id == lost).values(created_at=long_ago, enqueued_at=long_ago))
-        s.execute(update(Job).where(Job.id == stalled).values(status="running", heartbeat_at=long_ago, attempts=1))
-        s.execute(update(Job).where(Job.id == exhausted).values(status="running", heartbeat_at=long_ago,
-                                                                 attempts=settings.job_max_attempts))
+        s.execute(
+            update(Job).where(Job.id == stalled).values(status="running", heartbeat_at=long_ago, attempts=1)
+        )
+        s.execute(
+            update(Job)
+            .where(Job.id == exhausted)
+            .values(status="running", heartbeat_at=long_ago, attempts=settings.job_max_attempts)
+        )
     with session_scope() as s:
         sent = jobs.sweep(s, settings)
     assert set(sent) == {unsent, lost, stalled}

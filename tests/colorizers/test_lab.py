@@ -62,7 +62,9 @@ def test_torch_round_trip_and_agreement_with_numpy():
 def test_lightness_helpers_agree():
     gray = np.arange(256, dtype=np.uint8)[None, :]
     lightness = lab.gray_to_lightness(gray)
-    np.testing.assert_allclose(lightness, lab.rgb_to_lab(np.repeat(gray[..., None], 3, -1))[..., 0], atol=1e-3)
+    np.testing.assert_allclose(
+        lightness, lab.rgb_to_lab(np.repeat(gray[..., None], 3, -1))[..., 0], atol=1e-3
+    )
     assert (lab.lightness_to_gray_uint8(lightness) == gray).all()
     torch_gray = lab.lightness_to_gray_torch(torch.from_numpy(lightness).double()) * 255
     np.testing.assert_allclose(torch_gray.numpy(), gray, atol=1e-3)

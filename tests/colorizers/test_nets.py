@@ -32,39 +32,72 @@ def _convt(prefix: str, cin: int, cout: int) -> list[tuple[str, tuple[int, ...]]
 # Keys and shapes of the official files (richzhang/colorization, colorizers/eccv16.py and siggraph17.py:
 # colorization_release_v2-9b330a0b.pth and siggraph17-df00044c.pth), BatchNorm counters aside.
 OFFICIAL_ECCV16 = [
-    *_conv("model1.0", 64, 1, 3), *_conv("model1.2", 64, 64, 3), *_bn("model1.4", 64),
-    *_conv("model2.0", 128, 64, 3), *_conv("model2.2", 128, 128, 3), *_bn("model2.4", 128),
-    *_conv("model3.0", 256, 128, 3), *_conv("model3.2", 256, 256, 3), *_conv("model3.4", 256, 256, 3),
+    *_conv("model1.0", 64, 1, 3),
+    *_conv("model1.2", 64, 64, 3),
+    *_bn("model1.4", 64),
+    *_conv("model2.0", 128, 64, 3),
+    *_conv("model2.2", 128, 128, 3),
+    *_bn("model2.4", 128),
+    *_conv("model3.0", 256, 128, 3),
+    *_conv("model3.2", 256, 256, 3),
+    *_conv("model3.4", 256, 256, 3),
     *_bn("model3.6", 256),
-    *_conv("model4.0", 512, 256, 3), *_conv("model4.2", 512, 512, 3), *_conv("model4.4", 512, 512, 3),
+    *_conv("model4.0", 512, 256, 3),
+    *_conv("model4.2", 512, 512, 3),
+    *_conv("model4.4", 512, 512, 3),
     *_bn("model4.6", 512),
-    *_conv("model5.0", 512, 512, 3), *_conv("model5.2", 512, 512, 3), *_conv("model5.4", 512, 512, 3),
+    *_conv("model5.0", 512, 512, 3),
+    *_conv("model5.2", 512, 512, 3),
+    *_conv("model5.4", 512, 512, 3),
     *_bn("model5.6", 512),
-    *_conv("model6.0", 512, 512, 3), *_conv("model6.2", 512, 512, 3), *_conv("model6.4", 512, 512, 3),
+    *_conv("model6.0", 512, 512, 3),
+    *_conv("model6.2", 512, 512, 3),
+    *_conv("model6.4", 512, 512, 3),
     *_bn("model6.6", 512),
-    *_conv("model7.0", 512, 512, 3), *_conv("model7.2", 512, 512, 3), *_conv("model7.4", 512, 512, 3),
+    *_conv("model7.0", 512, 512, 3),
+    *_conv("model7.2", 512, 512, 3),
+    *_conv("model7.4", 512, 512, 3),
     *_bn("model7.6", 512),
-    *_convt("model8.0", 512, 256), *_conv("model8.2", 256, 256, 3), *_conv("model8.4", 256, 256, 3),
+    *_convt("model8.0", 512, 256),
+    *_conv("model8.2", 256, 256, 3),
+    *_conv("model8.4", 256, 256, 3),
     *_conv("model8.6", 313, 256, 1),
     ("model_out.weight", (2, 313, 1, 1)),
 ]
 OFFICIAL_SIGGRAPH17 = [
-    *_conv("model1.0", 64, 4, 3), *_conv("model1.2", 64, 64, 3), *_bn("model1.4", 64),
-    *_conv("model2.0", 128, 64, 3), *_conv("model2.2", 128, 128, 3), *_bn("model2.4", 128),
-    *_conv("model3.0", 256, 128, 3), *_conv("model3.2", 256, 256, 3), *_conv("model3.4", 256, 256, 3),
+    *_conv("model1.0", 64, 4, 3),
+    *_conv("model1.2", 64, 64, 3),
+    *_bn("model1.4", 64),
+    *_conv("model2.0", 128, 64, 3),
+    *_conv("model2.2", 128, 128, 3),
+    *_bn("model2.4", 128),
+    *_conv("model3.0", 256, 128, 3),
+    *_conv("model3.2", 256, 256, 3),
+    *_conv("model3.4", 256, 256, 3),
     *_bn("model3.6", 256),
-    *_conv("model4.0", 512, 256, 3), *_conv("model4.2", 512, 512, 3), *_conv("model4.4", 512, 512, 3),
+    *_conv("model4.0", 512, 256, 3),
+    *_conv("model4.2", 512, 512, 3),
+    *_conv("model4.4", 512, 512, 3),
     *_bn("model4.6", 512),
-    *_conv("model5.0", 512, 512, 3), *_conv("model5.2", 512, 512, 3), *_conv("model5.4", 512, 512, 3),
+    *_conv("model5.0", 512, 512, 3),
+    *_conv("model5.2", 512, 512, 3),
+    *_conv("model5.4", 512, 512, 3),
     *_bn("model5.6", 512),
-    *_conv("model6.0", 512, 512, 3), *_conv("model6.2", 512, 512, 3), *_conv("model6.4", 512, 512, 3),
+    *_conv("model6.0", 512, 512, 3),
+    *_conv("model6.2", 512, 512, 3),
+    *_conv("model6.4", 512, 512, 3),
     *_bn("model6.6", 512),
-    *_conv("model7.0", 512, 512, 3), *_conv("model7.2", 512, 512, 3), *_conv("model7.4", 512, 512, 3),
+    *_conv("model7.0", 512, 512, 3),
+    *_conv("model7.2", 512, 512, 3),
+    *_conv("model7.4", 512, 512, 3),
     *_bn("model7.6", 512),
     *_convt("model8up.0", 512, 256),
-    *_conv("model8.1", 256, 256, 3), *_conv("model8.3", 256, 256, 3), *_bn("model8.5", 256),
+    *_conv("model8.1", 256, 256, 3),
+    *_conv("model8.3", 256, 256, 3),
+    *_bn("model8.5", 256),
     *_convt("model9up.0", 256, 128),
-    *_conv("model9.1", 128, 128, 3), *_bn("model9.3", 128),
+    *_conv("model9.1", 128, 128, 3),
+    *_bn("model9.3", 128),
     *_convt("model10up.0", 128, 128),
     *_conv("model10.1", 128, 128, 3),
     *_conv("model3short8.0", 256, 256, 3),
@@ -86,7 +119,7 @@ def test_zhang_state_dict_equals_official_release(cls, official):
 
 @pytest.mark.parametrize("cls", [ECCV16, SIGGRAPH17])
 def test_zhang_loads_a_release_style_state_dict(cls):
-    """A file saved like the releases (no BatchNorm counters) loads strictly; forward gives ab in Lab units."""
+    """A file saved like the releases (no BatchNorm counters) loads strictly; forward gives Lab ab."""
     net = cls()
     state = {k: torch.randn(s) * 0.01 for k, s in _keys(net).items()}
     load_release_state(net, state)
@@ -102,8 +135,18 @@ def test_cnn_follows_the_report_layer_table():
     net = ColorizationCNN()
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [
-        (1, 64, 2), (64, 128, 1), (128, 128, 2), (128, 256, 1), (256, 256, 2), (256, 512, 1), (512, 256, 1),
-        (256, 128, 1), (128, 64, 1), (64, 32, 1), (32, 16, 1), (16, 2, 1),
+        (1, 64, 2),
+        (64, 128, 1),
+        (128, 128, 2),
+        (128, 256, 1),
+        (256, 256, 2),
+        (256, 512, 1),
+        (512, 256, 1),
+        (256, 128, 1),
+        (128, 64, 1),
+        (64, 32, 1),
+        (32, 16, 1),
+        (16, 2, 1),
     ]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
     assert sum(isinstance(m, nn.Upsample) for m in net.modules()) == 3
@@ -113,16 +156,26 @@ def test_cnn_follows_the_report_layer_table():
     for layer in net.encoder.layers:
         x = layer(x)
         shapes.append(tuple(x.shape[1:]))
-    assert shapes == [(64, 128, 128), (128, 128, 128), (128, 64, 64), (256, 64, 64), (256, 32, 32), (512, 32, 32),
-                      (256, 32, 32)]
+    assert shapes == [
+        (64, 128, 128),
+        (128, 128, 128),
+        (128, 64, 64),
+        (256, 64, 64),
+        (256, 32, 32),
+        (512, 32, 32),
+        (256, 32, 32),
+    ]
 
 
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (32, 96)])
 def test_output_shapes_and_range(h, w):
     x = torch.rand(2, 1, h, w) * 2 - 1
     with torch.no_grad():
-        for out in (ColorizationCNN()(x), FusionNet()(x, torch.softmax(torch.randn(2, 1000), 1)),
-                    UNetGenerator().eval()(x)):
+        for out in (
+            ColorizationCNN()(x),
+            FusionNet()(x, torch.softmax(torch.randn(2, 1000), 1)),
+            UNetGenerator().eval()(x),
+        ):
             assert out.shape == (2, 2, h, w)
             assert out.abs().max() <= 1.0
         assert Discriminator()(torch.cat([x, x, x], 1)).shape == (2,)
@@ -143,7 +196,7 @@ def test_classifier_input_is_gray_224_normalised():
     x = classifier_input(l_norm)
     assert x.shape == (1, 3, 224, 224)
     assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
-    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
 
 
 def test_gan_generator_is_small_enough_for_fp16_under_15mb():

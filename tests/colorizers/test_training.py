@@ -60,8 +60,8 @@ def test_a_few_steps_lower_the_loss_on_a_tiny_batch(arch):
     rgb = torch.stack([data[i][0] for i in range(4)])
     index = torch.arange(4)
     task = make_task(arch, lr=2e-3 if arch == "gan" else 1e-3)
-    losses = [task.train_step(rgb, index)["loss"] for _ in range(25)]
-    assert min(losses[-5:]) < losses[0]
+    losses = [task.train_step(rgb, index)["loss"] for _ in range(10)]
+    assert min(losses[-3:]) < losses[0]
 
 
 def test_lab_batch_normalisation():
@@ -84,8 +84,16 @@ def test_early_stopping():
 
 def test_train_checkpoint_resume_weights_and_card(tmp_path: Path):
     out = tmp_path / "cnn.pt"
-    common = dict(arch="cnn", data=str(IMAGENET), out=out, batch_size=4, size=32, limit=8,
-                  checkpoint=tmp_path / "cnn.ckpt", patience=0)
+    common = dict(
+        arch="cnn",
+        data=str(IMAGENET),
+        out=out,
+        batch_size=4,
+        size=32,
+        limit=8,
+        checkpoint=tmp_path / "cnn.ckpt",
+        patience=0,
+    )
     first = train(TrainConfig(epochs=1, **common), show_progress=False)
     assert first.epochs_run == 1 and out.is_file() and first.card.is_file()
     state = torch.load(tmp_path / "cnn.ckpt", weights_only=False)

@@ -29,8 +29,9 @@ needs_hed = pytest.mark.skipif(not HED_FILE.is_file(),
 
 def test_layer_maps_match_torchvision_indices() -> None:
     m16, m19 = vgg.layer_map("vgg16"), vgg.layer_map("vgg19")
-    assert [m16[k] for k in ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")] == [0, 5, 10, 17, 19, 24]
-    assert [m19[k] for k in ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")] == [0, 5, 10, 19, 21, 28]
+    names = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
+    assert [m16[k] for k in names] == [0, 5, 10, 17, 19, 24]
+    assert [m19[k] for k in names] == [0, 5, 10, 19, 21, 28]
     assert m16["relu5_1"] == 25 and m19["relu5_1"] == 29 and m16["pool1"] == 4
     assert len(vgg.conv_indices("vgg16")) == 13 and len(vgg.conv_indices("vgg19")) == 16
 
@@ -75,7 +76,8 @@ def _write_fake_hed(path: Path, rng: np.random.Generator) -> dict[str, np.ndarra
 def test_conversion_transposes_hwio_to_oihw(tmp_path: Path) -> None:
     arrays = _write_fake_hed(tmp_path / "fake.h5", np.random.default_rng(0))
     state = vgg.convert_hed_h5(tmp_path / "fake.h5")
-    assert len(state) == 26 and set(state) == set(vgg.VGGFeatures("vgg16", vgg.CAFFE_BGR, "relu5_3", device="meta").state_dict())
+    expected = vgg.VGGFeatures("vgg16", vgg.CAFFE_BGR, "relu5_3", device="meta").state_dict()
+    assert len(state) == 26 and set(state) == set(expected)
     k = arrays["block1/layers/conv2d_1"]  # conv1_2 = features.2
     w = state["features.2.weight"].numpy()
     assert w.shape == (64, 64, 3, 3)

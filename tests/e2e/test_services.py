@@ -92,7 +92,9 @@ def test_embedded_default_survives_restarts(spawn, tmp_path) -> None:  # type: i
     if not method_available("cnn"):
         pytest.fail("bundled cnn weights missing")
     port = free_port()
-    env = child_env(DATA_DIR=tmp_path / "var", PORT=port, SWEEP_INTERVAL=1, STALE_AFTER=4, HEARTBEAT_INTERVAL=1)
+    env = child_env(
+        DATA_DIR=tmp_path / "var", PORT=port, SWEEP_INTERVAL=1, STALE_AFTER=4, HEARTBEAT_INTERVAL=1
+    )
     # 1. Only the web app: jobs are accepted and wait in the filesystem queue.
     spawn("migrate", env=env).popen.wait(timeout=60)
     server = spawn("serve", env=env)

@@ -51,8 +51,9 @@ def finish_jobs(session, study) -> int:  # type: ignore[no-untyped-def]
     from backend.models import Image, Job, JobStatus, utcnow
     from backend.study.models import Stimulus
 
-    rows = session.execute(select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id)
-                           .where(Stimulus.study_id == study.id)).all()
+    rows = session.execute(
+        select(Stimulus, Job).join(Job, Job.id == Stimulus.job_id).where(Stimulus.study_id == study.id)
+    ).all()
     for i, (_stimulus, job) in enumerate(rows):
         source = session.get(Image, job.input_image_id)
         rgb = decode(source.data, max_pixels=100_000_000).rgb
@@ -70,17 +71,32 @@ def finish_jobs(session, study) -> int:  # type: ignore[no-untyped-def]
 def make_study() -> Callable[..., str]:
     """Build (and by default open) a study on the current database; returns its slug."""
 
-    def build(*, photos: int = 6, methods: tuple[str, ...] = ("cnn", "fusion"), trials: tuple[int, int] = (5, 5),
-              attention: bool = False, open_: bool = True, completion_code: str | None = "C0DE-42",
-              redirect_url: str | None = None, slug: str | None = None) -> str:
+    def build(
+        *,
+        photos: int = 6,
+        methods: tuple[str, ...] = ("cnn", "fusion"),
+        trials: tuple[int, int] = (5, 5),
+        attention: bool = False,
+        open_: bool = True,
+        completion_code: str | None = "C0DE-42",
+        redirect_url: str | None = None,
+        slug: str | None = None,
+    ) -> str:
         from backend.config import get_settings
         from backend.db import session_scope
         from backend.study import builder
 
         settings = get_settings()
-        spec = builder.StudySpec(title="Real or colorized?", methods=list(methods), trials_part1=trials[0],
-                                 trials_part2=trials[1], attention_checks=attention, completion_code=completion_code,
-                                 redirect_url=redirect_url, slug=slug)
+        spec = builder.StudySpec(
+            title="Real or colorized?",
+            methods=list(methods),
+            trials_part1=trials[0],
+            trials_part2=trials[1],
+            attention_checks=attention,
+            completion_code=completion_code,
+            redirect_url=redirect_url,
+            slug=slug,
+        )
         with session_scope() as session:
             study = builder.create_study(session, settings, spec, photo_files(photos), check_available=False)
             finish_jobs(session, study)
@@ -118,7 +134,7 @@ def app_client(database: str) -> Iterator[object]:
 
 @pytest.fixture
 def sqlite_client(sqlite_db: None) -> Iterator[object]:
-    """A client of the app on the SQLite default only (tests whose behaviour does not depend on the database)."""
+    """A client of the app on the SQLite default only (for tests that do not depend on the database)."""
     yield from _client()
 
 
@@ -126,8 +142,11 @@ def login(client) -> None:  # type: ignore[no-untyped-def]
     page = client.get("/admin/login")
     assert page.status_code == 200
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    res = client.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": token, "next": "/admin"},
-                      follow_redirects=False)
+    res = client.post(
+        "/admin/login",
+        data={"password": ADMIN_PASSWORD, "csrf_token": token, "next": "/admin"},
+        follow_redirects=False,
+    )
     assert res.status_code == 303, res.text
 
 

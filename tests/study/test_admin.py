@@ -1,5 +1,5 @@
-"""The researcher area: login (hashed password, CSRF), refusal without login, study builder on the web, opening
-only when ready, live results with charts, and streamed exports that parse back."""
+"""The researcher area: login (hashed password, CSRF), refusal without login, study builder on the web,
+opening only when ready, live results with charts, and streamed exports that parse back."""
 
 from __future__ import annotations
 
@@ -46,14 +46,20 @@ def test_login_password_and_csrf(sqlite_client) -> None:
     assert c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": "nope"}).status_code == 403
     bad = c.post("/admin/login", data={"password": "wrong", "csrf_token": token})
     assert bad.status_code == 401 and "Wrong password" in bad.text
-    ok = c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": token,
-                                      "next": "https://evil.example/"}, follow_redirects=False)
+    ok = c.post(
+        "/admin/login",
+        data={"password": ADMIN_PASSWORD, "csrf_token": token, "next": "https://evil.example/"},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303 and ok.headers["location"] == "/admin"  # no open redirect
     index = c.get("/admin")
     assert index.status_code == 200 and "User studies" in index.text
     # forms need the session's CSRF token
     assert c.post("/admin/logout", data={"csrf_token": "wrong"}).status_code == 403
-    assert c.post("/admin/logout", data={"csrf_token": csrf_of(index.text)}, follow_redirects=False).status_code == 303
+    assert (
+        c.post("/admin/logout", data={"csrf_token": csrf_of(index.text)}, follow_redirects=False).status_code
+        == 303
+    )
     c.cookies.delete("colorlab_admin", path="/admin")
     assert c.get("/admin").status_code == 401
 
@@ -87,21 +93,39 @@ def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch)
     new = c.get("/admin/studies/new")
     assert new.status_code == 200 and 'name="methods"' in new.text
     token = csrf_of(new.text)
-    form = {"csrf_token": token, "title": "Web study", "slug": "web-study", "methods": ["cnn", "fusion"],
-            "trials_part1": "5", "trials_part2": "5", "completion_code": "ABC", "attention_checks": "on"}
+    form = {
+        "csrf_token": token,
+        "title": "Web study",
+        "slug": "web-study",
+        "methods": ["cnn", "fusion"],
+        "trials_part1": "5",
+        "trials_part2": "5",
+        "completion_code": "ABC",
+        "attention_checks": "on",
+    }
     # the methods' weights are not needed to queue the jobs in this test
     real_validate = builder.validate_spec
-    monkeypatch.setattr(builder, "validate_spec", lambda spec, settings, check_available=True:
-                        real_validate(spec, settings, check_available=False))
-    res = c.post("/admin/studies", data={**form, "csrf_token": "bad"},
-                 files={"archive": ("p.zip", _zip_of(6), "application/zip")})
+    monkeypatch.setattr(
+        builder,
+        "validate_spec",
+        lambda spec, settings, check_available=True: real_validate(spec, settings, check_available=False),
+    )
+    res = c.post(
+        "/admin/studies",
+        data={**form, "csrf_token": "bad"},
+        files={"archive": ("p.zip", _zip_of(6), "application/zip")},
+    )
     assert res.status_code == 403
     too_few = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(3), "application/zip")})
     assert too_few.status_code == 422 and "at least 5 photos" in too_few.text
     not_zip = c.post("/admin/studies", data=form, files={"archive": ("p.zip", b"nope", "application/zip")})
     assert not_zip.status_code == 400 and "not a valid zip" in not_zip.text
-    res = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(6), "application/zip")},
-                 follow_redirects=False)
+    res = c.post(
+        "/admin/studies",
+        data=form,
+        files={"archive": ("p.zip", _zip_of(6), "application/zip")},
+        follow_redirects=False,
+    )
     assert res.status_code == 303 and res.headers["location"] == "/admin/studies/web-study"
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) == 12
@@ -112,7 +136,9 @@ def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch)
     assert c.get("/study/web-study").status_code == 409
     with session_scope() as s:
         finish_jobs(s, builder.get_study(s, "web-study"))
-    opened = c.post("/admin/studies/web-study/open", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    opened = c.post(
+        "/admin/studies/web-study/open", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
     assert opened.status_code == 303
     assert c.get("/study/web-study").status_code == 200
     assert c.post("/admin/studies/web-study/close", data={"csrf_token": "bad"}).status_code == 403
@@ -175,5 +201,14 @@ def test_results_page_and_exports(app_client, make_study) -> None:
 def test_neutralise() -> None:
     from backend.study.export import neutralise
 
-    assert [neutralise(v) for v in ["=1+1", "+1", "-1", "@x", "\tx", "ok", 5, None, -3]] == \
-        ["'=1+1", "'+1", "'-1", "'@x", "'\tx", "ok", 5, None, -3]
+    assert [neutralise(v) for v in ["=1+1", "+1", "-1", "@x", "\tx", "ok", 5, None, -3]] == [
+        "'=1+1",
+        "'+1",
+        "'-1",
+        "'@x",
+        "'\tx",
+        "ok",
+        5,
+        None,
+        -3,
+    ]

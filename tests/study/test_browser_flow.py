@@ -26,8 +26,13 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    slug = make_study(photos=5, methods=("cnn", "fusion"), trials=(4, 3), completion_code="PROLIFIC-OK",
-                      redirect_url=f"{base}/healthz?completed=1")
+    slug = make_study(
+        photos=5,
+        methods=("cnn", "fusion"),
+        trials=(4, 3),
+        completion_code="PROLIFIC-OK",
+        redirect_url=f"{base}/healthz?completed=1",
+    )
     env = child_env(DATA_DIR=tmp_path / "var", ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY)
     server = spawn("serve", "--port", str(port), env=env)
     wait_http(f"{base}/healthz", timeout=60)
@@ -35,13 +40,20 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
     problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                    device_scale_factor=2)
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+        )
         phone.set_default_timeout(15_000)
         page = phone.new_page()
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("console", lambda m: problems.append(m.text)
-                if m.type == "error" and "Failed to load resource" not in m.text else None)
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text)
+                if m.type == "error" and "Failed to load resource" not in m.text
+                else None
+            ),
+        )
         failed: list[str] = []
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         try:

@@ -1,5 +1,6 @@
-"""`colorlab study ...` and a study built through the real pipeline: the CLI queues the colorizations, a real
-`colorlab worker` process runs them with the bundled cnn weights, and the study opens only once they are done."""
+"""`colorlab study ...` and a study built through the real pipeline: the CLI queues the colorizations, a
+real `colorlab worker` process runs them with the bundled cnn weights, and the study opens only once they
+are done."""
 
 from __future__ import annotations
 
@@ -35,12 +36,30 @@ def _photo_dir(tmp_path: Path, n: int) -> Path:
 def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     runner = CliRunner()
     folder = _photo_dir(tmp_path, 3)
-    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "exemplar"])
+    res = runner.invoke(
+        main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "exemplar"]
+    )
     assert res.exit_code != 0 and "reference image" in res.output
-    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "nope"])
+    res = runner.invoke(
+        main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "nope"]
+    )
     assert res.exit_code != 0 and "unknown method 'nope'" in res.output
-    res = runner.invoke(main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "cnn",
-                               "--trials", "5", "5"])
+    res = runner.invoke(
+        main,
+        [
+            "study",
+            "create",
+            "--title",
+            "T",
+            "--photos",
+            str(folder),
+            "--methods",
+            "cnn",
+            "--trials",
+            "5",
+            "5",
+        ],
+    )
     assert res.exit_code != 0 and "at least 5 photos" in res.output
     slug = make_study(photos=5, methods=("cnn",))
     res = runner.invoke(main, ["study", "export", slug, "--kind", "stimuli"])
@@ -59,8 +78,24 @@ def test_study_built_through_the_real_pipeline(sqlite_db, spawn, tmp_path: Path)
         pytest.skip("the cnn weights (worker/colorizers/weights/cnn.pt) are not present: train them first")
     runner = CliRunner()
     folder = _photo_dir(tmp_path, 3)
-    res = runner.invoke(main, ["study", "create", "--title", "Pipeline", "--photos", str(folder), "--methods",
-                               "cnn", "--trials", "2", "2", "--slug", "pipeline-study"])
+    res = runner.invoke(
+        main,
+        [
+            "study",
+            "create",
+            "--title",
+            "Pipeline",
+            "--photos",
+            str(folder),
+            "--methods",
+            "cnn",
+            "--trials",
+            "2",
+            "2",
+            "--slug",
+            "pipeline-study",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "3 colorization job(s) queued" in res.output
     res = runner.invoke(main, ["study", "open", "pipeline-study"])

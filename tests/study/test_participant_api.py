@@ -101,8 +101,14 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
     assert c.get(f"/study/{slug}?PROLIFIC_PID=<script>").status_code == 422
     assert c.post(f"/study/{slug}/api/start", json={"PROLIFIC_PID": "a b"}).status_code == 422
     assert c.post(f"/study/{slug}/api/start", json={"nope": 1}).status_code == 422
-    assert c.post(f"/study/{slug}/api/start", content=b"PROLIFIC_PID=x",
-                  headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 415
+    assert (
+        c.post(
+            f"/study/{slug}/api/start",
+            content=b"PROLIFIC_PID=x",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 415
+    )
     assert c.post(f"/study/{slug}/api/begin", json={}).status_code == 403  # no session yet
     assert c.post(f"/study/{slug}/api/answer", json={"trial_id": "x", "response": "real"}).status_code == 403
     state = c.post(f"/study/{slug}/api/start", json={"participant": "p-1"}).json()
@@ -121,7 +127,10 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
         assert isinstance(res.json()["detail"], str)
     with session_scope() as s:
         later = s.scalars(select(Trial).where(Trial.id != tid, Trial.part == 1)).first()
-    assert c.post(f"/study/{slug}/api/answer", json={"trial_id": later.id, "response": "real"}).status_code == 409
+    assert (
+        c.post(f"/study/{slug}/api/answer", json={"trial_id": later.id, "response": "real"}).status_code
+        == 409
+    )
     assert c.get(f"/study/{slug}/images/{later.id}.jpg").status_code == 200
     c2_cookies = dict(c.cookies)
     c.cookies.clear()

@@ -49,13 +49,19 @@ def test_summary_per_condition_and_photo() -> None:
     photos = [StudyPhoto(id="p1", name="a.jpg", position=0), StudyPhoto(id="p2", name="b.jpg", position=1)]
     rows = [
         # part 1: real judged real 3 of 4; cnn judged real 1 of 4
-        _row("u1", 1, "p1", "real", "real", ms=800), _row("u2", 1, "p1", "real", "real", ms=1200),
-        _row("u3", 1, "p2", "real", "fake", ms=1000), _row("u4", 1, "p2", "real", "real", ms=3000),
-        _row("u1", 1, "p2", "cnn", "fake"), _row("u2", 1, "p2", "cnn", "real"),
-        _row("u3", 1, "p1", "cnn", "fake"), _row("u4", 1, "p1", "cnn", "fake"),
+        _row("u1", 1, "p1", "real", "real", ms=800),
+        _row("u2", 1, "p1", "real", "real", ms=1200),
+        _row("u3", 1, "p2", "real", "fake", ms=1000),
+        _row("u4", 1, "p2", "real", "real", ms=3000),
+        _row("u1", 1, "p2", "cnn", "fake"),
+        _row("u2", 1, "p2", "cnn", "real"),
+        _row("u3", 1, "p1", "cnn", "fake"),
+        _row("u4", 1, "p1", "cnn", "fake"),
         # part 2: real ratings 4, 4, 3; cnn ratings 2, 3
-        _row("u1", 2, "p1", "real", rating=4), _row("u2", 2, "p2", "real", rating=4),
-        _row("u3", 2, "p1", "real", rating=3), _row("u1", 2, "p2", "cnn", rating=2),
+        _row("u1", 2, "p1", "real", rating=4),
+        _row("u2", 2, "p2", "real", rating=4),
+        _row("u3", 2, "p1", "real", rating=3),
+        _row("u1", 2, "p2", "cnn", rating=2),
         _row("u2", 2, "p1", "cnn", rating=3),
         # attention checks (never counted): u4 fails one
         _row("u1", 1, "p1", "attention", "fake", attention=True, expected="fake"),
@@ -67,14 +73,24 @@ def test_summary_per_condition_and_photo() -> None:
     assert real["condition"] == "real" and real["part1"]["n"] == 4 and real["part1"]["judged_real"] == 3
     assert real["part1"]["low"] == pytest.approx(stats.wilson(3, 4).low)
     assert cnn["part1"]["share_real"] == 0.25 and cnn["part1"]["share_correct"] == 0.75
-    assert real["part2"]["mean"] == pytest.approx(11 / 3) and real["part2"]["distribution"] == {"1": 0, "2": 0,
-                                                                                               "3": 1, "4": 2}
+    assert real["part2"]["mean"] == pytest.approx(11 / 3) and real["part2"]["distribution"] == {
+        "1": 0,
+        "2": 0,
+        "3": 1,
+        "4": 2,
+    }
     # s = sqrt(((4-11/3)^2*2 + (3-11/3)^2)/2) = 0.57735; half = 4.30265 * 0.57735 / sqrt(3) = 1.43422
     assert real["part2"]["high"] == pytest.approx(11 / 3 + 1.43422, abs=1e-4)
     assert cnn["part2"]["mean"] == 2.5
     assert real["median_response_ms"] == 1000  # 800, 1000, 1000, 1000, 1000, 1200, 3000
-    assert s["participants"] == {"total": 4, "started": 4, "completed": 2, "completion_rate": 0.5,
-                                 "failed_attention": 1, "excluded": 0}
+    assert s["participants"] == {
+        "total": 4,
+        "started": 4,
+        "completed": 2,
+        "completion_rate": 0.5,
+        "failed_attention": 1,
+        "excluded": 0,
+    }
     assert s["answers"] == {"part1": 8, "part2": 5, "attention": 2}
     p1 = s["photos"][0]["conditions"]
     assert p1["real"]["n1"] == 2 and p1["real"]["share_real"] == 1.0 and p1["cnn"]["mean_rating"] == 3.0

@@ -63,8 +63,6 @@ class Colorizer(Protocol):
 class BatchColorizer(Colorizer, Protocol):
     """A feed-forward colorizer that can predict many photos in one forward pass."""
 
-    def predict_ab_batch(
-        self, lightness: list[np.ndarray], *, params: Mapping[str, Any]
-    ) -> list[np.ndarray]:
+    def predict_ab_batch(self, lightness: list[np.ndarray], *, params: Mapping[str, Any]) -> list[np.ndarray]:
         """Like :meth:`predict_ab` for several photos (no reference, no progress)."""
         ...

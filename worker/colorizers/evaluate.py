@@ -15,7 +15,8 @@ over the sorted list (every len/N-th one), so a limit on a class-ordered set sti
 
 Outputs in ``out``: ``per_image.csv`` and ``per_image_curves.csv`` (resumable: image/method pairs present in
 both are not recomputed), ``summary.csv``, ``summary.md``, ``curves.svg``/``curves.png`` (mean raw accuracy
-curve per method), ``contact_sheet.png`` (gray | each method | truth) and ``run.json``.
+curve per method), ``contact_sheet.png`` (gray | each method | truth, for ``samples`` photos spread over the
+data set) and ``run.json`` (data, ε, each method's weights fingerprint: rows of changed weights are redone).
 """
 
 from __future__ import annotations
@@ -371,7 +372,8 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
             return classifier.predict(images, device=config.device, batch_size=config.batch_size)
 
     result = EvalResult(out=out, summaries=[], evaluated=0)
-    sample_keys: list[str] = []
+    # contact-sheet photos: spread over the data set (a grayscale one is dropped when it is read)
+    sample_keys = [p.key for p in spread(photos, config.samples)]
     names = [m.name for m in methods]
 
     from tqdm import tqdm
@@ -383,10 +385,10 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
             rgb = _read_rgb(reader, photo)
             if is_grayscale(labmod.rgb_to_lab(rgb)[..., 1:]):
                 result.skipped_grayscale.append(photo.key)
+                if photo.key in sample_keys:
+                    sample_keys.remove(photo.key)
                 continue
             truths[photo.key] = rgb
-            if len(sample_keys) < config.samples:
-                sample_keys.append(photo.key)
         todo = [p for p in batch if p.key in truths]
         if todo:
             _evaluate_batch(todo, truths, methods, config, store, sample_keys, classify, result)
@@ -518,5 +520,5 @@ def _write_outputs(
         rows.append(row)
     if rows:
         files["contact_sheet"] = out / "contact_sheet.png"
-        charts.contact_sheet(rows, columns, files["contact_sheet"])
+        charts.contact_sheet(rows, columns, files["contact_sheet"], row_labels=sample_keys)
     return files

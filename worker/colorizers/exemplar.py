@@ -6,12 +6,13 @@ P^l those of p, G^l = F^l F^lᵀ and A^l the Gram matrices of x and a:
 
     L_content = ½ Σ_ij (F^l_ij − P^l_ij)²                       at l = conv4_2
     E_l       = Σ_ij (G^l_ij − A^l_ij)² / (4 N_l² M_l²)
-    L_style   = Σ_l w_l E_l,  w_l = 1/5                          at l ∈ {conv1_1, conv2_1, conv3_1, conv4_1, conv5_1}
+    L_style   = Σ_l w_l E_l,  w_l = 1/5          at l ∈ {conv1_1, conv2_1, conv3_1, conv4_1, conv5_1}
     L_total   = α L_content + β_k L_style
 
 Layers are read after their ReLU (relu4_2, relu1_1, ...), as in Gatys et al.'s and Johnson's neural-style
 code that the paper ran. Style-weight schedule ("decreasing", the paper's): β/α shrinks by 0.25% after every
-iteration; with α fixed, β_k = β_0 · 0.9975^(k−1) is the weight used in iteration k = 1..N (``fixed``: β_k = β_0).
+iteration; with α fixed, β_k = β_0 · 0.9975^(k−1) is the weight used in iteration k = 1..N
+(``fixed``: β_k = β_0).
 
 Optimisers: L-BFGS (``torch.optim.LBFGS`` with ``max_iter=1``: one ``step()`` is exactly one iteration, one
 loss/gradient evaluation and one update; its curvature history lives in the optimiser state and carries over
@@ -56,6 +57,8 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_DECAY = 0.9975  # β ← 0.9975·β after every iteration: "β/α decreased by 0.25%"
 MODE_ITERATIONS = {"fast": 150, "paper": 1000}
 SGD_MOMENTUM = 0.9
+LBFGS_HISTORY = 100
+MAX_LINE_SEARCH = 10  # most extra evaluations one L-BFGS line search may spend
 AB_NOISE_STD = 20.0  # ab units, for init="noise" in fast mode
 
 
@@ -76,7 +79,8 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 0.5 * (features - target).pow(2).sum()
 
 
-def style_layer_loss(gram_x: torch.Tensor, gram_target: torch.Tensor, channels: int, positions: int) -> torch.Tensor:
+def style_layer_loss(gram_x: torch.Tensor, gram_target: torch.Tensor, channels: int,
+                     positions: int) -> torch.Tensor:
     """E_l = Σ (G − A)² / (4 N² M²), computed as Σ ((G − A) / (2 N M))² to stay within float32 range."""
     return ((gram_x - gram_target) / (2.0 * channels * positions)).pow(2).sum()
 
@@ -146,13 +150,15 @@ class Settings:
     init: str = "content"
     lr: float = 2.0
     seed: int = 0
+    line_search: bool = True  # L-BFGS: strong-Wolfe line search (else a fixed step of 1, as neural-style)
     chroma_stride: int = 2  # ab mode: a, b live on a grid this many times coarser, upsampled bilinearly
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
         mode = params.get("mode", "fast")
         iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
-        names = ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed", "chroma_stride")
+        names = ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed", "line_search",
+                 "chroma_stride")
         known = {k: params[k] for k in names if k in params}
         return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, **known)
 
@@ -162,10 +168,11 @@ class Result:
     ab: np.ndarray  # (h, w, 2) float32
     losses: list[dict[str, float]]  # one entry per iteration
     seconds: float
+    evaluations: int = 0  # VGG forward+backward passes (L-BFGS line searches may add a few)
 
 
 class StyleTransfer:
-    """One optimisation problem: the targets, the parametrised image and the loss (see the module docstring)."""
+    """One optimisation problem: targets, parametrised image and loss (see the module docstring)."""
 
     def __init__(self, vgg: VGGFeatures, lightness: np.ndarray, reference: np.ndarray, settings: Settings,
                  *, device: torch.device | str = "cpu", channels_last: bool = True) -> None:
@@ -229,22 +236,40 @@ class StyleTransfer:
         return {"content": content, "style": style, "total": self.settings.alpha * content + beta * style}
 
     def run(self, progress: ProgressCallback | None = None) -> Result:
+        """Optimise for ``settings.iterations`` iterations, calling ``progress`` after every one."""
         s = self.settings
         start = time.perf_counter()
         history: list[dict[str, float]] = []
         current: dict[str, torch.Tensor] = {}
+        cache: dict[str, Any] = {}
         beta = s.beta
+        self.evaluations = 0
 
         def closure() -> torch.Tensor:
+            # L-BFGS evaluates the start point of a step again although its line search has just evaluated
+            # it (same bits): reuse that evaluation instead of paying a second VGG pass. The loss value is
+            # recomputed with this iteration's β; the reused gradient is the previous iteration's (its style
+            # part is 0.25% stronger under the decreasing schedule).
+            if "x" in cache and torch.equal(cache["x"], self.x.detach()):
+                self.x.grad = cache["grad"].clone()
+                current.update(content=cache["content"], style=cache["style"])
+                current["total"] = s.alpha * current["content"] + beta * current["style"]
+                return current["total"]
             optimiser.zero_grad(set_to_none=True)
             current.update(self.losses(beta))
             current["total"].backward()
+            self.evaluations += 1
+            if s.optimizer == "lbfgs" and s.line_search:
+                cache.update(x=self.x.detach().clone(), grad=self.x.grad.detach().clone(),
+                             content=current["content"].detach(), style=current["style"].detach())
             return current["total"]
 
         optimiser: torch.optim.Optimizer
         if s.optimizer == "lbfgs":
-            optimiser = torch.optim.LBFGS([self.x], lr=1.0, max_iter=1, history_size=100,
-                                          tolerance_grad=0.0, tolerance_change=0.0)
+            optimiser = torch.optim.LBFGS(
+                [self.x], lr=1.0, max_iter=1, max_eval=1 + MAX_LINE_SEARCH, history_size=LBFGS_HISTORY,
+                tolerance_grad=0.0, tolerance_change=0.0,
+                line_search_fn="strong_wolfe" if s.line_search else None)
         else:
             optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
         self.optimiser = optimiser
@@ -267,7 +292,8 @@ class StyleTransfer:
             if progress is not None:
                 progress(Progress(step=k, total=s.iterations, message=f"iteration {k}/{s.iterations}",
                                   losses=losses, preview=self.preview))
-        return Result(ab=self.ab(), losses=history, seconds=time.perf_counter() - start)
+        return Result(ab=self.ab(), losses=history, seconds=time.perf_counter() - start,
+                      evaluations=self.evaluations)
 
 
 class ExemplarColorizer:

@@ -138,7 +138,7 @@ def _f_inv_torch(t):  # type: ignore[no-untyped-def]
 
 
 def rgb_to_lab_torch(rgb):  # type: ignore[no-untyped-def]
-    """(N, 3, H, W) sRGB float in [0, 1] (or uint8) -> (N, 3, H, W) Lab (same float dtype, float32 for uint8)."""
+    """(N, 3, H, W) sRGB float in [0, 1] (or uint8) -> (N, 3, H, W) Lab (uint8 input gives float32)."""
     torch = _torch()
     if rgb.dtype == torch.uint8:
         rgb = rgb.float() / 255.0

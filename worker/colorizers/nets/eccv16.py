@@ -1,9 +1,9 @@
 """Zhang, Isola, Efros 2016 "Colorful Image Colorization" (ECCV), with the official release's parameter names.
 
 The state dict keys and shapes equal ``colorization_release_v2-9b330a0b.pth`` (richzhang/colorization):
-``model1`` … ``model8`` (VGG-style blocks, dilated in 5-6, BatchNorm at the end of 1-7; ``model8`` ends with the
-1×1 convolution to the 313 quantised ab bins) and ``model_out``, the release's fixed 1×1 convolution (no bias)
-from the 313-bin softmax to ab — the expectation over bin centres, in units of 110 — upsampled ×4.
+``model1`` … ``model8`` (VGG-style blocks, dilated in 5-6, BatchNorm at the end of 1-7; ``model8`` ends with
+the 1×1 convolution to the 313 quantised ab bins) and ``model_out``, the release's fixed 1×1 convolution
+(no bias) from the 313-bin softmax to ab — the expectation over bin centres, in units of 110 — upsampled ×4.
 ``forward(L)``: L in [0, 100], (N, 1, H, W), H and W multiples of 8 -> ab in Lab units (N, 2, H, W).
 """
 
@@ -38,7 +38,15 @@ class ECCV16(nn.Module):
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         x = (lightness - L_CENT) / L_NORM
-        for block in (self.model1, self.model2, self.model3, self.model4, self.model5, self.model6, self.model7):
+        for block in (
+            self.model1,
+            self.model2,
+            self.model3,
+            self.model4,
+            self.model5,
+            self.model6,
+            self.model7,
+        ):
             x = block(x)
         logits = self.model8(x)
         ab = self.model_out(torch.softmax(logits, dim=1))

@@ -42,12 +42,13 @@ class FusionNet(nn.Module):
 
 
 def classifier_input(l_norm: torch.Tensor) -> torch.Tensor:
-    """``L / 50 - 1`` (N, 1, H, W) -> the classifier's input: gray sRGB ×3, 224×224, EfficientNet-Lite norm."""
+    """``L / 50 - 1`` (N, 1, H, W) -> classifier input: gray sRGB ×3, 224×224, EfficientNet-Lite norm."""
     from worker.colorizers.classifier import normalize_tensor
 
     gray = lightness_to_gray_torch((l_norm.float() + 1.0) * L_CENTER)
-    gray = F.interpolate(gray, size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode="bilinear", align_corners=False,
-                         antialias=True)
+    gray = F.interpolate(
+        gray, size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode="bilinear", align_corners=False, antialias=True
+    )
     return normalize_tensor(gray.expand(-1, 3, -1, -1)).contiguous()
 
 
@@ -58,8 +59,9 @@ def class_probabilities(classifier: nn.Module, l_norm: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def precompute_class_vectors(dataset: Any, *, cache_dir: Path | None = None, split: str = "train",
-                             batch_size: int = 32) -> torch.Tensor:
+def precompute_class_vectors(
+    dataset: Any, *, cache_dir: Path | None = None, split: str = "train", batch_size: int = 32
+) -> torch.Tensor:
     """(len(dataset), 1000) class probabilities of each photo's centre crop (short side = the crop size).
 
     Cached in ``cache_dir`` under a key made of the photo names and size, so a resumed run reuses them.
@@ -68,7 +70,9 @@ def precompute_class_vectors(dataset: Any, *, cache_dir: Path | None = None, spl
     from worker.colorizers.datasets import PhotoDataset
     from worker.colorizers.training.tasks import lab_batch
 
-    key = hashlib.sha256(("\n".join(r.label for r in dataset.refs) + f"|{dataset.size}").encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        ("\n".join(r.label for r in dataset.refs) + f"|{dataset.size}").encode()
+    ).hexdigest()[:16]
     cache = Path(cache_dir) / f"fusion-classes-{split}-{key}.pt" if cache_dir else None
     if cache is not None and cache.is_file():
         return torch.load(cache, weights_only=True)
@@ -91,7 +95,12 @@ class FusionColorizer(NetColorizer):
     """Serves :class:`FusionNet`: runs the classifier on the gray input, then the fused net."""
 
     def __init__(
-        self, net: FusionNet, classifier: nn.Module, device: str = "cpu", size: int = 256, bf16: bool | None = None
+        self,
+        net: FusionNet,
+        classifier: nn.Module,
+        device: str = "cpu",
+        size: int = 256,
+        bf16: bool | None = None,
     ) -> None:
         super().__init__("fusion", net, device, size, bf16)
         self.classifier = classifier.to(device).eval()

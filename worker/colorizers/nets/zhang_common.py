@@ -6,6 +6,8 @@ Those nets see L as ``(L - 50) / 100`` and produce ab in units of 110 (the relea
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -17,11 +19,16 @@ AB_NORM = 110.0
 
 
 def conv_relu_block(
-    channels: list[int], *, dilation: int = 1, last_stride: int = 1, norm: bool = True, lead_relu: bool = False
+    channels: list[int],
+    *,
+    dilation: int = 1,
+    last_stride: int = 1,
+    norm: bool = True,
+    lead_relu: bool = False,
 ) -> list[nn.Module]:
-    """[ReLU]? then (3×3 conv, ReLU) per channel step, then BatchNorm: indices match the releases' Sequentials."""
+    """[ReLU]? then (3×3 conv, ReLU) per channel step, then BatchNorm (indices as in the releases)."""
     layers: list[nn.Module] = [nn.ReLU(True)] if lead_relu else []
-    steps = list(zip(channels[:-1], channels[1:], strict=True))
+    steps = list(itertools.pairwise(channels))
     for i, (cin, cout) in enumerate(steps):
         stride = last_stride if i == len(steps) - 1 else 1
         layers += [nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation), nn.ReLU(True)]

@@ -31,19 +31,21 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         f"# Model card: `{meta['arch']}`",
         "",
         f"- Architecture: {meta.get('description', meta['arch'])}",
-        f"- Weights: `{meta.get('weights_file', '')}` (float16 state_dict, {meta.get('parameters', 0):,} parameters)",
+        f"- Weights: `{meta.get('weights_file', '')}` "
+        f"(float16 state_dict, {meta.get('parameters', 0):,} parameters)",
         f"- Trained by: `{meta.get('command', 'colorlab train')}`",
         f"- Data: {meta.get('data', '')} — {meta.get('train_photos', 0)} training photos, "
         f"{meta.get('val_photos', 0)} validation photos ({meta.get('split', '')})",
-        f"- Crops: {hp.get('size')}×{hp.get('size')} random crops (short side zoom up to ×{hp.get('max_zoom')}), "
+        f"- Crops: {hp.get('size')}×{hp.get('size')} random crops "
+        f"(short side zoom up to ×{hp.get('max_zoom')}), "
         "random left-right flips; validation: centre crops",
         "- Hyperparameters: " + ", ".join(f"{k} {v}" for k, v in hp.items()),
         f"- Epochs: {meta.get('epochs_run')} run, weights from epoch {meta.get('best_epoch')}"
         f" ({meta.get('stop_reason', '')})",
         f"- Wall time: {meta.get('wall_time_s', 0) / 60:.1f} min on {meta.get('machine', 'CPU')}",
         f"- Date: {meta.get('date', '')}",
-        "- Normalisation: input L/50 - 1 (L in [0, 100]); output ab/128 (tanh); served at 256×256, ab upsampled "
-        "to the photo's size and joined with its own L.",
+        "- Normalisation: input L/50 - 1 (L in [0, 100]); output ab/128 (tanh); served at 256×256, "
+        "ab upsampled to the photo's size and joined with its own L.",
         "",
         "## Validation metrics (at the training crop size)",
         "",
@@ -51,7 +53,12 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         "",
     ]
     if meta.get("history"):
-        lines += ["## History", "", "| epoch | train loss | val " + meta.get("monitor", "") + " |", "|---|---|---|"]
+        lines += [
+            "## History",
+            "",
+            "| epoch | train loss | val " + meta.get("monitor", "") + " |",
+            "|---|---|---|",
+        ]
         for row in meta["history"]:
             lines.append(f"| {row['epoch']} | {row['train_loss']:.5f} | {row['val']:.5f} |")
         lines.append("")

@@ -33,11 +33,18 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
 
 def half_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Floating tensors to float16 (halves the file; BatchNorm counters and ints kept as they are)."""
-    return {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()) for k, v in state_dict.items()}
+    return {
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in state_dict.items()
+    }
 
 
-def save_weights(path: Path, arch: str, state_dict: dict[str, torch.Tensor], config: dict, meta: dict) -> None:
-    _atomic_save({"arch": arch, "state_dict": half_state_dict(state_dict), "config": config, "meta": meta}, path)
+def save_weights(
+    path: Path, arch: str, state_dict: dict[str, torch.Tensor], config: dict, meta: dict
+) -> None:
+    _atomic_save(
+        {"arch": arch, "state_dict": half_state_dict(state_dict), "config": config, "meta": meta}, path
+    )
 
 
 def load_weights(path: Path, expected_arch: str | None = None) -> dict[str, Any]:
@@ -45,5 +52,7 @@ def load_weights(path: Path, expected_arch: str | None = None) -> dict[str, Any]
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if expected_arch is not None and blob.get("arch") != expected_arch:
         raise ValueError(f"{path}: holds weights for {blob.get('arch')!r}, not {expected_arch!r}")
-    blob["state_dict"] = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    blob["state_dict"] = {
+        k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()
+    }
     return blob

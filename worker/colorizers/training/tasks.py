@@ -133,8 +133,12 @@ class FusionTask(CNNTask):
             super().init_from(blob)
             return
         state = blob["state_dict"]
-        self.model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
-        self.model.decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")})
+        self.model.encoder.load_state_dict(
+            {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+        )
+        self.model.decoder.load_state_dict(
+            {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
+        )
         conv = self.model.fusion[0]
         with torch.no_grad():
             conv.weight.zero_()
@@ -161,7 +165,8 @@ class GANTask(Task):
         self.l1_weight = l1_weight
         self.nets = {"generator": self.generator, "discriminator": self.discriminator}
         self.optims = {
-            name: torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999)) for name, net in self.nets.items()
+            name: torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+            for name, net in self.nets.items()
         }
 
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:

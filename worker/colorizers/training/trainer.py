@@ -28,7 +28,8 @@ from worker.colorizers.training.validation import ValidationStats
 
 DESCRIPTIONS = {
     "cnn": "report §5.2 encoder/decoder CNN (DESIGN.md §4), MSE loss",
-    "fusion": "report §5.3 encoder/decoder fused with EfficientNet-Lite0 ImageNet class probabilities, MSE loss",
+    "fusion": "report §5.3 encoder/decoder fused with EfficientNet-Lite0 ImageNet class probabilities, "
+    "MSE loss",
     "gan": "report §5.4 U-Net generator + DCGAN discriminator, L1 + non-saturating adversarial loss",
 }
 
@@ -86,7 +87,9 @@ class TrainResult:
 
 def _loader(dataset: PhotoDataset, batch_size: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
     gen = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=False)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=False
+    )
 
 
 def validate(task: Task, loader: torch.utils.data.DataLoader, device: str) -> tuple[dict, dict]:
@@ -118,7 +121,9 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             rng.sample(val_refs, min(max(cfg.limit // 4, 1), len(val_refs))), key=lambda r: r.name
         )
     if not train_refs or not val_refs:
-        raise ValueError(f"{cfg.data}: need training and validation photos (found {len(train_refs)} and {len(val_refs)})")
+        raise ValueError(
+            f"{cfg.data}: need training and validation photos (found {len(train_refs)} and {len(val_refs)})"
+        )
     train_set = PhotoDataset(train_refs, cfg.size, train=True, max_zoom=cfg.max_zoom)
     val_set = PhotoDataset(val_refs, cfg.size, train=False)
     task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device)
@@ -154,7 +159,12 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     for epoch in range(start_epoch, cfg.epochs):
         task.train(True)
         total, batches = 0.0, 0
-        bar = tqdm(train_loader, desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}", disable=not show_progress, unit="batch")
+        bar = tqdm(
+            train_loader,
+            desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
+            disable=not show_progress,
+            unit="batch",
+        )
         for rgb, index in bar:
             losses = task.train_step(rgb, index)
             total += losses["loss"]
@@ -166,7 +176,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val": monitored})
         if show_progress:
             tqdm.write(
-                f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  val {task.monitor} {monitored:.5f} "
+                f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  "
+                f"val {task.monitor} {monitored:.5f} "
                 f"(gray {gray[task.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
                 f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
             )
@@ -184,7 +195,9 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
         elif epoch + 1 == cfg.epochs:
             stop_reason = "all epochs run"
-        meta = _meta(cfg, task, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason)
+        meta = _meta(
+            cfg, task, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason
+        )
         if export_now:
             exported = task.export()
             save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
@@ -257,7 +270,8 @@ def _meta(
         "best_epoch": best_epoch,
         "stop_reason": stop_reason,
         "wall_time_s": round(wall, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {cfg.device}, torch {torch.__version__}, "
+        "machine": f"{platform.machine()} {platform.processor() or ''} {cfg.device}, "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads".replace("  ", " "),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "validation": validation,
