@@ -53,7 +53,7 @@ class Settings(BaseSettings):
 
     colorize_rate: int = Field(
         30,
-        description="Most `POST /colorize` requests per client IP per minute (per web process); more get 429.",
+        description="Most `POST /colorize` requests per client IP per minute (per web process), else 429.",
     )
     queue_name: str = Field("gpu", description="Celery queue the colorization tasks go to.")
     worker_concurrency: int = Field(

@@ -55,3 +55,24 @@ def test_photos_must_cover_the_trials(sqlite_db) -> None:
     with session_scope() as s, pytest.raises(StudyError) as err:
         builder.build_study(s, get_settings(), spec, photo_files(3), check_available=False)
     assert err.value.status_code == 422 and "at least 5 photos" in err.value.detail
+
+
+def test_failed_colorizations_can_be_retried(sqlite_db, make_study) -> None:
+    from backend.config import get_settings
+    from backend.models import Job, JobStatus
+    from backend.study.models import Stimulus
+
+    slug = make_study(photos=5, methods=("cnn",), open_=False)
+    with session_scope() as s:
+        study = builder.get_study(s, slug)
+        stim = s.scalars(select(Stimulus).where(Stimulus.condition == "cnn")).first()
+        stim.display_image_id = None
+        old_job = s.get(Job, stim.job_id)
+        old_job.status, old_job.error = JobStatus.failed, "out of memory"
+        s.commit()
+        readiness = builder.refresh(s, get_settings(), study)
+        assert readiness.failed == 1 and "out of memory" in readiness.message()
+        new_ids = builder.retry_failed(s, study)
+        assert len(new_ids) == 1 and new_ids[0] != old_job.id
+        assert s.get(Job, new_ids[0]).status == JobStatus.queued
+        assert builder.refresh(s, get_settings(), study).queued == 1

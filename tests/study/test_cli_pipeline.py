@@ -109,6 +109,7 @@ def test_study_built_through_the_real_pipeline(sqlite_db, spawn, tmp_path: Path)
             break
         time.sleep(1)
     assert readiness.complete, (readiness.message(), worker.log()[-3000:])
+    worker.stop(sig=9)  # its work is done: no need to wait for a warm shutdown
     res = runner.invoke(main, ["study", "open", "pipeline-study"])
     assert res.exit_code == 0, res.output
     status = json.loads(runner.invoke(main, ["study", "status", "pipeline-study"]).output)

@@ -14,23 +14,32 @@ code that the paper ran. Style-weight schedule ("decreasing", the paper's): β/�
 iteration; with α fixed, β_k = β_0 · 0.9975^(k−1) is the weight used in iteration k = 1..N
 (``fixed``: β_k = β_0).
 
-Optimisers: L-BFGS (``torch.optim.LBFGS`` with ``max_iter=1``: one ``step()`` is exactly one iteration, one
-loss/gradient evaluation and one update; its curvature history lives in the optimiser state and carries over
-between calls) or SGD with momentum 0.9 whose step size is ``lr`` divided by the mean |gradient| of the first
-iteration (so ``lr`` is in pixel units whatever the loss scale).
+Optimisers: L-BFGS (``torch.optim.LBFGS`` with ``max_iter=1``: one ``step()`` is exactly one iteration, i.e.
+one update of x; its curvature history lives in the optimiser state and carries over between calls; the
+tests check ``state["n_iter"]``). By default with a strong-Wolfe line search: without one, L-BFGS's unit
+step overshoots badly in the ab parametrisation (|ab| jumped to 3000 within 15 iterations in our tests).
+The line search usually accepts its first trial point, so an iteration costs one VGG pass (the start point's
+evaluation is reused from the previous line search; see ``closure``); ``line_search=False`` gives the fixed
+unit steps of the neural-style code the paper ran. SGD: momentum 0.9, step size ``lr`` divided by the mean
+|gradient| of the first iteration (so ``lr`` is in pixel units whatever the loss scale).
 
 Parametrisations:
 
 * ``paper`` mode optimises the RGB image itself (init: the gray photo as RGB, or noise) for 1000 iterations;
   the result's ab is taken and the pipeline joins it with the photo's own L.
-* ``fast`` mode (our default) optimises only the a and b planes of a Lab image whose L is the photo's own
-  (x = lab→rgb(L, a, b), differentiable): the luminance can never drift, there are ⅔ as many unknowns and
-  the optimisation reaches a good colorization in ~150 iterations. Compared with ``paper`` in
-  benchmarks/RESULTS.md.
+* ``fast`` mode (our default) optimises only a and b of a Lab image whose L is the photo's own
+  (x = lab→rgb(L, upsample(ab)), differentiable), with a and b on a grid twice as coarse as the working size
+  (chroma is smooth; this removes the per-pixel colour speckle that a full-resolution ab develops): the
+  luminance cannot drift, there are 6× fewer unknowns, and the optimisation reaches a good colorization
+  in ~150 iterations. Compared with ``paper`` in benchmarks/RESULTS.md.
+
+Progress: after every iteration, ``Progress(step=k, total=N, losses={content, style, total, style_weight})``
+with a ``preview`` closure that renders the current colorization only when the consumer calls it. The
+callback may raise ``JobCancelled``, which propagates: a cancel stops within one iteration.
 
 The reference's Gram matrices and the content target are computed once, before the loop; the VGG is truncated
 after relu5_1; so an iteration costs one forward and one backward pass of that truncated VGG plus the small
-Gram products.
+Gram products (benchmarks/bench_exemplar.py measures it against a bare pass).
 """
 
 from __future__ import annotations
