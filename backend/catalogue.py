@@ -13,8 +13,13 @@ from worker.colorizers.catalogue import CATALOGUE, MethodInfo, validate_params
 _HIDDEN_PREFIX = "_"
 
 
+# How the methods are listed: the report's three nets, Zhang et al.'s, then the iterative exemplar method.
+_ORDER = ("cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar")
+
+
 def public_methods() -> list[MethodInfo]:
-    return [m for m in CATALOGUE if not m.name.startswith(_HIDDEN_PREFIX)]
+    shown = [m for m in CATALOGUE if not m.name.startswith(_HIDDEN_PREFIX)]
+    return sorted(shown, key=lambda m: _ORDER.index(m.name) if m.name in _ORDER else len(_ORDER))
 
 
 def get_method(name: str) -> MethodInfo | None:
@@ -81,6 +86,8 @@ def job_dict(job: Job) -> dict[str, Any]:
         "width": job.input_image.width,
         "height": job.input_image.height,
         "has_ground_truth": job.input_image.is_color,
+        "metrics": job.metrics,
+        "group_id": job.group_id,
         "urls": {
             "page": f"{base}/view",
             "input": f"{base}/input.png",

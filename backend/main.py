@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend import web
 from backend.config import get_settings
-from backend.routes import api, pages
+from backend.routes import api, compare, pages
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 log = logging.getLogger("colorlab")
@@ -37,6 +37,7 @@ def create_app() -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(compare.router)
     # Further routers (study, admin, compare) are added here, one line each.
     from backend.routes import study
 

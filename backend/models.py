@@ -96,6 +96,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(255))
     client: Mapped[str | None] = mapped_column(String(64), index=True)  # hashed browser cookie, for history
+    group_id: Mapped[str | None] = mapped_column(String(32), index=True)  # jobs of one comparison
+    # Quality against the ground truth when the upload was a colour photo (see worker.quality).
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column()

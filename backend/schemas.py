@@ -75,6 +75,10 @@ class JobOut(BaseModel):
     width: int
     height: int
     has_ground_truth: bool
+    metrics: dict[str, float | None] | None = Field(
+        None, description="Quality against the colour original (eq. 9 accuracy, AuC, PSNR, SSIM, colourfulness)."
+    )
+    group_id: str | None = Field(None, description="The comparison this job belongs to, if any.")
     urls: JobUrls
 
 

@@ -19,18 +19,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import undefer
 
 from backend import jobs as jobsvc
 from backend.config import Settings
 from backend.db import session_scope
-from backend.images import ImageError, decode, encode_png
+from backend.images import DecodedImage, ImageError, decode, encode_png
 from backend.models import Image, Job, JobStatus, utcnow
 from worker.colorizers import registry
 from worker.colorizers.base import JobCancelled, Progress
 from worker.colorizers.catalogue import CATALOGUE
 from worker.colorizers.pipeline import compose
+from worker.quality import job_metrics
 
 log = logging.getLogger("colorlab.worker")
 
@@ -156,7 +158,8 @@ class Runner:
         started = time.perf_counter()
         try:
             colorizer = self._colorizer(job.method)
-            lightness, reference = self._load_inputs(job)
+            decoded, reference = self._load_inputs(job)
+            lightness = decoded.lightness()
             progress = ProgressReporter(self, job.id)
             ab = colorizer.predict_ab(lightness, reference=reference, params=job.params, progress=progress)
             rgb = compose(lightness, ab)
@@ -165,7 +168,7 @@ class Runner:
             return "cancelled"
         except Exception as exc:
             return self._handle_failure(job, exc)
-        return self._finish(job, rgb, time.perf_counter() - started)
+        return self._finish(job, rgb, time.perf_counter() - started, decoded)
 
     def _run_batch(self, batch: list[Claimed]) -> str:
         started = time.perf_counter()
@@ -173,19 +176,22 @@ class Runner:
         outcome = {}
         for job in batch:
             try:
-                inputs.append((job, self._load_inputs(job)[0]))
+                decoded = self._load_inputs(job)[0]
+                inputs.append((job, decoded, decoded.lightness()))
             except Exception as exc:
                 outcome[job.id] = self._handle_failure(job, exc)
         try:
             colorizer = self._colorizer(batch[0].method)
-            abs_ = colorizer.predict_ab_batch([lightness for _, lightness in inputs], params=batch[0].params)
+            abs_ = colorizer.predict_ab_batch(
+                [lightness for _, _, lightness in inputs], params=batch[0].params
+            )
         except Exception as exc:
-            for job, _ in inputs:
+            for job, _, _ in inputs:
                 outcome[job.id] = self._handle_failure(job, exc)
             return outcome[batch[0].id]
         seconds = (time.perf_counter() - started) / max(len(inputs), 1)
-        for (job, lightness), ab in zip(inputs, abs_, strict=True):
-            outcome[job.id] = self._finish(job, compose(lightness, ab), seconds)
+        for (job, decoded, lightness), ab in zip(inputs, abs_, strict=True):
+            outcome[job.id] = self._finish(job, compose(lightness, ab), seconds, decoded)
         log.info("batched %d %s jobs", len(inputs), batch[0].method)
         return outcome[batch[0].id]
 
@@ -195,7 +201,7 @@ class Runner:
         except registry.Unavailable as exc:
             raise PermanentError(str(exc)) from None
 
-    def _load_inputs(self, job: Claimed) -> tuple[Any, Any]:
+    def _load_inputs(self, job: Claimed) -> tuple[DecodedImage, np.ndarray | None]:
         with session_scope() as s:
             ids = [job.input_image_id] + ([job.reference_image_id] if job.reference_image_id else [])
             images = {
@@ -209,10 +215,10 @@ class Runner:
                 reference = decode(images[job.reference_image_id], max_pixels=self.settings.max_pixels).rgb
         except ImageError as exc:
             raise PermanentError(f"the stored image cannot be decoded: {exc.detail}") from None
-        return decoded.lightness(), reference
+        return decoded, reference
 
     # -- outcomes ---------------------------------------------------------------------------------------
-    def _finish(self, job: Claimed, rgb: Any, seconds: float) -> str:
+    def _finish(self, job: Claimed, rgb: np.ndarray, seconds: float, source: DecodedImage) -> str:
         png = encode_png(rgb)
         with session_scope() as s:
             result = jobsvc.store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
@@ -232,7 +238,18 @@ class Runner:
             if res.rowcount != 1:  # cancelled (or taken over) meanwhile: keep nothing
                 s.rollback()
                 return "cancelled"
+        if source.is_color:
+            self._record_metrics(job.id, rgb, source.rgb)
         return "done"
+
+    def _record_metrics(self, job_id: str, rgb: np.ndarray, truth: np.ndarray) -> None:
+        """Quality against the colour original, after the result is committed (never delays or fails it)."""
+        try:
+            values = job_metrics(rgb, truth)
+            with session_scope() as s:
+                s.execute(update(Job).where(Job.id == job_id).values(metrics=values))
+        except Exception:
+            log.exception("job %s: metrics against the ground truth failed", job_id)
 
     def _fail(self, job: Claimed, reason: str) -> None:
         with session_scope() as s:

@@ -211,7 +211,9 @@ def job_result(job_id: str, session: SessionDep) -> Response:
     job = _get_job(session, job_id)
     if job.result_image_id is None:
         raise HTTPException(404, f"no result yet: the job is {job.status}")
-    return _png(_image_bytes(session, job.result_image_id).data)
+    response = _png(_image_bytes(session, job.result_image_id).data)
+    response.headers["Content-Disposition"] = f'inline; filename="colorlab-{job.method}-{job.id[:8]}.png"'
+    return response
 
 
 @router.get(

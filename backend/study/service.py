@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -210,6 +210,53 @@ def assign(
     return rows
 
 
+# The hot path's statements, built once (SQL construction costs more CPU than the database round trip here).
+_NO_SYNC = {"synchronize_session": False}
+_TRIALS_OF = (
+    select(
+        Trial.id,
+        Trial.part,
+        Trial.position,
+        Trial.is_attention,
+        Trial.expected,
+        Trial.shown_at,
+        Trial.answered_at,
+    )
+    .where(Trial.participant_id == bindparam("pid"))
+    .order_by(Trial.part, Trial.position)
+)
+_MARK_SHOWN = (
+    update(Trial)
+    .where(Trial.id == bindparam("tid"), Trial.shown_at.is_(None))
+    .values(shown_at=bindparam("now"))
+    .execution_options(**_NO_SYNC)
+)
+_STORE_ANSWER = (
+    update(Trial)
+    .where(Trial.id == bindparam("tid"), Trial.answered_at.is_(None))
+    .values(
+        answered_at=bindparam("now"),
+        shown_at=func.coalesce(Trial.shown_at, bindparam("now")),
+        response=bindparam("p_response"),
+        rating=bindparam("p_rating"),
+        response_ms=bindparam("p_ms"),
+    )
+    .execution_options(**_NO_SYNC)
+)
+_COMPLETE = (
+    update(Participant)
+    .where(Participant.id == bindparam("pid"), Participant.completed_at.is_(None))
+    .values(completed_at=bindparam("now"))
+    .execution_options(**_NO_SYNC)
+)
+_BEGIN = (
+    update(Participant)
+    .where(Participant.id == bindparam("pid"), Participant.started_at.is_(None))
+    .values(started_at=bindparam("now"))
+    .execution_options(**_NO_SYNC)
+)
+
+
 @dataclass(slots=True)
 class TrialView:
     """The columns of a trial that the participant flow needs (plain data: cheaper than ORM objects)."""
@@ -224,30 +271,13 @@ class TrialView:
 
 
 def trials_of(session: Session, participant: Participant) -> list[TrialView]:
-    rows = session.execute(
-        select(
-            Trial.id,
-            Trial.part,
-            Trial.position,
-            Trial.is_attention,
-            Trial.expected,
-            Trial.shown_at,
-            Trial.answered_at,
-        )
-        .where(Trial.participant_id == participant.id)
-        .order_by(Trial.part, Trial.position)
-    )
-    return [TrialView(*row) for row in rows]
+    return [TrialView(*row) for row in session.execute(_TRIALS_OF, {"pid": participant.id})]
 
 
 def begin(session: Session, participant: Participant) -> None:
     """Instructions read: the trials start."""
     if participant.started_at is None:
-        session.execute(
-            update(Participant)
-            .where(Participant.id == participant.id, Participant.started_at.is_(None))
-            .values(started_at=utcnow())
-        )
+        session.execute(_BEGIN, {"pid": participant.id, "now": utcnow()})
         session.commit()
         # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
         set_committed_value(participant, "started_at", participant.started_at or utcnow())
@@ -260,9 +290,7 @@ def current(trials: list[TrialView]) -> TrialView | None:
 def mark_shown(session: Session, trial: TrialView) -> None:
     if trial.shown_at is None:
         now = utcnow()
-        session.execute(
-            update(Trial).where(Trial.id == trial.id, Trial.shown_at.is_(None)).values(shown_at=now)
-        )
+        session.execute(_MARK_SHOWN, {"tid": trial.id, "now": now})
         trial.shown_at = now
 
 
@@ -330,35 +358,29 @@ def answer(
         raise StudyError(409, "read the instructions first")
     if current(trials) is not trial:
         raise StudyError(409, "answer the image on your screen first")
-    values: dict[str, Any] = {}
-    if trial.part == 1:
-        if given.response not in RESPONSES or given.rating is not None:
-            raise StudyError(422, 'part 1 answers are `response`: "real" or "fake"')
-        values["response"] = given.response
-    else:
-        if given.rating not in RATING_LABELS or given.response is not None:
-            raise StudyError(422, "part 2 answers are `rating`: 1, 2, 3 or 4 stars")
-        values["rating"] = given.rating
-    if given.response_ms is not None:
-        if not 0 <= given.response_ms <= MAX_RESPONSE_MS:
-            raise StudyError(422, f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
-        values["response_ms"] = given.response_ms
+    if trial.part == 1 and (given.response not in RESPONSES or given.rating is not None):
+        raise StudyError(422, 'part 1 answers are `response`: "real" or "fake"')
+    if trial.part == 2 and (given.rating not in RATING_LABELS or given.response is not None):
+        raise StudyError(422, "part 2 answers are `rating`: 1, 2, 3 or 4 stars")
+    if given.response_ms is not None and not 0 <= given.response_ms <= MAX_RESPONSE_MS:
+        raise StudyError(422, f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
     now = utcnow()
     stored = session.execute(
-        update(Trial)
-        .where(Trial.id == trial.id, Trial.answered_at.is_(None))
-        .values(answered_at=now, shown_at=func.coalesce(Trial.shown_at, now), **values)
+        _STORE_ANSWER,
+        {
+            "tid": trial.id,
+            "now": now,
+            "p_response": given.response,
+            "p_rating": given.rating,
+            "p_ms": given.response_ms,
+        },
     )
     if stored.rowcount == 0:  # the same answer raced in from another request
         session.rollback()
         return state(session, study, participant), True
     trial.answered_at = now
     if current(trials) is None:
-        session.execute(
-            update(Participant)
-            .where(Participant.id == participant.id, Participant.completed_at.is_(None))
-            .values(completed_at=now)
-        )
+        session.execute(_COMPLETE, {"pid": participant.id, "now": now})
         set_committed_value(participant, "completed_at", now)
     out = state(session, study, participant, trials)
     session.commit()

@@ -211,3 +211,22 @@ def test_uploads_are_rate_limited_per_client(client, monkeypatch) -> None:  # ty
     r = submit(client)
     assert r.status_code == 429 and "per minute" in r.json()["detail"] and r.headers["retry-after"]
     assert counts() == before
+
+
+def test_compare_queues_every_available_method(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")})
+    assert r.status_code == 202, r.text
+    body = r.json()
+    methods = {m["name"]: m for m in client.get("/methods").json()}
+    expected = {n for n, m in methods.items() if m["available"] and not m["needs_reference"]}
+    group = client.get(body["status_url"]).json()
+    assert {j["method"] for j in group["jobs"]} == expected and len(body["jobs"]) == len(expected)
+    assert group["has_ground_truth"] and not group["finished"]
+    assert all(j["group_id"] == body["id"] and j["status"] == "queued" for j in group["jobs"])
+    before = counts()
+    assert client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")},
+                       data={"methods": "cnn,nope"}).status_code == 422
+    assert client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")},
+                       data={"methods": "exemplar"}).status_code in (409, 422)
+    assert counts() == before
+    assert client.get("/compare/nope").status_code == 404

@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 from backend import migrate as mig
 from backend.db import get_engine
 from backend.models import Base
+from backend.study import models as _study_models  # noqa: F401  (its tables join Base.metadata)
 
 
 def test_upgrade_downgrade_upgrade(database: str) -> None:

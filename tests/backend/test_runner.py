@@ -80,6 +80,12 @@ def test_feed_forward_job_keeps_the_photo_l(runner: Runner) -> None:
     assert diff.mean() < 0.5 and diff.max() < 3
     chroma = np.hypot(*np.moveaxis(lab.rgb_to_lab(out)[..., 1:], -1, 0))
     assert chroma.mean() > 3
+    # The upload was a colour photo: the job carries its quality against it.
+    m = job.metrics
+    assert 0 <= m["eq9_accuracy"] <= 1 and 0.5 < m["auc"] <= 1 and 10 < m["psnr"] < 60 and 0 < m["ssim"] <= 1
+    assert m["colourfulness"] > 0 and m["colourfulness_gap"] == pytest.approx(
+        m["colourfulness"] - m["colourfulness_truth"], abs=1e-2
+    )
     # A duplicate message for a finished job is skipped and changes nothing.
     assert runner.run(job_id) == "skipped"
     assert get(job_id).attempts == 1

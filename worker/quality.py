@@ -1,0 +1,28 @@
+"""Quality of one finished job against its ground truth (the upload, when it was a colour photo).
+
+Pure numpy, via :mod:`worker.colorizers.metrics`: the report's eq. 9 accuracy, Zhang's raw-accuracy AuC,
+PSNR, SSIM, colourfulness and its gap to the truth. Stored on the job and shown by the compare view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worker.colorizers import lab, metrics
+
+
+def job_metrics(result_rgb: np.ndarray, truth_rgb: np.ndarray) -> dict[str, float | None]:
+    if result_rgb.shape != truth_rgb.shape:
+        raise ValueError(f"result {result_rgb.shape} and truth {truth_rgb.shape} differ in size")
+    pred_ab = lab.rgb_to_lab(result_rgb)[..., 1:]
+    true_ab = lab.rgb_to_lab(truth_rgb)[..., 1:]
+    psnr = metrics.psnr(result_rgb, truth_rgb)
+    return {
+        "eq9_accuracy": round(metrics.eq9_accuracy(pred_ab, true_ab), 5),
+        "auc": round(metrics.raw_accuracy_auc(pred_ab, true_ab), 5),
+        "psnr": round(psnr, 3) if np.isfinite(psnr) else None,  # None: identical images (infinite PSNR)
+        "ssim": round(metrics.ssim(result_rgb, truth_rgb), 5),
+        "colourfulness": round(metrics.colourfulness(result_rgb), 3),
+        "colourfulness_truth": round(metrics.colourfulness(truth_rgb), 3),
+        "colourfulness_gap": round(metrics.colourfulness_gap(result_rgb, truth_rgb), 3),
+    }
