@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 FIGURES = ROOT / "benchmarks" / "results"
+NOTES = FIGURES / "eval-notes.md"  # hand-written reading of the tables, included in the section when present
 BEGIN = "<!-- evaluation:begin (written by benchmarks/bench_quality.py) -->"
 END = "<!-- evaluation:end -->"
 SETS = {
@@ -123,6 +124,14 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
         "photo per class).",
         "",
     ]
+    weights = []
+    for name in methods:
+        card = ROOT / "worker" / "colorizers" / "weights" / f"{name}.md"
+        fingerprint = next(iter(results.values())).weights.get(name, "") if results else ""
+        link = f" (model card: `worker/colorizers/weights/{name}.md`)" if card.is_file() else ""
+        weights.append(f"`{name}`: {fingerprint or 'n/a'}{link}")
+    if weights:
+        lines += ["Weights evaluated (file: sha256 prefix): " + "; ".join(weights) + ".", ""]
     if missing:
         absent = "; ".join(f"`{k}`: {v}" for k, v in missing.items())
         lines += [f"Not evaluated (weights absent): {absent}", ""]
@@ -142,6 +151,8 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
                   f"([SVG](results/eval-{name}-curves.svg)); "
                   f"contact sheet (gray | each method | truth): [results/eval-{name}-contact.png]"
                   f"(results/eval-{name}-contact.png)", ""]
+    if NOTES.is_file():
+        lines += [NOTES.read_text(encoding="utf-8").strip(), ""]
     lines.append(END)
     return "\n".join(lines) + "\n"
 

@@ -158,7 +158,7 @@ def colorize(
         else:
             results = [colorize_lightness(colorizer, planes[0], reference=ref_rgb, params=params)]
         for path, rgb in zip(chunk, results, strict=True):
-            Image.fromarray(rgb).save(names[path])
+            Image.fromarray(rgb).save(names[path], format="PNG", compress_level=3)
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)

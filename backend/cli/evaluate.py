@@ -16,7 +16,7 @@ def _device(name: str) -> str:
 
 
 @click.command("evaluate")
-@click.option("--methods", default="", show_default=True,
+@click.option("--methods", default="",
               help="Comma-separated method names (e.g. cnn,fusion,gan); the gray baseline is always added.")
 @click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
               help="A folder of photos, or a zip file (its test/ entries, e.g. ../shared/data/cifar10.zip).")
@@ -28,7 +28,8 @@ def _device(name: str) -> str:
               help="Evaluate N photos spread evenly over the data set.")
 @click.option("--split", type=click.Choice(["val", "all"]), default="all", show_default=True,
               help="val: only the held-out validation photos of the training split (folders).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Photos per forward pass of the feed-forward methods and of the classifier.")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
               help="ε of the report's eq. 9 accuracy (ab scaled to [-1, 1]).")
 @click.option("--samples", type=click.IntRange(min=0), default=8, show_default=True,

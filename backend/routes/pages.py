@@ -1,7 +1,8 @@
 """HTML pages (Jinja2). The templates and their JS/CSS live in frontend/.
 
-The pages are thin: the upload page reads ``GET /methods`` and ``GET /references`` from the browser and the
-job page polls ``GET /jobs/{id}``; only the history is rendered on the server.
+The pages are thin: the upload page reads ``GET /methods`` and ``GET /references`` from the browser, the
+job page polls ``GET /jobs/{id}`` and the compare view polls ``GET /compare/{id}``; only the history is
+rendered on the server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from backend import catalogue, jobs
 from backend.config import get_settings
 from backend.db import get_session
 from backend.models import Job, is_valid_id
+from backend.routes.compare import comparison
 from backend.web import client_of
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "frontend" / "templates")
@@ -71,6 +73,26 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
     status_label = STATUS_LABELS.get(job.status)
     context = {"job_id": job.id, "job": catalogue.job_dict(job), "status_label": status_label}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request) -> HTMLResponse:
+    limit = get_settings().max_upload_bytes
+    context = {"nav": "compare", "max_upload_bytes": limit, "max_upload_label": f"{limit / 1e6:g} MB"}
+    return TEMPLATES.TemplateResponse(request, "compare.html", context)
+
+
+@router.get("/compare/{group_id}/view", response_class=HTMLResponse)
+def compare_view_page(group_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    found = comparison(session, group_id)
+    if found is None:
+        return not_found(
+            request,
+            "There is no comparison with this id. Comparison links are private and long: "
+            "check that the whole link was copied.",
+        )
+    context = {"nav": "compare", "group_id": group_id, "comparison": found}
+    return TEMPLATES.TemplateResponse(request, "compare_view.html", context)
 
 
 @router.get("/history", response_class=HTMLResponse)

@@ -193,3 +193,14 @@ def test_ssim_matches_a_direct_window_sum() -> None:
             cxy = (w * (px - mx) * (py - my)).sum()
             values.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     assert metrics.ssim_channel(x, y) == pytest.approx(np.mean(values), rel=1e-9)
+
+
+def test_compare_rgb_identical_and_gray() -> None:
+    img = _rgb()
+    values, curve = metrics.compare_rgb(img, img)
+    assert values["eq9_acc"] == 1.0 and values["auc"] == 1.0 and values["psnr"] == math.inf
+    assert values["ssim"] == pytest.approx(1.0) and values["dcf"] == 0.0 and np.all(curve == 1.0)
+    gray = np.repeat(img[..., :1], 3, axis=-1)
+    values, _ = metrics.compare_rgb(gray, img)
+    assert values["colourfulness"] == 0.0 and values["dcf"] == -values["cf_truth"] < 0
+    assert 0.0 <= values["eq9_acc"] < 1.0 and 0.0 < values["auc"] < 1.0

@@ -80,6 +80,7 @@ class EvalResult:
     skipped_grayscale: list[str] = field(default_factory=list)
     skipped_reference: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)  # method -> weights fingerprint
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -210,20 +211,7 @@ def score(
     pred_rgb: np.ndarray, true_rgb: np.ndarray, true_ab: np.ndarray, eps: float
 ) -> tuple[dict[str, float], np.ndarray]:
     """Metrics of one delivered image against the truth, and its raw accuracy curve."""
-    pred_ab = labmod.rgb_to_lab(pred_rgb)[..., 1:]
-    raw = metrics.raw_accuracy(pred_ab, true_ab)
-    cf_pred, cf_true = metrics.colourfulness(pred_rgb), metrics.colourfulness(true_rgb)
-    values = {
-        "eq9_acc": metrics.eq9_accuracy(pred_ab, true_ab, eps),
-        "auc": raw.auc,
-        "psnr": metrics.psnr(pred_rgb, true_rgb),
-        "ssim": metrics.ssim(pred_rgb, true_rgb),
-        "colourfulness": cf_pred,
-        "cf_truth": cf_true,
-        "dcf": cf_pred - cf_true,
-        "abs_dcf": abs(cf_pred - cf_true),
-    }
-    return values, raw.curve
+    return metrics.compare_rgb(pred_rgb, true_rgb, eps=eps, true_ab=true_ab)
 
 
 def _fmt(v: Any) -> str:
@@ -308,8 +296,11 @@ def weights_fingerprint(method: str, weights_dir: Path) -> str:
     return "+".join(f"{p.name}:{sha256_file(p)[:16]}" for p in paths if p.is_file())  # some need only one
 
 
-def _check_run_file(out: Path, config: EvalConfig, methods: Sequence[str]) -> set[str]:
-    """Refuse to mix data sets or ε in one output folder; return the methods whose weights changed."""
+def _check_run_file(out: Path, config: EvalConfig, methods: Sequence[str]) -> tuple[set[str], dict[str, str]]:
+    """Refuse to mix data sets or ε in one output folder.
+
+    Returns the methods whose weights changed since the last run, and every method's weights fingerprint.
+    """
     path = out / "run.json"
     identity = {"data": str(Path(config.data).resolve()), "eps": config.eps}
     previous: dict[str, Any] = {}
@@ -320,14 +311,15 @@ def _check_run_file(out: Path, config: EvalConfig, methods: Sequence[str]) -> se
             raise EvaluationError(f"{out} holds results of another evaluation ({old}); choose another --out")
     weights = dict(previous.get("weights", {}))
     changed = set()
+    current = {}
     for method in methods:
-        fingerprint = weights_fingerprint(method, config.weights_dir)
+        current[method] = fingerprint = weights_fingerprint(method, config.weights_dir)
         if method in weights and weights[method] != fingerprint:
             changed.add(method)
         weights[method] = fingerprint
     record = identity | {"weights": weights, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return changed
+    return changed, current
 
 
 def _sample_path(out: Path, method: str, key: str) -> Path:
@@ -354,7 +346,7 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
                             config.weights_dir, config.device, config.params)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    changed = _check_run_file(out, config, [m.name for m in methods[1:]])
+    changed, fingerprints = _check_run_file(out, config, [m.name for m in methods[1:]])
     store = RowStore(out)
     if changed:
         log(f"weights changed since the last run for {', '.join(sorted(changed))}: their rows are recomputed")
@@ -371,7 +363,7 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
         def classify(images: list[np.ndarray]) -> np.ndarray:
             return classifier.predict(images, device=config.device, batch_size=config.batch_size)
 
-    result = EvalResult(out=out, summaries=[], evaluated=0)
+    result = EvalResult(out=out, summaries=[], evaluated=0, weights=fingerprints)
     # contact-sheet photos: spread over the data set (a grayscale one is dropped when it is read)
     sample_keys = [p.key for p in spread(photos, config.samples)]
     names = [m.name for m in methods]

@@ -9,6 +9,8 @@ RGB arrays are (H, W, 3) uint8 (or float on the same 0-255 scale). Every functio
   the share of pixels whose L2 ab error is within t, for t = 0…150, and the normalised area under it.
 - :func:`psnr`, :func:`ssim` - on RGB, peak 255; SSIM after Wang et al. 2004 (Gaussian window 11, σ 1.5).
 - :func:`colourfulness`, :func:`colourfulness_gap` - Hasler & Süsstrunk 2003, and ΔCF against the truth.
+- :func:`compare_rgb` - all of the above for one colorized RGB photo against the real one (what the
+  evaluation runner and a compare view need).
 
 Semantic interpretability (top-1 of an ImageNet classifier on the colorized photos) needs torch and lives
 in :mod:`worker.colorizers.classifier`; :func:`top1_accuracy` here only scores its predictions.
@@ -214,6 +216,36 @@ def colourfulness_gap(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:
     Averages of this signed gap can hide errors of both signs, so the evaluation also reports |ΔCF|.
     """
     return colourfulness(pred_rgb) - colourfulness(true_rgb)
+
+
+# ------------------------------------------------------------------------------------ all at once
+def compare_rgb(
+    pred_rgb: np.ndarray, true_rgb: np.ndarray, *, eps: float = EQ9_EPSILON, true_ab: np.ndarray | None = None
+) -> tuple[dict[str, float], np.ndarray]:
+    """Every per-image metric of a colorized RGB photo against the real one, and its raw accuracy curve.
+
+    The ab metrics compare the two images' Lab ab (sRGB D65, ``worker.colorizers.lab``), so what is scored is
+    the delivered 8-bit image. Keys: eq9_acc, auc, psnr, ssim, colourfulness, cf_truth, dcf, abs_dcf.
+    ``true_ab`` may be passed when already computed.
+    """
+    from worker.colorizers.lab import rgb_to_lab
+
+    pred_ab = rgb_to_lab(pred_rgb)[..., 1:]
+    if true_ab is None:
+        true_ab = rgb_to_lab(true_rgb)[..., 1:]
+    raw = raw_accuracy(pred_ab, true_ab)
+    cf_pred, cf_true = colourfulness(pred_rgb), colourfulness(true_rgb)
+    values = {
+        "eq9_acc": eq9_accuracy(pred_ab, true_ab, eps),
+        "auc": raw.auc,
+        "psnr": psnr(pred_rgb, true_rgb),
+        "ssim": ssim(pred_rgb, true_rgb),
+        "colourfulness": cf_pred,
+        "cf_truth": cf_true,
+        "dcf": cf_pred - cf_true,
+        "abs_dcf": abs(cf_pred - cf_true),
+    }
+    return values, raw.curve
 
 
 # -------------------------------------------------------------------------- semantic interpretability

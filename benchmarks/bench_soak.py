@@ -1,0 +1,262 @@
+"""Soak: minutes of steady mixed load against a real stack (PostgreSQL + Redis, `colorlab serve` and
+`colorlab worker` on loopback), reporting errors, latency percentiles and the RSS of the web and worker
+processes over time (issue 7 §4).
+
+Load, at a steady rate: uploads of real photos (`cnn`, colorized by the worker), status polls of recent jobs,
+result downloads, and study participants arriving and answering (part 1 and part 2) with think times.
+
+    .venv/bin/python benchmarks/bench_soak.py                 # 10 minutes
+    .venv/bin/python benchmarks/bench_soak.py --minutes 1     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import secrets
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+PHOTOS = sorted((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("*.jpg"))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn/celery pool processes), in MB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, list[str]] = defaultdict(list)
+
+    async def call(self, http: httpx.AsyncClient, kind: str, method: str, path: str, ok=(200,), **kw):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            r = await http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            self.errors[kind].append(repr(exc))
+            return None
+        self.latency[kind].append((time.perf_counter() - t0) * 1000)
+        if r.status_code not in ok:
+            self.errors[kind].append(f"{r.status_code} {r.text[:120]}")
+            return None
+        return r
+
+
+async def uploads(
+    http: httpx.AsyncClient, stats: Stats, until: float, rate: float, recent: list[str]
+) -> None:
+    rng = random.Random(1)
+    while time.monotonic() < until:
+        photo = rng.choice(PHOTOS[:50])
+        r = await stats.call(
+            http,
+            "upload",
+            "POST",
+            "/colorize",
+            ok=(202,),
+            files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+            data={"method": "cnn"},
+        )
+        if r is not None:
+            recent.append(r.json()["id"])
+            del recent[:-50]
+        await asyncio.sleep(1 / rate)
+
+
+async def polls(http: httpx.AsyncClient, stats: Stats, until: float, rate: float, recent: list[str]) -> None:
+    rng = random.Random(2)
+    while time.monotonic() < until:
+        if recent:
+            job_id = rng.choice(recent)
+            r = await stats.call(http, "poll", "GET", f"/jobs/{job_id}")
+            if r is not None and r.json()["status"] == "done" and rng.random() < 0.2:
+                await stats.call(http, "result", "GET", f"/jobs/{job_id}/result.png")
+        await asyncio.sleep(1 / rate)
+
+
+async def participants(base: str, slug: str, stats: Stats, until: float, every: float) -> None:
+    from bench_study_load import participant
+
+    rng = random.Random(3)
+    tasks = []
+    index = 0
+    while time.monotonic() < until:
+        answer_ms: list[float] = []
+        other_ms: list[float] = []
+        errors: list[str] = []
+        tasks.append(
+            (
+                asyncio.create_task(
+                    participant(base, slug, index, (0.5, 2.0), rng, answer_ms, other_ms, errors)
+                ),
+                answer_ms,
+                errors,
+            )
+        )
+        index += 1
+        await asyncio.sleep(every)
+    for task, answer_ms, errors in tasks:
+        await task
+        stats.latency["study answer"] += answer_ms
+        stats.errors["study answer"] += errors
+
+
+async def sample_memory(pids: dict[str, int], until: float, every: float, timeline: list) -> None:  # type: ignore[type-arg]
+    start = time.monotonic()
+    while time.monotonic() < until:
+        timeline.append((time.monotonic() - start, {name: rss_mb(pid) for name, pid in pids.items()}))
+        await asyncio.sleep(every)
+
+
+async def soak(base: str, slug: str, minutes: float, pids: dict[str, int], args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    stats = Stats()
+    timeline: list = []  # type: ignore[type-arg]
+    recent: list[str] = []
+    until = time.monotonic() + minutes * 60
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await asyncio.gather(
+            uploads(http, stats, until, args.upload_rate, recent),
+            polls(http, stats, until, args.poll_rate, recent),
+            participants(base, slug, stats, until, args.participant_every),
+            sample_memory(pids, until + 1, max(minutes * 60 / 20, 2), timeline),
+        )
+    return stats, timeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--upload-rate", type=float, default=1.0, help="uploads per second")
+    parser.add_argument("--poll-rate", type=float, default=5.0, help="status polls per second")
+    parser.add_argument(
+        "--participant-every", type=float, default=6.0, help="seconds between new participants"
+    )
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+
+    import redis
+
+    dbname = f"colorlab_soak_{secrets.token_hex(3)}"
+    admin = sa.create_engine(f"{args.pg}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+    port = 19000 + secrets.randbelow(1000)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{args.pg}/{dbname}",
+        "CELERY_BROKER_URL": args.redis,
+        "PORT": str(port),
+        "COLORIZE_RATE": "100000",
+        "STUDY_ANSWER_RATE": "100000",
+        "TORCH_THREADS": "1",
+        "WEIGHTS_DIR": str(Path(os.environ.get("WEIGHTS_DIR", ROOT / "var" / "weights")).resolve()),
+    }
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
+    redis.Redis.from_url(args.redis).flushdb()
+    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, check=True, cwd=ROOT)
+    from bench_study_load import build_study
+
+    slug = build_study(10, ["cnn"], (5, 5), True)
+    procs = {
+        "web": subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--workers", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        "worker": subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    }
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        time.sleep(5)  # let the worker come up
+        stats, timeline = asyncio.run(
+            soak(base, slug, args.minutes, {k: p.pid for k, p in procs.items()}, args)
+        )
+        engine = sa.create_engine(f"{args.pg}/{dbname}")
+        with engine.connect() as c:
+            done = c.execute(sa.text("select status, count(*) from jobs group by status")).all()
+        engine.dispose()
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        redis.Redis.from_url(args.redis).flushdb()
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} cores; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{args.minutes:g} min; uploads {args.upload_rate}/s, polls {args.poll_rate}/s, "
+        f"a participant every {args.participant_every:g} s"
+    )
+    print(f"{'request':<14}{'count':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind in ("upload", "poll", "result", "study answer"):
+        lat = stats.latency[kind]
+        print(
+            f"{kind:<14}{len(lat):>7}{len(stats.errors[kind]):>8}{pct(lat, 50):>9.1f}{pct(lat, 95):>9.1f}"
+            f"{pct(lat, 99):>9.1f}{(max(lat) if lat else float('nan')):>9.1f}"
+        )
+    for kind, errs in stats.errors.items():
+        if errs:
+            print(f"  {kind} errors (first 3): {errs[:3]}")
+    print("jobs by status at the end:", dict(done))
+    print("RSS over time (MB):")
+    for t, values in timeline:
+        print(f"  t={t:6.0f}s  " + "  ".join(f"{k} {v:7.1f}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()

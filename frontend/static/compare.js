@@ -1,0 +1,579 @@
+// Compare pages. The form (/compare): a photo, the methods that will run (GET /methods; every available one
+// ticked), an optional colour reference that brings in the exemplar method, and POST /compare with inline
+// errors. The view (/compare/{id}/view): polls GET /compare/{id} every second, fills one card per method as
+// results arrive, a metrics table (best value per column highlighted) and an enlarge dialog with a slider.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === false || value == null) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) if (child != null) node.append(child);
+    return node;
+  };
+
+  function formatBytes(n) {
+    if (n < 1000) return n + " B";
+    if (n < 1e6) return (n / 1e3).toFixed(0) + " KB";
+    return (n / 1e6).toFixed(1) + " MB";
+  }
+
+  function showError(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function detailMessages(body, status) {
+    const detail = body && body.detail;
+    if (typeof detail === "string") return [detail.charAt(0).toUpperCase() + detail.slice(1)];
+    if (Array.isArray(detail)) {
+      return detail.map((d) => {
+        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(" › ") : "";
+        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
+      });
+    }
+    if (status === 413) return ["The file is too large for this server."];
+    if (status === 429) return ["Too many uploads in a minute: wait a little and try again."];
+    return [`The server answered ${status}. Please try again.`];
+  }
+
+  // Text with `command` spans shown as <code>.
+  function withCode(text) {
+    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
+  }
+
+  const form = $("compare-form");
+  if (form) setupForm(form);
+  const root = $("comparison");
+  if (root) setupView(root);
+
+  // =========================================================================================== the form
+  function setupForm(form) {
+    const files = { image: null, reference: null };
+    let methods = [];
+
+    function setupDropzone(zone) {
+      const input = $(zone.dataset.input);
+      const preview = zone.querySelector(".dropzone-preview");
+      const img = preview.querySelector("img");
+      const key = input.name;
+      const errorNode = $(key + "-error");
+      let objectUrl = null;
+
+      function setFile(file) {
+        if (objectUrl) URL.revokeObjectURL(objectUrl);
+        objectUrl = null;
+        files[key] = file || null;
+        zone.classList.toggle("has-file", Boolean(file));
+        preview.hidden = !file;
+        if (file) {
+          objectUrl = URL.createObjectURL(file);
+          preview.classList.remove("no-preview");
+          img.src = objectUrl;
+          preview.querySelector(".file-name").textContent = file.name || "pasted image";
+          preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
+        } else {
+          input.value = "";
+        }
+        zone.dispatchEvent(new CustomEvent("filechange", { bubbles: true, detail: { key, file } }));
+      }
+
+      function accept(file) {
+        if (file && file.type && !file.type.startsWith("image/")) {
+          showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
+          return;
+        }
+        const maxBytes = Number(form.dataset.maxBytes);
+        if (file && maxBytes && file.size > maxBytes) {
+          showError(errorNode, `“${file.name}” is ${formatBytes(file.size)}: larger than the ${form.dataset.maxLabel} limit.`);
+          return;
+        }
+        showError(errorNode, "");
+        showFormError(null);
+        setFile(file);
+      }
+
+      img.addEventListener("error", () => { if (files[key]) preview.classList.add("no-preview"); });
+      input.addEventListener("change", () => accept(input.files[0]));
+      preview.querySelector(".change-file").addEventListener("click", () => input.click());
+      const remove = preview.querySelector(".remove-file");
+      if (remove) remove.addEventListener("click", () => { setFile(null); input.focus(); });
+      ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+        event.preventDefault();
+        zone.classList.add("is-dragover");
+      }));
+      ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, (event) => {
+        if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
+      }));
+      zone.addEventListener("drop", (event) => {
+        event.preventDefault();
+        zone.classList.remove("is-dragover");
+        const file = event.dataTransfer && event.dataTransfer.files[0];
+        if (!file) return;
+        try { input.files = event.dataTransfer.files; } catch (_) { /* kept in `files` only */ }
+        accept(file);
+      });
+      return accept;
+    }
+
+    const acceptInto = {};
+    form.querySelectorAll(".dropzone").forEach((zone) => { acceptInto[zone.dataset.input] = setupDropzone(zone); });
+    document.addEventListener("paste", (event) => {
+      const file = [...((event.clipboardData && event.clipboardData.files) || [])].find((f) => f.type.startsWith("image/"));
+      if (file) acceptInto.image(file);
+    });
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+
+    // ---- Methods: checkboxes, every available one ticked (a reference-based one once a reference is added)
+    function methodCard(method) {
+      const available = method.available !== false;
+      const id = "method-" + method.name;
+      const input = el("input", {
+        type: "checkbox", name: "methods", value: method.name, id,
+        disabled: !available, "aria-describedby": id + "-desc",
+      });
+      input.checked = available && !method.needs_reference;
+      const tags = el("span", { class: "method-tags" });
+      if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
+      if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "iterative · slow" }));
+      if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
+      if (!available) tags.append(el("span", { class: "tag", text: "unavailable" }));
+      return el("label", { class: "method-card cmp-method-card" + (available ? "" : " is-disabled"), "data-method": method.name },
+        input,
+        el("span", { class: "method-top" },
+          el("span", { class: "method-title", text: method.title || method.name }),
+          el("span", { class: "cmp-check", "aria-hidden": "true" })),
+        el("span", { class: "method-desc", id: id + "-desc", text: method.description || "" }),
+        available ? null : el("span", { class: "method-reason" }, ...withCode("Unavailable: " + (method.unavailable_reason || "not installed"))),
+        tags.childElementCount ? tags : null);
+    }
+
+    function chosen() {
+      return [...form.querySelectorAll('input[name="methods"]:checked')].map((box) => box.value);
+    }
+
+    function needsReference(names) {
+      return methods.some((m) => m.needs_reference && names.includes(m.name));
+    }
+
+    function updateCount() {
+      const names = chosen();
+      const n = names.length;
+      $("method-count").textContent = methods.length ? `${n} of ${methods.filter((m) => m.available !== false).length} available selected` : "";
+      if (!$("submit").disabled) $("submit").querySelector(".label").textContent = n > 1 ? `Compare ${n} methods` : n === 1 ? "Run 1 method" : "Compare";
+    }
+
+    async function loadMethods() {
+      const list = $("method-list");
+      try {
+        const response = await fetch("/methods", { headers: { Accept: "application/json" } });
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        methods = await response.json();
+      } catch (err) {
+        list.replaceChildren(el("p", { class: "field-error", text: "Could not load the methods (" + err.message + "). Reload the page to try again." }));
+        list.removeAttribute("aria-busy");
+        return;
+      }
+      const ordered = [...methods].sort((a, b) => (b.available !== false) - (a.available !== false));
+      list.replaceChildren(...ordered.map(methodCard));
+      list.removeAttribute("aria-busy");
+      const usable = methods.filter((m) => m.available !== false);
+      // The reference step only matters when a reference-based method can run here.
+      $("reference-section").hidden = !usable.some((m) => m.needs_reference);
+      if (!usable.length) showError($("method-error"), "No method is available on this server yet: see each method's reason above.");
+      updateCount();
+    }
+
+    $("method-list").addEventListener("change", () => {
+      showError($("method-error"), "");
+      showError($("reference-error"), "");
+      updateCount();
+    });
+
+    // Adding a reference ticks the methods that use one; removing it unticks them.
+    form.addEventListener("filechange", (event) => {
+      if (event.detail.key !== "reference") return;
+      for (const m of methods) {
+        if (!m.needs_reference || m.available === false) continue;
+        $("method-" + m.name).checked = Boolean(event.detail.file);
+      }
+      showError($("reference-error"), "");
+      updateCount();
+    });
+
+    function showFormError(messages) {
+      const box = $("form-error");
+      box.replaceChildren();
+      if (!messages || !messages.length) { box.hidden = true; return; }
+      if (messages.length === 1) box.textContent = messages[0];
+      else box.append(el("span", { text: "Please fix the following:" }), el("ul", {}, ...messages.map((m) => el("li", { text: m }))));
+      box.hidden = false;
+      box.focus();
+    }
+
+    function setBusy(busy) {
+      const button = $("submit");
+      button.disabled = busy;
+      button.querySelector(".spinner").hidden = !busy;
+      form.setAttribute("aria-busy", busy ? "true" : "false");
+      if (busy) button.querySelector(".label").textContent = "Uploading…";
+      else updateCount();
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      showFormError(null);
+      const names = chosen();
+      let invalid = null;
+      if (!files.image) {
+        showError($("image-error"), "Choose a photo to compare the methods on: drop it on the box above or use the file picker.");
+        invalid = invalid || $("image");
+      }
+      if (methods.length && !names.length) {
+        showError($("method-error"), "Tick at least one method.");
+        invalid = invalid || $("method-list");
+      }
+      if (needsReference(names) && !files.reference) {
+        showError($("reference-error"), "The exemplar method copies colours from a reference photo: add one here, or untick the method.");
+        invalid = invalid || $("reference");
+      }
+      if (invalid) {
+        invalid.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
+        invalid.focus({ preventScroll: true });
+        return;
+      }
+      const data = new FormData();
+      data.append("image", files.image, files.image.name || "image");
+      if (names.length) data.append("methods", names.join(","));
+      if (files.reference && needsReference(names)) data.append("reference", files.reference, files.reference.name || "reference");
+      setBusy(true);
+      let response;
+      let body = null;
+      try {
+        response = await fetch("/compare", { method: "POST", body: data, headers: { Accept: "application/json" } });
+        body = await response.json().catch(() => null);
+      } catch (err) {
+        setBusy(false);
+        showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
+        return;
+      }
+      if (response.status === 202 && body) {
+        $("submit").querySelector(".label").textContent = "Opening comparison…";
+        location.assign(body.page_url || "/compare/" + encodeURIComponent(body.id) + "/view");
+        return;
+      }
+      setBusy(false);
+      showFormError(detailMessages(body, response.status));
+    });
+
+    window.addEventListener("pageshow", (event) => { if (event.persisted) setBusy(false); });
+    loadMethods();
+  }
+
+  // =========================================================================================== the view
+  function setupView(root) {
+    const url = root.dataset.url;
+    const FINISHED = new Set(["done", "failed", "cancelled"]);
+    const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+    const POLL_MS = 1000;
+    const METRICS_GRACE_POLLS = 20; // metrics land just after a job is marked done
+    let data = null;
+    let timer = null;
+    let failures = 0;
+    let gracePolls = 0;
+
+    // ---- Formatting
+    function seconds(value) {
+      if (value == null) return null;
+      if (value < 1) return (value * 1000).toFixed(0) + " ms";
+      if (value < 90) return value.toFixed(1) + " s";
+      return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+    }
+    const pct = (v) => (v * 100).toFixed(1) + "%";
+    const signed = (v) => (v > 0 ? "+" : v < 0 ? "−" : "") + Math.abs(v).toFixed(1);
+    const slug = (text) => String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+
+    // Columns: how to show a value and how good it is (higher score = better).
+    const COLUMNS = [
+      { key: "eq9_accuracy", fmt: pct, score: (v) => v },
+      { key: "auc", fmt: pct, score: (v) => v },
+      { key: "psnr", fmt: (v) => (v == null ? "∞" : v.toFixed(2) + " dB"), score: (v) => (v == null ? Infinity : v), nullMeans: true },
+      { key: "ssim", fmt: (v) => v.toFixed(3), score: (v) => v },
+      { key: "colourfulness", fmt: (v) => v.toFixed(1), score: (v, m) => -Math.abs(v - m.colourfulness_truth) },
+      { key: "colourfulness_gap", fmt: signed, score: (v) => -Math.abs(v) },
+    ];
+
+    // ---- Cards
+    function cardFor(job) {
+      return root.querySelector(`.cmp-card[data-job-id="${CSS.escape(job.id)}"]`);
+    }
+
+    function renderCard(job) {
+      const card = cardFor(job);
+      if (!card) return;
+      const status = job.status;
+      const finished = FINISHED.has(status);
+      card.dataset.status = status;
+      const badge = card.querySelector(".badge");
+      badge.dataset.status = status;
+      badge.textContent = LABELS[status] || status;
+
+      const p = job.progress || {};
+      const bar = card.querySelector(".cmp-progress");
+      bar.hidden = finished;
+      const fraction = Math.max(0, Math.min(1, p.fraction || 0));
+      const indeterminate = status === "queued" || (status === "running" && !p.fraction);
+      bar.classList.toggle("is-indeterminate", indeterminate);
+      bar.style.setProperty("--value", Math.round(fraction * 100) + "%");
+      if (indeterminate) bar.removeAttribute("aria-valuenow");
+      else bar.setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
+
+      let meta;
+      if (status === "queued") meta = "Waiting for a worker…";
+      else if (status === "running") {
+        meta = p.total && p.step != null ? `Iteration ${p.step} of ${p.total}` : "Colorizing…";
+        if (p.fraction) meta += ` · ${Math.round(fraction * 100)}%`;
+      } else if (status === "done") meta = seconds(job.run_seconds) ? "Ran for " + seconds(job.run_seconds) : "Done";
+      else if (status === "cancelled") meta = "Cancelled before it finished";
+      else meta = "";
+      card.querySelector(".cmp-card-meta").textContent = meta;
+      const error = card.querySelector(".cmp-card-error");
+      error.hidden = status !== "failed";
+      if (status === "failed") error.textContent = job.error || "The worker did not say why.";
+
+      const img = card.querySelector(".cmp-thumb img");
+      const thumb = card.querySelector(".cmp-thumb");
+      const result = job.urls && job.urls.result;
+      if (status === "done" && result) {
+        if (img.getAttribute("src") !== result) {
+          img.src = result;
+          img.alt = `${job.method_title}: colorized result`;
+        }
+        thumb.disabled = false;
+        const download = card.querySelector(".cmp-download");
+        download.href = result;
+        download.setAttribute("download", `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`);
+        download.setAttribute("aria-label", `Download the ${job.method_title} result (PNG)`);
+        download.hidden = false;
+      } else if (status === "running" && job.urls && job.urls.preview) {
+        if (img.getAttribute("src") !== job.urls.preview) {
+          const next = new Image();
+          next.onload = () => { img.src = next.src; };
+          next.src = job.urls.preview;
+        }
+      }
+    }
+
+    // ---- Metrics table
+    function renderMetrics(jobs) {
+      const body = $("metrics-body");
+      if (!body) return;
+      const scored = jobs.filter((j) => j.status === "done" && j.metrics);
+      const best = {};
+      for (const col of COLUMNS) {
+        const values = scored.map((j) => j.metrics).filter((m) => m[col.key] != null || (col.nullMeans && col.key in m));
+        if (values.length < 2) continue; // one result is not a ranking
+        best[col.key] = Math.max(...values.map((m) => col.score(m[col.key], m)));
+      }
+      const truth = scored.length ? scored[0].metrics.colourfulness_truth : null;
+      if (truth != null) $("truth-colourfulness").textContent = truth.toFixed(1);
+
+      const rows = jobs.map((job) => {
+        const row = el("tr", { "data-job-id": job.id, "data-status": job.status },
+          el("th", { scope: "row", text: job.method_title }));
+        const m = job.metrics;
+        if (job.status === "done" && m) {
+          for (const col of COLUMNS) {
+            const value = m[col.key];
+            const missing = value == null && !col.nullMeans;
+            const isBest = !missing && col.key in best && col.score(value, m) === best[col.key];
+            const cell = el("td", { class: "num" + (isBest ? " is-best" : ""), "data-metric": col.key, text: missing ? "–" : col.fmt(value) });
+            if (isBest) cell.append(el("span", { class: "visually-hidden", text: " (best)" }));
+            row.append(cell);
+          }
+        } else {
+          const text = {
+            queued: "Waiting for the result…",
+            running: "Waiting for the result…",
+            failed: "No result: the job failed",
+            cancelled: "No result: cancelled",
+          }[job.status] || (gracePolls < METRICS_GRACE_POLLS ? "Scoring…" : "No scores were recorded");
+          row.append(el("td", { class: "num muted", colspan: String(COLUMNS.length), text }));
+        }
+        return row;
+      });
+      body.replaceChildren(...rows);
+    }
+
+    // ---- Page status
+    function renderStatus(d) {
+      const jobs = d.jobs;
+      const done = jobs.filter((j) => j.status === "done").length;
+      const failed = jobs.filter((j) => j.status === "failed").length;
+      const badge = $("cmp-status");
+      let status;
+      let text;
+      if (d.finished) {
+        status = failed && !done ? "failed" : "done";
+        text = failed ? `Done · ${failed} failed` : "Done";
+      } else {
+        status = jobs.some((j) => j.status === "running") ? "running" : "queued";
+        text = `${done} of ${jobs.length} done`;
+      }
+      badge.dataset.status = status;
+      badge.textContent = text;
+      document.title = (d.finished ? "Done" : `${done}/${jobs.length}`) + " · Comparison · ColorLab";
+    }
+
+    function render(d) {
+      data = d;
+      root.removeAttribute("aria-busy");
+      d.jobs.forEach(renderCard);
+      renderMetrics(d.jobs);
+      renderStatus(d);
+      if (viewer.open && current) showInViewer(current, false);
+    }
+
+    function settled(d) {
+      if (!d.finished) return false;
+      if (!d.has_ground_truth) return true;
+      return d.jobs.every((j) => j.status !== "done" || j.metrics) || gracePolls >= METRICS_GRACE_POLLS;
+    }
+
+    // ---- Polling
+    function schedule(ms) {
+      clearTimeout(timer);
+      timer = setTimeout(poll, ms);
+    }
+
+    async function poll() {
+      let response;
+      try {
+        response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      } catch (_) {
+        failures += 1;
+        schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+        return;
+      }
+      if (response.status === 404) {
+        const badge = $("cmp-status");
+        badge.dataset.status = "cancelled";
+        badge.textContent = "Not found";
+        root.removeAttribute("aria-busy");
+        return;
+      }
+      if (!response.ok) {
+        failures += 1;
+        schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+        return;
+      }
+      failures = 0;
+      const d = await response.json();
+      if (d.finished) gracePolls += 1;
+      render(d);
+      if (!settled(d)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
+    }
+
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && data && !settled(data)) schedule(0);
+    });
+
+    // ---- Enlarge dialog: a before/after slider for a result, the plain image for the input or original
+    const viewer = $("viewer");
+    let current = null; // a job id, "input" or "original"
+
+    function viewable() {
+      const ids = ["input"];
+      if (data) for (const j of data.jobs) if (j.status === "done" && j.urls.result) ids.push(j.id);
+      if (root.dataset.groundTruth === "true") ids.push("original");
+      return ids;
+    }
+
+    function baseChoice() {
+      const checked = viewer.querySelector('input[name="viewer-base"]:checked');
+      return checked ? checked.value : "input";
+    }
+
+    function imageUrl(kind) {
+      const fixed = root.querySelector(`.cmp-card[data-kind="${kind}"] img`);
+      return fixed ? fixed.getAttribute("src") : null;
+    }
+
+    function showInViewer(id, resetSlider) {
+      current = id;
+      const job = data && data.jobs.find((j) => j.id === id);
+      const single = !job;
+      $("viewer-compare").hidden = single;
+      $("viewer-base").hidden = single;
+      $("viewer-single").hidden = !single;
+      const download = $("viewer-download");
+      if (single) {
+        const original = id === "original";
+        $("viewer-title").textContent = original ? "Original (ground truth)" : "Gray input";
+        const img = $("viewer-single-img");
+        img.src = imageUrl(id);
+        img.alt = original ? "Original colour photo (ground truth)" : "Gray input";
+        download.href = img.src;
+        download.setAttribute("download", `colorlab-${original ? "original" : "input"}-${root.dataset.id.slice(0, 8)}.png`);
+      } else {
+        $("viewer-title").textContent = job.method_title;
+        const original = baseChoice() === "original";
+        const base = $("viewer-base-img");
+        base.src = original ? imageUrl("original") : imageUrl("input");
+        base.alt = original ? "Original colour photo (ground truth)" : "Gray input";
+        $("viewer-base-tag").textContent = original ? "Original" : "Gray";
+        $("viewer-top").src = job.urls.result;
+        $("viewer-top").alt = `${job.method_title}: colorized result`;
+        $("viewer-top-tag").textContent = job.method_title;
+        if (data.width && data.height) {
+          $("viewer-compare").style.setProperty("max-width", `min(100%, calc(72vh * ${data.width / data.height}))`);
+        }
+        if (resetSlider) { $("viewer-range").value = "50"; moveSlider(); }
+        download.href = job.urls.result;
+        download.setAttribute("download", `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`);
+      }
+      const ids = viewable();
+      $("viewer-prev").disabled = ids.length < 2;
+      $("viewer-next").disabled = ids.length < 2;
+    }
+
+    function step(delta) {
+      const ids = viewable();
+      const i = ids.indexOf(current);
+      showInViewer(ids[(i + delta + ids.length) % ids.length], true);
+    }
+
+    const moveSlider = () => $("viewer-compare").style.setProperty("--pos", $("viewer-range").value + "%");
+    $("viewer-range").addEventListener("input", moveSlider);
+    moveSlider();
+    $("viewer-base").addEventListener("change", () => { if (current) showInViewer(current, false); });
+    $("viewer-prev").addEventListener("click", () => step(-1));
+    $("viewer-next").addEventListener("click", () => step(1));
+    $("viewer-close").addEventListener("click", () => viewer.close());
+    // A click on the backdrop (outside the dialog box) closes it.
+    viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
+    viewer.addEventListener("keydown", (event) => {
+      if (event.target.id === "viewer-range") return; // the slider uses the arrow keys
+      if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
+      if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
+    });
+    viewer.addEventListener("close", () => { current = null; });
+
+    $("cmp-grid").addEventListener("click", (event) => {
+      const button = event.target.closest(".cmp-thumb");
+      if (!button || button.disabled) return;
+      showInViewer(button.dataset.enlarge, true);
+      viewer.showModal();
+      $("viewer-close").focus();
+    });
+
+    poll();
+  }
+})();
