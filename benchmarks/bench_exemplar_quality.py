@@ -40,7 +40,7 @@ WEIGHTS = ROOT / "var" / "weights"
 OUT = ROOT / "benchmarks" / "results"
 
 # (target class index, reference class index): adjacent ImageNet classes of one WordNet family
-PAIRS = [(8, 7), (12, 11), (290, 288), (281, 282), (331, 330), (346, 345)]
+PAIRS = [(8, 7), (12, 11), (290, 288), (281, 282), (331, 330), (346, 345)]  # --photos takes the first N
 VARIANTS = {
     "paper SGD fixed (a)": {"mode": "paper", "optimizer": "sgd", "schedule": "fixed"},
     "paper SGD decreasing (b)": {"mode": "paper", "optimizer": "sgd", "schedule": "decreasing"},
@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--photos", type=int, default=len(PAIRS), help="ImageNet pairs to score (first N)")
+    parser.add_argument("--sheet-pairs", type=int, default=len(EXEMPLAR_SETS), help="exemplar pairs to show")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,7 +95,8 @@ def main() -> None:
         v: {"eq9": [], "auc": [], "chroma": [], "s": []} for v in ["gray (a = b = 0)", *VARIANTS]
     }
     rows = []
-    for target_idx, ref_idx in PAIRS:
+    pairs = PAIRS[: args.photos]
+    for target_idx, ref_idx in pairs:
         name, rgb = imagenet(target_idx)
         ref_name, ref = imagenet(ref_idx)
         lightness = lab.rgb_to_lightness(rgb)
@@ -122,17 +125,17 @@ def main() -> None:
         rows.append(tile(outputs, 128))
     Image.fromarray(stack(rows)).save(args.out / "exemplar_variants_imagenet.jpg", quality=88)
     true_chroma = [float(np.hypot(*lab.rgb_to_lab(imagenet(t)[1])[..., 1:].transpose(2, 0, 1)).mean())
-                   for t, _ in PAIRS]
+                   for t, _ in pairs]
     table = {v: {k: float(np.mean(x)) for k, x in s.items()} for v, s in scores.items()}
     table["ground truth"] = {"chroma": float(np.mean(true_chroma))}
     summary = {"size": args.size, "iterations": args.iterations, "threads": args.threads,
-               "pairs": PAIRS, "weights": colorizer.weights_name, "mean": table}
+               "pairs": pairs, "weights": colorizer.weights_name, "mean": table}
     (args.out / "exemplar_quality.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
 
     # qualitative: exemplar pairs (no ground truth), paper L-BFGS decreasing vs ours
     rows = []
-    for folder, n in EXEMPLAR_SETS:
+    for folder, n in EXEMPLAR_SETS[: args.sheet_pairs]:
         d = DATA / "exemplar-pairs" / folder
         target = np.asarray(Image.open(next(d.glob(f"in{n}.*"))).convert("RGB"))
         ref = np.asarray(Image.open(next(d.glob(f"ref{n}.*"))).convert("RGB"))

@@ -45,6 +45,11 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _base_url(request: Request) -> str:
+    """This server's address as the researcher reached it (behind a proxy: its forwarded scheme and host)."""
+    return str(request.base_url).rstrip("/")
+
+
 def _study(session: Session, slug: str) -> Study:
     study = builder.get_study(session, slug)
     if study is None:
@@ -228,7 +233,7 @@ def study_page(
             "readiness": readiness,
             "csrf": admin.csrf,
             "error": None,
-            "public_link": f"{settings.public_url}/study/{study.slug}",
+            "public_link": f"{_base_url(request)}/study/{study.slug}",
             **_results_context(session, study, exclude),
         },
     )
@@ -271,7 +276,7 @@ def _action(
                 "readiness": readiness,
                 "csrf": admin.csrf,
                 "error": exc.detail,
-                "public_link": f"{settings.public_url}/study/{study.slug}",
+                "public_link": f"{_base_url(request)}/study/{study.slug}",
                 **_results_context(session, study, False),
             },
             status_code=exc.status_code,

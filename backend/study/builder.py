@@ -28,10 +28,10 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
 MAX_TRIALS = 50
 
 DEFAULT_CONSENT = (
-    "This study is part of research on automatic photo colorization. You will look at 10 photos and answer "
-    "a question about each; it takes about 3 minutes. Taking part is voluntary and you may stop at any time "
-    "by closing the page. We record your answers, how long each took, and the participant id from the link "
-    "(or a random id); nothing else about you. The data are used for research only."
+    "This study is part of research on automatic photo colorization. You will look at a series of photos "
+    "and answer a question about each; it takes a few minutes. Taking part is voluntary and you may stop at "
+    "any time by closing the page. We record your answers, how long each took, and the participant id from "
+    "the link (or a random id); nothing else about you. The data are used for research only."
 )
 DEFAULT_INSTRUCTIONS = (
     "Part 1: you will see one image at a time. Decide whether it is a real photo or a photo colorized by a "

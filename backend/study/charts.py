@@ -19,7 +19,14 @@ class Bar:
 
 
 def bar_chart(
-    bars: list[Bar], *, title: str, vmax: float, ticks: list[float], fmt: str, unit: str = ""
+    bars: list[Bar],
+    *,
+    title: str,
+    vmax: float,
+    ticks: list[float],
+    fmt: str,
+    tick_fmt: str = "",
+    unit: str = "",
 ) -> Markup:
     """Vertical bars with error whiskers; ``fmt`` formats values (e.g. "{:.0%}" or "{:.2f}")."""
     width, height = 120 + 110 * max(len(bars), 1), 300
@@ -42,7 +49,7 @@ def bar_chart(
         )
         out.append(
             f'<text class="chart-tick" x="{left - 8}" y="{ty + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt.format(t))}</text>"
+            f"{escape((tick_fmt or fmt).format(t))}</text>"
         )
     slot = plot_w / max(len(bars), 1)
     bar_w = min(64.0, slot * 0.6)
@@ -112,5 +119,6 @@ def study_charts(summary: dict) -> dict[str, Markup]:
             vmax=4.0,
             ticks=[0, 1, 2, 3, 4],
             fmt="{:.2f}",
+            tick_fmt="{:g}",
         ),
     }

@@ -150,7 +150,7 @@
         el("span", { class: "method-top" },
           el("span", { class: "method-title", text: method.title || method.name }),
           el("span", { class: "cmp-check", "aria-hidden": "true" })),
-        el("span", { class: "method-desc", id: id + "-desc", text: method.description || "" }),
+        el("span", { class: "method-desc", id: id + "-desc", title: method.description || null, text: method.description || "" }),
         available ? null : el("span", { class: "method-reason" }, ...withCode("Unavailable: " + (method.unavailable_reason || "not installed"))),
         tags.childElementCount ? tags : null);
     }
@@ -181,10 +181,19 @@
         list.removeAttribute("aria-busy");
         return;
       }
-      const ordered = [...methods].sort((a, b) => (b.available !== false) - (a.available !== false));
-      list.replaceChildren(...ordered.map(methodCard));
-      list.removeAttribute("aria-busy");
+      // The methods that can run are cards; the others fold away under one line with their reasons.
       const usable = methods.filter((m) => m.available !== false);
+      const missing = methods.filter((m) => m.available === false);
+      list.replaceChildren(...usable.map(methodCard));
+      list.removeAttribute("aria-busy");
+      const others = $("unavailable-methods");
+      others.hidden = !missing.length;
+      $("unavailable-summary").textContent = missing.length === 1
+        ? "1 more method is not available on this server"
+        : `${missing.length} more methods are not available on this server`;
+      $("unavailable-list").replaceChildren(...missing.map((m) => el("li", { "data-method": m.name },
+        el("strong", { text: m.title || m.name }), document.createTextNode(": "),
+        ...withCode(m.unavailable_reason || "not installed"))));
       // The reference step only matters when a reference-based method can run here.
       $("reference-section").hidden = !usable.some((m) => m.needs_reference);
       if (!usable.length) showError($("method-error"), "No method is available on this server yet: see each method's reason above.");
@@ -302,17 +311,38 @@
 
     // Columns: how to show a value and how good it is (higher score = better).
     const COLUMNS = [
-      { key: "eq9_accuracy", fmt: pct, score: (v) => v },
-      { key: "auc", fmt: pct, score: (v) => v },
-      { key: "psnr", fmt: (v) => (v == null ? "∞" : v.toFixed(2) + " dB"), score: (v) => (v == null ? Infinity : v), nullMeans: true },
-      { key: "ssim", fmt: (v) => v.toFixed(3), score: (v) => v },
-      { key: "colourfulness", fmt: (v) => v.toFixed(1), score: (v, m) => -Math.abs(v - m.colourfulness_truth) },
-      { key: "colourfulness_gap", fmt: signed, score: (v) => -Math.abs(v) },
+      { key: "eq9_accuracy", label: "Eq. 9 accuracy", fmt: pct, score: (v) => v },
+      { key: "auc", label: "AuC", fmt: pct, score: (v) => v },
+      { key: "psnr", label: "PSNR", fmt: (v) => (v == null ? "∞" : v.toFixed(2) + " dB"), score: (v) => (v == null ? Infinity : v), nullMeans: true },
+      { key: "ssim", label: "SSIM", fmt: (v) => v.toFixed(3), score: (v) => v },
+      { key: "colourfulness", label: "Colourfulness", fmt: (v) => v.toFixed(1), score: (v, m) => -Math.abs(v - m.colourfulness_truth) },
+      { key: "colourfulness_gap", label: "ΔCF", fmt: signed, score: (v) => -Math.abs(v) },
     ];
 
     // ---- Cards
+    // The server renders one card per job; a job it did not know of gets a copy of the first card.
     function cardFor(job) {
-      return root.querySelector(`.cmp-card[data-job-id="${CSS.escape(job.id)}"]`);
+      const found = root.querySelector(`.cmp-card[data-job-id="${CSS.escape(job.id)}"]`);
+      if (found) return found;
+      const model = root.querySelector('.cmp-card[data-kind="method"]');
+      if (!model) return null;
+      const card = model.cloneNode(true);
+      card.dataset.jobId = job.id;
+      card.dataset.method = job.method;
+      card.querySelector(".cmp-card-title").textContent = job.method_title;
+      const thumb = card.querySelector(".cmp-thumb");
+      thumb.dataset.enlarge = job.id;
+      thumb.disabled = true;
+      thumb.setAttribute("aria-label", "Enlarge: " + job.method_title);
+      const img = thumb.querySelector("img");
+      img.src = imageUrl("input");
+      img.alt = `${job.method_title}: waiting (gray input shown)`;
+      card.querySelector(".cmp-progress").setAttribute("aria-label", job.method_title + " progress");
+      card.querySelector(".cmp-download").hidden = true;
+      card.querySelector(".cmp-job-link").href = job.urls.page;
+      const last = [...root.querySelectorAll('.cmp-card[data-kind="method"]')].pop();
+      last.after(card);
+      return card;
     }
 
     function renderCard(job) {
@@ -321,6 +351,7 @@
       const status = job.status;
       const finished = FINISHED.has(status);
       card.dataset.status = status;
+      card.querySelector(".cmp-card-title").textContent = job.method_title;
       const badge = card.querySelector(".badge");
       badge.dataset.status = status;
       badge.textContent = LABELS[status] || status;
@@ -394,7 +425,7 @@
             const value = m[col.key];
             const missing = value == null && !col.nullMeans;
             const isBest = !missing && col.key in best && col.score(value, m) === best[col.key];
-            const cell = el("td", { class: "num" + (isBest ? " is-best" : ""), "data-metric": col.key, text: missing ? "–" : col.fmt(value) });
+            const cell = el("td", { class: "num" + (isBest ? " is-best" : ""), "data-metric": col.key, "data-label": col.label, text: missing ? "–" : col.fmt(value) });
             if (isBest) cell.append(el("span", { class: "visually-hidden", text: " (best)" }));
             row.append(cell);
           }
@@ -429,6 +460,11 @@
       }
       badge.dataset.status = status;
       badge.textContent = text;
+      $("cmp-meta").textContent = [
+        d.width && d.height ? `${d.width} × ${d.height} px` : null,
+        jobs.length === 1 ? "1 method" : `${jobs.length} methods`,
+        d.has_ground_truth ? "colour original kept as ground truth" : null,
+      ].filter(Boolean).join(" · ");
       document.title = (d.finished ? "Done" : `${done}/${jobs.length}`) + " · Comparison · ColorLab";
     }
 
@@ -531,7 +567,6 @@
         $("viewer-base-tag").textContent = original ? "Original" : "Gray";
         $("viewer-top").src = job.urls.result;
         $("viewer-top").alt = `${job.method_title}: colorized result`;
-        $("viewer-top-tag").textContent = job.method_title;
         if (data.width && data.height) {
           $("viewer-compare").style.setProperty("max-width", `min(100%, calc(72vh * ${data.width / data.height}))`);
         }
@@ -560,7 +595,7 @@
     // A click on the backdrop (outside the dialog box) closes it.
     viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
     viewer.addEventListener("keydown", (event) => {
-      if (event.target.id === "viewer-range") return; // the slider uses the arrow keys
+      if (event.target.matches("input")) return; // the slider and the radio buttons use the arrow keys
       if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
       if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
     });

@@ -38,6 +38,8 @@ def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
         "/static/upload.js",
         "/static/job.js",
         "/static/history.js",
+        "/static/compare.js",
+        "/static/compare.css",
         "/static/logo.svg",
     ):
         assert web.get(path).status_code == 200, path
@@ -76,3 +78,40 @@ def test_relative_times() -> None:
     assert pages._when(now - timedelta(hours=1), now) == "1 hour ago"
     assert pages._when(now - timedelta(days=3), now) == "28 Apr, 12:00 UTC"
     assert pages._when(now - timedelta(days=400), now) == "27 Mar 2025"
+
+
+def test_compare_pages(web) -> None:  # type: ignore[no-untyped-def]
+    form = web.get("/compare", headers=HTML)
+    assert form.status_code == 200
+    assert 'id="compare-form"' in form.text and 'src="/static/compare.js"' in form.text
+    assert 'href="/compare" aria-current="page"' in form.text
+    assert "<script>" not in form.text and " style=" not in form.text and "onclick" not in form.text
+    missing = web.get("/compare/no-such-comparison/view", headers=HTML)
+    assert missing.status_code == 404 and "no comparison with this id" in missing.text
+    created = web.post("/compare", files={"image": ("fish.jpg", photo_bytes("001_"), "image/jpeg")})
+    if created.status_code == 409:
+        pytest.skip(created.json()["detail"])
+    assert created.status_code == 202, created.text
+    body = created.json()
+    view = web.get(body["page_url"], headers=HTML)
+    assert view.status_code == 200 and f'data-url="{body["status_url"]}"' in view.text
+    html = view.text
+    assert "<script>" not in html and " style=" not in html
+    for job_id in body["jobs"]:  # one card and one metrics row per job, before any JavaScript runs
+        assert html.count(f'data-job-id="{job_id}"') == 2
+    assert 'data-kind="original"' in html and 'id="metrics-table"' in html  # a colour photo: ground truth
+
+
+def test_compare_view_of_a_gray_photo_explains_there_are_no_scores(web) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(photo_bytes("001_"))).convert("L").save(buffer, "PNG")
+    created = web.post("/compare", files={"image": ("gray.png", buffer.getvalue(), "image/png")})
+    if created.status_code == 409:
+        pytest.skip(created.json()["detail"])
+    html = web.get(created.json()["page_url"], headers=HTML).text
+    assert "No scores for a grayscale upload" in html
+    assert 'id="metrics-table"' not in html and 'data-kind="original"' not in html

@@ -3,7 +3,7 @@
 Each epoch: train on random crops and flips of the training split, validate on centre crops of the
 validation split (never trained on; see :func:`worker.colorizers.datasets.split_paths`), save a resumable
 checkpoint, and export the weights (float16) plus their model card when the monitored validation figure
-improves (cnn, fusion) or after every epoch (gan).
+improves (cnn, fusion: MSE; gan: L1 of ab/128, never stopping early by default).
 """
 
 from __future__ import annotations
@@ -181,12 +181,10 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
                 f"(gray {gray[task.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
                 f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
             )
-        export_now = improved if cfg.arch != "gan" else True
+        export_now = improved  # the exported weights are always the best epoch on validation
         if export_now:
             best_val = {cfg.arch: val, "gray (ab = 0)": gray}
-            best_epoch = epoch + 1
-        else:
-            best_epoch = stopper.best_epoch if cfg.arch != "gan" else epoch + 1
+        best_epoch = stopper.best_epoch
         wall = time.time() - t0
         stop = stopper.should_stop or (cfg.max_minutes is not None and wall > cfg.max_minutes * 60)
         if stopper.should_stop:
@@ -225,7 +223,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         cfg.out,
         card_path,
         epoch + 1,
-        stopper.best_epoch if cfg.arch != "gan" else epoch + 1,
+        stopper.best_epoch,
         best_val.get(cfg.arch, {}),
         wall,
         stop_reason,
