@@ -20,20 +20,14 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from stack import percentile, scratch_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = next((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("001_*.jpg"))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def client_loop(
@@ -96,47 +90,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import redis
-    import sqlalchemy as sa
 
-    dbname = f"colorlab_bench_{secrets.token_hex(3)}"
-    admin = sa.create_engine(f"{args.pg}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-    port = 18000 + secrets.randbelow(1000)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.pg}/{dbname}",
-        "CELERY_BROKER_URL": args.redis,
-        "PORT": str(port),
-        "COLORIZE_RATE": "1000000",
-    }
-    redis.Redis.from_url(args.redis).flushdb()
-    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, check=True, cwd=ROOT)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--workers", str(args.web_workers)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        asyncio.run(run_load(base, 4, 5, 0.0))  # warm-up: connections, imports, caches
-        paced = asyncio.run(run_load(base, args.clients, args.requests, args.interval))
-        saturated = asyncio.run(run_load(base, args.clients, args.requests, 0.0))
+    with scratch_stack(args.redis, COLORIZE_RATE="1000000") as stack:
+        stack.start("web", "serve", "--workers", str(args.web_workers))
+        stack.wait_healthy()
+        asyncio.run(run_load(stack.base, 4, 5, 0.0))  # warm-up: connections, imports, caches
+        paced = asyncio.run(run_load(stack.base, args.clients, args.requests, args.interval))
+        saturated = asyncio.run(run_load(stack.base, args.clients, args.requests, 0.0))
         queued = redis.Redis.from_url(args.redis).llen("gpu")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        redis.Redis.from_url(args.redis).flushdb()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, {platform.python_version()}; "
         f"{args.web_workers} web workers; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

@@ -16,8 +16,6 @@ import asyncio
 import os
 import platform
 import random
-import secrets
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -25,35 +23,12 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from stack import percentile, rss_mb, scratch_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 PHOTOS = sorted((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("*.jpg"))
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (uvicorn/celery pool processes), in MB."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(c) for c in children.read_text().split()]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class Stats:
@@ -117,10 +92,11 @@ async def participants(base: str, slug: str, stats: Stats, until: float, every: 
         answer_ms: list[float] = []
         other_ms: list[float] = []
         errors: list[str] = []
+        retries: list[str] = []  # transport retries (counted by the study benchmark)
         tasks.append(
             (
                 asyncio.create_task(
-                    participant(base, slug, index, (0.5, 2.0), rng, answer_ms, other_ms, errors)
+                    participant(base, slug, index, (0.5, 2.0), rng, answer_ms, other_ms, errors, retries)
                 ),
                 answer_ms,
                 errors,
@@ -166,89 +142,37 @@ def main() -> None:
     parser.add_argument(
         "--participant-every", type=float, default=6.0, help="seconds between new participants"
     )
-    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
 
-    import redis
-
-    dbname = f"colorlab_soak_{secrets.token_hex(3)}"
-    admin = sa.create_engine(f"{args.pg}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-    port = 19000 + secrets.randbelow(1000)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.pg}/{dbname}",
-        "CELERY_BROKER_URL": args.redis,
-        "PORT": str(port),
-        "COLORIZE_RATE": "100000",
-        "STUDY_ANSWER_RATE": "100000",
-        "TORCH_THREADS": "1",
-        "WEIGHTS_DIR": str(Path(os.environ.get("WEIGHTS_DIR", ROOT / "var" / "weights")).resolve()),
-    }
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
-    redis.Redis.from_url(args.redis).flushdb()
-    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, check=True, cwd=ROOT)
     from bench_study_load import build_study
 
-    slug = build_study(10, ["cnn"], (5, 5), True)
-    procs = {
-        "web": subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve", "--workers", "2"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        "worker": subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-    }
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with scratch_stack(
+        args.redis, COLORIZE_RATE="100000", STUDY_ANSWER_RATE="100000", TORCH_THREADS="1"
+    ) as stack:
+        os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
+        slug = build_study(10, ["cnn"], (5, 5), True)
+        stack.start("web", "serve", "--workers", "2")
+        stack.start("worker", "worker")
+        stack.wait_healthy()
         time.sleep(5)  # let the worker come up
-        stats, timeline = asyncio.run(
-            soak(base, slug, args.minutes, {k: p.pid for k, p in procs.items()}, args)
-        )
-        engine = sa.create_engine(f"{args.pg}/{dbname}")
+        pids = {name: proc.pid for name, proc in stack.procs.items()}
+        stats, timeline = asyncio.run(soak(stack.base, slug, args.minutes, pids, args))
+        engine = sa.create_engine(stack.env["DATABASE_URL"])
         with engine.connect() as c:
             done = c.execute(sa.text("select status, count(*) from jobs group by status")).all()
         engine.dispose()
-    finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis.Redis.from_url(args.redis).flushdb()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{args.minutes:g} min; uploads {args.upload_rate}/s, polls {args.poll_rate}/s, "
         f"a participant every {args.participant_every:g} s"
     )
-    print(f"{'request':<14}{'count':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print("".join(f"{h:>9}" for h in ("request", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms")))
     for kind in ("upload", "poll", "result", "study answer"):
         lat = stats.latency[kind]
-        print(
-            f"{kind:<14}{len(lat):>7}{len(stats.errors[kind]):>8}{pct(lat, 50):>9.1f}{pct(lat, 95):>9.1f}"
-            f"{pct(lat, 99):>9.1f}{(max(lat) if lat else float('nan')):>9.1f}"
-        )
+        cells = [percentile(lat, q) for q in (50, 95, 99)] + [max(lat) if lat else float("nan")]
+        print(f"{kind:>9}{len(lat):>9}{len(stats.errors[kind]):>9}" + "".join(f"{v:>9.1f}" for v in cells))
     for kind, errs in stats.errors.items():
         if errs:
             print(f"  {kind} errors (first 3): {errs[:3]}")

@@ -5,48 +5,8 @@
 "use strict";
 
 (function () {
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs, ...children) => {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === false || value == null) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children) if (child != null) node.append(child);
-    return node;
-  };
-
-  function formatBytes(n) {
-    if (n < 1000) return n + " B";
-    if (n < 1e6) return (n / 1e3).toFixed(0) + " KB";
-    return (n / 1e6).toFixed(1) + " MB";
-  }
-
-  function showError(node, message) {
-    node.textContent = message || "";
-    node.hidden = !message;
-  }
-
-  function detailMessages(body, status) {
-    const detail = body && body.detail;
-    if (typeof detail === "string") return [detail.charAt(0).toUpperCase() + detail.slice(1)];
-    if (Array.isArray(detail)) {
-      return detail.map((d) => {
-        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(" › ") : "";
-        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
-      });
-    }
-    if (status === 413) return ["The file is too large for this server."];
-    if (status === 429) return ["Too many uploads in a minute: wait a little and try again."];
-    return [`The server answered ${status}. Please try again.`];
-  }
-
-  // Text with `command` spans shown as <code>.
-  function withCode(text) {
-    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
-  }
+  const CL = window.ColorLab;
+  const { $, el, showError, withCode } = CL;
 
   const form = $("compare-form");
   if (form) setupForm(form);
@@ -58,78 +18,8 @@
     const files = { image: null, reference: null };
     let methods = [];
 
-    function setupDropzone(zone) {
-      const input = $(zone.dataset.input);
-      const preview = zone.querySelector(".dropzone-preview");
-      const img = preview.querySelector("img");
-      const key = input.name;
-      const errorNode = $(key + "-error");
-      let objectUrl = null;
-
-      function setFile(file) {
-        if (objectUrl) URL.revokeObjectURL(objectUrl);
-        objectUrl = null;
-        files[key] = file || null;
-        zone.classList.toggle("has-file", Boolean(file));
-        preview.hidden = !file;
-        if (file) {
-          objectUrl = URL.createObjectURL(file);
-          preview.classList.remove("no-preview");
-          img.src = objectUrl;
-          preview.querySelector(".file-name").textContent = file.name || "pasted image";
-          preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
-        } else {
-          input.value = "";
-        }
-        zone.dispatchEvent(new CustomEvent("filechange", { bubbles: true, detail: { key, file } }));
-      }
-
-      function accept(file) {
-        if (file && file.type && !file.type.startsWith("image/")) {
-          showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
-          return;
-        }
-        const maxBytes = Number(form.dataset.maxBytes);
-        if (file && maxBytes && file.size > maxBytes) {
-          showError(errorNode, `“${file.name}” is ${formatBytes(file.size)}: larger than the ${form.dataset.maxLabel} limit.`);
-          return;
-        }
-        showError(errorNode, "");
-        showFormError(null);
-        setFile(file);
-      }
-
-      img.addEventListener("error", () => { if (files[key]) preview.classList.add("no-preview"); });
-      input.addEventListener("change", () => accept(input.files[0]));
-      preview.querySelector(".change-file").addEventListener("click", () => input.click());
-      const remove = preview.querySelector(".remove-file");
-      if (remove) remove.addEventListener("click", () => { setFile(null); input.focus(); });
-      ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
-        event.preventDefault();
-        zone.classList.add("is-dragover");
-      }));
-      ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, (event) => {
-        if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
-      }));
-      zone.addEventListener("drop", (event) => {
-        event.preventDefault();
-        zone.classList.remove("is-dragover");
-        const file = event.dataTransfer && event.dataTransfer.files[0];
-        if (!file) return;
-        try { input.files = event.dataTransfer.files; } catch (_) { /* kept in `files` only */ }
-        accept(file);
-      });
-      return accept;
-    }
-
-    const acceptInto = {};
-    form.querySelectorAll(".dropzone").forEach((zone) => { acceptInto[zone.dataset.input] = setupDropzone(zone); });
-    document.addEventListener("paste", (event) => {
-      const file = [...((event.clipboardData && event.clipboardData.files) || [])].find((f) => f.type.startsWith("image/"));
-      if (file) acceptInto.image(file);
-    });
-    window.addEventListener("dragover", (event) => event.preventDefault());
-    window.addEventListener("drop", (event) => event.preventDefault());
+    // Drop zones (file picker, drag and drop, paste, Remove: see common.js); a new file clears the form error.
+    CL.setupDropzones(form, files, () => showFormError(null));
 
     // ---- Methods: checkboxes, every available one ticked (a reference-based one once a reference is added)
     function methodCard(method) {
@@ -217,15 +107,7 @@
       updateCount();
     });
 
-    function showFormError(messages) {
-      const box = $("form-error");
-      box.replaceChildren();
-      if (!messages || !messages.length) { box.hidden = true; return; }
-      if (messages.length === 1) box.textContent = messages[0];
-      else box.append(el("span", { text: "Please fix the following:" }), el("ul", {}, ...messages.map((m) => el("li", { text: m }))));
-      box.hidden = false;
-      box.focus();
-    }
+    const showFormError = (messages) => CL.showFormError($("form-error"), messages);
 
     function setBusy(busy) {
       const button = $("submit");
@@ -236,7 +118,7 @@
       else updateCount();
     }
 
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
       showFormError(null);
       const names = chosen();
@@ -254,32 +136,19 @@
         invalid = invalid || $("reference");
       }
       if (invalid) {
-        invalid.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
-        invalid.focus({ preventScroll: true });
+        CL.focusInvalid(invalid);
         return;
       }
       const data = new FormData();
       data.append("image", files.image, files.image.name || "image");
       if (names.length) data.append("methods", names.join(","));
       if (files.reference && needsReference(names)) data.append("reference", files.reference, files.reference.name || "reference");
-      setBusy(true);
-      let response;
-      let body = null;
-      try {
-        response = await fetch("/compare", { method: "POST", body: data, headers: { Accept: "application/json" } });
-        body = await response.json().catch(() => null);
-      } catch (err) {
-        setBusy(false);
-        showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
-        return;
-      }
-      if (response.status === 202 && body) {
-        $("submit").querySelector(".label").textContent = "Opening comparison…";
-        location.assign(body.page_url || "/compare/" + encodeURIComponent(body.id) + "/view");
-        return;
-      }
-      setBusy(false);
-      showFormError(detailMessages(body, response.status));
+      CL.submit("/compare", data, {
+        setBusy, showFormError,
+        opening: "Opening comparison…",
+        pageUrl: (body) => "/compare/" + encodeURIComponent(body.id) + "/view",
+        detail: { capitalize: true, byStatus: { 429: "Too many uploads in a minute: wait a little and try again." } },
+      });
     });
 
     window.addEventListener("pageshow", (event) => { if (event.persisted) setBusy(false); });
@@ -288,26 +157,14 @@
 
   // =========================================================================================== the view
   function setupView(root) {
-    const url = root.dataset.url;
-    const FINISHED = new Set(["done", "failed", "cancelled"]);
-    const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
-    const POLL_MS = 1000;
+    const { FINISHED, STATUS_LABELS: LABELS, seconds } = CL;
     const METRICS_GRACE_POLLS = 20; // metrics land just after a job is marked done
     let data = null;
-    let timer = null;
-    let failures = 0;
     let gracePolls = 0;
 
     // ---- Formatting
-    function seconds(value) {
-      if (value == null) return null;
-      if (value < 1) return (value * 1000).toFixed(0) + " ms";
-      if (value < 90) return value.toFixed(1) + " s";
-      return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
-    }
     const pct = (v) => (v * 100).toFixed(1) + "%";
     const signed = (v) => (v > 0 ? "+" : v < 0 ? "−" : "") + Math.abs(v).toFixed(1);
-    const slug = (text) => String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
 
     // Columns: how to show a value and how good it is (higher score = better).
     const COLUMNS = [
@@ -359,18 +216,13 @@
       const p = job.progress || {};
       const bar = card.querySelector(".cmp-progress");
       bar.hidden = finished;
-      const fraction = Math.max(0, Math.min(1, p.fraction || 0));
-      const indeterminate = status === "queued" || (status === "running" && !p.fraction);
-      bar.classList.toggle("is-indeterminate", indeterminate);
-      bar.style.setProperty("--value", Math.round(fraction * 100) + "%");
-      if (indeterminate) bar.removeAttribute("aria-valuenow");
-      else bar.setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
+      const percent = CL.setProgress(bar, p.fraction, status === "queued" || (status === "running" && !p.fraction));
 
       let meta;
       if (status === "queued") meta = "Waiting for a worker…";
       else if (status === "running") {
         meta = p.total && p.step != null ? `Iteration ${p.step} of ${p.total}` : "Colorizing…";
-        if (p.fraction) meta += ` · ${Math.round(fraction * 100)}%`;
+        if (p.fraction) meta += ` · ${percent}%`;
       } else if (status === "done") meta = seconds(job.run_seconds) ? "Ran for " + seconds(job.run_seconds) : "Done";
       else if (status === "cancelled") meta = "Cancelled before it finished";
       else meta = "";
@@ -390,7 +242,7 @@
         thumb.disabled = false;
         const download = card.querySelector(".cmp-download");
         download.href = result;
-        download.setAttribute("download", `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`);
+        download.setAttribute("download", CL.resultFileName(job));
         download.setAttribute("aria-label", `Download the ${job.method_title} result (PNG)`);
         download.hidden = false;
       } else if (status === "running" && job.urls && job.urls.preview) {
@@ -484,41 +336,19 @@
     }
 
     // ---- Polling
-    function schedule(ms) {
-      clearTimeout(timer);
-      timer = setTimeout(poll, ms);
-    }
-
-    async function poll() {
-      let response;
-      try {
-        response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
-      } catch (_) {
-        failures += 1;
-        schedule(Math.min(POLL_MS * 2 ** failures, 15000));
-        return;
-      }
-      if (response.status === 404) {
+    const poller = CL.poller(root.dataset.url, {
+      onData(d) {
+        if (d.finished) gracePolls += 1;
+        render(d);
+      },
+      done: settled,
+      current: () => data,
+      onNotFound() {
         const badge = $("cmp-status");
         badge.dataset.status = "cancelled";
         badge.textContent = "Not found";
         root.removeAttribute("aria-busy");
-        return;
-      }
-      if (!response.ok) {
-        failures += 1;
-        schedule(Math.min(POLL_MS * 2 ** failures, 15000));
-        return;
-      }
-      failures = 0;
-      const d = await response.json();
-      if (d.finished) gracePolls += 1;
-      render(d);
-      if (!settled(d)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
-    }
-
-    document.addEventListener("visibilitychange", () => {
-      if (!document.hidden && data && !settled(data)) schedule(0);
+      },
     });
 
     // ---- Enlarge dialog: a before/after slider for a result, the plain image for the input or original
@@ -572,7 +402,7 @@
         }
         if (resetSlider) { $("viewer-range").value = "50"; moveSlider(); }
         download.href = job.urls.result;
-        download.setAttribute("download", `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`);
+        download.setAttribute("download", CL.resultFileName(job));
       }
       const ids = viewable();
       $("viewer-prev").disabled = ids.length < 2;
@@ -585,9 +415,7 @@
       showInViewer(ids[(i + delta + ids.length) % ids.length], true);
     }
 
-    const moveSlider = () => $("viewer-compare").style.setProperty("--pos", $("viewer-range").value + "%");
-    $("viewer-range").addEventListener("input", moveSlider);
-    moveSlider();
+    const moveSlider = CL.slider($("viewer-compare"), $("viewer-range"));
     $("viewer-base").addEventListener("change", () => { if (current) showInViewer(current, false); });
     $("viewer-prev").addEventListener("click", () => step(-1));
     $("viewer-next").addEventListener("click", () => step(1));
@@ -609,6 +437,6 @@
       $("viewer-close").focus();
     });
 
-    poll();
+    poller.poll();
   }
 })();

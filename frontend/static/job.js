@@ -6,27 +6,16 @@
   const root = document.getElementById("job");
   if (!root) return;
 
-  const $ = (id) => document.getElementById(id);
+  const CL = window.ColorLab;
+  const { $, FINISHED, STATUS_LABELS: LABELS } = CL;
   const jobUrl = root.dataset.jobUrl;
   const jobId = root.dataset.jobId;
-  const FINISHED = new Set(["done", "failed", "cancelled"]);
-  const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
-  const POLL_MS = 1000;
-  let timer = null;
-  let failures = 0;
   let resultShown = false;
   let lastPreview = null;
   let job = null;
 
   // ---- Formatting ------------------------------------------------------------------------------------
-  function seconds(value) {
-    if (value == null) return "–";
-    if (value < 1) return (value * 1000).toFixed(0) + " ms";
-    if (value < 90) return value.toFixed(1) + " s";
-    const m = Math.floor(value / 60);
-    const s = Math.round(value % 60);
-    return `${m} min ${s} s`;
-  }
+  const seconds = (value) => CL.seconds(value) ?? "–";
 
   function formatLoss(value) {
     if (typeof value !== "number") return String(value);
@@ -41,18 +30,9 @@
     return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
   }
 
-  function slug(text) {
-    return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
-  }
-
   // ---- Rendering -------------------------------------------------------------------------------------
   function setProgress(fraction, indeterminate) {
-    const pct = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
-    const bar = $("progress");
-    bar.classList.toggle("is-indeterminate", Boolean(indeterminate));
-    bar.style.setProperty("--value", pct + "%");
-    bar.setAttribute("aria-valuenow", String(pct));
-    if (indeterminate) bar.removeAttribute("aria-valuenow");
+    const pct = CL.setProgress($("progress"), fraction, indeterminate);
     $("progress-pct").textContent = indeterminate ? "" : pct + "%";
   }
 
@@ -205,15 +185,12 @@
     }
     const download = $("download");
     download.href = urls.result;
-    download.setAttribute("download", `colorlab-${slug(data.method)}-${String(data.id).slice(0, 8)}.png`);
+    download.setAttribute("download", CL.resultFileName(data));
     download.hidden = false;
     $("result-section").hidden = false;
   }
 
-  const range = $("compare-range");
-  const moveSlider = () => $("compare").style.setProperty("--pos", range.value + "%");
-  range.addEventListener("input", moveSlider);
-  moveSlider();
+  CL.slider($("compare"), $("compare-range"));
 
   $("base-switch").addEventListener("change", (event) => {
     if (!job) return;
@@ -225,42 +202,21 @@
   });
 
   // ---- Polling and cancel --------------------------------------------------------------------------------
-  function schedule(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(poll, ms);
-  }
-
-  async function poll() {
-    let response;
-    try {
-      response = await fetch(jobUrl, { headers: { Accept: "application/json" }, cache: "no-store" });
-    } catch (_) {
-      failures += 1;
-      $("progress-message").textContent = "Lost contact with the server; retrying…";
-      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
-      return;
-    }
-    if (response.status === 404) {
+  const poller = CL.poller(jobUrl, {
+    onData: render,
+    done: (data) => FINISHED.has(data.status),
+    current: () => job,
+    onNotFound() {
       root.removeAttribute("aria-busy");
       $("job-status").textContent = "Not found";
       $("progress-message").textContent = "This job no longer exists.";
       $("cancel").hidden = true;
-      return;
-    }
-    if (!response.ok) {
-      failures += 1;
-      $("progress-message").textContent = `The server answered ${response.status}; retrying…`;
-      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
-      return;
-    }
-    failures = 0;
-    const data = await response.json();
-    render(data);
-    if (!FINISHED.has(data.status)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
-  }
-
-  document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && job && !FINISHED.has(job.status)) schedule(0);
+    },
+    onRetry(status) {
+      $("progress-message").textContent = status == null
+        ? "Lost contact with the server; retrying…"
+        : `The server answered ${status}; retrying…`;
+    },
   });
 
   $("cancel").addEventListener("click", async () => {
@@ -279,9 +235,9 @@
       button.disabled = false;
       button.textContent = "Cancel";
     }
-    schedule(0);
+    poller.schedule(0);
   });
 
   if (!jobId) return;
-  poll();
+  poller.poll();
 })();

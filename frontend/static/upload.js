@@ -6,112 +6,16 @@
   const form = document.getElementById("upload-form");
   if (!form) return;
 
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs, ...children) => {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === false || value == null) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children) if (child != null) node.append(child);
-    return node;
-  };
+  const { $, el, showError, withCode } = window.ColorLab;
 
   const state = { methods: [], method: null, files: { image: null, reference: null }, referencesLoaded: false };
   const MISSING_REFERENCE = "This method needs a reference image: a colour photo whose colours are copied onto " +
     "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
 
-  function formatBytes(n) {
-    if (n < 1000) return n + " B";
-    if (n < 1e6) return (n / 1e3).toFixed(0) + " KB";
-    return (n / 1e6).toFixed(1) + " MB";
-  }
-
-  function showError(node, message) {
-    node.textContent = message || "";
-    node.hidden = !message;
-  }
-
-  // ---- Drop zones ---------------------------------------------------------------------------------
-  function setupDropzone(zone) {
-    const input = $(zone.dataset.input);
-    const preview = zone.querySelector(".dropzone-preview");
-    const img = preview.querySelector("img");
-    const key = input.name;
-    let objectUrl = null;
-
-    function setFile(file) {
-      if (objectUrl) URL.revokeObjectURL(objectUrl);
-      objectUrl = null;
-      state.files[key] = file || null;
-      zone.classList.toggle("has-file", Boolean(file));
-      preview.hidden = !file;
-      if (!file) return;
-      objectUrl = URL.createObjectURL(file);
-      preview.classList.remove("no-preview");
-      img.src = objectUrl;
-      preview.querySelector(".file-name").textContent = file.name || "pasted image";
-      preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
-      zone.dispatchEvent(new CustomEvent("filechange", { bubbles: true, detail: { key, file } }));
-    }
-
-    function accept(file) {
-      const errorNode = key === "image" ? $("image-error") : $("reference-error");
-      if (file && file.type && !file.type.startsWith("image/")) {
-        showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
-        return;
-      }
-      const maxBytes = Number(form.dataset.maxBytes);
-      if (file && maxBytes && file.size > maxBytes) {
-        showError(errorNode, `“${file.name}” is ${formatBytes(file.size)}: larger than the ${form.dataset.maxLabel} limit.`);
-        return;
-      }
-      showError(errorNode, "");
-      setFile(file);
-    }
-
-    // Formats the browser cannot show (TIFF, PPM, ...) still upload: the server decodes them.
-    img.addEventListener("error", () => { if (state.files[key]) preview.classList.add("no-preview"); });
-    input.addEventListener("change", () => accept(input.files[0]));
-    preview.querySelector(".change-file").addEventListener("click", () => input.click());
-    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
-      event.preventDefault();
-      zone.classList.add("is-dragover");
-    }));
-    ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, (event) => {
-      if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
-    }));
-    zone.addEventListener("drop", (event) => {
-      event.preventDefault();
-      zone.classList.remove("is-dragover");
-      const file = event.dataTransfer && event.dataTransfer.files[0];
-      if (!file) return;
-      try {
-        input.files = event.dataTransfer.files;
-      } catch (_) { /* older browsers: the file is kept in state only */ }
-      accept(file);
-    });
-    return accept;
-  }
-  const acceptInto = {};
-  document.querySelectorAll(".dropzone").forEach((zone) => { acceptInto[zone.dataset.input] = setupDropzone(zone); });
-  // A pasted image (e.g. a screenshot) becomes the photo.
-  document.addEventListener("paste", (event) => {
-    const file = [...((event.clipboardData && event.clipboardData.files) || [])].find((f) => f.type.startsWith("image/"));
-    if (file) acceptInto.image(file);
-  });
-  // A file dropped outside a zone must not navigate away from the form.
-  window.addEventListener("dragover", (event) => event.preventDefault());
-  window.addEventListener("drop", (event) => event.preventDefault());
+  // ---- Drop zones (file picker, drag and drop, paste: see common.js) ---------------------------------
+  window.ColorLab.setupDropzones(form, state.files);
 
   // ---- Methods --------------------------------------------------------------------------------------
-  // Text with `command` spans shown as <code> (the unavailable reasons name the command that fixes them).
-  function withCode(text) {
-    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
-  }
-
   function methodCard(method) {
     const available = method.available !== false;
     const input = el("input", {
@@ -311,33 +215,13 @@
       state.files.reference = null;
     }
   });
-  $("reference-drop").addEventListener("filechange", () => {
+  $("reference-drop").addEventListener("filechange", (event) => {
+    if (!event.detail.file) return;
     form.querySelectorAll('input[name="reference_id"]').forEach((r) => { r.checked = false; });
   });
 
   // ---- Submit -----------------------------------------------------------------------------------
-  function detailMessages(body, status) {
-    const detail = body && body.detail;
-    if (typeof detail === "string") return [detail];
-    if (Array.isArray(detail)) {
-      return detail.map((d) => {
-        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(" › ") : "";
-        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
-      });
-    }
-    if (status === 413) return ["The file is too large for this server."];
-    return [`The server answered ${status}. Please try again.`];
-  }
-
-  function showFormError(messages) {
-    const box = $("form-error");
-    box.replaceChildren();
-    if (!messages || !messages.length) { box.hidden = true; return; }
-    if (messages.length === 1) box.textContent = messages[0];
-    else box.append(el("span", { text: "Please fix the following:" }), el("ul", {}, ...messages.map((m) => el("li", { text: m }))));
-    box.hidden = false;
-    box.focus();
-  }
+  const showFormError = (messages) => window.ColorLab.showFormError($("form-error"), messages);
 
   function setBusy(busy) {
     const button = $("submit");
@@ -347,7 +231,7 @@
     form.setAttribute("aria-busy", busy ? "true" : "false");
   }
 
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
     showFormError(null);
     let invalid = null;
@@ -370,8 +254,7 @@
       return;
     }
     if (invalid) {
-      invalid.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
-      invalid.focus({ preventScroll: true });
+      window.ColorLab.focusInvalid(invalid);
       return;
     }
 
@@ -383,24 +266,11 @@
       if (state.files.reference) data.append("reference", state.files.reference, state.files.reference.name || "reference");
       else if (refId) data.append("reference_id", refId);
     }
-    setBusy(true);
-    let response;
-    let body = null;
-    try {
-      response = await fetch("/colorize", { method: "POST", body: data, headers: { Accept: "application/json" } });
-      body = await response.json().catch(() => null);
-    } catch (err) {
-      setBusy(false);
-      showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
-      return;
-    }
-    if (response.status === 202 && body) {
-      $("submit").querySelector(".label").textContent = "Opening job…";
-      location.assign(body.page_url || "/jobs/" + encodeURIComponent(body.id) + "/view");
-      return;
-    }
-    setBusy(false);
-    showFormError(detailMessages(body, response.status));
+    window.ColorLab.submit("/colorize", data, {
+      setBusy, showFormError,
+      opening: "Opening job…",
+      pageUrl: (body) => "/jobs/" + encodeURIComponent(body.id) + "/view",
+    });
   });
 
   // Coming back with the browser's Back button restores this page as it was left: make it usable again.

@@ -1,0 +1,276 @@
+// Shared by the pages' scripts (loaded before them): DOM helpers, formatting, the photo drop zones (file
+// picker, drag and drop, paste, preview), form submission with inline errors, job-status polling with
+// back-off and the before/after slider. Everything hangs off `window.ColorLab`.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  // el("p", { class: "x", text: "…", "aria-label": "…" }, ...children): false/null attributes are left out.
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === false || value == null) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) if (child != null) node.append(child);
+    return node;
+  }
+
+  // ---- Formatting -------------------------------------------------------------------------------------
+  function formatBytes(n) {
+    if (n < 1000) return n + " B";
+    if (n < 1e6) return (n / 1e3).toFixed(0) + " KB";
+    return (n / 1e6).toFixed(1) + " MB";
+  }
+
+  // A duration in seconds as "850 ms", "12.5 s" or "3 min 4 s"; null when there is none.
+  function seconds(value) {
+    if (value == null) return null;
+    if (value < 1) return (value * 1000).toFixed(0) + " ms";
+    if (value < 90) return value.toFixed(1) + " s";
+    return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+  }
+
+  function slug(text) {
+    return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  }
+
+  // The download name of a job's result: colorlab-<method>-<first 8 of the id>.png.
+  function resultFileName(job) {
+    return `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`;
+  }
+
+  // Text with `command` spans shown as <code> (the unavailable reasons name the command that fixes them).
+  function withCode(text) {
+    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
+  }
+
+  // ---- Errors -----------------------------------------------------------------------------------------
+  function showError(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  // The messages in an error response. Options: capitalize (a string detail), byStatus ({429: "…"}: a
+  // message for a status whose body has no detail).
+  function detailMessages(body, status, options) {
+    const opts = options || {};
+    const detail = body && body.detail;
+    if (typeof detail === "string") return [opts.capitalize ? detail.charAt(0).toUpperCase() + detail.slice(1) : detail];
+    if (Array.isArray(detail)) {
+      return detail.map((d) => {
+        const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(" › ") : "";
+        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
+      });
+    }
+    if (status === 413) return ["The file is too large for this server."];
+    if (opts.byStatus && opts.byStatus[status]) return [opts.byStatus[status]];
+    return [`The server answered ${status}. Please try again.`];
+  }
+
+  // The form-wide error box: one message as text, several as a list; null hides it.
+  function showFormError(box, messages) {
+    box.replaceChildren();
+    if (!messages || !messages.length) { box.hidden = true; return; }
+    if (messages.length === 1) box.textContent = messages[0];
+    else box.append(el("span", { text: "Please fix the following:" }), el("ul", {}, ...messages.map((m) => el("li", { text: m }))));
+    box.hidden = false;
+    box.focus();
+  }
+
+  // Brings the first invalid field's section into view and focuses the field.
+  function focusInvalid(field) {
+    field.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
+    field.focus({ preventScroll: true });
+  }
+
+  // POSTs a form's data; 202 opens the page the answer names (fallback: pageUrl(body)), anything else shows
+  // its messages. hooks: setBusy(busy), showFormError(messages), opening (the button's label meanwhile),
+  // pageUrl(body), detail (detailMessages' options).
+  async function submit(url, data, hooks) {
+    hooks.setBusy(true);
+    let response;
+    let body = null;
+    try {
+      response = await fetch(url, { method: "POST", body: data, headers: { Accept: "application/json" } });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      hooks.setBusy(false);
+      hooks.showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
+      return;
+    }
+    if (response.status === 202 && body) {
+      $("submit").querySelector(".label").textContent = hooks.opening;
+      location.assign(body.page_url || hooks.pageUrl(body));
+      return;
+    }
+    hooks.setBusy(false);
+    hooks.showFormError(detailMessages(body, response.status, hooks.detail));
+  }
+
+  // ---- Drop zones -------------------------------------------------------------------------------------
+  // Wires every .dropzone of a form (markup: the dropzone macro in _macros.html). The chosen files go into
+  // files[<input name>]; each zone fires a bubbling "filechange" event ({key, file}; file is null once it
+  // is removed or the picker is cancelled). The form's data-max-bytes / data-max-label set the size limit;
+  // errors go to #<name>-error. onAccept runs after a file passes. Returns {<input name>: accept(file)}.
+  function setupDropzones(form, files, onAccept) {
+    function setupDropzone(zone) {
+      const input = $(zone.dataset.input);
+      const preview = zone.querySelector(".dropzone-preview");
+      const img = preview.querySelector("img");
+      const key = input.name;
+      const errorNode = $(key + "-error");
+      let objectUrl = null;
+
+      function setFile(file) {
+        if (objectUrl) URL.revokeObjectURL(objectUrl);
+        objectUrl = null;
+        files[key] = file || null;
+        zone.classList.toggle("has-file", Boolean(file));
+        preview.hidden = !file;
+        if (file) {
+          objectUrl = URL.createObjectURL(file);
+          preview.classList.remove("no-preview");
+          img.src = objectUrl;
+          preview.querySelector(".file-name").textContent = file.name || "pasted image";
+          preview.querySelector(".file-size").textContent = formatBytes(file.size) + (file.type ? " · " + file.type : "");
+        } else {
+          input.value = "";
+        }
+        zone.dispatchEvent(new CustomEvent("filechange", { bubbles: true, detail: { key, file: file || null } }));
+      }
+
+      function accept(file) {
+        if (file && file.type && !file.type.startsWith("image/")) {
+          showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
+          return;
+        }
+        const maxBytes = Number(form.dataset.maxBytes);
+        if (file && maxBytes && file.size > maxBytes) {
+          showError(errorNode, `“${file.name}” is ${formatBytes(file.size)}: larger than the ${form.dataset.maxLabel} limit.`);
+          return;
+        }
+        showError(errorNode, "");
+        if (onAccept) onAccept(key, file);
+        setFile(file);
+      }
+
+      // Formats the browser cannot show (TIFF, PPM, ...) still upload: the server decodes them.
+      img.addEventListener("error", () => { if (files[key]) preview.classList.add("no-preview"); });
+      input.addEventListener("change", () => accept(input.files[0]));
+      preview.querySelector(".change-file").addEventListener("click", () => input.click());
+      const remove = preview.querySelector(".remove-file");
+      if (remove) remove.addEventListener("click", () => { setFile(null); input.focus(); });
+      ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+        event.preventDefault();
+        zone.classList.add("is-dragover");
+      }));
+      ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, (event) => {
+        if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
+      }));
+      zone.addEventListener("drop", (event) => {
+        event.preventDefault();
+        zone.classList.remove("is-dragover");
+        const file = event.dataTransfer && event.dataTransfer.files[0];
+        if (!file) return;
+        try {
+          input.files = event.dataTransfer.files;
+        } catch (_) { /* older browsers: the file is kept in `files` only */ }
+        accept(file);
+      });
+      return accept;
+    }
+
+    const acceptInto = {};
+    form.querySelectorAll(".dropzone").forEach((zone) => { acceptInto[zone.dataset.input] = setupDropzone(zone); });
+    // A pasted image (e.g. a screenshot) becomes the photo.
+    document.addEventListener("paste", (event) => {
+      const file = [...((event.clipboardData && event.clipboardData.files) || [])].find((f) => f.type.startsWith("image/"));
+      if (file) acceptInto.image(file);
+    });
+    // A file dropped outside a zone must not navigate away from the form.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+    return acceptInto;
+  }
+
+  // ---- Jobs -------------------------------------------------------------------------------------------
+  const FINISHED = new Set(["done", "failed", "cancelled"]);
+  const STATUS_LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+  const POLL_MS = 1000;
+
+  // A progress bar (.progress with --value): a fraction 0…1, or an indeterminate stripe. Returns the percent.
+  function setProgress(bar, fraction, indeterminate) {
+    const pct = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
+    bar.classList.toggle("is-indeterminate", Boolean(indeterminate));
+    bar.style.setProperty("--value", pct + "%");
+    if (indeterminate) bar.removeAttribute("aria-valuenow");
+    else bar.setAttribute("aria-valuenow", String(pct));
+    return pct;
+  }
+
+  // Polls url every second (every 5 s while the tab is hidden) until hooks.done(data); errors back off up to
+  // 15 s. hooks: onData(data), done(data), current() (the latest data, also from elsewhere, or null),
+  // onNotFound(), onRetry(status) (status null: no answer). Returns {poll, schedule(ms)}.
+  function poller(url, hooks) {
+    let timer = null;
+    let failures = 0;
+
+    function schedule(ms) {
+      clearTimeout(timer);
+      timer = setTimeout(poll, ms);
+    }
+
+    function retry(status) {
+      failures += 1;
+      if (hooks.onRetry) hooks.onRetry(status);
+      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+    }
+
+    async function poll() {
+      let response;
+      try {
+        response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      } catch (_) {
+        retry(null);
+        return;
+      }
+      if (response.status === 404) {
+        hooks.onNotFound();
+        return;
+      }
+      if (!response.ok) {
+        retry(response.status);
+        return;
+      }
+      failures = 0;
+      const data = await response.json();
+      hooks.onData(data);
+      if (!hooks.done(data)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
+    }
+
+    document.addEventListener("visibilitychange", () => {
+      const data = hooks.current();
+      if (!document.hidden && data && !hooks.done(data)) schedule(0);
+    });
+    return { poll, schedule };
+  }
+
+  // The before/after slider (.compare with an .compare-range input): the range sets --pos. Returns the
+  // function that applies the range's value (call it after setting the value from code).
+  function slider(container, range) {
+    const move = () => container.style.setProperty("--pos", range.value + "%");
+    range.addEventListener("input", move);
+    move();
+    return move;
+  }
+
+  window.ColorLab = {
+    $, el, formatBytes, seconds, slug, resultFileName, withCode,
+    showError, detailMessages, showFormError, focusInvalid, submit,
+    setupDropzones, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider,
+  };
+})();
