@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import click
+from pydantic import ValidationError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """ColorLab: colorize grayscale photos and run the studies that judge the results."""
+    from backend.config import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a bad or missing setting: say which, no traceback
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"configuration error: {problems}") from None
 
 
 def _register() -> None:
-    from backend.cli import app_commands
+    from backend.cli import app_commands, colorize, evaluate, study, train, weights
 
-    for command in app_commands.COMMANDS:
+    for command in (*app_commands.COMMANDS, weights.weights, train.train, colorize.colorize, evaluate.evaluate,
+                    study.study):
         main.add_command(command)
-    # Further sub-command modules add themselves here, one line each:
-    # from backend.cli import weights; main.add_command(weights.weights)
-    from backend.cli import evaluate
-
-    main.add_command(evaluate.evaluate)
-    from backend.cli import study
-
-    main.add_command(study.study)
-    from backend.cli import weights
-
-    main.add_command(weights.weights)
-    from backend.cli import train
-
-    main.add_command(train.train)
-    from backend.cli import colorize
-
-    main.add_command(colorize.colorize)
 
 
 _register()

@@ -116,6 +116,10 @@
       data.width && data.height ? `${data.width} × ${data.height} px` : null,
       data.has_ground_truth ? "colour original kept as ground truth" : null,
     ].filter(Boolean).join(" · ");
+    // A job of a comparison links back to it.
+    const group = $("job-group");
+    group.hidden = !data.group_id;
+    if (data.group_id) group.querySelector("a").href = "/compare/" + encodeURIComponent(data.group_id) + "/view";
 
     const p = data.progress || {};
     let message = p.message;
