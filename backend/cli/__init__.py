@@ -14,15 +14,23 @@ def main() -> None:
     try:
         get_settings()
     except ValidationError as exc:  # a bad or missing setting: say which, no traceback
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         raise click.ClickException(f"configuration error: {problems}") from None
 
 
 def _register() -> None:
     from backend.cli import app_commands, colorize, evaluate, study, train, weights
 
-    for command in (*app_commands.COMMANDS, weights.weights, train.train, colorize.colorize, evaluate.evaluate,
-                    study.study):
+    for command in (
+        *app_commands.COMMANDS,
+        weights.weights,
+        train.train,
+        colorize.colorize,
+        evaluate.evaluate,
+        study.study,
+    ):
         main.add_command(command)
 
 

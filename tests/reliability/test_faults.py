@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def submit(http: httpx.Client, path: Path, method: str = "cnn", reference: Path | None = None, **options: str):  # type: ignore[no-untyped-def]
+def submit(
+    http: httpx.Client, path: Path, method: str = "cnn", reference: Path | None = None, **options: str
+):  # type: ignore[no-untyped-def]
     files = {"image": (path.name, path.read_bytes(), "image/jpeg")}
     if reference is not None:
         files["reference"] = (reference.name, reference.read_bytes(), "image/jpeg")
@@ -35,8 +37,13 @@ def submit(http: httpx.Client, path: Path, method: str = "cnn", reference: Path 
 def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redis_url) -> None:  # type: ignore[no-untyped-def]
     if not method_available("exemplar"):
         pytest.skip("exemplar weights not fetched")
-    env = child_env(DATABASE_URL=postgres_url, CELERY_BROKER_URL=redis_url, SWEEP_INTERVAL=1, STALE_AFTER=3,
-                    HEARTBEAT_INTERVAL=0.5)
+    env = child_env(
+        DATABASE_URL=postgres_url,
+        CELERY_BROKER_URL=redis_url,
+        SWEEP_INTERVAL=1,
+        STALE_AFTER=3,
+        HEARTBEAT_INTERVAL=0.5,
+    )
     spawn("migrate", env=env).popen.wait(timeout=60)
     port = free_port()
     spawn("serve", "--port", str(port), env=env)
@@ -45,8 +52,9 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
     first.wait_for_log("ready", timeout=90)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     folder = EXEMPLAR_PAIRS / "example"
-    r = submit(http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="150",
-               size="64")
+    r = submit(
+        http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="150", size="64"
+    )
     job_id = r.json()["id"]
     wait_job(lambda j: http.get(f"/jobs/{j}").json(), job_id, timeout=120, until=("running",))
     os.killpg(first.popen.pid, signal.SIGKILL)  # the worker and its pool process, mid-job
@@ -59,8 +67,13 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
 
 
 def test_flushed_queue_is_rebuilt_from_the_database(spawn, postgres_url, redis_url) -> None:  # type: ignore[no-untyped-def]
-    env = child_env(DATABASE_URL=postgres_url, CELERY_BROKER_URL=redis_url, SWEEP_INTERVAL=1, REQUEUE_AFTER=2,
-                    COLORIZE_RATE=100000)
+    env = child_env(
+        DATABASE_URL=postgres_url,
+        CELERY_BROKER_URL=redis_url,
+        SWEEP_INTERVAL=1,
+        REQUEUE_AFTER=2,
+        COLORIZE_RATE=100000,
+    )
     spawn("migrate", env=env).popen.wait(timeout=60)
     port = free_port()
     spawn("serve", "--port", str(port), env=env)
@@ -94,7 +107,9 @@ def private_postgres() -> Iterator[tuple[str, Path, list[str]]]:
     port = free_port()
 
     def pg(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120
+        )
 
     pg(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -103,7 +118,9 @@ def private_postgres() -> Iterator[tuple[str, Path, list[str]]]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", root, ctl
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", *ctl, "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *ctl, "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -133,12 +150,17 @@ def test_postgres_restart_under_traffic(spawn, private_postgres, redis_url) -> N
     thread = threading.Thread(target=traffic)
     thread.start()
     time.sleep(2)
-    subprocess.run(["runuser", "-u", "postgres", "--", *ctl, "-m", "fast", "stop"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *ctl, "-m", "fast", "stop"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     down_at = time.monotonic()
     time.sleep(3)
-    subprocess.run(["runuser", "-u", "postgres", "--", *ctl, "start"], check=True, capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *ctl, "start"], check=True, capture_output=True, timeout=60
+    )
     up_at = time.monotonic()
     time.sleep(6)
     stop.set()
