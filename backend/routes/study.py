@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from itsdangerous import BadSignature
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from backend.auth import secure_cookies, serializer
@@ -249,6 +249,19 @@ def post_answer(
     return _state_out(out, duplicate)
 
 
+# Built once: the image of a trial, only for the participant it belongs to.
+_TRIAL_IMAGE = (
+    select(Image.data)
+    .join(Stimulus, Stimulus.display_image_id == Image.id)
+    .join(Trial, Trial.stimulus_id == Stimulus.id)
+    .where(
+        Trial.id == bindparam("tid"),
+        Trial.participant_id == bindparam("pid"),
+        Trial.study_id == bindparam("sid"),
+    )
+)
+
+
 @router.get(
     "/{slug}/images/{trial_id}.jpg",
     summary="The image of one of your trials",
@@ -261,12 +274,7 @@ def trial_image(
     pid = _cookie_pid(request, settings, study)
     if not pid or len(trial_id) > 32:
         raise HTTPException(404, "no such image")
-    data = session.scalar(
-        select(Image.data)
-        .join(Stimulus, Stimulus.display_image_id == Image.id)
-        .join(Trial, Trial.stimulus_id == Stimulus.id)
-        .where(Trial.id == trial_id, Trial.participant_id == pid, Trial.study_id == study.id)
-    )
+    data = session.scalar(_TRIAL_IMAGE, {"tid": trial_id, "pid": pid, "sid": study.id})
     if data is None:
         raise HTTPException(404, "no such image")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

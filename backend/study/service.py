@@ -113,6 +113,9 @@ def start(
         user_agent=(user_agent or "")[:300] or None,
         consented_at=utcnow(),
     )
+    refs = stimulus_refs(
+        session, study
+    )  # read before taking the lock: the stimuli of an open study are fixed
     try:
         # Serialise the draws of one study's participants so that each sees the others' counts. NO KEY UPDATE
         # (not FOR UPDATE): the rows inserted below take KEY SHARE locks on the study row, which must not
@@ -120,7 +123,7 @@ def start(
         session.execute(select(Study.id).where(Study.id == study.id).with_for_update(key_share=True))
         session.add(participant)
         session.flush()
-        assign(session, study, participant, rng or random.SystemRandom())
+        assign(session, study, participant, rng or random.SystemRandom(), refs)
         session.commit()
     except IntegrityError:  # the same id started twice at once: use the one that won
         session.rollback()
@@ -144,16 +147,22 @@ class StimRef(NamedTuple):
     condition: str
 
 
+def stimulus_refs(session: Session, study: Study) -> list[StimRef]:
+    stmt = select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(Stimulus.study_id == study.id)
+    return [StimRef(*row) for row in session.execute(stmt)]
+
+
 def assign(
-    session: Session, study: Study, participant: Participant, rng: random.Random
+    session: Session,
+    study: Study,
+    participant: Participant,
+    rng: random.Random,
+    refs: list[StimRef] | None = None,
 ) -> list[dict[str, Any]]:
     """Draw the participant's trials for both parts (see the module docstring); insert them in one statement.
     The caller holds the study row lock and commits."""
     by_condition: dict[str, dict[str, StimRef]] = {}
-    for ref in session.execute(
-        select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(Stimulus.study_id == study.id)
-    ):
-        stim = StimRef(*ref)
+    for stim in refs if refs is not None else stimulus_refs(session, study):
         by_condition.setdefault(stim.condition, {})[stim.photo_id] = stim
     conditions = [c for c in study.conditions if by_condition.get(c)]
     cond_counts = {1: Counter({c: 0 for c in conditions}), 2: Counter({c: 0 for c in conditions})}

@@ -35,6 +35,7 @@ def test_upload_page_has_form_and_no_inline_script(web) -> None:  # type: ignore
 def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
     for path in (
         "/static/app.css",
+        "/static/common.js",
         "/static/upload.js",
         "/static/job.js",
         "/static/history.js",
@@ -61,6 +62,7 @@ def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignor
     assert "No colorizations yet" in other.get("/history", headers=HTML).text
     page = web.get(f"/jobs/{job_id}/view", headers=HTML)
     assert page.status_code == 200 and f'data-job-url="/jobs/{job_id}"' in page.text
+    assert '<p class="job-group" id="job-group" hidden>' in page.text  # not part of a comparison
 
 
 def test_unknown_job_page_is_an_html_404(web) -> None:  # type: ignore[no-untyped-def]
@@ -100,6 +102,10 @@ def test_compare_pages(web) -> None:  # type: ignore[no-untyped-def]
     for job_id in body["jobs"]:  # one card and one metrics row per job, before any JavaScript runs
         assert html.count(f'data-job-id="{job_id}"') == 2
     assert 'data-kind="original"' in html and 'id="metrics-table"' in html  # a colour photo: ground truth
+    # Each job's page links back to its comparison; the shared script comes before the page's own.
+    job_page = web.get(f"/jobs/{body['jobs'][0]}/view", headers=HTML).text
+    assert f'<a href="/compare/{body["id"]}/view">Part of a comparison' in job_page
+    assert job_page.index('src="/static/common.js"') < job_page.index('src="/static/job.js"')
 
 
 def test_compare_view_of_a_gray_photo_explains_there_are_no_scores(web) -> None:  # type: ignore[no-untyped-def]

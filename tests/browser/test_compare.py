@@ -234,6 +234,12 @@ def test_compare_pending_then_ranked_results(idle_stack, page) -> None:  # type:
     page.set_viewport_size({"width": 375, "height": 812})
     page.screenshot(path=str(SHOTS / "compare-view-ranked-375.png"), full_page=True)
 
+    # A job of the comparison links back to it.
+    page.goto(idle_stack.base_url + f"/jobs/{fake['jobs'][0]['id']}/view")
+    back = page.locator("#job-group a")
+    expect(back).to_be_visible()
+    expect(back).to_have_attribute("href", f"/compare/{group}/view")
+
 
 def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ignore[no-untyped-def]
     """Ticking the exemplar method without a reference is explained; adding a reference ticks it and the

@@ -38,6 +38,7 @@ def test_upload_cnn_shows_result_and_history(stack, page) -> None:  # type: igno
     # The photo is a colour JPEG: its original is offered as ground truth.
     expect(page.locator("#sbs-original-fig")).to_be_visible()
     expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#job-group")).to_be_hidden()  # a lone job: no comparison to link to
     # The slider reveals more of the colorized image.
     page.locator("#compare-range").fill("80")
     assert page.locator("#compare").evaluate("el => el.style.getPropertyValue('--pos')") == "80%"

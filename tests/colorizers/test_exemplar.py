@@ -131,9 +131,10 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
     assert [p.step for p in steps] == list(range(1, 7)) and all(p.total == 6 for p in steps)
     assert [p.losses["style_weight"] for p in steps] == pytest.approx([1000 * 0.9975**k for k in range(6)])
     assert set(steps[0].losses) == {"content", "style", "total", "style_weight"}
-    if optimizer == "lbfgs":
+    if optimizer == "lbfgs":  # torch's own count of L-BFGS iterations (one per step() call)
         state = problem.optimiser.state[problem.x]
-        assert state["n_iter"] == 6 and state["func_evals"] == 6
+        assert state["n_iter"] == 6
+        assert line_search or state["func_evals"] == 6
     assert result.ab.shape == (32, 48, 2) and result.ab.dtype == np.float32
     preview = steps[-1].preview()
     assert preview.shape == (32, 48, 3) and preview.dtype == np.uint8

@@ -104,6 +104,10 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
             desk = browser.new_context(viewport={"width": 1280, "height": 900})
             admin = desk.new_page()
             admin.on("pageerror", lambda exc: problems.append(f"admin page error: {exc}"))
+            admin.on(
+                "console",
+                lambda m: problems.append(f"admin console: {m.text}") if m.type == "error" else None,
+            )
             admin.goto(f"{base}/admin/studies/{slug}")
             expect(admin.locator("#password")).to_be_visible()  # redirected to the login form
             admin.fill("#password", ADMIN_PASSWORD)

@@ -162,3 +162,35 @@ def test_closed_and_draft_studies_refuse_new_participants(sqlite_client, make_st
     # a participant who started before closing may finish
     state = app_client.post(f"/study/{slug}/api/begin", json={}).json()
     assert state["phase"] == "part1"
+
+
+def test_answer_rate_limit(sqlite_client, make_study, monkeypatch) -> None:
+    from tests.conftest import reset_caches
+
+    slug = make_study(photos=5, methods=("cnn",))
+    monkeypatch.setenv("STUDY_ANSWER_RATE", "2")
+    reset_caches()
+    c = sqlite_client
+    c.post(f"/study/{slug}/api/start", json={"participant": "fast-clicker"})
+    state = c.post(f"/study/{slug}/api/begin", json={}).json()
+    codes = []
+    for _ in range(3):
+        res = _answer(c, slug, state)
+        codes.append(res.status_code)
+        state = res.json() if res.status_code == 200 else state
+    assert codes == [200, 200, 429]
+    assert res.headers["retry-after"] and "too many answers" in res.json()["detail"]
+
+
+def test_production_needs_secrets() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from backend.config import Settings
+
+    with pytest.raises(ValidationError, match="ADMIN_PASSWORD and SECRET_KEY"):
+        Settings(environment="production", admin_password="", secret_key="")
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(environment="production", admin_password="pw", secret_key="short")
+    ok = Settings(environment="production", admin_password="pw", secret_key="k" * 40)
+    assert ok.admin_password.get_secret_value() == "pw" and "pw" not in repr(ok)

@@ -83,8 +83,8 @@ CATALOGUE.add(
 FEEDFORWARD_WEIGHTS = {
     # name: (filename, sha256, size)
     "cnn": ("cnn.pt", "3296170a0b8af7ac2b16c6f4942a1241f78e265311cae3b15401d3d412cec808", 7727963),
-    "fusion": ("fusion.pt", "0" * 64, 0),
-    "gan": ("gan.pt", "0" * 64, 0),
+    "fusion": ("fusion.pt", "6668feeaffeb4111559ae1b58a545158b2e1516ba11ecbceee665233fe2129cf", 8373045),
+    "gan": ("gan.pt", "e1417194602ceede71d22f376f58c6284e912e62a311b5deef9120484894458d", 8354759),
 }
 _TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"
 for _name, (_file, _sha, _size) in FEEDFORWARD_WEIGHTS.items():

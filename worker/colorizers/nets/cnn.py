@@ -61,6 +61,21 @@ class Decoder(nn.Module):
         return self.layers(x)
 
 
+def init_weights(module: nn.Module) -> None:
+    """He (Kaiming) normal initialisation for the ReLU convolutions, zero biases, Xavier for the tanh output.
+
+    PyTorch's default (Kaiming uniform with a = √5) shrinks the signal through this 12-layer plain ReLU net
+    without normalisation, and training then sits on the "constant brownish ab" plateau for many epochs.
+    """
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs:
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+    if convs and convs[-1].out_channels == 2:
+        nn.init.xavier_uniform_(convs[-1].weight)
+
+
 class ColorizationCNN(nn.Module):
     """Encoder + decoder; ``forward(l_norm) -> ab_norm`` (see the module docstring)."""
 
@@ -68,6 +83,7 @@ class ColorizationCNN(nn.Module):
         super().__init__()
         self.encoder = Encoder()
         self.decoder = Decoder(256)
+        init_weights(self)
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(l_norm))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worker.colorizers.lab import L_CENTER, lightness_to_gray_torch
-from worker.colorizers.nets.cnn import Decoder, Encoder
+from worker.colorizers.nets.cnn import Decoder, Encoder, init_weights
 from worker.colorizers.nets.colorizer import NetColorizer
 
 NUM_CLASSES = 1000
@@ -33,6 +33,7 @@ class FusionNet(nn.Module):
         self.encoder = Encoder()
         self.fusion = nn.Sequential(nn.Conv2d(256 + num_classes, 256, 1), nn.ReLU(inplace=True))
         self.decoder = Decoder(256)
+        init_weights(self)
 
     def forward(self, l_norm: torch.Tensor, class_probs: torch.Tensor) -> torch.Tensor:
         features = self.encoder(l_norm)
