@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def colorize(
                 chunk.append(path)
             except ValueError as exc:
                 failures.append(str(exc))
-                tqdm.write(f"skipped: {exc}", file=click.get_text_stream("stderr"))
+                tqdm.write(f"skipped: {exc}", file=sys.stderr)
                 bar.update(1)
         if not chunk:
             continue

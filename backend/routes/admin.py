@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AdminDep = Annotated[AdminSession, Depends(require_admin)]
+PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies of finished colorizations
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -185,7 +187,8 @@ async def create_study(
             slug=values.get("slug"),
         )
         photos = await _photos(form, settings)
-        study = builder.create_study(session, settings, spec, photos)
+        # Decoding, graying and resizing the photos takes a while: off the event loop.
+        study = await run_in_threadpool(builder.create_study, session, settings, spec, photos)
     except StudyError as exc:
         session.rollback()
         return _page(
@@ -224,7 +227,7 @@ def study_page(
     exclude: bool = False,
 ) -> HTMLResponse:
     study = _study(session, slug)
-    readiness = builder.refresh(session, settings, study)
+    readiness = builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S)
     return _page(
         request,
         "study.html",

@@ -24,7 +24,7 @@ from backend.routes.pages import TEMPLATES
 from backend.study import builder, service
 from backend.study.errors import StudyError
 from backend.study.models import Participant, Stimulus, Study, Trial
-from backend.study.ratelimit import SlidingWindow
+from backend.ratelimit import SlidingWindow
 from backend.study.schemas import AnswerIn, StartIn, StateOut
 
 router = APIRouter(prefix="/study", tags=["study"])

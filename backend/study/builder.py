@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Readiness:
     running: int
     failed: int
     failures: list[str]  # "photo name / method: error"
+    preparing: int = 0  # colorized, display copy not made yet (time budget of this call spent)
 
     @property
     def complete(self) -> bool:
@@ -75,6 +77,8 @@ class Readiness:
         parts = [f"{self.ready} of {self.total} stimuli are ready"]
         if self.queued or self.running:
             parts.append(f"{self.queued} colorization(s) queued and {self.running} running")
+        if self.preparing:
+            parts.append(f"{self.preparing} colorized and being prepared (reload)")
         if self.failed:
             parts.append(f"{self.failed} failed ({'; '.join(self.failures[:3])}): retry them")
         return "; ".join(parts)
@@ -277,21 +281,28 @@ def get_study(session: Session, slug_or_id: str) -> Study | None:
     ).first()
 
 
-def refresh(session: Session, settings: Settings, study: Study) -> Readiness:
-    """Register finished colorizations (a display copy of each result); report how many stimuli are ready."""
+def refresh(
+    session: Session, settings: Settings, study: Study, *, budget_s: float | None = None
+) -> Readiness:
+    """Register finished colorizations (a display copy of each result); report how many stimuli are ready.
+    With ``budget_s``, stop making display copies after that many seconds (a page view stays quick; the rest
+    is done by later calls, and always in full when the study opens)."""
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     rows = session.execute(
         select(Stimulus, Job, StudyPhoto.name)
         .join(Job, Job.id == Stimulus.job_id)
         .join(StudyPhoto, StudyPhoto.id == Stimulus.photo_id)
         .where(Stimulus.study_id == study.id)
     ).all()
-    queued = running = failed = 0
+    queued = running = failed = preparing = 0
     failures: list[str] = []
     changed = False
     for stimulus, job, photo_name in rows:
         if stimulus.display_image_id is not None:
             continue
-        if job.status == JobStatus.done and job.result_image_id:
+        if job.status == JobStatus.done and job.result_image_id and deadline and time.monotonic() > deadline:
+            preparing += 1
+        elif job.status == JobStatus.done and job.result_image_id:
             result = session.scalars(
                 select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))
             ).one()
@@ -329,7 +340,13 @@ def refresh(session: Session, settings: Settings, study: Study) -> Readiness:
         or 0
     )
     return Readiness(
-        total=total, ready=ready, queued=queued, running=running, failed=failed, failures=failures
+        total=total,
+        ready=ready,
+        queued=queued,
+        running=running,
+        failed=failed,
+        failures=failures,
+        preparing=preparing,
     )
 
 

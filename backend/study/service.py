@@ -362,7 +362,9 @@ def answer(
     if trial is None:
         raise StudyError(404, "no such trial in your session")
     if trial.answered_at is not None:
-        return state(session, study, participant, trials), True
+        out = state(session, study, participant, trials)
+        session.commit()
+        return out, True
     if participant.started_at is None:
         raise StudyError(409, "read the instructions first")
     if current(trials) is not trial:
@@ -386,7 +388,9 @@ def answer(
     )
     if stored.rowcount == 0:  # the same answer raced in from another request
         session.rollback()
-        return state(session, study, participant), True
+        out = state(session, study, participant)
+        session.commit()
+        return out, True
     trial.answered_at = now
     if current(trials) is None:
         session.execute(_COMPLETE, {"pid": participant.id, "now": now})

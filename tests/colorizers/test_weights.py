@@ -114,3 +114,13 @@ def test_unavailable_methods_report_the_exact_fetch_command(name, tmp_path):
 def test_fusion_without_classifier_weights_names_the_command(tmp_path):
     with pytest.raises(Unavailable, match="colorlab weights fetch efficientnet-lite0"):
         get_colorizer("fusion", tmp_path, "cpu")
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 3000), (300, 7)])
+def test_odd_photo_sizes(h, w, weights_dir):
+    colorizer = get_colorizer("cnn", weights_dir, "cpu")
+    plane = np.linspace(0, 100, h * w, dtype=np.float32).reshape(h, w)
+    ab = colorizer.predict_ab(plane, reference=None, params={}, progress=None)
+    assert ab.shape[2] == 2 and ab.shape[0] <= max(h, 256) and ab.shape[1] <= max(w, 256)
+    out = colorize_rgb(colorizer, np.repeat(lab.lightness_to_gray_uint8(plane)[..., None], 3, -1))
+    assert out.shape == (h, w, 3)

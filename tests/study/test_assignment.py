@@ -76,3 +76,19 @@ def test_failed_colorizations_can_be_retried(sqlite_db, make_study) -> None:
         assert len(new_ids) == 1 and new_ids[0] != old_job.id
         assert s.get(Job, new_ids[0]).status == JobStatus.queued
         assert builder.refresh(s, get_settings(), study).queued == 1
+
+
+def test_refresh_within_a_time_budget(sqlite_db, make_study) -> None:
+    from sqlalchemy import update
+
+    from backend.config import get_settings
+    from backend.study.models import Stimulus
+
+    slug = make_study(photos=5, methods=("cnn",), open_=False)
+    with session_scope() as s:
+        study = builder.get_study(s, slug)
+        s.execute(update(Stimulus).where(Stimulus.condition == "cnn").values(display_image_id=None))
+        s.commit()
+        quick = builder.refresh(s, get_settings(), study, budget_s=0.0)
+        assert quick.preparing == 5 and not quick.complete and "being prepared" in quick.message()
+        assert builder.open_study(s, get_settings(), study).complete  # opening makes every copy

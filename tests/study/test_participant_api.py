@@ -96,6 +96,7 @@ def test_anonymous_participant_refused_by_cookie(sqlite_client, make_study) -> N
 def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
     c = sqlite_client
     slug = make_study(trials=(2, 2), photos=4, methods=("cnn",), attention=True)
+    assert "paying attention" in c.get(f"/study/{slug}").text  # the instructions explain the checks
     assert c.get("/study/no-such-study").status_code == 404
     assert c.get("/study/no-such-study/api/state").json()["detail"]
     assert c.get(f"/study/{slug}?PROLIFIC_PID=<script>").status_code == 422

@@ -37,8 +37,8 @@ def cpu_bf16_supported() -> bool:
 
 
 def working_size(height: int, width: int, short: int = 256) -> tuple[int, int]:
-    """(h, w) with the photo's aspect ratio and short side ``short``."""
-    scale = short / min(height, width)
+    """(h, w) with the photo's aspect ratio and short side ``short``, never larger than the photo itself."""
+    scale = min(1.0, short / max(1, min(height, width)))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
