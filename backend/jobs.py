@@ -57,17 +57,27 @@ def store_image(session: Session, upload: Upload) -> Image:
     return image
 
 
-def store_result(session: Session, png: bytes, width: int, height: int) -> Image:
+def store_result(
+    session: Session,
+    data: bytes,
+    width: int,
+    height: int,
+    *,
+    fmt: str = "PNG",
+    is_color: bool = True,
+    filename: str | None = None,
+) -> Image:
+    """Insert an image we made ourselves (a colorization, a gray input, a study rendition); RGB."""
     image = Image(
-        sha256=hashlib.sha256(png).hexdigest(),
-        data=png,
-        size_bytes=len(png),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        size_bytes=len(data),
         width=width,
         height=height,
         mode="RGB",
-        format="PNG",
-        is_color=True,
-        filename=None,
+        format=fmt,
+        is_color=is_color,
+        filename=filename,
     )
     session.add(image)
     session.flush()

@@ -84,6 +84,10 @@ ARCHS = ("cnn", "fusion", "gan")
     default=None,
     help="Start from exported weights (for fusion, trained cnn weights work: shared layers copied).",
 )
+@click.option("--l1-weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="gan: λ of the generator's L1 term (Nazeri et al. used 100).")
+@click.option("--real-label", type=click.FloatRange(min=0.5, max=1.0), default=1.0, show_default=True,
+              help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:0, ...).")
 @click.option(
@@ -106,6 +110,8 @@ def train(
     max_minutes: float | None,
     bf16: bool,
     init_from: Path | None,
+    l1_weight: float,
+    real_label: float,
     seed: int,
     device: str,
     threads: int,
@@ -137,6 +143,8 @@ def train(
         max_minutes=max_minutes,
         bf16=bf16,
         init_from=init_from,
+        gan_l1_weight=l1_weight,
+        gan_real_label=real_label,
         command="colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -287,40 +287,18 @@ def _action(
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
 
 
-@router.post("/studies/{slug}/open", response_class=HTMLResponse)
-def open_study(
+@router.post("/studies/{slug}/{action}", response_class=HTMLResponse)
+def study_action(
     slug: str,
+    action: Literal["open", "close", "retry"],
     request: Request,
     admin: AdminDep,
     session: SessionDep,
     settings: SettingsDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    return _action(request, admin, session, settings, slug, csrf_token, "open")
-
-
-@router.post("/studies/{slug}/close", response_class=HTMLResponse)
-def close_study(
-    slug: str,
-    request: Request,
-    admin: AdminDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
-    return _action(request, admin, session, settings, slug, csrf_token, "close")
-
-
-@router.post("/studies/{slug}/retry", response_class=HTMLResponse)
-def retry_study(
-    slug: str,
-    request: Request,
-    admin: AdminDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
-    return _action(request, admin, session, settings, slug, csrf_token, "retry")
+    """Open or close a study, or retry its failed colorizations."""
+    return _action(request, admin, session, settings, slug, csrf_token, action)
 
 
 @router.get("/studies/{slug}/export/{kind}.{fmt}")

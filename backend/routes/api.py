@@ -35,6 +35,16 @@ def _colorize_limit(per_minute: int) -> SlidingWindow:
     return SlidingWindow(per_minute, window=60.0)
 
 
+def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
+    """Dependency of every upload route: at most COLORIZE_RATE uploads per client IP per minute."""
+    if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
+        raise HTTPException(
+            429,
+            f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
+            headers={"Retry-After": "60"},
+        )
+
+
 async def read_upload(upload: UploadFile, settings: Settings, what: str) -> jobs.Upload:
     """Read an uploaded file in chunks, refusing it as soon as it passes the size limit, and decode it."""
     limit = settings.max_upload_bytes
@@ -77,6 +87,7 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     responses=ERRORS,
+    dependencies=[Depends(upload_rate_limit)],
     summary="Queue a colorization job",
     description=(
         "Upload a photo (any common raster format; colour photos are grayed and kept as ground truth) and "
@@ -98,12 +109,6 @@ async def colorize(
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
-    if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
-        raise HTTPException(
-            429,
-            f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
-            headers={"Retry-After": "60"},
-        )
     info = catalogue.get_method(method)
     if info is None:
         known = ", ".join(m.name for m in catalogue.public_methods())

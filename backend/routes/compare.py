@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend import catalogue, jobs
 from backend.models import Job, is_valid_id, new_id
-from backend.routes.api import ERRORS, SessionDep, SettingsDep, _colorize_limit, read_upload
+from backend.routes.api import ERRORS, SessionDep, SettingsDep, read_upload, upload_rate_limit
 from backend.schemas import JobOut
 from backend.web import client_of
 
@@ -42,6 +42,7 @@ class ComparisonOut(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ComparisonCreated,
     responses=ERRORS,
+    dependencies=[Depends(upload_rate_limit)],
     summary="Colorize one photo with every available method",
     description=(
         "Queues one job per method (default: every available method that needs no reference; with a "
@@ -55,12 +56,11 @@ async def create_comparison(
     session: SessionDep,
     settings: SettingsDep,
     image: Annotated[UploadFile, File(description="The photo to colorize.")],
-    reference: Annotated[UploadFile | None, File(description="Colour reference for the exemplar method.")] = None,
+    reference: Annotated[
+        UploadFile | None, File(description="Colour reference for the exemplar method.")
+    ] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
-    if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
-        raise HTTPException(429, f"too many uploads: at most {settings.colorize_rate} per minute",
-                            headers={"Retry-After": "60"})
     has_reference = reference is not None and bool(reference.filename or reference.size)
     available = [m for m in catalogue.public_methods() if m.unavailable_reason(settings.weights_dir) is None]
     if methods:
@@ -87,14 +87,23 @@ async def create_comparison(
     plans = [(m.name, m.defaults(), ref if m.needs_reference else None) for m in chosen]
     ids = await run_in_threadpool(_create_group, session, group, plans, upload, client_of(request))
     response.headers["Location"] = f"/compare/{group}"
-    return ComparisonCreated(id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids)
+    return ComparisonCreated(
+        id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids
+    )
 
 
-def _create_group(session: Session, group: str, plans: list[tuple[str, dict[str, Any], Any]],
-                  upload: jobs.Upload, client: str | None) -> list[str]:
+def _create_group(
+    session: Session,
+    group: str,
+    plans: list[tuple[str, dict[str, Any], Any]],
+    upload: jobs.Upload,
+    client: str | None,
+) -> list[str]:
     created = []
     for method, params, ref in plans:
-        job = jobs.create_job(session, method=method, params=params, image=upload, reference=ref, client=client)
+        job = jobs.create_job(
+            session, method=method, params=params, image=upload, reference=ref, client=client
+        )
         job.group_id = group
         created.append(job.id)
     session.commit()
@@ -123,8 +132,12 @@ def comparison(session: Session, group_id: str) -> dict[str, Any] | None:
     }
 
 
-@router.get("/compare/{group_id}", response_model=ComparisonOut, responses=ERRORS,
-            summary="A comparison: every method's job, with metrics when there is a ground truth")
+@router.get(
+    "/compare/{group_id}",
+    response_model=ComparisonOut,
+    responses=ERRORS,
+    summary="A comparison: every method's job, with metrics when there is a ground truth",
+)
 def get_comparison(group_id: str, session: SessionDep) -> ComparisonOut:
     found = comparison(session, group_id)
     if found is None:

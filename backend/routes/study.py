@@ -20,11 +20,11 @@ from backend.auth import secure_cookies, serializer
 from backend.config import Settings, get_settings
 from backend.db import get_session
 from backend.models import Image
+from backend.ratelimit import SlidingWindow
 from backend.routes.pages import TEMPLATES
 from backend.study import builder, service
 from backend.study.errors import StudyError
 from backend.study.models import Participant, Stimulus, Study, Trial
-from backend.ratelimit import SlidingWindow
 from backend.study.schemas import AnswerIn, StartIn, StateOut
 
 router = APIRouter(prefix="/study", tags=["study"])

@@ -22,7 +22,7 @@ from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
 from backend.study.errors import StudyError
 from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus
-from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_bytes, store_display
+from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
@@ -210,14 +210,8 @@ def build_study(
         if seen[real.id] > 1:
             raise StudyError(422, f"{photo.name} is the same photo as an earlier one")
         gray_bytes = gray_png(decoded)
-        gray = store_bytes(
-            session,
-            gray_bytes,
-            width=decoded.width,
-            height=decoded.height,
-            fmt="PNG",
-            is_color=False,
-            filename=photo.name,
+        gray = jobs.store_result(
+            session, gray_bytes, decoded.width, decoded.height, is_color=False, filename=photo.name
         )
         row = StudyPhoto(
             study_id=study.id,

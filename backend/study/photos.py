@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
+from backend import jobs
 from backend.config import Settings
 from backend.images import DecodedImage, ImageError, decode
 from backend.models import Image
@@ -122,34 +122,8 @@ def display_jpeg(rgb: np.ndarray, max_side: int) -> bytes:
     return buf.getvalue()
 
 
-def store_bytes(
-    session: Session,
-    data: bytes,
-    *,
-    width: int,
-    height: int,
-    fmt: str,
-    is_color: bool,
-    filename: str | None = None,
-) -> Image:
-    image = Image(
-        sha256=hashlib.sha256(data).hexdigest(),
-        data=data,
-        size_bytes=len(data),
-        width=width,
-        height=height,
-        mode="RGB",
-        format=fmt,
-        is_color=is_color,
-        filename=filename,
-    )
-    session.add(image)
-    session.flush()
-    return image
-
-
 def store_display(session: Session, rgb: np.ndarray, max_side: int) -> Image:
     data = display_jpeg(rgb, max_side)
     with PILImage.open(io.BytesIO(data)) as im:
         width, height = im.size
-    return store_bytes(session, data, width=width, height=height, fmt="JPEG", is_color=True)
+    return jobs.store_result(session, data, width, height, fmt="JPEG")

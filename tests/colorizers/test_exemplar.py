@@ -164,7 +164,7 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
     lightness = np.full((32, 32), 50, np.float32)
     with pytest.raises(JobCancelled):
         colorizer.predict_ab(lightness, reference=np.zeros((32, 32, 3), np.uint8),
-                             params=_params(iterations=50, size=32), progress=progress)
+                             params=_params(iterations=50, size=32, line_search=False), progress=progress)
     assert seen == [0, 1, 2, 3]
     assert len(calls) == at_cancel[0]  # no VGG pass after the callback raised
 

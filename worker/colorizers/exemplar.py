@@ -79,6 +79,9 @@ AB_NOISE_STD = 20.0  # ab units, for init="noise" in fast mode
 def gram(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ for activations (1, N, H, W) viewed as F (N × M), M = H·W. Not normalised."""
     n = features.shape[1]
+    if features.dim() == 4 and features.is_contiguous(memory_format=torch.channels_last):
+        flat = features.permute(0, 2, 3, 1).reshape(-1, n)  # (M, N), a free view in channels_last
+        return flat.t() @ flat
     flat = features.reshape(n, -1)
     return flat @ flat.t()
 

@@ -156,8 +156,11 @@ class GANTask(Task):
     arch = "gan"
     monitor = "mae"
 
-    def __init__(self, lr: float = 2e-4, device: str = "cpu", l1_weight: float = 100.0) -> None:
+    def __init__(
+        self, lr: float = 2e-4, device: str = "cpu", l1_weight: float = 100.0, real_label: float = 1.0
+    ) -> None:
         super().__init__(lr, device)
+        self.real_label = real_label  # < 1: one-sided label smoothing of the discriminator's real targets
         from worker.colorizers.nets.gan import Discriminator, UNetGenerator
 
         self.generator = UNetGenerator().to(device)
@@ -182,7 +185,7 @@ class GANTask(Task):
             logit_real = self.discriminator(real).float()
             logit_fake = self.discriminator(fake.detach()).float()
         loss_d = 0.5 * (
-            F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+            F.binary_cross_entropy_with_logits(logit_real, torch.full_like(logit_real, self.real_label))
             + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
         )
         loss_d.backward()
@@ -204,6 +207,12 @@ class GANTask(Task):
         with self.amp():
             return self.generator(l_norm).float()
 
+    def init_from(self, blob: dict[str, Any]) -> None:
+        """From exported gan weights: the generator only (the discriminator starts afresh)."""
+        if blob["arch"] != "gan":
+            raise ValueError(f"cannot initialise gan from {blob['arch']} weights")
+        self.generator.load_state_dict(blob["state_dict"])
+
     def export(self) -> dict[str, Any]:
         return {"arch": self.arch, "state_dict": self.generator.state_dict(), "config": {}}
 
@@ -216,7 +225,8 @@ DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 
-def make_task(arch: str, *, lr: float | None = None, device: str = "cpu") -> Task:
+def make_task(arch: str, *, lr: float | None = None, device: str = "cpu", **options: float) -> Task:
+    """The task for ``arch``; ``options`` are architecture-specific (gan: ``l1_weight``, ``real_label``)."""
     if arch not in TASKS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(TASKS)}")
-    return TASKS[arch](lr=float(lr if lr is not None else DEFAULTS[arch]["lr"]), device=device)
+    return TASKS[arch](lr=float(lr if lr is not None else DEFAULTS[arch]["lr"]), device=device, **options)

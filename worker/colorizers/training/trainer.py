@@ -53,6 +53,8 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after the epoch that passes this wall time
     bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser stay float32)
     init_from: Path | None = None  # start from these exported weights (fusion: also from cnn weights)
+    gan_l1_weight: float = 100.0  # λ of the generator's L1 term (Nazeri et al.: 100)
+    gan_real_label: float = 1.0  # discriminator target for real photos (0.9 = one-sided label smoothing)
     command: str = ""
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +128,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         )
     train_set = PhotoDataset(train_refs, cfg.size, train=True, max_zoom=cfg.max_zoom)
     val_set = PhotoDataset(val_refs, cfg.size, train=False)
-    task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device)
+    options = {"l1_weight": cfg.gan_l1_weight, "real_label": cfg.gan_real_label} if cfg.arch == "gan" else {}
+    task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device, **options)
     task.bf16 = cfg.bf16
     if cfg.init_from is not None and not (cfg.resume and cfg.checkpoint.is_file()):
         from worker.colorizers.training.checkpoint import load_weights
@@ -263,6 +266,7 @@ def _meta(
             "seed": cfg.seed,
             "bf16_autocast": cfg.bf16,
             "init_from": str(cfg.init_from) if cfg.init_from else "random",
+            **({"l1_weight": cfg.gan_l1_weight, "real_label": cfg.gan_real_label} if cfg.arch == "gan" else {}),
         },
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
