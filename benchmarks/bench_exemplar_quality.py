@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--photos", type=int, default=len(PAIRS), help="ImageNet pairs to score (first N)")
     parser.add_argument("--sheet-pairs", type=int, default=len(EXEMPLAR_SETS), help="exemplar pairs to show")
+    parser.add_argument("--targets", type=str, default="", help="target class indices, e.g. 8,281")
+    parser.add_argument("--tag", type=str, default="", help="suffix of the output file names")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,10 +94,14 @@ def main() -> None:
     info = CATALOGUE.get("exemplar")
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, dict[str, list[float]]] = {
-        v: {"eq9": [], "auc": [], "chroma": [], "s": []} for v in ["gray (a = b = 0)", *VARIANTS]
+        v: {"eq9": [], "auc": [], "chroma": [], "s": [], "final_loss": []}
+        for v in ["gray (a = b = 0)", *VARIANTS]
     }
     rows = []
     pairs = PAIRS[: args.photos]
+    if args.targets:
+        pairs = [p for p in PAIRS if str(p[0]) in args.targets.split(",")]
+    tag = f"_{args.tag}" if args.tag else ""
     for target_idx, ref_idx in pairs:
         name, rgb = imagenet(target_idx)
         ref_name, ref = imagenet(ref_idx)
@@ -105,12 +111,13 @@ def main() -> None:
         outputs = [label(gray, f"gray {name}"), label(ref, f"ref {ref_name}")]
         for variant, options in [("gray (a = b = 0)", None), *VARIANTS.items()]:
             if options is None:
-                out, seconds = gray, 0.0
+                out, seconds, final = gray, 0.0, float("nan")
             else:
                 params = validate_params(info, {**options, "size": args.size, "iterations": args.iterations})
                 start = time.perf_counter()
                 ab = colorizer.predict_ab(lightness, reference=ref, params=params, progress=None)
                 seconds = time.perf_counter() - start
+                final = colorizer.last_result.losses[-1]["total"]
                 out = compose(lightness, ab)
                 outputs.append(label(out, variant.split(" (")[0] if "(" in variant else variant))
             out_ab = lab.rgb_to_lab(out)[..., 1:]
@@ -119,18 +126,20 @@ def main() -> None:
             s["auc"].append(metrics.raw_accuracy_auc(out_ab, true_ab))
             s["chroma"].append(float(np.sqrt((out_ab**2).sum(-1)).mean()))
             s["s"].append(seconds)
+            s["final_loss"].append(final)
             print(f"{name:>14} {variant:<28} eq9 {s['eq9'][-1]:.3f} auc {s['auc'][-1]:.3f} "
-                  f"chroma {s['chroma'][-1]:.1f} {seconds:.1f}s", flush=True)
+                  f"chroma {s['chroma'][-1]:.1f} loss {final:.3g} {seconds:.1f}s", flush=True)
         outputs.append(label(rgb, "ground truth"))
         rows.append(tile(outputs, 128))
-    Image.fromarray(stack(rows)).save(args.out / "exemplar_variants_imagenet.jpg", quality=88)
+    Image.fromarray(stack(rows)).save(args.out / f"exemplar_variants_imagenet{tag}.jpg", quality=88)
     true_chroma = [float(np.hypot(*lab.rgb_to_lab(imagenet(t)[1])[..., 1:].transpose(2, 0, 1)).mean())
                    for t, _ in pairs]
-    table = {v: {k: float(np.mean(x)) for k, x in s.items()} for v, s in scores.items()}
+    table = {v: {k: float(np.mean(x)) for k, x in s.items() if not np.isnan(x).any()}
+             for v, s in scores.items()}
     table["ground truth"] = {"chroma": float(np.mean(true_chroma))}
     summary = {"size": args.size, "iterations": args.iterations, "threads": args.threads,
                "pairs": pairs, "weights": colorizer.weights_name, "mean": table}
-    (args.out / "exemplar_quality.json").write_text(json.dumps(summary, indent=2))
+    (args.out / f"exemplar_quality{tag}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
 
     # qualitative: exemplar pairs (no ground truth), paper L-BFGS decreasing vs ours
@@ -148,7 +157,8 @@ def main() -> None:
             outs.append(label(compose(lightness, ab), variant.split(" (")[0]))
         rows.append(tile(outs, 160))
         print(f"exemplar pair {folder}/{n} done", flush=True)
-    Image.fromarray(stack(rows)).save(args.out / "exemplar_pairs_contact_sheet.jpg", quality=88)
+    if rows:
+        Image.fromarray(stack(rows)).save(args.out / f"exemplar_pairs_contact_sheet{tag}.jpg", quality=88)
 
 
 if __name__ == "__main__":

@@ -324,6 +324,12 @@
       data = d;
       root.removeAttribute("aria-busy");
       d.jobs.forEach(renderCard);
+      // The server's list is the truth: drop a card whose job it no longer lists (keep one as the model).
+      const listed = new Set(d.jobs.map((j) => j.id));
+      const cards = [...root.querySelectorAll('.cmp-card[data-kind="method"]')];
+      cards.filter((c) => !listed.has(c.dataset.jobId)).forEach((c) => {
+        if (root.querySelectorAll('.cmp-card[data-kind="method"]').length > 1) c.remove();
+      });
       renderMetrics(d.jobs);
       renderStatus(d);
       if (viewer.open && current) showInViewer(current, false);

@@ -73,6 +73,8 @@ def test_gram_and_style_loss_by_hand() -> None:
     g = ex.gram(f)
     assert g.tolist() == [[5.0, 11.0], [11.0, 25.0]]
     a = torch.eye(2)
+    x = torch.rand(1, 3, 4, 5)  # the channels_last path (a free view) gives the same Gram
+    torch.testing.assert_close(ex.gram(x.contiguous(memory_format=torch.channels_last)), ex.gram(x))
     # E = Σ(G − A)² / (4 N² M²) = (16 + 121 + 121 + 576) / (4·4·4)
     assert float(ex.style_layer_loss(g, a, 2, 2)) == pytest.approx(834 / 64)
     # five layers, w_l = 1/5 each

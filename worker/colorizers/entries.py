@@ -82,9 +82,9 @@ CATALOGUE.add(
 # card beside each; their sha256/size are pinned here (update them when retraining).
 FEEDFORWARD_WEIGHTS = {
     # name: (filename, sha256, size)
-    "cnn": ("cnn.pt", "3296170a0b8af7ac2b16c6f4942a1241f78e265311cae3b15401d3d412cec808", 7727963),
-    "fusion": ("fusion.pt", "6668feeaffeb4111559ae1b58a545158b2e1516ba11ecbceee665233fe2129cf", 8373045),
-    "gan": ("gan.pt", "e1417194602ceede71d22f376f58c6284e912e62a311b5deef9120484894458d", 8354759),
+    "cnn": ("cnn.pt", "f0566323ede9c1b018c6ed65ea3f21aa61c5005c39acee3ad2aff8dd6885654d", 7728219),
+    "fusion": ("fusion.pt", "6299c9320e743fdd7fa8c9a01f4682fcb7d50629fd2f377abcd763e7b524b3cc", 8373077),
+    "gan": ("gan.pt", "12de363bd00759a877f04d71f2aab1960f2f244b078872c086f2b480ab716616", 8355201),
 }
 _TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"
 for _name, (_file, _sha, _size) in FEEDFORWARD_WEIGHTS.items():

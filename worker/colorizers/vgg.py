@@ -32,7 +32,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,7 +286,3 @@ def fetch_torchvision_vgg19(entry: WeightFile, dest: Path) -> None:
         raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
     if not (digest := _sha256(dest)).startswith(TORCHVISION_VGG19_SHA256_PREFIX):
         raise FetchError(f"{entry.name}: sha256 {digest} lacks the prefix {TORCHVISION_VGG19_SHA256_PREFIX}")
-
-
-def describe(names: Iterable[str]) -> str:
-    return ", ".join(f"{n} ({VGG_WEIGHTS[n].arch})" for n in names)

@@ -156,7 +156,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     train_loader = _loader(train_set, cfg.batch_size, True, cfg.seed + start_epoch)
     val_loader = _loader(val_set, cfg.batch_size, False, 0)
     card_path = cfg.out.with_suffix(".md")
-    stop_reason = "all epochs run"
+    stop_reason = "training in progress"
     t0 = time.time() - elapsed
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
