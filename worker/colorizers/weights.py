@@ -104,6 +104,7 @@ def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
             raise FetchError(f"{name}: fetched {tmp.stat().st_size} bytes, expected {entry.size}")
         if entry.sha256 and (digest := sha256_file(tmp)) != entry.sha256:
             raise FetchError(f"{name}: sha256 {digest} does not match the manifest's {entry.sha256}")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are read by other users (containers)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
