@@ -84,10 +84,20 @@ ARCHS = ("cnn", "fusion", "gan")
     default=None,
     help="Start from exported weights (for fusion, trained cnn weights work: shared layers copied).",
 )
-@click.option("--l1-weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
-              help="gan: λ of the generator's L1 term (Nazeri et al. used 100).")
-@click.option("--real-label", type=click.FloatRange(min=0.5, max=1.0), default=1.0, show_default=True,
-              help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).")
+@click.option(
+    "--l1-weight",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="gan: λ of the generator's L1 term (Nazeri et al. used 100).",
+)
+@click.option(
+    "--real-label",
+    type=click.FloatRange(min=0.5, max=1.0),
+    default=1.0,
+    show_default=True,
+    help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:0, ...).")
 @click.option(

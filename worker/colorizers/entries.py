@@ -84,7 +84,7 @@ FEEDFORWARD_WEIGHTS = {
     # name: (filename, sha256, size)
     "cnn": ("cnn.pt", "f0566323ede9c1b018c6ed65ea3f21aa61c5005c39acee3ad2aff8dd6885654d", 7728219),
     "fusion": ("fusion.pt", "6299c9320e743fdd7fa8c9a01f4682fcb7d50629fd2f377abcd763e7b524b3cc", 8373077),
-    "gan": ("gan.pt", "12de363bd00759a877f04d71f2aab1960f2f244b078872c086f2b480ab716616", 8355201),
+    "gan": ("gan.pt", "0fea222a93d47597360d7b96262866a110830f85ca84b83e3842c6ec1c37b382", 8356417),
 }
 _TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"
 for _name, (_file, _sha, _size) in FEEDFORWARD_WEIGHTS.items():
@@ -92,7 +92,8 @@ for _name, (_file, _sha, _size) in FEEDFORWARD_WEIGHTS.items():
         WeightFile(
             name=_name,
             filename=_file,
-            source=f"trained by `colorlab train --arch {_name}` on ../shared/data/imagenet-samples (see {_name}.md)",
+            source=f"trained by `colorlab train --arch {_name}` on ../shared/data/imagenet-samples "
+            f"(see {_name}.md)",
             licence=_TRAINED_LICENCE,
             sha256=_sha,
             size=_size,
@@ -134,9 +135,9 @@ CATALOGUE.add(
         name="cnn",
         title="CNN (encoder/decoder)",
         description=(
-            "A plain convolutional encoder/decoder trained to predict the colour channels from lightness with a "
-            "mean-squared-error loss (the report's first attempt, after Baldassarre et al.). Fast; muted, often "
-            "brownish colours."
+            "A plain convolutional encoder/decoder trained to predict the colour channels from lightness "
+            "with a mean-squared-error loss (the report's first attempt, after Baldassarre et al.). Fast; "
+            "muted, often brownish colours."
         ),
         weights=("cnn",),
         batchable=True,
@@ -148,9 +149,9 @@ CATALOGUE.add(
         name="fusion",
         title="CNN + classifier fusion",
         description=(
-            "The same encoder/decoder, told what the photo shows: an ImageNet classifier (EfficientNet-Lite0) "
-            "looks at the gray photo and its 1000 class scores are fused into the network (the report's second "
-            "attempt, after Iizuka et al. and Baldassarre et al.)."
+            "The same encoder/decoder, told what the photo shows: an ImageNet classifier "
+            "(EfficientNet-Lite0) looks at the gray photo and its 1000 class scores are fused into the "
+            "network (the report's second attempt, after Iizuka et al. and Baldassarre et al.)."
         ),
         weights=("fusion", "efficientnet-lite0"),
         batchable=True,
@@ -162,8 +163,9 @@ CATALOGUE.add(
         name="gan",
         title="GAN (U-Net generator)",
         description=(
-            "A U-Net generator trained against a discriminator that tells real colour photos from colorized ones, "
-            "plus an L1 loss (the report's third attempt, after Nazeri et al.). More saturated colours."
+            "A U-Net generator trained against a discriminator that tells real colour photos from "
+            "colorized ones, plus an L1 loss (the report's third attempt, after Nazeri et al.). "
+            "More saturated colours."
         ),
         weights=("gan",),
         batchable=True,
@@ -175,8 +177,8 @@ CATALOGUE.add(
         name="eccv16",
         title="Zhang et al. 2016 (ECCV)",
         description=(
-            "Colorful Image Colorization: a deep VGG-style net that predicts a distribution over 313 quantised ab "
-            "colours; the official released weights (fetched separately)."
+            "Colorful Image Colorization: a deep VGG-style net that predicts a distribution over 313 "
+            "quantised ab colours; the official released weights (fetched separately)."
         ),
         weights=("eccv16",),
         batchable=True,
@@ -188,8 +190,8 @@ CATALOGUE.add(
         name="siggraph17",
         title="Zhang et al. 2017 (SIGGRAPH)",
         description=(
-            "Real-Time User-Guided Image Colorization with Learned Deep Priors, run automatically (no user hints); "
-            "the official released weights (fetched separately)."
+            "Real-Time User-Guided Image Colorization with Learned Deep Priors, run automatically "
+            "(no user hints); the official released weights (fetched separately)."
         ),
         weights=("siggraph17",),
         batchable=True,

@@ -27,6 +27,9 @@ def weight_path(name: str, ctx: LoadContext) -> Path:
     return path
 
 
+GAN_SERVE_SIZE = 128
+
+
 @loader("cnn")
 def load_cnn(ctx: LoadContext) -> NetColorizer:
     from worker.colorizers.nets.cnn import ColorizationCNN
@@ -42,7 +45,9 @@ def load_gan(ctx: LoadContext) -> NetColorizer:
 
     net = UNetGenerator()
     net.load_state_dict(load_weights(weight_path("gan", ctx), "gan")["state_dict"])
-    return NetColorizer("gan", net, ctx.device)
+    # Served at the scale it was trained at (128×128 crops, see gan.md): on the held-out split that beats
+    # gray on AuC and PSNR, which the same weights served at 256×256 did not quite (PSNR −0.05 dB).
+    return NetColorizer("gan", net, ctx.device, size=GAN_SERVE_SIZE)
 
 
 @loader("fusion")

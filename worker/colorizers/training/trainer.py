@@ -266,7 +266,11 @@ def _meta(
             "seed": cfg.seed,
             "bf16_autocast": cfg.bf16,
             "init_from": str(cfg.init_from) if cfg.init_from else "random",
-            **({"l1_weight": cfg.gan_l1_weight, "real_label": cfg.gan_real_label} if cfg.arch == "gan" else {}),
+            **(
+                {"l1_weight": cfg.gan_l1_weight, "real_label": cfg.gan_real_label}
+                if cfg.arch == "gan"
+                else {}
+            ),
         },
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
