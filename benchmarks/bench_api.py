@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument(
         "--interval", type=float, default=1.0, help="seconds between a paced client's uploads"
     )
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
