@@ -152,7 +152,7 @@ def main() -> None:
     ) as stack:
         os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
         slug = build_study(10, ["cnn"], (5, 5), True)
-        stack.start("web", "serve", "--workers", "2")
+        stack.start("web", "serve")
         stack.start("worker", "worker")
         stack.wait_healthy()
         time.sleep(5)  # let the worker come up

@@ -66,10 +66,11 @@ def runner(database: str) -> Runner:
     return Runner(get_settings())
 
 
-def test_feed_forward_job_keeps_the_photo_l(runner: Runner) -> None:
-    if not method_available("cnn"):
-        pytest.fail("bundled cnn weights missing")
-    job_id = new_job("cnn")
+@pytest.mark.parametrize("method", ["cnn", "fusion", "gan"])
+def test_feed_forward_job_keeps_the_photo_l(runner: Runner, method: str) -> None:
+    if not method_available(method):
+        pytest.fail(f"no {method} weights (fusion also needs: colorlab weights fetch efficientnet-lite0)")
+    job_id = new_job(method)
     assert runner.run(job_id) == "done"
     job = get(job_id)
     assert job.status == JobStatus.done and job.attempts == 1 and job.run_seconds and job.progress == 1.0

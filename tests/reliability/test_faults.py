@@ -177,3 +177,29 @@ def test_postgres_restart_under_traffic(spawn, private_postgres, redis_url) -> N
     engine.dispose()
     assert set(accepted) <= stored  # every job the API accepted is still there
     assert root.exists()
+
+
+def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real worker whose weights file is corrupt (present, so the method looks available, but unloadable):
+    every attempt fails, the job is retried JOB_MAX_ATTEMPTS times with back-off, then marked failed with the
+    reason, and no message keeps coming back."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "efficientnet-lite0-57934424.pth").write_bytes(b"this is not a torch file" * 100)
+    env = child_env(DATABASE_URL=postgres_url, CELERY_BROKER_URL=redis_url, WEIGHTS_DIR=weights,
+                    JOB_MAX_ATTEMPTS=3, SWEEP_INTERVAL=1)
+    spawn("migrate", env=env).popen.wait(timeout=60)
+    port = free_port()
+    spawn("serve", "--port", str(port), env=env)
+    worker = spawn("worker", env=env)
+    wait_http(f"http://127.0.0.1:{port}/healthz")
+    worker.wait_for_log("ready", timeout=90)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    r = submit(http, photo("001_"), "fusion")
+    assert r.status_code == 202, r.text
+    job = wait_job(lambda j: http.get(f"/jobs/{j}").json(), r.json()["id"], timeout=120, until=("failed",))
+    assert job["attempts"] == 3 and "failed after 3 attempts" in job["error"], job
+    time.sleep(8)  # nothing redelivers it
+    again = http.get(f"/jobs/{job['id']}").json()
+    assert again["status"] == "failed" and again["attempts"] == 3
+    assert worker.log().count("attempt") >= 3
