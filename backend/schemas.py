@@ -76,7 +76,7 @@ class JobOut(BaseModel):
     height: int
     has_ground_truth: bool
     metrics: dict[str, float | None] | None = Field(
-        None, description="Quality against the colour original (eq. 9 accuracy, AuC, PSNR, SSIM, colourfulness)."
+        None, description="Quality against the colour original (eq. 9 accuracy, AuC, PSNR, SSIM, CF)."
     )
     group_id: str | None = Field(None, description="The comparison this job belongs to, if any.")
     urls: JobUrls

@@ -46,7 +46,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         proxy_headers=True,
         # No access log: it would put client IPs next to URLs that carry participant ids.
         access_log=False,
-        # Longer than browsers' and httpx' idle pools, so a kept-alive connection is not closed under a request.
+        # Outlive clients' idle keep-alive pools, so a connection is not closed under a request.
         timeout_keep_alive=30,
     )
 

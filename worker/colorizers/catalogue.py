@@ -46,7 +46,8 @@ class Param:
         if self.type == "choice":
             text = str(raw).strip()
             if text not in self.choices:
-                raise ParamError(f"option {self.name!r} must be one of {', '.join(self.choices)}; got {raw!r}")
+                choices = ", ".join(self.choices)
+                raise ParamError(f"option {self.name!r} must be one of {choices}; got {raw!r}")
             return text
         try:
             if isinstance(raw, bool):
