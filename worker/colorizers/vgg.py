@@ -30,7 +30,6 @@ import io
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,13 +39,34 @@ import torch
 from torch import nn
 
 from worker.colorizers.manifest import MANIFEST, WeightFile
-from worker.colorizers.weights import FetchError, fetcher
+from worker.colorizers.weights import FetchError, download_hub_file, fetcher
 
 # Convolution widths per block; "M" is a 2×2 max-pool (stride 2), as in torchvision's cfgs "D" and "E".
 CONFIGS: dict[str, tuple[int | str, ...]] = {
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "vgg19": (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ),
 }
 
 
@@ -93,8 +113,13 @@ class VGGFeatures(nn.Module):
     respect to the input image, which is all style transfer needs.
     """
 
-    def __init__(self, arch: str, norm: InputNorm, last_layer: str = "relu5_1",
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        arch: str,
+        norm: InputNorm,
+        last_layer: str = "relu5_1",
+        device: str | torch.device | None = None,
+    ) -> None:
         """``device="meta"`` builds the convolutions without initialising them (weights are loaded next)."""
         super().__init__()
         self.arch = arch
@@ -272,17 +297,5 @@ def fetch_hed(entry: WeightFile, dest: Path) -> None:
 
 # --- torchvision VGG-19 ----------------------------------------------------------------------------
 
-TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"  # torchvision names its files after their sha256's first 8 hex
-
-
-@fetcher("vgg19-torchvision")
-def fetch_torchvision_vgg19(entry: WeightFile, dest: Path) -> None:
-    """Download torchvision's VGG-19 and check the sha256 prefix its file name carries."""
-    try:
-        with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except OSError as exc:
-        raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
-    if not (digest := _sha256(dest)).startswith(TORCHVISION_VGG19_SHA256_PREFIX):
-        raise FetchError(f"{entry.name}: sha256 {digest} lacks the prefix {TORCHVISION_VGG19_SHA256_PREFIX}")
+# torchvision names its files after the first 8 hex digits of their sha256: checked on download.
+fetcher("vgg19-torchvision")(download_hub_file)

@@ -35,12 +35,23 @@ def fetcher(name: str) -> Callable[[Fetcher], Fetcher]:
     return wrap
 
 
-def _download(entry: WeightFile, dest: Path) -> None:
+def download(entry: WeightFile, dest: Path) -> None:
+    """Fetch an http(s) source to ``dest`` (checked against the manifest by :func:`fetch`)."""
     try:
         with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
     except OSError as exc:
         raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
+
+
+def download_hub_file(entry: WeightFile, dest: Path) -> None:
+    """Download a torch-hub style release file (``name-<sha256 prefix>.pth``) and check its sha256 starts with
+    the prefix its name carries (the full digest of these public files is not pinned here)."""
+    download(entry, dest)
+    prefix = Path(entry.filename).stem.rsplit("-", 1)[-1]
+    digest = sha256_file(dest)
+    if not digest.startswith(prefix):
+        raise FetchError(f"{entry.name}: sha256 {digest} does not start with {prefix} (from the file name)")
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
     if name in FETCHERS:
         run = FETCHERS[name]
     elif entry.source.startswith(("http://", "https://")):
-        run = _download
+        run = download
     else:
         raise FetchError(f"{name}: no way to fetch from {entry.source!r} on this machine")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", dir=weights_dir)

@@ -7,17 +7,16 @@ weights) and wraps it in a :class:`~worker.colorizers.nets.colorizer.NetColorize
 from __future__ import annotations
 
 import shutil
-import urllib.request
 from pathlib import Path
 
 import torch
 
-from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
+from worker.colorizers.manifest import MANIFEST, WeightFile
 from worker.colorizers.nets.colorizer import NetColorizer
 from worker.colorizers.nets.zhang_common import load_release_state
 from worker.colorizers.registry import LoadContext, Unavailable, loader
 from worker.colorizers.training.checkpoint import load_weights
-from worker.colorizers.weights import FetchError, fetcher
+from worker.colorizers.weights import FetchError, download_hub_file, fetcher
 
 
 def weight_path(name: str, ctx: LoadContext) -> Path:
@@ -100,18 +99,5 @@ def fetch_efficientnet_lite0(entry: WeightFile, dest: Path) -> None:
     shutil.copyfile(source, dest)
 
 
-def _download_with_prefix(entry: WeightFile, dest: Path) -> None:
-    """Download a release file; its sha256 must start with the prefix in its name (torch hub rule)."""
-    try:
-        with urllib.request.urlopen(entry.source, timeout=60) as response, open(dest, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
-    except OSError as exc:
-        raise FetchError(f"{entry.name}: cannot download {entry.source}: {exc}") from exc
-    prefix = Path(entry.filename).stem.rsplit("-", 1)[-1]
-    digest = sha256_file(dest)
-    if not digest.startswith(prefix):
-        raise FetchError(f"{entry.name}: sha256 {digest} does not start with {prefix} (from the file name)")
-
-
-fetcher("eccv16")(_download_with_prefix)
-fetcher("siggraph17")(_download_with_prefix)
+fetcher("eccv16")(download_hub_file)
+fetcher("siggraph17")(download_hub_file)
