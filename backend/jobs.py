@@ -244,15 +244,7 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
         if res.rowcount == 1:
             claimed.append(job_id)
     session.commit()
-    sent = []
-    for job_id in claimed:
-        try:
-            celery_app.send_colorize(job_id)
-            sent.append(job_id)
-        except Exception as exc:
-            log.warning("sweeper could not queue job %s (%s)", job_id, exc)
-            session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
-            session.commit()
+    sent = enqueue(session, claimed)  # a send that fails is left for the next sweep
     if sent:
         log.info("sweeper re-queued %d job(s)", len(sent))
     return sent

@@ -77,10 +77,10 @@ def reset() -> None:
     _app = None
 
 
-def send_colorize(job_id: str) -> None:
-    """Queue one job id (the job row must already be committed)."""
+def send_colorize(job_id: str, countdown: float | None = None) -> None:
+    """Queue one job id (the job row must already be committed), optionally to run after ``countdown`` s."""
     app = get_celery()
-    app.send_task(TASK_COLORIZE, args=[job_id], queue=app.conf.task_default_queue)
+    app.send_task(TASK_COLORIZE, args=[job_id], queue=app.conf.task_default_queue, countdown=countdown)
 
 
 # `celery -A worker.celery_app` finds this.

@@ -113,8 +113,8 @@ class Runner:
         if info is None or not info.batchable or self.settings.batch_max <= 1:
             return []
         with session_scope() as s:
-            candidates = s.scalars(
-                select(Job.id)
+            waiting = s.execute(
+                select(Job.id, Job.params)
                 .where(
                     Job.status == JobStatus.queued,
                     Job.method == first.method,
@@ -124,19 +124,9 @@ class Runner:
                 .order_by(Job.created_at)
                 .limit(self.settings.batch_max - 1)
             ).all()
-        mates = []
-        for job_id in candidates:
-            claimed = self._claim(job_id)
-            if claimed is not None and claimed.params == first.params:
-                mates.append(claimed)
-            elif claimed is not None:  # different options: give it back to the queue
-                with session_scope() as s:
-                    s.execute(
-                        update(Job)
-                        .where(Job.id == job_id, Job.status == JobStatus.running)
-                        .values(status=JobStatus.queued, attempts=Job.attempts - 1)
-                    )
-        return mates
+        # Options never change after submission, so jobs with other options are simply left in the queue.
+        same_options = [job_id for job_id, params in waiting if dict(params or {}) == first.params]
+        return [c for c in map(self._claim, same_options) if c is not None]
 
     # -- running ----------------------------------------------------------------------------------------
     def run(self, job_id: str) -> str:
@@ -290,11 +280,10 @@ class Runner:
         return "failed"
 
     def _send_later(self, job_id: str, delay: float) -> None:
-        from worker.celery_app import TASK_COLORIZE, get_celery
+        from worker.celery_app import send_colorize
 
         try:
-            app = get_celery()
-            app.send_task(TASK_COLORIZE, args=[job_id], queue=self.settings.queue_name, countdown=delay)
+            send_colorize(job_id, countdown=delay)
             with session_scope() as s:
                 s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
         except Exception as exc:  # the sweeper will send it
