@@ -237,3 +237,17 @@ def wait_job(
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
+
+
+def start_service(spawn: Callable[..., Proc], env: dict[str, str], *, worker: str | None = "worker"):  # type: ignore[no-untyped-def]
+    """Migrate, then start `colorlab serve` on a free port (and a worker named ``worker`` unless None);
+    returns (base URL, server, worker) once both are ready."""
+    spawn("migrate", env=env).popen.wait(timeout=60)
+    port = free_port()
+    server = spawn("serve", "--port", str(port), env=env)
+    proc = spawn("worker", env=env, name=worker) if worker else None
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/healthz")
+    if proc is not None:
+        proc.wait_for_log("ready", timeout=90)
+    return base, server, proc

@@ -18,6 +18,7 @@ from tests.conftest import (
     free_port,
     method_available,
     photo,
+    start_service,
     wait_http,
     wait_job,
 )
@@ -55,22 +56,12 @@ class Api:
         return r.json()
 
 
-def start_stack(spawn, env, port):  # type: ignore[no-untyped-def]
-    worker = spawn("worker", env=env)
-    server = spawn("serve", "--port", str(port), env=env)
-    wait_http(f"http://127.0.0.1:{port}/healthz")
-    worker.wait_for_log("ready", timeout=90)
-    return server, worker
-
-
 def test_production_mode_postgres_redis(spawn, postgres_url, redis_url) -> None:  # type: ignore[no-untyped-def]
     if not method_available("cnn"):
         pytest.fail("bundled cnn weights missing")
     env = child_env(DATABASE_URL=postgres_url, CELERY_BROKER_URL=redis_url, SWEEP_INTERVAL=2)
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    port = free_port()
-    start_stack(spawn, env, port)
-    api = Api(f"http://127.0.0.1:{port}")
+    base, _, _ = start_service(spawn, env)
+    api = Api(base)
     source = photo("001_")
     job_id = api.submit(source)
     job = wait_job(api.job, job_id, timeout=120)

@@ -19,7 +19,15 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.conftest import EXEMPLAR_PAIRS, child_env, free_port, method_available, photo, wait_http, wait_job
+from tests.conftest import (
+    EXEMPLAR_PAIRS,
+    child_env,
+    free_port,
+    method_available,
+    photo,
+    start_service,
+    wait_job,
+)
 
 pytestmark = pytest.mark.slow
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -44,13 +52,8 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
         STALE_AFTER=3,
         HEARTBEAT_INTERVAL=0.5,
     )
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    port = free_port()
-    spawn("serve", "--port", str(port), env=env)
-    first = spawn("worker", env=env, name="worker-a")
-    wait_http(f"http://127.0.0.1:{port}/healthz")
-    first.wait_for_log("ready", timeout=90)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    base, _, first = start_service(spawn, env, worker="worker-a")
+    http = httpx.Client(base_url=base, timeout=30)
     folder = EXEMPLAR_PAIRS / "example"
     r = submit(
         http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="150", size="64"
@@ -74,11 +77,8 @@ def test_flushed_queue_is_rebuilt_from_the_database(spawn, postgres_url, redis_u
         REQUEUE_AFTER=2,
         COLORIZE_RATE=100000,
     )
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    port = free_port()
-    spawn("serve", "--port", str(port), env=env)
-    wait_http(f"http://127.0.0.1:{port}/healthz")
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    base, _, _ = start_service(spawn, env, worker=None)
+    http = httpx.Client(base_url=base, timeout=30)
     sources = sorted(photo("").parent.glob("*.jpg"))[:10]
     ids = [submit(http, sources[i % len(sources)]).json()["id"] for i in range(50)]
     broker = redis.Redis.from_url(redis_url)
@@ -127,11 +127,8 @@ def private_postgres() -> Iterator[tuple[str, Path, list[str]]]:
 def test_postgres_restart_under_traffic(spawn, private_postgres, redis_url) -> None:  # type: ignore[no-untyped-def]
     url, root, ctl = private_postgres
     env = child_env(DATABASE_URL=url, CELERY_BROKER_URL=redis_url, COLORIZE_RATE=100000)
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    port = free_port()
-    spawn("serve", "--port", str(port), env=env)
-    wait_http(f"http://127.0.0.1:{port}/healthz")
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    base, _, _ = start_service(spawn, env, worker=None)
+    http = httpx.Client(base_url=base, timeout=30)
     source = photo("001_")
     accepted: list[str] = []
     log: list[tuple[float, int]] = []
@@ -186,15 +183,15 @@ def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, red
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "efficientnet-lite0-57934424.pth").write_bytes(b"this is not a torch file" * 100)
-    env = child_env(DATABASE_URL=postgres_url, CELERY_BROKER_URL=redis_url, WEIGHTS_DIR=weights,
-                    JOB_MAX_ATTEMPTS=3, SWEEP_INTERVAL=1)
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    port = free_port()
-    spawn("serve", "--port", str(port), env=env)
-    worker = spawn("worker", env=env)
-    wait_http(f"http://127.0.0.1:{port}/healthz")
-    worker.wait_for_log("ready", timeout=90)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    env = child_env(
+        DATABASE_URL=postgres_url,
+        CELERY_BROKER_URL=redis_url,
+        WEIGHTS_DIR=weights,
+        JOB_MAX_ATTEMPTS=3,
+        SWEEP_INTERVAL=1,
+    )
+    base, _, worker = start_service(spawn, env)
+    http = httpx.Client(base_url=base, timeout=30)
     r = submit(http, photo("001_"), "fusion")
     assert r.status_code == 202, r.text
     job = wait_job(lambda j: http.get(f"/jobs/{j}").json(), r.json()["id"], timeout=120, until=("failed",))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import child_env, free_port, wait_http
+from tests.conftest import child_env, start_service
 from tests.reliability.corpus import cases
 
 pytestmark = pytest.mark.slow
@@ -41,17 +41,14 @@ def raw_request(port: int, head: bytes, body: bytes, *, close_write: bool = Fals
 
 @pytest.fixture
 def server(spawn, postgres_url, redis_url):  # type: ignore[no-untyped-def]
-    port = free_port()
     env = child_env(
         DATABASE_URL=postgres_url,
         CELERY_BROKER_URL=redis_url,
-        PORT=port,
         MAX_UPLOAD_BYTES=MAX_UPLOAD,
         COLORIZE_RATE=100000,
     )
-    spawn("migrate", env=env).popen.wait(timeout=60)
-    proc = spawn("serve", env=env)
-    wait_http(f"http://127.0.0.1:{port}/healthz")
+    base, proc, _ = start_service(spawn, env, worker=None)
+    port = int(base.rsplit(":", 1)[1])
     engine = sa.create_engine(postgres_url)
     yield port, proc, engine
     engine.dispose()
