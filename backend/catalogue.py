@@ -13,13 +13,17 @@ from worker.colorizers.catalogue import CATALOGUE, MethodInfo, validate_params
 _HIDDEN_PREFIX = "_"
 
 
-# How the methods are listed: the report's three nets, Zhang et al.'s, then the iterative exemplar method.
-_ORDER = ("cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar")
+# Listing order: our default, the report's three nets, Zhang et al.'s, then the iterative exemplar.
+_ORDER = ("unet-bins", "cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar")
 
 
 def public_methods() -> list[MethodInfo]:
     shown = [m for m in CATALOGUE if not m.name.startswith(_HIDDEN_PREFIX)]
     return sorted(shown, key=lambda m: _ORDER.index(m.name) if m.name in _ORDER else len(_ORDER))
+
+
+def default_method() -> str:
+    return CATALOGUE.default_method
 
 
 def get_method(name: str) -> MethodInfo | None:
@@ -39,13 +43,14 @@ def methods_out(settings: Settings) -> list[dict[str, Any]]:
                 "name": m.name,
                 "title": m.title,
                 "description": m.description,
-                "params": [{**asdict(p), "choices": list(p.choices)} for p in m.params],
+                "params": [{**asdict(p), "choices": list(p.choices), "ends": list(p.ends)} for p in m.params],
                 "needs_reference": m.needs_reference,
                 "iterative": m.iterative,
                 "batchable": m.batchable,
                 "available": reason is None,
                 "unavailable_reason": reason,
                 "paper": m.paper,
+                "default": m.default,
             }
         )
     return out

@@ -130,6 +130,26 @@ def create_job(
     return job
 
 
+def rerun_job(
+    session: Session, job: Job, *, method: str, params: Mapping[str, Any], client: str | None = None
+) -> Job:
+    """A queued job on ``job``'s stored photo and reference (no new image rows); the caller commits."""
+    new = Job(
+        method=method,
+        params=dict(params),
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        input_image_id=job.input_image_id,
+        reference_image_id=job.reference_image_id,
+        client=client,
+        enqueued_at=utcnow(),
+    )
+    session.add(new)
+    session.flush()
+    return new
+
+
 def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
     """Send committed jobs to the broker. A broker failure is logged, not raised: the sweeper retries.
 

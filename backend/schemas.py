@@ -16,6 +16,7 @@ class ParamOut(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     choices: list[str] = []
+    ends: list[str] = Field([], description="Plain-words labels of a slider's two ends (minimum, maximum).")
 
 
 class MethodOut(BaseModel):
@@ -31,6 +32,7 @@ class MethodOut(BaseModel):
         None, examples=["weights not fetched: run `colorlab weights fetch eccv16`"]
     )
     paper: str = ""
+    default: bool = Field(False, description="The method used when a request names none.")
 
 
 class JobCreated(BaseModel):

@@ -3,7 +3,11 @@
 End to end = decode the JPEG → L → predict (256×256) → upsample ab, join with full-resolution L, gamut map
 (``pipeline.compose``) → encode a full-resolution PNG. Real photos from ../shared/data/imagenet-samples.
 
-    .venv/bin/python benchmarks/bench_feedforward.py [--methods cnn,fusion,gan] [--device cpu] [--repeat 3]
+    .venv/bin/python benchmarks/bench_feedforward.py [--methods unet-bins,cnn,eccv16-random] [--device cpu]
+
+``eccv16-random`` is Zhang et al.'s ECCV16 architecture on random weights, for speed only (its released
+weights are not reachable here); ``unet-bins@256`` serves unet-bins with a 256-pixel short side instead of
+its default 160.
 
 Prints a Markdown table (and writes it to benchmarks/results/feedforward_speed.md with --write).
 """
@@ -80,11 +84,24 @@ def end_to_end(colorizer, jpeg: bytes, repeat: int) -> dict[str, float]:  # type
     return {"total": total, **stages}
 
 
+def _colorizer(name: str, weights_dir: Path, device: str):  # type: ignore[no-untyped-def]
+    if name == "eccv16-random":  # speed only: the architecture with random weights, never served
+        from worker.colorizers.nets.eccv16 import ECCV16, ECCV16Colorizer
+
+        return ECCV16Colorizer(ECCV16(), device)
+    if name.startswith("unet-bins@"):
+        from worker.colorizers.nets.unet_bins import UNetBinsColorizer
+
+        served = get_colorizer("unet-bins", weights_dir, device)
+        return UNetBinsColorizer(served.net, device, short_side=int(name.split("@")[1]))  # type: ignore[attr-defined]
+    return get_colorizer(name, weights_dir, device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--methods", default="cnn,fusion,gan")
+    parser.add_argument("--methods", default="unet-bins,cnn,fusion,gan,eccv16-random")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -107,7 +124,7 @@ def main() -> None:
     rows = []
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         try:
-            colorizer = get_colorizer(name, Path(args.weights_dir), args.device)
+            colorizer = _colorizer(name, Path(args.weights_dir), args.device)
         except Unavailable as exc:
             rows.append(f"| {name} | unavailable: {exc} | | | |")
             continue

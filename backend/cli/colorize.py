@@ -55,7 +55,25 @@ def read_rgb(path: Path):  # type: ignore[no-untyped-def]
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: one <name>.png per input (created if needed).",
 )
-@click.option("--method", "-m", default="cnn", show_default=True, help="Colorization method (see /methods).")
+@click.option(
+    "--method",
+    "-m",
+    default=None,
+    help="Colorization method (see /methods). Default: unet-bins, the default.",
+)
+@click.option(
+    "--vividness",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="unet-bins: from safer, muted colours (0) to more vivid ones (1); default 0.5.",
+)
+@click.option(
+    "--hints",
+    default=None,
+    metavar="JSON|@FILE",
+    help='unet-bins: colour hints, a JSON list like \'[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]\' (x, y '
+    "relative to each photo), or @file.json holding one.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -81,7 +99,9 @@ def read_rgb(path: Path):  # type: ignore[no-untyped-def]
 def colorize(
     inputs: tuple[str, ...],
     outdir: Path,
-    method: str,
+    method: str | None,
+    vividness: float | None,
+    hints: str | None,
     batch_size: int,
     reference: Path | None,
     options: tuple[str, ...],
@@ -99,6 +119,7 @@ def colorize(
     from worker.colorizers.pipeline import colorize_lightness, compose
     from worker.colorizers.registry import Unavailable, get_colorizer
 
+    method = method or CATALOGUE.default_method
     info = CATALOGUE.get(method)
     if info is None:
         raise click.ClickException(
@@ -110,6 +131,15 @@ def colorize(
             raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         raw[key.strip()] = value
+    if vividness is not None:
+        raw["vividness"] = vividness
+    if hints is not None:
+        if hints.startswith("@"):
+            try:
+                hints = Path(hints[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise click.ClickException(f"--hints {hints}: {exc.strerror}") from None
+        raw["hints"] = hints
     try:
         params = validate_params(info, raw)
     except ParamError as exc:

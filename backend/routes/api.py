@@ -91,9 +91,11 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     summary="Queue a colorization job",
     description=(
         "Upload a photo (any common raster format; colour photos are grayed and kept as ground truth) and "
-        "choose a method from `GET /methods`. Method options go either as a JSON object in `options` or as "
-        "extra form fields named after the option. The `exemplar` method needs a colour `reference` image "
-        "(or `reference_id` from `GET /references`). Answers 202 at once; follow `status_url`."
+        "choose a method from `GET /methods` (without `method`, the default one: `unet-bins`). Method "
+        "options go either as a JSON object in `options` or as extra form fields named after the option, "
+        'e.g. `vividness=0.7` or `hints=[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]` (colour hints: x, y '
+        "relative to the photo). The `exemplar` method needs a colour `reference` image (or `reference_id` "
+        "from `GET /references`). Answers 202 at once; follow `status_url`."
     ),
 )
 async def colorize(
@@ -102,13 +104,20 @@ async def colorize(
     session: SessionDep,
     settings: SettingsDep,
     image: Annotated[UploadFile, File(description="The photo to colorize.")],
-    method: Annotated[str, Form(description="Method name from GET /methods.", examples=["cnn"])],
+    method: Annotated[
+        str | None,
+        Form(
+            description="Method name from GET /methods; default: the one marked `default`.",
+            examples=["unet-bins"],
+        ),
+    ] = None,
     reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     options: Annotated[
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
+    method = method or catalogue.default_method()
     info = catalogue.get_method(method)
     if info is None:
         known = ", ".join(m.name for m in catalogue.public_methods())
@@ -195,6 +204,64 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
         raise HTTPException(409, f"the job has already finished ({job.status})")
     session.refresh(job)
     return job_out(job)
+
+
+@router.post(
+    "/jobs/{job_id}/rerun",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    responses=ERRORS,
+    dependencies=[Depends(upload_rate_limit)],
+    summary="Colorize the same photo again with other options (e.g. vividness, hints)",
+    description=(
+        "A new job on this job's photo (and reference), with the same method unless `method` is given. "
+        "Options: a JSON object in `options` or form fields named after them, as for POST /colorize; the "
+        "options not given keep this job's values."
+    ),
+)
+async def rerun_job(
+    job_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    method: Annotated[str | None, Form(description="Another method (default: this job's).")] = None,
+    options: Annotated[str | None, Form(description='Options as JSON, e.g. {"vividness": 0.8}.')] = None,
+) -> JobCreated:
+    job = await run_in_threadpool(_get_job, session, job_id)
+    info = catalogue.get_method(method or job.method)
+    if info is None:
+        known = ", ".join(m.name for m in catalogue.public_methods())
+        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    if info.needs_reference != (job.reference_image_id is not None):
+        raise HTTPException(422, f"method {info.name!r} cannot re-run job {job_id}: the reference differs")
+    form = await request.form()
+    inherited = (
+        {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
+    )
+    try:
+        params = catalogue.validate(info, {**inherited, **_options(form, options)})
+    except ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
+    reason = info.unavailable_reason(settings.weights_dir)
+    if reason:
+        raise HTTPException(409, f"method {info.name!r} is unavailable: {reason}")
+    new_id = await run_in_threadpool(_rerun_and_enqueue, session, job, info.name, params, client_of(request))
+    response.headers["Location"] = f"/jobs/{new_id}"
+    return JobCreated(
+        id=new_id,
+        status="queued",
+        status_url=f"/jobs/{new_id}",
+        result_url=f"/jobs/{new_id}/result.png",
+        page_url=f"/jobs/{new_id}/view",
+    )
+
+
+def _rerun_and_enqueue(session: Session, job: Job, method: str, params: dict[str, Any], client: str) -> str:
+    new = jobs.rerun_job(session, job, method=method, params=params, client=client)
+    session.commit()
+    jobs.enqueue(session, [new.id])
+    return new.id
 
 
 def _png(data: bytes, *, immutable: bool = True) -> Response:

@@ -59,8 +59,9 @@
     }
     const wanted = new URLSearchParams(location.search).get("method");
     const usable = state.methods.filter((m) => m.available !== false);
-    // Default: the requested method, else the first one that needs nothing but the photo.
-    const initial = usable.find((m) => m.name === wanted) || usable.find((m) => !m.needs_reference) || usable[0];
+    // Default: the requested method, else the server's default, else the first that needs only the photo.
+    const initial = usable.find((m) => m.name === wanted) || usable.find((m) => m.default)
+      || usable.find((m) => !m.needs_reference) || usable[0];
     if (initial) {
       $("method-" + initial.name).checked = true;
       selectMethod(initial.name);
@@ -105,6 +106,7 @@
       return el("div", { class: "field field-check" }, box,
         el("div", {}, el("label", { for: id, class: "field-label", text: label }), desc));
     }
+    if (param.ends && param.ends.length === 2) return endsSlider(param, common, desc);
     if (param.type === "choice") {
       const select = el("select", common, ...(param.choices || []).map((c) => el("option", { value: c, text: c })));
       select.value = String(param.default);
@@ -136,8 +138,28 @@
       el("p", { class: "field-desc", id: descId, text: [param.description, bounds && "(" + bounds + ")"].filter(Boolean).join(" ") }));
   }
 
+  // A plain-words slider (e.g. vividness: "safer" ... "more vivid"); the exact value is in its tooltip.
+  function endsSlider(param, common, desc) {
+    const label = param.name.replace(/_/g, " ");
+    const range = el("input", {
+      ...common, type: "range", min: param.minimum, max: param.maximum, step: stepFor(param),
+      value: param.default ?? param.minimum, class: "ends-slider",
+    });
+    const show = () => { range.title = label + " " + Number(range.value).toFixed(2); range.setAttribute("aria-valuetext", range.title); };
+    range.addEventListener("input", show);
+    show();
+    return el("div", { class: "field" },
+      el("label", { for: common.id, text: label.charAt(0).toUpperCase() + label.slice(1) }),
+      el("div", { class: "ends-row" },
+        el("span", { class: "ends-label", text: param.ends[0] }), range, el("span", { class: "ends-label", text: param.ends[1] })),
+      desc);
+  }
+
+  // Options the form shows (colour hints are given on the job page or through the API, not typed in here).
+  const formParams = (method) => ((method && method.params) || []).filter((p) => p.type !== "hints");
+
   function renderOptions() {
-    const params = (state.method && state.method.params) || [];
+    const params = formParams(state.method);
     $("options").replaceChildren(...params.map(optionField));
     const details = $("options-section");
     details.hidden = params.length === 0;
@@ -153,7 +175,7 @@
   function collectOptions() {
     const options = {};
     const problems = [];
-    for (const param of (state.method && state.method.params) || []) {
+    for (const param of formParams(state.method)) {
       const input = $("opt-" + param.name);
       if (!input) continue;
       if (param.type === "bool") options[param.name] = input.checked;

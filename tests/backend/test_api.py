@@ -142,8 +142,10 @@ def test_out_of_range_option(client) -> None:  # type: ignore[no-untyped-def]
 def test_missing_fields(client) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/colorize", data={"method": FF})
     assert r.status_code == 422 and "image" in r.json()["detail"]
+    # No method: the default one (unet-bins) is used.
     r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")})
-    assert r.status_code == 422 and "method" in r.json()["detail"]
+    assert r.status_code == 202, r.text
+    assert client.get(f"/jobs/{r.json()['id']}").json()["method"] == "unet-bins"
 
 
 def test_oversized_upload(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -224,9 +226,85 @@ def test_compare_queues_every_available_method(client) -> None:  # type: ignore[
     assert group["has_ground_truth"] and not group["finished"]
     assert all(j["group_id"] == body["id"] and j["status"] == "queued" for j in group["jobs"])
     before = counts()
-    assert client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")},
-                       data={"methods": "cnn,nope"}).status_code == 422
-    assert client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")},
-                       data={"methods": "exemplar"}).status_code in (409, 422)
+    assert (
+        client.post(
+            "/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")}, data={"methods": "cnn,nope"}
+        ).status_code
+        == 422
+    )
+    assert client.post(
+        "/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")}, data={"methods": "exemplar"}
+    ).status_code in (409, 422)
     assert counts() == before
     assert client.get("/compare/nope").status_code == 404
+
+
+def test_the_default_method_is_marked_and_used(client) -> None:  # type: ignore[no-untyped-def]
+    methods = client.get("/methods").json()
+    assert [m["name"] for m in methods if m["default"]] == ["unet-bins"]
+    assert methods[0]["name"] == "unet-bins"
+    vivid = next(p for p in methods[0]["params"] if p["name"] == "vividness")
+    assert vivid["ends"] == ["safer", "more vivid"] and vivid["default"] == 0.5
+    hints = '[{"x": 0.5, "y": 0.25, "color": "#3A7BD5"}]'
+    r = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"hints": hints, "vividness": "0.8"}
+    )
+    assert r.status_code == 202, r.text
+    params = client.get(f"/jobs/{r.json()['id']}").json()["params"]
+    assert params == {"vividness": 0.8, "hints": [{"x": 0.5, "y": 0.25, "color": "#3a7bd5"}]}
+
+
+@pytest.mark.parametrize(
+    ("hints", "words"),
+    [
+        ("nope", "JSON list"),
+        ('[{"x": 2, "y": 0, "color": "#ffffff"}]', "from 0 to 1"),
+        ('[{"x": 0, "y": 0, "color": "blue"}]', "#rrggbb"),
+        ('[{"x": 0, "y": 0}]', "color"),
+    ],
+)
+def test_bad_hints_are_refused_and_change_nothing(client, hints, words) -> None:  # type: ignore[no-untyped-def]
+    before = counts()
+    r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data={"hints": hints})
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+    r = (
+        client.post(
+            "/colorize",
+            files={"image": ("a.png", png(), "image/png")},
+            data={"options": f'{{"hints": {hints}}}'},
+        )
+        if hints.startswith("[")
+        else r
+    )
+    assert r.status_code == 422, r.text
+    assert counts() == before
+
+
+def test_rerun_keeps_the_photo_and_changes_the_options(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"vividness": "0.2"}
+    )
+    job_id = first.json()["id"]
+    before = counts()
+    r = client.post(f"/jobs/{job_id}/rerun", data={"options": '{"vividness": 0.9}'})
+    assert r.status_code == 202, r.text
+    again = client.get(f"/jobs/{r.json()['id']}").json()
+    assert again["method"] == "unet-bins" and again["params"]["vividness"] == 0.9
+    assert counts() == (before[0] + 1, before[1])  # a new job, no new image rows
+    old = client.get(f"/jobs/{job_id}").json()
+    assert again["width"] == old["width"] and again["height"] == old["height"]
+    # Another method on the same photo; options of the old method are not carried over.
+    r = client.post(f"/jobs/{job_id}/rerun", data={"method": "cnn"})
+    assert r.status_code == 202 and client.get(f"/jobs/{r.json()['id']}").json()["params"] == {}
+    before = counts()
+    for data, status, words in (
+        ({"options": '{"vividness": 3}'}, 422, "≤"),
+        ({"method": "exemplar"}, 422, "reference"),
+        ({"method": "nope"}, 422, "unknown method"),
+        ({"hints": "[1]"}, 422, "hint 0"),
+    ):
+        r = client.post(f"/jobs/{job_id}/rerun", data=data)
+        assert r.status_code == status and words in r.json()["detail"], (data, r.text)
+    r = client.post("/jobs/AAAAAAAAAAAAAAAAAAAAAA/rerun", data={})
+    assert r.status_code == 404
+    assert counts() == before

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from worker.colorizers import manifest
 
-ParamType = Literal["int", "float", "choice", "bool"]
+ParamType = Literal["int", "float", "choice", "bool", "hints"]
 
 
 class ParamError(ValueError):
@@ -31,9 +31,17 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    ends: tuple[str, ...] = ()  # plain-words labels of a slider's (minimum, maximum) ends
 
     def parse(self, raw: Any) -> Any:
         """Convert one raw value (a form string or a JSON value) to this parameter's type, checked."""
+        if self.type == "hints":
+            from worker.colorizers.hints import HintError, parse_hints
+
+            try:
+                return parse_hints(raw)
+            except HintError as exc:
+                raise ParamError(str(exc)) from None
         if self.type == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -80,6 +88,7 @@ class MethodInfo:
     iterative: bool = False  # reports step-by-step progress with previews
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs
     paper: str = ""
+    default: bool = False  # the method used when a request names none (exactly one method)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -109,6 +118,11 @@ class Catalogue:
 
     def __iter__(self):
         return iter(self.methods.values())
+
+    @property
+    def default_method(self) -> str:
+        """The name of the method used when none is named (upload page, POST /colorize, the CLI)."""
+        return next(m.name for m in self.methods.values() if m.default)
 
 
 CATALOGUE = Catalogue()

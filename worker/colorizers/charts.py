@@ -63,13 +63,15 @@ def curve_series(curves: Mapping[str, np.ndarray], labels: Mapping[str, str] | N
     for name, curve in curves.items():
         y = np.asarray(curve, dtype=np.float64)
         baseline = name == BASELINE_NAME
-        out.append(Series(
-            name=(labels or {}).get(name, name),
-            x=np.arange(len(y), dtype=np.float64),
-            y=y,
-            color=BASELINE_COLOR if baseline else next(colors),
-            dashed=baseline,
-        ))
+        out.append(
+            Series(
+                name=(labels or {}).get(name, name),
+                x=np.arange(len(y), dtype=np.float64),
+                y=y,
+                color=BASELINE_COLOR if baseline else next(colors),
+                dashed=baseline,
+            )
+        )
     return out
 
 
@@ -81,8 +83,9 @@ def _fmt(v: float) -> str:
     return f"{v:g}" if v != int(v) else f"{int(v)}"
 
 
-def write_svg(series: Sequence[Series], path: Path, *, title: str, x_label: str, y_label: str,
-              layout: Layout = Layout()) -> None:
+def write_svg(
+    series: Sequence[Series], path: Path, *, title: str, x_label: str, y_label: str, layout: Layout = Layout()
+) -> None:
     L = layout
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{L.width}" height="{L.height}" '
@@ -92,26 +95,38 @@ def write_svg(series: Sequence[Series], path: Path, *, title: str, x_label: str,
     ]
     for x in _ticks(L.x_step, L.x_max):
         X = L.px(x)
-        parts.append(f'<line x1="{X:.1f}" y1="{L.top}" x2="{X:.1f}" y2="{L.top + L.plot_h}" '
-                     'stroke="#e5e5e5"/>')
-        parts.append(f'<line x1="{X:.1f}" y1="{L.top + L.plot_h}" x2="{X:.1f}" y2="{L.top + L.plot_h + 6}" '
-                     'stroke="black"/>')
-        parts.append(f'<text x="{X:.1f}" y="{L.top + L.plot_h + 22}" font-size="13" '
-                     f'text-anchor="middle">{_fmt(x)}</text>')
+        parts.append(
+            f'<line x1="{X:.1f}" y1="{L.top}" x2="{X:.1f}" y2="{L.top + L.plot_h}" stroke="#e5e5e5"/>'
+        )
+        parts.append(
+            f'<line x1="{X:.1f}" y1="{L.top + L.plot_h}" x2="{X:.1f}" y2="{L.top + L.plot_h + 6}" '
+            'stroke="black"/>'
+        )
+        parts.append(
+            f'<text x="{X:.1f}" y="{L.top + L.plot_h + 22}" font-size="13" '
+            f'text-anchor="middle">{_fmt(x)}</text>'
+        )
     for y in _ticks(L.y_step, 1.0):
         Y = L.py(y)
-        parts.append(f'<line x1="{L.left}" y1="{Y:.1f}" x2="{L.left + L.plot_w}" y2="{Y:.1f}" '
-                     'stroke="#e5e5e5"/>')
+        parts.append(
+            f'<line x1="{L.left}" y1="{Y:.1f}" x2="{L.left + L.plot_w}" y2="{Y:.1f}" stroke="#e5e5e5"/>'
+        )
         parts.append(f'<line x1="{L.left - 6}" y1="{Y:.1f}" x2="{L.left}" y2="{Y:.1f}" stroke="black"/>')
-        parts.append(f'<text x="{L.left - 10}" y="{Y + 4:.1f}" font-size="13" '
-                     f'text-anchor="end">{y:.1f}</text>')
-    parts.append(f'<rect x="{L.left}" y="{L.top}" width="{L.plot_w}" height="{L.plot_h}" fill="none" '
-                 'stroke="black"/>')
-    parts.append(f'<text x="{L.left + L.plot_w / 2}" y="{L.height - 18}" font-size="14" '
-                 f'text-anchor="middle">{escape(x_label)}</text>')
+        parts.append(
+            f'<text x="{L.left - 10}" y="{Y + 4:.1f}" font-size="13" text-anchor="end">{y:.1f}</text>'
+        )
+    parts.append(
+        f'<rect x="{L.left}" y="{L.top}" width="{L.plot_w}" height="{L.plot_h}" fill="none" stroke="black"/>'
+    )
+    parts.append(
+        f'<text x="{L.left + L.plot_w / 2}" y="{L.height - 18}" font-size="14" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
     cy = L.top + L.plot_h / 2
-    parts.append(f'<text x="22" y="{cy}" font-size="14" text-anchor="middle" '
-                 f'transform="rotate(-90 22 {cy})">{escape(y_label)}</text>')
+    parts.append(
+        f'<text x="22" y="{cy}" font-size="14" text-anchor="middle" '
+        f'transform="rotate(-90 22 {cy})">{escape(y_label)}</text>'
+    )
     for s in series:
         pts = " ".join(f"{L.px(x):.2f},{L.py(y):.2f}" for x, y in zip(s.x, s.y, strict=True))
         dash = ' stroke-dasharray="7 5"' if s.dashed else ""
@@ -121,13 +136,17 @@ def write_svg(series: Sequence[Series], path: Path, *, title: str, x_label: str,
     box_w = 20 + 30 + max((len(s.name) for s in series), default=0) * 7.6
     x0 = L.left + L.plot_w - box_w - 12
     y0 = L.top + L.plot_h - row * len(series) - 16
-    parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{box_w:.1f}" height="{row * len(series) + 8}" '
-                 'fill="white" fill-opacity="0.9" stroke="#999"/>')
+    parts.append(
+        f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{box_w:.1f}" height="{row * len(series) + 8}" '
+        'fill="white" fill-opacity="0.9" stroke="#999"/>'
+    )
     for i, s in enumerate(series):
         yy = y0 + 14 + i * row
         dash = ' stroke-dasharray="7 5"' if s.dashed else ""
-        parts.append(f'<line x1="{x0 + 8:.1f}" y1="{yy:.1f}" x2="{x0 + 38:.1f}" y2="{yy:.1f}" '
-                     f'stroke="{s.color}" stroke-width="2.5"{dash}/>')
+        parts.append(
+            f'<line x1="{x0 + 8:.1f}" y1="{yy:.1f}" x2="{x0 + 38:.1f}" y2="{yy:.1f}" '
+            f'stroke="{s.color}" stroke-width="2.5"{dash}/>'
+        )
         parts.append(f'<text x="{x0 + 46:.1f}" y="{yy + 4.5:.1f}" font-size="13">{escape(s.name)}</text>')
     parts.append("</svg>")
     Path(path).write_text("\n".join(parts) + "\n", encoding="utf-8")
@@ -142,8 +161,9 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _dashed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], color: str, width: int,
-            on: float, off: float) -> None:
+def _dashed(
+    draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], color: str, width: int, on: float, off: float
+) -> None:
     """Polyline with a dash pattern that runs on across vertices."""
     phase, drawing = 0.0, True
     for (x1, y1), (x2, y2) in itertools.pairwise(pts):
@@ -163,8 +183,16 @@ def _dashed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], color: st
                 phase, drawing = 0.0, not drawing
 
 
-def write_png(series: Sequence[Series], path: Path, *, title: str, x_label: str, y_label: str,
-              layout: Layout = Layout(), scale: int = 2) -> None:
+def write_png(
+    series: Sequence[Series],
+    path: Path,
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    layout: Layout = Layout(),
+    scale: int = 2,
+) -> None:
     L = layout
     S = scale
     img = Image.new("RGB", (L.width * S, L.height * S), "white")
@@ -206,8 +234,9 @@ def write_png(series: Sequence[Series], path: Path, *, title: str, x_label: str,
     box_w = 46 + max(widths, default=0) + 10
     x0 = L.left + L.plot_w - box_w - 12
     y0 = L.top + L.plot_h - row * len(series) - 16
-    d.rectangle([P(x0, y0), P(x0 + box_w, y0 + row * len(series) + 8)], fill="white", outline="#999999",
-                width=S)
+    d.rectangle(
+        [P(x0, y0), P(x0 + box_w, y0 + row * len(series) + 8)], fill="white", outline="#999999", width=S
+    )
     for i, s in enumerate(series):
         yy = y0 + 14 + i * row
         if s.dashed:
@@ -218,10 +247,15 @@ def write_png(series: Sequence[Series], path: Path, *, title: str, x_label: str,
     img.resize((L.width, L.height), Image.Resampling.LANCZOS).save(path)
 
 
-def write_curves(curves: Mapping[str, np.ndarray], out_stem: Path, *, labels: Mapping[str, str] | None = None,
-                 title: str = "Raw accuracy vs threshold (Zhang et al. 2016)",
-                 x_label: str = "threshold t on the L2 ab error (Lab units)",
-                 y_label: str = "share of pixels with error ≤ t") -> tuple[Path, Path]:
+def write_curves(
+    curves: Mapping[str, np.ndarray],
+    out_stem: Path,
+    *,
+    labels: Mapping[str, str] | None = None,
+    title: str = "Raw accuracy vs threshold (Zhang et al. 2016)",
+    x_label: str = "threshold t on the L2 ab error (Lab units)",
+    y_label: str = "share of pixels with error ≤ t",
+) -> tuple[Path, Path]:
     """``out_stem``.svg and .png of the given mean accuracy curves (one per method)."""
     series = curve_series(curves, labels)
     svg, png = out_stem.with_suffix(".svg"), out_stem.with_suffix(".png")
@@ -230,8 +264,16 @@ def write_curves(curves: Mapping[str, np.ndarray], out_stem: Path, *, labels: Ma
     return svg, png
 
 
-def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], columns: Sequence[str], path: Path,
-                  *, row_labels: Sequence[str] = (), cell: int = 128, pad: int = 4, header: int = 26) -> None:
+def contact_sheet(
+    rows: Sequence[Sequence[np.ndarray | None]],
+    columns: Sequence[str],
+    path: Path,
+    *,
+    row_labels: Sequence[str] = (),
+    cell: int = 128,
+    pad: int = 4,
+    header: int = 26,
+) -> None:
     """A grid of RGB uint8 images: one row per photo, one column per ``columns`` entry (None: blank cell).
 
     Each image is fitted into a ``cell``×``cell`` square (aspect ratio kept, centred on white); tiny images

@@ -73,8 +73,9 @@ def preprocess_image(rgb: np.ndarray) -> np.ndarray:
     img = Image.fromarray(np.asarray(rgb, dtype=np.uint8)).convert("RGB")
     w, h = img.size
     scale = RESIZE_SHORT / min(w, h)
-    img = img.resize((max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))),
-                     Image.Resampling.BICUBIC)
+    img = img.resize(
+        (max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))), Image.Resampling.BICUBIC
+    )
     w, h = img.size
     left, top = (w - INPUT_SIZE) // 2, (h - INPUT_SIZE) // 2
     img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))

@@ -21,8 +21,20 @@ GRAY = "gray"
 
 # per-image CSV columns (values of the "real" row: colourfulness and top-1 only)
 ROW_FIELDS = (
-    "image", "method", "label", "pred_class", "top1", "eq9_acc", "auc", "psnr", "ssim",
-    "colourfulness", "cf_truth", "dcf", "abs_dcf", "seconds",
+    "image",
+    "method",
+    "label",
+    "pred_class",
+    "top1",
+    "eq9_acc",
+    "auc",
+    "psnr",
+    "ssim",
+    "colourfulness",
+    "cf_truth",
+    "dcf",
+    "abs_dcf",
+    "seconds",
 )
 
 
@@ -102,17 +114,34 @@ def _cell(value: float, fmt: str) -> str:
 def markdown_table(summaries: Sequence[MethodSummary], *, eps: float = 0.02) -> str:
     """The summary as a GitHub markdown table (gray and real rows included, '–' where not applicable)."""
     show_top1 = any(s.top1_images for s in summaries)
-    head = ["method", "images", f"eq. 9 acc (ε={eps:g}) ↑", "AuC 0–150 ↑", "PSNR dB ↑", "SSIM ↑",
-            "colourfulness", "ΔCF", "abs ΔCF ↓"]
+    head = [
+        "method",
+        "images",
+        f"eq. 9 acc (ε={eps:g}) ↑",
+        "AuC 0–150 ↑",
+        "PSNR dB ↑",
+        "SSIM ↑",
+        "colourfulness",
+        "ΔCF",
+        "abs ΔCF ↓",
+    ]
     if show_top1:
         head.append("top-1 ↑")
     head.append("s/image")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for s in summaries:
         psnr = _cell(s.psnr, ".2f") + (f" ({s.psnr_infinite}×∞)" if s.psnr_infinite else "")
-        cells = [f"**{s.method}**" if s.method not in (GRAY, REAL) else s.method, str(s.images),
-                 _cell(s.eq9_acc, ".4f"), _cell(s.auc, ".4f"), psnr, _cell(s.ssim, ".4f"),
-                 _cell(s.colourfulness, ".2f"), _cell(s.dcf, "+.2f"), _cell(s.abs_dcf, ".2f")]
+        cells = [
+            f"**{s.method}**" if s.method not in (GRAY, REAL) else s.method,
+            str(s.images),
+            _cell(s.eq9_acc, ".4f"),
+            _cell(s.auc, ".4f"),
+            psnr,
+            _cell(s.ssim, ".4f"),
+            _cell(s.colourfulness, ".2f"),
+            _cell(s.dcf, "+.2f"),
+            _cell(s.abs_dcf, ".2f"),
+        ]
         if show_top1:
             cells.append(_cell(s.top1, ".3f") + (f" (n={s.top1_images})" if s.top1_images else ""))
         cells.append(_cell(s.seconds_per_image, ".3f"))
@@ -120,8 +149,14 @@ def markdown_table(summaries: Sequence[MethodSummary], *, eps: float = 0.02) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_summary_md(summaries: Sequence[MethodSummary], path: Path, *, title: str, notes: Sequence[str] = (),
-                     eps: float = 0.02) -> None:
+def write_summary_md(
+    summaries: Sequence[MethodSummary],
+    path: Path,
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    eps: float = 0.02,
+) -> None:
     text = f"# {title}\n\n" + markdown_table(summaries, eps=eps)
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"

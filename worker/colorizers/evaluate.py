@@ -157,8 +157,12 @@ class Method:
     colorizer: Any  # base.Colorizer (None for gray)
 
 
-def load_methods(names: Sequence[str], weights_dir: Path, device: str,
-                 params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Method]:
+def load_methods(
+    names: Sequence[str],
+    weights_dir: Path,
+    device: str,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Method]:
     """Load every requested method, or raise EvaluationError listing each one that cannot run and why.
 
     ``params``: raw options per method name (validated against the catalogue, e.g. exemplar iterations).
@@ -192,18 +196,22 @@ def load_methods(names: Sequence[str], weights_dir: Path, device: str,
     return loaded
 
 
-def _predict(method: Method, lightness: list[np.ndarray], references: list[np.ndarray | None],
-             batch_size: int) -> list[np.ndarray]:
+def _predict(
+    method: Method, lightness: list[np.ndarray], references: list[np.ndarray | None], batch_size: int
+) -> list[np.ndarray]:
     if method.colorizer is None:  # gray
         return [np.zeros((*L.shape, 2), dtype=np.float32) for L in lightness]
     if method.batchable and not method.needs_reference:
         out: list[np.ndarray] = []
         for start in range(0, len(lightness), batch_size):
-            out.extend(method.colorizer.predict_ab_batch(lightness[start : start + batch_size],
-                                                         params=method.params))
+            out.extend(
+                method.colorizer.predict_ab_batch(lightness[start : start + batch_size], params=method.params)
+            )
         return out
-    return [method.colorizer.predict_ab(L, reference=ref, params=method.params, progress=None)
-            for L, ref in zip(lightness, references, strict=True)]
+    return [
+        method.colorizer.predict_ab(L, reference=ref, params=method.params, progress=None)
+        for L, ref in zip(lightness, references, strict=True)
+    ]
 
 
 # ------------------------------------------------------------------------------------ scoring
@@ -253,8 +261,10 @@ class RowStore:
             return list(csv.DictReader(fh))
 
     def _rewrite(self) -> None:
-        for path, fields, rows in ((self.rows_path, ROW_FIELDS, self.rows),
-                                   (self.curves_path, CURVE_FIELDS, list(self.curves.values()))):
+        for path, fields, rows in (
+            (self.rows_path, ROW_FIELDS, self.rows),
+            (self.curves_path, CURVE_FIELDS, list(self.curves.values())),
+        ):
             with open(path, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.DictWriter(fh, fieldnames=fields)
                 writer.writeheader()
@@ -342,8 +352,12 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
 
     photos = select_photos(config.data, config.split, config.limit)
     methods = [Method(GRAY, True, False, {}, None)]
-    methods += load_methods([m for m in dict.fromkeys(config.methods) if m != GRAY],
-                            config.weights_dir, config.device, config.params)
+    methods += load_methods(
+        [m for m in dict.fromkeys(config.methods) if m != GRAY],
+        config.weights_dir,
+        config.device,
+        config.params,
+    )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     changed, fingerprints = _check_run_file(out, config, [m.name for m in methods[1:]])
@@ -396,9 +410,16 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
     return result
 
 
-def _evaluate_batch(todo: list[Photo], truths: dict[str, np.ndarray], methods: list[Method],
-                    config: EvalConfig, store: RowStore, sample_keys: list[str],
-                    classify: Callable[[list[np.ndarray]], np.ndarray] | None, result: EvalResult) -> None:
+def _evaluate_batch(
+    todo: list[Photo],
+    truths: dict[str, np.ndarray],
+    methods: list[Method],
+    config: EvalConfig,
+    store: RowStore,
+    sample_keys: list[str],
+    classify: Callable[[list[np.ndarray]], np.ndarray] | None,
+    result: EvalResult,
+) -> None:
     lightness = {p.key: labmod.rgb_to_lightness(truths[p.key]) for p in todo}
     true_ab = {p.key: labmod.rgb_to_lab(truths[p.key])[..., 1:] for p in todo}
     # the real photos: colourfulness and the classifier on them
@@ -408,15 +429,24 @@ def _evaluate_batch(todo: list[Photo], truths: dict[str, np.ndarray], methods: l
         rows, curves = [], []
         for i, p in enumerate(real):
             cf = metrics.colourfulness(truths[p.key])
-            row: dict[str, Any] = {"image": p.key, "method": REAL, "label": p.label, "colourfulness": cf,
-                                   "cf_truth": cf}
+            row: dict[str, Any] = {
+                "image": p.key,
+                "method": REAL,
+                "label": p.label,
+                "colourfulness": cf,
+                "cf_truth": cf,
+            }
             _add_top1(row, preds, i, p.label)
             rows.append(row)
             curves.append((p.key, REAL, np.ones(metrics.AUC_MAX_THRESHOLD + 1)))
         store.add(rows, curves)
     for method in methods:
-        need = [p for p in todo if (p.key, method.name) not in store.done
-                or (p.key in sample_keys and not _sample_path(config.out, method.name, p.key).is_file())]
+        need = [
+            p
+            for p in todo
+            if (p.key, method.name) not in store.done
+            or (p.key in sample_keys and not _sample_path(config.out, method.name, p.key).is_file())
+        ]
         refs: list[np.ndarray | None] = []
         if method.needs_reference:
             kept = []
@@ -462,8 +492,15 @@ def _add_top1(row: dict[str, Any], preds: np.ndarray | None, i: int, label: int 
 
 
 def _write_outputs(
-    out: Path, config: EvalConfig, store: RowStore, keys: set[str], names: list[str],
-    sample_keys: list[str], photos: list[Photo], result: EvalResult, reader: Any,
+    out: Path,
+    config: EvalConfig,
+    store: RowStore,
+    keys: set[str],
+    names: list[str],
+    sample_keys: list[str],
+    photos: list[Photo],
+    result: EvalResult,
+    reader: Any,
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
     files["per_image"] = store.rows_path
@@ -480,8 +517,9 @@ def _write_outputs(
     for method, skipped in result.skipped_reference.items():
         notes.append(f"{method}: {len(skipped)} photos without a reference image were skipped")
     files["summary_md"] = out / "summary.md"
-    evalreport.write_summary_md(result.summaries, files["summary_md"], title="Evaluation summary",
-                                notes=notes, eps=config.eps)
+    evalreport.write_summary_md(
+        result.summaries, files["summary_md"], title="Evaluation summary", notes=notes, eps=config.eps
+    )
     curves = {}
     labels = {}
     for s in result.summaries:
@@ -492,8 +530,9 @@ def _write_outputs(
             curves[s.method] = curve
             labels[s.method] = f"{s.method} (AuC {s.auc:.3f})"
     if curves:
-        what = Path(config.data).name + (" (validation split)" if config.split == "val" and
-                                         Path(config.data).is_dir() else "")
+        what = Path(config.data).name + (
+            " (validation split)" if config.split == "val" and Path(config.data).is_dir() else ""
+        )
         title = f"Raw accuracy vs threshold: {what}, {result.evaluated} photos"
         svg, png = charts.write_curves(curves, out / "curves", labels=labels, title=title)
         files["curves_svg"], files["curves_png"] = svg, png

@@ -91,8 +91,9 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 0.5 * (features - target).pow(2).sum()
 
 
-def style_layer_loss(gram_x: torch.Tensor, gram_target: torch.Tensor, channels: int,
-                     positions: int) -> torch.Tensor:
+def style_layer_loss(
+    gram_x: torch.Tensor, gram_target: torch.Tensor, channels: int, positions: int
+) -> torch.Tensor:
     """E_l = Σ (G − A)² / (4 N² M²), computed as Σ ((G − A) / (2 N M))² to stay within float32 range."""
     return ((gram_x - gram_target) / (2.0 * channels * positions)).pow(2).sum()
 
@@ -127,8 +128,12 @@ def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     if plane.shape == (height, width):
         return plane.astype(np.float32, copy=False)
     image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((width, height), Image.Resampling.BOX if plane.shape[0] > height
-                                   else Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.asarray(
+        image.resize(
+            (width, height), Image.Resampling.BOX if plane.shape[0] > height else Image.Resampling.BILINEAR
+        ),
+        dtype=np.float32,
+    )
 
 
 def resize_rgb(rgb: np.ndarray, short_side: int) -> np.ndarray:
@@ -169,8 +174,18 @@ class Settings:
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
         mode = params.get("mode", "fast")
         iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
-        names = ("size", "optimizer", "schedule", "alpha", "beta", "init", "lr", "seed", "line_search",
-                 "chroma_stride")
+        names = (
+            "size",
+            "optimizer",
+            "schedule",
+            "alpha",
+            "beta",
+            "init",
+            "lr",
+            "seed",
+            "line_search",
+            "chroma_stride",
+        )
         known = {k: params[k] for k in names if k in params}
         return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, **known)
 
@@ -186,8 +201,16 @@ class Result:
 class StyleTransfer:
     """One optimisation problem: targets, parametrised image and loss (see the module docstring)."""
 
-    def __init__(self, vgg: VGGFeatures, lightness: np.ndarray, reference: np.ndarray, settings: Settings,
-                 *, device: torch.device | str = "cpu", channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        lightness: np.ndarray,
+        reference: np.ndarray,
+        settings: Settings,
+        *,
+        device: torch.device | str = "cpu",
+        channels_last: bool = True,
+    ) -> None:
         self.vgg = vgg
         self.settings = settings
         self.device = torch.device(device)
@@ -272,16 +295,26 @@ class StyleTransfer:
             current["total"].backward()
             self.evaluations += 1
             if s.optimizer == "lbfgs" and s.line_search:
-                cache.update(x=self.x.detach().clone(), grad=self.x.grad.detach().clone(),
-                             content=current["content"].detach(), style=current["style"].detach())
+                cache.update(
+                    x=self.x.detach().clone(),
+                    grad=self.x.grad.detach().clone(),
+                    content=current["content"].detach(),
+                    style=current["style"].detach(),
+                )
             return current["total"]
 
         optimiser: torch.optim.Optimizer
         if s.optimizer == "lbfgs":
             optimiser = torch.optim.LBFGS(
-                [self.x], lr=1.0, max_iter=1, max_eval=1 + MAX_LINE_SEARCH, history_size=LBFGS_HISTORY,
-                tolerance_grad=0.0, tolerance_change=0.0,
-                line_search_fn="strong_wolfe" if s.line_search else None)
+                [self.x],
+                lr=1.0,
+                max_iter=1,
+                max_eval=1 + MAX_LINE_SEARCH,
+                history_size=LBFGS_HISTORY,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe" if s.line_search else None,
+            )
         else:
             optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
         self.optimiser = optimiser
@@ -302,10 +335,18 @@ class StyleTransfer:
             if not all(math.isfinite(v) for v in losses.values()):
                 raise FloatingPointError(f"exemplar: loss became {losses} at iteration {k}")
             if progress is not None:
-                progress(Progress(step=k, total=s.iterations, message=f"iteration {k}/{s.iterations}",
-                                  losses=losses, preview=self.preview))
-        return Result(ab=self.ab(), losses=history, seconds=time.perf_counter() - start,
-                      evaluations=self.evaluations)
+                progress(
+                    Progress(
+                        step=k,
+                        total=s.iterations,
+                        message=f"iteration {k}/{s.iterations}",
+                        losses=losses,
+                        preview=self.preview,
+                    )
+                )
+        return Result(
+            ab=self.ab(), losses=history, seconds=time.perf_counter() - start, evaluations=self.evaluations
+        )
 
 
 class ExemplarColorizer:
@@ -320,8 +361,14 @@ class ExemplarColorizer:
         self.channels_last = True
         self.last_result: Result | None = None
 
-    def predict_ab(self, lightness: np.ndarray, *, reference: np.ndarray | None, params: Mapping[str, Any],
-                   progress: ProgressCallback | None) -> np.ndarray:
+    def predict_ab(
+        self,
+        lightness: np.ndarray,
+        *,
+        reference: np.ndarray | None,
+        params: Mapping[str, Any],
+        progress: ProgressCallback | None,
+    ) -> np.ndarray:
         if reference is None:
             raise ValueError("the exemplar method needs a color reference image")
         if reference.ndim == 2:
@@ -329,8 +376,14 @@ class ExemplarColorizer:
         settings = Settings.from_params(params)
         if progress is not None:
             progress(Progress(step=0, total=settings.iterations, message="preparing"))
-        problem = StyleTransfer(self.vgg, lightness, reference[..., :3], settings, device=self.device,
-                                channels_last=self.channels_last)
+        problem = StyleTransfer(
+            self.vgg,
+            lightness,
+            reference[..., :3],
+            settings,
+            device=self.device,
+            channels_last=self.channels_last,
+        )
         self.last_result = problem.run(progress)
         return self.last_result.ab
 
@@ -348,4 +401,3 @@ def build(weights_dir: Path, device: str = "cpu", prefer: Sequence[str] | None =
 @loader("exemplar")
 def load(ctx: LoadContext) -> ExemplarColorizer:
     return build(ctx.weights_dir, ctx.device)
-

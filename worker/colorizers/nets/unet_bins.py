@@ -72,7 +72,7 @@ class UNetBins(nn.Module):
         self.register_buffer("bins", bins.float().clone(), persistent=True)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
-        c2, c4, c8, c16, c32 = STAGE_CHANNELS
+        _, c4, c8, c16, c32 = STAGE_CHANNELS
         w4, w8, w16 = widths
         self.bottleneck = nn.Sequential(
             nn.Conv2d(c32, w16, 1, bias=False), nn.BatchNorm2d(w16), nn.ReLU(True)
@@ -126,3 +126,97 @@ class UNetBins(nn.Module):
 
         ab = annealed_mean(self.logits(lightness, hint_ab, hint_mask), self.bins, temperature)
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+
+
+# --- serving ---------------------------------------------------------------------------------------------
+
+SERVE_SHORT_SIDE = 160  # the net's input: short side in pixels (rounded to a multiple of 32); see RESULTS.md
+SERVE_MAX_LONG_SIDE = 1024
+HINT_PATCH_FRACTION = 1 / 40  # a hint covers a square of this fraction of the short side (≥ 3 px)
+
+
+def vividness_to_temperature(vividness: float) -> float:
+    """0 -> T 1 (the plain mean: safe, muted); 0.5 -> T 0.38 (Zhang et al.'s); 1 -> T 0.144 (vivid)."""
+    return float(0.38 ** (2.0 * min(max(vividness, 0.0), 1.0)))
+
+
+def serve_shape(height: int, width: int, short: int = SERVE_SHORT_SIDE) -> tuple[int, int]:
+    """The net's input size for a photo: aspect kept, short side ``short`` (long side at most
+    :data:`SERVE_MAX_LONG_SIDE`, for panoramas), both multiples of 32."""
+    scale = min(short / max(1, min(height, width)), SERVE_MAX_LONG_SIDE / max(1, height, width))
+    return (
+        max(MULTIPLE, round(height * scale / MULTIPLE) * MULTIPLE),
+        max(MULTIPLE, round(width * scale / MULTIPLE) * MULTIPLE),
+    )
+
+
+def rasterise_hints(hints: list[dict], height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Hints (relative x, y, '#rrggbb') -> (hint_ab (1, 2, H, W), mask (1, 1, H, W)) at the net's input size."""
+    from worker.colorizers.hints import hint_ab
+
+    ab = torch.zeros(1, 2, height, width)
+    mask = torch.zeros(1, 1, height, width)
+    side = max(3, round(min(height, width) * HINT_PATCH_FRACTION))
+    for hint in hints:
+        cy = min(height - 1, int(hint["y"] * height))
+        cx = min(width - 1, int(hint["x"] * width))
+        top, left = max(0, cy - side // 2), max(0, cx - side // 2)
+        a, b = hint_ab(hint)
+        ab[0, 0, top : top + side, left : left + side] = a
+        ab[0, 1, top : top + side, left : left + side] = b
+        mask[0, :, top : top + side, left : left + side] = 1.0
+    return ab, mask
+
+
+class UNetBinsColorizer:
+    """Serves :class:`UNetBins` through the Colorizer/BatchColorizer protocols (options: vividness, hints).
+
+    Each photo's L is resized to :func:`serve_shape`; photos of the same shape and hints-free run as one batch.
+    The ab comes back at the net's input size (the pipeline upsamples it and joins the photo's own L).
+    """
+
+    def __init__(self, net: UNetBins, device: str = "cpu", short_side: int = SERVE_SHORT_SIDE) -> None:
+        self.name = "unet-bins"
+        self.device = device
+        self.short_side = short_side
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+
+    def predict_ab(self, lightness, *, reference=None, params=None, progress=None):  # type: ignore[no-untyped-def]
+        return self.predict_ab_batch([lightness], params=params or {})[0]
+
+    def predict_ab_batch(self, lightness: list, *, params: dict | None = None) -> list:
+        import numpy as np
+
+        params = params or {}
+        temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
+        hints = list(params.get("hints") or ())
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, plane in enumerate(lightness):
+            groups.setdefault(serve_shape(*plane.shape, short=self.short_side), []).append(i)
+        out: list = [None] * len(lightness)
+        with torch.inference_mode():
+            for (h, w), members in groups.items():
+                batch = torch.cat(
+                    [
+                        F.interpolate(
+                            torch.from_numpy(np.ascontiguousarray(lightness[i], dtype=np.float32))[
+                                None, None
+                            ],
+                            size=(h, w),
+                            mode="bilinear",
+                            align_corners=False,
+                            antialias=True,
+                        )
+                        for i in members
+                    ]
+                ).to(self.device)
+                hint_ab = hint_mask = None
+                if hints:
+                    ab1, mask1 = rasterise_hints(hints, h, w)
+                    hint_ab = ab1.expand(len(members), -1, -1, -1).to(self.device)
+                    hint_mask = mask1.expand(len(members), -1, -1, -1).to(self.device)
+                batch = batch.contiguous(memory_format=torch.channels_last)
+                ab = self.net(batch, hint_ab, hint_mask, temperature=temperature).float()
+                for j, i in enumerate(members):
+                    out[i] = ab[j].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        return out

@@ -281,7 +281,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     last_save = time.time()
     bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="step", desc=ARCH)
     stop_reason = "all epochs run"
-    running = 0.0
+    running, first_step = 0.0, True
     while step < total_steps:
         epoch, pos = divmod(step, steps_per_epoch)
         if step == freeze_steps and freeze_steps > 0:
@@ -307,7 +307,8 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         loss.backward()
         optimizer.step()
         step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        running = loss.item() if first_step else 0.98 * running + 0.02 * loss.item()
+        first_step = False
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}", epoch=epoch + 1, phase="frozen" if frozen else "all")
         wall = time.time() - t0
