@@ -128,3 +128,49 @@ def test_train_cli_tiny_run_and_resume(tmp_path: Path):
     assert code == 0 and "2 epochs" in output
     code, output = _run("train", "--arch", "cnn", "--data", str(IMAGENET), "--size", "30", "--out", str(out))
     assert code == 1 and "multiple of 8" in output
+
+
+def test_colorize_uses_the_default_method_with_vividness_and_hints(photos: Path, tmp_path: Path):
+    first = sorted(photos.glob("*.jpg"))[0]
+    hints = tmp_path / "hints.json"
+    hints.write_text('[{"x": 0.5, "y": 0.5, "color": "#c81e1e"}]', encoding="utf-8")
+    out = tmp_path / "out"
+    code, output = _run(
+        "colorize", str(first), "-o", str(out), "--vividness", "0.8", "--hints", f"@{hints}", "--no-progress"
+    )
+    assert code == 0, output
+    assert "with unet-bins" in output
+    rgb = np.asarray(Image.open(out / f"{first.stem}.png"))
+    h, w, _ = rgb.shape
+    centre = lab.rgb_to_lab(rgb[h // 2 - 3 : h // 2 + 4, w // 2 - 3 : w // 2 + 4])
+    assert centre[..., 1].mean() > 15  # the red hint shows where it was put
+
+
+def test_colorize_refuses_bad_hints_and_vividness_cleanly(tmp_path: Path):
+    photo = str(IMAGENET / "000_*.jpg")
+    for extra, words in (
+        (["--hints", "[{"], "JSON list"),
+        (["--hints", '[{"x": 3, "y": 0, "color": "#ffffff"}]'], "from 0 to 1"),
+        (["--hints", f"@{tmp_path / 'missing.json'}"], "No such file"),
+        (["--vividness", "2"], "0<=x<=1"),
+        (["--method", "cnn", "--vividness", "0.5"], "unknown option"),
+    ):
+        code, output = _run("colorize", photo, "-o", str(tmp_path / "o"), "--no-progress", *extra)
+        assert code != 0 and words in output and "Traceback" not in output, (extra, output)
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
+    out = tmp_path / "unet-bins.pt"
+    args = ["train", "--arch", "unet-bins", "--data", str(IMAGENET), "--epochs", "1", "--batch-size", "4",
+            "--size", "64", "--limit", "8", "--freeze-epochs", "1", "--out", str(out),
+            "--checkpoint", str(tmp_path / "u.ckpt"), "--no-progress"]  # fmt: skip
+    code, output = _run(*args)
+    assert code == 0, output
+    assert out.is_file() and "2 steps" in output
+    card = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "261 sRGB-gamut ab bins" in card and "colourfulness" in card
+    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume")
+    assert code == 0 and "4 steps" in output, output
+    code, output = _run("train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out))
+    assert code != 0 and "multiple of 32" in output
