@@ -79,17 +79,17 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
     auth.check_login_csrf(request, settings, csrf_token)
-    client = request.client.host if request.client else "?"
-    if auth.THROTTLE.blocked(client):
+    client = request.client.host if request.client else "?"  # the client address the rate limits use
+    if not auth.reserve_login_attempt(client):
         raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):
-        auth.THROTTLE.failed(client)
         return _page(
             request,
             "login.html",
             {"next": _safe_next(next), "error": "Wrong password.", "csrf": csrf_token},
             status_code=401,
         )
+    auth.login_succeeded(client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     auth.start_session(response, settings)
     return response
@@ -99,7 +99,7 @@ def login(
 def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     auth.check_csrf(admin, csrf_token)
     response = RedirectResponse("/admin/login", status_code=303)
-    auth.end_session(response)
+    auth.end_session(response, admin)
     return response
 
 
