@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr(""),
         description="Key that signs session cookies and CSRF tokens. Required in production; in development "
-        "a random key is made once and kept in `DATA_DIR/secret_key` (mode 0600), so sessions survive restarts.",
+        "a random key is made once and kept in `DATA_DIR/secret_key` (mode 0600): sessions survive restarts.",
     )
     admin_session_hours: float = Field(12.0, description="Hours an /admin login stays valid.")
     study_answer_rate: int = Field(

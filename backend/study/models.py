@@ -21,8 +21,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.models import Base, Image, Job, new_id, utcnow
@@ -67,7 +67,7 @@ class Study(Base):
 
 
 class StudyTexts(Base):
-    """The participant-facing texts of a study as they were from one version on (frozen once the study opens)."""
+    """A study's participant-facing texts from one version on (versions start when the study opens)."""
 
     __tablename__ = "study_text_versions"
     __table_args__ = (UniqueConstraint("study_id", "version", name="uq_study_text_versions"),)
