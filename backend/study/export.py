@@ -388,7 +388,7 @@ def participant_rows(
             "identical_answers": any(
                 b.counts[part] >= IDENTICAL_MIN_ANSWERS and len(b.given[part]) == 1 for part in (1, 2)
             ),
-            "median_server_response_ms": median(b.server_ms),
+            "median_server_response_ms": None if not b.server_ms else round(median(b.server_ms) or 0),
             "user_agent": p.user_agent,
         }
 
