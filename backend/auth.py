@@ -1,5 +1,7 @@
 """Researcher login for /admin: a password from settings kept only as a scrypt hash, compared in constant
-time; a signed, expiring session cookie (itsdangerous); a CSRF token bound to the session for every form.
+time; a signed, expiring session cookie (itsdangerous) naming a session stored in the database (logout revokes
+it); a CSRF token bound to the session for every form; login attempts counted per client address in the
+database (shared by every web process).
 
 ``ADMIN_PASSWORD`` may be plain text (hashed once per process, the plain text is not kept) or a hash made by
 ``colorlab study hash-password`` (``scrypt$...``). A session is valid for ``ADMIN_SESSION_HOURS`` and ends
@@ -13,25 +15,30 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import case, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from backend.config import Settings, get_settings
+from backend.config import Settings, development_secret, get_settings
+from backend.db import session_scope
+from backend.models import utcnow
+from backend.study.models import AdminSessionRow, LoginThrottle
 
 log = logging.getLogger("colorlab.auth")
 SESSION_COOKIE = "colorlab_admin"
 LOGIN_CSRF_COOKIE = "colorlab_login_csrf"
 DEV_PASSWORD = "admin"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-LOGIN_FAILURES_ALLOWED = 10  # per client address, per LOGIN_WINDOW seconds
+LOGIN_FAILURES_ALLOWED = 10  # attempts per client address per LOGIN_WINDOW seconds (a success resets)
 LOGIN_WINDOW = 300.0
 
 
@@ -77,7 +84,9 @@ def admin_hash(settings: Settings) -> str:
     return _stored_hash(settings.admin_password.get_secret_value(), settings.environment)
 
 
-_DEV_SECRET = secrets.token_urlsafe(32)
+@lru_cache
+def _dev_secret(data_dir: str) -> str:
+    return development_secret(Path(data_dir))
 
 
 def secret_key(settings: Settings) -> str:
@@ -86,7 +95,7 @@ def secret_key(settings: Settings) -> str:
         return key
     if settings.environment == "production":
         raise RuntimeError("SECRET_KEY is not set")
-    return _DEV_SECRET
+    return _dev_secret(str(settings.data_dir.resolve()))
 
 
 def serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
@@ -103,10 +112,17 @@ def secure_cookies(settings: Settings) -> bool:
 
 @dataclass(frozen=True)
 class AdminSession:
+    id: str  # the stored session's key (sha256 of the cookie's token)
     csrf: str
 
 
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def read_session(request: Request, settings: Settings) -> AdminSession | None:
+    """The researcher's session: a signed cookie naming a stored session that is neither expired nor revoked
+    (logging out revokes it server-side, so a copied cookie stops working too)."""
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw or len(raw) > 1000:
         return None
@@ -119,15 +135,36 @@ def read_session(request: Request, settings: Settings) -> AdminSession | None:
     if (
         not isinstance(data, dict)
         or data.get("v") != _fingerprint(settings)
-        or not isinstance(data.get("csrf"), str)
+        or not isinstance(data.get("t"), str)
     ):
         return None
-    return AdminSession(csrf=data["csrf"])
+    key = _token_key(data["t"])
+    with session_scope() as db:
+        row = db.get(AdminSessionRow, key)
+        if row is None or row.revoked_at is not None or _aware(row.expires_at) <= utcnow():
+            return None
+        return AdminSession(id=key, csrf=row.csrf)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives naive UTC datetimes
 
 
 def start_session(response: Response, settings: Settings) -> AdminSession:
-    session = AdminSession(csrf=secrets.token_urlsafe(24))
-    value = serializer(settings, "admin-session").dumps({"v": _fingerprint(settings), "csrf": session.csrf})
+    token = secrets.token_urlsafe(32)
+    session = AdminSession(id=_token_key(token), csrf=secrets.token_urlsafe(24))
+    now = utcnow()
+    with session_scope() as db:
+        db.execute(delete(AdminSessionRow).where(AdminSessionRow.expires_at < now))  # keep the table small
+        db.add(
+            AdminSessionRow(
+                id=session.id,
+                csrf=session.csrf,
+                created_at=now,
+                expires_at=now + timedelta(hours=settings.admin_session_hours),
+            )
+        )
+    value = serializer(settings, "admin-session").dumps({"v": _fingerprint(settings), "t": token})
     response.set_cookie(
         SESSION_COOKIE,
         value,
@@ -140,7 +177,13 @@ def start_session(response: Response, settings: Settings) -> AdminSession:
     return session
 
 
-def end_session(response: Response) -> None:
+def end_session(response: Response, admin: AdminSession) -> None:
+    with session_scope() as db:
+        db.execute(
+            update(AdminSessionRow)
+            .where(AdminSessionRow.id == admin.id, AdminSessionRow.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
     response.delete_cookie(SESSION_COOKIE, path="/admin")
 
 
@@ -180,32 +223,36 @@ def check_login_csrf(request: Request, settings: Settings, token: str | None) ->
         raise HTTPException(403, "the form has expired or its CSRF token is invalid: reload the login page")
 
 
-class LoginThrottle:
-    """Failed logins per client address within a sliding window (per process)."""
+def reserve_login_attempt(client: str) -> bool:
+    """Count one login attempt of this client address before its password is checked; False when it has had
+    LOGIN_FAILURES_ALLOWED attempts in the current LOGIN_WINDOW. One atomic upsert in the database, so the
+    count is shared by every web process and parallel guesses cannot slip past it."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=LOGIN_WINDOW)
+    with session_scope() as db:
+        dialect = db.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        expired = LoginThrottle.window_start < cutoff
+        stmt = (
+            insert(LoginThrottle)
+            .values(client=client[:128], window_start=now, attempts=1)
+            .on_conflict_do_update(
+                index_elements=[LoginThrottle.client],
+                set_={
+                    "attempts": case((expired, 1), else_=LoginThrottle.attempts + 1),
+                    "window_start": case((expired, now), else_=LoginThrottle.window_start),
+                },
+            )
+            .returning(LoginThrottle.attempts)
+        )
+        attempts = db.execute(stmt).scalar_one()
+    return attempts <= LOGIN_FAILURES_ALLOWED
 
-    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window: float = LOGIN_WINDOW) -> None:
-        self.allowed, self.window = allowed, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] < now - self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._recent(key, time.monotonic())) >= self.allowed
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            if len(self._failures) > 10_000:
-                self._failures.clear()
-            self._recent(key, time.monotonic()).append(time.monotonic())
-
-
-THROTTLE = LoginThrottle()
+def login_succeeded(client: str) -> None:
+    """The right password: this address starts afresh."""
+    with session_scope() as db:
+        db.execute(delete(LoginThrottle).where(LoginThrottle.client == client[:128]))
 
 
 def check_password(password: str, settings: Settings) -> bool:

@@ -7,6 +7,9 @@ under ``DATA_DIR`` (``./var``), so ``make run`` needs no server. Production sets
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -90,11 +93,26 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr(""),
         description="Key that signs session cookies and CSRF tokens. Required in production; in development "
-        "a random key is made at each start (sessions then end when the process restarts).",
+        "a random key is made once and kept in `DATA_DIR/secret_key` (mode 0600): sessions survive restarts.",
     )
     admin_session_hours: float = Field(12.0, description="Hours an /admin login stays valid.")
     study_answer_rate: int = Field(
         60, description="Most study answers one participant may send per minute (per web process); more: 429."
+    )
+    study_start_rate: int = Field(
+        30,
+        description="Most new study participants one client address may start per hour (per web process); "
+        "more: 429.",
+    )
+    study_close_grace_minutes: float = Field(
+        60.0,
+        description="After a study closes, participants who had already started may keep answering for this "
+        "many minutes (0: answers stop at once).",
+    )
+    study_fast_answer_ms: int = Field(
+        400,
+        description="Answers given sooner than this after the image was served (server-measured) are "
+        "flagged `too_fast` in the export.",
     )
     study_image_max_side: int = Field(
         512, description="Longest side in pixels of the images study participants see (all re-encoded alike)."
@@ -121,6 +139,10 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
         if self.study_answer_rate < 1 or self.study_image_max_side < 64:
             raise ValueError("STUDY_ANSWER_RATE must be ≥ 1 and STUDY_IMAGE_MAX_SIDE ≥ 64")
+        if self.study_start_rate < 1 or self.study_close_grace_minutes < 0 or self.study_fast_answer_ms < 0:
+            raise ValueError(
+                "STUDY_START_RATE must be ≥ 1, STUDY_CLOSE_GRACE_MINUTES and STUDY_FAST_ANSWER_MS ≥ 0"
+            )
         return self
 
     @property
@@ -135,6 +157,29 @@ class Settings(BaseSettings):
     def visibility_timeout(self) -> int:
         """Redis redelivers an unacknowledged task after this long: longer than the longest job."""
         return int(self.job_time_limit * 1.5) + 60
+
+
+def development_secret(data_dir: Path) -> str:
+    """The development signing key: made once (random, mode 0600) under DATA_DIR and read by every process
+    and restart, so participants' and researchers' sessions survive `make run` restarts."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        for _ in range(50):
+            if existing := path.read_text().strip():
+                return existing
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} exists but is empty: delete it and restart") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
 
 
 @lru_cache

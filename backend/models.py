@@ -19,9 +19,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ID_LENGTH = 22  # 62^22 > 2^130
+
+
 def new_id() -> str:
-    """Unguessable identifier (128 bits of randomness, URL-safe)."""
-    return secrets.token_urlsafe(16)
+    """Unguessable identifier (130 bits of randomness) of letters and digits only: URL-safe, and never
+    starting with a character that spreadsheets (and so the CSV exports' formula guard) treat specially."""
+    number = secrets.randbits(130)
+    chars = []
+    for _ in range(ID_LENGTH):
+        number, digit = divmod(number, 62)
+        chars.append(ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")

@@ -182,7 +182,7 @@ def close(slug: str) -> None:
 @click.argument("slug")
 @click.option(
     "--kind",
-    type=click.Choice(["trials", "participants", "stimuli", "summary"]),
+    type=click.Choice(["trials", "participants", "stimuli", "summary", "codebook"]),
     default="trials",
     show_default=True,
 )
@@ -203,7 +203,8 @@ def export_cmd(slug: str, kind: str, fmt: str, output: Path | None) -> None:
         study_id = _load(session, slug).id
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        for chunk in export.stream(session_factory(), study_id, kind, fmt):
+        fast_ms = get_settings().study_fast_answer_ms
+        for chunk in export.stream(session_factory(), study_id, kind, fmt, fast_ms):
             out.write(chunk)
     finally:
         if output:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
@@ -18,10 +18,11 @@ from backend.config import Settings, get_settings
 from backend.db import get_session, session_factory
 from backend.models import Image
 from backend.routes.pages import TEMPLATES
-from backend.study import builder, export
+from backend.routes.study import set_participant_cookie
+from backend.study import builder, export, service
 from backend.study.charts import study_charts
 from backend.study.errors import StudyError
-from backend.study.models import Participant, Stimulus, Study
+from backend.study.models import Participant, ParticipantStatus, Stimulus, Study, StudyTexts, Trial
 from backend.study.photos import PhotoError, PhotoFile, from_zip
 from backend.study.results import study_summary
 
@@ -79,17 +80,17 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
     auth.check_login_csrf(request, settings, csrf_token)
-    client = request.client.host if request.client else "?"
-    if auth.THROTTLE.blocked(client):
+    client = request.client.host if request.client else "?"  # the client address the rate limits use
+    if not auth.reserve_login_attempt(client):
         raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):
-        auth.THROTTLE.failed(client)
         return _page(
             request,
             "login.html",
             {"next": _safe_next(next), "error": "Wrong password.", "csrf": csrf_token},
             status_code=401,
         )
+    auth.login_succeeded(client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     auth.start_session(response, settings)
     return response
@@ -99,7 +100,7 @@ def login(
 def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     auth.check_csrf(admin, csrf_token)
     response = RedirectResponse("/admin/login", status_code=303)
-    auth.end_session(response)
+    auth.end_session(response, admin)
     return response
 
 
@@ -109,9 +110,9 @@ def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLRespons
     counts = {
         sid: (n, done)
         for sid, n, done in session.execute(
-            select(Participant.study_id, func.count(), func.count(Participant.completed_at)).group_by(
-                Participant.study_id
-            )
+            select(Participant.study_id, func.count(), func.count(Participant.completed_at))
+            .where(Participant.is_preview.is_(False))
+            .group_by(Participant.study_id)
         )
     }
     return _page(request, "index.html", {"studies": studies, "counts": counts, "csrf": admin.csrf})
@@ -205,6 +206,33 @@ async def create_study(
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
 
 
+PARTICIPANTS_SHOWN = 500
+
+
+def _participants_context(session: Session, study: Study) -> dict[str, Any]:
+    answered = dict(
+        session.execute(
+            select(Trial.participant_id, func.count())
+            .where(Trial.study_id == study.id, Trial.answered_at.is_not(None))
+            .group_by(Trial.participant_id)
+        ).all()
+    )
+    people = list(
+        session.scalars(
+            select(Participant)
+            .where(Participant.study_id == study.id, Participant.is_preview.is_(False))
+            .order_by(Participant.consented_at.desc())
+            .limit(PARTICIPANTS_SHOWN)
+        )
+    )
+    versions = list(
+        session.scalars(
+            select(StudyTexts).where(StudyTexts.study_id == study.id).order_by(StudyTexts.version.desc())
+        )
+    )
+    return {"people": people, "answered": answered, "text_versions": versions}
+
+
 def _results_context(session: Session, study: Study, exclude: bool) -> dict[str, Any]:
     summary = study_summary(session, study, exclude_failed_attention=exclude)
     thumbs: dict[str, dict[str, str]] = {}
@@ -237,7 +265,9 @@ def study_page(
             "csrf": admin.csrf,
             "error": None,
             "public_link": f"{_base_url(request)}/study/{study.slug}",
+            "start_rate": settings.study_start_rate,
             **_results_context(session, study, exclude),
+            **_participants_context(session, study),
         },
     )
 
@@ -280,11 +310,97 @@ def _action(
                 "csrf": admin.csrf,
                 "error": exc.detail,
                 "public_link": f"{_base_url(request)}/study/{study.slug}",
+                "start_rate": settings.study_start_rate,
                 **_results_context(session, study, False),
+                **_participants_context(session, study),
             },
             status_code=exc.status_code,
         )
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
+
+
+@router.post("/studies/{slug}/texts", response_class=HTMLResponse)
+def edit_texts(
+    slug: str,
+    admin: AdminDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    title: Annotated[str, Form(max_length=1000)] = "",
+    consent_text: Annotated[str, Form(max_length=20000)] = "",
+    instructions: Annotated[str, Form(max_length=20000)] = "",
+) -> Response:
+    """Edit the participant-facing texts: in place while a draft, as a new version once opened."""
+    auth.check_csrf(admin, csrf_token)
+    study = _study(session, slug)
+    try:
+        builder.edit_texts(session, study, title=title, consent_text=consent_text, instructions=instructions)
+    except StudyError as exc:
+        session.rollback()
+        raise HTTPException(exc.status_code, exc.detail) from None
+    return RedirectResponse(f"/admin/studies/{study.slug}#texts", status_code=303)
+
+
+@router.post("/studies/{slug}/preview")
+def preview(
+    slug: str,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Walk the study as a participant would, in this browser; nothing is recorded (see service.start)."""
+    auth.check_csrf(admin, csrf_token)
+    study = _study(session, slug)
+    if not builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S).complete:
+        raise HTTPException(409, "the preview needs every stimulus ready")
+    previews = select(Participant.id).where(
+        Participant.study_id == study.id, Participant.is_preview.is_(True)
+    )
+    session.execute(delete(Trial).where(Trial.participant_id.in_(previews)))
+    session.execute(delete(Participant).where(Participant.id.in_(previews)))
+    session.commit()
+    started = service.start(session, study, service.Identity(None, "anonymous"), preview=True)
+    response = RedirectResponse(f"/study/{study.slug}", status_code=303)
+    set_participant_cookie(response, settings, study, started.participant, started.secret)
+    return response
+
+
+PARTICIPANT_ACTIONS = ("exclude", "include", "returned", "timed_out", "release", "delete")
+
+
+@router.post("/studies/{slug}/participants/{participant_id}/{action}")
+def participant_action(
+    slug: str,
+    participant_id: str,
+    action: str,
+    admin: AdminDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Mark a participant (excluded / returned / timed out: kept, left out of the results), make them count
+    again, release their id so that it binds afresh on another device, or delete them with their answers."""
+    auth.check_csrf(admin, csrf_token)
+    if action not in PARTICIPANT_ACTIONS:
+        raise HTTPException(404, f"participant actions are {', '.join(PARTICIPANT_ACTIONS)}")
+    study = _study(session, slug)
+    person = session.get(Participant, participant_id[:32])
+    if person is None or person.study_id != study.id or person.is_preview:
+        raise HTTPException(404, "no such participant in this study")
+    if action == "delete":
+        session.execute(delete(Trial).where(Trial.participant_id == person.id))
+        session.delete(person)
+    elif action == "release":
+        person.secret_hash = None
+        person.prolific_session_id = None
+    else:
+        person.status = {
+            "exclude": ParticipantStatus.excluded,
+            "include": ParticipantStatus.active,
+            "returned": ParticipantStatus.returned,
+            "timed_out": ParticipantStatus.timed_out,
+        }[action]
+    session.commit()
+    return RedirectResponse(f"/admin/studies/{study.slug}#participants", status_code=303)
 
 
 @router.post("/studies/{slug}/{action}", response_class=HTMLResponse)
@@ -302,14 +418,28 @@ def study_action(
 
 
 @router.get("/studies/{slug}/export/{kind}.{fmt}")
-def export_file(slug: str, kind: str, fmt: str, admin: AdminDep, session: SessionDep) -> StreamingResponse:
+def export_file(
+    slug: str, kind: str, fmt: str, admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    fast_ms = settings.study_fast_answer_ms
+    if (kind, fmt) == ("all", "zip"):
+        study = _study(session, slug)
+        data = export.zip_all(session_factory(), study.id, fast_ms)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="{study.slug}-export.zip"',
+                "Cache-Control": "no-store",
+            },
+        )
     if kind not in export.KINDS or fmt not in ("csv", "json"):
-        raise HTTPException(404, f"exports are {', '.join(export.KINDS)} as .csv or .json")
+        raise HTTPException(404, f"exports are {', '.join(export.KINDS)} as .csv or .json, or all.zip")
     study = _study(session, slug)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     filename = f"{study.slug}-{kind}.{fmt}"
     return StreamingResponse(
-        export.stream(session_factory(), study.id, kind, fmt),
+        export.stream(session_factory(), study.id, kind, fmt, fast_ms),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -1,7 +1,9 @@
 """Participant flow of a user study at /study/{slug}: one page (frontend/static/study.js) and a JSON API.
 
-The participant's session is a signed cookie scoped to the study's path; answers are stored the moment they
-are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` (a friendly page for HTML).
+The participant's session is a signed cookie scoped to the study's path carrying the secret issued at consent
+(only its hash is stored); see ``backend.study.service`` for how a participant resumes elsewhere. Answers are
+stored the moment they are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` (a
+friendly page for HTML).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from backend.study import builder, service
 from backend.study.errors import StudyError
 from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.schemas import AnswerIn, StartIn, StateOut
+from backend.web import client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -33,10 +36,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 COOKIE = "colorlab_participant"
 COOKIE_DAYS = 60
 _limiters: dict[int, SlidingWindow] = {}
+_start_limiters: dict[int, SlidingWindow] = {}
 
 
 def _limiter(settings: Settings) -> SlidingWindow:
     return _limiters.setdefault(settings.study_answer_rate, SlidingWindow(settings.study_answer_rate))
+
+
+def _start_limiter(settings: Settings) -> SlidingWindow:
+    rate = settings.study_start_rate
+    return _start_limiters.setdefault(rate, SlidingWindow(rate, window=3600.0))
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"  # the address the other rate limits use
 
 
 _cache: dict[tuple[str, str], tuple[float, Study]] = {}
@@ -63,7 +76,8 @@ def _study(session: Session, slug: str, *, fresh: bool = False) -> Study:
     return study
 
 
-def _cookie_pid(request: Request, settings: Settings, study: Study) -> str | None:
+def _cookie(request: Request, settings: Settings, study: Study) -> tuple[str, str] | None:
+    """(participant id, session secret) from this browser's cookie for this study, if its signature holds."""
     raw = request.cookies.get(COOKIE)
     if not raw or len(raw) > 300:
         return None
@@ -71,13 +85,20 @@ def _cookie_pid(request: Request, settings: Settings, study: Study) -> str | Non
         data = serializer(settings, "study-participant").loads(raw)
     except BadSignature:
         return None
-    if isinstance(data, list) and len(data) == 2 and data[0] == study.id:
-        return str(data[1])
+    if (
+        isinstance(data, list)
+        and len(data) == 3
+        and data[0] == study.id
+        and all(isinstance(v, str) for v in data)
+    ):
+        return data[1], data[2]
     return None
 
 
-def _set_cookie(response: Response, settings: Settings, study: Study, participant: Participant) -> None:
-    value = serializer(settings, "study-participant").dumps([study.id, participant.id])
+def set_participant_cookie(
+    response: Response, settings: Settings, study: Study, participant: Participant, secret: str
+) -> None:
+    value = serializer(settings, "study-participant").dumps([study.id, participant.id, secret])
     response.set_cookie(
         COOKIE,
         value,
@@ -102,11 +123,27 @@ def _identity(params: dict[str, str | None]) -> service.Identity:
 
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
-    pid = _cookie_pid(request, settings, study)
-    participant = session.get(Participant, pid) if pid else None
-    if participant is None or participant.study_id != study.id:
-        raise HTTPException(403, "no study session in this browser: open the study link again")
+    cookie = _cookie(request, settings, study)
+    participant = session.get(Participant, cookie[0]) if cookie else None
+    if (
+        cookie is None
+        or participant is None
+        or participant.study_id != study.id
+        or not service.secret_matches(participant, cookie[1])
+    ):
+        raise HTTPException(403, "no study session in this browser: reload the page to continue")
     return participant
+
+
+def _resolve(
+    request: Request, session: Session, settings: Settings, study: Study, identity: service.Identity
+) -> service.Found | None:
+    try:
+        return service.resolve(
+            session, study, identity, _cookie(request, settings, study), client_of(request)
+        )
+    except StudyError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
 
 
 def _message(
@@ -134,17 +171,13 @@ def study_page(slug: str, request: Request, session: SessionDep, settings: Setti
         identity = service.identity_from(dict(request.query_params))
     except StudyError as exc:
         return _message(request, exc.status_code, "This link is not valid", exc.detail, study)
-    participant = service.find_participant(session, study, identity, _cookie_pid(request, settings, study))
-    if participant is not None and participant.completed_at is not None:
-        return _message(
-            request,
-            409,
-            "You have already taken part",
-            "Our records show that you have already completed this study. Thank you! Each person can "
-            "take part once.",
-            study,
+    try:
+        found = service.resolve(
+            session, study, identity, _cookie(request, settings, study), client_of(request)
         )
-    if participant is None and study.status != "open":
+    except StudyError as exc:
+        return _message(request, exc.status_code, "This session belongs to someone else", exc.detail, study)
+    if found is None and study.status != "open":
         closed = study.status == "closed"
         return _message(
             request,
@@ -172,8 +205,12 @@ def _state_out(state: dict, duplicate: bool = False) -> StateOut:
 def get_state(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
     study = _study(session, slug)
     identity = _identity(dict(request.query_params))
-    participant = service.find_participant(session, study, identity, _cookie_pid(request, settings, study))
-    out = service.state(session, study, participant)
+    found = _resolve(request, session, settings, study, identity)
+    if found is not None and not found.by_cookie:
+        # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
+        # /start (no new consent needed) to get a fresh one. Nothing is revealed or marked shown before that.
+        return StateOut(study=study.slug, title=study.title, phase="resume")
+    out = service.state(session, study, found.participant if found else None)
     session.commit()
     return _state_out(out)
 
@@ -189,17 +226,30 @@ def start(
 ) -> StateOut:
     study = _study(session, slug, fresh=True)
     identity = _identity(body.model_dump())
+    found = _resolve(request, session, settings, study, identity)
+    if (
+        found is None
+        and study.status == "open"
+        and not _start_limiter(settings).allow(_client_address(request))
+    ):
+        raise HTTPException(
+            429,
+            "too many new participants from this network in the last hour; try again later",
+            headers={"Retry-After": "600"},
+        )
     try:
-        participant = service.start(
+        started = service.start(
             session,
             study,
             identity,
-            _cookie_pid(request, settings, study),
+            found,
             user_agent=request.headers.get("user-agent"),
+            browser=client_of(request),
         )
     except StudyError as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
-    _set_cookie(response, settings, study, participant)
+    participant = started.participant
+    set_participant_cookie(response, settings, study, participant, started.secret)
     out = service.state(session, study, participant)
     session.commit()
     return _state_out(out)
@@ -242,6 +292,7 @@ def post_answer(
             participant,
             body.trial_id,
             service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms),
+            grace_minutes=settings.study_close_grace_minutes,
         )
     except StudyError as exc:
         session.rollback()
@@ -254,10 +305,12 @@ _TRIAL_IMAGE = (
     select(Image.data)
     .join(Stimulus, Stimulus.display_image_id == Image.id)
     .join(Trial, Trial.stimulus_id == Stimulus.id)
+    .join(Participant, Participant.id == Trial.participant_id)
     .where(
         Trial.id == bindparam("tid"),
         Trial.participant_id == bindparam("pid"),
         Trial.study_id == bindparam("sid"),
+        Participant.secret_hash == bindparam("secret_hash"),
     )
 )
 
@@ -271,10 +324,13 @@ def trial_image(
     slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
     study = _study(session, slug)
-    pid = _cookie_pid(request, settings, study)
-    if not pid or len(trial_id) > 32:
+    cookie = _cookie(request, settings, study)
+    if not cookie or len(trial_id) > 32:
         raise HTTPException(404, "no such image")
-    data = session.scalar(_TRIAL_IMAGE, {"tid": trial_id, "pid": pid, "sid": study.id})
+    data = session.scalar(
+        _TRIAL_IMAGE,
+        {"tid": trial_id, "pid": cookie[0], "sid": study.id, "secret_hash": service.hash_secret(cookie[1])},
+    )
     if data is None:
         raise HTTPException(404, "no such image")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

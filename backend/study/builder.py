@@ -21,7 +21,7 @@ from backend.config import Settings
 from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
 from backend.study.errors import StudyError
-from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus
+from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus, StudyTexts
 from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
 
@@ -381,8 +381,43 @@ def open_study(session: Session, settings: Settings, study: Study) -> Readiness:
     study.status = StudyStatus.open
     study.opened_at = utcnow()
     study.closed_at = None
+    if study.texts_version == 0:  # the texts participants will see are frozen as version 1
+        _snapshot_texts(session, study, 1)
     session.commit()
     return readiness
+
+
+def _snapshot_texts(session: Session, study: Study, version: int) -> None:
+    study.texts_version = version
+    session.add(
+        StudyTexts(
+            study_id=study.id,
+            version=version,
+            title=study.title,
+            consent_text=study.consent_text,
+            instructions=study.instructions,
+        )
+    )
+
+
+def edit_texts(session: Session, study: Study, *, title: str, consent_text: str, instructions: str) -> bool:
+    """Change the texts participants see. A draft is edited in place; once the study has opened, a change is a
+    new version (kept, and recorded for each participant who consents from then on). Returns whether a new
+    version was made. Commits."""
+    title = _clean_text(title, "the title", 200)
+    if not title:
+        raise StudyError(422, "the study needs a title")
+    consent_text = _clean_text(consent_text, "the consent text", 10000) or DEFAULT_CONSENT
+    instructions = _clean_text(instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS
+    unchanged = (study.title, study.consent_text, study.instructions) == (title, consent_text, instructions)
+    if unchanged:
+        return False
+    study.title, study.consent_text, study.instructions = title, consent_text, instructions
+    versioned = study.texts_version > 0
+    if versioned:
+        _snapshot_texts(session, study, study.texts_version + 1)
+    session.commit()
+    return versioned
 
 
 def close_study(session: Session, study: Study) -> None:

@@ -1,8 +1,12 @@
-"""Streamed exports of a study: trials (long format), participants, stimuli and the summary, as CSV or JSON.
+"""Streamed exports of a study: trials (long format), participants, stimuli, the summary and a codebook that
+describes every column, as CSV or JSON (and all of them in one zip).
 
-CSV cells that begin with = + - @ (or a tab / carriage return) are neutralised with a leading apostrophe so
-that a spreadsheet never evaluates them as formulas. The generators open their own database session, so a
-response can keep streaming after the request's session is gone.
+Every CSV cell that a spreadsheet could read as a formula is neutralised with an apostrophe: a cell that
+begins with = + - @ (or a tab / carriage return), and, for spreadsheets that split cells on ; , or tab, every
+such character inside a cell followed by a formula character. Our ids are letters and digits only, so the
+guard never rewrites them. Timestamps are ISO 8601 in UTC with a `Z`. Preview participants never appear. The
+generators open their own database session, so a response can keep streaming after the request's session is
+gone.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import zipfile
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,10 +28,15 @@ from sqlalchemy.orm import Session
 from backend.models import Job
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
+from backend.study.stats import median
 
-KINDS = ("trials", "participants", "stimuli", "summary")
+DEFAULT_FAST_MS = 400  # STUDY_FAST_ANSWER_MS's default
+
+KINDS = ("trials", "participants", "stimuli", "summary", "codebook")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EMBEDDED_FORMULA = re.compile(r"([;,\t\r\n]\s*)(?=[=+\-@])")
 BATCH = 500
+IDENTICAL_MIN_ANSWERS = 3  # a part with fewer answers is never flagged "identical throughout"
 
 TRIAL_COLUMNS = [
     "study",
@@ -40,11 +53,15 @@ TRIAL_COLUMNS = [
     "correct",
     "rating",
     "response_ms",
+    "server_response_ms",
+    "too_fast",
+    "answered",
     "shown_at",
     "answered_at",
     "attention",
     "attention_expected",
     "attention_passed",
+    "participant_status",
 ]
 PARTICIPANT_COLUMNS = [
     "study",
@@ -56,8 +73,14 @@ PARTICIPANT_COLUMNS = [
     "consented_at",
     "started_at",
     "completed_at",
+    "status",
+    "texts_version",
+    "receipt",
     "answers",
     "attention_failed",
+    "too_fast_answers",
+    "identical_answers",
+    "median_server_response_ms",
     "user_agent",
 ]
 STIMULUS_COLUMNS = [
@@ -90,24 +113,141 @@ SUMMARY_COLUMNS = [
     "rating_high",
     "median_response_ms",
 ]
+CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
+
+# file -> column -> (type, meaning); a test checks that every exported column is described here.
+CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
+    "trials": {
+        "study": ("text", "Study slug."),
+        "participant": ("id", "Participant id (as in participants.participant)."),
+        "external_id": ("text", "PROLIFIC_PID, the link's `participant`, or anon-<id> for anonymous people."),
+        "part": ("1 or 2", "1: real photo or colorized; 2: rating 1-4 stars."),
+        "trial_index": ("integer", "Position within the part as shown, from 1 (attention checks included)."),
+        "stimulus": ("id", "Stimulus id (as in stimuli.stimulus)."),
+        "photo": ("id", "Photo id (as in stimuli.photo)."),
+        "photo_name": ("text", "File name of the photo as uploaded."),
+        "condition": ("text", "real, a method name, or attention."),
+        "method": ("text", "The colorization method (empty for real photos and attention checks)."),
+        "response": (
+            "real|fake",
+            "Part 1 answer: real photo or colorized by a computer (empty if unanswered).",
+        ),
+        "correct": ("true|false", "Part 1: the answer matches the truth (empty in part 2 or unanswered)."),
+        "rating": ("1-4", "Part 2 answer in stars (empty in part 1 or unanswered)."),
+        "response_ms": (
+            "ms",
+            "Time from image shown to answer as measured and sent by the browser (unchecked).",
+        ),
+        "server_response_ms": ("ms", "Time between the server serving the trial and receiving its answer."),
+        "too_fast": ("true|false", "server_response_ms below STUDY_FAST_ANSWER_MS (implausibly fast)."),
+        "answered": (
+            "true|false",
+            "Whether the trial has an answer (incomplete participants have unanswered).",
+        ),
+        "shown_at": ("ISO 8601 UTC", "When the server first served the trial."),
+        "answered_at": ("ISO 8601 UTC", "When the answer was stored."),
+        "attention": ("true|false", "An attention-check trial (never counted in the results)."),
+        "attention_expected": (
+            "text",
+            "Attention checks: the instructed answer (fake, or a number of stars).",
+        ),
+        "attention_passed": ("true|false", "Attention checks: the answer was the instructed one."),
+        "participant_status": ("text", "The participant's status (see participants.status)."),
+    },
+    "participants": {
+        "study": ("text", "Study slug."),
+        "participant": ("id", "Participant id."),
+        "external_id": ("text", "PROLIFIC_PID, the link's `participant`, or anon-<id> for anonymous people."),
+        "source": ("text", "prolific, url (the link's `participant`) or anonymous (one per browser)."),
+        "prolific_study_id": ("text", "Prolific STUDY_ID from the link."),
+        "prolific_session_id": ("text", "Prolific SESSION_ID the participant is bound to."),
+        "consented_at": ("ISO 8601 UTC", "Consent given."),
+        "started_at": ("ISO 8601 UTC", "Instructions read, first trial shown."),
+        "completed_at": ("ISO 8601 UTC", "Last answer stored (empty: not completed)."),
+        "status": ("text", "active, excluded (by the researcher), returned or timed_out; only active count."),
+        "texts_version": ("integer", "Version of the consent and instructions texts the participant saw."),
+        "receipt": ("text", "The participant's own code shown on the last page (checks a completion claim)."),
+        "answers": ("integer", "Trials answered (attention checks included)."),
+        "attention_failed": ("true|false", "At least one attention check answered wrongly."),
+        "too_fast_answers": ("integer", "Answers with server_response_ms below STUDY_FAST_ANSWER_MS."),
+        "identical_answers": ("true|false", "The same answer throughout a part (3+ answers in that part)."),
+        "median_server_response_ms": ("ms", "Median server-measured time per answer."),
+        "user_agent": ("text", "The browser's User-Agent header (first 300 characters)."),
+    },
+    "stimuli": {
+        "study": ("text", "Study slug."),
+        "stimulus": ("id", "Stimulus id."),
+        "photo": ("id", "Photo id."),
+        "photo_name": ("text", "File name of the photo as uploaded."),
+        "photo_position": ("integer", "Order of the photo in the study, from 0."),
+        "condition": ("text", "real, a method name, or attention."),
+        "method": ("text", "The colorization method (empty for real photos and attention checks)."),
+        "job": ("id", "The colorization job (method conditions)."),
+        "job_status": ("text", "Status of that job; real for real photos, n/a for attention checks."),
+        "shown_part1": ("integer", "Times shown in part 1 (every participant)."),
+        "shown_part2": ("integer", "Times shown in part 2 (every participant)."),
+    },
+    "summary": {
+        "study": ("text", "Study slug."),
+        "condition": ("text", "real or a method name."),
+        "label": ("text", "Display name of the condition."),
+        "part1_n": ("integer", "Part 1 answers counted (active participants, no attention checks)."),
+        "judged_real": ("integer", "Part 1 answers 'real photo'."),
+        "share_real": ("0-1", "judged_real / part1_n."),
+        "share_real_low": ("0-1", "95% Wilson score interval, lower end."),
+        "share_real_high": ("0-1", "95% Wilson score interval, upper end."),
+        "share_correct": ("0-1", "Share of part 1 answers that were right."),
+        "part2_n": ("integer", "Part 2 ratings counted."),
+        "mean_rating": ("1-4", "Mean rating."),
+        "rating_sd": ("stars", "Sample standard deviation of the ratings."),
+        "rating_low": ("1-4", "95% percentile bootstrap interval of the mean rating, lower end (n ≥ 2)."),
+        "rating_high": ("1-4", "95% percentile bootstrap interval of the mean rating, upper end (n ≥ 2)."),
+        "median_response_ms": ("ms", "Median browser-measured response time."),
+    },
+    "codebook": {
+        "file": ("text", "Export file the column belongs to."),
+        "column": ("text", "Column name."),
+        "type": ("text", "Type or unit of the values; empty cells mean no value."),
+        "meaning": ("text", "What the column holds."),
+    },
+}
 
 
 def neutralise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
+    """The cell as a spreadsheet may show it without evaluating anything (see the module docstring)."""
+    if not isinstance(value, str):
+        return value
+    guarded = EMBEDDED_FORMULA.sub(r"\1'", value)
+    if guarded != value or guarded.startswith(FORMULA_PREFIXES):
+        return "'" + guarded
     return value
+
+
+def iso_utc(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives naive UTC datetimes
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso_utc(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
 
 
 def _json_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    return iso_utc(value) if isinstance(value, datetime) else value
+
+
+def _elapsed_ms(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return round((_aware(end) - _aware(start)).total_seconds() * 1000)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def csv_stream(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -146,16 +286,17 @@ def _attention_failures(session: Session, study_id: str) -> set[str]:
     return failed
 
 
-def trial_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
+def trial_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
     q = (
-        select(Trial, Participant.external_id, StudyPhoto.name)
+        select(Trial, Participant.external_id, Participant.status, StudyPhoto.name)
         .join(Participant, Participant.id == Trial.participant_id)
         .join(StudyPhoto, StudyPhoto.id == Trial.photo_id)
-        .where(Trial.study_id == study.id)
+        .where(Trial.study_id == study.id, Participant.is_preview.is_(False))
         .order_by(Participant.consented_at, Participant.id, Trial.part, Trial.position)
         .execution_options(yield_per=BATCH)
     )
-    for trial, external_id, photo_name in session.execute(q):
+    for trial, external_id, status, photo_name in session.execute(q):
+        server_ms = _elapsed_ms(trial.shown_at, trial.answered_at)
         yield {
             "study": study.slug,
             "participant": trial.participant_id,
@@ -171,16 +312,48 @@ def trial_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
             "correct": trial.correct,
             "rating": trial.rating,
             "response_ms": trial.response_ms,
+            "server_response_ms": server_ms,
+            "too_fast": None if server_ms is None else server_ms < fast_ms,
+            "answered": trial.answered_at is not None,
             "shown_at": trial.shown_at,
             "answered_at": trial.answered_at,
             "attention": trial.is_attention,
             "attention_expected": trial.expected,
             "attention_passed": trial.attention_passed,
+            "participant_status": status,
         }
 
 
-def participant_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
+@dataclass
+class _Behaviour:
+    answers: int = 0
+    server_ms: list[int] = field(default_factory=list)
+    given: dict[int, set[str]] = field(default_factory=lambda: {1: set(), 2: set()})
+    counts: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})
+
+
+def _behaviour(session: Session, study_id: str) -> dict[str, _Behaviour]:
+    """Per participant: answers, server-measured times and the distinct answers given in each part."""
+    out: dict[str, _Behaviour] = defaultdict(_Behaviour)
+    q = select(
+        Trial.participant_id, Trial.part, Trial.response, Trial.rating, Trial.shown_at, Trial.answered_at
+    ).where(Trial.study_id == study_id, Trial.answered_at.is_not(None), Trial.is_attention.is_(False))
+    for pid, part, response, rating, shown_at, answered_at in session.execute(q):
+        b = out[pid]
+        b.answers += 1
+        ms = _elapsed_ms(shown_at, answered_at)
+        if ms is not None:
+            b.server_ms.append(ms)
+        b.given[part].add(str(response if part == 1 else rating))
+        b.counts[part] += 1
+    return out
+
+
+def participant_rows(
+    session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS
+) -> Iterator[dict[str, Any]]:
     failed = _attention_failures(session, study.id)
+    behaviour = _behaviour(session, study.id)
     answers = dict(
         session.execute(
             select(Trial.participant_id, func.count())
@@ -190,11 +363,12 @@ def participant_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]
     )
     q = (
         select(Participant)
-        .where(Participant.study_id == study.id)
+        .where(Participant.study_id == study.id, Participant.is_preview.is_(False))
         .order_by(Participant.consented_at, Participant.id)
         .execution_options(yield_per=BATCH)
     )
     for p in session.scalars(q):
+        b = behaviour.get(p.id, _Behaviour())
         yield {
             "study": study.slug,
             "participant": p.id,
@@ -205,18 +379,27 @@ def participant_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]
             "consented_at": p.consented_at,
             "started_at": p.started_at,
             "completed_at": p.completed_at,
+            "status": p.status,
+            "texts_version": p.texts_version,
+            "receipt": p.receipt,
             "answers": answers.get(p.id, 0),
             "attention_failed": p.id in failed,
+            "too_fast_answers": sum(1 for ms in b.server_ms if ms < fast_ms),
+            "identical_answers": any(
+                b.counts[part] >= IDENTICAL_MIN_ANSWERS and len(b.given[part]) == 1 for part in (1, 2)
+            ),
+            "median_server_response_ms": None if not b.server_ms else round(median(b.server_ms) or 0),
             "user_agent": p.user_agent,
         }
 
 
-def stimulus_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
+def stimulus_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
     shown = {
         (sid, part): n
         for sid, part, n in session.execute(
             select(Trial.stimulus_id, Trial.part, func.count())
-            .where(Trial.study_id == study.id)
+            .join(Participant, Participant.id == Trial.participant_id)
+            .where(Trial.study_id == study.id, Participant.is_preview.is_(False))
             .group_by(Trial.stimulus_id, Trial.part)
         )
     }
@@ -243,7 +426,7 @@ def stimulus_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
         }
 
 
-def summary_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
+def summary_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
     summary = study_summary(session, study)
     for c in summary["conditions"]:
         p1, p2 = c["part1"], c["part2"]
@@ -266,15 +449,35 @@ def summary_rows(session: Session, study: Study) -> Iterator[dict[str, Any]]:
         }
 
 
-ROWS: dict[str, tuple[Callable[[Session, Study], Iterator[dict[str, Any]]], list[str]]] = {
+def codebook_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
+    for file, columns in CODEBOOK.items():
+        for column, (kind, meaning) in columns.items():
+            yield {"file": f"{file}.csv", "column": column, "type": kind, "meaning": meaning}
+
+
+ROWS: dict[str, tuple[Callable[[Session, Study, int], Iterator[dict[str, Any]]], list[str]]] = {
     "trials": (trial_rows, TRIAL_COLUMNS),
     "participants": (participant_rows, PARTICIPANT_COLUMNS),
     "stimuli": (stimulus_rows, STIMULUS_COLUMNS),
     "summary": (summary_rows, SUMMARY_COLUMNS),
+    "codebook": (codebook_rows, CODEBOOK_COLUMNS),
 }
 
 
-def stream(session_maker: Callable[[], Session], study_id: str, kind: str, fmt: str) -> Iterator[str]:
+def zip_all(session_maker: Callable[[], Session], study_id: str, fast_ms: int = DEFAULT_FAST_MS) -> bytes:
+    """Every export, CSV and JSON, and the codebook, in one zip archive."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for kind in KINDS:
+            for fmt in ("csv", "json"):
+                text = "".join(stream(session_maker, study_id, kind, fmt, fast_ms))
+                archive.writestr(f"{kind}.{fmt}", text)
+    return buf.getvalue()
+
+
+def stream(
+    session_maker: Callable[[], Session], study_id: str, kind: str, fmt: str, fast_ms: int = DEFAULT_FAST_MS
+) -> Iterator[str]:
     """The export as text chunks; opens (and closes) its own session."""
     producer, columns = ROWS[kind]
     session = session_maker()
@@ -286,7 +489,7 @@ def stream(session_maker: Callable[[], Session], study_id: str, kind: str, fmt: 
             full = study_summary(session, study)
             yield json.dumps(full, ensure_ascii=False, indent=1)
             return
-        rows = producer(session, study)
+        rows = producer(session, study, fast_ms)
         yield from (csv_stream(columns, rows) if fmt == "csv" else json_stream(rows))
     finally:
         session.close()

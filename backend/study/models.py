@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -55,10 +56,29 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Participants started so far: an atomic counter that places each new one in the balanced design.
+    participant_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Version of the consent/instructions texts participants see now (0: a draft, not versioned yet).
+    texts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def conditions(self) -> list[str]:
         return [REAL, *self.methods]
+
+
+class StudyTexts(Base):
+    """A study's participant-facing texts from one version on (versions start when the study opens)."""
+
+    __tablename__ = "study_text_versions"
+    __table_args__ = (UniqueConstraint("study_id", "version", name="uq_study_text_versions"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    consent_text: Mapped[str] = mapped_column(Text)
+    instructions: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StudyPhoto(Base):
@@ -98,9 +118,19 @@ class Stimulus(Base):
     display_image: Mapped[Image | None] = relationship(foreign_keys=[display_image_id])
 
 
+class ParticipantStatus(enum.StrEnum):
+    active = "active"
+    excluded = "excluded"  # kept, marked, left out of the results
+    returned = "returned"  # gave up (Prolific: returned the submission)
+    timed_out = "timed_out"
+
+
 class Participant(Base):
     __tablename__ = "study_participants"
-    __table_args__ = (UniqueConstraint("study_id", "external_id", name="uq_study_participants_external"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "external_id", name="uq_study_participants_external"),
+        Index("ix_study_participants_browser", "study_id", "browser"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
@@ -115,6 +145,15 @@ class Participant(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # instructions read
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the session secret (cookie)
+    browser: Mapped[str | None] = mapped_column(String(64))  # hash of the browser cookie (one per study)
+    receipt: Mapped[str | None] = mapped_column(String(16))  # per-participant part of the completion code
+    status: Mapped[str] = mapped_column(
+        String(16), default=ParticipantStatus.active, server_default=ParticipantStatus.active.value
+    )
+    is_preview: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    texts_version: Mapped[int | None] = mapped_column(Integer)  # the texts this participant consented to
+    seq: Mapped[int | None] = mapped_column(Integer)  # place in the balanced design (None: preview)
 
 
 class Trial(Base):
@@ -158,3 +197,25 @@ class Trial(Base):
             return None
         given = self.response if self.part == 1 else str(self.rating)
         return given == self.expected
+
+
+class AdminSessionRow(Base):
+    """A researcher's login: the cookie names it, logging out revokes it here (server side)."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """Login attempts per client address in the current window, shared by every web process."""
+
+    __tablename__ = "login_throttle"
+
+    client: Mapped[str] = mapped_column(String(128), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)

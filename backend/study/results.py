@@ -10,11 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from backend.study import stats
-from backend.study.models import REAL, Participant, Study, StudyPhoto, Trial
+from backend.study.models import REAL, Participant, ParticipantStatus, Study, StudyPhoto, Trial
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,15 @@ def condition_label(condition: str) -> str:
     return "Real photo" if condition == REAL else condition
 
 
+def _counted(study: Study) -> Select[tuple[str]]:
+    """The participants whose answers count: not previews, not excluded or marked by the researcher."""
+    return select(Participant.id).where(
+        Participant.study_id == study.id,
+        Participant.is_preview.is_(False),
+        Participant.status == ParticipantStatus.active,
+    )
+
+
 def load_rows(session: Session, study: Study) -> list[TrialRow]:
     q = select(
         Trial.participant_id,
@@ -47,7 +56,7 @@ def load_rows(session: Session, study: Study) -> list[TrialRow]:
         Trial.rating,
         Trial.response_ms,
         Trial.answered_at,
-    ).where(Trial.study_id == study.id)
+    ).where(Trial.study_id == study.id, Trial.participant_id.in_(_counted(study)))
     return [TrialRow(*r[:9], answered=r[9] is not None) for r in session.execute(q)]
 
 
@@ -79,12 +88,13 @@ def _part1(rows: list[TrialRow]) -> dict[str, Any]:
 def _part2(rows: list[TrialRow]) -> dict[str, Any]:
     ratings = [r.rating for r in rows if r.rating is not None]
     m = stats.mean_ci(ratings)
+    low, high = stats.rating_interval(ratings)
     return {
         "n": m.n,
         "mean": m.mean,
         "sd": m.sd,
-        "low": m.low,
-        "high": m.high,
+        "low": low,
+        "high": high,
         "distribution": {str(k): sum(1 for v in ratings if v == k) for k in (1, 2, 3, 4)},
     }
 
@@ -96,8 +106,10 @@ def summarize(
     photos: list[StudyPhoto],
     *,
     exclude_failed_attention: bool = False,
+    marked: int = 0,
 ) -> dict[str, Any]:
-    """The study's results from its trial rows; ``participants`` are (id, started, completed)."""
+    """The study's results from its trial rows; ``participants`` are (id, started, completed); ``marked``:
+    participants the researcher excluded or marked returned / timed out (already left out of both)."""
     failed = failed_attention(rows)
     excluded = failed if exclude_failed_attention else set()
     answered = [r for r in rows if r.answered and not r.is_attention and r.participant_id not in excluded]
@@ -152,6 +164,7 @@ def summarize(
             "completion_rate": completed / total if total else None,
             "failed_attention": len(failed),
             "excluded": len(excluded),
+            "marked": marked,
         },
         "answers": {
             "part1": sum(1 for r in answered if r.part == 1),
@@ -161,7 +174,7 @@ def summarize(
         "median_response_ms": stats.median(times),
         "conditions": conditions,
         "photos": photo_rows,
-        "intervals": "share judged real: 95% Wilson score interval; mean rating: 95% Student t interval",
+        "intervals": f"share judged real: 95% Wilson score interval; mean rating: {stats.RATING_INTERVAL}",
     }
 
 
@@ -173,13 +186,27 @@ def study_summary(
         (pid, started is not None, completed is not None)
         for pid, started, completed in session.execute(
             select(Participant.id, Participant.started_at, Participant.completed_at).where(
-                Participant.study_id == study.id
+                Participant.id.in_(_counted(study))
             )
         )
     ]
+    marked = session.scalar(
+        select(func.count()).where(
+            Participant.study_id == study.id,
+            Participant.is_preview.is_(False),
+            Participant.status != ParticipantStatus.active,
+        )
+    )
     photos = list(
         session.scalars(
             select(StudyPhoto).where(StudyPhoto.study_id == study.id).order_by(StudyPhoto.position)
         )
     )
-    return summarize(study, rows, participants, photos, exclude_failed_attention=exclude_failed_attention)
+    return summarize(
+        study,
+        rows,
+        participants,
+        photos,
+        exclude_failed_attention=exclude_failed_attention,
+        marked=marked or 0,
+    )

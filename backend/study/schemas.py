@@ -42,9 +42,12 @@ class ProgressOut(BaseModel):
 class StateOut(BaseModel):
     study: str
     title: str
-    phase: Literal["consent", "closed", "instructions", "part1", "part2", "done"]
+    phase: Literal["consent", "closed", "resume", "instructions", "part1", "part2", "done"]
     trial: TrialOut | None = None
     progress: ProgressOut | None = None
     completion_code: str | None = None
+    receipt: str | None = None
     redirect_url: str | None = None
+    return_url: str | None = None
+    preview: bool = False
     duplicate: bool = False

@@ -1,25 +1,35 @@
 """Participants: identity, balanced assignment of stimuli, the state of a session (resume), answering.
 
-Assignment (issue 5 §3): for each trial of a part, the condition (real or a method) is the one shown least
-often so far in that part of the study (ties broken at random) among the conditions this participant has not
-had yet in that part (all of them once every condition has been shown to them), then the photo is the
-least-shown stimulus of that condition among the photos this participant has not seen in that part (ties at
-random). The study row is locked while a participant's trials are drawn (PostgreSQL: SELECT ... FOR UPDATE),
-so concurrent participants see each other's counts. Attention checks, when enabled, add one trial to each part
-at a random position after the first: part 1 shows an obviously gray image (expected answer: colorized),
-part 2 asks for a given number of stars.
+Identity: consent issues a random secret; the browser keeps it in a signed cookie and the database keeps only
+its hash. A participant is resumed by that cookie, or (another device, a lost cookie) by what only they have:
+Prolific's PROLIFIC_PID together with the SESSION_ID Prolific issued for the attempt, or, for anonymous
+participants, the same browser. An id alone, or with another SESSION_ID, reveals nothing (403); the researcher
+can release a participant (admin page) so that their id binds afresh.
+
+Assignment: each new participant takes the next number of an atomic counter on the study row (committed at
+once, so no lock is held while trials are drawn). Per part, trial slots are numbered globally (participant k
+has slots k·n … k·n+n−1); slot g shows condition g mod C and the photo g + ⌊g / lcm(P, C)⌋ mod P of a
+study-seeded random photo order. So consecutive slots cycle through the conditions and through distinct
+photos, every (photo, condition) pair comes once in every P·C slots (each stimulus shown equally often, ±1, at
+any moment), a participant sees no photo twice in a part (n ≤ P) and every condition once before any twice.
+Attention checks, when enabled, add one trial to each part at a random position after the first: part 1 shows
+an obviously gray image (expected answer: colorized), part 2 asks for a given number of stars.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 import random
 import re
-from collections import Counter
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,6 +47,15 @@ RATING_LABELS = {
 }
 RESPONSES = ("real", "fake")
 MAX_RESPONSE_MS = 3_600_000
+
+
+LOCKED = (
+    "this participant id has already started this study in another session. If it is yours, open the study "
+    "from the link you were given (it carries your session), or contact the researcher, who can let you "
+    "continue on this device."
+)
+RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by people
+PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 
 
 @dataclass(frozen=True)
@@ -69,76 +88,167 @@ def identity_from(params: dict[str, Any]) -> Identity:
     return Identity(None, "anonymous")
 
 
-def find_participant(
-    session: Session, study: Study, identity: Identity, cookie_pid: str | None
-) -> Participant | None:
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_secret(participant: Participant) -> str:
+    """A fresh session secret for this participant (the previous one stops working). The caller commits."""
+    secret = secrets.token_urlsafe(24)
+    participant.secret_hash = hash_secret(secret)
+    return secret
+
+
+def secret_matches(participant: Participant, secret: str | None) -> bool:
+    return bool(
+        secret
+        and participant.secret_hash
+        and hmac.compare_digest(participant.secret_hash, hash_secret(secret))
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    participant: Participant
+    by_cookie: bool  # False: proven by the Prolific pair / the browser, a new cookie must be issued
+
+
+def resolve(
+    session: Session,
+    study: Study,
+    identity: Identity,
+    cookie: tuple[str, str] | None,
+    browser: str | None = None,
+) -> Found | None:
+    """Who this is: the cookie's participant (when the link names no one else), else the participant the
+    link's id names, if the request proves it (see the module docstring), else the anonymous participant of
+    this browser. None: someone new. Raises 403 (LOCKED) for an id that is taken by another session."""
+    if cookie is not None:
+        known = session.get(Participant, cookie[0])
+        if (
+            known is not None
+            and known.study_id == study.id
+            and secret_matches(known, cookie[1])
+            and identity.external_id in (None, known.external_id)
+        ):
+            return Found(known, True)
     if identity.external_id:
-        return session.scalars(
+        named = session.scalars(
             select(Participant).where(
                 Participant.study_id == study.id, Participant.external_id == identity.external_id
             )
         ).first()
-    if cookie_pid:
-        found = session.get(Participant, cookie_pid)
-        if found is not None and found.study_id == study.id:
-            return found
+        if named is None:
+            return None
+        released = named.secret_hash is None and named.prolific_session_id is None
+        same_attempt = bool(
+            identity.prolific_session_id
+            and named.prolific_session_id
+            and hmac.compare_digest(named.prolific_session_id, identity.prolific_session_id)
+        )
+        if released or same_attempt:
+            return Found(named, False)
+        raise StudyError(403, LOCKED)
+    if browser:
+        mine = session.scalars(
+            select(Participant).where(
+                Participant.study_id == study.id,
+                Participant.browser == browser,
+                Participant.source == "anonymous",
+                Participant.is_preview.is_(False),
+            )
+        ).first()
+        if mine is not None:
+            return Found(mine, False)
     return None
+
+
+@dataclass(frozen=True)
+class Started:
+    participant: Participant
+    secret: str  # for the cookie
+
+
+def _receipt() -> str:
+    return "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(8))
+
+
+def resume(session: Session, found: Found, identity: Identity) -> Started:
+    """Continue a proven participant's session on this device: a fresh secret (and, for a released id, the
+    new Prolific attempt it is bound to from now on). Commits."""
+    participant = found.participant
+    if participant.prolific_session_id is None and identity.prolific_session_id:
+        participant.prolific_session_id = identity.prolific_session_id
+    secret = issue_secret(participant)
+    session.commit()
+    return Started(participant, secret)
+
+
+def next_seq(session: Session, study: Study) -> int:
+    """The next number of the study's participant counter, committed at once (the row lock lasts only for this
+    statement, so concurrent participants never wait for each other's draws)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Losing an increment in a crash only repeats a slot of the design: no need to wait for the disk.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    seq = session.execute(
+        update(Study)
+        .where(Study.id == study.id)
+        .values(participant_seq=Study.participant_seq + 1)
+        .returning(Study.participant_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    session.commit()
+    return int(seq) - 1
 
 
 def start(
     session: Session,
     study: Study,
     identity: Identity,
-    cookie_pid: str | None,
+    found: Found | None = None,
     *,
     user_agent: str | None = None,
+    browser: str | None = None,
+    preview: bool = False,
     rng: random.Random | None = None,
-) -> Participant:
-    """Consent given: resume this participant's session, or create it with its trials. Refuses a participant
-    who already completed the study (409) and new participants of a study that is not open (409)."""
-    existing = find_participant(session, study, identity, cookie_pid)
-    if existing is not None:
-        if existing.completed_at is not None:
-            raise StudyError(409, "you have already taken part in this study: thank you!")
-        return existing
-    if study.status != StudyStatus.open:
+) -> Started:
+    """Consent given: resume a proven participant (see :func:`resolve`), or create one with its trials.
+    New participants need an open study (409), except the researcher's preview, which works in a draft too."""
+    if found is not None:
+        return resume(session, found, identity)
+    if study.status != StudyStatus.open and not preview:
         raise StudyError(409, "this study is not accepting participants at the moment")
+    rng = rng or random.SystemRandom()
+    seq = None if preview else next_seq(session, study)
     participant = Participant(
         id=new_id(),
         study_id=study.id,
-        external_id=identity.external_id or f"anon-{new_id()}",
-        source=identity.source,
+        external_id=identity.external_id or f"{'preview' if preview else 'anon'}-{new_id()}",
+        source="preview" if preview else identity.source,
         prolific_study_id=identity.prolific_study_id,
         prolific_session_id=identity.prolific_session_id,
         user_agent=(user_agent or "")[:300] or None,
+        browser=browser if identity.source == "anonymous" and not preview else None,
+        receipt=_receipt(),
+        is_preview=preview,
+        texts_version=study.texts_version,
+        seq=seq,
         consented_at=utcnow(),
     )
-    refs = stimulus_refs(
-        session, study
-    )  # read before taking the lock: the stimuli of an open study are fixed
+    secret = issue_secret(participant)
+    refs = stimulus_refs(session, study)
     try:
-        # Serialise the draws of one study's participants so that each sees the others' counts. NO KEY UPDATE
-        # (not FOR UPDATE): the rows inserted below take KEY SHARE locks on the study row, which must not
-        # conflict with the lock that another participant's transaction is waiting for (deadlock).
-        session.execute(select(Study.id).where(Study.id == study.id).with_for_update(key_share=True))
         session.add(participant)
         session.flush()
-        assign(session, study, participant, rng or random.SystemRandom(), refs)
+        assign(session, study, participant, rng, refs)
         session.commit()
-    except IntegrityError:  # the same id started twice at once: use the one that won
+    except IntegrityError:  # the same id started twice at once: the one that won must be proven
         session.rollback()
-        again = find_participant(session, study, identity, None)
+        again = resolve(session, study, identity, None)
         if again is None:
             raise
-        if again.completed_at is not None:
-            raise StudyError(409, "you have already taken part in this study: thank you!") from None
-        return again
-    return participant
-
-
-def _pick(rng: random.Random, options: list[str], counts: Counter[str]) -> str:
-    least = min(counts[o] for o in options)
-    return rng.choice([o for o in options if counts[o] == least])
+        return resume(session, again, identity)
+    return Started(participant, secret)
 
 
 class StimRef(NamedTuple):
@@ -152,6 +262,32 @@ def stimulus_refs(session: Session, study: Study) -> list[StimRef]:
     return [StimRef(*row) for row in session.execute(stmt)]
 
 
+def block(study: Study, refs: list[StimRef], part: int, seq: int, n: int) -> list[StimRef]:
+    """The n stimuli of participant number ``seq`` in one part of the balanced design (module docstring)."""
+    by_key = {(r.photo_id, r.condition): r for r in refs if r.condition != ATTENTION}
+    photos = sorted({photo for photo, _ in by_key})
+    random.Random(f"{study.id}:{part}").shuffle(photos)
+    conditions = [c for c in study.conditions if any((p, c) in by_key for p in photos)]
+    n_photos, n_conditions = len(photos), len(conditions)
+    cycle = math.lcm(n_photos, n_conditions)
+    picks: list[StimRef] = []
+    used: set[str] = set()
+    for j in range(n):
+        slot = seq * n + j
+        # The photo advances by one per slot, and by one more after each lcm(P, C) slots, so that every
+        # (photo, condition) pair comes once in every P·C consecutive slots.
+        x = (slot + slot // cycle) % n_photos
+        while photos[x] in used:  # only where a block straddles that extra step and n equals P
+            x = (x + 1) % n_photos
+        photo = photos[x]
+        ref = by_key.get((photo, conditions[slot % n_conditions]))
+        if ref is None:  # a condition missing for this photo (not built): any stimulus of the photo
+            ref = next(r for (p, _), r in by_key.items() if p == photo)
+        picks.append(ref)
+        used.add(photo)
+    return picks
+
+
 def assign(
     session: Session,
     study: Study,
@@ -159,42 +295,17 @@ def assign(
     rng: random.Random,
     refs: list[StimRef] | None = None,
 ) -> list[dict[str, Any]]:
-    """Draw the participant's trials for both parts (see the module docstring); insert them in one statement.
-    The caller holds the study row lock and commits."""
-    by_condition: dict[str, dict[str, StimRef]] = {}
-    for stim in refs if refs is not None else stimulus_refs(session, study):
-        by_condition.setdefault(stim.condition, {})[stim.photo_id] = stim
-    conditions = [c for c in study.conditions if by_condition.get(c)]
-    cond_counts = {1: Counter({c: 0 for c in conditions}), 2: Counter({c: 0 for c in conditions})}
-    stim_counts: dict[int, Counter[str]] = {1: Counter(), 2: Counter()}
-    for part, cond, stim_id, count in session.execute(
-        select(Trial.part, Trial.condition, Trial.stimulus_id, func.count())
-        .where(Trial.study_id == study.id, Trial.is_attention.is_(False))
-        .group_by(Trial.part, Trial.condition, Trial.stimulus_id)
-    ):
-        cond_counts[part][cond] += count
-        stim_counts[part][stim_id] += count
+    """Draw the participant's trials for both parts from their block of the design (a random block for a
+    preview); insert them in one statement. The caller commits."""
+    refs = refs if refs is not None else stimulus_refs(session, study)
+    attention = {r.photo_id: r for r in refs if r.condition == ATTENTION}
     rows: list[dict[str, Any]] = []
+    seq = participant.seq if participant.seq is not None else rng.randrange(len(refs) + 1)
     for part, n in ((1, study.trials_part1), (2, study.trials_part2)):
-        used: set[str] = set()
-        picks: list[StimRef] = []
-        for _ in range(n):
-            had = {p.condition for p in picks}
-            fresh = [c for c in conditions if c not in had]
-            cond = _pick(rng, fresh or conditions, cond_counts[part])
-            pool = {s.id: s for photo, s in by_condition[cond].items() if photo not in used}
-            if not pool:  # every photo already used by this participant in this part under this condition
-                cond_options = [c for c in conditions if any(p not in used for p in by_condition[c])]
-                cond = _pick(rng, cond_options, cond_counts[part])
-                pool = {s.id: s for photo, s in by_condition[cond].items() if photo not in used}
-            stim = pool[_pick(rng, sorted(pool), stim_counts[part])]
-            cond_counts[part][cond] += 1
-            stim_counts[part][stim.id] += 1
-            used.add(stim.photo_id)
-            picks.append(stim)
+        picks = block(study, refs, part, seq, n)
+        used = {s.photo_id for s in picks}
         rng.shuffle(picks)
         slots: list[tuple[StimRef, bool, str | None]] = [(s, False, None) for s in picks]
-        attention = by_condition.get(ATTENTION)
         if study.attention_checks and attention:
             unused = [p for p in attention if p not in used] or list(attention)
             stim = attention[rng.choice(sorted(unused))]
@@ -284,10 +395,9 @@ def trials_of(session: Session, participant: Participant) -> list[TrialView]:
 
 
 def begin(session: Session, participant: Participant) -> None:
-    """Instructions read: the trials start."""
+    """Instructions read: the trials start. The caller commits (with the first trial marked shown)."""
     if participant.started_at is None:
         session.execute(_BEGIN, {"pid": participant.id, "now": utcnow()})
-        session.commit()
         # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
         set_committed_value(participant, "started_at", participant.started_at or utcnow())
 
@@ -308,17 +418,21 @@ def state(
 ) -> dict[str, Any]:
     """Where this participant is: consent, instructions, part1, part2 or done (with the current trial).
     Marks the current trial as shown (the caller commits)."""
-    base: dict[str, Any] = {"study": study.slug, "title": study.title}
+    base: dict[str, Any] = {
+        "study": study.slug,
+        "title": study.title,
+        "preview": bool(participant is not None and participant.is_preview),
+    }
     if participant is None:
         return {**base, "phase": "consent" if study.status == StudyStatus.open else "closed"}
     if participant.completed_at is not None:
-        return {**base, "phase": "done", **finish_info(study)}
+        return {**base, "phase": "done", **finish_info(study, participant)}
     if participant.started_at is None:
         return {**base, "phase": "instructions"}
     trials = trials if trials is not None else trials_of(session, participant)
     trial = current(trials)
     if trial is None:
-        return {**base, "phase": "done", **finish_info(study)}
+        return {**base, "phase": "done", **finish_info(study, participant)}
     mark_shown(session, trial)
     in_part = [t for t in trials if t.part == trial.part]
     out: dict[str, Any] = {
@@ -341,8 +455,29 @@ def state(
     return out
 
 
-def finish_info(study: Study) -> dict[str, Any]:
-    return {"completion_code": study.completion_code, "redirect_url": study.redirect_url}
+def finish_info(study: Study, participant: Participant) -> dict[str, Any]:
+    """What the last page shows, every time it is reloaded: the study's code (Prolific takes one code per
+    study) or, without one, the participant's own; the participant's receipt (in the export, to check claims);
+    the redirect, or Prolific's completion link for participants who came from Prolific."""
+    code = study.completion_code or participant.receipt
+    return_url = None
+    if participant.source == "prolific" and study.completion_code:
+        return_url = PROLIFIC_COMPLETE + quote(study.completion_code, safe="")
+    return {
+        "completion_code": code,
+        "receipt": participant.receipt,
+        "redirect_url": study.redirect_url,
+        "return_url": return_url,
+    }
+
+
+def answers_closed(study: Study, grace_minutes: float, now: datetime | None = None) -> bool:
+    """Whether a study stopped taking answers from participants who had started: CLOSED plus the grace period
+    (STUDY_CLOSE_GRACE_MINUTES) has passed."""
+    if study.status != StudyStatus.closed or study.closed_at is None:
+        return False
+    closed_at = study.closed_at if study.closed_at.tzinfo else study.closed_at.replace(tzinfo=UTC)
+    return (now or utcnow()) > closed_at + timedelta(minutes=grace_minutes)
 
 
 @dataclass(frozen=True)
@@ -353,10 +488,17 @@ class Answer:
 
 
 def answer(
-    session: Session, study: Study, participant: Participant, trial_id: str, given: Answer
+    session: Session,
+    study: Study,
+    participant: Participant,
+    trial_id: str,
+    given: Answer,
+    *,
+    grace_minutes: float = 60.0,
 ) -> tuple[dict[str, Any], bool]:
     """Store one answer the moment it is given. Idempotent: a repeated submission of an answered trial
-    changes nothing and returns the current state with ``duplicate`` True. Commits."""
+    changes nothing and returns the current state with ``duplicate`` True. A preview participant is deleted
+    with its trials once done (a preview records nothing). Commits."""
     trials = trials_of(session, participant)
     trial = next((t for t in trials if t.id == trial_id), None)
     if trial is None:
@@ -367,6 +509,8 @@ def answer(
         return out, True
     if participant.started_at is None:
         raise StudyError(409, "read the instructions first")
+    if not participant.is_preview and answers_closed(study, grace_minutes):
+        raise StudyError(409, "this study has closed and no longer accepts answers. Thank you for your time.")
     if current(trials) is not trial:
         raise StudyError(409, "answer the image on your screen first")
     if trial.part == 1 and (given.response not in RESPONSES or given.rating is not None):
@@ -396,5 +540,8 @@ def answer(
         session.execute(_COMPLETE, {"pid": participant.id, "now": now})
         set_committed_value(participant, "completed_at", now)
     out = state(session, study, participant, trials)
+    if participant.is_preview and participant.completed_at is not None:
+        session.execute(delete(Trial).where(Trial.participant_id == participant.id))
+        session.execute(delete(Participant).where(Participant.id == participant.id))
     session.commit()
     return out, False

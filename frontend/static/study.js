@@ -1,5 +1,7 @@
 // ColorLab user study: consent → instructions → part 1 (real or colorized) → part 2 (1-4 stars) → thanks.
-// Every answer is sent the moment it is given; the server keeps the state, so a reload resumes.
+// Every answer is sent the moment it is given; the server keeps the state, so a reload resumes. A lost session
+// cookie (another device, cleared cookies) goes through the resume path: the server answers "resume" when the
+// link's Prolific PID + SESSION_ID (or this browser) prove who it is, and /start then issues a fresh cookie.
 (function () {
   "use strict";
 
@@ -20,6 +22,7 @@
   var shownAt = 0;
   var busy = false;
   var lastAction = null;
+  var recovering = false;
   var img = document.getElementById("stimulus");
   var loadingNote = document.getElementById("stimulus-loading");
   var errorBox = document.getElementById("trial-error");
@@ -67,6 +70,11 @@
   function fail(err, action) {
     busy = false;
     lastAction = action;
+    if (err.status === 403 && action !== load && !recovering) {
+      recovering = true;  // the session cookie is gone or stale: ask the server where we are
+      load();
+      return;
+    }
     if (state && (state.phase === "part1" || state.phase === "part2") && err.status !== 409) {
       errorBox.textContent = err.message + " Your earlier answers are saved.";
       errorBox.hidden = false;
@@ -82,7 +90,13 @@
     busy = false;
     errorBox.hidden = true;
     setProgress(next.progress);
+    $("preview-banner").hidden = !next.preview;
+    if (next.phase !== "resume") recovering = false;
     switch (next.phase) {
+      case "resume":
+        busy = true;
+        request("POST", "/start", identity).then(render).catch(function (err) { fail(err, load); });
+        break;
       case "consent": show("consent"); $("consent-yes").focus(); break;
       case "instructions": show("instructions"); $("begin").focus(); break;
       case "part1":
@@ -131,6 +145,7 @@
       setButtons(true);
     };
     img.onerror = function () {
+      if (!recovering) { recovering = true; load(); return; }  // a lost cookie: resume, then retry
       loadingNote.textContent = "The image could not be loaded. Reload the page to try again.";
     };
     img.src = trial.image_url;
@@ -142,6 +157,14 @@
     if (next.completion_code) {
       $("completion-code").textContent = next.completion_code;
       $("done-code").hidden = false;
+    }
+    if (next.receipt && next.receipt !== next.completion_code) {
+      $("receipt").textContent = next.receipt;
+      $("done-receipt").hidden = false;
+    }
+    if (next.return_url && /^https:\/\//i.test(next.return_url)) {
+      $("return-link").href = next.return_url;
+      $("done-return").hidden = false;
     }
     var url = next.redirect_url;
     if (url && /^https?:\/\//i.test(url)) {
@@ -179,6 +202,23 @@
     busy = true;
     request("POST", "/begin", {}).then(render).catch(function (err) { fail(err, load); });
   });
+  $("copy-code").addEventListener("click", function () {
+    var code = $("completion-code").textContent;
+    var done = function () { $("copy-status").textContent = "Copied"; };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(code).then(done, function () { selectCode(); });
+    } else {
+      selectCode();
+    }
+  });
+  function selectCode() {  // no clipboard access: select the code so that Ctrl+C / long press copies it
+    var range = document.createRange();
+    range.selectNodeContents($("completion-code"));
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    $("copy-status").textContent = "Selected: press Ctrl+C (or Cmd+C) to copy";
+  }
   $("begin-part2").addEventListener("click", function () {
     sessionStorage.setItem(introKey(), "1");
     showTrial(state.trial);

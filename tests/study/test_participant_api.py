@@ -71,21 +71,26 @@ def test_whole_flow_resume_and_idempotent_answers(app_client, make_study) -> Non
         p = s.scalars(select(Participant)).one()
         assert p.source == "prolific" and p.prolific_session_id == "x1" and p.completed_at is not None
 
-    # second attempt: refused by id (page and API) and by cookie
-    again_page = c.get(f"/study/{slug}?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e")
-    assert again_page.status_code == 409 and "already taken part" in again_page.text
-    assert c.post(f"/study/{slug}/api/start", json=ident).status_code == 409
-    assert c.get(f"/study/{slug}").status_code == 409
+    # a reload (page, state, start) shows the same participant's code again; never a second attempt
+    assert c.get(f"/study/{slug}?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e").status_code == 200
+    done = c.post(f"/study/{slug}/api/start", json=ident).json()
+    assert done["phase"] == "done" and done["completion_code"] == "C0DE-42" and done["receipt"] == p.receipt
+    assert c.get(f"/study/{slug}/api/state").json()["phase"] == "done"
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
 
-def test_anonymous_participant_refused_by_cookie(sqlite_client, make_study) -> None:
+def test_anonymous_participant_is_one_per_browser(sqlite_client, make_study) -> None:
     app_client = sqlite_client
     slug = make_study(trials=(2, 2), photos=4, methods=("cnn",))
     state, seen = _run_through(app_client, slug)
     assert state["phase"] == "done" and len(seen) == 4
-    assert app_client.get(f"/study/{slug}").status_code == 409
+    assert app_client.get(f"/study/{slug}").status_code == 200
     res = app_client.post(f"/study/{slug}/api/start", json={})
-    assert res.status_code == 409 and "already taken part" in res.json()["detail"]
+    assert res.status_code == 200 and res.json()["phase"] == "done"  # the same participant, code shown again
+    del app_client.cookies["colorlab_participant"]  # the session cookie lost: the browser is recognised
+    assert app_client.get(f"/study/{slug}/api/state").json()["phase"] == "resume"
+    assert app_client.post(f"/study/{slug}/api/start", json={}).json()["phase"] == "done"
     app_client.cookies.clear()  # a new browser is a new anonymous participant
     assert app_client.post(f"/study/{slug}/api/start", json={}).status_code == 200
     with session_scope() as s:

@@ -79,8 +79,10 @@ def test_summary_per_condition_and_photo() -> None:
         "3": 1,
         "4": 2,
     }
-    # s = sqrt(((4-11/3)^2*2 + (3-11/3)^2)/2) = 0.57735; half = 4.30265 * 0.57735 / sqrt(3) = 1.43422
-    assert real["part2"]["high"] == pytest.approx(11 / 3 + 1.43422, abs=1e-4)
+    # bootstrap of (4, 4, 3): resampled means lie in {3, 10/3, 11/3, 4}; P(all 3) = 1/27 and P(all 4) = 8/27,
+    # both over 2.5%, so the interval is the whole 3..4 (a t interval would reach 5.1)
+    assert real["part2"]["low"] == 3.0 and real["part2"]["high"] == 4.0
+    assert real["part2"]["sd"] == pytest.approx(0.57735, abs=1e-5)
     assert cnn["part2"]["mean"] == 2.5
     assert real["median_response_ms"] == 1000  # 800, 1000, 1000, 1000, 1000, 1200, 3000
     assert s["participants"] == {
@@ -90,9 +92,24 @@ def test_summary_per_condition_and_photo() -> None:
         "completion_rate": 0.5,
         "failed_attention": 1,
         "excluded": 0,
+        "marked": 0,
     }
     assert s["answers"] == {"part1": 8, "part2": 5, "attention": 2}
     p1 = s["photos"][0]["conditions"]
     assert p1["real"]["n1"] == 2 and p1["real"]["share_real"] == 1.0 and p1["cnn"]["mean_rating"] == 3.0
     excluded = summarize(study, rows, participants, photos, exclude_failed_attention=True)
     assert excluded["conditions"][0]["part1"]["n"] == 3 and excluded["participants"]["total"] == 3
+
+
+def test_rating_interval_stays_on_the_scale() -> None:
+    # the t interval of ratings 1 and 4 is -16.56..21.56; the bootstrap one is within 1..4
+    t = stats.mean_ci([1, 4])
+    assert t.low == pytest.approx(-16.56, abs=0.01) and t.high == pytest.approx(21.56, abs=0.01)
+    assert stats.rating_interval([1, 4]) == (1.0, 4.0)
+    for ratings in ([1, 1, 2], [4, 4, 4, 3], [1, 2, 3, 4] * 3, [2, 3] * 50):
+        low, high = stats.rating_interval(ratings)
+        mean = sum(ratings) / len(ratings)
+        assert 1.0 <= low <= mean <= high <= 4.0, (ratings, low, high)
+    low, high = stats.rating_interval([2, 3] * 50)  # large n: close to the normal interval 2.5 ± 0.098
+    assert low == pytest.approx(2.5 - 0.098, abs=0.02) and high == pytest.approx(2.5 + 0.098, abs=0.02)
+    assert stats.rating_interval([3]) == (None, None) and stats.rating_interval([4, 4]) == (4.0, 4.0)
