@@ -1,6 +1,7 @@
-"""Colorization quality: `colorlab evaluate` on held-out imagenet-samples photos and 1,000 CIFAR-10 photos.
+"""Colorization quality: `colorlab evaluate` on held-out imagenet-samples photos, the colour-photos validation
+split (1,037 photos) and 1,000 CIFAR-10 photos.
 
-    .venv/bin/python benchmarks/bench_quality.py [--methods cnn,fusion,gan] [--device cpu] [--write]
+    .venv/bin/python benchmarks/bench_quality.py [--methods unet-bins,cnn,fusion,gan] [--sets ...] [--write]
 
 Runs (or resumes) both evaluations into var/eval/ (per-image CSVs stay there: they are large), prints their
 summaries, and with --write copies the summaries and figures to benchmarks/results/ and replaces the
@@ -30,6 +31,7 @@ END = "<!-- evaluation:end -->"
 SETS = {
     # name: (data, split, limit, batch size, contact-sheet photos)
     "imagenet-val": (DATA / "imagenet-samples", "val", None, 8, 8),
+    "colour-photos-val": (DATA / "colour-photos", "val", None, 16, 12),
     "cifar10-test-1000": (DATA / "cifar10.zip", "all", 1000, 16, 10),
 }
 
@@ -138,6 +140,9 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
     titles = {
         "imagenet-val": "imagenet-samples, held-out validation split (classes with index % 10 == 7, never "
                         "trained on; `datasets.split_paths`)",
+        "colour-photos-val": "colour-photos, validation split (`val/`: 1,037 photos of people, objects, "
+                             "animals, food, flowers, streets and landscapes, 128 px short side; never trained "
+                             "on); no ImageNet labels, so no top-1",
         "cifar10-test-1000": "CIFAR-10 test set, 1,000 photos (32×32; every 10th of the sorted test/ "
                              "entries, 100 per class); no ImageNet labels, so no top-1",
     }
@@ -171,7 +176,7 @@ def write_section(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default="cnn,fusion,gan")
+    parser.add_argument("--methods", default="unet-bins,cnn,fusion,gan")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "eval")
