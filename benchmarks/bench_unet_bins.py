@@ -86,6 +86,7 @@ def main() -> None:
     )
     parser.add_argument("--hints-photos", type=int, default=300, help="colour-photos/val photos for hints")
     parser.add_argument("--sizes", default="128,160,224,256")
+    parser.add_argument("--vividness", default="0.3,0.4,0.5,0.6,0.7", help="vividness values to sweep")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -164,6 +165,29 @@ def main() -> None:
             ]
         ).mean(0)
         lines.append(f"| {size} | {scores[0]:.4f} | {scores[1]:.2f} | {scores[2]:.1f} |")
+        print(lines[-1], flush=True)
+    # vividness (the annealed mean's temperature): the trade-off between colourfulness and AuC / PSNR
+    lines += [
+        "",
+        f"### Vividness on both validation sets (imagenet-samples {len(imagenet)}, colour-photos {len(colour)})",
+        "",
+        "| vividness | T | AuC (imagenet / colour-photos) | PSNR | colourfulness |",
+        "|---:|---:|---|---|---|",
+    ]
+    from worker.colorizers.nets.unet_bins import vividness_to_temperature
+
+    for v in [float(x) for x in args.vividness.split(",")]:
+        cells = []
+        for photos in (imagenet, colour):
+            rows_v = []
+            for _, rgb in photos:
+                plane = lab.rgb_to_lightness(rgb)
+                rows_v.append(_scores(rgb, compose(plane, served.predict_ab(plane, params={"vividness": v}))))
+            cells.append(np.array(rows_v).mean(0))
+        lines.append(
+            f"| {v:.2f} | {vividness_to_temperature(v):.3f} | {cells[0][0]:.4f} / {cells[1][0]:.4f} "
+            f"| {cells[0][1]:.2f} / {cells[1][1]:.2f} | {cells[0][2]:.1f} / {cells[1][2]:.1f} |"
+        )
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
