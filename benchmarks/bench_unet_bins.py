@@ -169,7 +169,7 @@ def main() -> None:
     # vividness (the annealed mean's temperature): the trade-off between colourfulness and AuC / PSNR
     lines += [
         "",
-        f"### Vividness on both validation sets (imagenet-samples {len(imagenet)}, colour-photos {len(colour)})",
+        f"### Vividness (imagenet-samples val {len(imagenet)}, colour-photos val {len(colour)})",
         "",
         "| vividness | T | AuC (imagenet / colour-photos) | PSNR | colourfulness |",
         "|---:|---:|---|---|---|",
