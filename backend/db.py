@@ -59,18 +59,7 @@ def get_engine() -> Engine:
 
 @lru_cache
 def _sessionmaker_for(url: str) -> sessionmaker[Session]:
-    factory = sessionmaker(bind=_engine_for(url), expire_on_commit=False)
-
-    @event.listens_for(factory, "after_flush")
-    def _wrote(session: Session, _ctx: object) -> None:
-        session.info["wrote"] = True
-
-    @event.listens_for(factory, "after_transaction_end")
-    def _ended(session: Session, transaction: Any) -> None:
-        if transaction.parent is None:
-            session.info.pop("wrote", None)
-
-    return factory
+    return sessionmaker(bind=_engine_for(url), expire_on_commit=False)
 
 
 def session_factory() -> sessionmaker[Session]:
@@ -92,7 +81,14 @@ def session_scope() -> Iterator[Session]:
 
 
 def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request (routes commit explicitly)."""
+    """FastAPI dependency: one session per request (routes commit explicitly).
+
+    Under a crowd, prefer an ``async`` route that does its database work in one
+    ``run_in_threadpool(...)`` call with :func:`session_scope`, or a sync route that returns a ``Response``:
+    FastAPI closes this session only after the response is serialised, and a sync route's serialisation
+    waits for a thread of the same pool the routes run in, so connections held by requests queued for a
+    thread while every thread waited for a connection ended in pool time-outs (503s under 60 requests).
+    """
     session = session_factory()()
     try:
         yield session
@@ -104,17 +100,3 @@ def reset_caches() -> None:
     """Forget engines (tests switch databases by changing settings)."""
     for fn in (_engine_for, _sessionmaker_for):
         fn.cache_clear()
-
-
-def release_read_transaction(session: Session) -> None:
-    """End a request's transaction when it only read: its connection goes back to the pool at once.
-
-    The loaded objects stay usable (``expire_on_commit=False``); a session with unsaved or flushed but
-    uncommitted changes is left alone (it is rolled back on close, as before).
-    """
-    if (
-        session.in_transaction()
-        and not session.info.get("wrote")
-        and not (session.new or session.dirty or session.deleted)
-    ):
-        session.commit()

@@ -85,5 +85,4 @@ def create_app() -> FastAPI:
     async def healthz() -> dict[str, str]:  # async: answers even while every thread is busy
         return {"status": "ok"}
 
-    web.release_connections_after_endpoints(app)
     return app

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import ipaddress
 import logging
 import secrets
-from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.db import release_read_transaction
 from backend.jobs import client_key
 
 log = logging.getLogger("colorlab.web")
@@ -239,37 +233,3 @@ def install(app: FastAPI, *, max_body: int, secure_cookies: bool, body_timeout: 
 
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
     app.add_middleware(LimitsMiddleware, max_body=max_body, body_timeout=body_timeout)  # type: ignore[arg-type]
-
-
-def release_connections_after_endpoints(app: FastAPI) -> None:
-    """Give each synchronous endpoint's database connection back as soon as the endpoint returns.
-
-    FastAPI closes a yield dependency's session only after the response has been serialised, and for a
-    synchronous endpoint that serialisation waits for a thread of the same pool the endpoints run in.
-    Under a crowd, connections were held by requests queued for a thread while every thread waited for a
-    connection: pool time-outs, i.e. spurious 503s. Releasing the connection inside the endpoint's own
-    thread removes that cycle.
-    """
-    for route in app.router.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        call = route.dependant.call
-        if call is None or inspect.iscoroutinefunction(call) or inspect.isgeneratorfunction(call):
-            continue
-        if getattr(call, "_releases_connections", False):
-            continue
-        route.dependant.call = _releasing(call)
-
-
-def _releasing(call: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(call)
-    def endpoint(**values: Any) -> Any:
-        try:
-            return call(**values)
-        finally:
-            for value in values.values():
-                if isinstance(value, Session):
-                    release_read_transaction(value)
-
-    endpoint._releases_connections = True  # type: ignore[attr-defined]
-    return endpoint

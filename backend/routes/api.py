@@ -249,9 +249,16 @@ def job_out(job: Job) -> JobOut:
     return JobOut.model_validate(catalogue.job_dict(job))
 
 
+def _read_job(job_id: str) -> JobOut:
+    with session_scope() as session:
+        return job_out(_get_job(session, job_id))
+
+
+# Polled by every open job page: async, with its database work in one thread call and its own short
+# session, so a connection is held only while a thread works (see db.get_session on why).
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Job status and progress")
-def get_job(job_id: str, session: SessionDep) -> JobOut:
-    return job_out(_get_job(session, job_id))
+async def get_job(job_id: str) -> JobOut:
+    return await run_in_threadpool(_read_job, job_id)
 
 
 @router.delete(
@@ -265,14 +272,19 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
         "stimulus of a user study is kept while the study exists (409)."
     ),
 )
-def cancel_or_delete_job(job_id: str, session: SessionDep) -> Any:
-    job = _get_job(session, job_id)
-    if jobs.cancel(session, job_id):
-        session.refresh(job)
-        return job_out(job)
-    if jobs.delete_finished(session, job_id) is None:
-        raise HTTPException(409, "this job is part of a user study and is kept while the study exists")
-    return Response(status_code=204)
+async def cancel_or_delete_job(job_id: str) -> Any:
+    return await run_in_threadpool(_cancel_or_delete, job_id)
+
+
+def _cancel_or_delete(job_id: str) -> JobOut | Response:
+    with session_scope() as session:
+        job = _get_job(session, job_id)
+        if jobs.cancel(session, job_id):
+            session.refresh(job)
+            return job_out(job)
+        if jobs.delete_finished(session, job_id) is None:
+            raise HTTPException(409, "this job is part of a user study and is kept while the study exists")
+        return Response(status_code=204)
 
 
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -423,11 +435,13 @@ def list_methods(settings: SettingsDep) -> list[MethodOut]:
 
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")
-def list_references(request: Request, session: SessionDep, settings: SettingsDep) -> list[ReferenceOut]:
-    return [
-        ReferenceOut.model_validate(r)
-        for r in examples.list_references(session, settings, client_of(request))
-    ]
+async def list_references(request: Request, settings: SettingsDep) -> list[ReferenceOut]:
+    return await run_in_threadpool(_references, settings, client_of(request))
+
+
+def _references(settings: Settings, client: str | None) -> list[ReferenceOut]:
+    with session_scope() as session:
+        return [ReferenceOut.model_validate(r) for r in examples.list_references(session, settings, client)]
 
 
 @router.get(
