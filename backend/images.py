@@ -213,12 +213,25 @@ def gray_png(decoded: DecodedImage) -> bytes:
     return encode_png(gray_levels(decoded.rgb), compress_level=1)
 
 
+# The gray level with a given luminance Y is sRGB-encoded Y (a = b = 0): per-channel tables for Y and a
+# 65,536-step table for the encoding are ~10× faster than the Lab round trip on a 24 MP photo and agree
+# with it to within one level.
+_Y_OF_LEVEL = (lab.srgb_to_linear(np.arange(256) / 255.0)[:, None] * lab.RGB_TO_XYZ[1][None, :]).astype(
+    np.float32
+)
+_Y_STEPS = 65535
+_GRAY_OF_Y = np.round(lab.linear_to_srgb(np.linspace(0.0, 1.0, _Y_STEPS + 1)) * 255.0).astype(np.uint8)
+
+
 def gray_levels(rgb: np.ndarray) -> np.ndarray:
     """(H, W) uint8 gray with the photo's CIE lightness, computed in bands of rows to bound memory."""
     out = np.empty(rgb.shape[:2], dtype=np.uint8)
     band = max(1, 2_000_000 // max(1, rgb.shape[1]))
     for top in range(0, rgb.shape[0], band):
-        out[top : top + band] = lab.lightness_to_gray_uint8(lab.rgb_to_lightness(rgb[top : top + band]))
+        part = rgb[top : top + band]
+        y = _Y_OF_LEVEL[part[..., 0], 0] + _Y_OF_LEVEL[part[..., 1], 1] + _Y_OF_LEVEL[part[..., 2], 2]
+        index = np.clip(y * _Y_STEPS + 0.5, 0, _Y_STEPS).astype(np.uint16)
+        out[top : top + band] = _GRAY_OF_Y[index]
     return out
 
 
