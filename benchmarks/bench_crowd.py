@@ -76,7 +76,13 @@ async def crowd(base: str, clients: int, rounds: int, job: str, timeout: float) 
         return merged
 
     polls = await poller_rounds()
-    pages = [f"/jobs/{job}/view", "/history", f"/jobs/{job}/thumb.jpg", f"/jobs/{job}/input.png", "/healthz"]
+    pages = [
+        f"/jobs/{job}/view",
+        "/history",
+        f"/jobs/{job}/thumb.jpg?of=input",
+        f"/jobs/{job}/input.png",
+        "/healthz",
+    ]
     mixed = await wave(base, [pages[i % len(pages)] for i in range(clients)], timeout)
     return polls, mixed
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
@@ -325,7 +336,7 @@ def _load_rendition(
         image_id = {
             "input": job.input_image_id,
             "reference": job.reference_image_id,
-            "preview": job.result_image_id or job.input_image_id,
+            "result": job.result_image_id,
         }[role]
         if image_id is None:
             return None
@@ -357,7 +368,7 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
         limiter = decode_limiter(get_settings())
         found = await anyio.to_thread.run_sync(_load_rendition, job_id, role, kind, True, limiter=limiter)
     if found is None:
-        raise HTTPException(404, "this job has no reference image")
+        raise HTTPException(404, f"this job has no {role} image" + (" yet" if role == "result" else ""))
     sha, data, gray = found
     if kind == "thumb":
         return _cached(request, data, f'"{sha[:32]}-thumb"', "image/jpeg")
@@ -410,10 +421,13 @@ async def job_reference(job_id: str, request: Request) -> Response:
 @router.get(
     "/jobs/{job_id}/thumb.jpg",
     responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},
-    summary="A small preview: of the result when there is one, else of the input",
+    summary="A small JPEG preview (longest side 320 px) of the input or of the result",
 )
-async def job_thumbnail(job_id: str, request: Request) -> Response:
-    return await _serve(request, job_id, "preview", "thumb")
+async def job_thumbnail(
+    job_id: str, request: Request, of: Annotated[Literal["input", "result"], Query()] = "result"
+) -> Response:
+    # Each variant has its own URL, so both can be cached as immutable (`urls.thumb` names the right one).
+    return await _serve(request, job_id, of, "thumb")
 
 
 @router.get(

@@ -66,7 +66,13 @@ def test_200_concurrent_polls_and_image_requests_get_no_5xx(spawn, tmp_path, req
 
     polls, took = asyncio.run(crowd(base, [f"/jobs/{job}"] * 200))
     assert polls == Counter({200: 200}), (polls, took)
-    pages = [f"/jobs/{job}/thumb.jpg", f"/jobs/{job}/input.png", f"/jobs/{job}/view", "/history", "/healthz"]
+    pages = [
+        f"/jobs/{job}/thumb.jpg?of=input",
+        f"/jobs/{job}/input.png",
+        f"/jobs/{job}/view",
+        "/history",
+        "/healthz",
+    ]
     mixed, took = asyncio.run(crowd(base, pages * 40))
     assert mixed == Counter({200: 200}), (mixed, took)
     # Still answering at once afterwards (the red team saw /healthz take 60 s after a crowd).
