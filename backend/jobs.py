@@ -246,12 +246,18 @@ def _delete_unused_images(session: Session, candidates: set[str]) -> Freed:
 
 def delete_finished(session: Session, job_id: str) -> Freed | None:
     """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
-    freed = delete_jobs(session, [job_id])
-    if freed.jobs == 0:
-        session.rollback()
-        return None
-    session.commit()
-    return freed
+    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
+        freed = delete_jobs(session, [job_id])
+        if freed.jobs == 0:
+            session.rollback()
+            return None
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return freed
+    raise IntegrityError("DELETE /jobs/{id}", None, Exception("its images kept getting new users"))
 
 
 def purge_expired(
