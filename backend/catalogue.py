@@ -99,6 +99,7 @@ def job_dict(job: Job) -> dict[str, Any]:
             "original": f"{base}/original.png",
             "reference": f"{base}/reference.png" if job.reference_image_id else None,
             "result": f"{base}/result.png" if job.result_image_id else None,
+            "thumb": f"{base}/thumb.jpg?of={'result' if job.result_image_id else 'input'}",
             "preview": f"{base}/preview.png?v={preview_v}" if running and job.preview_at else None,
         },
     }

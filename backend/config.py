@@ -34,9 +34,16 @@ class Settings(BaseSettings):
     celery_broker_url: str = Field(
         "", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`."
     )
-    db_pool_size: int = Field(5, description="Database connections each process keeps open (PostgreSQL).")
+    db_pool_size: int = Field(10, description="Database connections each process keeps open.")
     db_max_overflow: int = Field(
-        10, description="Extra connections a process may open under load (PostgreSQL)."
+        40,
+        description="Extra connections a process may open under load. POOL_SIZE + MAX_OVERFLOW must be at "
+        "least WEB_THREADS, so a request thread never waits for a connection.",
+    )
+    web_threads: int = Field(
+        40,
+        description="Threads of the web process for blocking work (database, image encoding); requests "
+        "beyond them queue, they do not fail.",
     )
     weights_dir: Path = Field(
         Path("var/weights"), description="Where `colorlab weights fetch` puts weight files."
@@ -48,11 +55,38 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `colorlab serve` binds.")
     port: int = Field(8000, description="Port `colorlab serve` binds.")
     public_url: str = Field("", description="Base URL printed and used in links. Empty: http://HOST:PORT.")
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated IPs or "
+        "networks, `*` for any). Empty: none, the client address is the TCP peer.",
+    )
+    api_docs: bool | None = Field(
+        None,
+        description="Serve /docs, /redoc and /openapi.json. Empty: on in development, off in production.",
+    )
+    header_read_timeout: float = Field(
+        10.0, description="Seconds a client may take to send a request's headers before it is disconnected."
+    )
+    body_read_timeout: float = Field(
+        30.0,
+        description="Seconds a request body may stall between two chunks before the request gets 408.",
+    )
 
     max_upload_bytes: int = Field(
         20_000_000, description="Largest accepted image file, in bytes (checked while streaming)."
     )
     max_pixels: int = Field(40_000_000, description="Largest accepted image, in pixels (width × height).")
+    max_pixels_per_byte: float = Field(
+        60.0,
+        description="Most pixels per byte of file for images over 4 MP: a tiny file that decodes to a huge "
+        "image is a decompression bomb (photos compress to about 1–10 pixels per byte).",
+    )
+    max_jpeg_scans: int = Field(
+        32, description="Most scans in a progressive JPEG (cameras write 1–12; thousands make decoding slow)."
+    )
+    decode_concurrency: int = Field(
+        2, description="Most images one web process decodes or encodes at a time; more wait their turn."
+    )
 
     colorize_rate: int = Field(
         30,
@@ -81,6 +115,15 @@ class Settings(BaseSettings):
     )
     preview_interval: float = Field(
         2.0, description="Least seconds between two live previews of an iterative job."
+    )
+    retain_done_days: float = Field(
+        30.0, description="Days a done job and its images are kept before the sweeper deletes them."
+    )
+    retain_failed_days: float = Field(
+        1.0, description="Days a failed or cancelled job and its images are kept (then deleted)."
+    )
+    retention_interval: float = Field(
+        3600.0, description="Seconds between two retention clean-ups by the sweeper."
     )
 
     # User study (backend/study, /study/{slug}, /admin).
@@ -129,6 +172,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _capacity(self) -> Settings:
+        if self.db_pool_size + self.db_max_overflow < self.web_threads:
+            raise ValueError(
+                f"DB_POOL_SIZE + DB_MAX_OVERFLOW ({self.db_pool_size + self.db_max_overflow}) must be at "
+                f"least WEB_THREADS ({self.web_threads})"
+            )
+        if self.web_threads < 1 or self.decode_concurrency < 1:
+            raise ValueError("WEB_THREADS and DECODE_CONCURRENCY must be ≥ 1")
+        return self
+
+    @model_validator(mode="after")
     def _study_secrets(self) -> Settings:
         if self.environment == "production":
             secrets_ = (("ADMIN_PASSWORD", self.admin_password), ("SECRET_KEY", self.secret_key))
@@ -144,6 +198,14 @@ class Settings(BaseSettings):
                 "STUDY_START_RATE must be ≥ 1, STUDY_CLOSE_GRACE_MINUTES and STUDY_FAST_ANSWER_MS ≥ 0"
             )
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.environment == "production" or self.public_url.startswith("https")
 
     @property
     def is_sqlite(self) -> bool:

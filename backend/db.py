@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +17,9 @@ def make_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            settings.database_url, connect_args={"timeout": 30, "check_same_thread": False}
+            settings.database_url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            **_pool_args(settings),
         )
 
         @event.listens_for(engine, "connect")
@@ -32,11 +35,15 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(
         settings.database_url,
         pool_pre_ping=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=5,
         connect_args={"connect_timeout": 3},
+        **_pool_args(settings),
     )
+
+
+def _pool_args(settings: Settings) -> dict[str, Any]:
+    # The pool holds at least as many connections as the web process has threads (checked by Settings),
+    # so a thread never waits for one; a long timeout makes a burst queue rather than fail.
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow, "pool_timeout": 30}
 
 
 @lru_cache
@@ -74,7 +81,14 @@ def session_scope() -> Iterator[Session]:
 
 
 def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request (routes commit explicitly)."""
+    """FastAPI dependency: one session per request (routes commit explicitly).
+
+    Under a crowd, prefer an ``async`` route that does its database work in one
+    ``run_in_threadpool(...)`` call with :func:`session_scope`, or a sync route that returns a ``Response``:
+    FastAPI closes this session only after the response is serialised, and a sync route's serialisation
+    waits for a thread of the same pool the routes run in, so connections held by requests queued for a
+    thread while every thread waited for a connection ended in pool time-outs (503s under 60 requests).
+    """
     session = session_factory()()
     try:
         yield session

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.images import DecodedImage
+from backend.images import DecodedImage, Renditions, renditions
 from backend.models import Image, Job, JobStatus, utcnow
 from worker import celery_app
 
@@ -30,18 +31,29 @@ class Upload:
     data: bytes
     decoded: DecodedImage
     filename: str | None
+    renditions: Renditions | None = None  # made by the caller (in the decode pool); else by store_image
+
+
+def find_image(session: Session, data: bytes) -> Image | None:
+    """An already stored image with exactly these bytes."""
+    digest = hashlib.sha256(data).hexdigest()
+    return session.scalars(
+        select(Image).where(Image.sha256 == digest, Image.size_bytes == len(data)).limit(1)
+    ).first()
 
 
 def store_image(session: Session, upload: Upload) -> Image:
-    """Insert the upload's bytes (or reuse an identical stored image)."""
+    """Insert the upload's bytes and its served renditions (or reuse an identical stored image)."""
     digest = hashlib.sha256(upload.data).hexdigest()
-    existing = session.scalars(
-        select(Image).where(Image.sha256 == digest, Image.size_bytes == len(upload.data)).limit(1)
-    ).first()
+    existing = find_image(session, upload.data)
     if existing is not None:
         return existing
     d = upload.decoded
+    made = upload.renditions or renditions(d)
     image = Image(
+        gray_png=made.gray_png,
+        color_png=made.color_png,
+        thumb_jpeg=made.thumb_jpeg,
         sha256=digest,
         data=upload.data,
         size_bytes=len(upload.data),
@@ -185,6 +197,120 @@ def cancel(session: Session, job_id: str) -> bool:
     )
     session.commit()
     return result.rowcount == 1
+
+
+@dataclass
+class Freed:
+    """What a deletion removed (reported by the sweeper and `colorlab sweep`)."""
+
+    jobs: int = 0
+    images: int = 0
+    bytes: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.jobs} job(s), {self.images} image(s), {self.bytes / 1e6:.1f} MB"
+
+
+def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
+    """Delete finished jobs and every image only they used (the caller commits).
+
+    Jobs that are study stimuli are kept while their study exists; images that a remaining job or a study
+    uses are kept. Queued or running jobs are never deleted here (cancel them first).
+    """
+    from backend.study.models import Stimulus
+
+    finished = [JobStatus.done, JobStatus.failed, JobStatus.cancelled]
+    rows = session.execute(
+        select(Job.id, Job.input_image_id, Job.reference_image_id, Job.result_image_id).where(
+            Job.id.in_(list(job_ids)),
+            Job.status.in_(finished),
+            Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
+        )
+    ).all()
+    if not rows:
+        return Freed()
+    ids = [r.id for r in rows]
+    candidates = {i for r in rows for i in r[1:] if i is not None}
+    session.execute(delete(Job).where(Job.id.in_(ids), Job.status.in_(finished)))
+    freed = _delete_unused_images(session, candidates)
+    freed.jobs = len(ids)
+    return freed
+
+
+def _delete_unused_images(session: Session, candidates: set[str]) -> Freed:
+    from backend.study.models import Stimulus, StudyPhoto
+
+    if not candidates:
+        return Freed()
+    users = (
+        Job.input_image_id,
+        Job.reference_image_id,
+        Job.result_image_id,
+        StudyPhoto.image_id,
+        StudyPhoto.gray_image_id,
+        Stimulus.source_image_id,
+        Stimulus.display_image_id,
+    )
+    used: set[str] = set()
+    for column in users:
+        used.update(session.scalars(select(column).where(column.in_(candidates))))
+    unused = sorted(candidates - used)
+    if not unused:
+        return Freed()
+    lengths = [func.coalesce(func.length(c), 0) for c in (Image.data, Image.gray_png, Image.color_png)]
+    total = lengths[0] + lengths[1] + lengths[2] + func.coalesce(func.length(Image.thumb_jpeg), 0)
+    size = session.scalar(select(func.sum(total)).where(Image.id.in_(unused)))
+    session.execute(delete(Image).where(Image.id.in_(unused)))
+    return Freed(images=len(unused), bytes=int(size or 0))
+
+
+def delete_finished(session: Session, job_id: str) -> Freed | None:
+    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
+    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
+        freed = delete_jobs(session, [job_id])
+        if freed.jobs == 0:
+            session.rollback()
+            return None
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return freed
+    raise IntegrityError("DELETE /jobs/{id}", None, Exception("its images kept getting new users"))
+
+
+def purge_expired(
+    session: Session, settings: Settings, now: datetime | None = None, batch: int = 500
+) -> Freed:
+    """Retention: delete finished jobs older than RETAIN_DONE_DAYS, failed or cancelled ones older than
+    RETAIN_FAILED_DAYS, and the images only they used. Study stimuli stay while their study exists."""
+    now = now or utcnow()
+    done_before = now - timedelta(days=settings.retain_done_days)
+    failed_before = now - timedelta(days=settings.retain_failed_days)
+    expired = or_(
+        and_(Job.status == JobStatus.done, Job.finished_at < done_before),
+        and_(Job.status.in_([JobStatus.failed, JobStatus.cancelled]), Job.finished_at < failed_before),
+    )
+    total = Freed()
+    seen: set[str] = set()
+    while True:
+        ids = [i for i in session.scalars(select(Job.id).where(expired).limit(batch)).all() if i not in seen]
+        if not ids:
+            break
+        seen.update(ids)
+        try:
+            freed = delete_jobs(session, ids)
+            session.commit()
+        except IntegrityError:  # an image got a new user meanwhile: keep it, retry on the next round
+            session.rollback()
+            continue
+        total.jobs += freed.jobs
+        total.images += freed.images
+        total.bytes += freed.bytes
+    if total.jobs:
+        log.info("retention freed %s", total)
+    return total
 
 
 def history(session: Session, client: str, limit: int = 100) -> list[Job]:

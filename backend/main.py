@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,12 +31,29 @@ and whether each is available on this server.
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="ColorLab", version="0.1.0", description=DESCRIPTION)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # As many threads as the database pool has connections at most (Settings checks the pool).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        yield
+
+    docs = settings.docs_enabled  # off in production unless API_DOCS=true
+    app = FastAPI(
+        title="ColorLab",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     # Two images plus form fields: anything larger is refused before it is read.
     web.install(
         app,
         max_body=2 * settings.max_upload_bytes + 1_000_000,
-        secure_cookies=settings.public_url.startswith("https"),
+        secure_cookies=settings.secure_cookies,
+        body_timeout=settings.body_read_timeout,
     )
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -62,7 +82,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: answers even while every thread is busy
         return {"status": "ok"}
 
     return app

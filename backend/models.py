@@ -91,6 +91,11 @@ class Image(Base):
     is_color: Mapped[bool] = mapped_column(default=False)  # has chroma: kept as ground truth
     filename: Mapped[str | None] = mapped_column(String(255))  # display only, never used as a path
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Served renditions, made once when an upload is stored (images.renditions): the raw upload is never
+    # decoded again to answer a GET. NULL on rows from before 0005 (made on first request, then kept).
+    gray_png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    color_png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # None: gray_png is it
+    thumb_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
 class Job(Base):

@@ -58,6 +58,7 @@ class JobUrls(BaseModel):
     reference: str | None = None
     result: str | None = None
     preview: str | None = None
+    thumb: str | None = None  # small JPEG preview: of the result when there is one, else of the input
 
 
 class JobOut(BaseModel):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import ipaddress
 import logging
 import secrets
 
@@ -28,6 +31,47 @@ DOCS_CSP = (
 )
 
 
+def client_address(request: Request) -> str:
+    """The client's IP address, as far as it can be trusted: the TCP peer, or, when the peer is one of
+    FORWARDED_ALLOW_IPS (our own proxy), the last X-Forwarded-For hop that is not one of those proxies.
+
+    Rate limits and the login throttle key on this, so a client cannot pick its own address by sending
+    a header (`colorlab serve` runs uvicorn with its own proxy-header handling off).
+    """
+    from backend.config import get_settings
+
+    peer = request.client.host if request.client else "?"
+    trusted = _trusted_networks(get_settings().forwarded_allow_ips)
+    if trusted == () or not _is_trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, trusted):
+            return hop[:64]
+    return peer
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None  # None: trust any
+
+
+@functools.lru_cache
+def _trusted_networks(setting: str) -> Networks | tuple[()]:
+    items = [item.strip() for item in setting.split(",") if item.strip()]
+    if "*" in items:
+        return None
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+
+def _is_trusted(address: str, trusted: Networks | tuple[()]) -> bool:
+    if trusted is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
 def client_of(request: Request) -> str | None:
     """The hashed id of this browser (set by :class:`ClientCookieMiddleware`)."""
     return getattr(request.state, "client", None)
@@ -41,12 +85,20 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than the {limit:,}-byte limit")
 
 
-class LimitsMiddleware:
-    """Refuse request bodies over ``max_body`` bytes: by Content-Length at once, else while streaming."""
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body stalled for more than {seconds:g} s")
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+
+class LimitsMiddleware:
+    """Refuse request bodies over ``max_body`` bytes (by Content-Length at once, else while streaming) and
+    bodies that stall for more than ``body_timeout`` seconds between two chunks (408): a slow client must
+    not hold a request, and its upload buffer, for ever."""
+
+    def __init__(self, app: ASGIApp, max_body: int, body_timeout: float = 30.0) -> None:
         self.app = app
         self.max_body = max_body
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,9 +117,18 @@ class LimitsMiddleware:
         received = 0
         started = False
 
+        body_done = False
+
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later receives wait for a disconnect: no time-out there
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                raise BodyTimeout(self.body_timeout) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
@@ -82,9 +143,9 @@ class LimitsMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyTimeout) as exc:
             if not started:
-                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+                await _json(send, exc.status_code, str(exc.detail))
 
 
 async def _json(send: Send, status: int, detail: str) -> None:
@@ -149,10 +210,9 @@ class ClientAndHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
+def install(app: FastAPI, *, max_body: int, secure_cookies: bool, body_timeout: float = 30.0) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeout)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
         return JSONResponse(
@@ -161,5 +221,15 @@ def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Only when every connection stayed busy for the pool's whole time-out (30 s): an overload.
+        log.warning("no database connection free for %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "the server is overloaded; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
+
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
-    app.add_middleware(LimitsMiddleware, max_body=max_body)  # type: ignore[arg-type]
+    app.add_middleware(LimitsMiddleware, max_body=max_body, body_timeout=body_timeout)  # type: ignore[arg-type]

@@ -82,6 +82,24 @@ async def polls(http: httpx.AsyncClient, stats: Stats, until: float, rate: float
         await asyncio.sleep(1 / rate)
 
 
+async def crowd_pollers(base: str, stats: Stats, until: float, count: int, recent: list[str]) -> None:
+    """``count`` clients polling at once, each as a browser tab does (once a second), on its own
+    connection (issue 14: a crowd must queue, not fail)."""
+    if count <= 0:
+        return
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+
+        async def one(index: int) -> None:
+            rng = random.Random(100 + index)
+            while time.monotonic() < until:
+                if recent:
+                    await stats.call(http, "crowd poll", "GET", f"/jobs/{rng.choice(recent)}")
+                await asyncio.sleep(1.0)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
 async def participants(base: str, slug: str, stats: Stats, until: float, every: float) -> None:
     from bench_study_load import participant
 
@@ -127,6 +145,7 @@ async def soak(base: str, slug: str, minutes: float, pids: dict[str, int], args:
             uploads(http, stats, until, args.upload_rate, recent),
             polls(http, stats, until, args.poll_rate, recent),
             participants(base, slug, stats, until, args.participant_every),
+            crowd_pollers(base, stats, until, args.crowd_pollers, recent),
             sample_memory(pids, until + 1, max(minutes * 60 / 20, 2), timeline),
         )
     return stats, timeline
@@ -141,6 +160,9 @@ def main() -> None:
     parser.add_argument("--poll-rate", type=float, default=5.0, help="status polls per second")
     parser.add_argument(
         "--participant-every", type=float, default=6.0, help="seconds between new participants"
+    )
+    parser.add_argument(
+        "--crowd-pollers", type=int, default=200, help="clients polling job status once a second, at once"
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
@@ -166,10 +188,10 @@ def main() -> None:
         f"machine: {platform.node()}, {os.cpu_count()} cores; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{args.minutes:g} min; uploads {args.upload_rate}/s, polls {args.poll_rate}/s, "
-        f"a participant every {args.participant_every:g} s"
+        f"a participant every {args.participant_every:g} s, {args.crowd_pollers} concurrent pollers"
     )
     print("".join(f"{h:>9}" for h in ("request", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms")))
-    for kind in ("upload", "poll", "result", "study answer"):
+    for kind in ("upload", "poll", "result", "study answer", "crowd poll"):
         lat = stats.latency[kind]
         cells = [percentile(lat, q) for q in (50, 95, 99)] + [max(lat) if lat else float("nan")]
         print(f"{kind:>9}{len(lat):>9}{len(stats.errors[kind]):>9}" + "".join(f"{v:>9.1f}" for v in cells))

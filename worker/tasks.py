@@ -47,14 +47,21 @@ def _start_sweeper(**_: object) -> None:
 
 
 def _sweep_forever() -> None:
+    import time
+
     from backend.db import session_scope
-    from backend.jobs import sweep
+    from backend.jobs import purge_expired, sweep
 
     settings = get_settings()
     stop = threading.Event()
+    next_purge = time.monotonic()
     while not stop.wait(settings.sweep_interval):
         try:
             with session_scope() as s:
                 sweep(s, settings)
+            if time.monotonic() >= next_purge:  # retention: expired jobs and their images (logged)
+                with session_scope() as s:
+                    purge_expired(s, settings)
+                next_purge = time.monotonic() + settings.retention_interval
         except Exception as exc:  # database or broker briefly away: try again next round
             log.warning("sweep failed: %s", exc)

@@ -43,7 +43,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         port=port or settings.port,
         workers=workers,
         log_level="info",
-        proxy_headers=True,
+        # X-Forwarded-For is read by the app, and only from FORWARDED_ALLOW_IPS (web.client_address):
+        # uvicorn's own handling would believe any loopback client.
+        proxy_headers=False,
+        http="backend.httpserver:HeaderTimeoutProtocol",  # HEADER_READ_TIMEOUT
         # No access log: it would put client IPs next to URLs that carry participant ids.
         access_log=False,
         # Outlive clients' idle keep-alive pools, so a connection is not closed under a request.
@@ -77,13 +80,17 @@ def worker(concurrency: int | None, loglevel: str) -> None:
 
 @click.command()
 def sweep() -> None:
-    """Re-queue lost or stalled jobs once (workers also do this every SWEEP_INTERVAL seconds)."""
+    """Re-queue lost or stalled jobs and delete expired ones once (workers do this periodically)."""
     from backend.db import session_scope
+    from backend.jobs import purge_expired
     from backend.jobs import sweep as do_sweep
 
+    settings = get_settings()
     with session_scope() as s:
-        sent = do_sweep(s, get_settings())
-    click.echo(f"re-queued {len(sent)} job(s)")
+        sent = do_sweep(s, settings)
+    with session_scope() as s:
+        freed = purge_expired(s, settings)
+    click.echo(f"re-queued {len(sent)} job(s); retention freed {freed}")
 
 
 @click.command()

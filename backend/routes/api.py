@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+import anyio
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from backend import catalogue, examples, jobs
 from backend.config import Settings, get_settings
-from backend.db import get_session
-from backend.images import ImageError, decode, encode_png, gray_png
+from backend.db import get_session, session_scope
+from backend.images import DecodedImage, ImageError, Renditions, decode, renditions, thumbnail_jpeg
 from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
-from backend.web import client_of
+from backend.web import client_address, client_of
 from worker.colorizers.catalogue import ParamError
 
 router = APIRouter(tags=["colorize"])
@@ -37,7 +50,7 @@ def _colorize_limit(per_minute: int) -> SlidingWindow:
 
 def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
     """Dependency of every upload route: at most COLORIZE_RATE uploads per client IP per minute."""
-    if not _colorize_limit(settings.colorize_rate).allow(request.client.host if request.client else "?"):
+    if not _colorize_limit(settings.colorize_rate).allow(client_address(request)):
         raise HTTPException(
             429,
             f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
@@ -57,19 +70,86 @@ async def read_upload(upload: UploadFile, settings: Settings, what: str) -> jobs
         chunks.append(chunk)
     data = b"".join(chunks)
     try:
-        decoded = await run_in_threadpool(decode, data, max_pixels=settings.max_pixels)
+        decoded, made = await decode_upload(data, settings)
     except ImageError as exc:
         raise HTTPException(exc.status_code, f"{what}: {exc.detail}") from None
-    return jobs.Upload(data=data, decoded=decoded, filename=upload.filename)
+    return jobs.Upload(data=data, decoded=decoded, filename=upload.filename, renditions=made)
+
+
+_decode_limiters: dict[int, anyio.CapacityLimiter] = {}
+
+
+def decode_limiter(settings: Settings) -> anyio.CapacityLimiter:
+    """At most DECODE_CONCURRENCY decodes/encodes at a time in this process; the rest wait in the event
+    loop (holding no thread), so a burst of uploads cannot take all the memory or all the threads."""
+    limiter = _decode_limiters.get(settings.decode_concurrency)
+    if limiter is None:
+        limiter = _decode_limiters[settings.decode_concurrency] = anyio.CapacityLimiter(
+            settings.decode_concurrency
+        )
+    return limiter
+
+
+def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
+    decoded = decode(
+        data,
+        max_pixels=settings.max_pixels,
+        max_pixels_per_byte=settings.max_pixels_per_byte,
+        max_jpeg_scans=settings.max_jpeg_scans,
+    )
+    return decoded, renditions(decoded)
+
+
+async def decode_upload(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
+    """Decode an upload under the limits and make its served renditions, once, in the decode pool."""
+    limiter = decode_limiter(settings)
+    return await anyio.to_thread.run_sync(_decode_and_render, data, settings, limiter=limiter)
+
+
+OPTIONS_MAX_CHARS = 10_000
+OPTIONS_MAX_DEPTH = 8
+OPTIONS_MAX_DIGITS = 30
+_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def parse_options_json(text: str) -> dict[str, Any]:
+    """``options`` as a JSON object, refusing what would be costly or crash the parser: too long, nested
+    too deep (Python's parser recurses) or numbers with too many digits (int() refuses 4,300+)."""
+    if len(text) > OPTIONS_MAX_CHARS:
+        raise HTTPException(422, f"options is longer than {OPTIONS_MAX_CHARS:,} characters")
+    depth = deepest = 0
+    for token in _JSON_STRUCTURE.findall(text):
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > OPTIONS_MAX_DEPTH:
+                raise HTTPException(422, f"options is nested more than {OPTIONS_MAX_DEPTH} levels deep")
+        elif token in "]}":
+            depth -= 1
+
+    def number(kind: type) -> Any:
+        def parse(literal: str) -> Any:
+            if len(literal) > OPTIONS_MAX_DIGITS:
+                raise HTTPException(422, f"options holds a number longer than {OPTIONS_MAX_DIGITS} digits")
+            return kind(literal)
+
+        return parse
+
+    try:
+        parsed = json.loads(text, parse_int=number(int), parse_float=number(float))
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"options must be a JSON object: {exc.msg}") from None
+    except (RecursionError, ValueError):
+        raise HTTPException(422, "options must be a JSON object of plain values") from None
+    if not isinstance(parsed, dict):
+        raise HTTPException(422, 'options must be a JSON object, e.g. {"iterations": 200}')
+    return parsed
 
 
 def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     if options_json:
-        try:
-            parsed = json.loads(options_json)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(422, f"options must be a JSON object: {exc.msg}") from None
+        parsed = parse_options_json(options_json)
         if not isinstance(parsed, dict):
             raise HTTPException(422, 'options must be a JSON object, e.g. {"iterations": 200}')
         raw.update(parsed)
@@ -189,21 +269,45 @@ def job_out(job: Job) -> JobOut:
     return JobOut.model_validate(catalogue.job_dict(job))
 
 
+def _read_job(job_id: str) -> JobOut:
+    with session_scope() as session:
+        return job_out(_get_job(session, job_id))
+
+
+# Polled by every open job page: async, with its database work in one thread call and its own short
+# session, so a connection is held only while a thread works (see db.get_session on why).
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Job status and progress")
-def get_job(job_id: str, session: SessionDep) -> JobOut:
-    return job_out(_get_job(session, job_id))
+async def get_job(job_id: str) -> JobOut:
+    return await run_in_threadpool(_read_job, job_id)
 
 
 @router.delete(
-    "/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Cancel a queued or running job"
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses={204: {"description": "The finished job and its images were deleted."}, **ERRORS},
+    summary="Cancel a queued or running job, or delete a finished one",
+    description=(
+        "A queued or running job is cancelled (200, the job). A finished job (done, failed, cancelled) is "
+        "deleted with its uploaded and result images (204); afterwards its id answers 404. A job that is a "
+        "stimulus of a user study is kept while the study exists (409)."
+    ),
 )
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
-    job = _get_job(session, job_id)
-    if not jobs.cancel(session, job_id):
-        session.refresh(job)
-        raise HTTPException(409, f"the job has already finished ({job.status})")
-    session.refresh(job)
-    return job_out(job)
+async def cancel_or_delete_job(job_id: str) -> Any:
+    return await run_in_threadpool(_cancel_or_delete, job_id)
+
+
+def _cancel_or_delete(job_id: str) -> JobOut | Response:
+    with session_scope() as session:
+        job = _get_job(session, job_id)
+        if jobs.cancel(session, job_id):
+            session.refresh(job)
+            return job_out(job)
+        if jobs.delete_finished(session, job_id) is None:
+            raise HTTPException(409, "this job is part of a user study and is kept while the study exists")
+        return Response(status_code=204)
+
+
+IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @router.post(
@@ -265,8 +369,16 @@ def _rerun_and_enqueue(session: Session, job: Job, method: str, params: dict[str
 
 
 def _png(data: bytes, *, immutable: bool = True) -> Response:
-    cache = "private, max-age=31536000, immutable" if immutable else "no-store"
+    cache = IMMUTABLE if immutable else "no-store"
     return Response(data, media_type="image/png", headers={"Cache-Control": cache})
+
+
+def _cached(request: Request, data: bytes | None, etag: str, media_type: str) -> Response:
+    """An immutable stored image, with an ETag (a revalidation costs no image bytes)."""
+    headers = {"Cache-Control": IMMUTABLE, "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def _image_bytes(session: Session, image_id: str) -> Image:
@@ -274,16 +386,74 @@ def _image_bytes(session: Session, image_id: str) -> Image:
     return image
 
 
+# Which stored rendition each URL serves: input.png the lightness, original/reference the colour image.
+_RENDITION_COLUMNS = {"gray": Image.gray_png, "color": Image.color_png, "thumb": Image.thumb_jpeg}
+
+
+def _load_rendition(
+    job_id: str, role: str, kind: str, backfill: bool
+) -> tuple[str, bytes | None, bytes | None] | None:
+    """(sha256, wanted rendition, gray rendition) of a job's image, None when the job has no such image,
+    or (sha256, None, None) when it was stored without renditions and ``backfill`` is False. A short
+    session of its own: no connection is held while the bytes are sent."""
+    with session_scope() as session:
+        job = session.get(Job, job_id) if is_valid_id(job_id) else None
+        if job is None:
+            raise HTTPException(404, "no such job")
+        image_id = {
+            "input": job.input_image_id,
+            "reference": job.reference_image_id,
+            "result": job.result_image_id,
+        }[role]
+        if image_id is None:
+            return None
+        row = session.execute(
+            select(Image.sha256, _RENDITION_COLUMNS[kind], Image.gray_png).where(Image.id == image_id)
+        ).one()
+        if row[1] is None and (row[2] is None or kind == "thumb") and backfill:
+            return _backfill(session, image_id, kind)
+        return row[0], row[1], row[2]
+
+
+def _backfill(session: Session, image_id: str, kind: str) -> tuple[str, bytes | None, bytes | None]:
+    """Make the missing renditions of an image stored without them (a result's thumbnail, rows from
+    before 0005), once; they are kept. Called in the decode pool."""
+    image = _image_bytes(session, image_id)
+    settings = get_settings()
+    decoded = decode(image.data, max_pixels=max(settings.max_pixels, image.width * image.height))
+    if kind == "thumb":
+        image.thumb_jpeg = thumbnail_jpeg(decoded.rgb)
+        return image.sha256, image.thumb_jpeg, image.gray_png
+    made = renditions(decoded)
+    image.gray_png, image.color_png, image.thumb_jpeg = made.gray_png, made.color_png, made.thumb_jpeg
+    return image.sha256, made.color_png if kind == "color" else made.gray_png, made.gray_png
+
+
+async def _serve(request: Request, job_id: str, role: str, kind: str) -> Response:
+    found = await run_in_threadpool(_load_rendition, job_id, role, kind, False)
+    if found is not None and found[1] is None and (found[2] is None or kind == "thumb"):
+        limiter = decode_limiter(get_settings())
+        found = await anyio.to_thread.run_sync(_load_rendition, job_id, role, kind, True, limiter=limiter)
+    if found is None:
+        raise HTTPException(404, f"this job has no {role} image" + (" yet" if role == "result" else ""))
+    sha, data, gray = found
+    if kind == "thumb":
+        return _cached(request, data, f'"{sha[:32]}-thumb"', "image/jpeg")
+    # A gray upload has one rendition: its original is its lightness image.
+    return _cached(request, data if data is not None else gray, f'"{sha[:32]}-{kind}"', "image/png")
+
+
 @router.get(
     "/jobs/{job_id}/result.png",
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The colorized photo (full input resolution)",
 )
-def job_result(job_id: str, session: SessionDep) -> Response:
+def job_result(job_id: str, request: Request, session: SessionDep) -> Response:
     job = _get_job(session, job_id)
     if job.result_image_id is None:
         raise HTTPException(404, f"no result yet: the job is {job.status}")
-    response = _png(_image_bytes(session, job.result_image_id).data)
+    image = _image_bytes(session, job.result_image_id)
+    response = _cached(request, image.data, f'"{image.sha256[:32]}"', "image/png")
     response.headers["Content-Disposition"] = f'inline; filename="colorlab-{job.method}-{job.id[:8]}.png"'
     return response
 
@@ -293,10 +463,8 @@ def job_result(job_id: str, session: SessionDep) -> Response:
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The grayscale photo as the colorizer saw it",
 )
-def job_input(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    job = _get_job(session, job_id)
-    image = _image_bytes(session, job.input_image_id)
-    return _png(gray_png(decode(image.data, max_pixels=settings.max_pixels)))
+async def job_input(job_id: str, request: Request) -> Response:
+    return await _serve(request, job_id, "input", "gray")
 
 
 @router.get(
@@ -304,10 +472,8 @@ def job_input(job_id: str, session: SessionDep, settings: SettingsDep) -> Respon
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The upload as stored (the ground truth when it is a colour photo)",
 )
-def job_original(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    job = _get_job(session, job_id)
-    image = _image_bytes(session, job.input_image_id)
-    return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+async def job_original(job_id: str, request: Request) -> Response:
+    return await _serve(request, job_id, "input", "color")
 
 
 @router.get(
@@ -315,12 +481,20 @@ def job_original(job_id: str, session: SessionDep, settings: SettingsDep) -> Res
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The reference image of an exemplar job",
 )
-def job_reference(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    job = _get_job(session, job_id)
-    if job.reference_image_id is None:
-        raise HTTPException(404, "this job has no reference image")
-    image = _image_bytes(session, job.reference_image_id)
-    return _png(encode_png(decode(image.data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+async def job_reference(job_id: str, request: Request) -> Response:
+    return await _serve(request, job_id, "reference", "color")
+
+
+@router.get(
+    "/jobs/{job_id}/thumb.jpg",
+    responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},
+    summary="A small JPEG preview (longest side 320 px) of the input or of the result",
+)
+async def job_thumbnail(
+    job_id: str, request: Request, of: Annotated[Literal["input", "result"], Query()] = "result"
+) -> Response:
+    # Each variant has its own URL, so both can be cached as immutable (`urls.thumb` names the right one).
+    return await _serve(request, job_id, of, "thumb")
 
 
 @router.get(
@@ -342,11 +516,13 @@ def list_methods(settings: SettingsDep) -> list[MethodOut]:
 
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")
-def list_references(request: Request, session: SessionDep, settings: SettingsDep) -> list[ReferenceOut]:
-    return [
-        ReferenceOut.model_validate(r)
-        for r in examples.list_references(session, settings, client_of(request))
-    ]
+async def list_references(request: Request, settings: SettingsDep) -> list[ReferenceOut]:
+    return await run_in_threadpool(_references, settings, client_of(request))
+
+
+def _references(settings: Settings, client: str | None) -> list[ReferenceOut]:
+    with session_scope() as session:
+        return [ReferenceOut.model_validate(r) for r in examples.list_references(session, settings, client)]
 
 
 @router.get(
@@ -358,5 +534,11 @@ def reference_image(ref_id: str, request: Request, session: SessionDep, settings
     ref = examples.resolve_reference(session, settings, ref_id, client_of(request))
     if ref is None:
         raise HTTPException(404, "no such reference image")
-    data = ref.data
-    return _png(encode_png(decode(data, max_pixels=settings.max_pixels).rgb, compress_level=1))
+    session.commit()  # an example is stored (with its renditions) on first use
+    sha, data, gray = session.execute(
+        select(Image.sha256, Image.color_png, Image.gray_png).where(Image.id == ref.id)
+    ).one()
+    if data is None and gray is None:
+        _sha, data, gray = _backfill(session, ref.id, "color")
+        session.commit()
+    return _cached(request, data if data is not None else gray, f'"{sha[:32]}-color"', "image/png")

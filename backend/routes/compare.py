@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend import catalogue, jobs
+from backend.db import session_scope
 from backend.models import Job, is_valid_id, new_id
 from backend.routes.api import ERRORS, SessionDep, SettingsDep, read_upload, upload_rate_limit
 from backend.schemas import JobOut
@@ -138,8 +139,14 @@ def comparison(session: Session, group_id: str) -> dict[str, Any] | None:
     responses=ERRORS,
     summary="A comparison: every method's job, with metrics when there is a ground truth",
 )
-def get_comparison(group_id: str, session: SessionDep) -> ComparisonOut:
-    found = comparison(session, group_id)
-    if found is None:
-        raise HTTPException(404, "no such comparison")
-    return ComparisonOut.model_validate(found)
+async def get_comparison(group_id: str) -> ComparisonOut:
+    # Polled by the compare page: one thread call with its own short session (see db.get_session).
+    return await run_in_threadpool(_read_comparison, group_id)
+
+
+def _read_comparison(group_id: str) -> ComparisonOut:
+    with session_scope() as session:
+        found = comparison(session, group_id)
+        if found is None:
+            raise HTTPException(404, "no such comparison")
+        return ComparisonOut.model_validate(found)

@@ -112,7 +112,7 @@ def history_card(job: dict[str, Any]) -> dict[str, Any]:
     return {
         **job,
         "page_url": urls["page"],
-        "thumb_url": urls["result"] or urls["input"],
+        "thumb_url": urls["thumb"],
         "status_label": STATUS_LABELS.get(job["status"], job["status"]),
         "created_iso": created.isoformat(timespec="seconds"),
         "created_label": _when(created),

@@ -19,7 +19,7 @@
     badge.textContent = LABELS[job.status] || job.status;
     if (job.status === "done" && job.urls.result) {
       const img = card.querySelector("img");
-      img.src = job.urls.result;
+      img.src = job.urls.thumb || job.urls.result;
       img.alt = img.alt.replace(/^Input photo/, "Colorized result");
     }
   }

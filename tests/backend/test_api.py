@@ -80,8 +80,12 @@ def test_cancel(client) -> None:  # type: ignore[no-untyped-def]
     job_id = submit(client).json()["id"]
     r = client.delete(f"/jobs/{job_id}")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # A finished job is deleted with its images; its id is gone afterwards.
     r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+    assert r.status_code == 204
+    for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/input.png"):
+        assert client.get(path).status_code == 404
+    assert client.delete(f"/jobs/{job_id}").status_code == 404
 
 
 def test_unknown_job(client) -> None:  # type: ignore[no-untyped-def]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from backend.routes import pages
 from tests.conftest import migrate, photo_bytes
@@ -56,7 +58,13 @@ def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignor
     job_id = created.json()["id"]
     html = web.get("/history", headers=HTML).text
     assert f'data-job-id="{job_id}"' in html and f'href="/jobs/{job_id}/view"' in html
-    assert f'src="/jobs/{job_id}/input.png"' in html  # not done yet: the input is the thumbnail
+    assert f'src="/jobs/{job_id}/thumb.jpg?of=input"' in html  # a small stored JPEG of the input until done
+    thumb = web.get(f"/jobs/{job_id}/thumb.jpg?of=input")
+    assert (
+        thumb.headers["content-type"] == "image/jpeg"
+        and max(Image.open(io.BytesIO(thumb.content)).size) == 320
+    )
+    assert web.get(f"/jobs/{job_id}/thumb.jpg?of=result").status_code == 404  # no result yet
     # Another browser (no cookie) sees its own, empty history.
     other = TestClient(web.app)
     assert "No colorizations yet" in other.get("/history", headers=HTML).text

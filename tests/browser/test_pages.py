@@ -47,7 +47,7 @@ def test_upload_cnn_shows_result_and_history(stack, page) -> None:  # type: igno
     card = page.locator(f'.job-card[data-job-id="{job_id}"]')
     expect(card).to_be_visible()
     expect(card.locator(".badge")).to_have_text("Done")
-    expect(card.locator("img")).to_have_attribute("src", f"/jobs/{job_id}/result.png")
+    expect(card.locator("img")).to_have_attribute("src", f"/jobs/{job_id}/thumb.jpg?of=result")
     card.locator("a").click()
     page.wait_for_url(f"**/jobs/{job_id}/view")
 
