@@ -25,6 +25,7 @@ from backend.study.errors import StudyError
 from backend.study.models import Participant, ParticipantStatus, Stimulus, Study, StudyTexts, Trial
 from backend.study.photos import PhotoError, PhotoFile, from_zip
 from backend.study.results import study_summary
+from backend.web import client_address
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -80,7 +81,7 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
     auth.check_login_csrf(request, settings, csrf_token)
-    client = request.client.host if request.client else "?"  # the client address the rate limits use
+    client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use
     if not auth.reserve_login_attempt(client):
         raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):

@@ -28,7 +28,7 @@ from backend.study import builder, service
 from backend.study.errors import StudyError
 from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.schemas import AnswerIn, StartIn, StateOut
-from backend.web import client_of
+from backend.web import client_address, client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -46,10 +46,6 @@ def _limiter(settings: Settings) -> SlidingWindow:
 def _start_limiter(settings: Settings) -> SlidingWindow:
     rate = settings.study_start_rate
     return _start_limiters.setdefault(rate, SlidingWindow(rate, window=3600.0))
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "?"  # the address the other rate limits use
 
 
 _cache: dict[tuple[str, str], tuple[float, Study]] = {}
@@ -230,7 +226,7 @@ def start(
     if (
         found is None
         and study.status == "open"
-        and not _start_limiter(settings).allow(_client_address(request))
+        and not _start_limiter(settings).allow(client_address(request))
     ):
         raise HTTPException(
             429,
