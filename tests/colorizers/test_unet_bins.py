@@ -165,6 +165,8 @@ def test_hints_parse_and_normalise() -> None:
         ('[{"x": 0.5, "y": 0.5, "color": "red"}]', "#rrggbb"),
         ('[{"x": 0.5, "y": 0.5, "color": "#ff00zz"}]', "#rrggbb"),
         ("[" + ",".join(['{"x": 0, "y": 0, "color": "#000000"}'] * 65) + "]", "at most 64"),
+        ("[" * 3000 + "]" * 3000, "JSON list"),
+        ('[{"x": ' + "9" * 5000 + ', "y": 0, "color": "#000000"}]', "JSON list"),
     ],
 )
 def test_bad_hints_say_what_is_wrong(raw: str, words: str) -> None:

@@ -36,6 +36,8 @@ def parse_hints(raw: Any) -> list[dict[str, Any]]:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise HintError(f"hints must be a JSON list like {_EXAMPLE}: {exc.msg}") from None
+        except (RecursionError, ValueError):  # absurd nesting or a number of thousands of digits
+            raise HintError(f"hints must be a JSON list like {_EXAMPLE}") from None
     if not isinstance(raw, list | tuple):
         raise HintError(f"hints must be a JSON list like {_EXAMPLE}")
     if len(raw) > MAX_HINTS:
