@@ -139,9 +139,10 @@ def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
     """
     sent: list[str] = []
     failed: list[str] = []
+    methods = dict(session.execute(select(Job.id, Job.method).where(Job.id.in_(list(job_ids)))).all())
     for job_id in job_ids:
         try:
-            celery_app.send_colorize(job_id)
+            celery_app.send_colorize(job_id, methods.get(job_id, ""))
         except Exception as exc:  # broker down: the job stays queued in the database
             log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
             failed.append(job_id)

@@ -272,18 +272,18 @@ class Runner:
                         )
                     )
                 if res.rowcount == 1:
-                    self._send_later(job.id, delay=min(2.0**job.attempts, 60.0))
+                    self._send_later(job.id, job.method, delay=min(2.0**job.attempts, 60.0))
                 return "retrying"
             reason = f"failed after {job.attempts} attempts: {reason}"
         log.warning("job %s failed: %s", job.id, reason)
         self._fail(job, reason)
         return "failed"
 
-    def _send_later(self, job_id: str, delay: float) -> None:
+    def _send_later(self, job_id: str, method: str, delay: float) -> None:
         from worker.celery_app import send_colorize
 
         try:
-            send_colorize(job_id, countdown=delay)
+            send_colorize(job_id, method, countdown=delay)
             with session_scope() as s:
                 s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
         except Exception as exc:  # the sweeper will send it
