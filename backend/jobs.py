@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.images import DecodedImage
-from backend.models import Image, Job, JobStatus, utcnow
+from backend.models import Base, Image, Job, JobStatus, utcnow
 from worker import celery_app
 
 log = logging.getLogger("colorlab.jobs")
@@ -50,7 +50,7 @@ def store_image(session: Session, upload: Upload) -> Image:
         mode=d.mode[:16],
         format=d.format[:16],
         is_color=d.is_color,
-        filename=_display_name(upload.filename),
+        filename=display_name(upload.filename),
     )
     session.add(image)
     session.flush()
@@ -84,7 +84,7 @@ def store_result(
     return image
 
 
-def _display_name(name: str | None) -> str | None:
+def display_name(name: str | None) -> str | None:
     """A file name for display only: no directories, no control characters, bounded length."""
     if not name:
         return None
@@ -108,6 +108,7 @@ def create_job(
     image: Upload,
     reference: Upload | Image | None = None,
     client: str | None = None,
+    batch_id: str | None = None,
 ) -> Job:
     """Store the images and a queued job; the caller commits, then calls :func:`enqueue`."""
     input_image = store_image(session, image)
@@ -123,6 +124,8 @@ def create_job(
         input_image_id=input_image.id,
         reference_image_id=ref_image.id if ref_image is not None else None,
         client=client,
+        batch_id=batch_id,
+        source_name=display_name(image.filename),
         enqueued_at=utcnow(),  # about to be sent, right after the commit
     )
     session.add(job)
@@ -166,6 +169,45 @@ def cancel(session: Session, job_id: str) -> bool:
     )
     session.commit()
     return result.rowcount == 1
+
+
+class JobInUse(Exception):
+    """The job is part of a user study: deleting it would remove a stimulus."""
+
+
+def _referenced(session: Session, target: Any, value: str, skip_table: str | None = None) -> bool:
+    """Does any row of any table (jobs, batches, study photos and stimuli, ...) point at ``value``?"""
+    from backend.study import models as _study_models  # noqa: F401  (its tables join the metadata)
+
+    for table in Base.metadata.tables.values():
+        if table.name == skip_table:
+            continue
+        for column in table.columns:
+            points_here = any(fk.column is target for fk in column.foreign_keys)
+            if points_here and session.execute(select(column).where(column == value).limit(1)).first():
+                return True
+    return False
+
+
+def delete_finished_job(session: Session, job_id: str) -> bool:
+    """Delete a finished job and the images only it used (its result; its input and reference unless another
+    job or a study still uses them). False when the job is not finished (cancel it first).
+
+    Raises :class:`JobInUse` when a study stimulus is this job's colorization.
+    """
+    job = session.get(Job, job_id)
+    if job is None or not JobStatus(job.status).finished:
+        return False
+    if _referenced(session, Job.__table__.c.id, job_id, skip_table="jobs"):
+        raise JobInUse(job_id)
+    images = [i for i in (job.result_image_id, job.input_image_id, job.reference_image_id) if i]
+    session.delete(job)
+    session.flush()
+    for image_id in dict.fromkeys(images):
+        if not _referenced(session, Image.__table__.c.id, image_id):
+            session.execute(delete(Image).where(Image.id == image_id))
+    session.commit()
+    return True
 
 
 def history(session: Session, client: str, limit: int = 100) -> list[Job]:

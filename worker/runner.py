@@ -146,11 +146,16 @@ class Runner:
 
     def _run_one(self, job: Claimed) -> str:
         started = time.perf_counter()
+        info = CATALOGUE.get(job.method)
+        progress = ProgressReporter(self, job.id)
         try:
+            if info is not None and info.iterative:  # minutes-long jobs say what they are doing meanwhile
+                progress(Progress(step=0, total=0, message="preparing: loading the network"))
             colorizer = self._colorizer(job.method)
+            if info is not None and info.iterative:
+                progress(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
             decoded, reference = self._load_inputs(job)
             lightness = decoded.lightness()
-            progress = ProgressReporter(self, job.id)
             ab = colorizer.predict_ab(lightness, reference=reference, params=job.params, progress=progress)
             rgb = compose(lightness, ab)
         except JobCancelled:
@@ -324,13 +329,16 @@ class ProgressReporter:
         self.job_id = job_id
         self._last_write = 0.0
         self._last_preview = 0.0
+        self._last_message: str | None = None
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         final = p.total > 0 and p.step >= p.total
+        new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
         values: dict[str, Any] = {}
-        if now - self._last_write >= self.WRITE_EVERY or final:
+        if now - self._last_write >= self.WRITE_EVERY or final or new_phase:
             self._last_write = now
+            self._last_message = p.message
             values = {
                 "progress": min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
                 "progress_detail": {

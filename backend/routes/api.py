@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend import catalogue, examples, jobs
+from backend import catalogue, estimates, examples, jobs
 from backend.config import Settings, get_settings
 from backend.db import get_session
-from backend.images import ImageError, decode, encode_png, gray_png
+from backend.images import ImageError, decode, encode_jpeg, encode_png, gray_png
 from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
@@ -33,6 +45,22 @@ RESERVED_FIELDS = {"image", "method", "reference", "reference_id", "options"}
 @lru_cache
 def _colorize_limit(per_minute: int) -> SlidingWindow:
     return SlidingWindow(per_minute, window=60.0)
+
+
+@lru_cache
+def _photo_budget(per_hour: int) -> SlidingWindow:
+    return SlidingWindow(per_hour, window=3600.0)
+
+
+def spend_photo_budget(request: Request, settings: Settings, photos: int) -> None:
+    """Count ``photos`` against this client IP's hourly PHOTO_BUDGET (a batch spends one per photo)."""
+    if not _photo_budget(settings.photo_budget).allow(request.client.host if request.client else "?", photos):
+        raise HTTPException(
+            429,
+            f"too many photos: at most {settings.photo_budget} per hour from one client "
+            f"(this request has {photos}); try again later",
+            headers={"Retry-After": "600"},
+        )
 
 
 def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
@@ -131,6 +159,7 @@ async def colorize(
     if not info.needs_reference and (has_reference or reference_id):
         raise HTTPException(422, f"method {method!r} takes no reference image")
     upload = await read_upload(image, settings, "image")
+    spend_photo_budget(request, settings, 1)
     client = client_of(request)
     ref: jobs.Upload | Image | None = None
     if has_reference:
@@ -176,25 +205,44 @@ def _get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def job_out(job: Job) -> JobOut:
-    return JobOut.model_validate(catalogue.job_dict(job))
+def job_out(job: Job, session: Session | None = None, settings: Settings | None = None) -> JobOut:
+    """The JSON form of a job; with a session, an unfinished job also gets its place in its lane."""
+    queue = estimates.queue_info(session, settings, job) if session is not None and settings else None
+    return JobOut.model_validate(catalogue.job_dict(job, queue))
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Job status and progress")
-def get_job(job_id: str, session: SessionDep) -> JobOut:
-    return job_out(_get_job(session, job_id))
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Job status and progress",
+    description="While the job waits or runs, `queue` says how many jobs are ahead of it in its lane and "
+    "when it should start and finish (from the recent durations of its method on this server).",
+)
+def get_job(job_id: str, session: SessionDep, settings: SettingsDep) -> JobOut:
+    return job_out(_get_job(session, job_id), session, settings)
 
 
 @router.delete(
-    "/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Cancel a queued or running job"
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses={204: {"description": "The finished job and its images were deleted."}, **ERRORS},
+    summary="Cancel a queued or running job; delete a finished one",
+    description="A queued or running job is cancelled (200 with the job). A finished job is deleted with "
+    "its result and the uploaded images no other job uses (204); 409 when a user study uses it.",
 )
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+def cancel_or_delete_job(job_id: str, session: SessionDep) -> Any:
     job = _get_job(session, job_id)
-    if not jobs.cancel(session, job_id):
+    if jobs.cancel(session, job_id):
         session.refresh(job)
-        raise HTTPException(409, f"the job has already finished ({job.status})")
-    session.refresh(job)
-    return job_out(job)
+        return job_out(job)
+    try:
+        jobs.delete_finished_job(session, job_id)
+    except jobs.JobInUse:
+        raise HTTPException(
+            409, "this job's result is a stimulus of a user study; it cannot be deleted"
+        ) from None
+    return Response(status_code=204)
 
 
 def _png(data: bytes, *, immutable: bool = True) -> Response:
@@ -212,13 +260,41 @@ def _image_bytes(session: Session, image_id: str) -> Image:
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The colorized photo (full input resolution)",
 )
-def job_result(job_id: str, session: SessionDep) -> Response:
+def job_result(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    format: Annotated[Literal["png", "jpg"], Query(description="png (lossless) or jpg.")] = "png",
+    quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")] = 90,
+    download: Annotated[bool, Query(description="Ask the browser to save the file.")] = False,
+) -> Response:
     job = _get_job(session, job_id)
     if job.result_image_id is None:
         raise HTTPException(404, f"no result yet: the job is {job.status}")
-    response = _png(_image_bytes(session, job.result_image_id).data)
-    response.headers["Content-Disposition"] = f'inline; filename="colorlab-{job.method}-{job.id[:8]}.png"'
+    data = _image_bytes(session, job.result_image_id).data
+    if format == "jpg":
+        data = to_jpeg(data, quality, settings.max_pixels)
+    response = Response(
+        data,
+        media_type="image/jpeg" if format == "jpg" else "image/png",
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+    response.headers["Content-Disposition"] = content_disposition(
+        catalogue.download_name(job, format), attachment=download
+    )
     return response
+
+
+def to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:
+    """A stored PNG result re-encoded as JPEG."""
+    return encode_jpeg(decode(png, max_pixels=max_pixels).rgb, quality)
+
+
+def content_disposition(filename: str, *, attachment: bool = True) -> str:
+    """A Content-Disposition header for any file name: an ASCII fallback plus the UTF-8 name (RFC 6266)."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    kind = "attachment" if attachment else "inline"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get(
@@ -270,8 +346,8 @@ def job_preview(job_id: str, session: SessionDep) -> Response:
 
 
 @router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
-def list_methods(settings: SettingsDep) -> list[MethodOut]:
-    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings)]
+def list_methods(settings: SettingsDep, session: SessionDep) -> list[MethodOut]:
+    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings, session)]
 
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")

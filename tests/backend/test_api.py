@@ -80,8 +80,11 @@ def test_cancel(client) -> None:  # type: ignore[no-untyped-def]
     job_id = submit(client).json()["id"]
     r = client.delete(f"/jobs/{job_id}")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # Once finished (here: cancelled), DELETE removes the job and its images.
     r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+    assert r.status_code == 204
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+    assert counts() == (0, 0)
 
 
 def test_unknown_job(client) -> None:  # type: ignore[no-untyped-def]
