@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.images import DecodedImage
-from backend.models import Base, Image, Job, JobStatus, utcnow
+from backend.models import Base, Batch, Image, Job, JobStatus, utcnow
 from worker import celery_app
 
 log = logging.getLogger("colorlab.jobs")
@@ -131,6 +131,36 @@ def create_job(
     session.add(job)
     session.flush()
     return job
+
+
+def create_batch(
+    session: Session,
+    *,
+    method: str,
+    params: Mapping[str, Any],
+    photos: Sequence[Upload],
+    rejected: Sequence[Mapping[str, str]],
+    reference: Upload | Image | None = None,
+    client: str | None = None,
+) -> tuple[Batch, list[str]]:
+    """Store a batch and one queued job per photo (one transaction: the caller commits, then enqueues)."""
+    batch = Batch(method=method, params=dict(params), client=client, rejected=[dict(r) for r in rejected])
+    session.add(batch)
+    session.flush()
+    ref = reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
+    ids = [
+        create_job(
+            session,
+            method=method,
+            params=params,
+            image=photo,
+            reference=ref,
+            client=client,
+            batch_id=batch.id,
+        ).id
+        for photo in photos
+    ]
+    return batch, ids
 
 
 def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:

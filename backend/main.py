@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend import web
 from backend.config import get_settings
-from backend.routes import api, compare, pages
+from backend.routes import api, batches, compare, pages
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 log = logging.getLogger("colorlab")
@@ -34,8 +34,10 @@ def create_app() -> FastAPI:
         app,
         max_body=2 * settings.max_upload_bytes + 1_000_000,
         secure_cookies=settings.public_url.startswith("https"),
+        path_limits={"/batches": settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000},
     )
     app.include_router(api.router)
+    app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(compare.router)
     # Further routers (study, admin, compare) are added here, one line each.

@@ -14,7 +14,7 @@ class SlidingWindow:
         self._lock = threading.Lock()
 
     def allow(self, key: str, cost: int = 1) -> bool:
-        """Record ``cost`` hits for ``key``; False when that would pass the limit (nothing is recorded then)."""
+        """Record ``cost`` hits for ``key``; False when that would pass the limit (none recorded then)."""
         now = time.monotonic()
         with self._lock:
             if len(self._hits) > self.max_keys:

@@ -44,23 +44,25 @@ class BodyTooLarge(HTTPException):
 class LimitsMiddleware:
     """Refuse request bodies over ``max_body`` bytes: by Content-Length at once, else while streaming."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_body = max_body
+        self.default_max_body = max_body
+        self.path_limits = path_limits or {}  # e.g. POST /batches takes many photos at once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_body = self.path_limits.get(scope["path"], self.default_max_body)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_body
+                too_big = int(declared) > max_body
             except ValueError:
                 await _json(send, 400, "invalid Content-Length header")
                 return
             if too_big:
-                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+                await _json(send, 413, f"request body larger than the {max_body:,}-byte limit")
                 return
         received = 0
         started = False
@@ -70,8 +72,8 @@ class LimitsMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if received > max_body:
+                    raise BodyTooLarge(max_body)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -84,7 +86,7 @@ class LimitsMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+                await _json(send, 413, f"request body larger than the {max_body:,}-byte limit")
 
 
 async def _json(send: Send, status: int, detail: str) -> None:
@@ -149,7 +151,9 @@ class ClientAndHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
+def install(
+    app: FastAPI, *, max_body: int, secure_cookies: bool, path_limits: dict[str, int] | None = None
+) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
@@ -162,4 +166,4 @@ def install(app: FastAPI, *, max_body: int, secure_cookies: bool) -> None:
         )
 
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
-    app.add_middleware(LimitsMiddleware, max_body=max_body)  # type: ignore[arg-type]
+    app.add_middleware(LimitsMiddleware, max_body=max_body, path_limits=path_limits)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
 from backend.web import client_of
-from worker.colorizers.catalogue import ParamError
+from worker.colorizers.catalogue import MethodInfo, ParamError
 
 router = APIRouter(tags=["colorize"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -39,7 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RESERVED_FIELDS = {"image", "method", "reference", "reference_id", "options"}
+RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}
 
 
 @lru_cache
@@ -110,6 +110,59 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     return raw
 
 
+def resolve_method(
+    method: str, form: Any, options: str | None, settings: Settings
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """The method and its checked options from an upload form (422 unknown/invalid, 409 unavailable)."""
+    info = catalogue.get_method(method)
+    if info is None:
+        known = ", ".join(m.name for m in catalogue.public_methods())
+        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    try:
+        params = catalogue.validate(info, _options(form, options))
+    except ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
+    reason = info.unavailable_reason(settings.weights_dir)
+    if reason:
+        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
+    return info, params
+
+
+def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: str | None) -> None:
+    """422 unless a method that needs a reference got one, and one that takes none got none."""
+    if info.needs_reference and not has_reference and not reference_id:
+        raise HTTPException(
+            422,
+            f"method {info.name!r} colors a photo from a colour reference image: upload one as `reference` "
+            "or pick one from GET /references (`reference_id`)",
+        )
+    if not info.needs_reference and (has_reference or reference_id):
+        raise HTTPException(422, f"method {info.name!r} takes no reference image")
+
+
+async def load_reference(
+    info: MethodInfo,
+    reference: UploadFile | None,
+    reference_id: str | None,
+    session: Session,
+    settings: Settings,
+    client: str | None,
+) -> jobs.Upload | Image | None:
+    """The uploaded reference (validated like any upload) or the earlier/bundled one named by id."""
+    ref: jobs.Upload | Image | None = None
+    if reference is not None:
+        ref = await read_upload(reference, settings, "reference")
+    elif reference_id:
+        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
+        if ref is None:
+            raise HTTPException(
+                404, f"no reference image {reference_id!r} among your uploads or the examples"
+            )
+    if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
+        raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    return ref
+
+
 @router.post(
     "/colorize",
     status_code=status.HTTP_202_ACCEPTED,
@@ -137,41 +190,15 @@ async def colorize(
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
-    info = catalogue.get_method(method)
-    if info is None:
-        known = ", ".join(m.name for m in catalogue.public_methods())
-        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
-    form = await request.form()
-    try:
-        params = catalogue.validate(info, _options(form, options))
-    except ParamError as exc:
-        raise HTTPException(422, str(exc)) from None
-    reason = info.unavailable_reason(settings.weights_dir)
-    if reason:
-        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
-    has_reference = reference is not None and (reference.filename or reference.size)
-    if info.needs_reference and not has_reference and not reference_id:
-        raise HTTPException(
-            422,
-            f"method {method!r} colors a photo from a colour reference image: upload one as `reference` "
-            "or pick one from GET /references (`reference_id`)",
-        )
-    if not info.needs_reference and (has_reference or reference_id):
-        raise HTTPException(422, f"method {method!r} takes no reference image")
+    info, params = resolve_method(method, await request.form(), options, settings)
+    has_reference = reference is not None and bool(reference.filename or reference.size)
+    check_reference_given(info, has_reference, reference_id)
     upload = await read_upload(image, settings, "image")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
-    ref: jobs.Upload | Image | None = None
-    if has_reference:
-        ref = await read_upload(reference, settings, "reference")  # type: ignore[arg-type]
-    elif reference_id:
-        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
-        if ref is None:
-            raise HTTPException(
-                404, f"no reference image {reference_id!r} among your uploads or the examples"
-            )
-    if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
-        raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    ref = await load_reference(
+        info, reference if has_reference else None, reference_id, session, settings, client
+    )
     job_id = await run_in_threadpool(_create_and_enqueue, session, method, params, upload, ref, client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return JobCreated(
