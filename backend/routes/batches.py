@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from backend import catalogue, jobs
 from backend.config import Settings
@@ -81,11 +82,11 @@ class BatchCreated(BaseModel):
     rejected: list[RejectedOut]
 
 
-def _entries(uploads: list[UploadFile]) -> list[UploadFile]:
-    return [u for u in uploads if isinstance(u, UploadFile) and (u.filename or u.size)]
+def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
+    return [u for u in uploads if isinstance(u, StarletteUpload) and (u.filename or u.size)]
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
+async def _read_limited(upload: StarletteUpload, limit: int) -> bytes | None:
     """The upload's bytes, or None as soon as it passes ``limit``."""
     chunks: list[bytes] = []
     total = 0
