@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend import web
+from backend import docs, web
 from backend.config import get_settings
 from backend.routes import api, batches, compare, pages
 
@@ -28,7 +28,8 @@ and whether each is available on this server.
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="ColorLab", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="ColorLab", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    docs.install(app)  # Swagger UI and ReDoc from local files: they work offline
     # Two images plus form fields: anything larger is refused before it is read.
     web.install(
         app,
