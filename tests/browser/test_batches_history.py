@@ -50,7 +50,7 @@ def test_batch_upload_grid_and_download_all_then_history(stack, page) -> None:  
     page.goto(stack.base_url + "/history")
     cards = page.locator(".job-card")
     expect(cards).to_have_count(3)
-    expect(page.locator(".job-card-name")).to_contain_text([p.name for p in reversed(photos)], ignore_case=False)
+    expect(page.locator(".job-card-name")).to_have_text([p.name for p in reversed(photos)])
     cards.nth(0).locator(".job-check").check()
     cards.nth(1).locator(".job-check").check()
     expect(page.locator("#download-selected")).to_have_text("Download selected (2)")
@@ -93,7 +93,8 @@ def test_queued_job_shows_its_place_in_line(idle_stack, page) -> None:  # type: 
         ids.append(r.json()["id"])
     page.goto(f"{idle_stack.base_url}/jobs/{ids[1]}/view")
     expect(page.locator("#job-title")).to_have_text(photo("002_").name)
-    expect(page.locator("#progress-message")).to_have_text(re.compile(r"^2nd in line · done in (a few seconds|about)"))
+    in_line = re.compile(r"^2nd in line · done in (a few seconds|about)")
+    expect(page.locator("#progress-message")).to_have_text(in_line)
     page.goto(f"{idle_stack.base_url}/jobs/{ids[0]}/view")
     expect(page.locator("#progress-message")).to_have_text(re.compile(r"^Next in line"))
 
