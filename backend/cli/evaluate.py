@@ -16,93 +16,34 @@ def _device(name: str) -> str:
 
 
 @click.command("evaluate")
-@click.option(
-    "--methods",
-    default="",
-    help="Comma-separated method names (e.g. cnn,fusion,gan); the gray baseline is always added.",
-)
-@click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A folder of photos, or a zip file (its test/ entries, e.g. ../shared/data/cifar10.zip).",
-)
-@click.option(
-    "--references",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Folder of reference images for methods that need one, matched by file name.",
-)
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (re-running with the same folder resumes).",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Evaluate N photos spread evenly over the data set.",
-)
-@click.option(
-    "--split",
-    type=click.Choice(["val", "all"]),
-    default="all",
-    show_default=True,
-    help="val: only the held-out validation photos of the training split (folders).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Photos per forward pass of the feed-forward methods and of the classifier.",
-)
-@click.option(
-    "--eps",
-    type=click.FloatRange(min=0, min_open=True),
-    default=0.02,
-    show_default=True,
-    help="ε of the report's eq. 9 accuracy (ab scaled to [-1, 1]).",
-)
-@click.option(
-    "--samples", type=click.IntRange(min=0), default=8, show_default=True, help="Photos on the contact sheet."
-)
-@click.option(
-    "--device", default=None, help="Torch device (default: the DEVICE setting; auto = CUDA if present)."
-)
-@click.option(
-    "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Weights folder (default: the WEIGHTS_DIR setting).",
-)
-@click.option(
-    "--option",
-    "options",
-    multiple=True,
-    metavar="METHOD.NAME=VALUE",
-    help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults from the catalogue).",
-)
+@click.option("--methods", default="",
+              help="Comma-separated method names (e.g. cnn,fusion,gan); the gray baseline is always added.")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
+              help="A folder of photos, or a zip file (its test/ entries, e.g. ../shared/data/cifar10.zip).")
+@click.option("--references", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of reference images for methods that need one, matched by file name.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (re-running with the same folder resumes).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate N photos spread evenly over the data set.")
+@click.option("--split", type=click.Choice(["val", "all"]), default="all", show_default=True,
+              help="val: only the held-out validation photos of the training split (folders).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Photos per forward pass of the feed-forward methods and of the classifier.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
+              help="ε of the report's eq. 9 accuracy (ab scaled to [-1, 1]).")
+@click.option("--samples", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Photos on the contact sheet.")
+@click.option("--device", default=None,
+              help="Torch device (default: the DEVICE setting; auto = CUDA if present).")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Weights folder (default: the WEIGHTS_DIR setting).")
+@click.option("--option", "options", multiple=True, metavar="METHOD.NAME=VALUE",
+              help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults from the catalogue).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def evaluate(
-    methods: str,
-    data: Path,
-    references: Path | None,
-    out: Path,
-    limit: int | None,
-    split: str,
-    batch_size: int,
-    eps: float,
-    samples: int,
-    device: str | None,
-    weights_dir: Path | None,
-    options: tuple[str, ...],
-    no_progress: bool,
-) -> None:
+def evaluate(methods: str, data: Path, references: Path | None, out: Path, limit: int | None, split: str,
+             batch_size: int, eps: float, samples: int, device: str | None, weights_dir: Path | None,
+             options: tuple[str, ...], no_progress: bool) -> None:
     """Colorize photos with each method and score them against the real colours.
 
     Writes per_image.csv, summary.md/.csv, curves.svg/.png and contact_sheet.png into --out.
