@@ -25,7 +25,10 @@ def make_celery(settings: Settings) -> Celery:
         queue_dir = settings.broker_dir / "queue"
         queue_dir.mkdir(parents=True, exist_ok=True)
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        (settings.broker_dir / "control").mkdir(parents=True, exist_ok=True)
         transport_options = {
+            # The exchange → queue table (one file per lane's exchange) beside the queue, not in the cwd.
+            "control_folder": str(settings.broker_dir / "control"),
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(settings.broker_dir / "processed"),
