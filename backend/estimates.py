@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
@@ -47,12 +48,16 @@ class Estimator:
             return self._per_method[method]
         info = CATALOGUE.get(method)
         iterative = info is not None and info.planned_iterations is not None
-        rows = self.session.execute(
-            select(Job.run_seconds, Job.params, Job.progress_detail)
-            .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
-            .order_by(Job.finished_at.desc())
-            .limit(RECENT)
-        ).all()
+        try:
+            rows = self.session.execute(
+                select(Job.run_seconds, Job.params, Job.progress_detail)
+                .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
+                .order_by(Job.finished_at.desc())
+                .limit(RECENT)
+            ).all()
+        except SQLAlchemyError:  # database away: GET /methods still answers, with the benchmarked figures
+            self.session.rollback()
+            rows = []
         samples: list[float] = []
         for seconds, params, detail in rows:
             if not iterative:
