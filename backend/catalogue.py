@@ -45,7 +45,8 @@ def download_name(job: Job, ext: str = "png") -> str:
     return f"{result_stem(job.source_name, job.id)}-{job.method}.{ext}"
 
 
-def methods_out(settings: Settings, session: Session) -> list[dict[str, Any]]:
+def methods_out(settings: Settings, session: Session | None = None) -> list[dict[str, Any]]:
+    """The methods as GET /methods lists them (without a session: the benchmarked time estimates)."""
     out = []
     for m in public_methods():
         reason = m.unavailable_reason(settings.weights_dir)

@@ -39,7 +39,7 @@ def _working_size(params: Mapping[str, Any]) -> int:
 class Estimator:
     """Per-request cache of the measured figures, so a long queue costs one query per method."""
 
-    session: Session
+    session: Session | None  # None: the benchmarked figures only
     _per_method: dict[str, float] = field(default_factory=dict)
 
     def _measured(self, method: str) -> float:
@@ -48,16 +48,7 @@ class Estimator:
             return self._per_method[method]
         info = CATALOGUE.get(method)
         iterative = info is not None and info.planned_iterations is not None
-        try:
-            rows = self.session.execute(
-                select(Job.run_seconds, Job.params, Job.progress_detail)
-                .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
-                .order_by(Job.finished_at.desc())
-                .limit(RECENT)
-            ).all()
-        except SQLAlchemyError:  # database away: GET /methods still answers, with the benchmarked figures
-            self.session.rollback()
-            rows = []
+        rows = self._recent(method) if self.session is not None else []
         samples: list[float] = []
         for seconds, params, detail in rows:
             if not iterative:
@@ -71,6 +62,21 @@ class Estimator:
         value = statistics.median(samples) if samples else prior
         self._per_method[method] = value
         return value
+
+    def _recent(self, method: str) -> list[Any]:
+        assert self.session is not None
+        try:
+            return list(
+                self.session.execute(
+                    select(Job.run_seconds, Job.params, Job.progress_detail)
+                    .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
+                    .order_by(Job.finished_at.desc())
+                    .limit(RECENT)
+                ).all()
+            )
+        except SQLAlchemyError:  # database away: GET /methods still answers, with the benchmarked figures
+            self.session.rollback()
+            return []
 
     def run_seconds(self, method: str, params: Mapping[str, Any]) -> float:
         """Expected compute time of one job of ``method`` with ``params``."""
@@ -140,6 +146,6 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
     }
 
 
-def expected_seconds(session: Session, method: str, params: Mapping[str, Any]) -> float:
+def expected_seconds(session: Session | None, method: str, params: Mapping[str, Any]) -> float:
     """Expected compute time of a job not yet submitted (the upload page's estimate)."""
     return round(Estimator(session).run_seconds(method, params), 1)
