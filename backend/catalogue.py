@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from backend import estimates
 from backend.config import Settings
 from backend.models import Job, JobStatus
 from worker.colorizers.catalogue import CATALOGUE, MethodInfo, validate_params
@@ -34,14 +38,38 @@ def validate(info: MethodInfo, raw: dict[str, Any]) -> dict[str, Any]:
     return validate_params(info, raw)
 
 
-def methods_out(settings: Settings) -> list[dict[str, Any]]:
+def result_stem(source_name: str | None, job_id: str) -> str:
+    """The stem of a result's file name: the upload's own stem, made safe for any file system."""
+    stem = (source_name or "").rsplit(".", 1)[0] if "." in (source_name or "")[1:] else (source_name or "")
+    safe = re.sub(r"[^\w.-]+", "-", stem).strip(".-_")[:100]
+    return safe or f"photo-{job_id[:8]}"
+
+
+def download_name(job: Job, ext: str = "png") -> str:
+    return f"{result_stem(job.source_name, job.id)}-{job.method}.{ext}"
+
+
+def methods_out(settings: Settings, session: Session | None = None) -> list[dict[str, Any]]:
+    """The methods as GET /methods lists them (without a session: the benchmarked time estimates)."""
     out = []
     for m in public_methods():
         reason = m.unavailable_reason(settings.weights_dir)
+        defaults = m.defaults()
+        presets = [
+            {
+                "name": p.name,
+                "label": p.label,
+                "summary": p.summary,
+                "options": dict(p.options),
+                "expected_seconds": estimates.expected_seconds(session, m.name, {**defaults, **p.options}),
+            }
+            for p in m.presets
+        ]
         out.append(
             {
                 "name": m.name,
                 "title": m.title,
+                "summary": m.summary or m.title,
                 "description": m.description,
                 "params": [{**asdict(p), "choices": list(p.choices), "ends": list(p.ends)} for p in m.params],
                 "needs_reference": m.needs_reference,
@@ -51,6 +79,9 @@ def methods_out(settings: Settings) -> list[dict[str, Any]]:
                 "unavailable_reason": reason,
                 "paper": m.paper,
                 "default": m.default,
+                "presets": presets,
+                "expected_seconds": estimates.expected_seconds(session, m.name, defaults),
+                "admin_hint": f"colorlab weights fetch {' '.join(m.weights)}" if reason else None,
             }
         )
     return out
@@ -62,7 +93,17 @@ def _seconds(a: Any, b: Any) -> float | None:
     return round(max((b - a).total_seconds(), 0.0), 3)
 
 
-def job_dict(job: Job) -> dict[str, Any]:
+def _iterations(info: MethodInfo | None, job: Job) -> dict[str, int] | None:
+    if info is None or info.planned_iterations is None:
+        return None
+    detail = job.progress_detail or {}
+    planned = int(detail.get("total") or info.iterations_for(job.params or {}) or 0)
+    run = int(detail.get("step") or 0) or (planned if job.status == JobStatus.done else 0)
+    return {"run": run, "planned": planned}
+
+
+def job_dict(job: Job, queue: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON form of a job; ``queue`` (see :func:`estimates.queue_info`) when the caller computed it."""
     info = CATALOGUE.get(job.method)
     detail = job.progress_detail or {}
     base = f"/jobs/{job.id}"
@@ -72,6 +113,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "id": job.id,
         "method": job.method,
         "method_title": info.title if info else job.method,
+        "source_name": job.source_name,
+        "download_name": download_name(job),
+        "batch_id": job.batch_id,
         "params": job.params or {},
         "status": job.status,
         "progress": {
@@ -93,6 +137,8 @@ def job_dict(job: Job) -> dict[str, Any]:
         "has_ground_truth": job.input_image.is_color,
         "metrics": job.metrics,
         "group_id": job.group_id,
+        "iterations": _iterations(info, job),
+        "queue": queue,
         "urls": {
             "page": f"{base}/view",
             "input": f"{base}/input.png",

@@ -90,11 +90,34 @@ class Settings(BaseSettings):
 
     colorize_rate: int = Field(
         30,
-        description="Most `POST /colorize` requests per client IP per minute (per web process), else 429.",
+        description="Most upload requests (`POST /colorize`, `POST /batches`, compare) per client IP per "
+        "minute (per web process), else 429. A batch counts as one request.",
     )
-    queue_name: str = Field("gpu", description="Celery queue the colorization tasks go to.")
-    worker_concurrency: int = Field(
-        1, description="Worker processes per `colorlab worker` (one model cache each)."
+    photo_budget: int = Field(
+        600,
+        ge=1,
+        description="Most photos one client IP may submit per hour (per web process), single uploads and "
+        "every photo of a batch alike, else 429.",
+    )
+    batch_max_photos: int = Field(200, ge=1, description="Most photos in one batch (`POST /batches`).")
+    batch_max_bytes: int = Field(
+        300_000_000,
+        ge=1,
+        description="Largest `POST /batches` request body in bytes (all photos, or the zip, together).",
+    )
+    fast_queue: str = Field(
+        "fast", description="Celery queue of feed-forward jobs (one pass, sub-second): the fast lane."
+    )
+    iterative_queue: str = Field(
+        "iterative",
+        description="Celery queue of iterative jobs (exemplar: minutes each): the slow lane, consumed by "
+        "its own worker processes so that a fast job never waits behind one.",
+    )
+    fast_concurrency: int = Field(
+        1, ge=1, description="Worker processes of `colorlab worker --lane fast` (one model cache each)."
+    )
+    iterative_concurrency: int = Field(
+        1, ge=1, description="Worker processes of `colorlab worker --lane iterative` (one model cache each)."
     )
     device: str = Field(
         "auto", description="Torch device for the worker: auto (CUDA when present), cpu, cuda, cuda:N."
@@ -198,6 +221,15 @@ class Settings(BaseSettings):
                 "STUDY_START_RATE must be ≥ 1, STUDY_CLOSE_GRACE_MINUTES and STUDY_FAST_ANSWER_MS ≥ 0"
             )
         return self
+
+    @model_validator(mode="after")
+    def _distinct_lanes(self) -> Settings:
+        if self.fast_queue == self.iterative_queue:
+            raise ValueError("FAST_QUEUE and ITERATIVE_QUEUE must differ: each lane has its own queue")
+        return self
+
+    def queue_of(self, lane: str) -> str:
+        return self.iterative_queue if lane == "iterative" else self.fast_queue
 
     @property
     def docs_enabled(self) -> bool:

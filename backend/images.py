@@ -208,6 +208,14 @@ def encode_png(array: np.ndarray, *, compress_level: int = 3) -> bytes:
     return buf.getvalue()
 
 
+def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
+    """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up."""
+    buf = io.BytesIO()
+    subsampling = 0 if quality >= 90 else 2
+    Image.fromarray(array).save(buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True)
+    return buf.getvalue()
+
+
 def gray_png(decoded: DecodedImage) -> bytes:
     """The photo as the colorizers see it: its CIE lightness as an 8-bit gray PNG."""
     return encode_png(gray_levels(decoded.rgb), compress_level=1)

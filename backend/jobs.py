@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.images import DecodedImage, Renditions, renditions
-from backend.models import Image, Job, JobStatus, utcnow
+from backend.models import Batch, Image, Job, JobStatus, utcnow
 from worker import celery_app
 
 log = logging.getLogger("colorlab.jobs")
@@ -62,7 +62,7 @@ def store_image(session: Session, upload: Upload) -> Image:
         mode=d.mode[:16],
         format=d.format[:16],
         is_color=d.is_color,
-        filename=_display_name(upload.filename),
+        filename=display_name(upload.filename),
     )
     session.add(image)
     session.flush()
@@ -96,7 +96,7 @@ def store_result(
     return image
 
 
-def _display_name(name: str | None) -> str | None:
+def display_name(name: str | None) -> str | None:
     """A file name for display only: no directories, no control characters, bounded length."""
     if not name:
         return None
@@ -120,6 +120,7 @@ def create_job(
     image: Upload,
     reference: Upload | Image | None = None,
     client: str | None = None,
+    batch_id: str | None = None,
 ) -> Job:
     """Store the images and a queued job; the caller commits, then calls :func:`enqueue`."""
     input_image = store_image(session, image)
@@ -135,6 +136,8 @@ def create_job(
         input_image_id=input_image.id,
         reference_image_id=ref_image.id if ref_image is not None else None,
         client=client,
+        batch_id=batch_id,
+        source_name=display_name(image.filename),
         enqueued_at=utcnow(),  # about to be sent, right after the commit
     )
     session.add(job)
@@ -162,6 +165,36 @@ def rerun_job(
     return new
 
 
+def create_batch(
+    session: Session,
+    *,
+    method: str,
+    params: Mapping[str, Any],
+    photos: Sequence[Upload],
+    rejected: Sequence[Mapping[str, str]],
+    reference: Upload | Image | None = None,
+    client: str | None = None,
+) -> tuple[Batch, list[str]]:
+    """Store a batch and one queued job per photo (one transaction: the caller commits, then enqueues)."""
+    batch = Batch(method=method, params=dict(params), client=client, rejected=[dict(r) for r in rejected])
+    session.add(batch)
+    session.flush()
+    ref = reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
+    ids = [
+        create_job(
+            session,
+            method=method,
+            params=params,
+            image=photo,
+            reference=ref,
+            client=client,
+            batch_id=batch.id,
+        ).id
+        for photo in photos
+    ]
+    return batch, ids
+
+
 def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
     """Send committed jobs to the broker. A broker failure is logged, not raised: the sweeper retries.
 
@@ -171,9 +204,10 @@ def enqueue(session: Session, job_ids: Sequence[str]) -> list[str]:
     """
     sent: list[str] = []
     failed: list[str] = []
+    methods = dict(session.execute(select(Job.id, Job.method).where(Job.id.in_(list(job_ids)))).all())
     for job_id in job_ids:
         try:
-            celery_app.send_colorize(job_id)
+            celery_app.send_colorize(job_id, methods.get(job_id, ""))
         except Exception as exc:  # broker down: the job stays queued in the database
             log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
             failed.append(job_id)

@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend import web
+from backend import docs, web
 from backend.config import get_settings
-from backend.routes import api, compare, pages
+from backend.routes import api, batches, compare, pages
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 log = logging.getLogger("colorlab")
@@ -38,24 +38,27 @@ def create_app() -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         yield
 
-    docs = settings.docs_enabled  # off in production unless API_DOCS=true
     app = FastAPI(
         title="ColorLab",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
+    if settings.docs_enabled:  # off in production unless API_DOCS=true
+        docs.install(app)  # Swagger UI and ReDoc from local files: they work offline
     # Two images plus form fields: anything larger is refused before it is read.
     web.install(
         app,
         max_body=2 * settings.max_upload_bytes + 1_000_000,
         secure_cookies=settings.secure_cookies,
         body_timeout=settings.body_read_timeout,
+        path_limits={"/batches": settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000},
     )
     app.include_router(api.router)
+    app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(compare.router)
     # Further routers (study, admin, compare) are added here, one line each.

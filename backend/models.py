@@ -98,6 +98,20 @@ class Image(Base):
     thumb_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
+class Batch(Base):
+    """Many photos submitted together with one method and options; each accepted photo is one job."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    method: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Photos refused at upload ({"name", "detail"} each): reported with the batch, the rest went on.
+    rejected: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -112,6 +126,10 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     client: Mapped[str | None] = mapped_column(String(64), index=True)  # hashed browser cookie, for history
     group_id: Mapped[str | None] = mapped_column(String(32), index=True)  # jobs of one comparison
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)  # jobs of one batch
+    # The uploaded file's name, sanitised (see jobs.display_name): shown and used to name downloads, never a
+    # path. Kept on the job because identical uploads share one stored image.
+    source_name: Mapped[str | None] = mapped_column(String(255))
     # Quality against the ground truth when the upload was a colour photo (see worker.quality).
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -13,8 +13,8 @@ class SlidingWindow:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: str) -> bool:
-        """Record one hit for ``key``; False when it is over the limit (the hit is not recorded then)."""
+    def allow(self, key: str, cost: int = 1) -> bool:
+        """Record ``cost`` hits for ``key``; False when that would pass the limit (none recorded then)."""
         now = time.monotonic()
         with self._lock:
             if len(self._hits) > self.max_keys:
@@ -22,7 +22,7 @@ class SlidingWindow:
             q = self._hits.setdefault(key, deque())
             while q and q[0] <= now - self.window:
                 q.popleft()
-            if len(q) >= self.limit:
+            if len(q) + cost > self.limit:
                 return False
-            q.append(now)
+            q.extend([now] * cost)
             return True

@@ -19,9 +19,20 @@ class ParamOut(BaseModel):
     ends: list[str] = Field([], description="Plain-words labels of a slider's two ends (minimum, maximum).")
 
 
+class PresetOut(BaseModel):
+    name: str = Field(examples=["balanced"])
+    label: str
+    summary: str
+    options: dict[str, Any]
+    expected_seconds: float = Field(
+        description="Expected compute time on this server for a typical photo (from recent jobs)."
+    )
+
+
 class MethodOut(BaseModel):
     name: str = Field(examples=["cnn"])
     title: str
+    summary: str = Field(description="One line in plain words: what a person gets.")
     description: str
     params: list[ParamOut]
     needs_reference: bool
@@ -33,6 +44,13 @@ class MethodOut(BaseModel):
     )
     paper: str = ""
     default: bool = Field(False, description="The method used when a request names none.")
+    presets: list[PresetOut] = []
+    expected_seconds: float = Field(
+        description="Expected compute time of one job with the default options, from recent jobs."
+    )
+    admin_hint: str | None = Field(
+        None, description="For the administrator: the command that makes an unavailable method available."
+    )
 
 
 class JobCreated(BaseModel):
@@ -61,10 +79,26 @@ class JobUrls(BaseModel):
     thumb: str | None = None  # small JPEG preview: of the result when there is one, else of the input
 
 
+class QueueOut(BaseModel):
+    lane: str = Field(examples=["fast"], description="fast (feed-forward) or iterative (exemplar).")
+    ahead: int = Field(description="Queued jobs ahead of this one in its lane.")
+    estimated_start: datetime | None = None
+    estimated_finish: datetime | None = None
+    estimated_run_seconds: float | None = None
+
+
+class IterationsOut(BaseModel):
+    run: int = Field(description="Iterations actually run so far (all of them once the job is done).")
+    planned: int
+
+
 class JobOut(BaseModel):
     id: str
     method: str
     method_title: str
+    source_name: str | None = Field(None, description="The uploaded file's name (sanitised).")
+    download_name: str = Field(description="File name of the result download: <original stem>-<method>.png")
+    batch_id: str | None = None
     params: dict[str, Any]
     status: str = Field(examples=["running"])
     progress: ProgressOut
@@ -82,6 +116,8 @@ class JobOut(BaseModel):
         None, description="Quality against the colour original (eq. 9 accuracy, AuC, PSNR, SSIM, CF)."
     )
     group_id: str | None = Field(None, description="The comparison this job belongs to, if any.")
+    iterations: IterationsOut | None = Field(None, description="Iterative methods only.")
+    queue: QueueOut | None = Field(None, description="Unfinished jobs: position in the lane and estimates.")
     urls: JobUrls
 
 

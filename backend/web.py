@@ -24,10 +24,11 @@ CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-# /docs loads Swagger UI with an inline bootstrap script.
+# /docs and /redoc start Swagger UI / ReDoc (served from this server) with an inline script; ReDoc runs a
+# worker from a blob. No other host is allowed.
 DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline' https:; "
-    "script-src 'self' 'unsafe-inline' https:; frame-ancestors 'none'; object-src 'none'"
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors 'none'; object-src 'none'"
 )
 
 
@@ -91,28 +92,37 @@ class BodyTimeout(HTTPException):
 
 
 class LimitsMiddleware:
-    """Refuse request bodies over ``max_body`` bytes (by Content-Length at once, else while streaming) and
-    bodies that stall for more than ``body_timeout`` seconds between two chunks (408): a slow client must
-    not hold a request, and its upload buffer, for ever."""
+    """Refuse request bodies over ``max_body`` bytes (or the path's own limit in ``path_limits``, e.g.
+    POST /batches takes many photos at once), by Content-Length at once, else while streaming, and bodies
+    that stall for more than ``body_timeout`` seconds between two chunks (408): a slow client must not hold
+    a request, and its upload buffer, for ever."""
 
-    def __init__(self, app: ASGIApp, max_body: int, body_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        body_timeout: float = 30.0,
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
-        self.max_body = max_body
+        self.default_max_body = max_body
         self.body_timeout = body_timeout
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_body = self.path_limits.get(scope["path"], self.default_max_body)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_body
+                too_big = int(declared) > max_body
             except ValueError:
                 await _json(send, 400, "invalid Content-Length header")
                 return
             if too_big:
-                await _json(send, 413, f"request body larger than the {self.max_body:,}-byte limit")
+                await _json(send, 413, f"request body larger than the {max_body:,}-byte limit")
                 return
         received = 0
         started = False
@@ -131,8 +141,8 @@ class LimitsMiddleware:
                 body_done = True
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if received > max_body:
+                    raise BodyTooLarge(max_body)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -210,7 +220,14 @@ class ClientAndHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, *, max_body: int, secure_cookies: bool, body_timeout: float = 30.0) -> None:
+def install(
+    app: FastAPI,
+    *,
+    max_body: int,
+    secure_cookies: bool,
+    body_timeout: float = 30.0,
+    path_limits: dict[str, int] | None = None,
+) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -232,4 +249,6 @@ def install(app: FastAPI, *, max_body: int, secure_cookies: bool, body_timeout: 
         )
 
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
-    app.add_middleware(LimitsMiddleware, max_body=max_body, body_timeout=body_timeout)  # type: ignore[arg-type]
+    app.add_middleware(  # type: ignore[arg-type]
+        LimitsMiddleware, max_body=max_body, body_timeout=body_timeout, path_limits=path_limits
+    )

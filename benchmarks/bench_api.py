@@ -91,13 +91,13 @@ def main() -> None:
 
     import redis
 
-    with scratch_stack(args.redis, COLORIZE_RATE="1000000") as stack:
+    with scratch_stack(args.redis, COLORIZE_RATE="1000000", PHOTO_BUDGET="1000000") as stack:
         stack.start("web", "serve", "--workers", str(args.web_workers))
         stack.wait_healthy()
         asyncio.run(run_load(stack.base, 4, 5, 0.0))  # warm-up: connections, imports, caches
         paced = asyncio.run(run_load(stack.base, args.clients, args.requests, args.interval))
         saturated = asyncio.run(run_load(stack.base, args.clients, args.requests, 0.0))
-        queued = redis.Redis.from_url(args.redis).llen("gpu")
+        queued = redis.Redis.from_url(args.redis).llen("fast")
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, {platform.python_version()}; "
         f"{args.web_workers} web workers; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

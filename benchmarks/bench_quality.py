@@ -141,8 +141,8 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
         "imagenet-val": "imagenet-samples, held-out validation split (classes with index % 10 == 7, never "
                         "trained on; `datasets.split_paths`)",
         "colour-photos-val": "colour-photos, validation split (`val/`: 1,037 photos of people, objects, "
-                             "animals, food, flowers, streets and landscapes, 128 px short side; never trained "
-                             "on); no ImageNet labels, so no top-1",
+                             "animals, food, flowers, streets and landscapes, 128 px short side; never "
+                             "trained on); no ImageNet labels, so no top-1",
         "cifar10-test-1000": "CIFAR-10 test set, 1,000 photos (32×32; every 10th of the sorted test/ "
                              "entries, 100 per class); no ImageNet labels, so no top-1",
     }

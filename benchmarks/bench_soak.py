@@ -170,7 +170,11 @@ def main() -> None:
     from bench_study_load import build_study
 
     with scratch_stack(
-        args.redis, COLORIZE_RATE="100000", STUDY_ANSWER_RATE="100000", TORCH_THREADS="1"
+        args.redis,
+        COLORIZE_RATE="100000",
+        PHOTO_BUDGET="100000",
+        STUDY_ANSWER_RATE="100000",
+        TORCH_THREADS="1",
     ) as stack:
         os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
         slug = build_study(10, ["cnn"], (5, 5), True)

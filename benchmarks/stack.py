@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -58,7 +59,9 @@ def scratch_stack(redis_url: str, **settings: str) -> Iterator[Stack]:
     admin = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-    port = 18000 + secrets.randbelow(2000)
+    with socket.socket() as probe:  # a free port (a random one may be another stack's)
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
     weights = Path(os.environ.get("WEIGHTS_DIR", ROOT / "var" / "weights")).resolve()
     env = {
         **os.environ,

@@ -56,6 +56,22 @@ def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path
         assert np.abs(lab.rgb_to_lab(rgb_out)[..., 0] - lab.rgb_to_lightness(rgb_in)).mean() < 0.3
 
 
+def test_colorize_format_jpg(photos: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    code, output = _run(
+        "colorize", str(photos), "-o", str(out), "--format", "jpg", "--quality", "85", "--no-progress"
+    )
+    assert code == 0, output
+    written = sorted(out.iterdir())
+    assert [p.suffix for p in written] == [".jpg"] * 3
+    for jpg in written:
+        image = Image.open(jpg)
+        assert image.format == "JPEG"
+        assert image.size == Image.open(next(photos.rglob(jpg.stem + ".jpg"))).size
+    code, output = _run("colorize", str(photos), "-o", str(out), "--format", "gif")
+    assert code == 2 and "gif" in output
+
+
 def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path):
     bad = photos / "broken.jpg"
     bad.write_bytes(b"not an image")
@@ -172,5 +188,7 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
     assert "261 sRGB-gamut ab bins" in card and "colourfulness" in card
     code, output = _run(*[a if a != "1" else "2" for a in args], "--resume")
     assert code == 0 and "4 steps" in output, output
-    code, output = _run("train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out))
+    code, output = _run(
+        "train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out)
+    )
     assert code != 0 and "multiple of 32" in output

@@ -39,17 +39,19 @@ def test_compose_file_is_valid_and_complete() -> None:
     result = compose("config", "--format", "json", env=SECRETS)
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-fast", "worker-iterative"}
     assert services["postgres"]["healthcheck"]["test"]
     assert services["migrate"]["command"] == ["colorlab", "migrate"]
     assert services["migrate"]["restart"] == "no"
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    worker = services["worker"]
-    assert worker["build"]["dockerfile"] == "Dockerfile.gpu"
-    device = worker["deploy"]["resources"]["reservations"]["devices"][0]
-    assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
-    assert "container_name" not in worker and "ports" not in worker  # `--scale worker=N` works
-    for name in ("web", "worker", "migrate"):
+    for lane in ("fast", "iterative"):  # one service per lane, each scalable with --scale
+        worker = services[f"worker-{lane}"]
+        assert worker["command"] == ["colorlab", "worker", "--lane", lane]
+        assert worker["build"]["dockerfile"] == "Dockerfile.gpu"
+        device = worker["deploy"]["resources"]["reservations"]["devices"][0]
+        assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+        assert "container_name" not in worker and "ports" not in worker  # `--scale worker-LANE=N` works
+    for name in ("web", "worker-fast", "worker-iterative", "migrate"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
         assert env["CELERY_BROKER_URL"].startswith("redis://")

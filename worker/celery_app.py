@@ -1,9 +1,11 @@
 """The Celery application (torch-free): the web process uses it only to send task messages by name.
 
-Reliability settings: late acknowledgement and reject-on-worker-lost (a task whose worker dies is
-redelivered), prefetch 1 (a long exemplar job never holds shorter jobs hostage), a Redis visibility timeout
-longer than the longest job (no redelivery of a job that is still running), no result backend (the database
-holds every result). With the embedded default the broker is a folder of message files (no server).
+Two lanes: feed-forward jobs go to ``FAST_QUEUE`` and iterative jobs (exemplar, minutes each) to
+``ITERATIVE_QUEUE``, each consumed by its own worker processes, so a sub-second job never waits behind a
+minutes-long one. Reliability settings: late acknowledgement and reject-on-worker-lost (a task whose
+worker dies is redelivered), prefetch 1, a Redis visibility timeout longer than the longest job (no
+redelivery of a job that is still running), no result backend (the database holds every result). With
+the embedded default the broker is a folder of message files (no server).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ def make_celery(settings: Settings) -> Celery:
         queue_dir = settings.broker_dir / "queue"
         queue_dir.mkdir(parents=True, exist_ok=True)
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        (settings.broker_dir / "control").mkdir(parents=True, exist_ok=True)
         transport_options = {
+            # The exchange → queue table (one file per lane's exchange) beside the queue, not in the cwd.
+            "control_folder": str(settings.broker_dir / "control"),
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(settings.broker_dir / "processed"),
@@ -33,8 +38,7 @@ def make_celery(settings: Settings) -> Celery:
     else:
         transport_options = {"visibility_timeout": settings.visibility_timeout}
     app.conf.update(
-        task_default_queue=settings.queue_name,
-        task_routes={TASK_COLORIZE: {"queue": settings.queue_name}},
+        task_default_queue=settings.fast_queue,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -77,10 +81,23 @@ def reset() -> None:
     _app = None
 
 
-def send_colorize(job_id: str, countdown: float | None = None) -> None:
-    """Queue one job id (the job row must already be committed), optionally to run after ``countdown`` s."""
+LANES = ("fast", "iterative")
+
+
+def lane_of(method: str) -> str:
+    """The lane a method's jobs run in: ``iterative`` for iterative methods, else ``fast``."""
+    from worker.colorizers.catalogue import CATALOGUE  # torch-free
+
+    info = CATALOGUE.get(method)
+    return "iterative" if info is not None and info.iterative else "fast"
+
+
+def send_colorize(job_id: str, method: str, countdown: float | None = None) -> None:
+    """Queue one job id on its method's lane (the job row must already be committed), optionally to run
+    after ``countdown`` s."""
     app = get_celery()
-    app.send_task(TASK_COLORIZE, args=[job_id], queue=app.conf.task_default_queue, countdown=countdown)
+    queue = get_settings().queue_of(lane_of(method))
+    app.send_task(TASK_COLORIZE, args=[job_id], queue=queue, countdown=countdown)
 
 
 # `celery -A worker.celery_app` finds this.

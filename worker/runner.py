@@ -146,11 +146,16 @@ class Runner:
 
     def _run_one(self, job: Claimed) -> str:
         started = time.perf_counter()
+        info = CATALOGUE.get(job.method)
+        progress = ProgressReporter(self, job.id)
         try:
+            if info is not None and info.iterative:  # minutes-long jobs say what they are doing meanwhile
+                progress(Progress(step=0, total=0, message="preparing: loading the network"))
             colorizer = self._colorizer(job.method)
+            if info is not None and info.iterative:
+                progress(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
             decoded, reference = self._load_inputs(job)
             lightness = decoded.lightness()
-            progress = ProgressReporter(self, job.id)
             ab = colorizer.predict_ab(lightness, reference=reference, params=job.params, progress=progress)
             rgb = compose(lightness, ab)
         except JobCancelled:
@@ -272,18 +277,18 @@ class Runner:
                         )
                     )
                 if res.rowcount == 1:
-                    self._send_later(job.id, delay=min(2.0**job.attempts, 60.0))
+                    self._send_later(job.id, job.method, delay=min(2.0**job.attempts, 60.0))
                 return "retrying"
             reason = f"failed after {job.attempts} attempts: {reason}"
         log.warning("job %s failed: %s", job.id, reason)
         self._fail(job, reason)
         return "failed"
 
-    def _send_later(self, job_id: str, delay: float) -> None:
+    def _send_later(self, job_id: str, method: str, delay: float) -> None:
         from worker.celery_app import send_colorize
 
         try:
-            send_colorize(job_id, countdown=delay)
+            send_colorize(job_id, method, countdown=delay)
             with session_scope() as s:
                 s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
         except Exception as exc:  # the sweeper will send it
@@ -324,13 +329,16 @@ class ProgressReporter:
         self.job_id = job_id
         self._last_write = 0.0
         self._last_preview = 0.0
+        self._last_message: str | None = None
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         final = p.total > 0 and p.step >= p.total
+        new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
         values: dict[str, Any] = {}
-        if now - self._last_write >= self.WRITE_EVERY or final:
+        if now - self._last_write >= self.WRITE_EVERY or final or new_phase:
             self._last_write = now
+            self._last_message = p.message
             values = {
                 "progress": min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
                 "progress_detail": {

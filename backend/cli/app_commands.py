@@ -55,25 +55,44 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
 
 @click.command()
-@click.option("--concurrency", default=None, type=int, help="Worker processes (default: WORKER_CONCURRENCY).")
+@click.option(
+    "--lane",
+    type=click.Choice(["fast", "iterative", "all"]),
+    default="all",
+    show_default=True,
+    help="fast: feed-forward jobs (FAST_QUEUE); iterative: exemplar jobs (ITERATIVE_QUEUE); all: both "
+    "queues in one pool (a single small machine; a fast job may then wait behind an iterative one).",
+)
+@click.option(
+    "--concurrency",
+    default=None,
+    type=int,
+    help="Worker processes (default: FAST_CONCURRENCY or ITERATIVE_CONCURRENCY by lane).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int | None, loglevel: str) -> None:
-    """Run a Celery worker on the colorization queue (one model cache per process)."""
+def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
+    """Run a Celery worker on one lane's queue (one model cache per process)."""
     from worker.celery_app import get_celery
 
     settings = get_settings()
+    queues = {
+        "fast": [settings.fast_queue],
+        "iterative": [settings.iterative_queue],
+        "all": [settings.fast_queue, settings.iterative_queue],
+    }[lane]
+    default = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
     app = get_celery()
     app.worker_main(
         [
             "worker",
-            f"--queues={settings.queue_name}",
-            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={','.join(queues)}",
+            f"--concurrency={concurrency or default}",
             "--pool=prefork",
             "--prefetch-multiplier=1",
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
-            f"--hostname=colorlab@{os.uname().nodename}.{os.getpid()}",
+            f"--hostname=colorlab-{lane}@{os.uname().nodename}.{os.getpid()}",
         ]
     )
 
@@ -93,10 +112,79 @@ def sweep() -> None:
     click.echo(f"re-queued {len(sent)} job(s); retention freed {freed}")
 
 
+class Child:
+    """One supervised process of `colorlab run`, restarted with back-off when it dies."""
+
+    BACKOFF_MAX = 60.0
+    HEALTHY_AFTER = 60.0  # a child that ran this long starts the back-off afresh when it dies
+
+    def __init__(self, name: str, args: list[str]) -> None:
+        self.name = name
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.restart_at: float | None = None
+        self.backoff = 1.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, preexec_fn=_die_with_parent)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def check(self, now: float) -> None:
+        """Restart the child if it died and its back-off has passed."""
+        if self.proc is None:
+            return
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                click.echo(f"restarting the {self.name}", err=True)
+                self.start()
+            return
+        code = self.proc.poll()
+        if code is None:
+            return
+        if now - self.started >= self.HEALTHY_AFTER:
+            self.backoff = 1.0
+        click.echo(f"the {self.name} exited ({code}); restarting it in {self.backoff:g} s", err=True)
+        self.restart_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, self.BACKOFF_MAX)
+
+    def stop(self, deadline: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wait_until_answering(url: str, children: list[Child], timeout: float = 300) -> bool:
+    """Poll ``url`` until it answers 200 (True), or until timeout (False)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        now = time.monotonic()
+        for child in children:
+            child.check(now)
+        time.sleep(0.2)
+    return False
+
+
 @click.command()
 @click.option("--fetch/--no-fetch", default=True, show_default=True, help="Fetch obtainable weights first.")
 def run(fetch: bool) -> None:
-    """Run everything on one machine: migrate, fetch weights, start the web app and a worker."""
+    """Run everything on one machine: migrate, fetch weights, start the web app and one worker per lane.
+
+    A child that dies (a worker killed by the OOM killer, a crash) is restarted with back-off (1 s, doubling
+    up to 60 s); the URL is printed once the web app answers.
+    """
     settings = get_settings()
     exe = [sys.executable, "-m", "backend.cli"]
     subprocess.run([*exe, "migrate"], check=True)
@@ -105,33 +193,42 @@ def run(fetch: bool) -> None:
         subprocess.run([*exe, "weights", "fetch", "--best-effort"], check=False)
     # The children stay in our process group (Ctrl+C or a kill of the group reaches them) and die with us
     # even when only this supervisor is killed (-9): nothing is left holding the port or the queue.
-    procs = [
-        subprocess.Popen([*exe, "worker"], preexec_fn=_die_with_parent),
-        subprocess.Popen([*exe, "serve"], preexec_fn=_die_with_parent),
+    children = [
+        Child("fast-lane worker", [*exe, "worker", "--lane", "fast"]),
+        Child("iterative-lane worker", [*exe, "worker", "--lane", "iterative"]),
+        Child("web app", [*exe, "serve"]),
     ]
-    click.echo(
-        f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
-        "Press Ctrl+C to stop."
-    )
+    stopping = False
 
     def stop(*_: object) -> None:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+        nonlocal stopping
+        stopping = True
         deadline = time.monotonic() + 20
-        for p in procs:
-            try:
-                p.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for child in children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in children:
+            child.stop(deadline)
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    while all(p.poll() is None for p in procs):
+    for child in children:
+        child.start()
+    local = f"http://127.0.0.1:{settings.port}" if settings.host in ("0.0.0.0", "::") else None
+    health = f"{local or f'http://{settings.host}:{settings.port}'}/healthz"
+    if wait_until_answering(health, children):
+        click.echo(
+            f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
+            "Press Ctrl+C to stop."
+        )
+    else:
+        click.echo(f"the web app did not answer at {health}; see the messages above", err=True)
+    while not stopping:
+        now = time.monotonic()
+        for child in children:
+            child.check(now)
         time.sleep(0.5)
-    click.echo("a ColorLab process exited; stopping the others", err=True)
-    stop()
 
 
 def _die_with_parent() -> None:

@@ -53,7 +53,22 @@ def read_rgb(path: Path):  # type: ignore[no-untyped-def]
     "outdir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: one <name>.png per input (created if needed).",
+    help="Output folder: one <name>.png (or .jpg) per input (created if needed).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Output format: png (lossless) or jpg (much smaller).",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=90,
+    show_default=True,
+    help="JPEG quality (--format jpg).",
 )
 @click.option(
     "--method",
@@ -99,6 +114,8 @@ def read_rgb(path: Path):  # type: ignore[no-untyped-def]
 def colorize(
     inputs: tuple[str, ...],
     outdir: Path,
+    fmt: str,
+    quality: int,
     method: str | None,
     vividness: float | None,
     hints: str | None,
@@ -109,11 +126,12 @@ def colorize(
     weights_dir: Path | None,
     no_progress: bool,
 ) -> None:
-    """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs."""
+    """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs (or JPEGs)."""
     from PIL import Image
     from tqdm import tqdm
 
     from backend.config import get_settings
+    from backend.images import encode_jpeg
     from worker.colorizers import lab as labmod
     from worker.colorizers.catalogue import CATALOGUE, ParamError, validate_params
     from worker.colorizers.pipeline import colorize_lightness, compose
@@ -165,10 +183,10 @@ def colorize(
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
     names: dict[Path, Path] = {}
     for path in paths:  # unique output names: photo.png, photo-2.png, ...
-        target = outdir / f"{path.stem}.png"
+        target = outdir / f"{path.stem}.{fmt}"
         k = 2
         while target in names.values():
-            target = outdir / f"{path.stem}-{k}.png"
+            target = outdir / f"{path.stem}-{k}.{fmt}"
             k += 1
         names[path] = target
     for start in range(0, len(paths), batch):
@@ -189,7 +207,10 @@ def colorize(
         else:
             results = [colorize_lightness(colorizer, planes[0], reference=ref_rgb, params=params)]
         for path, rgb in zip(chunk, results, strict=True):
-            Image.fromarray(rgb).save(names[path], format="PNG", compress_level=3)
+            if fmt == "jpg":
+                names[path].write_bytes(encode_jpeg(rgb, quality))
+            else:
+                Image.fromarray(rgb).save(names[path], format="PNG", compress_level=3)
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)

@@ -6,6 +6,7 @@ import json
 import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import (
@@ -24,15 +25,23 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend import catalogue, examples, jobs
+from backend import catalogue, estimates, examples, jobs
 from backend.config import Settings, get_settings
 from backend.db import get_session, session_scope
-from backend.images import DecodedImage, ImageError, Renditions, decode, renditions, thumbnail_jpeg
+from backend.images import (
+    DecodedImage,
+    ImageError,
+    Renditions,
+    decode,
+    encode_jpeg,
+    renditions,
+    thumbnail_jpeg,
+)
 from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
 from backend.web import client_address, client_of
-from worker.colorizers.catalogue import ParamError
+from worker.colorizers.catalogue import MethodInfo, ParamError
 
 router = APIRouter(tags=["colorize"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,12 +49,28 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RESERVED_FIELDS = {"image", "method", "reference", "reference_id", "options"}
+RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}
 
 
 @lru_cache
 def _colorize_limit(per_minute: int) -> SlidingWindow:
     return SlidingWindow(per_minute, window=60.0)
+
+
+@lru_cache
+def _photo_budget(per_hour: int) -> SlidingWindow:
+    return SlidingWindow(per_hour, window=3600.0)
+
+
+def spend_photo_budget(request: Request, settings: Settings, photos: int) -> None:
+    """Count ``photos`` against this client IP's hourly PHOTO_BUDGET (a batch spends one per photo)."""
+    if not _photo_budget(settings.photo_budget).allow(request.client.host if request.client else "?", photos):
+        raise HTTPException(
+            429,
+            f"too many photos: at most {settings.photo_budget} per hour from one client "
+            f"(this request has {photos}); try again later",
+            headers={"Retry-After": "600"},
+        )
 
 
 def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
@@ -162,6 +187,61 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     return raw
 
 
+def resolve_method(
+    method: str | None, form: Any, options: str | None, settings: Settings
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """The method (default: the catalogue's default) and its checked options from an upload form (422
+    unknown/invalid, 409 unavailable)."""
+    method = method or catalogue.default_method()
+    info = catalogue.get_method(method)
+    if info is None:
+        known = ", ".join(m.name for m in catalogue.public_methods())
+        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    try:
+        params = catalogue.validate(info, _options(form, options))
+    except ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
+    reason = info.unavailable_reason(settings.weights_dir)
+    if reason:
+        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
+    return info, params
+
+
+def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: str | None) -> None:
+    """422 unless a method that needs a reference got one, and one that takes none got none."""
+    if info.needs_reference and not has_reference and not reference_id:
+        raise HTTPException(
+            422,
+            f"method {info.name!r} colors a photo from a colour reference image: upload one as `reference` "
+            "or pick one from GET /references (`reference_id`)",
+        )
+    if not info.needs_reference and (has_reference or reference_id):
+        raise HTTPException(422, f"method {info.name!r} takes no reference image")
+
+
+async def load_reference(
+    info: MethodInfo,
+    reference: UploadFile | None,
+    reference_id: str | None,
+    session: Session,
+    settings: Settings,
+    client: str | None,
+) -> jobs.Upload | Image | None:
+    """The uploaded reference (validated like any upload) or the earlier/bundled one named by id."""
+    ref: jobs.Upload | Image | None = None
+    if reference is not None:
+        ref = await read_upload(reference, settings, "reference")
+    elif reference_id:
+        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
+        if ref is None:
+            raise HTTPException(
+                404, f"no reference image {reference_id!r} among your uploads or the examples"
+            )
+    if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
+        raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    return ref
+
+
 @router.post(
     "/colorize",
     status_code=status.HTTP_202_ACCEPTED,
@@ -197,41 +277,15 @@ async def colorize(
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
-    method = method or catalogue.default_method()
-    info = catalogue.get_method(method)
-    if info is None:
-        known = ", ".join(m.name for m in catalogue.public_methods())
-        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
-    form = await request.form()
-    try:
-        params = catalogue.validate(info, _options(form, options))
-    except ParamError as exc:
-        raise HTTPException(422, str(exc)) from None
-    reason = info.unavailable_reason(settings.weights_dir)
-    if reason:
-        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
-    has_reference = reference is not None and (reference.filename or reference.size)
-    if info.needs_reference and not has_reference and not reference_id:
-        raise HTTPException(
-            422,
-            f"method {method!r} colors a photo from a colour reference image: upload one as `reference` "
-            "or pick one from GET /references (`reference_id`)",
-        )
-    if not info.needs_reference and (has_reference or reference_id):
-        raise HTTPException(422, f"method {method!r} takes no reference image")
+    info, params = resolve_method(method, await request.form(), options, settings)
+    has_reference = reference is not None and bool(reference.filename or reference.size)
+    check_reference_given(info, has_reference, reference_id)
     upload = await read_upload(image, settings, "image")
+    spend_photo_budget(request, settings, 1)
     client = client_of(request)
-    ref: jobs.Upload | Image | None = None
-    if has_reference:
-        ref = await read_upload(reference, settings, "reference")  # type: ignore[arg-type]
-    elif reference_id:
-        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
-        if ref is None:
-            raise HTTPException(
-                404, f"no reference image {reference_id!r} among your uploads or the examples"
-            )
-    if info.needs_reference and isinstance(ref, jobs.Upload) and not ref.decoded.is_color:
-        raise HTTPException(422, "the reference image has no colour: the method copies colours from it")
+    ref = await load_reference(
+        info, reference if has_reference else None, reference_id, session, settings, client
+    )
     job_id = await run_in_threadpool(_create_and_enqueue, session, method, params, upload, ref, client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return JobCreated(
@@ -265,18 +319,27 @@ def _get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def job_out(job: Job) -> JobOut:
-    return JobOut.model_validate(catalogue.job_dict(job))
+def job_out(job: Job, session: Session | None = None, settings: Settings | None = None) -> JobOut:
+    """The JSON form of a job; with a session, an unfinished job also gets its place in its lane."""
+    queue = estimates.queue_info(session, settings, job) if session is not None and settings else None
+    return JobOut.model_validate(catalogue.job_dict(job, queue))
 
 
 def _read_job(job_id: str) -> JobOut:
     with session_scope() as session:
-        return job_out(_get_job(session, job_id))
+        return job_out(_get_job(session, job_id), session, get_settings())
 
 
 # Polled by every open job page: async, with its database work in one thread call and its own short
 # session, so a connection is held only while a thread works (see db.get_session on why).
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Job status and progress")
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Job status and progress",
+    description="While the job waits or runs, `queue` says how many jobs are ahead of it in its lane and "
+    "when it should start and finish (from the recent durations of its method on this server).",
+)
 async def get_job(job_id: str) -> JobOut:
     return await run_in_threadpool(_read_job, job_id)
 
@@ -285,7 +348,7 @@ async def get_job(job_id: str) -> JobOut:
     "/jobs/{job_id}",
     response_model=JobOut,
     responses={204: {"description": "The finished job and its images were deleted."}, **ERRORS},
-    summary="Cancel a queued or running job, or delete a finished one",
+    summary="Cancel a queued or running job; delete a finished one",
     description=(
         "A queued or running job is cancelled (200, the job). A finished job (done, failed, cancelled) is "
         "deleted with its uploaded and result images (204); afterwards its id answers 404. A job that is a "
@@ -301,7 +364,7 @@ def _cancel_or_delete(job_id: str) -> JobOut | Response:
         job = _get_job(session, job_id)
         if jobs.cancel(session, job_id):
             session.refresh(job)
-            return job_out(job)
+            return job_out(job, session, get_settings())
         if jobs.delete_finished(session, job_id) is None:
             raise HTTPException(409, "this job is part of a user study and is kept while the study exists")
         return Response(status_code=204)
@@ -448,14 +511,40 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     summary="The colorized photo (full input resolution)",
 )
-def job_result(job_id: str, request: Request, session: SessionDep) -> Response:
+def job_result(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    format: Annotated[Literal["png", "jpg"], Query(description="png (lossless) or jpg.")] = "png",
+    quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")] = 90,
+    download: Annotated[bool, Query(description="Ask the browser to save the file.")] = False,
+) -> Response:
     job = _get_job(session, job_id)
     if job.result_image_id is None:
         raise HTTPException(404, f"no result yet: the job is {job.status}")
     image = _image_bytes(session, job.result_image_id)
-    response = _cached(request, image.data, f'"{image.sha256[:32]}"', "image/png")
-    response.headers["Content-Disposition"] = f'inline; filename="colorlab-{job.method}-{job.id[:8]}.png"'
+    etag = f'"{image.sha256[:32]}-{format}{quality if format == "jpg" else ""}"'
+    data = None if etag in request.headers.get("if-none-match", "") else image.data
+    if data is not None and format == "jpg":
+        data = to_jpeg(data, quality, settings.max_pixels)
+    response = _cached(request, data, etag, "image/jpeg" if format == "jpg" else "image/png")
+    response.headers["Content-Disposition"] = content_disposition(
+        catalogue.download_name(job, format), attachment=download
+    )
     return response
+
+
+def to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:
+    """A stored PNG result re-encoded as JPEG."""
+    return encode_jpeg(decode(png, max_pixels=max_pixels).rgb, quality)
+
+
+def content_disposition(filename: str, *, attachment: bool = True) -> str:
+    """A Content-Disposition header for any file name: an ASCII fallback plus the UTF-8 name (RFC 6266)."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    kind = "attachment" if attachment else "inline"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get(
@@ -511,8 +600,8 @@ def job_preview(job_id: str, session: SessionDep) -> Response:
 
 
 @router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
-def list_methods(settings: SettingsDep) -> list[MethodOut]:
-    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings)]
+def list_methods(settings: SettingsDep, session: SessionDep) -> list[MethodOut]:
+    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings, session)]
 
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from backend import catalogue, jobs
 from backend.config import get_settings
 from backend.db import get_session
-from backend.models import Job, is_valid_id
+from backend.models import Batch, Job, is_valid_id
 from backend.routes.compare import comparison
 from backend.web import client_of
 
@@ -53,8 +53,14 @@ def _not_found_message(detail: str) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request) -> HTMLResponse:
-    limit = get_settings().max_upload_bytes
-    context = {"nav": "colorize", "max_upload_bytes": limit, "max_upload_label": f"{limit / 1e6:g} MB"}
+    settings = get_settings()
+    limit = settings.max_upload_bytes
+    context = {
+        "nav": "colorize",
+        "max_upload_bytes": limit,
+        "max_upload_label": f"{limit / 1e6:g} MB",
+        "batch_max_photos": settings.batch_max_photos,
+    }
     return TEMPLATES.TemplateResponse(request, "upload.html", context)
 
 
@@ -95,6 +101,20 @@ def compare_view_page(group_id: str, request: Request, session: SessionDep) -> H
     return TEMPLATES.TemplateResponse(request, "compare_view.html", context)
 
 
+@router.get("/batches/{batch_id}/view", response_class=HTMLResponse)
+def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    batch = session.get(Batch, batch_id) if is_valid_id(batch_id) else None
+    if batch is None:
+        return not_found(
+            request,
+            "There is no batch with this id. Batch links are private and long: "
+            "check that the whole link was copied.",
+        )
+    info = catalogue.get_method(batch.method)
+    context = {"nav": "colorize", "batch_id": batch.id, "method_title": info.title if info else batch.method}
+    return TEMPLATES.TemplateResponse(request, "batch.html", context)
+
+
 @router.get("/history", response_class=HTMLResponse)
 def history_page(request: Request, session: SessionDep) -> HTMLResponse:
     client = client_of(request)
@@ -112,6 +132,7 @@ def history_card(job: dict[str, Any]) -> dict[str, Any]:
     return {
         **job,
         "page_url": urls["page"],
+        "title": job["source_name"] or job["method_title"],
         "thumb_url": urls["thumb"],
         "status_label": STATUS_LABELS.get(job["status"], job["status"]),
         "created_iso": created.isoformat(timespec="seconds"),

@@ -38,9 +38,37 @@
     return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
   }
 
-  // The download name of a job's result: colorlab-<method>-<first 8 of the id>.png.
+  // The download name of a job's result: <original stem>-<method>.png (from the server), else a made-up one.
   function resultFileName(job) {
-    return `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`;
+    return job.download_name || `colorlab-${slug(job.method)}-${String(job.id).slice(0, 8)}.png`;
+  }
+
+  // "1st", "2nd", "3rd", "4th", ..., "11th", "21st".
+  function ordinal(n) {
+    const tens = n % 100;
+    const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+    return n + suffix;
+  }
+
+  // A rough, friendly duration: "a few seconds", "about 40 s", "about 3 min", "about 1 h 10 min".
+  function about(secondsValue) {
+    if (secondsValue == null || !Number.isFinite(secondsValue)) return null;
+    if (secondsValue < 5) return "a few seconds";
+    if (secondsValue < 90) return `about ${Math.round(secondsValue / 5) * 5 || 5} s`;
+    const minutes = Math.round(secondsValue / 60);
+    if (minutes < 60) return `about ${minutes} min`;
+    return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  // "3rd in line · about 40 s" for a queued job; "about 2 min left" for a running one (GET /jobs/{id}).
+  function queueText(job) {
+    const q = job.queue;
+    if (!q) return null;
+    const untilFinish = q.estimated_finish ? (new Date(q.estimated_finish).getTime() - Date.now()) / 1000 : null;
+    if (job.status === "running") return untilFinish != null ? `${about(Math.max(untilFinish, 0))} left` : null;
+    const place = q.ahead === 0 ? "Next in line" : `${ordinal(q.ahead + 1)} in line`;
+    const wait = untilFinish != null ? ` · done in ${about(Math.max(untilFinish, 0))}` : "";
+    return place + wait;
   }
 
   // Text with `command` spans shown as <code> (the unavailable reasons name the command that fixes them).
@@ -269,7 +297,7 @@
   }
 
   window.ColorLab = {
-    $, el, formatBytes, seconds, slug, resultFileName, withCode,
+    $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
     setupDropzones, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider,
   };

@@ -6,7 +6,7 @@
 
 (function () {
   const CL = window.ColorLab;
-  const { $, el, showError, withCode } = CL;
+  const { $, el, showError } = CL;
 
   const form = $("compare-form");
   if (form) setupForm(form);
@@ -40,8 +40,8 @@
         el("span", { class: "method-top" },
           el("span", { class: "method-title", text: method.title || method.name }),
           el("span", { class: "cmp-check", "aria-hidden": "true" })),
-        el("span", { class: "method-desc", id: id + "-desc", title: method.description || null, text: method.description || "" }),
-        available ? null : el("span", { class: "method-reason" }, ...withCode("Unavailable: " + (method.unavailable_reason || "not installed"))),
+        el("span", { class: "method-desc", id: id + "-desc", title: method.description || null, text: method.summary || method.description || "" }),
+        available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
         tags.childElementCount ? tags : null);
     }
 
@@ -82,11 +82,10 @@
         ? "1 more method is not available on this server"
         : `${missing.length} more methods are not available on this server`;
       $("unavailable-list").replaceChildren(...missing.map((m) => el("li", { "data-method": m.name },
-        el("strong", { text: m.title || m.name }), document.createTextNode(": "),
-        ...withCode(m.unavailable_reason || "not installed"))));
+        el("strong", { text: m.title || m.name }), document.createTextNode(": not installed on this server"))));
       // The reference step only matters when a reference-based method can run here.
       $("reference-section").hidden = !usable.some((m) => m.needs_reference);
-      if (!usable.length) showError($("method-error"), "No method is available on this server yet: see each method's reason above.");
+      if (!usable.length) showError($("method-error"), "No method is installed on this server yet: ask its administrator.");
       updateCount();
     }
 
@@ -313,6 +312,7 @@
       badge.dataset.status = status;
       badge.textContent = text;
       $("cmp-meta").textContent = [
+        jobs.length && jobs[0].source_name ? jobs[0].source_name : null,
         d.width && d.height ? `${d.width} × ${d.height} px` : null,
         jobs.length === 1 ? "1 method" : `${jobs.length} methods`,
         d.has_ground_truth ? "colour original kept as ground truth" : null,

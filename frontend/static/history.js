@@ -1,10 +1,13 @@
-// History page: cards of unfinished jobs follow their job (GET /jobs/{id}) until it finishes.
+// History page: cards of unfinished jobs follow their job (GET /jobs/{id}) until it finishes; cards can be
+// selected to download their results as one zip (GET /results.zip) or deleted (DELETE /jobs/{id}).
 "use strict";
 
 (function () {
   const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
   const FINISHED = new Set(["done", "failed", "cancelled"]);
-  const cards = () => [...document.querySelectorAll(".job-card")].filter((c) => !FINISHED.has(c.dataset.status));
+  const $ = (id) => document.getElementById(id);
+  const allCards = () => [...document.querySelectorAll(".job-card")];
+  const cards = () => allCards().filter((c) => !FINISHED.has(c.dataset.status));
 
   async function refresh(card) {
     const response = await fetch("/jobs/" + encodeURIComponent(card.dataset.jobId), {
@@ -22,6 +25,7 @@
       img.src = job.urls.thumb || job.urls.result;
       img.alt = img.alt.replace(/^Input photo/, "Colorized result");
     }
+    updateSelection();
   }
 
   function tick() {
@@ -30,4 +34,68 @@
     Promise.allSettled(pending.slice(0, 12).map(refresh)).then(() => setTimeout(tick, 2000));
   }
   setTimeout(tick, 2000);
+
+  // ---- Selection: download as one zip, delete ---------------------------------------------------------
+  const selected = () => allCards().filter((c) => c.querySelector(".job-check").checked);
+
+  function updateSelection() {
+    const chosen = selected();
+    const done = chosen.filter((c) => c.dataset.status === "done");
+    const link = $("download-selected");
+    if (done.length) {
+      link.href = "/results.zip?" + done.map((c) => "id=" + encodeURIComponent(c.dataset.jobId)).join("&");
+      link.removeAttribute("aria-disabled");
+    } else {
+      link.removeAttribute("href");
+      link.setAttribute("aria-disabled", "true");
+    }
+    link.textContent = done.length ? `Download selected (${done.length})` : "Download selected";
+    $("delete-selected").disabled = chosen.length === 0;
+    $("select-all").checked = chosen.length > 0 && chosen.length === allCards().length;
+  }
+
+  async function remove(card) {
+    const url = "/jobs/" + encodeURIComponent(card.dataset.jobId);
+    const headers = { Accept: "application/json" };
+    // An unfinished job is cancelled first (the first DELETE), then deleted.
+    let response = await fetch(url, { method: "DELETE", headers });
+    if (response.status === 200) response = await fetch(url, { method: "DELETE", headers });
+    if (response.status === 204 || response.status === 404) {
+      card.remove();
+      return null;
+    }
+    const body = await response.json().catch(() => null);
+    return (body && body.detail) || `HTTP ${response.status}`;
+  }
+
+  async function removeMany(chosen) {
+    const problems = (await Promise.all(chosen.map(remove))).filter(Boolean);
+    $("history-status").textContent = problems.length
+      ? `Could not delete ${problems.length}: ${problems[0]}`
+      : `Deleted ${chosen.length} ${chosen.length === 1 ? "job" : "jobs"}.`;
+    if (!allCards().length) location.reload();  // shows the empty state
+    updateSelection();
+  }
+
+  $("job-grid").addEventListener("change", (event) => {
+    if (event.target.classList.contains("job-check")) updateSelection();
+  });
+  $("job-grid").addEventListener("click", (event) => {
+    const button = event.target.closest(".job-delete");
+    if (!button) return;
+    const card = button.closest(".job-card");
+    const name = card.querySelector(".job-card-name").textContent;
+    if (window.confirm(`Delete “${name}” and its images?`)) removeMany([card]);
+  });
+  $("select-all").addEventListener("change", (event) => {
+    allCards().forEach((c) => { c.querySelector(".job-check").checked = event.target.checked; });
+    updateSelection();
+  });
+  $("delete-selected").addEventListener("click", () => {
+    const chosen = selected();
+    if (chosen.length && window.confirm(`Delete ${chosen.length} ${chosen.length === 1 ? "job" : "jobs"} and their images?`)) {
+      removeMany(chosen);
+    }
+  });
+  updateSelection();
 })();

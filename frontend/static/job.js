@@ -38,6 +38,7 @@
 
   function renderDetails(data) {
     const rows = [
+      ["File", data.source_name || "–"],
       ["Method", data.method_title || data.method],
       ["Photo", data.width && data.height ? `${data.width} × ${data.height} px` : "–"],
       ["Created", when(data.created_at)],
@@ -47,8 +48,11 @@
         : ["Ran for", seconds(data.run_seconds)],
     ];
     if (data.attempts > 1) rows.push(["Attempts", String(data.attempts)]);
+    // Iterations actually run (the "iterations" option may be 0 = the mode's default).
+    if (data.iterations) rows.push(["Iterations run", `${data.iterations.run} of ${data.iterations.planned}`]);
     for (const [key, value] of Object.entries(data.params || {})) {
-      rows.push([key.replace(/_/g, " "), typeof value === "number" ? String(value) : String(value)]);
+      if (data.iterations && key === "iterations") continue;
+      rows.push([key.replace(/_/g, " "), String(value)]);
     }
     rows.push(["Job id", data.id]);
     const list = $("details");
@@ -111,8 +115,9 @@
     const badge = $("job-status");
     badge.dataset.status = status;
     badge.textContent = LABELS[status] || status;
-    $("job-title").textContent = data.method_title || data.method || "Colorization";
+    $("job-title").textContent = data.source_name || data.method_title || data.method || "Colorization";
     $("job-meta").textContent = [
+      data.source_name ? data.method_title || data.method : null,
       data.width && data.height ? `${data.width} × ${data.height} px` : null,
       data.has_ground_truth ? "colour original kept as ground truth" : null,
     ].filter(Boolean).join(" · ");
@@ -120,12 +125,16 @@
     const group = $("job-group");
     group.hidden = !data.group_id;
     if (data.group_id) group.querySelector("a").href = "/compare/" + encodeURIComponent(data.group_id) + "/view";
+    const batch = $("job-batch");
+    batch.hidden = !data.batch_id;
+    if (data.batch_id) batch.querySelector("a").href = "/batches/" + encodeURIComponent(data.batch_id) + "/view";
 
     const p = data.progress || {};
     let message = p.message;
+    const inLine = CL.queueText(data);
     if (!message) {
       message = {
-        queued: data.error ? data.error : "Waiting for a worker…",
+        queued: data.error ? data.error : inLine || "Waiting for a worker…",
         running: "Colorizing…",
         done: "Finished.",
         failed: "The colorization failed.",
@@ -134,6 +143,7 @@
     }
     if (status === "running" && p.total && p.step != null && (!p.message || /^iteration\b/i.test(p.message))) {
       message = `Iteration ${p.step} of ${p.total}: optimising the colours…`;
+      if (inLine) message += ` (${inLine})`;
     }
     $("progress-message").textContent = message || "";
     setProgress(status === "done" ? 1 : p.fraction, status === "queued" || (status === "running" && !p.fraction));
@@ -157,7 +167,7 @@
     renderDetails(data);
     document.title = (LABELS[status] || status) +
       (status === "running" && p.fraction ? ` ${Math.round(p.fraction * 100)}%` : "") +
-      ` · ${data.method_title || "Job"} · ColorLab`;
+      ` · ${data.source_name || data.method_title || "Job"} · ColorLab`;
   }
 
   // ---- Result: slider, side by side, download ------------------------------------------------------------
@@ -191,6 +201,9 @@
     download.href = urls.result;
     download.setAttribute("download", CL.resultFileName(data));
     download.hidden = false;
+    const jpeg = $("download-jpg");
+    jpeg.href = urls.result + "?format=jpg&quality=90&download=true";
+    jpeg.hidden = false;
     $("result-section").hidden = false;
     if (data.params && typeof data.params.vividness === "number") {
       $("vividness").value = data.params.vividness;

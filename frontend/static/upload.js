@@ -6,16 +6,70 @@
   const form = document.getElementById("upload-form");
   if (!form) return;
 
-  const { $, el, showError, withCode } = window.ColorLab;
+  const CL = window.ColorLab;
+  const { $, el, showError } = CL;
 
-  const state = { methods: [], method: null, files: { image: null, reference: null }, referencesLoaded: false };
+  const state = { methods: [], method: null, files: { image: null, reference: null }, referencesLoaded: false, batch: [] };
   const MISSING_REFERENCE = "This method needs a reference image: a colour photo whose colours are copied onto " +
     "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
 
   // ---- Drop zones (file picker, drag and drop, paste: see common.js) ---------------------------------
   window.ColorLab.setupDropzones(form, state.files);
 
+  // ---- Many photos: several files, a folder or a zip become one batch (POST /batches) -----------------
+  const isBatchFile = (f) => !f.name.startsWith(".") &&
+    (f.type.startsWith("image/") || /\.zip$/i.test(f.name) || /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(f.name));
+
+  function setBatch(files) {
+    state.batch = [...files].filter(isBatchFile);
+    const count = state.batch.length;
+    $("batch-summary").hidden = count === 0;
+    const bytes = state.batch.reduce((n, f) => n + f.size, 0);
+    const zips = state.batch.filter((f) => /\.zip$/i.test(f.name)).length;
+    $("batch-count").textContent = count === 0 ? "" :
+      `${count} file${count === 1 ? "" : "s"}${zips ? ` (${zips} zip)` : ""} · ${CL.formatBytes(bytes)} · colorized as one batch`;
+    $("image-drop").classList.toggle("is-batch", count > 0);
+    $("submit").querySelector(".label").textContent = count ? "Colorize all" : "Colorize";
+  }
+
+  $("batch-files").addEventListener("change", (event) => setBatch(event.target.files));
+  $("batch-folder").addEventListener("change", (event) => setBatch(event.target.files));
+  $("batch-clear").addEventListener("click", () => {
+    $("batch-files").value = "";
+    $("batch-folder").value = "";
+    setBatch([]);
+  });
+
+  // Every file under a dropped folder (the File and Directory Entries API).
+  async function filesOf(entry) {
+    if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
+    const reader = entry.createReader();
+    const out = [];
+    for (;;) {
+      const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+      if (!batch.length) return out;
+      for (const child of batch) out.push(...await filesOf(child));
+    }
+  }
+
+  // Several files, a folder or a zip dropped on the photo box: a batch (one plain photo stays a single job).
+  $("image-drop").addEventListener("drop", async (event) => {
+    const items = [...((event.dataTransfer && event.dataTransfer.items) || [])];
+    const entries = items.map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+    const files = [...((event.dataTransfer && event.dataTransfer.files) || [])];
+    const many = files.length > 1 || entries.some((e) => e.isDirectory) || files.some((f) => /\.zip$/i.test(f.name));
+    if (!many) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    $("image-drop").classList.remove("is-dragover");
+    const collected = [];
+    for (const entry of entries) collected.push(...await filesOf(entry));
+    setBatch(collected.length ? collected : files);
+  }, { capture: true });
+
   // ---- Methods --------------------------------------------------------------------------------------
+  // A card says in one line what a person gets; what the method is (paper, architecture) is behind
+  // "details". A method this server lacks says so; the command that installs it is for the administrator.
   function methodCard(method) {
     const available = method.available !== false;
     const input = el("input", {
@@ -24,18 +78,21 @@
     });
     const tags = el("span", { class: "method-tags" });
     if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
-    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "iterative · live preview" }));
+    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
     if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
-    if (!available) tags.append(el("span", { class: "tag", text: "unavailable" }));
     const card = el("label", { class: "method-card" + (available ? "" : " is-disabled"), "data-method": method.name },
       input,
       el("span", { class: "method-top" },
         el("span", { class: "method-title", text: method.title || method.name }),
         el("span", { class: "method-check", "aria-hidden": "true" })),
-      el("span", { class: "method-desc", id: "method-" + method.name + "-desc", text: method.description || "" }),
-      available ? null : el("span", { class: "method-reason" }, ...withCode("Unavailable: " + (method.unavailable_reason || "not installed"))),
+      el("span", { class: "method-desc", id: "method-" + method.name + "-desc", text: method.summary || "" }),
+      available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
       tags.childElementCount ? tags : null);
-    return card;
+    const details = el("details", { class: "method-details" },
+      el("summary", { text: "details" }),
+      el("p", { text: method.description || "" }),
+      method.paper ? el("p", { class: "muted", text: "Paper: " + method.paper }) : null);
+    return el("div", { class: "method-item", "data-method": method.name }, card, details);
   }
 
   async function loadMethods() {
@@ -59,14 +116,14 @@
     }
     const wanted = new URLSearchParams(location.search).get("method");
     const usable = state.methods.filter((m) => m.available !== false);
-    // Default: the requested method, else the server's default, else the first that needs only the photo.
-    const initial = usable.find((m) => m.name === wanted) || usable.find((m) => m.default)
-      || usable.find((m) => !m.needs_reference) || usable[0];
+    // Default: the requested method, else the first one that needs nothing but the photo.
+    const initial = usable.find((m) => m.name === wanted) || usable.find((m) => m.default) ||
+      usable.find((m) => !m.needs_reference) || usable[0];
     if (initial) {
       $("method-" + initial.name).checked = true;
       selectMethod(initial.name);
     } else {
-      showError($("method-error"), "No method is available on this server yet: see each method's reason above.");
+      showError($("method-error"), "No method is installed on this server yet: ask its administrator.");
     }
   }
 
@@ -83,7 +140,55 @@
     showError($("reference-error"), "");
     if (needsRef && !state.referencesLoaded) loadReferences();
     renderOptions();
+    renderPresets();
   }
+
+  // ---- Presets (Quick · Balanced · Paper) and the expected time ---------------------------------------
+  function renderPresets() {
+    const presets = (state.method && state.method.presets) || [];
+    $("presets-section").hidden = presets.length === 0;
+    $("preset-list").replaceChildren(...presets.map((preset, i) => el("label", { class: "preset", "data-preset": preset.name },
+      el("input", { type: "radio", name: "preset", value: preset.name, id: "preset-" + preset.name, checked: i === 0 }),
+      el("span", { class: "preset-label", text: preset.label }),
+      el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) }),
+      el("span", { class: "preset-summary", text: preset.summary }))));
+    if (presets.length) applyPreset(presets[0]);
+    else showExpected(state.method && state.method.iterative ? state.method.expected_seconds : null);
+    const details = $("options-section");
+    $("options-title").textContent = presets.length ? "Advanced settings" : "Options";
+    if (presets.length && !details.dataset.touched) details.open = false;
+  }
+
+  function applyPreset(preset) {
+    for (const [name, value] of Object.entries(preset.options)) {
+      const input = $("opt-" + name);
+      if (!input) continue;
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else input.value = String(value);
+      input.dispatchEvent(new Event("input"));
+    }
+    showExpected(preset.expected_seconds);
+  }
+
+  function showExpected(secondsValue) {
+    const node = $("expected-time");
+    const text = CL.about(secondsValue);
+    node.hidden = !text;
+    node.textContent = text ? `Expected time on this server: ${text} per photo, once a worker starts it.` : "";
+  }
+
+  $("preset-list").addEventListener("change", (event) => {
+    const preset = ((state.method && state.method.presets) || []).find((p) => p.name === event.target.value);
+    if (preset) applyPreset(preset);
+  });
+  // Changing a raw knob leaves the presets: the estimate no longer applies.
+  $("options").addEventListener("change", () => {
+    if (!((state.method && state.method.presets) || []).length) return;
+    form.querySelectorAll('input[name="preset"]').forEach((r) => { r.checked = false; });
+    showExpected(null);
+    $("expected-time").hidden = false;
+    $("expected-time").textContent = "Custom settings: the time grows with the iterations and the working size.";
+  });
 
   // ---- Options ------------------------------------------------------------------------------------
   function stepFor(param) {
@@ -249,7 +354,7 @@
     const button = $("submit");
     button.disabled = busy;
     button.querySelector(".spinner").hidden = !busy;
-    button.querySelector(".label").textContent = busy ? "Uploading…" : "Colorize";
+    button.querySelector(".label").textContent = busy ? "Uploading…" : state.batch.length ? "Colorize all" : "Colorize";
     form.setAttribute("aria-busy", busy ? "true" : "false");
   }
 
@@ -257,7 +362,8 @@
     event.preventDefault();
     showFormError(null);
     let invalid = null;
-    if (!state.files.image) {
+    const batch = state.batch.length > 0;
+    if (!state.files.image && !batch) {
       showError($("image-error"), "Choose a photo to colorize: drop it on the box above or use the file picker.");
       invalid = invalid || $("image");
     }
@@ -281,17 +387,20 @@
     }
 
     const data = new FormData();
-    data.append("image", state.files.image, state.files.image.name || "image");
+    if (batch) {
+      // webkitRelativePath keeps folder/photo.jpg: the server keeps only the file name.
+      for (const file of state.batch) data.append("images", file, file.name);
+    } else data.append("image", state.files.image, state.files.image.name || "image");
     data.append("method", state.method.name);
     data.append("options", JSON.stringify(options));
     if (state.method.needs_reference) {
       if (state.files.reference) data.append("reference", state.files.reference, state.files.reference.name || "reference");
       else if (refId) data.append("reference_id", refId);
     }
-    window.ColorLab.submit("/colorize", data, {
+    window.ColorLab.submit(batch ? "/batches" : "/colorize", data, {
       setBusy, showFormError,
-      opening: "Opening job…",
-      pageUrl: (body) => "/jobs/" + encodeURIComponent(body.id) + "/view",
+      opening: batch ? "Opening batch…" : "Opening job…",
+      pageUrl: (body) => (batch ? "/batches/" : "/jobs/") + encodeURIComponent(body.id) + "/view",
     });
   });
 

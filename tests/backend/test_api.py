@@ -86,6 +86,7 @@ def test_cancel(client) -> None:  # type: ignore[no-untyped-def]
     for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/input.png"):
         assert client.get(path).status_code == 404
     assert client.delete(f"/jobs/{job_id}").status_code == 404
+    assert counts() == (0, 0)
 
 
 def test_unknown_job(client) -> None:  # type: ignore[no-untyped-def]

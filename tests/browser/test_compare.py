@@ -48,7 +48,7 @@ def test_compare_colour_photo_shows_every_method_and_metrics(stack, page) -> Non
             "src", re.compile(r"/jobs/[\w-]+/result\.png$")
         )
         expect(card.locator(".cmp-download")).to_have_attribute(
-            "download", re.compile(rf"colorlab-{method['name']}-.*\.png")
+            "download", f"{sample_photo().stem}-{method['name']}.png"
         )
     expect(page.locator("#cmp-status")).to_have_text("Done")
     expect(page.locator('.cmp-card[data-kind="original"]')).to_be_visible()

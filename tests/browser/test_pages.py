@@ -34,7 +34,9 @@ def test_upload_cnn_shows_result_and_history(stack, page) -> None:  # type: igno
     expect(result).to_have_attribute("src", f"/jobs/{job_id}/result.png")
     page.wait_for_function("document.getElementById('compare-top').naturalWidth > 0")
     expect(page.locator("#download")).to_have_attribute("href", f"/jobs/{job_id}/result.png")
-    expect(page.locator("#download")).to_have_attribute("download", re.compile(r"colorlab-cnn-.*\.png"))
+    # Named after the upload: <original stem>-<method>.png
+    expect(page.locator("#download")).to_have_attribute("download", f"{sample_photo().stem}-cnn.png")
+    expect(page.locator("#job-title")).to_have_text(sample_photo().name)
     # The photo is a colour JPEG: its original is offered as ground truth.
     expect(page.locator("#sbs-original-fig")).to_be_visible()
     expect(page.locator("#cancel")).to_be_hidden()
@@ -66,8 +68,10 @@ def test_unavailable_method_is_disabled_with_reason(idle_stack, page) -> None:  
         expect(page.locator(f"#method-{method['name']}")).to_be_disabled()
         reason = page.locator(f'label[data-method="{method["name"]}"] .method-reason')
         expect(reason).to_be_visible()
-        # The reason names the command that fixes it (`...` is shown as code).
-        expect(reason).to_contain_text(method["unavailable_reason"].replace("`", ""))
+        # Plain words for people; the command that installs it is for the administrator (GET /methods).
+        expect(reason).to_have_text("Not installed on this server")
+        assert method["admin_hint"].startswith("colorlab weights fetch")
+    expect(page.locator("#method-list")).not_to_contain_text("colorlab weights")
 
 
 def test_exemplar_without_reference_explains(stack, page) -> None:  # type: ignore[no-untyped-def]

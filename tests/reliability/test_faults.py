@@ -76,13 +76,14 @@ def test_flushed_queue_is_rebuilt_from_the_database(spawn, postgres_url, redis_u
         SWEEP_INTERVAL=1,
         REQUEUE_AFTER=2,
         COLORIZE_RATE=100000,
+        PHOTO_BUDGET=100000,
     )
     base, _, _ = start_service(spawn, env, worker=None)
     http = httpx.Client(base_url=base, timeout=30)
     sources = sorted(photo("").parent.glob("*.jpg"))[:10]
     ids = [submit(http, sources[i % len(sources)]).json()["id"] for i in range(50)]
     broker = redis.Redis.from_url(redis_url)
-    assert broker.llen("gpu") == 50
+    assert broker.llen("fast") == 50  # cnn jobs: the fast lane
     broker.flushdb()  # every message is gone
     worker = spawn("worker", env=env)
     worker.wait_for_log("ready", timeout=90)
@@ -126,7 +127,7 @@ def private_postgres() -> Iterator[tuple[str, Path, list[str]]]:
 
 def test_postgres_restart_under_traffic(spawn, private_postgres, redis_url) -> None:  # type: ignore[no-untyped-def]
     url, root, ctl = private_postgres
-    env = child_env(DATABASE_URL=url, CELERY_BROKER_URL=redis_url, COLORIZE_RATE=100000)
+    env = child_env(DATABASE_URL=url, CELERY_BROKER_URL=redis_url, COLORIZE_RATE=100000, PHOTO_BUDGET=100000)
     base, _, _ = start_service(spawn, env, worker=None)
     http = httpx.Client(base_url=base, timeout=30)
     source = photo("001_")

@@ -46,6 +46,7 @@ def server(spawn, postgres_url, redis_url):  # type: ignore[no-untyped-def]
         CELERY_BROKER_URL=redis_url,
         MAX_UPLOAD_BYTES=MAX_UPLOAD,
         COLORIZE_RATE=100000,
+        PHOTO_BUDGET=100000,
     )
     base, proc, _ = start_service(spawn, env, worker=None)
     port = int(base.rsplit(":", 1)[1])

@@ -8,7 +8,7 @@ Availability depends only on whether the method's weight files are present (see 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,10 +77,20 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named set of options offered to people instead of the raw knobs (e.g. Quick · Balanced · Paper)."""
+
+    name: str
+    label: str
+    summary: str  # one line, plain words
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class MethodInfo:
     name: str
     title: str
-    description: str
+    description: str  # what it is, for the details disclosure and GET /methods
     params: tuple[Param, ...] = ()
     needs_reference: bool = False
     weights: tuple[str, ...] = ()  # manifest names
@@ -88,6 +98,14 @@ class MethodInfo:
     iterative: bool = False  # reports step-by-step progress with previews
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs
     paper: str = ""
+    summary: str = ""  # one line in plain words: what a person gets (the upload page's method card)
+    presets: tuple[Preset, ...] = ()  # first one is the default choice
+    # Iterations an iterative method runs for given options (for time estimates); None: not iterative.
+    planned_iterations: Callable[[Mapping[str, Any]], int] | None = None
+
+    def iterations_for(self, params: Mapping[str, Any]) -> int | None:
+        return int(self.planned_iterations(params)) if self.planned_iterations is not None else None
+
     default: bool = False  # the method used when a request names none (exactly one method)
 
     def param(self, name: str) -> Param | None:

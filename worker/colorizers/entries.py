@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from worker.colorizers.catalogue import CATALOGUE, MethodInfo, Param
+from collections.abc import Mapping
+from typing import Any
+
+from worker.colorizers.catalogue import CATALOGUE, MethodInfo, Param, Preset
 from worker.colorizers.manifest import WeightFile, register
 
 # Entries are added below by each method's author, e.g.:
@@ -29,6 +32,35 @@ register(
         sha256="78c42977baaaba19af82fa2bc19431cf197f477a84ef2fa1bab22681c6b7680c",  # of the converted file
         size=58866581,
     )
+)
+
+EXEMPLAR_MODE_ITERATIONS = {"fast": 150, "paper": 1000}
+
+
+def exemplar_iterations(params: Mapping[str, Any]) -> int:
+    """Iterations an exemplar job runs: its ``iterations`` option, or its mode's default."""
+    return int(params.get("iterations") or 0) or EXEMPLAR_MODE_ITERATIONS[str(params.get("mode", "fast"))]
+
+
+_EXEMPLAR_PRESETS = (
+    Preset(
+        "balanced",
+        "Balanced",
+        "Good colours in a couple of minutes (150 iterations).",
+        {"mode": "fast", "iterations": 150, "size": 256},
+    ),
+    Preset(
+        "quick",
+        "Quick",
+        "A first look: fewer iterations on a smaller working image.",
+        {"mode": "fast", "iterations": 60, "size": 192},
+    ),
+    Preset(
+        "paper",
+        "Paper",
+        "The paper's recipe: the whole image optimised for 1000 iterations. Slow.",
+        {"mode": "paper", "iterations": 1000, "size": 256},
+    ),
 )
 
 _EXEMPLAR_PARAMS = (
@@ -120,6 +152,9 @@ CATALOGUE.add(
         iterative=True,
         paper="Nguyen, Mori, Thawonmas 2016: Image Colorization Using a Deep Convolutional Neural Network",
         params=_EXEMPLAR_PARAMS,
+        summary="Copies the colours of a reference photo you choose. Takes minutes; you can watch it work.",
+        presets=_EXEMPLAR_PRESETS,
+        planned_iterations=exemplar_iterations,
     )
 )
 
@@ -210,6 +245,7 @@ CATALOGUE.add(
     MethodInfo(
         name="unet-bins",
         title="Vivid colours (U-Net, 261 colour classes)",
+        summary="Fast, vivid, our best automatic colours; you can steer them with colour hints.",
         description=(
             "Our best automatic colours: an ImageNet-pretrained MobileNetV2 U-Net that picks, for every "
             "part of the photo, among 261 colour classes (Zhang et al. 2016's rebalanced classification, so "
@@ -254,6 +290,7 @@ CATALOGUE.add(
         weights=("cnn",),
         batchable=True,
         paper="Zhang 2019 (report) §5.2; Baldassarre, Morín, Rodés-Guirao 2017",
+        summary="Fast and simple; soft, muted colours.",
     )
 )
 CATALOGUE.add(
@@ -268,6 +305,7 @@ CATALOGUE.add(
         weights=("fusion", "efficientnet-lite0"),
         batchable=True,
         paper="Zhang 2019 (report) §5.3; Baldassarre et al. 2017 (Deep Koalarization)",
+        summary="Fast; recognises what the photo shows, so colours suit the scene a little better.",
     )
 )
 CATALOGUE.add(
@@ -282,6 +320,7 @@ CATALOGUE.add(
         weights=("gan",),
         batchable=True,
         paper="Zhang 2019 (report) §5.4; Nazeri, Ng, Ebrahimi 2018",
+        summary="Fast, with stronger colours; sometimes patchy.",
     )
 )
 CATALOGUE.add(
@@ -295,6 +334,7 @@ CATALOGUE.add(
         weights=("eccv16",),
         batchable=True,
         paper="Zhang, Isola, Efros 2016, Colorful Image Colorization (ECCV)",
+        summary="Vivid colours from Zhang et al.'s well-known 2016 model.",
     )
 )
 CATALOGUE.add(
@@ -308,5 +348,6 @@ CATALOGUE.add(
         weights=("siggraph17",),
         batchable=True,
         paper="Zhang, Zhu, Isola, Geng, Lin, Yu, Efros 2017 (SIGGRAPH)",
+        summary="Natural colours from Zhang et al.'s 2017 model.",
     )
 )

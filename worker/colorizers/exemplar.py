@@ -57,6 +57,7 @@ from PIL import Image
 
 from worker.colorizers import lab as labmod
 from worker.colorizers.base import Progress, ProgressCallback
+from worker.colorizers.entries import EXEMPLAR_MODE_ITERATIONS as MODE_ITERATIONS
 from worker.colorizers.pipeline import compose
 from worker.colorizers.registry import LoadContext, loader
 from worker.colorizers.vgg import VGGFeatures, available_weights, load_vgg
@@ -64,7 +65,6 @@ from worker.colorizers.vgg import VGGFeatures, available_weights, load_vgg
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_DECAY = 0.9975  # β ← 0.9975·β after every iteration: "β/α decreased by 0.25%"
-MODE_ITERATIONS = {"fast": 150, "paper": 1000}
 SGD_MOMENTUM = 0.9
 LBFGS_HISTORY = 100
 MAX_LINE_SEARCH = 10  # most extra evaluations one L-BFGS line search may spend
@@ -375,15 +375,10 @@ class ExemplarColorizer:
             reference = np.repeat(reference[..., None], 3, axis=-1)
         settings = Settings.from_params(params)
         if progress is not None:
-            progress(Progress(step=0, total=settings.iterations, message="preparing"))
-        problem = StyleTransfer(
-            self.vgg,
-            lightness,
-            reference[..., :3],
-            settings,
-            device=self.device,
-            channels_last=self.channels_last,
-        )
+            progress(Progress(step=0, total=settings.iterations,
+                              message="preparing: measuring the photo's content and the reference's colours"))
+        problem = StyleTransfer(self.vgg, lightness, reference[..., :3], settings, device=self.device,
+                                channels_last=self.channels_last)
         self.last_result = problem.run(progress)
         return self.last_result.ab
 

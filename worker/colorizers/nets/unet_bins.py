@@ -151,7 +151,7 @@ def serve_shape(height: int, width: int, short: int = SERVE_SHORT_SIDE) -> tuple
 
 
 def rasterise_hints(hints: list[dict], height: int, width: int) -> tuple[Tensor, Tensor]:
-    """Hints (relative x, y, '#rrggbb') -> (hint_ab (1, 2, H, W), mask (1, 1, H, W)) at the net's input size."""
+    """Hints (relative x, y, '#rrggbb') -> hint_ab (1, 2, H, W) and mask (1, 1, H, W) at the input size."""
     from worker.colorizers.hints import hint_ab
 
     ab = torch.zeros(1, 2, height, width)
@@ -171,7 +171,7 @@ def rasterise_hints(hints: list[dict], height: int, width: int) -> tuple[Tensor,
 class UNetBinsColorizer:
     """Serves :class:`UNetBins` through the Colorizer/BatchColorizer protocols (options: vividness, hints).
 
-    Each photo's L is resized to :func:`serve_shape`; photos of the same shape and hints-free run as one batch.
+    Each photo's L is resized to :func:`serve_shape`; photos of the same shape run as one batch.
     The ab comes back at the net's input size (the pipeline upsamples it and joins the photo's own L).
     """
 

@@ -441,12 +441,13 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         f"- Data: {meta['data']}: {meta['train_photos']} training photos; validation on {meta['val_photos']} "
         "held-out photos (never trained on). Class-rebalancing prior from "
         f"{meta.get('prior_photos')} training photos.",
-        f"- Schedule: {hp['freeze_epochs']} epoch(s) with the encoder frozen (lr {hp['lr']}), then all layers "
-        f"(decoder lr {hp['finetune_lr']}, encoder lr {hp['encoder_lr']}); Adam, batch {hp['batch_size']}, "
+        f"- Schedule: {hp['freeze_epochs']} epoch(s) with the encoder frozen (lr {hp['lr']}), then all "
+        f"layers (decoder lr {hp['finetune_lr']}, encoder lr {hp['encoder_lr']}); Adam, "
+        f"batch {hp['batch_size']}, "
         f"{hp['size']}×{hp['size']} crops (random 70-100 % crops resized, flips); hints as in Zhang et al. "
         "2017 (half the photos none, else Geometric(1/8) points, 1-9 px patches).",
-        f"- Progress: {meta['steps']} steps ({meta['epochs']} epochs of {hp['epochs']} planned); weights from "
-        f"step {meta['best_step']} (best validation loss); {meta['stop_reason']}",
+        f"- Progress: {meta['steps']} steps ({meta['epochs']} epochs of {hp['epochs']} planned); weights "
+        f"from step {meta['best_step']} (best validation loss); {meta['stop_reason']}",
         f"- Wall time: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']}",
         f"- Date: {meta['date']}",
         "",
@@ -457,7 +458,8 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         f"| rebalanced loss | {val.get('loss', 0):.4f} | |",
         f"| AuC (0-150) | {val.get('auc', 0):.4f} | {val.get('gray_auc', 0):.4f} |",
         f"| PSNR (dB) | {val.get('psnr', 0):.2f} | {val.get('gray_psnr', 0):.2f} |",
-        f"| colourfulness (truth {val.get('colourfulness_truth', 0):.1f}) | {val.get('colourfulness', 0):.1f} | 0 |",
+        f"| colourfulness (truth {val.get('colourfulness_truth', 0):.1f}) "
+        f"| {val.get('colourfulness', 0):.1f} | 0 |",
         f"| AuC with 10 true hints | {val.get('hints10_auc', 0):.4f} | |",
         f"| PSNR with 10 true hints | {val.get('hints10_psnr', 0):.2f} | |",
         "",

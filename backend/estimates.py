@@ -1,0 +1,151 @@
+"""Queue position and time estimates, from the recent measured durations (torch-free).
+
+- A feed-forward method's run time: the median ``run_seconds`` of its recent finished jobs.
+- An iterative method's: the measured seconds per iteration of its recent jobs, scaled to the working size
+  (cost grows with the pixels of the working image), times the iterations the options ask for.
+Before anything was measured on this server, the benchmarked figures below stand in.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.models import Job, JobStatus, utcnow
+from worker.celery_app import lane_of
+from worker.colorizers.catalogue import CATALOGUE
+
+RECENT = 30  # finished jobs per method the estimate looks at
+REFERENCE_SIZE = 256  # working size the seconds per iteration are normalised to
+# Measured on the development CPU (benchmarks/RESULTS.md): used until this server has its own figures.
+PRIOR_SECONDS_PER_ITERATION = 0.6
+PRIOR_FEEDFORWARD_SECONDS = 1.0
+MAX_AHEAD_COUNTED = 1000  # beyond this many jobs ahead the estimate is a lower bound anyway
+
+
+def _working_size(params: Mapping[str, Any]) -> int:
+    return int(params.get("size") or REFERENCE_SIZE)
+
+
+@dataclass
+class Estimator:
+    """Per-request cache of the measured figures, so a long queue costs one query per method."""
+
+    session: Session | None  # None: the benchmarked figures only
+    _per_method: dict[str, float] = field(default_factory=dict)
+
+    def _measured(self, method: str) -> float:
+        """Seconds per job (feed-forward) or per iteration at REFERENCE_SIZE (iterative)."""
+        if method in self._per_method:
+            return self._per_method[method]
+        info = CATALOGUE.get(method)
+        iterative = info is not None and info.planned_iterations is not None
+        rows = self._recent(method) if self.session is not None else []
+        samples: list[float] = []
+        for seconds, params, detail in rows:
+            if not iterative:
+                samples.append(float(seconds))
+                continue
+            steps = int((detail or {}).get("step") or 0)
+            if steps > 0:
+                scale = (REFERENCE_SIZE / _working_size(params or {})) ** 2
+                samples.append(float(seconds) / steps * scale)
+        prior = PRIOR_SECONDS_PER_ITERATION if iterative else PRIOR_FEEDFORWARD_SECONDS
+        value = statistics.median(samples) if samples else prior
+        self._per_method[method] = value
+        return value
+
+    def _recent(self, method: str) -> list[Any]:
+        assert self.session is not None
+        try:
+            return list(
+                self.session.execute(
+                    select(Job.run_seconds, Job.params, Job.progress_detail)
+                    .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
+                    .order_by(Job.finished_at.desc())
+                    .limit(RECENT)
+                ).all()
+            )
+        except SQLAlchemyError:  # database away: GET /methods still answers, with the benchmarked figures
+            self.session.rollback()
+            return []
+
+    def run_seconds(self, method: str, params: Mapping[str, Any]) -> float:
+        """Expected compute time of one job of ``method`` with ``params``."""
+        info = CATALOGUE.get(method)
+        measured = self._measured(method)
+        if info is None or info.planned_iterations is None:
+            return measured
+        per_iteration = measured * (_working_size(params) / REFERENCE_SIZE) ** 2
+        return per_iteration * info.iterations_for(params)  # type: ignore[operator]
+
+    def remaining_seconds(self, job: Job, now: datetime) -> float:
+        """What is left of a running job: from its progress when it reports steps, else from the estimate."""
+        detail = job.progress_detail or {}
+        step, total = int(detail.get("step") or 0), int(detail.get("total") or 0)
+        elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
+        if step > 0 and total > 0:
+            return max(elapsed / step * (total - step), 0.0)
+        return max(self.run_seconds(job.method, job.params or {}) - elapsed, 0.0)
+
+
+def lane_methods(lane: str) -> list[str]:
+    return [m.name for m in CATALOGUE if lane_of(m.name) == lane]
+
+
+def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any] | None:
+    """Where an unfinished job stands in its lane: jobs ahead, and estimated start and finish times."""
+    if JobStatus(job.status).finished:
+        return None
+    lane = lane_of(job.method)
+    concurrency = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
+    est = Estimator(session)
+    now = utcnow()
+    own = est.run_seconds(job.method, job.params or {})
+    if job.status == JobStatus.running:
+        left = est.remaining_seconds(job, now)
+        return {
+            "lane": lane,
+            "ahead": 0,
+            "estimated_start": job.started_at,
+            "estimated_finish": now + timedelta(seconds=left),
+            "estimated_run_seconds": round(own, 1),
+        }
+    methods = lane_methods(lane)
+    running = session.scalars(
+        select(Job).where(Job.method.in_(methods), Job.status == JobStatus.running, Job.id != job.id)
+    ).all()
+    ahead = session.execute(
+        select(Job.method, Job.params)
+        .where(
+            Job.method.in_(methods),
+            Job.status == JobStatus.queued,
+            Job.created_at < job.created_at,
+            Job.id != job.id,
+        )
+        .order_by(Job.created_at)
+        .limit(MAX_AHEAD_COUNTED)
+    ).all()
+    work = sum(est.remaining_seconds(r, now) for r in running)
+    work += sum(est.run_seconds(method, params or {}) for method, params in ahead)
+    wait = work / concurrency
+    return {
+        "lane": lane,
+        "ahead": len(ahead),
+        "estimated_start": now + timedelta(seconds=wait),
+        "estimated_finish": now + timedelta(seconds=wait + own),
+        "estimated_run_seconds": round(own, 1),
+    }
+
+
+def expected_seconds(session: Session | None, method: str, params: Mapping[str, Any]) -> float:
+    """Expected compute time of a job not yet submitted (the upload page's estimate)."""
+    return round(Estimator(session).run_seconds(method, params), 1)

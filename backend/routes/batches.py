@@ -1,0 +1,416 @@
+"""Batches: many photos, one method and options (`POST /batches`), followed together, downloaded as a zip.
+
+Every photo is validated like a single upload; a bad one is reported in the batch (``rejected``) and the
+rest go on. The batch and all its jobs are committed in one transaction before any job is sent to the
+broker, so a restart of any process loses nothing (the sweeper sends what the broker lost).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from backend import catalogue, jobs
+from backend.config import Settings
+from backend.db import session_scope
+from backend.images import ImageError, decode
+from backend.models import Batch, Image, Job, JobStatus, is_valid_id
+from backend.routes.api import (
+    ERRORS,
+    SessionDep,
+    SettingsDep,
+    check_reference_given,
+    content_disposition,
+    load_reference,
+    resolve_method,
+    spend_photo_budget,
+    to_jpeg,
+    upload_rate_limit,
+)
+from backend.web import client_of
+
+router = APIRouter(tags=["batches"])
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_ZIP_DOWNLOAD_JOBS = 500  # GET /results.zip?id=...
+
+
+class RejectedOut(BaseModel):
+    name: str
+    detail: str
+
+
+class BatchItemOut(BaseModel):
+    job_id: str
+    name: str | None
+    status: str
+    progress: float
+    error: str | None = None
+    urls: dict[str, str | None]
+
+
+class BatchOut(BaseModel):
+    id: str
+    method: str
+    method_title: str
+    params: dict[str, Any]
+    created_at: Any
+    total: int = Field(description="Photos accepted (one job each).")
+    counts: dict[str, int] = Field(description="Jobs per status.")
+    progress: float = Field(description="Share of the accepted photos that are finished (0..1).")
+    finished: bool
+    items: list[BatchItemOut]
+    rejected: list[RejectedOut] = Field(description="Photos refused at upload, with the reason.")
+    urls: dict[str, str]
+
+
+class BatchCreated(BaseModel):
+    id: str
+    status_url: str
+    page_url: str
+    results_url: str
+    accepted: int
+    rejected: list[RejectedOut]
+
+
+def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
+    return [u for u in uploads if isinstance(u, StarletteUpload) and (u.filename or u.size)]
+
+
+async def _read_limited(upload: StarletteUpload, limit: int) -> bytes | None:
+    """The upload's bytes, or None as soon as it passes ``limit``."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(1 << 20):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | None, str | None]]:
+    """(name, bytes or None, why not) for each file of a zip; refuses bombs and oversized members."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise HTTPException(400, "the zip file is damaged or not a zip") from None
+    members = [
+        i
+        for i in archive.infolist()
+        if not i.is_dir()
+        and not i.filename.startswith("__MACOSX/")
+        and not i.filename.rsplit("/", 1)[-1].startswith(".")
+    ]
+    if len(members) > settings.batch_max_photos:
+        raise HTTPException(
+            413,
+            f"the zip holds {len(members)} files; a batch takes at most {settings.batch_max_photos} photos",
+        )
+    unpacked = sum(i.file_size for i in members)
+    if unpacked > settings.batch_max_bytes:
+        raise HTTPException(
+            413,
+            f"the zip unpacks to {unpacked:,} bytes, over the {settings.batch_max_bytes:,}-byte batch limit",
+        )
+    out: list[tuple[str, bytes | None, str | None]] = []
+    for info in members:
+        name = info.filename.rsplit("/", 1)[-1]
+        if info.file_size > settings.max_upload_bytes:
+            out.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
+            continue
+        try:
+            with archive.open(info) as member:
+                # Read one byte more than declared: a member that lies about its size is refused.
+                content = member.read(settings.max_upload_bytes + 1)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError) as exc:
+            out.append((name, None, f"cannot be unpacked ({exc.__class__.__name__})"))
+            continue
+        if len(content) > settings.max_upload_bytes:
+            out.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
+            continue
+        out.append((name, content, None))
+    return out
+
+
+def _validate(name: str, data: bytes, settings: Settings) -> jobs.Upload | str:
+    try:
+        decoded = decode(data, max_pixels=settings.max_pixels)
+    except ImageError as exc:
+        return exc.detail
+    return jobs.Upload(data=data, decoded=decoded, filename=name)
+
+
+@router.post(
+    "/batches",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchCreated,
+    responses=ERRORS,
+    summary="Queue many photos with one method",
+    description=(
+        "Multipart: `images` repeated (one file each), or one zip file as `images`; `method`, options (as "
+        "in `POST /colorize`) and, for `exemplar`, one `reference` or `reference_id` for all. At most "
+        "`BATCH_MAX_PHOTOS` photos and `BATCH_MAX_BYTES` bytes. Each photo is validated like a single "
+        "upload: a bad one is listed in `rejected` and the rest go on (422 when none is usable). The batch "
+        "counts as one request against `COLORIZE_RATE` and each photo counts against `PHOTO_BUDGET`."
+    ),
+)
+async def create_batch(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    images: Annotated[list[UploadFile], File(description="The photos (repeat the field), or one zip.")],
+    method: Annotated[
+        str | None, Form(description="Method name from GET /methods; default: the default one.")
+    ] = None,
+    reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
+    reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
+    options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
+) -> BatchCreated:
+    upload_rate_limit(request, settings)
+    info, params = resolve_method(method, await request.form(), options, settings)
+    has_reference = reference is not None and bool(reference.filename or reference.size)
+    check_reference_given(info, has_reference, reference_id)
+    files = _entries(images)
+    if not files:
+        raise HTTPException(422, "no photos: send them as repeated `images` fields, or one zip")
+    if len(files) > settings.batch_max_photos:
+        raise HTTPException(
+            413, f"{len(files)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
+        )
+    # (name, bytes or None, why refused)
+    raw: list[tuple[str, bytes | None, str | None]] = []
+    for upload in files:
+        name = jobs.display_name(upload.filename) or f"photo {len(raw) + 1}"
+        data = await _read_limited(upload, max(settings.max_upload_bytes, settings.batch_max_bytes))
+        if data is not None and data.startswith(ZIP_MAGIC):
+            raw.extend(await run_in_threadpool(_zip_members, data, settings))
+        elif data is None or len(data) > settings.max_upload_bytes:
+            raw.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
+        else:
+            raw.append((name, data, None))
+    if len(raw) > settings.batch_max_photos:
+        raise HTTPException(
+            413, f"{len(raw)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
+        )
+    spend_photo_budget(request, settings, len(raw))
+    accepted: list[jobs.Upload] = []
+    rejected: list[dict[str, str]] = []
+    for name, data, why in raw:
+        checked = why if data is None else await run_in_threadpool(_validate, name, data, settings)
+        if isinstance(checked, jobs.Upload):
+            accepted.append(checked)
+        else:
+            rejected.append({"name": jobs.display_name(name) or "?", "detail": str(checked)})
+    if not accepted:
+        reasons = "; ".join(f"{r['name']}: {r['detail']}" for r in rejected[:5])
+        raise HTTPException(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
+    client = client_of(request)
+    ref = await load_reference(
+        info, reference if has_reference else None, reference_id, session, settings, client
+    )
+    batch_id = await run_in_threadpool(
+        _store_and_enqueue, session, method, params, accepted, rejected, ref, client
+    )
+    response.headers["Location"] = f"/batches/{batch_id}"
+    return BatchCreated(
+        id=batch_id,
+        status_url=f"/batches/{batch_id}",
+        page_url=f"/batches/{batch_id}/view",
+        results_url=f"/batches/{batch_id}/results.zip",
+        accepted=len(accepted),
+        rejected=[RejectedOut(**r) for r in rejected],
+    )
+
+
+def _store_and_enqueue(
+    session: Session,
+    method: str,
+    params: dict[str, Any],
+    photos: list[jobs.Upload],
+    rejected: list[dict[str, str]],
+    ref: jobs.Upload | Image | None,
+    client: str | None,
+) -> str:
+    batch, ids = jobs.create_batch(
+        session, method=method, params=params, photos=photos, rejected=rejected, reference=ref, client=client
+    )
+    session.commit()
+    jobs.enqueue(session, ids)
+    return batch.id
+
+
+def get_batch_row(session: Session, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id) if is_valid_id(batch_id) else None
+    if batch is None:
+        raise HTTPException(404, "no such batch")
+    return batch
+
+
+def batch_dict(session: Session, batch: Batch) -> dict[str, Any]:
+    rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
+    counts: dict[str, int] = {}
+    items = []
+    for job in rows:
+        counts[job.status] = counts.get(job.status, 0) + 1
+        base = f"/jobs/{job.id}"
+        items.append(
+            {
+                "job_id": job.id,
+                "name": job.source_name,
+                "status": job.status,
+                "progress": 1.0 if job.status == JobStatus.done else float(job.progress or 0.0),
+                "error": job.error if job.status == JobStatus.failed else None,
+                "urls": {
+                    "page": f"{base}/view",
+                    "input": f"{base}/input.png",
+                    "result": f"{base}/result.png" if job.result_image_id else None,
+                },
+            }
+        )
+    finished = sum(n for s, n in counts.items() if JobStatus(s).finished)
+    info = catalogue.get_method(batch.method)
+    return {
+        "id": batch.id,
+        "method": batch.method,
+        "method_title": info.title if info else batch.method,
+        "params": batch.params or {},
+        "created_at": batch.created_at,
+        "total": len(rows),
+        "counts": counts,
+        "progress": round(finished / len(rows), 4) if rows else 1.0,
+        "finished": finished == len(rows),
+        "items": items,
+        "rejected": batch.rejected or [],
+        "urls": {"page": f"/batches/{batch.id}/view", "results_zip": f"/batches/{batch.id}/results.zip"},
+    }
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, responses=ERRORS, summary="A batch's progress")
+def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+    return BatchOut.model_validate(batch_dict(session, get_batch_row(session, batch_id)))
+
+
+class _ZipStream(io.RawIOBase):
+    """A write-only file that hands what zipfile writes to a generator, chunk by chunk (no seeking needed)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks.clear()
+        return out
+
+
+def _zip_results(entries: list[tuple[str, str]], fmt: str, quality: int, max_pixels: int) -> Iterator[bytes]:
+    """Stream a zip of (result image id, file name) pairs, reading one image at a time."""
+    stream = _ZipStream()
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:  # PNG/JPEG: compressed
+        for image_id, name in entries:
+            with session_scope() as s:
+                data = s.scalars(select(Image.data).where(Image.id == image_id)).first()
+            if data is None:  # deleted meanwhile
+                continue
+            if fmt == "jpg":
+                data = to_jpeg(data, quality, max_pixels)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data)
+            yield stream.take()
+    yield stream.take()
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """Make file names unique inside one zip (holiday.png, holiday-2.png, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        stem, _, ext = name.rpartition(".")
+        n = seen.get(name.lower(), 0) + 1
+        seen[name.lower()] = n
+        out.append(name if n == 1 else f"{stem}-{n}.{ext}")
+    return out
+
+
+def _zip_response(
+    entries: list[tuple[str, str]], fmt: str, quality: int, settings: Settings, name: str
+) -> Any:
+    if not entries:
+        raise HTTPException(404, "no finished results to download yet")
+    return StreamingResponse(
+        _zip_results(entries, fmt, quality, settings.max_pixels),
+        media_type="application/zip",
+        headers={"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"},
+    )
+
+
+Format = Annotated[Literal["png", "jpg"], Query(description="png (lossless) or jpg.")]
+Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")]
+
+
+@router.get(
+    "/batches/{batch_id}/results.zip",
+    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+    summary="The batch's finished results as one zip, named after the originals",
+    description="`holiday-1962.jpg` becomes `holiday-1962-colorized.png` (or `.jpg` with `format=jpg`). "
+    "Photos still running are left out (download again later); 404 while none is finished.",
+)
+def batch_results(
+    batch_id: str, session: SessionDep, settings: SettingsDep, format: Format = "png", quality: Quality = 90
+) -> Any:
+    batch = get_batch_row(session, batch_id)
+    rows = session.execute(
+        select(Job.result_image_id, Job.source_name, Job.id)
+        .where(Job.batch_id == batch.id, Job.status == JobStatus.done, Job.result_image_id.is_not(None))
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    names = _unique(
+        f"{catalogue.result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
+    )
+    entries = [(image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True)]
+    return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
+
+
+@router.get(
+    "/results.zip",
+    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+    summary="Several jobs' results as one zip (the history's multi-select download)",
+    description="`id` repeated: job ids. Files are named `<original stem>-<method>.png` (or `.jpg`).",
+)
+def jobs_results(
+    session: SessionDep,
+    settings: SettingsDep,
+    id: Annotated[list[str], Query(description="Job ids (repeat the parameter).")],
+    format: Format = "png",
+    quality: Quality = 90,
+) -> Any:
+    ids = list(dict.fromkeys(i for i in id if is_valid_id(i)))
+    if len(ids) > MAX_ZIP_DOWNLOAD_JOBS:
+        raise HTTPException(422, f"at most {MAX_ZIP_DOWNLOAD_JOBS} jobs per download")
+    rows = session.scalars(select(Job).where(Job.id.in_(ids), Job.result_image_id.is_not(None))).all()
+    order = {job_id: n for n, job_id in enumerate(ids)}
+    rows = sorted(rows, key=lambda j: order[j.id])
+    names = _unique(catalogue.download_name(j, format) for j in rows)
+    entries = [(j.result_image_id, name) for j, name in zip(rows, names, strict=True)]
+    return _zip_response(entries, format, quality, settings, "colorlab-results.zip")  # type: ignore[arg-type]

@@ -1,0 +1,98 @@
+// Batch page: polls GET /batches/{id}; a grid of the photos fills in as results arrive; a click on a finished
+// photo shows it before/after; "Download all" takes the finished results as one zip.
+"use strict";
+
+(function () {
+  const root = document.getElementById("batch");
+  if (!root) return;
+  const CL = window.ColorLab;
+  const { $, el, STATUS_LABELS: LABELS } = CL;
+  const url = root.dataset.batchUrl;
+  const cards = new Map();
+  let viewing = null;
+
+  function card(item) {
+    const img = el("img", { src: item.urls.result || item.urls.input, alt: "", loading: "lazy" });
+    const badge = el("span", { class: "badge", "data-status": item.status, text: LABELS[item.status] || item.status });
+    const open = el("button", { type: "button", class: "job-card-link", "aria-label": `Before and after: ${item.name || "photo"}` },
+      el("span", { class: "job-thumb" }, img),
+      el("span", { class: "job-card-body" },
+        el("span", { class: "job-card-name", text: item.name || "photo" }),
+        el("span", { class: "job-card-meta" }, badge)));
+    const node = el("li", { class: "job-card", "data-status": item.status, "data-job-id": item.job_id }, open);
+    open.addEventListener("click", () => show(node.item));
+    node.item = item;
+    return node;
+  }
+
+  function update(node, item) {
+    node.item = item;
+    if (node.dataset.status === item.status) return;
+    node.dataset.status = item.status;
+    const badge = node.querySelector(".badge");
+    badge.dataset.status = item.status;
+    badge.textContent = LABELS[item.status] || item.status;
+    badge.title = item.error || "";
+    if (item.urls.result) node.querySelector("img").src = item.urls.result;
+  }
+
+  function show(item) {
+    viewing = item;
+    $("viewer").hidden = false;
+    $("viewer-heading").textContent = `Before and after: ${item.name || "photo"}`;
+    $("viewer-page").href = item.urls.page;
+    $("compare-base").src = item.urls.input;
+    $("compare-top").src = item.urls.result || item.urls.input;
+    $("viewer").scrollIntoView({ block: "nearest" });
+  }
+
+  function render(batch) {
+    root.removeAttribute("aria-busy");
+    const grid = $("batch-grid");
+    for (const item of batch.items) {
+      const node = cards.get(item.job_id);
+      if (node) update(node, item);
+      else {
+        const fresh = card(item);
+        cards.set(item.job_id, fresh);
+        grid.append(fresh);
+      }
+    }
+    const counts = batch.counts || {};
+    const done = counts.done || 0;
+    const failed = (counts.failed || 0) + (counts.cancelled || 0);
+    const waiting = batch.total - done - failed;
+    CL.setProgress($("batch-progress"), batch.progress, false);
+    $("batch-pct").textContent = Math.round(batch.progress * 100) + "%";
+    $("batch-meta").textContent = `${batch.method_title} · ${batch.total} ${batch.total === 1 ? "photo" : "photos"}`;
+    $("batch-message").textContent = batch.finished
+      ? `Finished: ${done} colorized${failed ? `, ${failed} failed` : ""}.`
+      : `${done} of ${batch.total} colorized; ${waiting} still to do…`;
+    $("download-all").hidden = done === 0;
+    $("download-all-jpg").hidden = done === 0;
+    const rejected = batch.rejected || [];
+    $("rejected").hidden = rejected.length === 0;
+    $("rejected-count").textContent = `${rejected.length} ${rejected.length === 1 ? "file was" : "files were"} not a usable photo and left out:`;
+    $("rejected-list").replaceChildren(...rejected.map((r) => el("li", { text: `${r.name}: ${r.detail}` })));
+    if (viewing) {
+      const current = batch.items.find((i) => i.job_id === viewing.job_id);
+      if (current && current.urls.result && !viewing.urls.result) show(current);
+    }
+    document.title = `${Math.round(batch.progress * 100)}% · Batch · ColorLab`;
+  }
+
+  CL.slider($("compare"), $("compare-range"));
+  const poller = CL.poller(url, {
+    onData: render,
+    done: (batch) => batch.finished,
+    current: () => null,
+    onNotFound() {
+      root.removeAttribute("aria-busy");
+      $("batch-message").textContent = "This batch no longer exists.";
+    },
+    onRetry(status) {
+      $("batch-message").textContent = status == null ? "Lost contact with the server; retrying…" : `The server answered ${status}; retrying…`;
+    },
+  });
+  poller.poll();
+})();

@@ -1,0 +1,210 @@
+"""Batches, result names, JPEG downloads, deletion, queue position and estimates (REST, SQLite and
+PostgreSQL). Jobs are run in-process by the worker's Runner where a result is needed; the Celery wiring and
+real worker processes are covered in tests/e2e."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.models import Image as ImageRow
+from backend.models import Job
+from tests.conftest import EXEMPLAR_PAIRS, apply_settings, method_available, photo_bytes
+from worker.runner import Runner
+
+
+@pytest.fixture(autouse=True)
+def _needs_cnn() -> None:
+    if not method_available("cnn"):
+        pytest.fail("the bundled cnn weights are missing from the checkout")
+
+
+def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, 100).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def run_all_queued() -> None:
+    runner = Runner(get_settings())
+    with session_scope() as s:
+        ids = s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at)).all()
+    for job_id in ids:
+        runner.run(job_id)
+
+
+def test_single_upload_keeps_its_name_and_downloads_as_jpeg(client) -> None:  # type: ignore[no-untyped-def]
+    files = {"image": ("../../etc/Holiday 1962.JPG", photo_bytes(), "image/jpeg")}
+    r = client.post("/colorize", files=files, data={"method": "cnn"})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["source_name"] == "Holiday 1962.JPG"  # directories dropped: never a path
+    assert job["download_name"] == "Holiday-1962-cnn.png"
+    run_all_queued()
+    png = client.get(f"/jobs/{job_id}/result.png?download=true")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert 'attachment; filename="Holiday-1962-cnn.png"' in png.headers["content-disposition"]
+    jpg = client.get(f"/jobs/{job_id}/result.png?format=jpg&quality=90")
+    assert jpg.status_code == 200 and jpg.headers["content-type"] == "image/jpeg"
+    assert 'filename="Holiday-1962-cnn.jpg"' in jpg.headers["content-disposition"]
+    decoded = Image.open(io.BytesIO(jpg.content))
+    assert decoded.format == "JPEG" and decoded.size == Image.open(io.BytesIO(png.content)).size
+    assert len(jpg.content) < len(png.content)
+    for bad in ("format=gif", "format=jpg&quality=0", "format=jpg&quality=101"):
+        r = client.get(f"/jobs/{job_id}/result.png?{bad}")
+        assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_unicode_name_gets_an_rfc6266_header(client) -> None:  # type: ignore[no-untyped-def]
+    files = {"image": ("Großmutter 1930.jpg", photo_bytes(), "image/jpeg")}
+    job_id = client.post("/colorize", files=files, data={"method": "cnn"}).json()["id"]
+    run_all_queued()
+    r = client.get(f"/jobs/{job_id}/result.png")
+    assert "filename*=UTF-8''Gro%C3%9Fmutter-1930-cnn.png" in r.headers["content-disposition"]
+
+
+def test_delete_finished_job_keeps_images_other_jobs_use(client) -> None:  # type: ignore[no-untyped-def]
+    data = photo_bytes()
+    a = client.post("/colorize", files={"image": ("a.jpg", data)}, data={"method": "cnn"}).json()["id"]
+    b = client.post("/colorize", files={"image": ("b.jpg", data)}, data={"method": "cnn"}).json()["id"]
+    run_all_queued()
+    with session_scope() as s:
+        input_id = s.get(Job, a).input_image_id
+        assert s.get(Job, b).input_image_id == input_id  # identical uploads share one stored image
+    assert client.delete(f"/jobs/{a}").status_code == 204
+    assert client.get(f"/jobs/{a}").status_code == 404
+    assert client.get(f"/jobs/{b}/input.png").status_code == 200  # still there for b
+    assert client.delete(f"/jobs/{b}").status_code == 204
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(ImageRow)) == 0
+        assert s.scalar(select(func.count()).select_from(Job)) == 0
+    assert client.delete(f"/jobs/{b}").status_code == 404
+
+
+def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ignore[no-untyped-def]
+    files = [
+        ("images", ("holiday-1962.jpg", photo_bytes("001_"), "image/jpeg")),
+        ("images", ("notes.txt", b"not an image at all", "text/plain")),
+        ("images", ("holiday-1962.jpg", photo_bytes("002_"), "image/jpeg")),  # same name twice
+    ]
+    r = client.post("/batches", files=files, data={"method": "cnn"})
+    assert r.status_code == 202, r.text
+    created = r.json()
+    assert created["accepted"] == 2
+    assert [x["name"] for x in created["rejected"]] == ["notes.txt"]
+    batch_id = created["id"]
+    batch = client.get(f"/batches/{batch_id}").json()
+    assert batch["total"] == 2 and batch["progress"] == 0 and not batch["finished"]
+    assert {i["status"] for i in batch["items"]} == {"queued"}
+    assert client.get(f"/batches/{batch_id}/results.zip").status_code == 404  # nothing finished yet
+    run_all_queued()
+    batch = client.get(f"/batches/{batch_id}").json()
+    assert batch["finished"] and batch["progress"] == 1.0 and batch["counts"] == {"done": 2}
+    r = client.get(f"/batches/{batch_id}/results.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.namelist() == ["holiday-1962-colorized.png", "holiday-1962-colorized-2.png"]
+    assert Image.open(archive.open("holiday-1962-colorized.png")).format == "PNG"
+    r = client.get(f"/batches/{batch_id}/results.zip?format=jpg")
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert names == ["holiday-1962-colorized.jpg", "holiday-1962-colorized-2.jpg"]
+
+    # The same as one zip (folders inside are fine; hidden files and macOS metadata are skipped).
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("family/grandpa.jpg", photo_bytes("003_"))
+        z.writestr("family/.DS_Store", b"junk")
+        z.writestr("__MACOSX/family/._grandpa.jpg", b"junk")
+        z.writestr("family/broken.png", b"\x89PNG\r\n\x1a\n broken")
+    r = client.post("/batches", files={"images": ("photos.zip", buf.getvalue())}, data={"method": "cnn"})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1 and [x["name"] for x in r.json()["rejected"]] == ["broken.png"]
+    items = client.get(r.json()["status_url"]).json()["items"]
+    assert [i["name"] for i in items] == ["grandpa.jpg"]
+
+
+def test_batch_refusals_change_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    def count() -> int:
+        with session_scope() as s:
+            return s.scalar(select(func.count()).select_from(Job)) or 0
+
+    ok = ("images", ("a.jpg", jpeg(), "image/jpeg"))
+    cases = [
+        ({"method": "nope"}, [ok], 422),
+        ({"method": "cnn", "iterations": "3"}, [ok], 422),  # cnn has no such option
+        ({"method": "cnn"}, [("images", ("a.txt", b"text", "text/plain"))], 422),  # nothing usable
+        ({"method": "cnn"}, [("images", ("a.zip", b"PK\x03\x04broken", "application/zip"))], 400),
+        ({"method": "exemplar"}, [ok], 422),  # needs a reference
+    ]
+    for data, files, code in cases:
+        r = client.post("/batches", files=files, data=data)
+        assert r.status_code == code, (data, r.text)
+        assert r.json()["detail"]
+    assert client.post("/batches", data={"method": "cnn"}).status_code == 422
+    assert count() == 0
+    assert client.get("/batches/nope").status_code == 404
+    assert client.get("/batches/" + "x" * 100).status_code == 404
+
+
+def test_batch_limits_and_photo_budget(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+    from tests.conftest import migrate
+
+    apply_settings(monkeypatch, DATA_DIR=tmp_path / "var", BATCH_MAX_PHOTOS=3, PHOTO_BUDGET=5)
+    migrate()
+    with TestClient(create_app()) as client:
+        many = [("images", (f"{n}.jpg", jpeg(), "image/jpeg")) for n in range(4)]
+        r = client.post("/batches", files=many, data={"method": "cnn"})
+        assert r.status_code == 413 and "at most 3" in r.json()["detail"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for n in range(4):
+                z.writestr(f"{n}.jpg", jpeg())
+        r = client.post("/batches", files={"images": ("x.zip", buf.getvalue())}, data={"method": "cnn"})
+        assert r.status_code == 413
+        three = many[:3]
+        assert client.post("/batches", files=three, data={"method": "cnn"}).status_code == 202
+        # 3 of 5 photos spent: 2 more singles pass, the next photo is over the hourly budget.
+        for _ in range(2):
+            assert (
+                client.post("/colorize", files={"image": jpeg()}, data={"method": "cnn"}).status_code == 202
+            )
+        r = client.post("/colorize", files={"image": jpeg()}, data={"method": "cnn"})
+        assert r.status_code == 429 and "per hour" in r.json()["detail"]
+
+
+def test_queue_position_and_estimates(client) -> None:  # type: ignore[no-untyped-def]
+    ids = [
+        client.post("/colorize", files={"image": (f"{n}.jpg", jpeg())}, data={"method": "cnn"}).json()["id"]
+        for n in range(3)
+    ]
+    queue = [client.get(f"/jobs/{i}").json()["queue"] for i in ids]
+    assert [q["ahead"] for q in queue] == [0, 1, 2]
+    assert all(q["lane"] == "fast" for q in queue)
+    assert queue[0]["estimated_start"] <= queue[1]["estimated_start"] <= queue[2]["estimated_start"]
+    run_all_queued()
+    assert client.get(f"/jobs/{ids[0]}").json()["queue"] is None  # finished: no place in line
+    if method_available("exemplar"):
+        folder = EXEMPLAR_PAIRS / "example"
+        target, ref = next(folder.glob("in1.*")), next(folder.glob("ref1.*"))
+        files = {"image": (target.name, target.read_bytes()), "reference": (ref.name, ref.read_bytes())}
+        r = client.post("/colorize", files=files, data={"method": "exemplar", "iterations": "100"})
+        job = client.get(f"/jobs/{r.json()['id']}").json()
+        assert job["queue"]["lane"] == "iterative" and job["queue"]["ahead"] == 0  # cnn jobs are not ahead
+        assert job["iterations"] == {"run": 0, "planned": 100}
+        # The expected time scales with the iterations asked for.
+        methods = {m["name"]: m for m in client.get("/methods").json()}
+        presets = {p["name"]: p for p in methods["exemplar"]["presets"]}
+        assert set(presets) == {"quick", "balanced", "paper"}
+        assert presets["quick"]["expected_seconds"] < presets["balanced"]["expected_seconds"]
+        assert presets["balanced"]["expected_seconds"] < presets["paper"]["expected_seconds"]
+        assert presets["paper"]["options"]["iterations"] == 1000
