@@ -286,7 +286,7 @@ async def colorize(
     ref = await load_reference(
         info, reference if has_reference else None, reference_id, session, settings, client
     )
-    job_id = await run_in_threadpool(_create_and_enqueue, session, method, params, upload, ref, client)
+    job_id = await run_in_threadpool(_create_and_enqueue, session, info.name, params, upload, ref, client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return JobCreated(
         id=job_id,

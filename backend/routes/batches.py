@@ -220,7 +220,7 @@ async def create_batch(
         info, reference if has_reference else None, reference_id, session, settings, client
     )
     batch_id = await run_in_threadpool(
-        _store_and_enqueue, session, method, params, accepted, rejected, ref, client
+        _store_and_enqueue, session, info.name, params, accepted, rejected, ref, client
     )
     response.headers["Location"] = f"/batches/{batch_id}"
     return BatchCreated(
