@@ -115,7 +115,14 @@ def cases(max_upload_bytes: int) -> list[Case]:
         img("options-not-json", gray, 422, options="{not json"),
         img("reference-for-cnn", gray, 422, reference_id="whatever"),
         Case("missing-image", 422, {}, {"method": "cnn"}),
-        Case("missing-method", 422, {"image": ("a.png", gray, "image/png")}, {}),
+        # No method: the default one (unet-bins) runs; a method that is not a string of a known name is refused.
+        Case("missing-method", 202, {"image": ("a.png", gray, "image/png")}, {}),
+        Case(
+            "method-is-a-file",
+            422,
+            {"image": ("a.png", gray, "image/png"), "method": ("m", b"cnn", "text/plain")},
+            {},
+        ),
         Case("image-as-text-field", 422, {}, {"method": "cnn", "image": "not a file"}),
         Case(
             "unicode-filename",
