@@ -115,7 +115,7 @@ def cases(max_upload_bytes: int) -> list[Case]:
         img("options-not-json", gray, 422, options="{not json"),
         img("reference-for-cnn", gray, 422, reference_id="whatever"),
         Case("missing-image", 422, {}, {"method": "cnn"}),
-        # No method: the default one (unet-bins) runs; a method that is not a string of a known name is refused.
+        # No method: the default one (unet-bins) runs; a method sent as a file is refused.
         Case("missing-method", 202, {"image": ("a.png", gray, "image/png")}, {}),
         Case(
             "method-is-a-file",
