@@ -22,7 +22,7 @@ from worker.colorizers.registry import Unavailable, clear_cache, get_colorizer
 from worker.colorizers.weights import check, fetch
 
 torch.set_num_threads(1)
-TRAINED = ("cnn", "fusion", "gan")
+TRAINED = ("unet-bins", "cnn", "fusion", "gan")
 # A validation photo (class 7, never trained on) and a training photo, both real.
 PHOTOS = ("007_", "001_")
 

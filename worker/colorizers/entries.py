@@ -159,8 +159,8 @@ CATALOGUE.add(
 )
 
 
-UNET_BINS_SHA256: str | None = None  # pinned when training stops (the file changes while it trains)
-UNET_BINS_SIZE: int | None = None
+UNET_BINS_SHA256 = "fac903463d7dbc2016db036c332573470cdc44db13430f39b16b14bf2a6f0106"  # update when retraining
+UNET_BINS_SIZE = 9811161
 
 # --- feed-forward nets (report §5.2-5.4, Zhang et al. 2016/2017; code: worker/colorizers/nets/) -------------
 # Bundled weights are trained by `colorlab train` and committed under worker/colorizers/weights/ with a model
