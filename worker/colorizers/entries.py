@@ -159,7 +159,8 @@ CATALOGUE.add(
 )
 
 
-UNET_BINS_SHA256 = "fac903463d7dbc2016db036c332573470cdc44db13430f39b16b14bf2a6f0106"  # update when retraining
+# The committed unet-bins weights (update both when retraining).
+UNET_BINS_SHA256 = "fac903463d7dbc2016db036c332573470cdc44db13430f39b16b14bf2a6f0106"
 UNET_BINS_SIZE = 9811161
 
 # --- feed-forward nets (report §5.2-5.4, Zhang et al. 2016/2017; code: worker/colorizers/nets/) -------------
