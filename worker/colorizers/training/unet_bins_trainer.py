@@ -278,6 +278,10 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         )
 
     t0 = time.time() - elapsed
+
+    def meta_now(reason: str) -> dict[str, Any]:
+        return _meta(cfg, net, train_refs, val_refs, step, steps_per_epoch, time.time() - t0, best, history,
+                     prior, reason)  # fmt: skip
     last_save = time.time()
     bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="step", desc=ARCH)
     stop_reason = "all epochs run"
@@ -326,19 +330,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
             )
             if improved:
                 best = {**val, "step": step}
-                meta = _meta(
-                    cfg,
-                    net,
-                    train_refs,
-                    val_refs,
-                    step,
-                    steps_per_epoch,
-                    wall,
-                    best,
-                    history,
-                    prior,
-                    "training in progress",
-                )
+                meta = meta_now("training in progress")
                 save_weights(cfg.out, ARCH, net.state_dict(), _net_config(), meta)
                 write_card(cfg.out.with_suffix(".md"), meta)
             if show_progress:
@@ -358,19 +350,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     save(stop_reason)
     bar.close()
     if best.get("step"):  # refresh the card with the final history and stop reason
-        meta = _meta(
-            cfg,
-            net,
-            train_refs,
-            val_refs,
-            step,
-            steps_per_epoch,
-            time.time() - t0,
-            best,
-            history,
-            prior,
-            stop_reason,
-        )
+        meta = meta_now(stop_reason)
         blob = torch.load(cfg.out, map_location="cpu", weights_only=True)
         blob["meta"] = meta
         torch.save(blob, cfg.out)
