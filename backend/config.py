@@ -34,11 +34,15 @@ class Settings(BaseSettings):
     celery_broker_url: str = Field(
         "", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`."
     )
-    db_pool_size: int = Field(10, description="Database connections each process keeps open.")
-    db_max_overflow: int = Field(
+    db_pool_size: int = Field(
         40,
-        description="Extra connections a process may open under load. POOL_SIZE + MAX_OVERFLOW must be at "
-        "least WEB_THREADS, so a request thread never waits for a connection.",
+        description="Database connections each process may keep open (opened lazily, kept for reuse: as "
+        "many as WEB_THREADS, so a busy web process does not open and close a connection per request).",
+    )
+    db_max_overflow: int = Field(
+        10,
+        description="Extra connections a process may open for a moment under load (closed when returned). "
+        "POOL_SIZE + MAX_OVERFLOW must be at least WEB_THREADS, so a request thread never waits for one.",
     )
     web_threads: int = Field(
         40,

@@ -35,7 +35,8 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(
         settings.database_url,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 3},
+        # A new connection on a saturated 2-core machine can take seconds; 3 s turned load into 503s.
+        connect_args={"connect_timeout": 10},
         **_pool_args(settings),
     )
 
