@@ -176,6 +176,7 @@ def main() -> None:
         COLORIZE_RATE="100000",
         PHOTO_BUDGET="100000",
         STUDY_ANSWER_RATE="100000",
+        STUDY_START_RATE="100000",  # every simulated participant comes from 127.0.0.1
         TORCH_THREADS="1",
     ) as stack:
         os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
