@@ -59,7 +59,10 @@ def missing_reason(name: str, weights_dir: Path) -> str | None:
     if path.is_file():
         return None
     if weight.bundled:
-        return f"bundled weights {weight.filename} are missing from the checkout; retrain: `colorlab train`"
+        return (
+            f"bundled weights {weight.filename} are missing from the checkout; restore them from git or "
+            f"retrain: `colorlab train --arch {weight.name}`"
+        )
     if weight.fetchable:
         return f"weights not fetched: run `{weight.fetch_command}`"
     return f"weights {weight.filename} not in {weights_dir} (source: {weight.source}; unreachable from here)"
