@@ -127,42 +127,46 @@ def create_job(
     ref_image = (
         reference if isinstance(reference, Image) or reference is None else store_image(session, reference)
     )
-    job = Job(
+    return _queue_job(
+        session,
         method=method,
-        params=dict(params),
-        status=JobStatus.queued,
-        progress=0.0,
-        attempts=0,
+        params=params,
         input_image_id=input_image.id,
         reference_image_id=ref_image.id if ref_image is not None else None,
         client=client,
         batch_id=batch_id,
         source_name=display_name(image.filename),
-        enqueued_at=utcnow(),  # about to be sent, right after the commit
     )
-    session.add(job)
-    session.flush()
-    return job
 
 
 def rerun_job(
     session: Session, job: Job, *, method: str, params: Mapping[str, Any], client: str | None = None
 ) -> Job:
     """A queued job on ``job``'s stored photo and reference (no new image rows); the caller commits."""
-    new = Job(
+    return _queue_job(
+        session,
+        method=method,
+        params=params,
+        input_image_id=job.input_image_id,
+        reference_image_id=job.reference_image_id,
+        client=client,
+        source_name=job.source_name,
+    )
+
+
+def _queue_job(session: Session, *, method: str, params: Mapping[str, Any], **columns: Any) -> Job:
+    job = Job(
         method=method,
         params=dict(params),
         status=JobStatus.queued,
         progress=0.0,
         attempts=0,
-        input_image_id=job.input_image_id,
-        reference_image_id=job.reference_image_id,
-        client=client,
-        enqueued_at=utcnow(),
+        enqueued_at=utcnow(),  # about to be sent, right after the commit
+        **columns,
     )
-    session.add(new)
+    session.add(job)
     session.flush()
-    return new
+    return job
 
 
 def create_batch(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -187,18 +188,29 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
     return raw
 
 
-def resolve_method(
-    method: str | None, form: Any, options: str | None, settings: Settings
-) -> tuple[MethodInfo, dict[str, Any]]:
-    """The method (default: the catalogue's default) and its checked options from an upload form (422
-    unknown/invalid, 409 unavailable)."""
+def known_method(method: str | None) -> MethodInfo:
+    """The named method (default: the catalogue's default), or 422 naming the known ones."""
     method = method or catalogue.default_method()
     info = catalogue.get_method(method)
     if info is None:
         known = ", ".join(m.name for m in catalogue.public_methods())
         raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    return info
+
+
+def resolve_method(
+    method: str | None,
+    form: Any,
+    options: str | None,
+    settings: Settings,
+    inherited: Mapping[str, Any] | None = None,
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """The method (default: the catalogue's default) and its checked options from an upload form, over
+    ``inherited`` values (a re-run keeps its job's options); 422 unknown/invalid, 409 unavailable."""
+    info = known_method(method)
+    method = info.name
     try:
-        params = catalogue.validate(info, _options(form, options))
+        params = catalogue.validate(info, {**(inherited or {}), **_options(form, options)})
     except ParamError as exc:
         raise HTTPException(422, str(exc)) from None
     reason = info.unavailable_reason(settings.weights_dir)
@@ -396,23 +408,13 @@ async def rerun_job(
     options: Annotated[str | None, Form(description='Options as JSON, e.g. {"vividness": 0.8}.')] = None,
 ) -> JobCreated:
     job = await run_in_threadpool(_get_job, session, job_id)
-    info = catalogue.get_method(method or job.method)
-    if info is None:
-        known = ", ".join(m.name for m in catalogue.public_methods())
-        raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
+    info = known_method(method or job.method)
     if info.needs_reference != (job.reference_image_id is not None):
         raise HTTPException(422, f"method {info.name!r} cannot re-run job {job_id}: the reference differs")
-    form = await request.form()
     inherited = (
         {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
     )
-    try:
-        params = catalogue.validate(info, {**inherited, **_options(form, options)})
-    except ParamError as exc:
-        raise HTTPException(422, str(exc)) from None
-    reason = info.unavailable_reason(settings.weights_dir)
-    if reason:
-        raise HTTPException(409, f"method {info.name!r} is unavailable: {reason}")
+    info, params = resolve_method(info.name, await request.form(), options, settings, inherited)
     new_id = await run_in_threadpool(_rerun_and_enqueue, session, job, info.name, params, client_of(request))
     response.headers["Location"] = f"/jobs/{new_id}"
     return JobCreated(
