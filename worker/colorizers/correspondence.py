@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worker.colorizers.nets.unet_bins import MULTIPLE, UNetBins
+from worker.colorizers.nets.unet_bins import UNetBins, serve_shape
 
 MATCH_SHORT_SIDE = 256  # both images' L go through the encoder at this short side (multiples of 32)
 
@@ -32,12 +32,10 @@ class Match:
     confidence: Tensor  # (1, 1, h, w) in [0, 1]
 
 
-def _to_multiple(lightness: Tensor, short: int) -> Tensor:
-    h, w = lightness.shape[-2:]
-    scale = short / min(h, w)
-    size = (max(MULTIPLE, round(h * scale / MULTIPLE) * MULTIPLE),
-            max(MULTIPLE, round(w * scale / MULTIPLE) * MULTIPLE))  # fmt: skip
-    return F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
+def _to_multiple(image: Tensor, short: int) -> Tensor:
+    """Resized to the net's input rule (:func:`serve_shape`: multiples of 32, long side bounded)."""
+    size = serve_shape(*image.shape[-2:], short=short)
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 @torch.no_grad()

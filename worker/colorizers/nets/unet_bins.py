@@ -122,10 +122,14 @@ class UNetBins(nn.Module):
         temperature: float = 0.38,
     ) -> Tensor:
         """L in [0, 100] -> ab in Lab units at the input resolution (annealed mean of the bins)."""
+        return self.decode(self.logits(lightness, hint_ab, hint_mask), lightness.shape[-2:], temperature)
+
+    def decode(self, logits: Tensor, size: tuple[int, int], temperature: float = 0.38) -> Tensor:
+        """Logits -> ab in Lab units, upsampled to ``size`` (the input's height and width)."""
         from worker.colorizers.colour_bins import annealed_mean
 
-        ab = annealed_mean(self.logits(lightness, hint_ab, hint_mask), self.bins, temperature)
-        return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+        ab = annealed_mean(logits, self.bins, temperature)
+        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
 
 
 # --- serving ---------------------------------------------------------------------------------------------

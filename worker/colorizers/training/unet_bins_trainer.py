@@ -172,12 +172,7 @@ def validate(
         lightness, ab = lab[:, :1], lab[:, 1:]
         logits = net.logits(lightness)
         loss_sum += float(rebalanced_loss(logits, ab, net.bins, weights)) * len(rgb)
-        pred = F.interpolate(
-            colour_bins.annealed_mean(logits, net.bins),
-            size=ab.shape[-2:],
-            mode="bilinear",
-            align_corners=False,
-        )
+        pred = net.decode(logits, ab.shape[-2:])
         stats.add(lightness, ab / 128.0, pred / 128.0)
         gray.add(lightness, ab / 128.0, torch.zeros_like(ab))
         hint_ab, mask = sample_hints(ab, rng, count=VAL_HINTS)
@@ -282,6 +277,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     def meta_now(reason: str) -> dict[str, Any]:
         return _meta(cfg, net, train_refs, val_refs, step, steps_per_epoch, time.time() - t0, best, history,
                      prior, reason)  # fmt: skip
+
     last_save = time.time()
     bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="step", desc=ARCH)
     stop_reason = "all epochs run"
