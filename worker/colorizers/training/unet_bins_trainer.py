@@ -170,13 +170,15 @@ def validate(
         rgb = torch.from_numpy(np.array(cache[start : start + batch_size])).permute(0, 3, 1, 2)
         lab = rgb_to_lab_torch(rgb.float().to(device) / 255.0)
         lightness, ab = lab[:, :1], lab[:, 1:]
-        logits = net.logits(lightness)
+        features = net.encode(lightness)  # the encoder runs once for the plain and the hinted pass
+        logits = net.logits(lightness, features=features)
         loss_sum += float(rebalanced_loss(logits, ab, net.bins, weights)) * len(rgb)
         pred = net.decode(logits, ab.shape[-2:])
         stats.add(lightness, ab / 128.0, pred / 128.0)
         gray.add(lightness, ab / 128.0, torch.zeros_like(ab))
         hint_ab, mask = sample_hints(ab, rng, count=VAL_HINTS)
-        hinted.add(lightness, ab / 128.0, net(lightness, hint_ab, mask) / 128.0)
+        hinted_logits = net.logits(lightness, hint_ab, mask, features=features)
+        hinted.add(lightness, ab / 128.0, net.decode(hinted_logits, ab.shape[-2:]) / 128.0)
         rgb_pred = lab_to_rgb_torch(torch.cat([lightness, pred], 1)).permute(0, 2, 3, 1).cpu().numpy()
         rgb_pred = np.round(rgb_pred * 255.0).astype(np.uint8)
         for i in range(len(rgb)):
