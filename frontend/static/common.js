@@ -131,7 +131,8 @@
       return;
     }
     if (response.status === 202 && body) {
-      $("submit").querySelector(".label").textContent = hooks.opening;
+      const label = $("submit") && $("submit").querySelector(".label");  // the upload forms' button
+      if (label) label.textContent = hooks.opening;
       location.assign(body.page_url || hooks.pageUrl(body));
       return;
     }

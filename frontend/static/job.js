@@ -214,20 +214,14 @@
   // ---- Vividness: re-run the same photo with another setting (a new job) ------------------------------
   $("vividness-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const button = $("vividness-apply");
-    button.disabled = true;
-    $("vividness-error").textContent = "";
     const form = new FormData();
     form.append("options", JSON.stringify({ vividness: Number($("vividness").value) }));
-    try {
-      const response = await fetch(jobUrl + "/rerun", { method: "POST", body: form, headers: { Accept: "application/json" } });
-      const body = await response.json().catch(() => null);
-      if (response.ok && body) { location.assign(body.page_url); return; }
-      $("vividness-error").textContent = (body && body.detail) || `Could not start it (HTTP ${response.status}).`;
-    } catch (err) {
-      $("vividness-error").textContent = "Could not reach the server: " + err.message;
-    }
-    button.disabled = false;
+    await CL.submit(jobUrl + "/rerun", form, {
+      setBusy: (busy) => { $("vividness-apply").disabled = busy; },
+      showFormError: (messages) => { $("vividness-error").textContent = (messages || []).join(" "); },
+      opening: "Opening…",
+      pageUrl: (body) => `/jobs/${body.id}/view`,
+    });
   });
 
   CL.slider($("compare"), $("compare-range"));
