@@ -1,0 +1,104 @@
+"""Build the target/reference pairs that judge reference-guided colorization (written to reference_pairs.csv).
+
+A pair is two *validation* photos of the same class or scene: the target is colorized from its gray L with
+the reference's colours, and scored against its own true colours. Sources:
+
+- ``colour-photos/val``: photos grouped by their source and original class (from MANIFEST.csv: ImageNet
+  synset, Flowers-102 class, Caltech-101 category, grocery product, action, CamVid sequence, Yosemite
+  season; faces, facades and street fashion are one scene each); at most one pair per group and
+  ``--per-source`` pairs per source, so no single source dominates;
+- the imagenet-samples validation split (one photo per class): a target paired with a colour-photos
+  validation photo of the same synset or of the same object category.
+
+The list is deterministic (``--seed``) and holds file names relative to ``../shared/data`` only.
+
+    python benchmarks/reference_pairs.py --data ../shared/data --out benchmarks/reference_pairs.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from worker.colorizers.datasets import split_paths
+
+# imagenet-samples validation classes with a same-object group in colour-photos/val (by synset or name).
+CROSS_CLASSES = {
+    "n01580077": ("imagenet-mini", "n01580077"),  # jay
+    "n02102040": ("imagenette", "n02102040"),  # English springer
+    "n03028079": ("imagenette", "n03028079"),  # church
+    "n02317335": ("caltech101", "starfish"),
+    "n02795169": ("caltech101", "barrel"),
+    "n02841315": ("caltech101", "binocular"),
+    "n01514668": ("caltech101", "rooster"),  # cock
+    "n02992529": ("caltech101", "cellphone"),
+    "n07734744": ("grocery", "Brown-Cap-Mushroom"),
+}
+
+
+def group_of(source: str, original_path: str) -> str:
+    """The class or scene of one colour-photos validation photo, from its manifest row."""
+    synset = re.search(r"(n\d{8})", original_path)
+    parts = original_path.split("/")
+    if source in {"imagenette", "imagenet-mini"} and synset:
+        return synset.group(1)
+    if source in {"flowers102", "caltech101", "grocery", "clothing", "people-actions", "yosemite"}:
+        return parts[-2]
+    if source == "pets":
+        return parts[-2] if parts[-2] in {"cats", "dogs"} else "pets"
+    if source == "streets-camvid":
+        return parts[-1].split("_")[0]
+    return source
+
+
+def build(data: Path, seed: int, per_source: int) -> list[tuple[str, str, str]]:
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    with (data / "colour-photos" / "MANIFEST.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["file"].startswith("val/"):
+                groups[(row["source"], group_of(row["source"], row["path"]))].append(
+                    f"colour-photos/{row['file']}"
+                )
+    pairs: list[tuple[str, str, str]] = []
+    by_source: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for (source, group), files in sorted(groups.items()):
+        if len(files) >= 2:
+            by_source[source].append((group, source))
+    for source, entries in sorted(by_source.items()):
+        for group, _ in rng.sample(entries, min(per_source, len(entries))):
+            target, reference = rng.sample(sorted(groups[(source, group)]), 2)
+            pairs.append((target, reference, f"{source}/{group}"))
+    for ref in split_paths(data / "imagenet-samples").val:
+        path = Path(ref.name)
+        synset = path.name.split("_")[1]
+        if synset in CROSS_CLASSES:
+            source, group = CROSS_CLASSES[synset]
+            reference = rng.choice(sorted(groups[(source, group)]))
+            pairs.append((f"imagenet-samples/{path.name}", reference, f"imagenet/{synset}"))
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("reference_pairs.csv"))
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--per-source", type=int, default=3)
+    args = parser.parse_args()
+    pairs = build(args.data, args.seed, args.per_source)
+    with args.out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["target", "reference", "group"])
+        writer.writerows(pairs)
+    print(f"{len(pairs)} pairs -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
