@@ -3,12 +3,22 @@
 Conventions used across ColorLab:
 - RGB images are uint8 (H, W, 3) or float in [0, 1]; sRGB companding per IEC 61966-2-1.
 - L is in [0, 100]; a and b are in Lab units (roughly [-128, 127]).
-- Networks see ``L / 50 - 1`` (in [-1, 1]) and predict ``ab / 128`` (tanh range); see the helpers below.
+- Every net takes L in [0, 100] and returns ab in Lab units; inside ``forward`` the report's nets see
+  ``L / 50 - 1`` (in [-1, 1]) and predict ``ab / 128`` (tanh range): :func:`normalize_l`,
+  :func:`normalize_ab` and :func:`denormalize_ab`, which take numpy arrays and torch tensors alike.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# numpy arrays or torch tensors: the normalisation is plain arithmetic on either.
+Planes = TypeVar("Planes", np.ndarray, "torch.Tensor")
 
 # D65 reference white (CIE 1931 2°), XYZ scaled so Y = 1.
 WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float64)
@@ -103,16 +113,18 @@ def lightness_to_gray_uint8(lightness: np.ndarray) -> np.ndarray:
     return np.round(linear_to_srgb(_f_inv(fy)) * 255.0).astype(np.uint8)
 
 
-def normalize_l(lightness: np.ndarray) -> np.ndarray:
-    """L in [0, 100] -> network input in [-1, 1]."""
+def normalize_l(lightness: Planes) -> Planes:
+    """L in [0, 100] -> network input ``L / 50 - 1`` in [-1, 1]."""
     return lightness / L_CENTER - 1.0
 
 
-def normalize_ab(ab: np.ndarray) -> np.ndarray:
+def normalize_ab(ab: Planes) -> Planes:
+    """ab in Lab units -> ``ab / 128``, roughly [-1, 1] (the nets' tanh range, the report's eq. 9 scale)."""
     return ab / AB_SCALE
 
 
-def denormalize_ab(ab_norm: np.ndarray) -> np.ndarray:
+def denormalize_ab(ab_norm: Planes) -> Planes:
+    """``ab / 128`` -> ab in Lab units."""
     return ab_norm * AB_SCALE
 
 
