@@ -49,7 +49,7 @@ def test_availability_is_decided_by_the_weight_files(tmp_path: Path) -> None:
     assert {"unet-bins", "cnn", "gan"} <= available  # bundled in the checkout
     assert not {"fusion", "eccv16", "siggraph17", "exemplar"} & available
     with pytest.raises(Unavailable, match="colorlab weights fetch eccv16"):
-        methods.get("eccv16").require_available(tmp_path)  # type: ignore[union-attr]
+        methods.eccv16.INFO.require_available(tmp_path)
 
 
 class Recording:

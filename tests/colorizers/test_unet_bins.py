@@ -247,7 +247,7 @@ def test_unavailable_not_random_when_the_weights_are_missing(monkeypatch, tmp_pa
     swapped = tuple(info if m.name == "unet-bins" else m for m in methods.METHODS)
     monkeypatch.setattr(methods, "METHODS", swapped)
     clear_cache()
-    reason = methods.get("unet-bins").unavailable_reason(tmp_path)  # type: ignore[union-attr]
+    reason = info.unavailable_reason(tmp_path)
     assert reason and "unet-bins-missing.pt" in reason
     with pytest.raises(Unavailable, match="unavailable"):
         get_colorizer("unet-bins", tmp_path, "cpu")
