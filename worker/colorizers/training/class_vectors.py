@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from worker.colorizers.datasets import PhotoDataset
+from worker.colorizers.lab import rgb_to_lab_torch
 from worker.colorizers.nets.fusion import NUM_CLASSES, class_probabilities
-from worker.colorizers.training.recipes import lab_batch
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def precompute_class_vectors(
     out = []
     for start in range(0, len(plain), batch_size):
         rgb = torch.stack([plain[i][0] for i in range(start, min(start + batch_size, len(plain)))])
-        lightness, _ = lab_batch(rgb)
+        lightness = rgb_to_lab_torch(rgb)[:, :1]
         out.append(class_probabilities(classifier, lightness))
     vectors = torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
     if cache is not None:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worker.colorizers.lab import normalize_ab, rgb_to_lab_torch
+from worker.colorizers.training.class_vectors import precompute_class_vectors
 
 
 def lab_batch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,8 +121,6 @@ class FusionRecipe(CNNRecipe):
         self.features: dict[str, torch.Tensor] = {}
 
     def prepare(self, datasets: Sequence[Any], cache_dir: Path | None = None) -> None:
-        from worker.colorizers.nets.fusion import precompute_class_vectors
-
         for split, dataset in zip(("train", "val"), datasets, strict=False):
             self.features[split] = precompute_class_vectors(dataset, cache_dir=cache_dir, split=split)
 
