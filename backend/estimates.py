@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from backend.config import Settings
 from backend.models import Job, JobStatus, utcnow
 from worker.celery_app import lane_of
-from worker.colorizers.catalogue import CATALOGUE
+from worker.colorizers import methods
 
 RECENT = 30  # finished jobs per method the estimate looks at
 REFERENCE_SIZE = 256  # working size the seconds per iteration are normalised to
@@ -46,7 +46,7 @@ class Estimator:
         """Seconds per job (feed-forward) or per iteration at REFERENCE_SIZE (iterative)."""
         if method in self._per_method:
             return self._per_method[method]
-        info = CATALOGUE.get(method)
+        info = methods.get(method)
         iterative = info is not None and info.planned_iterations is not None
         rows = self._recent(method) if self.session is not None else []
         samples: list[float] = []
@@ -80,7 +80,7 @@ class Estimator:
 
     def run_seconds(self, method: str, params: Mapping[str, Any]) -> float:
         """Expected compute time of one job of ``method`` with ``params``."""
-        info = CATALOGUE.get(method)
+        info = methods.get(method)
         measured = self._measured(method)
         if info is None or info.planned_iterations is None:
             return measured
@@ -98,7 +98,7 @@ class Estimator:
 
 
 def lane_methods(lane: str) -> list[str]:
-    return [m.name for m in CATALOGUE if lane_of(m.name) == lane]
+    return [m.name for m in methods.METHODS if lane_of(m.name) == lane]
 
 
 def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any] | None:

@@ -30,9 +30,10 @@ from PIL import Image
 from worker.colorizers import exemplar as ex
 from worker.colorizers import lab
 from worker.colorizers.base import Progress
-from worker.colorizers.catalogue import CATALOGUE, validate_params
+from worker.colorizers.method_info import validate_params
+from worker.colorizers.methods import exemplar as exemplar_method
 from worker.colorizers.pipeline import colorize_rgb, compose
-from worker.colorizers.vgg import VGGFeatures, available_weights, load_vgg
+from worker.colorizers.vgg import VGGFeatures, load_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIR = ROOT.parent / "shared" / "data" / "exemplar-pairs" / "example"
@@ -102,16 +103,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = available_weights(WEIGHTS)[0]
+    weights = exemplar_method.present_vgg_weights(WEIGHTS)[0]
     target, reference = photo_1024x768()
     lightness = lab.rgb_to_lightness(target)
-    params = validate_params(CATALOGUE.get("exemplar"), {})
-    settings = ex.Settings.from_params(params)
-    colorizer = ex.build(WEIGHTS)
+    params = validate_params(exemplar_method.INFO, {})
+    settings = ex.ExemplarSettings.from_params(params)
+    colorizer = ex.build(weights, WEIGHTS)
     work = ex.working_shape(*lightness.shape, settings.size)
 
     # (a) baseline subset
-    whole = load_vgg(name, WEIGHTS, last_layer="pool5")
+    whole = load_vgg(weights, WEIGHTS, last_layer="pool5")
     base_times, base_ab = baseline(whole, lightness, reference, args.baseline_iterations, settings.alpha,
                                    settings.beta)
     base_iter = float(np.median(base_times))
@@ -152,7 +153,7 @@ def main() -> None:
 
     summary = {
         "machine": f"CPU, torch threads {torch.get_num_threads()}, shared with other jobs (noisy)",
-        "weights": name,
+        "weights": weights.name,
         "photo": "exemplar-pairs/example/in1.jpg upscaled to 1024x768, reference ref1.jpg",
         "defaults": settings.__dict__,
         "working_size": list(work),

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from worker.colorizers import exemplar as ex
 from worker.colorizers import lab, metrics
-from worker.colorizers.catalogue import CATALOGUE, validate_params
+from worker.colorizers.method_info import LoadContext, validate_params
+from worker.colorizers.methods import exemplar as exemplar_method
 from worker.colorizers.pipeline import compose
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    colorizer = ex.build(WEIGHTS)
-    info = CATALOGUE.get("exemplar")
+    colorizer = exemplar_method.load(LoadContext(WEIGHTS, "cpu"))
+    info = exemplar_method.INFO
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, dict[str, list[float]]] = {
         v: {"eq9": [], "auc": [], "chroma": [], "s": [], "final_loss": []}

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worker.colorizers import lab  # noqa: E402
+from worker.colorizers.loading import Unavailable, get_colorizer  # noqa: E402
 from worker.colorizers.nets.colorizer import cpu_bf16_supported  # noqa: E402
 from worker.colorizers.pipeline import compose  # noqa: E402
-from worker.colorizers.registry import Unavailable, get_colorizer  # noqa: E402
 
 IMAGENET = ROOT.parent / "shared" / "data" / "imagenet-samples"
 
@@ -86,9 +86,10 @@ def end_to_end(colorizer, jpeg: bytes, repeat: int) -> dict[str, float]:  # type
 
 def _colorizer(name: str, weights_dir: Path, device: str):  # type: ignore[no-untyped-def]
     if name == "eccv16-random":  # speed only: the architecture with random weights, never served
-        from worker.colorizers.nets.eccv16 import ECCV16, ECCV16Colorizer
+        from worker.colorizers.nets.colorizer import NetColorizer
+        from worker.colorizers.nets.eccv16 import ECCV16
 
-        return ECCV16Colorizer(ECCV16(), device)
+        return NetColorizer("eccv16", ECCV16(), device)
     if name.startswith("unet-bins@"):
         from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 

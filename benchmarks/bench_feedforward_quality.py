@@ -1,6 +1,6 @@
 """Quality of the trained feed-forward colorizers on the held-out validation classes of imagenet-samples.
 
-Runs the evaluation runner (:mod:`worker.colorizers.evaluate`, metrics from :mod:`worker.colorizers.metrics`)
+Runs the evaluation runner (:mod:`worker.colorizers.evaluation`; metrics: :mod:`worker.colorizers.metrics`)
 on the validation split of ../shared/data/imagenet-samples (ImageNet classes with index % 10 == 7, never
 trained on: :func:`worker.colorizers.datasets.split_paths`) for ``cnn``, ``fusion``, ``gan`` and the trivial
 ``gray`` prediction (ab = 0). Reports eq. 9 accuracy (ε = 0.02, normalised by H·W), Zhang's AuC (0-150),
@@ -30,8 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker.colorizers import evalreport  # noqa: E402
-from worker.colorizers.evaluate import EvalConfig, run  # noqa: E402
+from worker.colorizers.evaluation import report  # noqa: E402
+from worker.colorizers.evaluation.evaluate import EvalConfig, run  # noqa: E402
 from worker.colorizers.manifest import BUNDLED_DIR  # noqa: E402
 
 IMAGENET = ROOT.parent / "shared" / "data" / "imagenet-samples"
@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 CARD_SECTION = "## Quality benchmark (benchmarks/bench_feedforward_quality.py)"
 
 
-def table(summaries: list[evalreport.MethodSummary]) -> str:
+def table(summaries: list[report.MethodSummary]) -> str:
     lines = [
         "| method | photos | eq. 9 acc (ε 0.02) | AuC 0-150 | PSNR (dB) | SSIM | colourfulness | top-1 "
         "| s/photo |",
@@ -53,10 +53,10 @@ def table(summaries: list[evalreport.MethodSummary]) -> str:
     return "\n".join(lines)
 
 
-def check(summaries: list[evalreport.MethodSummary], methods: list[str]) -> list[str]:
+def check(summaries: list[report.MethodSummary], methods: list[str]) -> list[str]:
     """The acceptance rule: each trained method beats gray on AuC and PSNR and is more colourful."""
     by = {s.method: s for s in summaries}
-    gray = by[evalreport.GRAY]
+    gray = by[report.GRAY]
     failures = []
     for name in methods:
         s = by.get(name)

@@ -37,12 +37,12 @@ SETS = {
 
 
 def available(methods: list[str], weights_dir: Path) -> tuple[list[str], dict[str, str]]:
-    from worker.colorizers.catalogue import CATALOGUE
+    from worker.colorizers import methods as method_list
 
     ok, missing = [], {}
     for name in methods:
-        info = CATALOGUE.get(name)
-        reason = "not in the catalogue" if info is None else info.unavailable_reason(weights_dir)
+        info = method_list.get(name)
+        reason = "not a method" if info is None else info.unavailable_reason(weights_dir)
         if reason:
             missing[name] = reason
         else:
@@ -74,7 +74,7 @@ def classifier_check(cache: Path, device: str) -> dict:
     import numpy as np
 
     from worker.colorizers import classifier, datasets
-    from worker.colorizers.evaluate import imagenet_label
+    from worker.colorizers.evaluation.selection import imagenet_label
     from worker.colorizers.lab import lightness_to_gray_uint8, rgb_to_lightness
 
     refs = datasets.list_images(DATA / "imagenet-samples")
@@ -93,7 +93,7 @@ def classifier_check(cache: Path, device: str) -> dict:
 
 
 def section(results: dict, methods: list[str], missing: dict[str, str], device: str, check: dict) -> str:
-    from worker.colorizers import evalreport
+    from worker.colorizers.evaluation import report as evalreport
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -184,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from backend.config import get_settings
-    from worker.colorizers.evaluate import EvalConfig, run
+    from worker.colorizers.evaluation.evaluate import EvalConfig, run
 
     settings = get_settings()
     if settings.torch_threads > 0:

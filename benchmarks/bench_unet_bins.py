@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worker.colorizers import lab  # noqa: E402
-from worker.colorizers.charts import contact_sheet  # noqa: E402
 from worker.colorizers.datasets import split_paths  # noqa: E402
+from worker.colorizers.evaluation.figures import contact_sheet  # noqa: E402
 from worker.colorizers.hints import parse_hints  # noqa: E402
+from worker.colorizers.loading import get_colorizer  # noqa: E402
 from worker.colorizers.metrics import colourfulness, psnr, raw_accuracy_auc  # noqa: E402
 from worker.colorizers.nets.unet_bins import SERVE_SHORT_SIDE, UNetBinsColorizer  # noqa: E402
 from worker.colorizers.pipeline import compose  # noqa: E402
-from worker.colorizers.registry import get_colorizer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results"

@@ -47,9 +47,9 @@ def photo_bytes(name_prefix: str = "001_") -> bytes:
 
 
 def method_available(name: str) -> bool:
-    from worker.colorizers.catalogue import CATALOGUE
+    from worker.colorizers import methods
 
-    info = CATALOGUE.get(name)
+    info = methods.get(name)
     return info is not None and info.unavailable_reason(WEIGHTS_DIR) is None
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from backend.cli import main
-from worker.colorizers.catalogue import CATALOGUE
+from worker.colorizers import methods
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IMAGENET = DATA / "imagenet-samples"
@@ -35,7 +35,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
 def _unavailable_reason(name: str) -> str | None:
     from backend.config import get_settings
 
-    info = CATALOGUE.get(name)
+    info = methods.get(name)
     if info is None:
         return "not in the catalogue"
     return info.unavailable_reason(get_settings().weights_dir)

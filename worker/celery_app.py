@@ -86,9 +86,9 @@ LANES = ("fast", "iterative")
 
 def lane_of(method: str) -> str:
     """The lane a method's jobs run in: ``iterative`` for iterative methods, else ``fast``."""
-    from worker.colorizers.catalogue import CATALOGUE  # torch-free
+    from worker.colorizers import methods  # torch-free
 
-    info = CATALOGUE.get(method)
+    info = methods.get(method)
     return "iterative" if info is not None and info.iterative else "fast"
 
 

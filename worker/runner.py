@@ -28,10 +28,9 @@ from backend.config import Settings
 from backend.db import session_scope
 from backend.images import DecodedImage, ImageError, decode, encode_png
 from backend.models import Image, Job, JobStatus, utcnow
-from worker.colorizers import registry
+from worker.colorizers import loading, methods
 from worker.colorizers.base import JobCancelled, Progress
-from worker.colorizers.catalogue import CATALOGUE
-from worker.colorizers.pipeline import compose
+from worker.colorizers.pipeline import predict_many
 from worker.quality import job_metrics
 
 log = logging.getLogger("colorlab.worker")
@@ -109,7 +108,7 @@ class Runner:
             )
 
     def _claim_batch_mates(self, first: Claimed) -> list[Claimed]:
-        info = CATALOGUE.get(first.method)
+        info = methods.get(first.method)
         if info is None or not info.batchable or self.settings.batch_max <= 1:
             return []
         with session_scope() as s:
@@ -146,7 +145,7 @@ class Runner:
 
     def _run_one(self, job: Claimed) -> str:
         started = time.perf_counter()
-        info = CATALOGUE.get(job.method)
+        info = methods.get(job.method)
         progress = ProgressReporter(self, job.id)
         try:
             if info is not None and info.iterative:  # minutes-long jobs say what they are doing meanwhile
@@ -156,8 +155,9 @@ class Runner:
                 progress(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
             decoded, reference = self._load_inputs(job)
             lightness = decoded.lightness()
-            ab = colorizer.predict_ab(lightness, reference=reference, params=job.params, progress=progress)
-            rgb = compose(lightness, ab)
+            rgb = predict_many(
+                colorizer, [lightness], params=job.params, references=[reference], progress=progress
+            )[0]
         except JobCancelled:
             log.info("job %s: cancelled", job.id)
             return "cancelled"
@@ -177,23 +177,22 @@ class Runner:
                 outcome[job.id] = self._handle_failure(job, exc)
         try:
             colorizer = self._colorizer(batch[0].method)
-            abs_ = colorizer.predict_ab_batch(
-                [lightness for _, _, lightness in inputs], params=batch[0].params
-            )
+            planes = [lightness for _, _, lightness in inputs]
+            results = predict_many(colorizer, planes, params=batch[0].params, batch_size=len(planes))
         except Exception as exc:
             for job, _, _ in inputs:
                 outcome[job.id] = self._handle_failure(job, exc)
             return outcome[batch[0].id]
         seconds = (time.perf_counter() - started) / max(len(inputs), 1)
-        for (job, decoded, lightness), ab in zip(inputs, abs_, strict=True):
-            outcome[job.id] = self._finish(job, compose(lightness, ab), seconds, decoded)
+        for (job, decoded, _), rgb in zip(inputs, results, strict=True):
+            outcome[job.id] = self._finish(job, rgb, seconds, decoded)
         log.info("batched %d %s jobs", len(inputs), batch[0].method)
         return outcome[batch[0].id]
 
     def _colorizer(self, method: str) -> Any:
         try:
-            return registry.get_colorizer(method, self.settings.weights_dir, self.device)
-        except registry.Unavailable as exc:
+            return loading.get_colorizer(method, self.settings.weights_dir, self.device)
+        except loading.Unavailable as exc:
             raise PermanentError(str(exc)) from None
 
     def _load_inputs(self, job: Claimed) -> tuple[DecodedImage, np.ndarray | None]:

@@ -6,8 +6,12 @@ import glob
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -32,7 +36,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
-def read_rgb(path: Path):  # type: ignore[no-untyped-def]
+def read_rgb(path: Path) -> np.ndarray:
     """RGB uint8 array of an image file (EXIF orientation applied); ValueError when it is not an image."""
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -133,16 +137,17 @@ def colorize(
     from backend.config import get_settings
     from backend.images import encode_jpeg
     from worker.colorizers import lab as labmod
-    from worker.colorizers.catalogue import CATALOGUE, ParamError, validate_params
-    from worker.colorizers.pipeline import colorize_lightness, compose
-    from worker.colorizers.registry import Unavailable, get_colorizer
+    from worker.colorizers import methods
+    from worker.colorizers.loading import get_colorizer
+    from worker.colorizers.method_info import ParamError, Unavailable, validate_params
+    from worker.colorizers.pipeline import predict_many
 
-    method = method or CATALOGUE.default_method
-    info = CATALOGUE.get(method)
+    info = methods.get(method) if method else methods.default_method()
     if info is None:
         raise click.ClickException(
-            f"unknown method {method!r}; choose from {', '.join(m.name for m in CATALOGUE)}"
+            f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}"
         )
+    method = info.name
     raw = {}
     for item in options:
         if "=" not in item:
@@ -178,7 +183,7 @@ def colorize(
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from None
     outdir.mkdir(parents=True, exist_ok=True)
-    batch = batch_size if info.batchable and hasattr(colorizer, "predict_ab_batch") else 1
+    batch = batch_size if info.batchable else 1
     failures: list[str] = []
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
     names: dict[Path, Path] = {}
@@ -201,11 +206,8 @@ def colorize(
                 bar.update(1)
         if not chunk:
             continue
-        if batch > 1:
-            abs_ = colorizer.predict_ab_batch(planes, params=params)  # type: ignore[attr-defined]
-            results = [compose(plane, ab) for plane, ab in zip(planes, abs_, strict=True)]
-        else:
-            results = [colorize_lightness(colorizer, planes[0], reference=ref_rgb, params=params)]
+        references = [ref_rgb] * len(planes) if info.needs_reference else None
+        results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
         for path, rgb in zip(chunk, results, strict=True):
             if fmt == "jpg":
                 names[path].write_bytes(encode_jpeg(rgb, quality))

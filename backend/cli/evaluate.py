@@ -1,4 +1,4 @@
-"""`colorlab evaluate`: score colorization methods against real photos (see worker/colorizers/evaluate.py)."""
+"""`colorlab evaluate`: score colorization methods against real photos (see worker/colorizers/evaluation/)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _device(name: str) -> str:
     "options",
     multiple=True,
     metavar="METHOD.NAME=VALUE",
-    help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults from the catalogue).",
+    help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults: the method's own).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(
@@ -108,7 +108,8 @@ def evaluate(
     Writes per_image.csv, summary.md/.csv, curves.svg/.png and contact_sheet.png into --out.
     """
     from backend.config import get_settings
-    from worker.colorizers.evaluate import EvalConfig, EvaluationError, run
+    from worker.colorizers.evaluation import EvaluationError
+    from worker.colorizers.evaluation.evaluate import EvalConfig, run
 
     params: dict[str, dict[str, str]] = {}
     for text in options:

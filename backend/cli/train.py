@@ -233,19 +233,16 @@ def _train_unet_bins(
     no_progress: bool,
 ) -> None:
     from backend.config import get_settings
-    from worker.colorizers.catalogue import CATALOGUE  # noqa: F401  (fills the manifest)
-    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers.methods.unet_bins import MOBILENET_V2
     from worker.colorizers.training.unet_bins_trainer import BinsTrainConfig
     from worker.colorizers.training.unet_bins_trainer import train as run_training
 
     if size % 32:
         raise click.BadParameter("must be a multiple of 32 for unet-bins", param_hint="--size")
-    encoder = MANIFEST["mobilenet-v2"].path(get_settings().weights_dir)
+    encoder = MOBILENET_V2.path(get_settings().weights_dir)
     ckpt = checkpoint or Path("var/train") / f"{(out or Path('unet-bins.pt')).stem}.ckpt"
     if not encoder.is_file() and not init_from and not (resume and ckpt.is_file()):
-        raise click.ClickException(
-            f"the ImageNet encoder is missing: run `{MANIFEST['mobilenet-v2'].fetch_command}`"
-        )
+        raise click.ClickException(f"the ImageNet encoder is missing: run `{MOBILENET_V2.fetch_command}`")
     config = BinsTrainConfig(
         data=[str(d) for d in data],
         out=out or Path("var/train") / "unet-bins.pt",

@@ -28,18 +28,18 @@ def weights() -> None:
 @click.option("--quick", is_flag=True, help="Check sizes only (skip the sha256 of every file).")
 def list_weights(weights_dir: Path | None, quick: bool) -> None:
     """Every manifest entry: present / verified / missing, with its source and the methods that use it."""
-    from worker.colorizers.catalogue import CATALOGUE
-    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers import methods
     from worker.colorizers.weights import check
 
     folder = _weights_dir(weights_dir)
+    manifest = methods.weight_files()
     users: dict[str, list[str]] = {}
-    for info in CATALOGUE:
-        for name in info.weights:
-            users.setdefault(name, []).append(info.name)
+    for info in methods.METHODS:
+        for weight in info.weights:
+            users.setdefault(weight.name, []).append(info.name)
     click.echo(f"weights dir: {folder}")
-    for name in sorted(MANIFEST):
-        entry = MANIFEST[name]
+    for name in sorted(manifest):
+        entry = manifest[name]
         status = check(entry, folder, full=not quick)
         if not status.present:
             state = "missing"
@@ -51,7 +51,7 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
         click.echo(f"{name:20} {state:10} {where:18} used by: {', '.join(users.get(name, [])) or '-'}")
         click.echo(f"{'':20} {status.path}  <- {entry.source}")
     click.echo("methods:")
-    for info in CATALOGUE:
+    for info in methods.METHODS:
         reason = info.unavailable_reason(folder)
         click.echo(f"  {info.name:12} {'available' if not reason else 'unavailable: ' + reason}")
 
@@ -72,20 +72,21 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
 )
 def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool, best_effort: bool) -> None:
     """Fetch NAMES (default: every fetchable entry) into the weights folder, verifying size and sha256."""
-    from worker.colorizers.manifest import MANIFEST
+    from worker.colorizers import methods
     from worker.colorizers.weights import FetchError, fetch
 
     folder = _weights_dir(weights_dir)
-    unknown = [n for n in names if n not in MANIFEST]
+    manifest = methods.weight_files()
+    unknown = [n for n in names if n not in manifest]
     if unknown:
         raise click.ClickException(
-            f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(MANIFEST))}"
+            f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(manifest))}"
         )
-    todo = list(names) or [n for n, e in sorted(MANIFEST.items()) if e.fetchable or e.bundled]
+    todo = list(names) or [n for n, e in sorted(manifest.items()) if e.fetchable or e.bundled]
     failures = []
     for name in todo:
         try:
-            path = fetch(name, folder, force=force)
+            path = fetch(manifest[name], folder, force=force)
         except FetchError as exc:
             failures.append(str(exc))
             click.echo(f"{name}: FAILED: {exc}", err=True)

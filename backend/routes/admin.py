@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from backend import auth, catalogue
+from backend import auth, method_views
 from backend.auth import AdminSession, require_admin
 from backend.config import Settings, get_settings
 from backend.db import get_session, session_factory
@@ -120,7 +120,7 @@ def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLRespons
 
 
 def _method_choices(settings: Settings) -> list[dict[str, Any]]:
-    return [m for m in catalogue.methods_out(settings) if not m["needs_reference"]]
+    return [m for m in method_views.methods_out(settings) if not m["needs_reference"]]
 
 
 @router.get("/studies/new", response_class=HTMLResponse)

@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend import catalogue, estimates, examples, jobs
+from backend import estimates, examples, jobs, method_views
 from backend.config import Settings, get_settings
 from backend.db import get_session, session_scope
 from backend.images import (
@@ -42,7 +42,7 @@ from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import SlidingWindow
 from backend.schemas import ErrorOut, JobCreated, JobOut, MethodOut, ReferenceOut
 from backend.web import client_address, client_of
-from worker.colorizers.catalogue import MethodInfo, ParamError
+from worker.colorizers.method_info import MethodInfo, ParamError, Unavailable
 
 router = APIRouter(tags=["colorize"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -190,10 +190,10 @@ def _options(form: Any, options_json: str | None) -> dict[str, Any]:
 
 def known_method(method: str | None) -> MethodInfo:
     """The named method (default: the catalogue's default), or 422 naming the known ones."""
-    method = method or catalogue.default_method()
-    info = catalogue.get_method(method)
+    method = method or method_views.default_method()
+    info = method_views.get_method(method)
     if info is None:
-        known = ", ".join(m.name for m in catalogue.public_methods())
+        known = ", ".join(m.name for m in method_views.public_methods())
         raise HTTPException(422, f"unknown method {method!r}; choose one of: {known}")
     return info
 
@@ -210,12 +210,13 @@ def resolve_method(
     info = known_method(method)
     method = info.name
     try:
-        params = catalogue.validate(info, {**(inherited or {}), **_options(form, options)})
+        params = method_views.validate(info, {**(inherited or {}), **_options(form, options)})
     except ParamError as exc:
         raise HTTPException(422, str(exc)) from None
-    reason = info.unavailable_reason(settings.weights_dir)
-    if reason:
-        raise HTTPException(409, f"method {method!r} is unavailable: {reason}")
+    try:
+        info.require_available(settings.weights_dir)
+    except Unavailable as exc:
+        raise HTTPException(409, str(exc)) from None
     return info, params
 
 
@@ -334,7 +335,7 @@ def _get_job(session: Session, job_id: str) -> Job:
 def job_out(job: Job, session: Session | None = None, settings: Settings | None = None) -> JobOut:
     """The JSON form of a job; with a session, an unfinished job also gets its place in its lane."""
     queue = estimates.queue_info(session, settings, job) if session is not None and settings else None
-    return JobOut.model_validate(catalogue.job_dict(job, queue))
+    return JobOut.model_validate(method_views.job_dict(job, queue))
 
 
 def _read_job(job_id: str) -> JobOut:
@@ -532,7 +533,7 @@ def job_result(
         data = to_jpeg(data, quality, settings.max_pixels)
     response = _cached(request, data, etag, "image/jpeg" if format == "jpg" else "image/png")
     response.headers["Content-Disposition"] = content_disposition(
-        catalogue.download_name(job, format), attachment=download
+        method_views.download_name(job, format), attachment=download
     )
     return response
 
@@ -603,7 +604,7 @@ def job_preview(job_id: str, session: SessionDep) -> Response:
 
 @router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
 def list_methods(settings: SettingsDep, session: SessionDep) -> list[MethodOut]:
-    return [MethodOut.model_validate(m) for m in catalogue.methods_out(settings, session)]
+    return [MethodOut.model_validate(m) for m in method_views.methods_out(settings, session)]
 
 
 @router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")

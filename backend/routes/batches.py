@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from backend import catalogue, jobs
+from backend import jobs, method_views
 from backend.config import Settings
 from backend.db import session_scope
 from backend.images import ImageError, decode
@@ -279,7 +279,7 @@ def batch_dict(session: Session, batch: Batch) -> dict[str, Any]:
             }
         )
     finished = sum(n for s, n in counts.items() if JobStatus(s).finished)
-    info = catalogue.get_method(batch.method)
+    info = method_views.get_method(batch.method)
     return {
         "id": batch.id,
         "method": batch.method,
@@ -386,7 +386,7 @@ def batch_results(
         .order_by(Job.created_at, Job.id)
     ).all()
     names = _unique(
-        f"{catalogue.result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
+        f"{method_views.result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
     )
     entries = [(image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True)]
     return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
@@ -411,6 +411,6 @@ def jobs_results(
     rows = session.scalars(select(Job).where(Job.id.in_(ids), Job.result_image_id.is_not(None))).all()
     order = {job_id: n for n, job_id in enumerate(ids)}
     rows = sorted(rows, key=lambda j: order[j.id])
-    names = _unique(catalogue.download_name(j, format) for j in rows)
+    names = _unique(method_views.download_name(j, format) for j in rows)
     entries = [(j.result_image_id, name) for j, name in zip(rows, names, strict=True)]
     return _zip_response(entries, format, quality, settings, "colorlab-results.zip")  # type: ignore[arg-type]

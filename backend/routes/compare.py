@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend import catalogue, jobs
+from backend import jobs, method_views
 from backend.db import session_scope
 from backend.models import Job, is_valid_id, new_id
 from backend.routes.api import ERRORS, SessionDep, SettingsDep, read_upload, upload_rate_limit
 from backend.schemas import JobOut
 from backend.web import client_of
+from worker.colorizers.methods import available as available_methods
 
 router = APIRouter(tags=["compare"])
 
@@ -63,10 +64,10 @@ async def create_comparison(
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
     has_reference = reference is not None and bool(reference.filename or reference.size)
-    available = [m for m in catalogue.public_methods() if m.unavailable_reason(settings.weights_dir) is None]
+    available = available_methods(settings.weights_dir)
     if methods:
         wanted = [n.strip() for n in methods.split(",") if n.strip()]
-        by_name = {m.name: m for m in catalogue.public_methods()}
+        by_name = {m.name: m for m in method_views.public_methods()}
         unknown = [n for n in wanted if n not in by_name]
         if unknown:
             raise HTTPException(422, f"unknown method(s): {', '.join(unknown)}")
@@ -118,7 +119,7 @@ def comparison(session: Session, group_id: str) -> dict[str, Any] | None:
     rows = list(session.scalars(select(Job).where(Job.group_id == group_id)))
     if not rows:
         return None
-    order = {m.name: i for i, m in enumerate(catalogue.public_methods())}
+    order = {m.name: i for i, m in enumerate(method_views.public_methods())}
     rows.sort(key=lambda j: order.get(j.method, len(order)))
     first = rows[0]
     return {
@@ -129,7 +130,7 @@ def comparison(session: Session, group_id: str) -> dict[str, Any] | None:
         "input_url": f"/jobs/{first.id}/input.png",
         "original_url": f"/jobs/{first.id}/original.png",
         "finished": all(j.state.finished for j in rows),
-        "jobs": [catalogue.job_dict(j) for j in rows],
+        "jobs": [method_views.job_dict(j) for j in rows],
     }
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from backend import catalogue, jobs
+from backend import jobs, method_views
 from backend.config import get_settings
 from backend.db import get_session
 from backend.models import Batch, Job, is_valid_id
@@ -77,7 +77,7 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
             "check that the whole link was copied.",
         )
     status_label = STATUS_LABELS.get(job.status)
-    context = {"job_id": job.id, "job": catalogue.job_dict(job), "status_label": status_label}
+    context = {"job_id": job.id, "job": method_views.job_dict(job), "status_label": status_label}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
 
 
@@ -110,7 +110,7 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
             "There is no batch with this id. Batch links are private and long: "
             "check that the whole link was copied.",
         )
-    info = catalogue.get_method(batch.method)
+    info = method_views.get_method(batch.method)
     context = {"nav": "colorize", "batch_id": batch.id, "method_title": info.title if info else batch.method}
     return TEMPLATES.TemplateResponse(request, "batch.html", context)
 
@@ -119,7 +119,7 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
 def history_page(request: Request, session: SessionDep) -> HTMLResponse:
     client = client_of(request)
     rows = jobs.history(session, client) if client else []
-    cards = [history_card(catalogue.job_dict(j)) for j in rows]
+    cards = [history_card(method_views.job_dict(j)) for j in rows]
     return TEMPLATES.TemplateResponse(request, "history.html", {"jobs": cards, "nav": "history"})
 
 

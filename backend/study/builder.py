@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
-from backend import catalogue, jobs
+from backend import jobs, method_views
 from backend.config import Settings
 from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
@@ -24,6 +24,7 @@ from backend.study.errors import StudyError
 from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus, StudyTexts
 from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
+from worker.colorizers.method_info import Unavailable
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
 MAX_TRIALS = 50
@@ -110,17 +111,19 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
     if len(set(methods)) != len(methods):
         raise StudyError(422, "a method is listed twice")
     for name in methods:
-        info = catalogue.get_method(name)
+        info = method_views.get_method(name)
         if info is None or name in (REAL, ATTENTION):
-            known = ", ".join(m.name for m in catalogue.public_methods())
+            known = ", ".join(m.name for m in method_views.public_methods())
             raise StudyError(422, f"unknown method {name!r}; choose among: {known}")
         if info.needs_reference:
             raise StudyError(
                 422, f"method {name!r} needs a reference image per photo and cannot be used in a study"
             )
-        reason = info.unavailable_reason(settings.weights_dir)
-        if check_available and reason:
-            raise StudyError(409, f"method {name!r} is unavailable: {reason}")
+        if check_available:
+            try:
+                info.require_available(settings.weights_dir)
+            except Unavailable as exc:
+                raise StudyError(409, str(exc)) from None
     for part, n in (("part 1", spec.trials_part1), ("part 2", spec.trials_part2)):
         if not isinstance(n, int) or not 1 <= n <= MAX_TRIALS:
             raise StudyError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
@@ -176,10 +179,10 @@ def build_study(
         raise StudyError(409, f"the slug {slug!r} is already used by another study")
     params: dict[str, dict] = {}
     for name in spec.methods:
-        info = catalogue.get_method(name)
+        info = method_views.get_method(name)
         assert info is not None
         try:
-            params[name] = catalogue.validate(info, spec.method_params.get(name, {}))
+            params[name] = method_views.validate(info, spec.method_params.get(name, {}))
         except ValueError as exc:
             raise StudyError(422, str(exc)) from None
     study = Study(

@@ -16,8 +16,8 @@ from backend.db import session_scope
 from backend.images import decode
 from backend.models import Job, JobStatus, utcnow
 from tests.conftest import EXEMPLAR_PAIRS, method_available, photo_bytes
-from worker.colorizers import lab, registry
-from worker.colorizers.catalogue import CATALOGUE, MethodInfo
+from worker.colorizers import lab, loading, methods
+from worker.colorizers.method_info import MethodInfo
 from worker.runner import Runner
 
 
@@ -102,7 +102,7 @@ def test_waiting_jobs_of_one_method_run_as_a_batch(runner: Runner) -> None:
 
 
 @pytest.fixture
-def boom_method() -> str:
+def boom_method(monkeypatch: pytest.MonkeyPatch) -> str:
     """A test-only method (hidden from the product by its leading underscore) that always fails."""
 
     class Boom:
@@ -111,12 +111,10 @@ def boom_method() -> str:
         def predict_ab(self, lightness, *, reference, params, progress):  # type: ignore[no-untyped-def]
             raise RuntimeError("out of cheese")
 
-    CATALOGUE.add(MethodInfo(name="_boom", title="Boom", description="always fails"))
-    registry.LOADERS["_boom"] = lambda ctx: Boom()
+    boom = MethodInfo(name="_boom", title="Boom", description="always fails", load=lambda ctx: Boom())
+    monkeypatch.setattr(methods, "METHODS", (*methods.METHODS, boom))
     yield "_boom"
-    CATALOGUE.methods.pop("_boom", None)
-    registry.LOADERS.pop("_boom", None)
-    registry.clear_cache()
+    loading.clear_cache()
 
 
 def test_failures_are_retried_a_bounded_number_of_times(runner: Runner, boom_method: str) -> None:
@@ -150,7 +148,7 @@ def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, mon
     target, ref = _exemplar_pair()
     job_id = new_job(
         "exemplar",
-        params={**CATALOGUE.get("exemplar").defaults(), "iterations": 500, "size": 48},
+        params={**methods.get("exemplar").defaults(), "iterations": 500, "size": 48},
         data=target,
         reference=ref,
     )

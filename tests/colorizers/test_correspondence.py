@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import IMAGENET
 from worker.colorizers import colour_bins, lab
 from worker.colorizers.correspondence import Match, guided_filter, match, reference_guided_probabilities
-from worker.colorizers.registry import get_colorizer
+from worker.colorizers.loading import get_colorizer
 
 torch.set_num_threads(1)
 

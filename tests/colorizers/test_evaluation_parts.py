@@ -1,4 +1,4 @@
-"""Pieces of the evaluation runner: photo selection, grayscale detection, references, summaries, charts."""
+"""Pieces of the evaluation runner: photo selection, grayscale detection, references, summaries, figures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from worker.colorizers import charts, evalreport
-from worker.colorizers.evaluate import find_reference, imagenet_label, is_grayscale, spread
+from worker.colorizers.evaluation import figures, report
+from worker.colorizers.evaluation.selection import find_reference, imagenet_label, is_grayscale, spread
 
 
 def test_imagenet_label_from_file_name() -> None:
@@ -54,19 +54,19 @@ def test_summary_means_and_markdown() -> None:
          "colourfulness": "20", "dcf": "3", "abs_dcf": "3", "top1": "0", "seconds": "0.3"},
         {"image": "a", "method": "real", "colourfulness": "15", "top1": "1"},
     ]
-    m, real = evalreport.summarise_all(rows, ["m", "real"])
+    m, real = report.summarise_all(rows, ["m", "real"])
     assert m.images == 2 and math.isclose(m.eq9_acc, 0.3) and math.isclose(m.auc, 0.85)
     assert m.psnr == 20 and m.psnr_infinite == 1  # the infinite PSNR is counted, not averaged
     assert math.isclose(m.dcf, -1) and math.isclose(m.abs_dcf, 4) and m.top1 == 0.5
     assert real.colourfulness == 15 and math.isnan(real.auc)
-    md = evalreport.markdown_table([m, real])
+    md = report.markdown_table([m, real])
     assert "20.00 (1×∞)" in md and "| real | 1 | – |" in md and "top-1" in md
 
 
 def test_curves_svg_and_png(tmp_path: Path) -> None:
     t = np.arange(151)
     curves = {"gray": np.clip(t / 80, 0, 1), "cnn": np.clip(t / 60, 0, 1)}
-    svg, png = charts.write_curves(curves, tmp_path / "curves", labels={"cnn": "cnn (AuC 0.80)"})
+    svg, png = figures.write_curves(curves, tmp_path / "curves", labels={"cnn": "cnn (AuC 0.80)"})
     root = ET.parse(svg).getroot()
     lines = root.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 2 and lines[0].get("stroke-dasharray")  # gray baseline dashed
@@ -78,6 +78,6 @@ def test_curves_svg_and_png(tmp_path: Path) -> None:
 
 def test_contact_sheet(tmp_path: Path) -> None:
     a = np.full((32, 64, 3), 200, np.uint8)
-    charts.contact_sheet([[a, None, a], [a, a, a]], ["gray", "cnn", "truth"], tmp_path / "s.png", cell=64)
+    figures.contact_sheet([[a, None, a], [a, a, a]], ["gray", "cnn", "truth"], tmp_path / "s.png", cell=64)
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.size == (4 + 3 * 68, 26 + 4 + 2 * 68)

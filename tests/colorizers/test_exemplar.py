@@ -15,11 +15,13 @@ from tests.conftest import EXEMPLAR_PAIRS, WEIGHTS_DIR
 from worker.colorizers import exemplar as ex
 from worker.colorizers import lab
 from worker.colorizers.base import JobCancelled, Progress
-from worker.colorizers.catalogue import CATALOGUE, validate_params
+from worker.colorizers.method_info import LoadContext, validate_params
+from worker.colorizers.methods import exemplar as exemplar_method
+from worker.colorizers.methods.exemplar import present_vgg_weights
 from worker.colorizers.pipeline import colorize_rgb
-from worker.colorizers.vgg import CAFFE_BGR, VGGFeatures, available_weights
+from worker.colorizers.vgg import CAFFE_BGR, VGGFeatures
 
-needs_vgg = pytest.mark.skipif(not available_weights(WEIGHTS_DIR),
+needs_vgg = pytest.mark.skipif(not present_vgg_weights(WEIGHTS_DIR),
                                reason="no VGG weights: run `colorlab weights fetch vgg16-hed`")
 
 
@@ -31,7 +33,9 @@ def random_vgg() -> VGGFeatures:
 
 @pytest.fixture(scope="module")
 def real() -> ex.ExemplarColorizer:
-    return ex.build(WEIGHTS_DIR)
+    colorizer = exemplar_method.load(LoadContext(WEIGHTS_DIR, "cpu"))  # its own, not the cached one
+    assert isinstance(colorizer, ex.ExemplarColorizer)
+    return colorizer
 
 
 def _counting(model: VGGFeatures) -> tuple[VGGFeatures, list[tuple[int, ...]]]:
@@ -56,7 +60,7 @@ def _pair(name: str = "example", n: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _params(**values: object) -> dict:
-    return validate_params(CATALOGUE.get("exemplar"), values)
+    return validate_params(exemplar_method.INFO, values)
 
 
 # --- losses ---------------------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
     rng = np.random.default_rng(0)
     lightness = rng.uniform(20, 80, (40, 60)).astype(np.float32)
     reference = rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
-    settings = ex.Settings(iterations=6, size=32, optimizer=optimizer, line_search=line_search)
+    settings = ex.ExemplarSettings(iterations=6, size=32, optimizer=optimizer, line_search=line_search)
     steps: list[Progress] = []
     problem = ex.StyleTransfer(model, lightness, reference, settings)
     assert len(calls) == 2  # content target + reference Grams, once
@@ -143,12 +147,12 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
 
 
 def test_fixed_schedule_and_paper_mode_settings() -> None:
-    s = ex.Settings.from_params(_params(mode="paper"))
+    s = ex.ExemplarSettings.from_params(_params(mode="paper"))
     assert (s.space, s.iterations, s.optimizer, s.schedule, s.init, s.size) == (
         "rgb", 1000, "lbfgs", "decreasing", "content", 256)
-    fast = ex.Settings.from_params(_params())
+    fast = ex.ExemplarSettings.from_params(_params())
     assert fast.space == "ab" and fast.iterations == ex.MODE_ITERATIONS["fast"]
-    assert ex.Settings.from_params(_params(iterations=7, schedule="fixed")).iterations == 7
+    assert ex.ExemplarSettings.from_params(_params(iterations=7, schedule="fixed")).iterations == 7
 
 
 def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
@@ -214,9 +218,9 @@ def test_output_keeps_the_input_lightness(real: ex.ExemplarColorizer) -> None:
 
 
 @needs_vgg
-def test_loader_through_the_registry() -> None:
-    from worker.colorizers.registry import get_colorizer
+def test_loaded_through_the_method_list() -> None:
+    from worker.colorizers.loading import get_colorizer
 
     colorizer = get_colorizer("exemplar", WEIGHTS_DIR)
     assert colorizer.name == "exemplar" and isinstance(colorizer, ex.ExemplarColorizer)
-    assert colorizer.weights_name == available_weights(WEIGHTS_DIR)[0]
+    assert colorizer.weights_name == present_vgg_weights(WEIGHTS_DIR)[0].name

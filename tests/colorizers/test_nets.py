@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from worker.colorizers.lab import AB_SCALE
 from worker.colorizers.nets.cnn import ColorizationCNN
 from worker.colorizers.nets.eccv16 import ECCV16
 from worker.colorizers.nets.fusion import FusionNet, classifier_input
@@ -169,16 +170,27 @@ def test_cnn_follows_the_report_layer_table():
 
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (32, 96)])
 def test_output_shapes_and_range(h, w):
-    x = torch.rand(2, 1, h, w) * 2 - 1
+    """Every net takes L in [0, 100] and returns ab in Lab units (its tanh output times 128)."""
+    lightness = torch.rand(2, 1, h, w) * 100
     with torch.no_grad():
         for out in (
-            ColorizationCNN()(x),
-            FusionNet()(x, torch.softmax(torch.randn(2, 1000), 1)),
-            UNetGenerator().eval()(x),
+            ColorizationCNN()(lightness),
+            FusionNet()(lightness, torch.softmax(torch.randn(2, 1000), 1)),
+            UNetGenerator().eval()(lightness),
         ):
             assert out.shape == (2, 2, h, w)
-            assert out.abs().max() <= 1.0
-        assert Discriminator()(torch.cat([x, x, x], 1)).shape == (2,)
+            assert out.abs().max() <= AB_SCALE
+        lab = torch.cat([lightness, out], 1)
+        assert Discriminator()(lab).shape == (2,)
+
+
+def test_nets_normalise_inside_forward():
+    """cnn sees ``L / 50 - 1`` and its tanh output is ``ab / 128``."""
+    net = ColorizationCNN().eval()
+    lightness = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        inside = net.decoder(net.encoder(lightness / 50 - 1))
+        assert torch.allclose(net(lightness), inside * 128)
 
 
 def test_fusion_tiles_the_class_vector():
@@ -192,8 +204,8 @@ def test_fusion_tiles_the_class_vector():
 
 
 def test_classifier_input_is_gray_224_normalised():
-    l_norm = torch.linspace(-1, 1, 64 * 64).view(1, 1, 64, 64)
-    x = classifier_input(l_norm)
+    lightness = torch.linspace(0, 100, 64 * 64).view(1, 1, 64, 64)
+    x = classifier_input(lightness)
     assert x.shape == (1, 3, 224, 224)
     assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
     assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0

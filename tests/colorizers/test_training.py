@@ -10,9 +10,9 @@ import torch
 
 from tests.conftest import IMAGENET
 from worker.colorizers.datasets import PhotoDataset, class_index, is_validation_class, split_imagenet_samples
-from worker.colorizers.training.checkpoint import load_weights
+from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.training.early_stopping import EarlyStopping
-from worker.colorizers.training.tasks import lab_batch, make_task
+from worker.colorizers.training.recipes import lab_batch, make_recipe
 from worker.colorizers.training.trainer import TrainConfig, train
 
 torch.set_num_threads(1)
@@ -59,17 +59,16 @@ def test_a_few_steps_lower_the_loss_on_a_tiny_batch(arch):
     data = PhotoDataset(refs, 32, train=False)
     rgb = torch.stack([data[i][0] for i in range(4)])
     index = torch.arange(4)
-    task = make_task(arch, lr=2e-3 if arch == "gan" else 1e-3)
-    losses = [task.train_step(rgb, index)["loss"] for _ in range(10)]
+    recipe = make_recipe(arch, lr=2e-3 if arch == "gan" else 1e-3)
+    losses = [recipe.train_step(rgb, index)["loss"] for _ in range(10)]
     assert min(losses[-3:]) < losses[0]
 
 
-def test_lab_batch_normalisation():
+def test_lab_batch_is_in_lab_units():
     rgb = torch.tensor([255, 0, 0], dtype=torch.uint8).view(1, 3, 1, 1)
-    l_norm, ab_norm, lightness = lab_batch(rgb)
+    lightness, ab = lab_batch(rgb)
     assert torch.allclose(lightness, torch.tensor(53.2408), atol=1e-3)
-    assert torch.allclose(l_norm, lightness / 50 - 1)
-    assert torch.allclose(ab_norm * 128, torch.tensor([80.0925, 67.2032]).view(1, 2, 1, 1), atol=1e-2)
+    assert torch.allclose(ab, torch.tensor([80.0925, 67.2032]).view(1, 2, 1, 1), atol=1e-2)
 
 
 def test_early_stopping():

@@ -7,6 +7,7 @@ photos; the loss test trains a fresh net for a few steps (that net is never serv
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,14 @@ import torch
 from PIL import Image
 
 from tests.conftest import IMAGENET
-from worker.colorizers import colour_bins, lab
-from worker.colorizers.catalogue import CATALOGUE, ParamError, validate_params
+from worker.colorizers import colour_bins, lab, methods
 from worker.colorizers.hints import HintError, hint_ab, parse_hints
-from worker.colorizers.manifest import MANIFEST, WeightFile
+from worker.colorizers.loading import Unavailable, clear_cache, get_colorizer
+from worker.colorizers.method_info import ParamError, validate_params
+from worker.colorizers.methods import unet_bins as unet_bins_method
 from worker.colorizers.metrics import raw_accuracy_auc
 from worker.colorizers.nets.unet_bins import UNetBins, serve_shape, vividness_to_temperature
-from worker.colorizers.registry import Unavailable, clear_cache, get_colorizer
-from worker.colorizers.training.checkpoint import load_weights
+from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.training.unet_bins_trainer import rebalanced_loss, sample_hints
 
 torch.set_num_threads(1)
@@ -47,7 +48,7 @@ def test_gamut_bins_are_the_srgb_gamut_on_a_grid_of_10() -> None:
         nearest = bins[np.argmin(((bins - ab) ** 2).sum(1))]
         assert np.abs(nearest - ab).max() <= 5.0 + 1e-4
     # The committed net carries exactly these bins.
-    state = load_weights(MANIFEST["unet-bins"].path(Path("unused")), "unet-bins")["state_dict"]
+    state = load_weights(unet_bins_method.UNET_BINS.path(Path("unused")), "unet-bins")["state_dict"]
     np.testing.assert_array_equal(state["bins"].numpy(), bins)
 
 
@@ -173,7 +174,7 @@ def test_bad_hints_say_what_is_wrong(raw: str, words: str) -> None:
     with pytest.raises(HintError, match=words.replace("(", r"\(").replace("[", r"\[")):
         parse_hints(raw)
     with pytest.raises(ParamError):
-        validate_params(CATALOGUE.get("unet-bins"), {"hints": raw})  # type: ignore[arg-type]
+        validate_params(unet_bins_method.INFO, {"hints": raw})
 
 
 # --- served behaviour (the committed weights) --------------------------------------------------------------
@@ -241,11 +242,12 @@ def test_more_vividness_means_more_chroma(colorizer) -> None:  # type: ignore[no
 
 
 def test_unavailable_not_random_when_the_weights_are_missing(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    entry = MANIFEST["unet-bins"]
-    gone = WeightFile(**{**entry.__dict__, "filename": "unet-bins-missing.pt"})
-    monkeypatch.setitem(MANIFEST, "unet-bins", gone)
+    gone = replace(unet_bins_method.UNET_BINS, filename="unet-bins-missing.pt")
+    info = replace(unet_bins_method.INFO, weights=(gone,))
+    swapped = tuple(info if m.name == "unet-bins" else m for m in methods.METHODS)
+    monkeypatch.setattr(methods, "METHODS", swapped)
     clear_cache()
-    reason = CATALOGUE.get("unet-bins").unavailable_reason(tmp_path)  # type: ignore[union-attr]
+    reason = info.unavailable_reason(tmp_path)
     assert reason and "unet-bins-missing.pt" in reason
     with pytest.raises(Unavailable, match="unavailable"):
         get_colorizer("unet-bins", tmp_path, "cpu")
@@ -253,8 +255,8 @@ def test_unavailable_not_random_when_the_weights_are_missing(monkeypatch, tmp_pa
 
 
 def test_it_is_the_one_default_method() -> None:
-    assert CATALOGUE.default_method == "unet-bins"
-    assert [m.name for m in CATALOGUE if m.default] == ["unet-bins"]
+    assert methods.default_method().name == "unet-bins"
+    assert [m.name for m in methods.METHODS if m.default] == ["unet-bins"]
 
 
 def test_the_encoder_is_torchvisions_imagenet_mobilenet_v2() -> None:
@@ -263,7 +265,7 @@ def test_the_encoder_is_torchvisions_imagenet_mobilenet_v2() -> None:
     from worker.colorizers.datasets import class_index
     from worker.colorizers.nets.mobilenet_v2 import MEAN, STD, MobileNetV2
 
-    path = MANIFEST["mobilenet-v2"].path(WEIGHTS_DIR)
+    path = unet_bins_method.MOBILENET_V2.path(WEIGHTS_DIR)
     assert path.is_file(), "run `colorlab weights fetch mobilenet-v2` (make test-weights does)"
     net = MobileNetV2().eval()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)

@@ -19,10 +19,10 @@ import torch
 
 from tests.conftest import WEIGHTS_DIR
 from worker.colorizers import vgg
-from worker.colorizers.catalogue import CATALOGUE
-from worker.colorizers.manifest import MANIFEST
+from worker.colorizers.methods import exemplar as exemplar_method
+from worker.colorizers.methods.exemplar import VGG16_HED, VGG19_TORCHVISION, present_vgg_weights
 
-HED_FILE = MANIFEST["vgg16-hed"].path(WEIGHTS_DIR)
+HED_FILE = VGG16_HED.path(WEIGHTS_DIR)
 needs_hed = pytest.mark.skipif(not HED_FILE.is_file(),
                                reason="vgg16-hed weights not fetched: run `colorlab weights fetch vgg16-hed`")
 
@@ -122,7 +122,7 @@ def test_converted_first_layers_match_numpy_on_the_h5(tmp_path: Path) -> None:
         r12 = np.maximum(_conv_same(r11, *layer("block1/layers/conv2d_1")), 0)
         pooled = r12.reshape(3, 2, 4, 2, 64).max(axis=(1, 3))
         c21 = _conv_same(pooled, *layer("block2/layers/conv2d"))
-    model = vgg.load_vgg("vgg16-hed", WEIGHTS_DIR, last_layer="conv2_1").double()
+    model = vgg.load_vgg(VGG16_HED, WEIGHTS_DIR, last_layer="conv2_1").double()
     out = model(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None], ["relu1_1", "relu1_2", "conv2_1"])
     for name, ref in (("relu1_1", r11), ("relu1_2", r12), ("conv2_1", c21)):
         got = out[name][0].permute(1, 2, 0).numpy()
@@ -133,16 +133,16 @@ def test_converted_first_layers_match_numpy_on_the_h5(tmp_path: Path) -> None:
 def test_fetched_file_matches_the_manifest() -> None:
     from worker.colorizers.weights import check
 
-    assert check(MANIFEST["vgg16-hed"], WEIGHTS_DIR).ok
-    assert vgg.available_weights(WEIGHTS_DIR)[-1] == "vgg16-hed"
+    assert check(VGG16_HED, WEIGHTS_DIR).ok
+    assert present_vgg_weights(WEIGHTS_DIR)[-1] == VGG16_HED
 
 
 def test_exemplar_available_with_any_one_vgg(tmp_path: Path) -> None:
-    info = CATALOGUE.get("exemplar")
+    info = exemplar_method.INFO
     reason = info.unavailable_reason(tmp_path)
     assert reason and "colorlab weights fetch vgg16-hed" in reason
-    (tmp_path / MANIFEST["vgg16-hed"].filename).write_bytes(b"x")
+    (tmp_path / VGG16_HED.filename).write_bytes(b"x")
     assert info.unavailable_reason(tmp_path) is None
-    assert vgg.available_weights(tmp_path) == ["vgg16-hed"]
-    (tmp_path / MANIFEST["vgg19-torchvision"].filename).write_bytes(b"x")
-    assert vgg.available_weights(tmp_path) == ["vgg19-torchvision", "vgg16-hed"]  # the paper's VGG-19 first
+    assert present_vgg_weights(tmp_path) == [VGG16_HED]
+    (tmp_path / VGG19_TORCHVISION.filename).write_bytes(b"x")
+    assert present_vgg_weights(tmp_path) == [VGG19_TORCHVISION, VGG16_HED]  # the paper's VGG-19 first

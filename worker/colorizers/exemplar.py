@@ -57,10 +57,10 @@ from PIL import Image
 
 from worker.colorizers import lab as labmod
 from worker.colorizers.base import Progress, ProgressCallback
-from worker.colorizers.entries import EXEMPLAR_MODE_ITERATIONS as MODE_ITERATIONS
+from worker.colorizers.manifest import WeightFile
+from worker.colorizers.methods.exemplar import MODE_ITERATIONS
 from worker.colorizers.pipeline import compose
-from worker.colorizers.registry import LoadContext, loader
-from worker.colorizers.vgg import VGGFeatures, available_weights, load_vgg
+from worker.colorizers.vgg import VGGFeatures, load_vgg
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -154,8 +154,8 @@ def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved options (see the catalogue entry in entries.py)."""
+class ExemplarSettings:
+    """Resolved options (their descriptions: :mod:`worker.colorizers.methods.exemplar`)."""
 
     space: str = "ab"  # "ab" (L fixed, fast mode) or "rgb" (the paper)
     iterations: int = 150
@@ -171,7 +171,7 @@ class Settings:
     chroma_stride: int = 2  # ab mode: a, b live on a grid this many times coarser, upsampled bilinearly
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
+    def from_params(cls, params: Mapping[str, Any]) -> ExemplarSettings:
         mode = params.get("mode", "fast")
         iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
         names = (
@@ -206,7 +206,7 @@ class StyleTransfer:
         vgg: VGGFeatures,
         lightness: np.ndarray,
         reference: np.ndarray,
-        settings: Settings,
+        settings: ExemplarSettings,
         *,
         device: torch.device | str = "cpu",
         channels_last: bool = True,
@@ -373,7 +373,7 @@ class ExemplarColorizer:
             raise ValueError("the exemplar method needs a color reference image")
         if reference.ndim == 2:
             reference = np.repeat(reference[..., None], 3, axis=-1)
-        settings = Settings.from_params(params)
+        settings = ExemplarSettings.from_params(params)
         if progress is not None:
             progress(Progress(step=0, total=settings.iterations,
                               message="preparing: measuring the photo's content and the reference's colours"))
@@ -383,16 +383,8 @@ class ExemplarColorizer:
         return self.last_result.ab
 
 
-def build(weights_dir: Path, device: str = "cpu", prefer: Sequence[str] | None = None) -> ExemplarColorizer:
-    """The colorizer on the preferred VGG present in ``weights_dir`` (FileNotFoundError if none is)."""
-    present = [n for n in (prefer or available_weights(weights_dir)) if n in available_weights(weights_dir)]
-    if not present:
-        raise FileNotFoundError(f"no VGG weights in {weights_dir}: run `colorlab weights fetch vgg16-hed`")
-    vgg = load_vgg(present[0], weights_dir, last_layer="relu5_1", device=device)
+def build(weights: WeightFile, weights_dir: Path, device: str = "cpu") -> ExemplarColorizer:
+    """The colorizer on the VGG of weight file ``weights`` (FileNotFoundError when it is missing)."""
+    vgg = load_vgg(weights, weights_dir, last_layer="relu5_1", device=device)
     vgg = vgg.to(memory_format=torch.channels_last)
-    return ExemplarColorizer(vgg, present[0], device)
-
-
-@loader("exemplar")
-def load(ctx: LoadContext) -> ExemplarColorizer:
-    return build(ctx.weights_dir, ctx.device)
+    return ExemplarColorizer(vgg, weights.name, device)

@@ -3,12 +3,23 @@
 Conventions used across ColorLab:
 - RGB images are uint8 (H, W, 3) or float in [0, 1]; sRGB companding per IEC 61966-2-1.
 - L is in [0, 100]; a and b are in Lab units (roughly [-128, 127]).
-- Networks see ``L / 50 - 1`` (in [-1, 1]) and predict ``ab / 128`` (tanh range); see the helpers below.
+- Every net takes L in [0, 100] and returns ab in Lab units; inside ``forward`` the report's nets see
+  ``L / 50 - 1`` (in [-1, 1]) and predict ``ab / 128`` (tanh range): :func:`normalize_l`,
+  :func:`normalize_ab` and :func:`denormalize_ab`, which take numpy arrays and torch tensors alike.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# numpy arrays or torch tensors: the normalisation is plain arithmetic on either.
+Planes = TypeVar("Planes", np.ndarray, "torch.Tensor")
 
 # D65 reference white (CIE 1931 2°), XYZ scaled so Y = 1.
 WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float64)
@@ -103,16 +114,18 @@ def lightness_to_gray_uint8(lightness: np.ndarray) -> np.ndarray:
     return np.round(linear_to_srgb(_f_inv(fy)) * 255.0).astype(np.uint8)
 
 
-def normalize_l(lightness: np.ndarray) -> np.ndarray:
-    """L in [0, 100] -> network input in [-1, 1]."""
+def normalize_l(lightness: Planes) -> Planes:
+    """L in [0, 100] -> network input ``L / 50 - 1`` in [-1, 1]."""
     return lightness / L_CENTER - 1.0
 
 
-def normalize_ab(ab: np.ndarray) -> np.ndarray:
+def normalize_ab(ab: Planes) -> Planes:
+    """ab in Lab units -> ``ab / 128``, roughly [-1, 1] (the nets' tanh range, the report's eq. 9 scale)."""
     return ab / AB_SCALE
 
 
-def denormalize_ab(ab_norm: np.ndarray) -> np.ndarray:
+def denormalize_ab(ab_norm: Planes) -> Planes:
+    """``ab / 128`` -> ab in Lab units."""
     return ab_norm * AB_SCALE
 
 
@@ -121,35 +134,35 @@ def denormalize_ab(ab_norm: np.ndarray) -> np.ndarray:
 # Shapes: RGB (N, 3, H, W) float in [0, 1]; Lab (N, 3, H, W) with L in [0, 100], a/b in Lab units.
 
 
-def _torch():
+def _torch() -> ModuleType:
     import torch
 
     return torch
 
 
-def srgb_to_linear_torch(c):  # type: ignore[no-untyped-def]
+def srgb_to_linear_torch(c: torch.Tensor) -> torch.Tensor:
     torch = _torch()
     return torch.where(c <= 0.04045, c / 12.92, ((c.clamp(min=0.0) + 0.055) / 1.055) ** 2.4)
 
 
-def linear_to_srgb_torch(c):  # type: ignore[no-untyped-def]
+def linear_to_srgb_torch(c: torch.Tensor) -> torch.Tensor:
     torch = _torch()
     c = c.clamp(0.0, 1.0)
     return torch.where(c <= 0.0031308, 12.92 * c, 1.055 * c.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
 
 
-def _f_torch(t):  # type: ignore[no-untyped-def]
+def _f_torch(t: torch.Tensor) -> torch.Tensor:
     torch = _torch()
     return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1 / 3), (_KAPPA * t + 16) / 116)
 
 
-def _f_inv_torch(t):  # type: ignore[no-untyped-def]
+def _f_inv_torch(t: torch.Tensor) -> torch.Tensor:
     torch = _torch()
     t3 = t**3
     return torch.where(t3 > _EPS, t3, (116 * t - 16) / _KAPPA)
 
 
-def rgb_to_lab_torch(rgb):  # type: ignore[no-untyped-def]
+def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) sRGB float in [0, 1] (or uint8) -> (N, 3, H, W) Lab (uint8 input gives float32)."""
     torch = _torch()
     if rgb.dtype == torch.uint8:
@@ -161,7 +174,7 @@ def rgb_to_lab_torch(rgb):  # type: ignore[no-untyped-def]
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
 
 
-def lab_to_rgb_torch(lab):  # type: ignore[no-untyped-def]
+def lab_to_rgb_torch(lab: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) Lab -> (N, 3, H, W) sRGB in [0, 1] (out-of-gamut values clipped per channel)."""
     torch = _torch()
     fy = (lab[:, 0] + 16) / 116
@@ -172,6 +185,6 @@ def lab_to_rgb_torch(lab):  # type: ignore[no-untyped-def]
     return linear_to_srgb_torch(torch.einsum("ij,njhw->nihw", m, xyz))
 
 
-def lightness_to_gray_torch(lightness):  # type: ignore[no-untyped-def]
+def lightness_to_gray_torch(lightness: torch.Tensor) -> torch.Tensor:
     """L in [0, 100] (any shape) -> the sRGB gray level in [0, 1] with that lightness (a = b = 0)."""
     return linear_to_srgb_torch(_f_inv_torch((lightness + 16) / 116))

@@ -1,13 +1,16 @@
-"""The weights manifest (torch-free): every weight file a method may need, where it comes from, and checks.
+"""Weight files (torch-free): what one file is, where it comes from, and whether it is present.
 
-Weights are never downloaded when a model is constructed. ``colorlab weights fetch`` obtains the
-fetchable ones into ``WEIGHTS_DIR``; the small weights we train ourselves are committed under
-``worker/colorizers/weights/`` ("bundled"). A method is available only when all its files are present.
+Each method's file in :mod:`worker.colorizers.methods` declares its :class:`WeightFile` entries; the
+manifest of every file is :data:`worker.colorizers.methods.WEIGHT_FILES`. Weights are never downloaded when
+a model is constructed. ``colorlab weights fetch`` obtains the fetchable ones into ``WEIGHTS_DIR``
+(:mod:`worker.colorizers.weights`); the small weights we train ourselves are committed under
+``worker/colorizers/weights/`` ("bundled"). A method is available only when its files are present.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ class WeightFile:
     size: int | None = None  # bytes
     bundled: bool = False  # committed in the repository under BUNDLED_DIR
     fetchable: bool = True  # `colorlab weights fetch NAME` can obtain it on this kind of machine
+    # Writes the file to the given path when ``source`` is not a plain http(s) URL (checked afterwards).
+    fetch: Callable[[WeightFile, Path], None] | None = None
 
     def path(self, weights_dir: Path) -> Path:
         return (BUNDLED_DIR if self.bundled else Path(weights_dir)) / self.filename
@@ -31,15 +36,6 @@ class WeightFile:
     @property
     def fetch_command(self) -> str:
         return f"colorlab weights fetch {self.name}"
-
-
-# Filled in by the colorizer modules' authors: one entry per file.
-MANIFEST: dict[str, WeightFile] = {}
-
-
-def register(weight: WeightFile) -> WeightFile:
-    MANIFEST[weight.name] = weight
-    return weight
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -50,11 +46,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def missing_reason(name: str, weights_dir: Path) -> str | None:
+def missing_reason(weight: WeightFile, weights_dir: Path) -> str | None:
     """None when the weight file is present; otherwise why not and how to fix it."""
-    weight = MANIFEST.get(name)
-    if weight is None:
-        return f"weight file {name!r} is not in the manifest"
     path = weight.path(weights_dir)
     if path.is_file():
         return None
@@ -66,3 +59,21 @@ def missing_reason(name: str, weights_dir: Path) -> str | None:
     if weight.fetchable:
         return f"weights not fetched: run `{weight.fetch_command}`"
     return f"weights {weight.filename} not in {weights_dir} (source: {weight.source}; unreachable from here)"
+
+
+TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"
+
+
+def trained_weights(name: str, sha256: str, size: int) -> WeightFile:
+    """The committed ``<name>.pt`` of a net ``colorlab train --arch <name>`` trains on imagenet-samples
+    (``cnn``, ``fusion``, ``gan``), with its model card ``<name>.md`` beside it."""
+    return WeightFile(
+        name=name,
+        filename=f"{name}.pt",
+        source=f"trained by `colorlab train --arch {name}` on ../shared/data/imagenet-samples "
+        f"(see {name}.md)",
+        licence=TRAINED_LICENCE,
+        sha256=sha256,
+        size=size,
+        bundled=True,
+    )

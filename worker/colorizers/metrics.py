@@ -2,7 +2,8 @@
 
 Conventions: ``ab`` arrays are (H, W, 2) in CIE Lab units (a, b roughly in [-128, 127], see ``lab.py``);
 RGB arrays are (H, W, 3) uint8 (or float on the same 0-255 scale). Every function compares ONE image pair;
-:mod:`worker.colorizers.evaluate` averages the per-image values over a data set (each image weighs the same).
+:mod:`worker.colorizers.evaluation` averages the per-image values over a data set (each image weighs the
+same).
 
 - :func:`eq9_accuracy` - the report's eq. 9 (Zhang 2019, §7): both |Δa| and |Δb| within ε.
 - :func:`raw_accuracy_curve`, :func:`raw_accuracy_auc` - Zhang, Isola & Efros 2016 (ECCV), §3.1:
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-AB_SCALE = 128.0  # ab / 128 maps Lab units to roughly [-1, 1] (the networks' tanh range)
+from worker.colorizers.lab import normalize_ab, rgb_to_lab
+
 EQ9_EPSILON = 0.02
 AUC_MAX_THRESHOLD = 150  # thresholds t = 0, 1, …, 150 (Lab units)
 SSIM_WINDOW = 11
@@ -63,7 +65,7 @@ def eq9_accuracy(pred_ab: np.ndarray, true_ab: np.ndarray, eps: float = EQ9_EPSI
     identical images score 1. Values in [0, 1].
     """
     pred, true = _check_ab(pred_ab, true_ab)
-    diff = np.abs(pred - true) / AB_SCALE
+    diff = np.abs(normalize_ab(pred) - normalize_ab(true))
     hit = (diff <= eps).all(axis=-1)
     return float(hit.mean())
 
@@ -228,8 +230,6 @@ def compare_rgb(
     the delivered 8-bit image. Keys: eq9_acc, auc, psnr, ssim, colourfulness, cf_truth, dcf, abs_dcf.
     ``true_ab`` may be passed when already computed.
     """
-    from worker.colorizers.lab import rgb_to_lab
-
     pred_ab = rgb_to_lab(pred_rgb)[..., 1:]
     if true_ab is None:
         true_ab = rgb_to_lab(true_rgb)[..., 1:]

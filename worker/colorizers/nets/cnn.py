@@ -1,13 +1,16 @@
 """The report's first attempt (§5.2, after Baldassarre et al.): a plain encoder/decoder CNN.
 
-Input: (N, 1, H, W) lightness normalised as ``L / 50 - 1``; output: (N, 2, H, W) ``ab / 128`` (tanh).
-H and W must be multiples of 8 (three stride-2 convolutions, three ×2 upsamplings).
+``forward``: L in [0, 100], (N, 1, H, W) -> ab in Lab units, (N, 2, H, W). Inside, the layers see
+``L / 50 - 1`` and the tanh output is ``ab / 128``. H and W must be multiples of 8 (three stride-2
+convolutions, three ×2 upsamplings).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from worker.colorizers.lab import denormalize_ab, normalize_l
 
 
 def conv(cin: int, cout: int, stride: int = 1, act: bool = True) -> nn.Sequential:
@@ -77,7 +80,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 class ColorizationCNN(nn.Module):
-    """Encoder + decoder; ``forward(l_norm) -> ab_norm`` (see the module docstring)."""
+    """Encoder + decoder; ``forward(L) -> ab`` (see the module docstring)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,5 +88,5 @@ class ColorizationCNN(nn.Module):
         self.decoder = Decoder(256)
         init_weights(self)
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(l_norm))
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return denormalize_ab(self.decoder(self.encoder(normalize_l(lightness))))

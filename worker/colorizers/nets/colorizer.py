@@ -6,9 +6,9 @@ ab differs from float32 by about one Lab unit or less (measured in tests/coloriz
 Set ``COLORLAB_BF16=0`` to force float32. Elsewhere float32 is used.
 
 The photo's full-resolution L (float32, [0, 100]) is resized (area-averaged) to the net's square input
-size (256×256), normalised to ``L / 50 - 1``, and the net predicts ``ab / 128``. The ab map is then
-resized to an aspect-preserving working size (short side 256) and returned in Lab units; the pipeline
-upsamples it to full size and joins it with the photo's own L.
+size (256×256) and the net predicts ab in Lab units (each net normalises inside its ``forward``). The ab
+map is then resized to an aspect-preserving working size (short side 256); the pipeline upsamples it to
+full size and joins it with the photo's own L.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from worker.colorizers.base import ProgressCallback
-from worker.colorizers.lab import AB_SCALE, L_CENTER
 
 
 def cpu_bf16_supported() -> bool:
@@ -43,14 +42,14 @@ def working_size(height: int, width: int, short: int = 256) -> tuple[int, int]:
 
 
 def lightness_to_input(lightness: list[np.ndarray], size: int, device: str) -> torch.Tensor:
-    """Full-size L planes -> (N, 1, size, size) float32 ``L / 50 - 1`` on ``device``."""
+    """Full-size L planes -> (N, 1, size, size) float32 L in [0, 100] on ``device``."""
     tensors = []
     for plane in lightness:
         t = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))[None, None]
         if t.shape[-2:] != (size, size):
             t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         tensors.append(t)
-    return (torch.cat(tensors).to(device) / L_CENTER - 1.0).contiguous(memory_format=torch.channels_last)
+    return torch.cat(tensors).to(device).contiguous(memory_format=torch.channels_last)
 
 
 class NetColorizer:
@@ -66,9 +65,10 @@ class NetColorizer:
         is_cpu = torch.device(device).type == "cpu"
         self.bf16 = (is_cpu and cpu_bf16_supported()) if bf16 is None else (bf16 and is_cpu)
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) ``L / 50 - 1`` -> (N, 2, S, S) ``ab / 128``; override for nets with extra inputs."""
-        return self.net(l_norm)
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) L in [0, 100] -> (N, 2, S, S) ab in Lab units; override for nets with extra inputs."""
+        out: torch.Tensor = self.net(lightness)
+        return out
 
     def predict_ab(
         self,
@@ -87,11 +87,11 @@ class NetColorizer:
         if not lightness:
             return []
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            ab_norm = self.forward(lightness_to_input(lightness, self.size, self.device)).float()
+            ab_batch = self.forward(lightness_to_input(lightness, self.size, self.device)).float()
             out = []
-            for plane, ab in zip(lightness, ab_norm, strict=True):
+            for plane, ab in zip(lightness, ab_batch, strict=True):
                 h, w = working_size(*plane.shape, short=self.size)
                 if (h, w) != tuple(ab.shape[-2:]):
                     ab = F.interpolate(ab[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-                out.append((ab * AB_SCALE).permute(1, 2, 0).cpu().numpy().astype(np.float32, copy=False))
+                out.append(ab.permute(1, 2, 0).cpu().numpy().astype(np.float32, copy=False))
         return out

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worker.colorizers.nets.zhang_common import AB_NORM, L_CENT, L_NORM, ZhangColorizer, conv_relu_block
+from worker.colorizers.nets.zhang_common import AB_NORM, L_CENT, L_NORM, conv_relu_block
 
 NUM_BINS = 313
 
@@ -51,8 +51,3 @@ class ECCV16(nn.Module):
         logits = self.model8(x)
         ab = self.model_out(torch.softmax(logits, dim=1))
         return F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False) * AB_NORM
-
-
-class ECCV16Colorizer(ZhangColorizer):
-    def __init__(self, net: ECCV16, device: str = "cpu", size: int = 256, bf16: bool | None = None) -> None:
-        super().__init__("eccv16", net, device, size, bf16)

@@ -1,10 +1,12 @@
 """The report's third attempt (§5.4, after Nazeri et al.): U-Net generator and DCGAN discriminator.
 
-Generator: ``L / 50 - 1`` (N, 1, H, W) -> ``ab / 128`` (N, 2, H, W), tanh; H and W multiples of 32.
+Generator: L in [0, 100] (N, 1, H, W) -> ab in Lab units (N, 2, H, W); inside, the layers see ``L / 50 - 1``
+and the tanh output is ``ab / 128``. H and W multiples of 32.
 Five 4×4 stride-2 convolutions down (32-64-128-256-256 channels, BatchNorm, LeakyReLU 0.2), five 4×4
 stride-2 transposed convolutions up (BatchNorm, ReLU, dropout in the two deepest) with skip connections
 concatenated at every scale (about 4 M parameters, 8 MB in float16).
-Discriminator: a Lab image ``cat(L / 50 - 1, ab / 128)`` (N, 3, H, W) -> one logit per image: 4×4 stride-2
+Discriminator: a Lab image (N, 3, H, W), L in [0, 100] and ab in Lab units, seen as
+``cat(L / 50 - 1, ab / 128)`` -> one logit per image: 4×4 stride-2
 convolutions with BatchNorm (not on the first layer, as in DCGAN) and LeakyReLU 0.2, then a convolution
 (3×3, one channel) averaged over the remaining map (8×8 for a 256×256 input). The sigmoid is applied in
 the loss (binary cross-entropy with logits, numerically the same as sigmoid + BCE);
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from worker.colorizers.lab import denormalize_ab, normalize_ab, normalize_l
 
 GEN_CHANNELS = (32, 64, 128, 256, 256)
 DISC_CHANNELS = (32, 64, 128, 256, 256)
@@ -42,7 +46,7 @@ class Up(nn.Sequential):
 
 
 class UNetGenerator(nn.Module):
-    """``forward(l_norm) -> ab_norm``; see the module docstring."""
+    """``forward(L) -> ab``; see the module docstring."""
 
     def __init__(self, channels: tuple[int, ...] = GEN_CHANNELS) -> None:
         super().__init__()
@@ -59,20 +63,20 @@ class UNetGenerator(nn.Module):
             cin = c * 2  # concatenated with the skip of the same scale
         self.out = nn.Sequential(nn.ConvTranspose2d(cin, 2, 4, stride=2, padding=1), nn.Tanh())
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         skips = []
-        x = l_norm
+        x = normalize_l(lightness)
         for down in self.downs:
             x = down(x)
             skips.append(x)
         skips.pop()  # the bottleneck itself
         for up in self.ups:
             x = torch.cat([up(x), skips.pop()], dim=1)
-        return self.out(x)
+        return denormalize_ab(self.out(x))
 
 
 class Discriminator(nn.Module):
-    """DCGAN discriminator on Lab images; ``forward(lab_norm) -> logits (N,)``."""
+    """DCGAN discriminator on Lab images; ``forward(lab) -> logits (N,)``."""
 
     def __init__(self, channels: tuple[int, ...] = DISC_CHANNELS, in_channels: int = 3) -> None:
         super().__init__()
@@ -84,9 +88,10 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(cin, 1, 3, stride=1, padding=1)
 
-    def forward(self, lab_norm: torch.Tensor) -> torch.Tensor:
+    def forward(self, lab: torch.Tensor) -> torch.Tensor:
+        lab_norm = torch.cat([normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])], dim=1)
         logits = self.head(self.features(lab_norm))
         return logits.mean(dim=(1, 2, 3))  # one logit per image: the mean over the remaining map
 
-    def probability(self, lab_norm: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(lab_norm))
+    def probability(self, lab: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(lab))

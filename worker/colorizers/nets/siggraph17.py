@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from worker.colorizers.nets.zhang_common import AB_NORM, L_CENT, L_NORM, ZhangColorizer, conv_relu_block
+from worker.colorizers.nets.zhang_common import AB_NORM, L_CENT, L_NORM, conv_relu_block
 
 NUM_CLASSES = 529
 
@@ -66,10 +66,3 @@ class SIGGRAPH17(nn.Module):
         x = self.model9(self.model9up(x) + self.model2short9(conv2))
         x = self.model10(self.model10up(x) + self.model1short10(conv1))
         return self.model_out(x) * AB_NORM
-
-
-class SIGGRAPH17Colorizer(ZhangColorizer):
-    def __init__(
-        self, net: SIGGRAPH17, device: str = "cpu", size: int = 256, bf16: bool | None = None
-    ) -> None:
-        super().__init__("siggraph17", net, device, size, bf16)

@@ -14,10 +14,15 @@ location into quantised ab colours, and takes optional user colour hints.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worker.colorizers.base import ProgressCallback
 from worker.colorizers.nets.mobilenet_v2 import MEAN, STAGE_CHANNELS, STD, MobileNetV2
 
 HINT_AB_NORM = 110.0
@@ -154,7 +159,7 @@ def serve_shape(height: int, width: int, short: int = SERVE_SHORT_SIDE) -> tuple
     )
 
 
-def rasterise_hints(hints: list[dict], height: int, width: int) -> tuple[Tensor, Tensor]:
+def rasterise_hints(hints: list[dict[str, Any]], height: int, width: int) -> tuple[Tensor, Tensor]:
     """Hints (relative x, y, '#rrggbb') -> hint_ab (1, 2, H, W) and mask (1, 1, H, W) at the input size."""
     from worker.colorizers.hints import hint_ab
 
@@ -185,19 +190,26 @@ class UNetBinsColorizer:
         self.short_side = short_side
         self.net = net.to(device).eval().to(memory_format=torch.channels_last)
 
-    def predict_ab(self, lightness, *, reference=None, params=None, progress=None):  # type: ignore[no-untyped-def]
+    def predict_ab(
+        self,
+        lightness: np.ndarray,
+        *,
+        reference: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
         return self.predict_ab_batch([lightness], params=params or {})[0]
 
-    def predict_ab_batch(self, lightness: list, *, params: dict | None = None) -> list:
-        import numpy as np
-
+    def predict_ab_batch(
+        self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
+    ) -> list[np.ndarray]:
         params = params or {}
         temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
         hints = list(params.get("hints") or ())
         groups: dict[tuple[int, int], list[int]] = {}
         for i, plane in enumerate(lightness):
             groups.setdefault(serve_shape(*plane.shape, short=self.short_side), []).append(i)
-        out: list = [None] * len(lightness)
+        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(lightness)
         with torch.inference_mode():
             for (h, w), members in groups.items():
                 batch = torch.cat(

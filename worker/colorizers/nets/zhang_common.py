@@ -11,8 +11,6 @@ import itertools
 import torch
 from torch import nn
 
-from worker.colorizers.nets.colorizer import NetColorizer
-
 L_CENT = 50.0
 L_NORM = 100.0
 AB_NORM = 110.0
@@ -44,10 +42,3 @@ def load_release_state(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)
     net.load_state_dict(state, strict=True)
-
-
-class ZhangColorizer(NetColorizer):
-    """Serves a Zhang net: converts ``L / 50 - 1`` to L, and its ab (Lab units) to ``ab / 128``."""
-
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.net((l_norm + 1.0) * L_CENT) / 128.0

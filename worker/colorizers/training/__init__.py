@@ -1,1 +1,1 @@
-"""Training the feed-forward colorizers: tasks per architecture, the loop, checkpoints and model cards."""
+"""Training the nets we train here: a recipe per architecture, the loops, checkpoints and model cards."""

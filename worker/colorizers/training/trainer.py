@@ -20,14 +20,15 @@ import torch
 from tqdm import tqdm
 
 from worker.colorizers.datasets import PhotoDataset, split_paths
+from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.training.card import write_card
-from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
 from worker.colorizers.training.early_stopping import EarlyStopping
-from worker.colorizers.training.tasks import DEFAULTS, Task, lab_batch, make_task
+from worker.colorizers.training.recipes import DEFAULTS, Recipe, lab_batch, make_recipe
 from worker.colorizers.training.validation import ValidationStats
 
 DESCRIPTIONS = {
-    "cnn": "report §5.2 encoder/decoder CNN (DESIGN.md §4), MSE loss",
+    "cnn": "report §5.2 encoder/decoder CNN, MSE loss",
     "fusion": "report §5.3 encoder/decoder fused with EfficientNet-Lite0 ImageNet class probabilities, "
     "MSE loss",
     "gan": "report §5.4 U-Net generator + DCGAN discriminator, L1 + non-saturating adversarial loss",
@@ -94,17 +95,19 @@ def _loader(dataset: PhotoDataset, batch_size: int, shuffle: bool, seed: int) ->
     )
 
 
-def validate(task: Task, loader: torch.utils.data.DataLoader, device: str) -> tuple[dict, dict]:
+def validate(
+    recipe: Recipe, loader: torch.utils.data.DataLoader, device: str
+) -> tuple[dict[str, float], dict[str, float]]:
     """(model figures, gray ab = 0 figures) on the validation loader."""
-    task.train(False)
+    recipe.train(False)
     stats, gray = ValidationStats(), ValidationStats()
     with torch.no_grad():
         for rgb, index in loader:
-            l_norm, ab_norm, lightness = lab_batch(rgb.to(device))
-            pred = task.predict(l_norm, index, "val")
-            stats.add(lightness, ab_norm, pred)
-            gray.add(lightness, ab_norm, torch.zeros_like(ab_norm))
-    task.train(True)
+            lightness, ab = lab_batch(rgb.to(device))
+            pred = recipe.predict(lightness, index, "val")
+            stats.add(lightness, ab, pred)
+            gray.add(lightness, ab, torch.zeros_like(ab))
+    recipe.train(True)
     return stats.result(), gray.result()
 
 
@@ -129,13 +132,11 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     train_set = PhotoDataset(train_refs, cfg.size, train=True, max_zoom=cfg.max_zoom)
     val_set = PhotoDataset(val_refs, cfg.size, train=False)
     options = {"l1_weight": cfg.gan_l1_weight, "real_label": cfg.gan_real_label} if cfg.arch == "gan" else {}
-    task = make_task(cfg.arch, lr=cfg.lr, device=cfg.device, **options)
-    task.bf16 = cfg.bf16
+    recipe = make_recipe(cfg.arch, lr=cfg.lr, device=cfg.device, **options)
+    recipe.bf16 = cfg.bf16
     if cfg.init_from is not None and not (cfg.resume and cfg.checkpoint.is_file()):
-        from worker.colorizers.training.checkpoint import load_weights
-
-        task.init_from(load_weights(Path(cfg.init_from)))
-    task.prepare([train_set, val_set], cache_dir=cfg.checkpoint.parent)
+        recipe.init_from(load_weights(Path(cfg.init_from)))
+    recipe.prepare([train_set, val_set], cache_dir=cfg.checkpoint.parent)
     stopper = EarlyStopping(cfg.patience)
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
@@ -144,9 +145,9 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         state = load_checkpoint(cfg.checkpoint, cfg.device)
         if state["arch"] != cfg.arch:
             raise ValueError(f"{cfg.checkpoint} is a {state['arch']} checkpoint, not {cfg.arch}")
-        for name, net in task.nets.items():
+        for name, net in recipe.nets.items():
             net.load_state_dict(state["nets"][name])
-        for name, opt in task.optims.items():
+        for name, opt in recipe.optims.items():
             opt.load_state_dict(state["optims"][name])
         stopper.load_state_dict(state["early_stopping"])
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
@@ -160,7 +161,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     t0 = time.time() - elapsed
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
-        task.train(True)
+        recipe.train(True)
         total, batches = 0.0, 0
         bar = tqdm(
             train_loader,
@@ -169,19 +170,19 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             unit="batch",
         )
         for rgb, index in bar:
-            losses = task.train_step(rgb, index)
+            losses = recipe.train_step(rgb, index)
             total += losses["loss"]
             batches += 1
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-        val, gray = validate(task, val_loader, cfg.device)
-        monitored = val[task.monitor]
+        val, gray = validate(recipe, val_loader, cfg.device)
+        monitored = val[recipe.monitor]
         improved = stopper.update(monitored, epoch + 1)
         history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val": monitored})
         if show_progress:
             tqdm.write(
                 f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  "
-                f"val {task.monitor} {monitored:.5f} "
-                f"(gray {gray[task.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
+                f"val {recipe.monitor} {monitored:.5f} "
+                f"(gray {gray[recipe.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
                 f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
             )
         export_now = improved  # the exported weights are always the best epoch on validation
@@ -197,10 +198,10 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         elif epoch + 1 == cfg.epochs:
             stop_reason = "all epochs run"
         meta = _meta(
-            cfg, task, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason
+            cfg, recipe, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason
         )
         if export_now:
-            exported = task.export()
+            exported = recipe.export()
             save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
         write_card(card_path, meta)
         save_checkpoint(
@@ -208,8 +209,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             {
                 "arch": cfg.arch,
                 "epoch": epoch,
-                "nets": {k: v.state_dict() for k, v in task.nets.items()},
-                "optims": {k: v.state_dict() for k, v in task.optims.items()},
+                "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
+                "optims": {k: v.state_dict() for k, v in recipe.optims.items()},
                 "early_stopping": stopper.state_dict(),
                 "history": history,
                 "elapsed": wall,
@@ -235,7 +236,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
 
 def _meta(
     cfg: TrainConfig,
-    task: Task,
+    recipe: Recipe,
     train_refs: list,
     val_refs: list,
     epochs_run: int,
@@ -245,7 +246,7 @@ def _meta(
     history: list,
     stop_reason: str,
 ) -> dict[str, Any]:
-    exported_net = next(iter(task.nets.values()))
+    exported_net = next(iter(recipe.nets.values()))
     return {
         "arch": cfg.arch,
         "description": DESCRIPTIONS[cfg.arch],
@@ -281,7 +282,7 @@ def _meta(
         f"{torch.get_num_threads()} threads".replace("  ", " "),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "validation": validation,
-        "monitor": task.monitor,
+        "monitor": recipe.monitor,
         "history": history,
         **cfg.extra_meta,
     }

@@ -35,8 +35,9 @@ from worker.colorizers.datasets import ImageRef, split_paths
 from worker.colorizers.lab import lab_to_rgb_torch, rgb_to_lab_torch
 from worker.colorizers.metrics import colourfulness
 from worker.colorizers.nets.unet_bins import UNetBins
+from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.photo_cache import load_or_build
-from worker.colorizers.training.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
 from worker.colorizers.training.validation import ValidationStats
 
 ARCH = "unet-bins"
@@ -174,11 +175,11 @@ def validate(
         logits = net.logits(lightness, features=features)
         loss_sum += float(rebalanced_loss(logits, ab, net.bins, weights)) * len(rgb)
         pred = net.decode(logits, ab.shape[-2:])
-        stats.add(lightness, ab / 128.0, pred / 128.0)
-        gray.add(lightness, ab / 128.0, torch.zeros_like(ab))
+        stats.add(lightness, ab, pred)
+        gray.add(lightness, ab, torch.zeros_like(ab))
         hint_ab, mask = sample_hints(ab, rng, count=VAL_HINTS)
         hinted_logits = net.logits(lightness, hint_ab, mask, features=features)
-        hinted.add(lightness, ab / 128.0, net.decode(hinted_logits, ab.shape[-2:]) / 128.0)
+        hinted.add(lightness, ab, net.decode(hinted_logits, ab.shape[-2:]))
         rgb_pred = lab_to_rgb_torch(torch.cat([lightness, pred], 1)).permute(0, 2, 3, 1).cpu().numpy()
         rgb_pred = np.round(rgb_pred * 255.0).astype(np.uint8)
         for i in range(len(rgb)):

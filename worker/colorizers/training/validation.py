@@ -1,6 +1,6 @@
 """Validation figures computed during training (torch, batched).
 
-ab tensors here are normalised (``ab / 128``, the nets' output range); L is in [0, 100].
+L is in [0, 100] and ab in Lab units, as the nets take and return them; the errors are on ``ab / 128``.
 - ``mse``: mean squared error of ab/128 (the cnn/fusion training loss, report eq. 4 without the ½);
 - ``mae``: mean absolute error of ab/128 (the GAN's L1 term);
 - ``acc_eq9``: report eq. 9 share of pixels with |Δa| and |Δb| both ≤ 0.02 in ab/128 units, normalised by H·W;
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from worker.colorizers.lab import AB_SCALE, lab_to_rgb_torch
+from worker.colorizers.lab import lab_to_rgb_torch, normalize_ab
 
 AUC_THRESHOLDS = torch.arange(0, 151, dtype=torch.float32)
 
@@ -28,23 +28,24 @@ class ValidationStats:
     count: int = 0
 
     def add(self, lightness: torch.Tensor, ab_true: torch.Tensor, ab_pred: torch.Tensor) -> None:
-        """lightness (N, 1, H, W) in [0, 100]; ab_true, ab_pred (N, 2, H, W) normalised ab/128."""
+        """lightness (N, 1, H, W) in [0, 100]; ab_true, ab_pred (N, 2, H, W) in Lab units."""
         n = ab_true.shape[0]
-        diff = (ab_pred.float() - ab_true.float()).abs()
+        ab_true, ab_pred = ab_true.float(), ab_pred.float()
+        diff = (normalize_ab(ab_pred) - normalize_ab(ab_true)).abs()
         per = {
             "mse": (diff**2).mean(dim=(1, 2, 3)),
             "mae": diff.mean(dim=(1, 2, 3)),
             "acc_eq9": (diff <= 0.02).all(dim=1).float().mean(dim=(1, 2)),
         }
-        dist = (diff * AB_SCALE).pow(2).sum(dim=1).sqrt().flatten(1)  # (N, HW) Lab units
+        dist = (ab_pred - ab_true).pow(2).sum(dim=1).sqrt().flatten(1)  # (N, HW) Lab units
         thresholds = AUC_THRESHOLDS.to(dist.device)
         curve = torch.stack([(dist <= t).float().mean(dim=1) for t in thresholds], dim=1)
         per["auc"] = torch.trapezoid(curve, thresholds, dim=1) / 150.0
-        rgb_pred = lab_to_rgb_torch(torch.cat([lightness, ab_pred.float() * AB_SCALE], dim=1))
-        rgb_true = lab_to_rgb_torch(torch.cat([lightness, ab_true.float() * AB_SCALE], dim=1))
+        rgb_pred = lab_to_rgb_torch(torch.cat([lightness, ab_pred], dim=1))
+        rgb_true = lab_to_rgb_torch(torch.cat([lightness, ab_true], dim=1))
         mse_rgb = ((rgb_pred - rgb_true) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
         per["psnr"] = 10 * torch.log10(1.0 / mse_rgb)
-        per["chroma"] = (ab_pred.float() * AB_SCALE).pow(2).sum(dim=1).sqrt().mean(dim=(1, 2))
+        per["chroma"] = ab_pred.pow(2).sum(dim=1).sqrt().mean(dim=(1, 2))
         for key, values in per.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(values.sum())
         self.count += n

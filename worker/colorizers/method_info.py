@@ -1,25 +1,33 @@
-"""The torch-free catalogue of colorization methods: what the web front end and the API describe.
+"""What a colorization method is, torch-free: its user-facing description and options, its weight files
+and how to load it. The methods themselves are listed in :mod:`worker.colorizers.methods`.
 
-Each method lists its options with defaults and ranges; :func:`validate_params` turns raw form/JSON values
-into typed, range-checked options or raises :class:`ParamError` with a message for the user.
-Availability depends only on whether the method's weight files are present (see ``manifest``).
+:func:`validate_params` turns raw form/JSON values into typed, range-checked options or raises
+:class:`ParamError` with a message for the user. Whether a method can run here depends only on whether its
+weight files are present: :meth:`MethodInfo.unavailable_reason` is the one place that decides it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from worker.colorizers import manifest
+from worker.colorizers.manifest import WeightFile, missing_reason
+
+if TYPE_CHECKING:
+    from worker.colorizers.base import Colorizer
 
 ParamType = Literal["int", "float", "choice", "bool", "hints"]
 
 
 class ParamError(ValueError):
     """A user-supplied option is unknown, of the wrong type or out of range."""
+
+
+class Unavailable(RuntimeError):
+    """The method cannot run here (unknown name or missing weights); the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +95,34 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class LoadContext:
+    """Where a method's ``load`` finds its weight files and which torch device it runs on."""
+
+    weights_dir: Path
+    device: str  # "cpu", "cuda", "cuda:0", ...
+
+    def path(self, weight: WeightFile) -> Path:
+        """The weight file's path; :class:`Unavailable` naming the fix when it is missing."""
+        path = weight.path(self.weights_dir)
+        if not path.is_file():
+            raise Unavailable(f"weights {weight.name!r} missing: run `{weight.fetch_command}`")
+        return path
+
+
+Loader = Callable[[LoadContext], "Colorizer"]
+
+
+@dataclass(frozen=True)
 class MethodInfo:
     name: str
     title: str
     description: str  # what it is, for the details disclosure and GET /methods
+    load: Loader  # builds the colorizer from verified weights; imports torch only when called
     params: tuple[Param, ...] = ()
     needs_reference: bool = False
-    weights: tuple[str, ...] = ()  # manifest names
+    weights: tuple[WeightFile, ...] = ()  # the files it runs on
     weights_any: bool = False  # True: any one of ``weights`` suffices (alternatives, preferred first)
+    training_weights: tuple[WeightFile, ...] = ()  # files only its training needs (fetched, not served)
     iterative: bool = False  # reports step-by-step progress with previews
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs
     paper: str = ""
@@ -102,11 +130,10 @@ class MethodInfo:
     presets: tuple[Preset, ...] = ()  # first one is the default choice
     # Iterations an iterative method runs for given options (for time estimates); None: not iterative.
     planned_iterations: Callable[[Mapping[str, Any]], int] | None = None
+    default: bool = False  # the method used when a request names none (exactly one method)
 
     def iterations_for(self, params: Mapping[str, Any]) -> int | None:
         return int(self.planned_iterations(params)) if self.planned_iterations is not None else None
-
-    default: bool = False  # the method used when a request names none (exactly one method)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -115,49 +142,26 @@ class MethodInfo:
         return {p.name: p.default for p in self.params}
 
     def unavailable_reason(self, weights_dir: Path) -> str | None:
-        reasons = [r for w in self.weights if (r := manifest.missing_reason(w, weights_dir))]
+        """None when the method can run with ``weights_dir``; otherwise why not and how to fix it."""
+        reasons = [r for w in self.weights if (r := missing_reason(w, weights_dir))]
         if self.weights_any and len(reasons) < len(self.weights):
             return None
         if self.weights_any and reasons:
             return "needs one of: " + "; or ".join(reasons)
         return "; ".join(reasons) or None
 
-
-@dataclass
-class Catalogue:
-    methods: dict[str, MethodInfo] = field(default_factory=dict)
-
-    def add(self, info: MethodInfo) -> MethodInfo:
-        self.methods[info.name] = info
-        return info
-
-    def get(self, name: str) -> MethodInfo | None:
-        return self.methods.get(name)
-
-    def __iter__(self):
-        return iter(self.methods.values())
-
-    @property
-    def default_method(self) -> str:
-        """The name of the method used when none is named (upload page, POST /colorize, the CLI)."""
-        return next(m.name for m in self.methods.values() if m.default)
-
-
-CATALOGUE = Catalogue()
+    def require_available(self, weights_dir: Path) -> None:
+        """:class:`Unavailable` with the reason unless the method can run with ``weights_dir``."""
+        reason = self.unavailable_reason(weights_dir)
+        if reason:
+            raise Unavailable(f"method {self.name!r} is unavailable: {reason}")
 
 
 def validate_params(info: MethodInfo, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Typed options for ``info`` from raw values; unknown names and bad values raise ParamError."""
-    unknown = sorted(set(raw) - {p.name for p in info.params})
+    params = {p.name: p for p in info.params}
+    unknown = sorted(set(raw) - set(params))
     if unknown:
-        known = ", ".join(p.name for p in info.params) or "none"
+        known = ", ".join(params) or "none"
         raise ParamError(f"unknown option(s) for method {info.name!r}: {', '.join(unknown)} (known: {known})")
-    values = info.defaults()
-    for name, value in raw.items():
-        values[name] = info.param(name).parse(value)  # type: ignore[union-attr]
-    return values
-
-
-# The methods. Their modules (torch) live in worker/colorizers/nets and exemplar.py; the registry maps
-# these names to loaders. Keep the text here user-facing: it is shown on the upload page and in /methods.
-from worker.colorizers import entries as _entries  # noqa: E402,F401  (registers the methods)
+    return {**info.defaults(), **{name: params[name].parse(value) for name, value in raw.items()}}

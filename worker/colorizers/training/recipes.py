@@ -1,29 +1,33 @@
-"""One training task per architecture: its networks, optimisers, one training step and its prediction.
+"""One training recipe per architecture (cnn, fusion, gan): its networks, optimisers, losses, one training
+step and its prediction. ``unet-bins`` has its own trainer
+(:mod:`worker.colorizers.training.unet_bins_trainer`).
 
-Batches arrive as RGB uint8 (N, 3, S, S) plus the photos' dataset indices; :func:`lab_batch` turns them
-into ``l_norm = L / 50 - 1`` (N, 1, S, S), ``ab_norm = ab / 128`` (N, 2, S, S) and L itself.
+Batches arrive as RGB uint8 (N, 3, S, S) plus the photos' dataset indices; :func:`lab_batch` turns them into
+L (N, 1, S, S) and ab (N, 2, S, S) in Lab units, which is what the nets take and return. The losses are on
+``ab / 128`` (:func:`~worker.colorizers.lab.normalize_ab`), as in the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worker.colorizers.lab import AB_SCALE, L_CENTER, rgb_to_lab_torch
+from worker.colorizers.lab import normalize_ab, rgb_to_lab_torch
+from worker.colorizers.training.class_vectors import precompute_class_vectors
 
 
-def lab_batch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RGB uint8 (N, 3, S, S) -> (l_norm, ab_norm, L) as float32 tensors."""
+def lab_batch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB uint8 (N, 3, S, S) -> (L, ab) as float32 tensors in Lab units."""
     lab = rgb_to_lab_torch(rgb)
-    lightness = lab[:, :1]
-    return lightness / L_CENTER - 1.0, lab[:, 1:] / AB_SCALE, lightness
+    return lab[:, :1], lab[:, 1:]
 
 
-class Task:
+class Recipe:
     """Base: subclasses set ``arch``, build ``nets`` and ``optims`` and implement the steps."""
 
     arch: str = ""
@@ -40,7 +44,7 @@ class Task:
         """Autocast context for forward passes (a no-op unless ``bf16``); losses are computed in float32."""
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def prepare(self, datasets: Sequence[Any], cache_dir: Any = None) -> None:
+    def prepare(self, datasets: Sequence[Any], cache_dir: Path | None = None) -> None:
         """Hook run once before training (fusion precomputes classifier outputs here)."""
 
     def init_from(self, blob: dict[str, Any]) -> None:
@@ -52,8 +56,8 @@ class Task:
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
         raise NotImplementedError
 
-    def predict(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
-        """ab_norm for a batch (eval mode, no grad)."""
+    def predict(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
+        """ab in Lab units for a batch of L (eval mode, no grad)."""
         raise NotImplementedError
 
     def export(self) -> dict[str, Any]:
@@ -65,7 +69,7 @@ class Task:
             net.train(mode)
 
 
-class CNNTask(Task):
+class CNNRecipe(Recipe):
     """Report §5.2: MSE on ab/128, Adam."""
 
     arch = "cnn"
@@ -78,36 +82,37 @@ class CNNTask(Task):
         self.nets = {"model": self.model}
         self.optims = {"model": torch.optim.Adam(self.model.parameters(), lr=lr)}
 
-    def forward(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
-        return self.model(l_norm)
+    def forward(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
+        out: torch.Tensor = self.model(lightness)
+        return out
 
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
-        l_norm, ab_norm, _ = lab_batch(rgb.to(self.device))
+        lightness, ab = lab_batch(rgb.to(self.device))
         opt = self.optims["model"]
         opt.zero_grad(set_to_none=True)
         with self.amp():
-            pred = self.forward(l_norm, index, split)
-        loss = F.mse_loss(pred.float(), ab_norm)
+            pred = self.forward(lightness, index, split)
+        loss = F.mse_loss(normalize_ab(pred.float()), normalize_ab(ab))
         loss.backward()
         opt.step()
         return {"loss": loss.detach().item()}
 
     @torch.no_grad()
-    def predict(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
+    def predict(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
         with self.amp():
-            return self.forward(l_norm, index, split).float()
+            return self.forward(lightness, index, split).float()
 
     def export(self) -> dict[str, Any]:
         return {"arch": self.arch, "state_dict": self.model.state_dict(), "config": {}}
 
 
-class FusionTask(CNNTask):
+class FusionRecipe(CNNRecipe):
     """Report §5.3: the cnn's encoder/decoder fused with precomputed classifier outputs; MSE, Adam."""
 
     arch = "fusion"
 
     def __init__(self, lr: float = 1e-3, device: str = "cpu") -> None:
-        Task.__init__(self, lr, device)
+        Recipe.__init__(self, lr, device)
         from worker.colorizers.nets.fusion import FusionNet
 
         self.model = FusionNet().to(device)
@@ -115,15 +120,14 @@ class FusionTask(CNNTask):
         self.optims = {"model": torch.optim.Adam(self.model.parameters(), lr=lr)}
         self.features: dict[str, torch.Tensor] = {}
 
-    def prepare(self, datasets: Sequence[Any], cache_dir: Any = None) -> None:
-        from worker.colorizers.nets.fusion import precompute_class_vectors
-
+    def prepare(self, datasets: Sequence[Any], cache_dir: Path | None = None) -> None:
         for split, dataset in zip(("train", "val"), datasets, strict=False):
             self.features[split] = precompute_class_vectors(dataset, cache_dir=cache_dir, split=split)
 
-    def forward(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
-        vectors = self.features[split][index.cpu()].to(l_norm.device)
-        return self.model(l_norm, vectors)
+    def forward(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
+        vectors = self.features[split][index.cpu()].to(lightness.device)
+        out: torch.Tensor = self.model(lightness, vectors)
+        return out
 
     def init_from(self, blob: dict[str, Any]) -> None:
         """From fusion weights, or from trained ``cnn`` weights: the shared encoder/decoder are copied and the
@@ -146,7 +150,7 @@ class FusionTask(CNNTask):
             conv.weight[:, :256, 0, 0] = torch.eye(256)
 
 
-class GANTask(Task):
+class GANRecipe(Recipe):
     """Report §5.4 (after Nazeri et al.): U-Net generator, DCGAN discriminator on Lab images.
 
     Discriminator: binary cross-entropy, real Lab photos vs generated ones. Generator: λ·L1(ab/128) plus the
@@ -173,11 +177,11 @@ class GANTask(Task):
         }
 
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
-        l_norm, ab_norm, _ = lab_batch(rgb.to(self.device))
-        real = torch.cat([l_norm, ab_norm], dim=1)
+        lightness, ab = lab_batch(rgb.to(self.device))
+        real = torch.cat([lightness, ab], dim=1)
         with self.amp():
-            fake_ab = self.generator(l_norm).float()
-        fake = torch.cat([l_norm, fake_ab], dim=1)
+            fake_ab = self.generator(lightness).float()
+        fake = torch.cat([lightness, fake_ab], dim=1)
         # Discriminator: log D(real) + log(1 - D(fake)).
         opt_d = self.optims["discriminator"]
         opt_d.zero_grad(set_to_none=True)
@@ -196,16 +200,16 @@ class GANTask(Task):
         with self.amp():
             logit = self.discriminator(fake).float()
         adv = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-        l1 = F.l1_loss(fake_ab, ab_norm)
+        l1 = F.l1_loss(normalize_ab(fake_ab), normalize_ab(ab))
         loss_g = adv + self.l1_weight * l1
         loss_g.backward()
         opt_g.step()
         return {"loss": l1.detach().item(), "g_adv": adv.detach().item(), "d": loss_d.detach().item()}
 
     @torch.no_grad()
-    def predict(self, l_norm: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
+    def predict(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
         with self.amp():
-            return self.generator(l_norm).float()
+            return self.generator(lightness).float()
 
     def init_from(self, blob: dict[str, Any]) -> None:
         """From exported gan weights: the generator only (the discriminator starts afresh)."""
@@ -217,7 +221,7 @@ class GANTask(Task):
         return {"arch": self.arch, "state_dict": self.generator.state_dict(), "config": {}}
 
 
-TASKS: dict[str, type[Task]] = {"cnn": CNNTask, "fusion": FusionTask, "gan": GANTask}
+RECIPES: dict[str, type[Recipe]] = {"cnn": CNNRecipe, "fusion": FusionRecipe, "gan": GANRecipe}
 DEFAULTS: dict[str, dict[str, float | int]] = {
     "cnn": {"lr": 1e-3, "batch_size": 50, "patience": 3},
     "fusion": {"lr": 1e-3, "batch_size": 50, "patience": 3},
@@ -225,8 +229,9 @@ DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 
-def make_task(arch: str, *, lr: float | None = None, device: str = "cpu", **options: float) -> Task:
-    """The task for ``arch``; ``options`` are architecture-specific (gan: ``l1_weight``, ``real_label``)."""
-    if arch not in TASKS:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(TASKS)}")
-    return TASKS[arch](lr=float(lr if lr is not None else DEFAULTS[arch]["lr"]), device=device, **options)
+def make_recipe(arch: str, *, lr: float | None = None, device: str = "cpu", **options: float) -> Recipe:
+    """The recipe for ``arch``; ``options`` are architecture-specific (gan: ``l1_weight``, ``real_label``)."""
+    if arch not in RECIPES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(RECIPES)}")
+    lr = float(lr if lr is not None else DEFAULTS[arch]["lr"])
+    return RECIPES[arch](lr=lr, device=device, **options)

@@ -1,4 +1,5 @@
-"""The web side's view of the colorization methods (torch-free) and the JSON form of a job."""
+"""The web side's view of the colorization methods (torch-free: :mod:`worker.colorizers.methods`) and the
+JSON form of a job."""
 
 from __future__ import annotations
 
@@ -11,27 +12,21 @@ from sqlalchemy.orm import Session
 from backend import estimates
 from backend.config import Settings
 from backend.models import Job, JobStatus
-from worker.colorizers.catalogue import CATALOGUE, MethodInfo, validate_params
-
-# Methods registered only for tests are hidden from the product (name prefix reserved for tests).
-_HIDDEN_PREFIX = "_"
-
-
-# Listing order: our default, the report's three nets, Zhang et al.'s, then the iterative exemplar.
-_ORDER = ("unet-bins", "cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar")
+from worker.colorizers import methods
+from worker.colorizers.method_info import MethodInfo, validate_params
 
 
 def public_methods() -> list[MethodInfo]:
-    shown = [m for m in CATALOGUE if not m.name.startswith(_HIDDEN_PREFIX)]
-    return sorted(shown, key=lambda m: _ORDER.index(m.name) if m.name in _ORDER else len(_ORDER))
+    """The methods, in display order."""
+    return list(methods.METHODS)
 
 
 def default_method() -> str:
-    return CATALOGUE.default_method
+    return methods.default_method().name
 
 
 def get_method(name: str) -> MethodInfo | None:
-    return CATALOGUE.get(name) if isinstance(name, str) else None
+    return methods.get(name) if isinstance(name, str) else None
 
 
 def validate(info: MethodInfo, raw: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +49,7 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
     out = []
     for m in public_methods():
         reason = m.unavailable_reason(settings.weights_dir)
+        weight_names = " ".join(w.name for w in m.weights)
         defaults = m.defaults()
         presets = [
             {
@@ -81,7 +77,7 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
                 "default": m.default,
                 "presets": presets,
                 "expected_seconds": estimates.expected_seconds(session, m.name, defaults),
-                "admin_hint": f"colorlab weights fetch {' '.join(m.weights)}" if reason else None,
+                "admin_hint": f"colorlab weights fetch {weight_names}" if reason else None,
             }
         )
     return out
@@ -104,7 +100,7 @@ def _iterations(info: MethodInfo | None, job: Job) -> dict[str, int] | None:
 
 def job_dict(job: Job, queue: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON form of a job; ``queue`` (see :func:`estimates.queue_info`) when the caller computed it."""
-    info = CATALOGUE.get(job.method)
+    info = methods.get(job.method)
     detail = job.progress_detail or {}
     base = f"/jobs/{job.id}"
     running = job.status == JobStatus.running

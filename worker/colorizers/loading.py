@@ -1,0 +1,38 @@
+"""Loaded colorizers, one instance per process, device and weights folder.
+
+A method's ``load`` builds its network from verified weights and never downloads anything; a method that
+is unknown or whose weights are missing raises :class:`Unavailable` with the reason, so nothing ever runs
+on random weights.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from worker.colorizers import methods
+from worker.colorizers.base import Colorizer
+from worker.colorizers.method_info import LoadContext, Unavailable
+
+_cache: dict[tuple[str, str, str], Colorizer] = {}
+_lock = threading.Lock()
+
+__all__ = ["Unavailable", "clear_cache", "get_colorizer"]
+
+
+def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorizer:
+    """The loaded colorizer for ``name`` (cached per process, device and weights directory)."""
+    info = methods.get(name)
+    if info is None:
+        raise Unavailable(f"unknown method {name!r}")
+    info.require_available(Path(weights_dir))
+    key = (name, str(weights_dir), device)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+        return _cache[key]
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
