@@ -192,3 +192,25 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
         "train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out)
     )
     assert code != 0 and "multiple of 32" in output
+
+
+def test_a_reference_without_a_method_runs_the_reference_guided_net(photos: Path, tmp_path: Path):
+    reference = next(IMAGENET.glob("047_*.jpg"))  # a chameleon: green
+    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "ref"), "--reference", str(reference),
+                        "--no-progress")  # fmt: skip
+    assert code == 0, output
+    assert "with unet-bins-reference" in output
+    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "plain"), "--no-progress")
+    assert code == 0 and "with unet-bins " in output, output
+    for guided in (tmp_path / "ref").glob("*.png"):
+        a = lab.rgb_to_lab(np.asarray(Image.open(guided)))[..., 1:]
+        b = lab.rgb_to_lab(np.asarray(Image.open(tmp_path / "plain" / guided.name)))[..., 1:]
+        assert np.abs(a - b).mean() > 1.0  # the reference changed the colours
+
+
+def test_a_reference_for_a_method_that_takes_none_is_refused(photos: Path, tmp_path: Path):
+    reference = next(IMAGENET.glob("047_*.jpg"))
+    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "x"), "--method", "cnn", "--reference",
+                        str(reference))  # fmt: skip
+    assert code != 0 and "takes no reference" in output
+    assert not (tmp_path / "x").exists()

@@ -142,7 +142,7 @@ def colorize(
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
 
-    info = methods.get(method) if method else methods.default_method()
+    info = methods.get(method) if method else methods.default_method(with_reference=reference is not None)
     if info is None:
         raise click.ClickException(
             f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}"
@@ -169,6 +169,11 @@ def colorize(
         raise click.ClickException(str(exc)) from None
     if info.needs_reference and reference is None:
         raise click.ClickException(f"method {method!r} needs --reference IMAGE")
+    if reference is not None and not info.needs_reference:
+        raise click.ClickException(
+            f"method {method!r} takes no reference; drop --reference or choose "
+            f"{', '.join(m.name for m in methods.METHODS if m.needs_reference)}"
+        )
     ref_rgb = None
     if reference is not None:
         try:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tests.conftest import IMAGENET
-from worker.colorizers import colour_bins, lab
-from worker.colorizers.correspondence import Match, guided_filter, match, reference_guided_probabilities
+from worker.colorizers import lab
+from worker.colorizers.correspondence import guided_filter, match
 from worker.colorizers.loading import get_colorizer
 
 torch.set_num_threads(1)
@@ -47,12 +47,3 @@ def test_guided_filter_keeps_colours_on_their_side_of_an_edge() -> None:
     assert smooth[..., :14].mean() < -35 and smooth[..., 18:].mean() > 35  # no bleeding across
     assert smooth[..., :14].std() < noisy[..., :14].std() / 2  # flat areas are smoothed
 
-
-def test_reference_prior_fades_to_the_plain_distribution_without_confidence() -> None:
-    bins = colour_bins.bins_tensor()
-    logits = torch.randn(1, bins.shape[0], 4, 4, generator=torch.Generator().manual_seed(0))  # fixed data
-    unsure = Match(ab=torch.full((1, 2, 2, 2), 50.0), confidence=torch.zeros(1, 1, 2, 2))
-    torch.testing.assert_close(reference_guided_probabilities(logits, unsure, bins), torch.softmax(logits, 1))
-    sure = Match(ab=torch.full((1, 2, 2, 2), 50.0), confidence=torch.ones(1, 1, 2, 2))
-    ab = colour_bins.annealed_mean(torch.log(reference_guided_probabilities(logits, sure, bins)), bins, 0.38)
-    assert torch.all((ab - 50).abs() < 15)  # pulled to the matched colour

@@ -30,9 +30,19 @@ def test_importing_the_method_list_loads_no_torch() -> None:
 
 def test_the_list_is_explicit_ordered_and_has_one_default() -> None:
     names = [m.name for m in methods.METHODS]
-    assert names == ["unet-bins", "cnn", "fusion", "gan", "eccv16", "siggraph17", "exemplar"]
+    assert names == [
+        "unet-bins",
+        "unet-bins-reference",
+        "cnn",
+        "fusion",
+        "gan",
+        "eccv16",
+        "siggraph17",
+        "exemplar",
+    ]
     assert [m.name for m in methods.METHODS if m.default] == ["unet-bins"] == [methods.default_method().name]
-    assert methods.get("cnn") is methods.METHODS[1] and methods.get("nope") is None
+    assert methods.get("cnn") is methods.METHODS[2] and methods.get("nope") is None
+    assert methods.default_method(with_reference=True).name == "unet-bins-reference"
     assert all(callable(m.load) for m in methods.METHODS)
 
 

@@ -96,20 +96,3 @@ def match(
     confidence = guided_filter(guide, confidence.reshape(1, 1, h, w)).clamp(0, 1)
     return Match(ab=ab, confidence=confidence)
 
-
-def reference_guided_probabilities(
-    logits: Tensor, matched: Match, bins: Tensor, *, sigma: float = 10.0, strength: float = 1.0
-) -> Tensor:
-    """The net's per-location distribution over the bins (N=1, Q, h, w) times a prior from the matched
-    reference colours: a Gaussian (σ, Lab units) around the matched ab, weighted by the confidence and
-    fading to uniform where the match is unsure. Returns probabilities (1, Q, h, w)."""
-    size = logits.shape[-2:]
-    ab = F.interpolate(matched.ab, size=size, mode="bilinear", align_corners=False)
-    conf = F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False) * strength
-    d2 = ((ab.permute(0, 2, 3, 1)[..., None, :] - bins.to(ab)) ** 2).sum(-1)  # (1, h, w, Q)
-    near = torch.exp(-d2 / (2 * sigma**2))
-    near = (near / near.sum(-1, keepdim=True)).permute(0, 3, 1, 2)
-    q = bins.shape[0]
-    prior = conf.clamp(0, 1) * near + (1 - conf.clamp(0, 1)) / q
-    probs = torch.softmax(logits.float(), dim=1) * prior
-    return probs / probs.sum(dim=1, keepdim=True)

@@ -12,11 +12,22 @@ from pathlib import Path
 
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.method_info import MethodInfo
-from worker.colorizers.methods import cnn, eccv16, exemplar, fusion, gan, siggraph17, unet_bins
+from worker.colorizers.methods import (
+    cnn,
+    eccv16,
+    exemplar,
+    fusion,
+    gan,
+    siggraph17,
+    unet_bins,
+    unet_bins_reference,
+)
 
-# Display order: our default, the report's three nets, Zhang et al.'s, then the iterative exemplar.
+# Display order: our default and its reference-guided form, the report's three nets, Zhang et al.'s, then
+# the iterative exemplar.
 METHODS: tuple[MethodInfo, ...] = (
     unet_bins.INFO,
+    unet_bins_reference.INFO,
     cnn.INFO,
     fusion.INFO,
     gan.INFO,
@@ -31,9 +42,10 @@ def get(name: str) -> MethodInfo | None:
     return next((m for m in METHODS if m.name == name), None)
 
 
-def default_method() -> MethodInfo:
-    """The method used when a request names none (upload page, POST /colorize, the CLI)."""
-    return next(m for m in METHODS if m.default)
+def default_method(with_reference: bool = False) -> MethodInfo:
+    """The method used when a request names none (upload page, POST /colorize, the CLI): the default, or
+    its reference-guided form when the request brings a colour reference."""
+    return unet_bins_reference.INFO if with_reference else next(m for m in METHODS if m.default)
 
 
 def available(weights_dir: Path) -> list[MethodInfo]:

@@ -1,0 +1,96 @@
+"""Reference-guided colorization (worker/colorizers/reference_guided.py): the prior's parts on synthetic
+cases, and on real photos that a reference steers the net towards the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import IMAGENET
+from worker.colorizers import colour_bins, lab, metrics
+from worker.colorizers.correspondence import Match
+from worker.colorizers.loading import get_colorizer
+from worker.colorizers.nets.unet_bins import UNetBinsColorizer
+from worker.colorizers.pipeline import resize_ab
+from worker.colorizers.reference_guided import (
+    ReferenceGuidedColorizer,
+    guided_logits,
+    luminance_palette,
+    reference_prior,
+)
+
+torch.set_num_threads(1)
+BLUE, GREEN = (-5.0, -40.0), (-45.0, 40.0)
+
+
+@pytest.fixture(scope="module")
+def plain() -> UNetBinsColorizer:
+    colorizer = get_colorizer("unet-bins", Path("/nonexistent"), "cpu")  # bundled weights
+    assert isinstance(colorizer, UNetBinsColorizer)
+    return colorizer
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> ReferenceGuidedColorizer:
+    colorizer = get_colorizer("unet-bins-reference", Path("/nonexistent"), "cpu")
+    assert isinstance(colorizer, ReferenceGuidedColorizer)
+    return colorizer
+
+
+def _bright_blue_dark_green() -> torch.Tensor:
+    ref = torch.zeros(1, 3, 16, 16)
+    ref[:, 0, :8], ref[:, 1, :8], ref[:, 2, :8] = 80.0, *BLUE  # bright sky
+    ref[:, 0, 8:], ref[:, 1, 8:], ref[:, 2, 8:] = 30.0, *GREEN  # dark grass
+    return ref
+
+
+def test_the_palette_gives_each_lightness_the_references_colour_at_that_lightness() -> None:
+    bins = colour_bins.bins_tensor()
+    photo_l = torch.tensor([[[[80.0, 30.0]]]])  # one bright, one dark location
+    palette = luminance_palette(_bright_blue_dark_green(), photo_l, bins)
+    assert palette.shape == (1, bins.shape[0], 1, 2)
+    torch.testing.assert_close(palette.sum(1), torch.ones(1, 1, 2))
+    mode = bins[palette[0].argmax(0)[0]]  # the most likely bin per location
+    assert (mode[0] - torch.tensor(BLUE)).norm() < 10 and (mode[1] - torch.tensor(GREEN)).norm() < 10
+
+
+def test_the_prior_is_the_matched_colour_where_sure_and_the_palette_where_unsure() -> None:
+    bins = colour_bins.bins_tensor()
+    palette = torch.full((1, bins.shape[0], 2, 2), 1.0 / bins.shape[0])
+    sure = Match(ab=torch.full((1, 2, 2, 2), 50.0), confidence=torch.ones(1, 1, 2, 2))
+    unsure = Match(ab=sure.ab, confidence=torch.zeros(1, 1, 2, 2))
+    torch.testing.assert_close(reference_prior(unsure, palette, bins), palette)
+    logits = torch.randn(1, bins.shape[0], 2, 2, generator=torch.Generator().manual_seed(0))
+    ab = colour_bins.annealed_mean(guided_logits(logits, reference_prior(sure, palette, bins)), bins, 0.38)
+    assert torch.all((ab - 50).abs() < 15)  # pulled to the matched colour whatever the net said
+    plain = colour_bins.annealed_mean(guided_logits(logits, palette), bins, 0.38)
+    torch.testing.assert_close(plain, colour_bins.annealed_mean(logits, bins, 0.38))  # uniform: no change
+
+
+def _photo(prefix: str) -> np.ndarray:
+    return np.asarray(Image.open(next(IMAGENET.glob(f"{prefix}*.jpg"))).convert("RGB"))
+
+
+@pytest.mark.parametrize("prefix", ["007_", "047_", "957_"])
+def test_a_photo_guided_by_its_own_mirror_image_gets_closer_to_its_true_colours(
+    colorizer: ReferenceGuidedColorizer, plain: UNetBinsColorizer, prefix: str
+) -> None:
+    rgb = _photo(prefix)
+    photo_lab = lab.rgb_to_lab(rgb)
+    lightness, truth = photo_lab[..., 0].astype(np.float32), photo_lab[..., 1:]
+    guided = colorizer.predict_ab(lightness, reference=rgb[:, ::-1], params={}, progress=None)
+    unguided = plain.predict_ab(lightness, reference=None, params={}, progress=None)
+    auc = {
+        name: metrics.raw_accuracy_auc(resize_ab(ab, *lightness.shape), truth)
+        for name, ab in (("guided", guided), ("plain", unguided), ("gray", np.zeros_like(truth)))
+    }
+    assert auc["guided"] > max(auc["plain"], auc["gray"]) + 0.005, auc
+
+
+def test_a_reference_is_required(colorizer: ReferenceGuidedColorizer) -> None:
+    with pytest.raises(ValueError, match="reference"):
+        colorizer.predict_ab(np.zeros((64, 64), np.float32), reference=None, params={}, progress=None)
