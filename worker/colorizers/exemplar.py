@@ -60,6 +60,7 @@ from worker.colorizers.base import Progress, ProgressCallback
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.methods.exemplar import MODE_ITERATIONS
 from worker.colorizers.pipeline import compose
+from worker.colorizers.reference_guided import ReferenceGuidedColorizer
 from worker.colorizers.vgg import VGGFeatures, load_vgg
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -69,6 +70,8 @@ SGD_MOMENTUM = 0.9
 LBFGS_HISTORY = 100
 MAX_LINE_SEARCH = 10  # most extra evaluations one L-BFGS line search may spend
 AB_NOISE_STD = 20.0  # ab units, for init="noise" in fast mode
+AB_UNIT = 10.0  # ab units: a deviation of this size counts as 1 in the anchor and smoothness terms
+EDGE_L = 5.0  # L units: an L step of this size lets ab change e times more freely across it
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -164,7 +167,9 @@ class ExemplarSettings:
     schedule: str = "decreasing"
     alpha: float = 1.0
     beta: float = 1000.0
-    init: str = "content"
+    init: str = "matched"  # matched (start from the reference-guided colours), content (gray) or noise
+    anchor: float = 1.0  # ab mode: pull towards the matched colours, weighted by the match's confidence
+    smoothness: float = 1.0  # ab mode: edge-aware total variation of ab (colours change at L edges only)
     lr: float = 2.0
     seed: int = 0
     line_search: bool = True  # L-BFGS: strong-Wolfe line search (else a fixed step of 1, as neural-style)
@@ -174,20 +179,38 @@ class ExemplarSettings:
     def from_params(cls, params: Mapping[str, Any]) -> ExemplarSettings:
         mode = params.get("mode", "fast")
         iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
+        init = str(params.get("init", "auto"))
+        if init == "auto":  # the paper's recipe starts from gray; fast mode from the matched colours
+            init = "content" if mode == "paper" else "matched"
         names = (
             "size",
             "optimizer",
             "schedule",
             "alpha",
             "beta",
-            "init",
+            "anchor",
+            "smoothness",
             "lr",
             "seed",
             "line_search",
             "chroma_stride",
         )
         known = {k: params[k] for k in names if k in params}
-        return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, **known)
+        return cls(space="rgb" if mode == "paper" else "ab", iterations=iterations, init=init, **known)
+
+
+@dataclass(frozen=True)
+class MatchedStart:
+    """Where ``init=matched`` starts: the reference-guided colours and the match's confidence."""
+
+    ab: np.ndarray  # (h, w, 2) Lab units, any size with the photo's aspect ratio
+    confidence: np.ndarray  # (h', w') in [0, 1]
+
+
+def _resized(plane: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """(h, w, C) array -> (1, C, height, width) tensor, bilinear."""
+    t = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32)).permute(2, 0, 1)[None]
+    return torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
 
 
 @dataclass
@@ -210,6 +233,7 @@ class StyleTransfer:
         *,
         device: torch.device | str = "cpu",
         channels_last: bool = True,
+        start: MatchedStart | None = None,
     ) -> None:
         self.vgg = vgg
         self.settings = settings
@@ -225,16 +249,31 @@ class StyleTransfer:
             self.style_targets = {k: gram(v).detach() for k, v in self._features(ref, STYLE_LAYERS).items()}
         generator = torch.Generator().manual_seed(settings.seed)
         self.shape = (h, w)
+        if settings.init == "matched" and start is None:
+            raise ValueError("init=matched needs the matched colours (the unet-bins weights)")
+        self.start_ab: torch.Tensor | None = None  # (1, 2, h, w) matched colours, for the anchor
+        self.confidence: torch.Tensor | None = None  # (1, 1, h, w)
+        if settings.init == "matched" and start is not None:
+            self.start_ab = _resized(start.ab, h, w).to(self.device)
+            self.confidence = _resized(start.confidence[..., None], h, w).to(self.device)
+        # Edge-aware smoothness weights: ab may change freely across an L edge, hardly within a flat area.
+        self.edge_x = torch.exp(-(self.L[..., :, 1:] - self.L[..., :, :-1]).abs() / EDGE_L)
+        self.edge_y = torch.exp(-(self.L[..., 1:, :] - self.L[..., :-1, :]).abs() / EDGE_L)
+        self.loss_scale: float | None = None  # content + style at the start (anchor/smoothness units)
         if settings.space == "ab":
             stride = max(1, settings.chroma_stride)
             grid = (max(1, round(h / stride)), max(1, round(w / stride)))
             init = torch.zeros(1, 2, *grid)
             if settings.init == "noise":
                 init = torch.randn(1, 2, *grid, generator=generator) * AB_NOISE_STD
+            elif self.start_ab is not None:
+                init = torch.nn.functional.interpolate(self.start_ab.cpu(), size=grid, mode="area")
         else:
             init = gray.cpu().clone()
             if settings.init == "noise":
                 init = torch.rand(1, 3, h, w, generator=generator)
+            elif self.start_ab is not None:
+                init = labmod.lab_to_rgb_torch(torch.cat([self.L, self.start_ab], dim=1)).cpu().clamp(0, 1)
         self.x = init.to(self.device).contiguous().requires_grad_(True)  # LBFGS needs a plain layout
 
     def _features(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -264,11 +303,29 @@ class StyleTransfer:
         return compose(self.lightness, self.ab())
 
     def losses(self, beta: float) -> dict[str, torch.Tensor]:
-        """content, style and total = α·content + β·style for the current x (one VGG pass)."""
+        """content, style and total = α·content + β·style (+ anchor + smoothness in ab mode) for the current
+        x (one VGG pass). Anchor and smoothness are measured in units of the start's content + style loss,
+        so their weights mean the same whatever the photo's size or the loss scale."""
         feats = self._features(self.image(), STYLE_LAYERS + CONTENT_LAYERS)
         content = content_loss(feats[CONTENT_LAYERS[0]], self.content_targets[CONTENT_LAYERS[0]])
         style = style_loss(feats, self.style_targets)
-        return {"content": content, "style": style, "total": self.settings.alpha * content + beta * style}
+        total = self.settings.alpha * content + beta * style
+        terms = {"content": content, "style": style}
+        s = self.settings
+        if s.space == "ab" and (s.smoothness > 0 or (s.anchor > 0 and self.start_ab is not None)):
+            if self.loss_scale is None:
+                self.loss_scale = max(float(total.detach()), 1e-6)
+            ab = self._full_ab()
+            if s.smoothness > 0:
+                tv = (self.edge_x * (ab[..., :, 1:] - ab[..., :, :-1]).abs()).mean() + (
+                    self.edge_y * (ab[..., 1:, :] - ab[..., :-1, :]).abs()
+                ).mean()
+                terms["smoothness"] = tv / AB_UNIT
+                total = total + s.smoothness * self.loss_scale * terms["smoothness"]
+            if s.anchor > 0 and self.start_ab is not None and self.confidence is not None:
+                terms["anchor"] = (self.confidence * (ab - self.start_ab).pow(2)).mean() / AB_UNIT**2
+                total = total + s.anchor * self.loss_scale * terms["anchor"]
+        return {**terms, "total": total}
 
     def run(self, progress: ProgressCallback | None = None) -> Result:
         """Optimise for ``settings.iterations`` iterations, calling ``progress`` after every one."""
@@ -287,8 +344,8 @@ class StyleTransfer:
             # part is 0.25% stronger under the decreasing schedule).
             if "x" in cache and torch.equal(cache["x"], self.x.detach()):
                 self.x.grad = cache["grad"].clone()
-                current.update(content=cache["content"], style=cache["style"])
-                current["total"] = s.alpha * current["content"] + beta * current["style"]
+                current.update(cache["terms"])
+                current["total"] = cache["total"] + (beta - cache["beta"]) * cache["terms"]["style"]
                 return current["total"]
             optimiser.zero_grad(set_to_none=True)
             current.update(self.losses(beta))
@@ -298,8 +355,9 @@ class StyleTransfer:
                 cache.update(
                     x=self.x.detach().clone(),
                     grad=self.x.grad.detach().clone(),
-                    content=current["content"].detach(),
-                    style=current["style"].detach(),
+                    terms={k: v.detach() for k, v in current.items() if k != "total"},
+                    total=current["total"].detach(),
+                    beta=beta,
                 )
             return current["total"]
 
@@ -354,8 +412,15 @@ class ExemplarColorizer:
 
     name = "exemplar"
 
-    def __init__(self, vgg: VGGFeatures, weights_name: str, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        weights_name: str,
+        device: str | torch.device = "cpu",
+        guide: ReferenceGuidedColorizer | None = None,
+    ) -> None:
         self.vgg = vgg
+        self.guide = guide  # the reference-guided net that gives init=matched its start
         self.weights_name = weights_name
         self.device = torch.device(device)
         self.channels_last = True
@@ -375,16 +440,37 @@ class ExemplarColorizer:
             reference = np.repeat(reference[..., None], 3, axis=-1)
         settings = ExemplarSettings.from_params(params)
         if progress is not None:
-            progress(Progress(step=0, total=settings.iterations,
-                              message="preparing: measuring the photo's content and the reference's colours"))
-        problem = StyleTransfer(self.vgg, lightness, reference[..., :3], settings, device=self.device,
-                                channels_last=self.channels_last)
+            progress(
+                Progress(
+                    step=0,
+                    total=settings.iterations,
+                    message="preparing: measuring the photo's content and the reference's colours",
+                )
+            )
+        start = None
+        if settings.init == "matched":
+            if self.guide is None:
+                raise ValueError("init=matched needs the unet-bins weights; choose init=content")
+            ab, confidence = self.guide.colorize_with_confidence(lightness, reference[..., :3], {})
+            start = MatchedStart(ab=ab, confidence=confidence)
+        problem = StyleTransfer(
+            self.vgg,
+            lightness,
+            reference[..., :3],
+            settings,
+            device=self.device,
+            channels_last=self.channels_last,
+            start=start,
+        )
         self.last_result = problem.run(progress)
         return self.last_result.ab
 
 
-def build(weights: WeightFile, weights_dir: Path, device: str = "cpu") -> ExemplarColorizer:
-    """The colorizer on the VGG of weight file ``weights`` (FileNotFoundError when it is missing)."""
+def build(
+    weights: WeightFile, weights_dir: Path, device: str = "cpu", guide: ReferenceGuidedColorizer | None = None
+) -> ExemplarColorizer:
+    """The colorizer on the VGG of weight file ``weights`` (FileNotFoundError when it is missing);
+    ``guide`` gives ``init=matched`` its start (without it only init=content/noise run)."""
     vgg = load_vgg(weights, weights_dir, last_layer="relu5_1", device=device)
     vgg = vgg.to(memory_format=torch.channels_last)
-    return ExemplarColorizer(vgg, weights.name, device)
+    return ExemplarColorizer(vgg, weights.name, device, guide)

@@ -88,7 +88,7 @@ def guided_logits(logits: Tensor, prior: Tensor) -> Tensor:
 
 def reference_logits(
     net: UNetBins, net_input: Tensor, logits: Tensor, photo_l: Tensor, ref_lab: Tensor
-) -> Tensor:
+) -> tuple[Tensor, Match]:
     """The net's ``logits`` for ``net_input`` (1, 1, H, W) guided by ``ref_lab`` (1, 3, h', w').
 
     ``photo_l`` is the photo's L at any resolution (the match works at its own fixed size).
@@ -96,7 +96,7 @@ def reference_logits(
     matched = match(net, photo_l, ref_lab)
     small_l = F.interpolate(net_input, size=logits.shape[-2:], mode="area")
     palette = luminance_palette(ref_lab, small_l, net.bins)
-    return guided_logits(logits, reference_prior(matched, palette, net.bins))
+    return guided_logits(logits, reference_prior(matched, palette, net.bins)), matched
 
 
 class ReferenceGuidedColorizer:
@@ -118,6 +118,12 @@ class ReferenceGuidedColorizer:
     ) -> np.ndarray:
         if reference is None:
             raise ValueError("unet-bins-reference needs a colour reference photo")
+        return self.colorize_with_confidence(lightness, reference, params)[0]
+
+    def colorize_with_confidence(
+        self, lightness: np.ndarray, reference: np.ndarray, params: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ab (h, w, 2) at the net's input size and the match's confidence (h/8, w/8) in [0, 1]."""
         temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
         photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
         ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
@@ -132,6 +138,9 @@ class ReferenceGuidedColorizer:
             if hint_ab is not None and hint_mask is not None:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
             logits = self.net.logits(net_input, hint_ab, hint_mask)
-            guided = reference_logits(self.net, net_input, logits, photo_l, ref_lab)
+            guided, matched = reference_logits(self.net, net_input, logits, photo_l, ref_lab)
             ab = self.net.decode(guided, (h, w), temperature)
-        return ab[0].permute(1, 2, 0).float().cpu().numpy()
+        return (
+            ab[0].permute(1, 2, 0).float().cpu().numpy(),
+            matched.confidence[0, 0].float().cpu().numpy(),
+        )

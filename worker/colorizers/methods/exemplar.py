@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.method_info import LoadContext, MethodInfo, Param, Preset, Unavailable
+from worker.colorizers.methods import unet_bins_reference
 from worker.colorizers.weights import download_hub_file
 
 if TYPE_CHECKING:
@@ -63,7 +64,11 @@ def load(ctx: LoadContext) -> ExemplarColorizer:
     present = present_vgg_weights(ctx.weights_dir)
     if not present:
         raise Unavailable(f"no VGG weights in {ctx.weights_dir}: run `{VGG16_HED.fetch_command}`")
-    return build(present[0], ctx.weights_dir, ctx.device)
+    # init=matched starts from the reference-guided net's colours (bundled weights; without them only
+    # init=content/noise run, and asking for matched says so).
+    has_guide = unet_bins_reference.INFO.unavailable_reason(ctx.weights_dir) is None
+    guide = unet_bins_reference.load(ctx) if has_guide else None
+    return build(present[0], ctx.weights_dir, ctx.device, guide)
 
 
 PRESETS = (
@@ -139,9 +144,30 @@ PARAMS = (
     Param(
         "init",
         "choice",
-        "content",
-        "Start from the gray photo (content) or from random noise.",
-        choices=("content", "noise"),
+        "auto",
+        "Where the optimisation starts. matched: from the reference's colours matched to each part of the "
+        "photo (the reference-guided net's result), kept close to them where the match is confident; "
+        "content: from the gray photo (the paper's choice); noise: from random colours. auto: matched in "
+        "fast mode, content in paper mode.",
+        choices=("auto", "matched", "content", "noise"),
+    ),
+    Param(
+        "anchor",
+        "float",
+        1.0,
+        "Fast mode: how strongly the colours stay near the matched ones where the match is confident "
+        "(0: not at all), in units of the starting content + style loss.",
+        minimum=0.0,
+        maximum=100.0,
+    ),
+    Param(
+        "smoothness",
+        "float",
+        1.0,
+        "Fast mode: edge-aware smoothness of the colours (total variation of a and b, weaker across "
+        "edges of the photo's lightness); removes streaks and speckle in flat areas. 0: off.",
+        minimum=0.0,
+        maximum=100.0,
     ),
     Param(
         "line_search",
