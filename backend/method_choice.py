@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backend import catalogue
+from backend.catalogue import MethodInfo
 from backend.config import Settings
 from backend.errors import UserError
-from worker.colorizers.catalogue import MethodInfo
 
 # Form fields that are not method options.
 RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}

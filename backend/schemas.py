@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend import catalogue
+from backend.catalogue import MethodInfo
 from backend.models import Batch, Job, JobStatus
-from worker.colorizers.catalogue import MethodInfo
 
 
 class ParamOut(BaseModel):

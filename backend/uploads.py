@@ -13,12 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from backend import examples
+from backend.catalogue import MethodInfo
 from backend.config import Settings
 from backend.errors import UserError
 from backend.images import DecodedImage, Renditions, decode, renditions
 from backend.models import Image
 from backend.stored_images import Upload
-from worker.colorizers.catalogue import MethodInfo
 
 _decode_limiters: dict[int, anyio.CapacityLimiter] = {}
 
