@@ -224,8 +224,11 @@ class Runner:
                 with session_scope() as s:
                     requeued = lifecycle.retry(s, job.id, note)
                 if requeued:  # committed: now send it again, after a back-off
-                    with session_scope() as s:
-                        lifecycle.enqueue(s, [job.id], countdown=min(2.0**job.attempts, 60.0))
+                    try:
+                        with session_scope() as s:
+                            lifecycle.enqueue(s, [job.id], countdown=min(2.0**job.attempts, 60.0))
+                    except Exception as exc:  # the database went away meanwhile: the sweeper sends it
+                        log.warning("could not re-queue job %s: %s", job.id, exc)
                 return "retrying"
             reason = f"failed after {job.attempts} attempts: {reason}"
         log.warning("job %s failed: %s", job.id, reason)
