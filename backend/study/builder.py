@@ -271,7 +271,7 @@ def find_study(session: Session, slug_or_id: str, *, slug_only: bool = False) ->
     its slug only; researchers by either."""
     study = get_study(session, slug_or_id)
     if study is None or (slug_only and study.slug != slug_or_id):
-        raise UserError(404, "there is no study at this address")
+        raise UserError(404, f"there is no study {slug_or_id!r}")
     return study
 
 
