@@ -99,6 +99,4 @@ def count_new_participant(request: Request, settings: Settings) -> None:
 def count_answer(participant_id: str, settings: Settings) -> None:
     """At most STUDY_ANSWER_RATE answers per participant per minute."""
     if not _allow("answers", settings.study_answer_rate, 60.0, participant_id):
-        raise UserError(
-            429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"}
-        )
+        raise UserError(429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"})
