@@ -42,6 +42,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check backend worker tests benchmarks alembic
+	$(BIN)/lint-imports  # the layers (.importlinter): library <- backend <- worker service
 
 format: install
 	$(BIN)/ruff format backend worker tests benchmarks

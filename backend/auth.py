@@ -19,17 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import case, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from backend.config import Settings, development_secret, get_settings
+from backend.config import Settings, development_secret
 from backend.db import session_scope
+from backend.errors import UserError
 from backend.models import utcnow
 from backend.study.models import AdminSessionRow, LoginThrottle
 
@@ -220,7 +219,7 @@ def check_login_csrf(request: Request, settings: Settings, token: str | None) ->
     except BadSignature:
         expected = ""
     if not expected or not token or not hmac.compare_digest(expected, token):
-        raise HTTPException(403, "the form has expired or its CSRF token is invalid: reload the login page")
+        raise UserError(403, "the form has expired or its CSRF token is invalid: reload the login page")
 
 
 def reserve_login_attempt(client: str) -> bool:
@@ -259,17 +258,6 @@ def check_password(password: str, settings: Settings) -> bool:
     return verify_password(password, admin_hash(settings))
 
 
-def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> AdminSession:
-    """Dependency: the researcher's session, or 401 (JSON) / a redirect to the login page (browsers, GET)."""
-    session = read_session(request, settings)
-    if session is not None:
-        return session
-    if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
-        raise HTTPException(303, "log in first", headers={"Location": f"/admin/login?next={target}"})
-    raise HTTPException(401, "log in at /admin/login first")
-
-
 def check_csrf(admin: AdminSession, token: str | None) -> None:
     if not token or not hmac.compare_digest(admin.csrf, token):
-        raise HTTPException(403, "invalid or missing CSRF token: reload the page and try again")
+        raise UserError(403, "invalid or missing CSRF token: reload the page and try again")

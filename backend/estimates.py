@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.models import Job, JobStatus, utcnow
-from worker.celery_app import lane_of
+from backend.queue import lane_of
 from worker.colorizers import methods
 
 RECENT = 30  # finished jobs per method the estimate looks at

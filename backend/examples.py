@@ -13,10 +13,11 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, undefer
 
-from backend import jobs
 from backend.config import Settings
-from backend.images import ImageError, decode
+from backend.errors import UserError
+from backend.images import decode
 from backend.models import Image, Job, is_valid_id
+from backend.stored_images import Upload, store_image
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_EXAMPLES = 12
@@ -76,10 +77,9 @@ def resolve_reference(session: Session, settings: Settings, ref_id: str, client:
         data = path.read_bytes()
         try:
             decoded = decode(data, max_pixels=settings.max_pixels)
-        except ImageError:
+        except UserError:
             return None
-        image = jobs.store_image(session, jobs.Upload(data=data, decoded=decoded, filename=path.name))
-        return image
+        return store_image(session, Upload(data=data, decoded=decoded, filename=path.name))
     if not client or not is_valid_id(ref_id):
         return None
     owned = session.scalars(

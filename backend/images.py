@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from backend.errors import UserError
 from worker.colorizers import lab
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -34,15 +35,6 @@ THUMB_SIDE = 320
 # gray photo stays below it.
 _CHROMA_LEVELS = 12
 _COLOR_SHARE = 0.005
-
-
-class ImageError(ValueError):
-    """An upload that is not an acceptable image; ``status_code`` is the HTTP status to answer."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -113,22 +105,22 @@ def decode(
     max_pixels_per_byte: float | None = None,
     max_jpeg_scans: int | None = None,
 ) -> DecodedImage:
-    """Decode one uploaded image under the limits, or raise :class:`ImageError` (400/413/415).
+    """Decode one uploaded image under the limits, or raise :class:`UserError` (400/413/415).
 
     ``max_pixels_per_byte`` and ``max_jpeg_scans`` bound the decode cost of untrusted uploads; images we
     made ourselves are decoded without them.
     """
     if not data:
-        raise ImageError(400, "the file is empty")
+        raise UserError(400, "the file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             width, height = img.size
             if width <= 0 or height <= 0:
-                raise ImageError(400, f"the image has invalid dimensions {width}×{height}")
+                raise UserError(400, f"the image has invalid dimensions {width}×{height}")
             if width * height > max_pixels:
-                raise ImageError(
+                raise UserError(
                     413,
                     f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
                 )
@@ -139,23 +131,23 @@ def decode(
             img.load()
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb8(img)
-    except ImageError:
+    except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(413, f"the image is too large to decode safely: {exc}") from None
+        raise UserError(413, f"the image is too large to decode safely: {exc}") from None
     except UnidentifiedImageError:
         claimed = sniff(data)
         if claimed:  # the right signature, but Pillow could not even read the header: a damaged file
-            raise ImageError(
+            raise UserError(
                 400, f"the file starts like a {claimed} image but is corrupt or truncated"
             ) from None
-        raise ImageError(
+        raise UserError(
             415, f"not a supported image: the content is not one of {', '.join(ALLOWED_FORMATS)}"
         ) from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error) as exc:
-        raise ImageError(400, f"the image could not be decoded (corrupt or truncated): {exc}") from None
+        raise UserError(400, f"the image could not be decoded (corrupt or truncated): {exc}") from None
     except MemoryError:
-        raise ImageError(413, "the image is too large to decode") from None
+        raise UserError(413, "the image is too large to decode") from None
     return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb))
 
 
@@ -165,7 +157,7 @@ def _check_cost(
     if max_pixels_per_byte is not None and pixels > RATIO_FREE_PIXELS:
         ratio = pixels / len(data)
         if ratio > max_pixels_per_byte:
-            raise ImageError(
+            raise UserError(
                 413,
                 f"the image decodes to {pixels:,} pixels from a {len(data):,}-byte file ({ratio:,.0f} "
                 f"pixels per byte; photos have far fewer than {max_pixels_per_byte:g}): refused as a "
@@ -176,7 +168,7 @@ def _check_cost(
         # an embedded thumbnail): an upper bound found without decoding.
         scans = data.count(b"\xff\xda")
         if scans > max_jpeg_scans:
-            raise ImageError(
+            raise UserError(
                 413,
                 f"the JPEG has {scans} scans; at most {max_jpeg_scans} are accepted (each scan is a full "
                 "decoding pass)",
@@ -214,6 +206,11 @@ def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
     subsampling = 0 if quality >= 90 else 2
     Image.fromarray(array).save(buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True)
     return buf.getvalue()
+
+
+def png_to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:
+    """A stored PNG result re-encoded as JPEG (a download with ``format=jpg``)."""
+    return encode_jpeg(decode(png, max_pixels=max_pixels).rgb, quality)
 
 
 def gray_png(decoded: DecodedImage) -> bytes:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import docs, web
 from backend.config import get_settings
-from backend.routes import api, batches, compare, pages
+from backend.errors import UserError
+from backend.routes import admin, api, batches, compare, pages, study
+from backend.templates import FRONTEND, not_found_page, wants_html
 
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 log = logging.getLogger("colorlab")
 
 DESCRIPTION = """
@@ -57,17 +58,8 @@ def create_app() -> FastAPI:
         body_timeout=settings.body_read_timeout,
         path_limits={"/batches": settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000},
     )
-    app.include_router(api.router)
-    app.include_router(batches.router)
-    app.include_router(pages.router)
-    app.include_router(compare.router)
-    # Further routers (study, admin, compare) are added here, one line each.
-    from backend.routes import study
-
-    app.include_router(study.router)
-    from backend.routes import admin
-
-    app.include_router(admin.router)
+    for routes in (api, batches, pages, compare, study, admin):
+        app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -78,10 +70,13 @@ def create_app() -> FastAPI:
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
 
+    # One answer for every refusal: a UserError raised anywhere, or Starlette's own (unknown path, 405, ...).
+    @app.exception_handler(UserError)
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 404 and pages.wants_html(request):
-            return pages.not_found(request, str(exc.detail))
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UserError | StarletteHTTPException)
+        if exc.status_code == 404 and wants_html(request):
+            return not_found_page(request, str(exc.detail))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)

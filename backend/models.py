@@ -127,8 +127,8 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64), index=True)  # hashed browser cookie, for history
     group_id: Mapped[str | None] = mapped_column(String(32), index=True)  # jobs of one comparison
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)  # jobs of one batch
-    # The uploaded file's name, sanitised (see jobs.display_name): shown and used to name downloads, never a
-    # path. Kept on the job because identical uploads share one stored image.
+    # The uploaded file's name, sanitised (stored_images.display_name): shown and used in download names,
+    # never a path. Kept on the job because identical uploads share one stored image.
     source_name: Mapped[str | None] = mapped_column(String(255))
     # Quality against the ground truth when the upload was a colour photo (see worker.quality).
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)

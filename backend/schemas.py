@@ -1,11 +1,21 @@
-"""API shapes (Pydantic). Kept apart from the ORM tables on purpose."""
+"""API shapes (Pydantic), and the one place each is built from the database rows.
+
+Kept apart from the ORM tables on purpose: ``job_out`` is the JSON form of a job everywhere (the API, the
+compare view, the job page and the history), ``batch_out`` of a batch, ``comparison_out`` of a comparison.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from backend import method_views
+from backend.models import Batch, Job, JobStatus
+from worker.colorizers.method_info import MethodInfo
 
 
 class ParamOut(BaseModel):
@@ -130,3 +140,209 @@ class ReferenceOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(examples=["not a supported image: the content is not one of PNG, JPEG, ..."])
+
+
+# The refusals a route may answer with (OpenAPI): every one is a UserError's {"detail": ...}.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 404, 409, 413, 415, 422, 429, 503)
+}
+
+
+class RejectedOut(BaseModel):
+    name: str
+    detail: str
+
+
+class BatchItemOut(BaseModel):
+    job_id: str
+    name: str | None
+    status: str
+    progress: float
+    error: str | None = None
+    urls: dict[str, str | None]
+
+
+class BatchOut(BaseModel):
+    id: str
+    method: str
+    method_title: str
+    params: dict[str, Any]
+    created_at: Any
+    total: int = Field(description="Photos accepted (one job each).")
+    counts: dict[str, int] = Field(description="Jobs per status.")
+    progress: float = Field(description="Share of the accepted photos that are finished (0..1).")
+    finished: bool
+    items: list[BatchItemOut]
+    rejected: list[RejectedOut] = Field(description="Photos refused at upload, with the reason.")
+    urls: dict[str, str]
+
+
+class BatchCreated(BaseModel):
+    id: str
+    status_url: str
+    page_url: str
+    results_url: str
+    accepted: int
+    rejected: list[RejectedOut]
+
+
+class ComparisonCreated(BaseModel):
+    id: str
+    status_url: str = Field(examples=["/compare/Jx1…"])
+    page_url: str
+    jobs: list[str]
+
+
+class ComparisonOut(BaseModel):
+    id: str
+    width: int
+    height: int
+    has_ground_truth: bool
+    input_url: str
+    original_url: str
+    finished: bool
+    jobs: list[JobOut]
+
+
+# -- built from the rows ----------------------------------------------------------------------------------
+def job_created(job_id: str) -> JobCreated:
+    """The answer to a request that queued one job (202)."""
+    return JobCreated(
+        id=job_id,
+        status="queued",
+        status_url=f"/jobs/{job_id}",
+        result_url=f"/jobs/{job_id}/result.png",
+        page_url=f"/jobs/{job_id}/view",
+    )
+
+
+def result_stem(source_name: str | None, job_id: str) -> str:
+    """The stem of a result's file name: the upload's own stem, made safe for any file system."""
+    stem = (source_name or "").rsplit(".", 1)[0] if "." in (source_name or "")[1:] else (source_name or "")
+    safe = re.sub(r"[^\w.-]+", "-", stem).strip(".-_")[:100]
+    return safe or f"photo-{job_id[:8]}"
+
+
+def download_name(job: Job, ext: str = "png") -> str:
+    """``<original stem>-<method>.png``: the file name of a job's result download."""
+    return f"{result_stem(job.source_name, job.id)}-{job.method}.{ext}"
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(max((b - a).total_seconds(), 0.0), 3)
+
+
+def _iterations(info: MethodInfo | None, job: Job) -> IterationsOut | None:
+    if info is None or info.planned_iterations is None:
+        return None
+    detail = job.progress_detail or {}
+    planned = int(detail.get("total") or info.iterations_for(job.params or {}) or 0)
+    run = int(detail.get("step") or 0) or (planned if job.status == JobStatus.done else 0)
+    return IterationsOut(run=run, planned=planned)
+
+
+def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
+    """The JSON form of a job; ``queue`` (``backend.estimates.queue_info``) when the caller computed it."""
+    info = method_views.get_method(job.method)
+    detail = job.progress_detail or {}
+    base = f"/jobs/{job.id}"
+    running = job.status == JobStatus.running
+    preview_v = int(job.preview_at.timestamp() * 1000) if job.preview_at else 0
+    return JobOut(
+        id=job.id,
+        method=job.method,
+        method_title=info.title if info else job.method,
+        source_name=job.source_name,
+        download_name=download_name(job),
+        batch_id=job.batch_id,
+        params=job.params or {},
+        status=job.status,
+        progress=ProgressOut(
+            fraction=1.0 if job.status == JobStatus.done else max(0.0, min(1.0, job.progress or 0.0)),
+            step=detail.get("step"),
+            total=detail.get("total"),
+            message=detail.get("message"),
+            losses=detail.get("losses") or {},
+        ),
+        attempts=job.attempts,
+        error=job.error if job.status in (JobStatus.failed, JobStatus.queued) else None,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        queue_seconds=_seconds(job.created_at, job.started_at),
+        run_seconds=job.run_seconds,
+        width=job.input_image.width,
+        height=job.input_image.height,
+        has_ground_truth=job.input_image.is_color,
+        metrics=job.metrics,
+        group_id=job.group_id,
+        iterations=_iterations(info, job),
+        queue=QueueOut.model_validate(queue) if queue is not None else None,
+        urls=JobUrls(
+            page=f"{base}/view",
+            input=f"{base}/input.png",
+            original=f"{base}/original.png",
+            reference=f"{base}/reference.png" if job.reference_image_id else None,
+            result=f"{base}/result.png" if job.result_image_id else None,
+            thumb=f"{base}/thumb.jpg?of={'result' if job.result_image_id else 'input'}",
+            preview=f"{base}/preview.png?v={preview_v}" if running and job.preview_at else None,
+        ),
+    )
+
+
+def batch_out(batch: Batch, jobs: Sequence[Job]) -> BatchOut:
+    """A batch with its jobs (in submission order): per-photo status and the overall progress."""
+    counts: dict[str, int] = {}
+    items = []
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+        base = f"/jobs/{job.id}"
+        items.append(
+            BatchItemOut(
+                job_id=job.id,
+                name=job.source_name,
+                status=job.status,
+                progress=1.0 if job.status == JobStatus.done else float(job.progress or 0.0),
+                error=job.error if job.status == JobStatus.failed else None,
+                urls={
+                    "page": f"{base}/view",
+                    "input": f"{base}/input.png",
+                    "result": f"{base}/result.png" if job.result_image_id else None,
+                },
+            )
+        )
+    finished = sum(n for status, n in counts.items() if JobStatus(status).finished)
+    info = method_views.get_method(batch.method)
+    return BatchOut(
+        id=batch.id,
+        method=batch.method,
+        method_title=info.title if info else batch.method,
+        params=batch.params or {},
+        created_at=batch.created_at,
+        total=len(jobs),
+        counts=counts,
+        progress=round(finished / len(jobs), 4) if jobs else 1.0,
+        finished=finished == len(jobs),
+        items=items,
+        rejected=[RejectedOut.model_validate(r) for r in batch.rejected or []],
+        urls={"page": f"/batches/{batch.id}/view", "results_zip": f"/batches/{batch.id}/results.zip"},
+    )
+
+
+def comparison_out(group_id: str, jobs: Sequence[Job]) -> ComparisonOut:
+    """A comparison: its jobs (at least one) in the methods' display order, and the photo they share."""
+    order = {m.name: i for i, m in enumerate(method_views.public_methods())}
+    rows = sorted(jobs, key=lambda j: order.get(j.method, len(order)))
+    first = rows[0]
+    return ComparisonOut(
+        id=group_id,
+        width=first.input_image.width,
+        height=first.input_image.height,
+        has_ground_truth=first.input_image.is_color,
+        input_url=f"/jobs/{first.id}/input.png",
+        original_url=f"/jobs/{first.id}/original.png",
+        finished=all(j.state.finished for j in rows),
+        jobs=[job_out(j) for j in rows],
+    )

@@ -1,12 +1,15 @@
-"""Cross-cutting HTTP pieces: the browser-history cookie, request-size limits, security headers, errors."""
+"""Cross-cutting HTTP pieces: the browser-history cookie, client addresses, request-size limits, security
+headers, database-outage answers and download file names."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import ipaddress
 import logging
 import secrets
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -15,8 +18,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from backend.jobs import client_key
 
 log = logging.getLogger("colorlab.web")
 CLIENT_COOKIE = "colorlab_client"
@@ -73,9 +74,23 @@ def _is_trusted(address: str, trusted: Networks | tuple[()]) -> bool:
     return any(ip in net for net in trusted)
 
 
+def client_key(cookie_value: str | None) -> str | None:
+    """The stored form of a browser's history cookie (hashed: the cookie itself is never stored)."""
+    if not cookie_value:
+        return None
+    return hashlib.sha256(cookie_value.encode()).hexdigest()[:64]
+
+
 def client_of(request: Request) -> str | None:
     """The hashed id of this browser (set by :class:`ClientCookieMiddleware`)."""
     return getattr(request.state, "client", None)
+
+
+def content_disposition(filename: str, *, attachment: bool = True) -> str:
+    """A Content-Disposition header for any file name: an ASCII fallback plus the UTF-8 name (RFC 6266)."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    kind = "attachment" if attachment else "inline"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class BodyTooLarge(HTTPException):

@@ -150,7 +150,7 @@ DECODE_SNIPPET = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from tests.reliability.redteam import BOMBS, phone_photo
-from backend import images
+from backend import errors, images
 name, mode = sys.argv[2], sys.argv[3]
 data = phone_photo(6000, 4000) if name == "phone-24mp" else BOMBS[name][0]()
 def hwm_kb():
@@ -168,7 +168,7 @@ try:
         d = images.decode(data, max_pixels=40_000_000, max_pixels_per_byte=60, max_jpeg_scans=32)
         images.renditions(d)
     outcome = "decoded"
-except images.ImageError as exc:
+except errors.UserError as exc:
     outcome = f"{exc.status_code}"
 cpu = time.process_time() - t0
 peak = hwm_kb()

@@ -96,11 +96,11 @@ def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], atte
     import numpy as np
     from sqlalchemy import select
 
-    from backend import jobs
     from backend.config import get_settings
     from backend.db import session_scope
     from backend.images import decode, encode_png
     from backend.models import Image, Job, JobStatus, utcnow
+    from backend.stored_images import store_result
     from backend.study import builder
     from backend.study.models import Stimulus
     from backend.study.photos import PhotoFile
@@ -123,7 +123,7 @@ def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], atte
         ).all():
             rgb = decode(session.get(Image, job.input_image_id).data, max_pixels=settings.max_pixels).rgb
             out = np.roll(rgb, 1, axis=-1)
-            result = jobs.store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
+            result = store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
             job.status, job.result_image_id, job.finished_at, job.progress = (
                 JobStatus.done,
                 result.id,

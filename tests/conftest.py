@@ -70,15 +70,13 @@ def apply_settings(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
 
 
 def reset_caches() -> None:
-    from backend import db
+    from backend import db, queue, ratelimit
     from backend.config import get_settings
-    from backend.routes import api
-    from worker import celery_app
 
     get_settings.cache_clear()
-    api._colorize_limit.cache_clear()
+    ratelimit.reset()
     db.reset_caches()
-    celery_app.reset()
+    queue.reset()
 
 
 @pytest.fixture(autouse=True)

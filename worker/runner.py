@@ -16,18 +16,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from backend import jobs as jobsvc
+from backend import job_lifecycle as lifecycle
 from backend.config import Settings
 from backend.db import session_scope
-from backend.images import DecodedImage, ImageError, decode, encode_png
-from backend.models import Image, Job, JobStatus, utcnow
+from backend.errors import UserError
+from backend.images import DecodedImage, decode, encode_png
+from backend.models import Image
+from backend.stored_images import store_result
 from worker.colorizers import loading, methods
 from worker.colorizers.base import JobCancelled, Progress
 from worker.colorizers.pipeline import predict_many
@@ -72,32 +73,10 @@ class Runner:
 
     # -- claiming ---------------------------------------------------------------------------------------
     def _claim(self, job_id: str) -> Claimed | None:
-        now = utcnow()
-        stale = now - timedelta(seconds=self.settings.stale_after)
         with session_scope() as s:
-            res = s.execute(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    or_(
-                        Job.status == JobStatus.queued,
-                        and_(Job.status == JobStatus.running, Job.heartbeat_at < stale),
-                    ),
-                )
-                .values(
-                    status=JobStatus.running,
-                    attempts=Job.attempts + 1,
-                    started_at=now,
-                    heartbeat_at=now,
-                    worker=self.hostname[:255],
-                    progress=0.0,
-                    progress_detail=None,
-                )
-            )
-            if res.rowcount != 1:
+            job = lifecycle.claim(s, job_id, worker=self.hostname, stale_after=self.settings.stale_after)
+            if job is None:
                 return None
-            job = s.get(Job, job_id)
-            assert job is not None
             return Claimed(
                 job.id,
                 job.method,
@@ -112,20 +91,10 @@ class Runner:
         if info is None or not info.batchable or self.settings.batch_max <= 1:
             return []
         with session_scope() as s:
-            waiting = s.execute(
-                select(Job.id, Job.params)
-                .where(
-                    Job.status == JobStatus.queued,
-                    Job.method == first.method,
-                    Job.reference_image_id.is_(None),
-                    Job.id != first.id,
-                )
-                .order_by(Job.created_at)
-                .limit(self.settings.batch_max - 1)
-            ).all()
-        # Options never change after submission, so jobs with other options are simply left in the queue.
-        same_options = [job_id for job_id, params in waiting if dict(params or {}) == first.params]
-        return [c for c in map(self._claim, same_options) if c is not None]
+            mates = lifecycle.batch_mates(
+                s, first.id, first.method, first.params, limit=self.settings.batch_max - 1
+            )
+        return [c for c in map(self._claim, mates) if c is not None]
 
     # -- running ----------------------------------------------------------------------------------------
     def run(self, job_id: str) -> str:
@@ -207,7 +176,7 @@ class Runner:
             reference = None
             if job.reference_image_id:
                 reference = decode(images[job.reference_image_id], max_pixels=self.settings.max_pixels).rgb
-        except ImageError as exc:
+        except UserError as exc:
             raise PermanentError(f"the stored image cannot be decoded: {exc.detail}") from None
         return decoded, reference
 
@@ -215,21 +184,11 @@ class Runner:
     def _finish(self, job: Claimed, rgb: np.ndarray, seconds: float, source: DecodedImage) -> str:
         png = encode_png(rgb)
         with session_scope() as s:
-            result = jobsvc.store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
-            res = s.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status == JobStatus.running, Job.worker == self.hostname[:255])
-                .values(
-                    status=JobStatus.done,
-                    result_image_id=result.id,
-                    progress=1.0,
-                    finished_at=utcnow(),
-                    run_seconds=round(seconds, 4),
-                    error=None,
-                    preview_png=None,
-                )
+            result = store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
+            finished = lifecycle.finish(
+                s, job.id, worker=self.hostname, result_image_id=result.id, run_seconds=seconds
             )
-            if res.rowcount != 1:  # cancelled (or taken over) meanwhile: keep nothing
+            if not finished:  # cancelled (or taken over) meanwhile: keep nothing
                 s.rollback()
                 return "cancelled"
         if source.is_color:
@@ -241,17 +200,13 @@ class Runner:
         try:
             values = job_metrics(rgb, truth)
             with session_scope() as s:
-                s.execute(update(Job).where(Job.id == job_id).values(metrics=values))
+                lifecycle.record_metrics(s, job_id, values)
         except Exception:
             log.exception("job %s: metrics against the ground truth failed", job_id)
 
     def _fail(self, job: Claimed, reason: str) -> None:
         with session_scope() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status == JobStatus.running)
-                .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
-            )
+            lifecycle.fail(s, job.id, reason)
 
     def _handle_failure(self, job: Claimed, exc: BaseException) -> str:
         from celery.exceptions import SoftTimeLimitExceeded
@@ -264,34 +219,20 @@ class Runner:
             reason = f"{exc.__class__.__name__}: {exc}"
             log.exception("job %s: attempt %d failed", job.id, job.attempts)
             if job.attempts < self.settings.job_max_attempts:
+                note = f"attempt {job.attempts} failed ({reason}); retrying"
                 with session_scope() as s:
-                    res = s.execute(
-                        update(Job)
-                        .where(Job.id == job.id, Job.status == JobStatus.running)
-                        .values(
-                            status=JobStatus.queued,
-                            enqueued_at=None,
-                            preview_png=None,
-                            error=f"attempt {job.attempts} failed ({reason}); retrying",
-                        )
-                    )
-                if res.rowcount == 1:
-                    self._send_later(job.id, job.method, delay=min(2.0**job.attempts, 60.0))
+                    requeued = lifecycle.retry(s, job.id, note)
+                if requeued:  # committed: now send it again, after a back-off
+                    try:
+                        with session_scope() as s:
+                            lifecycle.enqueue(s, [job.id], countdown=min(2.0**job.attempts, 60.0))
+                    except Exception as exc:  # the database went away meanwhile: the sweeper sends it
+                        log.warning("could not re-queue job %s: %s", job.id, exc)
                 return "retrying"
             reason = f"failed after {job.attempts} attempts: {reason}"
         log.warning("job %s failed: %s", job.id, reason)
         self._fail(job, reason)
         return "failed"
-
-    def _send_later(self, job_id: str, method: str, delay: float) -> None:
-        from worker.celery_app import send_colorize
-
-        try:
-            send_colorize(job_id, method, countdown=delay)
-            with session_scope() as s:
-                s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
-        except Exception as exc:  # the sweeper will send it
-            log.warning("could not re-queue job %s: %s", job_id, exc)
 
     @contextmanager
     def _heartbeat(self, job_ids: list[str]) -> Iterator[None]:
@@ -301,11 +242,7 @@ class Runner:
             while not stop.wait(self.settings.heartbeat_interval):
                 try:
                     with session_scope() as s:
-                        s.execute(
-                            update(Job)
-                            .where(Job.id.in_(job_ids), Job.status == JobStatus.running)
-                            .values(heartbeat_at=utcnow())
-                        )
+                        lifecycle.heartbeat(s, job_ids)
                 except Exception as exc:  # the database may be briefly away; keep beating
                     log.warning("heartbeat failed: %s", exc)
 
@@ -334,31 +271,29 @@ class ProgressReporter:
         now = time.monotonic()
         final = p.total > 0 and p.step >= p.total
         new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
-        values: dict[str, Any] = {}
-        if now - self._last_write >= self.WRITE_EVERY or final or new_phase:
+        write = now - self._last_write >= self.WRITE_EVERY or final or new_phase
+        preview = None
+        if write:
             self._last_write = now
             self._last_message = p.message
-            values = {
-                "progress": min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
-                "progress_detail": {
-                    "step": p.step,
-                    "total": p.total,
-                    "message": p.message,
-                    "losses": {k: float(v) for k, v in p.losses.items()},
-                },
-                "heartbeat_at": utcnow(),
-            }
             if p.preview is not None and now - self._last_preview >= self.runner.settings.preview_interval:
                 self._last_preview = now
-                values["preview_png"] = encode_png(p.preview(), compress_level=1)
-                values["preview_at"] = utcnow()
+                preview = encode_png(p.preview(), compress_level=1)
         with session_scope() as s:
-            if values:
-                res = s.execute(
-                    update(Job).where(Job.id == self.job_id, Job.status == JobStatus.running).values(**values)
+            if write:
+                running = lifecycle.record_progress(
+                    s,
+                    self.job_id,
+                    fraction=min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
+                    detail={
+                        "step": p.step,
+                        "total": p.total,
+                        "message": p.message,
+                        "losses": {k: float(v) for k, v in p.losses.items()},
+                    },
+                    preview_png=preview,
                 )
-                running = res.rowcount == 1
             else:
-                running = s.scalar(select(Job.status).where(Job.id == self.job_id)) == JobStatus.running
+                running = lifecycle.is_running(s, self.job_id)
         if not running:
             raise JobCancelled(self.job_id)

@@ -8,7 +8,8 @@ import threading
 from celery.signals import worker_process_init, worker_ready
 
 from backend.config import get_settings
-from worker.celery_app import TASK_COLORIZE, get_celery
+from backend.queue import TASK_COLORIZE
+from worker.celery_app import get_celery
 from worker.runner import Runner
 
 log = logging.getLogger("colorlab.worker")
@@ -50,7 +51,7 @@ def _sweep_forever() -> None:
     import time
 
     from backend.db import session_scope
-    from backend.jobs import purge_expired, sweep
+    from backend.job_lifecycle import purge_expired, sweep
 
     settings = get_settings()
     stop = threading.Event()

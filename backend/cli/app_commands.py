@@ -101,8 +101,8 @@ def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
 def sweep() -> None:
     """Re-queue lost or stalled jobs and delete expired ones once (workers do this periodically)."""
     from backend.db import session_scope
-    from backend.jobs import purge_expired
-    from backend.jobs import sweep as do_sweep
+    from backend.job_lifecycle import purge_expired
+    from backend.job_lifecycle import sweep as do_sweep
 
     settings = get_settings()
     with session_scope() as s:

@@ -68,14 +68,10 @@ def create(
     """Build a study: store the photos, queue their colorizations, register the stimuli."""
     from backend.db import session_scope
     from backend.study import builder
-    from backend.study.errors import StudyError
-    from backend.study.photos import PhotoError, from_path
+    from backend.study.photos import from_path
 
     settings = get_settings()
-    try:
-        photos = from_path(photos_path, settings)
-    except PhotoError as exc:
-        raise click.ClickException(exc.detail) from None
+    photos = from_path(photos_path, settings)
     if limit is not None:
         photos = photos[:limit]
     spec = builder.StudySpec(
@@ -90,12 +86,9 @@ def create(
         attention_checks=attention_checks,
         slug=slug,
     )
-    try:
-        with session_scope() as session:
-            created = builder.create_study(session, settings, spec, photos)
-            slug_out, n_methods = created.slug, len(created.methods)
-    except StudyError as exc:
-        raise click.ClickException(exc.detail) from None
+    with session_scope() as session:
+        created = builder.create_study(session, settings, spec, photos)
+        slug_out, n_methods = created.slug, len(created.methods)
     click.echo(
         f"study {slug_out!r}: {len(photos)} photos × (real + {n_methods} methods); "
         f"{len(photos) * n_methods} colorization job(s) queued"
@@ -105,15 +98,6 @@ def create(
         f"results: {settings.public_url}/admin/studies/{slug_out}"
     )
     click.echo(f"open it when the colorizations are done: colorlab study open {slug_out}")
-
-
-def _load(session, slug: str):  # type: ignore[no-untyped-def]
-    from backend.study import builder
-
-    found = builder.get_study(session, slug)
-    if found is None:
-        raise click.ClickException(f"no study {slug!r}")
-    return found
 
 
 @study.command("list")
@@ -138,7 +122,7 @@ def status(slug: str) -> None:
     from backend.study.results import study_summary
 
     with session_scope() as session:
-        s = _load(session, slug)
+        s = builder.find_study(session, slug)
         readiness = builder.refresh(session, get_settings(), s)
         summary = study_summary(session, s)
         summary.pop("photos")
@@ -151,14 +135,9 @@ def open_(slug: str) -> None:
     """Open a study to participants (only when every stimulus is ready)."""
     from backend.db import session_scope
     from backend.study import builder
-    from backend.study.errors import StudyError
 
     with session_scope() as session:
-        s = _load(session, slug)
-        try:
-            builder.open_study(session, get_settings(), s)
-        except StudyError as exc:
-            raise click.ClickException(exc.detail) from None
+        builder.open_study(session, get_settings(), builder.find_study(session, slug))
     click.echo(f"study {slug!r} is open")
 
 
@@ -168,13 +147,9 @@ def close(slug: str) -> None:
     """Close a study to new participants."""
     from backend.db import session_scope
     from backend.study import builder
-    from backend.study.errors import StudyError
 
     with session_scope() as session:
-        try:
-            builder.close_study(session, _load(session, slug))
-        except StudyError as exc:
-            raise click.ClickException(exc.detail) from None
+        builder.close_study(session, builder.find_study(session, slug))
     click.echo(f"study {slug!r} is closed")
 
 
@@ -197,10 +172,10 @@ def close(slug: str) -> None:
 def export_cmd(slug: str, kind: str, fmt: str, output: Path | None) -> None:
     """Export a study's data (CSV cells beginning with = + - @ are neutralised)."""
     from backend.db import session_factory, session_scope
-    from backend.study import export
+    from backend.study import builder, export
 
     with session_scope() as session:
-        study_id = _load(session, slug).id
+        study_id = builder.find_study(session, slug).id
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         fast_ms = get_settings().study_fast_answer_ms

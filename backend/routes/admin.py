@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import delete, func, select
@@ -13,24 +13,22 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from backend import auth, method_views
-from backend.auth import AdminSession, require_admin
-from backend.config import Settings, get_settings
-from backend.db import get_session, session_factory
+from backend.auth import AdminSession
+from backend.config import Settings
+from backend.db import session_factory
+from backend.deps import AdminDep, SessionDep, SettingsDep
+from backend.errors import UserError
 from backend.models import Image
-from backend.routes.pages import TEMPLATES
-from backend.routes.study import set_participant_cookie
 from backend.study import builder, export, service
-from backend.study.charts import study_charts
-from backend.study.errors import StudyError
 from backend.study.models import Participant, ParticipantStatus, Stimulus, Study, StudyTexts, Trial
-from backend.study.photos import PhotoError, PhotoFile, from_zip
+from backend.study.participant_cookie import set_participant_cookie
+from backend.study.photos import PhotoFile, from_zip
+from backend.study.rating_plots import study_charts
 from backend.study.results import study_summary
+from backend.templates import TEMPLATES
 from backend.web import client_address
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
-SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-AdminDep = Annotated[AdminSession, Depends(require_admin)]
 PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies of finished colorizations
 
 
@@ -52,13 +50,6 @@ def _safe_next(target: str | None) -> str:
 def _base_url(request: Request) -> str:
     """This server's address as the researcher reached it (behind a proxy: its forwarded scheme and host)."""
     return str(request.base_url).rstrip("/")
-
-
-def _study(session: Session, slug: str) -> Study:
-    study = builder.get_study(session, slug)
-    if study is None:
-        raise HTTPException(404, "no such study")
-    return study
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -83,7 +74,7 @@ def login(
     auth.check_login_csrf(request, settings, csrf_token)
     client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use
     if not auth.reserve_login_attempt(client):
-        raise HTTPException(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
+        raise UserError(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):
         return _page(
             request,
@@ -146,7 +137,7 @@ def _int(value: Any, name: str) -> int:
     try:
         return int(str(value).strip())
     except ValueError:
-        raise StudyError(422, f"{name} must be a whole number") from None
+        raise UserError(422, f"{name} must be a whole number") from None
 
 
 async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
@@ -155,16 +146,13 @@ async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
         if isinstance(item, UploadFile) and item.filename:
             data = await item.read(settings.max_upload_bytes + 1)
             if len(data) > settings.max_upload_bytes:
-                raise StudyError(
+                raise UserError(
                     413, f"{item.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
                 )
             photos.append(PhotoFile(item.filename, data))
     archive = form.get("archive")
     if isinstance(archive, UploadFile) and archive.filename:
-        try:
-            photos.extend(from_zip(await archive.read(), settings))
-        except PhotoError as exc:
-            raise StudyError(exc.status_code, exc.detail) from None
+        photos.extend(from_zip(await archive.read(), settings))
     return photos
 
 
@@ -191,7 +179,7 @@ async def create_study(
         photos = await _photos(form, settings)
         # Decoding, graying and resizing the photos takes a while: off the event loop.
         study = await run_in_threadpool(builder.create_study, session, settings, spec, photos)
-    except StudyError as exc:
+    except UserError as exc:
         session.rollback()
         return _page(
             request,
@@ -255,7 +243,7 @@ def study_page(
     settings: SettingsDep,
     exclude: bool = False,
 ) -> HTMLResponse:
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     readiness = builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S)
     return _page(
         request,
@@ -277,7 +265,7 @@ def study_page(
 def results_fragment(
     slug: str, request: Request, admin: AdminDep, session: SessionDep, exclude: bool = False
 ) -> HTMLResponse:
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     return _page(request, "_results.html", {"study": study, **_results_context(session, study, exclude)})
 
 
@@ -291,7 +279,7 @@ def _action(
     action: str,
 ) -> Response:
     auth.check_csrf(admin, csrf_token)
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     try:
         if action == "open":
             builder.open_study(session, settings, study)
@@ -299,7 +287,7 @@ def _action(
             builder.close_study(session, study)
         else:
             builder.retry_failed(session, study)
-    except StudyError as exc:
+    except UserError as exc:
         session.rollback()
         readiness = builder.refresh(session, settings, study)
         return _page(
@@ -332,12 +320,12 @@ def edit_texts(
 ) -> Response:
     """Edit the participant-facing texts: in place while a draft, as a new version once opened."""
     auth.check_csrf(admin, csrf_token)
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     try:
         builder.edit_texts(session, study, title=title, consent_text=consent_text, instructions=instructions)
-    except StudyError as exc:
+    except UserError:
         session.rollback()
-        raise HTTPException(exc.status_code, exc.detail) from None
+        raise
     return RedirectResponse(f"/admin/studies/{study.slug}#texts", status_code=303)
 
 
@@ -351,9 +339,9 @@ def preview(
 ) -> Response:
     """Walk the study as a participant would, in this browser; nothing is recorded (see service.start)."""
     auth.check_csrf(admin, csrf_token)
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     if not builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S).complete:
-        raise HTTPException(409, "the preview needs every stimulus ready")
+        raise UserError(409, "the preview needs every stimulus ready")
     previews = select(Participant.id).where(
         Participant.study_id == study.id, Participant.is_preview.is_(True)
     )
@@ -382,11 +370,11 @@ def participant_action(
     again, release their id so that it binds afresh on another device, or delete them with their answers."""
     auth.check_csrf(admin, csrf_token)
     if action not in PARTICIPANT_ACTIONS:
-        raise HTTPException(404, f"participant actions are {', '.join(PARTICIPANT_ACTIONS)}")
-    study = _study(session, slug)
+        raise UserError(404, f"participant actions are {', '.join(PARTICIPANT_ACTIONS)}")
+    study = builder.find_study(session, slug)
     person = session.get(Participant, participant_id[:32])
     if person is None or person.study_id != study.id or person.is_preview:
-        raise HTTPException(404, "no such participant in this study")
+        raise UserError(404, "no such participant in this study")
     if action == "delete":
         session.execute(delete(Trial).where(Trial.participant_id == person.id))
         session.delete(person)
@@ -424,7 +412,7 @@ def export_file(
 ) -> Response:
     fast_ms = settings.study_fast_answer_ms
     if (kind, fmt) == ("all", "zip"):
-        study = _study(session, slug)
+        study = builder.find_study(session, slug)
         data = export.zip_all(session_factory(), study.id, fast_ms)
         return Response(
             data,
@@ -435,8 +423,8 @@ def export_file(
             },
         )
     if kind not in export.KINDS or fmt not in ("csv", "json"):
-        raise HTTPException(404, f"exports are {', '.join(export.KINDS)} as .csv or .json, or all.zip")
-    study = _study(session, slug)
+        raise UserError(404, f"exports are {', '.join(export.KINDS)} as .csv or .json, or all.zip")
+    study = builder.find_study(session, slug)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     filename = f"{study.slug}-{kind}.{fmt}"
     return StreamingResponse(
@@ -448,12 +436,12 @@ def export_file(
 
 @router.get("/studies/{slug}/stimuli/{stimulus_id}.jpg")
 def stimulus_image(slug: str, stimulus_id: str, admin: AdminDep, session: SessionDep) -> Response:
-    study = _study(session, slug)
+    study = builder.find_study(session, slug)
     data = session.scalar(
         select(Image.data)
         .join(Stimulus, Stimulus.display_image_id == Image.id)
         .where(Stimulus.id == stimulus_id[:32], Stimulus.study_id == study.id)
     )
     if data is None:
-        raise HTTPException(404, "no such stimulus image (not ready yet?)")
+        raise UserError(404, "no such stimulus image (not ready yet?)")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

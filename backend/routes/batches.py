@@ -12,74 +12,38 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from backend import jobs, method_views
+from backend import job_lifecycle as lifecycle
+from backend import method_choice
 from backend.config import Settings
 from backend.db import session_scope
-from backend.images import ImageError, decode
+from backend.deps import SessionDep, SettingsDep
+from backend.errors import UserError
+from backend.images import decode, png_to_jpeg
 from backend.models import Batch, Image, Job, JobStatus, is_valid_id
-from backend.routes.api import (
+from backend.ratelimit import spend_photo_budget, upload_rate_limit
+from backend.schemas import (
     ERRORS,
-    SessionDep,
-    SettingsDep,
-    check_reference_given,
-    content_disposition,
-    load_reference,
-    resolve_method,
-    spend_photo_budget,
-    to_jpeg,
-    upload_rate_limit,
+    BatchCreated,
+    BatchOut,
+    RejectedOut,
+    batch_out,
+    download_name,
+    result_stem,
 )
-from backend.web import client_of
+from backend.stored_images import Upload, display_name
+from backend.uploads import has_file, read_reference
+from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_ZIP_DOWNLOAD_JOBS = 500  # GET /results.zip?id=...
-
-
-class RejectedOut(BaseModel):
-    name: str
-    detail: str
-
-
-class BatchItemOut(BaseModel):
-    job_id: str
-    name: str | None
-    status: str
-    progress: float
-    error: str | None = None
-    urls: dict[str, str | None]
-
-
-class BatchOut(BaseModel):
-    id: str
-    method: str
-    method_title: str
-    params: dict[str, Any]
-    created_at: Any
-    total: int = Field(description="Photos accepted (one job each).")
-    counts: dict[str, int] = Field(description="Jobs per status.")
-    progress: float = Field(description="Share of the accepted photos that are finished (0..1).")
-    finished: bool
-    items: list[BatchItemOut]
-    rejected: list[RejectedOut] = Field(description="Photos refused at upload, with the reason.")
-    urls: dict[str, str]
-
-
-class BatchCreated(BaseModel):
-    id: str
-    status_url: str
-    page_url: str
-    results_url: str
-    accepted: int
-    rejected: list[RejectedOut]
 
 
 def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
@@ -103,7 +67,7 @@ def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | Non
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise HTTPException(400, "the zip file is damaged or not a zip") from None
+        raise UserError(400, "the zip file is damaged or not a zip") from None
     members = [
         i
         for i in archive.infolist()
@@ -112,13 +76,13 @@ def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | Non
         and not i.filename.rsplit("/", 1)[-1].startswith(".")
     ]
     if len(members) > settings.batch_max_photos:
-        raise HTTPException(
+        raise UserError(
             413,
             f"the zip holds {len(members)} files; a batch takes at most {settings.batch_max_photos} photos",
         )
     unpacked = sum(i.file_size for i in members)
     if unpacked > settings.batch_max_bytes:
-        raise HTTPException(
+        raise UserError(
             413,
             f"the zip unpacks to {unpacked:,} bytes, over the {settings.batch_max_bytes:,}-byte batch limit",
         )
@@ -142,12 +106,12 @@ def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | Non
     return out
 
 
-def _validate(name: str, data: bytes, settings: Settings) -> jobs.Upload | str:
+def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
     try:
         decoded = decode(data, max_pixels=settings.max_pixels)
-    except ImageError as exc:
+    except UserError as exc:  # one bad photo is listed in `rejected`; the rest go on
         return exc.detail
-    return jobs.Upload(data=data, decoded=decoded, filename=name)
+    return Upload(data=data, decoded=decoded, filename=name)
 
 
 @router.post(
@@ -178,20 +142,19 @@ async def create_batch(
     options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
-    info, params = resolve_method(method, await request.form(), options, settings)
-    has_reference = reference is not None and bool(reference.filename or reference.size)
-    check_reference_given(info, has_reference, reference_id)
+    info, params = method_choice.choose(method, await request.form(), options, settings)
+    method_choice.check_reference_given(info, has_file(reference), reference_id)
     files = _entries(images)
     if not files:
-        raise HTTPException(422, "no photos: send them as repeated `images` fields, or one zip")
+        raise UserError(422, "no photos: send them as repeated `images` fields, or one zip")
     if len(files) > settings.batch_max_photos:
-        raise HTTPException(
+        raise UserError(
             413, f"{len(files)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
         )
     # (name, bytes or None, why refused)
     raw: list[tuple[str, bytes | None, str | None]] = []
     for upload in files:
-        name = jobs.display_name(upload.filename) or f"photo {len(raw) + 1}"
+        name = display_name(upload.filename) or f"photo {len(raw) + 1}"
         data = await _read_limited(upload, max(settings.max_upload_bytes, settings.batch_max_bytes))
         if data is not None and data.startswith(ZIP_MAGIC):
             raw.extend(await run_in_threadpool(_zip_members, data, settings))
@@ -200,27 +163,28 @@ async def create_batch(
         else:
             raw.append((name, data, None))
     if len(raw) > settings.batch_max_photos:
-        raise HTTPException(
+        raise UserError(
             413, f"{len(raw)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
         )
     spend_photo_budget(request, settings, len(raw))
-    accepted: list[jobs.Upload] = []
+    accepted: list[Upload] = []
     rejected: list[dict[str, str]] = []
     for name, data, why in raw:
         checked = why if data is None else await run_in_threadpool(_validate, name, data, settings)
-        if isinstance(checked, jobs.Upload):
+        if isinstance(checked, Upload):
             accepted.append(checked)
         else:
-            rejected.append({"name": jobs.display_name(name) or "?", "detail": str(checked)})
+            rejected.append({"name": display_name(name) or "?", "detail": str(checked)})
     if not accepted:
         reasons = "; ".join(f"{r['name']}: {r['detail']}" for r in rejected[:5])
-        raise HTTPException(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
+        raise UserError(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
     client = client_of(request)
-    ref = await load_reference(
-        info, reference if has_reference else None, reference_id, session, settings, client
+    ref = await read_reference(
+        info, reference if has_file(reference) else None, reference_id, session, settings, client
     )
+    new_jobs = [lifecycle.NewJob(info.name, params, image=photo, reference=ref) for photo in accepted]
     batch_id = await run_in_threadpool(
-        _store_and_enqueue, session, info.name, params, accepted, rejected, ref, client
+        _create_and_enqueue, session, info.name, params, new_jobs, rejected, client
     )
     response.headers["Location"] = f"/batches/{batch_id}"
     return BatchCreated(
@@ -233,72 +197,32 @@ async def create_batch(
     )
 
 
-def _store_and_enqueue(
+def _create_and_enqueue(
     session: Session,
     method: str,
     params: dict[str, Any],
-    photos: list[jobs.Upload],
+    new_jobs: list[lifecycle.NewJob],
     rejected: list[dict[str, str]],
-    ref: jobs.Upload | Image | None,
     client: str | None,
 ) -> str:
-    batch, ids = jobs.create_batch(
-        session, method=method, params=params, photos=photos, rejected=rejected, reference=ref, client=client
-    )
-    session.commit()
-    jobs.enqueue(session, ids)
+    """The batch and all its jobs in one transaction, then sent (blocking I/O: run in a thread)."""
+    batch = lifecycle.create_batch(session, method=method, params=params, rejected=rejected, client=client)
+    lifecycle.create_and_enqueue(session, new_jobs, client=client, batch_id=batch.id)
     return batch.id
 
 
 def get_batch_row(session: Session, batch_id: str) -> Batch:
     batch = session.get(Batch, batch_id) if is_valid_id(batch_id) else None
     if batch is None:
-        raise HTTPException(404, "no such batch")
+        raise UserError(404, "no such batch")
     return batch
-
-
-def batch_dict(session: Session, batch: Batch) -> dict[str, Any]:
-    rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
-    counts: dict[str, int] = {}
-    items = []
-    for job in rows:
-        counts[job.status] = counts.get(job.status, 0) + 1
-        base = f"/jobs/{job.id}"
-        items.append(
-            {
-                "job_id": job.id,
-                "name": job.source_name,
-                "status": job.status,
-                "progress": 1.0 if job.status == JobStatus.done else float(job.progress or 0.0),
-                "error": job.error if job.status == JobStatus.failed else None,
-                "urls": {
-                    "page": f"{base}/view",
-                    "input": f"{base}/input.png",
-                    "result": f"{base}/result.png" if job.result_image_id else None,
-                },
-            }
-        )
-    finished = sum(n for s, n in counts.items() if JobStatus(s).finished)
-    info = method_views.get_method(batch.method)
-    return {
-        "id": batch.id,
-        "method": batch.method,
-        "method_title": info.title if info else batch.method,
-        "params": batch.params or {},
-        "created_at": batch.created_at,
-        "total": len(rows),
-        "counts": counts,
-        "progress": round(finished / len(rows), 4) if rows else 1.0,
-        "finished": finished == len(rows),
-        "items": items,
-        "rejected": batch.rejected or [],
-        "urls": {"page": f"/batches/{batch.id}/view", "results_zip": f"/batches/{batch.id}/results.zip"},
-    }
 
 
 @router.get("/batches/{batch_id}", response_model=BatchOut, responses=ERRORS, summary="A batch's progress")
 def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
-    return BatchOut.model_validate(batch_dict(session, get_batch_row(session, batch_id)))
+    batch = get_batch_row(session, batch_id)
+    rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
+    return batch_out(batch, rows)
 
 
 class _ZipStream(io.RawIOBase):
@@ -335,7 +259,7 @@ def _zip_results(entries: list[tuple[str, str]], fmt: str, quality: int, max_pix
             if data is None:  # deleted meanwhile
                 continue
             if fmt == "jpg":
-                data = to_jpeg(data, quality, max_pixels)
+                data = png_to_jpeg(data, quality, max_pixels)
             archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data)
             yield stream.take()
     yield stream.take()
@@ -357,7 +281,7 @@ def _zip_response(
     entries: list[tuple[str, str]], fmt: str, quality: int, settings: Settings, name: str
 ) -> Any:
     if not entries:
-        raise HTTPException(404, "no finished results to download yet")
+        raise UserError(404, "no finished results to download yet")
     return StreamingResponse(
         _zip_results(entries, fmt, quality, settings.max_pixels),
         media_type="application/zip",
@@ -386,7 +310,7 @@ def batch_results(
         .order_by(Job.created_at, Job.id)
     ).all()
     names = _unique(
-        f"{method_views.result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
+        f"{result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
     )
     entries = [(image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True)]
     return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
@@ -407,10 +331,10 @@ def jobs_results(
 ) -> Any:
     ids = list(dict.fromkeys(i for i in id if is_valid_id(i)))
     if len(ids) > MAX_ZIP_DOWNLOAD_JOBS:
-        raise HTTPException(422, f"at most {MAX_ZIP_DOWNLOAD_JOBS} jobs per download")
+        raise UserError(422, f"at most {MAX_ZIP_DOWNLOAD_JOBS} jobs per download")
     rows = session.scalars(select(Job).where(Job.id.in_(ids), Job.result_image_id.is_not(None))).all()
     order = {job_id: n for n, job_id in enumerate(ids)}
     rows = sorted(rows, key=lambda j: order[j.id])
-    names = _unique(method_views.download_name(j, format) for j in rows)
+    names = _unique(download_name(j, format) for j in rows)
     entries = [(j.result_image_id, name) for j, name in zip(rows, names, strict=True)]
     return _zip_response(entries, format, quality, settings, "colorlab-results.zip")  # type: ignore[arg-type]

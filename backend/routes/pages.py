@@ -8,47 +8,21 @@ rendered on the server.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
-from backend import jobs, method_views
+from backend import job_lifecycle as lifecycle
+from backend import method_views
 from backend.config import get_settings
-from backend.db import get_session
+from backend.deps import SessionDep
 from backend.models import Batch, Job, is_valid_id
-from backend.routes.compare import comparison
+from backend.schemas import comparison_out, job_out
+from backend.templates import TEMPLATES, not_found_page
 from backend.web import client_of
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "frontend" / "templates")
 router = APIRouter(include_in_schema=False)
-
-STATUS_LABELS = {
-    "queued": "Queued",
-    "running": "Running",
-    "done": "Done",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-}
-
-
-def wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
-def not_found(request: Request, detail: str) -> HTMLResponse:
-    context = {"heading": "Page not found", "message": _not_found_message(detail)}
-    return TEMPLATES.TemplateResponse(request, "404.html", context, status_code=404)
-
-
-def _not_found_message(detail: str) -> str:
-    detail = (detail or "").strip()
-    if not detail or detail == "Not Found":
-        return "There is nothing at this address. Check the link, or start from the pages below."
-    return detail[0].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -64,20 +38,16 @@ def upload_page(request: Request) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "upload.html", context)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
 @router.get("/jobs/{job_id}/view", response_class=HTMLResponse)
 def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     job = session.get(Job, job_id) if is_valid_id(job_id) else None
     if job is None:
-        return not_found(
+        return not_found_page(
             request,
             "There is no job with this id. Job links are private and long: "
             "check that the whole link was copied.",
         )
-    status_label = STATUS_LABELS.get(job.status)
-    context = {"job_id": job.id, "job": method_views.job_dict(job), "status_label": status_label}
+    context = {"job_id": job.id, "job": job_out(job).model_dump()}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
 
 
@@ -90,13 +60,14 @@ def compare_page(request: Request) -> HTMLResponse:
 
 @router.get("/compare/{group_id}/view", response_class=HTMLResponse)
 def compare_view_page(group_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    found = comparison(session, group_id)
-    if found is None:
-        return not_found(
+    rows = lifecycle.group_jobs(session, group_id)
+    if not rows:
+        return not_found_page(
             request,
             "There is no comparison with this id. Comparison links are private and long: "
             "check that the whole link was copied.",
         )
+    found = comparison_out(group_id, rows).model_dump()
     context = {"nav": "compare", "group_id": group_id, "comparison": found}
     return TEMPLATES.TemplateResponse(request, "compare_view.html", context)
 
@@ -105,7 +76,7 @@ def compare_view_page(group_id: str, request: Request, session: SessionDep) -> H
 def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     batch = session.get(Batch, batch_id) if is_valid_id(batch_id) else None
     if batch is None:
-        return not_found(
+        return not_found_page(
             request,
             "There is no batch with this id. Batch links are private and long: "
             "check that the whole link was copied.",
@@ -118,8 +89,8 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
 @router.get("/history", response_class=HTMLResponse)
 def history_page(request: Request, session: SessionDep) -> HTMLResponse:
     client = client_of(request)
-    rows = jobs.history(session, client) if client else []
-    cards = [history_card(method_views.job_dict(j)) for j in rows]
+    rows = lifecycle.client_history(session, client) if client else []
+    cards = [history_card(job_out(j).model_dump()) for j in rows]
     return TEMPLATES.TemplateResponse(request, "history.html", {"jobs": cards, "nav": "history"})
 
 
@@ -134,7 +105,6 @@ def history_card(job: dict[str, Any]) -> dict[str, Any]:
         "page_url": urls["page"],
         "title": job["source_name"] or job["method_title"],
         "thumb_url": urls["thumb"],
-        "status_label": STATUS_LABELS.get(job["status"], job["status"]),
         "created_iso": created.isoformat(timespec="seconds"),
         "created_label": _when(created),
     }

@@ -10,42 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
-from itsdangerous import BadSignature
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from backend.auth import secure_cookies, serializer
-from backend.config import Settings, get_settings
-from backend.db import get_session
+from backend import ratelimit
+from backend.config import Settings
+from backend.deps import SessionDep, SettingsDep
+from backend.errors import UserError
 from backend.models import Image
-from backend.ratelimit import SlidingWindow
-from backend.routes.pages import TEMPLATES
 from backend.study import builder, service
-from backend.study.errors import StudyError
 from backend.study.models import Participant, Stimulus, Study, Trial
+from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
 from backend.study.schemas import AnswerIn, StartIn, StateOut
-from backend.web import client_address, client_of
+from backend.templates import TEMPLATES
+from backend.web import client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
-SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-COOKIE = "colorlab_participant"
-COOKIE_DAYS = 60
-_limiters: dict[int, SlidingWindow] = {}
-_start_limiters: dict[int, SlidingWindow] = {}
-
-
-def _limiter(settings: Settings) -> SlidingWindow:
-    return _limiters.setdefault(settings.study_answer_rate, SlidingWindow(settings.study_answer_rate))
-
-
-def _start_limiter(settings: Settings) -> SlidingWindow:
-    rate = settings.study_start_rate
-    return _start_limiters.setdefault(rate, SlidingWindow(rate, window=3600.0))
 
 
 _cache: dict[tuple[str, str], tuple[float, Study]] = {}
@@ -53,7 +36,7 @@ _cache_lock = threading.Lock()
 STUDY_CACHE_SECONDS = 2.0
 
 
-def _study(session: Session, slug: str, *, fresh: bool = False) -> Study:
+def _cached_study(session: Session, slug: str, *, fresh: bool = False) -> Study:
     """The study at this address. The answer path uses a copy at most STUDY_CACHE_SECONDS old (one query less
     per answer); starting a session always reads the study afresh (its open/closed status)."""
     key = (str(session.get_bind().url), slug)
@@ -61,9 +44,7 @@ def _study(session: Session, slug: str, *, fresh: bool = False) -> Study:
     hit = _cache.get(key)
     if hit is not None and not fresh and now - hit[0] < STUDY_CACHE_SECONDS:
         return hit[1]
-    study = builder.get_study(session, slug)
-    if study is None or study.slug != slug:
-        raise HTTPException(404, "there is no study at this address")
+    study = builder.find_study(session, slug, slug_only=True)
     session.expunge(study)
     with _cache_lock:
         if len(_cache) > 1000:
@@ -72,54 +53,13 @@ def _study(session: Session, slug: str, *, fresh: bool = False) -> Study:
     return study
 
 
-def _cookie(request: Request, settings: Settings, study: Study) -> tuple[str, str] | None:
-    """(participant id, session secret) from this browser's cookie for this study, if its signature holds."""
-    raw = request.cookies.get(COOKIE)
-    if not raw or len(raw) > 300:
-        return None
-    try:
-        data = serializer(settings, "study-participant").loads(raw)
-    except BadSignature:
-        return None
-    if (
-        isinstance(data, list)
-        and len(data) == 3
-        and data[0] == study.id
-        and all(isinstance(v, str) for v in data)
-    ):
-        return data[1], data[2]
-    return None
-
-
-def set_participant_cookie(
-    response: Response, settings: Settings, study: Study, participant: Participant, secret: str
-) -> None:
-    value = serializer(settings, "study-participant").dumps([study.id, participant.id, secret])
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=COOKIE_DAYS * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(settings),
-        path=f"/study/{study.slug}",
-    )
-
-
 def _require_json(request: Request) -> None:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise HTTPException(415, "send the answer as JSON (Content-Type: application/json)")
-
-
-def _identity(params: dict[str, str | None]) -> service.Identity:
-    try:
-        return service.identity_from(params)
-    except StudyError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+        raise UserError(415, "send the answer as JSON (Content-Type: application/json)")
 
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
-    cookie = _cookie(request, settings, study)
+    cookie = read_participant_cookie(request, settings, study)
     participant = session.get(Participant, cookie[0]) if cookie else None
     if (
         cookie is None
@@ -127,19 +67,15 @@ def _me(request: Request, session: Session, settings: Settings, study: Study) ->
         or participant.study_id != study.id
         or not service.secret_matches(participant, cookie[1])
     ):
-        raise HTTPException(403, "no study session in this browser: reload the page to continue")
+        raise UserError(403, "no study session in this browser: reload the page to continue")
     return participant
 
 
 def _resolve(
     request: Request, session: Session, settings: Settings, study: Study, identity: service.Identity
 ) -> service.Found | None:
-    try:
-        return service.resolve(
-            session, study, identity, _cookie(request, settings, study), client_of(request)
-        )
-    except StudyError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+    cookie = read_participant_cookie(request, settings, study)
+    return service.resolve(session, study, identity, cookie, client_of(request))
 
 
 def _message(
@@ -165,13 +101,13 @@ def study_page(slug: str, request: Request, session: SessionDep, settings: Setti
         )
     try:
         identity = service.identity_from(dict(request.query_params))
-    except StudyError as exc:
+    except UserError as exc:
         return _message(request, exc.status_code, "This link is not valid", exc.detail, study)
     try:
         found = service.resolve(
-            session, study, identity, _cookie(request, settings, study), client_of(request)
+            session, study, identity, read_participant_cookie(request, settings, study), client_of(request)
         )
-    except StudyError as exc:
+    except UserError as exc:
         return _message(request, exc.status_code, "This session belongs to someone else", exc.detail, study)
     if found is None and study.status != "open":
         closed = study.status == "closed"
@@ -199,8 +135,8 @@ def _state_out(state: dict, duplicate: bool = False) -> StateOut:
 
 @router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
 def get_state(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
-    study = _study(session, slug)
-    identity = _identity(dict(request.query_params))
+    study = _cached_study(session, slug)
+    identity = service.identity_from(dict(request.query_params))
     found = _resolve(request, session, settings, study, identity)
     if found is not None and not found.by_cookie:
         # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
@@ -220,30 +156,19 @@ def get_state(slug: str, request: Request, session: SessionDep, settings: Settin
 def start(
     slug: str, body: StartIn, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> StateOut:
-    study = _study(session, slug, fresh=True)
-    identity = _identity(body.model_dump())
+    study = _cached_study(session, slug, fresh=True)
+    identity = service.identity_from(body.model_dump())
     found = _resolve(request, session, settings, study, identity)
-    if (
-        found is None
-        and study.status == "open"
-        and not _start_limiter(settings).allow(client_address(request))
-    ):
-        raise HTTPException(
-            429,
-            "too many new participants from this network in the last hour; try again later",
-            headers={"Retry-After": "600"},
-        )
-    try:
-        started = service.start(
-            session,
-            study,
-            identity,
-            found,
-            user_agent=request.headers.get("user-agent"),
-            browser=client_of(request),
-        )
-    except StudyError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+    if found is None and study.status == "open":
+        ratelimit.count_new_participant(request, settings)
+    started = service.start(
+        session,
+        study,
+        identity,
+        found,
+        user_agent=request.headers.get("user-agent"),
+        browser=client_of(request),
+    )
     participant = started.participant
     set_participant_cookie(response, settings, study, participant, started.secret)
     out = service.state(session, study, participant)
@@ -258,7 +183,7 @@ def start(
     dependencies=[Depends(_require_json)],
 )
 def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
-    study = _study(session, slug)
+    study = _cached_study(session, slug)
     participant = _me(request, session, settings, study)
     service.begin(session, participant)
     out = service.state(session, study, participant)
@@ -275,12 +200,9 @@ def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDe
 def post_answer(
     slug: str, body: AnswerIn, request: Request, session: SessionDep, settings: SettingsDep
 ) -> StateOut:
-    study = _study(session, slug)
+    study = _cached_study(session, slug)
     participant = _me(request, session, settings, study)
-    if not _limiter(settings).allow(participant.id):
-        raise HTTPException(
-            429, "too many answers in a short time; wait a moment", headers={"Retry-After": "10"}
-        )
+    ratelimit.count_answer(participant.id, settings)
     try:
         out, duplicate = service.answer(
             session,
@@ -290,9 +212,9 @@ def post_answer(
             service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms),
             grace_minutes=settings.study_close_grace_minutes,
         )
-    except StudyError as exc:
+    except UserError:
         session.rollback()
-        raise HTTPException(exc.status_code, exc.detail) from None
+        raise
     return _state_out(out, duplicate)
 
 
@@ -319,14 +241,14 @@ _TRIAL_IMAGE = (
 def trial_image(
     slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    study = _study(session, slug)
-    cookie = _cookie(request, settings, study)
+    study = _cached_study(session, slug)
+    cookie = read_participant_cookie(request, settings, study)
     if not cookie or len(trial_id) > 32:
-        raise HTTPException(404, "no such image")
+        raise UserError(404, "no such image")
     data = session.scalar(
         _TRIAL_IMAGE,
         {"tid": trial_id, "pid": cookie[0], "sid": study.id, "secret_hash": service.hash_secret(cookie[1])},
     )
     if data is None:
-        raise HTTPException(404, "no such image")
+        raise UserError(404, "no such image")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

@@ -16,15 +16,16 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
-from backend import jobs, method_views
+from backend import job_lifecycle as lifecycle
+from backend import method_choice
 from backend.config import Settings
+from backend.errors import UserError
 from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
-from backend.study.errors import StudyError
+from backend.stored_images import Upload, display_name, store_image, store_result
 from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus, StudyTexts
-from backend.study.photos import PhotoError, PhotoFile, decode_photo, store_display
+from backend.study.photos import PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
-from worker.colorizers.method_info import Unavailable
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
 MAX_TRIALS = 50
@@ -94,42 +95,36 @@ def slugify(title: str) -> str:
 def _clean_text(value: str | None, name: str, limit: int) -> str:
     text = (value or "").replace("\r\n", "\n").strip()
     if len(text) > limit:
-        raise StudyError(422, f"{name} is longer than {limit} characters")
+        raise UserError(422, f"{name} is longer than {limit} characters")
     if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
-        raise StudyError(422, f"{name} contains control characters")
+        raise UserError(422, f"{name} contains control characters")
     return text
 
 
 def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool = True) -> StudySpec:
-    """Check and normalise a study's settings, or raise :class:`StudyError` (422/409)."""
+    """Check and normalise a study's settings, or raise :class:`UserError` (422/409)."""
     title = _clean_text(spec.title, "the title", 200)
     if not title:
-        raise StudyError(422, "the study needs a title")
+        raise UserError(422, "the study needs a title")
     methods = [m.strip() for m in spec.methods if m and m.strip()]
     if not methods:
-        raise StudyError(422, "choose at least one colorization method")
+        raise UserError(422, "choose at least one colorization method")
     if len(set(methods)) != len(methods):
-        raise StudyError(422, "a method is listed twice")
+        raise UserError(422, "a method is listed twice")
     for name in methods:
-        info = method_views.get_method(name)
-        if info is None or name in (REAL, ATTENTION):
-            known = ", ".join(m.name for m in method_views.public_methods())
-            raise StudyError(422, f"unknown method {name!r}; choose among: {known}")
+        info = method_choice.known_method(name)  # "real" and "attention" are conditions, never methods
         if info.needs_reference:
-            raise StudyError(
+            raise UserError(
                 422, f"method {name!r} needs a reference image per photo and cannot be used in a study"
             )
         if check_available:
-            try:
-                info.require_available(settings.weights_dir)
-            except Unavailable as exc:
-                raise StudyError(409, str(exc)) from None
+            method_choice.require_installed(info, settings)
     for part, n in (("part 1", spec.trials_part1), ("part 2", spec.trials_part2)):
         if not isinstance(n, int) or not 1 <= n <= MAX_TRIALS:
-            raise StudyError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
+            raise UserError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
     slug = (spec.slug or "").strip().lower()
     if slug and not SLUG_RE.match(slug):
-        raise StudyError(
+        raise UserError(
             422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens"
         )
     code = _clean_text(spec.completion_code, "the completion code", 100) or None
@@ -137,7 +132,7 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
     if redirect:
         parts = urlsplit(redirect)
         if parts.scheme not in ("http", "https") or not parts.netloc or len(redirect) > 500:
-            raise StudyError(422, "the redirect URL must be an http(s) address of at most 500 characters")
+            raise UserError(422, "the redirect URL must be an http(s) address of at most 500 characters")
     return StudySpec(
         title=title,
         methods=methods,
@@ -163,28 +158,24 @@ def build_study(
     check_available: bool = True,
 ) -> tuple[Study, list[str]]:
     """Store the study, its photos, gray inputs, stimuli and queued jobs (the caller commits, then enqueues
-    the returned job ids with :func:`backend.jobs.enqueue`)."""
+    the returned job ids with :func:`backend.job_lifecycle.enqueue`)."""
     spec = validate_spec(spec, settings, check_available=check_available)
     if not photos:
-        raise StudyError(422, "upload at least one colour photo")
+        raise UserError(422, "upload at least one colour photo")
     need = max(spec.trials_part1, spec.trials_part2)
     if len(photos) < need:
-        raise StudyError(
+        raise UserError(
             422,
             f"{len(photos)} photo(s) is too few: a participant sees each photo at most once per "
             f"part, so {need} trials need at least {need} photos",
         )
     slug = spec.slug or slugify(spec.title)
     if session.scalar(select(func.count()).select_from(Study).where(Study.slug == slug)):
-        raise StudyError(409, f"the slug {slug!r} is already used by another study")
+        raise UserError(409, f"the slug {slug!r} is already used by another study")
     params: dict[str, dict] = {}
     for name in spec.methods:
-        info = method_views.get_method(name)
-        assert info is not None
-        try:
-            params[name] = method_views.validate(info, spec.method_params.get(name, {}))
-        except ValueError as exc:
-            raise StudyError(422, str(exc)) from None
+        info = method_choice.known_method(name)
+        params[name] = method_choice.checked_params(info, spec.method_params.get(name, {}))
     study = Study(
         slug=slug,
         title=spec.title,
@@ -203,17 +194,13 @@ def build_study(
     job_ids: list[str] = []
     seen: Counter[str] = Counter()
     for position, photo in enumerate(photos):
-        try:
-            decoded = decode_photo(photo, settings)
-        except PhotoError as exc:
-            raise StudyError(exc.status_code, exc.detail) from None
-        upload = jobs.Upload(data=photo.data, decoded=decoded, filename=photo.name)
-        real = jobs.store_image(session, upload)
+        decoded = decode_photo(photo, settings)
+        real = store_image(session, Upload(data=photo.data, decoded=decoded, filename=photo.name))
         seen[real.id] += 1
         if seen[real.id] > 1:
-            raise StudyError(422, f"{photo.name} is the same photo as an earlier one")
+            raise UserError(422, f"{photo.name} is the same photo as an earlier one")
         gray_bytes = gray_png(decoded)
-        gray = jobs.store_result(
+        gray = store_result(
             session, gray_bytes, decoded.width, decoded.height, is_color=False, filename=photo.name
         )
         row = StudyPhoto(
@@ -248,7 +235,8 @@ def build_study(
                 )
             )
         for method in spec.methods:
-            job = jobs.create_job(session, method=method, params=params[method], image=upload)
+            new = lifecycle.NewJob(method, params[method], image=real, source_name=display_name(photo.name))
+            job = lifecycle.create(session, new)
             job_ids.append(job.id)
             session.add(Stimulus(study_id=study.id, photo_id=row.id, condition=method, job_id=job.id))
         session.flush()
@@ -266,7 +254,7 @@ def create_study(
     """Build, commit, and send the colorizations to the workers."""
     study, job_ids = build_study(session, settings, spec, photos, check_available=check_available)
     session.commit()
-    jobs.enqueue(session, job_ids)
+    lifecycle.enqueue(session, job_ids)
     return study
 
 
@@ -276,6 +264,15 @@ def get_study(session: Session, slug_or_id: str) -> Study | None:
     return session.scalars(
         select(Study).where((Study.slug == slug_or_id) | (Study.id == slug_or_id)).limit(1)
     ).first()
+
+
+def find_study(session: Session, slug_or_id: str, *, slug_only: bool = False) -> Study:
+    """The study with this slug (or, unless ``slug_only``, this id), or 404. Participants reach a study by
+    its slug only; researchers by either."""
+    study = get_study(session, slug_or_id)
+    if study is None or (slug_only and study.slug != slug_or_id):
+        raise UserError(404, f"there is no study {slug_or_id!r}")
+    return study
 
 
 def refresh(
@@ -360,27 +357,21 @@ def retry_failed(session: Session, study: Study) -> list[str]:
     ).all()
     new_ids: list[str] = []
     for stimulus, old in rows:
-        job = Job(
-            method=old.method,
-            params=dict(old.params or {}),
-            status=JobStatus.queued,
-            progress=0.0,
-            attempts=0,
-            input_image_id=old.input_image_id,
+        again = lifecycle.NewJob(
+            old.method, old.params or {}, image=old.input_image, source_name=old.source_name
         )
-        session.add(job)
-        session.flush()
+        job = lifecycle.create(session, again)
         stimulus.job_id = job.id
         new_ids.append(job.id)
     session.commit()
-    jobs.enqueue(session, new_ids)
+    lifecycle.enqueue(session, new_ids)
     return new_ids
 
 
 def open_study(session: Session, settings: Settings, study: Study) -> Readiness:
     readiness = refresh(session, settings, study)
     if not readiness.complete:
-        raise StudyError(409, f"the study cannot open yet: {readiness.message()}")
+        raise UserError(409, f"the study cannot open yet: {readiness.message()}")
     study.status = StudyStatus.open
     study.opened_at = utcnow()
     study.closed_at = None
@@ -409,7 +400,7 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     version was made. Commits."""
     title = _clean_text(title, "the title", 200)
     if not title:
-        raise StudyError(422, "the study needs a title")
+        raise UserError(422, "the study needs a title")
     consent_text = _clean_text(consent_text, "the consent text", 10000) or DEFAULT_CONSENT
     instructions = _clean_text(instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS
     unchanged = (study.title, study.consent_text, study.instructions) == (title, consent_text, instructions)
@@ -425,7 +416,7 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
 
 def close_study(session: Session, study: Study) -> None:
     if study.status != StudyStatus.open:
-        raise StudyError(409, f"the study is {study.status}, not open")
+        raise UserError(409, f"the study is {study.status}, not open")
     study.status = StudyStatus.closed
     study.closed_at = utcnow()
     session.commit()

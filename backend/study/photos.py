@@ -11,21 +11,15 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
-from backend import jobs
 from backend.config import Settings
-from backend.images import DecodedImage, ImageError, decode
+from backend.errors import UserError
+from backend.images import DecodedImage, decode
 from backend.models import Image
+from backend.stored_images import store_result
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 MAX_PHOTOS = 1000
 MAX_ZIP_ENTRIES = 5000
-
-
-class PhotoError(ValueError):
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,11 @@ def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise PhotoError(400, "the archive is not a valid zip file") from None
+        raise UserError(400, "the archive is not a valid zip file") from None
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
-            raise PhotoError(
+            raise UserError(
                 413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read"
             )
         photos: list[PhotoFile] = []
@@ -59,24 +53,24 @@ def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
             if info.is_dir() or not _is_photo_name(info.filename):
                 continue
             if info.file_size > settings.max_upload_bytes:
-                raise PhotoError(
+                raise UserError(
                     413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
                 )
             try:
                 with archive.open(info) as fh:
                     content = fh.read(settings.max_upload_bytes + 1)
             except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
-                raise PhotoError(400, f"{info.filename} could not be read from the zip file: {exc}") from None
+                raise UserError(400, f"{info.filename} could not be read from the zip file: {exc}") from None
             if len(content) > settings.max_upload_bytes:
-                raise PhotoError(
+                raise UserError(
                     413, f"{info.filename} is larger than the {settings.max_upload_bytes:,}-byte limit"
                 )
             total += len(content)
             if total > 20 * settings.max_upload_bytes:
-                raise PhotoError(413, "the zip file holds too much data")
+                raise UserError(413, "the zip file holds too much data")
             photos.append(PhotoFile(PurePosixPath(info.filename).name, content))
             if len(photos) > MAX_PHOTOS:
-                raise PhotoError(413, f"more than {MAX_PHOTOS} photos")
+                raise UserError(413, f"more than {MAX_PHOTOS} photos")
     return photos
 
 
@@ -85,14 +79,14 @@ def from_path(path: Path, settings: Settings) -> list[PhotoFile]:
     if path.is_file() and path.suffix.lower() == ".zip":
         return from_zip(path.read_bytes(), settings)
     if not path.is_dir():
-        raise PhotoError(400, f"{path} is neither a folder nor a .zip file")
+        raise UserError(400, f"{path} is neither a folder nor a .zip file")
     files = sorted(p for p in path.iterdir() if p.is_file() and _is_photo_name(p.name))
     if len(files) > MAX_PHOTOS:
-        raise PhotoError(413, f"{path} holds {len(files)} photos; at most {MAX_PHOTOS}")
+        raise UserError(413, f"{path} holds {len(files)} photos; at most {MAX_PHOTOS}")
     out = []
     for p in files:
         if p.stat().st_size > settings.max_upload_bytes:
-            raise PhotoError(413, f"{p.name} is larger than the {settings.max_upload_bytes:,}-byte limit")
+            raise UserError(413, f"{p.name} is larger than the {settings.max_upload_bytes:,}-byte limit")
         out.append(PhotoFile(p.name, p.read_bytes()))
     return out
 
@@ -100,10 +94,10 @@ def from_path(path: Path, settings: Settings) -> list[PhotoFile]:
 def decode_photo(photo: PhotoFile, settings: Settings) -> DecodedImage:
     try:
         decoded = decode(photo.data, max_pixels=settings.max_pixels)
-    except ImageError as exc:
-        raise PhotoError(exc.status_code, f"{photo.name}: {exc.detail}") from None
+    except UserError as exc:  # name the photo: a study takes many
+        raise UserError(exc.status_code, f"{photo.name}: {exc.detail}") from None
     if not decoded.is_color:
-        raise PhotoError(
+        raise UserError(
             422, f"{photo.name} has no colour: a study needs colour photos (they are the real condition)"
         )
     return decoded
@@ -126,4 +120,4 @@ def store_display(session: Session, rgb: np.ndarray, max_side: int) -> Image:
     data = display_jpeg(rgb, max_side)
     with PILImage.open(io.BytesIO(data)) as im:
         width, height = im.size
-    return jobs.store_result(session, data, width, height, fmt="JPEG")
+    return store_result(session, data, width, height, fmt="JPEG")

@@ -34,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from backend.errors import UserError
 from backend.models import new_id, utcnow
-from backend.study.errors import StudyError
 from backend.study.models import ATTENTION, Participant, Stimulus, Study, StudyStatus, Trial
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
@@ -70,7 +70,7 @@ def _check_id(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
     if not ID_RE.match(value):
-        raise StudyError(422, f"{name} must be 1-128 letters, digits or _ . : @ + -")
+        raise UserError(422, f"{name} must be 1-128 letters, digits or _ . : @ + -")
     return value
 
 
@@ -148,7 +148,7 @@ def resolve(
         )
         if released or same_attempt:
             return Found(named, False)
-        raise StudyError(403, LOCKED)
+        raise UserError(403, LOCKED)
     if browser:
         mine = session.scalars(
             select(Participant).where(
@@ -217,7 +217,7 @@ def start(
     if found is not None:
         return resume(session, found, identity)
     if study.status != StudyStatus.open and not preview:
-        raise StudyError(409, "this study is not accepting participants at the moment")
+        raise UserError(409, "this study is not accepting participants at the moment")
     rng = rng or random.SystemRandom()
     seq = None if preview else next_seq(session, study)
     participant = Participant(
@@ -502,23 +502,23 @@ def answer(
     trials = trials_of(session, participant)
     trial = next((t for t in trials if t.id == trial_id), None)
     if trial is None:
-        raise StudyError(404, "no such trial in your session")
+        raise UserError(404, "no such trial in your session")
     if trial.answered_at is not None:
         out = state(session, study, participant, trials)
         session.commit()
         return out, True
     if participant.started_at is None:
-        raise StudyError(409, "read the instructions first")
+        raise UserError(409, "read the instructions first")
     if not participant.is_preview and answers_closed(study, grace_minutes):
-        raise StudyError(409, "this study has closed and no longer accepts answers. Thank you for your time.")
+        raise UserError(409, "this study has closed and no longer accepts answers. Thank you for your time.")
     if current(trials) is not trial:
-        raise StudyError(409, "answer the image on your screen first")
+        raise UserError(409, "answer the image on your screen first")
     if trial.part == 1 and (given.response not in RESPONSES or given.rating is not None):
-        raise StudyError(422, 'part 1 answers are `response`: "real" or "fake"')
+        raise UserError(422, 'part 1 answers are `response`: "real" or "fake"')
     if trial.part == 2 and (given.rating not in RATING_LABELS or given.response is not None):
-        raise StudyError(422, "part 2 answers are `rating`: 1, 2, 3 or 4 stars")
+        raise UserError(422, "part 2 answers are `rating`: 1, 2, 3 or 4 stars")
     if given.response_ms is not None and not 0 <= given.response_ms <= MAX_RESPONSE_MS:
-        raise StudyError(422, f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
+        raise UserError(422, f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
     now = utcnow()
     stored = session.execute(
         _STORE_ANSWER,

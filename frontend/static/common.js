@@ -1,6 +1,6 @@
 // Shared by the pages' scripts (loaded before them): DOM helpers, formatting, the photo drop zones (file
-// picker, drag and drop, paste, preview), form submission with inline errors, job-status polling with
-// back-off and the before/after slider. Everything hangs off `window.ColorLab`.
+// picker, drag and drop, paste, preview), the method cards, form submission with inline errors, the job
+// status labels, polling with back-off and the before/after slider. Everything hangs off `window.ColorLab`.
 "use strict";
 
 (function () {
@@ -226,9 +226,51 @@
     return acceptInto;
   }
 
+  // ---- Methods ----------------------------------------------------------------------------------------
+  // One card per method of GET /methods: its title, one plain line of what a person gets, and tags; a
+  // method this server lacks says so (the command that installs it is for the administrator). opts:
+  // multiple (a checkbox named "methods", the compare form; else a radio named "method"), checked, and
+  // details (what the method is, paper and architecture, behind "details": the card is then wrapped in a
+  // .method-item).
+  function methodCard(method, opts) {
+    const options = opts || {};
+    const available = method.available !== false;
+    const id = "method-" + method.name;
+    const input = el("input", {
+      type: options.multiple ? "checkbox" : "radio", name: options.multiple ? "methods" : "method", value: method.name, id,
+      disabled: !available, "aria-describedby": id + "-desc",
+    });
+    input.checked = available && Boolean(options.checked);
+    const tags = el("span", { class: "method-tags" });
+    if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
+    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
+    if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
+    const card = el("label", {
+      class: "method-card" + (options.multiple ? " cmp-method-card" : "") + (available ? "" : " is-disabled"),
+      "data-method": method.name,
+    },
+      input,
+      el("span", { class: "method-top" },
+        el("span", { class: "method-title", text: method.title || method.name }),
+        el("span", { class: options.multiple ? "cmp-check" : "method-check", "aria-hidden": "true" })),
+      el("span", {
+        class: "method-desc", id: id + "-desc", title: options.details ? null : method.description || null,
+        text: method.summary || method.description || "",
+      }),
+      available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
+      tags.childElementCount ? tags : null);
+    if (!options.details) return card;
+    const details = el("details", { class: "method-details" },
+      el("summary", { text: "details" }),
+      el("p", { text: method.description || "" }),
+      method.paper ? el("p", { class: "muted", text: "Paper: " + method.paper }) : null);
+    return el("div", { class: "method-item", "data-method": method.name }, card, details);
+  }
+
   // ---- Jobs -------------------------------------------------------------------------------------------
   const FINISHED = new Set(["done", "failed", "cancelled"]);
-  const STATUS_LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+  // The words of each status, from the server (backend/templates.py, on <body data-status-labels>).
+  const STATUS_LABELS = JSON.parse(document.body.dataset.statusLabels || "{}");
   const POLL_MS = 1000;
 
   // A progress bar (.progress with --value): a fraction 0…1, or an indeterminate stripe. Returns the percent.
@@ -241,10 +283,12 @@
     return pct;
   }
 
-  // Polls url every second (every 5 s while the tab is hidden) until hooks.done(data); errors back off up to
-  // 15 s. hooks: onData(data), done(data), current() (the latest data, also from elsewhere, or null),
-  // onNotFound(), onRetry(status) (status null: no answer). Returns {poll, schedule(ms)}.
+  // Polls url every hooks.interval ms (default: every second; five times slower while the tab is hidden)
+  // until hooks.done(data); errors back off up to 15 s. hooks: onData(data), done(data), current() (the
+  // latest data, also from elsewhere, or null), onNotFound(), onRetry(status) (status null: no answer),
+  // interval. Returns {poll, schedule(ms)}.
   function poller(url, hooks) {
+    const every = hooks.interval || POLL_MS;
     let timer = null;
     let failures = 0;
 
@@ -256,7 +300,7 @@
     function retry(status) {
       failures += 1;
       if (hooks.onRetry) hooks.onRetry(status);
-      schedule(Math.min(POLL_MS * 2 ** failures, 15000));
+      schedule(Math.min(every * 2 ** failures, 15000));
     }
 
     async function poll() {
@@ -278,7 +322,7 @@
       failures = 0;
       const data = await response.json();
       hooks.onData(data);
-      if (!hooks.done(data)) schedule(document.hidden ? POLL_MS * 5 : POLL_MS);
+      if (!hooks.done(data)) schedule(document.hidden ? every * 5 : every);
     }
 
     document.addEventListener("visibilitychange", () => {
@@ -300,6 +344,6 @@
   window.ColorLab = {
     $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider,
+    setupDropzones, methodCard, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider,
   };
 })();

@@ -21,30 +21,8 @@
     // Drop zones (file picker, drag and drop, paste, Remove: see common.js); a new file clears the form error.
     CL.setupDropzones(form, files, () => showFormError(null));
 
-    // ---- Methods: checkboxes, every available one ticked (a reference-based one once a reference is added)
-    function methodCard(method) {
-      const available = method.available !== false;
-      const id = "method-" + method.name;
-      const input = el("input", {
-        type: "checkbox", name: "methods", value: method.name, id,
-        disabled: !available, "aria-describedby": id + "-desc",
-      });
-      input.checked = available && !method.needs_reference;
-      const tags = el("span", { class: "method-tags" });
-      if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
-      if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "iterative · slow" }));
-      if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
-      if (!available) tags.append(el("span", { class: "tag", text: "unavailable" }));
-      return el("label", { class: "method-card cmp-method-card" + (available ? "" : " is-disabled"), "data-method": method.name },
-        input,
-        el("span", { class: "method-top" },
-          el("span", { class: "method-title", text: method.title || method.name }),
-          el("span", { class: "cmp-check", "aria-hidden": "true" })),
-        el("span", { class: "method-desc", id: id + "-desc", title: method.description || null, text: method.summary || method.description || "" }),
-        available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
-        tags.childElementCount ? tags : null);
-    }
-
+    // ---- Methods: checkboxes (ColorLab.methodCard), every available one ticked (a reference-based one once a
+    // reference is added)
     function chosen() {
       return [...form.querySelectorAll('input[name="methods"]:checked')].map((box) => box.value);
     }
@@ -74,7 +52,7 @@
       // The methods that can run are cards; the others fold away under one line with their reasons.
       const usable = methods.filter((m) => m.available !== false);
       const missing = methods.filter((m) => m.available === false);
-      list.replaceChildren(...usable.map(methodCard));
+      list.replaceChildren(...usable.map((m) => CL.methodCard(m, { multiple: true, checked: !m.needs_reference })));
       list.removeAttribute("aria-busy");
       const others = $("unavailable-methods");
       others.hidden = !missing.length;

@@ -1,20 +1,20 @@
-// History page: cards of unfinished jobs follow their job (GET /jobs/{id}) until it finishes; cards can be
-// selected to download their results as one zip (GET /results.zip) or deleted (DELETE /jobs/{id}).
+// History page: cards of unfinished jobs follow their job (GET /jobs/{id}, ColorLab.poller) until it
+// finishes; cards can be selected to download their results as one zip (GET /results.zip) or deleted
+// (DELETE /jobs/{id}).
 "use strict";
 
 (function () {
-  const LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
-  const FINISHED = new Set(["done", "failed", "cancelled"]);
-  const $ = (id) => document.getElementById(id);
+  const CL = window.ColorLab;
+  const { $, FINISHED, STATUS_LABELS: LABELS } = CL;
   const allCards = () => [...document.querySelectorAll(".job-card")];
-  const cards = () => allCards().filter((c) => !FINISHED.has(c.dataset.status));
 
-  async function refresh(card) {
-    const response = await fetch("/jobs/" + encodeURIComponent(card.dataset.jobId), {
-      headers: { Accept: "application/json" }, cache: "no-store",
-    });
-    if (!response.ok) return;
-    const job = await response.json();
+  // ---- Following unfinished jobs: at most MAX_FOLLOWED at a time, each every 2 s ----------------------
+  const MAX_FOLLOWED = 12;
+  const FOLLOW_MS = 2000;
+  const waiting = allCards().filter((c) => !FINISHED.has(c.dataset.status));
+  let followed = 0;
+
+  function show(card, job) {
     if (job.status === card.dataset.status) return;
     card.dataset.status = job.status;
     const badge = card.querySelector(".badge");
@@ -28,12 +28,28 @@
     updateSelection();
   }
 
-  function tick() {
-    const pending = cards();
-    if (!pending.length) return;
-    Promise.allSettled(pending.slice(0, 12).map(refresh)).then(() => setTimeout(tick, 2000));
+  function follow(card) {
+    followed += 1;
+    let latest = null;
+    const stop = () => { followed -= 1; followNext(); };
+    const poller = CL.poller("/jobs/" + encodeURIComponent(card.dataset.jobId), {
+      interval: FOLLOW_MS,
+      onData: (job) => {
+        latest = job;
+        show(card, job);
+        if (FINISHED.has(job.status)) stop();
+      },
+      done: (job) => FINISHED.has(job.status),
+      current: () => latest,
+      onNotFound: stop,  // deleted meanwhile (from this page or another)
+    });
+    poller.schedule(FOLLOW_MS);
   }
-  setTimeout(tick, 2000);
+
+  function followNext() {
+    while (followed < MAX_FOLLOWED && waiting.length) follow(waiting.shift());
+  }
+  followNext();
 
   // ---- Selection: download as one zip, delete ---------------------------------------------------------
   const selected = () => allCards().filter((c) => c.querySelector(".job-check").checked);

@@ -67,34 +67,7 @@
     setBatch(collected.length ? collected : files);
   }, { capture: true });
 
-  // ---- Methods --------------------------------------------------------------------------------------
-  // A card says in one line what a person gets; what the method is (paper, architecture) is behind
-  // "details". A method this server lacks says so; the command that installs it is for the administrator.
-  function methodCard(method) {
-    const available = method.available !== false;
-    const input = el("input", {
-      type: "radio", name: "method", value: method.name, id: "method-" + method.name,
-      disabled: !available, "aria-describedby": "method-" + method.name + "-desc",
-    });
-    const tags = el("span", { class: "method-tags" });
-    if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
-    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
-    if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
-    const card = el("label", { class: "method-card" + (available ? "" : " is-disabled"), "data-method": method.name },
-      input,
-      el("span", { class: "method-top" },
-        el("span", { class: "method-title", text: method.title || method.name }),
-        el("span", { class: "method-check", "aria-hidden": "true" })),
-      el("span", { class: "method-desc", id: "method-" + method.name + "-desc", text: method.summary || "" }),
-      available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
-      tags.childElementCount ? tags : null);
-    const details = el("details", { class: "method-details" },
-      el("summary", { text: "details" }),
-      el("p", { text: method.description || "" }),
-      method.paper ? el("p", { class: "muted", text: "Paper: " + method.paper }) : null);
-    return el("div", { class: "method-item", "data-method": method.name }, card, details);
-  }
-
+  // ---- Methods (the cards: ColorLab.methodCard) ------------------------------------------------------
   async function loadMethods() {
     const list = $("method-list");
     try {
@@ -108,7 +81,7 @@
     }
     // Usable methods first; the unavailable ones stay visible (disabled) with the reason.
     const ordered = [...state.methods].sort((a, b) => (b.available !== false) - (a.available !== false));
-    list.replaceChildren(...ordered.map(methodCard));
+    list.replaceChildren(...ordered.map((method) => CL.methodCard(method, { details: true })));
     list.removeAttribute("aria-busy");
     if (!state.methods.length) {
       list.append(el("p", { class: "muted", text: "No colorization methods are installed." }));

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.images import ImageError, decode, gray_png
+from backend.errors import UserError
+from backend.images import decode, gray_png
 from tests.conftest import photo_bytes
 from worker.colorizers import lab
 
@@ -96,7 +97,7 @@ def test_first_frame_of_an_animation() -> None:
     ],
 )
 def test_non_images_are_refused(data: bytes, status: int, words: str) -> None:
-    with pytest.raises(ImageError) as err:
+    with pytest.raises(UserError) as err:
         decode(data, max_pixels=LIMIT)
     assert err.value.status_code == status and words in err.value.detail
 
@@ -106,7 +107,7 @@ def test_truncated_files_are_refused() -> None:
         data = encode(
             Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)), fmt
         )
-        with pytest.raises(ImageError) as err:
+        with pytest.raises(UserError) as err:
             decode(data[: len(data) // 2], max_pixels=LIMIT)
         assert err.value.status_code == 400
 
@@ -126,13 +127,13 @@ def _png_with_header(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     data = _png_with_header(20000, 20000)
     assert len(data) < 10_000
-    with pytest.raises(ImageError) as err:
+    with pytest.raises(UserError) as err:
         decode(data, max_pixels=40_000_000)
     assert err.value.status_code == 413 and "limit" in err.value.detail
 
 
 def test_pixel_limit() -> None:
-    with pytest.raises(ImageError) as err:
+    with pytest.raises(UserError) as err:
         decode(encode(Image.new("L", (1001, 1000))), max_pixels=1_000_000)
     assert err.value.status_code == 413
     assert decode(encode(Image.new("L", (1000, 1000))), max_pixels=1_000_000).width == 1000

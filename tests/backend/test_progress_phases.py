@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from backend import jobs
+from backend import job_lifecycle as lifecycle
 from backend.config import get_settings
 from backend.db import session_scope
 from backend.images import decode
 from backend.models import Job, JobStatus, utcnow
+from backend.stored_images import Upload
 from tests.conftest import photo_bytes
 from worker.colorizers.base import Progress
 from worker.runner import ProgressReporter, Runner
@@ -25,8 +26,8 @@ def detail(job_id: str) -> dict:
 def test_phase_changes_are_never_throttled_away(database: str) -> None:
     data = photo_bytes()
     with session_scope() as s:
-        upload = jobs.Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="a.jpg")
-        job_id = jobs.create_job(s, method="cnn", params={}, image=upload).id
+        upload = Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="a.jpg")
+        job_id = lifecycle.create(s, lifecycle.NewJob("cnn", {}, image=upload)).id
         s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.running, started_at=utcnow()))
     reporter = ProgressReporter(Runner(get_settings()), job_id)
     reporter(Progress(step=0, total=0, message="preparing: loading the network"))

@@ -10,32 +10,33 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from backend import jobs
+from backend import job_lifecycle as lifecycle
 from backend.config import get_settings
 from backend.db import session_scope
 from backend.images import decode
 from backend.models import Job, JobStatus, utcnow
+from backend.stored_images import Upload
 from tests.conftest import EXEMPLAR_PAIRS, method_available, photo_bytes
 from worker.colorizers import lab, loading, methods
 from worker.colorizers.method_info import MethodInfo
 from worker.runner import Runner
 
 
-def upload(data: bytes) -> jobs.Upload:
-    return jobs.Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
+def upload(data: bytes) -> Upload:
+    return Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
 
 
 def new_job(
     method: str = "cnn", params: dict | None = None, data: bytes | None = None, reference: bytes | None = None
 ) -> str:
     with session_scope() as s:
-        job = jobs.create_job(
-            s,
-            method=method,
-            params=params or {},
+        new = lifecycle.NewJob(
+            method,
+            params or {},
             image=upload(data or photo_bytes()),
             reference=upload(reference) if reference else None,
         )
+        job = lifecycle.create(s, new)
         return job.id
 
 
@@ -162,7 +163,7 @@ def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, mon
     assert job.status == JobStatus.running
     assert job.progress_detail["total"] == 500 and job.progress_detail["losses"]
     with session_scope() as s:
-        assert jobs.cancel(s, job_id)
+        assert lifecycle.cancel(s, job_id)
     cancelled_at = time.monotonic()
     thread.join(timeout=30)
     assert outcome == ["cancelled"]
@@ -191,10 +192,10 @@ def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
             .values(status="running", heartbeat_at=long_ago, attempts=settings.job_max_attempts)
         )
     with session_scope() as s:
-        sent = jobs.sweep(s, settings)
+        sent = lifecycle.sweep(s, settings)
     assert set(sent) == {unsent, lost, stalled}
     assert get(waiting).status == JobStatus.queued
     assert get(stalled).status == JobStatus.queued and "stopped responding" in get(stalled).error
     assert get(exhausted).status == JobStatus.failed
     with session_scope() as s:  # already re-sent: not sent again before REQUEUE_AFTER
-        assert jobs.sweep(s, settings) == []
+        assert lifecycle.sweep(s, settings) == []

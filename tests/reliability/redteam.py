@@ -1,5 +1,6 @@
-"""The red-team files of issue 14: small uploads whose decoding costs far more than their size, and big
-but ordinary photos. Shared by the tests and benchmarks/bench_crowd.py (decode-cost table)."""
+"""The red-team files (README, "Reliability and security"): small uploads whose decoding costs far more than
+their size, and big but ordinary photos. Shared by the tests and benchmarks/bench_crowd.py (decode-cost
+table)."""
 
 from __future__ import annotations
 

@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_sweep_deletes_expired_jobs_and_their_images_only(tmp_path: Path) -> None:
-    from backend import jobs
+    from backend import job_lifecycle as lifecycle
     from backend.config import get_settings
     from backend.db import session_scope
     from backend.images import decode
     from backend.models import Image, Job, JobStatus, utcnow
+    from backend.stored_images import Upload
     from backend.study import builder
     from tests.study.conftest import finish_jobs, photo_files
 
@@ -30,12 +31,12 @@ def test_sweep_deletes_expired_jobs_and_their_images_only(tmp_path: Path) -> Non
     settings = get_settings()
     now = utcnow()
 
-    def upload(name: str) -> jobs.Upload:
+    def upload(name: str) -> Upload:
         data = photo_bytes(name)
-        return jobs.Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
+        return Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="x.jpg")
 
-    def job(session, image: jobs.Upload, status: JobStatus, age: timedelta) -> str:  # type: ignore[no-untyped-def]
-        created = jobs.create_job(session, method="cnn", params={}, image=image)
+    def job(session, image: Upload, status: JobStatus, age: timedelta) -> str:  # type: ignore[no-untyped-def]
+        created = lifecycle.create(session, lifecycle.NewJob("cnn", {}, image=image))
         session.flush()
         session.execute(update(Job).where(Job.id == created.id).values(status=status, finished_at=now - age))
         return created.id

@@ -46,9 +46,9 @@ def finish_jobs(session, study) -> int:  # type: ignore[no-untyped-def]
     """Finish the study's queued jobs the way a worker does: store a result PNG, mark the job done."""
     from sqlalchemy import select
 
-    from backend import jobs
     from backend.images import decode, encode_png
     from backend.models import Image, Job, JobStatus, utcnow
+    from backend.stored_images import store_result
     from backend.study.models import Stimulus
 
     rows = session.execute(
@@ -58,7 +58,7 @@ def finish_jobs(session, study) -> int:  # type: ignore[no-untyped-def]
         source = session.get(Image, job.input_image_id)
         rgb = decode(source.data, max_pixels=100_000_000).rgb
         out = fake_colorization(rgb, 1 + i % 2)
-        result = jobs.store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
+        result = store_result(session, encode_png(out, compress_level=1), out.shape[1], out.shape[0])
         job.status = JobStatus.done
         job.result_image_id = result.id
         job.finished_at = utcnow()

@@ -48,11 +48,11 @@ def test_photos_must_cover_the_trials(sqlite_db) -> None:
     import pytest
 
     from backend.config import get_settings
-    from backend.study.errors import StudyError
+    from backend.errors import UserError
     from tests.study.conftest import photo_files
 
     spec = builder.StudySpec(title="Too few", methods=["cnn"], trials_part1=5, trials_part2=5)
-    with session_scope() as s, pytest.raises(StudyError) as err:
+    with session_scope() as s, pytest.raises(UserError) as err:
         builder.build_study(s, get_settings(), spec, photo_files(3), check_available=False)
     assert err.value.status_code == 422 and "at least 5 photos" in err.value.detail
 

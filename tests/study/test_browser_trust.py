@@ -1,8 +1,8 @@
-"""Trust in Chromium against a real `colorlab serve` on PostgreSQL (issue 15): a Prolific participant resumes
-in a second browser context with the same PROLIFIC_PID + SESSION_ID, a hijack with the id alone fails, a lost
-cookie recovers through the resume path, the completion code survives a reload with a copy button and a
-"Return to Prolific" link; the researcher previews the study (nothing recorded), excludes a participant and
-logs out, after which a copy of the session cookie no longer works."""
+"""Trust in Chromium against a real `colorlab serve` on PostgreSQL (README, "Identity"): a Prolific
+participant resumes in a second browser context with the same PROLIFIC_PID + SESSION_ID, a hijack with the
+id alone fails, a lost cookie recovers through the resume path, the completion code survives a reload with
+a copy button and a "Return to Prolific" link; the researcher previews the study (nothing recorded),
+excludes a participant and logs out, after which a copy of the session cookie no longer works."""
 
 from __future__ import annotations
 

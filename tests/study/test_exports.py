@@ -1,5 +1,6 @@
-"""Exports that match and explain themselves (issue 15 §4), draws without a per-study lock (§8): every export
-read back and checked against the database and the JSON export; concurrent starts stay balanced."""
+"""Exports that match and explain themselves (README, "Exports and codebook"), draws without a per-study lock:
+every export read back and checked against the database and the JSON export; concurrent starts stay
+balanced."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""A study researchers can trust (issue 15), through the real app on SQLite and PostgreSQL: identity that
-resumes and cannot be taken, faking made costly and visible, the code on reload, answers after close, preview,
-participant actions, versioned texts, admin sessions that end and a shared, race-free login throttle."""
+"""A study researchers can trust (README, "User study"), through the real app on SQLite and PostgreSQL:
+identity that resumes and cannot be taken, faking made costly and visible, the code on reload, answers
+after close, preview, participant actions, versioned texts, admin sessions that end and a shared, race-free
+login throttle."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Bar charts with 95% interval whiskers as inline SVG, built on the server (no script, CSP-safe: styling by
-classes in admin.css and presentation attributes only)."""
+"""The study results page's plots: share judged real and mean rating per condition, as bar charts with 95%
+interval whiskers in inline SVG, built on the server (no script, CSP-safe: styling by classes in admin.css
+and presentation attributes only)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,456 @@
+"""The job lifecycle: every change of a job's state, each a named function, and nowhere else.
+
+    create ──commit──> enqueue ──> claim ──> heartbeat / record_progress ──> finish
+                          ▲          │                                  └──> fail
+                          │          └──> retry (re-queued, sent again after a back-off)
+                          └── sweep (lost message, silent worker)          cancel (queued or running)
+    finished jobs: delete_finished (DELETE /jobs/{id}), purge_expired (retention)
+
+The database is the source of truth; the broker only carries job ids (``backend.queue``). Every state change
+is a conditional UPDATE (``WHERE status = ...``), so the web process, any number of workers and their
+sweepers can race without double-finishing or resurrecting a job. The web app and the study builder create
+and cancel jobs; the worker service (``worker/runner.py``) claims, reports and finishes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend import queue
+from backend.config import Settings
+from backend.models import Batch, Image, Job, JobStatus, is_valid_id, utcnow
+from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image
+from backend.study.models import Stimulus
+
+log = logging.getLogger("colorlab.jobs")
+_FINISHED = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
+
+
+# -- creating ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewJob:
+    """One job to create: a method with checked options on a photo (a new upload, or a stored image when a
+    job is re-run) and, for methods that need one, a colour reference."""
+
+    method: str
+    params: Mapping[str, Any]
+    image: Upload | Image
+    reference: Upload | Image | None = None
+    source_name: str | None = None  # shown and used in download names; default: the upload's file name
+
+
+def create(
+    session: Session,
+    new: NewJob,
+    *,
+    client: str | None = None,
+    batch_id: str | None = None,
+    group_id: str | None = None,
+    stored: dict[int, Image] | None = None,
+) -> Job:
+    """Store the job's images and a queued job (flushed, not committed): the caller commits, then calls
+    :func:`enqueue`. ``stored`` remembers uploads already stored in this transaction (several jobs on one
+    photo store it once)."""
+    stored = {} if stored is None else stored
+    input_image = _stored(session, new.image, stored)
+    reference = _stored(session, new.reference, stored) if new.reference is not None else None
+    name = new.source_name
+    if name is None and isinstance(new.image, Upload):
+        name = display_name(new.image.filename)
+    job = Job(
+        method=new.method,
+        params=dict(new.params),
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        enqueued_at=utcnow(),  # about to be sent, right after the commit
+        input_image_id=input_image.id,
+        reference_image_id=reference.id if reference is not None else None,
+        client=client,
+        batch_id=batch_id,
+        group_id=group_id,
+        source_name=name,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _stored(session: Session, image: Upload | Image, stored: dict[int, Image]) -> Image:
+    if isinstance(image, Image):
+        return image
+    if id(image) not in stored:
+        stored[id(image)] = store_image(session, image)
+    return stored[id(image)]
+
+
+def create_batch(
+    session: Session,
+    *,
+    method: str,
+    params: Mapping[str, Any],
+    rejected: Sequence[Mapping[str, str]],
+    client: str | None = None,
+) -> Batch:
+    """The batch row its jobs point at (flushed, not committed; pass its id to :func:`create_and_enqueue`)."""
+    batch = Batch(method=method, params=dict(params), client=client, rejected=[dict(r) for r in rejected])
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def create_and_enqueue(
+    session: Session,
+    new_jobs: Sequence[NewJob],
+    *,
+    client: str | None = None,
+    batch_id: str | None = None,
+    group_id: str | None = None,
+) -> list[str]:
+    """Create the jobs, commit (with whatever else the session holds, e.g. their batch), and only then send
+    their ids to the broker: a job is never sent before it exists. Blocking I/O: run it in a thread."""
+    stored: dict[int, Image] = {}
+    ids = [
+        create(session, new, client=client, batch_id=batch_id, group_id=group_id, stored=stored).id
+        for new in new_jobs
+    ]
+    session.commit()
+    enqueue(session, ids)
+    return ids
+
+
+def enqueue(session: Session, job_ids: Sequence[str], *, countdown: float | None = None) -> list[str]:
+    """Send committed jobs to the broker. A broker failure is logged, not raised: the sweeper retries.
+
+    The jobs were committed with ``enqueued_at`` set (see :func:`create` and :func:`retry`), so the usual
+    path costs no second write; a job whose message could not be sent gets ``enqueued_at = NULL`` back, and
+    the sweeper sends it on its next round. Returns the ids that were sent.
+    """
+    sent: list[str] = []
+    failed: list[str] = []
+    methods = dict(session.execute(select(Job.id, Job.method).where(Job.id.in_(list(job_ids)))).all())
+    for job_id in job_ids:
+        try:
+            queue.enqueue(job_id, methods.get(job_id, ""), countdown=countdown)
+        except Exception as exc:  # broker down: the job stays queued in the database
+            log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
+            failed.append(job_id)
+            continue
+        sent.append(job_id)
+    if failed:
+        session.execute(
+            update(Job).where(Job.id.in_(failed), Job.status == JobStatus.queued).values(enqueued_at=None)
+        )
+        session.commit()
+    return sent
+
+
+# -- running (the worker service) --------------------------------------------------------------------------
+def claim(session: Session, job_id: str, *, worker: str, stale_after: float) -> Job | None:
+    """Take a job to run: only a queued job, or a running one whose worker has been silent for
+    ``stale_after`` seconds, can be claimed; anything else (a duplicate message, a cancelled job) gives None.
+    Counts the attempt."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after)
+    res = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(
+                Job.status == JobStatus.queued,
+                and_(Job.status == JobStatus.running, Job.heartbeat_at < stale),
+            ),
+        )
+        .values(
+            status=JobStatus.running,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker[:255],
+            progress=0.0,
+            progress_detail=None,
+        )
+    )
+    if res.rowcount != 1:
+        return None
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def batch_mates(
+    session: Session, job_id: str, method: str, params: Mapping[str, Any], *, limit: int
+) -> list[str]:
+    """Queued jobs that can run in one forward pass with job ``job_id``: same method and options, no
+    reference. Options never change after submission, so jobs with other options are simply left queued."""
+    waiting = session.execute(
+        select(Job.id, Job.params)
+        .where(
+            Job.status == JobStatus.queued,
+            Job.method == method,
+            Job.reference_image_id.is_(None),
+            Job.id != job_id,
+        )
+        .order_by(Job.created_at)
+        .limit(limit)
+    ).all()
+    return [other for other, other_params in waiting if dict(other_params or {}) == dict(params)]
+
+
+def heartbeat(session: Session, job_ids: Sequence[str]) -> None:
+    """The worker running these jobs is alive (the sweeper re-queues jobs whose worker went silent)."""
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(list(job_ids)), Job.status == JobStatus.running)
+        .values(heartbeat_at=utcnow())
+    )
+
+
+def record_progress(
+    session: Session,
+    job_id: str,
+    *,
+    fraction: float,
+    detail: Mapping[str, Any],
+    preview_png: bytes | None = None,
+) -> bool:
+    """Store a running job's progress (and live preview); False when it is no longer running (cancelled)."""
+    now = utcnow()
+    values: dict[str, Any] = {"progress": fraction, "progress_detail": dict(detail), "heartbeat_at": now}
+    if preview_png is not None:
+        values.update(preview_png=preview_png, preview_at=now)
+    res = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.running).values(**values)
+    )
+    return res.rowcount == 1
+
+
+def is_running(session: Session, job_id: str) -> bool:
+    return session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.running
+
+
+def finish(session: Session, job_id: str, *, worker: str, result_image_id: str, run_seconds: float) -> bool:
+    """Done, with its result, only if the job is still this worker's; False when it was cancelled or taken
+    over meanwhile (the caller then rolls back its result image)."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running, Job.worker == worker[:255])
+        .values(
+            status=JobStatus.done,
+            result_image_id=result_image_id,
+            progress=1.0,
+            finished_at=utcnow(),
+            run_seconds=round(run_seconds, 4),
+            error=None,
+            preview_png=None,
+        )
+    )
+    return res.rowcount == 1
+
+
+def record_metrics(session: Session, job_id: str, metrics: Mapping[str, Any]) -> None:
+    """Quality against the colour original, written after the result (never delays or fails the job)."""
+    session.execute(update(Job).where(Job.id == job_id).values(metrics=dict(metrics)))
+
+
+def fail(session: Session, job_id: str, reason: str) -> None:
+    """A running job failed for good; ``reason`` is shown to the person who submitted it."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
+    )
+
+
+def retry(session: Session, job_id: str, note: str) -> bool:
+    """Put a running job whose attempt failed back in the queue (the caller commits, then sends it with a
+    back-off through :func:`enqueue`); ``note`` says why, meanwhile. False when it is no longer running."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(status=JobStatus.queued, enqueued_at=utcnow(), preview_png=None, error=note)
+    )
+    return res.rowcount == 1
+
+
+# -- stopping and cleaning up ------------------------------------------------------------------------------
+def cancel(session: Session, job_id: str) -> bool:
+    """Cancel a queued or running job (commits); False when it had already finished. A running job's worker
+    notices at its next progress report and stops."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .values(status=JobStatus.cancelled, finished_at=utcnow(), preview_png=None)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def sweep(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
+    """Find jobs the broker lost or whose worker vanished; re-queue them (or fail them when out of attempts).
+
+    - running, but no heartbeat for ``stale_after`` seconds: the worker died. Re-queue, or fail when the job
+      has used all its attempts (a job that kills its worker every time must not loop forever).
+    - queued, but not sent, or sent more than ``requeue_after`` seconds ago and still not started: its
+      message was lost (broker restart, flushed queue). Send it again; a duplicate message is harmless
+      because the worker claims a job with a conditional update and skips one that is not queued.
+    Returns the ids sent to the broker.
+    """
+    now = now or utcnow()
+    stale_before = now - timedelta(seconds=settings.stale_after)
+    stalled = session.scalars(
+        select(Job.id).where(Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
+    ).all()
+    claimed: list[str] = []
+    for job_id in stalled:
+        failed = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.running,
+                Job.heartbeat_at < stale_before,
+                Job.attempts >= settings.job_max_attempts,
+            )
+            .values(
+                status=JobStatus.failed,
+                finished_at=now,
+                preview_png=None,
+                error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts",
+            )
+        )
+        if failed.rowcount == 0:
+            requeued = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
+                .values(
+                    status=JobStatus.queued,
+                    enqueued_at=now,
+                    error="the worker running this job stopped responding; re-queued",
+                )
+            )
+            if requeued.rowcount == 1:
+                claimed.append(job_id)
+    session.commit()
+
+    resend_before = now - timedelta(seconds=settings.requeue_after)
+    fresh_before = now - timedelta(seconds=2)  # leave just-created jobs to their own request
+    due = session.scalars(
+        select(Job.id).where(
+            Job.status == JobStatus.queued,
+            or_(
+                Job.enqueued_at < resend_before,
+                (Job.enqueued_at.is_(None)) & (Job.created_at < fresh_before),
+            ),
+        )
+    ).all()
+    for job_id in due:
+        # Claim the resend so that concurrent sweepers send each job once.
+        res = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.queued,
+                or_(Job.enqueued_at < resend_before, Job.enqueued_at.is_(None)),
+            )
+            .values(enqueued_at=now)
+        )
+        if res.rowcount == 1:
+            claimed.append(job_id)
+    session.commit()
+    sent = enqueue(session, claimed)  # a send that fails is left for the next sweep
+    if sent:
+        log.info("sweeper re-queued %d job(s)", len(sent))
+    return sent
+
+
+def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
+    """Delete finished jobs and every image only they used (the caller commits).
+
+    Jobs that are study stimuli are kept while their study exists; images that a remaining job or a study
+    uses are kept. Queued or running jobs are never deleted here (cancel them first).
+    """
+    rows = session.execute(
+        select(Job.id, Job.input_image_id, Job.reference_image_id, Job.result_image_id).where(
+            Job.id.in_(list(job_ids)),
+            Job.status.in_(_FINISHED),
+            Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
+        )
+    ).all()
+    if not rows:
+        return Freed()
+    ids = [r.id for r in rows]
+    candidates = {i for r in rows for i in r[1:] if i is not None}
+    session.execute(delete(Job).where(Job.id.in_(ids), Job.status.in_(_FINISHED)))
+    freed = delete_unused_images(session, candidates)
+    freed.jobs = len(ids)
+    return freed
+
+
+def delete_finished(session: Session, job_id: str) -> Freed | None:
+    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
+    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
+        freed = delete_jobs(session, [job_id])
+        if freed.jobs == 0:
+            session.rollback()
+            return None
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return freed
+    raise IntegrityError("DELETE /jobs/{id}", None, Exception("its images kept getting new users"))
+
+
+def purge_expired(
+    session: Session, settings: Settings, now: datetime | None = None, batch: int = 500
+) -> Freed:
+    """Retention: delete finished jobs older than RETAIN_DONE_DAYS, failed or cancelled ones older than
+    RETAIN_FAILED_DAYS, and the images only they used. Study stimuli stay while their study exists."""
+    now = now or utcnow()
+    done_before = now - timedelta(days=settings.retain_done_days)
+    failed_before = now - timedelta(days=settings.retain_failed_days)
+    expired = or_(
+        and_(Job.status == JobStatus.done, Job.finished_at < done_before),
+        and_(Job.status.in_([JobStatus.failed, JobStatus.cancelled]), Job.finished_at < failed_before),
+    )
+    total = Freed()
+    seen: set[str] = set()
+    while True:
+        ids = [i for i in session.scalars(select(Job.id).where(expired).limit(batch)).all() if i not in seen]
+        if not ids:
+            break
+        seen.update(ids)
+        try:
+            freed = delete_jobs(session, ids)
+            session.commit()
+        except IntegrityError:  # an image got a new user meanwhile: keep it, retry on the next round
+            session.rollback()
+            continue
+        total.jobs += freed.jobs
+        total.images += freed.images
+        total.bytes += freed.bytes
+    if total.jobs:
+        log.info("retention freed %s", total)
+    return total
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+def group_jobs(session: Session, group_id: str) -> list[Job]:
+    """The jobs of one comparison (none for an id that is not one)."""
+    if not is_valid_id(group_id):
+        return []
+    return list(session.scalars(select(Job).where(Job.group_id == group_id)))
+
+
+def client_history(session: Session, client: str, limit: int = 100) -> list[Job]:
+    """The jobs started from one browser (its hashed cookie), newest first."""
+    return list(
+        session.scalars(select(Job).where(Job.client == client).order_by(Job.created_at.desc()).limit(limit))
+    )

@@ -1,0 +1,156 @@
+"""Whether a request may use a colorization method, and with which options: the one place the web routes and
+the study builder decide it.
+
+A method must be known (422, naming the known ones), its options must pass the catalogue's checks (422: the
+library's ``ParamError``/``HintError`` become :class:`~backend.errors.UserError` here, where the backend
+calls it), and it must be installed on this server (409, with the reason). Options come from a form: a JSON
+object in ``options`` and/or fields named after the options.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from backend import method_views
+from backend.config import Settings
+from backend.errors import UserError
+from worker.colorizers.method_info import MethodInfo
+
+# Form fields that are not method options.
+RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}
+OPTIONS_MAX_CHARS = 10_000
+OPTIONS_MAX_DEPTH = 8
+OPTIONS_MAX_DIGITS = 30
+_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def known_method(name: str | None) -> MethodInfo:
+    """The named method (default: the catalogue's default), or 422 naming the known ones."""
+    name = name or method_views.default_method()
+    info = method_views.get_method(name)
+    if info is None:
+        known = ", ".join(m.name for m in method_views.public_methods())
+        raise UserError(422, f"unknown method {name!r}; choose one of: {known}")
+    return info
+
+
+def checked_params(info: MethodInfo, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's options, checked and completed with defaults; 422 saying what is wrong."""
+    try:
+        return method_views.validate(info, dict(raw))
+    except ValueError as exc:  # ParamError, HintError: the library's words are meant for people
+        raise UserError(422, str(exc)) from None
+
+
+def require_installed(info: MethodInfo, settings: Settings) -> None:
+    """409 when this server cannot run the method (its weights are missing), saying why."""
+    reason = info.unavailable_reason(settings.weights_dir)
+    if reason:
+        raise UserError(409, f"method {info.name!r} is unavailable: {reason}")
+
+
+def installed_methods(settings: Settings) -> list[MethodInfo]:
+    """The listed methods this server can run, in display order."""
+    return [m for m in method_views.public_methods() if m.unavailable_reason(settings.weights_dir) is None]
+
+
+def choose(
+    method: str | None,
+    form: Any,
+    options_json: str | None,
+    settings: Settings,
+    inherited: Mapping[str, Any] | None = None,
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """The method (default: the catalogue's default) and its checked options from an upload form, over
+    ``inherited`` values (a re-run keeps its job's options); 422 unknown/invalid, 409 not installed."""
+    info = known_method(method)
+    params = checked_params(info, {**(inherited or {}), **form_options(form, options_json)})
+    require_installed(info, settings)
+    return info, params
+
+
+def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: str | None) -> None:
+    """422 unless a method that needs a reference got one, and one that takes none got none."""
+    if info.needs_reference and not has_reference and not reference_id:
+        raise UserError(
+            422,
+            f"method {info.name!r} colors a photo from a colour reference image: upload one as `reference` "
+            "or pick one from GET /references (`reference_id`)",
+        )
+    if not info.needs_reference and (has_reference or reference_id):
+        raise UserError(422, f"method {info.name!r} takes no reference image")
+
+
+def comparison_methods(
+    names: Sequence[str] | None, settings: Settings, has_reference: bool
+) -> list[MethodInfo]:
+    """The methods a comparison runs: the named ones (each known and installed), else every installed one
+    that can run on what was sent (the reference-based ones only with a reference)."""
+    installed = installed_methods(settings)
+    if names:
+        by_name = {m.name: m for m in method_views.public_methods()}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise UserError(422, f"unknown method(s): {', '.join(unknown)}")
+        missing = [n for n in names if by_name[n] not in installed]
+        if missing:
+            raise UserError(409, f"unavailable here: {', '.join(missing)} (see GET /methods)")
+        chosen = [by_name[n] for n in dict.fromkeys(names)]
+    else:
+        chosen = [m for m in installed if has_reference or not m.needs_reference]
+    if any(m.needs_reference for m in chosen) and not has_reference:
+        raise UserError(422, "the exemplar method needs a colour `reference` image")
+    if not chosen:
+        raise UserError(409, "no colorization method is available on this server (see GET /methods)")
+    return chosen
+
+
+def form_options(form: Any, options_json: str | None) -> dict[str, Any]:
+    """The options of an upload form: the ``options`` JSON object, then the fields named after options."""
+    raw: dict[str, Any] = {}
+    if options_json:
+        raw.update(parse_options_json(options_json))
+    for key, value in form.multi_items():
+        if key in RESERVED_FIELDS:
+            continue
+        if not isinstance(value, str):
+            raise UserError(422, f"unexpected file field {key!r}")
+        raw[key] = value
+    return raw
+
+
+def parse_options_json(text: str) -> dict[str, Any]:
+    """``options`` as a JSON object, refusing what would be costly or crash the parser: too long, nested
+    too deep (Python's parser recurses) or numbers with too many digits (int() refuses 4,300+)."""
+    if len(text) > OPTIONS_MAX_CHARS:
+        raise UserError(422, f"options is longer than {OPTIONS_MAX_CHARS:,} characters")
+    depth = deepest = 0
+    for token in _JSON_STRUCTURE.findall(text):
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > OPTIONS_MAX_DEPTH:
+                raise UserError(422, f"options is nested more than {OPTIONS_MAX_DEPTH} levels deep")
+        elif token in "]}":
+            depth -= 1
+
+    def number(kind: type) -> Any:
+        def parse(literal: str) -> Any:
+            if len(literal) > OPTIONS_MAX_DIGITS:
+                raise UserError(422, f"options holds a number longer than {OPTIONS_MAX_DIGITS} digits")
+            return kind(literal)
+
+        return parse
+
+    try:
+        parsed = json.loads(text, parse_int=number(int), parse_float=number(float))
+    except json.JSONDecodeError as exc:
+        raise UserError(422, f"options must be a JSON object: {exc.msg}") from None
+    except (RecursionError, ValueError):
+        raise UserError(422, "options must be a JSON object of plain values") from None
+    if not isinstance(parsed, dict):
+        raise UserError(422, 'options must be a JSON object, e.g. {"iterations": 200}')
+    return parsed

@@ -1,0 +1,135 @@
+"""Image rows in the database: uploads (stored once per distinct file), images we made, deleting unused ones.
+
+Decoding and encoding the bytes is ``backend.images``; which job uses which image is
+``backend.job_lifecycle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from backend.images import DecodedImage, Renditions, renditions
+from backend.models import Image, Job
+from backend.study.models import Stimulus, StudyPhoto
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file, decoded under the limits (see ``backend.images.decode``)."""
+
+    data: bytes
+    decoded: DecodedImage
+    filename: str | None
+    renditions: Renditions | None = None  # made by the caller (in the decode pool); else by store_image
+
+
+@dataclass
+class Freed:
+    """What a deletion removed (reported by the sweeper and `colorlab sweep`)."""
+
+    jobs: int = 0
+    images: int = 0
+    bytes: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.jobs} job(s), {self.images} image(s), {self.bytes / 1e6:.1f} MB"
+
+
+def display_name(name: str | None) -> str | None:
+    """A file name for display only: no directories, no control characters, bounded length."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(ch for ch in base if ch.isprintable()).strip()
+    return clean[:255] or None
+
+
+def find_image(session: Session, data: bytes) -> Image | None:
+    """An already stored image with exactly these bytes."""
+    digest = hashlib.sha256(data).hexdigest()
+    return session.scalars(
+        select(Image).where(Image.sha256 == digest, Image.size_bytes == len(data)).limit(1)
+    ).first()
+
+
+def store_image(session: Session, upload: Upload) -> Image:
+    """Insert the upload's bytes and its served renditions (or reuse an identical stored image)."""
+    existing = find_image(session, upload.data)
+    if existing is not None:
+        return existing
+    decoded = upload.decoded
+    made = upload.renditions or renditions(decoded)
+    image = Image(
+        gray_png=made.gray_png,
+        color_png=made.color_png,
+        thumb_jpeg=made.thumb_jpeg,
+        sha256=hashlib.sha256(upload.data).hexdigest(),
+        data=upload.data,
+        size_bytes=len(upload.data),
+        width=decoded.width,
+        height=decoded.height,
+        mode=decoded.mode[:16],
+        format=decoded.format[:16],
+        is_color=decoded.is_color,
+        filename=display_name(upload.filename),
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def store_result(
+    session: Session,
+    data: bytes,
+    width: int,
+    height: int,
+    *,
+    fmt: str = "PNG",
+    is_color: bool = True,
+    filename: str | None = None,
+) -> Image:
+    """Insert an image we made ourselves (a colorization, a gray input, a study rendition); RGB."""
+    image = Image(
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        size_bytes=len(data),
+        width=width,
+        height=height,
+        mode="RGB",
+        format=fmt,
+        is_color=is_color,
+        filename=filename,
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def delete_unused_images(session: Session, candidates: set[str]) -> Freed:
+    """Delete those of ``candidates`` that no job and no study uses any more (the caller commits)."""
+    if not candidates:
+        return Freed()
+    users = (
+        Job.input_image_id,
+        Job.reference_image_id,
+        Job.result_image_id,
+        StudyPhoto.image_id,
+        StudyPhoto.gray_image_id,
+        Stimulus.source_image_id,
+        Stimulus.display_image_id,
+    )
+    used: set[str] = set()
+    for column in users:
+        used.update(session.scalars(select(column).where(column.in_(candidates))))
+    unused = sorted(candidates - used)
+    if not unused:
+        return Freed()
+    lengths = [func.coalesce(func.length(c), 0) for c in (Image.data, Image.gray_png, Image.color_png)]
+    total = lengths[0] + lengths[1] + lengths[2] + func.coalesce(func.length(Image.thumb_jpeg), 0)
+    size = session.scalar(select(func.sum(total)).where(Image.id.in_(unused)))
+    session.execute(delete(Image).where(Image.id.in_(unused)))
+    return Freed(images=len(unused), bytes=int(size or 0))

@@ -1,0 +1,100 @@
+"""Reading uploaded photos from a request: in chunks under the size limit, decoded once in a bounded pool.
+
+Shared by the upload routes (``POST /colorize``, ``/batches``, ``/compare``); every refusal is a
+:class:`~backend.errors.UserError` naming which file it was.
+"""
+
+from __future__ import annotations
+
+import anyio
+import anyio.to_thread
+from fastapi import UploadFile
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from backend import examples
+from backend.config import Settings
+from backend.errors import UserError
+from backend.images import DecodedImage, Renditions, decode, renditions
+from backend.models import Image
+from backend.stored_images import Upload
+from worker.colorizers.method_info import MethodInfo
+
+_decode_limiters: dict[int, anyio.CapacityLimiter] = {}
+
+
+def has_file(upload: UploadFile | None) -> bool:
+    """Whether a file field was filled in (browsers send an empty part for an empty file input)."""
+    return upload is not None and bool(upload.filename or upload.size)
+
+
+async def read_upload(upload: UploadFile, settings: Settings, what: str) -> Upload:
+    """Read an uploaded file in chunks, refusing it as soon as it passes the size limit, and decode it."""
+    limit = settings.max_upload_bytes
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(1 << 20):
+        total += len(chunk)
+        if total > limit:
+            raise UserError(413, f"the {what} is larger than the {limit:,}-byte limit")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    try:
+        decoded, made = await decode_upload(data, settings)
+    except UserError as exc:  # say which file: a request may carry a photo and a reference
+        raise UserError(exc.status_code, f"{what}: {exc.detail}") from None
+    return Upload(data=data, decoded=decoded, filename=upload.filename, renditions=made)
+
+
+def decode_limiter(settings: Settings) -> anyio.CapacityLimiter:
+    """At most DECODE_CONCURRENCY decodes/encodes at a time in this process; the rest wait in the event
+    loop (holding no thread), so a burst of uploads cannot take all the memory or all the threads."""
+    limiter = _decode_limiters.get(settings.decode_concurrency)
+    if limiter is None:
+        limiter = _decode_limiters[settings.decode_concurrency] = anyio.CapacityLimiter(
+            settings.decode_concurrency
+        )
+    return limiter
+
+
+def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
+    decoded = decode(
+        data,
+        max_pixels=settings.max_pixels,
+        max_pixels_per_byte=settings.max_pixels_per_byte,
+        max_jpeg_scans=settings.max_jpeg_scans,
+    )
+    return decoded, renditions(decoded)
+
+
+async def decode_upload(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
+    """Decode an upload under the limits and make its served renditions, once, in the decode pool."""
+    limiter = decode_limiter(settings)
+    return await anyio.to_thread.run_sync(_decode_and_render, data, settings, limiter=limiter)
+
+
+async def read_reference(
+    info: MethodInfo,
+    reference: UploadFile | None,
+    reference_id: str | None,
+    session: Session,
+    settings: Settings,
+    client: str | None,
+) -> Upload | Image | None:
+    """The uploaded reference (validated like any upload) or the earlier/bundled one named by id."""
+    ref: Upload | Image | None = None
+    if reference is not None:
+        ref = await read_upload(reference, settings, "reference")
+    elif reference_id:
+        ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
+        if ref is None:
+            raise UserError(404, f"no reference image {reference_id!r} among your uploads or the examples")
+    if info.needs_reference and isinstance(ref, Upload):
+        require_colour(ref)
+    return ref
+
+
+def require_colour(reference: Upload) -> None:
+    """422 for a reference without colour: the exemplar method copies colours from it."""
+    if not reference.decoded.is_color:
+        raise UserError(422, "the reference image has no colour: the method copies colours from it")
