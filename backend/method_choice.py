@@ -27,9 +27,10 @@ OPTIONS_MAX_DIGITS = 30
 _JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-def known_method(name: str | None) -> MethodInfo:
-    """The named method (default: the catalogue's default), or 422 naming the known ones."""
-    name = name or method_views.default_method()
+def known_method(name: str | None, with_reference: bool = False) -> MethodInfo:
+    """The named method, or 422 naming the known ones. No name: the default method, or its
+    reference-guided form when the request brings a reference."""
+    name = name or method_views.default_method(with_reference)
     info = method_views.get_method(name)
     if info is None:
         known = ", ".join(m.name for m in method_views.public_methods())
@@ -63,10 +64,11 @@ def choose(
     options_json: str | None,
     settings: Settings,
     inherited: Mapping[str, Any] | None = None,
+    with_reference: bool = False,
 ) -> tuple[MethodInfo, dict[str, Any]]:
-    """The method (default: the catalogue's default) and its checked options from an upload form, over
+    """The method (see :func:`known_method`) and its checked options from an upload form, over
     ``inherited`` values (a re-run keeps its job's options); 422 unknown/invalid, 409 not installed."""
-    info = known_method(method)
+    info = known_method(method, with_reference)
     params = checked_params(info, {**(inherited or {}), **form_options(form, options_json)})
     require_installed(info, settings)
     return info, params
@@ -102,7 +104,8 @@ def comparison_methods(
     else:
         chosen = [m for m in installed if has_reference or not m.needs_reference]
     if any(m.needs_reference for m in chosen) and not has_reference:
-        raise UserError(422, "the exemplar method needs a colour `reference` image")
+        needy = ", ".join(m.name for m in chosen if m.needs_reference)
+        raise UserError(422, f"{needy} need(s) a colour `reference` image")
     if not chosen:
         raise UserError(409, "no colorization method is available on this server (see GET /methods)")
     return chosen

@@ -18,8 +18,8 @@ def public_methods() -> list[MethodInfo]:
     return list(methods.METHODS)
 
 
-def default_method() -> str:
-    return methods.default_method().name
+def default_method(with_reference: bool = False) -> str:
+    return methods.default_method(with_reference).name
 
 
 def get_method(name: str) -> MethodInfo | None:

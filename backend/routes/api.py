@@ -60,17 +60,26 @@ async def colorize(
     method: Annotated[
         str | None,
         Form(
-            description="Method name from GET /methods; default: the one marked `default`.",
+            description="Method name from GET /methods; default: the one marked `default`, or "
+            "`unet-bins-reference` when a `reference` comes with the photo.",
             examples=["unet-bins"],
         ),
     ] = None,
-    reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
+    reference: Annotated[
+        UploadFile | None, File(description="Colour reference (unet-bins-reference, exemplar).")
+    ] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     options: Annotated[
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
-    info, params = method_choice.choose(method, await request.form(), options, settings)
+    info, params = method_choice.choose(
+        method,
+        await request.form(),
+        options,
+        settings,
+        with_reference=has_file(reference) or bool(reference_id),
+    )
     method_choice.check_reference_given(info, has_file(reference), reference_id)
     upload = await read_upload(image, settings, "image")
     spend_photo_budget(request, settings, 1)

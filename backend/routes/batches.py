@@ -135,14 +135,26 @@ async def create_batch(
     settings: SettingsDep,
     images: Annotated[list[UploadFile], File(description="The photos (repeat the field), or one zip.")],
     method: Annotated[
-        str | None, Form(description="Method name from GET /methods; default: the default one.")
+        str | None,
+        Form(
+            description="Method name from GET /methods; default: the default one "
+            "(with a reference: unet-bins-reference)."
+        ),
     ] = None,
-    reference: Annotated[UploadFile | None, File(description="Colour reference (exemplar only).")] = None,
+    reference: Annotated[
+        UploadFile | None, File(description="Colour reference (unet-bins-reference, exemplar).")
+    ] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
-    info, params = method_choice.choose(method, await request.form(), options, settings)
+    info, params = method_choice.choose(
+        method,
+        await request.form(),
+        options,
+        settings,
+        with_reference=has_file(reference) or bool(reference_id),
+    )
     method_choice.check_reference_given(info, has_file(reference), reference_id)
     files = _entries(images)
     if not files:
@@ -309,9 +321,7 @@ def batch_results(
         .where(Job.batch_id == batch.id, Job.status == JobStatus.done, Job.result_image_id.is_not(None))
         .order_by(Job.created_at, Job.id)
     ).all()
-    names = _unique(
-        f"{result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows
-    )
+    names = _unique(f"{result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows)
     entries = [(image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True)]
     return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
 

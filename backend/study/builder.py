@@ -124,9 +124,7 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
             raise UserError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
     slug = (spec.slug or "").strip().lower()
     if slug and not SLUG_RE.match(slug):
-        raise UserError(
-            422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens"
-        )
+        raise UserError(422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens")
     code = _clean_text(spec.completion_code, "the completion code", 100) or None
     redirect = (spec.redirect_url or "").strip() or None
     if redirect:

@@ -44,9 +44,7 @@ def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
-            raise UserError(
-                413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read"
-            )
+            raise UserError(413, f"the zip file has {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are read")
         photos: list[PhotoFile] = []
         total = 0
         for info in sorted(infos, key=lambda i: i.filename):

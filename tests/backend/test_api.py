@@ -313,3 +313,17 @@ def test_rerun_keeps_the_photo_and_changes_the_options(client) -> None:  # type:
     r = client.post("/jobs/AAAAAAAAAAAAAAAAAAAAAA/rerun", data={})
     assert r.status_code == 404
     assert counts() == before
+
+
+def test_a_reference_without_a_method_picks_the_reference_guided_net(client) -> None:  # type: ignore[no-untyped-def]
+    ref = png(mode="RGB", value=(40, 160, 60))
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", ref, "image/png")}
+    r = client.post("/colorize", files=files)
+    assert r.status_code == 202, r.text
+    job = client.get(f"/jobs/{r.json()['id']}").json()
+    assert job["method"] == "unet-bins-reference" and job["urls"]["reference"]
+    r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")})
+    assert client.get(f"/jobs/{r.json()['id']}").json()["method"] == "unet-bins"
+    r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")},
+                    data={"method": "unet-bins-reference"})  # fmt: skip
+    assert r.status_code == 422 and "reference" in r.json()["detail"]

@@ -69,9 +69,14 @@ def test_production_mode_postgres_redis(spawn, postgres_url, redis_url) -> None:
     assert job["run_seconds"] > 0 and job["queue_seconds"] is not None
     check_colorized(api.http.get(job["urls"]["result"]).content, source)
 
-    if method_available("exemplar"):
-        folder = EXEMPLAR_PAIRS / "example"
-        target, ref = next(folder.glob("in1.*")), next(folder.glob("ref1.*"))
+    folder = EXEMPLAR_PAIRS / "example"
+    target, ref = next(folder.glob("in1.*")), next(folder.glob("ref1.*"))
+    guided_id = api.submit(target, method="unet-bins-reference", reference=ref)
+    job = wait_job(api.job, guided_id, timeout=120)
+    assert job["status"] == "done", job
+    assert Image.open(io.BytesIO(api.http.get(job["urls"]["result"]).content)).size == Image.open(target).size
+
+    if method_available("exemplar"):  # its default init=matched starts from the reference-guided net
         ex_id = api.submit(target, method="exemplar", reference=ref, iterations="40", size="64")
         job = wait_job(api.job, ex_id, timeout=180)
         assert job["status"] == "done", job
