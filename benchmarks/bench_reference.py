@@ -1,0 +1,162 @@
+"""Reference-guided colorization judged on target/reference pairs with ground truth (reference_pairs.csv).
+
+For every pair (two validation photos of the same class or scene), the target's gray L is colorized by:
+gray (ab = 0), ``unet-bins`` (no reference), ``unet-bins-reference``, ``exemplar`` as it was before
+``init=matched`` (init=content, no anchor, no smoothness: the old default) and ``exemplar``'s new default
+(init=matched, anchor and smoothness 1). Scores: AuC of the raw ab accuracy curve (0-150) and PSNR, against
+the target's true colours; seconds per photo. A contact sheet shows ``--sheet`` pairs with the paper's exact
+recipe too (mode=paper, 1000 iterations; slow): gray | reference | paper exemplar | new exemplar |
+reference-guided | truth. Also times ``unet-bins-reference`` on a 1024×768 photo.
+
+    .venv/bin/python benchmarks/bench_reference.py --write        # results/reference_*.{csv,md,jpg}
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from worker.colorizers import lab as labmod  # noqa: E402
+from worker.colorizers import metrics  # noqa: E402
+from worker.colorizers.evaluation.figures import contact_sheet  # noqa: E402
+from worker.colorizers.loading import get_colorizer  # noqa: E402
+from worker.colorizers.pipeline import compose  # noqa: E402
+
+OLD_EXEMPLAR = {"init": "content", "anchor": 0.0, "smoothness": 0.0}
+CONTESTANTS: dict[str, tuple[str, dict]] = {
+    "unet-bins": ("unet-bins", {}),
+    "unet-bins-reference": ("unet-bins-reference", {}),
+    "exemplar (old default)": ("exemplar", OLD_EXEMPLAR),
+    "exemplar (new default)": ("exemplar", {}),
+}
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--pairs", type=Path, default=ROOT / "benchmarks" / "reference_pairs.csv")
+    parser.add_argument("--weights-dir", type=Path, default=ROOT / "var" / "weights")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    parser.add_argument("--sheet", type=int, default=6, help="pairs on the contact sheet (paper mode runs)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write", action="store_true", help="write benchmarks/results/reference_*")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pairs = list(csv.DictReader(args.pairs.open()))[: args.limit or None]
+    colorizers = {
+        name: get_colorizer(method, args.weights_dir, "cpu") for name, (method, _) in CONTESTANTS.items()
+    }
+    rows: list[dict] = []
+    sheet_rows, sheet_labels = [], []
+    for i, pair in enumerate(pairs):
+        rgb, ref = load_rgb(args.data / pair["target"]), load_rgb(args.data / pair["reference"])
+        photo = labmod.rgb_to_lab(rgb)
+        lightness, truth = photo[..., 0].astype(np.float32), photo[..., 1:]
+        row: dict = {"group": pair["group"], "target": pair["target"], "reference": pair["reference"]}
+        row["gray auc"] = metrics.raw_accuracy_auc(np.zeros_like(truth), truth)
+        row["gray psnr"] = metrics.psnr(compose(lightness, np.zeros_like(truth)), rgb)
+        results = {}
+        for name, (method, params) in CONTESTANTS.items():
+            colorizer = colorizers[name]
+            reference = ref if method != "unet-bins" else None
+            t0 = time.perf_counter()
+            ab = colorizer.predict_ab(lightness, reference=reference, params=params, progress=None)
+            row[f"{name} s"] = time.perf_counter() - t0
+            results[name] = compose(lightness, ab)
+            row[f"{name} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(results[name])[..., 1:], truth)
+            row[f"{name} psnr"] = metrics.psnr(results[name], rgb)
+        rows.append(row)
+        print(f"{i + 1}/{len(pairs)} {pair['group']}: " + " ".join(
+            f"{k}={v:.3f}" for k, v in row.items() if k.endswith("auc")), flush=True)  # fmt: skip
+        if i < args.sheet:
+            t0 = time.perf_counter()
+            paper = colorizers["exemplar (new default)"].predict_ab(
+                lightness, reference=ref, params={"mode": "paper"}, progress=None
+            )
+            row["paper s"] = time.perf_counter() - t0
+            gray = compose(lightness, np.zeros_like(truth))
+            sheet_rows.append([gray, ref, compose(lightness, paper), results["exemplar (new default)"],
+                               results["unet-bins-reference"], rgb])  # fmt: skip
+            sheet_labels.append(pair["group"])
+    speed = time_1024(colorizers["unet-bins-reference"], args.data / pairs[0]["reference"])
+    report = summarise(rows, speed)
+    print(report)
+    if args.write:
+        out = ROOT / "benchmarks" / "results"
+        out.mkdir(exist_ok=True)
+        with (out / "reference_pairs_scores.csv").open("w", newline="") as fh:
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "reference_pairs.md").write_text(report)
+        if sheet_rows:
+            columns = ["gray", "reference", "exemplar (paper)", "exemplar (new)", "reference-guided", "truth"]
+            contact_sheet(sheet_rows, columns, out / "reference_contact_sheet.png", row_labels=sheet_labels,
+                          cell=160)  # fmt: skip
+            Image.open(out / "reference_contact_sheet.png").convert("RGB").save(
+                out / "reference_contact_sheet.jpg", quality=88
+            )
+            (out / "reference_contact_sheet.png").unlink()
+
+
+def time_1024(colorizer, reference_path: Path) -> float:  # type: ignore[no-untyped-def]
+    """Median seconds of unet-bins-reference on a 1024×768 photo (a validation photo enlarged)."""
+    rgb = np.asarray(Image.open(reference_path).convert("RGB").resize((1024, 768)))
+    lightness = labmod.rgb_to_lightness(rgb)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        compose(lightness, colorizer.predict_ab(lightness, reference=rgb[:, ::-1], params={}, progress=None))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def summarise(rows: list[dict], speed_1024: float) -> str:
+    gray = np.array([r["gray auc"] for r in rows])
+    plain = np.array([r["unet-bins auc"] for r in rows])
+    lines = [
+        f"# Reference-guided colorization on {len(rows)} target/reference pairs",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} {torch.get_num_threads()} thread(s).",
+        "",
+        "| method | mean AuC | mean PSNR (dB) | beating gray (AuC) | beating gray and unet-bins | s/photo |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| gray (ab = 0) | {gray.mean():.4f} | {np.mean([r['gray psnr'] for r in rows]):.2f} | – | – | – |",
+    ]
+    for name in CONTESTANTS:
+        auc = np.array([r[f"{name} auc"] for r in rows])
+        both = ((auc > gray) & (auc > plain)).mean() if name != "unet-bins" else float("nan")
+        lines.append(
+            f"| {name} | {auc.mean():.4f} | {np.mean([r[f'{name} psnr'] for r in rows]):.2f} | "
+            f"{(auc > gray).mean():.0%} | {'–' if np.isnan(both) else f'{both:.0%}'} | "
+            f"{np.mean([r[f'{name} s'] for r in rows]):.2f} |"
+        )
+    paper = [r["paper s"] for r in rows if "paper s" in r]
+    if paper:
+        lines.append(f"\nexemplar mode=paper (1000 iterations) on the {len(paper)} contact-sheet pairs: "
+                     f"{np.mean(paper):.1f} s/photo.")  # fmt: skip
+    lines.append(f"\nunet-bins-reference on a 1024×768 photo: {speed_1024:.2f} s (median of 3, end to end).")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
