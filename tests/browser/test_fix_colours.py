@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SPOT = (0.15, 0.25)  # plain gray sky in the lakeside photo: the net leaves it almost colourless
 
 
-def wait_done(base_url: str, job_id: str, timeout: float = 90.0) -> dict:  # type: ignore[type-arg]
+def wait_done(base_url: str, job_id: str, timeout: float = 90.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = httpx.get(f"{base_url}/jobs/{job_id}").json()
