@@ -45,6 +45,7 @@ class NewJob:
     image: Upload | Image
     reference: Upload | Image | None = None
     source_name: str | None = None  # shown and used in download names; default: the upload's file name
+    rerun_of: str | None = None  # the job this one re-runs with other options (see :func:`rerun`)
 
 
 def create(
@@ -78,6 +79,7 @@ def create(
         batch_id=batch_id,
         group_id=group_id,
         source_name=name,
+        rerun_of=new.rerun_of,
     )
     session.add(job)
     session.flush()
@@ -90,6 +92,19 @@ def _stored(session: Session, image: Upload | Image, stored: dict[int, Image]) -
     if id(image) not in stored:
         stored[id(image)] = store_image(session, image)
     return stored[id(image)]
+
+
+def rerun(job: Job, method: str, params: Mapping[str, Any]) -> NewJob:
+    """`POST /jobs/{id}/rerun`: a new job on ``job``'s stored photo and reference (no new image rows), linked
+    back to ``job`` through ``rerun_of``. Loads the reference row: call it in a thread."""
+    return NewJob(
+        method,
+        params,
+        image=job.input_image,
+        reference=job.reference_image,
+        source_name=job.source_name,
+        rerun_of=job.id,
+    )
 
 
 def create_batch(

@@ -127,6 +127,8 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64), index=True)  # hashed browser cookie, for history
     group_id: Mapped[str | None] = mapped_column(String(32), index=True)  # jobs of one comparison
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)  # jobs of one batch
+    # The job this one re-ran with other options (POST /jobs/{id}/rerun); NULL once that job is deleted.
+    rerun_of: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     # The uploaded file's name, sanitised (stored_images.display_name): shown and used in download names,
     # never a path. Kept on the job because identical uploads share one stored image.
     source_name: Mapped[str | None] = mapped_column(String(255))

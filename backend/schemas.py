@@ -109,6 +109,9 @@ class JobOut(BaseModel):
     source_name: str | None = Field(None, description="The uploaded file's name (sanitised).")
     download_name: str = Field(description="File name of the result download: <original stem>-<method>.png")
     batch_id: str | None = None
+    rerun_of: str | None = Field(
+        None, description="The job this one re-ran with other options (POST /jobs/{id}/rerun), if any."
+    )
     params: dict[str, Any]
     status: str = Field(examples=["running"])
     progress: ProgressOut
@@ -257,6 +260,7 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
         source_name=job.source_name,
         download_name=download_name(job),
         batch_id=job.batch_id,
+        rerun_of=job.rerun_of,
         params=job.params or {},
         status=job.status,
         progress=ProgressOut(

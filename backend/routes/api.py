@@ -183,19 +183,12 @@ async def rerun_job(
         {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
     )
     info, params = method_choice.choose(info.name, await request.form(), options, settings, inherited)
-    again = await run_in_threadpool(_same_photo, job, info.name, params)  # loads the reference row
+    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params)  # loads the reference row
     [new_id] = await run_in_threadpool(
         lifecycle.create_and_enqueue, session, [again], client=client_of(request)
     )
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)
-
-
-def _same_photo(job: Job, method: str, params: dict[str, Any]) -> lifecycle.NewJob:
-    """A new job on ``job``'s stored photo and reference (no new image rows)."""
-    return lifecycle.NewJob(
-        method, params, image=job.input_image, reference=job.reference_image, source_name=job.source_name
-    )
 
 
 def _png(data: bytes, *, immutable: bool = True) -> Response:

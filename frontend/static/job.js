@@ -125,6 +125,14 @@
     const group = $("job-group");
     group.hidden = !data.group_id;
     if (data.group_id) group.querySelector("a").href = "/compare/" + encodeURIComponent(data.group_id) + "/view";
+    // A re-run (other options, colour hints) links back to the job it was made from.
+    const rerunOf = $("job-rerun-of");
+    rerunOf.hidden = !data.rerun_of;
+    if (data.rerun_of) {
+      const link = rerunOf.querySelector("a");
+      link.href = "/jobs/" + encodeURIComponent(data.rerun_of) + "/view";
+      link.querySelector("code").textContent = data.rerun_of.slice(0, 8);
+    }
     const batch = $("job-batch");
     batch.hidden = !data.batch_id;
     if (data.batch_id) batch.querySelector("a").href = "/batches/" + encodeURIComponent(data.batch_id) + "/view";
@@ -171,14 +179,27 @@
   }
 
   // ---- Result: slider, side by side, download ------------------------------------------------------------
+  // The result images and downloads; also called by fix_colours.js with a preview job (same photo).
+  function showResultImages(data) {
+    const urls = data.urls;
+    $("compare-top").src = urls.result;
+    $("sbs-result").src = urls.result;
+    $("sbs-result-link").href = urls.result;
+    const download = $("download");
+    download.href = urls.result;
+    download.setAttribute("download", CL.resultFileName(data));
+    download.hidden = false;
+    const jpeg = $("download-jpg");
+    jpeg.href = urls.result + "?format=jpg&quality=90&download=true";
+    jpeg.hidden = false;
+  }
+
   function showResult(data) {
     resultShown = true;
     const urls = data.urls;
     const base = $("compare-base");
-    const top = $("compare-top");
     const compare = $("compare");
     base.src = urls.input;
-    top.src = urls.result;
     if (data.width && data.height) {
       base.width = data.width;
       base.height = data.height;
@@ -187,7 +208,6 @@
     }
     const link = (id, url) => { $(id).href = url; };
     $("sbs-input").src = urls.input; link("sbs-input-link", urls.input);
-    $("sbs-result").src = urls.result; link("sbs-result-link", urls.result);
     if (data.has_ground_truth) {
       $("sbs-original").src = urls.original; link("sbs-original-link", urls.original);
       $("sbs-original-fig").hidden = false;
@@ -197,19 +217,17 @@
       $("sbs-reference").src = urls.reference; link("sbs-reference-link", urls.reference);
       $("sbs-reference-fig").hidden = false;
     }
-    const download = $("download");
-    download.href = urls.result;
-    download.setAttribute("download", CL.resultFileName(data));
-    download.hidden = false;
-    const jpeg = $("download-jpg");
-    jpeg.href = urls.result + "?format=jpg&quality=90&download=true";
-    jpeg.hidden = false;
+    showResultImages(data);
     $("result-section").hidden = false;
     if (data.params && typeof data.params.vividness === "number") {
       $("vividness").value = data.params.vividness;
       $("vividness-section").hidden = false;
     }
+    root.dispatchEvent(new CustomEvent("jobresult", { detail: data }));
   }
+
+  // For fix_colours.js (loaded after this file): the finished job once it is shown, and the in-place update.
+  CL.jobPage = { current: () => (resultShown ? job : null), showResultImages };
 
   // ---- Vividness: re-run the same photo with another setting (a new job) ------------------------------
   $("vividness-form").addEventListener("submit", async (event) => {

@@ -315,6 +315,43 @@ def test_rerun_keeps_the_photo_and_changes_the_options(client) -> None:  # type:
     assert counts() == before
 
 
+def test_rerun_links_back_and_checks_the_hints(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}).json()["id"]
+    assert client.get(f"/jobs/{first}").json()["rerun_of"] is None
+    hints = [{"x": 0.25, "y": 0.5, "color": "#FF0000"}]
+    r = client.post(f"/jobs/{first}/rerun", data={"options": json.dumps({"hints": hints, "vividness": 0.7})})
+    assert r.status_code == 202, r.text
+    again = client.get(f"/jobs/{r.json()['id']}").json()
+    assert again["rerun_of"] == first
+    assert again["params"]["hints"] == [{"x": 0.25, "y": 0.5, "color": "#ff0000"}]
+    assert again["params"]["vividness"] == 0.7
+    # A re-run of the re-run links to the job it was made from, not to the first one.
+    third = client.post(f"/jobs/{again['id']}/rerun", data={"options": '{"hints": []}'}).json()["id"]
+    assert client.get(f"/jobs/{third}").json()["rerun_of"] == again["id"]
+    before = counts()
+    for bad, words in (
+        ([{"x": 1.5, "y": 0.5, "color": "#ff0000"}], "from 0 to 1"),
+        ([{"x": 0.5, "y": 0.5, "color": "red"}], "#rrggbb"),
+        ([{"x": 0.5, "y": 0.5}], "exactly"),
+        ({"x": 0.5}, "JSON list"),
+    ):
+        r = client.post(f"/jobs/{first}/rerun", data={"options": json.dumps({"hints": bad})})
+        assert r.status_code == 422 and words in r.json()["detail"], (bad, r.text)
+    assert counts() == before
+
+
+def test_deleting_the_first_job_keeps_its_reruns(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}).json()["id"]
+    again = client.post(f"/jobs/{first}/rerun", data={"options": '{"vividness": 0.3}'}).json()["id"]
+    with session_scope() as s:  # finished, as the worker would leave it (no worker runs here)
+        row = s.get(Job, first)
+        assert row is not None
+        row.status = "failed"
+    assert client.delete(f"/jobs/{first}").status_code == 204
+    kept = client.get(f"/jobs/{again}")
+    assert kept.status_code == 200 and kept.json()["rerun_of"] is None
+
+
 def test_a_reference_without_a_method_picks_the_reference_guided_net(client) -> None:  # type: ignore[no-untyped-def]
     ref = png(mode="RGB", value=(40, 160, 60))
     files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", ref, "image/png")}

@@ -1,0 +1,458 @@
+// Job page, "Fix colours" (methods whose options include `hints`): pick a colour, click the photo where it
+// belongs. Each change re-runs the job with the hints (POST /jobs/{id}/rerun, debounced, one at a time) and
+// shows the new result in place; Undo goes back one step with its result; "Keep this" opens the kept job's
+// page. Preview jobs that are not kept are deleted (DELETE /jobs/{id}) when undone or when the page goes.
+"use strict";
+
+(function () {
+  const root = document.getElementById("job");
+  const CL = window.ColorLab;
+  if (!root || !CL || !CL.jobPage) return;
+  const { $, el } = CL;
+
+  const DEBOUNCE_MS = 400;
+  const POLL_MS = 250; // previews take a second or two: poll faster than the page's own job
+  const MAX_HINTS = 64; // worker/colorizers/hints.py
+  const MAX_STEPS = 30; // undo depth; the previews of older steps are deleted
+  const NEAR_PX = 12; // a click this close to a marker selects that hint instead of adding one
+  const PALETTE = [
+    ["Sky blue", "#6fa8dc"], ["Deep blue sky", "#3a78c2"], ["Grass green", "#5a8f29"],
+    ["Dark foliage", "#2f5d2a"], ["Light skin", "#f1c8a8"], ["Medium skin", "#c68d64"],
+    ["Dark skin", "#7a4a2e"], ["Red", "#d0312d"], ["Yellow", "#f2c500"], ["White", "#ffffff"],
+    ["Black", "#000000"],
+  ];
+
+  let base = null; // the page's job: its hints are the first step and it is never deleted
+  // The undo history; the last step is what is shown. step: {hints, job (finished job JSON) | null, error}
+  let steps = [];
+  let selected = -1; // index of the selected hint in the current step
+  let cursor = { x: 0.5, y: 0.5 }; // the keyboard crosshair, and the last point clicked
+  let timer = null;
+  let inFlight = null; // {step, id}: the one preview job being made
+  let retryAt = 0; // after a 429, no new re-run before this time (ms)
+  let sampler = null; // 2D context holding the shown result, for "colour here now"
+  let leaving = false;
+
+  const current = () => steps[steps.length - 1];
+  const hintsKey = (hints) => JSON.stringify(hints);
+  const pct = (v) => Math.round(v * 100) + "%";
+  const hex = (r, g, b) => "#" + [r, g, b].map((v) => Math.round(v).toString(16).padStart(2, "0")).join("");
+  const color = () => $("fix-color").value.toLowerCase();
+
+  // ---- Start: once the page's job is shown as done ------------------------------------------------------
+  function start(job) {
+    if (base || !job || job.status !== "done" || !job.params || !("hints" in job.params)) return;
+    base = job;
+    const hints = Array.isArray(job.params.hints) ? job.params.hints.map((h) => ({ ...h })) : [];
+    steps = [{ hints, job, error: null }];
+    $("fix-palette").replaceChildren(...PALETTE.map(([name, value]) => swatch(name, value)));
+    if (job.urls.reference) referenceColours(job.urls.reference);
+    if (job.width && job.height) {
+      // Keep tall photos within the window (the markers are placed relative to the image's own box).
+      $("fix-stage").style.setProperty("max-width", `min(100%, calc(75vh * ${job.width / job.height}))`);
+    }
+    $("fix-section").hidden = false;
+    render();
+  }
+
+  // ---- Colours ----------------------------------------------------------------------------------------
+  function swatch(name, value) {
+    const button = el("button", {
+      type: "button", class: "fix-swatch", title: `${name} ${value}`, "aria-label": `${name} ${value}`,
+      "data-color": value,
+    });
+    button.style.setProperty("--swatch", value);
+    return button;
+  }
+
+  function chooseColour(value) {
+    $("fix-color").value = value;
+    $("fix-color-code").textContent = value;
+    const hints = current().hints;
+    // Choosing a colour while a hint is selected recolours that hint (a change: coloured again).
+    if (selected >= 0 && hints[selected] && hints[selected].color !== value) {
+      change(hints.map((h, i) => (i === selected ? { ...h, color: value } : h)));
+    } else {
+      renderMarkers();
+    }
+  }
+
+  // The shown result, drawn into a same-origin canvas so its colours can be read back.
+  function loadSampler(img) {
+    const scale = Math.min(1, 1024 / Math.max(img.naturalWidth, img.naturalHeight));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    sampler = ctx;
+    showHere();
+  }
+
+  // The mean colour of a small patch of the result around a point (x, y relative to the photo).
+  function sampleAt(x, y) {
+    if (!sampler) return null;
+    const { width, height } = sampler.canvas;
+    const r = 2;
+    const cx = Math.min(width - 1, Math.max(0, Math.round(x * (width - 1))));
+    const cy = Math.min(height - 1, Math.max(0, Math.round(y * (height - 1))));
+    const x0 = Math.max(0, cx - r);
+    const y0 = Math.max(0, cy - r);
+    const w = Math.min(width, cx + r + 1) - x0;
+    const h = Math.min(height, cy + r + 1) - y0;
+    const data = sampler.getImageData(x0, y0, w, h).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c += 1) sum[c] += data[i + c];
+    const n = data.length / 4;
+    return hex(sum[0] / n, sum[1] / n, sum[2] / n);
+  }
+
+  function showHere() {
+    const point = selected >= 0 && current().hints[selected] ? current().hints[selected] : cursor;
+    const value = sampleAt(point.x, point.y);
+    $("fix-here-group").hidden = !value;
+    if (value) $("fix-here").replaceChildren(swatch(`The result at ${pct(point.x)}, ${pct(point.y)}:`, value));
+  }
+
+  // A few main colours of the reference: pixels binned by colour (3 bits a channel), the fullest bins first,
+  // each as the mean of its pixels; near-duplicates skipped.
+  function referenceColours(url) {
+    const img = new Image();
+    img.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 48;
+      canvas.height = 48;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(img, 0, 0, 48, 48);
+      const data = ctx.getImageData(0, 0, 48, 48).data;
+      const bins = new Map();
+      for (let i = 0; i < data.length; i += 4) {
+        const key = ((data[i] >> 5) << 6) | ((data[i + 1] >> 5) << 3) | (data[i + 2] >> 5);
+        const bin = bins.get(key) || { n: 0, r: 0, g: 0, b: 0 };
+        bin.n += 1; bin.r += data[i]; bin.g += data[i + 1]; bin.b += data[i + 2];
+        bins.set(key, bin);
+      }
+      const picked = [];
+      for (const bin of [...bins.values()].sort((a, b) => b.n - a.n)) {
+        const rgb = [bin.r / bin.n, bin.g / bin.n, bin.b / bin.n];
+        if (picked.some((p) => Math.hypot(p[0] - rgb[0], p[1] - rgb[1], p[2] - rgb[2]) < 40)) continue;
+        picked.push(rgb);
+        if (picked.length === 6) break;
+      }
+      $("fix-reference").replaceChildren(...picked.map((rgb, i) => swatch(`Reference colour ${i + 1}`, hex(...rgb))));
+      $("fix-reference-group").hidden = picked.length === 0;
+    };
+    img.src = url;
+  }
+
+  // ---- Hints: add, select, remove -------------------------------------------------------------------------
+  function addHint(x, y) {
+    const hints = current().hints;
+    if (hints.length >= MAX_HINTS) {
+      showError(`At most ${MAX_HINTS} hints: remove one first.`);
+      return;
+    }
+    const point = { x: Math.round(x * 10000) / 10000, y: Math.round(y * 10000) / 10000 };
+    cursor = point;
+    change([...hints, { ...point, color: color() }]);
+    selected = current().hints.length - 1;
+    render();
+  }
+
+  function removeHint(index) {
+    selected = -1;
+    change(current().hints.filter((_, i) => i !== index));
+  }
+
+  function select(index) {
+    selected = index;
+    const hint = current().hints[index];
+    if (hint) {
+      cursor = { x: hint.x, y: hint.y };
+      $("fix-color").value = hint.color;
+      $("fix-color-code").textContent = hint.color;
+    }
+    render();
+  }
+
+  function nearestHint(x, y, rect) {
+    let best = -1;
+    let bestDistance = NEAR_PX;
+    current().hints.forEach((h, i) => {
+      const distance = Math.hypot((h.x - x) * rect.width, (h.y - y) * rect.height);
+      if (distance <= bestDistance) { best = i; bestDistance = distance; }
+    });
+    return best;
+  }
+
+  // ---- Steps: every change is a step; its result comes from a preview job -------------------------------
+  function change(hints) {
+    showError(null);
+    const reuse = steps.find((s) => s.job && hintsKey(s.hints) === hintsKey(hints));
+    steps.push({ hints, job: reuse ? reuse.job : null, error: null });
+    selected = Math.min(selected, hints.length - 1);
+    while (steps.length > MAX_STEPS) release(steps.splice(1, 1)[0].job);
+    render();
+    clearTimeout(timer);
+    if (!current().job) timer = setTimeout(rerun, DEBOUNCE_MS);
+  }
+
+  function undo() {
+    if (steps.length < 2) return;
+    const gone = steps.pop();
+    clearTimeout(timer);
+    if (inFlight && inFlight.step === gone && inFlight.id) discard(inFlight.id); // else follow() drops it
+    release(gone.job);
+    selected = -1;
+    showError(null);
+    render();
+    if (!current().job && !current().error) timer = setTimeout(rerun, DEBOUNCE_MS);
+  }
+
+  // Deletes a preview job that no step shows any more (never the page's own job).
+  function release(job) {
+    if (!job || job.id === base.id || steps.some((s) => s.job && s.job.id === job.id)) return;
+    discard(job.id);
+  }
+
+  // DELETE cancels an unfinished job and deletes a finished one: a second call deletes what was cancelled.
+  async function discard(id, keepalive) {
+    const url = "/jobs/" + encodeURIComponent(id);
+    const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
+    try {
+      const response = await fetch(url, options);
+      if (response.status === 200 && !keepalive) await fetch(url, options);
+    } catch (_) { /* gone with the page: retention deletes it later */ }
+  }
+
+  async function rerun() {
+    const step = current();
+    if (inFlight || step.job || step.error) return;
+    const wait = retryAt - Date.now();
+    if (wait > 0) { timer = setTimeout(rerun, wait); return; }
+    const options = { hints: step.hints };
+    if (typeof base.params.vividness === "number") options.vividness = base.params.vividness;
+    const form = new FormData();
+    form.append("options", JSON.stringify(options));
+    inFlight = { step, id: null };
+    renderState();
+    let response;
+    let body = null;
+    try {
+      response = await fetch(`/jobs/${encodeURIComponent(base.id)}/rerun`, {
+        method: "POST", body: form, headers: { Accept: "application/json" },
+      });
+      body = await response.json().catch(() => null);
+    } catch (err) {
+      inFlight = null;
+      step.error = "Could not reach the server (" + err.message + ").";
+      return after();
+    }
+    if (response.status === 429) {
+      // Too many re-runs this minute: try again when the server says.
+      inFlight = null;
+      retryAt = Date.now() + 1000 * (Number(response.headers.get("Retry-After")) || 10);
+      showError(CL.detailMessages(body, 429).join(" ") + " Trying again shortly…");
+      timer = setTimeout(rerun, retryAt - Date.now());
+      return;
+    }
+    if (response.status !== 202 || !body) {
+      inFlight = null;
+      step.error = CL.detailMessages(body, response.status, { capitalize: true }).join(" ");
+      return after();
+    }
+    inFlight.id = body.id;
+    follow(step, body.id, body.status_url);
+  }
+
+  // Polls the preview job until it finishes; its result is shown if its step is still the current one.
+  function follow(step, id, statusUrl) {
+    let latest = null;
+    const finish = (data) => {
+      if (!inFlight || inFlight.id !== id) return;
+      inFlight = null;
+      const kept = steps.includes(step);
+      if (data && data.status === "done" && kept) step.job = data;
+      else if (data && data.status === "failed" && kept) step.error = "Colouring with these hints failed: " + (data.error || "no reason given");
+      else if (kept && !step.job) step.error = "The preview was stopped.";
+      if (!kept && data) discard(id);
+      after();
+    };
+    CL.poller(statusUrl, {
+      interval: POLL_MS,
+      onData: (data) => { latest = data; if (CL.FINISHED.has(data.status)) finish(data); },
+      done: (data) => CL.FINISHED.has(data.status),
+      current: () => latest,
+      onNotFound: () => finish(null),
+      onRetry: () => renderState("Lost contact with the server; retrying…"),
+    }).poll();
+  }
+
+  // After a preview finished or failed: show where we are; the current step may need its own run.
+  function after() {
+    const step = current();
+    if (step.error) showError(step.error);
+    render();
+    if (!step.job && !step.error) rerun();
+  }
+
+  // ---- Keep -------------------------------------------------------------------------------------------
+  async function keep() {
+    const step = current();
+    if (!step.job || step.job.id === base.id) return;
+    leaving = true;
+    $("fix-keep").disabled = true;
+    $("fix-keep").textContent = "Opening…";
+    clearTimeout(timer);
+    const others = new Set(steps.map((s) => s.job && s.job.id).filter((id) => id && id !== base.id && id !== step.job.id));
+    if (inFlight && inFlight.id) others.add(inFlight.id);
+    // Give the deletes a moment, but never hold the person back for long.
+    const deletes = Promise.all([...others].map((id) => discard(id)));
+    await Promise.race([deletes, new Promise((resolve) => setTimeout(resolve, 1500))]);
+    location.assign(step.job.urls.page);
+  }
+
+  // Leaving the page without keeping: the previews go (a page kept in the back/forward cache keeps them).
+  window.addEventListener("pagehide", (event) => {
+    if (leaving || event.persisted || !base) return;
+    const ids = new Set(steps.map((s) => s.job && s.job.id).filter((id) => id && id !== base.id));
+    if (inFlight && inFlight.id) ids.add(inFlight.id);
+    ids.forEach((id) => discard(id, true));
+  });
+
+  // ---- Rendering --------------------------------------------------------------------------------------
+  function showError(message) {
+    const box = $("fix-error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  function renderState(message) {
+    const step = current();
+    const updating = !step.job && !step.error;
+    $("fix-stage").classList.toggle("is-updating", updating);
+    $("fix-section").setAttribute("aria-busy", updating ? "true" : "false");
+    const edited = step.job && step.job.id !== base.id;
+    $("fix-state").textContent = message || (updating ? "Updating…" : edited ? "Updated" : "");
+    $("fix-undo").disabled = steps.length < 2;
+    $("fix-keep").disabled = leaving || !edited;
+  }
+
+  function renderMarkers() {
+    const hints = current().hints;
+    $("fix-markers").replaceChildren(...hints.map((h, i) => {
+      const marker = el("span", { class: "fix-marker" + (i === selected ? " is-selected" : ""), text: String(i + 1) });
+      marker.style.setProperty("--x", String(h.x));
+      marker.style.setProperty("--y", String(h.y));
+      marker.style.setProperty("--hint", i === selected ? color() : h.color);
+      return marker;
+    }));
+  }
+
+  function renderList() {
+    const hints = current().hints;
+    $("fix-count").textContent = hints.length ? `(${hints.length})` : "(none yet)";
+    $("fix-list").replaceChildren(...hints.map((h, i) => {
+      const dot = el("span", { class: "fix-dot", "aria-hidden": "true" });
+      dot.style.setProperty("--hint", h.color);
+      const label = `Hint ${i + 1} at ${pct(h.x)} across, ${pct(h.y)} down: ${h.color}`;
+      return el("li", { class: i === selected ? "is-selected" : null },
+        el("button", { type: "button", class: "fix-pick link-like", "data-index": i, "aria-pressed": String(i === selected), "aria-label": "Select " + label.charAt(0).toLowerCase() + label.slice(1) },
+          dot, document.createTextNode(`${pct(h.x)}, ${pct(h.y)} · ${h.color}`)),
+        el("button", { type: "button", class: "button button-ghost button-small fix-remove", "data-index": i, "aria-label": `Remove hint ${i + 1}`, text: "Remove" }));
+    }));
+  }
+
+  function renderCursor() {
+    const cross = $("fix-crosshair");
+    cross.style.setProperty("--x", String(cursor.x));
+    cross.style.setProperty("--y", String(cursor.y));
+  }
+
+  function render() {
+    const step = current();
+    const shown = step.job || [...steps].reverse().find((s) => s.job).job; // until ready: the last result
+    const img = $("fix-img");
+    if (img.dataset.jobId !== shown.id) {
+      img.dataset.jobId = shown.id;
+      img.src = shown.urls.result;
+      CL.jobPage.showResultImages(shown);
+    }
+    renderMarkers();
+    renderList();
+    renderCursor();
+    renderState();
+  }
+
+  // ---- Events -----------------------------------------------------------------------------------------
+  $("fix-img").addEventListener("load", (event) => {
+    $("fix-img").dataset.loadedJobId = $("fix-img").dataset.jobId;
+    loadSampler(event.target);
+  });
+
+  $("fix-stage").addEventListener("click", (event) => {
+    const rect = $("fix-img").getBoundingClientRect();
+    if (!rect.width || !rect.height) return;
+    const x = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
+    const y = Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height));
+    const near = nearestHint(x, y, rect);
+    if (near >= 0) select(near);
+    else addHint(x, y);
+    showHere();
+  });
+
+  $("fix-stage").addEventListener("keydown", (event) => {
+    const step = event.shiftKey ? 0.1 : 0.02;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[event.key]) {
+      event.preventDefault();
+      const [dx, dy] = moves[event.key];
+      cursor = { x: Math.min(1, Math.max(0, cursor.x + dx)), y: Math.min(1, Math.max(0, cursor.y + dy)) };
+      $("fix-crosshair").hidden = false;
+      selected = -1;
+      renderCursor();
+      renderMarkers();
+      showHere();
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      $("fix-crosshair").hidden = false;
+      addHint(cursor.x, cursor.y);
+    } else if ((event.key === "Delete" || event.key === "Backspace") && selected >= 0) {
+      event.preventDefault();
+      removeHint(selected);
+    } else if (event.key === "Escape") {
+      select(-1);
+    }
+  });
+  $("fix-stage").addEventListener("focus", () => { $("fix-crosshair").hidden = false; });
+  $("fix-stage").addEventListener("blur", () => { $("fix-crosshair").hidden = true; });
+
+  $("fix-color").addEventListener("input", () => {
+    $("fix-color-code").textContent = color();
+    renderMarkers(); // the selected marker follows the picker; the hint changes when the picker closes
+  });
+  $("fix-color").addEventListener("change", () => chooseColour(color()));
+
+  $("fix-section").addEventListener("click", (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    if (target.classList.contains("fix-swatch")) chooseColour(target.dataset.color);
+    else if (target.classList.contains("fix-remove")) removeHint(Number(target.dataset.index));
+    else if (target.classList.contains("fix-pick")) select(Number(target.dataset.index) === selected ? -1 : Number(target.dataset.index));
+  });
+  $("fix-undo").addEventListener("click", undo);
+  $("fix-keep").addEventListener("click", keep);
+
+  document.addEventListener("keydown", (event) => {
+    if (!base || $("fix-section").hidden) return;
+    if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z") {
+      const tag = event.target && event.target.tagName;
+      if ((tag === "INPUT" && event.target.type !== "color" && event.target.type !== "range") || tag === "TEXTAREA") return;
+      event.preventDefault();
+      undo();
+    }
+  });
+
+  root.addEventListener("jobresult", (event) => start(event.detail));
+  start(CL.jobPage.current());
+})();
