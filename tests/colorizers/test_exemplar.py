@@ -136,7 +136,7 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
         assert len(calls) == 2 + 6  # exactly one VGG pass per iteration
     assert [p.step for p in steps] == list(range(1, 7)) and all(p.total == 6 for p in steps)
     assert [p.losses["style_weight"] for p in steps] == pytest.approx([1000 * 0.9975**k for k in range(6)])
-    assert set(steps[0].losses) == {"content", "style", "total", "style_weight"}
+    assert set(steps[0].losses) == {"content", "style", "smoothness", "total", "style_weight"}
     if optimizer == "lbfgs":  # torch's own count of L-BFGS iterations (one per step() call)
         state = problem.optimiser.state[problem.x]
         assert state["n_iter"] == 6
@@ -151,7 +151,9 @@ def test_fixed_schedule_and_paper_mode_settings() -> None:
     assert (s.space, s.iterations, s.optimizer, s.schedule, s.init, s.size) == (
         "rgb", 1000, "lbfgs", "decreasing", "content", 256)
     fast = ex.ExemplarSettings.from_params(_params())
-    assert fast.space == "ab" and fast.iterations == ex.MODE_ITERATIONS["fast"]
+    assert (fast.space, fast.init, fast.iterations) == ("ab", "matched", 50)  # from the matched colours
+    gray_start = ex.ExemplarSettings.from_params(_params(init="content"))
+    assert (gray_start.init, gray_start.iterations) == ("content", 150)
     assert ex.ExemplarSettings.from_params(_params(iterations=7, schedule="fixed")).iterations == 7
 
 
@@ -170,7 +172,8 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
     lightness = np.full((32, 32), 50, np.float32)
     with pytest.raises(JobCancelled):
         colorizer.predict_ab(lightness, reference=np.zeros((32, 32, 3), np.uint8),
-                             params=_params(iterations=50, size=32, line_search=False), progress=progress)
+                             params=_params(iterations=50, size=32, line_search=False, init="content"),
+                             progress=progress)
     assert seen == [0, 1, 2, 3]
     assert len(calls) == at_cancel[0]  # no VGG pass after the callback raised
 
@@ -197,14 +200,49 @@ def test_reference_is_required(random_vgg: VGGFeatures) -> None:
 def test_real_pair_lowers_the_loss_and_gives_chroma(real: ex.ExemplarColorizer, mode: str) -> None:
     target, ref = _pair()
     lightness = lab.rgb_to_lightness(target)
-    ab = real.predict_ab(lightness, reference=ref, params=_params(mode=mode, iterations=15, size=48),
-                         progress=None)
+    params = _params(mode=mode, iterations=15, size=48, init="content")  # the paper's start: from gray
+    ab = real.predict_ab(lightness, reference=ref, params=params, progress=None)
     history = real.last_result.losses
     assert history[-1]["style"] < 0.5 * history[0]["style"]
     assert history[-1]["total"] < history[0]["total"]
     chroma = float(np.sqrt((ab**2).sum(-1)).mean())
     assert chroma > 3, chroma
     assert ab.shape[0] == 48 and abs(ab.shape[1] / ab.shape[0] - target.shape[1] / target.shape[0]) < 0.05
+
+
+@needs_vgg
+def test_init_matched_starts_from_the_reference_guided_colours_and_stays_near_them(
+    real: ex.ExemplarColorizer,
+) -> None:
+    target, ref = _pair()
+    lightness = lab.rgb_to_lightness(target)
+    assert real.guide is not None
+    start, _ = real.guide.colorize_with_confidence(lightness, ref, {})
+    ab = real.predict_ab(lightness, reference=ref, params=_params(iterations=10, size=48), progress=None)
+    losses = real.last_result.losses
+    assert {"anchor", "smoothness"} <= set(losses[0]) and losses[-1]["total"] < losses[0]["total"]
+    start_small = np.asarray(Image.fromarray(start[..., 0]).resize(ab.shape[1::-1])), np.asarray(
+        Image.fromarray(start[..., 1]).resize(ab.shape[1::-1])
+    )
+    drift = np.sqrt((ab[..., 0] - start_small[0]) ** 2 + (ab[..., 1] - start_small[1]) ** 2).mean()
+    chroma = float(np.sqrt((ab**2).sum(-1)).mean())
+    assert drift < 0.5 * chroma, (drift, chroma)  # refined, not replaced
+    with pytest.raises(ValueError, match="unet-bins"):
+        ex.ExemplarColorizer(real.vgg, "vgg").predict_ab(lightness, reference=ref, params=_params(),
+                                                        progress=None)  # fmt: skip
+
+
+@needs_vgg
+def test_smoothness_removes_speckle_in_flat_areas(real: ex.ExemplarColorizer) -> None:
+    target, ref = _pair()
+    lightness = lab.rgb_to_lightness(target)
+
+    def roughness(smoothness: float) -> float:
+        params = _params(init="content", smoothness=smoothness, iterations=20, size=64)
+        ab = real.predict_ab(lightness, reference=ref, params=params, progress=None)
+        return float(np.abs(np.diff(ab, axis=0)).mean() + np.abs(np.diff(ab, axis=1)).mean())
+
+    assert roughness(5.0) < 0.8 * roughness(0.0)
 
 
 @needs_vgg

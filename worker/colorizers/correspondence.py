@@ -95,4 +95,3 @@ def match(
     ab = guided_filter(guide, ab)
     confidence = guided_filter(guide, confidence.reshape(1, 1, h, w)).clamp(0, 1)
     return Match(ab=ab, confidence=confidence)
-

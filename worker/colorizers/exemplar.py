@@ -58,7 +58,7 @@ from PIL import Image
 from worker.colorizers import lab as labmod
 from worker.colorizers.base import Progress, ProgressCallback
 from worker.colorizers.manifest import WeightFile
-from worker.colorizers.methods.exemplar import MODE_ITERATIONS
+from worker.colorizers.methods.exemplar import planned_iterations, resolved_init
 from worker.colorizers.pipeline import compose
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer
 from worker.colorizers.vgg import VGGFeatures, load_vgg
@@ -167,7 +167,7 @@ class ExemplarSettings:
     schedule: str = "decreasing"
     alpha: float = 1.0
     beta: float = 1000.0
-    init: str = "matched"  # matched (start from the reference-guided colours), content (gray) or noise
+    init: str = "content"  # content (gray, the paper), noise, or matched (the reference-guided colours)
     anchor: float = 1.0  # ab mode: pull towards the matched colours, weighted by the match's confidence
     smoothness: float = 1.0  # ab mode: edge-aware total variation of ab (colours change at L edges only)
     lr: float = 2.0
@@ -178,10 +178,8 @@ class ExemplarSettings:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ExemplarSettings:
         mode = params.get("mode", "fast")
-        iterations = int(params.get("iterations", 0)) or MODE_ITERATIONS[mode]
-        init = str(params.get("init", "auto"))
-        if init == "auto":  # the paper's recipe starts from gray; fast mode from the matched colours
-            init = "content" if mode == "paper" else "matched"
+        iterations = planned_iterations(params)
+        init = resolved_init(params)
         names = (
             "size",
             "optimizer",
@@ -255,7 +253,10 @@ class StyleTransfer:
         self.confidence: torch.Tensor | None = None  # (1, 1, h, w)
         if settings.init == "matched" and start is not None:
             self.start_ab = _resized(start.ab, h, w).to(self.device)
-            self.confidence = _resized(start.confidence[..., None], h, w).to(self.device)
+            # Everywhere near the guided colours (they already blend match, palette and the net's guess),
+            # twice as firmly where the match is sure.
+            conf = _resized(start.confidence[..., None], h, w).clamp(0, 1)
+            self.confidence = (0.5 + 0.5 * conf).to(self.device)
         # Edge-aware smoothness weights: ab may change freely across an L edge, hardly within a flat area.
         self.edge_x = torch.exp(-(self.L[..., :, 1:] - self.L[..., :, :-1]).abs() / EDGE_L)
         self.edge_y = torch.exp(-(self.L[..., 1:, :] - self.L[..., :-1, :]).abs() / EDGE_L)
