@@ -2,7 +2,7 @@
 
 Precision: on a CPU with native bfloat16 (AVX-512 BF16 / AMX, checked with oneDNN) the forward pass runs
 under bfloat16 autocast, about 2.5× faster than float32 on the 2-core development machine; the predicted
-ab differs from float32 by about one Lab unit or less (measured in tests/colorizers/test_weights.py).
+ab differs from float32 by about one Lab unit or less (measured in tests/worker/colorizers/test_weights.py).
 Set ``COLORLAB_BF16=0`` to force float32. Elsewhere float32 is used.
 
 The photo's full-resolution L (float32, [0, 100]) is resized (area-averaged) to the net's square input

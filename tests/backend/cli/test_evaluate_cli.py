@@ -12,11 +12,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from backend.cli import main
+from tests.conftest import IMAGENET, SHARED_DATA
 from worker.colorizers import methods
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-IMAGENET = DATA / "imagenet-samples"
-CIFAR = DATA / "cifar10.zip"
+CIFAR = SHARED_DATA / "cifar10.zip"
 TRAINED = ("cnn", "fusion", "gan")
 
 pytestmark = pytest.mark.skipif(not IMAGENET.is_dir(), reason=f"{IMAGENET} not present")
