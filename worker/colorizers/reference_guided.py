@@ -1,4 +1,4 @@
-"""Reference-guided colorization in one feed-forward pass (the method of ``phung_shin_proposal.md``).
+"""Reference-guided colorization in one feed-forward pass (the method of Phung & Shin's proposal).
 
 The ``unet-bins`` net predicts, at every location, a distribution over the 313 ab bins. A colour reference
 turns into a prior over the same bins, and the posterior (net × prior, renormalised) is decoded with the

@@ -146,7 +146,8 @@ class UNetBins(nn.Module):
 
 # --- serving ---------------------------------------------------------------------------------------------
 
-SERVE_SHORT_SIDE = 160  # the net's input: short side in pixels (rounded to a multiple of 32); see RESULTS.md
+# The net's input: short side in pixels (rounded to a multiple of 32); chosen in benchmarks/RESULTS.md.
+SERVE_SHORT_SIDE = 160
 SERVE_MAX_LONG_SIDE = 1024
 HINT_PATCH_FRACTION = 1 / 40  # a hint covers a square of this fraction of the short side (≥ 3 px)
 
