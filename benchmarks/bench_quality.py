@@ -92,6 +92,22 @@ def classifier_check(cache: Path, device: str) -> dict:
     return out
 
 
+# How the numbers are measured, a paragraph of RESULTS.md.
+METRICS_NOTE = " ".join(
+    [
+        "Metrics (`worker/colorizers/metrics.py`): eq. 9 accuracy of the report (share of pixels with",
+        "|Δa| and |Δb| ≤ 0.02 on ab/128, normalised by H·W, not 2·H·W); raw-accuracy AuC of Zhang et al.",
+        "2016 (share of pixels with L2 ab error ≤ t, mean over t = 0…150); PSNR and SSIM on RGB (SSIM:",
+        "Gaussian window 11, σ 1.5, per channel, averaged); colourfulness (Hasler & Süsstrunk 2003) and",
+        "ΔCF = CF(colorized) − CF(real) (|ΔCF| beside it); top-1 = EfficientNet-Lite0 ImageNet top-1 on",
+        "the delivered photo (the `real` row: on the real photos; `gray`: on the L-only photos).",
+        "Each value is a mean over photos. The ab metrics use the delivered RGB image converted back to",
+        "Lab. Photos whose ground truth is grayscale are left out (as Zhang et al. 2016 did).",
+        "`gray` is the trivial prediction ab = 0.",
+    ]
+)
+
+
 def section(results: dict, methods: list[str], missing: dict[str, str], device: str, check: dict) -> str:
     from worker.colorizers.evaluation import report as evalreport
 
@@ -104,17 +120,7 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
         "`colorlab evaluate --methods " + ",".join(methods) + " --data DATA --out DIR ...` "
         "(re-run all of it with `.venv/bin/python benchmarks/bench_quality.py --write`).",
         "",
-        " ".join([
-            "Metrics (`worker/colorizers/metrics.py`): eq. 9 accuracy of the report (share of pixels with",
-            "|Δa| and |Δb| ≤ 0.02 on ab/128, normalised by H·W, not 2·H·W); raw-accuracy AuC of Zhang et al.",
-            "2016 (share of pixels with L2 ab error ≤ t, mean over t = 0…150); PSNR and SSIM on RGB (SSIM:",
-            "Gaussian window 11, σ 1.5, per channel, averaged); colourfulness (Hasler & Süsstrunk 2003) and",
-            "ΔCF = CF(colorized) − CF(real) (|ΔCF| beside it); top-1 = EfficientNet-Lite0 ImageNet top-1 on",
-            "the delivered photo (the `real` row: on the real photos; `gray`: on the L-only photos).",
-            "Each value is a mean over photos. The ab metrics use the delivered RGB image converted back to",
-            "Lab. Photos whose ground truth is grayscale are left out (as Zhang et al. 2016 did).",
-            "`gray` is the trivial prediction ab = 0.",
-        ]),
+        METRICS_NOTE,
         "",
     ]
     lines += [
