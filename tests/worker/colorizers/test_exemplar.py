@@ -21,8 +21,9 @@ from worker.colorizers.methods.exemplar import present_vgg_weights
 from worker.colorizers.pipeline import colorize_rgb
 from worker.colorizers.vgg import CAFFE_BGR, VGGFeatures
 
-needs_vgg = pytest.mark.skipif(not present_vgg_weights(WEIGHTS_DIR),
-                               reason="no VGG weights: run `colorlab weights fetch vgg16-hed`")
+needs_vgg = pytest.mark.skipif(
+    not present_vgg_weights(WEIGHTS_DIR), reason="no VGG weights: run `colorlab weights fetch vgg16-hed`"
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +119,9 @@ def test_torch_lbfgs_with_max_iter_1_is_one_iteration_per_step_and_keeps_history
 
 
 @pytest.mark.parametrize("optimizer,line_search", [("lbfgs", False), ("sgd", False), ("lbfgs", True)])
-def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeatures, optimizer: str,
-                                                          line_search: bool) -> None:
+def test_iterations_are_counted_and_targets_computed_once(
+    random_vgg: VGGFeatures, optimizer: str, line_search: bool
+) -> None:
     model, calls = _counting(random_vgg)
     rng = np.random.default_rng(0)
     lightness = rng.uniform(20, 80, (40, 60)).astype(np.float32)
@@ -149,7 +151,13 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
 def test_fixed_schedule_and_paper_mode_settings() -> None:
     s = ex.ExemplarSettings.from_params(_params(mode="paper"))
     assert (s.space, s.iterations, s.optimizer, s.schedule, s.init, s.size) == (
-        "rgb", 1000, "lbfgs", "decreasing", "content", 256)
+        "rgb",
+        1000,
+        "lbfgs",
+        "decreasing",
+        "content",
+        256,
+    )
     fast = ex.ExemplarSettings.from_params(_params())
     assert fast.space == "ab" and fast.iterations == ex.MODE_ITERATIONS["fast"]
     assert ex.ExemplarSettings.from_params(_params(iterations=7, schedule="fixed")).iterations == 7
@@ -169,8 +177,12 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
 
     lightness = np.full((32, 32), 50, np.float32)
     with pytest.raises(JobCancelled):
-        colorizer.predict_ab(lightness, reference=np.zeros((32, 32, 3), np.uint8),
-                             params=_params(iterations=50, size=32, line_search=False), progress=progress)
+        colorizer.predict_ab(
+            lightness,
+            reference=np.zeros((32, 32, 3), np.uint8),
+            params=_params(iterations=50, size=32, line_search=False),
+            progress=progress,
+        )
     assert seen == [0, 1, 2, 3]
     assert len(calls) == at_cancel[0]  # no VGG pass after the callback raised
 
@@ -178,15 +190,20 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
 @pytest.mark.parametrize("mode,init", [("fast", "noise"), ("paper", "noise"), ("paper", "content")])
 def test_shapes_for_every_parametrisation(random_vgg: VGGFeatures, mode: str, init: str) -> None:
     colorizer = ex.ExemplarColorizer(random_vgg, "random")
-    ab = colorizer.predict_ab(np.full((50, 100), 40, np.float32), reference=np.zeros((20, 20), np.uint8),
-                              params=_params(mode=mode, init=init, iterations=2, size=32), progress=None)
+    ab = colorizer.predict_ab(
+        np.full((50, 100), 40, np.float32),
+        reference=np.zeros((20, 20), np.uint8),
+        params=_params(mode=mode, init=init, iterations=2, size=32),
+        progress=None,
+    )
     assert ab.shape == (32, 64, 2) and np.isfinite(ab).all()
 
 
 def test_reference_is_required(random_vgg: VGGFeatures) -> None:
     with pytest.raises(ValueError, match="reference"):
         ex.ExemplarColorizer(random_vgg, "random").predict_ab(
-            np.zeros((8, 8), np.float32), reference=None, params=_params(), progress=None)
+            np.zeros((8, 8), np.float32), reference=None, params=_params(), progress=None
+        )
 
 
 # --- on a real pair with the fetched VGG ----------------------------------------------------------------
@@ -197,8 +214,9 @@ def test_reference_is_required(random_vgg: VGGFeatures) -> None:
 def test_real_pair_lowers_the_loss_and_gives_chroma(real: ex.ExemplarColorizer, mode: str) -> None:
     target, ref = _pair()
     lightness = lab.rgb_to_lightness(target)
-    ab = real.predict_ab(lightness, reference=ref, params=_params(mode=mode, iterations=15, size=48),
-                         progress=None)
+    ab = real.predict_ab(
+        lightness, reference=ref, params=_params(mode=mode, iterations=15, size=48), progress=None
+    )
     history = real.last_result.losses
     assert history[-1]["style"] < 0.5 * history[0]["style"]
     assert history[-1]["total"] < history[0]["total"]
