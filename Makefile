@@ -40,12 +40,15 @@ test: install chromium test-weights
 test-fast: install
 	$(BIN)/pytest -m "not slow and not browser"
 
+# The suite runs the same checks (tests/test_lint.py, tests/backend/test_layers.py), so `make test` enforces them.
 lint: install
 	$(BIN)/ruff check backend worker tests benchmarks alembic
+	$(BIN)/ruff format --check backend worker tests benchmarks alembic
 	$(BIN)/lint-imports  # the layers (.importlinter): library <- backend <- worker service
+	$(BIN)/mypy backend worker  # config: [tool.mypy] in pyproject.toml
 
 format: install
-	$(BIN)/ruff format backend worker tests benchmarks
+	$(BIN)/ruff format backend worker tests benchmarks alembic
 
 bench: install
 	$(BIN)/python benchmarks/bench_api.py

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from backend.config import Settings, get_settings
 
@@ -23,7 +25,7 @@ def make_engine(settings: Settings) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes read while the other writes
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -45,6 +47,12 @@ def _pool_args(settings: Settings) -> dict[str, Any]:
     # The pool holds at least as many connections as the web process has threads (checked by Settings),
     # so a thread never waits for one; a long timeout makes a burst queue rather than fail.
     return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow, "pool_timeout": 30}
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. Session.execute is typed as returning a Result whatever the
+    statement; for these it is a CursorResult, which has the count."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 @lru_cache

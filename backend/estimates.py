@@ -82,10 +82,11 @@ class Estimator:
         """Expected compute time of one job of ``method`` with ``params``."""
         info = methods.get(method)
         measured = self._measured(method)
-        if info is None or info.planned_iterations is None:
+        iterations = info.iterations_for(params) if info is not None else None
+        if iterations is None:
             return measured
         per_iteration = measured * (_working_size(params) / REFERENCE_SIZE) ** 2
-        return per_iteration * info.iterations_for(params)  # type: ignore[operator]
+        return per_iteration * iterations
 
     def remaining_seconds(self, job: Job, now: datetime) -> float:
         """What is left of a running job: from its progress when it reports steps, else from the estimate."""

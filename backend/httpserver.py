@@ -21,7 +21,9 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(  # type: ignore[override]  # uvicorn's H11Protocol narrows the transport the same way
+        self, transport: asyncio.Transport
+    ) -> None:
         super().connection_made(transport)
         self.header_timeout = get_settings().header_read_timeout
         self._arm()

@@ -129,8 +129,7 @@ def decode(
             mode = img.mode
             img.seek(0)  # first frame of an animation
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb8(img)
+            rgb = _to_rgb8(ImageOps.exif_transpose(img))
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from backend import queue
 from backend.config import Settings
+from backend.db import rowcount
 from backend.models import Batch, Image, Job, JobStatus, is_valid_id, utcnow
 from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image
 from backend.study.models import Stimulus
@@ -194,7 +195,7 @@ def claim(session: Session, job_id: str, *, worker: str, stale_after: float) -> 
             progress_detail=None,
         )
     )
-    if res.rowcount != 1:
+    if rowcount(res) != 1:
         return None
     return session.get(Job, job_id, populate_existing=True)
 
@@ -243,7 +244,7 @@ def record_progress(
     res = session.execute(
         update(Job).where(Job.id == job_id, Job.status == JobStatus.running).values(**values)
     )
-    return res.rowcount == 1
+    return rowcount(res) == 1
 
 
 def is_running(session: Session, job_id: str) -> bool:
@@ -266,7 +267,7 @@ def finish(session: Session, job_id: str, *, worker: str, result_image_id: str, 
             preview_png=None,
         )
     )
-    return res.rowcount == 1
+    return rowcount(res) == 1
 
 
 def record_metrics(session: Session, job_id: str, metrics: Mapping[str, Any]) -> None:
@@ -291,7 +292,7 @@ def retry(session: Session, job_id: str, note: str) -> bool:
         .where(Job.id == job_id, Job.status == JobStatus.running)
         .values(status=JobStatus.queued, enqueued_at=utcnow(), preview_png=None, error=note)
     )
-    return res.rowcount == 1
+    return rowcount(res) == 1
 
 
 # -- stopping and cleaning up ------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def cancel(session: Session, job_id: str) -> bool:
         .values(status=JobStatus.cancelled, finished_at=utcnow(), preview_png=None)
     )
     session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def sweep(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
@@ -339,7 +340,7 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
                 error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts",
             )
         )
-        if failed.rowcount == 0:
+        if rowcount(failed) == 0:
             requeued = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
@@ -349,7 +350,7 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
                     error="the worker running this job stopped responding; re-queued",
                 )
             )
-            if requeued.rowcount == 1:
+            if rowcount(requeued) == 1:
                 claimed.append(job_id)
     session.commit()
 
@@ -375,7 +376,7 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
             )
             .values(enqueued_at=now)
         )
-        if res.rowcount == 1:
+        if rowcount(res) == 1:
             claimed.append(job_id)
     session.commit()
     sent = enqueue(session, claimed)  # a send that fails is left for the next sweep

@@ -263,7 +263,7 @@ def install(
             headers={"Retry-After": "10"},
         )
 
-    app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)  # type: ignore[arg-type]
-    app.add_middleware(  # type: ignore[arg-type]
+    app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)
+    app.add_middleware(
         LimitsMiddleware, max_body=max_body, body_timeout=body_timeout, path_limits=path_limits
     )

@@ -49,8 +49,14 @@ def photo_1024x768() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(target), np.asarray(reference)
 
 
-def baseline(whole: VGGFeatures, lightness: np.ndarray, reference: np.ndarray, iterations: int,
-             alpha: float, beta: float) -> tuple[list[float], np.ndarray]:
+def baseline(
+    whole: VGGFeatures,
+    lightness: np.ndarray,
+    reference: np.ndarray,
+    iterations: int,
+    alpha: float,
+    beta: float,
+) -> tuple[list[float], np.ndarray]:
     """The obvious implementation: all targets recomputed inside the loss, whole VGG, full resolution."""
     h, w = lightness.shape
     gray = lab.lightness_to_gray_torch(torch.from_numpy(lightness.copy()))[None, None].expand(1, 3, h, w)
@@ -113,8 +119,9 @@ def main() -> None:
 
     # (a) baseline subset
     whole = load_vgg(weights, WEIGHTS, last_layer="pool5")
-    base_times, base_ab = baseline(whole, lightness, reference, args.baseline_iterations, settings.alpha,
-                                   settings.beta)
+    base_times, base_ab = baseline(
+        whole, lightness, reference, args.baseline_iterations, settings.alpha, settings.beta
+    )
     base_iter = float(np.median(base_times))
     del whole
 
@@ -143,8 +150,9 @@ def main() -> None:
     # loss of both results under the same objective at the working size (final β of our schedule)
     def loss_at_working_size(ab: np.ndarray) -> dict[str, float]:
         """Loss of (the photo's L, this ab) at the working size: what the pipeline's output is made of."""
-        problem = ex.StyleTransfer(colorizer.vgg, lightness, reference, replace(settings, space="ab",
-                                                                                chroma_stride=1))
+        problem = ex.StyleTransfer(
+            colorizer.vgg, lightness, reference, replace(settings, space="ab", chroma_stride=1)
+        )
         small = np.stack([ex.resize_plane(ab[..., i], *work) for i in range(2)])[None]
         with torch.no_grad():
             problem.x = torch.from_numpy(small)
@@ -179,7 +187,8 @@ def main() -> None:
     base_rgb = compose(lightness, base_ab)
     side = np.concatenate([base_rgb, np.full((768, 8, 3), 255, np.uint8), ours_rgb], axis=1)
     Image.fromarray(side).resize((side.shape[1] // 2, side.shape[0] // 2), Image.Resampling.LANCZOS).save(
-        args.out / "exemplar_speed_side_by_side.jpg", quality=90)
+        args.out / "exemplar_speed_side_by_side.jpg", quality=90
+    )
     (args.out / "exemplar_speed.json").write_text(json.dumps(summary, indent=2, default=str))
     print(json.dumps(summary, indent=2, default=str))
 

@@ -65,8 +65,10 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def tile(images: list[np.ndarray], height: int) -> np.ndarray:
-    resized = [np.asarray(Image.fromarray(im).resize((round(im.shape[1] * height / im.shape[0]), height)))
-               for im in images]
+    resized = [
+        np.asarray(Image.fromarray(im).resize((round(im.shape[1] * height / im.shape[0]), height)))
+        for im in images
+    ]
     gap = np.full((height, 4, 3), 255, np.uint8)
     row = [x for im in resized for x in (im, gap)][:-1]
     return np.concatenate(row, axis=1)
@@ -127,18 +129,29 @@ def main() -> None:
             s["chroma"].append(float(np.sqrt((out_ab**2).sum(-1)).mean()))
             s["s"].append(seconds)
             s["final_loss"].append(final)
-            print(f"{name:>14} {variant:<28} eq9 {s['eq9'][-1]:.3f} auc {s['auc'][-1]:.3f} "
-                  f"chroma {s['chroma'][-1]:.1f} loss {final:.3g} {seconds:.1f}s", flush=True)
+            print(
+                f"{name:>14} {variant:<28} eq9 {s['eq9'][-1]:.3f} auc {s['auc'][-1]:.3f} "
+                f"chroma {s['chroma'][-1]:.1f} loss {final:.3g} {seconds:.1f}s",
+                flush=True,
+            )
         outputs.append(label(rgb, "ground truth"))
         rows.append(tile(outputs, 128))
     Image.fromarray(stack(rows)).save(args.out / f"exemplar_variants_imagenet{tag}.jpg", quality=88)
-    true_chroma = [float(np.hypot(*lab.rgb_to_lab(imagenet(t)[1])[..., 1:].transpose(2, 0, 1)).mean())
-                   for t, _ in pairs]
-    table = {v: {k: float(np.mean(x)) for k, x in s.items() if not np.isnan(x).any()}
-             for v, s in scores.items()}
+    true_chroma = [
+        float(np.hypot(*lab.rgb_to_lab(imagenet(t)[1])[..., 1:].transpose(2, 0, 1)).mean()) for t, _ in pairs
+    ]
+    table = {
+        v: {k: float(np.mean(x)) for k, x in s.items() if not np.isnan(x).any()} for v, s in scores.items()
+    }
     table["ground truth"] = {"chroma": float(np.mean(true_chroma))}
-    summary = {"size": args.size, "iterations": args.iterations, "threads": args.threads,
-               "pairs": pairs, "weights": colorizer.weights_name, "mean": table}
+    summary = {
+        "size": args.size,
+        "iterations": args.iterations,
+        "threads": args.threads,
+        "pairs": pairs,
+        "weights": colorizer.weights_name,
+        "mean": table,
+    }
     (args.out / f"exemplar_quality{tag}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
 

@@ -61,8 +61,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}"
+    )
 
 
 def classifier_check(cache: Path, device: str) -> dict:
@@ -85,11 +87,29 @@ def classifier_check(cache: Path, device: str) -> dict:
     out = {"photos": len(refs)}
     for name, images in (("real", real), ("gray", gray)):
         top5 = classifier.top_k(images, 5, device=device)
-        out[name] = {"top1": float((top5[:, 0] == labels).mean()),
-                     "top5": float((top5 == labels[:, None]).any(axis=1).mean())}
+        out[name] = {
+            "top1": float((top5[:, 0] == labels).mean()),
+            "top5": float((top5 == labels[:, None]).any(axis=1).mean()),
+        }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(out, indent=2))
     return out
+
+
+# How the numbers are measured, a paragraph of RESULTS.md.
+METRICS_NOTE = " ".join(
+    [
+        "Metrics (`worker/colorizers/metrics.py`): eq. 9 accuracy of the report (share of pixels with",
+        "|Δa| and |Δb| ≤ 0.02 on ab/128, normalised by H·W, not 2·H·W); raw-accuracy AuC of Zhang et al.",
+        "2016 (share of pixels with L2 ab error ≤ t, mean over t = 0…150); PSNR and SSIM on RGB (SSIM:",
+        "Gaussian window 11, σ 1.5, per channel, averaged); colourfulness (Hasler & Süsstrunk 2003) and",
+        "ΔCF = CF(colorized) − CF(real) (|ΔCF| beside it); top-1 = EfficientNet-Lite0 ImageNet top-1 on",
+        "the delivered photo (the `real` row: on the real photos; `gray`: on the L-only photos).",
+        "Each value is a mean over photos. The ab metrics use the delivered RGB image converted back to",
+        "Lab. Photos whose ground truth is grayscale are left out (as Zhang et al. 2016 did).",
+        "`gray` is the trivial prediction ab = 0.",
+    ]
+)
 
 
 def section(results: dict, methods: list[str], missing: dict[str, str], device: str, check: dict) -> str:
@@ -104,17 +124,7 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
         "`colorlab evaluate --methods " + ",".join(methods) + " --data DATA --out DIR ...` "
         "(re-run all of it with `.venv/bin/python benchmarks/bench_quality.py --write`).",
         "",
-        " ".join([
-            "Metrics (`worker/colorizers/metrics.py`): eq. 9 accuracy of the report (share of pixels with",
-            "|Δa| and |Δb| ≤ 0.02 on ab/128, normalised by H·W, not 2·H·W); raw-accuracy AuC of Zhang et al.",
-            "2016 (share of pixels with L2 ab error ≤ t, mean over t = 0…150); PSNR and SSIM on RGB (SSIM:",
-            "Gaussian window 11, σ 1.5, per channel, averaged); colourfulness (Hasler & Süsstrunk 2003) and",
-            "ΔCF = CF(colorized) − CF(real) (|ΔCF| beside it); top-1 = EfficientNet-Lite0 ImageNet top-1 on",
-            "the delivered photo (the `real` row: on the real photos; `gray`: on the L-only photos).",
-            "Each value is a mean over photos. The ab metrics use the delivered RGB image converted back to",
-            "Lab. Photos whose ground truth is grayscale are left out (as Zhang et al. 2016 did).",
-            "`gray` is the trivial prediction ab = 0.",
-        ]),
+        METRICS_NOTE,
         "",
     ]
     lines += [
@@ -139,23 +149,25 @@ def section(results: dict, methods: list[str], missing: dict[str, str], device: 
         lines += [f"Not evaluated (weights absent): {absent}", ""]
     titles = {
         "imagenet-val": "imagenet-samples, held-out validation split (classes with index % 10 == 7, never "
-                        "trained on; `datasets.split_paths`)",
+        "trained on; `datasets.split_paths`)",
         "colour-photos-val": "colour-photos, validation split (`val/`: 1,037 photos of people, objects, "
-                             "animals, food, flowers, streets and landscapes, 128 px short side; never "
-                             "trained on); no ImageNet labels, so no top-1",
+        "animals, food, flowers, streets and landscapes, 128 px short side; never "
+        "trained on); no ImageNet labels, so no top-1",
         "cifar10-test-1000": "CIFAR-10 test set, 1,000 photos (32×32; every 10th of the sorted test/ "
-                             "entries, 100 per class); no ImageNet labels, so no top-1",
+        "entries, 100 per class); no ImageNet labels, so no top-1",
     }
     for name, result in results.items():
-        lines += [f"### {titles[name]}", "",
-                  evalreport.markdown_table(result.summaries).rstrip(), ""]
+        lines += [f"### {titles[name]}", "", evalreport.markdown_table(result.summaries).rstrip(), ""]
         if result.skipped_grayscale:
             left_out = len(result.skipped_grayscale)
             lines += [f"{result.evaluated} photos evaluated; {left_out} grayscale photos left out.", ""]
-        lines += [f"![raw accuracy curves, {name}](results/eval-{name}-curves.png) "
-                  f"([SVG](results/eval-{name}-curves.svg)); "
-                  f"contact sheet (gray | each method | truth): [results/eval-{name}-contact.png]"
-                  f"(results/eval-{name}-contact.png)", ""]
+        lines += [
+            f"![raw accuracy curves, {name}](results/eval-{name}-curves.png) "
+            f"([SVG](results/eval-{name}-curves.svg)); "
+            f"contact sheet (gray | each method | truth): [results/eval-{name}-contact.png]"
+            f"(results/eval-{name}-contact.png)",
+            "",
+        ]
     if NOTES.is_file():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]
     lines.append(END)
@@ -174,8 +186,9 @@ def write_section(text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--methods", default="unet-bins,cnn,fusion,gan")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sets", default=",".join(SETS))
@@ -198,15 +211,28 @@ def main() -> None:
     results = {}
     for name in args.sets.split(","):
         data, split, limit, batch, samples = SETS[name]
-        config = EvalConfig(methods=tuple(methods), data=data, out=args.out / name, split=split, limit=limit,
-                            batch_size=batch, device=args.device, weights_dir=weights_dir, samples=samples)
+        config = EvalConfig(
+            methods=tuple(methods),
+            data=data,
+            out=args.out / name,
+            split=split,
+            limit=limit,
+            batch_size=batch,
+            device=args.device,
+            weights_dir=weights_dir,
+            samples=samples,
+        )
         results[name] = result = run(config)
         print((result.out / "summary.md").read_text())
         if args.write:
             FIGURES.mkdir(parents=True, exist_ok=True)
-            for key, suffix in (("curves_png", "curves.png"), ("curves_svg", "curves.svg"),
-                                ("contact_sheet", "contact.png"), ("summary_md", "summary.md"),
-                                ("summary_csv", "summary.csv")):
+            for key, suffix in (
+                ("curves_png", "curves.png"),
+                ("curves_svg", "curves.svg"),
+                ("contact_sheet", "contact.png"),
+                ("summary_md", "summary.md"),
+                ("summary_csv", "summary.csv"),
+            ):
                 if key in result.files:
                     shutil.copyfile(result.files[key], FIGURES / f"eval-{name}-{suffix}")
     if args.write:

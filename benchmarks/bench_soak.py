@@ -114,9 +114,7 @@ async def participants(base: str, slug: str, stats: Stats, until: float, every: 
         tasks.append(
             (
                 asyncio.create_task(
-                    participant(
-                        base, slug, index, (0.5, 2.0), rng, answer_ms, other_ms, errors, retries, []
-                    )
+                    participant(base, slug, index, (0.5, 2.0), rng, answer_ms, other_ms, errors, retries, [])
                 ),
                 answer_ms,
                 errors,

@@ -6,7 +6,7 @@ import glob
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,7 +33,12 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
         else:
             raise click.ClickException(f"no such file or folder: {item}")
     seen: set[Path] = set()
-    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: list[Path] = []
+    for path in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -43,8 +48,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
@@ -148,7 +152,7 @@ def colorize(
             f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}"
         )
     method = info.name
-    raw = {}
+    raw: dict[str, Any] = {}  # option strings, and --vividness as a float
     for item in options:
         if "=" not in item:
             raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")

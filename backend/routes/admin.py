@@ -53,9 +53,9 @@ def _base_url(request: Request) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, settings: SettingsDep, next: str | None = None) -> HTMLResponse:
+def login_page(request: Request, settings: SettingsDep, next: str | None = None) -> Response:
     if auth.read_session(request, settings) is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)  # type: ignore[return-value]
+        return RedirectResponse(_safe_next(next), status_code=303)
     token, cookie = auth.login_csrf(request, settings)
     response = _page(request, "login.html", {"next": _safe_next(next), "error": None, "csrf": token})
     if cookie:

@@ -322,7 +322,10 @@ def batch_results(
         .order_by(Job.created_at, Job.id)
     ).all()
     names = _unique(f"{result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows)
-    entries = [(image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True)]
+    # The query left out jobs without a result; the check narrows the column's `str | None` for the types.
+    entries = [
+        (image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True) if image_id is not None
+    ]
     return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
 
 
@@ -346,5 +349,10 @@ def jobs_results(
     order = {job_id: n for n, job_id in enumerate(ids)}
     rows = sorted(rows, key=lambda j: order[j.id])
     names = _unique(download_name(j, format) for j in rows)
-    entries = [(j.result_image_id, name) for j, name in zip(rows, names, strict=True)]
-    return _zip_response(entries, format, quality, settings, "colorlab-results.zip")  # type: ignore[arg-type]
+    # As above: the query left out jobs without a result.
+    entries = [
+        (j.result_image_id, name)
+        for j, name in zip(rows, names, strict=True)
+        if j.result_image_id is not None
+    ]
+    return _zip_response(entries, format, quality, settings, "colorlab-results.zip")

@@ -39,7 +39,7 @@ STUDY_CACHE_SECONDS = 2.0
 def _cached_study(session: Session, slug: str, *, fresh: bool = False) -> Study:
     """The study at this address. The answer path uses a copy at most STUDY_CACHE_SECONDS old (one query less
     per answer); starting a session always reads the study afresh (its open/closed status)."""
-    key = (str(session.get_bind().url), slug)
+    key = (str(session.get_bind().engine.url), slug)
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and not fresh and now - hit[0] < STUDY_CACHE_SECONDS:

@@ -35,7 +35,7 @@ def condition_label(condition: str) -> str:
     return "Real photo" if condition == REAL else condition
 
 
-def _counted(study: Study) -> Select[tuple[str]]:
+def _counted(study: Study) -> Select[str]:
     """The participants whose answers count: not previews, not excluded or marked by the researcher."""
     return select(Participant.id).where(
         Participant.study_id == study.id,

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from backend.db import rowcount
 from backend.errors import UserError
 from backend.models import new_id, utcnow
 from backend.study.models import ATTENTION, Participant, Stimulus, Study, StudyStatus, Trial
@@ -309,8 +310,8 @@ def assign(
         if study.attention_checks and attention:
             unused = [p for p in attention if p not in used] or list(attention)
             stim = attention[rng.choice(sorted(unused))]
-            expected = "fake" if part == 1 else str(rng.choice((2, 3, 4)))
-            slots.insert(rng.randint(1, len(slots)), (stim, True, expected))
+            answer = "fake" if part == 1 else str(rng.choice((2, 3, 4)))
+            slots.insert(rng.randint(1, len(slots)), (stim, True, answer))
         for position, (stim, is_attention, expected) in enumerate(slots):
             rows.append(
                 {
@@ -530,7 +531,7 @@ def answer(
             "p_ms": given.response_ms,
         },
     )
-    if stored.rowcount == 0:  # the same answer raced in from another request
+    if rowcount(stored) == 0:  # the same answer raced in from another request
         session.rollback()
         out = state(session, study, participant)
         session.commit()

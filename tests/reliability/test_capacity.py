@@ -1,5 +1,6 @@
-"""Issue 14 against real `colorlab serve` processes: a crowd gets answers (no 5xx), decode cost is bounded,
-stored renditions are served (never a second decode), and the client address cannot be chosen by a header."""
+"""Capacity and abuse against real `colorlab serve` processes: a crowd gets answers (no 5xx), decode cost is
+bounded, stored renditions are served (never a second decode), and the client address cannot be chosen by a
+header."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def test_study_participant_api_never_answers_5xx(spawn, tmp_path) -> None:  # ty
     from backend.config import get_settings
     from backend.db import session_scope
     from backend.study import builder
-    from tests.study.conftest import finish_jobs, photo_files
+    from tests.backend.study.conftest import finish_jobs, photo_files
 
     migrate()
     spec = builder.StudySpec(

@@ -25,7 +25,7 @@ def test_sweep_deletes_expired_jobs_and_their_images_only(tmp_path: Path) -> Non
     from backend.models import Image, Job, JobStatus, utcnow
     from backend.stored_images import Upload
     from backend.study import builder
-    from tests.study.conftest import finish_jobs, photo_files
+    from tests.backend.study.conftest import finish_jobs, photo_files
 
     migrate()
     settings = get_settings()

@@ -34,7 +34,7 @@ class Match:
 
 def _to_multiple(image: Tensor, short: int) -> Tensor:
     """Resized to the net's input rule (:func:`serve_shape`: multiples of 32, long side bounded)."""
-    size = serve_shape(*image.shape[-2:], short=short)
+    size = serve_shape(image.shape[-2], image.shape[-1], short=short)
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 

@@ -95,7 +95,8 @@ def split_paths(source: str | Path) -> Split:
     """THE train/validation split of a folder or zip of photos (rules in the module docstring)."""
     refs = list_images(source)
     root = str(source)
-    train, val = [], []
+    train: list[ImageRef] = []
+    val: list[ImageRef] = []
     for ref in refs:
         (val if _is_val(ref, root) else train).append(ref)
     return Split(train, val)

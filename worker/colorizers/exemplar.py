@@ -59,6 +59,7 @@ from worker.colorizers import lab as labmod
 from worker.colorizers.base import Progress, ProgressCallback
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.methods.exemplar import planned_iterations, resolved_init
+from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.pipeline import compose
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer
 from worker.colorizers.vgg import VGGFeatures, load_vgg
@@ -237,7 +238,7 @@ class StyleTransfer:
         self.settings = settings
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        h, w = working_shape(*lightness.shape, settings.size)
+        h, w = working_shape(lightness.shape[0], lightness.shape[1], settings.size)
         self.lightness = resize_plane(lightness, h, w)  # working-size L (numpy, for previews)
         self.L = torch.from_numpy(self.lightness.copy())[None, None].to(self.device)
         gray = labmod.lightness_to_gray_torch(self.L).expand(1, 3, h, w).contiguous()
@@ -353,6 +354,7 @@ class StyleTransfer:
             current["total"].backward()
             self.evaluations += 1
             if s.optimizer == "lbfgs" and s.line_search:
+                assert self.x.grad is not None  # backward() has just filled it
                 cache.update(
                     x=self.x.detach().clone(),
                     grad=self.x.grad.detach().clone(),
@@ -380,11 +382,12 @@ class StyleTransfer:
         pixel_unit = 1.0 if s.space == "ab" else 1.0 / 255.0
         for k in range(1, s.iterations + 1):
             beta = style_weight(s.beta, k, s.schedule)
-            if s.optimizer == "lbfgs":
+            if isinstance(optimiser, torch.optim.LBFGS):  # s.optimizer == "lbfgs"
                 optimiser.step(closure)
             else:
                 closure()
                 if k == 1:  # lr relative to the first gradient's mean magnitude (see module docstring)
+                    assert self.x.grad is not None  # closure() ran backward()
                     scale = float(self.x.grad.abs().mean()) or 1.0
                     optimiser.param_groups[0]["lr"] = s.lr * pixel_unit / scale
                 optimiser.step()
@@ -473,5 +476,5 @@ def build(
     """The colorizer on the VGG of weight file ``weights`` (FileNotFoundError when it is missing);
     ``guide`` gives ``init=matched`` its start (without it only init=content/noise run)."""
     vgg = load_vgg(weights, weights_dir, last_layer="relu5_1", device=device)
-    vgg = vgg.to(memory_format=torch.channels_last)
+    vgg = channels_last(vgg)
     return ExemplarColorizer(vgg, weights.name, device, guide)

@@ -63,7 +63,7 @@ def _lab_to_linear(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
 
 
 def _in_gamut(linear: np.ndarray, tol: float = 1e-5) -> np.ndarray:
-    return ((linear >= -tol) & (linear <= 1 + tol)).all(axis=-1)
+    return np.all((linear >= -tol) & (linear <= 1 + tol), axis=-1)
 
 
 def linear_to_srgb_uint8(linear: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Reference-guided colorization in one feed-forward pass (the method of ``phung_shin_proposal.md``).
+"""Reference-guided colorization in one feed-forward pass (the method of Phung & Shin's proposal).
 
 The ``unet-bins`` net predicts, at every location, a distribution over the 313 ab bins. A colour reference
 turns into a prior over the same bins, and the posterior (net × prior, renormalised) is decoded with the
@@ -127,7 +127,7 @@ class ReferenceGuidedColorizer:
         temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
         photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
         ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
-        h, w = serve_shape(*lightness.shape, short=self.short_side)
+        h, w = serve_shape(lightness.shape[0], lightness.shape[1], short=self.short_side)
         with torch.inference_mode():
             net_input = F.interpolate(
                 photo_l, size=(h, w), mode="bilinear", align_corners=False, antialias=True

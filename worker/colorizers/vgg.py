@@ -109,6 +109,10 @@ class VGGFeatures(nn.Module):
     respect to the input image, which is all style transfer needs.
     """
 
+    # Buffers (register_buffer below), declared so that the type checker knows them as tensors.
+    gain: torch.Tensor
+    offset: torch.Tensor
+
     def __init__(
         self,
         arch: str,
@@ -150,7 +154,7 @@ class VGGFeatures(nn.Module):
             rgb = rgb[:, self.order]
         return rgb * self.gain + self.offset
 
-    def forward(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def forward(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
         """Activations at ``taps`` (layer names) for RGB images in [0, 1]; stops after the deepest tap."""
         wanted = {self.names[t]: t for t in taps}
         stop = max(wanted)

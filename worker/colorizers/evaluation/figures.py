@@ -218,7 +218,7 @@ def write_png(
     # rotated y label
     bbox = d.textbbox((0, 0), y_label, font=f_label)
     tw, th = bbox[2] - bbox[0] + 4, bbox[3] - bbox[1] + 8
-    label = Image.new("RGBA", (tw, th), (255, 255, 255, 0))
+    label = Image.new("RGBA", (int(tw), int(th)), (255, 255, 255, 0))
     ImageDraw.Draw(label).text((2, 2 - bbox[1]), y_label, fill="black", font=f_label)
     label = label.rotate(90, expand=True)
     where = (int(14 * S - label.width / 2), int((L.top + L.plot_h / 2) * S - label.height / 2))

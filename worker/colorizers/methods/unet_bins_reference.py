@@ -1,6 +1,6 @@
 """``unet-bins-reference``: the default net's colours steered by a colour reference photo, in one pass.
 
-The method of ``phung_shin_proposal.md`` (a feed-forward CNN "that at the final step takes into account
+The method of Phung & Shin's proposal (a feed-forward CNN "that at the final step takes into account
 user reference images"): :mod:`worker.colorizers.reference_guided` multiplies ``unet-bins``'s per-pixel
 distribution over the colour classes by a prior from the reference's matched colours and its palette. Same
 weights as ``unet-bins``; chosen automatically when a request brings a reference and names no method.

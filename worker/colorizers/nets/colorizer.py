@@ -2,7 +2,7 @@
 
 Precision: on a CPU with native bfloat16 (AVX-512 BF16 / AMX, checked with oneDNN) the forward pass runs
 under bfloat16 autocast, about 2.5× faster than float32 on the 2-core development machine; the predicted
-ab differs from float32 by about one Lab unit or less (measured in tests/colorizers/test_weights.py).
+ab differs from float32 by about one Lab unit or less (measured in tests/worker/colorizers/test_weights.py).
 Set ``COLORLAB_BF16=0`` to force float32. Elsewhere float32 is used.
 
 The photo's full-resolution L (float32, [0, 100]) is resized (area-averaged) to the net's square input
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from worker.colorizers.base import ProgressCallback
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def channels_last(module: ModuleT) -> ModuleT:
+    """``module`` (changed in place) with its 4-D weights channels-last, as CPU convolutions prefer."""
+    return module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
 
 def cpu_bf16_supported() -> bool:
@@ -61,7 +68,7 @@ class NetColorizer:
         self.name = name
         self.device = device
         self.size = size
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self.net = channels_last(net.to(device).eval())
         is_cpu = torch.device(device).type == "cpu"
         self.bf16 = (is_cpu and cpu_bf16_supported()) if bf16 is None else (bf16 and is_cpu)
 
@@ -90,7 +97,7 @@ class NetColorizer:
             ab_batch = self.forward(lightness_to_input(lightness, self.size, self.device)).float()
             out = []
             for plane, ab in zip(lightness, ab_batch, strict=True):
-                h, w = working_size(*plane.shape, short=self.size)
+                h, w = working_size(plane.shape[0], plane.shape[1], short=self.size)
                 if (h, w) != tuple(ab.shape[-2:]):
                     ab = F.interpolate(ab[None], size=(h, w), mode="bilinear", align_corners=False)[0]
                 out.append(ab.permute(1, 2, 0).cpu().numpy().astype(np.float32, copy=False))

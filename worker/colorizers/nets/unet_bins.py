@@ -14,7 +14,7 @@ location into quantised ab colours, and takes optional user colour hints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worker.colorizers.base import ProgressCallback
+from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.mobilenet_v2 import MEAN, STAGE_CHANNELS, STD, MobileNetV2
 
 HINT_AB_NORM = 110.0
@@ -59,6 +60,7 @@ class HintBranch(nn.Module):
             nn.Conv2d(c, w, 1) for c, w in zip((64, 96, 128), widths, strict=True)
         )
         for conv in (self.out4, self.out8, self.out16):
+            assert conv.bias is not None  # Conv2d's default bias=True
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
@@ -70,6 +72,11 @@ class HintBranch(nn.Module):
 
 
 class UNetBins(nn.Module):
+    # Buffers (register_buffer below), declared so that the type checker knows them as tensors.
+    bins: Tensor
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, bins: Tensor, widths: tuple[int, int, int] = (64, 128, 256)) -> None:
         super().__init__()
         self.encoder = MobileNetV2()
@@ -129,7 +136,7 @@ class UNetBins(nn.Module):
         """L in [0, 100] -> ab in Lab units at the input resolution (annealed mean of the bins)."""
         return self.decode(self.logits(lightness, hint_ab, hint_mask), lightness.shape[-2:], temperature)
 
-    def decode(self, logits: Tensor, size: tuple[int, int], temperature: float = 0.38) -> Tensor:
+    def decode(self, logits: Tensor, size: Sequence[int], temperature: float = 0.38) -> Tensor:
         """Logits -> ab in Lab units, upsampled to ``size`` (the input's height and width)."""
         from worker.colorizers.colour_bins import annealed_mean
 
@@ -139,7 +146,8 @@ class UNetBins(nn.Module):
 
 # --- serving ---------------------------------------------------------------------------------------------
 
-SERVE_SHORT_SIDE = 160  # the net's input: short side in pixels (rounded to a multiple of 32); see RESULTS.md
+# The net's input: short side in pixels (rounded to a multiple of 32); chosen in benchmarks/RESULTS.md.
+SERVE_SHORT_SIDE = 160
 SERVE_MAX_LONG_SIDE = 1024
 HINT_PATCH_FRACTION = 1 / 40  # a hint covers a square of this fraction of the short side (≥ 3 px)
 
@@ -188,7 +196,7 @@ class UNetBinsColorizer:
         self.name = "unet-bins"
         self.device = device
         self.short_side = short_side
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self.net = channels_last(net.to(device).eval())
 
     def predict_ab(
         self,
@@ -208,7 +216,8 @@ class UNetBinsColorizer:
         hints = list(params.get("hints") or ())
         groups: dict[tuple[int, int], list[int]] = {}
         for i, plane in enumerate(lightness):
-            groups.setdefault(serve_shape(*plane.shape, short=self.short_side), []).append(i)
+            shape = serve_shape(plane.shape[0], plane.shape[1], short=self.short_side)
+            groups.setdefault(shape, []).append(i)
         out: list[np.ndarray] = [np.empty(0, np.float32)] * len(lightness)
         with torch.inference_mode():
             for (h, w), members in groups.items():

@@ -73,6 +73,7 @@ class CNNRecipe(Recipe):
     """Report §5.2: MSE on ab/128, Adam."""
 
     arch = "cnn"
+    model: nn.Module  # a ColorizationCNN here, a FusionNet in FusionRecipe
 
     def __init__(self, lr: float = 1e-3, device: str = "cpu") -> None:
         super().__init__(lr, device)
@@ -136,6 +137,9 @@ class FusionRecipe(CNNRecipe):
         if blob["arch"] != "cnn":
             super().init_from(blob)
             return
+        from worker.colorizers.nets.fusion import FusionNet
+
+        assert isinstance(self.model, FusionNet)  # set in __init__; narrows CNNRecipe's nn.Module
         state = blob["state_dict"]
         self.model.encoder.load_state_dict(
             {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
@@ -144,6 +148,7 @@ class FusionRecipe(CNNRecipe):
             {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
         )
         conv = self.model.fusion[0]
+        assert isinstance(conv, nn.Conv2d) and conv.bias is not None  # fusion = Sequential(Conv2d, ReLU)
         with torch.no_grad():
             conv.weight.zero_()
             conv.bias.zero_()

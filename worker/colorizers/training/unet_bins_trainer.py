@@ -34,6 +34,7 @@ from worker.colorizers import colour_bins
 from worker.colorizers.datasets import ImageRef, split_paths
 from worker.colorizers.lab import lab_to_rgb_torch, rgb_to_lab_torch
 from worker.colorizers.metrics import colourfulness
+from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.photo_cache import load_or_build
@@ -123,7 +124,7 @@ def rebalanced_loss(
     logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
     """Zhang et al. eq. 2 with eq. 3-4's rebalancing: logits (N, Q, h, w), true ab (N, 2, H, W)."""
-    ab_small = F.adaptive_avg_pool2d(ab, logits.shape[-2:])
+    ab_small = F.adaptive_avg_pool2d(ab, (logits.shape[-2], logits.shape[-1]))
     target = colour_bins.soft_encode(ab_small, bins)
     pixel_weight = weights[target.argmax(dim=1)]
     log_probs = F.log_softmax(logits.float(), dim=1)
@@ -227,7 +228,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     net = build_net(bins, None if (state or cfg.init_from) else cfg.encoder_weights)
     if cfg.init_from is not None and not state:
         net.load_state_dict(load_weights(cfg.init_from, ARCH)["state_dict"])
-    net = net.to(cfg.device).to(memory_format=torch.channels_last)
+    net = channels_last(net.to(cfg.device))
     decoder_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
     steps_per_epoch = max(1, len(train_refs) // cfg.batch_size)
     freeze_steps = int(cfg.freeze_epochs * steps_per_epoch)

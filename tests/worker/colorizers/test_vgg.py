@@ -23,8 +23,9 @@ from worker.colorizers.methods import exemplar as exemplar_method
 from worker.colorizers.methods.exemplar import VGG16_HED, VGG19_TORCHVISION, present_vgg_weights
 
 HED_FILE = VGG16_HED.path(WEIGHTS_DIR)
-needs_hed = pytest.mark.skipif(not HED_FILE.is_file(),
-                               reason="vgg16-hed weights not fetched: run `colorlab weights fetch vgg16-hed`")
+needs_hed = pytest.mark.skipif(
+    not HED_FILE.is_file(), reason="vgg16-hed weights not fetched: run `colorlab weights fetch vgg16-hed`"
+)
 
 
 def test_layer_maps_match_torchvision_indices() -> None:
@@ -54,18 +55,37 @@ def test_input_normalisation() -> None:
     expected = torch.tensor([0.9 * 255 - 104.00699, 0.5 * 255 - 116.66877, 0.2 * 255 - 122.67892])
     torch.testing.assert_close(caffe, expected)
     tv = vgg.VGGFeatures("vgg19", vgg.TORCHVISION_RGB, "relu1_1").normalize(rgb).flatten()
-    torch.testing.assert_close(tv, (torch.tensor([0.2, 0.5, 0.9]) - torch.tensor([0.485, 0.456, 0.406]))
-                               / torch.tensor([0.229, 0.224, 0.225]))
+    torch.testing.assert_close(
+        tv,
+        (torch.tensor([0.2, 0.5, 0.9]) - torch.tensor([0.485, 0.456, 0.406]))
+        / torch.tensor([0.229, 0.224, 0.225]),
+    )
 
 
 def _write_fake_hed(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
     arrays = {}
-    widths = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-              (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    widths = [
+        (3, 64),
+        (64, 64),
+        (64, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 256),
+        (256, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+    ]
     with h5py.File(path, "w") as h5:
         for (group, _), (cin, cout) in zip(vgg.hed_h5_keys(), widths, strict=True):
-            k = rng.standard_normal((3, 3, cin, cout), dtype=np.float32) if cin <= 64 else \
-                np.zeros((3, 3, cin, cout), np.float32)
+            k = (
+                rng.standard_normal((3, 3, cin, cout), dtype=np.float32)
+                if cin <= 64
+                else np.zeros((3, 3, cin, cout), np.float32)
+            )
             b = rng.standard_normal(cout, dtype=np.float32)
             h5[f"{group}/vars/0"], h5[f"{group}/vars/1"] = k, b
             arrays[group] = k
@@ -101,7 +121,9 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarra
     out = np.zeros((h, w, kernel.shape[3]), np.float64)
     for dy in range(3):
         for dx in range(3):
-            out += np.einsum("hwi,io->hwo", padded[dy:dy + h, dx:dx + w], kernel[dy, dx].astype(np.float64))
+            out += np.einsum(
+                "hwi,io->hwo", padded[dy : dy + h, dx : dx + w], kernel[dy, dx].astype(np.float64)
+            )
     return out + bias
 
 
@@ -115,6 +137,7 @@ def test_converted_first_layers_match_numpy_on_the_h5(tmp_path: Path) -> None:
     # Caffe input, computed independently: BGR, 0-255, minus the BGR mean
     x = rgb[..., ::-1] * 255.0 - np.array([104.00699, 116.66877, 122.67892])
     with h5py.File(h5_path, "r") as h5:
+
         def layer(group: str) -> tuple[np.ndarray, np.ndarray]:
             return np.asarray(h5[f"{group}/vars/0"]), np.asarray(h5[f"{group}/vars/1"])
 

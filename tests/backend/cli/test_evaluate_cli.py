@@ -12,11 +12,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from backend.cli import main
+from tests.conftest import IMAGENET, SHARED_DATA
 from worker.colorizers import methods
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-IMAGENET = DATA / "imagenet-samples"
-CIFAR = DATA / "cifar10.zip"
+CIFAR = SHARED_DATA / "cifar10.zip"
 TRAINED = ("cnn", "fusion", "gan")
 
 pytestmark = pytest.mark.skipif(not IMAGENET.is_dir(), reason=f"{IMAGENET} not present")
@@ -42,8 +41,16 @@ def _unavailable_reason(name: str) -> str | None:
 
 
 def _check_outputs(out: Path, methods: list[str], photos: int, *, labelled: bool) -> list[dict[str, str]]:
-    for name in ("per_image.csv", "per_image_curves.csv", "summary.csv", "summary.md", "curves.svg",
-                 "curves.png", "contact_sheet.png", "run.json"):
+    for name in (
+        "per_image.csv",
+        "per_image_curves.csv",
+        "summary.csv",
+        "summary.md",
+        "curves.svg",
+        "curves.png",
+        "contact_sheet.png",
+        "run.json",
+    ):
         assert (out / name).is_file(), name
     rows = _rows(out)
     assert sorted({r["method"] for r in rows}) == sorted([*methods, "real"])
@@ -109,8 +116,20 @@ def test_evaluate_trained_method(tmp_path: Path, method: str) -> None:
     if reason:
         pytest.skip(f"{method} unavailable: {reason}")
     out = tmp_path / method
-    code, output = _evaluate("--methods", method, "--data", str(IMAGENET), "--out", str(out),
-                             "--split", "val", "--limit", "2", "--batch-size", "2")
+    code, output = _evaluate(
+        "--methods",
+        method,
+        "--data",
+        str(IMAGENET),
+        "--out",
+        str(out),
+        "--split",
+        "val",
+        "--limit",
+        "2",
+        "--batch-size",
+        "2",
+    )
     assert code == 0, output
     _check_outputs(out, ["gray", method], 2, labelled=True)
 
@@ -127,8 +146,20 @@ def test_evaluate_cifar_zip_uses_test_entries(tmp_path: Path) -> None:
 
 
 def test_evaluate_unavailable_methods_fail_cleanly(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["evaluate", "--methods", "no-such-method", "--data", str(IMAGENET),
-                                       "--out", str(tmp_path / "x"), "--limit", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--methods",
+            "no-such-method",
+            "--data",
+            str(IMAGENET),
+            "--out",
+            str(tmp_path / "x"),
+            "--limit",
+            "1",
+        ],
+    )
     assert result.exit_code == 1
     assert "cannot evaluate" in result.output and "no-such-method: unknown method" in result.output
     assert not (tmp_path / "x" / "per_image.csv").exists()
@@ -155,9 +186,20 @@ def test_evaluate_exemplar_with_references_and_options(tmp_path: Path) -> None:
     (data / "no_reference.jpg").write_bytes(next(IMAGENET.glob("027_*.jpg")).read_bytes())
     Image.open(next(IMAGENET.glob("018_*.jpg"))).save(refs / (target.stem + ".png"))  # matched by stem
     out = tmp_path / "ex"
-    code, output = _evaluate("--methods", "exemplar", "--data", str(data), "--references", str(refs),
-                             "--out", str(out), "--option", "exemplar.iterations=2",
-                             "--option", "exemplar.size=64")
+    code, output = _evaluate(
+        "--methods",
+        "exemplar",
+        "--data",
+        str(data),
+        "--references",
+        str(refs),
+        "--out",
+        str(out),
+        "--option",
+        "exemplar.iterations=2",
+        "--option",
+        "exemplar.size=64",
+    )
     assert code == 0, output
     rows = _rows(out)
     ex = [r for r in rows if r["method"] == "exemplar"]
@@ -167,10 +209,23 @@ def test_evaluate_exemplar_with_references_and_options(tmp_path: Path) -> None:
 
 
 def test_evaluate_rejects_bad_options(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["evaluate", "--methods", "exemplar", "--data", str(IMAGENET),
-                                       "--out", str(tmp_path / "x"), "--option", "exemplar.iterations=-5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--methods",
+            "exemplar",
+            "--data",
+            str(IMAGENET),
+            "--out",
+            str(tmp_path / "x"),
+            "--option",
+            "exemplar.iterations=-5",
+        ],
+    )
     assert result.exit_code != 0
     assert "exemplar" in result.output and ("iterations" in result.output or "unavailable" in result.output)
-    result = CliRunner().invoke(main, ["evaluate", "--data", str(IMAGENET), "--out", str(tmp_path / "y"),
-                                       "--option", "nodot=1"])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--data", str(IMAGENET), "--out", str(tmp_path / "y"), "--option", "nodot=1"]
+    )
     assert result.exit_code == 2 and "METHOD.NAME=VALUE" in result.output

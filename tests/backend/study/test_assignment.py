@@ -49,7 +49,7 @@ def test_photos_must_cover_the_trials(sqlite_db) -> None:
 
     from backend.config import get_settings
     from backend.errors import UserError
-    from tests.study.conftest import photo_files
+    from tests.backend.study.conftest import photo_files
 
     spec = builder.StudySpec(title="Too few", methods=["cnn"], trials_part1=5, trials_part2=5)
     with session_scope() as s, pytest.raises(UserError) as err:

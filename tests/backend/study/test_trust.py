@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.study.models import Participant, StudyTexts, Trial
-from tests.study.conftest import ADMIN_PASSWORD, csrf_of, login
+from tests.backend.study.conftest import ADMIN_PASSWORD, csrf_of, login
 
 PID = "5f1a2b3c4d5e6f7a8b9c0d1e"
 PAIR = {"PROLIFIC_PID": PID, "STUDY_ID": "st", "SESSION_ID": "sess-1"}

@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
 from worker.colorizers import methods
 from worker.colorizers.base import Progress, ProgressCallback
 from worker.colorizers.method_info import Unavailable
 from worker.colorizers.pipeline import compose, predict_many
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_method_list_loads_no_torch() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.models import Job
-from tests.study.conftest import ADMIN_PASSWORD, csrf_of, login, photo_paths
+from tests.backend.study.conftest import ADMIN_PASSWORD, csrf_of, login, photo_paths
 
 
 def test_everything_refuses_without_login(sqlite_client, make_study) -> None:
@@ -86,7 +86,7 @@ def _zip_of(n: int) -> bytes:
 def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch) -> None:
     app_client = sqlite_client
     from backend.study import builder
-    from tests.study.conftest import finish_jobs
+    from tests.backend.study.conftest import finish_jobs
 
     c = app_client
     login(c)

@@ -21,8 +21,9 @@ from worker.colorizers.methods.exemplar import present_vgg_weights
 from worker.colorizers.pipeline import colorize_rgb
 from worker.colorizers.vgg import CAFFE_BGR, VGGFeatures
 
-needs_vgg = pytest.mark.skipif(not present_vgg_weights(WEIGHTS_DIR),
-                               reason="no VGG weights: run `colorlab weights fetch vgg16-hed`")
+needs_vgg = pytest.mark.skipif(
+    not present_vgg_weights(WEIGHTS_DIR), reason="no VGG weights: run `colorlab weights fetch vgg16-hed`"
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +119,9 @@ def test_torch_lbfgs_with_max_iter_1_is_one_iteration_per_step_and_keeps_history
 
 
 @pytest.mark.parametrize("optimizer,line_search", [("lbfgs", False), ("sgd", False), ("lbfgs", True)])
-def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeatures, optimizer: str,
-                                                          line_search: bool) -> None:
+def test_iterations_are_counted_and_targets_computed_once(
+    random_vgg: VGGFeatures, optimizer: str, line_search: bool
+) -> None:
     model, calls = _counting(random_vgg)
     rng = np.random.default_rng(0)
     lightness = rng.uniform(20, 80, (40, 60)).astype(np.float32)
@@ -149,7 +151,13 @@ def test_iterations_are_counted_and_targets_computed_once(random_vgg: VGGFeature
 def test_fixed_schedule_and_paper_mode_settings() -> None:
     s = ex.ExemplarSettings.from_params(_params(mode="paper"))
     assert (s.space, s.iterations, s.optimizer, s.schedule, s.init, s.size) == (
-        "rgb", 1000, "lbfgs", "decreasing", "content", 256)
+        "rgb",
+        1000,
+        "lbfgs",
+        "decreasing",
+        "content",
+        256,
+    )
     fast = ex.ExemplarSettings.from_params(_params())
     assert (fast.space, fast.init, fast.iterations) == ("ab", "matched", 50)  # from the matched colours
     gray_start = ex.ExemplarSettings.from_params(_params(init="content"))
@@ -171,9 +179,12 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
 
     lightness = np.full((32, 32), 50, np.float32)
     with pytest.raises(JobCancelled):
-        colorizer.predict_ab(lightness, reference=np.zeros((32, 32, 3), np.uint8),
-                             params=_params(iterations=50, size=32, line_search=False, init="content"),
-                             progress=progress)
+        colorizer.predict_ab(
+            lightness,
+            reference=np.zeros((32, 32, 3), np.uint8),
+            params=_params(iterations=50, size=32, line_search=False, init="content"),
+            progress=progress,
+        )
     assert seen == [0, 1, 2, 3]
     assert len(calls) == at_cancel[0]  # no VGG pass after the callback raised
 
@@ -181,15 +192,20 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
 @pytest.mark.parametrize("mode,init", [("fast", "noise"), ("paper", "noise"), ("paper", "content")])
 def test_shapes_for_every_parametrisation(random_vgg: VGGFeatures, mode: str, init: str) -> None:
     colorizer = ex.ExemplarColorizer(random_vgg, "random")
-    ab = colorizer.predict_ab(np.full((50, 100), 40, np.float32), reference=np.zeros((20, 20), np.uint8),
-                              params=_params(mode=mode, init=init, iterations=2, size=32), progress=None)
+    ab = colorizer.predict_ab(
+        np.full((50, 100), 40, np.float32),
+        reference=np.zeros((20, 20), np.uint8),
+        params=_params(mode=mode, init=init, iterations=2, size=32),
+        progress=None,
+    )
     assert ab.shape == (32, 64, 2) and np.isfinite(ab).all()
 
 
 def test_reference_is_required(random_vgg: VGGFeatures) -> None:
     with pytest.raises(ValueError, match="reference"):
         ex.ExemplarColorizer(random_vgg, "random").predict_ab(
-            np.zeros((8, 8), np.float32), reference=None, params=_params(), progress=None)
+            np.zeros((8, 8), np.float32), reference=None, params=_params(), progress=None
+        )
 
 
 # --- on a real pair with the fetched VGG ----------------------------------------------------------------
@@ -221,8 +237,9 @@ def test_init_matched_starts_from_the_reference_guided_colours_and_stays_near_th
     ab = real.predict_ab(lightness, reference=ref, params=_params(iterations=10, size=48), progress=None)
     losses = real.last_result.losses
     assert {"anchor", "smoothness"} <= set(losses[0]) and losses[-1]["total"] < losses[0]["total"]
-    start_small = np.asarray(Image.fromarray(start[..., 0]).resize(ab.shape[1::-1])), np.asarray(
-        Image.fromarray(start[..., 1]).resize(ab.shape[1::-1])
+    start_small = (
+        np.asarray(Image.fromarray(start[..., 0]).resize(ab.shape[1::-1])),
+        np.asarray(Image.fromarray(start[..., 1]).resize(ab.shape[1::-1])),
     )
     drift = np.sqrt((ab[..., 0] - start_small[0]) ** 2 + (ab[..., 1] - start_small[1]) ** 2).mean()
     chroma = float(np.sqrt((ab**2).sum(-1)).mean())

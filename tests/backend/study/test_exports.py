@@ -17,7 +17,7 @@ from backend.db import session_scope
 from backend.models import new_id
 from backend.study import builder, export, service
 from backend.study.models import Participant, Trial
-from tests.study.conftest import login
+from tests.backend.study.conftest import login
 
 
 def _csv(text: str) -> list[dict[str, str]]:

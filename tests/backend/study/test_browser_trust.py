@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.study.models import Participant
+from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import apply_settings, child_env, free_port, migrate, wait_http
-from tests.study.conftest import ADMIN_PASSWORD, SECRET_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAIR = "PROLIFIC_PID=60aa0bb1cc2dd3ee4ff5a6b7&STUDY_ID=st&SESSION_ID=se-1"

@@ -46,4 +46,3 @@ def test_guided_filter_keeps_colours_on_their_side_of_an_edge() -> None:
     smooth = guided_filter(guide, noisy, radius=3, eps=1e-3)
     assert smooth[..., :14].mean() < -35 and smooth[..., 18:].mean() > 35  # no bleeding across
     assert smooth[..., :14].std() < noisy[..., :14].std() / 2  # flat areas are smoothed
-

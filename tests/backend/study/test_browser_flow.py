@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from backend.db import session_scope
 from backend.study.models import Participant, Trial
+from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import child_env, free_port, wait_http
-from tests.study.conftest import ADMIN_PASSWORD, SECRET_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

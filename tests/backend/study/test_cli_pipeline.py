@@ -20,8 +20,8 @@ from backend.config import get_settings
 from backend.db import session_scope
 from backend.study import builder
 from backend.study.models import Stimulus
+from tests.backend.study.conftest import photo_paths
 from tests.conftest import child_env, method_available
-from tests.study.conftest import photo_paths
 
 
 def _photo_dir(tmp_path: Path, n: int) -> Path:

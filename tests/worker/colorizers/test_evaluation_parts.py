@@ -48,10 +48,32 @@ def test_find_reference(tmp_path: Path) -> None:
 
 def test_summary_means_and_markdown() -> None:
     rows = [
-        {"image": "a", "method": "m", "eq9_acc": "0.2", "auc": "0.8", "psnr": "20", "ssim": "0.9",
-         "colourfulness": "10", "dcf": "-5", "abs_dcf": "5", "top1": "1", "seconds": "0.1"},
-        {"image": "b", "method": "m", "eq9_acc": "0.4", "auc": "0.9", "psnr": "inf", "ssim": "1.0",
-         "colourfulness": "20", "dcf": "3", "abs_dcf": "3", "top1": "0", "seconds": "0.3"},
+        {
+            "image": "a",
+            "method": "m",
+            "eq9_acc": "0.2",
+            "auc": "0.8",
+            "psnr": "20",
+            "ssim": "0.9",
+            "colourfulness": "10",
+            "dcf": "-5",
+            "abs_dcf": "5",
+            "top1": "1",
+            "seconds": "0.1",
+        },
+        {
+            "image": "b",
+            "method": "m",
+            "eq9_acc": "0.4",
+            "auc": "0.9",
+            "psnr": "inf",
+            "ssim": "1.0",
+            "colourfulness": "20",
+            "dcf": "3",
+            "abs_dcf": "3",
+            "top1": "0",
+            "seconds": "0.3",
+        },
         {"image": "a", "method": "real", "colourfulness": "15", "top1": "1"},
     ]
     m, real = report.summarise_all(rows, ["m", "real"])
