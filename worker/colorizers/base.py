@@ -67,3 +67,22 @@ class BatchColorizer(Colorizer, Protocol):
     def predict_ab_batch(self, lightness: list[np.ndarray], *, params: Mapping[str, Any]) -> list[np.ndarray]:
         """Like :meth:`predict_ab` for several photos (no reference, no progress)."""
         ...
+
+
+class PredictsOneAsABatch:
+    """Mixin for feed-forward colorizers: one photo is a batch of one (no reference, no progress)."""
+
+    def predict_ab_batch(
+        self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
+    ) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def predict_ab(
+        self,
+        lightness: np.ndarray,
+        *,
+        reference: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        return self.predict_ab_batch([lightness], params=params or {})[0]

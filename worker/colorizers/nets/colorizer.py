@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worker.colorizers.base import ProgressCallback
+from worker.colorizers.base import PredictsOneAsABatch
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -59,7 +59,7 @@ def lightness_to_input(lightness: list[np.ndarray], size: int, device: str) -> t
     return torch.cat(tensors).to(device).contiguous(memory_format=torch.channels_last)
 
 
-class NetColorizer:
+class NetColorizer(PredictsOneAsABatch):
     """A loaded feed-forward net served through the Colorizer and BatchColorizer protocols."""
 
     def __init__(
@@ -76,16 +76,6 @@ class NetColorizer:
         """(N, 1, S, S) L in [0, 100] -> (N, 2, S, S) ab in Lab units; override for nets with extra inputs."""
         out: torch.Tensor = self.net(lightness)
         return out
-
-    def predict_ab(
-        self,
-        lightness: np.ndarray,
-        *,
-        reference: np.ndarray | None = None,
-        params: Mapping[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> np.ndarray:
-        return self.predict_ab_batch([lightness], params=params or {})[0]
 
     def predict_ab_batch(
         self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None

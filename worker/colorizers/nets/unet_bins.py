@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worker.colorizers.base import ProgressCallback
+from worker.colorizers.base import PredictsOneAsABatch
 from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.mobilenet_v2 import MEAN, STAGE_CHANNELS, STD, MobileNetV2
 
@@ -185,7 +185,7 @@ def rasterise_hints(hints: list[dict[str, Any]], height: int, width: int) -> tup
     return ab, mask
 
 
-class UNetBinsColorizer:
+class UNetBinsColorizer(PredictsOneAsABatch):
     """Serves :class:`UNetBins` through the Colorizer/BatchColorizer protocols (options: vividness, hints).
 
     Each photo's L is resized to :func:`serve_shape`; photos of the same shape run as one batch.
@@ -197,16 +197,6 @@ class UNetBinsColorizer:
         self.device = device
         self.short_side = short_side
         self.net = channels_last(net.to(device).eval())
-
-    def predict_ab(
-        self,
-        lightness: np.ndarray,
-        *,
-        reference: np.ndarray | None = None,
-        params: Mapping[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> np.ndarray:
-        return self.predict_ab_batch([lightness], params=params or {})[0]
 
     def predict_ab_batch(
         self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
