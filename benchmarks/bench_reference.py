@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--old-every", type=int, default=1,
                         help="run the old exemplar default on every Nth pair only (it is slow)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/reference_*")
+    parser.add_argument("--sheet-only", action="store_true", help="with --write: only the contact sheet")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pairs = list(csv.DictReader(args.pairs.open()))[: args.limit or None]
@@ -109,12 +110,13 @@ def main() -> None:
     if args.write:
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
-        with (out / "reference_pairs_scores.csv").open("w", newline="") as fh:
-            keys = list(dict.fromkeys(k for r in rows for k in r))
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-        (out / "reference_pairs.md").write_text(report)
+        if not args.sheet_only:
+            with (out / "reference_pairs_scores.csv").open("w", newline="") as fh:
+                keys = list(dict.fromkeys(k for r in rows for k in r))
+                writer = csv.DictWriter(fh, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            (out / "reference_pairs.md").write_text(report)
         if sheet_rows:
             columns = ["gray", "reference", "exemplar (paper)", "exemplar (new)", "reference-guided", "truth"]
             contact_sheet(sheet_rows, columns, out / "reference_contact_sheet.png", row_labels=sheet_labels,
