@@ -74,6 +74,23 @@ def choose(
     return info, params
 
 
+def choose_with_reference(
+    method: str | None,
+    form: Any,
+    options_json: str | None,
+    settings: Settings,
+    has_reference: bool,
+    reference_id: str | None,
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """:func:`choose` for an upload that may bring a reference: no method and a reference picks the
+    reference-guided default; then :func:`check_reference_given`."""
+    info, params = choose(
+        method, form, options_json, settings, with_reference=has_reference or bool(reference_id)
+    )
+    check_reference_given(info, has_reference, reference_id)
+    return info, params
+
+
 def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: str | None) -> None:
     """422 unless a method that needs a reference got one, and one that takes none got none."""
     if info.needs_reference and not has_reference and not reference_id:

@@ -73,14 +73,9 @@ async def colorize(
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
 ) -> JobCreated:
-    info, params = method_choice.choose(
-        method,
-        await request.form(),
-        options,
-        settings,
-        with_reference=has_file(reference) or bool(reference_id),
+    info, params = method_choice.choose_with_reference(
+        method, await request.form(), options, settings, has_file(reference), reference_id
     )
-    method_choice.check_reference_given(info, has_file(reference), reference_id)
     upload = await read_upload(image, settings, "image")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)

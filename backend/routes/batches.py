@@ -148,14 +148,9 @@ async def create_batch(
     options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
-    info, params = method_choice.choose(
-        method,
-        await request.form(),
-        options,
-        settings,
-        with_reference=has_file(reference) or bool(reference_id),
+    info, params = method_choice.choose_with_reference(
+        method, await request.form(), options, settings, has_file(reference), reference_id
     )
-    method_choice.check_reference_given(info, has_file(reference), reference_id)
     files = _entries(images)
     if not files:
         raise UserError(422, "no photos: send them as repeated `images` fields, or one zip")
