@@ -120,6 +120,13 @@ ARCHS = ("cnn", "fusion", "gan", "unet-bins")
     show_default=True,
     help="unet-bins: write the resumable checkpoint at least this often (mid-epoch too).",
 )
+@click.option(
+    "--decay-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="unet-bins: cosine-decay the fine-tune learning rates to 5 % over this many steps (0: constant).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(
     arch: str,
@@ -144,6 +151,7 @@ def train(
     threads: int,
     freeze_epochs: float,
     checkpoint_minutes: float,
+    decay_steps: int,
     no_progress: bool,
 ) -> None:
     """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
@@ -162,6 +170,7 @@ def train(
             lr,
             freeze_epochs,
             checkpoint_minutes,
+            decay_steps,
             size or 128,
             limit,
             resume,
@@ -222,6 +231,7 @@ def _train_unet_bins(
     lr: float | None,
     freeze_epochs: float,
     checkpoint_minutes: float,
+    decay_steps: int,
     size: int,
     limit: int | None,
     resume: bool,
@@ -255,6 +265,7 @@ def _train_unet_bins(
         lr=lr or 1e-3,
         size=size,
         checkpoint_minutes=checkpoint_minutes,
+        decay_steps=decay_steps,
         max_minutes=max_minutes,
         limit=limit,
         resume=resume,

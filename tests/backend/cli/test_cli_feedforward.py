@@ -186,8 +186,9 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
     assert out.is_file() and "2 steps" in output
     card = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "261 sRGB-gamut ab bins" in card and "colourfulness" in card
-    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume")
+    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume", "--decay-steps", "2")
     assert code == 0 and "4 steps" in output, output
+    assert "cosine decay to 0.05× over 2 steps" in out.with_suffix(".md").read_text(encoding="utf-8")
     code, output = _run(
         "train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out)
     )

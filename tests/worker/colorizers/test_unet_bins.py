@@ -24,7 +24,7 @@ from worker.colorizers.methods import unet_bins as unet_bins_method
 from worker.colorizers.metrics import raw_accuracy_auc
 from worker.colorizers.nets.unet_bins import UNetBins, serve_shape, vividness_to_temperature
 from worker.colorizers.nets.weights_file import load_weights
-from worker.colorizers.training.unet_bins_trainer import rebalanced_loss, sample_hints
+from worker.colorizers.training.unet_bins_trainer import DECAY_FLOOR, lr_factor, rebalanced_loss, sample_hints
 
 torch.set_num_threads(1)
 
@@ -284,3 +284,13 @@ def test_the_encoder_is_torchvisions_imagenet_mobilenet_v2() -> None:
         top1 = net(torch.stack(batch)).argmax(1).tolist()
     hits = sum(pred == class_index(p.name) for pred, p in zip(top1, paths, strict=True))
     assert hits >= 12, f"{hits}/20 correct"  # torchvision reports 71.9 % top-1 on ImageNet val
+
+
+def test_lr_decay_is_cosine_from_the_unfreeze_step_to_the_floor() -> None:
+    assert lr_factor(500, start=100, decay_steps=0) == 1.0  # constant when not asked for
+    assert lr_factor(100, start=100, decay_steps=400) == 1.0
+    assert lr_factor(300, start=100, decay_steps=400) == pytest.approx((1 + DECAY_FLOOR) / 2)
+    assert lr_factor(500, start=100, decay_steps=400) == pytest.approx(DECAY_FLOOR)
+    assert lr_factor(9000, start=100, decay_steps=400) == pytest.approx(DECAY_FLOOR)
+    factors = [lr_factor(s, 0, 100) for s in range(0, 120, 10)]
+    assert factors == sorted(factors, reverse=True)

@@ -10,8 +10,9 @@
   random 1-9 px patch of the truth, written over that patch with mask 1.
 - Schedule: ``freeze_epochs`` with the encoder frozen (eval mode, decoder lr), then everything with the
   encoder at ``encoder_lr`` and the decoder at ``finetune_lr``. Step-based: a resumable checkpoint every
-  ``checkpoint_minutes`` (mid-epoch too), validation every ``val_every`` steps; the exported float16
-  weights are the best validation loss so far, with their model card.
+  ``checkpoint_minutes`` (mid-epoch too), validation every ``val_every`` steps; ``decay_steps`` > 0 decays
+  the fine-tune rates (cosine) so that a short CPU round ends at a low rate instead of oscillating; the
+  exported float16 weights are the best validation loss so far, with their model card.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ HINT_P = 1 / 8  # Geometric(p) number of revealed points (Zhang et al. 2017)
 HINT_NONE_SHARE = 0.5
 HINT_MAX_PATCH = 9
 VAL_HINTS = 10
+DECAY_FLOOR = 0.05
+
+
+def lr_factor(step: int, start: int, decay_steps: int) -> float:
+    """Cosine from 1 at ``start`` to DECAY_FLOOR ``decay_steps`` later (then flat); 1 when not decaying."""
+    if decay_steps <= 0 or step <= start:
+        return 1.0
+    progress = min(1.0, (step - start) / decay_steps)
+    return DECAY_FLOOR + (1 - DECAY_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -61,6 +71,7 @@ class BinsTrainConfig:
     lr: float = 1e-3  # decoder, encoder frozen
     finetune_lr: float = 3e-4  # decoder, after unfreezing
     encoder_lr: float = 5e-5
+    decay_steps: int = 0  # cosine decay of the fine-tune rates over this many steps; 0 = constant
     size: int = 128
     val_photos: int = 512
     val_every: int = 0  # steps; 0 = twice per epoch
@@ -293,6 +304,10 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         perm = np.random.default_rng(cfg.seed + epoch).permutation(len(train_refs))
         index = np.sort(perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size])
         frozen = step < freeze_steps
+        if not frozen:
+            factor = lr_factor(step, freeze_steps, cfg.decay_steps)
+            for group, base in zip(optimizer.param_groups, (cfg.finetune_lr, cfg.encoder_lr), strict=True):
+                group["lr"] = base * factor
         net.train(True)
         if frozen:
             net.encoder.eval()
@@ -396,7 +411,17 @@ def _meta(
             k: v
             for k, v in asdict(cfg).items()
             if k
-            in ("batch_size", "lr", "finetune_lr", "encoder_lr", "size", "freeze_epochs", "epochs", "seed")
+            in (
+                "batch_size",
+                "lr",
+                "finetune_lr",
+                "encoder_lr",
+                "decay_steps",
+                "size",
+                "freeze_epochs",
+                "epochs",
+                "seed",
+            )
         },
         "validation": {k: v for k, v in best.items() if k != "step"},
         "history": history,
@@ -422,7 +447,13 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         "held-out photos (never trained on). Class-rebalancing prior from "
         f"{meta.get('prior_photos')} training photos.",
         f"- Schedule: {hp['freeze_epochs']} epoch(s) with the encoder frozen (lr {hp['lr']}), then all "
-        f"layers (decoder lr {hp['finetune_lr']}, encoder lr {hp['encoder_lr']}); Adam, "
+        f"layers (decoder lr {hp['finetune_lr']}, encoder lr {hp['encoder_lr']}"
+        + (
+            f", cosine decay to {DECAY_FLOOR:g}× over {hp['decay_steps']} steps"
+            if hp.get("decay_steps")
+            else ""
+        )
+        + "); Adam, "
         f"batch {hp['batch_size']}, "
         f"{hp['size']}×{hp['size']} crops (random 70-100 % crops resized, flips); hints as in Zhang et al. "
         "2017 (half the photos none, else Geometric(1/8) points, 1-9 px patches).",
