@@ -35,19 +35,32 @@ class Settings(BaseSettings):
         "", description="Celery broker. Empty: filesystem broker under `DATA_DIR/broker`."
     )
     db_pool_size: int = Field(
-        40,
+        8,
         description="Database connections each process may keep open (opened lazily, kept for reuse: as "
         "many as WEB_THREADS, so a busy web process does not open and close a connection per request).",
     )
     db_max_overflow: int = Field(
-        10,
+        16,
         description="Extra connections a process may open for a moment under load (closed when returned). "
-        "POOL_SIZE + MAX_OVERFLOW must be at least WEB_THREADS, so a request thread never waits for one.",
+        "POOL_SIZE + MAX_OVERFLOW must be at least WEB_THREADS + STUDY_THREADS, so a request thread never "
+        "waits for one.",
     )
     web_threads: int = Field(
-        40,
-        description="Threads of the web process for blocking work (database, image encoding); requests "
-        "beyond them queue, they do not fail.",
+        8,
+        description="Threads of each web process for blocking work (database, image encoding); requests "
+        "beyond them queue, they do not fail. Few is fast: a request holds a thread for about a millisecond, "
+        "and more threads only contend for the same cores (benchmarks/RESULTS.md, 'User study').",
+    )
+    study_threads: int = Field(
+        3,
+        description="Threads of each web process for the study participants' requests, apart from "
+        "WEB_THREADS (a study in progress never waits behind other work). Each holds one database connection "
+        "at most while it works.",
+    )
+    web_workers: int = Field(
+        1,
+        description="Web processes `colorlab serve` starts (one per core is a good start; compose runs 2). "
+        "Each has its own pool of DB_POOL_SIZE + DB_MAX_OVERFLOW connections.",
     )
     weights_dir: Path = Field(
         Path("var/weights"), description="Where `colorlab weights fetch` puts weight files."
@@ -200,13 +213,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _capacity(self) -> Settings:
-        if self.db_pool_size + self.db_max_overflow < self.web_threads:
+        if self.db_pool_size + self.db_max_overflow < self.web_threads + self.study_threads:
             raise ValueError(
                 f"DB_POOL_SIZE + DB_MAX_OVERFLOW ({self.db_pool_size + self.db_max_overflow}) must be at "
-                f"least WEB_THREADS ({self.web_threads})"
+                f"least WEB_THREADS + STUDY_THREADS ({self.web_threads + self.study_threads})"
             )
-        if self.web_threads < 1 or self.decode_concurrency < 1:
-            raise ValueError("WEB_THREADS and DECODE_CONCURRENCY must be ≥ 1")
+        if min(self.web_threads, self.study_threads, self.decode_concurrency, self.web_workers) < 1:
+            raise ValueError("WEB_THREADS, STUDY_THREADS, DECODE_CONCURRENCY and WEB_WORKERS must be ≥ 1")
         return self
 
     @model_validator(mode="after")

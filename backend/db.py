@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -34,13 +38,41 @@ def make_engine(settings: Settings) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         settings.database_url,
-        pool_pre_ping=True,
         # A new connection on a saturated 2-core machine can take seconds; 3 s turned load into 503s.
         connect_args={"connect_timeout": 10},
         **_pool_args(settings),
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pool_pre_ping, but only for a connection that sat in the pool for PING_AFTER_IDLE_S.
+
+    A ping is a round trip per request; under a burst it was a tenth of the web process's time. A connection
+    returned moments ago is almost surely alive; if the server restarted in between, the request fails as a
+    503 (``web.install``) and SQLAlchemy drops every pooled connection at once, so the outage costs a request
+    or two, not one per connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", 0.0) < PING_AFTER_IDLE_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise DisconnectionError(str(exc)) from exc
 
 
 def _pool_args(settings: Settings) -> dict[str, Any]:
@@ -89,20 +121,25 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
-def get_session() -> Iterator[Session]:
+async def get_session() -> AsyncIterator[Session]:
     """FastAPI dependency: one session per request (routes commit explicitly).
 
-    Under a crowd, prefer an ``async`` route that does its database work in one
-    ``run_in_threadpool(...)`` call with :func:`session_scope`, or a sync route that returns a ``Response``:
-    FastAPI closes this session only after the response is serialised, and a sync route's serialisation
-    waits for a thread of the same pool the routes run in, so connections held by requests queued for a
-    thread while every thread waited for a connection ended in pool time-outs (503s under 60 requests).
+    Its close runs in a thread of its own pool, not in the request threads (WEB_THREADS): a finished request
+    still holding a connection would otherwise queue for a thread behind requests that each wait for a
+    connection (pool time-outs, 503s, under 60 requests once). Under a crowd, prefer an ``async`` route that
+    does its database work in one ``run_in_threadpool(...)`` call with :func:`session_scope`: it holds a
+    connection only while a thread works for it.
     """
     session = session_factory()()
     try:
         yield session
     finally:
-        session.close()
+        await anyio.to_thread.run_sync(session.close, limiter=_closer())
+
+
+@lru_cache
+def _closer() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(64)
 
 
 def reset_caches() -> None:

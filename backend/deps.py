@@ -15,7 +15,14 @@ from backend.errors import UserError
 
 # One session per request (see backend.db.get_session for when a route should open its own instead).
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def _settings() -> Settings:
+    # async: FastAPI runs a plain-function dependency in a worker thread, a hand-off on every request
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def current_admin(request: Request, settings: SettingsDep) -> AdminSession:

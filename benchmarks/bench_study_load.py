@@ -29,9 +29,11 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from lean_http import LeanClient, LeanResponse, TransportError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,7 +92,9 @@ def drop_database(pg_admin: str) -> None:
     admin.dispose()
 
 
-def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], attention: bool) -> str:
+def build_study(
+    n_photos: int, methods: list[str], trials: tuple[int, int], attention: bool, slug: str = "load-bench"
+) -> str:
     """A ready, open study: the colorizations are finished directly in the job tables (channel-rotated
     photos), so that the benchmark measures the participant API, not the colorizers."""
     import numpy as np
@@ -114,7 +118,7 @@ def build_study(n_photos: int, methods: list[str], trials: tuple[int, int], atte
         trials_part2=trials[1],
         attention_checks=attention,
         completion_code="BENCH",
-        slug="load-bench",
+        slug=slug,
     )
     with session_scope() as session:
         study, _job_ids = builder.build_study(session, settings, spec, photos, check_available=False)
@@ -146,27 +150,32 @@ async def participant(
     errors: list[str],
     retries: list[str],
     first_trial_ms: list[float],
+    read: tuple[float, float] = (0.0, 0.0),
 ) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        opened = time.perf_counter()
+    """One participant on its own keep-alive connection (lean_http: the load generator shares the 2 cores).
+    ``read``: seconds spent reading the consent form and the instructions (0 = clicking straight through).
+    ``first_trial_ms`` gets the time this participant waited for the server before the first image was on
+    screen: page, consent, instructions and the image (with no reading time, link to image)."""
+    async with LeanClient(base, timeout=30) as http:
+        waited = 0.0
 
-        async def call(method: str, path: str, sink: list[float], **kw: object) -> httpx.Response | None:
+        async def call(method: str, path: str, sink: list[float], **kw: Any) -> LeanResponse | None:
             # Every call of the participant API is idempotent (answers per trial), so a request that meets a
             # kept-alive connection the server has just closed is sent again, as study.js does; counted apart.
+            nonlocal waited
             t0 = time.perf_counter()
             for attempt in range(3):
                 try:
-                    res = await http.request(method, path, **kw)  # type: ignore[arg-type]
+                    res = await http.request(method, path, **kw)
                     break
-                except httpx.TransportError as exc:
+                except TransportError as exc:
                     if attempt == 2:
-                        errors.append(f"{method} {path}: {exc.__class__.__name__}: {exc}")
+                        errors.append(f"{method} {path}: {exc}")
                         return None
-                    retries.append(f"{method} {path}: {exc.__class__.__name__}")
-                except httpx.HTTPError as exc:
-                    errors.append(f"{method} {path}: {exc.__class__.__name__}: {exc}")
-                    return None
-            sink.append((time.perf_counter() - t0) * 1000)
+                    retries.append(f"{method} {path}: {exc}")
+            elapsed = (time.perf_counter() - t0) * 1000
+            sink.append(elapsed)
+            waited += elapsed
             if res.status_code >= 400:
                 errors.append(f"{method} {path}: {res.status_code} {res.text[:200]}")
                 return None
@@ -175,9 +184,13 @@ async def participant(
         pid = f"bench{index:04d}"
         if await call("GET", f"/study/{slug}?participant={pid}", other_ms) is None:
             return
+        if read[1]:
+            await asyncio.sleep(rng.uniform(*read))  # reading the consent form
         res = await call("POST", f"/study/{slug}/api/start", other_ms, json={"participant": pid})
         if res is None:
             return
+        if read[1]:
+            await asyncio.sleep(rng.uniform(*read))  # reading the instructions
         res = await call("POST", f"/study/{slug}/api/begin", other_ms, json={})
         if res is None:
             return
@@ -187,8 +200,8 @@ async def participant(
             trial = state["trial"]
             if await call("GET", trial["image_url"], other_ms) is None:
                 return
-            if first:  # link opened → consent → instructions → first image on screen
-                first_trial_ms.append((time.perf_counter() - opened) * 1000)
+            if first:
+                first_trial_ms.append(waited)
                 first = False
             pause = rng.uniform(*think)
             if pause:
@@ -206,7 +219,9 @@ async def participant(
             errors.append(f"participant {pid} ended in phase {state['phase']}")
 
 
-async def run_load(base: str, slug: str, n: int, think: tuple[float, float], seed: int) -> dict:
+async def run_load(
+    base: str, slug: str, n: int, think: tuple[float, float], seed: int, read: tuple[float, float] = (0, 0)
+) -> dict:
     answer_ms: list[float] = []
     other_ms: list[float] = []
     errors: list[str] = []
@@ -227,6 +242,7 @@ async def run_load(base: str, slug: str, n: int, think: tuple[float, float], see
                 errors,
                 retries,
                 first_trial_ms,
+                read,
             )
             for i in range(n)
         )
@@ -242,18 +258,22 @@ async def run_load(base: str, slug: str, n: int, think: tuple[float, float], see
     }
 
 
-def count_rows(url: str) -> dict[str, int]:
+def count_rows(url: str, slug: str) -> dict[str, int]:
+    """Rows of the measured study (not of the warm-up study)."""
     engine = sa.create_engine(url)
+    mine = "study_id = (SELECT id FROM studies WHERE slug = :slug)"
     with engine.connect() as conn:
+
+        def count(sql: str) -> int:
+            return int(conn.scalar(sa.text(sql), {"slug": slug}) or 0)
+
         out = {
-            "participants": conn.scalar(sa.text("SELECT count(*) FROM study_participants")),
-            "completed": conn.scalar(
-                sa.text("SELECT count(*) FROM study_participants WHERE completed_at IS NOT NULL")
+            "participants": count(f"SELECT count(*) FROM study_participants WHERE {mine}"),
+            "completed": count(
+                f"SELECT count(*) FROM study_participants WHERE {mine} AND completed_at IS NOT NULL"
             ),
-            "trials": conn.scalar(sa.text("SELECT count(*) FROM study_trials")),
-            "answered": conn.scalar(
-                sa.text("SELECT count(*) FROM study_trials WHERE answered_at IS NOT NULL")
-            ),
+            "trials": count(f"SELECT count(*) FROM study_trials WHERE {mine}"),
+            "answered": count(f"SELECT count(*) FROM study_trials WHERE {mine} AND answered_at IS NOT NULL"),
         }
     engine.dispose()
     return out
@@ -318,7 +338,17 @@ def main() -> int:
     ap.add_argument(
         "--think", type=float, nargs=2, default=(0.5, 1.5), help="think time range per answer (s)"
     )
+    ap.add_argument(
+        "--read",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        help="seconds reading the consent form, and again the instructions (default 0 0: straight through)",
+    )
     ap.add_argument("--photos", type=int, default=20)
+    ap.add_argument(
+        "--warm-up", type=int, default=20, help="participants through a warm-up study first (not measured)"
+    )
     ap.add_argument("--methods", default="cnn,fusion,gan")
     ap.add_argument("--trials", type=int, nargs=2, default=(5, 5))
     ap.add_argument("--attention", action="store_true", help="attention checks on (one more trial per part)")
@@ -347,6 +377,7 @@ def main() -> int:
     subprocess.run(
         [sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True
     )
+    warm_slug = build_study(5, [m for m in args.methods.split(",") if m], (2, 2), False, slug="warm-up")
     slug = build_study(
         args.photos, [m for m in args.methods.split(",") if m], tuple(args.trials), args.attention
     )
@@ -380,14 +411,19 @@ def main() -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
             time.sleep(0.2)
+        # A server that has just started compiles its templates and SQL and opens its database connections
+        # on first use, in every worker process: warm it up on another study, as a server that has been
+        # running would be, so that the burst measures serving, not start-up.
+        asyncio.run(run_load(base, warm_slug, args.warm_up, (0.0, 0.0), args.seed + 1))
         server_cpu0, client_cpu0 = process_cpu(server.pid), time.process_time()
-        out = asyncio.run(run_load(base, slug, args.participants, tuple(args.think), args.seed))
+        load = run_load(base, slug, args.participants, tuple(args.think), args.seed, tuple(args.read))
+        out = asyncio.run(load)
         server_cpu, client_cpu = process_cpu(server.pid) - server_cpu0, time.process_time() - client_cpu0
     finally:
         server.terminate()
         server.wait(timeout=20)
         log.close()
-    rows = count_rows(url)
+    rows = count_rows(url, slug)
     per_participant = args.trials[0] + args.trials[1] + (2 if args.attention else 0)
     expected = args.participants * per_participant
     answers = out["answer_ms"]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -30,18 +31,38 @@ def migrate(revision: str) -> None:
 @click.command()
 @click.option("--host", default=None, help="Bind address (default: HOST setting).")
 @click.option("--port", default=None, type=int, help="Port (default: PORT setting).")
-@click.option("--workers", default=1, show_default=True, help="Web worker processes.")
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Web worker processes (default: WEB_WORKERS setting). Each has its own listening socket on the "
+    "same port (SO_REUSEPORT), so the kernel spreads connections evenly; one that dies is restarted.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="One worker of `serve --workers N`.")
+def serve(host: str | None, port: int | None, workers: int | None, reuse_port: bool) -> None:
     """Run the web application (API and pages)."""
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    workers = workers or settings.web_workers
+    if workers == 1 or reuse_port:
+        _serve_one(host, port, reuse_port)
+        return
+    # Not uvicorn's own --workers: its processes share one socket, and under a burst of new connections the
+    # process that wakes first takes most of them (64/36 measured), so one core works while the other idles.
+    exe = [sys.executable, "-m", "backend.cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
+    supervise([Child(f"web worker {i + 1}", exe) for i in range(workers)])
+
+
+def _serve_one(host: str, port: int, reuse_port: bool) -> None:
+    import socket
+
     import uvicorn
 
-    settings = get_settings()
-    uvicorn.run(
+    config = uvicorn.Config(
         "backend.main:create_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
+        host=host,
+        port=port,
         log_level="info",
         # X-Forwarded-For is read by the app, and only from FORWARDED_ALLOW_IPS (web.client_address):
         # uvicorn's own handling would believe any loopback client.
@@ -51,7 +72,21 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         access_log=False,
         # Outlive clients' idle keep-alive pools, so a connection is not closed under a request.
         timeout_keep_alive=30,
+        backlog=2048,
     )
+    if not reuse_port:
+        uvicorn.Server(config).run()
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(config.backlog)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command()
@@ -196,8 +231,25 @@ def run(fetch: bool) -> None:
     children = [
         Child("fast-lane worker", [*exe, "worker", "--lane", "fast"]),
         Child("iterative-lane worker", [*exe, "worker", "--lane", "iterative"]),
-        Child("web app", [*exe, "serve"]),
+        Child("web app", [*exe, "serve", "--workers", "1"]),
     ]
+    local = f"http://127.0.0.1:{settings.port}" if settings.host in ("0.0.0.0", "::") else None
+    health = f"{local or f'http://{settings.host}:{settings.port}'}/healthz"
+
+    def announce() -> None:
+        if wait_until_answering(health, children):
+            click.echo(
+                f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
+                "Press Ctrl+C to stop."
+            )
+        else:
+            click.echo(f"the web app did not answer at {health}; see the messages above", err=True)
+
+    supervise(children, announce)
+
+
+def supervise(children: list[Child], started: Callable[[], None] | None = None) -> None:
+    """Start the children, restart any that dies (with back-off), stop them all on SIGTERM/SIGINT."""
     stopping = False
 
     def stop(*_: object) -> None:
@@ -215,15 +267,8 @@ def run(fetch: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     for child in children:
         child.start()
-    local = f"http://127.0.0.1:{settings.port}" if settings.host in ("0.0.0.0", "::") else None
-    health = f"{local or f'http://{settings.host}:{settings.port}'}/healthz"
-    if wait_until_answering(health, children):
-        click.echo(
-            f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
-            "Press Ctrl+C to stop."
-        )
-    else:
-        click.echo(f"the web app did not answer at {health}; see the messages above", err=True)
+    if started is not None:
+        started()
     while not stopping:
         now = time.monotonic()
         for child in children:

@@ -8,17 +8,20 @@ friendly page for HTML).
 
 from __future__ import annotations
 
-import threading
-import time
+from collections.abc import Callable
+from typing import TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from backend import ratelimit
-from backend.config import Settings
-from backend.deps import SessionDep, SettingsDep
+from backend.config import Settings, get_settings
+from backend.db import session_scope
+from backend.deps import SettingsDep
 from backend.errors import UserError
 from backend.models import Image
 from backend.study import builder, service
@@ -29,31 +32,24 @@ from backend.templates import TEMPLATES
 from backend.web import client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
+T = TypeVar("T")
 
 
-_cache: dict[tuple[str, str], tuple[float, Study]] = {}
-_cache_lock = threading.Lock()
-STUDY_CACHE_SECONDS = 2.0
+_study_limiters: dict[int, anyio.CapacityLimiter] = {}
 
 
-def _cached_study(session: Session, slug: str, *, fresh: bool = False) -> Study:
-    """The study at this address. The answer path uses a copy at most STUDY_CACHE_SECONDS old (one query less
-    per answer); starting a session always reads the study afresh (its open/closed status)."""
-    key = (str(session.get_bind().engine.url), slug)
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and not fresh and now - hit[0] < STUDY_CACHE_SECONDS:
-        return hit[1]
-    study = builder.find_study(session, slug, slug_only=True)
-    session.expunge(study)
-    with _cache_lock:
-        if len(_cache) > 1000:
-            _cache.clear()
-        _cache[key] = (now, study)
-    return study
+async def _in_study_thread(work: Callable[[], T]) -> T:
+    """Run a participant request's database work in STUDY_THREADS threads of their own: a study in progress
+    does not wait behind a researcher's export or a batch upload, and few threads serve a crowd of
+    participants faster than many (they only contend for the same cores; benchmarks/RESULTS.md)."""
+    size = get_settings().study_threads
+    limiter = _study_limiters.get(size)
+    if limiter is None:
+        limiter = _study_limiters[size] = anyio.CapacityLimiter(size)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
-def _require_json(request: Request) -> None:
+async def _require_json(request: Request) -> None:  # async: no thread hand-off
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise UserError(415, "send the answer as JSON (Content-Type: application/json)")
 
@@ -90,25 +86,42 @@ def _message(
 
 
 @router.get("/{slug}", response_class=HTMLResponse, include_in_schema=False)
-def study_page(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    study = builder.get_study(session, slug)
-    if study is None or study.slug != slug:
+async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTMLResponse:
+    # async, with the database work in one thread call and its own short session: the participant routes
+    # are what a crowd opening a study link hits (benchmarks/RESULTS.md, "User study").
+    try:
+        identity: service.Identity | None = service.identity_from(dict(request.query_params))
+        bad_link = None
+    except UserError as exc:
+        identity, bad_link = None, exc
+
+    def look_up() -> tuple[Study | None, service.Found | None, UserError | None]:
+        with session_scope() as session:
+            try:
+                study = builder.cached_study(session, slug)
+            except UserError:
+                return None, None, None
+            if identity is None:
+                return study, None, None
+            cookie = read_participant_cookie(request, settings, study)
+            try:
+                return study, service.resolve(session, study, identity, cookie, client_of(request)), None
+            except UserError as exc:
+                return study, None, exc
+
+    study, found, taken = await _in_study_thread(look_up)
+    if study is None:
         return _message(
             request,
             404,
             "Study not found",
             "There is no study at this address. Check the link you were given.",
         )
-    try:
-        identity = service.identity_from(dict(request.query_params))
-    except UserError as exc:
-        return _message(request, exc.status_code, "This link is not valid", exc.detail, study)
-    try:
-        found = service.resolve(
-            session, study, identity, read_participant_cookie(request, settings, study), client_of(request)
-        )
-    except UserError as exc:
-        return _message(request, exc.status_code, "This session belongs to someone else", exc.detail, study)
+    if bad_link is not None:
+        return _message(request, bad_link.status_code, "This link is not valid", bad_link.detail, study)
+    if taken is not None:
+        heading = "This session belongs to someone else"
+        return _message(request, taken.status_code, heading, taken.detail, study)
     if found is None and study.status != "open":
         closed = study.status == "closed"
         return _message(
@@ -134,17 +147,20 @@ def _state_out(state: dict, duplicate: bool = False) -> StateOut:
 
 
 @router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
-def get_state(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
-    study = _cached_study(session, slug)
+async def get_state(slug: str, request: Request, settings: SettingsDep) -> StateOut:
     identity = service.identity_from(dict(request.query_params))
-    found = _resolve(request, session, settings, study, identity)
-    if found is not None and not found.by_cookie:
-        # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
-        # /start (no new consent needed) to get a fresh one. Nothing is revealed or marked shown before that.
-        return StateOut(study=study.slug, title=study.title, phase="resume")
-    out = service.state(session, study, found.participant if found else None)
-    session.commit()
-    return _state_out(out)
+
+    def work() -> StateOut:
+        with session_scope() as session:
+            study = builder.cached_study(session, slug)
+            found = _resolve(request, session, settings, study, identity)
+            if found is not None and not found.by_cookie:
+                # Proven by the Prolific pair or this browser, but without the session cookie: the page
+                # calls /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
+                return StateOut(study=study.slug, title=study.title, phase="resume")
+            return _state_out(service.state(session, study, found.participant if found else None))
+
+    return await _in_study_thread(work)
 
 
 @router.post(
@@ -153,27 +169,34 @@ def get_state(slug: str, request: Request, session: SessionDep, settings: Settin
     summary="Consent given: start or resume the session",
     dependencies=[Depends(_require_json)],
 )
-def start(
-    slug: str, body: StartIn, request: Request, response: Response, session: SessionDep, settings: SettingsDep
+async def start(
+    slug: str, body: StartIn, request: Request, response: Response, settings: SettingsDep
 ) -> StateOut:
-    study = _cached_study(session, slug, fresh=True)
     identity = service.identity_from(body.model_dump())
-    found = _resolve(request, session, settings, study, identity)
-    if found is None and study.status == "open":
-        ratelimit.count_new_participant(request, settings)
-    started = service.start(
-        session,
-        study,
-        identity,
-        found,
-        user_agent=request.headers.get("user-agent"),
-        browser=client_of(request),
-    )
-    participant = started.participant
-    set_participant_cookie(response, settings, study, participant, started.secret)
-    out = service.state(session, study, participant)
-    session.commit()
-    return _state_out(out)
+
+    def work() -> StateOut:
+        with session_scope() as session:
+            # A new participant's draw checks that the study is still open; a copy that is not open is
+            # read again, as the study may have opened since.
+            study = builder.cached_study(session, slug)
+            if study.status != "open":
+                study = builder.cached_study(session, slug, fresh=True)
+            found = _resolve(request, session, settings, study, identity)
+            if found is None and study.status == "open":
+                ratelimit.count_new_participant(request, settings)
+            started = service.start(
+                session,
+                study,
+                identity,
+                found,
+                user_agent=request.headers.get("user-agent"),
+                browser=client_of(request),
+            )
+            participant = started.participant
+            set_participant_cookie(response, settings, study, participant, started.secret)
+            return _state_out(service.state(session, study, participant))
+
+    return await _in_study_thread(work)
 
 
 @router.post(
@@ -182,13 +205,15 @@ def start(
     summary="Instructions read: show the first image",
     dependencies=[Depends(_require_json)],
 )
-def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> StateOut:
-    study = _cached_study(session, slug)
-    participant = _me(request, session, settings, study)
-    service.begin(session, participant)
-    out = service.state(session, study, participant)
-    session.commit()
-    return _state_out(out)
+async def begin(slug: str, request: Request, settings: SettingsDep) -> StateOut:
+    def work() -> StateOut:
+        with session_scope() as session:
+            study = builder.cached_study(session, slug)
+            participant = _me(request, session, settings, study)
+            service.begin(session, participant)
+            return _state_out(service.state(session, study, participant))
+
+    return await _in_study_thread(work)
 
 
 @router.post(
@@ -197,25 +222,25 @@ def begin(slug: str, request: Request, session: SessionDep, settings: SettingsDe
     summary="Store one answer (idempotent per trial)",
     dependencies=[Depends(_require_json)],
 )
-def post_answer(
-    slug: str, body: AnswerIn, request: Request, session: SessionDep, settings: SettingsDep
-) -> StateOut:
-    study = _cached_study(session, slug)
-    participant = _me(request, session, settings, study)
-    ratelimit.count_answer(participant.id, settings)
-    try:
-        out, duplicate = service.answer(
-            session,
-            study,
-            participant,
-            body.trial_id,
-            service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms),
-            grace_minutes=settings.study_close_grace_minutes,
-        )
-    except UserError:
-        session.rollback()
-        raise
-    return _state_out(out, duplicate)
+async def post_answer(slug: str, body: AnswerIn, request: Request, settings: SettingsDep) -> StateOut:
+    answer = service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms)
+
+    def work() -> StateOut:
+        with session_scope() as session:  # a refusal rolls back: nothing is stored
+            study = builder.cached_study(session, slug)
+            participant = _me(request, session, settings, study)
+            ratelimit.count_answer(participant.id, settings)
+            out, duplicate = service.answer(
+                session,
+                study,
+                participant,
+                body.trial_id,
+                answer,
+                grace_minutes=settings.study_close_grace_minutes,
+            )
+            return _state_out(out, duplicate)
+
+    return await _in_study_thread(work)
 
 
 # Built once: the image of a trial, only for the participant it belongs to.
@@ -238,17 +263,22 @@ _TRIAL_IMAGE = (
     summary="The image of one of your trials",
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def trial_image(
-    slug: str, trial_id: str, request: Request, session: SessionDep, settings: SettingsDep
-) -> Response:
-    study = _cached_study(session, slug)
-    cookie = read_participant_cookie(request, settings, study)
-    if not cookie or len(trial_id) > 32:
-        raise UserError(404, "no such image")
-    data = session.scalar(
-        _TRIAL_IMAGE,
-        {"tid": trial_id, "pid": cookie[0], "sid": study.id, "secret_hash": service.hash_secret(cookie[1])},
-    )
+async def trial_image(slug: str, trial_id: str, request: Request, settings: SettingsDep) -> Response:
+    def work() -> bytes | None:
+        with session_scope() as session:
+            study = builder.cached_study(session, slug)
+            cookie = read_participant_cookie(request, settings, study)
+            if not cookie or len(trial_id) > 32:
+                return None
+            params = {
+                "tid": trial_id,
+                "pid": cookie[0],
+                "sid": study.id,
+                "secret_hash": service.hash_secret(cookie[1]),
+            }
+            return session.scalar(_TRIAL_IMAGE, params)
+
+    data = await _in_study_thread(work)
     if data is None:
         raise UserError(404, "no such image")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

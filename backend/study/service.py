@@ -26,10 +26,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -55,6 +55,7 @@ LOCKED = (
     "from the link you were given (it carries your session), or contact the researcher, who can let you "
     "continue on this device."
 )
+NOT_OPEN = "this study is not accepting participants at the moment"
 RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by people
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 
@@ -187,18 +188,18 @@ def resume(session: Session, found: Found, identity: Identity) -> Started:
 
 def next_seq(session: Session, study: Study) -> int:
     """The next number of the study's participant counter, committed at once (the row lock lasts only for this
-    statement, so concurrent participants never wait for each other's draws)."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Losing an increment in a crash only repeats a slot of the design: no need to wait for the disk.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    statement, so concurrent participants never wait for each other's draws). The same statement checks that
+    the study is open, so a caller may hold a copy of the study read moments ago (409 if it closed since)."""
     seq = session.execute(
         update(Study)
-        .where(Study.id == study.id)
+        .where(Study.id == study.id, Study.status == StudyStatus.open)
         .values(participant_seq=Study.participant_seq + 1)
         .returning(Study.participant_seq)
         .execution_options(synchronize_session=False)
-    ).scalar_one()
+    ).scalar_one_or_none()
     session.commit()
+    if seq is None:
+        raise UserError(409, NOT_OPEN)
     return int(seq) - 1
 
 
@@ -218,7 +219,7 @@ def start(
     if found is not None:
         return resume(session, found, identity)
     if study.status != StudyStatus.open and not preview:
-        raise UserError(409, "this study is not accepting participants at the moment")
+        raise UserError(409, NOT_OPEN)
     rng = rng or random.SystemRandom()
     seq = None if preview else next_seq(session, study)
     participant = Participant(
@@ -258,9 +259,23 @@ class StimRef(NamedTuple):
     condition: str
 
 
+_refs_cache: dict[tuple[str, str], list[StimRef]] = {}
+
+
 def stimulus_refs(session: Session, study: Study) -> list[StimRef]:
+    """The study's stimuli. They are only ever created with the study (builder.build_study), so a non-empty
+    list is kept per process: one query less for every participant who starts."""
+    key = (str(session.get_bind().engine.url), study.id)
+    cached = _refs_cache.get(key)
+    if cached is not None:
+        return cached
     stmt = select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(Stimulus.study_id == study.id)
-    return [StimRef(*row) for row in session.execute(stmt)]
+    refs = [StimRef(*row) for row in session.execute(stmt)]
+    if refs:
+        if len(_refs_cache) > 1000:
+            _refs_cache.clear()
+        _refs_cache[key] = refs
+    return refs
 
 
 def block(study: Study, refs: list[StimRef], part: int, seq: int, n: int) -> list[StimRef]:
@@ -327,7 +342,8 @@ def assign(
                     "expected": expected,
                 }
             )
-    session.execute(insert(Trial), rows)
+    # On the table, not the ORM entity: the ORM's bulk-insert path cost as much as the rest of a start.
+    session.execute(insert(cast(Table, Trial.__table__)), rows)
     return rows
 
 
