@@ -16,6 +16,7 @@ import asyncio
 import os
 import platform
 import random
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -135,6 +136,33 @@ async def sample_memory(pids: dict[str, int], until: float, every: float, timeli
         await asyncio.sleep(every)
 
 
+async def snapshots(pid: int, until: float, folder: Path | None) -> None:
+    """A tracemalloc snapshot of the web process after one minute and one just before the end."""
+    if folder is None:
+        return
+    await asyncio.sleep(min(60.0, max(0.0, until - time.monotonic()) / 2))
+    os.kill(pid, signal.SIGUSR2)
+    await asyncio.sleep(max(0.0, until - time.monotonic() - 5))
+    os.kill(pid, signal.SIGUSR2)
+    await asyncio.sleep(3)
+
+
+def compare_snapshots(folder: Path, pid: int) -> None:
+    import tracemalloc
+
+    first, last = (tracemalloc.Snapshot.load(str(folder / f"{pid}-{i}.snap")) for i in (0, 1))
+    total = [sum(s.size for s in snap.statistics("filename")) / 2**20 for snap in (first, last)]
+    print(
+        f"traced Python memory of the web process: {total[0]:.1f} MB after 1 min, "
+        f"{total[1]:.1f} MB at the end"
+    )
+    print("largest growths (file:line, growth, count growth):")
+    for stat in last.compare_to(first, "lineno")[:12]:
+        frame = stat.traceback[0]
+        where = f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+        print(f"  {where}  {stat.size_diff / 1024:+.0f} KiB ({stat.count_diff:+d} blocks)")
+
+
 async def soak(base: str, slug: str, minutes: float, pids: dict[str, int], args: argparse.Namespace):  # type: ignore[no-untyped-def]
     stats = Stats()
     timeline: list = []  # type: ignore[type-arg]
@@ -147,6 +175,7 @@ async def soak(base: str, slug: str, minutes: float, pids: dict[str, int], args:
             participants(base, slug, stats, until, args.participant_every),
             crowd_pollers(base, stats, until, args.crowd_pollers, recent),
             sample_memory(pids, until + 1, max(minutes * 60 / 20, 2), timeline),
+            snapshots(pids["web"], until, args.tracemalloc),
         )
     return stats, timeline
 
@@ -165,6 +194,14 @@ def main() -> None:
         "--crowd-pollers", type=int, default=200, help="clients polling job status once a second, at once"
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the web process under tracemalloc; snapshots after the first minute and at the end go to "
+        "DIR and the biggest growths between them are printed (a leak grows; a warm-up does not)",
+    )
     args = parser.parse_args()
 
     from bench_study_load import build_study
@@ -179,7 +216,10 @@ def main() -> None:
     ) as stack:
         os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
         slug = build_study(10, ["cnn"], (5, 5), True)
-        stack.start("web", "serve")
+        if args.tracemalloc:
+            args.tracemalloc.mkdir(parents=True, exist_ok=True)
+            stack.env["TRACEMALLOC_DIR"] = str(args.tracemalloc.resolve())
+        stack.start("web", "serve", traced=bool(args.tracemalloc))
         stack.start("worker", "worker")
         stack.wait_healthy()
         time.sleep(5)  # let the worker come up
@@ -207,6 +247,8 @@ def main() -> None:
     print("RSS over time (MB):")
     for t, values in timeline:
         print(f"  t={t:6.0f}s  " + "  ".join(f"{k} {v:7.1f}" for k, v in values.items()))
+    if args.tracemalloc:
+        compare_snapshots(args.tracemalloc, pids["web"])
 
 
 if __name__ == "__main__":

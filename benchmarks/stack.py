@@ -26,9 +26,11 @@ class Stack:
     base: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, traced: bool = False) -> subprocess.Popen[bytes]:
+        """`colorlab <args>`; ``traced``: under tracemalloc (benchmarks/traced_cli.py, SIGUSR2 = snapshot)."""
+        entry = [str(ROOT / "benchmarks" / "traced_cli.py")] if traced else ["-m", "backend.cli"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", *args],
+            [sys.executable, *entry, *args],
             env=self.env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

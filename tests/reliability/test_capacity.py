@@ -5,7 +5,11 @@ header."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import socket
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import child_env, photo_bytes, start_service
+from tests.conftest import child_env, free_port, photo_bytes, start_service, wait_http
 from tests.reliability.redteam import BOMBS, phone_photo
 
 pytestmark = pytest.mark.slow
@@ -186,3 +190,56 @@ def test_production_hides_the_docs_and_marks_cookies_secure(spawn, tmp_path) -> 
     env = child_env(DATA_DIR=tmp_path / "q", API_DOCS="true", **production)
     base, _, _ = start_service(spawn, env, worker=None)
     assert httpx.get(base + "/openapi.json").status_code == 200
+
+
+def _listeners(port: int) -> set[int]:
+    """Pids of the processes listening on ``port``."""
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def test_web_workers_share_the_port_evenly_and_one_that_dies_comes_back(spawn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`serve --workers 2`: each worker listens on the port itself (SO_REUSEPORT), so the kernel spreads new
+    connections over both (uvicorn's shared socket gave one process most of a burst); a worker killed with
+    -9 is restarted by the supervisor while the other keeps answering."""
+    env = child_env(DATA_DIR=tmp_path / "srv")
+    spawn("migrate", env=env).popen.wait(timeout=60)
+    port = free_port()
+    spawn("serve", "--port", str(port), "--workers", "2", env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while len(_listeners(port)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _listeners(port)
+    assert len(workers) == 2, workers
+    wait_http(f"{base}/healthz")
+
+    sockets = []
+    for _ in range(40):  # 40 kept-alive connections, each answered by the worker the kernel chose
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        sockets.append(s)
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True
+    ).stdout
+    held = Counter(int(pid) for pid in re.findall(r"pid=(\d+)", out))
+    for s in sockets:
+        s.close()
+    assert set(held) == workers and min(held.values()) >= 10, held  # binomial(40, ½): below 10 is 1 in 10⁴
+
+    victim = sorted(workers)[0]
+    os.kill(victim, signal.SIGKILL)
+    codes = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        codes.append(httpx.get(f"{base}/healthz", timeout=5).status_code)
+        now = _listeners(port)
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.2)
+    after = _listeners(port)
+    assert len(after) == 2 and victim not in after, "the killed worker was not restarted"
+    assert set(codes) == {200}  # the other worker answered meanwhile

@@ -194,9 +194,6 @@ def test_answers_after_close_follow_the_grace_setting(sqlite_client, make_study,
     state = _answer(c, slug, state)  # within the default 60-minute grace period
     monkeypatch.setenv("STUDY_CLOSE_GRACE_MINUTES", "0")
     reset_caches()
-    from backend.routes import study as study_routes
-
-    study_routes._cache.clear()
     res = c.post(f"/study/{slug}/api/answer", json={"trial_id": state["trial"]["id"], "response": "real"})
     assert res.status_code == 409 and "no longer accepts answers" in res.json()["detail"]
 
