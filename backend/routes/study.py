@@ -131,33 +131,48 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
             "It is not accepting participants at the moment." + ("" if closed else " Please try later."),
             study,
         )
-    return TEMPLATES.TemplateResponse(
-        request,
-        "study/app.html",
-        {
-            "study": study,
-            "labels": service.RATING_LABELS,
-            "trials": study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
-        },
+    return HTMLResponse(_app_page(study))
+
+
+_rendered: dict[str, tuple[Study, str]] = {}
+
+
+def _app_page(study: Study) -> str:
+    """The participant page: the same for everyone (all state comes from the API), so it is rendered once per
+    copy of the study that builder.cached_study hands out, not once per participant of a crowd."""
+    hit = _rendered.get(study.slug)
+    if hit is not None and hit[0] is study:
+        return hit[1]
+    html = TEMPLATES.get_template("study/app.html").render(
+        study=study,
+        labels=service.RATING_LABELS,
+        trials=study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
     )
+    if len(_rendered) > 1000:
+        _rendered.clear()
+    _rendered[study.slug] = (study, html)
+    return html
 
 
-def _state_out(state: dict, duplicate: bool = False) -> StateOut:
-    return StateOut.model_validate({**state, "duplicate": duplicate})
+def _state_out(state: dict, duplicate: bool = False) -> Response:
+    # Checked against StateOut (the documented shape) and sent as is: returning a Response spares FastAPI's
+    # second validation and encoding of the model, on every request of every participant.
+    body = StateOut.model_validate({**state, "duplicate": duplicate}).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
-async def get_state(slug: str, request: Request, settings: SettingsDep) -> StateOut:
+async def get_state(slug: str, request: Request, settings: SettingsDep) -> Response:
     identity = service.identity_from(dict(request.query_params))
 
-    def work() -> StateOut:
+    def work() -> Response:
         with session_scope() as session:
             study = builder.cached_study(session, slug)
             found = _resolve(request, session, settings, study, identity)
             if found is not None and not found.by_cookie:
                 # Proven by the Prolific pair or this browser, but without the session cookie: the page
                 # calls /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
-                return StateOut(study=study.slug, title=study.title, phase="resume")
+                return _state_out({"study": study.slug, "title": study.title, "phase": "resume"})
             return _state_out(service.state(session, study, found.participant if found else None))
 
     return await _in_study_thread(work)
@@ -169,12 +184,10 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> State
     summary="Consent given: start or resume the session",
     dependencies=[Depends(_require_json)],
 )
-async def start(
-    slug: str, body: StartIn, request: Request, response: Response, settings: SettingsDep
-) -> StateOut:
+async def start(slug: str, body: StartIn, request: Request, settings: SettingsDep) -> Response:
     identity = service.identity_from(body.model_dump())
 
-    def work() -> StateOut:
+    def work() -> Response:
         with session_scope() as session:
             # A new participant's draw checks that the study is still open; a copy that is not open is
             # read again, as the study may have opened since.
@@ -193,8 +206,9 @@ async def start(
                 browser=client_of(request),
             )
             participant = started.participant
+            response = _state_out(service.state(session, study, participant))
             set_participant_cookie(response, settings, study, participant, started.secret)
-            return _state_out(service.state(session, study, participant))
+            return response
 
     return await _in_study_thread(work)
 
@@ -205,8 +219,8 @@ async def start(
     summary="Instructions read: show the first image",
     dependencies=[Depends(_require_json)],
 )
-async def begin(slug: str, request: Request, settings: SettingsDep) -> StateOut:
-    def work() -> StateOut:
+async def begin(slug: str, request: Request, settings: SettingsDep) -> Response:
+    def work() -> Response:
         with session_scope() as session:
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
@@ -222,10 +236,10 @@ async def begin(slug: str, request: Request, settings: SettingsDep) -> StateOut:
     summary="Store one answer (idempotent per trial)",
     dependencies=[Depends(_require_json)],
 )
-async def post_answer(slug: str, body: AnswerIn, request: Request, settings: SettingsDep) -> StateOut:
+async def post_answer(slug: str, body: AnswerIn, request: Request, settings: SettingsDep) -> Response:
     answer = service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms)
 
-    def work() -> StateOut:
+    def work() -> Response:
         with session_scope() as session:  # a refusal rolls back: nothing is stored
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
