@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -115,10 +115,28 @@ def session_scope() -> Iterator[Session]:
         yield session
         session.commit()
     except BaseException:
-        session.rollback()
+        _rollback_quietly(session)
         raise
     finally:
+        close_quietly(session)
+
+
+def close_quietly(session: Session) -> None:
+    """Close a session whose connection may have died meanwhile (the database restarted): the ROLLBACK that
+    returns it to the pool then fails, and the connection is dropped instead. Raising here would replace the
+    request's own answer, or, after the response has started, make the server reset the client's kept-alive
+    connection (the flaky test_postgres_restart_under_traffic)."""
+    try:
         session.close()
+    except DBAPIError:
+        session.invalidate()
+
+
+def _rollback_quietly(session: Session) -> None:
+    try:
+        session.rollback()
+    except DBAPIError:  # the connection is gone: nothing to roll back, the original error is what matters
+        session.invalidate()
 
 
 async def get_session() -> AsyncIterator[Session]:
@@ -134,7 +152,7 @@ async def get_session() -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        await anyio.to_thread.run_sync(session.close, limiter=_closer())
+        await anyio.to_thread.run_sync(close_quietly, session, limiter=_closer())
 
 
 @lru_cache

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend.db import close_quietly
 from backend.models import Job
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
@@ -492,4 +493,4 @@ def stream(
         rows = producer(session, study, fast_ms)
         yield from (csv_stream(columns, rows) if fmt == "csv" else json_stream(rows))
     finally:
-        session.close()
+        close_quietly(session)  # while the response streams: an error here would cut it off
