@@ -24,8 +24,8 @@ UNET_BINS = WeightFile(
     source="trained by `colorlab train --arch unet-bins` on ../shared/data/colour-photos and "
     "imagenet-samples, from the ImageNet MobileNetV2 `mobilenet-v2` (see unet-bins.md)",
     licence="MIT (ColorLab); trained on research-use photos (colour-photos SOURCES.md, ImageNet terms)",
-    sha256="aebe969af76110195c95426f1cdf627f3f8a0386b9f62e20eefd6d3cff761679",
-    size=9812982,
+    sha256="855c4bc2bc88846728f7583797710cb36e58cacb38ceab3f25a4b69647472275",
+    size=9816054,
     bundled=True,
 )
 
