@@ -68,9 +68,7 @@ def _ping_when_idle(engine: Engine) -> None:
         if time.monotonic() - record.info.get("checked_in_at", 0.0) < PING_AFTER_IDLE_S:
             return
         try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
+            engine.dialect.do_ping(dbapi_conn)  # the dialect's own ping: leaves no transaction open
         except Exception as exc:  # the pool retries the checkout with a new connection
             raise DisconnectionError(str(exc)) from exc
 
