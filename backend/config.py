@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         8,
         description="Database connections each process may keep open (opened lazily, kept for reuse: as "
-        "many as WEB_THREADS, so a busy web process does not open and close a connection per request).",
+        "many as WEB_THREADS + STUDY_THREADS, so a busy web process does not open and close a connection per "
+        "request).",
     )
     db_max_overflow: int = Field(
         16,

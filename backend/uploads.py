@@ -18,9 +18,8 @@ from backend.errors import UserError
 from backend.images import DecodedImage, Renditions, decode, renditions
 from backend.models import Image
 from backend.stored_images import Upload
+from backend.web import thread_pool
 from worker.colorizers.method_info import MethodInfo
-
-_decode_limiters: dict[int, anyio.CapacityLimiter] = {}
 
 
 def has_file(upload: UploadFile | None) -> bool:
@@ -49,12 +48,7 @@ async def read_upload(upload: UploadFile, settings: Settings, what: str) -> Uplo
 def decode_limiter(settings: Settings) -> anyio.CapacityLimiter:
     """At most DECODE_CONCURRENCY decodes/encodes at a time in this process; the rest wait in the event
     loop (holding no thread), so a burst of uploads cannot take all the memory or all the threads."""
-    limiter = _decode_limiters.get(settings.decode_concurrency)
-    if limiter is None:
-        limiter = _decode_limiters[settings.decode_concurrency] = anyio.CapacityLimiter(
-            settings.decode_concurrency
-        )
-    return limiter
+    return thread_pool("decode", settings.decode_concurrency)
 
 
 def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:

@@ -11,6 +11,7 @@ import logging
 import secrets
 from urllib.parse import quote
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -31,6 +32,14 @@ DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors 'none'; object-src 'none'"
 )
+
+
+@functools.lru_cache
+def thread_pool(purpose: str, size: int) -> anyio.CapacityLimiter:
+    """``size`` threads of this process for one kind of blocking work (an anyio limiter for
+    ``anyio.to_thread.run_sync``), apart from the request threads: the work beyond them waits in the event
+    loop, holding no thread."""
+    return anyio.CapacityLimiter(size)
 
 
 def client_address(request: Request) -> str:

@@ -29,23 +29,17 @@ from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
 from backend.study.schemas import AnswerIn, StartIn, StateOut
 from backend.templates import TEMPLATES
-from backend.web import client_of
+from backend.web import client_of, thread_pool
 
 router = APIRouter(prefix="/study", tags=["study"])
 T = TypeVar("T")
-
-
-_study_limiters: dict[int, anyio.CapacityLimiter] = {}
 
 
 async def _in_study_thread(work: Callable[[], T]) -> T:
     """Run a participant request's database work in STUDY_THREADS threads of their own: a study in progress
     does not wait behind a researcher's export or a batch upload, and few threads serve a crowd of
     participants faster than many (they only contend for the same cores; benchmarks/RESULTS.md)."""
-    size = get_settings().study_threads
-    limiter = _study_limiters.get(size)
-    if limiter is None:
-        limiter = _study_limiters[size] = anyio.CapacityLimiter(size)
+    limiter = thread_pool("study", get_settings().study_threads)
     return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
