@@ -7,8 +7,8 @@ answer, each kind as one phase; the server process's CPU time over a phase, divi
 
     .venv/bin/python benchmarks/bench_study_requests.py [--participants 400]
 
-Needs PostgreSQL (PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432); creates and drops the
-database of bench_study_load.py.
+Needs PostgreSQL (PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432) and Redis: a scratch
+database and Redis db (benchmarks/stack.py), removed afterwards.
 """
 
 from __future__ import annotations
@@ -16,18 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-import httpx
-from bench_study_load import build_study, drop_database, free_port, prepare_database, process_cpu
+from bench_study_load import build_study, process_cpu
 from lean_http import LeanClient, LeanResponse
-
-ROOT = Path(__file__).resolve().parent.parent
+from stack import scratch_stack
 
 
 async def measure(base: str, slug: str, n: int, pid: int, prefix: str) -> dict[str, float]:
@@ -76,44 +69,15 @@ async def measure(base: str, slug: str, n: int, pid: int, prefix: str) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=400)
-    ap.add_argument("--pg", default=os.environ.get("PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432"))
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = ap.parse_args()
-    url = prepare_database(args.pg)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DATA_DIR": tempfile.mkdtemp(prefix="colorlab-bench-"),
-        "ADMIN_PASSWORD": "bench-password",
-        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop",
-        "STUDY_ANSWER_RATE": "100000",
-        "STUDY_START_RATE": "1000000",
-    }
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "ADMIN_PASSWORD", "SECRET_KEY")})
-    subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env, cwd=ROOT, check=True)
-    slug = build_study(20, ["cnn", "fusion", "gan"], (5, 5), False)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        asyncio.run(measure(base, slug, 20, server.pid, "warm"))  # warm-up: templates, SQL, connections
-        cost = asyncio.run(measure(base, slug, args.participants, server.pid, "p"))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        drop_database(args.pg)
+    with scratch_stack(args.redis, STUDY_ANSWER_RATE="100000", STUDY_START_RATE="1000000") as stack:
+        os.environ.update({k: stack.env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")})
+        slug = build_study(20, ["cnn", "fusion", "gan"], (5, 5), False)
+        server = stack.start("web", "serve")
+        stack.wait_healthy()
+        asyncio.run(measure(stack.base, slug, 20, server.pid, "warm"))  # templates, SQL, connections
+        cost = asyncio.run(measure(stack.base, slug, args.participants, server.pid, "p"))
     for name, ms in cost.items():
         print(f"{name:28s} {ms:6.2f} ms of server CPU")
     opening = sum(v for k, v in cost.items() if k not in ("health check (floor)", "answer"))
