@@ -31,13 +31,21 @@ from urllib.parse import quote
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.db import rowcount
 from backend.errors import UserError
 from backend.models import new_id, utcnow
-from backend.study.models import ATTENTION, Participant, Stimulus, Study, StudyStatus, Trial
+from backend.study.models import (
+    ATTENTION,
+    Participant,
+    ParticipantStatus,
+    Stimulus,
+    Study,
+    StudyStatus,
+    Trial,
+)
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 RATING_LABELS = {
@@ -58,6 +66,12 @@ LOCKED = (
 NOT_OPEN = "this study is not accepting participants at the moment"
 RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by people
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
+
+# The hot path's statements are written on the tables, not the ORM entities: an ORM-enabled statement costs
+# about twice the CPU of the same statement on the table (benchmarks/RESULTS.md, "User study").
+_STUDIES = cast(Table, Study.__table__)
+_PARTICIPANTS = cast(Table, Participant.__table__)
+_TRIALS = cast(Table, Trial.__table__)
 
 
 @dataclass(frozen=True)
@@ -135,11 +149,8 @@ def resolve(
         ):
             return Found(known, True)
     if identity.external_id:
-        named = session.scalars(
-            select(Participant).where(
-                Participant.study_id == study.id, Participant.external_id == identity.external_id
-            )
-        ).first()
+        named_id = session.scalar(_NAMED, {"sid": study.id, "external_id": identity.external_id})
+        named = session.get(Participant, named_id) if named_id is not None else None
         if named is None:
             return None
         released = named.secret_hash is None and named.prolific_session_id is None
@@ -152,17 +163,31 @@ def resolve(
             return Found(named, False)
         raise UserError(403, LOCKED)
     if browser:
-        mine = session.scalars(
-            select(Participant).where(
-                Participant.study_id == study.id,
-                Participant.browser == browser,
-                Participant.source == "anonymous",
-                Participant.is_preview.is_(False),
-            )
-        ).first()
+        mine_id = session.scalar(_OF_BROWSER, {"sid": study.id, "browser": browser})
+        mine = session.get(Participant, mine_id) if mine_id is not None else None
         if mine is not None:
             return Found(mine, False)
     return None
+
+
+_NAMED = (
+    select(_PARTICIPANTS.c.id)
+    .where(
+        _PARTICIPANTS.c.study_id == bindparam("sid"),
+        _PARTICIPANTS.c.external_id == bindparam("external_id"),
+    )
+    .limit(1)
+)
+_OF_BROWSER = (
+    select(_PARTICIPANTS.c.id)
+    .where(
+        _PARTICIPANTS.c.study_id == bindparam("sid"),
+        _PARTICIPANTS.c.browser == bindparam("browser"),
+        _PARTICIPANTS.c.source == "anonymous",
+        _PARTICIPANTS.c.is_preview.is_(False),
+    )
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -190,17 +215,19 @@ def next_seq(session: Session, study: Study) -> int:
     """The next number of the study's participant counter, committed at once (the row lock lasts only for this
     statement, so concurrent participants never wait for each other's draws). The same statement checks that
     the study is open, so a caller may hold a copy of the study read moments ago (409 if it closed since)."""
-    seq = session.execute(
-        update(Study)
-        .where(Study.id == study.id, Study.status == StudyStatus.open)
-        .values(participant_seq=Study.participant_seq + 1)
-        .returning(Study.participant_seq)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    seq = session.execute(_NEXT_SEQ, {"sid": study.id}).scalar_one_or_none()
     session.commit()
     if seq is None:
         raise UserError(409, NOT_OPEN)
     return int(seq) - 1
+
+
+_NEXT_SEQ = (
+    update(_STUDIES)
+    .where(_STUDIES.c.id == bindparam("sid"), _STUDIES.c.status == StudyStatus.open.value)
+    .values(participant_seq=_STUDIES.c.participant_seq + 1)
+    .returning(_STUDIES.c.participant_seq)
+)
 
 
 def start(
@@ -222,26 +249,33 @@ def start(
         raise UserError(409, NOT_OPEN)
     rng = rng or random.SystemRandom()
     seq = None if preview else next_seq(session, study)
-    participant = Participant(
-        id=new_id(),
-        study_id=study.id,
-        external_id=identity.external_id or f"{'preview' if preview else 'anon'}-{new_id()}",
-        source="preview" if preview else identity.source,
-        prolific_study_id=identity.prolific_study_id,
-        prolific_session_id=identity.prolific_session_id,
-        user_agent=(user_agent or "")[:300] or None,
-        browser=browser if identity.source == "anonymous" and not preview else None,
-        receipt=_receipt(),
-        is_preview=preview,
-        texts_version=study.texts_version,
-        seq=seq,
-        consented_at=utcnow(),
-    )
-    secret = issue_secret(participant)
+    secret = secrets.token_urlsafe(24)
+    columns: dict[str, Any] = {
+        "id": new_id(),
+        "study_id": study.id,
+        "external_id": identity.external_id or f"{'preview' if preview else 'anon'}-{new_id()}",
+        "source": "preview" if preview else identity.source,
+        "prolific_study_id": identity.prolific_study_id,
+        "prolific_session_id": identity.prolific_session_id,
+        "user_agent": (user_agent or "")[:300] or None,
+        "consented_at": utcnow(),
+        "started_at": None,
+        "completed_at": None,
+        "extra": None,
+        "secret_hash": hash_secret(secret),
+        "browser": browser if identity.source == "anonymous" and not preview else None,
+        "receipt": _receipt(),
+        "status": ParticipantStatus.active.value,
+        "is_preview": preview,
+        "texts_version": study.texts_version,
+        "seq": seq,
+    }
+    participant = Participant(**columns)
     refs = stimulus_refs(session, study)
     try:
-        session.add(participant)
-        session.flush()
+        # On the table (the ORM's unit of work cost as much as the rest of a start); the entity joins the
+        # session afterwards as if loaded, every column set, so reading it never goes back to the database.
+        session.execute(insert(_PARTICIPANTS), [columns])
         assign(session, study, participant, rng, refs)
         session.commit()
     except IntegrityError:  # the same id started twice at once: the one that won must be proven
@@ -250,6 +284,8 @@ def start(
         if again is None:
             raise
         return resume(session, again, identity)
+    make_transient_to_detached(participant)
+    session.add(participant)
     return Started(participant, secret)
 
 
@@ -343,54 +379,49 @@ def assign(
                 }
             )
     # On the table, not the ORM entity: the ORM's bulk-insert path cost as much as the rest of a start.
-    session.execute(insert(cast(Table, Trial.__table__)), rows)
+    session.execute(insert(_TRIALS), rows)
     return rows
 
 
 # The hot path's statements, built once (SQL construction costs more CPU than the database round trip here).
-_NO_SYNC = {"synchronize_session": False}
 _TRIALS_OF = (
     select(
-        Trial.id,
-        Trial.part,
-        Trial.position,
-        Trial.is_attention,
-        Trial.expected,
-        Trial.shown_at,
-        Trial.answered_at,
+        _TRIALS.c.id,
+        _TRIALS.c.part,
+        _TRIALS.c.position,
+        _TRIALS.c.is_attention,
+        _TRIALS.c.expected,
+        _TRIALS.c.shown_at,
+        _TRIALS.c.answered_at,
     )
-    .where(Trial.participant_id == bindparam("pid"))
-    .order_by(Trial.part, Trial.position)
+    .where(_TRIALS.c.participant_id == bindparam("pid"))
+    .order_by(_TRIALS.c.part, _TRIALS.c.position)
 )
 _MARK_SHOWN = (
-    update(Trial)
-    .where(Trial.id == bindparam("tid"), Trial.shown_at.is_(None))
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.shown_at.is_(None))
     .values(shown_at=bindparam("now"))
-    .execution_options(**_NO_SYNC)
 )
 _STORE_ANSWER = (
-    update(Trial)
-    .where(Trial.id == bindparam("tid"), Trial.answered_at.is_(None))
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.answered_at.is_(None))
     .values(
         answered_at=bindparam("now"),
-        shown_at=func.coalesce(Trial.shown_at, bindparam("now")),
+        shown_at=func.coalesce(_TRIALS.c.shown_at, bindparam("now")),
         response=bindparam("p_response"),
         rating=bindparam("p_rating"),
         response_ms=bindparam("p_ms"),
     )
-    .execution_options(**_NO_SYNC)
 )
 _COMPLETE = (
-    update(Participant)
-    .where(Participant.id == bindparam("pid"), Participant.completed_at.is_(None))
+    update(_PARTICIPANTS)
+    .where(_PARTICIPANTS.c.id == bindparam("pid"), _PARTICIPANTS.c.completed_at.is_(None))
     .values(completed_at=bindparam("now"))
-    .execution_options(**_NO_SYNC)
 )
 _BEGIN = (
-    update(Participant)
-    .where(Participant.id == bindparam("pid"), Participant.started_at.is_(None))
+    update(_PARTICIPANTS)
+    .where(_PARTICIPANTS.c.id == bindparam("pid"), _PARTICIPANTS.c.started_at.is_(None))
     .values(started_at=bindparam("now"))
-    .execution_options(**_NO_SYNC)
 )
 
 
