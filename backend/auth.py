@@ -85,7 +85,7 @@ def admin_hash(settings: Settings) -> str:
 
 @lru_cache
 def _dev_secret(data_dir: str) -> str:
-    return development_secret(Path(data_dir))
+    return development_secret(Path(data_dir).resolve())  # resolved once: it stats every path component
 
 
 def secret_key(settings: Settings) -> str:
@@ -94,11 +94,18 @@ def secret_key(settings: Settings) -> str:
         return key
     if settings.environment == "production":
         raise RuntimeError("SECRET_KEY is not set")
-    return _dev_secret(str(settings.data_dir.resolve()))
+    return _dev_secret(str(settings.data_dir))
 
 
 def serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key(settings), salt=f"colorlab.{purpose}")
+    return _serializer(secret_key(settings), purpose)
+
+
+@lru_cache(maxsize=32)
+def _serializer(key: str, purpose: str) -> URLSafeTimedSerializer:
+    # Built once per key and purpose: every participant request reads its signed cookie, and building a
+    # serializer (key derivation, signer objects) cost more than checking the signature.
+    return URLSafeTimedSerializer(key, salt=f"colorlab.{purpose}")
 
 
 def _fingerprint(settings: Settings) -> str:

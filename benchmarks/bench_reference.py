@@ -8,6 +8,11 @@ the target's true colours; seconds per photo. A contact sheet shows ``--sheet`` 
 recipe too (mode=paper, 1000 iterations; slow): gray | reference | paper exemplar | new exemplar |
 reference-guided | truth. Also times ``unet-bins-reference`` on a 1024×768 photo.
 
+``--ceiling`` adds ``unet-bins-reference`` given the target's own colours, mirrored left to right, as its
+reference: what the method reaches when the reference's colours are the right ones (it must still find
+where each colour belongs), against which the same-class pairs show how much a reference of other colours
+costs.
+
     .venv/bin/python benchmarks/bench_reference.py --write        # results/reference_*.{csv,md,jpg}
 """
 
@@ -43,6 +48,9 @@ CONTESTANTS: dict[str, tuple[str, dict]] = {
 }
 
 
+CEILING = "unet-bins-reference, own colours mirrored (ceiling)"
+
+
 def load_rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -60,6 +68,8 @@ def main() -> None:
     parser.add_argument("--new-every", type=int, default=1, help="the new exemplar default on every Nth pair")
     parser.add_argument("--old-every", type=int, default=1,
                         help="run the old exemplar default on every Nth pair only (it is slow)")  # fmt: skip
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also unet-bins-reference with the target's own colours (mirrored)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/reference_*")
     parser.add_argument("--sheet-only", action="store_true", help="with --write: only the contact sheet")
     args = parser.parse_args()
@@ -91,6 +101,14 @@ def main() -> None:
             results[name] = compose(lightness, ab)
             row[f"{name} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(results[name])[..., 1:], truth)
             row[f"{name} psnr"] = metrics.psnr(results[name], rgb)
+        if args.ceiling:
+            ab = colorizers["unet-bins-reference"].predict_ab(
+                lightness, reference=np.ascontiguousarray(rgb[:, ::-1]), params={}, progress=None
+            )
+            own = compose(lightness, ab)
+            row[f"{CEILING} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(own)[..., 1:], truth)
+            row[f"{CEILING} psnr"] = metrics.psnr(own, rgb)
+            row[f"{CEILING} s"] = float("nan")
         rows.append(row)
         print(f"{i + 1}/{len(pairs)} {pair['group']}: " + " ".join(
             f"{k}={v:.3f}" for k, v in row.items() if k.endswith("auc")), flush=True)  # fmt: skip
@@ -151,8 +169,10 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
         "|---|---:|---:|---:|---:|---:|",
         f"| gray (ab = 0) | {gray.mean():.4f} | {np.mean([r['gray psnr'] for r in rows]):.2f} | – | – | – |",
     ]
-    for name in CONTESTANTS:
+    for name in [*CONTESTANTS, CEILING]:
         ran = [i for i, r in enumerate(rows) if f"{name} auc" in r]
+        if not ran:
+            continue
         auc = np.array([rows[i][f"{name} auc"] for i in ran])
         both = ((auc > gray[ran]) & (auc > plain[ran])).mean() if name != "unet-bins" else float("nan")
         label = (
@@ -160,10 +180,11 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
             if len(ran) == len(rows)
             else f"{name}, {len(ran)} pairs (gray on them {gray[ran].mean():.4f})"
         )
+        seconds = "–" if name == CEILING else f"{np.mean([rows[i][f'{name} s'] for i in ran]):.2f}"
         lines.append(
             f"| {label} | {auc.mean():.4f} | {np.mean([rows[i][f'{name} psnr'] for i in ran]):.2f} | "
             f"{(auc > gray[ran]).mean():.0%} | {'–' if np.isnan(both) else f'{both:.0%}'} | "
-            f"{np.mean([rows[i][f'{name} s'] for i in ran]):.2f} |"
+            f"{seconds} |"
         )
     paper = [r["paper s"] for r in rows if "paper s" in r]
     if paper:

@@ -50,7 +50,7 @@ async def _require_json(request: Request) -> None:  # async: no thread hand-off
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
     cookie = read_participant_cookie(request, settings, study)
-    participant = session.get(Participant, cookie[0]) if cookie else None
+    participant = service.participant_by_id(session, cookie[0]) if cookie else None
     if (
         cookie is None
         or participant is None

@@ -29,10 +29,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from backend.db import rowcount
 from backend.errors import UserError
@@ -140,7 +141,7 @@ def resolve(
     link's id names, if the request proves it (see the module docstring), else the anonymous participant of
     this browser. None: someone new. Raises 403 (LOCKED) for an id that is taken by another session."""
     if cookie is not None:
-        known = session.get(Participant, cookie[0])
+        known = participant_by_id(session, cookie[0])
         if (
             known is not None
             and known.study_id == study.id
@@ -149,8 +150,7 @@ def resolve(
         ):
             return Found(known, True)
     if identity.external_id:
-        named_id = session.scalar(_NAMED, {"sid": study.id, "external_id": identity.external_id})
-        named = session.get(Participant, named_id) if named_id is not None else None
+        named = _attached(session, _NAMED, {"sid": study.id, "external_id": identity.external_id})
         if named is None:
             return None
         released = named.secret_hash is None and named.prolific_session_id is None
@@ -163,15 +163,34 @@ def resolve(
             return Found(named, False)
         raise UserError(403, LOCKED)
     if browser:
-        mine_id = session.scalar(_OF_BROWSER, {"sid": study.id, "browser": browser})
-        mine = session.get(Participant, mine_id) if mine_id is not None else None
+        mine = _attached(session, _OF_BROWSER, {"sid": study.id, "browser": browser})
         if mine is not None:
             return Found(mine, False)
     return None
 
 
+def participant_by_id(session: Session, participant_id: str) -> Participant | None:
+    return _attached(session, _BY_ID, {"pid": participant_id})
+
+
+def _attached(session: Session, stmt: Select, params: dict[str, Any]) -> Participant | None:
+    """The participant the statement (on the table, all columns) finds, in the session as if loaded by it:
+    half the CPU of the ORM's loading (``Session.get``), which every participant request paid."""
+    row = session.execute(stmt, params).first()
+    if row is None:
+        return None
+    present = session.identity_map.get(identity_key(Participant, row.id))
+    if present is not None:
+        return present
+    participant = Participant(**row._mapping)
+    make_transient_to_detached(participant)
+    session.add(participant)
+    return participant
+
+
+_BY_ID = select(_PARTICIPANTS).where(_PARTICIPANTS.c.id == bindparam("pid"))
 _NAMED = (
-    select(_PARTICIPANTS.c.id)
+    select(_PARTICIPANTS)
     .where(
         _PARTICIPANTS.c.study_id == bindparam("sid"),
         _PARTICIPANTS.c.external_id == bindparam("external_id"),
@@ -179,7 +198,7 @@ _NAMED = (
     .limit(1)
 )
 _OF_BROWSER = (
-    select(_PARTICIPANTS.c.id)
+    select(_PARTICIPANTS)
     .where(
         _PARTICIPANTS.c.study_id == bindparam("sid"),
         _PARTICIPANTS.c.browser == bindparam("browser"),
