@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=ROOT / "benchmarks" / "reference_pairs.csv")
     parser.add_argument("--weights-dir", type=Path, default=ROOT / "var" / "weights")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    parser.add_argument("--groups", default="", help="only these pairs (comma-separated group names)")
     parser.add_argument("--sheet", type=int, default=6, help="pairs on the contact sheet (paper mode runs)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--new-every", type=int, default=1, help="the new exemplar default on every Nth pair")
@@ -74,7 +75,11 @@ def main() -> None:
     parser.add_argument("--sheet-only", action="store_true", help="with --write: only the contact sheet")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pairs = list(csv.DictReader(args.pairs.open()))[: args.limit or None]
+    pairs = list(csv.DictReader(args.pairs.open()))
+    if args.groups:
+        wanted = args.groups.split(",")
+        pairs = sorted((p for p in pairs if p["group"] in wanted), key=lambda p: wanted.index(p["group"]))
+    pairs = pairs[: args.limit or None]
     colorizers = {
         name: get_colorizer(method, args.weights_dir, "cpu") for name, (method, _) in CONTESTANTS.items()
     }

@@ -4,13 +4,14 @@ part, no photo twice for one participant within a part, attention checks flagged
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 
 from backend.db import session_scope
 from backend.study import builder, service
-from backend.study.models import ATTENTION, Trial
+from backend.study.models import ATTENTION, Participant, Trial
 
 
 def test_balance_over_200_participants(sqlite_db, make_study) -> None:
@@ -92,3 +93,65 @@ def test_refresh_within_a_time_budget(sqlite_db, make_study) -> None:
         quick = builder.refresh(s, get_settings(), study, budget_s=0.0)
         assert quick.preparing == 5 and not quick.complete and "being prepared" in quick.message()
         assert builder.open_study(s, get_settings(), study).complete  # opening makes every copy
+
+
+def test_same_id_started_twice_at_once_makes_one_participant(database, make_study) -> None:
+    """Two consents for one Prolific attempt at the same instant: one participant and one set of trials; the
+    request that lost the insert resumes the winner (it proves the same PROLIFIC_PID + SESSION_ID)."""
+    slug = make_study(trials=(3, 3), photos=6)
+    identity = service.Identity("P-RACE", "prolific", "S1", "SESSION-1")
+    barrier = threading.Barrier(2)
+    started: list[service.Started] = []
+    errors: list[BaseException] = []
+
+    def consent() -> None:
+        try:
+            with session_scope() as s:
+                study = builder.get_study(s, slug)
+                barrier.wait()
+                started.append(service.start(s, study, identity, service.resolve(s, study, identity, None)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consent) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({s.participant.id for s in started}) == 1
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
+        assert s.scalar(select(func.count()).select_from(Trial)) == 6
+        (only,) = s.scalars(select(Participant)).all()
+        assert service.secret_matches(only, started[-1].secret)  # the last secret issued is the one kept
+
+
+def test_participant_read_by_id_is_attached_as_loaded(database, make_study) -> None:
+    """participant_by_id selects the row once; reading any attribute afterwards sends no SQL, and a change to
+    it is written by the next commit like any loaded entity's."""
+    slug = make_study()
+    with session_scope() as s:
+        study = builder.get_study(s, slug)
+        pid = service.start(s, study, service.Identity("P-1", "url")).participant.id
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with session_scope() as s:
+        event.listen(s.get_bind(), "before_cursor_execute", record)
+        try:
+            participant = service.participant_by_id(s, pid)
+            assert participant is not None and len(statements) == 1
+            assert service.participant_by_id(s, pid) is participant
+            values = {c.key: getattr(participant, c.key) for c in Participant.__table__.columns}
+            assert values["external_id"] == "P-1" and values["started_at"] is None
+            assert len(statements) == 2  # the second look-up's SELECT, no lazy loads
+            participant.status = "excluded"
+            s.commit()
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", record)
+    with session_scope() as s:
+        assert s.get(Participant, pid).status == "excluded"
+        assert service.participant_by_id(s, "no-such-id") is None
