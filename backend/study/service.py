@@ -109,10 +109,15 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def new_secret() -> tuple[str, str]:
+    """A session secret (for the cookie) and its hash (for the database)."""
+    secret = secrets.token_urlsafe(24)
+    return secret, hash_secret(secret)
+
+
 def issue_secret(participant: Participant) -> str:
     """A fresh session secret for this participant (the previous one stops working). The caller commits."""
-    secret = secrets.token_urlsafe(24)
-    participant.secret_hash = hash_secret(secret)
+    secret, participant.secret_hash = new_secret()
     return secret
 
 
@@ -268,7 +273,7 @@ def start(
         raise UserError(409, NOT_OPEN)
     rng = rng or random.SystemRandom()
     seq = None if preview else next_seq(session, study)
-    secret = secrets.token_urlsafe(24)
+    secret, secret_hash = new_secret()
     columns: dict[str, Any] = {
         "id": new_id(),
         "study_id": study.id,
@@ -281,7 +286,7 @@ def start(
         "started_at": None,
         "completed_at": None,
         "extra": None,
-        "secret_hash": hash_secret(secret),
+        "secret_hash": secret_hash,
         "browser": browser if identity.source == "anonymous" and not preview else None,
         "receipt": _receipt(),
         "status": ParticipantStatus.active.value,
