@@ -169,7 +169,9 @@ class ExemplarSettings:
     alpha: float = 1.0
     beta: float = 1000.0
     init: str = "content"  # content (gray, the paper), noise, or matched (the reference-guided colours)
-    anchor: float = 1.0  # ab mode: pull towards the matched colours, weighted by the match's confidence
+    # ab mode: pull towards the matched colours, weighted by the match's confidence; 4 rather than 1: at 1
+    # the style term drew near-gray scenes away from gray (benchmarks/RESULTS.md, issue 12)
+    anchor: float = 4.0
     smoothness: float = 1.0  # ab mode: edge-aware total variation of ab (colours change at L edges only)
     lr: float = 2.0
     seed: int = 0

@@ -171,7 +171,7 @@ PARAMS = (
     Param(
         "anchor",
         "float",
-        1.0,
+        4.0,
         "Fast mode: how strongly the colours stay near the matched ones where the match is confident "
         "(0: not at all), in units of the starting content + style loss.",
         minimum=0.0,
