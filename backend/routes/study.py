@@ -49,14 +49,8 @@ async def _require_json(request: Request) -> None:  # async: no thread hand-off
 
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
-    cookie = read_participant_cookie(request, settings, study)
-    participant = service.participant_by_id(session, cookie[0]) if cookie else None
-    if (
-        cookie is None
-        or participant is None
-        or participant.study_id != study.id
-        or not service.secret_matches(participant, cookie[1])
-    ):
+    participant = service.cookie_owner(session, study, read_participant_cookie(request, settings, study))
+    if participant is None:
         raise UserError(403, "no study session in this browser: reload the page to continue")
     return participant
 

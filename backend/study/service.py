@@ -145,15 +145,9 @@ def resolve(
     """Who this is: the cookie's participant (when the link names no one else), else the participant the
     link's id names, if the request proves it (see the module docstring), else the anonymous participant of
     this browser. None: someone new. Raises 403 (LOCKED) for an id that is taken by another session."""
-    if cookie is not None:
-        known = participant_by_id(session, cookie[0])
-        if (
-            known is not None
-            and known.study_id == study.id
-            and secret_matches(known, cookie[1])
-            and identity.external_id in (None, known.external_id)
-        ):
-            return Found(known, True)
+    known = cookie_owner(session, study, cookie)
+    if known is not None and identity.external_id in (None, known.external_id):
+        return Found(known, True)
     if identity.external_id:
         named = _attached(session, _NAMED, {"sid": study.id, "external_id": identity.external_id})
         if named is None:
@@ -174,6 +168,16 @@ def resolve(
     return None
 
 
+def cookie_owner(session: Session, study: Study, cookie: tuple[str, str] | None) -> Participant | None:
+    """The participant of this study whose session secret the cookie carries, if any."""
+    if cookie is None:
+        return None
+    participant = participant_by_id(session, cookie[0])
+    if participant is None or participant.study_id != study.id or not secret_matches(participant, cookie[1]):
+        return None
+    return participant
+
+
 def participant_by_id(session: Session, participant_id: str) -> Participant | None:
     return _attached(session, _BY_ID, {"pid": participant_id})
 
@@ -187,7 +191,12 @@ def _attached(session: Session, stmt: Select, params: dict[str, Any]) -> Partici
     present = session.identity_map.get(identity_key(Participant, row.id))
     if present is not None:
         return present
-    participant = Participant(**row._mapping)
+    return _attach_as_loaded(session, Participant(**row._mapping))
+
+
+def _attach_as_loaded(session: Session, participant: Participant) -> Participant:
+    """Put a participant built with every column's value into the session as if loaded from the database:
+    reading it sends no SQL, and a change to it is written by the next commit."""
     make_transient_to_detached(participant)
     session.add(participant)
     return participant
@@ -308,9 +317,7 @@ def start(
         if again is None:
             raise
         return resume(session, again, identity)
-    make_transient_to_detached(participant)
-    session.add(participant)
-    return Started(participant, secret)
+    return Started(_attach_as_loaded(session, participant), secret)
 
 
 class StimRef(NamedTuple):
