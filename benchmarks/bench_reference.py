@@ -92,28 +92,23 @@ def main() -> None:
         row: dict = {"group": pair["group"], "target": pair["target"], "reference": pair["reference"]}
         row["gray auc"] = metrics.raw_accuracy_auc(np.zeros_like(truth), truth)
         row["gray psnr"] = metrics.psnr(compose(lightness, np.zeros_like(truth)), rgb)
+        runs = [
+            (name, colorizers[name], ref if method != "unet-bins" else None, params)
+            for name, (method, params) in CONTESTANTS.items()
+            if not (name == "exemplar (old default)" and i % args.old_every)
+            and not (name == "exemplar (new default)" and i % args.new_every)
+        ]
+        if args.ceiling:
+            own = np.ascontiguousarray(rgb[:, ::-1])
+            runs.append((CEILING, colorizers["unet-bins-reference"], own, {}))
         results = {}
-        for name, (method, params) in CONTESTANTS.items():
-            if name == "exemplar (old default)" and i % args.old_every:
-                continue
-            if name == "exemplar (new default)" and i % args.new_every:
-                continue
-            colorizer = colorizers[name]
-            reference = ref if method != "unet-bins" else None
+        for name, colorizer, reference, params in runs:
             t0 = time.perf_counter()
             ab = colorizer.predict_ab(lightness, reference=reference, params=params, progress=None)
             row[f"{name} s"] = time.perf_counter() - t0
             results[name] = compose(lightness, ab)
             row[f"{name} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(results[name])[..., 1:], truth)
             row[f"{name} psnr"] = metrics.psnr(results[name], rgb)
-        if args.ceiling:
-            ab = colorizers["unet-bins-reference"].predict_ab(
-                lightness, reference=np.ascontiguousarray(rgb[:, ::-1]), params={}, progress=None
-            )
-            own = compose(lightness, ab)
-            row[f"{CEILING} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(own)[..., 1:], truth)
-            row[f"{CEILING} psnr"] = metrics.psnr(own, rgb)
-            row[f"{CEILING} s"] = float("nan")
         rows.append(row)
         print(f"{i + 1}/{len(pairs)} {pair['group']}: " + " ".join(
             f"{k}={v:.3f}" for k, v in row.items() if k.endswith("auc")), flush=True)  # fmt: skip
@@ -185,11 +180,10 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
             if len(ran) == len(rows)
             else f"{name}, {len(ran)} pairs (gray on them {gray[ran].mean():.4f})"
         )
-        seconds = "–" if name == CEILING else f"{np.mean([rows[i][f'{name} s'] for i in ran]):.2f}"
         lines.append(
             f"| {label} | {auc.mean():.4f} | {np.mean([rows[i][f'{name} psnr'] for i in ran]):.2f} | "
             f"{(auc > gray[ran]).mean():.0%} | {'–' if np.isnan(both) else f'{both:.0%}'} | "
-            f"{seconds} |"
+            f"{np.mean([rows[i][f'{name} s'] for i in ran]):.2f} |"
         )
     paper = [r["paper s"] for r in rows if "paper s" in r]
     if paper:
