@@ -105,10 +105,47 @@ def session_factory() -> sessionmaker[Session]:
     return _sessionmaker_for(get_settings().database_url)
 
 
+@lru_cache
+def _statement_sessionmaker_for(url: str) -> sessionmaker[Session]:
+    engine = _engine_for(url)
+    if engine.dialect.name == "postgresql":
+        # A pool of its own whose connections stay in autocommit: switching a shared pool's connection at
+        # each checkout and back at each checkin cost a fifth of a participant request's database work.
+        settings = get_settings()
+        engine = create_engine(
+            url,
+            connect_args={"connect_timeout": 10},
+            isolation_level="AUTOCOMMIT",
+            pool_size=settings.study_threads,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=30,
+        )
+        _ping_when_idle(engine)
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        _rollback_quietly(session)
+        raise
+    finally:
+        close_quietly(session)
+
+
+@contextmanager
+def statement_scope() -> Iterator[Session]:
+    """A session in which, on PostgreSQL, every statement is its own transaction: no BEGIN, COMMIT or ROLLBACK
+    round trips, which were half of a study participant's opening requests (benchmarks/RESULTS.md, "User
+    study"). Only for work whose every statement stands alone: reads, and writes that are each complete and
+    idempotent by themselves (several rows that must land together go in one statement). On SQLite it is
+    :func:`session_scope` (no network round trips to spare)."""
+    session = _statement_sessionmaker_for(get_settings().database_url)()
     try:
         yield session
         session.commit()
@@ -160,5 +197,5 @@ def _closer() -> anyio.CapacityLimiter:
 
 def reset_caches() -> None:
     """Forget engines (tests switch databases by changing settings)."""
-    for fn in (_engine_for, _sessionmaker_for):
+    for fn in (_engine_for, _sessionmaker_for, _statement_sessionmaker_for):
         fn.cache_clear()

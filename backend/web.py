@@ -158,7 +158,8 @@ class LimitsMiddleware:
             if body_done:  # later receives wait for a disconnect: no time-out there
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
+                async with asyncio.timeout(self.body_timeout):  # unlike wait_for, no task per receive
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeout(self.body_timeout) from None
             if message["type"] != "http.request" or not message.get("more_body", False):

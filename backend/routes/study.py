@@ -8,6 +8,7 @@ friendly page for HTML).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend import ratelimit
 from backend.config import Settings, get_settings
-from backend.db import session_scope
+from backend.db import session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
 from backend.models import Image
@@ -84,7 +85,7 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
         identity, bad_link = None, exc
 
     def look_up() -> tuple[Study | None, service.Found | None, UserError | None]:
-        with session_scope() as session:
+        with statement_scope() as session:
             try:
                 study = builder.cached_study(session, slug)
             except UserError:
@@ -154,7 +155,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
     identity = service.identity_from(dict(request.query_params))
 
     def work() -> Response:
-        with session_scope() as session:
+        with statement_scope() as session:
             study = builder.cached_study(session, slug)
             found = _resolve(request, session, settings, study, identity)
             if found is not None and not found.by_cookie:
@@ -176,7 +177,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
     identity = service.identity_from(body.model_dump())
 
     def work() -> Response:
-        with session_scope() as session:
+        with statement_scope() as session:
             # A new participant's draw checks that the study is still open; a copy that is not open is
             # read again, as the study may have opened since.
             study = builder.cached_study(session, slug)
@@ -209,7 +210,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
 )
 async def begin(slug: str, request: Request, settings: SettingsDep) -> Response:
     def work() -> Response:
-        with session_scope() as session:
+        with statement_scope() as session:
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
             service.begin(session, participant)
@@ -246,9 +247,8 @@ async def post_answer(slug: str, body: AnswerIn, request: Request, settings: Set
 
 
 # Built once: the image of a trial, only for the participant it belongs to.
-_TRIAL_IMAGE = (
-    select(Image.data)
-    .join(Stimulus, Stimulus.display_image_id == Image.id)
+_TRIAL_IMAGE_ID = (
+    select(Stimulus.display_image_id)
     .join(Trial, Trial.stimulus_id == Stimulus.id)
     .join(Participant, Participant.id == Trial.participant_id)
     .where(
@@ -258,6 +258,36 @@ _TRIAL_IMAGE = (
         Participant.secret_hash == bindparam("secret_hash"),
     )
 )
+_IMAGE_DATA = select(Image.data).where(Image.id == bindparam("iid"))
+
+
+class _DisplayImages:
+    """The study's display images, kept per process up to ``max_bytes``: an image row never changes, and a
+    crowd of participants fetches the same few dozen (reading one from PostgreSQL cost as much as the
+    rest of the request). Whether this participant may see it is checked on every request."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.size = max_bytes, 0
+        self._data: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, image_id: str) -> bytes | None:
+        key = (str(session.get_bind().engine.url), image_id)
+        data = self._data.get(key)
+        if data is None:
+            data = session.scalar(_IMAGE_DATA, {"iid": image_id})
+            if data is not None:
+                with self._lock:
+                    if self.size + len(data) > self.max_bytes:
+                        self._data.clear()
+                        self.size = 0
+                    if key not in self._data:
+                        self._data[key] = data
+                        self.size += len(data)
+        return data
+
+
+_display_images = _DisplayImages(max_bytes=64 * 2**20)
 
 
 @router.get(
@@ -267,7 +297,7 @@ _TRIAL_IMAGE = (
 )
 async def trial_image(slug: str, trial_id: str, request: Request, settings: SettingsDep) -> Response:
     def work() -> bytes | None:
-        with session_scope() as session:
+        with statement_scope() as session:
             study = builder.cached_study(session, slug)
             cookie = read_participant_cookie(request, settings, study)
             if not cookie or len(trial_id) > 32:
@@ -278,7 +308,8 @@ async def trial_image(slug: str, trial_id: str, request: Request, settings: Sett
                 "sid": study.id,
                 "secret_hash": service.hash_secret(cookie[1]),
             }
-            return session.scalar(_TRIAL_IMAGE, params)
+            image_id = session.scalar(_TRIAL_IMAGE_ID, params)
+            return None if image_id is None else _display_images.get(session, image_id)
 
     data = await _in_study_thread(work)
     if data is None:

@@ -26,10 +26,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
 from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,7 +39,7 @@ from sqlalchemy.orm.util import identity_key
 
 from backend.db import rowcount
 from backend.errors import UserError
-from backend.models import new_id, utcnow
+from backend.models import new_id, random_string, utcnow
 from backend.study.models import (
     ATTENTION,
     Participant,
@@ -230,7 +232,7 @@ class Started:
 
 
 def _receipt() -> str:
-    return "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(8))
+    return random_string(RECEIPT_ALPHABET, 8)
 
 
 def resume(session: Session, found: Found, identity: Identity) -> Started:
@@ -280,7 +282,7 @@ def start(
         return resume(session, found, identity)
     if study.status != StudyStatus.open and not preview:
         raise UserError(409, NOT_OPEN)
-    rng = rng or random.SystemRandom()
+    rng = rng or random.Random()  # seeded from the OS; the order of trials is no secret
     seq = None if preview else next_seq(session, study)
     secret, secret_hash = new_secret()
     columns: dict[str, Any] = {
@@ -304,12 +306,11 @@ def start(
         "seq": seq,
     }
     participant = Participant(**columns)
-    refs = stimulus_refs(session, study)
+    trials = draw_trials(study, participant, rng, design(session, study))
     try:
-        # On the table (the ORM's unit of work cost as much as the rest of a start); the entity joins the
+        # On the tables (the ORM's unit of work cost as much as the rest of a start); the entity joins the
         # session afterwards as if loaded, every column set, so reading it never goes back to the database.
-        session.execute(insert(_PARTICIPANTS), [columns])
-        assign(session, study, participant, rng, refs)
+        _insert_participant(session, columns, trials)
         session.commit()
     except IntegrityError:  # the same id started twice at once: the one that won must be proven
         session.rollback()
@@ -326,31 +327,51 @@ class StimRef(NamedTuple):
     condition: str
 
 
-_refs_cache: dict[tuple[str, str], list[StimRef]] = {}
+@dataclass(frozen=True)
+class Design:
+    """A study's stimuli as every draw reads them: per part, the study-seeded order of the photos, and the
+    conditions that have stimuli (worked out once per study and process, not once per participant)."""
+
+    refs: list[StimRef]
+    by_key: dict[tuple[str, str], StimRef]  # (photo, condition) -> stimulus, attention checks apart
+    attention: dict[str, StimRef]  # photo -> its attention-check stimulus
+    photos: dict[int, list[str]]  # part -> photo order
+    conditions: list[str]
+
+    @classmethod
+    def of(cls, study: Study, refs: list[StimRef]) -> Design:
+        by_key = {(r.photo_id, r.condition): r for r in refs if r.condition != ATTENTION}
+        photos: dict[int, list[str]] = {}
+        for part in (1, 2):
+            photos[part] = sorted({photo for photo, _ in by_key})
+            random.Random(f"{study.id}:{part}").shuffle(photos[part])
+        conditions = [c for c in study.conditions if any((p, c) in by_key for p in photos[1])]
+        attention = {r.photo_id: r for r in refs if r.condition == ATTENTION}
+        return cls(refs, by_key, attention, photos, conditions)
 
 
-def stimulus_refs(session: Session, study: Study) -> list[StimRef]:
-    """The study's stimuli. They are only ever created with the study (builder.build_study), so a non-empty
-    list is kept per process: one query less for every participant who starts."""
+_designs: dict[tuple[str, str], Design] = {}
+
+
+def design(session: Session, study: Study) -> Design:
+    """The study's design. Stimuli are only ever created with the study (builder.build_study), so one with
+    stimuli is kept per process: one query less for every participant who starts."""
     key = (str(session.get_bind().engine.url), study.id)
-    cached = _refs_cache.get(key)
+    cached = _designs.get(key)
     if cached is not None:
         return cached
     stmt = select(Stimulus.id, Stimulus.photo_id, Stimulus.condition).where(Stimulus.study_id == study.id)
-    refs = [StimRef(*row) for row in session.execute(stmt)]
-    if refs:
-        if len(_refs_cache) > 1000:
-            _refs_cache.clear()
-        _refs_cache[key] = refs
-    return refs
+    made = Design.of(study, [StimRef(*row) for row in session.execute(stmt)])
+    if made.refs:
+        if len(_designs) > 1000:
+            _designs.clear()
+        _designs[key] = made
+    return made
 
 
-def block(study: Study, refs: list[StimRef], part: int, seq: int, n: int) -> list[StimRef]:
+def block(plan: Design, part: int, seq: int, n: int) -> list[StimRef]:
     """The n stimuli of participant number ``seq`` in one part of the balanced design (module docstring)."""
-    by_key = {(r.photo_id, r.condition): r for r in refs if r.condition != ATTENTION}
-    photos = sorted({photo for photo, _ in by_key})
-    random.Random(f"{study.id}:{part}").shuffle(photos)
-    conditions = [c for c in study.conditions if any((p, c) in by_key for p in photos)]
+    photos, conditions, by_key = plan.photos[part], plan.conditions, plan.by_key
     n_photos, n_conditions = len(photos), len(conditions)
     cycle = math.lcm(n_photos, n_conditions)
     picks: list[StimRef] = []
@@ -371,21 +392,56 @@ def block(study: Study, refs: list[StimRef], part: int, seq: int, n: int) -> lis
     return picks
 
 
-def assign(
-    session: Session,
-    study: Study,
-    participant: Participant,
-    rng: random.Random,
-    refs: list[StimRef] | None = None,
+def _insert_participant(session: Session, participant: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    """Insert a participant and its trials together. On PostgreSQL in one statement (the participant in a
+    data-modifying WITH, the trials from arrays): atomic by itself, so a start needs no transaction around it
+    (``db.statement_scope``), and its few parameters let psycopg and PostgreSQL prepare it once."""
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        session.execute(insert(_PARTICIPANTS), [participant])
+        session.execute(insert(_TRIALS), trials)
+        return
+    params = {f"p_{key}": value for key, value in participant.items()}
+    params.update({f"t_{key}": [row[key] for row in trials] for key, _ in _TRIAL_ARRAYS})
+    session.connection().exec_driver_sql(_participant_with_trials_sql(dialect, tuple(participant)), params)
+
+
+# The per-trial columns of a start, with their PostgreSQL array types (study and participant are the same for
+# every trial of the statement).
+_TRIAL_ARRAYS = (
+    ("id", "varchar[]"),
+    ("part", "smallint[]"),
+    ("position", "smallint[]"),
+    ("stimulus_id", "varchar[]"),
+    ("photo_id", "varchar[]"),
+    ("condition", "varchar[]"),
+    ("is_attention", "boolean[]"),
+    ("expected", "varchar[]"),
+)
+
+
+@lru_cache(maxsize=8)
+def _participant_with_trials_sql(dialect: Dialect, participant_keys: tuple[str, ...]) -> str:
+    new_participant = insert(_PARTICIPANTS).values({key: bindparam(f"p_{key}") for key in participant_keys})
+    columns = ", ".join(key for key, _ in _TRIAL_ARRAYS)
+    arrays = ", ".join(f"%(t_{key})s::{kind}" for key, kind in _TRIAL_ARRAYS)
+    return (
+        f"WITH new_participant AS ({new_participant.compile(dialect=dialect)}) "
+        f"INSERT INTO {_TRIALS.name} (study_id, participant_id, {columns}) "
+        f"SELECT %(p_study_id)s, %(p_id)s, {columns} FROM unnest({arrays}) AS trial({columns})"
+    )
+
+
+def draw_trials(
+    study: Study, participant: Participant, rng: random.Random, plan: Design
 ) -> list[dict[str, Any]]:
-    """Draw the participant's trials for both parts from their block of the design (a random block for a
-    preview); insert them in one statement. The caller commits."""
-    refs = refs if refs is not None else stimulus_refs(session, study)
-    attention = {r.photo_id: r for r in refs if r.condition == ATTENTION}
+    """The participant's trials (rows of study_trials) for both parts, from their block of the design (a
+    random block for a preview)."""
+    attention = plan.attention
     rows: list[dict[str, Any]] = []
-    seq = participant.seq if participant.seq is not None else rng.randrange(len(refs) + 1)
+    seq = participant.seq if participant.seq is not None else rng.randrange(len(plan.refs) + 1)
     for part, n in ((1, study.trials_part1), (2, study.trials_part2)):
-        picks = block(study, refs, part, seq, n)
+        picks = block(plan, part, seq, n)
         used = {s.photo_id for s in picks}
         rng.shuffle(picks)
         slots: list[tuple[StimRef, bool, str | None]] = [(s, False, None) for s in picks]
@@ -409,8 +465,6 @@ def assign(
                     "expected": expected,
                 }
             )
-    # On the table, not the ORM entity: the ORM's bulk-insert path cost as much as the rest of a start.
-    session.execute(insert(_TRIALS), rows)
     return rows
 
 

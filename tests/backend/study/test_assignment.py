@@ -7,11 +7,13 @@ import random
 import threading
 from collections import Counter
 
-from sqlalchemy import event, func, select
+import pytest
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import IntegrityError
 
-from backend.db import session_scope
+from backend.db import session_scope, statement_scope
 from backend.study import builder, service
-from backend.study.models import ATTENTION, Participant, Trial
+from backend.study.models import ATTENTION, Participant, Study, Trial
 
 
 def test_balance_over_200_participants(sqlite_db, make_study) -> None:
@@ -95,9 +97,11 @@ def test_refresh_within_a_time_budget(sqlite_db, make_study) -> None:
         assert builder.open_study(s, get_settings(), study).complete  # opening makes every copy
 
 
-def test_same_id_started_twice_at_once_makes_one_participant(database, make_study) -> None:
+@pytest.mark.parametrize("scope", [session_scope, statement_scope], ids=["transaction", "per-statement"])
+def test_same_id_started_twice_at_once_makes_one_participant(database, make_study, scope) -> None:
     """Two consents for one Prolific attempt at the same instant: one participant and one set of trials; the
-    request that lost the insert resumes the winner (it proves the same PROLIFIC_PID + SESSION_ID)."""
+    request that lost the insert resumes the winner (it proves the same PROLIFIC_PID + SESSION_ID). Both in a
+    transaction and statement by statement, as the participant routes run (db.statement_scope)."""
     slug = make_study(trials=(3, 3), photos=6)
     identity = service.Identity("P-RACE", "prolific", "S1", "SESSION-1")
     barrier = threading.Barrier(2)
@@ -106,7 +110,7 @@ def test_same_id_started_twice_at_once_makes_one_participant(database, make_stud
 
     def consent() -> None:
         try:
-            with session_scope() as s:
+            with scope() as s:
                 study = builder.get_study(s, slug)
                 barrier.wait()
                 started.append(service.start(s, study, identity, service.resolve(s, study, identity, None)))
@@ -155,3 +159,26 @@ def test_participant_read_by_id_is_attached_as_loaded(database, make_study) -> N
     with session_scope() as s:
         assert s.get(Participant, pid).status == "excluded"
         assert service.participant_by_id(s, "no-such-id") is None
+
+
+def test_statement_scope_commits_each_statement_and_a_start_is_all_or_nothing(
+    database, make_study, monkeypatch
+) -> None:
+    """On PostgreSQL a statement in db.statement_scope is visible to others at once (no transaction around
+    it: that is what spares the round trips); a start whose trials cannot be stored leaves no participant
+    behind, as its participant and trials go in one statement (in one transaction on SQLite)."""
+    slug = make_study()
+    with statement_scope() as s:
+        study = builder.get_study(s, slug)
+        s.execute(update(Study).where(Study.id == study.id).values(title="T2"))
+        if database == "postgres":
+            with session_scope() as other:
+                assert builder.get_study(other, slug).title == "T2"
+    good = service.design(s, study)
+    broken = service.Design.of(study, [r._replace(id="no-such-stimulus") for r in good.refs])
+    monkeypatch.setattr(service, "design", lambda *_: broken)
+    with statement_scope() as s, pytest.raises(IntegrityError):
+        service.start(s, builder.get_study(s, slug), service.Identity("P-BROKEN", "url"))
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 0
+        assert s.scalar(select(func.count()).select_from(Trial)) == 0

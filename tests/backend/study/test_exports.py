@@ -8,13 +8,14 @@ import csv
 import io
 import threading
 import zipfile
+from collections import Counter
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from backend.db import session_scope
-from backend.models import new_id
+from backend.models import ID_ALPHABET, new_id, random_string
 from backend.study import builder, export, service
 from backend.study.models import Participant, Trial
 from tests.backend.study.conftest import login
@@ -121,6 +122,12 @@ def test_exports_read_back_match_the_database_and_json(app_client, make_study) -
 def test_ids_never_start_with_a_formula_character_and_the_guard() -> None:
     ids = [new_id() for _ in range(20_000)]
     assert all(i.isalnum() and len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
+    # every character of the alphabet equally likely, in every position (440,000 draws of 62: ±5 %)
+    counts = Counter("".join(ids))
+    assert set(counts) == set(ID_ALPHABET) and max(counts.values()) / min(counts.values()) < 1.12
+    assert len({i[0] for i in ids}) == 62 and len({i[-1] for i in ids}) == 62
+    receipts = "".join(random_string(service.RECEIPT_ALPHABET, 8) for _ in range(5_000))
+    assert set(receipts) == set(service.RECEIPT_ALPHABET) and len(receipts) == 40_000
     assert all(export.neutralise(i) == i for i in ids)
     assert export.neutralise("Mozilla/5.0;=1+1") == "'Mozilla/5.0;'=1+1"
     assert export.neutralise("a\t@SUM(1)") == "'a\t'@SUM(1)"
