@@ -116,8 +116,8 @@ def _statement_sessionmaker_for(url: str) -> sessionmaker[Session]:
             url,
             connect_args={"connect_timeout": 10},
             isolation_level="AUTOCOMMIT",
-            pool_size=settings.study_threads,
-            max_overflow=settings.db_max_overflow,
+            pool_size=settings.study_threads,  # used from the STUDY_THREADS threads only
+            max_overflow=0,
             pool_timeout=30,
         )
         _ping_when_idle(engine)
