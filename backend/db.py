@@ -38,12 +38,12 @@ def make_engine(settings: Settings) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(
-        settings.database_url,
-        # A new connection on a saturated 2-core machine can take seconds; 3 s turned load into 503s.
-        connect_args={"connect_timeout": 10},
-        **_pool_args(settings),
-    )
+    return _postgres_engine(settings.database_url, **_pool_args(settings))
+
+
+def _postgres_engine(url: str, **options: Any) -> Engine:
+    # A new connection on a saturated 2-core machine can take seconds; 3 s turned load into 503s.
+    engine = create_engine(url, connect_args={"connect_timeout": 10}, **options)
     _ping_when_idle(engine)
     return engine
 
@@ -111,16 +111,13 @@ def _statement_sessionmaker_for(url: str) -> sessionmaker[Session]:
     if engine.dialect.name == "postgresql":
         # A pool of its own whose connections stay in autocommit: switching a shared pool's connection at
         # each checkout and back at each checkin cost a fifth of a participant request's database work.
-        settings = get_settings()
-        engine = create_engine(
+        engine = _postgres_engine(
             url,
-            connect_args={"connect_timeout": 10},
             isolation_level="AUTOCOMMIT",
-            pool_size=settings.study_threads,  # used from the STUDY_THREADS threads only
+            pool_size=get_settings().study_threads,  # used from the STUDY_THREADS threads only
             max_overflow=0,
             pool_timeout=30,
         )
-        _ping_when_idle(engine)
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

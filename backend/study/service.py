@@ -420,10 +420,11 @@ _TRIAL_ARRAYS = (
 )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # per driver and set of columns: in practice one
 def _participant_with_trials_sql(dialect: Dialect, participant_keys: tuple[str, ...]) -> str:
     new_participant = insert(_PARTICIPANTS).values({key: bindparam(f"p_{key}") for key in participant_keys})
     columns = ", ".join(key for key, _ in _TRIAL_ARRAYS)
+    # Placeholders in the driver's own style (psycopg: pyformat), as the compiled participant insert has them.
     arrays = ", ".join(f"%(t_{key})s::{kind}" for key, kind in _TRIAL_ARRAYS)
     return (
         f"WITH new_participant AS ({new_participant.compile(dialect=dialect)}) "
