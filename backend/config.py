@@ -37,14 +37,14 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         8,
         description="Database connections each process may keep open (opened lazily, kept for reuse: as "
-        "many as WEB_THREADS + STUDY_THREADS, so a busy web process does not open and close a connection per "
-        "request).",
+        "many as WEB_THREADS + 2 × STUDY_THREADS, so a busy web process does not open and close a connection "
+        "per request).",
     )
     db_max_overflow: int = Field(
         16,
         description="Extra connections a process may open for a moment under load (closed when returned). "
-        "POOL_SIZE + MAX_OVERFLOW must be at least WEB_THREADS + STUDY_THREADS, so a request thread never "
-        "waits for one.",
+        "POOL_SIZE + MAX_OVERFLOW must be at least WEB_THREADS + 2 × STUDY_THREADS (the participants' "
+        "requests and their answers), so a request thread never waits for one.",
     )
     web_threads: int = Field(
         8,
@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     study_threads: int = Field(
         3,
         description="Threads of each web process for the study participants' requests, apart from "
-        "WEB_THREADS (a study in progress never waits behind other work). Each holds one database connection "
-        "at most while it works.",
+        "WEB_THREADS (a study in progress never waits behind other work), and as many again for their "
+        "answers (a participant in mid-study never waits behind a crowd opening the link). Each holds one "
+        "database connection at most while it works.",
     )
     web_workers: int = Field(
         1,
@@ -214,10 +215,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _capacity(self) -> Settings:
-        if self.db_pool_size + self.db_max_overflow < self.web_threads + self.study_threads:
+        request_threads = self.web_threads + 2 * self.study_threads
+        if self.db_pool_size + self.db_max_overflow < request_threads:
             raise ValueError(
                 f"DB_POOL_SIZE + DB_MAX_OVERFLOW ({self.db_pool_size + self.db_max_overflow}) must be at "
-                f"least WEB_THREADS + STUDY_THREADS ({self.web_threads + self.study_threads})"
+                f"least WEB_THREADS + 2 × STUDY_THREADS ({request_threads})"
             )
         if min(self.web_threads, self.study_threads, self.decode_concurrency, self.web_workers) < 1:
             raise ValueError("WEB_THREADS, STUDY_THREADS, DECODE_CONCURRENCY and WEB_WORKERS must be ≥ 1")

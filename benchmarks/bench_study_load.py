@@ -8,6 +8,7 @@ stored exactly once, every participant completed).
 
     .venv/bin/python benchmarks/bench_study_load.py --participants 200   # the issue-15 burst, 0.5-1.5 s pace
     .venv/bin/python benchmarks/bench_study_load.py --participants 100 --think 0 0   # no think time (stress)
+    .venv/bin/python benchmarks/bench_study_load.py --participants 200 --arrivals 1   # opening within 1 s
     .venv/bin/python benchmarks/bench_study_load.py --write-results  # also update benchmarks/RESULTS.md
 
 Needs PostgreSQL (PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432); creates and drops its own
@@ -151,11 +152,15 @@ async def participant(
     retries: list[str],
     first_trial_ms: list[float],
     read: tuple[float, float] = (0.0, 0.0),
+    arrival: float = 0.0,
 ) -> None:
     """One participant on its own keep-alive connection (lean_http: the load generator shares the 2 cores).
     ``read``: seconds spent reading the consent form and the instructions (0 = clicking straight through).
+    ``arrival``: seconds after the start at which this participant opens the link.
     ``first_trial_ms`` gets the time this participant waited for the server before the first image was on
     screen: page, consent, instructions and the image (with no reading time, link to image)."""
+    if arrival:
+        await asyncio.sleep(arrival)
     async with LeanClient(base, timeout=30) as http:
         waited = 0.0
 
@@ -220,7 +225,13 @@ async def participant(
 
 
 async def run_load(
-    base: str, slug: str, n: int, think: tuple[float, float], seed: int, read: tuple[float, float] = (0, 0)
+    base: str,
+    slug: str,
+    n: int,
+    think: tuple[float, float],
+    seed: int,
+    read: tuple[float, float] = (0, 0),
+    arrivals: float = 0.0,
 ) -> dict:
     answer_ms: list[float] = []
     other_ms: list[float] = []
@@ -243,6 +254,7 @@ async def run_load(
                 retries,
                 first_trial_ms,
                 read,
+                rng.uniform(0, arrivals) if arrivals else 0.0,
             )
             for i in range(n)
         )
@@ -345,6 +357,13 @@ def main() -> int:
         default=(0.0, 0.0),
         help="seconds reading the consent form, and again the instructions (default 0 0: straight through)",
     )
+    ap.add_argument(
+        "--arrivals",
+        type=float,
+        default=0.0,
+        help="seconds over which the participants open the link, at uniform random times (default 0: all at "
+        "the same instant, the strictest reading of 'in the same second')",
+    )
     ap.add_argument("--photos", type=int, default=20)
     ap.add_argument(
         "--warm-up", type=int, default=20, help="participants through a warm-up study first (not measured)"
@@ -416,7 +435,9 @@ def main() -> int:
         # running would be, so that the burst measures serving, not start-up.
         asyncio.run(run_load(base, warm_slug, args.warm_up, (0.0, 0.0), args.seed + 1))
         server_cpu0, client_cpu0 = process_cpu(server.pid), time.process_time()
-        load = run_load(base, slug, args.participants, tuple(args.think), args.seed, tuple(args.read))
+        load = run_load(
+            base, slug, args.participants, tuple(args.think), args.seed, tuple(args.read), args.arrivals
+        )
         out = asyncio.run(load)
         server_cpu, client_cpu = process_cpu(server.pid) - server_cpu0, time.process_time() - client_cpu0
     finally:
@@ -433,6 +454,7 @@ def main() -> int:
         f"(shared) · Python {platform.python_version()}",
         "participants": args.participants,
         "think_s": list(args.think),
+        "arrivals_s": args.arrivals,
         "web_workers": args.web_workers,
         "answers_sent": len(answers),
         "transport_retries": len(out["retries"]),

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import child_env, free_port, photo_bytes, start_service, wait_http
+from tests.conftest import ROOT, child_env, free_port, photo_bytes, start_service, wait_http
 from tests.reliability.redteam import BOMBS, phone_photo
 
 pytestmark = pytest.mark.slow
@@ -243,3 +244,19 @@ def test_web_workers_share_the_port_evenly_and_one_that_dies_comes_back(spawn, t
     after = _listeners(port)
     assert len(after) == 2 and victim not in after, "the killed worker was not restarted"
     assert set(codes) == {200}  # the other worker answered meanwhile
+
+
+def test_a_pool_smaller_than_the_request_threads_refuses_to_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every request thread must find a database connection: the web threads, the participants' threads and
+    their answers' threads (8 + 3 + 3 by default). A pool of 8 + 5 is refused at start, with the sum named."""
+    env = child_env(DATA_DIR=tmp_path, DB_POOL_SIZE="8", DB_MAX_OVERFLOW="5")
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "configuration error" in result.stderr and "WEB_THREADS + 2 × STUDY_THREADS (14)" in result.stderr

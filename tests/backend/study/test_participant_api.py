@@ -200,3 +200,55 @@ def test_production_needs_secrets() -> None:
         Settings(environment="production", admin_password="pw", secret_key="short")
     ok = Settings(environment="production", admin_password="pw", secret_key="k" * 40)
     assert ok.admin_password.get_secret_value() == "pw" and "pw" not in repr(ok)
+
+
+def test_answers_do_not_wait_behind_a_crowd_opening_the_link(sqlite_db, make_study, monkeypatch) -> None:
+    """Answers have threads of their own: with every thread of the participants' lane held (here: resolving
+    who a visitor is takes as long as the test wants), a participant in mid-study gets the next trial."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from backend.config import get_settings
+    from backend.main import create_app
+    from backend.study import service
+
+    slug = make_study(trials=(2, 2))
+    gate = threading.Event()
+    resolve = service.resolve
+
+    def slow_resolve(*args, **kwargs):  # type: ignore[no-untyped-def]
+        gate.wait(20)
+        return resolve(*args, **kwargs)
+
+    async def scenario() -> float:
+        transport = httpx.ASGITransport(app=create_app())
+
+        def client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+        async with client() as me, client() as crowd:
+            await me.post(f"/study/{slug}/api/start", json={"participant": "mid-study"})
+            trial = (await me.post(f"/study/{slug}/api/begin", json={})).json()["trial"]
+            monkeypatch.setattr(service, "resolve", slow_resolve)
+            visits = [
+                asyncio.create_task(crowd.get(f"/study/{slug}/api/state?participant=crowd-{i}"))
+                for i in range(get_settings().study_threads + 2)
+            ]
+            await asyncio.sleep(0.3)  # the crowd now holds every thread of its lane
+            assert not any(visit.done() for visit in visits)
+            started = time.monotonic()
+            answer = {"trial_id": trial["id"], "response": "real"}
+            res = await me.post(f"/study/{slug}/api/answer", json=answer)
+            waited = time.monotonic() - started
+            assert res.status_code == 200 and res.json()["trial"]["index"] == 2
+            gate.set()
+            assert all(r.status_code == 200 for r in await asyncio.gather(*visits))
+            return waited
+
+    try:
+        assert asyncio.run(scenario()) < 5
+    finally:
+        gate.set()
