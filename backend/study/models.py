@@ -133,7 +133,8 @@ class Participant(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    # Indexed as the leading column of uq_study_participants_external.
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(
         String(128)
     )  # PROLIFIC_PID, `participant`, or anonymous random id
@@ -167,9 +168,8 @@ class Trial(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
-    participant_id: Mapped[str] = mapped_column(
-        ForeignKey("study_participants.id", ondelete="CASCADE"), index=True
-    )
+    # Indexed as the leading column of uq_study_trials_slot (which also orders a participant's trials).
+    participant_id: Mapped[str] = mapped_column(ForeignKey("study_participants.id", ondelete="CASCADE"))
     part: Mapped[int] = mapped_column(SmallInteger)  # 1: real or colorized; 2: stars
     position: Mapped[int] = mapped_column(SmallInteger)  # 0-based within the part
     stimulus_id: Mapped[str] = mapped_column(ForeignKey("study_stimuli.id"))
