@@ -182,3 +182,28 @@ def test_statement_scope_commits_each_statement_and_a_start_is_all_or_nothing(
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 0
         assert s.scalar(select(func.count()).select_from(Trial)) == 0
+
+
+def test_statement_scope_recovers_when_its_connections_are_cut(postgres_url, monkeypatch, tmp_path) -> None:
+    """The participants' autocommit pool recovers from a database restart like the app's own: connections
+    cut under it fail one request at most (OperationalError, which the web app answers with 503), then
+    statements work again without a restart of the app."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import apply_settings
+
+    apply_settings(monkeypatch, DATA_DIR=tmp_path / "var", DATABASE_URL=postgres_url)
+    with statement_scope() as s:
+        assert s.scalar(text("SELECT 1")) == 1
+    cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+    with session_scope() as admin:  # from the app's other pool: every other connection to this database
+        admin.execute(text(cut + "AND pid <> pg_backend_pid()"))
+    failures = 0
+    for _ in range(3):
+        try:
+            with statement_scope() as s:
+                assert s.scalar(text("SELECT 1")) == 1
+        except OperationalError:
+            failures += 1
+    assert failures <= 1
