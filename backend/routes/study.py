@@ -216,8 +216,8 @@ async def begin(slug: str, request: Request, settings: SettingsDep) -> Response:
         with statement_scope() as session:
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
-            service.begin(session, participant)
-            return _state_out(service.state(session, study, participant))
+            trials = service.begin(session, participant)
+            return _state_out(service.state(session, study, participant, trials))
 
     return await _in_study_thread(work)
 

@@ -511,6 +511,10 @@ _BEGIN = (
 )
 
 
+# The participant's start and the read of their trials in one statement (a data-modifying WITH, PostgreSQL).
+_BEGIN_AND_TRIALS = _TRIALS_OF.add_cte(_BEGIN.cte("started"))
+
+
 @dataclass(slots=True)
 class TrialView:
     """The columns of a trial that the participant flow needs (plain data: cheaper than ORM objects)."""
@@ -528,12 +532,21 @@ def trials_of(session: Session, participant: Participant) -> list[TrialView]:
     return [TrialView(*row) for row in session.execute(_TRIALS_OF, {"pid": participant.id})]
 
 
-def begin(session: Session, participant: Participant) -> None:
-    """Instructions read: the trials start. The caller commits (with the first trial marked shown)."""
-    if participant.started_at is None:
-        session.execute(_BEGIN, {"pid": participant.id, "now": utcnow()})
-        # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
-        set_committed_value(participant, "started_at", participant.started_at or utcnow())
+def begin(session: Session, participant: Participant) -> list[TrialView] | None:
+    """Instructions read: the trials start. Returns the participant's trials where it read them on the way
+    (PostgreSQL: the start and the read are one statement), else None. The caller commits (with the first
+    trial marked shown)."""
+    if participant.started_at is not None:
+        return None
+    params = {"pid": participant.id, "now": utcnow()}
+    trials = None
+    if session.get_bind().dialect.name == "postgresql":
+        trials = [TrialView(*row) for row in session.execute(_BEGIN_AND_TRIALS, params)]
+    else:
+        session.execute(_BEGIN, params)
+    # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
+    set_committed_value(participant, "started_at", params["now"])
+    return trials
 
 
 def current(trials: list[TrialView]) -> TrialView | None:
