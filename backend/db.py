@@ -124,15 +124,8 @@ def _statement_sessionmaker_for(url: str) -> sessionmaker[Session]:
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    session = session_factory()()
-    try:
+    with _committed(session_factory()()) as session:
         yield session
-        session.commit()
-    except BaseException:
-        _rollback_quietly(session)
-        raise
-    finally:
-        close_quietly(session)
 
 
 @contextmanager
@@ -142,7 +135,13 @@ def statement_scope() -> Iterator[Session]:
     study"). Only for work whose every statement stands alone: reads, and writes that are each complete and
     idempotent by themselves (several rows that must land together go in one statement). On SQLite it is
     :func:`session_scope` (no network round trips to spare)."""
-    session = _statement_sessionmaker_for(get_settings().database_url)()
+    with _committed(_statement_sessionmaker_for(get_settings().database_url)()) as session:
+        yield session
+
+
+@contextmanager
+def _committed(session: Session) -> Iterator[Session]:
+    """Commit the session on success, roll it back on error, and close it either way."""
     try:
         yield session
         session.commit()
