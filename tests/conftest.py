@@ -193,6 +193,16 @@ def child_env(**values: object) -> dict[str, str]:
     return env
 
 
+def serve_refused(env: dict[str, str]) -> str:
+    """`colorlab serve` with a configuration it must refuse: it exits with a clean configuration error (no
+    traceback); returns what it printed on stderr."""
+    serve = [sys.executable, "-m", "backend.cli", "serve"]
+    result = subprocess.run(serve, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "configuration error" in result.stderr
+    return result.stderr
+
+
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """Start `colorlab <args>` processes with given settings; all are stopped at the end of the test."""

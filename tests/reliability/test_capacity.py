@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, child_env, free_port, photo_bytes, start_service, wait_http
+from tests.conftest import child_env, free_port, photo_bytes, serve_refused, start_service, wait_http
 from tests.reliability.redteam import BOMBS, phone_photo
 
 pytestmark = pytest.mark.slow
@@ -249,14 +248,5 @@ def test_web_workers_share_the_port_evenly_and_one_that_dies_comes_back(spawn, t
 def test_a_pool_smaller_than_the_request_threads_refuses_to_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Every request thread must find a database connection: the web threads, the participants' threads and
     their answers' threads (8 + 3 + 3 by default). A pool of 8 + 5 is refused at start, with the sum named."""
-    env = child_env(DATA_DIR=tmp_path, DB_POOL_SIZE="8", DB_MAX_OVERFLOW="5")
-    result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "configuration error" in result.stderr and "WEB_THREADS + 2 × STUDY_THREADS (14)" in result.stderr
+    stderr = serve_refused(child_env(DATA_DIR=tmp_path, DB_POOL_SIZE="8", DB_MAX_OVERFLOW="5"))
+    assert "WEB_THREADS + 2 × STUDY_THREADS (14)" in stderr
