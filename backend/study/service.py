@@ -341,11 +341,11 @@ class Design:
     @classmethod
     def of(cls, study: Study, refs: list[StimRef]) -> Design:
         by_key = {(r.photo_id, r.condition): r for r in refs if r.condition != ATTENTION}
-        photos: dict[int, list[str]] = {}
-        for part in (1, 2):
-            photos[part] = sorted({photo for photo, _ in by_key})
-            random.Random(f"{study.id}:{part}").shuffle(photos[part])
-        conditions = [c for c in study.conditions if any((p, c) in by_key for p in photos[1])]
+        ordered = sorted({photo for photo, _ in by_key})
+        photos = {part: ordered.copy() for part in (1, 2)}
+        for part, order in photos.items():
+            random.Random(f"{study.id}:{part}").shuffle(order)
+        conditions = [c for c in study.conditions if any((p, c) in by_key for p in ordered)]
         attention = {r.photo_id: r for r in refs if r.condition == ATTENTION}
         return cls(refs, by_key, attention, photos, conditions)
 
