@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select
 
 from backend.config import Settings, get_settings
 
@@ -189,6 +194,117 @@ async def get_session() -> AsyncIterator[Session]:
 @lru_cache
 def _closer() -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(64)
+
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverSQL:
+    sql: str
+    order: tuple[str, ...] | None  # positional drivers (SQLite): the parameters' order
+    defaults: dict[str, Any]  # values the statement carries itself (``participant_seq + 1``)
+    binds: tuple[
+        tuple[str, Callable[[Any], Any]], ...
+    ]  # parameters the dialect converts (SQLite's datetimes)
+    results: tuple[Processor, ...] | None  # per returned column; None: the statement returns no rows
+
+
+class DriverStatement:
+    """A Core statement compiled once per dialect and run on the session's driver connection (psycopg,
+    sqlite3), for the few statements a crowd of study participants sends: SQLAlchemy's execution of a
+    statement cost ~200 µs of CPU more than the driver's own (benchmarks/RESULTS.md, "User study"), and an
+    opening makes eight. Parameters and returned values are converted by the columns' types as SQLAlchemy
+    would; errors come as SQLAlchemy's exceptions (a lost connection is invalidated, and the pool with it);
+    ``before_cursor_execute`` listeners still see each statement. The session's pending changes are flushed
+    first, as its own ``execute`` would. Statements with expanding (IN) parameters are not supported."""
+
+    def __init__(self, statement: Select[Any] | UpdateBase) -> None:
+        self.statement = statement
+        self.columns: tuple[str, ...] = tuple(str(c.key) for c in statement.exported_columns)
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _DriverSQL] = weakref.WeakKeyDictionary()
+
+    def _for(self, dialect: Dialect) -> _DriverSQL:
+        done = self._compiled.get(dialect)
+        if done is None:
+            compiled = self.statement.compile(dialect=dialect)
+            assert not compiled.escaped_bind_names, "DriverStatement: plain parameter names only"
+            binds = []
+            for name, bind in compiled.binds.items():
+                assert not bind.expanding, "DriverStatement does not expand IN parameters"
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if process is not None:
+                    binds.append((name, process))
+            results = None
+            if self.columns:
+                results = tuple(
+                    c.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for c in self.statement.exported_columns
+                )
+            defaults = {k: v for k, v in compiled.params.items() if v is not None}
+            order = tuple(compiled.positiontup or ()) if dialect.positional else None
+            done = self._compiled[dialect] = _DriverSQL(
+                compiled.string, order, defaults, tuple(binds), results
+            )
+        return done
+
+    def execute(self, session: Session, params: dict[str, Any]) -> tuple[list[Sequence[Any]], int]:
+        """(the rows the statement returned, the number of rows it matched)."""
+        if session.autoflush:
+            session.flush()  # as Session.execute would; returns at once when nothing is pending
+        conn = session.connection()
+        dialect = conn.dialect
+        compiled = self._for(dialect)
+        values = {**compiled.defaults, **params} if compiled.defaults else dict(params)
+        for name, process in compiled.binds:
+            values[name] = process(values.get(name))
+        args: Sequence[Any] | dict[str, Any] = (
+            values if compiled.order is None else tuple(values[n] for n in compiled.order)
+        )
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        for listen in conn.engine.dispatch.before_cursor_execute:
+            listen(conn, cursor, compiled.sql, args, None, False)
+        try:
+            cursor.execute(compiled.sql, args)
+            rows: list[Sequence[Any]] = list(cursor.fetchall()) if compiled.results is not None else []
+            count = cursor.rowcount
+        except dialect.loaded_dbapi.Error as exc:
+            gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
+            if gone:
+                conn.invalidate(exc)
+                conn.engine.dispose(close=False)  # the pool's other connections are as dead: start afresh
+            raise DBAPIError.instance(
+                compiled.sql,
+                args,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
+                dialect=dialect,
+            ) from exc
+        finally:
+            cursor.close()
+        if compiled.results is not None and any(compiled.results):
+            processors = compiled.results
+            rows = [
+                tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True)) for row in rows
+            ]
+        return rows, count
+
+    def rows(self, session: Session, params: dict[str, Any]) -> list[Sequence[Any]]:
+        return self.execute(session, params)[0]
+
+    def first(self, session: Session, params: dict[str, Any]) -> Sequence[Any] | None:
+        rows = self.execute(session, params)[0]
+        return rows[0] if rows else None
+
+    def scalar(self, session: Session, params: dict[str, Any]) -> Any:
+        row = self.first(session, params)
+        return None if row is None else row[0]
+
+    def rowcount(self, session: Session, params: dict[str, Any]) -> int:
+        return self.execute(session, params)[1]
 
 
 def reset_caches() -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend import ratelimit
 from backend.config import Settings, get_settings
-from backend.db import session_scope, statement_scope
+from backend.db import DriverStatement, session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
 from backend.models import Image
@@ -250,7 +250,7 @@ async def post_answer(slug: str, body: AnswerIn, request: Request, settings: Set
 
 
 # Built once: the image of a trial, only for the participant it belongs to.
-_TRIAL_IMAGE_ID = (
+_TRIAL_IMAGE_ID = DriverStatement(
     select(Stimulus.display_image_id)
     .join(Trial, Trial.stimulus_id == Stimulus.id)
     .join(Participant, Participant.id == Trial.participant_id)
@@ -261,7 +261,7 @@ _TRIAL_IMAGE_ID = (
         Participant.secret_hash == bindparam("secret_hash"),
     )
 )
-_IMAGE_DATA = select(Image.data).where(Image.id == bindparam("iid"))
+_IMAGE_DATA = DriverStatement(select(Image.data).where(Image.id == bindparam("iid")))
 
 
 class _DisplayImages:
@@ -278,7 +278,7 @@ class _DisplayImages:
         key = (str(session.get_bind().engine.url), image_id)
         data = self._data.get(key)
         if data is None:
-            data = session.scalar(_IMAGE_DATA, {"iid": image_id})
+            data = _IMAGE_DATA.scalar(session, {"iid": image_id})
             if data is not None:
                 with self._lock:
                     if self.size + len(data) > self.max_bytes:
@@ -311,7 +311,7 @@ async def trial_image(slug: str, trial_id: str, request: Request, settings: Sett
                 "sid": study.id,
                 "secret_hash": service.hash_secret(cookie[1]),
             }
-            image_id = session.scalar(_TRIAL_IMAGE_ID, params)
+            image_id = _TRIAL_IMAGE_ID.scalar(session, params)
             return None if image_id is None else _display_images.get(session, image_id)
 
     data = await _in_study_thread(work)

@@ -30,14 +30,14 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from backend.db import rowcount
+from backend.db import DriverStatement
 from backend.errors import UserError
 from backend.models import new_id, random_string, utcnow
 from backend.study.models import (
@@ -184,16 +184,17 @@ def participant_by_id(session: Session, participant_id: str) -> Participant | No
     return _attached(session, _BY_ID, {"pid": participant_id})
 
 
-def _attached(session: Session, stmt: Select, params: dict[str, Any]) -> Participant | None:
+def _attached(session: Session, stmt: DriverStatement, params: dict[str, Any]) -> Participant | None:
     """The participant the statement (on the table, all columns) finds, in the session as if loaded by it:
-    half the CPU of the ORM's loading (``Session.get``), which every participant request paid."""
-    row = session.execute(stmt, params).first()
+    a fraction of the CPU of the ORM's loading (``Session.get``), which every participant request paid."""
+    row = stmt.first(session, params)
     if row is None:
         return None
-    present = session.identity_map.get(identity_key(Participant, row.id))
+    columns = dict(zip(stmt.columns, row, strict=True))
+    present = session.identity_map.get(identity_key(Participant, columns["id"]))
     if present is not None:
         return present
-    return _attach_as_loaded(session, Participant(**row._mapping))
+    return _attach_as_loaded(session, Participant(**columns))
 
 
 def _attach_as_loaded(session: Session, participant: Participant) -> Participant:
@@ -204,8 +205,8 @@ def _attach_as_loaded(session: Session, participant: Participant) -> Participant
     return participant
 
 
-_BY_ID = select(_PARTICIPANTS).where(_PARTICIPANTS.c.id == bindparam("pid"))
-_NAMED = (
+_BY_ID = DriverStatement(select(_PARTICIPANTS).where(_PARTICIPANTS.c.id == bindparam("pid")))
+_NAMED = DriverStatement(
     select(_PARTICIPANTS)
     .where(
         _PARTICIPANTS.c.study_id == bindparam("sid"),
@@ -213,7 +214,7 @@ _NAMED = (
     )
     .limit(1)
 )
-_OF_BROWSER = (
+_OF_BROWSER = DriverStatement(
     select(_PARTICIPANTS)
     .where(
         _PARTICIPANTS.c.study_id == bindparam("sid"),
@@ -250,14 +251,14 @@ def next_seq(session: Session, study: Study) -> int:
     """The next number of the study's participant counter, committed at once (the row lock lasts only for this
     statement, so concurrent participants never wait for each other's draws). The same statement checks that
     the study is open, so a caller may hold a copy of the study read moments ago (409 if it closed since)."""
-    seq = session.execute(_NEXT_SEQ, {"sid": study.id}).scalar_one_or_none()
+    seq = _NEXT_SEQ.scalar(session, {"sid": study.id})
     session.commit()
     if seq is None:
         raise UserError(409, NOT_OPEN)
     return int(seq) - 1
 
 
-_NEXT_SEQ = (
+_NEXT_SEQ = DriverStatement(
     update(_STUDIES)
     .where(_STUDIES.c.id == bindparam("sid"), _STUDIES.c.status == StudyStatus.open.value)
     .values(participant_seq=_STUDIES.c.participant_seq + 1)
@@ -470,7 +471,7 @@ def draw_trials(
 
 
 # The hot path's statements, built once (SQL construction costs more CPU than the database round trip here).
-_TRIALS_OF = (
+_TRIALS_OF_SELECT = (
     select(
         _TRIALS.c.id,
         _TRIALS.c.part,
@@ -483,12 +484,13 @@ _TRIALS_OF = (
     .where(_TRIALS.c.participant_id == bindparam("pid"))
     .order_by(_TRIALS.c.part, _TRIALS.c.position)
 )
-_MARK_SHOWN = (
+_TRIALS_OF = DriverStatement(_TRIALS_OF_SELECT)
+_MARK_SHOWN = DriverStatement(
     update(_TRIALS)
     .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.shown_at.is_(None))
     .values(shown_at=bindparam("now"))
 )
-_STORE_ANSWER = (
+_STORE_ANSWER = DriverStatement(
     update(_TRIALS)
     .where(_TRIALS.c.id == bindparam("tid"), _TRIALS.c.answered_at.is_(None))
     .values(
@@ -499,20 +501,21 @@ _STORE_ANSWER = (
         response_ms=bindparam("p_ms"),
     )
 )
-_COMPLETE = (
+_COMPLETE = DriverStatement(
     update(_PARTICIPANTS)
     .where(_PARTICIPANTS.c.id == bindparam("pid"), _PARTICIPANTS.c.completed_at.is_(None))
     .values(completed_at=bindparam("now"))
 )
-_BEGIN = (
+_BEGIN_UPDATE = (
     update(_PARTICIPANTS)
     .where(_PARTICIPANTS.c.id == bindparam("pid"), _PARTICIPANTS.c.started_at.is_(None))
     .values(started_at=bindparam("now"))
 )
+_BEGIN = DriverStatement(_BEGIN_UPDATE)
 
 
 # The participant's start and the read of their trials in one statement (a data-modifying WITH, PostgreSQL).
-_BEGIN_AND_TRIALS = _TRIALS_OF.add_cte(_BEGIN.cte("started"))
+_BEGIN_AND_TRIALS = DriverStatement(_TRIALS_OF_SELECT.add_cte(_BEGIN_UPDATE.cte("started")))
 
 
 @dataclass(slots=True)
@@ -529,7 +532,7 @@ class TrialView:
 
 
 def trials_of(session: Session, participant: Participant) -> list[TrialView]:
-    return [TrialView(*row) for row in session.execute(_TRIALS_OF, {"pid": participant.id})]
+    return [TrialView(*row) for row in _TRIALS_OF.rows(session, {"pid": participant.id})]
 
 
 def begin(session: Session, participant: Participant) -> list[TrialView] | None:
@@ -541,9 +544,9 @@ def begin(session: Session, participant: Participant) -> list[TrialView] | None:
     params = {"pid": participant.id, "now": utcnow()}
     trials = None
     if session.get_bind().dialect.name == "postgresql":
-        trials = [TrialView(*row) for row in session.execute(_BEGIN_AND_TRIALS, params)]
+        trials = [TrialView(*row) for row in _BEGIN_AND_TRIALS.rows(session, params)]
     else:
-        session.execute(_BEGIN, params)
+        _BEGIN.rowcount(session, params)
     # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
     set_committed_value(participant, "started_at", params["now"])
     return trials
@@ -556,7 +559,7 @@ def current(trials: list[TrialView]) -> TrialView | None:
 def mark_shown(session: Session, trial: TrialView) -> None:
     if trial.shown_at is None:
         now = utcnow()
-        session.execute(_MARK_SHOWN, {"tid": trial.id, "now": now})
+        _MARK_SHOWN.rowcount(session, {"tid": trial.id, "now": now})
         trial.shown_at = now
 
 
@@ -667,8 +670,8 @@ def answer(
     if given.response_ms is not None and not 0 <= given.response_ms <= MAX_RESPONSE_MS:
         raise UserError(422, f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
     now = utcnow()
-    stored = session.execute(
-        _STORE_ANSWER,
+    stored = _STORE_ANSWER.rowcount(
+        session,
         {
             "tid": trial.id,
             "now": now,
@@ -677,14 +680,14 @@ def answer(
             "p_ms": given.response_ms,
         },
     )
-    if rowcount(stored) == 0:  # the same answer raced in from another request
+    if stored == 0:  # the same answer raced in from another request
         session.rollback()
         out = state(session, study, participant)
         session.commit()
         return out, True
     trial.answered_at = now
     if current(trials) is None:
-        session.execute(_COMPLETE, {"pid": participant.id, "now": now})
+        _COMPLETE.rowcount(session, {"pid": participant.id, "now": now})
         set_committed_value(participant, "completed_at", now)
     out = state(session, study, participant, trials)
     if participant.is_preview and participant.completed_at is not None:
