@@ -203,7 +203,8 @@ async def participant(
         first = True
         while state["phase"] in ("part1", "part2"):
             trial = state["trial"]
-            if await call("GET", trial["image_url"], other_ms) is None:
+            # As study.js: the image comes inline in the state; its URL is fetched only when it does not.
+            if not trial.get("image") and await call("GET", trial["image_url"], other_ms) is None:
                 return
             if first:
                 first_trial_ms.append(waited)

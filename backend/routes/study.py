@@ -8,7 +8,6 @@ friendly page for HTML).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,8 +23,8 @@ from backend.config import Settings, get_settings
 from backend.db import DriverStatement, session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
-from backend.models import Image
 from backend.study import builder, service
+from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
 from backend.study.schemas import AnswerIn, StartIn, StateOut
@@ -261,36 +260,6 @@ _TRIAL_IMAGE_ID = DriverStatement(
         Participant.secret_hash == bindparam("secret_hash"),
     )
 )
-_IMAGE_DATA = DriverStatement(select(Image.data).where(Image.id == bindparam("iid")))
-
-
-class _DisplayImages:
-    """The study's display images, kept per process up to ``max_bytes``: an image row never changes, and a
-    crowd of participants fetches the same few dozen (reading one from PostgreSQL cost as much as the
-    rest of the request). Whether this participant may see it is checked on every request."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.size = max_bytes, 0
-        self._data: dict[tuple[str, str], bytes] = {}
-        self._lock = threading.Lock()
-
-    def get(self, session: Session, image_id: str) -> bytes | None:
-        key = (str(session.get_bind().engine.url), image_id)
-        data = self._data.get(key)
-        if data is None:
-            data = _IMAGE_DATA.scalar(session, {"iid": image_id})
-            if data is not None:
-                with self._lock:
-                    if self.size + len(data) > self.max_bytes:
-                        self._data.clear()
-                        self.size = 0
-                    if key not in self._data:
-                        self._data[key] = data
-                        self.size += len(data)
-        return data
-
-
-_display_images = _DisplayImages(max_bytes=64 * 2**20)
 
 
 @router.get(
@@ -312,7 +281,7 @@ async def trial_image(slug: str, trial_id: str, request: Request, settings: Sett
                 "secret_hash": service.hash_secret(cookie[1]),
             }
             image_id = _TRIAL_IMAGE_ID.scalar(session, params)
-            return None if image_id is None else _display_images.get(session, image_id)
+            return None if image_id is None else DISPLAY_IMAGES.jpeg(session, image_id)
 
     data = await _in_study_thread(work)
     if data is None:

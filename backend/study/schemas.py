@@ -30,7 +30,12 @@ class TrialOut(BaseModel):
     part: int
     index: int
     total: int
-    image_url: str
+    image_url: str = Field(description="The trial's image (JPEG), for this participant's session only.")
+    image: str | None = Field(
+        None,
+        description="The same image inline, as a data: URL, so that a page shows the trial without a second "
+        "request (one round trip per answer instead of two).",
+    )
     instruction: str | None = None
 
 

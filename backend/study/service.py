@@ -40,6 +40,7 @@ from sqlalchemy.orm.util import identity_key
 from backend.db import DriverStatement
 from backend.errors import UserError
 from backend.models import new_id, random_string, utcnow
+from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import (
     ATTENTION,
     Participant,
@@ -75,6 +76,7 @@ PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 _STUDIES = cast(Table, Study.__table__)
 _PARTICIPANTS = cast(Table, Participant.__table__)
 _TRIALS = cast(Table, Trial.__table__)
+_STIMULI = cast(Table, Stimulus.__table__)
 
 
 @dataclass(frozen=True)
@@ -480,7 +482,9 @@ _TRIALS_OF_SELECT = (
         _TRIALS.c.expected,
         _TRIALS.c.shown_at,
         _TRIALS.c.answered_at,
+        _STIMULI.c.display_image_id,
     )
+    .join_from(_TRIALS, _STIMULI, _STIMULI.c.id == _TRIALS.c.stimulus_id)
     .where(_TRIALS.c.participant_id == bindparam("pid"))
     .order_by(_TRIALS.c.part, _TRIALS.c.position)
 )
@@ -529,6 +533,7 @@ class TrialView:
     expected: str | None
     shown_at: datetime | None
     answered_at: datetime | None
+    display_image_id: str | None
 
 
 def trials_of(session: Session, participant: Participant) -> list[TrialView]:
@@ -594,6 +599,11 @@ def state(
             "index": trial.position + 1,
             "total": len(in_part),
             "image_url": f"/study/{study.slug}/images/{trial.id}.jpg",
+            "image": (
+                None
+                if trial.display_image_id is None
+                else DISPLAY_IMAGES.data_url(session, trial.display_image_id)
+            ),
             "instruction": (
                 f"Attention check: please choose {trial.expected} stars for this image."
                 if trial.is_attention and trial.part == 2

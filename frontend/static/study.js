@@ -148,7 +148,7 @@
       if (!recovering) { recovering = true; load(); return; }  // a lost cookie: resume, then retry
       loadingNote.textContent = "The image could not be loaded. Reload the page to try again.";
     };
-    img.src = trial.image_url;
+    img.src = trial.image || trial.image_url;  // inline in the state: no second request
   }
 
   function showDone(next) {

@@ -70,6 +70,9 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
 
             wait_trial(1, 1)
             assert page.evaluate("document.getElementById('stimulus').naturalWidth") > 0
+            # shown from the state itself: no request for the image
+            src = page.evaluate("document.getElementById('stimulus').src")
+            assert src.startswith("data:image/jpeg;base64,")
             # the answer buttons fit the phone screen side by side with the image
             box = page.locator("#answers-part1").bounding_box()
             assert box and box["width"] <= 390

@@ -3,6 +3,8 @@ idempotent answers, resume, refusal of a second attempt, and every bad input ans
 
 from __future__ import annotations
 
+import base64
+
 from sqlalchemy import func, select
 
 from backend.db import session_scope
@@ -44,10 +46,20 @@ def test_whole_flow_resume_and_idempotent_answers(app_client, make_study) -> Non
     assert state["phase"] == "part1" and state["trial"]["index"] == 1 and state["trial"]["total"] == 5
     img = c.get(state["trial"]["image_url"])
     assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"
+    # the same image comes inline in the state (the page needs no second request), and the next trial's
+    # with the answer that leads to it
+    inline = state["trial"]["image"]
+    assert (
+        inline.startswith("data:image/jpeg;base64,")
+        and base64.b64decode(inline.split(",", 1)[1]) == img.content
+    )
 
     first = state["trial"]["id"]
     nxt = _answer(c, slug, state, response="fake").json()
     assert nxt["trial"]["index"] == 2 and not nxt["duplicate"]
+    assert (
+        base64.b64decode(nxt["trial"]["image"].split(",", 1)[1]) == c.get(nxt["trial"]["image_url"]).content
+    )
     # a double submit of the same trial changes nothing and does not duplicate
     again = c.post(f"/study/{slug}/api/answer", json={"trial_id": first, "response": "real"})
     assert again.status_code == 200 and again.json()["duplicate"] and again.json()["trial"]["index"] == 2
