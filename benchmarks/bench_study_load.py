@@ -1,8 +1,9 @@
 """Load benchmark of the study participant API (issue 5 §7): N simulated participants answering concurrently
 against PostgreSQL through a real `colorlab serve` (uvicorn) on loopback.
 
-Each participant opens the study page, consents, reads the instructions, then for every trial loads the image,
-"thinks" for a random time and posts the answer. Measured: the latency of every answer request (client side,
+Each participant opens the study page, consents, reads the instructions, then for every trial "thinks" for a
+random time and posts the answer, as study.js does: the page carries the participant's state (no /state
+request) and every state carries its trial's image inline (no image request). Measured: the latency of every answer request (client side,
 loopback), errors (any non-2xx or transport error), and afterwards the rows in the database (every answer
 stored exactly once, every participant completed).
 
@@ -315,10 +316,12 @@ COLUMNS = [
 SECTION_INTRO = (
     "`benchmarks/bench_study_load.py`: N simulated participants answer concurrently through `colorlab serve` "
     "(uvicorn) on loopback against PostgreSQL. All of them open the study link at the same instant, consent, "
-    'read the instructions, then for every trial load the image, wait a random "think time", and post the '
-    "answer. The study: 20 photos × (real + cnn, fusion, gan), 5 + 5 trials. Answer latency is measured by "
+    'read the instructions, then for every trial wait a random "think time" and post the answer, as study.js '
+    "does (since session 7 the page carries the participant's state and every state its trial's image, so "
+    "there are no /state and image requests; before, each trial's image was a request of its own). The "
+    "study: 20 photos × (real + cnn, fusion, gan), 5 + 5 trials. Answer latency is measured by "
     'the client per answer request (p50/p95/p99/max); "other p99" covers the page, consent (start), begin '
-    "and image requests, including the opening burst where all participants consent at once. "
+    "(and image) requests, including the opening burst where all participants consent at once. "
     '"First trial": per participant, from opening the link (page, consent, instructions) to the first image '
     "received. Server CPU is per request of any kind. A request that "
     "meets a kept-alive connection the server has just closed is sent again (the API is idempotent; study.js "

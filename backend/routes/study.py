@@ -79,14 +79,15 @@ def _message(
 @router.get("/{slug}", response_class=HTMLResponse, include_in_schema=False)
 async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTMLResponse:
     # async, with the database work in one thread call and its own short session: the participant routes
-    # are what a crowd opening a study link hits (benchmarks/RESULTS.md, "User study").
+    # are what a crowd opening a study link hits (benchmarks/RESULTS.md, "User study"). The page carries
+    # the participant's state, which study.js would otherwise fetch with a second request.
     try:
         identity: service.Identity | None = service.identity_from(dict(request.query_params))
         bad_link = None
     except UserError as exc:
         identity, bad_link = None, exc
 
-    def look_up() -> tuple[Study | None, service.Found | None, UserError | None]:
+    def look_up() -> tuple[Study | None, dict | None, UserError | None]:
         with statement_scope() as session:
             try:
                 study = builder.cached_study(session, slug)
@@ -96,11 +97,14 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
                 return study, None, None
             cookie = read_participant_cookie(request, settings, study)
             try:
-                return study, service.resolve(session, study, identity, cookie, client_of(request)), None
+                found = service.resolve(session, study, identity, cookie, client_of(request))
             except UserError as exc:
                 return study, None, exc
+            if found is None and study.status != "open":
+                return study, None, None
+            return study, _state_of(session, study, found), None
 
-    study, found, taken = await _in_study_thread(look_up)
+    study, state, taken = await _in_study_thread(look_up)
     if study is None:
         return _message(
             request,
@@ -113,7 +117,7 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
     if taken is not None:
         heading = "This session belongs to someone else"
         return _message(request, taken.status_code, heading, taken.detail, study)
-    if found is None and study.status != "open":
+    if state is None:
         closed = study.status == "closed"
         return _message(
             request,
@@ -122,14 +126,16 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
             "It is not accepting participants at the moment." + ("" if closed else " Please try later."),
             study,
         )
-    return HTMLResponse(_app_page(study))
+    before, after = _app_page(study)
+    return HTMLResponse(before + _script_json(_state_json(state)) + after)
 
 
-_rendered: dict[str, tuple[Study, str]] = {}
+_STATE_SLOT = "\x00initial-state\x00"  # where the participant's state goes in the rendered page
+_rendered: dict[str, tuple[Study, tuple[str, str]]] = {}
 
 
-def _app_page(study: Study) -> str:
-    """The participant page: the same for everyone (all state comes from the API), so it is rendered once per
+def _app_page(study: Study) -> tuple[str, str]:
+    """The participant page before and after its state: the same for everyone, so it is rendered once per
     copy of the study that builder.cached_study hands out, not once per participant of a crowd."""
     hit = _rendered.get(study.slug)
     if hit is not None and hit[0] is study:
@@ -138,18 +144,37 @@ def _app_page(study: Study) -> str:
         study=study,
         labels=service.RATING_LABELS,
         trials=study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
+        initial_state=_STATE_SLOT,
     )
+    before, after = html.split(_STATE_SLOT)
     if len(_rendered) > 1000:
         _rendered.clear()
-    _rendered[study.slug] = (study, html)
-    return html
+    _rendered[study.slug] = (study, (before, after))
+    return before, after
+
+
+def _script_json(text: str) -> str:
+    """JSON that is safe inside a <script> element: none of its characters can end the element or open a
+    comment (as Jinja's ``tojson`` escapes them)."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _state_of(session: Session, study: Study, found: service.Found | None) -> dict:
+    if found is not None and not found.by_cookie:
+        # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
+        # /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
+        return {"study": study.slug, "title": study.title, "phase": "resume"}
+    return service.state(session, study, found.participant if found else None)
+
+
+def _state_json(state: dict, duplicate: bool = False) -> str:
+    # Checked against StateOut (the documented shape) and sent as is: returning a Response spares FastAPI's
+    # second validation and encoding of the model, on every request of every participant.
+    return StateOut.model_validate({**state, "duplicate": duplicate}).model_dump_json()
 
 
 def _state_out(state: dict, duplicate: bool = False) -> Response:
-    # Checked against StateOut (the documented shape) and sent as is: returning a Response spares FastAPI's
-    # second validation and encoding of the model, on every request of every participant.
-    body = StateOut.model_validate({**state, "duplicate": duplicate}).model_dump_json()
-    return Response(body, media_type="application/json")
+    return Response(_state_json(state, duplicate), media_type="application/json")
 
 
 @router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
@@ -160,11 +185,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
         with statement_scope() as session:
             study = builder.cached_study(session, slug)
             found = _resolve(request, session, settings, study, identity)
-            if found is not None and not found.by_cookie:
-                # Proven by the Prolific pair or this browser, but without the session cookie: the page
-                # calls /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
-                return _state_out({"study": study.slug, "title": study.title, "phase": "resume"})
-            return _state_out(service.state(session, study, found.participant if found else None))
+            return _state_out(_state_of(session, study, found))
 
     return await _in_study_thread(work)
 

@@ -252,5 +252,8 @@
     }
   });
 
-  load();
+  // The page carries this participant's state as the server saw it when serving the page: no request needed.
+  var initial = null;
+  try { initial = JSON.parse($("initial-state").textContent); } catch (e) { initial = null; }
+  if (initial && initial.phase) render(initial); else load();
 })();

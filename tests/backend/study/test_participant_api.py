@@ -4,11 +4,13 @@ idempotent answers, resume, refusal of a second attempt, and every bad input ans
 from __future__ import annotations
 
 import base64
+import json
+import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from backend.db import session_scope
-from backend.study.models import Participant, Trial
+from backend.study.models import Participant, Study, Trial
 
 
 def _answer(client, slug, state, **extra):  # type: ignore[no-untyped-def]
@@ -264,3 +266,38 @@ def test_answers_do_not_wait_behind_a_crowd_opening_the_link(sqlite_db, make_stu
         assert asyncio.run(scenario()) < 5
     finally:
         gate.set()
+
+
+def _initial_state(page_html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="initial-state">(.*?)</script>', page_html, re.S)
+    assert match, "the page carries no state"
+    return json.loads(match.group(1))
+
+
+def test_the_page_carries_the_state_the_api_would_give(app_client, make_study) -> None:
+    """study.js renders the state in the page instead of asking /state on load: it must be the same state,
+    for a newcomer, a participant in mid-study (with the trial's image) and one who lost the cookie, and
+    a title a researcher typed can neither end the script element nor change the state."""
+    slug = make_study()
+    title = "</script><script>alert(1)</script> & <!-- Q"
+    with session_scope() as s:
+        s.execute(update(Study).where(Study.slug == slug).values(title=title))
+    c = app_client
+    link = "PROLIFIC_PID=60aa0bb1cc2dd3ee4ff5a6b7&STUDY_ID=st&SESSION_ID=se"
+    ident = {"PROLIFIC_PID": "60aa0bb1cc2dd3ee4ff5a6b7", "STUDY_ID": "st", "SESSION_ID": "se"}
+
+    def page_and_api() -> tuple[dict, dict]:
+        page = c.get(f"/study/{slug}?{link}")
+        assert page.status_code == 200 and "<script>alert(1)" not in page.text
+        return _initial_state(page.text), c.get(f"/study/{slug}/api/state?{link}").json()
+
+    first, api = page_and_api()
+    assert first == api and first["phase"] == "consent" and first["title"] == title
+    c.post(f"/study/{slug}/api/start", json=ident)
+    trial = c.post(f"/study/{slug}/api/begin", json={}).json()["trial"]
+    mid, api = page_and_api()
+    assert mid == api and mid["phase"] == "part1" and mid["trial"]["id"] == trial["id"]
+    assert mid["trial"]["image"] == trial["image"]
+    c.cookies.clear()  # another device with the same Prolific link: the page says resume, as the API does
+    lost, api = page_and_api()
+    assert lost == api and lost["phase"] == "resume"
