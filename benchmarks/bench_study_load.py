@@ -3,9 +3,9 @@ against PostgreSQL through a real `colorlab serve` (uvicorn) on loopback.
 
 Each participant opens the study page, consents, reads the instructions, then for every trial "thinks" for a
 random time and posts the answer, as study.js does: the page carries the participant's state (no /state
-request) and every state carries its trial's image inline (no image request). Measured: the latency of every answer request (client side,
-loopback), errors (any non-2xx or transport error), and afterwards the rows in the database (every answer
-stored exactly once, every participant completed).
+request) and every state carries its trial's image inline (no image request). Measured: the latency of
+every answer request (client side, loopback), errors (any non-2xx or transport error), and afterwards the
+rows in the database (every answer stored exactly once, every participant completed).
 
     .venv/bin/python benchmarks/bench_study_load.py --participants 200   # the issue-15 burst, 0.5-1.5 s pace
     .venv/bin/python benchmarks/bench_study_load.py --participants 100 --think 0 0   # no think time (stress)
