@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import Select
 
 from backend.config import Settings, get_settings
@@ -212,16 +213,19 @@ class _DriverSQL:
 
 class DriverStatement:
     """A Core statement compiled once per dialect and run on the session's driver connection (psycopg,
-    sqlite3), for the few statements a crowd of study participants sends: SQLAlchemy's execution of a
-    statement cost ~200 µs of CPU more than the driver's own (benchmarks/RESULTS.md, "User study"), and an
-    opening makes eight. Parameters and returned values are converted by the columns' types as SQLAlchemy
-    would; errors come as SQLAlchemy's exceptions (a lost connection is invalidated, and the pool with it);
-    ``before_cursor_execute`` listeners still see each statement. The session's pending changes are flushed
-    first, as its own ``execute`` would. Statements with expanding (IN) parameters are not supported."""
+    sqlite3), for the few statements a crowd of study participants sends: SQLAlchemy's execution took about
+    a quarter more CPU per statement (a participant read by id: 320 → 240 µs; two reads and the trials:
+    740 → 510 µs; benchmarks/RESULTS.md, "User study"). Parameters and returned values are converted by the
+    columns' types as SQLAlchemy would; errors come as SQLAlchemy's exceptions (a lost connection is
+    invalidated, and the pool with it); ``before_cursor_execute`` listeners still see each statement. The
+    session's pending changes are flushed first, as its own ``execute`` would. Not supported: expanding (IN)
+    parameters; rows from a ``text()`` statement."""
 
-    def __init__(self, statement: Select[Any] | UpdateBase) -> None:
+    def __init__(self, statement: Select[Any] | UpdateBase | TextClause) -> None:
         self.statement = statement
-        self.columns: tuple[str, ...] = tuple(str(c.key) for c in statement.exported_columns)
+        returned = () if isinstance(statement, TextClause) else statement.exported_columns  # text: no rows
+        self.columns: tuple[str, ...] = tuple(str(c.key) for c in returned)
+        self._returned = returned
         self._compiled: weakref.WeakKeyDictionary[Dialect, _DriverSQL] = weakref.WeakKeyDictionary()
 
     def _for(self, dialect: Dialect) -> _DriverSQL:
@@ -238,8 +242,7 @@ class DriverStatement:
             results = None
             if self.columns:
                 results = tuple(
-                    c.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for c in self.statement.exported_columns
+                    c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self._returned
                 )
             defaults = {k: v for k, v in compiled.params.items() if v is not None}
             order = tuple(compiled.positiontup or ()) if dialect.positional else None

@@ -30,8 +30,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -399,14 +398,13 @@ def _insert_participant(session: Session, participant: dict[str, Any], trials: l
     """Insert a participant and its trials together. On PostgreSQL in one statement (the participant in a
     data-modifying WITH, the trials from arrays): atomic by itself, so a start needs no transaction around it
     (``db.statement_scope``), and its few parameters let psycopg and PostgreSQL prepare it once."""
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(_PARTICIPANTS), [participant])
         session.execute(insert(_TRIALS), trials)
         return
     params = {f"p_{key}": value for key, value in participant.items()}
     params.update({f"t_{key}": [row[key] for row in trials] for key, _ in _TRIAL_ARRAYS})
-    session.connection().exec_driver_sql(_participant_with_trials_sql(dialect, tuple(participant)), params)
+    _participant_with_trials(tuple(participant)).rowcount(session, params)
 
 
 # The per-trial columns of a start, with their PostgreSQL array types (study and participant are the same for
@@ -423,16 +421,18 @@ _TRIAL_ARRAYS = (
 )
 
 
-@lru_cache(maxsize=8)  # per driver and set of columns: in practice one
-def _participant_with_trials_sql(dialect: Dialect, participant_keys: tuple[str, ...]) -> str:
-    new_participant = insert(_PARTICIPANTS).values({key: bindparam(f"p_{key}") for key in participant_keys})
+@lru_cache(maxsize=8)  # per set of participant columns: in practice one
+def _participant_with_trials(participant_keys: tuple[str, ...]) -> DriverStatement:
+    """PostgreSQL's one-statement start (see :func:`_insert_participant`)."""
     columns = ", ".join(key for key, _ in _TRIAL_ARRAYS)
-    # Placeholders in the driver's own style (psycopg: pyformat), as the compiled participant insert has them.
-    arrays = ", ".join(f"%(t_{key})s::{kind}" for key, kind in _TRIAL_ARRAYS)
-    return (
-        f"WITH new_participant AS ({new_participant.compile(dialect=dialect)}) "
-        f"INSERT INTO {_TRIALS.name} (study_id, participant_id, {columns}) "
-        f"SELECT %(p_study_id)s, %(p_id)s, {columns} FROM unnest({arrays}) AS trial({columns})"
+    arrays = ", ".join(f"CAST(:t_{key} AS {kind})" for key, kind in _TRIAL_ARRAYS)
+    return DriverStatement(
+        text(
+            f"WITH new_participant AS (INSERT INTO {_PARTICIPANTS.name} ({', '.join(participant_keys)}) "
+            f"VALUES ({', '.join(f':p_{key}' for key in participant_keys)})) "
+            f"INSERT INTO {_TRIALS.name} (study_id, participant_id, {columns}) "
+            f"SELECT :p_study_id, :p_id, {columns} FROM unnest({arrays}) AS trial({columns})"
+        )
     )
 
 
