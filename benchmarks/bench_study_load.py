@@ -341,7 +341,10 @@ def write_results(row: str) -> None:
     nxt = text.find("\n## ", start + len(SECTION))
     section = text[start:] if nxt == -1 else text[start:nxt]
     lines = section.rstrip("\n").split("\n")
-    last_row = max(i for i, line in enumerate(lines) if line.startswith("|"))
+    # After the last row of the section's run table (the one under COLUMNS), not of a later summary table.
+    last_row = lines.index("| " + " | ".join(COLUMNS) + " |") + 1
+    while last_row + 1 < len(lines) and lines[last_row + 1].startswith("|"):
+        last_row += 1
     lines.insert(last_row + 1, row)
     new_section = "\n".join(lines) + "\n"
     text = text[:start] + new_section + ("" if nxt == -1 else text[nxt:])
