@@ -518,8 +518,23 @@ _BEGIN_UPDATE = (
 _BEGIN = DriverStatement(_BEGIN_UPDATE)
 
 
-# The participant's start and the read of their trials in one statement (a data-modifying WITH, PostgreSQL).
-_BEGIN_AND_TRIALS = DriverStatement(_TRIALS_OF_SELECT.add_cte(_BEGIN_UPDATE.cte("started")))
+# The participant's start, their first trial marked shown and the read of their trials in one statement
+# (data-modifying WITHs, PostgreSQL; the read sees the rows as they were before the statement).
+_FIRST_UNANSWERED = (
+    select(_TRIALS.c.id)
+    .where(_TRIALS.c.participant_id == bindparam("pid"), _TRIALS.c.answered_at.is_(None))
+    .order_by(_TRIALS.c.part, _TRIALS.c.position)
+    .limit(1)
+    .scalar_subquery()
+)
+_SHOW_FIRST = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == _FIRST_UNANSWERED, _TRIALS.c.shown_at.is_(None))
+    .values(shown_at=bindparam("now"))
+)
+_BEGIN_AND_TRIALS = DriverStatement(
+    _TRIALS_OF_SELECT.add_cte(_BEGIN_UPDATE.cte("started")).add_cte(_SHOW_FIRST.cte("shown"))
+)
 
 
 @dataclass(slots=True)
@@ -542,14 +557,17 @@ def trials_of(session: Session, participant: Participant) -> list[TrialView]:
 
 def begin(session: Session, participant: Participant) -> list[TrialView] | None:
     """Instructions read: the trials start. Returns the participant's trials where it read them on the way
-    (PostgreSQL: the start and the read are one statement), else None. The caller commits (with the first
-    trial marked shown)."""
+    (PostgreSQL: the start, the first trial marked shown and the read are one statement), else None. The
+    caller commits (with the first trial marked shown)."""
     if participant.started_at is not None:
         return None
     params = {"pid": participant.id, "now": utcnow()}
     trials = None
     if session.get_bind().dialect.name == "postgresql":
         trials = [TrialView(*row) for row in _BEGIN_AND_TRIALS.rows(session, params)]
+        first = current(trials)
+        if first is not None and first.shown_at is None:
+            first.shown_at = params["now"]  # set by the same statement, whose read saw the row before it
     else:
         _BEGIN.rowcount(session, params)
     # Reflect the stored value without another SELECT (a racing request's time is as good as ours).

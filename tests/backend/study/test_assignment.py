@@ -207,3 +207,39 @@ def test_statement_scope_recovers_when_its_connections_are_cut(postgres_url, mon
         except OperationalError:
             failures += 1
     assert failures <= 1
+
+
+def test_begin_marks_the_first_trial_shown_in_the_same_statement(database, make_study) -> None:
+    """On PostgreSQL the instructions' start, the first trial's shown time and the read of the trials are one
+    statement (two for the whole begin with the participant's look-up; four on SQLite). Either way the first
+    trial, and only it, is marked shown (on PostgreSQL at the participant's start time itself)."""
+    slug = make_study()
+    with session_scope() as s:
+        study = builder.get_study(s, slug)
+        pid = service.start(s, study, service.Identity("P-BEGIN", "url")).participant.id
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with statement_scope() as s:
+        study = builder.get_study(s, slug)
+        event.listen(s.get_bind(), "before_cursor_execute", record)
+        try:
+            participant = service.participant_by_id(s, pid)
+            assert participant is not None
+            trials = service.begin(s, participant)
+            state = service.state(s, study, participant, trials)
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", record)
+    assert state["phase"] == "part1" and state["trial"]["index"] == 1
+    trial_work = [x for x in statements if "FROM images" not in x]  # the image: once per process and image
+    assert len(trial_work) == (2 if database == "postgres" else 4), trial_work
+    with session_scope() as s:
+        rows = s.scalars(
+            select(Trial).where(Trial.participant_id == pid).order_by(Trial.part, Trial.position)
+        )
+        shown = [t.shown_at for t in rows]
+        started = s.get(Participant, pid).started_at
+    assert shown[0] is not None and started is not None and all(t is None for t in shown[1:])
+    assert shown[0] == started if database == "postgres" else shown[0] >= started
