@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -197,7 +196,7 @@ def _closer() -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(64)
 
 
-Processor = Callable[[Any], Any] | None
+Converter = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +204,8 @@ class _DriverSQL:
     sql: str
     order: tuple[str, ...] | None  # positional drivers (SQLite): the parameters' order
     defaults: dict[str, Any]  # values the statement carries itself (``participant_seq + 1``)
-    binds: tuple[
-        tuple[str, Callable[[Any], Any]], ...
-    ]  # parameters the dialect converts (SQLite's datetimes)
-    results: tuple[Processor, ...] | None  # per returned column; None: the statement returns no rows
+    binds: tuple[tuple[str, Converter], ...]  # parameters the dialect converts (SQLite's datetimes)
+    results: tuple[Converter | None, ...] | None  # per returned column; None: returns no rows
 
 
 class DriverStatement:
@@ -226,7 +223,8 @@ class DriverStatement:
         returned = () if isinstance(statement, TextClause) else statement.exported_columns  # text: no rows
         self.columns: tuple[str, ...] = tuple(str(c.key) for c in returned)
         self._returned = returned
-        self._compiled: weakref.WeakKeyDictionary[Dialect, _DriverSQL] = weakref.WeakKeyDictionary()
+        # Per dialect object (one per engine): a few in a process, more in a test run, so bounded.
+        self._compiled: dict[Dialect, _DriverSQL] = {}
 
     def _for(self, dialect: Dialect) -> _DriverSQL:
         done = self._compiled.get(dialect)
@@ -246,9 +244,10 @@ class DriverStatement:
                 )
             defaults = {k: v for k, v in compiled.params.items() if v is not None}
             order = tuple(compiled.positiontup or ()) if dialect.positional else None
-            done = self._compiled[dialect] = _DriverSQL(
-                compiled.string, order, defaults, tuple(binds), results
-            )
+            done = _DriverSQL(compiled.string, order, defaults, tuple(binds), results)
+            if len(self._compiled) >= 16:
+                self._compiled.clear()
+            self._compiled[dialect] = done
         return done
 
     def execute(self, session: Session, params: dict[str, Any]) -> tuple[list[Sequence[Any]], int]:

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
+from jinja2.utils import htmlsafe_json_dumps
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -162,9 +163,9 @@ def _app_page(study: Study) -> tuple[str, str]:
 
 
 def _script_json(text: str) -> str:
-    """JSON that is safe inside a <script> element: none of its characters can end the element or open a
-    comment (as Jinja's ``tojson`` escapes them)."""
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON text made safe inside a <script> element by the escaping of Jinja's ``tojson`` (none of its
+    characters can end the element or open a comment); the text is JSON already, so it is not dumped again."""
+    return str(htmlsafe_json_dumps(text, dumps=lambda already_json, **_: already_json))
 
 
 def _state_of(session: Session, study: Study, found: service.Found | None) -> dict:

@@ -561,17 +561,18 @@ def begin(session: Session, participant: Participant) -> list[TrialView] | None:
     caller commits (with the first trial marked shown)."""
     if participant.started_at is not None:
         return None
-    params = {"pid": participant.id, "now": utcnow()}
+    now = utcnow()
+    params = {"pid": participant.id, "now": now}
     trials = None
     if session.get_bind().dialect.name == "postgresql":
         trials = [TrialView(*row) for row in _BEGIN_AND_TRIALS.rows(session, params)]
         first = current(trials)
         if first is not None and first.shown_at is None:
-            first.shown_at = params["now"]  # set by the same statement, whose read saw the row before it
+            first.shown_at = now  # set by the same statement, whose read saw the row before it
     else:
         _BEGIN.rowcount(session, params)
     # Reflect the stored value without another SELECT (a racing request's time is as good as ours).
-    set_committed_value(participant, "started_at", params["now"])
+    set_committed_value(participant, "started_at", now)
     return trials
 
 
