@@ -136,7 +136,9 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
             study,
         )
     before, after = _app_page(study)
-    return HTMLResponse(before + _script_json(_state_json(state)) + after)
+    # Someone's state (a trial, a completion code): never kept by a cache, never shown again from one.
+    headers = {"Cache-Control": "no-store"}
+    return HTMLResponse(before + _script_json(_state_json(state)) + after, headers=headers)
 
 
 _STATE_SLOT = "\x00initial-state\x00"  # where the participant's state goes in the rendered page
@@ -183,7 +185,8 @@ def _state_json(state: dict, duplicate: bool = False) -> str:
 
 
 def _state_out(state: dict, duplicate: bool = False) -> Response:
-    return Response(_state_json(state, duplicate), media_type="application/json")
+    body = _state_json(state, duplicate)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")

@@ -289,7 +289,9 @@ def test_the_page_carries_the_state_the_api_would_give(app_client, make_study) -
     def page_and_api() -> tuple[dict, dict]:
         page = c.get(f"/study/{slug}?{link}")
         assert page.status_code == 200 and "<script>alert(1)" not in page.text
-        return _initial_state(page.text), c.get(f"/study/{slug}/api/state?{link}").json()
+        api = c.get(f"/study/{slug}/api/state?{link}")
+        assert page.headers["cache-control"] == api.headers["cache-control"] == "no-store"  # someone's state
+        return _initial_state(page.text), api.json()
 
     first, api = page_and_api()
     assert first == api and first["phase"] == "consent" and first["title"] == title
