@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -46,7 +47,9 @@ class DisplayImages:
             self._keep(self._data_url, key, url, len(url))
         return url
 
-    def _keep(self, into: dict, key: tuple[object, str], value: bytes | str, size: int) -> None:
+    def _keep(
+        self, into: dict[tuple[object, str], Any], key: tuple[object, str], value: object, size: int
+    ) -> None:
         with self._lock:
             if self.size + size > self.max_bytes:
                 self._jpeg.clear()
