@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,6 +192,25 @@ def child_env(**values: object) -> dict[str, str]:
     for key, value in values.items():
         env[key.upper()] = str(value)
     return env
+
+
+@contextlib.contextmanager
+def statements_sent(session: Any) -> Iterator[list[str]]:
+    """The SQL of every statement the session's engine sends while the block runs (SQLAlchemy's
+    ``before_cursor_execute``, which db.DriverStatement fires too)."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def record(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def serve_refused(env: dict[str, str]) -> str:

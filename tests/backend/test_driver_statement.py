@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.db import DriverStatement, session_scope, statement_scope
 from backend.models import Image, utcnow
+from tests.conftest import statements_sent
 
 IMAGES = Image.__table__
 BY_ID = DriverStatement(
@@ -69,48 +70,24 @@ def test_errors_are_sqlalchemys_and_the_session_goes_on(database) -> None:
         assert BY_ID.scalar(s, {"iid": "dup"}) == "dup"
 
 
+def _image(image_id: str) -> Image:
+    """A one-pixel image row for the ORM to add."""
+    return Image(
+        id=image_id, sha256="1" * 64, data=b"p", size_bytes=1, width=1, height=1, mode="L", format="PNG"
+    )
+
+
 def test_pending_changes_are_flushed_and_listeners_see_the_statement(database) -> None:
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    with session_scope() as s:
-        event.listen(s.get_bind(), "before_cursor_execute", record)
-        try:
-            s.add(
-                Image(
-                    id="pending",
-                    sha256="1" * 64,
-                    data=b"p",
-                    size_bytes=1,
-                    width=1,
-                    height=1,
-                    mode="L",
-                    format="PNG",
-                )
-            )
-            assert BY_ID.scalar(s, {"iid": "pending"}) == "pending"  # the INSERT went first
-            assert (
-                seen[0].startswith("INSERT")
-                and seen[-1] == BY_ID.statement.compile(dialect=s.get_bind().dialect).string
-            )
-            with s.no_autoflush:
-                s.add(
-                    Image(
-                        id="later",
-                        sha256="2" * 64,
-                        data=b"l",
-                        size_bytes=1,
-                        width=1,
-                        height=1,
-                        mode="L",
-                        format="PNG",
-                    )
-                )
-                assert BY_ID.scalar(s, {"iid": "later"}) is None  # as Session.execute: no flush here
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", record)
+    with session_scope() as s, statements_sent(s) as seen:
+        s.add(_image("pending"))
+        assert BY_ID.scalar(s, {"iid": "pending"}) == "pending"  # the INSERT went first
+        assert (
+            seen[0].startswith("INSERT")
+            and seen[-1] == BY_ID.statement.compile(dialect=s.get_bind().dialect).string
+        )
+        with s.no_autoflush:
+            s.add(_image("later"))
+            assert BY_ID.scalar(s, {"iid": "later"}) is None  # as Session.execute: no flush here
 
 
 def test_a_lost_connection_fails_one_statement_then_the_pool_recovers(

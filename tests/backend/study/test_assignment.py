@@ -8,12 +8,13 @@ import threading
 from collections import Counter
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend.db import session_scope, statement_scope
 from backend.study import builder, service
 from backend.study.models import ATTENTION, Participant, Study, Trial
+from tests.conftest import statements_sent
 
 
 def test_balance_over_200_participants(sqlite_db, make_study) -> None:
@@ -138,24 +139,15 @@ def test_participant_read_by_id_is_attached_as_loaded(database, make_study) -> N
     with session_scope() as s:
         study = builder.get_study(s, slug)
         pid = service.start(s, study, service.Identity("P-1", "url")).participant.id
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    with session_scope() as s:
-        event.listen(s.get_bind(), "before_cursor_execute", record)
-        try:
-            participant = service.participant_by_id(s, pid)
-            assert participant is not None and len(statements) == 1
-            assert service.participant_by_id(s, pid) is participant
-            values = {c.key: getattr(participant, c.key) for c in Participant.__table__.columns}
-            assert values["external_id"] == "P-1" and values["started_at"] is None
-            assert len(statements) == 2  # the second look-up's SELECT, no lazy loads
-            participant.status = "excluded"
-            s.commit()
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", record)
+    with session_scope() as s, statements_sent(s) as statements:
+        participant = service.participant_by_id(s, pid)
+        assert participant is not None and len(statements) == 1
+        assert service.participant_by_id(s, pid) is participant
+        values = {c.key: getattr(participant, c.key) for c in Participant.__table__.columns}
+        assert values["external_id"] == "P-1" and values["started_at"] is None
+        assert len(statements) == 2  # the second look-up's SELECT, no lazy loads
+        participant.status = "excluded"
+        s.commit()
     with session_scope() as s:
         assert s.get(Participant, pid).status == "excluded"
         assert service.participant_by_id(s, "no-such-id") is None
@@ -217,21 +209,13 @@ def test_begin_marks_the_first_trial_shown_in_the_same_statement(database, make_
     with session_scope() as s:
         study = builder.get_study(s, slug)
         pid = service.start(s, study, service.Identity("P-BEGIN", "url")).participant.id
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
-
     with statement_scope() as s:
         study = builder.get_study(s, slug)
-        event.listen(s.get_bind(), "before_cursor_execute", record)
-        try:
+        with statements_sent(s) as statements:
             participant = service.participant_by_id(s, pid)
             assert participant is not None
             trials = service.begin(s, participant)
             state = service.state(s, study, participant, trials)
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", record)
     assert state["phase"] == "part1" and state["trial"]["index"] == 1
     trial_work = [x for x in statements if "FROM images" not in x]  # the image: once per process and image
     assert len(trial_work) == (2 if database == "postgres" else 4), trial_work
