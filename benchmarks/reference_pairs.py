@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import re
 from collections import defaultdict
 from pathlib import Path
 
-from worker.colorizers.datasets import split_paths
+from worker.colorizers.datasets import colour_photos_groups, split_paths
 
 # imagenet-samples validation classes with a same-object group in colour-photos/val (by synset or name).
 CROSS_CLASSES = {
@@ -40,30 +39,12 @@ CROSS_CLASSES = {
 }
 
 
-def group_of(source: str, original_path: str) -> str:
-    """The class or scene of one colour-photos validation photo, from its manifest row."""
-    synset = re.search(r"(n\d{8})", original_path)
-    parts = original_path.split("/")
-    if source in {"imagenette", "imagenet-mini"} and synset:
-        return synset.group(1)
-    if source in {"flowers102", "caltech101", "grocery", "clothing", "people-actions", "yosemite"}:
-        return parts[-2]
-    if source == "pets":
-        return parts[-2] if parts[-2] in {"cats", "dogs"} else "pets"
-    if source == "streets-camvid":
-        return parts[-1].split("_")[0]
-    return source
-
-
 def build(data: Path, seed: int, per_source: int) -> list[tuple[str, str, str]]:
     rng = random.Random(seed)
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    with (data / "colour-photos" / "MANIFEST.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            if row["file"].startswith("val/"):
-                groups[(row["source"], group_of(row["source"], row["path"]))].append(
-                    f"colour-photos/{row['file']}"
-                )
+    groups = {
+        key: [f"colour-photos/{file}" for file in files]
+        for key, files in colour_photos_groups(data / "colour-photos", "val").items()
+    }
     pairs: list[tuple[str, str, str]] = []
     by_source: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for (source, group), files in sorted(groups.items()):

@@ -107,6 +107,37 @@ def split_imagenet_samples(root: str | Path = "../shared/data/imagenet-samples")
     return split_paths(root)
 
 
+def photo_group(source: str, original_path: str) -> str:
+    """The class or scene of a ``colour-photos`` photo, from its MANIFEST.csv row (source and original path):
+    ImageNet synset, Flowers-102 class, Caltech-101 category, grocery product, action, pets' cats/dogs,
+    CamVid sequence or Yosemite season; faces, facades and street fashion are one scene each."""
+    synset = re.search(r"(n\d{8})", original_path)
+    parts = original_path.split("/")
+    if source in {"imagenette", "imagenet-mini"} and synset:
+        return synset.group(1)
+    if source in {"flowers102", "caltech101", "grocery", "clothing", "people-actions", "yosemite"}:
+        return parts[-2]
+    if source == "pets":
+        return parts[-2] if parts[-2] in {"cats", "dogs"} else "pets"
+    if source == "streets-camvid":
+        return parts[-1].split("_")[0]
+    return source
+
+
+def colour_photos_groups(root: str | Path, split: str) -> dict[tuple[str, str], list[str]]:
+    """``colour-photos`` files of one split folder (``train`` or ``val``) by (source, :func:`photo_group`),
+    as paths relative to ``root``, sorted; from the folder's MANIFEST.csv."""
+    import csv
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    with (Path(root) / "MANIFEST.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["file"].startswith(f"{split}/"):
+                key = (row["source"], photo_group(row["source"], row["path"]))
+                groups.setdefault(key, []).append(row["file"])
+    return {key: sorted(files) for key, files in sorted(groups.items())}
+
+
 class ImageReader:
     """Decodes :class:`ImageRef` photos to RGB uint8 arrays, keeping zip files open (one per reader)."""
 
