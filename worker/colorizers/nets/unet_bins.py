@@ -112,6 +112,17 @@ class UNetBins(nn.Module):
     ) -> Tensor:
         """L (N, 1, H, W) in [0, 100], hints ab (N, 2, H, W) in Lab units and mask (N, 1, H, W) in {0, 1}
         -> (N, Q, H/4, W/4) logits. ``features``: precomputed :meth:`encode` output (frozen encoder)."""
+        return self.classify(self.decoded(lightness, hint_ab, hint_mask, features))
+
+    def decoded(
+        self,
+        lightness: Tensor,
+        hint_ab: Tensor | None = None,
+        hint_mask: Tensor | None = None,
+        features: list[Tensor] | None = None,
+    ) -> Tensor:
+        """The decoder's last features (N, widths[0], H/4, W/4), from which :attr:`classify` makes the
+        logits (arguments as :meth:`logits`)."""
         n, _, h, w = lightness.shape
         if h % MULTIPLE or w % MULTIPLE:
             raise ValueError(f"input size {h}x{w} must be a multiple of {MULTIPLE}")
@@ -123,8 +134,7 @@ class UNetBins(nn.Module):
         x = self.bottleneck(s32)
         x = self.up16(x, s16, h16)
         x = self.up8(x, s8, h8)
-        x = self.up4(x, s4, h4)
-        return self.classify(x)
+        return self.up4(x, s4, h4)
 
     def forward(
         self,
