@@ -1,5 +1,6 @@
-"""`colorlab train`: train a colorizer: cnn, fusion, gan (worker/colorizers/training/trainer.py) or
-unet-bins (worker/colorizers/training/unet_bins_trainer.py)."""
+"""`colorlab train`: train a colorizer: cnn, fusion, gan (worker/colorizers/training/trainer.py),
+unet-bins (worker/colorizers/training/unet_bins_trainer.py) or reference-fusion, the learned last step of
+unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-ARCHS = ("cnn", "fusion", "gan", "unet-bins")
+ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
 
 
 @click.command("train")
@@ -21,9 +22,17 @@ ARCHS = ("cnn", "fusion", "gan", "unet-bins")
     type=click.Path(exists=True, path_type=Path),
     help="A folder of photos or a zip of photos (e.g. ../shared/data/imagenet-samples, "
     "../shared/data/cifar10.zip); the validation split is held out by class/folder. unet-bins takes "
-    "several (repeat --data).",
+    "several (repeat --data); reference-fusion takes the colour-photos folder (its MANIFEST.csv groups the "
+    "training photos by class).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default: 25 (reference-fusion 4).")
+@click.option(
+    "--pairs",
+    type=click.IntRange(min=1),
+    default=6400,
+    show_default=True,
+    help="reference-fusion: same-class pairs of training photos to learn from.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -131,7 +140,8 @@ ARCHS = ("cnn", "fusion", "gan", "unet-bins")
 def train(
     arch: str,
     data: tuple[Path, ...],
-    epochs: int,
+    epochs: int | None,
+    pairs: int,
     batch_size: int | None,
     lr: float | None,
     patience: int | None,
@@ -160,6 +170,12 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     command = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if arch == "reference-fusion":
+        _train_reference_fusion(
+            data, out, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress
+        )
+        return
+    epochs = epochs or 25
     if arch == "unet-bins":
         _train_unet_bins(
             data,
@@ -282,3 +298,45 @@ def _train_unet_bins(
     click.echo(f"{result['stop_reason']}; {result['step']} steps; best step {best.get('step')}")
     click.echo(", ".join(f"{k} {v:.4f}" for k, v in best.items() if k != "step"))
     click.echo(f"weights: {result['out']}")
+
+
+def _train_reference_fusion(
+    data: tuple[Path, ...],
+    out: Path | None,
+    epochs: int,
+    pairs: int,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    threads: int,
+    no_progress: bool,
+) -> None:
+    from backend.config import get_settings
+    from worker.colorizers.loading import get_colorizer
+    from worker.colorizers.nets.unet_bins import UNetBinsColorizer
+    from worker.colorizers.training.reference_fusion_trainer import FusionTrainConfig
+    from worker.colorizers.training.reference_fusion_trainer import train as run_training
+
+    if len(data) != 1 or not (data[0] / "MANIFEST.csv").is_file():
+        raise click.UsageError("--arch reference-fusion trains on one --data: the colour-photos folder")
+    config = FusionTrainConfig(
+        data=data[0],
+        out=out or Path("var/train") / "reference-fusion.pt",
+        pairs=pairs,
+        epochs=epochs,
+        batch=batch_size or 32,
+        lr=lr or 1e-3,
+        seed=seed,
+        threads=threads,
+    )
+    net = get_colorizer("unet-bins", get_settings().weights_dir, "cpu")
+    assert isinstance(net, UNetBinsColorizer)
+    try:
+        meta = run_training(config, net.net, show_progress=not no_progress)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{epochs} epochs in {meta['wall_time_s'] / 60:.1f} min; final training loss "
+        f"{meta['history'][-1]['loss']:.3f}"
+    )
+    click.echo(f"weights: {config.out}\ncard: {config.out.with_suffix('.md')}")

@@ -1,8 +1,7 @@
 """Reference-guided colorization in one feed-forward pass (the method of Phung & Shin's proposal).
 
-The ``unet-bins`` net predicts, at every location, a distribution over the 313 ab bins. A colour reference
-turns into a prior over the same bins, and the posterior (net × prior, renormalised) is decoded with the
-annealed mean like the plain method:
+The ``unet-bins`` net predicts, at every location, a distribution over its colour bins. A colour reference
+turns into a prior over the same bins:
 
 - **where the match is confident** (:mod:`worker.colorizers.correspondence`): a Gaussian (σ = 10 Lab
   units) around the reference colour matched to that location;
@@ -12,13 +11,17 @@ annealed mean like the plain method:
   colour the net finds implausible. This is Welsh et al.'s luminance matching (2002) used as a prior.
 
 The confidence blends the two, so the prior fades from "this colour" to "the reference's colours" to (at
-lightness levels the reference lacks) nearly uniform. The same reference gives every photo of a batch the
-same palette, hence consistent colours across related photos. Pure torch.
+lightness levels the reference lacks) nearly uniform. The hand-made rule decodes net × prior everywhere;
+the learned last step (:mod:`worker.colorizers.nets.reference_fusion`) decides per location how far to follow
+the prior, at which temperature to decode and how strongly to colour, so a reference whose object has other
+colours than the photo's does less harm. The same reference gives every photo of a batch the same palette,
+hence consistent colours across related photos. Pure torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ from torch import Tensor
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.lab import rgb_to_lab
+from worker.colorizers.nets.reference_fusion import PAPER_TEMPERATURE, Fused, ReferenceFusion, annealed_mean
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
     UNetBins,
@@ -82,31 +86,66 @@ def reference_prior(matched: Match, palette: Tensor, bins: Tensor) -> Tensor:
 
 
 def guided_logits(logits: Tensor, prior: Tensor) -> Tensor:
-    """Log of the posterior ∝ softmax(logits) × prior, usable wherever logits are (annealed mean)."""
+    """Log of the posterior ∝ softmax(logits) × prior: the hand-made rule (what an untrained
+    :class:`ReferenceFusion` does), usable wherever logits are (annealed mean)."""
     return torch.log_softmax(logits.float(), dim=1) + torch.log(prior.clamp_min(1e-12))
 
 
-def reference_logits(
-    net: UNetBins, net_input: Tensor, logits: Tensor, photo_l: Tensor, ref_lab: Tensor
-) -> tuple[Tensor, Match]:
-    """The net's ``logits`` for ``net_input`` (1, 1, H, W) guided by ``ref_lab`` (1, 3, h', w').
+@dataclass(frozen=True)
+class FusionInputs:
+    """What :class:`ReferenceFusion` reads, all at the logits' size (1/4 of the net's input)."""
+
+    logits: Tensor  # (N, Q, h, w)
+    log_prior: Tensor  # (N, Q, h, w)
+    decoded: Tensor  # (N, C, h, w): the U-Net's last decoder features
+    confidence: Tensor  # (N, 1, h, w)
+    lightness: Tensor  # (N, 1, h, w)
+
+
+def fusion_inputs(
+    net: UNetBins,
+    net_input: Tensor,
+    photo_l: Tensor,
+    ref_lab: Tensor,
+    hint_ab: Tensor | None = None,
+    hint_mask: Tensor | None = None,
+) -> tuple[FusionInputs, Match]:
+    """The net's view of ``net_input`` (1, 1, H, W) and the prior from ``ref_lab`` (1, 3, h', w').
 
     ``photo_l`` is the photo's L at any resolution (the match works at its own fixed size).
     """
+    decoded = net.decoded(net_input, hint_ab, hint_mask)
+    logits = net.classify(decoded)
     matched = match(net, photo_l, ref_lab)
     small_l = F.interpolate(net_input, size=logits.shape[-2:], mode="area")
     palette = luminance_palette(ref_lab, small_l, net.bins)
-    return guided_logits(logits, reference_prior(matched, palette, net.bins)), matched
+    prior = reference_prior(matched, palette, net.bins)
+    confidence = F.interpolate(
+        matched.confidence, size=logits.shape[-2:], mode="bilinear", align_corners=False
+    ).clamp(0, 1)
+    log_prior = torch.log(prior.clamp_min(1e-12))
+    return FusionInputs(logits, log_prior, decoded, confidence, small_l), matched
+
+
+def fuse(fusion: ReferenceFusion, inputs: FusionInputs) -> Fused:
+    return fusion(inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness)
 
 
 class ReferenceGuidedColorizer:
-    """``unet-bins`` guided by a colour reference (options: vividness, hints); one photo per pass."""
+    """``unet-bins`` guided by a colour reference through ``fusion`` (options: vividness, hints)."""
 
-    def __init__(self, net: UNetBins, device: str = "cpu", short_side: int = SERVE_SHORT_SIDE) -> None:
+    def __init__(
+        self,
+        net: UNetBins,
+        fusion: ReferenceFusion,
+        device: str = "cpu",
+        short_side: int = SERVE_SHORT_SIDE,
+    ) -> None:
         self.name = "unet-bins-reference"
         self.device = device
         self.short_side = short_side
         self.net = net.to(device).eval()
+        self.fusion = fusion.to(device).eval()
 
     def predict_ab(
         self,
@@ -124,7 +163,8 @@ class ReferenceGuidedColorizer:
         self, lightness: np.ndarray, reference: np.ndarray, params: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
         """ab (h, w, 2) at the net's input size and the match's confidence (h/8, w/8) in [0, 1]."""
-        temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
+        # vividness scales the fusion's own temperature as it scales the paper's 0.38 for unet-bins
+        vividness_factor = vividness_to_temperature(float(params.get("vividness", 0.5))) / PAPER_TEMPERATURE
         photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
         ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
         h, w = serve_shape(lightness.shape[0], lightness.shape[1], short=self.short_side)
@@ -137,9 +177,9 @@ class ReferenceGuidedColorizer:
             net_input, photo_l, ref_lab = (t.to(self.device) for t in (net_input, photo_l, ref_lab))
             if hint_ab is not None and hint_mask is not None:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
-            logits = self.net.logits(net_input, hint_ab, hint_mask)
-            guided, matched = reference_logits(self.net, net_input, logits, photo_l, ref_lab)
-            ab = self.net.decode(guided, (h, w), temperature)
+            inputs, matched = fusion_inputs(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
+            small_ab = annealed_mean(fuse(self.fusion, inputs), self.net.bins, vividness_factor)
+            ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (
             ab[0].permute(1, 2, 0).float().cpu().numpy(),
             matched.confidence[0, 0].float().cpu().numpy(),

@@ -195,6 +195,13 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
     assert code != 0 and "multiple of 32" in output
 
 
+def test_train_reference_fusion_refuses_a_folder_that_is_not_colour_photos(tmp_path: Path):
+    out = tmp_path / "fusion.pt"
+    code, output = _run("train", "--arch", "reference-fusion", "--data", str(IMAGENET), "--out", str(out))
+    assert code != 0 and "the colour-photos folder" in output and "Traceback" not in output, output
+    assert not out.exists()
+
+
 def test_a_reference_without_a_method_runs_the_reference_guided_net(photos: Path, tmp_path: Path):
     reference = next(IMAGENET.glob("047_*.jpg"))  # a chameleon: green
     code, output = _run("colorize", str(photos), "-o", str(tmp_path / "ref"), "--reference", str(reference),

@@ -1,0 +1,121 @@
+"""The learned last step of unet-bins-reference (worker/colorizers/nets/reference_fusion.py) and its trainer
+(worker/colorizers/training/reference_fusion_trainer.py)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worker.colorizers import colour_bins
+from worker.colorizers.loading import get_colorizer
+from worker.colorizers.methods.unet_bins_reference import REFERENCE_FUSION
+from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
+from worker.colorizers.nets.unet_bins import UNetBinsColorizer
+from worker.colorizers.nets.weights_file import load_weights
+from worker.colorizers.reference_guided import ReferenceGuidedColorizer, guided_logits
+from worker.colorizers.training.reference_fusion_trainer import FusionTrainConfig, train, training_pairs
+
+torch.set_num_threads(1)
+
+
+def _inputs(q: int, h: int = 3, w: int = 4) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, q, h, w, generator=g) * 3
+    log_prior = torch.log_softmax(torch.randn(1, q, h, w, generator=g) * 3, dim=1)
+    decoded = torch.randn(1, 64, h, w, generator=g)
+    return logits, log_prior, decoded, torch.rand(1, 1, h, w, generator=g), torch.full((1, 1, h, w), 50.0)
+
+
+def test_an_untrained_fusion_is_the_hand_made_rule() -> None:
+    bins = colour_bins.bins_tensor()
+    logits, log_prior, *rest = _inputs(bins.shape[0])
+    fused = ReferenceFusion()(logits, log_prior, *rest)
+    torch.testing.assert_close(fused.alpha, torch.ones_like(fused.alpha))
+    torch.testing.assert_close(fused.temperature, torch.full_like(fused.temperature, 0.38))
+    torch.testing.assert_close(fused.chroma, torch.ones_like(fused.chroma))
+    rule = colour_bins.annealed_mean(guided_logits(logits, log_prior.exp()), bins, 0.38)
+    torch.testing.assert_close(annealed_mean(fused, bins), rule, atol=1e-3, rtol=1e-4)
+
+
+def test_the_committed_fusion_weighs_the_reference_by_location_and_vividness_still_works() -> None:
+    colorizer = get_colorizer("unet-bins-reference", Path("/nonexistent"), "cpu")  # bundled weights
+    assert isinstance(colorizer, ReferenceGuidedColorizer)
+    blob = load_weights(REFERENCE_FUSION.path(Path("/nonexistent")), ARCH)
+    assert blob["meta"]["history"], "the committed file records its training"
+    bins = colour_bins.bins_tensor()
+    logits, log_prior, *rest = _inputs(bins.shape[0], 8, 8)
+    with torch.no_grad():
+        fused = colorizer.fusion(logits, log_prior, *rest)
+    assert float(fused.alpha.std()) > 0.01  # it does not apply one rule everywhere
+    with torch.no_grad():
+        chroma = [float(annealed_mean(fused, bins, f).norm(dim=1).mean()) for f in (2.0, 1.0, 0.5)]
+    assert chroma[0] < chroma[1] < chroma[2]  # a lower temperature factor (more vivid) gives more chroma
+
+
+def _tiny_colour_photos(root: Path) -> None:
+    """Two classes of four training photos (red or blue squares on gray) and one validation photo."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 1)):
+        for label, colour in (("red", (200, 30, 30)), ("blue", (30, 60, 200))):
+            for i in range(count):
+                image = np.full((128, 160, 3), 128, np.uint8)
+                y, x = rng.integers(0, 64, 2)
+                image[y : y + 64, x : x + 64] = colour
+                file = f"{split}/toys/{label}{i}.jpg"
+                (root / file).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(root / file)
+                rows.append({"file": file, "source": "caltech101", "path": f"images/{label}/{i}.jpg"})
+    with (root / "MANIFEST.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["file", "source", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_training_pairs_are_same_class_training_photos(tmp_path: Path) -> None:
+    _tiny_colour_photos(tmp_path)
+    pairs = training_pairs(tmp_path, 40, self_share=0.25, seed=3)
+    assert pairs == training_pairs(tmp_path, 40, self_share=0.25, seed=3)  # deterministic
+    assert all(p.target.startswith("train/") for p in pairs)
+    others = [p for p in pairs if p.reference is not None]
+    assert 0 < len(pairs) - len(others) < 20  # some use the photo's own colours
+    for pair in others:
+        assert pair.reference != pair.target and pair.reference.startswith("train/")
+        assert Path(pair.target).name[:3] == Path(pair.reference).name[:3]  # same class: red/red, blue/blue
+    with pytest.raises(ValueError, match="colour-photos folder"):
+        training_pairs(tmp_path / "train", 4, 0.25, 0)  # not the colour-photos folder
+    (tmp_path / "MANIFEST.csv").write_text("file,source,path\n")
+    with pytest.raises(ValueError, match="no class with two training photos"):
+        training_pairs(tmp_path, 4, 0.25, 0)
+
+
+def test_a_tiny_training_run_writes_weights_the_method_loads(tmp_path: Path) -> None:
+    _tiny_colour_photos(tmp_path / "data")
+    plain = get_colorizer("unet-bins", Path("/nonexistent"), "cpu")
+    assert isinstance(plain, UNetBinsColorizer)
+    out = tmp_path / "fusion.pt"
+    config = FusionTrainConfig(
+        data=tmp_path / "data", out=out, pairs=16, crop=16, epochs=2, batch=8, lr=3e-3, threads=1
+    )
+    meta = train(config, plain.net, show_progress=False)
+    assert [row["epoch"] for row in meta["history"]] == [1, 2]
+    assert all(np.isfinite(row["loss"]) for row in meta["history"])
+    blob = load_weights(out, ARCH)
+    fusion = ReferenceFusion(**blob["config"])
+    fusion.load_state_dict(blob["state_dict"])
+    assert float(fusion.out.weight.detach().abs().sum()) > 0  # it moved from the hand-made rule's zero start
+    assert "colour-photos` training photos" in out.with_suffix(".md").read_text(encoding="utf-8")
+    assert config.cache.is_file()
+    stamp = config.cache.stat().st_mtime_ns
+    train(config, plain.net, show_progress=False)  # same pairs: the cached inputs are reused
+    assert config.cache.stat().st_mtime_ns == stamp
+    guided = ReferenceGuidedColorizer(plain.net, fusion)
+    photo = np.asarray(Image.open(tmp_path / "data/val/toys/red0.jpg").convert("RGB"))
+    reference = np.asarray(Image.open(tmp_path / "data/train/toys/red1.jpg").convert("RGB"))
+    ab = guided.predict_ab(photo[..., 0].astype(np.float32) / 2.55, reference=reference, params={})
+    assert ab.shape[-1] == 2 and np.isfinite(ab).all()

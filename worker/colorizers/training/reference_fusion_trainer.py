@@ -1,0 +1,239 @@
+"""Training ``reference-fusion`` (:mod:`worker.colorizers.nets.reference_fusion`), the learned last step of
+``unet-bins-reference``, over the committed and frozen ``unet-bins``.
+
+- Pairs: from the ``colour-photos`` *training* split only, grouped by source and original class or scene
+  (:func:`worker.colorizers.datasets.colour_photos_groups`): a source, then a group, then two of its photos
+  (target and reference), so that no source dominates; ``self_share`` of the pairs take the target itself,
+  mirrored, as the reference (the fusion must follow a reference whose colours are right).
+- Inputs: each pair goes once through the frozen net and the matching
+  (:func:`worker.colorizers.reference_guided.fusion_inputs`, at the serving size) and a random ``crop`` ×
+  ``crop`` window of the result (at 1/4 resolution) is kept in float16 in a cache file beside the output,
+  reused while the pairs' settings stay the same.
+- Loss: what the AuC measures, the ab distance to the truth capped at 150, averaged over pixels, plus
+  ``chroma_weight`` × |mean chroma of the result − mean chroma of the truth| per crop, so that the fusion
+  does not buy AuC by washing the colours out (at 0.3 the results stay as colourful as the hand-made
+  rule's on the benchmark pairs; without it they lose about a tenth of their colourfulness). Adam, batch
+  ``batch``, random left-right flips; a fixed number of epochs (the validation photos are never seen; the
+  benchmark pairs judge the result).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from worker.colorizers.datasets import colour_photos_groups
+from worker.colorizers.lab import rgb_to_lab
+from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
+from worker.colorizers.nets.unet_bins import SERVE_SHORT_SIDE, UNetBins, serve_shape
+from worker.colorizers.nets.weights_file import save_weights
+from worker.colorizers.reference_guided import FusionInputs, fusion_inputs
+
+AUC_CAP = 150.0  # the AuC's largest threshold (Lab units)
+
+
+@dataclass(frozen=True)
+class FusionTrainConfig:
+    data: Path  # the colour-photos folder (MANIFEST.csv, train/)
+    out: Path
+    pairs: int = 6400
+    self_share: float = 0.25
+    crop: int = 40  # at 1/4 of the serving size: 160 px, the whole short side
+    epochs: int = 4
+    batch: int = 32
+    lr: float = 1e-3
+    chroma_weight: float = 0.3
+    seed: int = 0
+    threads: int = 2
+
+    @property
+    def cache(self) -> Path:
+        return self.out.with_suffix(".inputs.npy")
+
+
+@dataclass(frozen=True)
+class Pair:
+    target: str  # relative to the colour-photos folder
+    reference: str | None  # None: the target itself, mirrored
+
+
+def training_pairs(data: Path, count: int, self_share: float, seed: int) -> list[Pair]:
+    """``count`` same-class pairs of training photos (see the module docstring); deterministic in ``seed``."""
+    if not (data / "MANIFEST.csv").is_file():
+        raise ValueError(f"{data}: no MANIFEST.csv here (is it the colour-photos folder?)")
+    rng = random.Random(seed)
+    groups = {key: files for key, files in colour_photos_groups(data, "train").items() if len(files) >= 2}
+    if not groups:
+        raise ValueError(f"{data}: no class with two training photos (is it the colour-photos folder?)")
+    by_source: dict[str, list[tuple[str, str]]] = {}
+    for key in groups:
+        by_source.setdefault(key[0], []).append(key)
+    sources = sorted(by_source)
+    pairs = []
+    for _ in range(count):
+        key = rng.choice(by_source[rng.choice(sources)])
+        target, reference = rng.sample(groups[key], 2)
+        pairs.append(Pair(target, None if rng.random() < self_share else reference))
+    return pairs
+
+
+def _rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@torch.no_grad()
+def pair_inputs(
+    net: UNetBins, target_rgb: np.ndarray, reference_rgb: np.ndarray
+) -> tuple[FusionInputs, torch.Tensor]:
+    """The fusion's inputs for one pair at the serving size, and the target's true ab at the same size."""
+    lab = torch.from_numpy(rgb_to_lab(target_rgb).astype(np.float32)).permute(2, 0, 1)[None]
+    ref_lab = torch.from_numpy(rgb_to_lab(reference_rgb).astype(np.float32)).permute(2, 0, 1)[None]
+    h, w = serve_shape(lab.shape[-2], lab.shape[-1], short=SERVE_SHORT_SIDE)
+    net_input = torch.nn.functional.interpolate(lab[:, :1], size=(h, w), mode="bilinear", antialias=True)
+    inputs, _ = fusion_inputs(net, net_input, lab[:, :1], ref_lab)
+    truth = torch.nn.functional.interpolate(lab[:, 1:], size=inputs.logits.shape[-2:], mode="area")
+    return inputs, truth
+
+
+def _channels(inputs: FusionInputs) -> list[torch.Tensor]:
+    return [inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness]
+
+
+def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -> np.ndarray:
+    """(pairs, channels, crop, crop) float16 inputs + truth, computed once and memory-mapped."""
+    pairs = training_pairs(config.data, config.pairs, config.self_share, config.seed)
+    stamp = config.cache.with_suffix(".json")
+    settings = {"pairs": [asdict(p) for p in pairs], "crop": config.crop, "net_bins": int(net.num_bins)}
+    if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
+        return np.load(config.cache, mmap_mode="r")
+    rng = random.Random(config.seed + 1)
+    cache: np.ndarray | None = None
+    for i, pair in enumerate(tqdm(pairs, desc="pair inputs", disable=not show_progress)):
+        target = _rgb(config.data / pair.target)
+        reference = target[:, ::-1].copy() if pair.reference is None else _rgb(config.data / pair.reference)
+        inputs, truth = pair_inputs(net, target, reference)
+        stacked = torch.cat([*_channels(inputs), truth], dim=1)[0]
+        height, width = stacked.shape[-2:]
+        if min(height, width) < config.crop:
+            raise ValueError(
+                f"{pair.target}: {height}x{width} at 1/4 size, smaller than the crop {config.crop}"
+            )
+        y, x = rng.randint(0, height - config.crop), rng.randint(0, width - config.crop)
+        window = stacked[:, y : y + config.crop, x : x + config.crop].half().numpy()
+        if cache is None:
+            config.cache.parent.mkdir(parents=True, exist_ok=True)
+            stamp.unlink(missing_ok=True)
+            cache = np.lib.format.open_memmap(
+                config.cache, mode="w+", dtype=np.float16, shape=(len(pairs), *window.shape)
+            )
+        cache[i] = window
+    assert cache is not None
+    cache.flush()
+    stamp.write_text(json.dumps(settings))
+    return np.load(config.cache, mmap_mode="r")
+
+
+def fusion_loss(ab: torch.Tensor, truth: torch.Tensor, chroma_weight: float) -> torch.Tensor:
+    """Capped ab distance (the AuC's) + the per-crop mean-chroma gap (see the module docstring)."""
+    distance = (ab - truth).norm(dim=1).clamp(max=AUC_CAP).mean()
+    chroma_gap = (ab.norm(dim=1).mean(dim=(1, 2)) - truth.norm(dim=1).mean(dim=(1, 2))).abs().mean()
+    return distance + chroma_weight * chroma_gap
+
+
+def split_channels(batch: torch.Tensor, bins: int, features: int) -> tuple[FusionInputs, torch.Tensor]:
+    sizes = [bins, bins, features, 1, 1, 2]
+    logits, log_prior, decoded, confidence, lightness, truth = torch.split(batch, sizes, dim=1)
+    return FusionInputs(logits, log_prior, decoded, confidence, lightness), truth
+
+
+def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) -> dict[str, Any]:
+    """Train the fusion over the frozen ``net``; writes ``config.out`` and its card; returns the meta."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    start = time.perf_counter()
+    net = net.eval()
+    cache = build_cache(net, config, show_progress)
+    prepared = time.perf_counter() - start
+    features = cache.shape[1] - 2 * net.num_bins - 4
+    fusion = ReferenceFusion(features=features)
+    optimiser = torch.optim.Adam(fusion.parameters(), lr=config.lr)
+    bins = net.bins.float()
+    rng = np.random.default_rng(config.seed)
+    history = []
+    steps = len(cache) // config.batch
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(cache))
+        total = 0.0
+        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}", disable=not show_progress):
+            index = np.sort(order[step * config.batch : (step + 1) * config.batch])
+            batch = torch.from_numpy(np.asarray(cache[index])).float()
+            if rng.random() < 0.5:
+                batch = batch.flip(-1)
+            inputs, truth = split_channels(batch, net.num_bins, features)
+            fused = fusion(
+                inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness
+            )
+            loss = fusion_loss(annealed_mean(fused, bins), truth, config.chroma_weight)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+        history.append({"epoch": epoch + 1, "loss": total / max(steps, 1)})
+    meta = {
+        "arch": ARCH,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "history": history,
+        "prepare_s": prepared,
+        "wall_time_s": time.perf_counter() - start,
+        "machine": f"{platform.machine()} cpu, torch {torch.__version__}, {config.threads} threads",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "parameters": sum(p.numel() for p in fusion.parameters()),
+    }
+    save_weights(config.out, ARCH, fusion.state_dict(), {"features": features}, meta)
+    write_fusion_card(config.out.with_suffix(".md"), meta)
+    return meta
+
+
+def write_fusion_card(path: Path, meta: dict[str, Any]) -> None:
+    config = meta["config"]
+    lines = [
+        f"# Model card: `{ARCH}`",
+        "",
+        "- What: the learned last step of `unet-bins-reference` "
+        "(worker/colorizers/nets/reference_fusion.py): per location, the reference prior's exponent "
+        "α ∈ [0, 2], the annealed mean's temperature and a chroma factor, from the frozen `unet-bins`' "
+        "decoder features, the entropies of its distribution and of the prior, their overlap, the match's "
+        "confidence and the lightness (plus their mean over the photo).",
+        f"- Weights: `{Path(config['out']).name}` (float16 state_dict, {meta['parameters']:,} parameters)",
+        f"- Data: {config['pairs']} pairs of `colour-photos` training photos of the same class or scene "
+        f"({config['self_share']:.0%} with the target's own mirrored colours), one random "
+        f"{config['crop']}×{config['crop']} window at 1/4 of the serving size each; never a validation "
+        "photo.",
+        f"- Loss: ab distance to the truth capped at {AUC_CAP:.0f} (what the AuC measures) + "
+        f"{config['chroma_weight']} × the per-crop mean-chroma gap; Adam lr {config['lr']}, batch "
+        f"{config['batch']}, {config['epochs']} epochs, random flips, seed {config['seed']}.",
+        f"- Trained by: `colorlab train --arch reference-fusion --data {config['data']} "
+        f"--pairs {config['pairs']} --epochs {config['epochs']} --out {config['out']}`",
+        f"- Wall time: {meta['wall_time_s'] / 60:.1f} min ({meta['prepare_s'] / 60:.1f} min preparing the "
+        f"pairs) on {meta['machine']}; {meta['date']}",
+        "- Judged on: `benchmarks/reference_pairs.csv` (validation photos), `benchmarks/bench_reference.py`; "
+        "figures in benchmarks/RESULTS.md.",
+        "",
+        "| epoch | training loss |",
+        "|---:|---:|",
+        *(f"| {row['epoch']} | {row['loss']:.3f} |" for row in meta["history"]),
+        "",
+    ]
+    path.write_text("\n".join(lines))
