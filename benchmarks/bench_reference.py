@@ -8,6 +8,12 @@ the target's true colours; seconds per photo. A contact sheet shows ``--sheet`` 
 recipe too (mode=paper, 1000 iterations; slow): gray | reference | paper exemplar | new exemplar |
 reference-guided | truth. Also times ``unet-bins-reference`` on a 1024×768 photo.
 
+``unet-bins-reference, hand-made rule`` is the same method with an untrained fusion step (the net × prior
+rule shipped before the learned one), run beside it on every pair. ``--fusion-sheet N`` writes a second,
+cheap contact sheet of N pairs: gray | reference | unguided | hand-made rule | learned fusion | truth.
+Colourfulness (Hasler & Süsstrunk) of each method's results is reported beside the truth's, since a
+method can buy AuC by muting colours.
+
 ``--ceiling`` adds ``unet-bins-reference`` given the target's own colours, mirrored left to right, as its
 reference: what the method reaches when the reference's colours are the right ones (it must still find
 where each colour belongs), against which the same-class pairs show how much a reference of other colours
@@ -37,12 +43,16 @@ from worker.colorizers import lab as labmod  # noqa: E402
 from worker.colorizers import metrics  # noqa: E402
 from worker.colorizers.evaluation.figures import contact_sheet  # noqa: E402
 from worker.colorizers.loading import get_colorizer  # noqa: E402
+from worker.colorizers.nets.reference_fusion import ReferenceFusion  # noqa: E402
 from worker.colorizers.pipeline import compose  # noqa: E402
+from worker.colorizers.reference_guided import ReferenceGuidedColorizer  # noqa: E402
 
 OLD_EXEMPLAR = {"init": "content", "anchor": 0.0, "smoothness": 0.0}
+RULE = "unet-bins-reference, hand-made rule"
 CONTESTANTS: dict[str, tuple[str, dict]] = {
     "unet-bins": ("unet-bins", {}),
     "unet-bins-reference": ("unet-bins-reference", {}),
+    RULE: ("unet-bins-reference", {}),
     "exemplar (old default)": ("exemplar", OLD_EXEMPLAR),
     "exemplar (new default)": ("exemplar", {}),
 }
@@ -71,6 +81,8 @@ def main() -> None:
                         help="run the old exemplar default on every Nth pair only (it is slow)")  # fmt: skip
     parser.add_argument("--ceiling", action="store_true",
                         help="also unet-bins-reference with the target's own colours (mirrored)")  # fmt: skip
+    parser.add_argument("--fusion-sheet", type=int, default=8,
+                        help="pairs on the cheap sheet (unguided, hand-made rule, fusion)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/reference_*")
     parser.add_argument("--sheet-only", action="store_true", help="with --write: only the contact sheet")
     args = parser.parse_args()
@@ -83,8 +95,10 @@ def main() -> None:
     colorizers = {
         name: get_colorizer(method, args.weights_dir, "cpu") for name, (method, _) in CONTESTANTS.items()
     }
+    colorizers[RULE] = ReferenceGuidedColorizer(colorizers["unet-bins"].net, ReferenceFusion())
     rows: list[dict] = []
     sheet_rows, sheet_labels = [], []
+    fusion_rows, fusion_labels = [], []
     for i, pair in enumerate(pairs):
         rgb, ref = load_rgb(args.data / pair["target"]), load_rgb(args.data / pair["reference"])
         photo = labmod.rgb_to_lab(rgb)
@@ -109,7 +123,14 @@ def main() -> None:
             results[name] = compose(lightness, ab)
             row[f"{name} auc"] = metrics.raw_accuracy_auc(labmod.rgb_to_lab(results[name])[..., 1:], truth)
             row[f"{name} psnr"] = metrics.psnr(results[name], rgb)
+            row[f"{name} colourfulness"] = metrics.colourfulness(results[name])
+        row["truth colourfulness"] = metrics.colourfulness(rgb)
         rows.append(row)
+        if i < args.fusion_sheet:
+            gray = compose(lightness, np.zeros_like(truth))
+            learned = results["unet-bins-reference"]
+            fusion_rows.append([gray, ref, results["unet-bins"], results[RULE], learned, rgb])
+            fusion_labels.append(pair["group"])
         print(f"{i + 1}/{len(pairs)} {pair['group']}: " + " ".join(
             f"{k}={v:.3f}" for k, v in row.items() if k.endswith("auc")), flush=True)  # fmt: skip
         if i < args.sheet and "exemplar (new default)" in results:
@@ -143,6 +164,14 @@ def main() -> None:
                 out / "reference_contact_sheet.jpg", quality=88
             )
             (out / "reference_contact_sheet.png").unlink()
+        if fusion_rows:
+            columns = ["gray", "reference", "unguided", "hand-made rule", "learned fusion", "truth"]
+            contact_sheet(fusion_rows, columns, out / "reference_fusion_sheet.png", row_labels=fusion_labels,
+                          cell=160)  # fmt: skip
+            Image.open(out / "reference_fusion_sheet.png").convert("RGB").save(
+                out / "reference_fusion_sheet.jpg", quality=88
+            )
+            (out / "reference_fusion_sheet.png").unlink()
 
 
 def time_1024(colorizer, reference_path: Path) -> float:  # type: ignore[no-untyped-def]
@@ -165,9 +194,12 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} {torch.get_num_threads()} thread(s).",
         "",
-        "| method | mean AuC | mean PSNR (dB) | beating gray (AuC) | beating gray and unet-bins | s/photo |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| gray (ab = 0) | {gray.mean():.4f} | {np.mean([r['gray psnr'] for r in rows]):.2f} | – | – | – |",
+        "| method | mean AuC | mean PSNR (dB) | beating gray (AuC) | beating gray and unet-bins | "
+        "colourfulness | s/photo |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| gray (ab = 0) | {gray.mean():.4f} | {np.mean([r['gray psnr'] for r in rows]):.2f} "
+        "| – | – | 0 | – |",
+        f"| truth | – | – | – | – | {np.mean([r['truth colourfulness'] for r in rows]):.1f} | – |",
     ]
     for name in [*CONTESTANTS, CEILING]:
         ran = [i for i, r in enumerate(rows) if f"{name} auc" in r]
@@ -183,6 +215,7 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
         lines.append(
             f"| {label} | {auc.mean():.4f} | {np.mean([rows[i][f'{name} psnr'] for i in ran]):.2f} | "
             f"{(auc > gray[ran]).mean():.0%} | {'–' if np.isnan(both) else f'{both:.0%}'} | "
+            f"{np.mean([rows[i][f'{name} colourfulness'] for i in ran]):.1f} | "
             f"{np.mean([rows[i][f'{name} s'] for i in ran]):.2f} |"
         )
     paper = [r["paper s"] for r in rows if "paper s" in r]
