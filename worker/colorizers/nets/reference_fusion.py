@@ -59,6 +59,7 @@ class ReferenceFusion(nn.Module):
         self.context = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(True))  # the whole photo's summary
         self.out = nn.Conv2d(width, 3, 3, padding=1)
         # Zero start: α = 1, T = 0.38 and chroma 1 everywhere, i.e. the hand-made rule, before any training.
+        assert self.out.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

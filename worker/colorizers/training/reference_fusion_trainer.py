@@ -119,7 +119,7 @@ def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -
     if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
         return np.load(config.cache, mmap_mode="r")
     rng = random.Random(config.seed + 1)
-    cache: np.ndarray | None = None
+    cache: np.memmap | None = None
     for i, pair in enumerate(tqdm(pairs, desc="pair inputs", disable=not show_progress)):
         target = _rgb(config.data / pair.target)
         reference = target[:, ::-1].copy() if pair.reference is None else _rgb(config.data / pair.reference)
