@@ -38,7 +38,7 @@ from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
 from worker.colorizers.nets.unet_bins import SERVE_SHORT_SIDE, UNetBins, serve_shape
 from worker.colorizers.nets.weights_file import save_weights
-from worker.colorizers.reference_guided import FusionInputs, fusion_inputs
+from worker.colorizers.reference_guided import FusionInputs, fuse, fusion_inputs
 
 AUC_CAP = 150.0  # the AuC's largest threshold (Lab units)
 
@@ -182,9 +182,7 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
             if rng.random() < 0.5:
                 batch = batch.flip(-1)
             inputs, truth = split_channels(batch, net.num_bins, features)
-            fused = fusion(
-                inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness
-            )
+            fused = fuse(fusion, inputs)
             loss = fusion_loss(annealed_mean(fused, bins), truth, config.chroma_weight)
             optimiser.zero_grad()
             loss.backward()
