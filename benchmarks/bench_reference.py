@@ -158,20 +158,18 @@ def main() -> None:
             (out / "reference_pairs.md").write_text(report)
         if sheet_rows:
             columns = ["gray", "reference", "exemplar (paper)", "exemplar (new)", "reference-guided", "truth"]
-            contact_sheet(sheet_rows, columns, out / "reference_contact_sheet.png", row_labels=sheet_labels,
-                          cell=160)  # fmt: skip
-            Image.open(out / "reference_contact_sheet.png").convert("RGB").save(
-                out / "reference_contact_sheet.jpg", quality=88
-            )
-            (out / "reference_contact_sheet.png").unlink()
+            write_sheet(sheet_rows, columns, sheet_labels, out / "reference_contact_sheet.jpg")
         if fusion_rows:
             columns = ["gray", "reference", "unguided", "hand-made rule", "learned fusion", "truth"]
-            contact_sheet(fusion_rows, columns, out / "reference_fusion_sheet.png", row_labels=fusion_labels,
-                          cell=160)  # fmt: skip
-            Image.open(out / "reference_fusion_sheet.png").convert("RGB").save(
-                out / "reference_fusion_sheet.jpg", quality=88
-            )
-            (out / "reference_fusion_sheet.png").unlink()
+            write_sheet(fusion_rows, columns, fusion_labels, out / "reference_fusion_sheet.jpg")
+
+
+def write_sheet(rows: list[list[np.ndarray]], columns: list[str], labels: list[str], jpeg: Path) -> None:
+    """A contact sheet (160 px cells) saved as JPEG (quality 88) at ``jpeg``."""
+    png = jpeg.with_suffix(".png")
+    contact_sheet(rows, columns, png, row_labels=labels, cell=160)
+    Image.open(png).convert("RGB").save(jpeg, quality=88)
+    png.unlink()
 
 
 def time_1024(colorizer, reference_path: Path) -> float:  # type: ignore[no-untyped-def]
