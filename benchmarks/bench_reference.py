@@ -93,7 +93,9 @@ def main() -> None:
         pairs = sorted((p for p in pairs if p["group"] in wanted), key=lambda p: wanted.index(p["group"]))
     pairs = pairs[: args.limit or None]
     colorizers = {
-        name: get_colorizer(method, args.weights_dir, "cpu") for name, (method, _) in CONTESTANTS.items()
+        name: get_colorizer(method, args.weights_dir, "cpu")
+        for name, (method, _) in CONTESTANTS.items()
+        if name != RULE
     }
     colorizers[RULE] = ReferenceGuidedColorizer(colorizers["unet-bins"].net, ReferenceFusion())
     rows: list[dict] = []

@@ -317,7 +317,7 @@ def _train_reference_fusion(
     from worker.colorizers.training.reference_fusion_trainer import FusionTrainConfig
     from worker.colorizers.training.reference_fusion_trainer import train as run_training
 
-    if len(data) != 1 or not (data[0] / "MANIFEST.csv").is_file():
+    if len(data) != 1:  # the trainer says when it is not the colour-photos folder
         raise click.UsageError("--arch reference-fusion trains on one --data: the colour-photos folder")
     config = FusionTrainConfig(
         data=data[0],

@@ -127,6 +127,18 @@ def fusion_inputs(
     return FusionInputs(logits, log_prior, decoded, confidence, small_l), matched
 
 
+def serving_tensors(
+    lightness: np.ndarray, reference: np.ndarray, short_side: int = SERVE_SHORT_SIDE
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The photo's L (1, 1, h, w), the net's input (its L at the serving size, :func:`serve_shape`) and the
+    reference's Lab (1, 3, h', w'), from the photo's L (h, w) and the reference's RGB (h', w', 3)."""
+    photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
+    ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
+    size = serve_shape(lightness.shape[0], lightness.shape[1], short=short_side)
+    net_input = F.interpolate(photo_l, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return photo_l, net_input, ref_lab
+
+
 def fuse(fusion: ReferenceFusion, inputs: FusionInputs) -> Fused:
     return fusion(inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness)
 
@@ -165,13 +177,9 @@ class ReferenceGuidedColorizer:
         """ab (h, w, 2) at the net's input size and the match's confidence (h/8, w/8) in [0, 1]."""
         # vividness scales the fusion's own temperature as it scales the paper's 0.38 for unet-bins
         vividness_factor = vividness_to_temperature(float(params.get("vividness", 0.5))) / PAPER_TEMPERATURE
-        photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
-        ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
-        h, w = serve_shape(lightness.shape[0], lightness.shape[1], short=self.short_side)
         with torch.inference_mode():
-            net_input = F.interpolate(
-                photo_l, size=(h, w), mode="bilinear", align_corners=False, antialias=True
-            )
+            photo_l, net_input, ref_lab = serving_tensors(lightness, reference, self.short_side)
+            h, w = net_input.shape[-2:]
             hints = list(params.get("hints") or ())
             hint_ab, hint_mask = rasterise_hints(hints, h, w) if hints else (None, None)
             net_input, photo_l, ref_lab = (t.to(self.device) for t in (net_input, photo_l, ref_lab))

@@ -24,21 +24,21 @@ import json
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from worker.colorizers.datasets import colour_photos_groups
+from worker.colorizers.datasets import ImageReader, ImageRef, colour_photos_groups
 from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
-from worker.colorizers.nets.unet_bins import SERVE_SHORT_SIDE, UNetBins, serve_shape
+from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import save_weights
-from worker.colorizers.reference_guided import FusionInputs, fuse, fusion_inputs
+from worker.colorizers.reference_guided import FusionInputs, fuse, fusion_inputs, serving_tensors
 
 AUC_CAP = 150.0  # the AuC's largest threshold (Lab units)
 
@@ -88,27 +88,16 @@ def training_pairs(data: Path, count: int, self_share: float, seed: int) -> list
     return pairs
 
 
-def _rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 @torch.no_grad()
 def pair_inputs(
     net: UNetBins, target_rgb: np.ndarray, reference_rgb: np.ndarray
 ) -> tuple[FusionInputs, torch.Tensor]:
-    """The fusion's inputs for one pair at the serving size, and the target's true ab at the same size."""
-    lab = torch.from_numpy(rgb_to_lab(target_rgb).astype(np.float32)).permute(2, 0, 1)[None]
-    ref_lab = torch.from_numpy(rgb_to_lab(reference_rgb).astype(np.float32)).permute(2, 0, 1)[None]
-    h, w = serve_shape(lab.shape[-2], lab.shape[-1], short=SERVE_SHORT_SIDE)
-    net_input = torch.nn.functional.interpolate(lab[:, :1], size=(h, w), mode="bilinear", antialias=True)
-    inputs, _ = fusion_inputs(net, net_input, lab[:, :1], ref_lab)
-    truth = torch.nn.functional.interpolate(lab[:, 1:], size=inputs.logits.shape[-2:], mode="area")
-    return inputs, truth
-
-
-def _channels(inputs: FusionInputs) -> list[torch.Tensor]:
-    return [inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness]
+    """The fusion's inputs for one pair as serving computes them, and the target's true ab at their size."""
+    lab = rgb_to_lab(target_rgb).astype(np.float32)
+    photo_l, net_input, ref_lab = serving_tensors(lab[..., 0], reference_rgb)
+    inputs, _ = fusion_inputs(net, net_input, photo_l, ref_lab)
+    truth = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None]
+    return inputs, F.interpolate(truth, size=inputs.logits.shape[-2:], mode="area")
 
 
 def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -> np.ndarray:
@@ -119,12 +108,17 @@ def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -
     if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
         return np.load(config.cache, mmap_mode="r")
     rng = random.Random(config.seed + 1)
+    reader = ImageReader()
     cache: np.memmap | None = None
     for i, pair in enumerate(tqdm(pairs, desc="pair inputs", disable=not show_progress)):
-        target = _rgb(config.data / pair.target)
-        reference = target[:, ::-1].copy() if pair.reference is None else _rgb(config.data / pair.reference)
+        target = reader.read(ImageRef(str(config.data / pair.target)))
+        reference = (
+            target[:, ::-1].copy()
+            if pair.reference is None
+            else reader.read(ImageRef(str(config.data / pair.reference)))
+        )
         inputs, truth = pair_inputs(net, target, reference)
-        stacked = torch.cat([*_channels(inputs), truth], dim=1)[0]
+        stacked = torch.cat([*(getattr(inputs, f.name) for f in fields(inputs)), truth], dim=1)[0]
         height, width = stacked.shape[-2:]
         if min(height, width) < config.crop:
             raise ValueError(
@@ -153,9 +147,10 @@ def fusion_loss(ab: torch.Tensor, truth: torch.Tensor, chroma_weight: float) -> 
 
 
 def split_channels(batch: torch.Tensor, bins: int, features: int) -> tuple[FusionInputs, torch.Tensor]:
-    sizes = [bins, bins, features, 1, 1, 2]
-    logits, log_prior, decoded, confidence, lightness, truth = torch.split(batch, sizes, dim=1)
-    return FusionInputs(logits, log_prior, decoded, confidence, lightness), truth
+    """A cached batch back into :class:`FusionInputs` (its fields in order, as the cache stacked them) and
+    the truth."""
+    *parts, truth = torch.split(batch, [bins, bins, features, 1, 1, 2], dim=1)
+    return FusionInputs(*parts), truth
 
 
 def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) -> dict[str, Any]:
