@@ -50,12 +50,9 @@ PALETTE_LEVELS = torch.arange(0.0, 101.0, 5.0)  # L levels at which the palette 
 PALETTE_MAX_PIXELS = 64 * 64  # the reference is area-resized to about this many pixels for its palette
 
 
-def luminance_palette(ref_lab: Tensor, lightness: Tensor, bins: Tensor) -> Tensor:
-    """The reference's colour distribution at each location's lightness.
-
-    ref_lab (1, 3, h', w') Lab, lightness (1, 1, h, w) L of the photo at the logits' size, bins (Q, 2)
-    -> (1, Q, h, w) probabilities.
-    """
+def palette_table(ref_lab: Tensor, bins: Tensor) -> Tensor:
+    """The reference's colour distribution at each of :data:`PALETTE_LEVELS`: ref_lab (1, 3, h', w') Lab,
+    bins (Q, 2) -> (1, levels, Q) probabilities."""
     scale = min(1.0, (PALETTE_MAX_PIXELS / (ref_lab.shape[-2] * ref_lab.shape[-1])) ** 0.5)
     if scale < 1.0:
         ref_lab = F.interpolate(ref_lab, scale_factor=scale, mode="area")
@@ -66,23 +63,43 @@ def luminance_palette(ref_lab: Tensor, lightness: Tensor, bins: Tensor) -> Tenso
     near_l = torch.exp(-((levels[:, None] - ref_lab[0, 0].flatten()[None]) ** 2) / (2 * PALETTE_SIGMA_L**2))
     table = (near_l @ soft).clamp_min(1e-12) ** PALETTE_POWER  # (levels, Q)
     table = table / table.sum(1, keepdim=True)
-    table = (1 - PALETTE_UNIFORM) * table + PALETTE_UNIFORM / bins.shape[0]
-    position = (lightness[0, 0] / 5.0).clamp(0, len(levels) - 1)
+    return ((1 - PALETTE_UNIFORM) * table + PALETTE_UNIFORM / bins.shape[0])[None]
+
+
+def palette_at(table: Tensor, lightness: Tensor) -> Tensor:
+    """Each location's palette, interpolated between levels: table (N, levels, Q) from
+    :func:`palette_table`, lightness (N, 1, h, w) -> (N, Q, h, w)."""
+    levels = table.shape[1]
+    position = (lightness[:, 0].float() / 5.0).clamp(0, levels - 1)  # (N, h, w)
     low = position.floor().long()
-    high = (low + 1).clamp(max=len(levels) - 1)
-    frac = (position - low)[..., None]
-    per_pixel = table[low] * (1 - frac) + table[high] * frac  # (h, w, Q)
-    return per_pixel.permute(2, 0, 1)[None]
+    high = (low + 1).clamp(max=levels - 1)
+    frac = (position - low)[:, None]
+
+    def pick(level: Tensor) -> Tensor:  # (N, h, w) level indices -> (N, Q, h, w)
+        n, h, w = level.shape
+        index = level.reshape(n, h * w, 1).expand(-1, -1, table.shape[2])
+        return torch.gather(table, 1, index).reshape(n, h, w, -1).permute(0, 3, 1, 2)
+
+    return pick(low) * (1 - frac) + pick(high) * frac
 
 
-def reference_prior(matched: Match, palette: Tensor, bins: Tensor) -> Tensor:
-    """Prior (1, Q, h, w) at the palette's size: matched colour where confident, palette elsewhere."""
-    size = palette.shape[-2:]
-    ab = F.interpolate(matched.ab, size=size, mode="bilinear", align_corners=False)
-    conf = F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    d2 = ((ab.permute(0, 2, 3, 1)[..., None, :] - bins.to(ab)) ** 2).sum(-1)  # (1, h, w, Q)
-    near = torch.softmax(-d2 / (2 * MATCH_SIGMA**2), dim=-1).permute(0, 3, 1, 2)
-    return conf * near + (1 - conf) * palette
+def luminance_palette(ref_lab: Tensor, lightness: Tensor, bins: Tensor) -> Tensor:
+    """The reference's colour distribution at each location's lightness.
+
+    ref_lab (1, 3, h', w') Lab, lightness (1, 1, h, w) L of the photo at the logits' size, bins (Q, 2)
+    -> (1, Q, h, w) probabilities.
+    """
+    return palette_at(palette_table(ref_lab, bins), lightness)
+
+
+def reference_prior(ab: Tensor, confidence: Tensor, palette: Tensor, bins: Tensor) -> Tensor:
+    """Prior (N, Q, h, w): the matched colour ab (N, 2, h, w) where the confidence (N, 1, h, w) is high, the
+    palette (N, Q, h, w) elsewhere; all at the same size."""
+    bins = bins.to(ab)
+    # -|ab - bin|² less |ab|², which the softmax over the bins ignores: one matrix product
+    closeness = 2 * torch.einsum("nchw,qc->nqhw", ab, bins) - (bins**2).sum(1)[None, :, None, None]
+    near = torch.softmax(closeness / (2 * MATCH_SIGMA**2), dim=1)
+    return confidence * near + (1 - confidence) * palette
 
 
 def guided_logits(logits: Tensor, prior: Tensor) -> Tensor:
@@ -102,6 +119,57 @@ class FusionInputs:
     lightness: Tensor  # (N, 1, h, w)
 
 
+@dataclass(frozen=True)
+class FusionSources:
+    """The few numbers :class:`FusionInputs` are computed from (a fifth of their size, so the trainer caches
+    these), all at the logits' size but the palette."""
+
+    decoded: Tensor  # (N, C, h, w): the U-Net's last decoder features
+    matched_ab: Tensor  # (N, 2, h, w): the reference's colours moved onto the photo
+    confidence: Tensor  # (N, 1, h, w): the match's, in [0, 1]
+    lightness: Tensor  # (N, 1, h, w)
+    palette: Tensor  # (N, levels, Q): :func:`palette_table`
+
+
+def fusion_sources(
+    net: UNetBins,
+    net_input: Tensor,
+    photo_l: Tensor,
+    ref_lab: Tensor,
+    hint_ab: Tensor | None = None,
+    hint_mask: Tensor | None = None,
+) -> tuple[FusionSources, Match]:
+    """The net's view of ``net_input`` (1, 1, H, W) and the match with ``ref_lab`` (1, 3, h', w').
+
+    ``photo_l`` is the photo's L at any resolution (the match works at its own fixed size).
+    """
+    decoded = net.decoded(net_input, hint_ab, hint_mask)
+    size = decoded.shape[-2:]
+    matched = match(net, photo_l, ref_lab)
+    return FusionSources(
+        decoded=decoded,
+        matched_ab=F.interpolate(matched.ab, size=size, mode="bilinear", align_corners=False),
+        confidence=F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False).clamp(
+            0, 1
+        ),
+        lightness=F.interpolate(net_input, size=size, mode="area"),
+        palette=palette_table(ref_lab, net.bins),
+    ), matched
+
+
+def inputs_from_sources(net: UNetBins, sources: FusionSources) -> FusionInputs:
+    """The net's logits and the reference prior (:func:`reference_prior`) from ``sources``."""
+    palette = palette_at(sources.palette, sources.lightness)
+    prior = reference_prior(sources.matched_ab.float(), sources.confidence.float(), palette, net.bins)
+    return FusionInputs(
+        logits=net.classify(sources.decoded.to(net.bins.dtype)),
+        log_prior=torch.log(prior.clamp_min(1e-12)),
+        decoded=sources.decoded,
+        confidence=sources.confidence,
+        lightness=sources.lightness,
+    )
+
+
 def fusion_inputs(
     net: UNetBins,
     net_input: Tensor,
@@ -110,21 +178,9 @@ def fusion_inputs(
     hint_ab: Tensor | None = None,
     hint_mask: Tensor | None = None,
 ) -> tuple[FusionInputs, Match]:
-    """The net's view of ``net_input`` (1, 1, H, W) and the prior from ``ref_lab`` (1, 3, h', w').
-
-    ``photo_l`` is the photo's L at any resolution (the match works at its own fixed size).
-    """
-    decoded = net.decoded(net_input, hint_ab, hint_mask)
-    logits = net.classify(decoded)
-    matched = match(net, photo_l, ref_lab)
-    small_l = F.interpolate(net_input, size=logits.shape[-2:], mode="area")
-    palette = luminance_palette(ref_lab, small_l, net.bins)
-    prior = reference_prior(matched, palette, net.bins)
-    confidence = F.interpolate(
-        matched.confidence, size=logits.shape[-2:], mode="bilinear", align_corners=False
-    ).clamp(0, 1)
-    log_prior = torch.log(prior.clamp_min(1e-12))
-    return FusionInputs(logits, log_prior, decoded, confidence, small_l), matched
+    """:class:`FusionInputs` for ``net_input`` and ``ref_lab`` (arguments as :func:`fusion_sources`)."""
+    sources, matched = fusion_sources(net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
+    return inputs_from_sources(net, sources), matched
 
 
 def serving_tensors(

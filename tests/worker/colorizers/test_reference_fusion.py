@@ -18,7 +18,12 @@ from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annea
 from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer, guided_logits
-from worker.colorizers.training.reference_fusion_trainer import FusionTrainConfig, train, training_pairs
+from worker.colorizers.training.reference_fusion_trainer import (
+    FusionTrainConfig,
+    random_crops,
+    train,
+    training_pairs,
+)
 
 torch.set_num_threads(1)
 
@@ -100,7 +105,15 @@ def test_a_tiny_training_run_writes_weights_the_method_loads(tmp_path: Path) -> 
     assert isinstance(plain, UNetBinsColorizer)
     out = tmp_path / "fusion.pt"
     config = FusionTrainConfig(
-        data=tmp_path / "data", out=out, pairs=16, crop=16, epochs=2, batch=8, lr=3e-3, threads=1
+        data=tmp_path / "data",
+        out=out,
+        pairs=16,
+        crop=16,
+        train_crop=12,
+        epochs=2,
+        batch=8,
+        lr=3e-3,
+        threads=1,
     )
     meta = train(config, plain.net, show_progress=False)
     assert [row["epoch"] for row in meta["history"]] == [1, 2]
@@ -119,3 +132,20 @@ def test_a_tiny_training_run_writes_weights_the_method_loads(tmp_path: Path) -> 
     reference = np.asarray(Image.open(tmp_path / "data/train/toys/red1.jpg").convert("RGB"))
     ab = guided.predict_ab(photo[..., 0].astype(np.float32) / 2.55, reference=reference, params={})
     assert ab.shape[-1] == 2 and np.isfinite(ab).all()
+
+
+def test_random_crops_take_a_part_of_each_window_and_refuse_a_larger_one() -> None:
+    batch = torch.arange(2 * 3 * 8 * 10, dtype=torch.float32).reshape(2, 3, 8, 10)
+    parts = random_crops(batch, 5, np.random.default_rng(0))
+    assert parts.shape == (2, 3, 5, 5)
+    for window, part in zip(batch, parts, strict=True):
+        found = [
+            (y, x)
+            for y in range(4)
+            for x in range(6)
+            for view in (part, part.flip(-1))
+            if torch.equal(window[:, y : y + 5, x : x + 5], view)
+        ]
+        assert len(found) == 1  # one window's part, maybe mirrored
+    with pytest.raises(ValueError, match="larger than the cached windows"):
+        random_crops(batch, 9, np.random.default_rng(0))

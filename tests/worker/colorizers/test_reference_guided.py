@@ -20,6 +20,8 @@ from worker.colorizers.reference_guided import (
     ReferenceGuidedColorizer,
     guided_logits,
     luminance_palette,
+    palette_at,
+    palette_table,
     reference_prior,
 )
 
@@ -63,12 +65,34 @@ def test_the_prior_is_the_matched_colour_where_sure_and_the_palette_where_unsure
     palette = torch.full((1, bins.shape[0], 2, 2), 1.0 / bins.shape[0])
     sure = Match(ab=torch.full((1, 2, 2, 2), 50.0), confidence=torch.ones(1, 1, 2, 2))
     unsure = Match(ab=sure.ab, confidence=torch.zeros(1, 1, 2, 2))
-    torch.testing.assert_close(reference_prior(unsure, palette, bins), palette)
+    torch.testing.assert_close(reference_prior(unsure.ab, unsure.confidence, palette, bins), palette)
     logits = torch.randn(1, bins.shape[0], 2, 2, generator=torch.Generator().manual_seed(0))
-    ab = colour_bins.annealed_mean(guided_logits(logits, reference_prior(sure, palette, bins)), bins, 0.38)
+    ab = colour_bins.annealed_mean(
+        guided_logits(logits, reference_prior(sure.ab, sure.confidence, palette, bins)), bins, 0.38
+    )
     assert torch.all((ab - 50).abs() < 15)  # pulled to the matched colour whatever the net said
     plain = colour_bins.annealed_mean(guided_logits(logits, palette), bins, 0.38)
     torch.testing.assert_close(plain, colour_bins.annealed_mean(logits, bins, 0.38))  # uniform: no change
+
+
+def test_the_prior_near_a_matched_colour_is_a_gaussian_over_the_bins() -> None:
+    bins = colour_bins.bins_tensor()
+    ab = torch.tensor([[[[0.0, 37.0]], [[-20.0, 64.0]]]])  # (1, 2, 1, 2): two locations' matched colours
+    near = reference_prior(ab, torch.ones(1, 1, 1, 2), torch.zeros(1, bins.shape[0], 1, 2), bins)
+    for x in range(2):
+        d2 = ((bins - ab[0, :, 0, x]) ** 2).sum(1)
+        torch.testing.assert_close(near[0, :, 0, x], torch.softmax(-d2 / (2 * 10.0**2), dim=0))
+
+
+def test_palettes_of_several_references_are_looked_up_in_one_batch() -> None:
+    bins = colour_bins.bins_tensor()
+    references = [_bright_blue_dark_green(), _bright_blue_dark_green().flip(2)]  # green-blue swapped in L
+    references[1][:, 0] = 100.0 - references[1][:, 0]
+    lightness = torch.tensor([[[[80.0, 30.0, 55.0]]], [[[12.0, 97.5, 100.0]]]])  # (2, 1, 1, 3)
+    tables = torch.cat([palette_table(ref, bins) for ref in references])
+    batched = palette_at(tables, lightness)
+    for i, ref in enumerate(references):
+        torch.testing.assert_close(batched[i : i + 1], luminance_palette(ref, lightness[i : i + 1], bins))
 
 
 def _photo(prefix: str) -> np.ndarray:

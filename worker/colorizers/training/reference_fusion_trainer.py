@@ -6,14 +6,19 @@
   (target and reference), so that no source dominates; ``self_share`` of the pairs take the target itself,
   mirrored, as the reference (the fusion must follow a reference whose colours are right).
 - Inputs: each pair goes once through the frozen net and the matching
-  (:func:`worker.colorizers.reference_guided.fusion_inputs`, at the serving size) and a random ``crop`` ×
-  ``crop`` window of the result (at 1/4 resolution) is kept in float16 in a cache file beside the output,
-  reused while the pairs' settings stay the same.
+  (:func:`worker.colorizers.reference_guided.fusion_sources`, at the serving size); a random ``crop`` ×
+  ``crop`` window (at 1/4 resolution) of what the fusion's inputs are made from (the decoder's features,
+  the matched colours, the match's confidence, the lightness) is kept in float16 in a cache file beside the
+  output, the reference's palette in a second one, both reused while the pairs' settings stay the same. The
+  logits and the prior are recomputed per batch as serving does
+  (:func:`~worker.colorizers.reference_guided.inputs_from_sources`), so the cache is a tenth of their size:
+  16,000 pairs take 4 GB.
 - Loss: what the AuC measures, the ab distance to the truth capped at 150, averaged over pixels, plus
   ``chroma_weight`` × |mean chroma of the result − mean chroma of the truth| per crop, so that the fusion
   does not buy AuC by washing the colours out (at 0.3 the results stay as colourful as the hand-made
   rule's on the benchmark pairs; without it they lose about a tenth of their colourfulness). Adam, batch
-  ``batch``, random left-right flips; a fixed number of epochs (the validation photos are never seen; the
+  ``batch``, a random ``train_crop`` × ``train_crop`` part of each window per step, flipped left-right at
+  random; a fixed number of epochs (the validation photos are never seen; the
   benchmark pairs judge the result).
 """
 
@@ -24,7 +29,7 @@ import json
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,13 @@ from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
 from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import save_weights
-from worker.colorizers.reference_guided import FusionInputs, fuse, fusion_inputs, serving_tensors
+from worker.colorizers.reference_guided import (
+    FusionSources,
+    fuse,
+    fusion_sources,
+    inputs_from_sources,
+    serving_tensors,
+)
 
 AUC_CAP = 150.0  # the AuC's largest threshold (Lab units)
 
@@ -49,7 +60,8 @@ class FusionTrainConfig:
     out: Path
     pairs: int = 6400
     self_share: float = 0.25
-    crop: int = 40  # at 1/4 of the serving size: 160 px, the whole short side
+    crop: int = 40  # cached window, at 1/4 of the serving size: 160 px, the whole short side
+    train_crop: int = 40  # a random part of each window per step (smaller: cheaper, another view each epoch)
     epochs: int = 4
     batch: int = 32
     lr: float = 1e-3
@@ -59,7 +71,12 @@ class FusionTrainConfig:
 
     @property
     def cache(self) -> Path:
-        return self.out.with_suffix(".inputs.npy")
+        """Shared by the runs that write to the same folder (the stamp beside it says for which pairs)."""
+        return self.out.parent / f"{ARCH}.sources.npy"
+
+    @property
+    def palette_cache(self) -> Path:
+        return self.out.parent / f"{ARCH}.palettes.npy"
 
 
 @dataclass(frozen=True)
@@ -89,36 +106,44 @@ def training_pairs(data: Path, count: int, self_share: float, seed: int) -> list
 
 
 @torch.no_grad()
-def pair_inputs(
+def pair_sources(
     net: UNetBins, target_rgb: np.ndarray, reference_rgb: np.ndarray
-) -> tuple[FusionInputs, torch.Tensor]:
-    """The fusion's inputs for one pair as serving computes them, and the target's true ab at their size."""
+) -> tuple[FusionSources, torch.Tensor]:
+    """The fusion's sources for one pair as serving computes them, and the target's true ab at their size."""
     lab = rgb_to_lab(target_rgb).astype(np.float32)
     photo_l, net_input, ref_lab = serving_tensors(lab[..., 0], reference_rgb)
-    inputs, _ = fusion_inputs(net, net_input, photo_l, ref_lab)
+    sources, _ = fusion_sources(net, net_input, photo_l, ref_lab)
     truth = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None]
-    return inputs, F.interpolate(truth, size=inputs.logits.shape[-2:], mode="area")
+    return sources, F.interpolate(truth, size=sources.decoded.shape[-2:], mode="area")
 
 
-def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -> np.ndarray:
-    """(pairs, channels, crop, crop) float16 inputs + truth, computed once and memory-mapped."""
+# The per-location sources in the cache's channel order (then the truth's ab); the palette is cached apart.
+CACHED_FIELDS = ("decoded", "matched_ab", "confidence", "lightness")
+
+
+def build_cache(
+    net: UNetBins, config: FusionTrainConfig, show_progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs, channels, crop, crop) float16 per-location sources + truth and (pairs, levels, Q) float32
+    palettes, computed once and memory-mapped."""
     pairs = training_pairs(config.data, config.pairs, config.self_share, config.seed)
     stamp = config.cache.with_suffix(".json")
     settings = {"pairs": [asdict(p) for p in pairs], "crop": config.crop, "net_bins": int(net.num_bins)}
     if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
-        return np.load(config.cache, mmap_mode="r")
+        return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
     rng = random.Random(config.seed + 1)
     reader = ImageReader()
     cache: np.memmap | None = None
-    for i, pair in enumerate(tqdm(pairs, desc="pair inputs", disable=not show_progress)):
+    palettes: np.memmap | None = None
+    for i, pair in enumerate(tqdm(pairs, desc="pair sources", disable=not show_progress)):
         target = reader.read(ImageRef(str(config.data / pair.target)))
         reference = (
             target[:, ::-1].copy()
             if pair.reference is None
             else reader.read(ImageRef(str(config.data / pair.reference)))
         )
-        inputs, truth = pair_inputs(net, target, reference)
-        stacked = torch.cat([*(getattr(inputs, f.name) for f in fields(inputs)), truth], dim=1)[0]
+        sources, truth = pair_sources(net, target, reference)
+        stacked = torch.cat([*(getattr(sources, name) for name in CACHED_FIELDS), truth], dim=1)[0]
         height, width = stacked.shape[-2:]
         if min(height, width) < config.crop:
             raise ValueError(
@@ -126,17 +151,39 @@ def build_cache(net: UNetBins, config: FusionTrainConfig, show_progress: bool) -
             )
         y, x = rng.randint(0, height - config.crop), rng.randint(0, width - config.crop)
         window = stacked[:, y : y + config.crop, x : x + config.crop].half().numpy()
-        if cache is None:
+        if cache is None or palettes is None:
             config.cache.parent.mkdir(parents=True, exist_ok=True)
             stamp.unlink(missing_ok=True)
             cache = np.lib.format.open_memmap(
                 config.cache, mode="w+", dtype=np.float16, shape=(len(pairs), *window.shape)
             )
+            palettes = np.lib.format.open_memmap(
+                config.palette_cache,
+                mode="w+",
+                dtype=np.float32,
+                shape=(len(pairs), *sources.palette.shape[1:]),
+            )
         cache[i] = window
-    assert cache is not None
+        palettes[i] = sources.palette[0].numpy()
+    assert cache is not None and palettes is not None
     cache.flush()
+    palettes.flush()
     stamp.write_text(json.dumps(settings))
-    return np.load(config.cache, mmap_mode="r")
+    return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
+
+
+def random_crops(batch: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random ``size`` × ``size`` part of each window of ``batch`` (N, C, H, W), flipped left-right at
+    random."""
+    height, width = batch.shape[-2:]
+    if size > min(height, width):
+        raise ValueError(f"train_crop {size} is larger than the cached windows ({height}x{width})")
+    parts = []
+    for window in batch:
+        y, x = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+        part = window[:, y : y + size, x : x + size]
+        parts.append(part.flip(-1) if rng.random() < 0.5 else part)
+    return torch.stack(parts)
 
 
 def fusion_loss(ab: torch.Tensor, truth: torch.Tensor, chroma_weight: float) -> torch.Tensor:
@@ -146,11 +193,13 @@ def fusion_loss(ab: torch.Tensor, truth: torch.Tensor, chroma_weight: float) -> 
     return distance + chroma_weight * chroma_gap
 
 
-def split_channels(batch: torch.Tensor, bins: int, features: int) -> tuple[FusionInputs, torch.Tensor]:
-    """A cached batch back into :class:`FusionInputs` (its fields in order, as the cache stacked them) and
-    the truth."""
-    *parts, truth = torch.split(batch, [bins, bins, features, 1, 1, 2], dim=1)
-    return FusionInputs(*parts), truth
+def split_channels(
+    batch: torch.Tensor, palettes: torch.Tensor, features: int
+) -> tuple[FusionSources, torch.Tensor]:
+    """A cached batch back into :class:`FusionSources` (channels in :data:`CACHED_FIELDS` order) and the
+    truth."""
+    decoded, matched_ab, confidence, lightness, truth = torch.split(batch, [features, 2, 1, 1, 2], dim=1)
+    return FusionSources(decoded, matched_ab, confidence, lightness, palettes), truth
 
 
 def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) -> dict[str, Any]:
@@ -159,9 +208,9 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     net = net.eval()
-    cache = build_cache(net, config, show_progress)
+    cache, palettes = build_cache(net, config, show_progress)
     prepared = time.perf_counter() - start
-    features = cache.shape[1] - 2 * net.num_bins - 4
+    features = cache.shape[1] - 6
     fusion = ReferenceFusion(features=features)
     optimiser = torch.optim.Adam(fusion.parameters(), lr=config.lr)
     bins = net.bins.float()
@@ -173,10 +222,10 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
         total = 0.0
         for step in tqdm(range(steps), desc=f"epoch {epoch + 1}", disable=not show_progress):
             index = np.sort(order[step * config.batch : (step + 1) * config.batch])
-            batch = torch.from_numpy(np.asarray(cache[index])).float()
-            if rng.random() < 0.5:
-                batch = batch.flip(-1)
-            inputs, truth = split_channels(batch, net.num_bins, features)
+            batch = random_crops(torch.from_numpy(np.asarray(cache[index])).float(), config.train_crop, rng)
+            sources, truth = split_channels(batch, torch.from_numpy(np.asarray(palettes[index])), features)
+            with torch.no_grad():
+                inputs = inputs_from_sources(net, sources)
             fused = fuse(fusion, inputs)
             loss = fusion_loss(annealed_mean(fused, bins), truth, config.chroma_weight)
             optimiser.zero_grad()
@@ -201,6 +250,8 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
 
 def write_fusion_card(path: Path, meta: dict[str, Any]) -> None:
     config = meta["config"]
+    part = config.get("train_crop", config["crop"])
+    sub_crop = f", a random {part}×{part} part of it per step" if part < config["crop"] else ""
     lines = [
         f"# Model card: `{ARCH}`",
         "",
@@ -212,8 +263,8 @@ def write_fusion_card(path: Path, meta: dict[str, Any]) -> None:
         f"- Weights: `{Path(config['out']).name}` (float16 state_dict, {meta['parameters']:,} parameters)",
         f"- Data: {config['pairs']} pairs of `colour-photos` training photos of the same class or scene "
         f"({config['self_share']:.0%} with the target's own mirrored colours), one random "
-        f"{config['crop']}×{config['crop']} window at 1/4 of the serving size each; never a validation "
-        "photo.",
+        f"{config['crop']}×{config['crop']} window at 1/4 of the serving size each{sub_crop}; never a "
+        "validation photo.",
         f"- Loss: ab distance to the truth capped at {AUC_CAP:.0f} (what the AuC measures) + "
         f"{config['chroma_weight']} × the per-crop mean-chroma gap; Adam lr {config['lr']}, batch "
         f"{config['batch']}, {config['epochs']} epochs, random flips, seed {config['seed']}.",
