@@ -146,12 +146,11 @@ def fusion_sources(
     decoded = net.decoded(net_input, hint_ab, hint_mask)
     size = decoded.shape[-2:]
     matched = match(net, photo_l, ref_lab)
+    confidence = F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False)
     return FusionSources(
         decoded=decoded,
         matched_ab=F.interpolate(matched.ab, size=size, mode="bilinear", align_corners=False),
-        confidence=F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False).clamp(
-            0, 1
-        ),
+        confidence=confidence.clamp(0, 1),
         lightness=F.interpolate(net_input, size=size, mode="area"),
         palette=palette_table(ref_lab, net.bins),
     ), matched
@@ -168,19 +167,6 @@ def inputs_from_sources(net: UNetBins, sources: FusionSources) -> FusionInputs:
         confidence=sources.confidence,
         lightness=sources.lightness,
     )
-
-
-def fusion_inputs(
-    net: UNetBins,
-    net_input: Tensor,
-    photo_l: Tensor,
-    ref_lab: Tensor,
-    hint_ab: Tensor | None = None,
-    hint_mask: Tensor | None = None,
-) -> tuple[FusionInputs, Match]:
-    """:class:`FusionInputs` for ``net_input`` and ``ref_lab`` (arguments as :func:`fusion_sources`)."""
-    sources, matched = fusion_sources(net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
-    return inputs_from_sources(net, sources), matched
 
 
 def serving_tensors(
@@ -241,7 +227,8 @@ class ReferenceGuidedColorizer:
             net_input, photo_l, ref_lab = (t.to(self.device) for t in (net_input, photo_l, ref_lab))
             if hint_ab is not None and hint_mask is not None:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
-            inputs, matched = fusion_inputs(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
+            sources, matched = fusion_sources(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
+            inputs = inputs_from_sources(self.net, sources)
             small_ab = annealed_mean(fuse(self.fusion, inputs), self.net.bins, vividness_factor)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (
