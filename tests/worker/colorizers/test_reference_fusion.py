@@ -149,3 +149,15 @@ def test_random_crops_take_a_part_of_each_window_and_refuse_a_larger_one() -> No
         assert len(found) == 1  # one window's part, maybe mirrored
     with pytest.raises(ValueError, match="larger than the cached windows"):
         random_crops(batch, 9, np.random.default_rng(0))
+
+
+def test_a_training_crop_larger_than_the_cached_windows_fails_before_any_preparation(tmp_path: Path) -> None:
+    _tiny_colour_photos(tmp_path / "data")
+    config = FusionTrainConfig(
+        data=tmp_path / "data", out=tmp_path / "fusion.pt", pairs=4, crop=16, train_crop=20
+    )
+    plain = get_colorizer("unet-bins", Path("/nonexistent"), "cpu")
+    assert isinstance(plain, UNetBinsColorizer)
+    with pytest.raises(ValueError, match="larger than the cached windows"):
+        train(config, plain.net, show_progress=False)
+    assert not config.cache.exists() and not (tmp_path / "fusion.pt").exists()

@@ -18,8 +18,8 @@
   does not buy AuC by washing the colours out (at 0.3 the results stay as colourful as the hand-made
   rule's on the benchmark pairs; without it they lose about a tenth of their colourfulness). Adam, batch
   ``batch``, a random ``train_crop`` × ``train_crop`` part of each window per step, flipped left-right at
-  random; a fixed number of epochs (the validation photos are never seen; the
-  benchmark pairs judge the result).
+  random; a fixed number of epochs (the validation photos are never seen; the benchmark pairs judge the
+  result).
 """
 
 from __future__ import annotations
@@ -206,6 +206,8 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
     """Train the fusion over the frozen ``net``; writes ``config.out`` and its card; returns the meta."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    if config.train_crop > config.crop:  # before the long preparation, not after it
+        raise ValueError(f"train_crop {config.train_crop} is larger than the cached windows ({config.crop})")
     start = time.perf_counter()
     net = net.eval()
     cache, palettes = build_cache(net, config, show_progress)
