@@ -121,7 +121,7 @@ class FusionInputs:
 
 @dataclass(frozen=True)
 class FusionSources:
-    """The few numbers :class:`FusionInputs` are computed from (a fifth of their size, so the trainer caches
+    """The few numbers :class:`FusionInputs` are computed from (an eighth of their size, so the trainer caches
     these), all at the logits' size but the palette."""
 
     decoded: Tensor  # (N, C, h, w): the U-Net's last decoder features

@@ -11,7 +11,7 @@
   the matched colours, the match's confidence, the lightness) is kept in float16 in a cache file beside the
   output, the reference's palette in a second one, both reused while the pairs' settings stay the same. The
   logits and the prior are recomputed per batch as serving does
-  (:func:`~worker.colorizers.reference_guided.inputs_from_sources`), so the cache is a tenth of their size:
+  (:func:`~worker.colorizers.reference_guided.inputs_from_sources`), so the cache is an eighth of their size:
   16,000 pairs take 4 GB.
 - Loss: what the AuC measures, the ab distance to the truth capped at 150, averaged over pixels, plus
   ``chroma_weight`` × |mean chroma of the result − mean chroma of the truth| per crop, so that the fusion
