@@ -173,14 +173,21 @@ class Proc:
         raise AssertionError(f"{needle!r} not seen within {timeout}s:\n{self.log()[-4000:]}")
 
     def stop(self, sig: int = 15, timeout: float = 20) -> None:
+        self.send(sig)
+        self.wait_stopped(timeout)
+
+    def send(self, sig: int = 15) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, 9)
-                self.popen.wait()
+
+    def wait_stopped(self, timeout: float = 20) -> None:
+        """Waits for the exit after :meth:`send`; kills the process group when it takes longer."""
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, 9)
+            self.popen.wait()
         self._log.close()
 
 
@@ -235,8 +242,10 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         return proc
 
     yield start
+    for proc in procs:  # all at once: a worker's warm shutdown takes seconds, so stopping in turn adds up
+        proc.send()
     for proc in procs:
-        proc.stop()
+        proc.wait_stopped()
 
 
 def wait_http(url: str, timeout: float = 90) -> None:

@@ -28,6 +28,9 @@ def configure_worker(app: Celery, settings: Settings) -> None:
         worker_hijack_root_logger=False,
         worker_enable_remote_control=not filesystem,
         worker_send_task_events=False,
+        # Celery waits this long for the result of a pool process that died mid-task (10 s by default);
+        # results live in the database, so there is nothing to wait for and a stop would only be slower.
+        worker_lost_wait=1.0,
     )
 
 

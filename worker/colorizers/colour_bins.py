@@ -35,13 +35,15 @@ def gamut_bins() -> np.ndarray:
     from worker.colorizers.lab import rgb_to_lab
 
     levels = np.arange(256, dtype=np.uint8)
-    hits: set[tuple[int, int]] = set()
+    gb = np.stack(np.meshgrid(levels, levels, indexing="ij"), axis=-1).reshape(-1, 2)
+    span = 64  # grid points per axis, centred on 0: ±320 Lab units holds every sRGB colour's a and b
+    hit = np.zeros(span * span, dtype=bool)
     for red in levels:  # one red level at a time keeps the memory at 65,536 colours
-        gb = np.stack(np.meshgrid(levels, levels, indexing="ij"), axis=-1).reshape(-1, 2)
         rgb = np.concatenate([np.full((gb.shape[0], 1), red, np.uint8), gb], axis=1)
-        ab = np.round(rgb_to_lab(rgb)[:, 1:] / GRID_STEP).astype(np.int64) * GRID_STEP
-        hits.update(map(tuple, np.unique(ab, axis=0).tolist()))
-    return np.array(sorted(hits), dtype=np.float32)
+        grid = np.round(rgb_to_lab(rgb)[:, 1:] / GRID_STEP).astype(np.int64) + span // 2
+        hit[grid[:, 0] * span + grid[:, 1]] = True  # a flat index in (a, b) order: sorted by a then b
+    index = np.flatnonzero(hit)
+    return (np.stack([index // span, index % span], axis=1) - span // 2).astype(np.float32) * GRID_STEP
 
 
 def bins_tensor(device: torch.device | str = "cpu") -> Tensor:

@@ -83,15 +83,6 @@ def palette_at(table: Tensor, lightness: Tensor) -> Tensor:
     return pick(low) * (1 - frac) + pick(high) * frac
 
 
-def luminance_palette(ref_lab: Tensor, lightness: Tensor, bins: Tensor) -> Tensor:
-    """The reference's colour distribution at each location's lightness.
-
-    ref_lab (1, 3, h', w') Lab, lightness (1, 1, h, w) L of the photo at the logits' size, bins (Q, 2)
-    -> (1, Q, h, w) probabilities.
-    """
-    return palette_at(palette_table(ref_lab, bins), lightness)
-
-
 def reference_prior(ab: Tensor, confidence: Tensor, palette: Tensor, bins: Tensor) -> Tensor:
     """Prior (N, Q, h, w): the matched colour ab (N, 2, h, w) where the confidence (N, 1, h, w) is high, the
     palette (N, Q, h, w) elsewhere; all at the same size."""

@@ -19,7 +19,6 @@ from worker.colorizers.pipeline import resize_ab
 from worker.colorizers.reference_guided import (
     ReferenceGuidedColorizer,
     guided_logits,
-    luminance_palette,
     palette_at,
     palette_table,
     reference_prior,
@@ -53,7 +52,7 @@ def _bright_blue_dark_green() -> torch.Tensor:
 def test_the_palette_gives_each_lightness_the_references_colour_at_that_lightness() -> None:
     bins = colour_bins.bins_tensor()
     photo_l = torch.tensor([[[[80.0, 30.0]]]])  # one bright, one dark location
-    palette = luminance_palette(_bright_blue_dark_green(), photo_l, bins)
+    palette = palette_at(palette_table(_bright_blue_dark_green(), bins), photo_l)
     assert palette.shape == (1, bins.shape[0], 1, 2)
     torch.testing.assert_close(palette.sum(1), torch.ones(1, 1, 2))
     mode = bins[palette[0].argmax(0)[0]]  # the most likely bin per location
@@ -92,7 +91,9 @@ def test_palettes_of_several_references_are_looked_up_in_one_batch() -> None:
     tables = torch.cat([palette_table(ref, bins) for ref in references])
     batched = palette_at(tables, lightness)
     for i, ref in enumerate(references):
-        torch.testing.assert_close(batched[i : i + 1], luminance_palette(ref, lightness[i : i + 1], bins))
+        torch.testing.assert_close(
+            batched[i : i + 1], palette_at(palette_table(ref, bins), lightness[i : i + 1])
+        )
 
 
 def _photo(prefix: str) -> np.ndarray:

@@ -172,12 +172,16 @@ def build_cache(
     return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
 
 
+def check_train_crop(size: int, height: int, width: int) -> None:
+    if size > min(height, width):
+        raise ValueError(f"train_crop {size} is larger than the cached windows ({height}x{width})")
+
+
 def random_crops(batch: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
     """A random ``size`` × ``size`` part of each window of ``batch`` (N, C, H, W), flipped left-right at
     random."""
     height, width = batch.shape[-2:]
-    if size > min(height, width):
-        raise ValueError(f"train_crop {size} is larger than the cached windows ({height}x{width})")
+    check_train_crop(size, height, width)
     parts = []
     for window in batch:
         y, x = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
@@ -206,8 +210,7 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
     """Train the fusion over the frozen ``net``; writes ``config.out`` and its card; returns the meta."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    if config.train_crop > config.crop:  # before the long preparation, not after it
-        raise ValueError(f"train_crop {config.train_crop} is larger than the cached windows ({config.crop})")
+    check_train_crop(config.train_crop, config.crop, config.crop)  # before the long preparation
     start = time.perf_counter()
     net = net.eval()
     cache, palettes = build_cache(net, config, show_progress)
