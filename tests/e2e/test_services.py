@@ -113,7 +113,7 @@ def test_embedded_default_survives_restarts(spawn, tmp_path) -> None:  # type: i
     if method_available("exemplar"):
         folder = EXEMPLAR_PAIRS / "example"
         target, ref = next(folder.glob("in1.*")), next(folder.glob("ref1.*"))
-        job_id = api.submit(target, method="exemplar", reference=ref, iterations="300", size="64")
+        job_id = api.submit(target, method="exemplar", reference=ref, iterations="100", size="64")
         wait_job(api.job, job_id, timeout=90, until=("running",))
         os.killpg(run.popen.pid, signal.SIGKILL)
         run.popen.wait(timeout=10)
