@@ -242,7 +242,12 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         return proc
 
     yield start
-    for proc in procs:  # all at once: a worker's warm shutdown takes seconds, so stopping in turn adds up
+    stop_all(procs)
+
+
+def stop_all(procs: list[Proc]) -> None:
+    """Stops ``procs`` all at once: a worker's warm shutdown takes seconds, so stopping in turn adds up."""
+    for proc in procs:
         proc.send()
     for proc in procs:
         proc.wait_stopped()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Proc, child_env, free_port, wait_http
+from tests.conftest import ROOT, Proc, child_env, free_port, stop_all, wait_http
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,8 +67,7 @@ def _start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Sta
             procs[0].wait_for_log("ready", timeout=120)
         yield stack
     finally:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
 
 
 @pytest.fixture(scope="module")
