@@ -13,6 +13,12 @@ the reference's colours, and scored against its own true colours. Sources:
 The list is deterministic (``--seed``) and holds file names relative to ``../shared/data`` only.
 
     python benchmarks/reference_pairs.py --data ../shared/data --out benchmarks/reference_pairs.csv
+
+``--tuning N`` builds instead a *tuning* list to choose variants on, so that the judged pairs are not also the
+ones a variant was picked on: colour-photos pairs drawn by the same rule with each of ``--seeds`` in turn,
+none sharing a photo with the pairs in ``--exclude`` (the judged list), one pair per target, the first N:
+
+    python benchmarks/reference_pairs.py --tuning 90 --seeds 77,78,79,80 --per-source 6 --out tuning.csv
 """
 
 from __future__ import annotations
@@ -64,6 +70,26 @@ def build(data: Path, seed: int, per_source: int) -> list[tuple[str, str, str]]:
     return pairs
 
 
+def build_tuning(
+    data: Path, exclude: Path, seeds: list[int], per_source: int, count: int
+) -> list[tuple[str, str, str]]:
+    """See the module docstring (``--tuning``)."""
+    with exclude.open(newline="") as fh:
+        judged = {row[key] for row in csv.DictReader(fh) for key in ("target", "reference")}
+    pairs: list[tuple[str, str, str]] = []
+    targets: set[str] = set()
+    for seed in seeds:
+        for target, reference, group in build(data, seed, per_source):
+            if (
+                target.startswith("colour-photos/")
+                and not {target, reference} & judged
+                and target not in targets
+            ):
+                targets.add(target)
+                pairs.append((target, reference, group))
+    return pairs[:count]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,8 +98,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("reference_pairs.csv"))
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--per-source", type=int, default=3)
+    parser.add_argument("--tuning", type=int, default=0, help="build N tuning pairs instead (see above)")
+    parser.add_argument("--seeds", default="77,78,79,80", help="with --tuning: the seeds, in turn")
+    parser.add_argument("--exclude", type=Path, default=Path(__file__).with_name("reference_pairs.csv"),
+                        help="with --tuning: no photo of these pairs")  # fmt: skip
     args = parser.parse_args()
-    pairs = build(args.data, args.seed, args.per_source)
+    if args.tuning:
+        if args.out == Path(__file__).with_name("reference_pairs.csv"):
+            parser.error("--tuning needs its own --out (the judged list stays as it is)")
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        pairs = build_tuning(args.data, args.exclude, seeds, args.per_source, args.tuning)
+    else:
+        pairs = build(args.data, args.seed, args.per_source)
     with args.out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["target", "reference", "group"])
