@@ -83,6 +83,7 @@ def test_exemplar_without_reference_explains(stack, page) -> None:  # type: igno
     section = page.locator("#reference-section")
     expect(section).to_be_visible()
     expect(section.locator("#reference-help")).to_contain_text("reference colour photo")
+    expect(section.locator("#reference-help")).to_contain_text("the colours you want")
     # Bundled examples are offered to pick from.
     expect(page.locator('.ref-option[data-source="example"]').first).to_be_visible()
     page.locator("#submit").click()

@@ -56,7 +56,7 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
     http = httpx.Client(base_url=base, timeout=30)
     folder = EXEMPLAR_PAIRS / "example"
     r = submit(
-        http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="150", size="64"
+        http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="60", size="64"
     )
     job_id = r.json()["id"]
     wait_job(lambda j: http.get(f"/jobs/{j}").json(), job_id, timeout=120, until=("running",))

@@ -49,7 +49,8 @@ INFO = MethodInfo(
     title="Colours from a reference (fast)",
     summary="Our automatic colours, steered towards the colours of a reference photo you choose. Seconds.",
     description=(
-        "Give it a colour photo of a similar scene: every part of your photo is matched to the part of the "
+        "Give it a colour photo of a similar scene whose things have the colours you want (the reference "
+        "decides the colours): every part of your photo is matched to the part of the "
         "reference that looks alike (in gray, so colour cannot mislead the match), and the U-Net's colour "
         "guess is pulled towards the reference's colour there; where nothing matches well, towards the "
         "reference's colours at that brightness. A small learned last step decides, part by part, how far "
