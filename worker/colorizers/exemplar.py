@@ -73,6 +73,9 @@ MAX_LINE_SEARCH = 10  # most extra evaluations one L-BFGS line search may spend
 AB_NOISE_STD = 20.0  # ab units, for init="noise" in fast mode
 AB_UNIT = 10.0  # ab units: a deviation of this size counts as 1 in the anchor and smoothness terms
 EDGE_L = 5.0  # L units: an L step of this size lets ab change e times more freely across it
+# ab units: below this step the smoothness term is quadratic, not |step|. Plain |step| has a kink at 0 that
+# trapped a gray start (init=content): from smoothness 3 on, no line search left it and the photo stayed gray.
+TV_EPSILON = 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -155,6 +158,11 @@ def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 # The optimisation
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _smooth_abs(step: torch.Tensor) -> torch.Tensor:
+    """|step| with the kink at 0 rounded off (Charbonnier): sqrt(step² + ε²) − ε, ε = :data:`TV_EPSILON`."""
+    return torch.sqrt(step * step + TV_EPSILON**2) - TV_EPSILON
 
 
 @dataclass(frozen=True)
@@ -321,8 +329,8 @@ class StyleTransfer:
                 self.loss_scale = max(float(total.detach()), 1e-6)
             ab = self._full_ab()
             if s.smoothness > 0:
-                tv = (self.edge_x * (ab[..., :, 1:] - ab[..., :, :-1]).abs()).mean() + (
-                    self.edge_y * (ab[..., 1:, :] - ab[..., :-1, :]).abs()
+                tv = (self.edge_x * _smooth_abs(ab[..., :, 1:] - ab[..., :, :-1])).mean() + (
+                    self.edge_y * _smooth_abs(ab[..., 1:, :] - ab[..., :-1, :])
                 ).mean()
                 terms["smoothness"] = tv / AB_UNIT
                 total = total + s.smoothness * self.loss_scale * terms["smoothness"]

@@ -254,12 +254,17 @@ def test_smoothness_removes_speckle_in_flat_areas(real: ex.ExemplarColorizer) ->
     target, ref = _pair()
     lightness = lab.rgb_to_lightness(target)
 
-    def roughness(smoothness: float) -> float:
+    def roughness_and_chroma(smoothness: float) -> tuple[float, float]:
         params = _params(init="content", smoothness=smoothness, iterations=20, size=64)
         ab = real.predict_ab(lightness, reference=ref, params=params, progress=None)
-        return float(np.abs(np.diff(ab, axis=0)).mean() + np.abs(np.diff(ab, axis=1)).mean())
+        roughness = np.abs(np.diff(ab, axis=0)).mean() + np.abs(np.diff(ab, axis=1)).mean()
+        return float(roughness), float(np.hypot(ab[..., 0], ab[..., 1]).mean())
 
-    assert roughness(5.0) < 0.8 * roughness(0.0)
+    rough_off, chroma_off = roughness_and_chroma(0.0)
+    rough_strong, chroma_strong = roughness_and_chroma(5.0)
+    assert rough_strong < 0.2 * rough_off
+    # Still coloured: with |step| itself, the kink at 0 kept a gray start gray from smoothness 3 on.
+    assert chroma_strong > 0.3 * chroma_off
 
 
 @needs_vgg
