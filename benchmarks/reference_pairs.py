@@ -31,6 +31,8 @@ from pathlib import Path
 
 from worker.colorizers.datasets import colour_photos_groups, split_paths
 
+JUDGED = Path(__file__).with_name("reference_pairs.csv")  # the committed list the benchmark judges on
+
 # imagenet-samples validation classes with a same-object group in colour-photos/val (by synset or name).
 CROSS_CLASSES = {
     "n01580077": ("imagenet-mini", "n01580077"),  # jay
@@ -95,16 +97,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("reference_pairs.csv"))
+    parser.add_argument("--out", type=Path, default=JUDGED)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--per-source", type=int, default=3)
     parser.add_argument("--tuning", type=int, default=0, help="build N tuning pairs instead (see above)")
     parser.add_argument("--seeds", default="77,78,79,80", help="with --tuning: the seeds, in turn")
-    parser.add_argument("--exclude", type=Path, default=Path(__file__).with_name("reference_pairs.csv"),
+    parser.add_argument("--exclude", type=Path, default=JUDGED,
                         help="with --tuning: no photo of these pairs")  # fmt: skip
     args = parser.parse_args()
     if args.tuning:
-        if args.out == Path(__file__).with_name("reference_pairs.csv"):
+        if args.out == JUDGED:
             parser.error("--tuning needs its own --out (the judged list stays as it is)")
         seeds = [int(seed) for seed in args.seeds.split(",")]
         pairs = build_tuning(args.data, args.exclude, seeds, args.per_source, args.tuning)

@@ -10,9 +10,12 @@ from collections import Counter
 from tests.conftest import ROOT, SHARED_DATA
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from reference_pairs import build, build_tuning
+from reference_pairs import JUDGED, build, build_tuning
 
-JUDGED = ROOT / "benchmarks" / "reference_pairs.csv"
+
+def _judged() -> list[tuple[str, str, str]]:
+    with JUDGED.open(newline="") as fh:
+        return [(r["target"], r["reference"], r["group"]) for r in csv.DictReader(fh)]
 
 
 def _photos(pairs: list[tuple[str, str, str]]) -> set[str]:
@@ -20,14 +23,11 @@ def _photos(pairs: list[tuple[str, str, str]]) -> set[str]:
 
 
 def test_the_committed_judged_list_is_what_the_builder_makes() -> None:
-    with JUDGED.open(newline="") as fh:
-        committed = [(r["target"], r["reference"], r["group"]) for r in csv.DictReader(fh)]
-    assert build(SHARED_DATA, 12, 3) == committed
+    assert build(SHARED_DATA, 12, 3) == _judged()
 
 
 def test_the_tuning_list_shares_no_photo_with_the_judged_one() -> None:
-    with JUDGED.open(newline="") as fh:
-        judged = [(r["target"], r["reference"], r["group"]) for r in csv.DictReader(fh)]
+    judged = _judged()
     tuning = build_tuning(SHARED_DATA, JUDGED, [77, 78, 79, 80], 6, 90)
     assert len(tuning) == 90
     assert not _photos(tuning) & _photos(judged)

@@ -119,6 +119,8 @@ def pair_sources(
 
 # The per-location sources in the cache's channel order (then the truth's ab); the palette is cached apart.
 CACHED_FIELDS = ("decoded", "matched_ab", "confidence", "lightness")
+# Channels after the decoder's features: matched ab, confidence, lightness, then the truth's ab.
+TRAILING_CHANNELS = (2, 1, 1, 2)
 
 
 def build_cache(
@@ -202,7 +204,9 @@ def split_channels(
 ) -> tuple[FusionSources, torch.Tensor]:
     """A cached batch back into :class:`FusionSources` (channels in :data:`CACHED_FIELDS` order) and the
     truth."""
-    decoded, matched_ab, confidence, lightness, truth = torch.split(batch, [features, 2, 1, 1, 2], dim=1)
+    decoded, matched_ab, confidence, lightness, truth = torch.split(
+        batch, [features, *TRAILING_CHANNELS], dim=1
+    )
     return FusionSources(decoded, matched_ab, confidence, lightness, palettes), truth
 
 
@@ -215,7 +219,7 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
     net = net.eval()
     cache, palettes = build_cache(net, config, show_progress)
     prepared = time.perf_counter() - start
-    features = cache.shape[1] - 6
+    features = cache.shape[1] - sum(TRAILING_CHANNELS)
     fusion = ReferenceFusion(features=features)
     optimiser = torch.optim.Adam(fusion.parameters(), lr=config.lr)
     bins = net.bins.float()
