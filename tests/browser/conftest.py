@@ -98,7 +98,24 @@ def browser() -> Iterator[object]:
 def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A fresh browser context (own cookie, so its own history) that fails the test on a JS error or a
     Content-Security-Policy violation, and keeps a screenshot when the test fails."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield from _checked_page(browser, request, viewport={"width": 1280, "height": 900})
+
+
+@pytest.fixture
+def phone_page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """As :func:`page`, on a phone: a narrow touch screen (taps, no mouse)."""
+    yield from _checked_page(
+        browser,
+        request,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+
+
+def _checked_page(browser, request: pytest.FixtureRequest, **options: object) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(**options)
     context.set_default_timeout(15_000)
     pg = context.new_page()
     problems: list[str] = []

@@ -1,6 +1,7 @@
 """The job page's "Fix colours" (real server + worker): a red hint clicked on the sky re-runs the job and the
 sky there turns red in the new result; arrow keys + Enter add a hint; Ctrl+Z undoes back to the first result
 and the previews are deleted; "Keep this" opens the kept job's page, which links back to the first job.
+On a phone, a tap adds a hint the same way.
 Five hints clicked where the first result is most wrong, each with the true colour there, move the result of a
 grayscale validation photo towards the real one (AuC and PSNR up, AuC above plain gray)."""
 
@@ -137,6 +138,43 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     # The kept job starts its own Fix colours from its hint.
     expect(page.locator("#fix-list li")).to_have_count(1)
     assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the first job stays
+
+
+def test_fix_colours_by_touch_on_a_phone(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
+    """On a phone-sized touch screen the page fits its width, a tap on the photo adds a hint and re-runs the
+    job, and a tap on the hint's marker selects it (the picker then recolours that hint, not a new one)."""
+    with photo("975_").open("rb") as f:
+        created = httpx.post(f"{stack.base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
+    assert created.status_code == 202, created.text
+    first = created.json()["id"]
+    wait_done(stack.base_url, first)
+    before = redness(stack.base_url, first)
+
+    page = phone_page
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    img = page.locator("#fix-img")
+    expect(img).to_have_attribute("data-loaded-job-id", first, timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+    page.locator("#fix-color").fill("#ff0000")
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()
+    assert box is not None
+    img.tap(position={"x": SPOT[0] * box["width"], "y": SPOT[1] * box["height"]})
+    expect(page.locator("#fix-list li")).to_have_count(1)
+    expect(page.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
+    hinted = img.get_attribute("data-job-id")
+    assert hinted and hinted != first
+    assert redness(stack.base_url, hinted) > before + 20
+
+    # Tapping the marker selects that hint instead of adding a second one beside it.
+    marker = page.locator("#fix-markers .fix-marker")
+    page.locator("#fix-list .fix-pick").tap()  # the list's button toggles the selection off
+    expect(marker).not_to_have_class(re.compile("is-selected"))
+    spot = marker.bounding_box()
+    assert spot is not None
+    page.touchscreen.tap(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)
+    expect(marker).to_have_class(re.compile("is-selected"))
+    expect(page.locator("#fix-list li")).to_have_count(1)
 
 
 # --- five hints against the truth ---------------------------------------------------------------------------
