@@ -60,6 +60,16 @@ def gone(base_url: str, job_id: str, timeout: float = 15.0) -> bool:
     return False
 
 
+def colorize_lakeside(base_url: str) -> str:
+    """The lakeside photo through the default method; the finished job's id."""
+    with photo("975_").open("rb") as f:
+        created = httpx.post(f"{base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
+    assert created.status_code == 202, created.text
+    job_id: str = created.json()["id"]
+    wait_done(base_url, job_id)
+    return job_id
+
+
 def click_spot(page) -> None:  # type: ignore[no-untyped-def]
     img = page.locator("#fix-img")
     box = img.bounding_box()
@@ -68,11 +78,7 @@ def click_spot(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-untyped-def]
-    with photo("975_").open("rb") as f:
-        created = httpx.post(f"{stack.base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
-    assert created.status_code == 202, created.text
-    first = created.json()["id"]
-    wait_done(stack.base_url, first)
+    first = colorize_lakeside(stack.base_url)
     before = redness(stack.base_url, first)
 
     page.goto(f"{stack.base_url}/jobs/{first}/view")
@@ -143,11 +149,7 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
 def test_fix_colours_by_touch_on_a_phone(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
     """On a phone-sized touch screen the page fits its width, a tap on the photo adds a hint and re-runs the
     job, and a tap on the hint's marker selects it (the picker then recolours that hint, not a new one)."""
-    with photo("975_").open("rb") as f:
-        created = httpx.post(f"{stack.base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
-    assert created.status_code == 202, created.text
-    first = created.json()["id"]
-    wait_done(stack.base_url, first)
+    first = colorize_lakeside(stack.base_url)
     before = redness(stack.base_url, first)
 
     page = phone_page
