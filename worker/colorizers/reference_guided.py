@@ -32,13 +32,12 @@ from torch import Tensor
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.lab import rgb_to_lab
-from worker.colorizers.nets.reference_fusion import PAPER_TEMPERATURE, Fused, ReferenceFusion, annealed_mean
+from worker.colorizers.nets.reference_fusion import Fused, ReferenceFusion, annealed_mean, at_vividness
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
     UNetBins,
     rasterise_hints,
     serve_shape,
-    vividness_to_temperature,
 )
 
 MATCH_SIGMA = 10.0  # Lab units: spread of the prior around a matched colour
@@ -208,8 +207,6 @@ class ReferenceGuidedColorizer:
         self, lightness: np.ndarray, reference: np.ndarray, params: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
         """ab (h, w, 2) at the net's input size and the match's confidence (h/8, w/8) in [0, 1]."""
-        # vividness scales the fusion's own temperature as it scales the paper's 0.38 for unet-bins
-        vividness_factor = vividness_to_temperature(float(params.get("vividness", 0.5))) / PAPER_TEMPERATURE
         with torch.inference_mode():
             photo_l, net_input, ref_lab = serving_tensors(lightness, reference, self.short_side)
             h, w = net_input.shape[-2:]
@@ -220,7 +217,8 @@ class ReferenceGuidedColorizer:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
             sources, matched = fusion_sources(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
             inputs = inputs_from_sources(self.net, sources)
-            small_ab = annealed_mean(fuse(self.fusion, inputs), self.net.bins, vividness_factor)
+            fused = at_vividness(fuse(self.fusion, inputs), float(params.get("vividness", 0.5)))
+            small_ab = annealed_mean(fused, self.net.bins)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (
             ab[0].permute(1, 2, 0).float().cpu().numpy(),

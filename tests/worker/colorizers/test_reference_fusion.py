@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from worker.colorizers import colour_bins
+from tests.conftest import photo
+from worker.colorizers import colour_bins, lab
 from worker.colorizers.loading import get_colorizer
 from worker.colorizers.methods.unet_bins_reference import REFERENCE_FUSION
-from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
+from worker.colorizers.nets.reference_fusion import ARCH, Fused, ReferenceFusion, annealed_mean, at_vividness
 from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer, guided_logits
@@ -47,7 +49,7 @@ def test_an_untrained_fusion_is_the_hand_made_rule() -> None:
     torch.testing.assert_close(annealed_mean(fused, bins), rule, atol=1e-3, rtol=1e-4)
 
 
-def test_the_committed_fusion_weighs_the_reference_by_location_and_vividness_still_works() -> None:
+def test_the_committed_fusion_weighs_the_reference_by_location_and_vividness_works() -> None:
     colorizer = get_colorizer("unet-bins-reference", Path("/nonexistent"), "cpu")  # bundled weights
     assert isinstance(colorizer, ReferenceGuidedColorizer)
     blob = load_weights(REFERENCE_FUSION.path(Path("/nonexistent")), ARCH)
@@ -57,9 +59,35 @@ def test_the_committed_fusion_weighs_the_reference_by_location_and_vividness_sti
     with torch.no_grad():
         fused = colorizer.fusion(logits, log_prior, *rest)
     assert float(fused.alpha.std()) > 0.01  # it does not apply one rule everywhere
-    with torch.no_grad():
-        chroma = [float(annealed_mean(fused, bins, f).norm(dim=1).mean()) for f in (2.0, 1.0, 0.5)]
-    assert chroma[0] < chroma[1] < chroma[2]  # a lower temperature factor (more vivid) gives more chroma
+    # On a real photo the vividness slider visibly changes the colours, not by the temperature's few per cent.
+    target, reference = (np.asarray(Image.open(photo(name)).convert("RGB")) for name in ("975_", "970_"))
+    lightness = lab.rgb_to_lab(target)[..., 0].astype(np.float32)
+
+    def mean_chroma(vividness: float) -> float:
+        ab = colorizer.predict_ab(lightness, reference=reference, params={"vividness": vividness})
+        return float(np.linalg.norm(ab, axis=-1).mean())
+
+    chroma = [mean_chroma(v) for v in (0.0, 0.5, 1.0)]
+    assert chroma[0] < chroma[1] < chroma[2]
+    assert chroma[2] > 1.2 * chroma[1] and chroma[0] < 0.9 * chroma[1], chroma
+
+
+def test_vividness_lifts_or_deepens_the_learned_muting() -> None:
+    g = torch.Generator().manual_seed(1)
+    log_posterior = torch.log_softmax(torch.randn(1, 5, 2, 3, generator=g), dim=1)
+    chroma = torch.tensor([[0.0, 0.25, 0.5], [1.0, 1.2, 1.5]]).reshape(1, 1, 2, 3)
+    fused = Fused(log_posterior, torch.full_like(chroma, 0.5), chroma, torch.ones_like(chroma))
+    default = at_vividness(fused, 0.5)  # the learned step's own choice, exactly
+    assert torch.equal(default.chroma, chroma) and torch.equal(default.temperature, fused.temperature)
+    assert torch.equal(default.log_posterior, log_posterior) and torch.equal(default.alpha, fused.alpha)
+    vivid, safe = at_vividness(fused, 1.0), at_vividness(fused, 0.0)
+    torch.testing.assert_close(vivid.chroma, chroma.clamp_min(1.0))  # muting lifted, boosts kept
+    torch.testing.assert_close(safe.chroma, torch.where(chroma < 1, chroma**2, chroma))  # muting squared
+    torch.testing.assert_close(vivid.temperature, fused.temperature * 0.38)  # as unet-bins' T: 0.38 → 0.38²
+    torch.testing.assert_close(safe.temperature, fused.temperature / 0.38)  # 0.38 → 1
+    assert torch.equal(at_vividness(fused, 7.0).chroma, vivid.chroma)  # clamped to [0, 1]
+    levels = [at_vividness(fused, v).chroma for v in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert all(torch.all(a <= b) for a, b in pairwise(levels))  # never less colour
 
 
 def _tiny_colour_photos(root: Path) -> None:

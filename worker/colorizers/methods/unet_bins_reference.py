@@ -10,6 +10,7 @@ and names no method.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from worker.colorizers.manifest import WeightFile
@@ -59,7 +60,17 @@ INFO = MethodInfo(
         "related photos consistent colours. Colour hints still steer it where it is wrong."
     ),
     load=load,
-    params=unet_bins.INFO.params,
+    params=tuple(
+        replace(
+            param,
+            description="From safer, muted colours (0) to more vivid ones (1); 0.5 is the learned step's own "
+            "choice. Besides the annealed-mean temperature (as for unet-bins), it scales how much the "
+            "learned step mutes colours it is unsure of: 1 does not mute at all.",
+        )
+        if param.name == "vividness"
+        else param
+        for param in unet_bins.INFO.params
+    ),
     needs_reference=True,
     weights=(*unet_bins.INFO.weights, REFERENCE_FUSION),
     paper="Zhang et al. 2016 (colour classes); Welsh, Ashikhmin & Mueller 2002 (matching by luminance); "
