@@ -43,7 +43,7 @@ class Stack:
         return "\n".join(f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in self.procs)
 
 
-def _start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Stack]:
+def start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Stack]:
     env = child_env(DATA_DIR=tmp / "var", SWEEP_INTERVAL=2, **settings)
     migrated = subprocess.run(
         [sys.executable, "-m", "backend.cli", "migrate"],
@@ -72,14 +72,14 @@ def _start_stack(tmp: Path, *, worker: bool, **settings: object) -> Iterator[Sta
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from _start_stack(tmp_path_factory.mktemp("stack"), worker=True)
+    yield from start_stack(tmp_path_factory.mktemp("stack"), worker=True)
 
 
 @pytest.fixture(scope="module")
 def idle_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("idle")
     (tmp / "no-weights").mkdir()
-    yield from _start_stack(tmp, worker=False, WEIGHTS_DIR=tmp / "no-weights")
+    yield from start_stack(tmp, worker=False, WEIGHTS_DIR=tmp / "no-weights")
 
 
 @pytest.fixture(scope="module")

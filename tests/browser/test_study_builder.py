@@ -1,0 +1,78 @@
+"""The researcher's side in Chromium, against a real `colorlab serve` + worker: log in, build a study from
+uploaded photos on /admin/studies/new (a form missing its photos comes back with the error and the entries
+kept, and creates nothing), watch its colorizations finish, open it, and download an export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY
+from tests.browser.conftest import Stack, start_stack
+from tests.conftest import photo
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def admin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from start_stack(
+        tmp_path_factory.mktemp("admin"), worker=True, ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY
+    )
+
+
+def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:  # type: ignore[no-untyped-def]
+    base = admin_stack.base_url
+    page.goto(f"{base}/admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="New study").click()
+    page.wait_for_url(f"{base}/admin/studies/new")
+
+    # No photos: the form comes back with the error, the entries kept, and no study is made.
+    page.get_by_label("Title").fill("Lakes and birds")
+    page.get_by_label("Address").fill("lakes-and-birds")
+    page.locator('input[name="methods"][value="cnn"]').check()
+    page.get_by_role("button", name="Create study and queue colorizations").click()
+    expect(page.get_by_role("alert")).to_contain_text("upload at least one colour photo")
+    expect(page.get_by_label("Title")).to_have_value("Lakes and birds")
+    expect(page.locator('input[name="methods"][value="cnn"]')).to_be_checked()
+    assert page.request.get(f"{base}/admin/studies/lakes-and-birds").status == 404
+
+    photos: list[Path] = [photo(prefix) for prefix in ("975_", "097_", "001_")]
+    page.get_by_label("Colour photos").set_input_files([str(p) for p in photos])
+    page.get_by_label("Trials in part 1").fill("2")
+    page.get_by_label("Trials in part 2").fill("2")
+    page.get_by_role("button", name="Create study and queue colorizations").click()
+    page.wait_for_url(f"{base}/admin/studies/lakes-and-birds")
+    expect(page.locator("h1")).to_contain_text("Lakes and birds")
+    expect(page.locator("h1 .badge")).to_have_text("draft")
+    expect(page.locator(".lead").first).to_contain_text("Methods: cnn · 2 + 2 trials")
+
+    # The worker colorizes the photos; the researcher reloads until every stimulus is ready.
+    for _ in range(60):
+        if page.get_by_text(re.compile(r"all \d+ stimuli are ready")).count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(page.get_by_text(re.compile(r"all \d+ stimuli are ready"))).to_be_visible()
+    page.get_by_role("button", name="Open study").click()
+    expect(page.locator("h1 .badge")).to_have_text("open")
+    expect(page.get_by_role("button", name="Close study")).to_be_visible()
+
+    # The participant link works, and an export downloads with its header row.
+    link = page.locator('a[href="/study/lakes-and-birds"]')
+    expect(link).to_contain_text("/study/lakes-and-birds")
+    assert page.request.get(f"{base}/study/lakes-and-birds").status == 200
+    with page.expect_download() as download:
+        page.locator('a[href$="/export/stimuli.csv"]').click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert {row["condition"] for row in rows} >= {"real", "cnn"}, rows[:2]
+    assert len({row["photo"] for row in rows}) == len(photos)
+    assert {row["job_status"] for row in rows if row["condition"] == "cnn"} == {"done"}
