@@ -1,6 +1,7 @@
 """The researcher's side in Chromium, against a real `colorlab serve` + worker: log in, build a study from
 uploaded photos on /admin/studies/new (a form missing its photos comes back with the error and the entries
-kept, and creates nothing), watch its colorizations finish, open it, and download an export."""
+kept, and creates nothing), watch its colorizations finish, open it, revise its consent text (a new
+version, which a participant then sees), and download an export."""
 
 from __future__ import annotations
 
@@ -66,10 +67,20 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     expect(page.locator("h1 .badge")).to_have_text("open")
     expect(page.get_by_role("button", name="Close study")).to_be_visible()
 
-    # The participant link works, and an export downloads with its header row.
+    # Editing the consent text of an open study makes a new version, which new participants see.
+    texts = page.locator("#texts")
+    expect(texts).to_contain_text("Version 1 is shown now")
+    texts.get_by_label("Consent").fill("You may stop at any time. (Revised consent.)")
+    page.get_by_role("button", name="Save texts").click()
+    expect(texts).to_contain_text("Version 2 is shown now")
     link = page.locator('a[href="/study/lakes-and-birds"]')
     expect(link).to_contain_text("/study/lakes-and-birds")
-    assert page.request.get(f"{base}/study/lakes-and-birds").status == 200
+    participant = page.context.browser.new_page()  # another browser context: a participant, not the admin
+    participant.goto(f"{base}/study/lakes-and-birds")
+    expect(participant.get_by_text("(Revised consent.)")).to_be_visible()
+    participant.close()
+
+    # An export downloads, with a row per stimulus.
     with page.expect_download() as download:
         page.locator('a[href$="/export/stimuli.csv"]').click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
