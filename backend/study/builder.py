@@ -81,7 +81,7 @@ class Readiness:
         if self.queued or self.running:
             parts.append(f"{self.queued} colorization(s) queued and {self.running} running")
         if self.preparing:
-            parts.append(f"{self.preparing} colorized and being prepared (reload)")
+            parts.append(f"{self.preparing} colorized and being prepared")
         if self.failed:
             parts.append(f"{self.failed} failed ({'; '.join(self.failures[:3])}): retry them")
         return "; ".join(parts)

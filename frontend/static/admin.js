@@ -1,6 +1,29 @@
-// ColorLab researcher area: refresh the live results of a study every few seconds (no inline script: CSP).
+// ColorLab researcher area: refresh the live results of a study every few seconds, and its stimuli panel
+// while colorizations are still running (no inline script: CSP).
 (function () {
   "use strict";
+  var stimuli = document.getElementById("stimuli");
+  var STIMULI_INTERVAL = 2000;
+
+  // Replace the stimuli panel with the server's current one (its buttons appear once every stimulus is ready);
+  // stop once the server no longer marks it live (all ready, or some failed and need a retry).
+  function refreshStimuli() {
+    if (!stimuli || stimuli.getAttribute("data-live") !== "true") return;
+    if (document.hidden) { setTimeout(refreshStimuli, STIMULI_INTERVAL); return; }
+    fetch(location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("stimuli");
+        if (fresh) {
+          stimuli.innerHTML = fresh.innerHTML;
+          stimuli.setAttribute("data-live", fresh.getAttribute("data-live") || "false");
+        }
+      })
+      .catch(function () { /* keep what is shown; try again */ })
+      .then(function () { setTimeout(refreshStimuli, STIMULI_INTERVAL); });
+  }
+  setTimeout(refreshStimuli, STIMULI_INTERVAL);
+
   var box = document.getElementById("results");
   var toggle = document.getElementById("live-toggle");
   if (!box || !toggle) return;

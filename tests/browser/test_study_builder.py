@@ -1,7 +1,7 @@
 """The researcher's side in Chromium, against a real `colorlab serve` + worker: log in, build a study from
 uploaded photos on /admin/studies/new (a form missing its photos comes back with the error and the entries
-kept, and creates nothing), watch its colorizations finish, open it, revise its consent text (a new
-version, which a participant then sees), and download an export."""
+kept, and creates nothing), watch its colorizations finish (the page follows them without a reload), open
+it, revise its consent text (a new version, which a participant then sees), and download an export."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     page.get_by_label("Title").fill("Lakes and birds")
     page.get_by_label("Address").fill("lakes-and-birds")
     page.locator('input[name="methods"][value="cnn"]').check()
+    page.locator('input[name="methods"][value="gan"]').check()
     page.get_by_role("button", name="Create study and queue colorizations").click()
     expect(page.get_by_role("alert")).to_contain_text("upload at least one colour photo")
     expect(page.get_by_label("Title")).to_have_value("Lakes and birds")
@@ -54,15 +55,18 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     page.wait_for_url(f"{base}/admin/studies/lakes-and-birds")
     expect(page.locator("h1")).to_contain_text("Lakes and birds")
     expect(page.locator("h1 .badge")).to_have_text("draft")
-    expect(page.locator(".lead").first).to_contain_text("Methods: cnn · 2 + 2 trials")
+    expect(page.locator(".lead").first).to_contain_text("Methods: cnn, gan · 2 + 2 trials")
 
-    # The worker colorizes the photos; the researcher reloads until every stimulus is ready.
-    for _ in range(60):
-        if page.get_by_text(re.compile(r"all \d+ stimuli are ready")).count():
-            break
-        page.wait_for_timeout(1000)
-        page.reload()
-    expect(page.get_by_text(re.compile(r"all \d+ stimuli are ready"))).to_be_visible()
+    # The worker colorizes the photos (six jobs: seconds); the panel follows without a reload.
+    expect(page.locator("#stimuli")).to_have_attribute("data-live", "true")
+    expect(page.get_by_role("button", name="Preview as a participant")).to_have_count(0)
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#readiness")).to_contain_text(
+        re.compile(r"all \d+ stimuli are ready"), timeout=60_000
+    )
+    expect(page.locator("#stimuli")).to_have_attribute("data-live", "false")
+    expect(page.get_by_role("button", name="Preview as a participant")).to_be_visible()
+    assert page.evaluate("window.sameDocument === true")  # no reload happened
     page.get_by_role("button", name="Open study").click()
     expect(page.locator("h1 .badge")).to_have_text("open")
     expect(page.get_by_role("button", name="Close study")).to_be_visible()
@@ -84,6 +88,6 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     with page.expect_download() as download:
         page.locator('a[href$="/export/stimuli.csv"]').click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert {row["condition"] for row in rows} >= {"real", "cnn"}, rows[:2]
+    assert {row["condition"] for row in rows} == {"real", "cnn", "gan"}, rows[:2]
     assert len({row["photo"] for row in rows}) == len(photos)
-    assert {row["job_status"] for row in rows if row["condition"] == "cnn"} == {"done"}
+    assert {row["job_status"] for row in rows if row["condition"] != "real"} == {"done"}
