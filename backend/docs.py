@@ -29,7 +29,7 @@ def _redoc_js() -> bytes:
     return (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, b"/static/logo.svg")
 
 
-def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
+def install_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Add the docs pages and their assets (create the app with ``docs_url=None, redoc_url=None``)."""
 
     @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)

@@ -71,7 +71,7 @@ def create_app() -> FastAPI:
     for routes in (study, api, batches, pages, compare, admin):
         app.include_router(routes.router)
     if settings.docs_enabled:  # off in production unless API_DOCS=true
-        docs.install(app)  # Swagger UI and ReDoc from local files: they work offline
+        docs.install_docs(app)  # Swagger UI and ReDoc from local files: they work offline
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
 
     @app.exception_handler(RequestValidationError)

@@ -17,7 +17,7 @@ from typing import Any
 from backend import method_views
 from backend.config import Settings
 from backend.errors import UserError
-from worker.colorizers.method_info import MethodInfo
+from worker.colorizers.method_info import MethodInfo, validate_params
 
 # Form fields that are not method options.
 RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}
@@ -41,7 +41,7 @@ def known_method(name: str | None, with_reference: bool = False) -> MethodInfo:
 def checked_params(info: MethodInfo, raw: Mapping[str, Any]) -> dict[str, Any]:
     """The method's options, checked and completed with defaults; 422 saying what is wrong."""
     try:
-        return method_views.validate(info, dict(raw))
+        return validate_params(info, dict(raw))
     except ValueError as exc:  # ParamError, HintError: the library's words are meant for people
         raise UserError(422, str(exc)) from None
 

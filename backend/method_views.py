@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from backend import estimates
 from backend.config import Settings
 from worker.colorizers import methods
-from worker.colorizers.method_info import MethodInfo, validate_params
+from worker.colorizers.method_info import MethodInfo
 
 
 def public_methods() -> list[MethodInfo]:
@@ -24,10 +24,6 @@ def default_method(with_reference: bool = False) -> str:
 
 def get_method(name: str) -> MethodInfo | None:
     return methods.get(name) if isinstance(name, str) else None
-
-
-def validate(info: MethodInfo, raw: dict[str, Any]) -> dict[str, Any]:
-    return validate_params(info, raw)
 
 
 def methods_out(settings: Settings, session: Session | None = None) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worker.colorizers.evaluation import report  # noqa: E402
-from worker.colorizers.evaluation.evaluate import EvalConfig, run  # noqa: E402
+from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation  # noqa: E402
 from worker.colorizers.manifest import BUNDLED_DIR  # noqa: E402
 
 IMAGENET = ROOT.parent / "shared" / "data" / "imagenet-samples"
@@ -102,7 +102,7 @@ def main() -> None:
         samples=args.samples,
         progress=True,
     )
-    result = run(config, log=print)
+    result = run_evaluation(config, log=print)
     stamp = (
         f"Validation split of imagenet-samples ({result.evaluated} photos of held-out classes, "
         "never trained on); "

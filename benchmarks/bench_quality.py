@@ -197,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from backend.config import get_settings
-    from worker.colorizers.evaluation.evaluate import EvalConfig, run
+    from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
 
     settings = get_settings()
     if settings.torch_threads > 0:
@@ -222,7 +222,7 @@ def main() -> None:
             weights_dir=weights_dir,
             samples=samples,
         )
-        results[name] = result = run(config)
+        results[name] = result = run_evaluation(config)
         print((result.out / "summary.md").read_text())
         if args.write:
             FIGURES.mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,7 @@ def evaluate(
     """
     from backend.config import get_settings
     from worker.colorizers.evaluation import EvaluationError
-    from worker.colorizers.evaluation.evaluate import EvalConfig, run
+    from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
 
     params: dict[str, dict[str, str]] = {}
     for text in options:
@@ -139,7 +139,7 @@ def evaluate(
         params=params,
     )
     try:
-        result = run(config, log=click.echo)
+        result = run_evaluation(config, log=click.echo)
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo((out / "summary.md").read_text(encoding="utf-8"))

@@ -50,7 +50,7 @@ def study() -> None:
 @click.option("--redirect-url", default=None, help="Where participants are sent at the end.")
 @click.option("--attention-checks/--no-attention-checks", default=False, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use only the first N photos (sorted by name).")
-def create(
+def create_cmd(
     title: str,
     photos_path: Path,
     methods: str,

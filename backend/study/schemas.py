@@ -39,7 +39,7 @@ class TrialOut(BaseModel):
     instruction: str | None = None
 
 
-class ProgressOut(BaseModel):
+class ParticipantProgressOut(BaseModel):
     answered: int
     total: int
 
@@ -49,7 +49,7 @@ class StateOut(BaseModel):
     title: str
     phase: Literal["consent", "closed", "resume", "instructions", "part1", "part2", "done"]
     trial: TrialOut | None = None
-    progress: ProgressOut | None = None
+    progress: ParticipantProgressOut | None = None
     completion_code: str | None = None
     receipt: str | None = None
     redirect_url: str | None = None

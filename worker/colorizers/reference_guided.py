@@ -32,7 +32,7 @@ from torch import Tensor
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.lab import rgb_to_lab
-from worker.colorizers.nets.reference_fusion import Fused, ReferenceFusion, annealed_mean, at_vividness
+from worker.colorizers.nets.reference_fusion import Fused, ReferenceFusion, at_vividness, decode_fused
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
     UNetBins,
@@ -218,7 +218,7 @@ class ReferenceGuidedColorizer:
             sources, matched = fusion_sources(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
             inputs = inputs_from_sources(self.net, sources)
             fused = at_vividness(fuse(self.fusion, inputs), float(params.get("vividness", 0.5)))
-            small_ab = annealed_mean(fused, self.net.bins)
+            small_ab = decode_fused(fused, self.net.bins)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (
             ab[0].permute(1, 2, 0).float().cpu().numpy(),

@@ -16,7 +16,7 @@ from tests.conftest import photo
 from worker.colorizers import colour_bins, lab
 from worker.colorizers.loading import get_colorizer
 from worker.colorizers.methods.unet_bins_reference import REFERENCE_FUSION
-from worker.colorizers.nets.reference_fusion import ARCH, Fused, ReferenceFusion, annealed_mean, at_vividness
+from worker.colorizers.nets.reference_fusion import ARCH, Fused, ReferenceFusion, at_vividness, decode_fused
 from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer, guided_logits
@@ -46,7 +46,7 @@ def test_an_untrained_fusion_is_the_hand_made_rule() -> None:
     torch.testing.assert_close(fused.temperature, torch.full_like(fused.temperature, 0.38))
     torch.testing.assert_close(fused.chroma, torch.ones_like(fused.chroma))
     rule = colour_bins.annealed_mean(guided_logits(logits, log_prior.exp()), bins, 0.38)
-    torch.testing.assert_close(annealed_mean(fused, bins), rule, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(decode_fused(fused, bins), rule, atol=1e-3, rtol=1e-4)
 
 
 def test_the_committed_fusion_weighs_the_reference_by_location_and_vividness_works() -> None:

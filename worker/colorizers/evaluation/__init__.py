@@ -16,7 +16,7 @@ Modules, by concern:
 - :mod:`.scoring`: one delivered image's metrics and the classifier's top-1;
 - :mod:`.store`: the resumable per-image CSV files and ``run.json`` (data, ε, weights fingerprints);
 - :mod:`.report` and :mod:`.figures`: the summaries (CSV, markdown), curves and contact sheet;
-- :mod:`.evaluate`: :func:`~.evaluate.run`, which ties them together.
+- :mod:`.evaluate`: :func:`~.evaluate.run_evaluation`, which ties them together.
 """
 
 

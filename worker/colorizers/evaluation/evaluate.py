@@ -26,7 +26,7 @@ from worker.colorizers.evaluation.selection import (
     Photo,
     find_reference,
     is_grayscale,
-    read_rgb,
+    photo_rgb,
     select_photos,
     spread,
 )
@@ -70,7 +70,7 @@ def _batches(items: Sequence[Photo], size: int) -> Iterator[list[Photo]]:
         yield list(items[start : start + size])
 
 
-def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult:
+def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult:
     """Evaluate ``config.methods`` (plus gray) on the data set; see the module docstring for the outputs."""
     photos = select_photos(config.data, config.split, config.limit)
     contestants = [GRAY_BASELINE]
@@ -112,7 +112,7 @@ def run(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult
     for batch in _batches(photos, max(1, config.batch_size)):
         truths: dict[str, np.ndarray] = {}
         for photo in batch:
-            rgb = read_rgb(reader, photo)
+            rgb = photo_rgb(reader, photo)
             if is_grayscale(labmod.rgb_to_lab(rgb)[..., 1:]):
                 result.skipped_grayscale.append(photo.key)
                 if photo.key in sample_keys:
@@ -252,7 +252,7 @@ def _write_outputs(
     columns = [*names, "truth"]
     rows = []
     for key in sample_keys:
-        truth = read_rgb(reader, by_key[key])
+        truth = photo_rgb(reader, by_key[key])
         gray = compose(labmod.rgb_to_lightness(truth), np.zeros((1, 1, 2), np.float32))
         row: list[np.ndarray | None] = [gray]
         for name in names[1:]:

@@ -79,7 +79,7 @@ def select_photos(data: Path, split: str = "all", limit: int | None = None) -> l
     return spread(photos, limit)
 
 
-def read_rgb(reader: ImageReader, photo: Photo) -> np.ndarray:
+def photo_rgb(reader: ImageReader, photo: Photo) -> np.ndarray:
     """The photo as RGB uint8 (H, W, 3)."""
     return np.ascontiguousarray(reader.read(photo.ref), dtype=np.uint8)
 

@@ -89,7 +89,7 @@ class ReferenceFusion(nn.Module):
         return Fused(torch.log_softmax(log_p + alpha * log_q, dim=1), temperature, chroma, alpha)
 
 
-def annealed_mean(fused: Fused, bins: Tensor) -> Tensor:
+def decode_fused(fused: Fused, bins: Tensor) -> Tensor:
     """ab (N, 2, h, w): the posterior's annealed mean at the fused temperature, times the fused chroma
     factor."""
     weights = torch.softmax(fused.log_posterior / fused.temperature, dim=1)

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from worker.colorizers.datasets import ImageReader, ImageRef, colour_photos_groups
 from worker.colorizers.lab import rgb_to_lab
-from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, annealed_mean
+from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, decode_fused
 from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import save_weights
 from worker.colorizers.reference_guided import (
@@ -236,7 +236,7 @@ def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) 
             with torch.no_grad():
                 inputs = inputs_from_sources(net, sources)
             fused = fuse(fusion, inputs)
-            loss = fusion_loss(annealed_mean(fused, bins), truth, config.chroma_weight)
+            loss = fusion_loss(decode_fused(fused, bins), truth, config.chroma_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -347,7 +347,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
                 best = {**val, "step": step}
                 meta = meta_now("training in progress")
                 save_weights(cfg.out, ARCH, net.state_dict(), _net_config(), meta)
-                write_card(cfg.out.with_suffix(".md"), meta)
+                write_unet_bins_card(cfg.out.with_suffix(".md"), meta)
             if show_progress:
                 tqdm.write(
                     f"step {step} (epoch {step / steps_per_epoch:.2f}): val loss {val['loss']:.4f} "
@@ -369,7 +369,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         blob = torch.load(cfg.out, map_location="cpu", weights_only=True)
         blob["meta"] = meta
         torch.save(blob, cfg.out)
-        write_card(cfg.out.with_suffix(".md"), meta)
+        write_unet_bins_card(cfg.out.with_suffix(".md"), meta)
     return {"stop_reason": stop_reason, "step": step, "best": best, "out": cfg.out}
 
 
@@ -430,7 +430,7 @@ def _meta(
     }
 
 
-def write_card(path: Path, meta: dict[str, Any]) -> None:
+def write_unet_bins_card(path: Path, meta: dict[str, Any]) -> None:
     hp = meta["hyperparameters"]
     val = meta["validation"]
     lines = [
