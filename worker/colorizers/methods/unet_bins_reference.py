@@ -63,9 +63,9 @@ INFO = MethodInfo(
     params=tuple(
         replace(
             param,
-            description="From safer, muted colours (0) to more vivid ones (1); 0.5 is the learned step's own "
-            "choice. Besides the annealed-mean temperature (as for unet-bins), it scales how much the "
-            "learned step mutes colours it is unsure of: 1 does not mute at all.",
+            description="From safer, muted colours (0) to more vivid ones (1). Where it cannot tell a "
+            "colour, this method colours weakly; towards 1 it colours those parts fully too, towards 0 "
+            "even more weakly (0.5: its own balance).",
         )
         if param.name == "vividness"
         else param
