@@ -14,10 +14,9 @@
       .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("stimuli");
-        if (fresh) {
-          stimuli.innerHTML = fresh.innerHTML;
-          stimuli.setAttribute("data-live", fresh.getAttribute("data-live") || "false");
-        }
+        // No panel in the answer (e.g. the login page after the session ended): stop; a reload says why.
+        if (fresh) stimuli.innerHTML = fresh.innerHTML;
+        stimuli.setAttribute("data-live", (fresh && fresh.getAttribute("data-live")) || "false");
       })
       .catch(function () { /* keep what is shown; try again */ })
       .then(function () { setTimeout(refreshStimuli, STIMULI_INTERVAL); });
