@@ -32,6 +32,7 @@ from torch import Tensor
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.lab import rgb_to_lab
+from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
 from worker.colorizers.nets.reference_fusion import Fused, ReferenceFusion, at_vividness, decode_fused
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
@@ -217,7 +218,8 @@ class ReferenceGuidedColorizer:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
             sources, matched = fusion_sources(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
             inputs = inputs_from_sources(self.net, sources)
-            fused = at_vividness(fuse(self.fusion, inputs), float(params.get("vividness", 0.5)))
+            vividness = float(params.get("vividness", VIVIDNESS_DEFAULT))
+            fused = at_vividness(fuse(self.fusion, inputs), vividness)
             small_ab = decode_fused(fused, self.net.bins)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worker.colorizers.base import PredictsOneAsABatch
+from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
 from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.mobilenet_v2 import MEAN, STAGE_CHANNELS, STD, MobileNetV2
 
@@ -215,7 +216,7 @@ class UNetBinsColorizer(PredictsOneAsABatch):
         self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
     ) -> list[np.ndarray]:
         params = params or {}
-        temperature = vividness_to_temperature(float(params.get("vividness", 0.5)))
+        temperature = vividness_to_temperature(float(params.get("vividness", VIVIDNESS_DEFAULT)))
         hints = list(params.get("hints") or ())
         groups: dict[tuple[int, int], list[int]] = {}
         for i, plane in enumerate(lightness):
