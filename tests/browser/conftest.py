@@ -9,6 +9,7 @@ Two stacks, each started once per module:
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT, Proc, child_env, free_port, stop_all, wait_http
 
@@ -149,3 +153,9 @@ def sample_photo() -> Path:
     from tests.conftest import photo
 
     return photo("001_")
+
+
+def result_rgb(base_url: str, job_id: str) -> np.ndarray:
+    """The job's result as RGB uint8 (H, W, 3), fetched as a browser would."""
+    png = httpx.get(f"{base_url}/jobs/{job_id}/result.png").content
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))

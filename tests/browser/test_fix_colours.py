@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.browser.conftest import result_rgb
 from tests.conftest import photo
 from worker.colorizers import lab, metrics
 
@@ -39,16 +40,11 @@ def wait_done(base_url: str, job_id: str, timeout: float = 90.0) -> dict[str, An
 
 def redness(base_url: str, job_id: str, at: tuple[float, float] = SPOT, radius: int = 6) -> float:
     """Mean of R - (G + B) / 2 over a small patch of the job's result around ``at``."""
-    png = httpx.get(f"{base_url}/jobs/{job_id}/result.png").content
-    rgb = Image.open(io.BytesIO(png)).convert("RGB")
-    cx, cy = round(at[0] * (rgb.width - 1)), round(at[1] * (rgb.height - 1))
-    values = [
-        r - (g + b) / 2
-        for x in range(cx - radius, cx + radius + 1)
-        for y in range(cy - radius, cy + radius + 1)
-        for r, g, b in [rgb.getpixel((x, y))]
-    ]
-    return sum(values) / len(values)
+    rgb = result_rgb(base_url, job_id).astype(np.float64)
+    height, width = rgb.shape[:2]
+    cx, cy = round(at[0] * (width - 1)), round(at[1] * (height - 1))
+    patch = rgb[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1]
+    return float((patch[..., 0] - (patch[..., 1] + patch[..., 2]) / 2).mean())
 
 
 def gone(base_url: str, job_id: str, timeout: float = 15.0) -> bool:
@@ -187,11 +183,6 @@ PATCH = 3  # the hint colour: the mean of the real photo's (2·3 + 1)² pixels a
 # Measured on the round-2 weights (see the test's docstring): AuC +0.040, PSNR +5.7 dB; set at about half.
 MIN_AUC_GAIN = 0.02
 MIN_PSNR_GAIN = 2.5
-
-
-def result_rgb(base_url: str, job_id: str) -> np.ndarray:
-    png = httpx.get(f"{base_url}/jobs/{job_id}/result.png").content
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 def worst_spots(first: np.ndarray, truth: np.ndarray, n: int = 5) -> list[tuple[float, float]]:
