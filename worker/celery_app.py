@@ -29,7 +29,7 @@ class QuickStopFilesystemTransport(filesystem.Transport):
     """
 
     def drain_events(self, connection: Any, timeout: Any = None, **kwargs: Any) -> Any:
-        shorter = min(timeout or DRAIN_SECONDS, DRAIN_SECONDS)
+        shorter = DRAIN_SECONDS if timeout is None else min(timeout, DRAIN_SECONDS)  # 0 stays non-blocking
         return super().drain_events(connection, timeout=shorter, **kwargs)
 
 
