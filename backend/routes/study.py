@@ -25,6 +25,7 @@ from backend.config import Settings, get_settings
 from backend.db import DriverStatement, session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
+from backend.schemas import ErrorOut
 from backend.study import builder, service
 from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import Participant, Stimulus, Study, Trial
@@ -34,6 +35,10 @@ from backend.templates import TEMPLATES
 from backend.web import client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
+# The refusals the participant API answers with (OpenAPI): each a UserError's {"detail": ...}.
+STUDY_ERRORS: dict[int | str, dict] = {
+    code: {"model": ErrorOut} for code in (400, 403, 404, 409, 413, 415, 422, 429)
+}
 T = TypeVar("T")
 
 
@@ -189,7 +194,12 @@ def _state_out(state: dict, duplicate: bool = False) -> Response:
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{slug}/api/state", response_model=StateOut, summary="Where this participant is in the study")
+@router.get(
+    "/{slug}/api/state",
+    response_model=StateOut,
+    responses=STUDY_ERRORS,
+    summary="Where this participant is in the study",
+)
 async def get_state(slug: str, request: Request, settings: SettingsDep) -> Response:
     identity = service.identity_from(dict(request.query_params))
 
@@ -205,6 +215,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
 @router.post(
     "/{slug}/api/start",
     response_model=StateOut,
+    responses=STUDY_ERRORS,
     summary="Consent given: start or resume the session",
     dependencies=[Depends(_require_json)],
 )
@@ -240,6 +251,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
 @router.post(
     "/{slug}/api/begin",
     response_model=StateOut,
+    responses=STUDY_ERRORS,
     summary="Instructions read: show the first image",
     dependencies=[Depends(_require_json)],
 )
@@ -257,6 +269,7 @@ async def begin(slug: str, request: Request, settings: SettingsDep) -> Response:
 @router.post(
     "/{slug}/api/answer",
     response_model=StateOut,
+    responses=STUDY_ERRORS,
     summary="Store one answer (idempotent per trial)",
     dependencies=[Depends(_require_json)],
 )
@@ -298,7 +311,7 @@ _TRIAL_IMAGE_ID = DriverStatement(
 @router.get(
     "/{slug}/images/{trial_id}.jpg",
     summary="The image of one of your trials",
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}, **STUDY_ERRORS},
 )
 async def trial_image(slug: str, trial_id: str, request: Request, settings: SettingsDep) -> Response:
     def work() -> bytes | None:

@@ -209,6 +209,21 @@ def test_openapi_documents_the_api(client) -> None:  # type: ignore[no-untyped-d
     assert client.get("/docs").status_code == 200
 
 
+def test_openapi_documents_the_refusals(client) -> None:  # type: ignore[no-untyped-def]
+    """Every operation on an id or slug documents its 404 (the JSON ``detail``); the study's participant API
+    documents the refusals it answers with (no session: 403, not JSON: 415)."""
+    spec = client.get("/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorOut"
+    for path, operations in spec["paths"].items():
+        for verb, operation in operations.items():
+            codes = operation["responses"]
+            if "{" in path:
+                schema = codes["404"]["content"]["application/json"]["schema"]
+                assert schema["$ref"] == error_ref, (verb, path)
+            if path.startswith("/study/") and verb == "post":
+                assert {"403", "404", "415", "422", "429"} <= set(codes), (verb, path)
+
+
 def test_uploads_are_rate_limited_per_client(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from backend.config import get_settings
 
