@@ -39,6 +39,7 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
                 "label": p.label,
                 "summary": p.summary,
                 "options": dict(p.options),
+                "default": p.default,
                 "expected_seconds": estimates.expected_seconds(session, m.name, {**defaults, **p.options}),
             }
             for p in m.presets

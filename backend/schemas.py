@@ -34,6 +34,7 @@ class PresetOut(BaseModel):
     label: str
     summary: str
     options: dict[str, Any]
+    default: bool = Field(description="The preset chosen for you (the upload page starts on it).")
     expected_seconds: float = Field(
         description="Expected compute time on this server for a typical photo (from recent jobs)."
     )

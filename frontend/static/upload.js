@@ -119,13 +119,14 @@
   // ---- Presets (Quick · Balanced · Paper) and the expected time ---------------------------------------
   function renderPresets() {
     const presets = (state.method && state.method.presets) || [];
+    const chosen = presets.find((preset) => preset.default) || presets[0];
     $("presets-section").hidden = presets.length === 0;
-    $("preset-list").replaceChildren(...presets.map((preset, i) => el("label", { class: "preset", "data-preset": preset.name },
-      el("input", { type: "radio", name: "preset", value: preset.name, id: "preset-" + preset.name, checked: i === 0 }),
+    $("preset-list").replaceChildren(...presets.map((preset) => el("label", { class: "preset", "data-preset": preset.name },
+      el("input", { type: "radio", name: "preset", value: preset.name, id: "preset-" + preset.name, checked: preset === chosen }),
       el("span", { class: "preset-label", text: preset.label }),
       el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) }),
       el("span", { class: "preset-summary", text: preset.summary }))));
-    if (presets.length) applyPreset(presets[0]);
+    if (chosen) applyPreset(chosen);
     else showExpected(state.method && state.method.iterative ? state.method.expected_seconds : null);
     const details = $("options-section");
     $("options-title").textContent = presets.length ? "Advanced settings" : "Options";

@@ -204,7 +204,8 @@ def test_queue_position_and_estimates(client) -> None:  # type: ignore[no-untype
         # The expected time scales with the iterations asked for.
         methods = {m["name"]: m for m in client.get("/methods").json()}
         presets = {p["name"]: p for p in methods["exemplar"]["presets"]}
-        assert set(presets) == {"quick", "balanced", "paper"}
+        assert list(presets) == ["quick", "balanced", "paper"]  # quickest first
+        assert [name for name, p in presets.items() if p["default"]] == ["balanced"]
         assert presets["quick"]["expected_seconds"] < presets["balanced"]["expected_seconds"]
         assert presets["balanced"]["expected_seconds"] < presets["paper"]["expected_seconds"]
         assert presets["paper"]["options"]["iterations"] == 1000

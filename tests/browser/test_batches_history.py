@@ -113,7 +113,7 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
 
     page.locator("label[data-method=exemplar]").click()
     expect(page.locator("#presets-section")).to_be_visible()
-    expect(page.locator(".preset .preset-label")).to_have_text(["Balanced", "Quick", "Paper"])
+    expect(page.locator(".preset .preset-label")).to_have_text(["Quick", "Balanced", "Paper"])
     expect(page.locator("#preset-balanced")).to_be_checked()
     expect(page.locator("#expected-time")).to_contain_text("Expected time on this server")
     # The raw knobs are under "advanced", folded; a preset fills them in.

@@ -92,6 +92,7 @@ class Preset:
     label: str
     summary: str  # one line, plain words
     options: Mapping[str, Any]
+    default: bool = False  # the choice made for people (one per method; none marked: the first)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class MethodInfo:
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs
     paper: str = ""
     summary: str = ""  # one line in plain words: what a person gets (the upload page's method card)
-    presets: tuple[Preset, ...] = ()  # first one is the default choice
+    presets: tuple[Preset, ...] = ()  # in the order shown, quickest first
     # Iterations an iterative method runs for given options (for time estimates); None: not iterative.
     planned_iterations: Callable[[Mapping[str, Any]], int] | None = None
     default: bool = False  # the method used when a request names none (exactly one method)

@@ -43,6 +43,8 @@ def test_the_list_is_explicit_ordered_and_has_one_default() -> None:
     assert methods.get("cnn") is methods.METHODS[2] and methods.get("nope") is None
     assert methods.default_method(with_reference=True).name == "unet-bins-reference"
     assert all(callable(m.load) for m in methods.METHODS)
+    # A method offers at most one preset as the choice made for people.
+    assert all(sum(p.default for p in m.presets) <= 1 for m in methods.METHODS)
 
 
 def test_every_weight_file_is_in_the_manifest_once() -> None:

@@ -89,16 +89,17 @@ def load(ctx: LoadContext) -> ExemplarColorizer:
 
 PRESETS = (
     Preset(
-        "balanced",
-        "Balanced",
-        "Starts from the reference's colours matched to your photo and refines them (50 iterations).",
-        {"mode": "fast", "iterations": 50, "size": 256},
-    ),
-    Preset(
         "quick",
         "Quick",
         "A first look: fewer iterations on a smaller working image.",
         {"mode": "fast", "iterations": 20, "size": 192},
+    ),
+    Preset(
+        "balanced",
+        "Balanced",
+        "Starts from the reference's colours matched to your photo and refines them (50 iterations).",
+        {"mode": "fast", "iterations": 50, "size": 256},
+        default=True,
     ),
     Preset(
         "paper",
