@@ -169,7 +169,12 @@ def close(slug: str) -> None:
     default=None,
     help="File to write (default: standard output).",
 )
-def export_cmd(slug: str, kind: str, fmt: str, output: Path | None) -> None:
+@click.option(
+    "--exclude-failed-attention",
+    is_flag=True,
+    help="Summary: leave out participants who failed an attention check (as the results page can).",
+)
+def export_cmd(slug: str, kind: str, fmt: str, output: Path | None, exclude_failed_attention: bool) -> None:
     """Export a study's data (CSV cells beginning with = + - @ are neutralised)."""
     from backend.db import session_factory, session_scope
     from backend.study import builder, export
@@ -178,8 +183,8 @@ def export_cmd(slug: str, kind: str, fmt: str, output: Path | None) -> None:
         study_id = builder.find_study(session, slug).id
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        fast_ms = get_settings().study_fast_answer_ms
-        for chunk in export.stream(session_factory(), study_id, kind, fmt, fast_ms):
+        options = export.ExportOptions(get_settings().study_fast_answer_ms, exclude_failed_attention)
+        for chunk in export.stream(session_factory(), study_id, kind, fmt, options):
             out.write(chunk)
     finally:
         if output:

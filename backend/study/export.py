@@ -33,6 +33,18 @@ from backend.study.stats import median
 
 DEFAULT_FAST_MS = 400  # STUDY_FAST_ANSWER_MS's default
 
+
+@dataclass(frozen=True)
+class ExportOptions:
+    fast_ms: int = DEFAULT_FAST_MS  # answers faster than this (server-measured) are flagged too_fast
+    exclude_failed_attention: bool = False  # the summary leaves out participants who failed a check
+
+    @property
+    def suffix(self) -> str:
+        """Added to a summary's file name when it is not the plain view."""
+        return "-passed-attention" if self.exclude_failed_attention else ""
+
+
 KINDS = ("trials", "participants", "stimuli", "summary", "codebook")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EMBEDDED_FORMULA = re.compile(r"([;,\t\r\n]\s*)(?=[=+\-@])")
@@ -112,7 +124,12 @@ SUMMARY_COLUMNS = [
     "rating_sd",
     "rating_low",
     "rating_high",
+    "stars_1",
+    "stars_2",
+    "stars_3",
+    "stars_4",
     "median_response_ms",
+    "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
 
@@ -203,7 +220,16 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "rating_sd": ("stars", "Sample standard deviation of the ratings."),
         "rating_low": ("1-4", "95% percentile bootstrap interval of the mean rating, lower end (n ≥ 2)."),
         "rating_high": ("1-4", "95% percentile bootstrap interval of the mean rating, upper end (n ≥ 2)."),
+        **{
+            f"stars_{k}": ("integer", f"Part 2 ratings of {k} star{'s' if k > 1 else ''}.")
+            for k in range(1, 5)
+        },
         "median_response_ms": ("ms", "Median browser-measured response time."),
+        "failed_attention_excluded": (
+            "true|false",
+            "Participants who failed an attention check are left out of this summary (the results page's "
+            "toggle; the file name then ends in -passed-attention).",
+        ),
     },
     "codebook": {
         "file": ("text", "Export file the column belongs to."),
@@ -287,7 +313,7 @@ def _attention_failures(session: Session, study_id: str) -> set[str]:
     return failed
 
 
-def trial_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
+def trial_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     q = (
         select(Trial, Participant.external_id, Participant.status, StudyPhoto.name)
         .join(Participant, Participant.id == Trial.participant_id)
@@ -314,7 +340,7 @@ def trial_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -
             "rating": trial.rating,
             "response_ms": trial.response_ms,
             "server_response_ms": server_ms,
-            "too_fast": None if server_ms is None else server_ms < fast_ms,
+            "too_fast": None if server_ms is None else server_ms < options.fast_ms,
             "answered": trial.answered_at is not None,
             "shown_at": trial.shown_at,
             "answered_at": trial.answered_at,
@@ -350,9 +376,7 @@ def _behaviour(session: Session, study_id: str) -> dict[str, _Behaviour]:
     return out
 
 
-def participant_rows(
-    session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS
-) -> Iterator[dict[str, Any]]:
+def participant_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     failed = _attention_failures(session, study.id)
     behaviour = _behaviour(session, study.id)
     answers = dict(
@@ -385,7 +409,7 @@ def participant_rows(
             "receipt": p.receipt,
             "answers": answers.get(p.id, 0),
             "attention_failed": p.id in failed,
-            "too_fast_answers": sum(1 for ms in b.server_ms if ms < fast_ms),
+            "too_fast_answers": sum(1 for ms in b.server_ms if ms < options.fast_ms),
             "identical_answers": any(
                 b.counts[part] >= IDENTICAL_MIN_ANSWERS and len(b.given[part]) == 1 for part in (1, 2)
             ),
@@ -394,7 +418,7 @@ def participant_rows(
         }
 
 
-def stimulus_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
+def stimulus_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     shown = {
         (sid, part): n
         for sid, part, n in session.execute(
@@ -427,8 +451,8 @@ def stimulus_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS
         }
 
 
-def summary_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
-    summary = study_summary(session, study)
+def summary_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
+    summary = study_summary(session, study, exclude_failed_attention=options.exclude_failed_attention)
     for c in summary["conditions"]:
         p1, p2 = c["part1"], c["part2"]
         yield {
@@ -446,17 +470,19 @@ def summary_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS)
             "rating_sd": p2["sd"],
             "rating_low": p2["low"],
             "rating_high": p2["high"],
+            **{f"stars_{k}": n for k, n in p2["distribution"].items()},
             "median_response_ms": c["median_response_ms"],
+            "failed_attention_excluded": options.exclude_failed_attention,
         }
 
 
-def codebook_rows(session: Session, study: Study, fast_ms: int = DEFAULT_FAST_MS) -> Iterator[dict[str, Any]]:
+def codebook_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     for file, columns in CODEBOOK.items():
         for column, (kind, meaning) in columns.items():
             yield {"file": f"{file}.csv", "column": column, "type": kind, "meaning": meaning}
 
 
-ROWS: dict[str, tuple[Callable[[Session, Study, int], Iterator[dict[str, Any]]], list[str]]] = {
+ROWS: dict[str, tuple[Callable[[Session, Study, ExportOptions], Iterator[dict[str, Any]]], list[str]]] = {
     "trials": (trial_rows, TRIAL_COLUMNS),
     "participants": (participant_rows, PARTICIPANT_COLUMNS),
     "stimuli": (stimulus_rows, STIMULUS_COLUMNS),
@@ -465,19 +491,19 @@ ROWS: dict[str, tuple[Callable[[Session, Study, int], Iterator[dict[str, Any]]],
 }
 
 
-def zip_all(session_maker: Callable[[], Session], study_id: str, fast_ms: int = DEFAULT_FAST_MS) -> bytes:
+def zip_all(session_maker: Callable[[], Session], study_id: str, options: ExportOptions) -> bytes:
     """Every export, CSV and JSON, and the codebook, in one zip archive."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         for kind in KINDS:
             for fmt in ("csv", "json"):
-                text = "".join(stream(session_maker, study_id, kind, fmt, fast_ms))
-                archive.writestr(f"{kind}.{fmt}", text)
+                text = "".join(stream(session_maker, study_id, kind, fmt, options))
+                archive.writestr(f"{kind}{options.suffix if kind == 'summary' else ''}.{fmt}", text)
     return buf.getvalue()
 
 
 def stream(
-    session_maker: Callable[[], Session], study_id: str, kind: str, fmt: str, fast_ms: int = DEFAULT_FAST_MS
+    session_maker: Callable[[], Session], study_id: str, kind: str, fmt: str, options: ExportOptions
 ) -> Iterator[str]:
     """The export as text chunks; opens (and closes) its own session."""
     producer, columns = ROWS[kind]
@@ -487,10 +513,10 @@ def stream(
         if study is None:
             return
         if fmt == "json" and kind == "summary":
-            full = study_summary(session, study)
+            full = study_summary(session, study, exclude_failed_attention=options.exclude_failed_attention)
             yield json.dumps(full, ensure_ascii=False, indent=1)
             return
-        rows = producer(session, study, fast_ms)
+        rows = producer(session, study, options)
         yield from (csv_stream(columns, rows) if fmt == "csv" else json_stream(rows))
     finally:
         close_quietly(session)  # while the response streams: an error here would cut it off

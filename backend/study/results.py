@@ -164,6 +164,7 @@ def summarize(
             "completion_rate": completed / total if total else None,
             "failed_attention": len(failed),
             "excluded": len(excluded),
+            "failed_attention_excluded": exclude_failed_attention,
             "marked": marked,
         },
         "answers": {

@@ -187,6 +187,23 @@ def test_results_page_and_exports(app_client, make_study) -> None:
     summary = list(csv.DictReader(io.StringIO(c.get(f"/admin/studies/{slug}/export/summary.csv").text)))
     assert [s["condition"] for s in summary] == ["real", "cnn", "fusion"]
     assert sum(int(s["part1_n"]) for s in summary) == 15 and all(s["share_real"] == "1.0" for s in summary)
+    assert all(s["failed_attention_excluded"] == "false" for s in summary)
+    assert sum(int(s[f"stars_{k}"]) for s in summary for k in range(1, 5)) == sum(
+        int(s["part2_n"]) for s in summary
+    )
+    # The results page's "exclude failed attention checks" view exports as shown (here everyone failed one).
+    assert (
+        f"/admin/studies/{slug}/export/summary.csv?exclude=true"
+        in c.get(f"/admin/studies/{slug}?exclude=true").text
+    )
+    passed = c.get(f"/admin/studies/{slug}/export/summary.csv?exclude=true")
+    assert f'{slug}-summary-passed-attention.csv"' in passed.headers["content-disposition"]
+    rows_passed = list(csv.DictReader(io.StringIO(passed.text)))
+    assert all(s["part1_n"] == "0" and s["failed_attention_excluded"] == "true" for s in rows_passed)
+    assert (
+        c.get(f"/admin/studies/{slug}/export/summary.json?exclude=true").json()["participants"]["excluded"]
+        == 3
+    )
 
     trials_json = c.get(f"/admin/studies/{slug}/export/trials.json").json()
     assert len(trials_json) == 36 and trials_json[0]["external_id"] in {"-5", "@evil", "+1-2"}

@@ -65,6 +65,9 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(main, ["study", "export", slug, "--kind", "stimuli"])
     assert res.exit_code == 0, res.output
     assert len(list(csv.DictReader(io.StringIO(res.output)))) == 10
+    res = runner.invoke(main, ["study", "export", slug, "--kind", "summary", "--exclude-failed-attention"])
+    assert res.exit_code == 0, res.output
+    assert {row["failed_attention_excluded"] for row in csv.DictReader(io.StringIO(res.output))} == {"true"}
     assert slug in runner.invoke(main, ["study", "list"]).output
     assert runner.invoke(main, ["study", "close", slug]).exit_code == 0
     res = runner.invoke(main, ["study", "close", slug])

@@ -92,6 +92,7 @@ def test_summary_per_condition_and_photo() -> None:
         "completion_rate": 0.5,
         "failed_attention": 1,
         "excluded": 0,
+        "failed_attention_excluded": False,
         "marked": 0,
     }
     assert s["answers"] == {"part1": 8, "part2": 5, "attention": 2}
@@ -99,6 +100,7 @@ def test_summary_per_condition_and_photo() -> None:
     assert p1["real"]["n1"] == 2 and p1["real"]["share_real"] == 1.0 and p1["cnn"]["mean_rating"] == 3.0
     excluded = summarize(study, rows, participants, photos, exclude_failed_attention=True)
     assert excluded["conditions"][0]["part1"]["n"] == 3 and excluded["participants"]["total"] == 3
+    assert excluded["participants"]["failed_attention_excluded"] is True
 
 
 def test_rating_interval_stays_on_the_scale() -> None:
