@@ -245,27 +245,45 @@ def study_page(
 ) -> HTMLResponse:
     study = builder.find_study(session, slug)
     readiness = builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S)
-    return _page(
-        request,
-        "study.html",
-        {
-            "study": study,
-            "readiness": readiness,
-            "csrf": admin.csrf,
-            "error": None,
-            "public_link": f"{_base_url(request)}/study/{study.slug}",
-            "start_rate": settings.study_start_rate,
-            **_results_context(session, study, exclude),
-            **_participants_context(session, study),
-        },
-    )
+    return _study_page(request, admin, session, settings, study, readiness, exclude=exclude)
+
+
+def _study_page(
+    request: Request,
+    admin: AdminSession,
+    session: Session,
+    settings: Settings,
+    study: Study,
+    readiness: builder.Readiness,
+    *,
+    exclude: bool = False,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    context = {
+        "study": study,
+        "readiness": readiness,
+        "csrf": admin.csrf,
+        "error": error,
+        "public_link": f"{_base_url(request)}/study/{study.slug}",
+        "start_rate": settings.study_start_rate,
+        "grace_minutes": f"{settings.study_close_grace_minutes:g}",
+        **_results_context(session, study, exclude),
+        **_participants_context(session, study),
+    }
+    return _page(request, "study.html", context, status_code=status_code)
 
 
 @router.get("/studies/{slug}/results", response_class=HTMLResponse)
 def results_fragment(
     slug: str, request: Request, admin: AdminDep, session: SessionDep, exclude: bool = False
-) -> HTMLResponse:
+) -> Response:
+    """The results panel alone, which the study page fetches to stay live; opened in the browser's address
+    bar (a bookmark), it leads to the whole study page instead."""
     study = builder.find_study(session, slug)
+    if request.headers.get("sec-fetch-mode") == "navigate":
+        view = "?exclude=true" if exclude else ""
+        return RedirectResponse(f"/admin/studies/{study.slug}{view}", status_code=303)
     return _page(request, "_results.html", {"study": study, **_results_context(session, study, exclude)})
 
 
@@ -290,20 +308,8 @@ def _action(
     except UserError as exc:
         session.rollback()
         readiness = builder.refresh(session, settings, study)
-        return _page(
-            request,
-            "study.html",
-            {
-                "study": study,
-                "readiness": readiness,
-                "csrf": admin.csrf,
-                "error": exc.detail,
-                "public_link": f"{_base_url(request)}/study/{study.slug}",
-                "start_rate": settings.study_start_rate,
-                **_results_context(session, study, False),
-                **_participants_context(session, study),
-            },
-            status_code=exc.status_code,
+        return _study_page(
+            request, admin, session, settings, study, readiness, error=exc.detail, status_code=exc.status_code
         )
     return RedirectResponse(f"/admin/studies/{study.slug}", status_code=303)
 
@@ -408,12 +414,19 @@ def study_action(
 
 @router.get("/studies/{slug}/export/{kind}.{fmt}")
 def export_file(
-    slug: str, kind: str, fmt: str, admin: AdminDep, session: SessionDep, settings: SettingsDep
+    slug: str,
+    kind: str,
+    fmt: str,
+    admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    exclude: bool = False,
 ) -> Response:
-    fast_ms = settings.study_fast_answer_ms
+    """``exclude``: the summary leaves out participants who failed an attention check (the page's toggle)."""
+    options = export.ExportOptions(settings.study_fast_answer_ms, exclude_failed_attention=exclude)
     if (kind, fmt) == ("all", "zip"):
         study = builder.find_study(session, slug)
-        data = export.zip_all(session_factory(), study.id, fast_ms)
+        data = export.zip_all(session_factory(), study.id, options)
         return Response(
             data,
             media_type="application/zip",
@@ -426,9 +439,9 @@ def export_file(
         raise UserError(404, f"exports are {', '.join(export.KINDS)} as .csv or .json, or all.zip")
     study = builder.find_study(session, slug)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    filename = f"{study.slug}-{kind}.{fmt}"
+    filename = f"{study.slug}-{kind}{options.suffix if kind == 'summary' else ''}.{fmt}"
     return StreamingResponse(
-        export.stream(session_factory(), study.id, kind, fmt, fast_ms),
+        export.stream(session_factory(), study.id, kind, fmt, options),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -30,8 +30,9 @@ def bar_chart(
     unit: str = "",
 ) -> Markup:
     """Vertical bars with error whiskers; ``fmt`` formats values (e.g. "{:.0%}" or "{:.2f}")."""
-    width, height = 120 + 110 * max(len(bars), 1), 300
-    left, right, top, bottom = 56, 16, 34, 58
+    # The top margin leaves room for a value label above a full bar's whisker, below the title.
+    width, height = 120 + 110 * max(len(bars), 1), 316
+    left, right, top, bottom = 56, 16, 50, 58
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def y(v: float) -> float:
@@ -116,7 +117,7 @@ def study_charts(summary: dict) -> dict[str, Markup]:
         ),
         "rating": bar_chart(
             rating_bars,
-            title="Mean rating, 1-4 stars (95% t interval)",
+            title="Mean rating, 1-4 stars (95% bootstrap interval)",
             vmax=4.0,
             ticks=[0, 1, 2, 3, 4],
             fmt="{:.2f}",

@@ -23,6 +23,12 @@
   }
   setTimeout(refreshStimuli, STIMULI_INTERVAL);
 
+  // Forms that close a study or delete a participant ask first (data-confirm holds the question).
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   var box = document.getElementById("results");
   var toggle = document.getElementById("live-toggle");
   if (!box || !toggle) return;

@@ -60,9 +60,10 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     # The worker colorizes the photos (six jobs: seconds); the panel follows without a reload.
     expect(page.locator("#stimuli")).to_have_attribute("data-live", "true")
     expect(page.get_by_role("button", name="Preview as a participant")).to_have_count(0)
+    expect(page.get_by_role("button", name="Open study")).to_be_disabled()
     page.evaluate("window.sameDocument = true")
     expect(page.locator("#readiness")).to_contain_text(
-        re.compile(r"all \d+ stimuli are ready"), timeout=60_000
+        re.compile(r"All \d+ stimuli are ready"), timeout=60_000
     )
     expect(page.locator("#stimuli")).to_have_attribute("data-live", "false")
     expect(page.get_by_role("button", name="Preview as a participant")).to_be_visible()
@@ -91,3 +92,25 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     assert {row["condition"] for row in rows} == {"real", "cnn", "gan"}, rows[:2]
     assert len({row["photo"] for row in rows}) == len(photos)
     assert {row["job_status"] for row in rows if row["condition"] != "real"} == {"done"}
+
+    # The results panel's own address, bookmarked, leads to the whole page.
+    page.goto(f"{base}/admin/studies/lakes-and-birds/results?exclude=true")
+    page.wait_for_url(f"{base}/admin/studies/lakes-and-birds?exclude=true")
+    expect(page.locator("h1")).to_contain_text("Lakes and birds")
+    expect(page.locator('a[href$="/export/summary.csv?exclude=true"]')).to_have_count(1)
+    expect(page.locator("#export-view")).to_contain_text("failed an attention check are left out")
+
+    # Closing asks first: dismissed, the study stays open; accepted, it closes.
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Close study").click()
+    expect(page.locator("h1 .badge")).to_have_text("open")
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Close study").click()
+    expect(page.locator("h1 .badge")).to_have_text("closed")
+    assert len(asked) == 2 and "New participants are refused at once" in asked[0]
