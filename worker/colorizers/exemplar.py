@@ -125,10 +125,16 @@ def style_weight(beta: float, iteration: int, schedule: str) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
+# VGG's deepest style layer (conv5_1) lies after four 2x poolings and the ab grid is twice as coarse again:
+# a side below this is stretched up to it (the result is resized back to the photo anyway).
+MIN_WORKING_SIDE = 32
+
+
 def working_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(h, w) with the short side ``short_side`` (never upscaling) and the aspect ratio kept."""
+    """(h, w) with the short side ``short_side`` (never upscaling) and the aspect ratio kept; a side shorter
+    than MIN_WORKING_SIDE (a tiny or very thin photo) is stretched to it."""
     scale = min(1.0, short_side / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    return max(MIN_WORKING_SIDE, round(height * scale)), max(MIN_WORKING_SIDE, round(width * scale))
 
 
 def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -201,6 +201,25 @@ def test_shapes_for_every_parametrisation(random_vgg: VGGFeatures, mode: str, in
     assert ab.shape == (32, 64, 2) and np.isfinite(ab).all()
 
 
+@pytest.mark.parametrize("shape", [(8, 8), (4, 300), (1, 1000)])
+@pytest.mark.parametrize("mode", ["fast", "paper"])
+def test_tiny_and_thin_photos_and_references(
+    random_vgg: VGGFeatures, shape: tuple[int, int], mode: str
+) -> None:
+    # VGG's pools leave nothing of a side under 16 px: such sides are stretched to MIN_WORKING_SIDE (both
+    # images) and the result is resized back to the photo.
+    colorizer = ex.ExemplarColorizer(random_vgg, "random")
+    params = _params(mode=mode, init="content", iterations=2, size=32)
+    ab = colorizer.predict_ab(
+        np.full(shape, 40, np.float32), reference=np.zeros((1, 1, 3), np.uint8), params=params, progress=None
+    )
+    assert ab.shape[:2] == tuple(max(ex.MIN_WORKING_SIDE, side) for side in shape) and np.isfinite(ab).all()
+    rgb = colorize_rgb(
+        colorizer, np.full((*shape, 3), 90, np.uint8), reference=np.zeros((2, 3, 3), np.uint8), params=params
+    )
+    assert rgb.shape == (*shape, 3)
+
+
 def test_reference_is_required(random_vgg: VGGFeatures) -> None:
     with pytest.raises(ValueError, match="reference"):
         ex.ExemplarColorizer(random_vgg, "random").predict_ab(
