@@ -51,14 +51,6 @@ class Claimed:
     reference_image_id: str | None
 
 
-def resolve_device(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class Runner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -68,7 +60,7 @@ class Runner:
     @property
     def device(self) -> str:
         if self._device is None:
-            self._device = resolve_device(self.settings.device)
+            self._device = loading.resolve_device(self.settings.device)
         return self._device
 
     # -- claiming ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,13 +18,58 @@ class Refused(click.ClickException):
 
 
 class _Commands(click.Group):
-    """The command group; every command's UserError becomes a clean message instead of a traceback."""
+    """The command group; every command's UserError becomes a clean message instead of a traceback, and so
+    does a problem outside the program (a path that cannot be written, a database not set up)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
             raise Refused(exc.detail) from None
+        except Exception as exc:
+            message = outside_problem(exc)
+            if message is None:
+                raise  # a bug: keep its traceback
+            raise click.ClickException(message) from None
+
+
+def outside_problem(exc: BaseException) -> str | None:
+    """One line on what went wrong outside the program (the file system, the database), or None."""
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = " → ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        return f"{paths}: {exc.strerror}" if paths else exc.strerror
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
+        return f"DATABASE_URL is not a database URL SQLAlchemy can use ({exc})"
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if "no such table" in reason or "does not exist" in reason:
+            return f"the database is not set up ({reason}): run `colorlab migrate` first"
+        return f"the database cannot be used: {reason}"
+    return None
+
+
+def read_text(path: Path, option: str) -> str:
+    """A UTF-8 text file given to ``option``, or a clean error saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{option} {path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise click.ClickException(f"{option} {path}: {exc.strerror}") from None
+
+
+def checked_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for ``--device``: an unknown or absent torch device is a usage error (no traceback)."""
+    if value in (None, "cpu"):
+        return value
+    from worker.colorizers.loading import resolve_device
+
+    try:
+        return resolve_device(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import glob
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from backend.cli import checked_device, read_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +42,32 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
             seen.add(path.resolve())
             unique.append(path)
     return unique
+
+
+def write_whole(target: Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file beside ``target``: an interrupted run (Ctrl+C, a full disk)
+    never leaves a half-written photo under the final name."""
+    part = target.with_name(f".{target.name}.part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
+    """One output file per input, ``<stem>.<fmt>``, made unique (photo-2.png, ...) and never one of the
+    inputs themselves (writing into the input folder must not replace a photo with its colorization)."""
+    inputs = {p.resolve() for p in paths}
+    names: dict[Path, Path] = {}
+    taken: set[Path] = set()
+    for path in paths:
+        target, k = outdir / f"{path.stem}.{fmt}", 2
+        while target.resolve() in taken or target.resolve() in inputs:
+            target, k = outdir / f"{path.stem}-{k}.{fmt}", k + 1
+        names[path] = target
+        taken.add(target.resolve())
+    return names
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -111,7 +140,7 @@ def read_rgb(path: Path) -> np.ndarray:
     help="Color reference image, for methods that need one.",
 )
 @click.option("--option", "options", multiple=True, metavar="NAME=VALUE", help="Method option (repeatable).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--device", default="cpu", show_default=True, callback=checked_device, help="Torch device.")
 @click.option(
     "--weights-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -135,11 +164,10 @@ def colorize(
     no_progress: bool,
 ) -> None:
     """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs (or JPEGs)."""
-    from PIL import Image
     from tqdm import tqdm
 
     from backend.config import get_settings
-    from backend.images import encode_jpeg
+    from backend.images import encode_jpeg, encode_png
     from worker.colorizers import lab as labmod
     from worker.colorizers import methods
     from worker.colorizers.loading import get_colorizer
@@ -162,10 +190,7 @@ def colorize(
         raw["vividness"] = vividness
     if hints is not None:
         if hints.startswith("@"):
-            try:
-                hints = Path(hints[1:]).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise click.ClickException(f"--hints {hints}: {exc.strerror}") from None
+            hints = read_text(Path(hints[1:]), "--hints")
         raw["hints"] = hints
     try:
         params = validate_params(info, raw)
@@ -191,18 +216,12 @@ def colorize(
         colorizer = get_colorizer(method, weights_dir or get_settings().weights_dir, device)
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from None
+    made_outdir = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     batch = batch_size if info.batchable else 1
     failures: list[str] = []
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
-    names: dict[Path, Path] = {}
-    for path in paths:  # unique output names: photo.png, photo-2.png, ...
-        target = outdir / f"{path.stem}.{fmt}"
-        k = 2
-        while target in names.values():
-            target = outdir / f"{path.stem}-{k}.{fmt}"
-            k += 1
-        names[path] = target
+    names = output_names(paths, outdir, fmt)
     for start in range(0, len(paths), batch):
         chunk, planes = [], []
         for path in paths[start : start + batch]:
@@ -218,13 +237,12 @@ def colorize(
         references = [ref_rgb] * len(planes) if info.needs_reference else None
         results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
         for path, rgb in zip(chunk, results, strict=True):
-            if fmt == "jpg":
-                names[path].write_bytes(encode_jpeg(rgb, quality))
-            else:
-                Image.fromarray(rgb).save(names[path], format="PNG", compress_level=3)
+            write_whole(names[path], encode_jpeg(rgb, quality) if fmt == "jpg" else encode_png(rgb))
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)
+    if done == 0 and made_outdir:
+        outdir.rmdir()  # nothing was written: leave no empty folder behind
     click.echo(f"{done} photo(s) colorized with {method} into {outdir}")
     if failures:
         raise click.ClickException(f"{len(failures)} file(s) could not be read: " + "; ".join(failures))

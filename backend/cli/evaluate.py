@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from backend.cli import checked_device
 
 
 @click.command("evaluate")
@@ -72,7 +66,10 @@ def _device(name: str) -> str:
     "--samples", type=click.IntRange(min=0), default=8, show_default=True, help="Photos on the contact sheet."
 )
 @click.option(
-    "--device", default=None, help="Torch device (default: the DEVICE setting; auto = CUDA if present)."
+    "--device",
+    default=None,
+    callback=checked_device,
+    help="Torch device (default: the DEVICE setting; auto = CUDA if present).",
 )
 @click.option(
     "--weights-dir",
@@ -110,6 +107,7 @@ def evaluate(
     from backend.config import get_settings
     from worker.colorizers.evaluation import EvaluationError
     from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
+    from worker.colorizers.loading import resolve_device
 
     params: dict[str, dict[str, str]] = {}
     for text in options:
@@ -119,6 +117,10 @@ def evaluate(
             raise click.BadParameter(f"{text!r}: expected METHOD.NAME=VALUE", param_hint="--option")
         params.setdefault(method, {})[name] = value.strip()
     settings = get_settings()
+    try:
+        run_on = resolve_device(device or settings.device)
+    except ValueError as exc:  # --device was checked already: this is the DEVICE setting
+        raise click.ClickException(f"DEVICE setting: {exc}") from None
     if settings.torch_threads > 0:
         import torch
 
@@ -131,7 +133,7 @@ def evaluate(
         limit=limit,
         split=split,
         batch_size=batch_size,
-        device=_device(device or settings.device),
+        device=run_on,
         weights_dir=weights_dir or settings.weights_dir,
         eps=eps,
         samples=samples,

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import click
 
+from backend.cli import read_text
 from backend.config import get_settings
 
 
-def _text(value: str | None, file: Path | None) -> str:
-    if file is not None:
-        return file.read_text(encoding="utf-8")
-    return value or ""
+def _text(value: str | None, file: Path | None, option: str) -> str:
+    return read_text(file, option) if file is not None else value or ""
 
 
 @click.group()
@@ -43,13 +42,17 @@ def study() -> None:
 )
 @click.option("--slug", default=None, help="Address /study/SLUG (default: from the title).")
 @click.option("--instructions", default=None, help="Instructions text (default: a standard text).")
-@click.option("--instructions-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--instructions-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None
+)
 @click.option("--consent", default=None, help="Consent text (default: a standard text).")
-@click.option("--consent-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--completion-code", default=None, help="Code shown at the end (e.g. Prolific's).")
 @click.option("--redirect-url", default=None, help="Where participants are sent at the end.")
 @click.option("--attention-checks/--no-attention-checks", default=False, show_default=True)
-@click.option("--limit", type=int, default=None, help="Use only the first N photos (sorted by name).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Use only the first N photos (sorted by name)."
+)
 def create_cmd(
     title: str,
     photos_path: Path,
@@ -79,8 +82,8 @@ def create_cmd(
         methods=[m for m in methods.split(",") if m.strip()],
         trials_part1=trials[0],
         trials_part2=trials[1],
-        instructions=_text(instructions, instructions_file),
-        consent_text=_text(consent, consent_file),
+        instructions=_text(instructions, instructions_file, "--instructions-file"),
+        consent_text=_text(consent, consent_file, "--consent-file"),
         completion_code=completion_code,
         redirect_url=redirect_url,
         attention_checks=attention_checks,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from backend.cli import checked_device
+
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
 
 
@@ -111,7 +113,13 @@ ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
     help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:0, ...).")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    callback=checked_device,
+    help="Torch device (cpu, cuda, cuda:0, ...).",
+)
 @click.option(
     "--threads", type=click.IntRange(min=0), default=0, help="Torch CPU threads (0: torch's default)."
 )

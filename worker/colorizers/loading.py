@@ -17,7 +17,28 @@ from worker.colorizers.method_info import LoadContext, Unavailable
 _cache: dict[tuple[str, str, str], Colorizer] = {}
 _lock = threading.Lock()
 
-__all__ = ["Unavailable", "clear_cache", "get_colorizer"]
+__all__ = ["Unavailable", "clear_cache", "get_colorizer", "resolve_device"]
+
+
+def resolve_device(name: str) -> str:
+    """The torch device to run on: ``auto`` is CUDA where present, else the CPU. A name torch does not know,
+    or a device this machine lacks, is a ValueError that says so (torch's own errors come much later)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ValueError(f"device {name!r} is not available: this machine has {found}; use cpu")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r} is not supported: use cpu, cuda, cuda:N or auto")
+    return name
 
 
 def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorizer:

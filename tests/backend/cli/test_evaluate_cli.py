@@ -205,7 +205,7 @@ def test_evaluate_exemplar_with_references_and_options(tmp_path: Path) -> None:
     ex = [r for r in rows if r["method"] == "exemplar"]
     assert [r["image"] for r in ex] == [target.name]  # the photo without a reference is skipped
     assert 0.0 <= float(ex[0]["auc"]) <= 1.0
-    assert "1 photos without a reference image were skipped" in (out / "summary.md").read_text()
+    assert "1 photos without a readable reference image were skipped" in (out / "summary.md").read_text()
 
 
 def test_evaluate_rejects_bad_options(tmp_path: Path) -> None:

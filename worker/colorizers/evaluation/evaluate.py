@@ -19,7 +19,7 @@ from PIL import Image
 
 from worker.colorizers import lab as labmod
 from worker.colorizers import metrics
-from worker.colorizers.evaluation import figures, report, scoring
+from worker.colorizers.evaluation import EvaluationError, figures, report, scoring
 from worker.colorizers.evaluation.contestants import GRAY_BASELINE, Contestant, load_contestants
 from worker.colorizers.evaluation.report import REAL
 from worker.colorizers.evaluation.selection import (
@@ -61,6 +61,7 @@ class EvalResult:
     evaluated: int
     skipped_grayscale: list[str] = field(default_factory=list)
     skipped_reference: dict[str, list[str]] = field(default_factory=dict)
+    skipped_unreadable: list[str] = field(default_factory=list)  # photos that are not readable images
     files: dict[str, Path] = field(default_factory=dict)
     weights: dict[str, str] = field(default_factory=dict)  # method -> weights fingerprint
 
@@ -80,6 +81,12 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         config.device,
         config.params,
     )
+    lacking = [c.name for c in contestants if c.needs_reference and config.references is None]
+    if lacking:
+        raise EvaluationError(
+            f"{', '.join(lacking)} colour each photo from a reference: give --references DIR "
+            "(a colour photo with the same file name as each photo)"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     changed, fingerprints = check_run_file(
@@ -112,7 +119,14 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
     for batch in _batches(photos, max(1, config.batch_size)):
         truths: dict[str, np.ndarray] = {}
         for photo in batch:
-            rgb = photo_rgb(reader, photo)
+            try:
+                rgb = photo_rgb(reader, photo)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:  # not an image, truncated, ...
+                result.skipped_unreadable.append(photo.key)
+                log(f"skipped {photo.key}: not a readable image ({exc})")
+                if photo.key in sample_keys:
+                    sample_keys.remove(photo.key)
+                continue
             if is_grayscale(labmod.rgb_to_lab(rgb)[..., 1:]):
                 result.skipped_grayscale.append(photo.key)
                 if photo.key in sample_keys:
@@ -173,8 +187,12 @@ def _evaluate_batch(
                 if ref_path is None:
                     result.skipped_reference.setdefault(contestant.name, []).append(p.key)
                     continue
-                with Image.open(ref_path) as im:
-                    refs.append(np.asarray(im.convert("RGB")))
+                try:
+                    with Image.open(ref_path) as im:
+                        refs.append(np.asarray(im.convert("RGB")))
+                except (OSError, ValueError, Image.DecompressionBombError):
+                    result.skipped_reference.setdefault(contestant.name, []).append(p.key)
+                    continue
                 kept.append(p)
             need = kept
         else:
@@ -221,12 +239,20 @@ def _write_outputs(
     notes = [
         f"data: {config.data} (split {config.split}); {result.evaluated} photos evaluated, "
         f"{len(result.skipped_grayscale)} skipped as grayscale ground truth",
+        *(
+            [
+                f"{len(result.skipped_unreadable)} files skipped as not readable images: "
+                + ", ".join(result.skipped_unreadable)
+            ]
+            if result.skipped_unreadable
+            else []
+        ),
         "means over photos (each photo weighs the same); ab metrics on the delivered RGB image converted "
         "back to Lab; AuC = mean of the raw accuracy curve over t = 0…150 (Zhang et al. 2016)",
         "ΔCF = CF(colorized) − CF(real), Hasler & Süsstrunk 2003; SSIM per RGB channel, averaged",
     ]
     for method, skipped in result.skipped_reference.items():
-        notes.append(f"{method}: {len(skipped)} photos without a reference image were skipped")
+        notes.append(f"{method}: {len(skipped)} photos without a readable reference image were skipped")
     files["summary_md"] = out / "summary.md"
     report.write_summary_md(
         result.summaries, files["summary_md"], title="Evaluation summary", notes=notes, eps=config.eps

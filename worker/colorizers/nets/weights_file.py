@@ -40,8 +40,16 @@ def save_weights(
 
 
 def load_weights(path: Path, expected_arch: str | None = None) -> dict[str, Any]:
-    """The weights file's dict with a float32 state_dict; checks ``arch`` when given."""
-    blob: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    """The weights file's dict with a float32 state_dict; checks ``arch`` when given. A file that is not
+    one (another format, truncated, not torch at all) is a ValueError saying so."""
+    try:
+        blob: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # unpickling junk fails in many ways (UnpicklingError, IndexError, ...)
+        raise ValueError(f"{path}: not a ColorLab weights file ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
+        raise ValueError(f"{path}: not a ColorLab weights file (no state_dict)")
     if expected_arch is not None and blob.get("arch") != expected_arch:
         raise ValueError(f"{path}: holds weights for {blob.get('arch')!r}, not {expected_arch!r}")
     blob["state_dict"] = {

@@ -20,5 +20,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
-    checkpoint: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)
+    """The checkpoint's state; a file that is not one is a ValueError saying so (not an unpickling trace)."""
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except OSError:
+        raise
+    except Exception as exc:  # unpickling junk fails in many ways (UnpicklingError, IndexError, ...)
+        raise ValueError(f"{path}: not a ColorLab training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: not a ColorLab training checkpoint")
     return checkpoint

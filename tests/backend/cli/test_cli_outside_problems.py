@@ -1,0 +1,139 @@
+"""The command line when something outside it is wrong — the output folder, a file given as text or weights,
+the device, the database — or when writing could lose a photo: a clean message, never a traceback, and
+nothing half-written or replaced."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backend.cli import main
+from backend.cli.colorize import write_whole
+from tests.conftest import IMAGENET, child_env
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)  # a traceback fails the test
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def gray_photo(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    return Path(shutil.copy(sorted(IMAGENET.glob("00*.jpg"))[0], folder / "photo.png"))
+
+
+def test_colorizing_into_the_input_folder_never_replaces_a_photo(gray_photo: Path) -> None:
+    before = gray_photo.read_bytes()
+    code, output = _run(
+        "colorize", str(gray_photo), "-o", str(gray_photo.parent), "-m", "cnn", "--no-progress"
+    )
+    assert code == 0, output
+    assert gray_photo.read_bytes() == before  # the input is untouched
+    assert sorted(p.name for p in gray_photo.parent.iterdir()) == ["photo-2.png", "photo.png"]
+
+
+def test_output_paths_that_cannot_be_written_are_clean_errors(gray_photo: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, output = _run("colorize", str(gray_photo), "-o", str(a_file / "sub"), "-m", "cnn", "--no-progress")
+    assert code == 1 and "Not a directory" in output and str(a_file) in output
+    blocked = tmp_path / "out"
+    (blocked / "photo.png").mkdir(parents=True)  # where the result would go
+    code, output = _run("colorize", str(gray_photo), "-o", str(blocked), "-m", "cnn", "--no-progress")
+    assert code == 1 and "Is a directory" in output
+    assert not list(blocked.glob(".*.part"))  # no temporary file left behind
+
+
+def test_write_whole_leaves_nothing_half_written(tmp_path: Path) -> None:
+    target = tmp_path / "result.png"
+    write_whole(target, b"complete")
+    assert target.read_bytes() == b"complete" and [p.name for p in tmp_path.iterdir()] == ["result.png"]
+    (tmp_path / "blocked.png").mkdir()
+    with pytest.raises(OSError):
+        write_whole(tmp_path / "blocked.png", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.png", "result.png"]
+
+
+def test_no_empty_output_folder_when_nothing_could_be_read(tmp_path: Path) -> None:
+    bad = tmp_path / "zero.jpg"
+    bad.write_bytes(b"")
+    code, output = _run("colorize", str(bad), "-o", str(tmp_path / "out"), "-m", "cnn", "--no-progress")
+    assert code == 1 and "zero.jpg" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_text_files_that_are_not_text_and_unknown_devices(gray_photo: Path, tmp_path: Path) -> None:
+    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--hints", f"@{gray_photo}")
+    assert code == 1 and "not a UTF-8 text file" in output
+    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "bogus")
+    assert code == 2 and "unknown device 'bogus'" in output
+    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "cuda:7")
+    assert code == 2 and "not available" in output
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_refuses_files_that_are_not_weights_or_checkpoints(tmp_path: Path) -> None:
+    photos = tmp_path / "train"
+    photos.mkdir()
+    for src in sorted(IMAGENET.glob("00*.jpg"))[:8]:
+        shutil.copy(src, photos / src.name)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not torch at all")
+    common = (
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        str(photos),
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--epochs",
+        "1",
+    )
+    code, output = _run(*common, "--init-from", str(junk))
+    assert code == 1 and "not a ColorLab weights file" in output
+    code, output = _run(*common, "--checkpoint", str(junk), "--resume")
+    assert code == 1 and "not a ColorLab training checkpoint" in output
+
+
+def test_evaluate_skips_unreadable_photos_and_needs_what_it_asks_for(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for src in sorted(IMAGENET.glob("00*.jpg"))[:2]:
+        shutil.copy(src, data / src.name)
+    (data / "00zz_broken.jpg").write_bytes(b"text, not a photo")
+    out = tmp_path / "eval"
+    code, output = _run(
+        "evaluate", "--no-progress", "--methods", "cnn", "--data", str(data), "--out", str(out)
+    )
+    assert code == 0, output
+    assert "skipped 00zz_broken.jpg: not a readable image" in output
+    assert "1 files skipped as not readable images: 00zz_broken.jpg" in (out / "summary.md").read_text()
+    code, output = _run(
+        "evaluate", "--methods", "exemplar", "--data", str(data), "--out", str(tmp_path / "e2")
+    )
+    assert code == 1 and "--references" in output
+
+
+def test_a_database_that_is_not_set_up_says_how_to_set_it_up(tmp_path: Path) -> None:
+    def colorlab(*args: str, **env: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "backend.cli", *args],
+            env=child_env(DATA_DIR=tmp_path / "data", **env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = colorlab("study", "list")
+    assert done.returncode == 1 and "run `colorlab migrate` first" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = colorlab("study", "list", DATABASE_URL="nosuchdialect://x")
+    assert done.returncode == 1 and "DATABASE_URL" in done.stderr and "Traceback" not in done.stderr
