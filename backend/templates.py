@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from backend.models import JobStatus
 
@@ -26,6 +28,15 @@ STATUS_LABELS: dict[str, str] = {
 
 TEMPLATES = Jinja2Templates(directory=FRONTEND / "templates")
 TEMPLATES.env.globals["status_labels"] = {str(status): label for status, label in STATUS_LABELS.items()}
+
+
+def code_spans(text: str) -> Markup:
+    """Plain text whose `backquoted` parts (commands in messages, e.g. an unavailable method's reason) are
+    shown as code; everything else escaped."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+TEMPLATES.env.filters["code_spans"] = code_spans
 
 
 def wants_html(request: Request) -> bool:

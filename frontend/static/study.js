@@ -132,6 +132,9 @@
       : "How well is this image colored?";
     $("answers-part1").hidden = !part1;
     $("answers-part2").hidden = part1;
+    // The answered button is disabled now and focus would fall to the page: start each trial at its question,
+    // so Tab reaches the first answer (never a stale focus on the opposite one).
+    $("trial-question").focus({ preventScroll: true });
     var instruction = $("trial-instruction");
     instruction.hidden = !trial.instruction;
     instruction.textContent = trial.instruction || "";

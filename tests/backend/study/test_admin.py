@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from backend.db import session_scope
 from backend.models import Job
 from tests.backend.study.conftest import ADMIN_PASSWORD, csrf_of, login, photo_paths
+from tests.conftest import method_available
 
 
 def test_everything_refuses_without_login(sqlite_client, make_study) -> None:
@@ -92,6 +93,10 @@ def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch)
     login(c)
     new = c.get("/admin/studies/new")
     assert new.status_code == 200 and 'name="methods"' in new.text
+    # an unavailable method says how to install it, the command as code (not raw backquotes)
+    assert "`colorlab" not in new.text
+    if not method_available("eccv16"):
+        assert "<code>colorlab weights fetch eccv16</code>" in new.text
     token = csrf_of(new.text)
     form = {
         "csrf_token": token,

@@ -61,6 +61,7 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
             expect(page.locator("#phase-consent")).to_be_visible()
             page.get_by_role("button", name="I agree to take part").tap()
             expect(page.locator("#phase-instructions")).to_be_visible()
+            expect(page.locator(".keyboard-only")).to_be_hidden()  # a touch phone: no keyboard shortcuts
             page.get_by_role("button", name="Begin part 1").click()
 
             def wait_trial(part: int, index: int) -> None:
@@ -79,6 +80,8 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
             page.wait_for_timeout(150)
             page.keyboard.press("r")  # keyboard shortcut: real
             wait_trial(1, 2)
+            # each trial starts at its question: the next Tab reaches the first answer, not a stale one
+            expect(page.locator("#trial-question")).to_be_focused()
             page.get_by_role("button", name=re.compile("Colorized by a computer")).tap()
             wait_trial(1, 3)
             page.reload()  # resumes where the participant was
