@@ -111,7 +111,7 @@ def read_rgb(path: Path) -> np.ndarray:
     "--method",
     "-m",
     default=None,
-    help="Colorization method (see /methods). Default: unet-bins, the default.",
+    help="Colorization method (see /methods). Default: unet-bins; with --reference, unet-bins-reference.",
 )
 @click.option(
     "--vividness",
