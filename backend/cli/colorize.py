@@ -72,12 +72,18 @@ def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """RGB uint8 array of an image file (EXIF orientation applied); ValueError when it is not an image."""
+    import warnings
+
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+        # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
+        # PIL's hard limit (twice that) still refuses.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 

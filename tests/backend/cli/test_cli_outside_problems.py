@@ -137,3 +137,17 @@ def test_a_database_that_is_not_set_up_says_how_to_set_it_up(tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
     done = colorlab("study", "list", DATABASE_URL="nosuchdialect://x")
     assert done.returncode == 1 and "DATABASE_URL" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_large_local_scan_reads_without_a_bomb_warning(tmp_path: Path) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from backend.cli.colorize import read_rgb
+
+    scan = tmp_path / "scan.png"
+    Image.new("L", (10_000, 9_000)).save(scan)  # 90 MP: over PIL's warning threshold, under its hard limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_rgb(scan).shape == (9_000, 10_000, 3)
