@@ -1,8 +1,9 @@
 """Queue position and time estimates, from the recent measured durations (torch-free).
 
 - A feed-forward method's run time: the median ``run_seconds`` of its recent finished jobs.
-- An iterative method's: the measured seconds per iteration of its recent jobs, scaled to the working size
-  (cost grows with the pixels of the working image), times the iterations the options ask for.
+- An iterative method's: its preparing time (loading, matching, targets: the run before the first iteration)
+  plus the measured seconds per iteration of its recent jobs, scaled to the working size (cost grows with the
+  pixels of the working image), times the iterations the options ask for.
 Before anything was measured on this server, the benchmarked figures below stand in.
 """
 
@@ -35,31 +36,47 @@ def _working_size(params: Mapping[str, Any]) -> int:
     return int(params.get("size") or REFERENCE_SIZE)
 
 
+@dataclass(frozen=True)
+class Measured:
+    seconds: float  # per job (feed-forward) or per iteration at REFERENCE_SIZE (iterative)
+    preparing: float = 0.0  # iterative: seconds before the first iteration
+
+
+def iterating_seconds(detail: Mapping[str, Any], run_seconds: float) -> float:
+    """The iterations' share of a run: as the worker measured it, or (older jobs) the whole run."""
+    measured = detail.get("iterating_seconds")
+    return float(measured) if isinstance(measured, int | float) and measured > 0 else run_seconds
+
+
 @dataclass
 class Estimator:
     """Per-request cache of the measured figures, so a long queue costs one query per method."""
 
     session: Session | None  # None: the benchmarked figures only
-    _per_method: dict[str, float] = field(default_factory=dict)
+    _per_method: dict[str, Measured] = field(default_factory=dict)
 
-    def _measured(self, method: str) -> float:
-        """Seconds per job (feed-forward) or per iteration at REFERENCE_SIZE (iterative)."""
+    def _measured(self, method: str) -> Measured:
         if method in self._per_method:
             return self._per_method[method]
         info = methods.get(method)
         iterative = info is not None and info.planned_iterations is not None
         rows = self._recent(method) if self.session is not None else []
         samples: list[float] = []
+        preparing: list[float] = []
         for seconds, params, detail in rows:
             if not iterative:
                 samples.append(float(seconds))
                 continue
             steps = int((detail or {}).get("step") or 0)
             if steps > 0:
+                iterating = min(iterating_seconds(detail, float(seconds)), float(seconds))
                 scale = (REFERENCE_SIZE / _working_size(params or {})) ** 2
-                samples.append(float(seconds) / steps * scale)
-        prior = PRIOR_SECONDS_PER_ITERATION if iterative else PRIOR_FEEDFORWARD_SECONDS
-        value = statistics.median(samples) if samples else prior
+                samples.append(iterating / steps * scale)
+                preparing.append(float(seconds) - iterating)
+        if not samples:
+            value = Measured(PRIOR_SECONDS_PER_ITERATION if iterative else PRIOR_FEEDFORWARD_SECONDS)
+        else:
+            value = Measured(statistics.median(samples), statistics.median(preparing) if preparing else 0.0)
         self._per_method[method] = value
         return value
 
@@ -84,17 +101,18 @@ class Estimator:
         measured = self._measured(method)
         iterations = info.iterations_for(params) if info is not None else None
         if iterations is None:
-            return measured
-        per_iteration = measured * (_working_size(params) / REFERENCE_SIZE) ** 2
-        return per_iteration * iterations
+            return measured.seconds
+        per_iteration = measured.seconds * (_working_size(params) / REFERENCE_SIZE) ** 2
+        return measured.preparing + per_iteration * iterations
 
     def remaining_seconds(self, job: Job, now: datetime) -> float:
-        """What is left of a running job: from its progress when it reports steps, else from the estimate."""
+        """What is left of a running job: from its own iterations' pace when it reports steps (the time spent
+        preparing says nothing about the steps left), else from the estimate."""
         detail = job.progress_detail or {}
         step, total = int(detail.get("step") or 0), int(detail.get("total") or 0)
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
         if step > 0 and total > 0:
-            return max(elapsed / step * (total - step), 0.0)
+            return max(iterating_seconds(detail, elapsed) / step * (total - step), 0.0)
         return max(self.run_seconds(job.method, job.params or {}) - elapsed, 0.0)
 
 

@@ -258,9 +258,12 @@ class ProgressReporter:
         self._last_write = 0.0
         self._last_preview = 0.0
         self._last_message: str | None = None
+        self._iterations_from = time.monotonic()  # the last step-0 report: preparing ends, iterating starts
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
+        if p.step == 0:
+            self._iterations_from = now
         final = p.total > 0 and p.step >= p.total
         new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
         write = now - self._last_write >= self.WRITE_EVERY or final or new_phase
@@ -282,6 +285,9 @@ class ProgressReporter:
                         "total": p.total,
                         "message": p.message,
                         "losses": {k: float(v) for k, v in p.losses.items()},
+                        # the iterations' own time (loading and matching excluded): the time estimates
+                        # extrapolate from it, not from the whole run
+                        "iterating_seconds": round(now - self._iterations_from, 3) if p.step else 0.0,
                     },
                     preview_png=preview,
                 )

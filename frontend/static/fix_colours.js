@@ -454,5 +454,7 @@
   });
 
   root.addEventListener("jobresult", (event) => start(event.detail));
+  // The hints shown now (kept or not): "Colour again" (job.js) re-runs with them.
+  CL.jobPage.hints = () => (base ? current().hints.map((h) => ({ ...h })) : null);
   start(CL.jobPage.current());
 })();

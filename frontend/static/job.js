@@ -233,7 +233,11 @@
   $("vividness-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData();
-    form.append("options", JSON.stringify({ vividness: Number($("vividness").value) }));
+    const options = { vividness: Number($("vividness").value) };
+    // The hints placed under "Fix colours" and not kept yet go along (else the server keeps this job's own).
+    const hints = CL.jobPage.hints ? CL.jobPage.hints() : null;
+    if (hints) options.hints = hints;
+    form.append("options", JSON.stringify(options));
     await CL.submit(jobUrl + "/rerun", form, {
       setBusy: (busy) => { $("vividness-apply").disabled = busy; },
       showFormError: (messages) => { $("vividness-error").textContent = (messages || []).join(" "); },

@@ -1,13 +1,18 @@
 """An iterative job's "preparing" phase says what it is doing: a new phase message is written at once, even
-within the progress writes' throttle interval (real database, the worker's ProgressReporter)."""
+within the progress writes' throttle interval (real database, the worker's ProgressReporter); its time
+estimates extrapolate from the iterations' own pace, not from the time spent preparing."""
 
 from __future__ import annotations
+
+import time
+from datetime import timedelta
 
 from sqlalchemy import update
 
 from backend import job_lifecycle as lifecycle
 from backend.config import get_settings
 from backend.db import session_scope
+from backend.estimates import Estimator
 from backend.images import decode
 from backend.models import Job, JobStatus, utcnow
 from backend.stored_images import Upload
@@ -37,9 +42,58 @@ def test_phase_changes_are_never_throttled_away(database: str) -> None:
     reporter(Progress(step=1, total=100, message="iteration 1/100"))  # within 0.5 s: throttled
     assert detail(job_id)["message"] == "preparing: decoding the photo and the reference"
     reporter(Progress(step=100, total=100, message="iteration 100/100"))  # the last one always lands
-    assert detail(job_id) | {"losses": {}} == {
+    assert detail(job_id) | {"losses": {}, "iterating_seconds": 0} == {
         "step": 100,
         "total": 100,
         "message": "iteration 100/100",
         "losses": {},
+        "iterating_seconds": 0,
     }
+
+
+def _running_exemplar(params: dict) -> str:
+    data = photo_bytes()
+    with session_scope() as s:
+        upload = Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="a.jpg")
+        job_id = lifecycle.create(s, lifecycle.NewJob("exemplar", params, image=upload, reference=upload)).id
+        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.running, started_at=utcnow()))
+    return job_id
+
+
+def test_time_left_follows_the_iterations_not_the_preparing(database: str) -> None:
+    job_id = _running_exemplar({"iterations": 20, "size": 256})
+    reporter = ProgressReporter(Runner(get_settings()), job_id)
+    reporter(Progress(step=0, total=0, message="preparing: loading the network"))
+    time.sleep(1.5)  # preparing takes a while ...
+    reporter(Progress(step=0, total=20, message="preparing: computing the targets"))
+    time.sleep(0.6)  # ... then one iteration takes 0.6 s (past the 0.5 s write throttle)
+    reporter(Progress(step=1, total=20, message="iteration 1/20"))
+    first = detail(job_id)
+    assert first["step"] == 1 and 0.55 < first["iterating_seconds"] < 1.0
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        left = Estimator(s).remaining_seconds(job, utcnow())
+    # 19 steps at ~0.6 s, where elapsed / step would have said 19 × 2.1 s or more
+    assert 19 * 0.55 < left < 19 * 1.0
+
+
+def test_expected_time_is_preparing_plus_iterations(database: str) -> None:
+    for iterations in (10, 40):  # two finished runs: 5 s preparing + 0.5 s an iteration at 256 px
+        job_id = _running_exemplar({"iterations": iterations, "size": 256})
+        detail = {"step": iterations, "total": iterations, "iterating_seconds": 0.5 * iterations}
+        with session_scope() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status=JobStatus.done,
+                    progress_detail=detail,
+                    run_seconds=5 + 0.5 * iterations,
+                    finished_at=utcnow() + timedelta(seconds=iterations),
+                )
+            )
+    with session_scope() as s:
+        estimate = Estimator(s)
+        assert estimate.run_seconds("exemplar", {"iterations": 20, "size": 256}) == 5 + 0.5 * 20
+        assert estimate.run_seconds("exemplar", {"iterations": 20, "size": 128}) == 5 + 0.5 / 4 * 20

@@ -142,6 +142,22 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the first job stays
 
 
+def test_colour_again_keeps_the_hints_placed(stack, page) -> None:  # type: ignore[no-untyped-def]
+    first = colorize_lakeside(stack.base_url)
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    expect(page.locator("#fix-section")).to_be_visible(timeout=30_000)
+    page.locator("#fix-color").fill("#ff0000")
+    click_spot(page)
+    expect(page.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
+    # Not kept: "Colour again" at another vividness takes the hint along instead of dropping it.
+    page.locator("#vividness").fill("0.9")
+    page.locator("#vividness-apply").click()
+    page.wait_for_url(re.compile(rf"/jobs/(?!{first})[^/]+/view$"))
+    again = page.url.rstrip("/").split("/")[-2]
+    params = httpx.get(f"{stack.base_url}/jobs/{again}").json()["params"]
+    assert params["vividness"] == 0.9 and [h["color"] for h in params["hints"]] == ["#ff0000"]
+
+
 def test_fix_colours_by_touch_on_a_phone(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
     """On a phone-sized touch screen the page fits its width, a tap on the photo adds a hint and re-runs the
     job, and a tap on the hint's marker selects it (the picker then recolours that hint, not a new one)."""
