@@ -170,6 +170,7 @@
     if (status === "failed") $("error-text").textContent = data.error || "The worker did not say why.";
     $("cancelled-section").hidden = status !== "cancelled";
     $("again").hidden = status !== "done";
+    $("delete").hidden = !finished;
 
     if (status === "done" && data.urls.result && !resultShown) showResult(data);
     renderDetails(data);
@@ -273,6 +274,23 @@
         ? "Lost contact with the server; retrying…"
         : `The server answered ${status}; retrying…`;
     },
+  });
+
+  // A finished job (done, failed, cancelled) is deleted with its images, after a confirmation; then History.
+  $("delete").addEventListener("click", async () => {
+    const name = (job && (job.source_name || job.method_title)) || "this job";
+    if (!window.confirm(`Delete “${name}” and its images? This cannot be undone.`)) return;
+    const button = $("delete");
+    button.disabled = true;
+    try {
+      const response = await fetch(jobUrl, { method: "DELETE", headers: { Accept: "application/json" } });
+      if (response.status === 204 || response.status === 404) { window.location.assign("/history"); return; }
+      const body = await response.json().catch(() => null);
+      $("delete-error").textContent = CL.detailMessages(body, response.status, { capitalize: true }).join(" ");
+    } catch (err) {
+      $("delete-error").textContent = "Could not reach the server to delete: " + err.message;
+    }
+    button.disabled = false;
   });
 
   $("cancel").addEventListener("click", async () => {

@@ -13,16 +13,18 @@ import io
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, Proc, child_env, free_port, stop_all, wait_http
+from tests.conftest import ROOT, Proc, child_env, free_port, photo, stop_all, wait_http
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -159,3 +161,24 @@ def result_rgb(base_url: str, job_id: str) -> np.ndarray:
     """The job's result as RGB uint8 (H, W, 3), fetched as a browser would."""
     png = httpx.get(f"{base_url}/jobs/{job_id}/result.png").content
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def wait_done(base_url: str, job_id: str, timeout: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base_url}/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed", "cancelled"):
+            assert job["status"] == "done", job
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def colorize_lakeside(base_url: str) -> str:
+    """The lakeside photo through the default method; the finished job's id."""
+    with photo("975_").open("rb") as f:
+        created = httpx.post(f"{base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
+    assert created.status_code == 202, created.text
+    job_id: str = created.json()["id"]
+    wait_done(base_url, job_id)
+    return job_id

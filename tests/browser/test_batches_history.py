@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import colorize_lakeside
 from tests.conftest import EXEMPLAR_PAIRS, method_available, photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -134,3 +135,20 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
     expect(page.locator("#job-status")).to_have_text("Done", timeout=180_000)
     expect(page.locator("#details")).to_contain_text("Iterations run20 of 20")
+
+
+def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # type: ignore[no-untyped-def]
+    job_id = colorize_lakeside(stack.base_url)
+    page.goto(f"{stack.base_url}/jobs/{job_id}/view")
+    delete = page.get_by_role("button", name="Delete")
+    expect(delete).to_be_visible()
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    delete.click()
+    expect(page.locator("#job-status")).to_have_text("Done")  # dismissed: nothing happens
+    assert httpx.get(f"{stack.base_url}/jobs/{job_id}").status_code == 200
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    delete.click()
+    page.wait_for_url(f"{stack.base_url}/history")
+    assert len(asked) == 2 and "lakeside.jpg" in asked[0] and "cannot be undone" in asked[0]
+    assert httpx.get(f"{stack.base_url}/jobs/{job_id}").status_code == 404

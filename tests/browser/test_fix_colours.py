@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from typing import Any
 
 import httpx
 import numpy as np
@@ -18,24 +17,13 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import result_rgb
+from tests.browser.conftest import colorize_lakeside, result_rgb, wait_done
 from tests.conftest import photo
 from worker.colorizers import lab, metrics
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SPOT = (0.15, 0.25)  # plain gray sky in the lakeside photo: the net leaves it almost colourless
-
-
-def wait_done(base_url: str, job_id: str, timeout: float = 90.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base_url}/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed", "cancelled"):
-            assert job["status"] == "done", job
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
 
 
 def redness(base_url: str, job_id: str, at: tuple[float, float] = SPOT, radius: int = 6) -> float:
@@ -54,16 +42,6 @@ def gone(base_url: str, job_id: str, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.3)
     return False
-
-
-def colorize_lakeside(base_url: str) -> str:
-    """The lakeside photo through the default method; the finished job's id."""
-    with photo("975_").open("rb") as f:
-        created = httpx.post(f"{base_url}/colorize", files={"image": ("lakeside.jpg", f, "image/jpeg")})
-    assert created.status_code == 202, created.text
-    job_id: str = created.json()["id"]
-    wait_done(base_url, job_id)
-    return job_id
 
 
 def click_spot(page) -> None:  # type: ignore[no-untyped-def]
