@@ -12,6 +12,7 @@ the thumbnail that are served afterwards. Torch-free: the web process and the wo
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -114,7 +115,9 @@ def decode(
         raise UserError(400, "the file is empty")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # max_pixels (checked on the header, before any decoding) is the limit; PIL's own warning would
+            # only say it in its words. Its hard limit (DecompressionBombError) still applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             width, height = img.size
             if width <= 0 or height <= 0:
@@ -132,8 +135,10 @@ def decode(
             rgb = _to_rgb8(ImageOps.exif_transpose(img))
     except UserError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UserError(413, f"the image is too large to decode safely: {exc}") from None
+    except Image.DecompressionBombError as exc:  # PIL's hard limit, far above max_pixels
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise UserError(413, f"the image has {size}; the limit is {max_pixels:,}") from None
     except UnidentifiedImageError:
         claimed = sniff(data)
         if claimed:  # the right signature, but Pillow could not even read the header: a damaged file

@@ -41,7 +41,7 @@ async def read_upload(upload: UploadFile, settings: Settings, what: str) -> Uplo
     try:
         decoded, made = await decode_upload(data, settings)
     except UserError as exc:  # say which file: a request may carry a photo and a reference
-        raise UserError(exc.status_code, f"{what}: {exc.detail}") from None
+        raise UserError(exc.status_code, f"the {what}: {exc.detail}") from None
     return Upload(data=data, decoded=decoded, filename=upload.filename, renditions=made)
 
 

@@ -76,7 +76,7 @@ async def colorize(
     info, params = method_choice.choose_with_reference(
         method, await request.form(), options, settings, has_file(reference), reference_id
     )
-    upload = await read_upload(image, settings, "image")
+    upload = await read_upload(image, settings, "photo")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
     ref = await read_reference(

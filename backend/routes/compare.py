@@ -47,7 +47,7 @@ async def create_comparison(
 ) -> ComparisonCreated:
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
     chosen = method_choice.comparison_methods(names, settings, has_file(reference))
-    upload = await read_upload(image, settings, "image")
+    upload = await read_upload(image, settings, "photo")
     ref = None
     if reference is not None and has_file(reference):
         ref = await read_upload(reference, settings, "reference")

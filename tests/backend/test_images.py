@@ -129,7 +129,12 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(data) < 10_000
     with pytest.raises(UserError) as err:
         decode(data, max_pixels=40_000_000)
-    assert err.value.status_code == 413 and "limit" in err.value.detail
+    # past PIL's hard limit (2 × 89 MP) it refuses at the header; the message is ours, in plain words
+    assert err.value.detail == "the image has 400,000,000 pixels; the limit is 40,000,000"
+    assert err.value.status_code == 413
+    with pytest.raises(UserError) as err:  # past PIL's warning threshold only: our own check, with the size
+        decode(_png_with_header(12000, 8000), max_pixels=40_000_000)
+    assert err.value.detail == "the image is 12000×8000 = 96,000,000 pixels; the limit is 40,000,000"
 
 
 def test_pixel_limit() -> None:
