@@ -36,6 +36,14 @@
     if (item.urls.result) node.querySelector("img").src = item.urls.result;
   }
 
+  // A tall photo's before/after stays within the window (as on the job page).
+  $("compare-base").addEventListener("load", (event) => {
+    const img = event.target;
+    if (img.naturalWidth && img.naturalHeight) {
+      $("compare").style.setProperty("max-width", `min(100%, calc(75vh * ${img.naturalWidth / img.naturalHeight}))`);
+    }
+  });
+
   function show(item) {
     viewing = item;
     $("viewer").hidden = false;

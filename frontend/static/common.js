@@ -244,7 +244,7 @@
     const tags = el("span", { class: "method-tags" });
     if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
     if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
-    if (method.batchable) tags.append(el("span", { class: "tag", text: "fast" }));
+    if (!method.iterative && available) tags.append(el("span", { class: "tag", text: "fast" })); // seconds, one pass
     const card = el("label", {
       class: "method-card" + (options.multiple ? " cmp-method-card" : "") + (available ? "" : " is-disabled"),
       "data-method": method.name,

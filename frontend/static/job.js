@@ -52,6 +52,10 @@
     if (data.iterations) rows.push(["Iterations run", `${data.iterations.run} of ${data.iterations.planned}`]);
     for (const [key, value] of Object.entries(data.params || {})) {
       if (data.iterations && key === "iterations") continue;
+      if (key === "hints") { // a list of points: how many (they are shown under "Fix colours")
+        if (Array.isArray(value) && value.length) rows.push(["Colour hints", String(value.length)]);
+        continue;
+      }
       rows.push([key.replace(/_/g, " "), String(value)]);
     }
     rows.push(["Job id", data.id]);
@@ -81,6 +85,7 @@
     if (!showLive) return;
     $("iteration").textContent = iterative ? `${p.step} / ${p.total}` : "–";
     const losses = $("losses");
+    root.querySelector(".losses-heading").hidden = !hasLosses; // none while preparing
     losses.replaceChildren(...Object.entries(p.losses || {}).map(([name, value]) => {
       const div = document.createElement("div");
       const dt = document.createElement("dt");
@@ -153,7 +158,8 @@
       message = `Iteration ${p.step} of ${p.total}: optimising the colours…`;
       if (inLine) message += ` (${inLine})`;
     }
-    $("progress-message").textContent = message || "";
+    // The worker's phase messages are lower-case ("preparing: loading the network"): a sentence here.
+    $("progress-message").textContent = message ? message.charAt(0).toUpperCase() + message.slice(1) : "";
     setProgress(status === "done" ? 1 : p.fraction, status === "queued" || (status === "running" && !p.fraction));
     $("progress-section").hidden = status === "done" || status === "cancelled" || status === "failed";
 

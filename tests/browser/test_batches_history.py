@@ -40,6 +40,10 @@ def test_batch_upload_grid_and_download_all_then_history(stack, page) -> None:  
     grid.first.locator("button").click()
     expect(page.locator("#viewer")).to_be_visible()
     expect(page.locator("#compare-top")).to_have_attribute("src", re.compile(r"/result\.png$"))
+    # a square photo's before/after fits the 900 px window (at most 75 % of its height)
+    expect(page.locator("#compare")).to_have_css("max-width", re.compile(r"min\(100%"))
+    box = page.locator("#compare").bounding_box()
+    assert box is not None and box["height"] <= 0.76 * 900, box
     # One "Download all": a zip named after the originals.
     with page.expect_download() as info:
         page.locator("#download-all").click()
@@ -112,6 +116,10 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     cnn.locator(".method-details summary").click()
     expect(cnn.locator(".method-details p").first).to_have_text(methods["cnn"]["description"])
 
+    # "fast": every one-pass method that can run here (the reference-guided one too), never the exemplar
+    fast = page.locator(".method-item", has=page.locator(".tag", has_text=re.compile(r"^fast$")))
+    assert "unet-bins-reference" in fast.evaluate_all("items => items.map(i => i.dataset.method)")
+    assert "exemplar" not in fast.evaluate_all("items => items.map(i => i.dataset.method)")
     page.locator("label[data-method=exemplar]").click()
     expect(page.locator("#presets-section")).to_be_visible()
     expect(page.locator(".preset .preset-label")).to_have_text(["Quick", "Balanced", "Paper"])

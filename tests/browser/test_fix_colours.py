@@ -134,6 +134,7 @@ def test_colour_again_keeps_the_hints_placed(stack, page) -> None:  # type: igno
     again = page.url.rstrip("/").split("/")[-2]
     params = httpx.get(f"{stack.base_url}/jobs/{again}").json()["params"]
     assert params["vividness"] == 0.9 and [h["color"] for h in params["hints"]] == ["#ff0000"]
+    expect(page.locator("#details")).to_contain_text("Colour hints")
 
 
 def test_fix_colours_by_touch_on_a_phone(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
