@@ -228,8 +228,10 @@ def result_stem(source_name: str | None, job_id: str) -> str:
 
 
 def download_name(job: Job, ext: str = "png") -> str:
-    """``<original stem>-<method>.png``: the file name of a job's result download."""
-    return f"{result_stem(job.source_name, job.id)}-{job.method}.{ext}"
+    """``<original stem>-<method>.png``: the file name of a job's result download; a re-run (other options,
+    colour hints) adds the start of its id, so that versions of one photo do not overwrite each other."""
+    version = f"-{job.id[:6]}" if job.rerun_of else ""
+    return f"{result_stem(job.source_name, job.id)}-{job.method}{version}.{ext}"
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:

@@ -313,6 +313,11 @@ def test_rerun_keeps_the_photo_and_changes_the_options(client) -> None:  # type:
     assert counts() == (before[0] + 1, before[1])  # a new job, no new image rows
     old = client.get(f"/jobs/{job_id}").json()
     assert again["width"] == old["width"] and again["height"] == old["height"]
+    # the re-run's download is named apart from the first one's
+    assert (old["download_name"], again["download_name"]) == (
+        "a-unet-bins.png",
+        f"a-unet-bins-{again['id'][:6]}.png",
+    )
     # Another method on the same photo; options of the old method are not carried over.
     r = client.post(f"/jobs/{job_id}/rerun", data={"method": "cnn"})
     assert r.status_code == 202 and client.get(f"/jobs/{r.json()['id']}").json()["params"] == {}
