@@ -7,7 +7,7 @@
   if (!root) return;
 
   const CL = window.ColorLab;
-  const { $, FINISHED, STATUS_LABELS: LABELS } = CL;
+  const { $, el, FINISHED, STATUS_LABELS: LABELS } = CL;
   const jobUrl = root.dataset.jobUrl;
   const jobId = root.dataset.jobId;
   let resultShown = false;
@@ -180,6 +180,7 @@
 
     if (status === "done" && data.urls.result && !resultShown) showResult(data);
     renderDetails(data);
+    offerPresets(data);
     document.title = (LABELS[status] || status) +
       (status === "running" && p.fraction ? ` ${Math.round(p.fraction * 100)}%` : "") +
       ` · ${data.source_name || data.method_title || "Job"} · ColorLab`;
@@ -235,6 +236,39 @@
 
   // For fix_colours.js (loaded after this file): the finished job once it is shown, and the in-place update.
   CL.jobPage = { current: () => (resultShown ? job : null), showResultImages };
+
+  // ---- Presets (exemplar): run the same photo and reference again with another one (a new job) -----------
+  let presetsOffered = false;
+  async function offerPresets(data) {
+    if (presetsOffered || !FINISHED.has(data.status)) return;
+    presetsOffered = true;
+    let method = null;
+    try {
+      const response = await fetch("/methods", { headers: { Accept: "application/json" } });
+      if (response.ok) method = (await response.json()).find((m) => m.name === data.method);
+    } catch (_) { return; /* no offer without the list; the page works without it */ }
+    if (!method || !method.presets || !method.presets.length) return;
+    $("rerun-presets").replaceChildren(...method.presets.map((preset) => {
+      const button = el("button", { type: "button", class: "button preset-button", "data-preset": preset.name },
+        el("span", { class: "preset-label", text: preset.label }),
+        el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) || "" }));
+      button.title = preset.summary;
+      button.addEventListener("click", () => rerunWith(preset.options));
+      return button;
+    }));
+    $("rerun-section").hidden = false;
+  }
+
+  async function rerunWith(options) {
+    const form = new FormData();
+    form.append("options", JSON.stringify(options));
+    await CL.submit(jobUrl + "/rerun", form, {
+      setBusy: (busy) => { $("rerun-presets").querySelectorAll("button").forEach((b) => { b.disabled = busy; }); },
+      showFormError: (messages) => { $("rerun-error").textContent = (messages || []).join(" "); },
+      opening: "Opening…",
+      pageUrl: (body) => `/jobs/${body.id}/view`,
+    });
+  }
 
   // ---- Vividness: re-run the same photo with another setting (a new job) ------------------------------
   $("vividness-form").addEventListener("submit", async (event) => {

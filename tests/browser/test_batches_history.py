@@ -143,6 +143,21 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
     expect(page.locator("#job-status")).to_have_text("Done", timeout=180_000)
     expect(page.locator("#details")).to_contain_text("Iterations run20 of 20")
+    # Finished, its page offers the presets again: Balanced re-runs the same photo and reference.
+    first = page.url
+    expect(page.locator("#rerun-section")).to_be_visible()
+    expect(page.locator("#rerun-presets .preset-label")).to_have_text(["Quick", "Balanced", "Paper"])
+    page.locator('#rerun-presets [data-preset="balanced"]').click()
+    page.wait_for_url(lambda url: url != first and url.endswith("/view"))
+    again = page.url.rstrip("/").split("/")[-2]
+    job = httpx.get(f"{stack.base_url}/jobs/{again}").json()
+    assert job["method"] == "exemplar" and job["urls"]["reference"] and job["rerun_of"] == first.split("/")[-2]
+    assert {k: job["params"][k] for k in ("mode", "iterations", "size")} == {
+        "mode": "fast",
+        "iterations": 50,
+        "size": 256,
+    }
+    httpx.delete(f"{stack.base_url}/jobs/{again}")  # no need to let it run
 
 
 def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # type: ignore[no-untyped-def]
