@@ -151,7 +151,9 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     page.wait_for_url(lambda url: url != first and url.endswith("/view"))
     again = page.url.rstrip("/").split("/")[-2]
     job = httpx.get(f"{stack.base_url}/jobs/{again}").json()
-    assert job["method"] == "exemplar" and job["urls"]["reference"] and job["rerun_of"] == first.split("/")[-2]
+    assert (
+        job["method"] == "exemplar" and job["urls"]["reference"] and job["rerun_of"] == first.split("/")[-2]
+    )
     assert {k: job["params"][k] for k in ("mode", "iterations", "size")} == {
         "mode": "fast",
         "iterations": 50,

@@ -59,6 +59,17 @@ def test_history_empty_state(idle_stack, page) -> None:  # type: ignore[no-untyp
     expect(page.get_by_role("heading", name="No colorizations yet")).to_be_visible()
 
 
+def test_a_phone_is_not_asked_to_drag_or_paste(idle_stack, page, phone_page) -> None:  # type: ignore[no-untyped-def]
+    for viewer, touch in ((page, False), (phone_page, True)):
+        viewer.goto(idle_stack.base_url + "/")
+        expect(viewer.locator("#image-hint")).to_contain_text("JPEG")
+        title = viewer.locator(
+            "#image-drop .dropzone-title"
+        ).inner_text()  # as rendered: hidden parts left out
+        assert title == ("Choose a file" if touch else "Drag a photo here or choose a file"), title
+        assert ("paste" in viewer.locator("#image-hint").inner_text()) is not touch
+
+
 def test_unavailable_method_is_disabled_with_reason(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
     methods = httpx.get(idle_stack.base_url + "/methods").json()
     unavailable = [m for m in methods if not m["available"]]

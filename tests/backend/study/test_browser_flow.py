@@ -61,7 +61,9 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
             expect(page.locator("#phase-consent")).to_be_visible()
             page.get_by_role("button", name="I agree to take part").tap()
             expect(page.locator("#phase-instructions")).to_be_visible()
-            expect(page.locator(".keyboard-only")).to_be_hidden()  # a touch phone: no keyboard shortcuts
+            expect(
+                page.locator("#phase-instructions .pointer-only")
+            ).to_be_hidden()  # a touch phone: no keyboard shortcuts
             page.get_by_role("button", name="Begin part 1").click()
 
             def wait_trial(part: int, index: int) -> None:
