@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -465,8 +465,15 @@ def group_jobs(session: Session, group_id: str) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.group_id == group_id)))
 
 
-def client_history(session: Session, client: str, limit: int = 100) -> list[Job]:
-    """The jobs started from one browser (its hashed cookie), newest first."""
-    return list(
-        session.scalars(select(Job).where(Job.client == client).order_by(Job.created_at.desc()).limit(limit))
+def client_history(session: Session, client: str, limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
+    """One page of the jobs started from one browser (its hashed cookie), newest first, and how many there
+    are in all."""
+    total = session.scalar(select(func.count()).select_from(Job).where(Job.client == client)) or 0
+    page = session.scalars(
+        select(Job)
+        .where(Job.client == client)
+        .order_by(Job.created_at.desc(), Job.id)
+        .limit(limit)
+        .offset(offset)
     )
+    return list(page), total

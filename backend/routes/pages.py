@@ -8,9 +8,9 @@ rendered on the server.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from backend import job_lifecycle as lifecycle
@@ -86,12 +86,28 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
     return TEMPLATES.TemplateResponse(request, "batch.html", context)
 
 
+HISTORY_PAGE_SIZE = 60
+
+
 @router.get("/history", response_class=HTMLResponse)
-def history_page(request: Request, session: SessionDep) -> HTMLResponse:
+def history_page(
+    request: Request, session: SessionDep, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+) -> HTMLResponse:
     client = client_of(request)
-    rows = lifecycle.client_history(session, client) if client else []
+    offset = (page - 1) * HISTORY_PAGE_SIZE
+    rows, total = lifecycle.client_history(session, client, HISTORY_PAGE_SIZE, offset) if client else ([], 0)
     cards = [history_card(job_out(j).model_dump()) for j in rows]
-    return TEMPLATES.TemplateResponse(request, "history.html", {"jobs": cards, "nav": "history"})
+    pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    context = {
+        "jobs": cards,
+        "nav": "history",
+        "page": page,
+        "pages": pages,
+        "total": total,
+        "first": offset + 1,
+        "last": offset + len(cards),
+    }
+    return TEMPLATES.TemplateResponse(request, "history.html", context)
 
 
 def history_card(job: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,22 @@ def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
         assert web.get(path).status_code == 200, path
 
 
+def test_history_pages_and_links_to_batches(web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pages, "HISTORY_PAGE_SIZE", 2)
+    files = [("images", (f"p{i}.jpg", photo_bytes("001_"), "image/jpeg")) for i in range(3)]
+    created = web.post("/batches", files=files, data={"method": "cnn"})
+    assert created.status_code == 202, created.text
+    batch = created.json()["id"]
+    newest = web.get("/history", headers=HTML).text
+    assert "1–2 of 3" in newest and 'href="/history?page=2"' in newest and "Older" in newest
+    assert newest.count('class="job-card"') == 2 and f'href="/batches/{batch}/view"' in newest
+    older = web.get("/history?page=2", headers=HTML).text
+    assert older.count('class="job-card"') == 1 and "3–3 of 3" in older and 'href="/history?page=1"' in older
+    assert "No more colorizations" in web.get("/history?page=9", headers=HTML).text
+    assert web.get("/history?page=0", headers=HTML).status_code == 422
+    assert web.get("/history?page=x", headers=HTML).status_code == 422
+
+
 def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignore[no-untyped-def]
     assert "No colorizations yet" in web.get("/history", headers=HTML).text
     files = {"image": ("fish.jpg", photo_bytes("001_"), "image/jpeg")}
