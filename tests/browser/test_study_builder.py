@@ -80,6 +80,10 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     expect(texts).to_contain_text("Version 2 is shown now")
     link = page.locator('a[href="/study/lakes-and-birds"]')
     expect(link).to_contain_text("/study/lakes-and-birds")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()  # the participant link, in one click
+    expect(page.locator('[data-copy-status="participant-link"]')).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()").endswith("/study/lakes-and-birds")
     participant = page.context.browser.new_page()  # another browser context: a participant, not the admin
     participant.goto(f"{base}/study/lakes-and-birds")
     expect(participant.get_by_text("(Revised consent.)")).to_be_visible()
