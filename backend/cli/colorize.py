@@ -180,7 +180,11 @@ def colorize(
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
 
-    info = methods.get(method) if method else methods.default_method(with_reference=reference is not None)
+    info = (
+        methods.get(method)
+        if method is not None
+        else methods.default_method(with_reference=reference is not None)
+    )
     if info is None:
         raise click.ClickException(
             f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}"

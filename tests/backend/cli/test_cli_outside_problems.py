@@ -76,6 +76,8 @@ def test_text_files_that_are_not_text_and_unknown_devices(gray_photo: Path, tmp_
     assert code == 2 and "unknown device 'bogus'" in output
     code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "cuda:7")
     assert code == 2 and "not available" in output
+    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "")  # not the default
+    assert code == 1 and "unknown method ''" in output
     assert not (tmp_path / "o").exists()
 
 
