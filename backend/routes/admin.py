@@ -355,7 +355,8 @@ def preview(
     session.execute(delete(Participant).where(Participant.id.in_(previews)))
     session.commit()
     started = service.start(session, study, service.Identity(None, "anonymous"), preview=True)
-    response = RedirectResponse(f"/study/{study.slug}", status_code=303)
+    # #consent: the page shows the consent text first, as a participant sees it (the preview has consented)
+    response = RedirectResponse(f"/study/{study.slug}#consent", status_code=303)
     set_participant_cookie(response, settings, study, started.participant, started.secret)
     return response
 

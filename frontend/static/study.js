@@ -98,7 +98,9 @@
         request("POST", "/start", identity).then(render).catch(function (err) { fail(err, load); });
         break;
       case "consent": show("consent"); $("consent-yes").focus(); break;
-      case "instructions": show("instructions"); $("begin").focus(); break;
+      case "instructions":
+        if (next.preview && location.hash === "#consent") { show("consent"); $("consent-yes").focus(); break; }
+        show("instructions"); $("begin").focus(); break;
       case "part1":
       case "part2":
         if (next.phase === "part2" && next.trial.index === 1 && !sessionStorage.getItem(introKey())) {
@@ -198,6 +200,7 @@
   $("consent-yes").addEventListener("click", function () {
     if (busy) return;
     busy = true;
+    if (location.hash === "#consent") history.replaceState(null, "", location.pathname + location.search);
     request("POST", "/start", identity).then(render).catch(function (err) { fail(err, load); });
   });
   $("begin").addEventListener("click", function () {

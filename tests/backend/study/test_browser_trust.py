@@ -126,7 +126,10 @@ def test_resume_hijack_code_preview_and_logout_in_chromium(
             expect(admin.locator("#identity-note")).to_contain_text("one per browser only")
             admin.get_by_role("button", name="Preview as a participant").click()
             expect(admin.locator("#preview-banner")).to_be_visible()
-            admin.get_by_role("button", name="Begin part 1").click()  # the preview starts after consent
+            # the preview shows the consent text as participants see it, then the instructions
+            expect(admin.locator("#phase-consent")).to_be_visible()
+            admin.get_by_role("button", name="I agree to take part").click()
+            admin.get_by_role("button", name="Begin part 1").click()
             for _ in range(5):
                 answer(admin)
             expect(admin.locator("#phase-done")).to_be_visible()
