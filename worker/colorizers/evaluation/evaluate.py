@@ -239,18 +239,15 @@ def _write_outputs(
     notes = [
         f"data: {config.data} (split {config.split}); {result.evaluated} photos evaluated, "
         f"{len(result.skipped_grayscale)} skipped as grayscale ground truth",
-        *(
-            [
-                f"{len(result.skipped_unreadable)} files skipped as not readable images: "
-                + ", ".join(result.skipped_unreadable)
-            ]
-            if result.skipped_unreadable
-            else []
-        ),
         "means over photos (each photo weighs the same); ab metrics on the delivered RGB image converted "
         "back to Lab; AuC = mean of the raw accuracy curve over t = 0…150 (Zhang et al. 2016)",
         "ΔCF = CF(colorized) − CF(real), Hasler & Süsstrunk 2003; SSIM per RGB channel, averaged",
     ]
+    if result.skipped_unreadable:
+        unreadable = ", ".join(result.skipped_unreadable)
+        notes.insert(
+            1, f"{len(result.skipped_unreadable)} files skipped as not readable images: {unreadable}"
+        )
     for method, skipped in result.skipped_reference.items():
         notes.append(f"{method}: {len(skipped)} photos without a readable reference image were skipped")
     files["summary_md"] = out / "summary.md"
