@@ -75,9 +75,9 @@ def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
 
 
 def spend_photo_budget(request: Request, settings: Settings, photos: int) -> None:
-    """Count ``photos`` against this client IP's hourly PHOTO_BUDGET (a batch spends one per photo)."""
-    client = request.client.host if request.client else "?"
-    if not _allow("photos", settings.photo_budget, 3600.0, client, photos):
+    """Count ``photos`` against this client's hourly PHOTO_BUDGET (a batch spends one per photo), keyed like
+    every limit on ``client_address`` (behind our proxy: the client's, not the proxy's, address)."""
+    if not _allow("photos", settings.photo_budget, 3600.0, client_address(request), photos):
         raise UserError(
             429,
             f"too many photos: at most {settings.photo_budget} per hour from one client "

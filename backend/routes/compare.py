@@ -13,7 +13,7 @@ from backend.db import session_scope
 from backend.deps import SessionDep, SettingsDep
 from backend.errors import UserError
 from backend.models import new_id
-from backend.ratelimit import upload_rate_limit
+from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import ERRORS, ComparisonCreated, ComparisonOut, comparison_out
 from backend.uploads import has_file, read_upload, require_colour
 from backend.web import client_of
@@ -48,6 +48,7 @@ async def create_comparison(
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
     chosen = method_choice.comparison_methods(names, settings, has_file(reference))
     upload = await read_upload(image, settings, "photo")
+    spend_photo_budget(request, settings, 1)
     ref = None
     if reference is not None and has_file(reference):
         ref = await read_upload(reference, settings, "reference")

@@ -235,6 +235,17 @@ def test_uploads_are_rate_limited_per_client(client, monkeypatch) -> None:  # ty
     assert counts() == before
 
 
+def test_a_comparison_spends_the_photo_budget(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "photo_budget", 1)
+    send = {"image": ("p.jpg", photo_bytes(), "image/jpeg")}
+    assert client.post("/compare", files=send).status_code == 202
+    before = counts()
+    refused = client.post("/compare", files=send)
+    assert refused.status_code == 429 and "per hour" in refused.json()["detail"] and counts() == before
+
+
 def test_compare_queues_every_available_method(client) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")})
     assert r.status_code == 202, r.text

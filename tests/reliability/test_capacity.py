@@ -143,7 +143,7 @@ def test_forwarded_for_is_believed_only_from_forwarded_allow_ips(spawn, tmp_path
     ]
     assert codes == [202] * 3 + [429] * 3  # a rotating header changes nothing: the limit is per TCP peer
 
-    env = child_env(DATA_DIR=tmp_path / "b", COLORIZE_RATE=3, FORWARDED_ALLOW_IPS="127.0.0.1")
+    env = child_env(DATA_DIR=tmp_path / "b", COLORIZE_RATE=3, PHOTO_BUDGET=3, FORWARDED_ALLOW_IPS="127.0.0.1")
     base, _, _ = start_service(spawn, env, worker=None)
 
     def post(forwarded: str) -> int:
@@ -155,7 +155,7 @@ def test_forwarded_for_is_believed_only_from_forwarded_allow_ips(spawn, tmp_path
     assert [post("10.0.0.1") for _ in range(4)] == [202, 202, 202, 429]
     # Behind our proxy, the client's own X-Forwarded-For is only a prefix: the proxy appends the real one.
     assert [post(f"6.6.6.{i}, 10.0.0.1") for i in range(2)] == [429, 429]
-    assert post("10.0.0.2") == 202
+    assert post("10.0.0.2") == 202  # its own rate and its own photo budget (10.0.0.1 spent all of its own)
 
 
 def test_slow_headers_and_stalled_bodies_are_cut_off(spawn, tmp_path) -> None:  # type: ignore[no-untyped-def]
