@@ -32,6 +32,7 @@
   let retryAt = 0; // after a 429, no new re-run before this time (ms)
   let sampler = null; // 2D context holding the shown result, for "colour here now"
   let leaving = false;
+  let fresh = null; // the step that added a hint, while that hint is still selected and unchanged since
 
   const current = () => steps[steps.length - 1];
   const hintsKey = (hints) => JSON.stringify(hints);
@@ -71,7 +72,18 @@
     const hints = current().hints;
     // Choosing a colour while a hint is selected recolours that hint (a change: coloured again).
     if (selected >= 0 && hints[selected] && hints[selected].color !== value) {
-      change(hints.map((h, i) => (i === selected ? { ...h, color: value } : h)));
+      const recoloured = hints.map((h, i) => (i === selected ? { ...h, color: value } : h));
+      if (fresh === current() && selected === hints.length - 1) {
+        // The hint just placed gets its colour: still one step, so Undo removes the hint (not only its colour).
+        const index = selected;
+        undo();
+        change(recoloured);
+        selected = index;
+        fresh = current();
+        render();
+      } else {
+        change(recoloured);
+      }
     } else {
       renderMarkers();
     }
@@ -156,6 +168,7 @@
     cursor = point;
     change([...hints, { ...point, color: color() }]);
     selected = current().hints.length - 1;
+    fresh = current();
     render();
   }
 

@@ -120,6 +120,24 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the first job stays
 
 
+def test_a_hint_placed_then_coloured_is_one_step(stack, page) -> None:  # type: ignore[no-untyped-def]
+    first = colorize_lakeside(stack.base_url)
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    expect(page.locator("#fix-section")).to_be_visible(timeout=30_000)
+    img = page.locator("#fix-img")
+    click_spot(page)  # placed with the picker's colour (sky blue) ...
+    page.locator('#fix-palette .fix-swatch[data-color="#d0312d"]').click()  # ... then given its own
+    expect(page.locator("#fix-list li")).to_have_count(1)
+    expect(page.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
+    shown = img.get_attribute("data-job-id")
+    hints = httpx.get(f"{stack.base_url}/jobs/{shown}").json()["params"]["hints"]
+    assert [h["color"] for h in hints] == ["#d0312d"]
+    page.locator("#fix-undo").click()  # removes the hint: no blue hint the user never chose
+    expect(page.locator("#fix-list li")).to_have_count(0)
+    expect(img).to_have_attribute("data-job-id", first)
+    expect(page.locator("#fix-undo")).to_be_disabled()
+
+
 def test_colour_again_keeps_the_hints_placed(stack, page) -> None:  # type: ignore[no-untyped-def]
     first = colorize_lakeside(stack.base_url)
     page.goto(f"{stack.base_url}/jobs/{first}/view")
