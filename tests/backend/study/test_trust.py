@@ -206,7 +206,8 @@ def test_preview_records_nothing_and_works_in_a_draft(sqlite_client, make_study)
     res = c.post(
         f"/admin/studies/{slug}/preview", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
     )
-    assert res.status_code == 303 and res.headers["location"] == f"/study/{slug}"
+    # #consent: the page shows the consent text first, as participants see it
+    assert res.status_code == 303 and res.headers["location"] == f"/study/{slug}#consent"
     assert c.get(f"/study/{slug}").status_code == 200  # a draft, but this browser previews it
     state = c.get(f"/study/{slug}/api/state").json()
     assert state["phase"] == "instructions" and state["preview"] is True
