@@ -440,7 +440,7 @@ def export_file(
         raise UserError(404, f"exports are {', '.join(export.KINDS)} as .csv or .json, or all.zip")
     study = builder.find_study(session, slug)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    filename = f"{study.slug}-{kind}{options.suffix if kind == 'summary' else ''}.{fmt}"
+    filename = f"{study.slug}-{options.file_name(kind, fmt)}"
     return StreamingResponse(
         export.stream(session_factory(), study.id, kind, fmt, options),
         media_type=media,

@@ -39,10 +39,10 @@ class ExportOptions:
     fast_ms: int = DEFAULT_FAST_MS  # answers faster than this (server-measured) are flagged too_fast
     exclude_failed_attention: bool = False  # the summary leaves out participants who failed a check
 
-    @property
-    def suffix(self) -> str:
-        """Added to a summary's file name when it is not the plain view."""
-        return "-passed-attention" if self.exclude_failed_attention else ""
+    def file_name(self, kind: str, fmt: str) -> str:
+        """An export's file name: ``summary-passed-attention.csv`` when the summary leaves those out."""
+        view = "-passed-attention" if kind == "summary" and self.exclude_failed_attention else ""
+        return f"{kind}{view}.{fmt}"
 
 
 KINDS = ("trials", "participants", "stimuli", "summary", "codebook")
@@ -498,7 +498,7 @@ def zip_all(session_maker: Callable[[], Session], study_id: str, options: Export
         for kind in KINDS:
             for fmt in ("csv", "json"):
                 text = "".join(stream(session_maker, study_id, kind, fmt, options))
-                archive.writestr(f"{kind}{options.suffix if kind == 'summary' else ''}.{fmt}", text)
+                archive.writestr(options.file_name(kind, fmt), text)
     return buf.getvalue()
 
 
