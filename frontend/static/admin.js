@@ -23,28 +23,6 @@
   }
   setTimeout(refreshStimuli, STIMULI_INTERVAL);
 
-  // Copy buttons (data-copy: the id of the element whose text is copied); without clipboard access the text
-  // is selected instead, for Ctrl+C.
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-copy]");
-    if (!button) return;
-    var source = document.getElementById(button.getAttribute("data-copy"));
-    var status = document.querySelector('[data-copy-status="' + button.getAttribute("data-copy") + '"]');
-    if (!source) return;
-    var text = source.textContent.trim();
-    function selectText() {
-      var range = document.createRange();
-      range.selectNodeContents(source);
-      var selection = window.getSelection();
-      selection.removeAllRanges();
-      selection.addRange(range);
-      if (status) status.textContent = "Selected: press Ctrl+C to copy.";
-    }
-    if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(function () { if (status) status.textContent = "Copied."; }, selectText);
-    } else selectText();
-  });
-
   // Forms that close a study or delete a participant ask first (data-confirm holds the question).
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute("data-confirm");

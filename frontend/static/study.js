@@ -208,23 +208,6 @@
     busy = true;
     request("POST", "/begin", {}).then(render).catch(function (err) { fail(err, load); });
   });
-  $("copy-code").addEventListener("click", function () {
-    var code = $("completion-code").textContent;
-    var done = function () { $("copy-status").textContent = "Copied"; };
-    if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(code).then(done, function () { selectCode(); });
-    } else {
-      selectCode();
-    }
-  });
-  function selectCode() {  // no clipboard access: select the code so that Ctrl+C / long press copies it
-    var range = document.createRange();
-    range.selectNodeContents($("completion-code"));
-    var sel = window.getSelection();
-    sel.removeAllRanges();
-    sel.addRange(range);
-    $("copy-status").textContent = "Selected: press Ctrl+C (or Cmd+C) to copy";
-  }
   $("begin-part2").addEventListener("click", function () {
     sessionStorage.setItem(introKey(), "1");
     showTrial(state.trial);
