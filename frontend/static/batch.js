@@ -39,9 +39,7 @@
   // A tall photo's before/after stays within the window (as on the job page).
   $("compare-base").addEventListener("load", (event) => {
     const img = event.target;
-    if (img.naturalWidth && img.naturalHeight) {
-      $("compare").style.setProperty("max-width", `min(100%, calc(75vh * ${img.naturalWidth / img.naturalHeight}))`);
-    }
+    if (img.naturalWidth && img.naturalHeight) CL.fitToWindow($("compare"), img.naturalWidth, img.naturalHeight, 75);
   });
 
   function show(item) {

@@ -341,9 +341,15 @@
     return move;
   }
 
+  // Keeps a photo's box (width × height px) no taller than `share` % of the window: its width follows from
+  // that height and the aspect ratio, and never passes its column.
+  function fitToWindow(node, width, height, share) {
+    node.style.setProperty("max-width", `min(100%, calc(${share}vh * ${width / height}))`);
+  }
+
   window.ColorLab = {
     $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, methodCard, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider,
+    setupDropzones, methodCard, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };
 })();

@@ -382,7 +382,7 @@
         $("viewer-top").src = job.urls.result;
         $("viewer-top").alt = `${job.method_title}: colorized result`;
         if (data.width && data.height) {
-          $("viewer-compare").style.setProperty("max-width", `min(100%, calc(72vh * ${data.width / data.height}))`);
+          CL.fitToWindow($("viewer-compare"), data.width, data.height, 72);
         }
         if (resetSlider) { $("viewer-range").value = "50"; moveSlider(); }
         download.href = job.urls.result;

@@ -50,7 +50,7 @@
     if (job.urls.reference) referenceColours(job.urls.reference);
     if (job.width && job.height) {
       // Keep tall photos within the window (the markers are placed relative to the image's own box).
-      $("fix-stage").style.setProperty("max-width", `min(100%, calc(75vh * ${job.width / job.height}))`);
+      CL.fitToWindow($("fix-stage"), job.width, job.height, 75);
     }
     $("fix-section").hidden = false;
     render();

@@ -100,7 +100,7 @@
     const figure = img.closest("figure");
     if (data.width && data.height) {
       // Scale the small working-size preview up to the column, but keep tall photos within the window.
-      figure.style.setProperty("max-width", `min(100%, calc(60vh * ${data.width / data.height}))`);
+      CL.fitToWindow(figure, data.width, data.height, 60);
     }
     figure.hidden = !preview && !lastPreview;
     if (preview && preview !== lastPreview) {
@@ -212,7 +212,7 @@
       base.width = data.width;
       base.height = data.height;
       // Keep tall photos within the window: the width follows from a height of at most 75vh.
-      compare.style.setProperty("max-width", `min(100%, calc(75vh * ${data.width / data.height}))`);
+      CL.fitToWindow(compare, data.width, data.height, 75);
     }
     const link = (id, url) => { $(id).href = url; };
     $("sbs-input").src = urls.input; link("sbs-input-link", urls.input);
