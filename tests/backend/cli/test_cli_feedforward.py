@@ -7,17 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from backend.cli import main
+from tests.backend.cli.conftest import run_cli
 from tests.conftest import IMAGENET
 from worker.colorizers import lab
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -32,7 +26,7 @@ def photos(tmp_path: Path) -> Path:
 def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path):
     out = tmp_path / "out"
     first = sorted(photos.glob("*.jpg"))[0]
-    code, output = _run(
+    code, output = run_cli(
         "colorize",
         str(photos),
         str(photos / "*.jpg"),
@@ -58,7 +52,7 @@ def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path
 
 def test_colorize_format_jpg(photos: Path, tmp_path: Path):
     out = tmp_path / "out"
-    code, output = _run(
+    code, output = run_cli(
         "colorize", str(photos), "-o", str(out), "--format", "jpg", "--quality", "85", "--no-progress"
     )
     assert code == 0, output
@@ -68,14 +62,14 @@ def test_colorize_format_jpg(photos: Path, tmp_path: Path):
         image = Image.open(jpg)
         assert image.format == "JPEG"
         assert image.size == Image.open(next(photos.rglob(jpg.stem + ".jpg"))).size
-    code, output = _run("colorize", str(photos), "-o", str(out), "--format", "gif")
+    code, output = run_cli("colorize", str(photos), "-o", str(out), "--format", "gif")
     assert code == 2 and "gif" in output
 
 
 def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path):
     bad = photos / "broken.jpg"
     bad.write_bytes(b"not an image")
-    code, output = _run(
+    code, output = run_cli(
         "colorize", str(photos), "-o", str(tmp_path / "out"), "--method", "cnn", "--no-progress"
     )
     assert code == 1
@@ -84,11 +78,11 @@ def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path)
 
 
 def test_colorize_clean_errors(tmp_path: Path):
-    code, output = _run("colorize", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--no-progress")
+    code, output = run_cli("colorize", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--no-progress")
     assert code == 1 and "no such file" in output
-    code, output = _run("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "nope")
+    code, output = run_cli("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "nope")
     assert code == 1 and "unknown method" in output
-    code, output = _run(
+    code, output = run_cli(
         "colorize",
         str(IMAGENET / "000_*.jpg"),
         "-o",
@@ -103,15 +97,15 @@ def test_colorize_clean_errors(tmp_path: Path):
 
 def test_weights_list_and_fetch(tmp_path: Path):
     folder = tmp_path / "w"
-    code, output = _run("weights", "fetch", "efficientnet-lite0", "--weights-dir", str(folder))
+    code, output = run_cli("weights", "fetch", "efficientnet-lite0", "--weights-dir", str(folder))
     assert code == 0, output
-    code, output = _run("weights", "list", "--weights-dir", str(folder))
+    code, output = run_cli("weights", "list", "--weights-dir", str(folder))
     assert code == 0
     line = next(x for x in output.splitlines() if x.startswith("efficientnet-lite0"))
     assert "verified" in line
     assert next(x for x in output.splitlines() if x.startswith("cnn ")).split()[1] == "verified"
     assert "eccv16       unavailable: weights not fetched: run `colorlab weights fetch eccv16`" in output
-    code, output = _run("weights", "fetch", "nope", "--weights-dir", str(folder))
+    code, output = run_cli("weights", "fetch", "nope", "--weights-dir", str(folder))
     assert code == 1 and "unknown weight file" in output
 
 
@@ -137,12 +131,14 @@ def test_train_cli_tiny_run_and_resume(tmp_path: Path):
         str(tmp_path / "c.ckpt"),
         "--no-progress",
     ]
-    code, output = _run(*args)
+    code, output = run_cli(*args)
     assert code == 0, output
     assert out.is_file() and out.with_suffix(".md").is_file()
-    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume")
+    code, output = run_cli(*[a if a != "1" else "2" for a in args], "--resume")
     assert code == 0 and "2 epochs" in output
-    code, output = _run("train", "--arch", "cnn", "--data", str(IMAGENET), "--size", "30", "--out", str(out))
+    code, output = run_cli(
+        "train", "--arch", "cnn", "--data", str(IMAGENET), "--size", "30", "--out", str(out)
+    )
     assert code == 1 and "multiple of 8" in output
 
 
@@ -151,7 +147,7 @@ def test_colorize_uses_the_default_method_with_vividness_and_hints(photos: Path,
     hints = tmp_path / "hints.json"
     hints.write_text('[{"x": 0.5, "y": 0.5, "color": "#c81e1e"}]', encoding="utf-8")
     out = tmp_path / "out"
-    code, output = _run(
+    code, output = run_cli(
         "colorize", str(first), "-o", str(out), "--vividness", "0.8", "--hints", f"@{hints}", "--no-progress"
     )
     assert code == 0, output
@@ -171,7 +167,7 @@ def test_colorize_refuses_bad_hints_and_vividness_cleanly(tmp_path: Path):
         (["--vividness", "2"], "0<=x<=1"),
         (["--method", "cnn", "--vividness", "0.5"], "unknown option"),
     ):
-        code, output = _run("colorize", photo, "-o", str(tmp_path / "o"), "--no-progress", *extra)
+        code, output = run_cli("colorize", photo, "-o", str(tmp_path / "o"), "--no-progress", *extra)
         assert code != 0 and words in output and "Traceback" not in output, (extra, output)
     assert not (tmp_path / "o").exists()
 
@@ -181,15 +177,15 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
     args = ["train", "--arch", "unet-bins", "--data", str(IMAGENET), "--epochs", "1", "--batch-size", "4",
             "--size", "64", "--limit", "8", "--freeze-epochs", "1", "--out", str(out),
             "--checkpoint", str(tmp_path / "u.ckpt"), "--no-progress"]  # fmt: skip
-    code, output = _run(*args)
+    code, output = run_cli(*args)
     assert code == 0, output
     assert out.is_file() and "2 steps" in output
     card = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "261 sRGB-gamut ab bins" in card and "colourfulness" in card
-    code, output = _run(*[a if a != "1" else "2" for a in args], "--resume", "--decay-steps", "2")
+    code, output = run_cli(*[a if a != "1" else "2" for a in args], "--resume", "--decay-steps", "2")
     assert code == 0 and "4 steps" in output, output
     assert "cosine decay to 0.05× over 2 steps" in out.with_suffix(".md").read_text(encoding="utf-8")
-    code, output = _run(
+    code, output = run_cli(
         "train", "--arch", "unet-bins", "--data", str(IMAGENET), "--size", "48", "--out", str(out)
     )
     assert code != 0 and "multiple of 32" in output
@@ -197,18 +193,18 @@ def test_train_unet_bins_tiny_run_and_resume(tmp_path: Path):
 
 def test_train_reference_fusion_refuses_a_folder_that_is_not_colour_photos(tmp_path: Path):
     out = tmp_path / "fusion.pt"
-    code, output = _run("train", "--arch", "reference-fusion", "--data", str(IMAGENET), "--out", str(out))
+    code, output = run_cli("train", "--arch", "reference-fusion", "--data", str(IMAGENET), "--out", str(out))
     assert code != 0 and "the colour-photos folder" in output and "Traceback" not in output, output
     assert not out.exists()
 
 
 def test_a_reference_without_a_method_runs_the_reference_guided_net(photos: Path, tmp_path: Path):
     reference = next(IMAGENET.glob("047_*.jpg"))  # a chameleon: green
-    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "ref"), "--reference", str(reference),
-                        "--no-progress")  # fmt: skip
+    code, output = run_cli("colorize", str(photos), "-o", str(tmp_path / "ref"),
+                           "--reference", str(reference), "--no-progress")  # fmt: skip
     assert code == 0, output
     assert "with unet-bins-reference" in output
-    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "plain"), "--no-progress")
+    code, output = run_cli("colorize", str(photos), "-o", str(tmp_path / "plain"), "--no-progress")
     assert code == 0 and "with unet-bins " in output, output
     for guided in (tmp_path / "ref").glob("*.png"):
         a = lab.rgb_to_lab(np.asarray(Image.open(guided)))[..., 1:]
@@ -218,7 +214,7 @@ def test_a_reference_without_a_method_runs_the_reference_guided_net(photos: Path
 
 def test_a_reference_for_a_method_that_takes_none_is_refused(photos: Path, tmp_path: Path):
     reference = next(IMAGENET.glob("047_*.jpg"))
-    code, output = _run("colorize", str(photos), "-o", str(tmp_path / "x"), "--method", "cnn", "--reference",
-                        str(reference))  # fmt: skip
+    code, output = run_cli("colorize", str(photos), "-o", str(tmp_path / "x"), "--method", "cnn",
+                           "--reference", str(reference))  # fmt: skip
     assert code != 0 and "takes no reference" in output
     assert not (tmp_path / "x").exists()

@@ -10,16 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from backend.cli import main
 from backend.cli.colorize import write_whole
+from tests.backend.cli.conftest import run_cli
 from tests.conftest import IMAGENET, child_env
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)  # a traceback fails the test
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -31,7 +25,7 @@ def gray_photo(tmp_path: Path) -> Path:
 
 def test_colorizing_into_the_input_folder_never_replaces_a_photo(gray_photo: Path) -> None:
     before = gray_photo.read_bytes()
-    code, output = _run(
+    code, output = run_cli(
         "colorize", str(gray_photo), "-o", str(gray_photo.parent), "-m", "cnn", "--no-progress"
     )
     assert code == 0, output
@@ -42,11 +36,13 @@ def test_colorizing_into_the_input_folder_never_replaces_a_photo(gray_photo: Pat
 def test_output_paths_that_cannot_be_written_are_clean_errors(gray_photo: Path, tmp_path: Path) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    code, output = _run("colorize", str(gray_photo), "-o", str(a_file / "sub"), "-m", "cnn", "--no-progress")
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(a_file / "sub"), "-m", "cnn", "--no-progress"
+    )
     assert code == 1 and "Not a directory" in output and str(a_file) in output
     blocked = tmp_path / "out"
     (blocked / "photo.png").mkdir(parents=True)  # where the result would go
-    code, output = _run("colorize", str(gray_photo), "-o", str(blocked), "-m", "cnn", "--no-progress")
+    code, output = run_cli("colorize", str(gray_photo), "-o", str(blocked), "-m", "cnn", "--no-progress")
     assert code == 1 and "Is a directory" in output
     assert not list(blocked.glob(".*.part"))  # no temporary file left behind
 
@@ -64,19 +60,23 @@ def test_write_whole_leaves_nothing_half_written(tmp_path: Path) -> None:
 def test_no_empty_output_folder_when_nothing_could_be_read(tmp_path: Path) -> None:
     bad = tmp_path / "zero.jpg"
     bad.write_bytes(b"")
-    code, output = _run("colorize", str(bad), "-o", str(tmp_path / "out"), "-m", "cnn", "--no-progress")
+    code, output = run_cli("colorize", str(bad), "-o", str(tmp_path / "out"), "-m", "cnn", "--no-progress")
     assert code == 1 and "zero.jpg" in output
     assert not (tmp_path / "out").exists()
 
 
 def test_text_files_that_are_not_text_and_unknown_devices(gray_photo: Path, tmp_path: Path) -> None:
-    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--hints", f"@{gray_photo}")
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--hints", f"@{gray_photo}"
+    )
     assert code == 1 and "not a UTF-8 text file" in output
-    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "bogus")
+    code, output = run_cli("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "bogus")
     assert code == 2 and "unknown device 'bogus'" in output
-    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "cuda:7")
+    code, output = run_cli("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--device", "cuda:7")
     assert code == 2 and "not available" in output
-    code, output = _run("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "")  # not the default
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", ""
+    )  # not the default
     assert code == 1 and "unknown method ''" in output
     assert not (tmp_path / "o").exists()
 
@@ -99,9 +99,9 @@ def test_train_refuses_files_that_are_not_weights_or_checkpoints(tmp_path: Path)
         "--epochs",
         "1",
     )
-    code, output = _run(*common, "--init-from", str(junk))
+    code, output = run_cli(*common, "--init-from", str(junk))
     assert code == 1 and "not a ColorLab weights file" in output
-    code, output = _run(*common, "--checkpoint", str(junk), "--resume")
+    code, output = run_cli(*common, "--checkpoint", str(junk), "--resume")
     assert code == 1 and "not a ColorLab training checkpoint" in output
 
 
@@ -112,13 +112,13 @@ def test_evaluate_skips_unreadable_photos_and_needs_what_it_asks_for(tmp_path: P
         shutil.copy(src, data / src.name)
     (data / "00zz_broken.jpg").write_bytes(b"text, not a photo")
     out = tmp_path / "eval"
-    code, output = _run(
+    code, output = run_cli(
         "evaluate", "--no-progress", "--methods", "cnn", "--data", str(data), "--out", str(out)
     )
     assert code == 0, output
     assert "skipped 00zz_broken.jpg: not a readable image" in output
     assert "1 files skipped as not readable images: 00zz_broken.jpg" in (out / "summary.md").read_text()
-    code, output = _run(
+    code, output = run_cli(
         "evaluate", "--methods", "exemplar", "--data", str(data), "--out", str(tmp_path / "e2")
     )
     assert code == 1 and "--references" in output

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from backend.cli import main
+from tests.backend.cli.conftest import run_cli
 from tests.conftest import IMAGENET, SHARED_DATA
 from worker.colorizers import methods
 
@@ -22,8 +23,7 @@ pytestmark = pytest.mark.skipif(not IMAGENET.is_dir(), reason=f"{IMAGENET} not p
 
 
 def _evaluate(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["evaluate", "--no-progress", *args], catch_exceptions=False)
-    return result.exit_code, result.output
+    return run_cli("evaluate", "--no-progress", *args)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
