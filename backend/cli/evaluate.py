@@ -117,9 +117,9 @@ def evaluate(
             raise click.BadParameter(f"{text!r}: expected METHOD.NAME=VALUE", param_hint="--option")
         params.setdefault(method, {})[name] = value.strip()
     settings = get_settings()
-    try:
-        run_on = resolve_device(device or settings.device)
-    except ValueError as exc:  # --device was checked already: this is the DEVICE setting
+    try:  # --device was resolved by its callback; without it, the DEVICE setting is
+        run_on = device or resolve_device(settings.device)
+    except ValueError as exc:
         raise click.ClickException(f"DEVICE setting: {exc}") from None
     if settings.torch_threads > 0:
         import torch
