@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from backend.db import rowcount
 from backend.images import DecodedImage, Renditions, renditions
 from backend.models import Image, Job
 from backend.study.models import Stimulus, StudyPhoto
@@ -131,5 +132,5 @@ def delete_unused_images(session: Session, candidates: set[str]) -> Freed:
     lengths = [func.coalesce(func.length(c), 0) for c in (Image.data, Image.gray_png, Image.color_png)]
     total = lengths[0] + lengths[1] + lengths[2] + func.coalesce(func.length(Image.thumb_jpeg), 0)
     size = session.scalar(select(func.sum(total)).where(Image.id.in_(unused)))
-    session.execute(delete(Image).where(Image.id.in_(unused)))
-    return Freed(images=len(unused), bytes=int(size or 0))
+    deleted = session.execute(delete(Image).where(Image.id.in_(unused)))  # those still there are counted
+    return Freed(images=rowcount(deleted), bytes=int(size or 0))

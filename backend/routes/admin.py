@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import delete, func, select
@@ -97,7 +97,12 @@ def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "
 
 
 @router.get("", response_class=HTMLResponse)
-def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLResponse:
+def index(
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    deleted: Annotated[str | None, Query(max_length=200, description="The study just deleted.")] = None,
+) -> HTMLResponse:
     studies = list(session.scalars(select(Study).order_by(Study.created_at.desc())))
     counts = {
         sid: (n, done)
@@ -107,7 +112,8 @@ def index(request: Request, admin: AdminDep, session: SessionDep) -> HTMLRespons
             .group_by(Participant.study_id)
         )
     }
-    return _page(request, "index.html", {"studies": studies, "counts": counts, "csrf": admin.csrf})
+    context = {"studies": studies, "counts": counts, "csrf": admin.csrf, "deleted": deleted}
+    return _page(request, "index.html", context)
 
 
 def _method_choices(settings: Settings) -> list[dict[str, Any]]:
@@ -219,7 +225,13 @@ def _participants_context(session: Session, study: Study) -> dict[str, Any]:
             select(StudyTexts).where(StudyTexts.study_id == study.id).order_by(StudyTexts.version.desc())
         )
     )
-    return {"people": people, "answered": answered, "text_versions": versions}
+    everyone = select(func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(False))
+    return {
+        "people": people,
+        "answered": answered,
+        "text_versions": versions,
+        "participant_count": session.scalar(everyone) or 0,
+    }
 
 
 def _results_context(session: Session, study: Study, exclude: bool) -> dict[str, Any]:
@@ -303,6 +315,9 @@ def _action(
             builder.open_study(session, settings, study)
         elif action == "close":
             builder.close_study(session, study)
+        elif action == "delete":
+            builder.delete_study(session, study)
+            return RedirectResponse(f"/admin?{urlencode({'deleted': study.slug})}", status_code=303)
         else:
             builder.retry_failed(session, study)
     except UserError as exc:
@@ -402,14 +417,14 @@ def participant_action(
 @router.post("/studies/{slug}/{action}", response_class=HTMLResponse)
 def study_action(
     slug: str,
-    action: Literal["open", "close", "retry"],
+    action: Literal["open", "close", "retry", "delete"],
     request: Request,
     admin: AdminDep,
     session: SessionDep,
     settings: SettingsDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Open or close a study, or retry its failed colorizations."""
+    """Open or close a study, retry its failed colorizations, or delete a study that is not open."""
     return _action(request, admin, session, settings, slug, csrf_token, action)
 
 

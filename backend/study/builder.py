@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from backend import job_lifecycle as lifecycle
@@ -23,8 +24,18 @@ from backend.config import Settings
 from backend.errors import UserError
 from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
-from backend.stored_images import Upload, display_name, store_image, store_result
-from backend.study.models import ATTENTION, REAL, Stimulus, Study, StudyPhoto, StudyStatus, StudyTexts
+from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image, store_result
+from backend.study.models import (
+    ATTENTION,
+    REAL,
+    Participant,
+    Stimulus,
+    Study,
+    StudyPhoto,
+    StudyStatus,
+    StudyTexts,
+    Trial,
+)
 from backend.study.photos import PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
 
@@ -443,6 +454,41 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     session.commit()
     _forget(study)
     return versioned
+
+
+def delete_study(session: Session, study: Study) -> Freed:
+    """Delete a study that is not open, for good: its texts, photos, stimuli, participants and answers, its
+    colorization jobs (cancelled first where still queued or running: their worker stops at its next report)
+    and every image that no job and no other study uses (an image shared with someone's own job stays).
+    Returns what was freed; 409 while the study is open (participants may be answering)."""
+    if study.status == StudyStatus.open:
+        raise UserError(
+            409, f"close the study {study.slug!r} before deleting it: participants may be answering"
+        )
+    study_id = study.id
+    of_study = Stimulus.study_id == study_id
+    job_ids = [i for i in session.scalars(select(Stimulus.job_id).where(of_study)) if i is not None]
+    photos = select(StudyPhoto.image_id, StudyPhoto.gray_image_id).where(StudyPhoto.study_id == study_id)
+    stimuli = select(Stimulus.source_image_id, Stimulus.display_image_id).where(of_study)
+    candidates = {
+        i for query in (photos, stimuli) for row in session.execute(query) for i in row if i is not None
+    }
+    for job_id in job_ids:
+        lifecycle.cancel(session, job_id)  # commits; a no-op for a finished job
+    _forget(study)
+    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
+        for table in (Trial, Participant, Stimulus, StudyPhoto, StudyTexts):
+            session.execute(delete(table).where(table.study_id == study_id))
+        session.execute(delete(Study).where(Study.id == study_id))
+        freed = lifecycle.delete_jobs(session, job_ids)  # their images too, where no one else uses them
+        more = delete_unused_images(session, candidates)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return Freed(jobs=freed.jobs, images=freed.images + more.images, bytes=freed.bytes + more.bytes)
+    raise IntegrityError("delete study", None, Exception("its images kept getting new users"))
 
 
 def close_study(session: Session, study: Study) -> None:

@@ -1,7 +1,8 @@
 """The researcher's side in Chromium, against a real `colorlab serve` + worker: log in, build a study from
 uploaded photos on /admin/studies/new (a form missing its photos comes back with the error and the entries
 kept, and creates nothing), watch its colorizations finish (the page follows them without a reload), open
-it, revise its consent text (a new version, which a participant then sees), and download an export."""
+it, revise its consent text (a new version, which a participant then sees), download an export, close it and
+delete it."""
 
 from __future__ import annotations
 
@@ -118,3 +119,14 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     page.get_by_role("button", name="Close study").click()
     expect(page.locator("h1 .badge")).to_have_text("closed")
     assert len(asked) == 2 and "New participants are refused at once" in asked[0]
+
+    # Closed, it can be deleted, after a confirmation naming what goes with it.
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Delete study").click()
+    expect(page.locator("h1")).to_contain_text("Lakes and birds")
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Delete study").click()
+    page.wait_for_url(f"{base}/admin?deleted=lakes-and-birds")
+    expect(page.locator("#deleted-notice")).to_contain_text("lakes-and-birds")
+    expect(page.locator('a[href="/admin/studies/lakes-and-birds"]')).to_have_count(0)
+    assert len(asked) == 4 and "participant(s)' answers and its photos" in asked[2]

@@ -234,3 +234,70 @@ def test_neutralise() -> None:
         None,
         -3,
     ]
+
+
+def test_deleting_a_study_removes_what_only_it_used(app_client, make_study) -> None:
+    from backend.models import Image
+    from backend.study.models import Participant, Stimulus, Study, StudyPhoto, StudyTexts, Trial
+
+    c = app_client
+    slug = make_study(photos=4, methods=("cnn",), trials=(3, 3))
+    assert c.post(f"/study/{slug}/api/start", json={"participant": "p1"}).status_code == 200
+    state = c.post(f"/study/{slug}/api/begin", json={}).json()
+    t = state["trial"]
+    assert (
+        c.post(f"/study/{slug}/api/answer", json={"trial_id": t["id"], "response": "real"}).status_code == 200
+    )
+    c.cookies.clear()
+    # Someone colorizes one of the study's photos on the site: the stored image is shared, and must stay.
+    shared = photo_paths(4)[0]
+    mine = c.post("/colorize", files={"image": (shared.name, shared.read_bytes(), "image/jpeg")}).json()["id"]
+
+    with session_scope() as s:
+        sid = s.scalars(select(Study.id).where(Study.slug == slug)).one()
+
+    def rows() -> dict[str, int]:
+        with session_scope() as s:
+            study = s.get(Study, sid)
+            counted = {
+                t.__tablename__: s.scalar(select(func.count()).select_from(t).where(t.study_id == sid)) or 0
+                for t in (StudyTexts, StudyPhoto, Stimulus, Participant, Trial)
+            }
+            counted["studies"] = int(study is not None)
+            counted["images"] = s.scalar(select(func.count()).select_from(Image)) or 0
+            counted["jobs"] = s.scalar(select(func.count()).select_from(Job)) or 0
+            return counted
+
+    login(c)
+    before = rows()
+    assert before["study_participants"] == 1 and before["study_trials"] == 6 and before["study_stimuli"] == 8
+    page = c.get(f"/admin/studies/{slug}")
+    assert "Close the study to delete it." in page.text and 'id="delete-study"' not in page.text
+    r = c.post(f"/admin/studies/{slug}/delete", data={"csrf_token": csrf_of(page.text)})
+    assert r.status_code == 409 and "close the study" in r.text  # open: refused, nothing changed
+    assert rows() == before
+    closed = c.post(
+        f"/admin/studies/{slug}/close", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert closed.status_code == 303
+    page = c.get(f"/admin/studies/{slug}")
+    assert 'id="delete-study"' in page.text and "its 1 participant(s)" in page.text
+    assert c.post(f"/admin/studies/{slug}/delete", data={"csrf_token": "forged"}).status_code == 403
+    assert rows() == before
+
+    r = c.post(
+        f"/admin/studies/{slug}/delete", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == f"/admin?deleted={slug}"
+    assert f"The study <code>{slug}</code> was deleted" in c.get(r.headers["location"]).text
+    assert c.get(f"/admin/studies/{slug}").status_code == 404
+    after = rows()
+    assert {k: v for k, v in after.items() if k.startswith("stud")} == {
+        "study_text_versions": 0, "study_photos": 0, "study_stimuli": 0, "study_participants": 0,
+        "study_trials": 0, "studies": 0,
+    }  # fmt: skip
+    assert after["jobs"] == before["jobs"] - 4  # the study's colorizations; the user's own job stays
+    # 4 photos: colour + gray each, 8 display copies, 4 results; the shared colour photo stays
+    assert after["images"] == before["images"] - (4 * 2 + 8 + 4 - 1), (before, after)
+    assert c.get(f"/jobs/{mine}").status_code == 200
+    assert c.get(f"/jobs/{mine}/input.png").status_code == 200

@@ -75,6 +75,22 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     assert runner.invoke(main, ["study", "open", "missing"]).exit_code != 0
 
 
+def test_cli_deletes_a_study_only_when_asked_and_not_open(sqlite_db, make_study) -> None:
+    runner = CliRunner()
+    slug = make_study(photos=5, methods=("cnn",))
+    res = runner.invoke(main, ["study", "delete", slug])
+    assert res.exit_code != 0 and "close the study" in res.output  # open: refused without asking
+    assert runner.invoke(main, ["study", "close", slug]).exit_code == 0
+    res = runner.invoke(main, ["study", "delete", slug], input="n\n")
+    assert res.exit_code != 0 and "0 participant(s)' answers" in res.output and "Aborted" in res.output
+    assert slug in runner.invoke(main, ["study", "list"]).output
+    res = runner.invoke(main, ["study", "delete", slug], input="y\n")
+    assert res.exit_code == 0 and "deleted: 5 job(s), 25 image(s)" in res.output, res.output
+    assert slug not in runner.invoke(main, ["study", "list"]).output
+    res = runner.invoke(main, ["study", "delete", slug, "--yes"])
+    assert res.exit_code != 0 and "there is no study" in res.output
+
+
 @pytest.mark.slow
 def test_study_built_through_the_real_pipeline(sqlite_db, spawn, tmp_path: Path) -> None:
     if not method_available("cnn"):
