@@ -347,9 +347,24 @@
     node.style.setProperty("max-width", `min(100%, calc(${share}vh * ${width / height}))`);
   }
 
+  // A form field with a plain-words slider for a method's option with ends (vividness: "safer" … "more
+  // vivid"); the exact value is in its tooltip. attrs: the range input's own (id, name, step, value, …).
+  function endsSlider(param, attrs, desc) {
+    const label = param.name.replace(/_/g, " ");
+    const range = el("input", { type: "range", min: param.minimum, max: param.maximum, class: "ends-slider", ...attrs });
+    const show = () => { range.title = label + " " + Number(range.value).toFixed(2); range.setAttribute("aria-valuetext", range.title); };
+    range.addEventListener("input", show);
+    show();
+    return el("div", { class: "field" },
+      el("label", { for: attrs.id, text: label.charAt(0).toUpperCase() + label.slice(1) }),
+      el("div", { class: "ends-row" },
+        el("span", { class: "ends-label", text: param.ends[0] }), range, el("span", { class: "ends-label", text: param.ends[1] })),
+      desc);
+  }
+
   window.ColorLab = {
     $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, methodCard, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
+    setupDropzones, methodCard, endsSlider, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };
 })();

@@ -227,26 +227,29 @@
     }
     showResultImages(data);
     $("result-section").hidden = false;
-    if (data.params && typeof data.params.vividness === "number") {
-      $("vividness").value = data.params.vividness;
-      $("vividness-section").hidden = false;
-    }
+    offerAdjustments(data);
     root.dispatchEvent(new CustomEvent("jobresult", { detail: data }));
   }
 
   // For fix_colours.js (loaded after this file): the finished job once it is shown, and the in-place update.
   CL.jobPage = { current: () => (resultShown ? job : null), showResultImages };
 
+  // The job's method as GET /methods describes it (its presets and sliders), fetched once; null without it.
+  let methodLookup = null;
+  function methodOf(data) {
+    methodLookup = methodLookup || fetch("/methods", { headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : []))
+      .then((methods) => methods.find((m) => m.name === data.method) || null)
+      .catch(() => null); // no offer without the list; the page works without it
+    return methodLookup;
+  }
+
   // ---- Presets (exemplar): run the same photo and reference again with another one (a new job) -----------
   let presetsOffered = false;
   async function offerPresets(data) {
     if (presetsOffered || !FINISHED.has(data.status)) return;
     presetsOffered = true;
-    let method = null;
-    try {
-      const response = await fetch("/methods", { headers: { Accept: "application/json" } });
-      if (response.ok) method = (await response.json()).find((m) => m.name === data.method);
-    } catch (_) { return; /* no offer without the list; the page works without it */ }
+    const method = await methodOf(data);
     if (!method || !method.presets || !method.presets.length) return;
     $("rerun-presets").replaceChildren(...method.presets.map((preset) => {
       const button = el("button", { type: "button", class: "button preset-button", "data-preset": preset.name },
@@ -270,18 +273,35 @@
     });
   }
 
-  // ---- Vividness: re-run the same photo with another setting (a new job) ------------------------------
-  $("vividness-form").addEventListener("submit", async (event) => {
+  // ---- Adjust (vividness, how closely to follow the reference): re-run with other settings (a new job) ----
+  // One plain-words slider per option of the method that has ends ("safer" … "more vivid"), at this job's
+  // value (its default for a job made before the option existed).
+  async function offerAdjustments(data) {
+    const method = await methodOf(data);
+    const params = ((method && method.params) || []).filter((p) => p.ends && p.ends.length === 2);
+    if (!params.length) return;
+    const value = (param) => (typeof (data.params || {})[param.name] === "number" ? data.params[param.name] : param.default);
+    $("adjust-sliders").replaceChildren(...params.map((param) => {
+      const id = "adjust-" + param.name;
+      const desc = el("p", { class: "field-desc", id: id + "-desc", text: param.description });
+      const attrs = { id, name: param.name, step: "0.05", value: value(param), "aria-describedby": desc.id };
+      return CL.endsSlider(param, attrs, desc);
+    }));
+    $("adjust-section").hidden = false;
+  }
+
+  $("adjust-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData();
-    const options = { vividness: Number($("vividness").value) };
+    const options = {};
+    $("adjust-sliders").querySelectorAll("input[type=range]").forEach((range) => { options[range.name] = Number(range.value); });
     // The hints placed under "Fix colours" and not kept yet go along (else the server keeps this job's own).
     const hints = CL.jobPage.hints ? CL.jobPage.hints() : null;
     if (hints) options.hints = hints;
     form.append("options", JSON.stringify(options));
     await CL.submit(jobUrl + "/rerun", form, {
-      setBusy: (busy) => { $("vividness-apply").disabled = busy; },
-      showFormError: (messages) => { $("vividness-error").textContent = (messages || []).join(" "); },
+      setBusy: (busy) => { $("adjust-apply").disabled = busy; },
+      showFormError: (messages) => { $("adjust-error").textContent = (messages || []).join(" "); },
       opening: "Opening…",
       pageUrl: (body) => `/jobs/${body.id}/view`,
     });

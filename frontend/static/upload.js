@@ -185,7 +185,9 @@
       return el("div", { class: "field field-check" }, box,
         el("div", {}, el("label", { for: id, class: "field-label", text: label }), desc));
     }
-    if (param.ends && param.ends.length === 2) return endsSlider(param, common, desc);
+    if (param.ends && param.ends.length === 2) {
+      return CL.endsSlider(param, { ...common, step: stepFor(param), value: param.default ?? param.minimum }, desc);
+    }
     if (param.type === "choice") {
       const select = el("select", common, ...(param.choices || []).map((c) => el("option", { value: c, text: c })));
       select.value = String(param.default);
@@ -215,23 +217,6 @@
     return el("div", { class: "field" },
       el("label", { for: id, text: label }), row,
       el("p", { class: "field-desc", id: descId, text: [param.description, bounds && "(" + bounds + ")"].filter(Boolean).join(" ") }));
-  }
-
-  // A plain-words slider (e.g. vividness: "safer" ... "more vivid"); the exact value is in its tooltip.
-  function endsSlider(param, common, desc) {
-    const label = param.name.replace(/_/g, " ");
-    const range = el("input", {
-      ...common, type: "range", min: param.minimum, max: param.maximum, step: stepFor(param),
-      value: param.default ?? param.minimum, class: "ends-slider",
-    });
-    const show = () => { range.title = label + " " + Number(range.value).toFixed(2); range.setAttribute("aria-valuetext", range.title); };
-    range.addEventListener("input", show);
-    show();
-    return el("div", { class: "field" },
-      el("label", { for: common.id, text: label.charAt(0).toUpperCase() + label.slice(1) }),
-      el("div", { class: "ends-row" },
-        el("span", { class: "ends-label", text: param.ends[0] }), range, el("span", { class: "ends-label", text: param.ends[1] })),
-      desc);
   }
 
   // Options the form shows (colour hints are given on the job page or through the API, not typed in here).

@@ -395,3 +395,23 @@ def test_a_reference_without_a_method_picks_the_reference_guided_net(client) -> 
     r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")},
                     data={"method": "unet-bins-reference"})  # fmt: skip
     assert r.status_code == 422 and "reference" in r.json()["detail"]
+
+
+def test_follow_reference_is_an_option_of_the_reference_method(client) -> None:  # type: ignore[no-untyped-def]
+    ref = png(mode="RGB", value=(200, 40, 30))
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", ref, "image/png")}
+    method = next(m for m in client.get("/methods").json() if m["name"] == "unet-bins-reference")
+    follow = next(p for p in method["params"] if p["name"] == "follow_reference")
+    assert (follow["default"], follow["minimum"], follow["maximum"]) == (0.5, 0, 1)
+    assert follow["ends"] == ["loosely", "closely"]
+    first = client.post("/colorize", files=files, data={"follow_reference": "0.9"}).json()["id"]
+    assert client.get(f"/jobs/{first}").json()["params"]["follow_reference"] == 0.9
+    again = client.post(f"/jobs/{first}/rerun", data={"options": '{"vividness": 0.7}'}).json()["id"]
+    params = client.get(f"/jobs/{again}").json()["params"]
+    assert params["follow_reference"] == 0.9 and params["vividness"] == 0.7  # kept unless given
+    r = client.post(f"/jobs/{first}/rerun", data={"options": '{"follow_reference": 1.5}'})
+    assert r.status_code == 422 and "follow_reference" in r.json()["detail"] and "≤ 1" in r.json()["detail"]
+    r = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"follow_reference": "1"}
+    )
+    assert r.status_code == 422 and "follow_reference" in r.json()["detail"]  # unet-bins has no such option

@@ -146,8 +146,8 @@ def test_colour_again_keeps_the_hints_placed(stack, page) -> None:  # type: igno
     click_spot(page)
     expect(page.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
     # Not kept: "Colour again" at another vividness takes the hint along instead of dropping it.
-    page.locator("#vividness").fill("0.9")
-    page.locator("#vividness-apply").click()
+    page.locator("#adjust-vividness").fill("0.9")
+    page.locator("#adjust-apply").click()
     page.wait_for_url(re.compile(rf"/jobs/(?!{first})[^/]+/view$"))
     again = page.url.rstrip("/").split("/")[-2]
     params = httpx.get(f"{stack.base_url}/jobs/{again}").json()["params"]

@@ -1,6 +1,6 @@
 """The default method in the browser: preselected with its plain-words vividness slider on the upload page,
 and the job page's "Colour again" re-running the same photo at another vividness (real server + worker); on
-a reference job the slider visibly changes the colours too."""
+a reference job the slider visibly changes the colours too, and so does its "follow reference" slider."""
 
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ def test_default_method_vividness_and_colour_again(stack, page) -> None:  # type
     page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
     first = page.url.rstrip("/").split("/")[-2]
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
-    expect(page.locator("#vividness-section")).to_be_visible()
-    expect(page.locator("#vividness")).to_have_value("0.8")
-    page.locator("#vividness").fill("0.2")
-    page.locator("#vividness-apply").click()
+    expect(page.locator("#adjust-section")).to_be_visible()
+    expect(page.locator("#adjust-vividness")).to_have_value("0.8")
+    page.locator("#adjust-vividness").fill("0.2")
+    page.locator("#adjust-apply").click()
     page.wait_for_url(lambda url: url.endswith("/view") and first not in url)  # the new job's page
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
-    expect(page.locator("#vividness")).to_have_value("0.2")
+    expect(page.locator("#adjust-vividness")).to_have_value("0.2")
     page.wait_for_function("document.getElementById('compare-top').naturalWidth > 0")
 
 
@@ -53,8 +53,8 @@ def test_vividness_changes_a_reference_jobs_colours(stack, page) -> None:  # typ
     page.goto(f"{stack.base_url}/jobs/{first}/view")
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
     assert httpx.get(f"{stack.base_url}/jobs/{first}").json()["method"] == "unet-bins-reference"
-    page.locator("#vividness").fill("1")
-    page.locator("#vividness-apply").click()
+    page.locator("#adjust-vividness").fill("1")
+    page.locator("#adjust-apply").click()
     page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
     again = page.url.rstrip("/").split("/")[-2]
@@ -62,3 +62,31 @@ def test_vividness_changes_a_reference_jobs_colours(stack, page) -> None:  # typ
     assert job["method"] == "unet-bins-reference" and job["params"]["vividness"] == 1
     before, after = (metrics.colourfulness(result_rgb(stack.base_url, job)) for job in (first, again))
     assert after > 1.5 * before, (before, after)  # measured 15.6 -> 33.9 (the CLI on the same pair)
+
+
+def test_follow_reference_slider_on_a_reference_job(stack, page) -> None:  # type: ignore[no-untyped-def]
+    files = {
+        "image": ("lake.jpg", photo("975_").read_bytes()),
+        "reference": ("ref.jpg", photo("970_").read_bytes()),
+    }
+    created = httpx.post(f"{stack.base_url}/colorize", files=files)
+    assert created.status_code == 202, created.text
+    first = created.json()["id"]
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    slider = page.locator("#adjust-follow_reference")
+    expect(slider).to_have_value("0.5")  # the learned balance
+    row = page.locator("#adjust-sliders .ends-row").nth(1)
+    expect(row).to_contain_text("loosely")
+    expect(row).to_contain_text("closely")
+    expect(page.locator("label[for=adjust-follow_reference]")).to_have_text("Follow reference")
+    slider.fill("1")
+    page.locator("#adjust-apply").click()
+    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    expect(page.locator("#adjust-follow_reference")).to_have_value("1")
+    again = page.url.rstrip("/").split("/")[-2]
+    params = httpx.get(f"{stack.base_url}/jobs/{again}").json()["params"]
+    assert params["follow_reference"] == 1 and params["vividness"] == 0.5
+    before, after = (metrics.colourfulness(result_rgb(stack.base_url, job)) for job in (first, again))
+    assert after > 1.2 * before, (before, after)  # measured 15.6 -> 21.7 (the library on the same pair)

@@ -21,7 +21,7 @@ hence consistent colours across related photos. Pure torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,14 @@ from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
-from worker.colorizers.nets.reference_fusion import Fused, ReferenceFusion, at_vividness, decode_fused
+from worker.colorizers.methods.unet_bins_reference import FOLLOW_DEFAULT
+from worker.colorizers.nets.reference_fusion import (
+    PAPER_TEMPERATURE,
+    Fused,
+    ReferenceFusion,
+    at_vividness,
+    decode_fused,
+)
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
     UNetBins,
@@ -138,22 +145,28 @@ def fusion_sources(
     size = decoded.shape[-2:]
     matched = match(net, photo_l, ref_lab)
     confidence = F.interpolate(matched.confidence, size=size, mode="bilinear", align_corners=False)
+    lightness = F.interpolate(net_input, size=size, mode="area")
     return FusionSources(
         decoded=decoded,
-        matched_ab=F.interpolate(matched.ab, size=size, mode="bilinear", align_corners=False),
+        matched_ab=matched.ab_at(lightness),
         confidence=confidence.clamp(0, 1),
-        lightness=F.interpolate(net_input, size=size, mode="area"),
+        lightness=lightness,
         palette=palette_table(ref_lab, net.bins),
     ), matched
 
 
-def inputs_from_sources(net: UNetBins, sources: FusionSources) -> FusionInputs:
-    """The net's logits and the reference prior (:func:`reference_prior`) from ``sources``."""
+def log_prior_from(net: UNetBins, sources: FusionSources) -> Tensor:
+    """Log of the reference prior (:func:`reference_prior`) from ``sources``: (N, Q, h, w)."""
     palette = palette_at(sources.palette, sources.lightness)
     prior = reference_prior(sources.matched_ab.float(), sources.confidence.float(), palette, net.bins)
+    return torch.log(prior.clamp_min(1e-12))
+
+
+def inputs_from_sources(net: UNetBins, sources: FusionSources) -> FusionInputs:
+    """The net's logits and the reference prior (:func:`log_prior_from`) from ``sources``."""
     return FusionInputs(
         logits=net.classify(sources.decoded.to(net.bins.dtype)),
-        log_prior=torch.log(prior.clamp_min(1e-12)),
+        log_prior=log_prior_from(net, sources),
         decoded=sources.decoded,
         confidence=sources.confidence,
         lightness=sources.lightness,
@@ -176,8 +189,42 @@ def fuse(fusion: ReferenceFusion, inputs: FusionInputs) -> Fused:
     return fusion(inputs.logits, inputs.log_prior, inputs.decoded, inputs.confidence, inputs.lightness)
 
 
+def at_follow(
+    net: UNetBins, sources: FusionSources, inputs: FusionInputs, fused: Fused, follow: float
+) -> Fused:
+    """``fused`` moved towards ignoring the reference (``follow`` 0) or following it closely (1); 0.5
+    (:data:`FOLLOW_DEFAULT`) returns it unchanged: the learned step's own balance.
+
+    The learned step follows the reference little where the match is unsure, and a thin thing (a bridge's
+    tower one or two match cells wide) always is; a user whose reference has exactly the right colours
+    wants them anyway. Above 0.5, by t = 2·follow − 1: every location counts as matched (confidence →
+    1 − (1 − c)(1 − t), so the prior becomes the matched colour rather than the reference's palette at that
+    lightness), and the prior's exponent and the chroma factor rise towards at least 1 (no muting). Below
+    0.5, by u = 2·follow, the prior's exponent shrinks and the temperature and chroma factor return to the
+    paper's, so that 0 is ``unet-bins``' own result: the reference left out.
+    """
+    follow = min(max(follow, 0.0), 1.0)
+    if follow == FOLLOW_DEFAULT:
+        return fused
+    temperature = fused.temperature
+    if follow < FOLLOW_DEFAULT:
+        u = 2 * follow
+        alpha, chroma, log_prior = fused.alpha * u, 1 + u * (fused.chroma - 1), inputs.log_prior
+        temperature = PAPER_TEMPERATURE + u * (fused.temperature - PAPER_TEMPERATURE)
+    else:
+        t = 2 * follow - 1
+        firm = replace(sources, confidence=1 - (1 - sources.confidence.float()) * (1 - t))
+        log_prior = log_prior_from(net, firm)
+        alpha = fused.alpha + t * (1 - fused.alpha).clamp_min(0)
+        chroma = fused.chroma + t * (1 - fused.chroma).clamp_min(0)
+    log_p = torch.log_softmax(inputs.logits.float(), dim=1)
+    log_posterior = torch.log_softmax(log_p + alpha * log_prior.float(), dim=1)
+    return Fused(log_posterior, temperature, chroma, alpha)
+
+
 class ReferenceGuidedColorizer:
-    """``unet-bins`` guided by a colour reference through ``fusion`` (options: vividness, hints)."""
+    """``unet-bins`` guided by a colour reference through ``fusion`` (options: vividness, follow_reference,
+    hints)."""
 
     def __init__(
         self,
@@ -218,8 +265,9 @@ class ReferenceGuidedColorizer:
                 hint_ab, hint_mask = hint_ab.to(self.device), hint_mask.to(self.device)
             sources, matched = fusion_sources(self.net, net_input, photo_l, ref_lab, hint_ab, hint_mask)
             inputs = inputs_from_sources(self.net, sources)
-            vividness = float(params.get("vividness", VIVIDNESS_DEFAULT))
-            fused = at_vividness(fuse(self.fusion, inputs), vividness)
+            follow = float(params.get("follow_reference", FOLLOW_DEFAULT))
+            fused = at_follow(self.net, sources, inputs, fuse(self.fusion, inputs), follow)
+            fused = at_vividness(fused, float(params.get("vividness", VIVIDNESS_DEFAULT)))
             small_ab = decode_fused(fused, self.net.bins)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
         return (

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import IMAGENET
 from worker.colorizers import lab
-from worker.colorizers.correspondence import guided_filter, match
+from worker.colorizers.correspondence import CELL, Match, guided_filter, level_tables, match
 from worker.colorizers.loading import get_colorizer
 
 torch.set_num_threads(1)
@@ -46,3 +46,31 @@ def test_guided_filter_keeps_colours_on_their_side_of_an_edge() -> None:
     smooth = guided_filter(guide, noisy, radius=3, eps=1e-3)
     assert smooth[..., :14].mean() < -35 and smooth[..., 18:].mean() > 35  # no bleeding across
     assert smooth[..., :14].std() < noisy[..., :14].std() / 2  # flat areas are smoothed
+
+
+def test_a_thin_thing_keeps_its_colour_instead_of_the_cells_mean() -> None:
+    """A dark red bar two pixels wide against bright blue sky, inside one match cell: the cell's mean colour
+    is a pinkish mix, but taken by lightness the bar comes out red and the sky blue."""
+    red, blue = torch.tensor([50.0, 40.0]), torch.tensor([-5.0, -40.0])
+    ref = torch.zeros(1, 3, CELL, CELL)
+    ref[:, 0], ref[:, 1:] = 80.0, blue[:, None, None]
+    ref[:, 0, :, 3:5], ref[:, 1:, :, 3:5] = 45.0, red[:, None, None]
+    mass, weighted = level_tables(ref)
+    assert mass.shape == (1, 21) and weighted.shape == (1, 42)
+    mean_ab = ref[:, 1:].mean(dim=(2, 3), keepdim=True)  # what the cell alone would lend
+    found = Match(  # one photo location, matched to that cell
+        ab=mean_ab,
+        confidence=torch.ones(1, 1, 1, 1),
+        level_ab=weighted.T.reshape(1, -1, 1, 1),
+        level_mass=mass.T.reshape(1, -1, 1, 1),
+    )
+    photo = torch.full((1, 1, 4, 8), 80.0)
+    photo[..., 5] = 45.0  # the photo's bar, elsewhere in the cell
+    ab = found.ab_at(photo)[0]
+    assert ab.shape == (2, 4, 8)
+    # within a few units: the cells' mean keeps a small weight (LEVEL_FALLBACK), more beside a rarer lightness
+    assert (ab[:, :, 5] - red[:, None]).norm(dim=0).max() < 6, ab[:, 0, 5]  # measured 5.4
+    assert (ab[:, :, 0] - blue[:, None]).norm(dim=0).max() < 3, ab[:, 0, 0]
+    assert (mean_ab[0, :, 0, 0] - red).norm() > 30  # the mean was far from both
+    lone = torch.full((1, 1, 1, 1), 10.0)  # a lightness the cell lacks: the cell's mean colour
+    torch.testing.assert_close(found.ab_at(lone)[0, :, 0, 0], mean_ab[0, :, 0, 0], atol=0.5, rtol=0)

@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import IMAGENET
+from tests.conftest import EXEMPLAR_PAIRS, IMAGENET
 from worker.colorizers import colour_bins, lab, metrics
-from worker.colorizers.correspondence import Match
 from worker.colorizers.loading import get_colorizer
 from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 from worker.colorizers.pipeline import resize_ab
@@ -62,13 +61,12 @@ def test_the_palette_gives_each_lightness_the_references_colour_at_that_lightnes
 def test_the_prior_is_the_matched_colour_where_sure_and_the_palette_where_unsure() -> None:
     bins = colour_bins.bins_tensor()
     palette = torch.full((1, bins.shape[0], 2, 2), 1.0 / bins.shape[0])
-    sure = Match(ab=torch.full((1, 2, 2, 2), 50.0), confidence=torch.ones(1, 1, 2, 2))
-    unsure = Match(ab=sure.ab, confidence=torch.zeros(1, 1, 2, 2))
-    torch.testing.assert_close(reference_prior(unsure.ab, unsure.confidence, palette, bins), palette)
+    matched = torch.full((1, 2, 2, 2), 50.0)
+    unsure = reference_prior(matched, torch.zeros(1, 1, 2, 2), palette, bins)
+    torch.testing.assert_close(unsure, palette)
     logits = torch.randn(1, bins.shape[0], 2, 2, generator=torch.Generator().manual_seed(0))
-    ab = colour_bins.annealed_mean(
-        guided_logits(logits, reference_prior(sure.ab, sure.confidence, palette, bins)), bins, 0.38
-    )
+    sure = reference_prior(matched, torch.ones(1, 1, 2, 2), palette, bins)
+    ab = colour_bins.annealed_mean(guided_logits(logits, sure), bins, 0.38)
     assert torch.all((ab - 50).abs() < 15)  # pulled to the matched colour whatever the net said
     plain = colour_bins.annealed_mean(guided_logits(logits, palette), bins, 0.38)
     torch.testing.assert_close(plain, colour_bins.annealed_mean(logits, bins, 0.38))  # uniform: no change
@@ -119,3 +117,33 @@ def test_a_photo_guided_by_its_own_mirror_image_gets_closer_to_its_true_colours(
 def test_a_reference_is_required(colorizer: ReferenceGuidedColorizer) -> None:
     with pytest.raises(ValueError, match="reference"):
         colorizer.predict_ab(np.zeros((64, 64), np.float32), reference=None, params={}, progress=None)
+
+
+def test_follow_reference_ranges_from_the_automatic_colours_to_the_reference_s(
+    colorizer: ReferenceGuidedColorizer, plain: UNetBinsColorizer
+) -> None:
+    """The bundled example: the learned step leaves the Golden Gate's red tower beige (it is one or two match
+    cells wide, so the match is unsure there); following the reference closely colours it red, and 0 is
+    the automatic result exactly."""
+    rgb, ref = (
+        np.asarray(Image.open(EXEMPLAR_PAIRS / "example" / n).convert("RGB")) for n in ("in1.jpg", "ref1.jpg")
+    )
+    lightness = lab.rgb_to_lab(rgb)[..., 0].astype(np.float32)
+
+    def run(**params: float) -> np.ndarray:
+        ab = colorizer.predict_ab(lightness, reference=ref, params=params, progress=None)
+        return resize_ab(ab, *lightness.shape)
+
+    learned = run()
+    np.testing.assert_array_equal(run(follow_reference=0.5), learned)  # the default: the learned balance
+    for vividness in (0.2, 0.5):
+        automatic = plain.predict_ab(
+            lightness, reference=None, params={"vividness": vividness}, progress=None
+        )
+        left_out = run(follow_reference=0.0, vividness=vividness)
+        np.testing.assert_allclose(left_out, resize_ab(automatic, *lightness.shape), atol=1e-3)
+    steel = np.zeros(lightness.shape, bool)  # the near tower's steel, not the sky between its legs
+    steel[50:170, 100:135] = lightness[50:170, 100:135] < 60
+    redness = [float(run(follow_reference=f)[steel][:, 0].mean()) for f in (0.5, 0.75, 1.0)]
+    assert redness[0] < 5 and redness[-1] > 15, redness  # measured 3.8, 8.6, 21.3
+    assert redness == sorted(redness), redness

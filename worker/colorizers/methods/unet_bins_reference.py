@@ -14,12 +14,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from worker.colorizers.manifest import WeightFile
-from worker.colorizers.method_info import LoadContext, MethodInfo
+from worker.colorizers.method_info import LoadContext, MethodInfo, Param
 from worker.colorizers.methods import unet_bins
 
 if TYPE_CHECKING:
     from worker.colorizers.reference_guided import ReferenceGuidedColorizer
 
+
+FOLLOW_DEFAULT = 0.5  # ``follow_reference``: the learned step's own balance
 
 # The committed fusion weights (update sha256 and size when retraining).
 REFERENCE_FUSION = WeightFile(
@@ -56,20 +58,36 @@ INFO = MethodInfo(
         "guess is pulled towards the reference's colour there; where nothing matches well, towards the "
         "reference's colours at that brightness. A small learned last step decides, part by part, how far "
         "to follow the reference: fully where it matches well, less where the reference's object may well "
-        "have another colour than yours. One pass, seconds. The same reference gives a whole batch of "
-        "related photos consistent colours. Colour hints still steer it where it is wrong."
+        'have another colour than yours; "follow reference" towards 1 takes the matched colours everywhere, '
+        "thin things too, each part the colour of the matched reference pixels of its own brightness. One "
+        "pass, seconds. The same reference gives a whole batch of related photos consistent colours. Colour "
+        "hints still steer it where it is wrong."
     ),
     load=load,
-    params=tuple(
-        replace(
-            param,
-            description="From safer, muted colours (0) to more vivid ones (1). Where it cannot tell a "
-            "colour, this method colours weakly; towards 1 it colours those parts fully too, towards 0 "
-            "even more weakly (0.5: its own balance).",
-        )
-        if param.name == "vividness"
-        else param
-        for param in unet_bins.INFO.params
+    params=(
+        *(
+            replace(
+                param,
+                description="From safer, muted colours (0) to more vivid ones (1). Where it cannot tell a "
+                "colour, this method colours weakly; towards 1 it colours those parts fully too, towards 0 "
+                "even more weakly (0.5: its own balance).",
+            )
+            if param.name == "vividness"
+            else param
+            for param in unet_bins.INFO.params
+        ),
+        Param(
+            "follow_reference",
+            "float",
+            FOLLOW_DEFAULT,
+            "How closely to take the reference's colours. 0.5: where the two photos match well, less where "
+            "the reference's thing may have another colour than yours; 1: the matched colour everywhere, "
+            "thin things too (for a reference whose things have exactly the colours you want); 0: the "
+            "reference left out (the automatic colours).",
+            minimum=0.0,
+            maximum=1.0,
+            ends=("loosely", "closely"),
+        ),
     ),
     needs_reference=True,
     weights=(*unet_bins.INFO.weights, REFERENCE_FUSION),

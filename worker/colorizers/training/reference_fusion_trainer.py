@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from worker.colorizers.correspondence import RECIPE as MATCH_RECIPE
 from worker.colorizers.datasets import ImageReader, ImageRef, colour_photos_groups
 from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.nets.reference_fusion import ARCH, ReferenceFusion, decode_fused
@@ -130,7 +131,12 @@ def build_cache(
     palettes, computed once and memory-mapped."""
     pairs = training_pairs(config.data, config.pairs, config.self_share, config.seed)
     stamp = config.cache.with_suffix(".json")
-    settings = {"pairs": [asdict(p) for p in pairs], "crop": config.crop, "net_bins": int(net.num_bins)}
+    settings = {
+        "pairs": [asdict(p) for p in pairs],
+        "crop": config.crop,
+        "net_bins": int(net.num_bins),
+        "match": MATCH_RECIPE,  # a cache of colours transferred another way is not reused
+    }
     if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
         return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
     rng = random.Random(config.seed + 1)
