@@ -39,10 +39,6 @@ def _examples(directory: str) -> dict[str, Path]:
     return found
 
 
-def _label(path: Path) -> str:
-    return f"{path.parent.name} · {path.stem}"
-
-
 def list_references(session: Session, settings: Settings, client: str | None) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if client:
@@ -63,8 +59,11 @@ def list_references(session: Session, settings: Settings, client: str | None) ->
             }
             for r in rows
         ]
-    for key, path in _examples(str(settings.examples_dir.resolve())).items():
-        out.append({"id": key, "url": f"/references/{key}.png", "label": _label(path), "source": "example"})
+    # Numbered, not named after the data folders ("examplar-based · ref1" tells a person nothing).
+    for number, key in enumerate(_examples(str(settings.examples_dir.resolve())), start=1):
+        out.append(
+            {"id": key, "url": f"/references/{key}.png", "label": f"Example {number}", "source": "example"}
+        )
     return out
 
 

@@ -17,7 +17,7 @@ method can buy AuC by muting colours.
 ``--ceiling`` adds ``unet-bins-reference`` given the target's own colours, mirrored left to right, as its
 reference: what the method reaches when the reference's colours are the right ones (it must still find
 where each colour belongs), against which the same-class pairs show how much a reference of other colours
-costs.
+costs. ``follow_reference 1`` rows: the same method told to take the reference's colours everywhere.
 
     .venv/bin/python benchmarks/bench_reference.py --write        # results/reference_*.{csv,md,jpg}
 """
@@ -49,9 +49,11 @@ from worker.colorizers.reference_guided import ReferenceGuidedColorizer  # noqa:
 
 OLD_EXEMPLAR = {"init": "content", "anchor": 0.0, "smoothness": 0.0}
 RULE = "unet-bins-reference, hand-made rule"
+FOLLOW = {"follow_reference": 1.0}
 CONTESTANTS: dict[str, tuple[str, dict]] = {
     "unet-bins": ("unet-bins", {}),
     "unet-bins-reference": ("unet-bins-reference", {}),
+    "unet-bins-reference, follow_reference 1": ("unet-bins-reference", FOLLOW),
     RULE: ("unet-bins-reference", {}),
     "exemplar (old default)": ("exemplar", OLD_EXEMPLAR),
     "exemplar (new default)": ("exemplar", {}),
@@ -59,6 +61,7 @@ CONTESTANTS: dict[str, tuple[str, dict]] = {
 
 
 CEILING = "unet-bins-reference, own colours mirrored (ceiling)"
+CEILING_FOLLOW = f"{CEILING}, follow_reference 1"
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -117,6 +120,7 @@ def main() -> None:
         if args.ceiling:
             own = np.ascontiguousarray(rgb[:, ::-1])
             runs.append((CEILING, colorizers["unet-bins-reference"], own, {}))
+            runs.append((CEILING_FOLLOW, colorizers["unet-bins-reference"], own, FOLLOW))
         results = {}
         for name, colorizer, reference, params in runs:
             t0 = time.perf_counter()
@@ -201,7 +205,7 @@ def summarise(rows: list[dict], speed_1024: float) -> str:
         "| – | – | 0 | – |",
         f"| truth | – | – | – | – | {np.mean([r['truth colourfulness'] for r in rows]):.1f} | – |",
     ]
-    for name in [*CONTESTANTS, CEILING]:
+    for name in [*CONTESTANTS, CEILING, CEILING_FOLLOW]:
         ran = [i for i, r in enumerate(rows) if f"{name} auc" in r]
         if not ran:
             continue

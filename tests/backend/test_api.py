@@ -193,6 +193,8 @@ def test_references_are_private_to_their_browser(client) -> None:  # type: ignor
     client.cookies.clear()
     assert [r for r in client.get("/references").json() if r["source"] == "upload"] == []
     assert client.get(mine[0]["url"]).status_code == 404
+    examples = [r["label"] for r in client.get("/references").json() if r["source"] == "example"]
+    assert examples == [f"Example {n}" for n in range(1, len(examples) + 1)] and examples  # not folder names
 
 
 def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]
