@@ -95,14 +95,17 @@ def _stored(session: Session, image: Upload | Image, stored: dict[int, Image]) -
     return stored[id(image)]
 
 
-def rerun(job: Job, method: str, params: Mapping[str, Any]) -> NewJob:
-    """`POST /jobs/{id}/rerun`: a new job on ``job``'s stored photo and reference (no new image rows), linked
-    back to ``job`` through ``rerun_of``. Loads the reference row: call it in a thread."""
+def rerun(
+    job: Job, method: str, params: Mapping[str, Any], reference: Upload | Image | None = None
+) -> NewJob:
+    """`POST /jobs/{id}/rerun`: a new job on ``job``'s stored photo and its reference, or ``reference`` (no
+    new image rows but that one's), linked back to ``job`` through ``rerun_of``. Loads the reference row:
+    call it in a thread."""
     return NewJob(
         method,
         params,
         image=job.input_image,
-        reference=job.reference_image,
+        reference=reference if reference is not None else job.reference_image,
         source_name=job.source_name,
         rerun_of=job.id,
     )

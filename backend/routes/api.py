@@ -154,11 +154,13 @@ IMMUTABLE = "private, max-age=31536000, immutable"
     response_model=JobCreated,
     responses=ERRORS,
     dependencies=[Depends(upload_rate_limit)],
-    summary="Colorize the same photo again with other options (e.g. vividness, hints)",
+    summary="Colorize the same photo again with other options (e.g. vividness, hints) or another reference",
     description=(
         "A new job on this job's photo (and reference), with the same method unless `method` is given. "
         "Options: a JSON object in `options` or form fields named after them, as for POST /colorize; the "
-        "options not given keep this job's values."
+        "options not given keep this job's values. Another colour `reference` (or `reference_id` from GET "
+        "/references) replaces the job's own; a job made without one is then coloured by the reference "
+        "method (as POST /colorize does), unless `method` says otherwise."
     ),
 )
 async def rerun_job(
@@ -169,19 +171,30 @@ async def rerun_job(
     settings: SettingsDep,
     method: Annotated[str | None, Form(description="Another method (default: this job's).")] = None,
     options: Annotated[str | None, Form(description='Options as JSON, e.g. {"vividness": 0.8}.')] = None,
+    reference: Annotated[
+        UploadFile | None, File(description="Another colour reference (default: this job's).")
+    ] = None,
+    reference_id: Annotated[str | None, Form(description="Another reference, from GET /references.")] = None,
 ) -> JobCreated:
     job = await run_in_threadpool(_get_job, session, job_id)
+    new_reference = has_file(reference) or bool(reference_id)
     info = method_choice.known_method(method or job.method)
-    if info.needs_reference != (job.reference_image_id is not None):
+    if new_reference and not method and not info.needs_reference:  # as POST /colorize: the reference method
+        info = method_choice.known_method(None, with_reference=True)
+    if new_reference and not info.needs_reference:
+        raise UserError(422, f"method {info.name!r} takes no reference image")
+    if not new_reference and info.needs_reference != (job.reference_image_id is not None):
         raise UserError(422, f"method {info.name!r} cannot re-run job {job_id}: the reference differs")
     inherited = (
         {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
     )
     info, params = method_choice.choose(info.name, await request.form(), options, settings, inherited)
-    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params)  # loads the reference row
-    [new_id] = await run_in_threadpool(
-        lifecycle.create_and_enqueue, session, [again], client=client_of(request)
+    client = client_of(request)
+    ref = await read_reference(
+        info, reference if has_file(reference) else None, reference_id, session, settings, client
     )
+    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref)  # loads the reference row
+    [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)
 

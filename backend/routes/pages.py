@@ -28,14 +28,14 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request) -> HTMLResponse:
     settings = get_settings()
-    limit = settings.max_upload_bytes
-    context = {
-        "nav": "colorize",
-        "max_upload_bytes": limit,
-        "max_upload_label": f"{limit / 1e6:g} MB",
-        "batch_max_photos": settings.batch_max_photos,
-    }
+    context = {"nav": "colorize", **_upload_limit(), "batch_max_photos": settings.batch_max_photos}
     return TEMPLATES.TemplateResponse(request, "upload.html", context)
+
+
+def _upload_limit() -> dict[str, Any]:
+    """What the drop zones of a page check before sending a file (data-max-bytes, data-max-label)."""
+    limit = get_settings().max_upload_bytes
+    return {"max_upload_bytes": limit, "max_upload_label": f"{limit / 1e6:g} MB"}
 
 
 @router.get("/jobs/{job_id}/view", response_class=HTMLResponse)
@@ -47,14 +47,13 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
             "There is no job with this id. Job links are private and long: "
             "check that the whole link was copied.",
         )
-    context = {"job_id": job.id, "job": job_out(job).model_dump()}
+    context = {"job_id": job.id, "job": job_out(job).model_dump(), **_upload_limit()}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request) -> HTMLResponse:
-    limit = get_settings().max_upload_bytes
-    context = {"nav": "compare", "max_upload_bytes": limit, "max_upload_label": f"{limit / 1e6:g} MB"}
+    context = {"nav": "compare", **_upload_limit()}
     return TEMPLATES.TemplateResponse(request, "compare.html", context)
 
 

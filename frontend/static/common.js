@@ -362,9 +362,62 @@
       desc);
   }
 
+  // The reference chooser (the reference_chooser macro): upload one (#reference, a drop zone whose file goes
+  // in files.reference) or pick an earlier upload or a bundled example (GET /references, radios named
+  // reference_id); each excludes the other. load() fetches the list once; pickedId() is the radio's value.
+  function referencePicker(form, files) {
+    const list = $("reference-list");
+    let loaded = false;
+    async function load() {
+      if (loaded) return;
+      loaded = true;
+      let refs = [];
+      try {
+        const response = await fetch("/references", { headers: { Accept: "application/json" } });
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        refs = await response.json();
+      } catch (err) {
+        loaded = false;
+        list.replaceChildren(el("p", { class: "muted", text: "Could not load earlier images (" + err.message + ")." }));
+        return;
+      }
+      if (!refs.length) {
+        list.replaceChildren(el("p", { class: "muted", text: "No earlier uploads or examples yet: upload a reference above." }));
+        return;
+      }
+      list.replaceChildren(...refs.map((ref) => {
+        const example = ref.source === "example";
+        const label = ref.label || (example ? "Example" : "Your upload");
+        return el("label", { class: "ref-option", title: label, "data-source": ref.source },
+          el("input", { type: "radio", name: "reference_id", value: ref.id, "aria-label": label + (example ? " (bundled example)" : " (your earlier upload)") }),
+          el("img", { src: ref.url, alt: "", loading: "lazy" }),
+          el("span", { class: "ref-source", text: example ? "Example" : "Yours" }),
+          el("span", { text: label }));
+      }));
+    }
+    list.addEventListener("change", () => {
+      showError($("reference-error"), "");
+      if (files.reference) {
+        $("reference").value = "";
+        $("reference-drop").classList.remove("has-file");
+        $("reference-drop").querySelector(".dropzone-preview").hidden = true;
+        files.reference = null;
+      }
+    });
+    $("reference-drop").addEventListener("filechange", (event) => {
+      if (!event.detail.file) return;
+      form.querySelectorAll('input[name="reference_id"]').forEach((r) => { r.checked = false; });
+    });
+    const pickedId = () => {
+      const checked = form.querySelector('input[name="reference_id"]:checked');
+      return checked ? checked.value : null;
+    };
+    return { load, pickedId };
+  }
+
   window.ColorLab = {
     $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, methodCard, endsSlider, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
+    setupDropzones, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };
 })();

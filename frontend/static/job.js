@@ -228,6 +228,7 @@
     showResultImages(data);
     $("result-section").hidden = false;
     offerAdjustments(data);
+    offerAnotherReference(data);
     root.dispatchEvent(new CustomEvent("jobresult", { detail: data }));
   }
 
@@ -302,6 +303,42 @@
     await CL.submit(jobUrl + "/rerun", form, {
       setBusy: (busy) => { $("adjust-apply").disabled = busy; },
       showFormError: (messages) => { $("adjust-error").textContent = (messages || []).join(" "); },
+      opening: "Opening…",
+      pageUrl: (body) => `/jobs/${body.id}/view`,
+    });
+  });
+
+  // ---- Another reference: the same photo coloured from another colour photo (a new job) -----------------
+  const referenceFiles = { reference: null };
+  const anotherForm = $("another-reference-form");
+  CL.setupDropzones(anotherForm, referenceFiles);
+  const references = CL.referencePicker(anotherForm, referenceFiles);
+
+  // Offered where a reference steers the method, and on the default method (its reference-guided form).
+  async function offerAnotherReference(data) {
+    const method = await methodOf(data);
+    if (!method || !(method.needs_reference || method.default)) return;
+    if (!method.needs_reference) $("another-reference-heading").textContent = "Colour from a reference";
+    $("another-reference-section").hidden = false;
+    references.load();
+  }
+
+  anotherForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData();
+    const picked = references.pickedId();
+    if (referenceFiles.reference) form.append("reference", referenceFiles.reference, referenceFiles.reference.name || "reference");
+    else if (picked) form.append("reference_id", picked);
+    else {
+      CL.showError($("reference-error"), "Choose a reference: upload a colour photo or pick one below.");
+      $("reference").focus();
+      return;
+    }
+    const hints = CL.jobPage.hints ? CL.jobPage.hints() : null; // placed under "Fix colours", not kept yet
+    if (hints) form.append("options", JSON.stringify({ hints }));
+    await CL.submit(jobUrl + "/rerun", form, {
+      setBusy: (busy) => { $("another-reference-apply").disabled = busy; },
+      showFormError: (messages) => { $("another-reference-error").textContent = (messages || []).join(" "); },
       opening: "Opening…",
       pageUrl: (body) => `/jobs/${body.id}/view`,
     });

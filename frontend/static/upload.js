@@ -9,12 +9,13 @@
   const CL = window.ColorLab;
   const { $, el, showError } = CL;
 
-  const state = { methods: [], method: null, files: { image: null, reference: null }, referencesLoaded: false, batch: [] };
+  const state = { methods: [], method: null, files: { image: null, reference: null }, batch: [] };
   const MISSING_REFERENCE = "This method needs a reference image: a colour photo whose colours are copied onto " +
     "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
 
   // ---- Drop zones (file picker, drag and drop, paste: see common.js) ---------------------------------
   window.ColorLab.setupDropzones(form, state.files);
+  const references = CL.referencePicker(form, state.files); // upload one, or pick an earlier one
 
   // ---- Many photos: several files, a folder or a zip become one batch (POST /batches) -----------------
   const isBatchFile = (f) => !f.name.startsWith(".") &&
@@ -111,7 +112,7 @@
     const needsRef = Boolean(state.method && state.method.needs_reference);
     $("reference-section").hidden = !needsRef;
     showError($("reference-error"), "");
-    if (needsRef && !state.referencesLoaded) loadReferences();
+    if (needsRef) references.load();
     renderOptions();
     renderPresets();
   }
@@ -257,55 +258,6 @@
     return { options, problems };
   }
 
-  // ---- References -------------------------------------------------------------------------------
-  async function loadReferences() {
-    const list = $("reference-list");
-    state.referencesLoaded = true;
-    let refs = [];
-    try {
-      const response = await fetch("/references", { headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      refs = await response.json();
-    } catch (err) {
-      state.referencesLoaded = false;
-      list.replaceChildren(el("p", { class: "muted", text: "Could not load earlier images (" + err.message + ")." }));
-      return;
-    }
-    if (!refs.length) {
-      list.replaceChildren(el("p", { class: "muted", text: "No earlier uploads or examples yet: upload a reference above." }));
-      return;
-    }
-    list.replaceChildren(...refs.map((ref) => {
-      const example = ref.source === "example";
-      const label = ref.label || (example ? "Example" : "Your upload");
-      return el("label", { class: "ref-option", title: label, "data-source": ref.source },
-        el("input", { type: "radio", name: "reference_id", value: ref.id, "aria-label": label + (example ? " (bundled example)" : " (your earlier upload)") }),
-        el("img", { src: ref.url, alt: "", loading: "lazy" }),
-        el("span", { class: "ref-source", text: example ? "Example" : "Yours" }),
-        el("span", { text: label }));
-    }));
-  }
-
-  function pickedReferenceId() {
-    const checked = form.querySelector('input[name="reference_id"]:checked');
-    return checked ? checked.value : null;
-  }
-
-  // Uploading a reference and picking one exclude each other.
-  $("reference-list").addEventListener("change", () => {
-    showError($("reference-error"), "");
-    if (state.files.reference) {
-      $("reference").value = "";
-      $("reference-drop").classList.remove("has-file");
-      $("reference-drop").querySelector(".dropzone-preview").hidden = true;
-      state.files.reference = null;
-    }
-  });
-  $("reference-drop").addEventListener("filechange", (event) => {
-    if (!event.detail.file) return;
-    form.querySelectorAll('input[name="reference_id"]').forEach((r) => { r.checked = false; });
-  });
-
   // ---- Submit -----------------------------------------------------------------------------------
   const showFormError = (messages) => window.ColorLab.showFormError($("form-error"), messages);
 
@@ -330,7 +282,7 @@
       showError($("method-error"), "Choose a colorization method.");
       invalid = invalid || $("method-list");
     }
-    const refId = pickedReferenceId();
+    const refId = references.pickedId();
     if (state.method && state.method.needs_reference && !state.files.reference && !refId) {
       showError($("reference-error"), MISSING_REFERENCE);
       invalid = invalid || $("reference");

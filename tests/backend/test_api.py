@@ -417,3 +417,37 @@ def test_follow_reference_is_an_option_of_the_reference_method(client) -> None: 
         "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"follow_reference": "1"}
     )
     assert r.status_code == 422 and "follow_reference" in r.json()["detail"]  # unet-bins has no such option
+
+
+def test_rerun_with_another_reference(client) -> None:  # type: ignore[no-untyped-def]
+    red, blue = png(mode="RGB", value=(200, 40, 30)), png(mode="RGB", value=(30, 60, 200))
+    files = {"image": ("a.png", png(), "image/png"), "reference": ("red.png", red, "image/png")}
+    first = client.post("/colorize", files=files, data={"follow_reference": "0.8"}).json()["id"]
+    job = client.get(f"/jobs/{first}").json()
+    again = client.post(f"/jobs/{first}/rerun", files={"reference": ("blue.png", blue, "image/png")})
+    assert again.status_code == 202, again.text
+    new = client.get(f"/jobs/{again.json()['id']}").json()
+    assert new["method"] == "unet-bins-reference" and new["params"]["follow_reference"] == 0.8  # options kept
+    assert new["rerun_of"] == first
+    refs = [client.get(j["urls"]["reference"]).content for j in (job, new)]
+    assert refs[0] != refs[1]  # the other reference
+    example = next(r for r in client.get("/references").json() if r["source"] == "example")
+    by_id = client.post(f"/jobs/{first}/rerun", data={"reference_id": example["id"]})
+    assert by_id.status_code == 202, by_id.text
+    # A job without a reference is coloured from one, by the reference method unless told otherwise.
+    plain = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}).json()["id"]
+    steered = client.post(f"/jobs/{plain}/rerun", files={"reference": ("red.png", red, "image/png")})
+    assert client.get(f"/jobs/{steered.json()['id']}").json()["method"] == "unet-bins-reference"
+    before = counts()
+    for fields, upload, status, words in (
+        ({"method": "unet-bins"}, red, 422, "takes no reference"),
+        ({}, png(), 422, "no colour"),
+        ({}, b"not an image", 415, "not a supported image"),
+    ):
+        r = client.post(
+            f"/jobs/{plain}/rerun", data=fields, files={"reference": ("r.png", upload, "image/png")}
+        )
+        assert r.status_code == status and words in r.json()["detail"], r.text
+    r = client.post(f"/jobs/{first}/rerun", data={"reference_id": "ex-0000000000000000"})
+    assert r.status_code == 404 and "no reference image" in r.json()["detail"]
+    assert counts() == before

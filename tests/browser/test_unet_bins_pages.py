@@ -90,3 +90,34 @@ def test_follow_reference_slider_on_a_reference_job(stack, page) -> None:  # typ
     assert params["follow_reference"] == 1 and params["vividness"] == 0.5
     before, after = (metrics.colourfulness(result_rgb(stack.base_url, job)) for job in (first, again))
     assert after > 1.2 * before, (before, after)  # measured 15.6 -> 21.7 (the library on the same pair)
+
+
+def test_another_reference_from_the_job_page(stack, page) -> None:  # type: ignore[no-untyped-def]
+    # A default job is coloured from a reference picked on its own page: the reference method, same photo.
+    created = httpx.post(
+        f"{stack.base_url}/colorize", files={"image": ("lake.jpg", photo("975_").read_bytes())}
+    )
+    first = created.json()["id"]
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    expect(page.locator("#another-reference-heading")).to_have_text("Colour from a reference")
+    page.locator("#another-reference-apply").click()  # nothing chosen yet: said so, nothing sent
+    expect(page.locator("#reference-error")).to_contain_text("Choose a reference")
+    assert page.url.endswith(f"/jobs/{first}/view")
+    page.locator("#reference-list .ref-option").first.click()  # a bundled example
+    page.locator("#another-reference-apply").click()
+    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    second = page.url.rstrip("/").split("/")[-2]
+    job = httpx.get(f"{stack.base_url}/jobs/{second}").json()
+    assert job["method"] == "unet-bins-reference" and job["rerun_of"] == first and job["urls"]["reference"]
+    # On the reference job, another one uploaded: a new job with that reference.
+    expect(page.locator("#another-reference-heading")).to_have_text("Another reference")
+    page.set_input_files("#reference", str(photo("970_")))
+    page.locator("#another-reference-apply").click()
+    page.wait_for_url(lambda url: url.endswith("/view") and second not in url)
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    third = httpx.get(f"{stack.base_url}/jobs/{page.url.rstrip('/').split('/')[-2]}").json()
+    assert third["rerun_of"] == second
+    references = [httpx.get(stack.base_url + j["urls"]["reference"]).content for j in (job, third)]
+    assert references[0] != references[1]
