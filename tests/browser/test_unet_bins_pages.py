@@ -17,6 +17,27 @@ from worker.colorizers import metrics
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def _open_reference_job(stack, page) -> str:  # type: ignore[no-untyped-def]
+    """A lake photo coloured from a reference of another lake, its page open once done; the job's id."""
+    files = {
+        "image": ("lake.jpg", photo("975_").read_bytes()),
+        "reference": ("ref.jpg", photo("970_").read_bytes()),
+    }
+    created = httpx.post(f"{stack.base_url}/colorize", files=files)
+    assert created.status_code == 202, created.text
+    first = created.json()["id"]
+    page.goto(f"{stack.base_url}/jobs/{first}/view")
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    return str(first)
+
+
+def _colour_again(page, first: str) -> None:  # type: ignore[no-untyped-def]
+    """ "Colour again" under "Adjust the colours", then on the new job's page until it is done."""
+    page.locator("#adjust-apply").click()
+    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
+    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+
+
 def test_default_method_vividness_and_colour_again(stack, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(stack.base_url + "/")
     expect(page.locator("#method-unet-bins")).to_be_checked()  # the default, without choosing anything
@@ -35,28 +56,16 @@ def test_default_method_vividness_and_colour_again(stack, page) -> None:  # type
     expect(page.locator("#adjust-section")).to_be_visible()
     expect(page.locator("#adjust-vividness")).to_have_value("0.8")
     page.locator("#adjust-vividness").fill("0.2")
-    page.locator("#adjust-apply").click()
-    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)  # the new job's page
-    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    _colour_again(page, first)
     expect(page.locator("#adjust-vividness")).to_have_value("0.2")
     page.wait_for_function("document.getElementById('compare-top').naturalWidth > 0")
 
 
 def test_vividness_changes_a_reference_jobs_colours(stack, page) -> None:  # type: ignore[no-untyped-def]
-    files = {
-        "image": ("lake.jpg", photo("975_").read_bytes()),
-        "reference": ("ref.jpg", photo("970_").read_bytes()),
-    }
-    created = httpx.post(f"{stack.base_url}/colorize", files=files)
-    assert created.status_code == 202, created.text
-    first = created.json()["id"]
-    page.goto(f"{stack.base_url}/jobs/{first}/view")
-    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    first = _open_reference_job(stack, page)
     assert httpx.get(f"{stack.base_url}/jobs/{first}").json()["method"] == "unet-bins-reference"
     page.locator("#adjust-vividness").fill("1")
-    page.locator("#adjust-apply").click()
-    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
-    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    _colour_again(page, first)
     again = page.url.rstrip("/").split("/")[-2]
     job = httpx.get(f"{stack.base_url}/jobs/{again}").json()
     assert job["method"] == "unet-bins-reference" and job["params"]["vividness"] == 1
@@ -65,15 +74,7 @@ def test_vividness_changes_a_reference_jobs_colours(stack, page) -> None:  # typ
 
 
 def test_follow_reference_slider_on_a_reference_job(stack, page) -> None:  # type: ignore[no-untyped-def]
-    files = {
-        "image": ("lake.jpg", photo("975_").read_bytes()),
-        "reference": ("ref.jpg", photo("970_").read_bytes()),
-    }
-    created = httpx.post(f"{stack.base_url}/colorize", files=files)
-    assert created.status_code == 202, created.text
-    first = created.json()["id"]
-    page.goto(f"{stack.base_url}/jobs/{first}/view")
-    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    first = _open_reference_job(stack, page)
     slider = page.locator("#adjust-follow_reference")
     expect(slider).to_have_value("0.5")  # the learned balance
     row = page.locator("#adjust-sliders .ends-row").nth(1)
@@ -81,9 +82,7 @@ def test_follow_reference_slider_on_a_reference_job(stack, page) -> None:  # typ
     expect(row).to_contain_text("closely")
     expect(page.locator("label[for=adjust-follow_reference]")).to_have_text("Follow reference")
     slider.fill("1")
-    page.locator("#adjust-apply").click()
-    page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
-    expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
+    _colour_again(page, first)
     expect(page.locator("#adjust-follow_reference")).to_have_value("1")
     again = page.url.rstrip("/").split("/")[-2]
     params = httpx.get(f"{stack.base_url}/jobs/{again}").json()["params"]
