@@ -15,7 +15,7 @@ from backend.errors import UserError
 from backend.models import new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import ERRORS, ComparisonCreated, ComparisonOut, comparison_out
-from backend.uploads import has_file, read_upload, require_colour
+from backend.uploads import has_file, read_reference, read_upload
 from backend.web import client_of
 
 router = APIRouter(tags=["compare"])
@@ -30,8 +30,8 @@ router = APIRouter(tags=["compare"])
     summary="Colorize one photo with every available method",
     description=(
         "Queues one job per method (default: every available method that needs no reference; with a "
-        "`reference`, the exemplar method too). When the photo is a colour photo, each finished job carries "
-        "its metrics against it. Follow `status_url`."
+        "`reference` or a `reference_id` from GET /references, the reference methods too). When the photo "
+        "is a colour photo, each finished job carries its metrics against it. Follow `status_url`."
     ),
 )
 async def create_comparison(
@@ -41,25 +41,34 @@ async def create_comparison(
     settings: SettingsDep,
     image: Annotated[UploadFile, File(description="The photo to colorize.")],
     reference: Annotated[
-        UploadFile | None, File(description="Colour reference for the exemplar method.")
+        UploadFile | None, File(description="Colour reference for the reference methods.")
     ] = None,
+    reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
-    chosen = method_choice.comparison_methods(names, settings, has_file(reference))
+    with_reference = has_file(reference) or bool(reference_id)
+    chosen = method_choice.comparison_methods(names, settings, with_reference)
     upload = await read_upload(image, settings, "photo")
     spend_photo_budget(request, settings, 1)
+    client = client_of(request)
     ref = None
-    if reference is not None and has_file(reference):
-        ref = await read_upload(reference, settings, "reference")
-        require_colour(ref)
+    if with_reference:  # checked as for the reference-guided default: a colour image
+        ref = await read_reference(
+            method_choice.known_method(None, with_reference=True),
+            reference if has_file(reference) else None,
+            reference_id,
+            session,
+            settings,
+            client,
+        )
     group = new_id()
     new_jobs = [
         lifecycle.NewJob(m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None)
         for m in chosen
     ]
     ids = await run_in_threadpool(
-        lifecycle.create_and_enqueue, session, new_jobs, client=client_of(request), group_id=group
+        lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
     )
     response.headers["Location"] = f"/compare/{group}"
     return ComparisonCreated(

@@ -1,5 +1,5 @@
 // Compare pages. The form (/compare): a photo, the methods that will run (GET /methods; every available one
-// ticked), an optional colour reference that brings in the exemplar method, and POST /compare with inline
+// ticked), an optional colour reference (uploaded or picked) that brings in the reference methods, and POST /compare with inline
 // errors. The view (/compare/{id}/view): polls GET /compare/{id} every second, fills one card per method as
 // results arrive, a metrics table (best value per column highlighted) and an enlarge dialog with a slider.
 "use strict";
@@ -20,6 +20,7 @@
 
     // Drop zones (file picker, drag and drop, paste, Remove: see common.js); a new file clears the form error.
     CL.setupDropzones(form, files, () => showFormError(null));
+    const references = CL.referencePicker(form, files); // upload one, or pick an earlier one or an example
 
     // ---- Methods: checkboxes (ColorLab.methodCard), every available one ticked (a reference-based one once a
     // reference is added)
@@ -63,6 +64,7 @@
         el("strong", { text: m.title || m.name }), document.createTextNode(": not installed on this server"))));
       // The reference step only matters when a reference-based method can run here.
       $("reference-section").hidden = !usable.some((m) => m.needs_reference);
+      if (!$("reference-section").hidden) references.load();
       if (!usable.length) showError($("method-error"), "No method is installed on this server yet: ask its administrator.");
       updateCount();
     }
@@ -73,16 +75,19 @@
       updateCount();
     });
 
-    // Adding a reference ticks the methods that use one; removing it unticks them.
-    form.addEventListener("filechange", (event) => {
-      if (event.detail.key !== "reference") return;
+    // Adding a reference (or picking one) ticks the methods that use one; removing it unticks them.
+    function tickReferenceMethods(on) {
       for (const m of methods) {
         if (!m.needs_reference || m.available === false) continue;
-        $("method-" + m.name).checked = Boolean(event.detail.file);
+        $("method-" + m.name).checked = on;
       }
       showError($("reference-error"), "");
       updateCount();
+    }
+    form.addEventListener("filechange", (event) => {
+      if (event.detail.key === "reference") tickReferenceMethods(Boolean(event.detail.file));
     });
+    $("reference-list").addEventListener("change", () => tickReferenceMethods(true));
 
     const showFormError = (messages) => CL.showFormError($("form-error"), messages);
 
@@ -108,7 +113,8 @@
         showError($("method-error"), "Tick at least one method.");
         invalid = invalid || $("method-list");
       }
-      if (needsReference(names) && !files.reference) {
+      const refId = references.pickedId();
+      if (needsReference(names) && !files.reference && !refId) {
         showError($("reference-error"), "The exemplar method copies colours from a reference photo: add one here, or untick the method.");
         invalid = invalid || $("reference");
       }
@@ -119,7 +125,10 @@
       const data = new FormData();
       data.append("image", files.image, files.image.name || "image");
       if (names.length) data.append("methods", names.join(","));
-      if (files.reference && needsReference(names)) data.append("reference", files.reference, files.reference.name || "reference");
+      if (needsReference(names)) {
+        if (files.reference) data.append("reference", files.reference, files.reference.name || "reference");
+        else data.append("reference_id", refId);
+      }
       CL.submit("/compare", data, {
         setBusy, showFormError,
         opening: "Opening comparison…",

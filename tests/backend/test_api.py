@@ -451,3 +451,24 @@ def test_rerun_with_another_reference(client) -> None:  # type: ignore[no-untype
     r = client.post(f"/jobs/{first}/rerun", data={"reference_id": "ex-0000000000000000"})
     assert r.status_code == 404 and "no reference image" in r.json()["detail"]
     assert counts() == before
+
+
+def test_compare_with_a_picked_reference(client) -> None:  # type: ignore[no-untyped-def]
+    example = next(r for r in client.get("/references").json() if r["source"] == "example")
+    image = {"image": ("p.jpg", photo_bytes(), "image/jpeg")}
+    r = client.post(
+        "/compare",
+        files=image,
+        data={"reference_id": example["id"], "methods": "unet-bins,unet-bins-reference"},
+    )
+    assert r.status_code == 202, r.text
+    jobs = {j["method"]: j for j in client.get(r.json()["status_url"]).json()["jobs"]}
+    assert set(jobs) == {"unet-bins", "unet-bins-reference"}
+    assert jobs["unet-bins-reference"]["urls"]["reference"] and not jobs["unet-bins"]["urls"].get("reference")
+    before = counts()
+    r = client.post("/compare", files=image, data={"reference_id": "ex-0000000000000000"})
+    assert r.status_code == 404 and "no reference image" in r.json()["detail"]
+    gray = {"reference": ("g.png", png(), "image/png")}
+    r = client.post("/compare", files={**image, **gray})
+    assert r.status_code == 422 and "no colour" in r.json()["detail"]
+    assert counts() == before

@@ -267,3 +267,26 @@ def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ign
     httpx.delete(f"{stack.base_url}/jobs/{job_id}")
     expect(card.locator(".badge")).to_have_text("Cancelled", timeout=30_000)
     expect(page.locator(f'#metrics-body tr[data-job-id="{job_id}"] td')).to_contain_text("cancelled")
+
+
+def test_compare_with_a_picked_example_reference(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """Picking a bundled example as the reference ticks the reference-guided method, which runs with it."""
+    page.goto(stack.base_url + "/compare")
+    page.set_input_files("#image", str(sample_photo()))
+    guided = page.locator("#method-unet-bins-reference")
+    expect(guided).not_to_be_checked()
+    page.locator("#reference-list .ref-option").first.click()
+    expect(guided).to_be_checked()
+    keep = ["unet-bins", "unet-bins-reference"]  # two quick methods: untick the others as a person would
+    page.evaluate(
+        """keep => document.querySelectorAll('input[name="methods"]:checked')
+             .forEach((box) => { if (!keep.includes(box.value)) box.click(); })""",
+        keep,
+    )
+    expect(page.locator('input[name="methods"]:checked')).to_have_count(2)
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/compare/[\w-]+/view$"))
+    card = page.locator('.cmp-card[data-method="unet-bins-reference"]')
+    expect(card.locator(".badge")).to_have_text("Done", timeout=90_000)
+    job = httpx.get(f"{stack.base_url}/jobs/{card.get_attribute('data-job-id')}").json()
+    assert job["urls"]["reference"]
