@@ -161,20 +161,14 @@ def close(slug: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(slug: str, yes: bool) -> None:
     """Delete a draft or closed study for good: its answers, colorizations and photos (export first)."""
-    from sqlalchemy import func, select
-
     from backend.db import session_scope
     from backend.study import builder
-    from backend.study.models import Participant, StudyStatus
+    from backend.study.models import StudyStatus
 
     with session_scope() as session:
         found = builder.find_study(session, slug)
         if not yes and found.status != StudyStatus.open:  # an open study is refused without asking
-            people = session.scalar(
-                select(func.count()).where(
-                    Participant.study_id == found.id, Participant.is_preview.is_(False)
-                )
-            )
+            people = builder.participant_count(session, found)
             click.confirm(
                 f"Delete study {slug!r}, its {people} participant(s)' answers and its photos? "
                 "This cannot be undone",

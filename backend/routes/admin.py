@@ -225,12 +225,11 @@ def _participants_context(session: Session, study: Study) -> dict[str, Any]:
             select(StudyTexts).where(StudyTexts.study_id == study.id).order_by(StudyTexts.version.desc())
         )
     )
-    everyone = select(func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(False))
     return {
         "people": people,
         "answered": answered,
         "text_versions": versions,
-        "participant_count": session.scalar(everyone) or 0,
+        "participant_count": builder.participant_count(session, study),
     }
 
 

@@ -456,6 +456,12 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     return versioned
 
 
+def participant_count(session: Session, study: Study) -> int:
+    """The study's participants (previews not counted)."""
+    query = select(func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(False))
+    return session.scalar(query) or 0
+
+
 def delete_study(session: Session, study: Study) -> Freed:
     """Delete a study that is not open, for good: its texts, photos, stimuli, participants and answers, its
     colorization jobs (cancelled first where still queued or running: their worker stops at its next report)

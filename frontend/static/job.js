@@ -245,6 +245,17 @@
     return methodLookup;
   }
 
+  // A new job from this one (POST …/rerun with the form), then its page; the buttons wait meanwhile and a
+  // refusal is shown in `error`.
+  function submitRerun(form, buttons, error) {
+    return CL.submit(jobUrl + "/rerun", form, {
+      setBusy: (busy) => { buttons.forEach((b) => { b.disabled = busy; }); },
+      showFormError: (messages) => { error.textContent = (messages || []).join(" "); },
+      opening: "Opening…",
+      pageUrl: (body) => `/jobs/${body.id}/view`,
+    });
+  }
+
   // ---- Presets (exemplar): run the same photo and reference again with another one (a new job) -----------
   let presetsOffered = false;
   async function offerPresets(data) {
@@ -266,12 +277,7 @@
   async function rerunWith(options) {
     const form = new FormData();
     form.append("options", JSON.stringify(options));
-    await CL.submit(jobUrl + "/rerun", form, {
-      setBusy: (busy) => { $("rerun-presets").querySelectorAll("button").forEach((b) => { b.disabled = busy; }); },
-      showFormError: (messages) => { $("rerun-error").textContent = (messages || []).join(" "); },
-      opening: "Opening…",
-      pageUrl: (body) => `/jobs/${body.id}/view`,
-    });
+    await submitRerun(form, [...$("rerun-presets").querySelectorAll("button")], $("rerun-error"));
   }
 
   // ---- Adjust (vividness, how closely to follow the reference): re-run with other settings (a new job) ----
@@ -300,12 +306,7 @@
     const hints = CL.jobPage.hints ? CL.jobPage.hints() : null;
     if (hints) options.hints = hints;
     form.append("options", JSON.stringify(options));
-    await CL.submit(jobUrl + "/rerun", form, {
-      setBusy: (busy) => { $("adjust-apply").disabled = busy; },
-      showFormError: (messages) => { $("adjust-error").textContent = (messages || []).join(" "); },
-      opening: "Opening…",
-      pageUrl: (body) => `/jobs/${body.id}/view`,
-    });
+    await submitRerun(form, [$("adjust-apply")], $("adjust-error"));
   });
 
   // ---- Another reference: the same photo coloured from another colour photo (a new job) -----------------
@@ -336,12 +337,7 @@
     }
     const hints = CL.jobPage.hints ? CL.jobPage.hints() : null; // placed under "Fix colours", not kept yet
     if (hints) form.append("options", JSON.stringify({ hints }));
-    await CL.submit(jobUrl + "/rerun", form, {
-      setBusy: (busy) => { $("another-reference-apply").disabled = busy; },
-      showFormError: (messages) => { $("another-reference-error").textContent = (messages || []).join(" "); },
-      opening: "Opening…",
-      pageUrl: (body) => `/jobs/${body.id}/view`,
-    });
+    await submitRerun(form, [$("another-reference-apply")], $("another-reference-error"));
   });
 
   CL.slider($("compare"), $("compare-range"));
