@@ -338,6 +338,31 @@
     const move = () => container.style.setProperty("--pos", range.value + "%");
     range.addEventListener("input", move);
     move();
+    // Touch: the range takes no touches (app.css), so that a vertical swipe over the photo scrolls the page
+    // (the container is touch-action: pan-y; the browser then cancels the pointer) and leaves the divider.
+    // A horizontal drag or a tap moves it.
+    let touch = null;
+    const moveTo = (x) => {
+      const box = container.getBoundingClientRect();
+      range.value = String(Math.min(100, Math.max(0, ((x - box.left) / box.width) * 100)));
+      range.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    container.addEventListener("pointerdown", (event) => {
+      if (event.pointerType === "touch") touch = { x: event.clientX, y: event.clientY, dragging: false };
+    });
+    container.addEventListener("pointermove", (event) => {
+      if (!touch || event.pointerType !== "touch") return;
+      const dx = Math.abs(event.clientX - touch.x);
+      if (!touch.dragging && (dx < 6 || dx < Math.abs(event.clientY - touch.y))) return; // not (yet) sideways
+      touch.dragging = true;
+      moveTo(event.clientX);
+    });
+    container.addEventListener("pointerup", (event) => {
+      const tap = touch && Math.hypot(event.clientX - touch.x, event.clientY - touch.y) < 10;
+      if (touch && (touch.dragging || tap)) moveTo(event.clientX);
+      touch = null;
+    });
+    container.addEventListener("pointercancel", () => { touch = null; }); // the page scrolled instead
     return move;
   }
 

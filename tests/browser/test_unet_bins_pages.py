@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import result_rgb, sample_photo
+from tests.browser.conftest import colorize_lakeside, result_rgb, sample_photo
 from tests.conftest import photo
 from worker.colorizers import metrics
 
@@ -120,3 +120,26 @@ def test_another_reference_from_the_job_page(stack, page) -> None:  # type: igno
     assert third["rerun_of"] == second
     references = [httpx.get(stack.base_url + j["urls"]["reference"]).content for j in (job, third)]
     assert references[0] != references[1]
+
+
+def test_on_a_phone_a_vertical_swipe_leaves_the_before_after_divider(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
+    """The divider follows a sideways drag or a tap; a swipe up over the photo (to scroll) leaves it where
+    it was. Headless Chromium does not scroll on a synthesized swipe, so the scroll itself is not checked."""
+    page = phone_page
+    page.goto(f"{stack.base_url}/jobs/{colorize_lakeside(stack.base_url)}/view")
+    expect(page.locator("#result-section")).to_be_visible()
+    divider = page.locator("#compare-range")
+    box = page.locator("#compare").bounding_box()
+    x, y = box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.6
+    touch = page.context.new_cdp_session(page)
+
+    def swipe(dx: float, dy: float) -> None:
+        gesture = {"x": x, "y": y, "xDistance": dx, "yDistance": dy, "gestureSourceType": "touch"}
+        touch.send("Input.synthesizeScrollGesture", {**gesture, "speed": 800})
+
+    swipe(0, -250)  # a swipe up
+    expect(divider).to_have_value("50")
+    swipe(-150, 0)  # a drag to the left, from 80 % of the width: the divider follows the finger
+    page.wait_for_function("Number(document.getElementById('compare-range').value) < 45")
+    page.touchscreen.tap(box["x"] + box["width"] * 0.25, y)
+    assert abs(float(divider.input_value()) - 25) < 1
