@@ -75,9 +75,10 @@ async def read_reference(
     settings: Settings,
     client: str | None,
 ) -> Upload | Image | None:
-    """The uploaded reference (validated like any upload) or the earlier/bundled one named by id."""
+    """The uploaded reference (validated like any upload) or the earlier/bundled one named by id; None when
+    neither came (a form's empty file field counts as none)."""
     ref: Upload | Image | None = None
-    if reference is not None:
+    if reference is not None and has_file(reference):
         ref = await read_upload(reference, settings, "reference")
     elif reference_id:
         ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)

@@ -79,9 +79,7 @@ async def colorize(
     upload = await read_upload(image, settings, "photo")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
-    ref = await read_reference(
-        info, reference if has_file(reference) else None, reference_id, session, settings, client
-    )
+    ref = await read_reference(info, reference, reference_id, session, settings, client)
     new = lifecycle.NewJob(info.name, params, image=upload, reference=ref)
     [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
     response.headers["Location"] = f"/jobs/{job_id}"
@@ -190,9 +188,7 @@ async def rerun_job(
     )
     info, params = method_choice.choose(info.name, await request.form(), options, settings, inherited)
     client = client_of(request)
-    ref = await read_reference(
-        info, reference if has_file(reference) else None, reference_id, session, settings, client
-    )
+    ref = await read_reference(info, reference, reference_id, session, settings, client)
     again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref)  # loads the reference row
     [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"

@@ -186,9 +186,7 @@ async def create_batch(
         reasons = "; ".join(f"{r['name']}: {r['detail']}" for r in rejected[:5])
         raise UserError(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
     client = client_of(request)
-    ref = await read_reference(
-        info, reference if has_file(reference) else None, reference_id, session, settings, client
-    )
+    ref = await read_reference(info, reference, reference_id, session, settings, client)
     new_jobs = [lifecycle.NewJob(info.name, params, image=photo, reference=ref) for photo in accepted]
     batch_id = await run_in_threadpool(
         _create_and_enqueue, session, info.name, params, new_jobs, rejected, client

@@ -56,7 +56,7 @@ async def create_comparison(
     if with_reference:  # checked as for the reference-guided default: a colour image
         ref = await read_reference(
             method_choice.known_method(None, with_reference=True),
-            reference if has_file(reference) else None,
+            reference,
             reference_id,
             session,
             settings,
