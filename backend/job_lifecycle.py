@@ -15,10 +15,10 @@ and cancel jobs; the worker service (``worker/runner.py``) claims, reports and f
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -411,20 +411,35 @@ def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
     return freed
 
 
-def delete_finished(session: Session, job_id: str) -> Freed | None:
-    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
-    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
-        freed = delete_jobs(session, [job_id])
-        if freed.jobs == 0:
+FreedOrNone = TypeVar("FreedOrNone", bound=Freed | None)
+
+
+def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what: str) -> FreedOrNone:
+    """Run ``deletion`` (rows, then the images only they used) and commit. An image that got a new user
+    meanwhile fails the commit: roll back and run it again, up to three times. ``deletion`` returning None
+    means there was nothing to delete: rolled back."""
+    for _attempt in range(3):
+        freed = deletion()
+        if freed is None:
             session.rollback()
-            return None
+            return freed
         try:
             session.commit()
         except IntegrityError:
             session.rollback()
             continue
         return freed
-    raise IntegrityError("DELETE /jobs/{id}", None, Exception("its images kept getting new users"))
+    raise IntegrityError(what, None, Exception("its images kept getting new users"))
+
+
+def delete_finished(session: Session, job_id: str) -> Freed | None:
+    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
+
+    def deletion() -> Freed | None:
+        freed = delete_jobs(session, [job_id])
+        return freed if freed.jobs else None
+
+    return commit_deletion(session, deletion, "DELETE /jobs/{id}")
 
 
 def purge_expired(
@@ -452,9 +467,7 @@ def purge_expired(
         except IntegrityError:  # an image got a new user meanwhile: keep it, retry on the next round
             session.rollback()
             continue
-        total.jobs += freed.jobs
-        total.images += freed.images
-        total.bytes += freed.bytes
+        total += freed
     if total.jobs:
         log.info("retention freed %s", total)
     return total

@@ -39,6 +39,9 @@ class Freed:
     def __str__(self) -> str:
         return f"{self.jobs} job(s), {self.images} image(s), {self.bytes / 1e6:.1f} MB"
 
+    def __add__(self, other: Freed) -> Freed:
+        return Freed(self.jobs + other.jobs, self.images + other.images, self.bytes + other.bytes)
+
 
 def display_name(name: str | None) -> str | None:
     """A file name for display only: no directories, no control characters, bounded length."""

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from backend import job_lifecycle as lifecycle
@@ -482,19 +481,15 @@ def delete_study(session: Session, study: Study) -> Freed:
     for job_id in job_ids:
         lifecycle.cancel(session, job_id)  # commits; a no-op for a finished job
     _forget(study)
-    for _attempt in range(3):  # an image that got a new user meanwhile: roll back and look again
+
+    def deletion() -> Freed:
         for table in (Trial, Participant, Stimulus, StudyPhoto, StudyTexts):
             session.execute(delete(table).where(table.study_id == study_id))
         session.execute(delete(Study).where(Study.id == study_id))
-        freed = lifecycle.delete_jobs(session, job_ids)  # their images too, where no one else uses them
-        more = delete_unused_images(session, candidates)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            continue
-        return Freed(jobs=freed.jobs, images=freed.images + more.images, bytes=freed.bytes + more.bytes)
-    raise IntegrityError("delete study", None, Exception("its images kept getting new users"))
+        # the jobs' images too, and the study's own, where no one else uses them
+        return lifecycle.delete_jobs(session, job_ids) + delete_unused_images(session, candidates)
+
+    return lifecycle.commit_deletion(session, deletion, "delete study")
 
 
 def close_study(session: Session, study: Study) -> None:
