@@ -1,7 +1,8 @@
 // Compare pages. The form (/compare): a photo, the methods that will run (GET /methods; every available one
-// ticked), an optional colour reference (uploaded or picked) that brings in the reference methods, and POST /compare with inline
-// errors. The view (/compare/{id}/view): polls GET /compare/{id} every second, fills one card per method as
-// results arrive, a metrics table (best value per column highlighted) and an enlarge dialog with a slider.
+// ticked), an optional colour reference (uploaded or picked) that brings in the reference methods, and
+// POST /compare with inline errors. The view (/compare/{id}/view): polls GET /compare/{id} every second,
+// fills one card per method as results arrive, a metrics table (best value per column highlighted) and an
+// enlarge dialog with a slider.
 "use strict";
 
 (function () {
