@@ -5,6 +5,7 @@
                           │          └──> retry (re-queued, sent again after a back-off)
                           └── sweep (lost message, silent worker)          cancel (queued or running)
     finished jobs: delete_finished (DELETE /jobs/{id}), purge_expired (retention)
+    a batch's or comparison's jobs together: delete_together (cancelled first, then deleted)
 
 The database is the source of truth; the broker only carries job ids (``backend.queue``). Every state change
 is a conditional UPDATE (``WHERE status = ...``), so the web process, any number of workers and their
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from backend import queue
 from backend.config import Settings
 from backend.db import rowcount
+from backend.errors import UserError
 from backend.models import Batch, Image, Job, JobStatus, is_valid_id, utcnow
 from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image
 from backend.study.models import Stimulus
@@ -442,6 +444,26 @@ def delete_finished(session: Session, job_id: str) -> Freed | None:
     return commit_deletion(session, deletion, "DELETE /jobs/{id}")
 
 
+def delete_together(session: Session, jobs: Sequence[Job], batch: Batch | None = None) -> Freed:
+    """`DELETE /batches/{id}` and `DELETE /compare/{id}`: cancel those of ``jobs`` still queued or running
+    (their worker stops at its next report), then delete them all with every image only they used, and the
+    batch row. 409, with nothing changed, when one of them is a stimulus of a user study."""
+    job_ids = [j.id for j in jobs]
+    in_study = select(func.count()).select_from(Stimulus).where(Stimulus.job_id.in_(job_ids))
+    if session.scalar(in_study):
+        raise UserError(409, "some of these jobs are stimuli of a user study, kept while the study exists")
+    for job_id in job_ids:
+        cancel(session, job_id)  # commits; a no-op for a finished job
+
+    def deletion() -> Freed:
+        freed = delete_jobs(session, job_ids)
+        if batch is not None:
+            session.execute(delete(Batch).where(Batch.id == batch.id))
+        return freed
+
+    return commit_deletion(session, deletion, "delete a batch or comparison")
+
+
 def purge_expired(
     session: Session, settings: Settings, now: datetime | None = None, batch: int = 500
 ) -> Freed:
@@ -481,15 +503,38 @@ def group_jobs(session: Session, group_id: str) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.group_id == group_id)))
 
 
-def client_history(session: Session, client: str, limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
-    """One page of the jobs started from one browser (its hashed cookie), newest first, and how many there
-    are in all."""
-    total = session.scalar(select(func.count()).select_from(Job).where(Job.client == client)) or 0
-    page = session.scalars(
-        select(Job)
-        .where(Job.client == client)
-        .order_by(Job.created_at.desc(), Job.id)
-        .limit(limit)
-        .offset(offset)
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One card of a browser's history: a job, or the jobs of one batch or one comparison together."""
+
+    kind: Literal["job", "batch", "comparison"]
+    id: str  # the job's, the batch's or the comparison's
+    jobs: list[Job]  # oldest first
+
+
+def client_history(
+    session: Session, client: str, limit: int = 100, offset: int = 0
+) -> tuple[list[HistoryEntry], int]:
+    """One page of what was started from one browser (its hashed cookie), newest first, and how many
+    entries there are in all. A batch's or a comparison's jobs make one entry (a batch of 200 photos would
+    otherwise fill pages), placed by its newest job; a batch or comparison of one job is that job."""
+    key = func.coalesce(Job.batch_id, Job.group_id, Job.id)
+    mine = Job.client == client
+    total = session.scalar(select(func.count(func.distinct(key))).where(mine)) or 0
+    newest = func.max(Job.created_at)
+    keys = list(
+        session.scalars(
+            select(key).where(mine).group_by(key).order_by(newest.desc(), key).limit(limit).offset(offset)
+        )
     )
-    return list(page), total
+    grouped: dict[str, list[Job]] = {k: [] for k in keys}
+    for job in session.scalars(select(Job).where(mine, key.in_(keys)).order_by(Job.created_at, Job.id)):
+        grouped[job.batch_id or job.group_id or job.id].append(job)
+    entries = []
+    for entry_id, jobs in grouped.items():
+        first = jobs[0]
+        if len(jobs) == 1:
+            entries.append(HistoryEntry("job", first.id, jobs))
+        else:
+            entries.append(HistoryEntry("batch" if first.batch_id else "comparison", entry_id, jobs))
+    return entries, total

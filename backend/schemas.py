@@ -227,6 +227,9 @@ def result_stem(source_name: str | None, job_id: str) -> str:
     return safe or f"photo-{job_id[:8]}"
 
 
+MAX_ZIP_RESULTS = 500  # GET /results.zip: results in one zip (the history says so before asking)
+
+
 def download_name(job: Job, ext: str = "png") -> str:
     """``<original stem>-<method>.png``: the file name of a job's result download; a re-run (other options,
     colour hints) adds the start of its id, so that versions of one photo do not overwrite each other."""
@@ -317,6 +320,7 @@ def batch_out(batch: Batch, jobs: Sequence[Job]) -> BatchOut:
                     "page": f"{base}/view",
                     "input": f"{base}/input.png",
                     "result": f"{base}/result.png" if job.result_image_id else None,
+                    "thumb": f"{base}/thumb.jpg?of={'result' if job.result_image_id else 'input'}",
                 },
             )
         )

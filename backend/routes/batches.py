@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -30,6 +30,7 @@ from backend.models import Batch, Image, Job, JobStatus, is_valid_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
     ERRORS,
+    MAX_ZIP_RESULTS,
     BatchCreated,
     BatchOut,
     RejectedOut,
@@ -43,7 +44,6 @@ from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
 ZIP_MAGIC = b"PK\x03\x04"
-MAX_ZIP_DOWNLOAD_JOBS = 500  # GET /results.zip?id=...
 
 
 def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
@@ -230,6 +230,21 @@ def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
     return batch_out(batch, rows)
 
 
+@router.delete(
+    "/batches/{batch_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERRORS,
+    summary="Delete a batch: cancel its unfinished photos, delete them all with their images",
+    description="Afterwards the batch and its jobs answer 404. 409, with nothing changed, when one of its "
+    "jobs is a stimulus of a user study.",
+)
+def delete_batch(batch_id: str, session: SessionDep) -> Response:
+    batch = get_batch_row(session, batch_id)
+    rows = session.scalars(select(Job).where(Job.batch_id == batch.id)).all()
+    lifecycle.delete_together(session, rows, batch)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 class _ZipStream(io.RawIOBase):
     """A write-only file that hands what zipfile writes to a generator, chunk by chunk (no seeking needed)."""
 
@@ -326,21 +341,35 @@ def batch_results(
     "/results.zip",
     responses={200: {"content": {"application/zip": {}}}, **ERRORS},
     summary="Several jobs' results as one zip (the history's multi-select download)",
-    description="`id` repeated: job ids. Files are named `<original stem>-<method>.png` (or `.jpg`).",
+    description="`id` repeated: job ids; `batch` and `comparison` repeated: every job of those batches and "
+    "comparisons. Files are named `<original stem>-<method>.png` (or `.jpg`). Jobs not finished yet are "
+    f"left out; at most {MAX_ZIP_RESULTS} results per zip.",
 )
 def jobs_results(
     session: SessionDep,
     settings: SettingsDep,
-    id: Annotated[list[str], Query(description="Job ids (repeat the parameter).")],
+    id: Annotated[list[str] | None, Query(description="Job ids (repeat the parameter).")] = None,
+    batch: Annotated[list[str] | None, Query(description="Batch ids (repeat the parameter).")] = None,
+    comparison: Annotated[list[str] | None, Query(description="Comparison ids (repeat it).")] = None,
     format: Format = "png",
     quality: Quality = 90,
 ) -> Any:
-    ids = list(dict.fromkeys(i for i in id if is_valid_id(i)))
-    if len(ids) > MAX_ZIP_DOWNLOAD_JOBS:
-        raise UserError(422, f"at most {MAX_ZIP_DOWNLOAD_JOBS} jobs per download")
-    rows = session.scalars(select(Job).where(Job.id.in_(ids), Job.result_image_id.is_not(None))).all()
+    ids, batches, groups = (
+        [i for i in dict.fromkeys(given or []) if is_valid_id(i)] for given in (id, batch, comparison)
+    )
+    if not (id or batch or comparison):
+        raise UserError(422, "name the results to download: `id`, `batch` or `comparison` (each may repeat)")
+    chosen = or_(Job.id.in_(ids), Job.batch_id.in_(batches), Job.group_id.in_(groups))
+    rows = session.scalars(
+        select(Job)
+        .where(chosen, Job.result_image_id.is_not(None))
+        .order_by(Job.created_at, Job.id)
+        .limit(MAX_ZIP_RESULTS + 1)
+    ).all()
+    if len(rows) > MAX_ZIP_RESULTS:
+        raise UserError(422, f"at most {MAX_ZIP_RESULTS} results per download: choose fewer")
     order = {job_id: n for n, job_id in enumerate(ids)}
-    rows = sorted(rows, key=lambda j: order[j.id])
+    rows = sorted(rows, key=lambda j: order.get(j.id, len(order)))  # the jobs named first, as named
     names = _unique(download_name(j, format) for j in rows)
     # As above: the query left out jobs without a result.
     entries = [

@@ -93,3 +93,18 @@ def _read_comparison(group_id: str) -> ComparisonOut:
         if not rows:
             raise UserError(404, "no such comparison")
         return comparison_out(group_id, rows)
+
+
+@router.delete(
+    "/compare/{group_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERRORS,
+    summary="Delete a comparison: cancel its unfinished jobs, delete them all with their images",
+    description="Afterwards the comparison and its jobs answer 404.",
+)
+def delete_comparison(group_id: str, session: SessionDep) -> Response:
+    rows = lifecycle.group_jobs(session, group_id)
+    if not rows:
+        raise UserError(404, "no such comparison")
+    lifecycle.delete_together(session, rows)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

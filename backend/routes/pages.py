@@ -7,6 +7,7 @@ rendered on the server.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,8 +18,8 @@ from backend import job_lifecycle as lifecycle
 from backend import method_views
 from backend.config import get_settings
 from backend.deps import SessionDep
-from backend.models import Batch, Job, is_valid_id
-from backend.schemas import comparison_out, job_out
+from backend.models import Batch, Job, JobStatus, is_valid_id
+from backend.schemas import MAX_ZIP_RESULTS, comparison_out, job_out
 from backend.templates import TEMPLATES, not_found_page
 from backend.web import client_of
 
@@ -85,7 +86,8 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
     return TEMPLATES.TemplateResponse(request, "batch.html", context)
 
 
-HISTORY_PAGE_SIZE = 60
+HISTORY_PAGE_SIZE = 60  # entries: a job, or a batch's or a comparison's jobs together
+GROUP_THUMBS = 4  # a batch's or a comparison's card shows its first photos as a mosaic
 
 
 @router.get("/history", response_class=HTMLResponse)
@@ -94,35 +96,88 @@ def history_page(
 ) -> HTMLResponse:
     client = client_of(request)
     offset = (page - 1) * HISTORY_PAGE_SIZE
-    rows, total = lifecycle.client_history(session, client, HISTORY_PAGE_SIZE, offset) if client else ([], 0)
-    cards = [history_card(job_out(j).model_dump()) for j in rows]
+    entries: list[lifecycle.HistoryEntry] = []
+    total = 0
+    if client:
+        entries, total = lifecycle.client_history(session, client, HISTORY_PAGE_SIZE, offset)
+    cards = [
+        history_card(job_out(e.jobs[0]).model_dump()) if e.kind == "job" else group_card(e) for e in entries
+    ]
     pages = max(1, -(-total // HISTORY_PAGE_SIZE))
     context = {
-        "jobs": cards,
+        "entries": cards,
         "nav": "history",
         "page": page,
         "pages": pages,
         "total": total,
         "first": offset + 1,
         "last": offset + len(cards),
+        "max_zip_results": MAX_ZIP_RESULTS,
     }
     return TEMPLATES.TemplateResponse(request, "history.html", context)
 
 
 def history_card(job: dict[str, Any]) -> dict[str, Any]:
     """What a history card shows: the JSON form of the job plus display strings."""
-    created: datetime = job["created_at"]
-    if created.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        created = created.replace(tzinfo=UTC)
     urls = job["urls"]
     return {
         **job,
+        "kind": "job",
         "page_url": urls["page"],
         "title": job["source_name"] or job["method_title"],
         "thumb_url": urls["thumb"],
-        "created_iso": created.isoformat(timespec="seconds"),
-        "created_label": _when(created),
+        **_created(job["created_at"]),
     }
+
+
+def group_card(entry: lifecycle.HistoryEntry) -> dict[str, Any]:
+    """The card of a batch or a comparison: a mosaic of its first photos, what it is, how far it got (the
+    same words as ``groupSummary`` in history.js, which keeps it current)."""
+    jobs = entry.jobs
+    first = job_out(jobs[0]).model_dump()
+    counts = Counter(str(j.status) for j in jobs)
+    if entry.kind == "batch":
+        path = f"/batches/{entry.id}"
+        title, subtitle = f"Batch of {len(jobs)} photos", first["method_title"]
+    else:
+        path = f"/compare/{entry.id}"
+        title, subtitle = first["source_name"] or "Comparison", f"Compared with {len(jobs)} methods"
+    return {
+        "kind": entry.kind,
+        "id": entry.id,
+        "status": _group_status(counts),
+        "status_url": path,
+        "page_url": f"{path}/view",
+        "title": title,
+        "subtitle": subtitle,
+        "summary": group_summary(counts, len(jobs)),
+        "done": counts[JobStatus.done],
+        "total": len(jobs),
+        "thumb_urls": [job_out(j).urls.thumb for j in jobs[:GROUP_THUMBS]],
+        **_created(jobs[-1].created_at),
+    }
+
+
+def _group_status(counts: Counter[str]) -> str:
+    """The badge of a group: running or queued while any job is, then done if any result came out."""
+    for status in (JobStatus.running, JobStatus.queued, JobStatus.done, JobStatus.failed):
+        if counts[status]:
+            return str(status)
+    return str(JobStatus.cancelled)
+
+
+def group_summary(counts: Counter[str], total: int) -> str:
+    """ "7 of 12 done · 1 failed", or "12 done" once all are."""
+    done = counts[JobStatus.done]
+    words = [f"{done} done" if done == total else f"{done} of {total} done"]
+    words += [f"{counts[s]} {s}" for s in (JobStatus.failed, JobStatus.cancelled) if counts[s]]
+    return " · ".join(words)
+
+
+def _created(created: datetime) -> dict[str, str]:
+    if created.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
+        created = created.replace(tzinfo=UTC)
+    return {"created_iso": created.isoformat(timespec="seconds"), "created_label": _when(created)}
 
 
 def _when(moment: datetime, now: datetime | None = None) -> str:

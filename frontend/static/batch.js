@@ -12,7 +12,7 @@
   let viewing = null;
 
   function card(item) {
-    const img = el("img", { src: item.urls.result || item.urls.input, alt: "", loading: "lazy" });
+    const img = el("img", { src: item.urls.thumb, alt: "", loading: "lazy" });
     const badge = el("span", { class: "badge", "data-status": item.status, text: LABELS[item.status] || item.status });
     const open = el("button", { type: "button", class: "job-card-link", "aria-label": `Before and after: ${item.name || "photo"}` },
       el("span", { class: "job-thumb" }, img),
@@ -33,7 +33,7 @@
     badge.dataset.status = item.status;
     badge.textContent = LABELS[item.status] || item.status;
     badge.title = item.error || "";
-    if (item.urls.result) node.querySelector("img").src = item.urls.result;
+    if (item.urls.result) node.querySelector("img").src = item.urls.thumb;
   }
 
   // A tall photo's before/after stays within the window (as on the job page).
@@ -71,9 +71,11 @@
     CL.setProgress($("batch-progress"), batch.progress, false);
     $("batch-pct").textContent = Math.round(batch.progress * 100) + "%";
     $("batch-meta").textContent = `${batch.method_title} · ${batch.total} ${batch.total === 1 ? "photo" : "photos"}`;
-    $("batch-message").textContent = batch.finished
-      ? `Finished: ${done} colorized${failed ? `, ${failed} failed` : ""}.`
+    $("batch-message").textContent = !batch.total ? "Every photo of this batch was deleted."
+      : batch.finished ? `Finished: ${done} colorized${failed ? `, ${failed} failed` : ""}.`
       : `${done} of ${batch.total} colorized; ${waiting} still to do…`;
+    total = batch.total;
+    $("delete-batch").hidden = false;
     $("download-all").hidden = done === 0;
     $("download-all-jpg").hidden = done === 0;
     const rejected = batch.rejected || [];
@@ -86,6 +88,24 @@
     }
     document.title = `${Math.round(batch.progress * 100)}% · Batch · ColorLab`;
   }
+
+  // Deleting cancels the photos still to do and deletes every photo with its images; then History.
+  let total = 0;
+  $("delete-batch").addEventListener("click", async () => {
+    const photos = `${total} ${total === 1 ? "photo" : "photos"}`;
+    if (!window.confirm(`Delete this batch (${photos}) and its images? This cannot be undone.`)) return;
+    const button = $("delete-batch");
+    button.disabled = true;
+    try {
+      const response = await fetch(url, { method: "DELETE", headers: { Accept: "application/json" } });
+      if (response.status === 204 || response.status === 404) { window.location.assign("/history"); return; }
+      const body = await response.json().catch(() => null);
+      $("delete-error").textContent = CL.detailMessages(body, response.status, { capitalize: true }).join(" ");
+    } catch (err) {
+      $("delete-error").textContent = "Could not reach the server to delete: " + err.message;
+    }
+    button.disabled = false;
+  });
 
   CL.slider($("compare"), $("compare-range"));
   const poller = CL.poller(url, {

@@ -116,7 +116,10 @@
       }
       const refId = references.pickedId();
       if (needsReference(names) && !files.reference && !refId) {
-        showError($("reference-error"), "The exemplar method copies colours from a reference photo: add one here, or untick the method.");
+        const needy = methods.filter((m) => m.needs_reference && names.includes(m.name)).map((m) => `“${m.title}”`);
+        const listed = needy.length > 1 ? `${needy.slice(0, -1).join(", ")} and ${needy.at(-1)}` : needy[0];
+        const [verb, it] = needy.length > 1 ? ["copy", "them"] : ["copies", "it"];
+        showError($("reference-error"), `${listed} ${verb} colours from a reference photo: add one here, or untick ${it}.`);
         invalid = invalid || $("reference");
       }
       if (invalid) {

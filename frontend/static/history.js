@@ -1,45 +1,79 @@
-// History page: cards of unfinished jobs follow their job (GET /jobs/{id}, ColorLab.poller) until it
+// History page: a card per job, and one per batch or comparison (its jobs together). Unfinished cards follow
+// their job (GET /jobs/{id}) or group (GET /batches/{id}, GET /compare/{id}) with ColorLab.poller until it
 // finishes; cards can be selected to download their results as one zip (GET /results.zip) or deleted
-// (DELETE /jobs/{id}).
+// (DELETE on the same URLs).
 "use strict";
 
 (function () {
   const CL = window.ColorLab;
   const { $, FINISHED, STATUS_LABELS: LABELS } = CL;
-  const allCards = () => [...document.querySelectorAll(".job-card")];
+  const allCards = () => [...document.querySelectorAll("#job-grid .job-card")];
+  const isGroup = (card) => card.dataset.kind !== "job";
+  const urlOf = (card) => isGroup(card) ? card.dataset.statusUrl : "/jobs/" + encodeURIComponent(card.dataset.jobId);
+  const maxZip = Number($("history-toolbar").dataset.maxZip);
 
-  // ---- Following unfinished jobs: at most MAX_FOLLOWED at a time, each every 2 s ----------------------
+  function setStatus(card, status) {
+    card.dataset.status = status;
+    const badge = card.querySelector(".badge");
+    badge.dataset.status = status;
+    badge.textContent = LABELS[status] || status;
+  }
+
+  // ---- Following unfinished cards: at most MAX_FOLLOWED at a time, each every 2 s ----------------------
   const MAX_FOLLOWED = 12;
   const FOLLOW_MS = 2000;
   const waiting = allCards().filter((c) => !FINISHED.has(c.dataset.status));
   let followed = 0;
 
-  function show(card, job) {
+  function showJob(card, job) {
     if (job.status === card.dataset.status) return;
-    card.dataset.status = job.status;
-    const badge = card.querySelector(".badge");
-    badge.dataset.status = job.status;
-    badge.textContent = LABELS[job.status] || job.status;
+    setStatus(card, job.status);
     if (job.status === "done" && job.urls.result) {
       const img = card.querySelector("img");
       img.src = job.urls.thumb || job.urls.result;
       img.alt = img.alt.replace(/^Input photo/, "Colorized result");
     }
-    updateSelection();
+  }
+
+  // The same words and badge as pages.group_card on the server.
+  function groupSummary(statuses) {
+    const count = (status) => statuses.filter((s) => s === status).length;
+    const done = count("done");
+    const words = [done === statuses.length ? `${done} done` : `${done} of ${statuses.length} done`];
+    for (const status of ["failed", "cancelled"]) if (count(status)) words.push(`${count(status)} ${status}`);
+    return words.join(" · ");
+  }
+  const groupStatus = (statuses) => ["running", "queued", "done", "failed"].find((s) => statuses.includes(s)) || "cancelled";
+
+  function showGroup(card, group) {
+    const jobs = group.items || group.jobs;  // a batch's items, a comparison's jobs
+    const statuses = jobs.map((j) => j.status);
+    card.dataset.done = String(statuses.filter((s) => s === "done").length);
+    card.querySelector(".group-summary").textContent = groupSummary(statuses);
+    if (groupStatus(statuses) !== card.dataset.status) setStatus(card, groupStatus(statuses));
+    // the mosaic shows results as they come (a comparison lists its jobs in the methods' order)
+    const thumbs = card.querySelectorAll(".job-mosaic img");
+    const byThumb = new Map(jobs.map((j) => [j.urls.thumb.replace(/\?of=\w+$/, ""), j.urls.thumb]));
+    thumbs.forEach((img) => {
+      const latest = byThumb.get(img.getAttribute("src").replace(/\?of=\w+$/, ""));
+      if (latest && latest !== img.getAttribute("src")) img.src = latest;
+    });
   }
 
   function follow(card) {
     followed += 1;
     let latest = null;
     const stop = () => { followed -= 1; followNext(); };
-    const poller = CL.poller("/jobs/" + encodeURIComponent(card.dataset.jobId), {
+    const poller = CL.poller(urlOf(card), {
       interval: FOLLOW_MS,
-      onData: (job) => {
-        latest = job;
-        show(card, job);
-        if (FINISHED.has(job.status)) stop();
+      onData: (data) => {
+        latest = data;
+        if (isGroup(card)) showGroup(card, data);
+        else showJob(card, data);
+        updateSelection();
+        if (FINISHED.has(card.dataset.status)) stop();
       },
-      done: (job) => FINISHED.has(job.status),
+      done: () => FINISHED.has(card.dataset.status),
       current: () => latest,
       onNotFound: stop,  // deleted meanwhile (from this page or another)
     });
@@ -53,29 +87,42 @@
 
   // ---- Selection: download as one zip, delete ---------------------------------------------------------
   const selected = () => allCards().filter((c) => c.querySelector(".job-check").checked);
+  const results = (card) => isGroup(card) ? Number(card.dataset.done) : Number(card.dataset.status === "done");
+  const jobCount = (card) => isGroup(card) ? Number(card.dataset.total) : 1;
+  const jobsWord = (n) => `${n} ${n === 1 ? "job" : "jobs"}`;
+
+  function zipQuery(cards) {
+    const param = { job: "id", batch: "batch", comparison: "comparison" };
+    return cards.map((c) => {
+      const id = isGroup(c) ? c.dataset.entryId : c.dataset.jobId;
+      return param[c.dataset.kind] + "=" + encodeURIComponent(id);
+    }).join("&");
+  }
 
   function updateSelection() {
     const chosen = selected();
-    const done = chosen.filter((c) => c.dataset.status === "done");
+    const ready = chosen.filter((c) => results(c) > 0);
+    const count = ready.reduce((sum, c) => sum + results(c), 0);
     const link = $("download-selected");
-    if (done.length) {
-      link.href = "/results.zip?" + done.map((c) => "id=" + encodeURIComponent(c.dataset.jobId)).join("&");
+    if (count && count <= maxZip) {
+      link.href = "/results.zip?" + zipQuery(ready);
       link.removeAttribute("aria-disabled");
     } else {
       link.removeAttribute("href");
       link.setAttribute("aria-disabled", "true");
     }
-    link.textContent = done.length ? `Download selected (${done.length})` : "Download selected";
+    link.textContent = !count ? "Download selected"
+      : count <= maxZip ? `Download selected (${count})` : `${count} results: at most ${maxZip} per download`;
     $("delete-selected").disabled = chosen.length === 0;
     $("select-all").checked = chosen.length > 0 && chosen.length === allCards().length;
   }
 
   async function remove(card) {
-    const url = "/jobs/" + encodeURIComponent(card.dataset.jobId);
+    const url = urlOf(card);
     const headers = { Accept: "application/json" };
-    // An unfinished job is cancelled first (the first DELETE), then deleted.
+    // An unfinished job is cancelled first (the first DELETE), then deleted; a group's DELETE does both.
     let response = await fetch(url, { method: "DELETE", headers });
-    if (response.status === 200) response = await fetch(url, { method: "DELETE", headers });
+    if (response.status === 200 && !isGroup(card)) response = await fetch(url, { method: "DELETE", headers });
     if (response.status === 204 || response.status === 404) {
       card.remove();
       return null;
@@ -85,10 +132,11 @@
   }
 
   async function removeMany(chosen) {
+    const jobs = chosen.reduce((sum, c) => sum + jobCount(c), 0);
     const problems = (await Promise.all(chosen.map(remove))).filter(Boolean);
     $("history-status").textContent = problems.length
       ? `Could not delete ${problems.length}: ${problems[0]}`
-      : `Deleted ${chosen.length} ${chosen.length === 1 ? "job" : "jobs"}.`;
+      : `Deleted ${jobsWord(jobs)}.`;
     if (!allCards().length) location.reload();  // shows the empty state
     updateSelection();
   }
@@ -101,7 +149,10 @@
     if (!button) return;
     const card = button.closest(".job-card");
     const name = card.querySelector(".job-card-name").textContent;
-    if (window.confirm(`Delete “${name}” and its images?`)) removeMany([card]);
+    const question = isGroup(card)
+      ? `Delete “${name}” (${jobsWord(jobCount(card))}) and their images?`
+      : `Delete “${name}” and its images?`;
+    if (window.confirm(question)) removeMany([card]);
   });
   $("select-all").addEventListener("change", (event) => {
     allCards().forEach((c) => { c.querySelector(".job-check").checked = event.target.checked; });
@@ -109,9 +160,8 @@
   });
   $("delete-selected").addEventListener("click", () => {
     const chosen = selected();
-    if (chosen.length && window.confirm(`Delete ${chosen.length} ${chosen.length === 1 ? "job" : "jobs"} and their images?`)) {
-      removeMany(chosen);
-    }
+    const jobs = chosen.reduce((sum, c) => sum + jobCount(c), 0);
+    if (chosen.length && window.confirm(`Delete ${jobsWord(jobs)} and their images?`)) removeMany(chosen);
   });
   updateSelection();
 })();

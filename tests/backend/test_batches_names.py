@@ -209,3 +209,76 @@ def test_queue_position_and_estimates(client) -> None:  # type: ignore[no-untype
         assert presets["quick"]["expected_seconds"] < presets["balanced"]["expected_seconds"]
         assert presets["balanced"]["expected_seconds"] < presets["paper"]["expected_seconds"]
         assert presets["paper"]["options"]["iterations"] == 1000
+
+
+def test_delete_a_batch_or_a_comparison_and_zip_several(client) -> None:  # type: ignore[no-untyped-def]
+    def image_count() -> int:
+        with session_scope() as s:
+            return s.scalar(select(func.count()).select_from(ImageRow)) or 0
+
+    kept = photo_bytes("005_")
+    single = client.post("/colorize", files={"image": ("keep.jpg", kept)}, data={"method": "cnn"}).json()[
+        "id"
+    ]
+    run_all_queued()
+    before = image_count()
+    files = [("images", (f"p{i}.jpg", photo_bytes(f"00{i + 1}_"), "image/jpeg")) for i in range(3)]
+    batch_id = client.post("/batches", files=files, data={"method": "cnn"}).json()["id"]
+    # the comparison shares its photo with the single job: that image must stay
+    r = client.post("/compare", files={"image": ("keep.jpg", kept)}, data={"methods": "cnn,gan"})
+    assert r.status_code == 202, r.text
+    group = r.json()["id"]
+    run_all_queued()
+    waiting = client.post("/batches", files=files[:2], data={"method": "cnn"}).json()["id"]  # left queued
+
+    # one zip: a batch, a comparison and a job; unfinished jobs are left out
+    r = client.get(f"/results.zip?batch={batch_id}&comparison={group}&id={single}&batch={waiting}")
+    assert r.status_code == 200, r.text
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert names[0] == "keep-cnn.png" and len(names) == 6
+    assert {"p0-cnn.png", "p1-cnn.png", "p2-cnn.png", "keep-gan.png"} <= set(names)
+    missing = client.get("/results.zip")
+    assert missing.status_code == 422 and "batch" in missing.json()["detail"]
+
+    # deleting a batch (finished, or still queued: cancelled first) or a comparison takes its images along
+    for url in (f"/batches/{batch_id}", f"/batches/{waiting}", f"/compare/{group}"):
+        with session_scope() as s:
+            column = Job.group_id if "compare" in url else Job.batch_id
+            job_ids = s.scalars(select(Job.id).where(column == url.rsplit("/", 1)[1])).all()
+        assert client.delete(url).status_code == 204, url
+        assert client.get(url).status_code == 404 and client.delete(url).status_code == 404
+        assert all(client.get(f"/jobs/{j}").status_code == 404 for j in job_ids)
+    assert image_count() == before
+    assert client.get(f"/jobs/{single}/input.png").status_code == 200
+    assert client.get(f"/jobs/{single}/result.png").status_code == 200
+    for bad in ("/batches/..%2Fx", "/batches/" + "0" * 32, "/compare/nope", "/compare/" + "0" * 32):
+        r = client.delete(bad)
+        assert r.status_code == 404 and r.json()["detail"], bad
+
+
+def test_a_batch_with_a_study_stimulus_is_kept_whole(client) -> None:  # type: ignore[no-untyped-def]
+    from backend.study.models import Stimulus, Study, StudyPhoto
+
+    files = [("images", (f"p{i}.jpg", photo_bytes(f"00{i + 1}_"), "image/jpeg")) for i in range(2)]
+    batch_id = client.post("/batches", files=files, data={"method": "cnn"}).json()["id"]
+    with session_scope() as s:
+        job = s.scalars(select(Job).where(Job.batch_id == batch_id)).first()
+        assert job is not None
+        study = Study(slug="kept", title="Kept")
+        s.add(study)
+        s.flush()
+        shown = StudyPhoto(
+            study_id=study.id,
+            position=0,
+            name="p",
+            image_id=job.input_image_id,
+            gray_image_id=job.input_image_id,
+        )
+        s.add(shown)
+        s.flush()
+        s.add(Stimulus(study_id=study.id, photo_id=shown.id, condition="cnn", job_id=job.id))
+        s.commit()
+    r = client.delete(f"/batches/{batch_id}")
+    assert r.status_code == 409 and "study" in r.json()["detail"]
+    batch = client.get(f"/batches/{batch_id}").json()
+    assert batch["total"] == 2 and {i["status"] for i in batch["items"]} == {"queued"}  # nothing cancelled

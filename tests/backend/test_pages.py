@@ -48,20 +48,48 @@ def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
         assert web.get(path).status_code == 200, path
 
 
-def test_history_pages_and_links_to_batches(web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_history_shows_a_batch_or_comparison_as_one_card(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On SQLite and PostgreSQL (the grouping is one SQL query)."""
     monkeypatch.setattr(pages, "HISTORY_PAGE_SIZE", 2)
     files = [("images", (f"p{i}.jpg", photo_bytes("001_"), "image/jpeg")) for i in range(3)]
-    created = web.post("/batches", files=files, data={"method": "cnn"})
+    created = client.post("/batches", files=files, data={"method": "cnn"})
     assert created.status_code == 202, created.text
     batch = created.json()["id"]
-    newest = web.get("/history", headers=HTML).text
+    one = client.post("/batches", files=files[:1], data={"method": "cnn"}).json()[
+        "id"
+    ]  # a batch of one photo
+    r = client.post(
+        "/compare", files={"image": ("tench.jpg", photo_bytes("000_"))}, data={"methods": "cnn,gan"}
+    )
+    assert r.status_code == 202, r.text
+    group = r.json()["id"]
+
+    newest = client.get(
+        "/history", headers=HTML
+    ).text  # 6 jobs, 3 cards: the comparison, the photo, the batch
     assert "1–2 of 3" in newest and 'href="/history?page=2"' in newest and "Older" in newest
-    assert newest.count('class="job-card"') == 2 and f'href="/batches/{batch}/view"' in newest
-    older = web.get("/history?page=2", headers=HTML).text
-    assert older.count('class="job-card"') == 1 and "3–3 of 3" in older and 'href="/history?page=1"' in older
-    assert "No more colorizations" in web.get("/history?page=9", headers=HTML).text
-    assert web.get("/history?page=0", headers=HTML).status_code == 422
-    assert web.get("/history?page=x", headers=HTML).status_code == 422
+    assert newest.count('class="job-card group-card"') == 1 and newest.count('class="job-card"') == 1
+    assert f'data-status-url="/compare/{group}"' in newest and f'href="/compare/{group}/view"' in newest
+    assert "tench.jpg" in newest and "Compared with 2 methods" in newest and "0 of 2 done" in newest
+    assert f'href="/batches/{one}/view">Its batch' in newest  # one photo stays a photo, with its batch
+    older = client.get("/history?page=2", headers=HTML).text
+    assert "3–3 of 3" in older and 'href="/history?page=1"' in older
+    assert f'data-entry-id="{batch}"' in older and f'href="/batches/{batch}/view"' in older
+    assert "Batch of 3 photos" in older and 'data-count="3"' in older and 'data-total="3"' in older
+    assert older.count('class="job-card"') == 0 and older.count("thumb.jpg?of=input") == 3
+    assert "No more colorizations" in client.get("/history?page=9", headers=HTML).text
+    assert client.get("/history?page=0", headers=HTML).status_code == 422
+    assert client.get("/history?page=x", headers=HTML).status_code == 422
+
+
+def test_group_summary_words() -> None:
+    from collections import Counter
+
+    assert pages.group_summary(Counter({"done": 12}), 12) == "12 done"
+    assert (
+        pages.group_summary(Counter({"done": 7, "running": 4, "failed": 1}), 12) == "7 of 12 done · 1 failed"
+    )
+    assert pages.group_summary(Counter({"cancelled": 2}), 2) == "0 of 2 done · 2 cancelled"
 
 
 def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignore[no-untyped-def]

@@ -51,24 +51,68 @@ def test_batch_upload_grid_and_download_all_then_history(stack, page) -> None:  
     assert sorted(archive.namelist()) == sorted(f"{p.stem}-colorized.png" for p in photos)
     assert f"colorlab-batch-{batch_id[:8]}" in info.value.suggested_filename
 
-    # The history shows each photo by its name; two selected download as one zip; one is deleted.
+    # The history shows the batch as one card (a mosaic of its photos); a single photo as its own card. Both
+    # selected download as one zip; the batch is deleted with one click.
+    single = {"name": "lakeside.jpg", "mimeType": "image/jpeg", "buffer": photo("975_").read_bytes()}
+    r = page.request.post(stack.base_url + "/colorize", multipart={"image": single, "method": "cnn"})
+    assert r.status == 202, r.text()
     page.goto(stack.base_url + "/history")
-    cards = page.locator(".job-card")
-    expect(cards).to_have_count(3)
-    expect(page.locator(".job-card-name")).to_have_text([p.name for p in reversed(photos)])
+    cards = page.locator("#job-grid .job-card")
+    expect(cards).to_have_count(2)
+    batch_card = page.locator(f'.group-card[data-entry-id="{batch_id}"]')
+    expect(batch_card.locator(".job-card-name")).to_have_text("Batch of 3 photos")
+    expect(batch_card.locator(".group-summary")).to_have_text("3 done")
+    expect(batch_card.locator(".job-mosaic img")).to_have_count(3)
     cards.nth(0).locator(".job-check").check()
-    cards.nth(1).locator(".job-check").check()
-    expect(page.locator("#download-selected")).to_have_text("Download selected (2)")
+    expect(page.locator("#download-selected")).to_have_text("Download selected (1)", timeout=60_000)
+    batch_card.locator(".job-check").check()
+    expect(page.locator("#download-selected")).to_have_text("Download selected (4)")
     with page.expect_download() as info:
         page.locator("#download-selected").click()
-    assert len(zipfile.ZipFile(info.value.path()).namelist()) == 2
-    first_id = cards.nth(0).get_attribute("data-job-id")
+    names = zipfile.ZipFile(info.value.path()).namelist()
+    assert len(names) == 4 and {f"{p.stem}-cnn.png" for p in photos} <= set(names)
     page.once("dialog", lambda dialog: dialog.accept())
-    cards.nth(0).locator(".job-delete").click()
-    expect(page.locator(f'.job-card[data-job-id="{first_id}"]')).to_have_count(0)
-    assert httpx.get(f"{stack.base_url}/jobs/{first_id}").status_code == 404
+    batch_card.locator(".job-delete").click()
+    expect(batch_card).to_have_count(0)
+    expect(page.locator("#history-status")).to_have_text("Deleted 3 jobs.")
+    assert httpx.get(f"{stack.base_url}/batches/{batch_id}").status_code == 404
     page.reload()
-    expect(page.locator(".job-card")).to_have_count(2)
+    expect(page.locator(".job-card")).to_have_count(1)
+
+
+def test_history_follows_a_batch_card_and_the_batch_page_deletes_it(stack, page) -> None:  # type: ignore[no-untyped-def]
+    files = [
+        {"name": f"p{i}.jpg", "mimeType": "image/jpeg", "buffer": photo(f"00{i + 1}_").read_bytes()}
+        for i in range(2)
+    ]
+    page.goto(stack.base_url + "/")  # the browser's cookie: its history
+    r = page.request.post(stack.base_url + "/batches", multipart={"images": files[0], "method": "cnn"})
+    assert r.status == 202, r.text()
+    one = r.json()["id"]
+    # two photos in one multipart request (Playwright's multipart takes one file per field name)
+    created = httpx.post(
+        stack.base_url + "/batches",
+        files=[("images", (f["name"], f["buffer"], "image/jpeg")) for f in files],
+        data={"method": "cnn"},
+        cookies={c["name"]: c["value"] for c in page.context.cookies()},
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+    page.goto(stack.base_url + "/history")
+    card = page.locator(f'.group-card[data-entry-id="{batch_id}"]')
+    expect(card.locator(".group-summary")).to_have_text("2 done", timeout=120_000)
+    expect(card.locator(".badge")).to_have_text("Done")
+    expect(card.locator(".job-mosaic img").first).to_have_attribute("src", re.compile(r"of=result$"))
+    expect(page.locator(f'.job-card[data-kind="job"] a[href="/batches/{one}/view"]')).to_have_count(1)
+
+    card.locator(".job-card-link").click()
+    page.wait_for_url(re.compile(rf"/batches/{batch_id}/view$"))
+    expect(page.locator("#delete-batch")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-batch").click()
+    page.wait_for_url(re.compile(r"/history$"))
+    expect(page.locator(f'.group-card[data-entry-id="{batch_id}"]')).to_have_count(0)
+    assert httpx.get(f"{stack.base_url}/batches/{batch_id}").status_code == 404
 
 
 def test_batch_page_reports_a_bad_photo(stack, page) -> None:  # type: ignore[no-untyped-def]

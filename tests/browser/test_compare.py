@@ -252,7 +252,15 @@ def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ign
     expect(exemplar).not_to_be_checked()
     page.locator("label[data-method=exemplar]").click()
     page.locator("#submit").click()
-    expect(page.locator("#reference-error")).to_contain_text("reference photo")
+    title = page.locator("label[data-method=exemplar] .method-title").inner_text()
+    expect(page.locator("#reference-error")).to_have_text(
+        f"“{title}” copies colours from a reference photo: add one here, or untick it."
+    )
+    page.locator("label[data-method=unet-bins-reference]").click()  # two reference methods are named both
+    page.locator("#submit").click()
+    expect(page.locator("#reference-error")).to_contain_text(" and “Exemplar")
+    expect(page.locator("#reference-error")).to_contain_text("copy colours from a reference photo")
+    page.locator("label[data-method=unet-bins-reference]").click()
     assert "/view" not in page.url
 
     page.locator("label[data-method=exemplar]").click()  # untick, then let the reference tick it again
