@@ -267,4 +267,7 @@ def check_password(password: str, settings: Settings) -> bool:
 
 def check_csrf(admin: AdminSession, token: str | None) -> None:
     if not token or not hmac.compare_digest(admin.csrf, token):
-        raise UserError(403, "invalid or missing CSRF token: reload the page and try again")
+        raise UserError(
+            403,
+            "this form has expired (its CSRF token is missing or stale): reload the page and send it again",
+        )

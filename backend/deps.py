@@ -12,6 +12,7 @@ from backend.auth import AdminSession, read_session
 from backend.config import Settings, get_settings
 from backend.db import get_session
 from backend.errors import UserError
+from backend.templates import same_site_referer, wants_html
 
 # One session per request (see backend.db.get_session for when a route should open its own instead).
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -30,9 +31,13 @@ def current_admin(request: Request, settings: SettingsDep) -> AdminSession:
     session = read_session(request, settings)
     if session is not None:
         return session
-    if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
-        raise UserError(303, "log in first", headers={"Location": f"/admin/login?next={target}"})
+    if wants_html(request):
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            where = f"next={quote(target, safe='')}"
+        else:  # a form posted after the session ended: log in, then back to the form's page
+            where = f"next={quote(same_site_referer(request) or '/admin', safe='')}&expired=1"
+        raise UserError(303, "log in first", headers={"Location": f"/admin/login?{where}"})
     raise UserError(401, "log in at /admin/login first")
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,7 +17,7 @@ from backend import docs, web
 from backend.config import get_settings
 from backend.errors import UserError
 from backend.routes import admin, api, batches, compare, pages, study
-from backend.templates import FRONTEND, not_found_page, wants_html
+from backend.templates import FRONTEND, error_page, not_found_page, wants_html
 
 log = logging.getLogger("colorlab")
 
@@ -75,20 +75,25 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+        detail = "; ".join(problems) or "invalid request"
+        if wants_html(request):
+            return error_page(request, 422, detail, None)
+        return JSONResponse({"detail": detail}, status_code=422)
 
     # One answer for every refusal: a UserError raised anywhere, or Starlette's own (unknown path, 405, ...).
     @app.exception_handler(UserError)
-    @app.exception_handler(HTTPException)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException is one too
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UserError | StarletteHTTPException)
         if exc.status_code == 404 and wants_html(request):
             return not_found_page(request, str(exc.detail))
+        if exc.status_code >= 400 and wants_html(request):  # a browser's form post or navigation
+            return error_page(request, exc.status_code, str(exc.detail), exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)

@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -47,11 +49,51 @@ def wants_html(request: Request) -> bool:
 def not_found_page(request: Request, detail: str) -> HTMLResponse:
     """The friendly 404 page, saying what was not found."""
     context = {"heading": "Page not found", "message": _not_found_message(detail)}
-    return TEMPLATES.TemplateResponse(request, "404.html", context, status_code=404)
+    return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=404)
+
+
+ERROR_HEADINGS = {
+    401: "Log in first",
+    403: "Not sent",
+    409: "Not possible right now",
+    413: "Too large",
+    415: "Not a photo this server reads",
+    422: "Not accepted",
+    429: "Too many requests",
+}
+
+
+def error_page(
+    request: Request, status_code: int, detail: str, headers: Mapping[str, str] | None
+) -> HTMLResponse:
+    """A refusal a browser navigated to (a form posted with an expired token, say): the reason in words and
+    a way back to the page it came from, instead of a JSON body."""
+    context = {
+        "status_code": status_code,
+        "heading": ERROR_HEADINGS.get(status_code, "Something went wrong"),
+        "message": _sentence(detail),
+        "back_url": same_site_referer(request),
+    }
+    return TEMPLATES.TemplateResponse(
+        request, "error.html", context, status_code=status_code, headers=headers
+    )
+
+
+def same_site_referer(request: Request) -> str | None:
+    """The path of the page of this site the request came from, if it says so."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
+def _sentence(detail: str) -> str:
+    detail = (detail or "").strip()
+    return detail[:1].upper() + detail[1:] + ("" if not detail or detail.endswith(".") else ".")
 
 
 def _not_found_message(detail: str) -> str:
     detail = (detail or "").strip()
     if not detail or detail == "Not Found":
         return "There is nothing at this address. Check the link, or start from the pages below."
-    return detail[0].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
+    return _sentence(detail)

@@ -25,7 +25,7 @@ from backend.study.participant_cookie import set_participant_cookie
 from backend.study.photos import PhotoFile, from_zip
 from backend.study.rating_plots import study_charts
 from backend.study.results import study_summary
-from backend.templates import TEMPLATES
+from backend.templates import TEMPLATES, wants_html
 from backend.web import client_address
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
@@ -52,12 +52,25 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+SESSION_ENDED = "Your session had ended, so what you sent was not saved: log in, then send it again."
+LOGIN_FORM_EXPIRED = "The login form had expired: enter the password again."
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, settings: SettingsDep, next: str | None = None) -> Response:
+def login_page(
+    request: Request, settings: SettingsDep, next: str | None = None, expired: bool = False
+) -> Response:
     if auth.read_session(request, settings) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_form(request, settings, next, SESSION_ENDED if expired else None)
+
+
+def _login_form(
+    request: Request, settings: Settings, next: str | None, error: str | None, status_code: int = 200
+) -> Response:
     token, cookie = auth.login_csrf(request, settings)
-    response = _page(request, "login.html", {"next": _safe_next(next), "error": None, "csrf": token})
+    context = {"next": _safe_next(next), "error": error, "csrf": token}
+    response = _page(request, "login.html", context, status_code=status_code)
     if cookie:
         auth.set_login_csrf_cookie(response, settings, cookie)
     return response
@@ -71,7 +84,12 @@ def login(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
-    auth.check_login_csrf(request, settings, csrf_token)
+    try:
+        auth.check_login_csrf(request, settings, csrf_token)
+    except UserError:
+        if not wants_html(request):
+            raise
+        return _login_form(request, settings, next, LOGIN_FORM_EXPIRED, status_code=403)
     client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use
     if not auth.reserve_login_attempt(client):
         raise UserError(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})

@@ -91,21 +91,8 @@
 
   // Deleting cancels the photos still to do and deletes every photo with its images; then History.
   let total = 0;
-  $("delete-batch").addEventListener("click", async () => {
-    const photos = `${total} ${total === 1 ? "photo" : "photos"}`;
-    if (!window.confirm(`Delete this batch (${photos}) and its images? This cannot be undone.`)) return;
-    const button = $("delete-batch");
-    button.disabled = true;
-    try {
-      const response = await fetch(url, { method: "DELETE", headers: { Accept: "application/json" } });
-      if (response.status === 204 || response.status === 404) { window.location.assign("/history"); return; }
-      const body = await response.json().catch(() => null);
-      $("delete-error").textContent = CL.detailMessages(body, response.status, { capitalize: true }).join(" ");
-    } catch (err) {
-      $("delete-error").textContent = "Could not reach the server to delete: " + err.message;
-    }
-    button.disabled = false;
-  });
+  CL.deleteButton($("delete-batch"), url, $("delete-error"), () =>
+    `Delete this batch (${total} ${total === 1 ? "photo" : "photos"}) and its images? This cannot be undone.`);
 
   CL.slider($("compare"), $("compare-range"));
   const poller = CL.poller(url, {

@@ -440,8 +440,27 @@
     return { load, pickedId };
   }
 
+  // A "Delete" button of a page about one thing (a job, a batch, a comparison): after the confirmation,
+  // DELETE url and go to the history; a refusal's detail goes to errorBox. question() is asked each time.
+  function deleteButton(button, url, errorBox, question) {
+    button.addEventListener("click", async () => {
+      if (!window.confirm(question())) return;
+      button.disabled = true;
+      errorBox.textContent = "";
+      try {
+        const response = await fetch(url, { method: "DELETE", headers: { Accept: "application/json" } });
+        if (response.status === 204 || response.status === 404) { window.location.assign("/history"); return; }
+        const body = await response.json().catch(() => null);
+        errorBox.textContent = detailMessages(body, response.status, { capitalize: true }).join(" ");
+      } catch (err) {
+        errorBox.textContent = "Could not reach the server to delete: " + err.message;
+      }
+      button.disabled = false;
+    });
+  }
+
   window.ColorLab = {
-    $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
+    deleteButton, $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
     setupDropzones, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };

@@ -332,6 +332,12 @@
       return d.jobs.every((j) => j.status !== "done" || j.metrics) || gracePolls >= METRICS_GRACE_POLLS;
     }
 
+    // Deleting cancels the jobs still running and deletes them all with their images; then History.
+    CL.deleteButton($("delete-comparison"), root.dataset.url, $("delete-error"), () => {
+      const n = data ? data.jobs.length : 0;
+      return `Delete this comparison (${n} ${n === 1 ? "result" : "results"}) and its images? This cannot be undone.`;
+    });
+
     // ---- Polling
     const poller = CL.poller(root.dataset.url, {
       onData(d) {

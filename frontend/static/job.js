@@ -370,20 +370,9 @@
   });
 
   // A finished job (done, failed, cancelled) is deleted with its images, after a confirmation; then History.
-  $("delete").addEventListener("click", async () => {
+  CL.deleteButton($("delete"), jobUrl, $("delete-error"), () => {
     const name = (job && (job.source_name || job.method_title)) || "this job";
-    if (!window.confirm(`Delete “${name}” and its images? This cannot be undone.`)) return;
-    const button = $("delete");
-    button.disabled = true;
-    try {
-      const response = await fetch(jobUrl, { method: "DELETE", headers: { Accept: "application/json" } });
-      if (response.status === 204 || response.status === 404) { window.location.assign("/history"); return; }
-      const body = await response.json().catch(() => null);
-      $("delete-error").textContent = CL.detailMessages(body, response.status, { capitalize: true }).join(" ");
-    } catch (err) {
-      $("delete-error").textContent = "Could not reach the server to delete: " + err.message;
-    }
-    button.disabled = false;
+    return `Delete “${name}” and its images? This cannot be undone.`;
   });
 
   $("cancel").addEventListener("click", async () => {

@@ -96,6 +96,19 @@ def test_compare_colour_photo_shows_every_method_and_metrics(stack, page) -> Non
     expect(page.locator("#viewer-compare")).to_be_visible()
     page.screenshot(path=str(SHOTS / "compare-view-dialog-375.png"))
 
+    # The history shows the comparison as one card; its page deletes it, then shows the history.
+    page.goto(stack.base_url + "/history")
+    card = page.locator(f'.group-card[data-entry-id="{group}"]')
+    expect(card.locator(".job-card-method")).to_have_text(f"Compared with {len(expected)} methods")
+    expect(card.locator(".group-summary")).to_have_text(f"{len(expected)} done")
+    card.locator(".job-card-link").click()
+    page.wait_for_url(re.compile(rf"/compare/{group}/view$"))
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-comparison").click()
+    page.wait_for_url(re.compile(r"/history$"))
+    expect(page.locator(f'.group-card[data-entry-id="{group}"]')).to_have_count(0)
+    assert httpx.get(f"{stack.base_url}/compare/{group}").status_code == 404
+
 
 def test_compare_bad_upload_is_explained_inline(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """No photo: a hint on the drop zone. A file that claims to be a PNG but is not: the server's `detail`."""

@@ -65,6 +65,34 @@ def test_login_password_and_csrf(sqlite_client) -> None:
     assert c.get("/admin").status_code == 401
 
 
+def test_a_browser_gets_pages_not_json_when_a_form_is_refused(sqlite_client) -> None:
+    """Forms posted by a browser (Accept: text/html) after the session ended or with an expired token come
+    back as pages that say what to do; a script still gets JSON."""
+    c = sqlite_client
+    html = {"accept": "text/html", "referer": "http://testserver/admin/studies/new"}
+    # logged out meanwhile: to the login page, which says the form was not saved, then back to the form
+    res = c.post("/admin/studies", data={"title": "x"}, headers=html, follow_redirects=False)
+    assert res.status_code == 303
+    assert res.headers["location"] == "/admin/login?next=%2Fadmin%2Fstudies%2Fnew&expired=1"
+    page = c.get(res.headers["location"])
+    assert "Your session had ended" in page.text and 'name="next" value="/admin/studies/new"' in page.text
+    # the login form's token expired (cookie gone): the form again with a fresh token, not a JSON body
+    expired = c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": "old"}, headers=html)
+    assert expired.status_code == 403 and "text/html" in expired.headers["content-type"]
+    assert "The login form had expired" in expired.text
+    again = c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": csrf_of(expired.text)})
+    assert again.status_code == 200 and "User studies" in again.text
+    # logged in, a stale form token: a page with the reason and a way back
+    stale = c.post("/admin/logout", data={"csrf_token": "stale"}, headers=html)
+    assert stale.status_code == 403 and "text/html" in stale.headers["content-type"]
+    assert "This form has expired" in stale.text and 'href="/admin/studies/new">Back to the page' in stale.text
+    assert c.post("/admin/logout", data={"csrf_token": "stale"}).json()["detail"].startswith("this form")
+    # an unknown address: the 404 page, not {"detail": "Not Found"}
+    missing = c.get("/no/such/page", headers=html)
+    assert missing.status_code == 404 and "Page not found" in missing.text
+    assert c.get("/no/such/page").json() == {"detail": "Not Found"}
+
+
 def test_password_hashing() -> None:
     from backend.auth import hash_password, verify_password
 
