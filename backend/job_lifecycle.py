@@ -435,13 +435,17 @@ def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what:
 
 
 def delete_finished(session: Session, job_id: str) -> Freed | None:
-    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus."""
+    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus.
+    404 when it is gone (another DELETE of the same job got there first)."""
 
     def deletion() -> Freed | None:
         freed = delete_jobs(session, [job_id])
         return freed if freed.jobs else None
 
-    return commit_deletion(session, deletion, "DELETE /jobs/{id}")
+    freed = commit_deletion(session, deletion, "DELETE /jobs/{id}")
+    if freed is None and session.get(Job, job_id, populate_existing=True) is None:
+        raise UserError(404, "no such job (it was deleted)")
+    return freed
 
 
 def delete_together(session: Session, jobs: Sequence[Job], batch: Batch | None = None) -> Freed:

@@ -7,6 +7,8 @@ Decoding and encoding the bytes is ``backend.images``; which job uses which imag
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -50,6 +52,30 @@ def display_name(name: str | None) -> str | None:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     clean = "".join(ch for ch in base if ch.isprintable()).strip()
     return clean[:255] or None
+
+
+def distinct_names(paths: Sequence[str | None]) -> list[str]:
+    """Display names for files uploaded together (a batch): each file's own name, or, where two share one,
+    as much of their folder path as tells them apart ("2019/IMG_0001.jpg", "2020/IMG_0001.jpg"). Each
+    part is cleaned as :func:`display_name` does; a nameless file is "photo N"."""
+    parts = [
+        [
+            c
+            for c in (display_name(part) for part in (path or "").replace("\\", "/").split("/"))
+            if c and c != ".."
+        ]
+        or [f"photo {n + 1}"]
+        for n, path in enumerate(paths)
+    ]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        shared = Counter(name.lower() for name in names)
+        deeper = [i for i, name in enumerate(names) if shared[name.lower()] > 1 and depth[i] < len(parts[i])]
+        if not deeper:
+            return [name[-255:] for name in names]
+        for i in deeper:
+            depth[i] += 1
 
 
 def find_image(session: Session, data: bytes) -> Image | None:

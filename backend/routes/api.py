@@ -179,10 +179,17 @@ async def rerun_job(
     info = method_choice.known_method(method or job.method)
     if new_reference and not method and not info.needs_reference:  # as POST /colorize: the reference method
         info = method_choice.known_method(None, with_reference=True)
-    if new_reference and not info.needs_reference:
-        raise UserError(422, f"method {info.name!r} takes no reference image")
-    if not new_reference and info.needs_reference != (job.reference_image_id is not None):
-        raise UserError(422, f"method {info.name!r} cannot re-run job {job_id}: the reference differs")
+    method_choice.require_installed(info, settings)
+    had_reference = job.reference_image_id is not None
+    if not new_reference and info.needs_reference and not had_reference:
+        method_choice.check_reference_given(info, False, None)  # says how to give one
+    if not new_reference and had_reference and not info.needs_reference:
+        raise UserError(
+            422,
+            f"method {info.name!r} takes no reference image and this job has one: re-run it with a method "
+            "that uses a reference, or colorize its photo anew",
+        )
+    method_choice.check_reference_given(info, new_reference or had_reference, None)
     inherited = (
         {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
     )

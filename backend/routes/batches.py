@@ -38,12 +38,12 @@ from backend.schemas import (
     download_name,
     result_stem,
 )
-from backend.stored_images import Upload, display_name
+from backend.stored_images import Upload, display_name, distinct_names
 from backend.uploads import has_file, read_reference
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
-ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files; an empty one
 
 
 def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
@@ -62,12 +62,15 @@ async def _read_limited(upload: StarletteUpload, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | None, str | None]]:
-    """(name, bytes or None, why not) for each file of a zip; refuses bombs and oversized members."""
+def _zip_members(
+    zip_name: str, data: bytes, settings: Settings
+) -> list[tuple[str, bytes | None, str | None]]:
+    """(path, bytes or None, why not) for each file of a zip; refuses bombs and oversized members. A damaged
+    or empty zip is one refused entry named ``zip_name``: the other files of the batch go on."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise UserError(400, "the zip file is damaged or not a zip") from None
+        return [(zip_name, None, "the zip file is damaged or not a zip")]
     members = [
         i
         for i in archive.infolist()
@@ -86,9 +89,11 @@ def _zip_members(data: bytes, settings: Settings) -> list[tuple[str, bytes | Non
             413,
             f"the zip unpacks to {unpacked:,} bytes, over the {settings.batch_max_bytes:,}-byte batch limit",
         )
+    if not members:
+        return [(zip_name, None, "the zip holds no photos")]
     out: list[tuple[str, bytes | None, str | None]] = []
     for info in members:
-        name = info.filename.rsplit("/", 1)[-1]
+        name = info.filename
         if info.file_size > settings.max_upload_bytes:
             out.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
             continue
@@ -158,13 +163,13 @@ async def create_batch(
         raise UserError(
             413, f"{len(files)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
         )
-    # (name, bytes or None, why refused)
+    # (path, bytes or None, why refused)
     raw: list[tuple[str, bytes | None, str | None]] = []
     for upload in files:
-        name = display_name(upload.filename) or f"photo {len(raw) + 1}"
+        name = upload.filename or ""
         data = await _read_limited(upload, max(settings.max_upload_bytes, settings.batch_max_bytes))
-        if data is not None and data.startswith(ZIP_MAGIC):
-            raw.extend(await run_in_threadpool(_zip_members, data, settings))
+        if data is not None and (data.startswith(ZIP_MAGICS) or name.lower().endswith(".zip")):
+            raw.extend(await run_in_threadpool(_zip_members, display_name(name) or "zip", data, settings))
         elif data is None or len(data) > settings.max_upload_bytes:
             raw.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
         else:
@@ -176,18 +181,22 @@ async def create_batch(
     spend_photo_budget(request, settings, len(raw))
     accepted: list[Upload] = []
     rejected: list[dict[str, str]] = []
-    for name, data, why in raw:
+    names = distinct_names([path for path, _, _ in raw])  # folder/IMG_0001.jpg where names repeat
+    for name, (_, data, why) in zip(names, raw, strict=True):
         checked = why if data is None else await run_in_threadpool(_validate, name, data, settings)
         if isinstance(checked, Upload):
             accepted.append(checked)
         else:
-            rejected.append({"name": display_name(name) or "?", "detail": str(checked)})
+            rejected.append({"name": name, "detail": str(checked)})
     if not accepted:
         reasons = "; ".join(f"{r['name']}: {r['detail']}" for r in rejected[:5])
         raise UserError(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
-    new_jobs = [lifecycle.NewJob(info.name, params, image=photo, reference=ref) for photo in accepted]
+    new_jobs = [
+        lifecycle.NewJob(info.name, params, image=photo, reference=ref, source_name=photo.filename)
+        for photo in accepted
+    ]
     batch_id = await run_in_threadpool(
         _create_and_enqueue, session, info.name, params, new_jobs, rejected, client
     )

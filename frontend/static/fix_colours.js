@@ -229,7 +229,11 @@
   }
 
   // DELETE cancels an unfinished job and deletes a finished one: a second call deletes what was cancelled.
+  // Each preview is discarded once, however many ways lead here.
+  const discarded = new Set();
   async function discard(id, keepalive) {
+    if (discarded.has(id)) return;
+    discarded.add(id);
     const url = "/jobs/" + encodeURIComponent(id);
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {

@@ -175,6 +175,9 @@
     $("error-section").hidden = status !== "failed";
     if (status === "failed") $("error-text").textContent = data.error || "The worker did not say why.";
     $("cancelled-section").hidden = status !== "cancelled";
+    const stopped = status === "failed" || status === "cancelled";
+    $("stopped-section").hidden = !stopped;
+    if (stopped && !$("stopped-img").getAttribute("src")) $("stopped-img").src = data.urls.thumb || data.urls.input;
     $("again").hidden = status !== "done";
     $("delete").hidden = !finished;
 
@@ -255,6 +258,9 @@
       pageUrl: (body) => `/jobs/${body.id}/view`,
     });
   }
+
+  // A failed or cancelled job runs again as it was: the same photo, method, options and reference.
+  $("run-again").addEventListener("click", () => submitRerun(new FormData(), [$("run-again")], $("run-again-error")));
 
   // ---- Presets (exemplar): run the same photo and reference again with another one (a new job) -----------
   let presetsOffered = false;

@@ -299,8 +299,9 @@
 
     const data = new FormData();
     if (batch) {
-      // webkitRelativePath keeps folder/photo.jpg: the server keeps only the file name.
-      for (const file of state.batch) data.append("images", file, file.name);
+      // A folder's files go with their path inside it: where two share a name (IMG_0001.jpg from two
+      // cameras) the server shows as much of the path as tells them apart.
+      for (const file of state.batch) data.append("images", file, file.webkitRelativePath || file.name);
     } else data.append("image", state.files.image, state.files.image.name || "image");
     data.append("method", state.method.name);
     data.append("options", JSON.stringify(options));

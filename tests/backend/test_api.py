@@ -450,6 +450,16 @@ def test_rerun_with_another_reference(client) -> None:  # type: ignore[no-untype
         assert r.status_code == status and words in r.json()["detail"], r.text
     r = client.post(f"/jobs/{first}/rerun", data={"reference_id": "ex-0000000000000000"})
     assert r.status_code == 404 and "no reference image" in r.json()["detail"]
+    # Another method: each refusal says what is wrong (it used to be "the reference differs" for all).
+    for job_id, fields, status, words in (
+        (first, {"method": "cnn"}, 422, "takes no reference image and this job has one"),
+        (plain, {"method": "exemplar"}, 422, "upload one as `reference`"),
+    ):
+        r = client.post(f"/jobs/{job_id}/rerun", data=fields)
+        assert r.status_code == status and words in r.json()["detail"], r.text
+    if not method_available("eccv16"):
+        r = client.post(f"/jobs/{first}/rerun", data={"method": "eccv16"})
+        assert r.status_code == 409 and "unavailable" in r.json()["detail"], r.text
     assert counts() == before
 
 

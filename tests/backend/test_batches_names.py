@@ -130,6 +130,32 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     assert [i["name"] for i in items] == ["grandpa.jpg"]
 
 
+def test_photos_of_the_same_name_keep_their_folders(client) -> None:  # type: ignore[no-untyped-def]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("trip/2019/IMG_0001.jpg", photo_bytes("001_"))
+        z.writestr("trip/2020/IMG_0001.jpg", photo_bytes("002_"))
+        z.writestr("trip/2020/beach.jpg", photo_bytes("003_"))
+    files = [
+        ("images", ("album.zip", buf.getvalue(), "application/zip")),
+        ("images", ("scans/IMG_0001.jpg", photo_bytes("005_"), "image/jpeg")),  # a folder upload's path
+        ("images", ("../../etc/notes.txt", b"text", "text/plain")),
+    ]
+    r = client.post("/batches", files=files, data={"method": "cnn"})
+    assert r.status_code == 202, r.text
+    assert [x["name"] for x in r.json()["rejected"]] == ["notes.txt"]  # never a path out of the folder
+    names = [i["name"] for i in client.get(r.json()["status_url"]).json()["items"]]
+    assert names == ["2019/IMG_0001.jpg", "2020/IMG_0001.jpg", "beach.jpg", "scans/IMG_0001.jpg"]
+    run_all_queued()
+    zipped = zipfile.ZipFile(io.BytesIO(client.get(r.json()["results_url"]).content)).namelist()
+    assert zipped == [
+        "2019-IMG_0001-colorized.png",
+        "2020-IMG_0001-colorized.png",
+        "beach-colorized.png",
+        "scans-IMG_0001-colorized.png",
+    ]
+
+
 def test_batch_refusals_change_nothing(client) -> None:  # type: ignore[no-untyped-def]
     def count() -> int:
         with session_scope() as s:
@@ -140,13 +166,23 @@ def test_batch_refusals_change_nothing(client) -> None:  # type: ignore[no-untyp
         ({"method": "nope"}, [ok], 422),
         ({"method": "cnn", "iterations": "3"}, [ok], 422),  # cnn has no such option
         ({"method": "cnn"}, [("images", ("a.txt", b"text", "text/plain"))], 422),  # nothing usable
-        ({"method": "cnn"}, [("images", ("a.zip", b"PK\x03\x04broken", "application/zip"))], 400),
         ({"method": "exemplar"}, [ok], 422),  # needs a reference
     ]
     for data, files, code in cases:
         r = client.post("/batches", files=files, data=data)
         assert r.status_code == code, (data, r.text)
         assert r.json()["detail"]
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    for name, content, words in (  # a bad zip says so (it used to read "not a supported image")
+        ("a.zip", b"PK\x03\x04broken", "a.zip: the zip file is damaged or not a zip"),
+        ("b.zip", b"just text", "b.zip: the zip file is damaged or not a zip"),
+        ("c.zip", empty.getvalue(), "c.zip: the zip holds no photos"),
+    ):
+        r = client.post(
+            "/batches", files=[("images", (name, content, "application/zip"))], data={"method": "cnn"}
+        )
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
     assert client.post("/batches", data={"method": "cnn"}).status_code == 422
     assert count() == 0
     assert client.get("/batches/nope").status_code == 404
@@ -282,3 +318,23 @@ def test_a_batch_with_a_study_stimulus_is_kept_whole(client) -> None:  # type: i
     assert r.status_code == 409 and "study" in r.json()["detail"]
     batch = client.get(f"/batches/{batch_id}").json()
     assert batch["total"] == 2 and {i["status"] for i in batch["items"]} == {"queued"}  # nothing cancelled
+
+
+def test_a_job_deleted_meanwhile_is_404_not_a_study_stimulus(client) -> None:  # type: ignore[no-untyped-def]
+    """Two DELETEs of one finished job at once: the second finds it gone (it used to answer 409, "part of a
+    user study")."""
+    from backend import job_lifecycle as lifecycle
+    from backend.errors import UserError
+
+    job_id = client.post(
+        "/colorize", files={"image": ("a.jpg", photo_bytes())}, data={"method": "cnn"}
+    ).json()["id"]
+    run_all_queued()
+    with session_scope() as first:
+        assert first.get(Job, job_id) is not None  # the route has looked the job up...
+        with session_scope() as second:  # ...when another request deletes it
+            assert lifecycle.delete_finished(second, job_id) is not None
+        with pytest.raises(UserError) as refused:
+            lifecycle.delete_finished(first, job_id)
+    assert refused.value.status_code == 404
+    assert client.delete(f"/jobs/{job_id}").status_code == 404

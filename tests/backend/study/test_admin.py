@@ -85,7 +85,9 @@ def test_a_browser_gets_pages_not_json_when_a_form_is_refused(sqlite_client) -> 
     # logged in, a stale form token: a page with the reason and a way back
     stale = c.post("/admin/logout", data={"csrf_token": "stale"}, headers=html)
     assert stale.status_code == 403 and "text/html" in stale.headers["content-type"]
-    assert "This form has expired" in stale.text and 'href="/admin/studies/new">Back to the page' in stale.text
+    assert (
+        "This form has expired" in stale.text and 'href="/admin/studies/new">Back to the page' in stale.text
+    )
     assert c.post("/admin/logout", data={"csrf_token": "stale"}).json()["detail"].startswith("this form")
     # an unknown address: the 404 page, not {"detail": "Not Found"}
     missing = c.get("/no/such/page", headers=html)
