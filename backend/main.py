@@ -79,7 +79,10 @@ def create_app() -> FastAPI:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+            message = str(err.get("msg"))
+            if "UploadFile" in message:  # a file field sent as text (a form not sent as multipart/form-data)
+                message = "must be a file, sent as multipart/form-data"
+            problems.append(f"{where}: {message}" if where else message)
         detail = "; ".join(problems) or "invalid request"
         if wants_html(request):
             return error_page(request, 422, detail, None)

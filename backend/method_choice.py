@@ -128,16 +128,42 @@ def comparison_methods(
     return chosen
 
 
+SINGLE_FIELDS = ("image", "reference", "reference_id", "method", "methods", "options")
+
+
+def check_form_shape(form: Any) -> None:
+    """422 for a form that cannot mean one thing: a one-value field sent twice (which photo?), or a reference
+    both uploaded and named by id (which one?)."""
+    for key in SINGLE_FIELDS:
+        if (n := len(form.getlist(key))) > 1:
+            more = " (many photos: POST /batches)" if key == "image" else ""
+            raise UserError(422, f"`{key}` came {n} times: send it once{more}")
+    uploaded = form.get("reference")
+    if (
+        uploaded is not None
+        and not isinstance(uploaded, str)
+        and uploaded.filename
+        and form.get("reference_id")
+    ):
+        raise UserError(422, "send a `reference` file or a `reference_id`, not both")
+
+
 def form_options(form: Any, options_json: str | None) -> dict[str, Any]:
-    """The options of an upload form: the ``options`` JSON object, then the fields named after options."""
-    raw: dict[str, Any] = {}
-    if options_json:
-        raw.update(parse_options_json(options_json))
+    """The options of an upload form: the ``options`` JSON object and the fields named after options (each
+    option once: 422 when one comes twice, or both ways)."""
+    check_form_shape(form)
+    in_json = parse_options_json(options_json) if options_json else {}
+    raw: dict[str, Any] = dict(in_json)
+    fields: set[str] = set()
     for key, value in form.multi_items():
         if key in RESERVED_FIELDS:
             continue
         if not isinstance(value, str):
             raise UserError(422, f"unexpected file field {key!r}")
+        if key in fields or key in in_json:
+            where = "twice" if key in fields else "both in `options` and as a field"
+            raise UserError(422, f"option {key!r} came {where}: send it once")
+        fields.add(key)
         raw[key] = value
     return raw
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -377,6 +377,8 @@ def jobs_results(
     ).all()
     if len(rows) > MAX_ZIP_RESULTS:
         raise UserError(422, f"at most {MAX_ZIP_RESULTS} results per download: choose fewer")
+    if not rows and session.scalar(select(func.count()).select_from(Job).where(chosen)) == 0:
+        raise UserError(404, "none of these jobs, batches or comparisons exists (deleted, or a wrong id?)")
     order = {job_id: n for n, job_id in enumerate(ids)}
     rows = sorted(rows, key=lambda j: order.get(j.id, len(order)))  # the jobs named first, as named
     names = _unique(download_name(j, format) for j in rows)

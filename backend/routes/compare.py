@@ -46,7 +46,12 @@ async def create_comparison(
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
+    method_choice.check_form_shape(await request.form())
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
+    if names == []:
+        raise UserError(
+            422, "`methods` names no method: give names separated by commas, or leave it out for all"
+        )
     with_reference = has_file(reference) or bool(reference_id)
     chosen = method_choice.comparison_methods(names, settings, with_reference)
     upload = await read_upload(image, settings, "photo")

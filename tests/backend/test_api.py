@@ -132,6 +132,37 @@ def test_bad_requests_change_nothing(client, kwargs, status, words) -> None:  # 
     assert counts() == before
 
 
+def test_a_form_that_cannot_mean_one_thing_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    """Each refused with what is wrong in the words of the request (JSON's true, not Python's True), nothing
+    stored."""
+    before = counts()
+    a, b = ("a.png", png(), "image/png"), ("b.png", png(value=50), "image/png")
+    red = ("r.png", png(mode="RGB", value=(200, 40, 30)), "image/png")
+    example = next(r for r in client.get("/references").json() if r["source"] == "example")
+    cases = [
+        ("/colorize", [("image", a), ("image", b)], {}, "`image` came 2 times: send it once (many photos"),
+        ("/colorize", [("image", a)], {"vividness": ["0.2", "0.3"]}, "option 'vividness' came twice"),
+        (
+            "/colorize",
+            [("image", a)],
+            {"vividness": "0.2", "options": json.dumps({"vividness": 0.9})},
+            "both in `options` and as a field",
+        ),
+        ("/colorize", [("image", a), ("reference", red)], {"reference_id": example["id"]}, "not both"),
+        ("/colorize", [("image", a)], {"options": json.dumps({"vividness": True})}, "a number, got true"),
+        ("/colorize", [("image", a)], {"options": json.dumps({"vividness": None})}, "a number, got null"),
+        ("/compare", [("image", a)], {"methods": " , ,"}, "`methods` names no method"),
+        ("/compare", [("image", a), ("image", b)], {}, "`image` came 2 times"),
+    ]
+    for url, files, data, words in cases:
+        r = client.post(url, files=files, data=data)
+        assert r.status_code == 422 and words in r.json()["detail"], (url, data, r.text)
+    # a form sent url-encoded: the photo field is text, not a file
+    r = client.post("/colorize", data={"image": "photo.jpg"})
+    assert r.status_code == 422 and r.json()["detail"] == "image: must be a file, sent as multipart/form-data"
+    assert counts() == before
+
+
 def test_out_of_range_option(client) -> None:  # type: ignore[no-untyped-def]
     before = counts()
     files = {

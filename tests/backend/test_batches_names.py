@@ -275,6 +275,8 @@ def test_delete_a_batch_or_a_comparison_and_zip_several(client) -> None:  # type
     assert {"p0-cnn.png", "p1-cnn.png", "p2-cnn.png", "keep-gan.png"} <= set(names)
     missing = client.get("/results.zip")
     assert missing.status_code == 422 and "batch" in missing.json()["detail"]
+    unknown = client.get(f"/results.zip?batch={single}&id=nope")  # ids that name nothing: not "not finished"
+    assert unknown.status_code == 404 and "none of these" in unknown.json()["detail"]
 
     # deleting a batch (finished, or still queued: cancelled first) or a comparison takes its images along
     for url in (f"/batches/{batch_id}", f"/batches/{waiting}", f"/compare/{group}"):

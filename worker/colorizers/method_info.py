@@ -8,6 +8,7 @@ weight files are present: :meth:`MethodInfo.unavailable_reason` is the one place
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,12 +59,12 @@ class Param:
                 return True
             if text in {"0", "false", "no", "off"}:
                 return False
-            raise ParamError(f"option {self.name!r} must be true or false, got {raw!r}")
+            raise ParamError(f"option {self.name!r} must be true or false, got {as_json(raw)}")
         if self.type == "choice":
             text = str(raw).strip()
             if text not in self.choices:
                 choices = ", ".join(self.choices)
-                raise ParamError(f"option {self.name!r} must be one of {choices}; got {raw!r}")
+                raise ParamError(f"option {self.name!r} must be one of {choices}; got {as_json(raw)}")
             return text
         try:
             if isinstance(raw, bool):
@@ -76,12 +77,21 @@ class Param:
                     raise ValueError
         except ValueError:
             kind = "an integer" if self.type == "int" else "a number"
-            raise ParamError(f"option {self.name!r} must be {kind}, got {raw!r}") from None
+            raise ParamError(f"option {self.name!r} must be {kind}, got {as_json(raw)}") from None
         if self.minimum is not None and value < self.minimum:
             raise ParamError(f"option {self.name!r} must be ≥ {self.minimum:g}, got {value:g}")
         if self.maximum is not None and value > self.maximum:
             raise ParamError(f"option {self.name!r} must be ≤ {self.maximum:g}, got {value:g}")
         return value
+
+
+def as_json(value: object) -> str:
+    """A value as the JSON (or form field) it came from reads: true, null, "abc", [1, 2] — never Python's
+    True or None."""
+    try:
+        return json.dumps(value, ensure_ascii=False)[:80]
+    except (TypeError, ValueError):
+        return repr(value)[:80]
 
 
 @dataclass(frozen=True)
