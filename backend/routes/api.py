@@ -327,7 +327,7 @@ async def job_original(job_id: str, request: Request) -> Response:
 @router.get(
     "/jobs/{job_id}/reference.png",
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
-    summary="The reference image of an exemplar job",
+    summary="The colour reference a job was given (the reference methods)",
 )
 async def job_reference(job_id: str, request: Request) -> Response:
     return await _serve(request, job_id, "reference", "color")

@@ -343,7 +343,8 @@ def batch_results(
     entries = [
         (image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True) if image_id is not None
     ]
-    return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}.zip")
+    suffix = "-jpg" if format == "jpg" else ""  # "Download all" and "All as JPEG" do not overwrite each other
+    return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{suffix}.zip")
 
 
 @router.get(

@@ -326,6 +326,9 @@
     const method = await methodOf(data);
     if (!method || !(method.needs_reference || method.default)) return;
     if (!method.needs_reference) $("another-reference-heading").textContent = "Colour from a reference";
+    if (!method.params.some((p) => p.name === "hints")) {  // the exemplar takes no colour hints
+      document.querySelectorAll(".hints-go-along").forEach((span) => { span.hidden = true; });
+    }
     $("another-reference-section").hidden = false;
     references.load();
   }

@@ -159,6 +159,9 @@
   function showDone(next) {
     show("done");
     setProgress({ answered: 1, total: 1 });
+    // A researcher's preview recorded nothing and stays here (no redirect away from the study's page).
+    $("done-saved").hidden = Boolean(next.preview);
+    $("done-preview").hidden = !next.preview;
     if (next.completion_code) {
       $("completion-code").textContent = next.completion_code;
       $("done-code").hidden = false;
@@ -176,7 +179,7 @@
       var link = $("redirect-link");
       link.href = url;
       $("done-redirect").hidden = false;
-      setTimeout(function () { window.location.assign(url); }, 2500);
+      if (!next.preview) setTimeout(function () { window.location.assign(url); }, 2500);
     }
   }
 

@@ -113,6 +113,7 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     assert archive.namelist() == ["holiday-1962-colorized.png", "holiday-1962-colorized-2.png"]
     assert Image.open(archive.open("holiday-1962-colorized.png")).format == "PNG"
     r = client.get(f"/batches/{batch_id}/results.zip?format=jpg")
+    assert f'filename="colorlab-batch-{batch_id[:8]}-jpg.zip"' in r.headers["content-disposition"]
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert names == ["holiday-1962-colorized.jpg", "holiday-1962-colorized-2.jpg"]
 

@@ -133,9 +133,13 @@ def test_resume_hijack_code_preview_and_logout_in_chromium(
             for _ in range(5):
                 answer(admin)
             expect(admin.locator("#phase-done")).to_be_visible()
+            # its last page says it recorded nothing (not "Your answers have been saved") and leads back
+            expect(admin.locator("#done-saved")).to_be_hidden()
+            expect(admin.locator("#done-preview")).to_contain_text("nothing was recorded")
             with session_scope() as s:
                 assert s.scalar(select(func.count()).select_from(Participant)) == 1  # the preview is gone
-            admin.goto(f"{base}/admin/studies/{slug}")
+            admin.get_by_role("link", name="Back to the study").click()
+            admin.wait_for_url(f"{base}/admin/studies/{slug}")
             expect(admin.locator("table.participants tbody tr")).to_have_count(1)
             admin.locator('button[data-action="exclude"]').click()
             expect(admin.locator("table.participants .badge")).to_have_text("excluded")
