@@ -126,8 +126,23 @@ def history_card(job: dict[str, Any]) -> dict[str, Any]:
         "page_url": urls["page"],
         "title": job["source_name"] or job["method_title"],
         "thumb_url": urls["thumb"],
+        "variant": rerun_label(job["method"], job["params"]) if job["rerun_of"] else None,
         **_created(job["created_at"]),
     }
+
+
+def rerun_label(method: str, params: dict[str, Any]) -> str:
+    """How a re-run differs at a glance ("Re-run · vividness 0.8 · 5 hints"): its sliders' values (the
+    options people set in plain words) and its colour hints; else a re-run looks like its original."""
+    info = method_views.get_method(method)
+    words = ["Re-run"]
+    for param in info.params if info else ():
+        value = params.get(param.name)
+        if param.ends and isinstance(value, int | float):
+            words.append(f"{param.name.replace('_', ' ')} {value:g}")
+    if hints := params.get("hints"):
+        words.append(f"{len(hints)} hint{'s' if len(hints) != 1 else ''}")
+    return " · ".join(words)
 
 
 def group_card(entry: lifecycle.HistoryEntry) -> dict[str, Any]:

@@ -261,7 +261,7 @@
       tags.childElementCount ? tags : null);
     if (!options.details) return card;
     const details = el("details", { class: "method-details" },
-      el("summary", { text: "details" }),
+      el("summary", {}, "details", el("span", { class: "visually-hidden", text: ` of ${method.title || method.name}` })),
       el("p", { text: method.description || "" }),
       method.paper ? el("p", { class: "muted", text: "Paper: " + method.paper }) : null);
     return el("div", { class: "method-item", "data-method": method.name }, card, details);

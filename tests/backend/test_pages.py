@@ -82,6 +82,18 @@ def test_history_shows_a_batch_or_comparison_as_one_card(client, monkeypatch) ->
     assert client.get("/history?page=x", headers=HTML).status_code == 422
 
 
+def test_history_tells_a_rerun_from_its_original(web) -> None:  # type: ignore[no-untyped-def]
+    first = web.post("/colorize", files={"image": ("cat.jpg", photo_bytes("001_"), "image/jpeg")})
+    assert first.status_code == 202, first.text
+    hint = '[{"x": 0.5, "y": 0.5, "color": "#3a7bd5"}]'
+    again = web.post(f"/jobs/{first.json()['id']}/rerun", data={"vividness": "0.8", "hints": hint})
+    assert again.status_code == 202, again.text
+    html = web.get("/history", headers=HTML).text
+    assert html.count("cat.jpg</span>") == 2  # same photo, same method...
+    assert html.count('class="job-card-variant"') == 1  # ...and the re-run says how it differs
+    assert '<span class="job-card-variant">Re-run · vividness 0.8 · 1 hint</span>' in html
+
+
 def test_group_summary_words() -> None:
     from collections import Counter
 
