@@ -76,10 +76,11 @@
       updateCount();
     });
 
-    // Adding a reference (or picking one) ticks the methods that use one; removing it unticks them.
+    // Adding a reference (or picking one) ticks the fast methods that use one (the exemplar takes minutes:
+    // the person ticks it); removing it unticks them all.
     function tickReferenceMethods(on) {
       for (const m of methods) {
-        if (!m.needs_reference || m.available === false) continue;
+        if (!m.needs_reference || m.available === false || (on && m.iterative)) continue;
         $("method-" + m.name).checked = on;
       }
       showError($("reference-error"), "");
