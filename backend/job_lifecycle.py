@@ -513,7 +513,16 @@ class HistoryEntry:
 
     kind: Literal["job", "batch", "comparison"]
     id: str  # the job's, the batch's or the comparison's
-    jobs: list[Job]  # oldest first
+    first_jobs: list[Job]  # oldest first, at most HISTORY_FIRST_JOBS (the card's mosaic)
+    counts: dict[str, int]  # jobs per status
+    newest: datetime  # when its latest job was made
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+HISTORY_FIRST_JOBS = 4
 
 
 def client_history(
@@ -521,24 +530,33 @@ def client_history(
 ) -> tuple[list[HistoryEntry], int]:
     """One page of what was started from one browser (its hashed cookie), newest first, and how many
     entries there are in all. A batch's or a comparison's jobs make one entry (a batch of 200 photos would
-    otherwise fill pages), placed by its newest job; a batch or comparison of one job is that job."""
+    otherwise fill pages), placed by its newest job; a batch or comparison of one job is that job. Three
+    queries whatever the batches' sizes: the page's entries, their counts per status, their first jobs."""
     key = func.coalesce(Job.batch_id, Job.group_id, Job.id)
     mine = Job.client == client
     total = session.scalar(select(func.count(func.distinct(key))).where(mine)) or 0
     newest = func.max(Job.created_at)
-    keys = list(
-        session.scalars(
-            select(key).where(mine).group_by(key).order_by(newest.desc(), key).limit(limit).offset(offset)
-        )
-    )
-    grouped: dict[str, list[Job]] = {k: [] for k in keys}
-    for job in session.scalars(select(Job).where(mine, key.in_(keys)).order_by(Job.created_at, Job.id)):
-        grouped[job.batch_id or job.group_id or job.id].append(job)
+    page = session.execute(
+        select(key, newest).where(mine).group_by(key).order_by(newest.desc(), key).limit(limit).offset(offset)
+    ).all()
+    keys = [k for k, _ in page]
+    counts: dict[str, dict[str, int]] = {k: {} for k in keys}
+    for k, status, n in session.execute(
+        select(key, Job.status, func.count()).where(mine, key.in_(keys)).group_by(key, Job.status)
+    ):
+        counts[k][str(status)] = n
+    place = func.row_number().over(partition_by=key, order_by=(Job.created_at, Job.id)).label("place")
+    ranked = select(Job.id, place).where(mine, key.in_(keys)).subquery()
+    first_ids = select(ranked.c.id).where(ranked.c.place <= HISTORY_FIRST_JOBS)
+    first: dict[str, list[Job]] = {k: [] for k in keys}
+    for job in session.scalars(select(Job).where(Job.id.in_(first_ids)).order_by(Job.created_at, Job.id)):
+        first[job.batch_id or job.group_id or job.id].append(job)
     entries = []
-    for entry_id, jobs in grouped.items():
-        first = jobs[0]
-        if len(jobs) == 1:
-            entries.append(HistoryEntry("job", first.id, jobs))
+    for k, latest in page:
+        jobs, by_status = first[k], counts[k]
+        if sum(by_status.values()) == 1:
+            entries.append(HistoryEntry("job", jobs[0].id, jobs, by_status, latest))
         else:
-            entries.append(HistoryEntry("batch" if first.batch_id else "comparison", entry_id, jobs))
+            kind: Literal["batch", "comparison"] = "batch" if jobs[0].batch_id else "comparison"
+            entries.append(HistoryEntry(kind, k, jobs, by_status, latest))
     return entries, total

@@ -87,7 +87,6 @@ def batch_page(batch_id: str, request: Request, session: SessionDep) -> HTMLResp
 
 
 HISTORY_PAGE_SIZE = 60  # entries: a job, or a batch's or a comparison's jobs together
-GROUP_THUMBS = 4  # a batch's or a comparison's card shows its first photos as a mosaic
 
 
 @router.get("/history", response_class=HTMLResponse)
@@ -101,7 +100,8 @@ def history_page(
     if client:
         entries, total = lifecycle.client_history(session, client, HISTORY_PAGE_SIZE, offset)
     cards = [
-        history_card(job_out(e.jobs[0]).model_dump()) if e.kind == "job" else group_card(e) for e in entries
+        history_card(job_out(e.first_jobs[0]).model_dump()) if e.kind == "job" else group_card(e)
+        for e in entries
     ]
     pages = max(1, -(-total // HISTORY_PAGE_SIZE))
     context = {
@@ -148,15 +148,14 @@ def rerun_label(method: str, params: dict[str, Any]) -> str:
 def group_card(entry: lifecycle.HistoryEntry) -> dict[str, Any]:
     """The card of a batch or a comparison: a mosaic of its first photos, what it is, how far it got (the
     same words as ``groupSummary`` in history.js, which keeps it current)."""
-    jobs = entry.jobs
-    first = job_out(jobs[0]).model_dump()
-    counts = Counter(str(j.status) for j in jobs)
+    first = job_out(entry.first_jobs[0]).model_dump()
+    counts = Counter(entry.counts)
     if entry.kind == "batch":
         path = f"/batches/{entry.id}"
-        title, subtitle = f"Batch of {len(jobs)} photos", first["method_title"]
+        title, subtitle = f"Batch of {entry.total} photos", first["method_title"]
     else:
         path = f"/compare/{entry.id}"
-        title, subtitle = first["source_name"] or "Comparison", f"Compared with {len(jobs)} methods"
+        title, subtitle = first["source_name"] or "Comparison", f"Compared with {entry.total} methods"
     return {
         "kind": entry.kind,
         "id": entry.id,
@@ -165,11 +164,11 @@ def group_card(entry: lifecycle.HistoryEntry) -> dict[str, Any]:
         "page_url": f"{path}/view",
         "title": title,
         "subtitle": subtitle,
-        "summary": group_summary(counts, len(jobs)),
+        "summary": group_summary(counts, entry.total),
         "done": counts[JobStatus.done],
-        "total": len(jobs),
-        "thumb_urls": [job_out(j).urls.thumb for j in jobs[:GROUP_THUMBS]],
-        **_created(jobs[-1].created_at),
+        "total": entry.total,
+        "thumb_urls": [job_out(j).urls.thumb for j in entry.first_jobs],
+        **_created(entry.newest),
     }
 
 
