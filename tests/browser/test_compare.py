@@ -256,7 +256,8 @@ def test_compare_pending_then_ranked_results(idle_stack, page) -> None:  # type:
 
 def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ignore[no-untyped-def]
     """Ticking the exemplar method without a reference is explained; adding a reference ticks the fast
-    reference method (the exemplar takes minutes: ticked by hand) and the comparison gets its card (the iterative job is cancelled at once to keep the test short)."""
+    reference method (the exemplar takes minutes: ticked by hand) and the comparison gets its card (the
+    iterative job is cancelled at once to keep the test short)."""
     if not method_available("exemplar"):
         pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
     page.goto(stack.base_url + "/compare")
