@@ -34,8 +34,11 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
+# Most of the suite on two processes (a test module stays on one: its fixtures are shared), then the tests
+# that restart PostgreSQL or measure crowds and timing, alone. Both parts run; either failing fails.
 test: install chromium test-weights
-	$(BIN)/pytest
+	rc=0; $(BIN)/pytest -n 2 --dist loadfile -m "not serial" || rc=$$?; \
+	$(BIN)/pytest -p no:xdist -m serial || rc=$$?; exit $$rc
 
 test-fast: install
 	$(BIN)/pytest -m "not slow and not browser"

@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import child_env, free_port, photo_bytes, serve_refused, start_service, wait_http
 from tests.reliability.redteam import BOMBS, phone_photo
 
-pytestmark = pytest.mark.slow
+# serial: run alone after the parallel part of `make test` (PostgreSQL restarts, crowds, timing)
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def memory_kb(pid: int, field: str) -> int:

@@ -29,7 +29,8 @@ from tests.conftest import (
     wait_job,
 )
 
-pytestmark = pytest.mark.slow
+# serial: run alone after the parallel part of `make test` (PostgreSQL restarts, crowds, timing)
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
