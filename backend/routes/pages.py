@@ -7,6 +7,7 @@ rendered on the server.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -50,6 +51,45 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
         )
     context = {"job_id": job.id, "job": job_out(job).model_dump(), **_upload_limit()}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
+
+
+@router.get("/methods/view", response_class=HTMLResponse)
+def methods_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """The colorization methods for people: what each does, its paper, options, expected time, whether it is
+    installed here (the same facts as GET /methods)."""
+    methods = method_views.methods_out(get_settings(), session)
+    for method in methods:
+        method["expected_label"] = about(method["expected_seconds"])
+        for param in method["params"]:
+            param["default_label"] = _as_shown(param["default"])
+    return TEMPLATES.TemplateResponse(request, "methods.html", {"nav": "methods", "methods": methods})
+
+
+def _as_shown(value: Any) -> str:
+    """An option's default as a person reads it (JSON's words, "none" for an empty list)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "–"
+    if isinstance(value, list | tuple) and not value:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def about(seconds: float | None) -> str | None:
+    """ "about 40 s", "about 3 min" (as ``ColorLab.about`` in common.js writes it)."""
+    if seconds is None:
+        return None
+    if seconds < 5:
+        return "a few seconds"
+
+    def rounded(x: float) -> int:  # halves up, as JS's Math.round (Python's round() goes to even)
+        return math.floor(x + 0.5)
+
+    if seconds < 90:
+        return f"about {rounded(seconds / 5) * 5 or 5} s"
+    minutes = rounded(seconds / 60)
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min"
 
 
 @router.get("/compare", response_class=HTMLResponse)

@@ -94,6 +94,25 @@ def test_history_tells_a_rerun_from_its_original(web) -> None:  # type: ignore[n
     assert '<span class="job-card-variant">Re-run · vividness 0.8 · 1 hint</span>' in html
 
 
+def test_methods_page_says_what_each_method_is(web) -> None:  # type: ignore[no-untyped-def]
+    methods = web.get("/methods").json()
+    html = web.get("/methods/view", headers=HTML).text
+    for m in methods:
+        assert f'id="method-{m["name"]}"' in html and m["title"] in html
+        for param in m["params"]:
+            assert f"<code>{param['name']}</code>" in html
+        if not m["available"]:  # how to install it, the command as code
+            assert "Not installed on this server" in html
+    assert html.count('class="panel method-entry"') == len(methods)
+    assert "safer (0.0) … more vivid (1.0)" in html  # a slider's plain-words ends
+    assert 'href="/methods/view"' in html  # the footer's link on every page
+    assert (
+        pages.about(3) == "a few seconds"
+        and pages.about(42) == "about 40 s"
+        and pages.about(150) == "about 3 min"
+    )
+
+
 def test_group_summary_words() -> None:
     from collections import Counter
 

@@ -189,3 +189,18 @@ def test_exemplar_live_progress_then_cancel(stack, page) -> None:  # type: ignor
     page.locator("#cancel").click()
     expect(page.locator("#job-status")).to_have_text("Cancelled")
     expect(page.locator("#live")).to_be_hidden()
+
+
+def test_methods_page_from_the_footer(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """Every page's footer leads to the methods described for people; it fits a phone."""
+    methods = httpx.get(stack.base_url + "/methods").json()
+    page.goto(stack.base_url + "/history")
+    page.locator(".site-footer").get_by_role("link", name="Methods", exact=True).click()
+    page.wait_for_url(re.compile(r"/methods/view$"))
+    expect(page.locator(".method-entry h2")).to_have_count(len(methods))
+    default = next(m for m in methods if m["default"])
+    entry = page.locator(f"#method-{default['name']}")
+    expect(entry.locator(".tag", has_text="default")).to_be_visible()
+    expect(entry.locator(".method-options tbody tr")).to_have_count(len(default["params"]))
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
