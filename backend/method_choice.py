@@ -17,6 +17,7 @@ from typing import Any
 from backend import method_views
 from backend.config import Settings
 from backend.errors import UserError
+from backend.uploads import has_file
 from worker.colorizers.method_info import MethodInfo, validate_params
 
 # Form fields that are not method options.
@@ -139,12 +140,7 @@ def check_form_shape(form: Any) -> None:
             more = " (many photos: POST /batches)" if key == "image" else ""
             raise UserError(422, f"`{key}` came {n} times: send it once{more}")
     uploaded = form.get("reference")
-    if (
-        uploaded is not None
-        and not isinstance(uploaded, str)
-        and uploaded.filename
-        and form.get("reference_id")
-    ):
+    if not isinstance(uploaded, str) and has_file(uploaded) and form.get("reference_id"):
         raise UserError(422, "send a `reference` file or a `reference_id`, not both")
 
 
