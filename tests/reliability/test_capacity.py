@@ -218,7 +218,7 @@ def test_web_workers_share_the_port_evenly_and_one_that_dies_comes_back(spawn, t
     wait_http(f"{base}/healthz")
 
     sockets = []
-    for _ in range(40):  # 40 kept-alive connections, each answered by the worker the kernel chose
+    for _ in range(200):  # kept-alive connections, each answered by the worker the kernel chose
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
@@ -229,7 +229,10 @@ def test_web_workers_share_the_port_evenly_and_one_that_dies_comes_back(spawn, t
     held = Counter(int(pid) for pid in re.findall(r"pid=(\d+)", out))
     for s in sockets:
         s.close()
-    assert set(held) == workers and min(held.values()) >= 10, held  # binomial(40, ½): below 10 is 1 in 10⁴
+    # The kernel picks a listener by a hash of the connection's addresses: binomial(200, ½) per worker (300
+    # bursts of 40 measured here matched it). Below 70 (35 %) happens once in 72,000 runs; one process taking
+    # most connections, as with a shared socket, fails. (40 connections and 10 failed once in 1,470 runs.)
+    assert set(held) == workers and min(held.values()) >= 70, held
 
     victim = sorted(workers)[0]
     os.kill(victim, signal.SIGKILL)
