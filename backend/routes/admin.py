@@ -213,6 +213,11 @@ async def create_study(
                 "methods": _method_choices(settings),
                 "error": exc.detail,
                 "form": {**values, "methods": form.getlist("methods")},
+                # Without the page's script the browser drops the chosen files: say so.
+                "photos_dropped": any(
+                    isinstance(f, UploadFile) and f.filename
+                    for f in [*form.getlist("photos"), form.get("archive")]
+                ),
             },
             status_code=exc.status_code,
         )

@@ -49,8 +49,8 @@ DEFAULT_CONSENT = (
 )
 DEFAULT_INSTRUCTIONS = (
     "Part 1: you will see one image at a time. Decide whether it is a real photo or a photo colorized by a "
-    "computer from a black-and-white original. Part 2: rate how well each image is colored, from 1 star "
-    "(no color) to 4 stars (perfect). Answer with your first impression; there is no time limit."
+    "computer from a black-and-white original. Part 2: rate how well each image is coloured, from 1 star "
+    "(no colour) to 4 stars (perfect). Answer with your first impression; there is no time limit."
 )
 
 

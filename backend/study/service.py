@@ -52,9 +52,9 @@ from backend.study.models import (
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 RATING_LABELS = {
-    1: "No color",
-    2: "Some parts colored",
-    3: "Fully colored, but not saturated",
+    1: "No colour",
+    2: "Some parts coloured",
+    3: "Fully coloured, but not saturated",
     4: "Perfect",
 }
 RESPONSES = ("real", "fake")

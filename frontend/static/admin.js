@@ -29,6 +29,52 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
+  // The new-study form is sent by fetch, so that an error (a taken address, too few photos) is shown above
+  // the form while the chosen photos stay chosen: a page reload would make the researcher pick them again.
+  var newStudy = document.getElementById("new-study-form");
+  if (newStudy && window.FormData && window.fetch) {
+    var formError = document.getElementById("form-error");
+    var progress = document.getElementById("form-progress");
+    var submit = newStudy.querySelector('button[type="submit"]');
+    newStudy.addEventListener("submit", function (event) {
+      if (event.defaultPrevented) return;
+      event.preventDefault();
+      submit.disabled = true;
+      progress.textContent = "Uploading the photos and queueing the colorizations…";
+      fetch(newStudy.action, {
+        method: "POST", body: new FormData(newStudy), credentials: "same-origin", headers: { "Accept": "text/html" },
+      })
+        .then(function (res) {
+          // Created (303 to the study), or sent to the login page: go where the server says.
+          if (res.redirected) { location.assign(res.url); return null; }
+          if ((res.headers.get("Content-Type") || "").indexOf("json") !== -1) {
+            return res.json().then(function (body) { showError(String(body.detail)); });
+          }
+          return res.text().then(function (html) {
+            var doc = new DOMParser().parseFromString(html, "text/html");
+            var notice = doc.getElementById("form-error") || doc.querySelector(".error-page .muted");
+            var message = notice && notice.textContent.trim();
+            var token = doc.querySelector('#new-study-form input[name="csrf_token"]');
+            if (token) newStudy.querySelector('input[name="csrf_token"]').value = token.value;
+            showError(message || "The study was not created (HTTP " + res.status + ").");
+          });
+        })
+        .catch(function () {
+          showError("The study was not created: the server could not be reached. Your entries are kept; try again.");
+        });
+    });
+  }
+
+  function showError(message) {
+    submit.disabled = false;
+    progress.textContent = "";
+    formError.textContent = message;
+    formError.hidden = false;
+    formError.setAttribute("tabindex", "-1");
+    formError.focus();
+    formError.scrollIntoView({ block: "center" });
+  }
+
   var box = document.getElementById("results");
   var toggle = document.getElementById("live-toggle");
   if (!box || !toggle) return;

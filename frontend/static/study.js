@@ -131,7 +131,7 @@
     $("trial-total").textContent = trial.total;
     $("trial-question").textContent = part1
       ? "Is this a real photo, or was it colorized by a computer?"
-      : "How well is this image colored?";
+      : "How well is this image coloured?";
     $("answers-part1").hidden = !part1;
     $("answers-part2").hidden = part1;
     // The answered button is disabled now and focus would fall to the page: start each trial at its question,

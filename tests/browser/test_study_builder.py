@@ -1,8 +1,8 @@
 """The researcher's side in Chromium, against a real `colorlab serve` + worker: log in, build a study from
 uploaded photos on /admin/studies/new (a form missing its photos comes back with the error and the entries
-kept, and creates nothing), watch its colorizations finish (the page follows them without a reload), open
-it, revise its consent text (a new version, which a participant then sees), download an export, close it and
-delete it."""
+kept, and creates nothing; an error after photos were chosen keeps them chosen), watch its colorizations
+finish (the page follows them without a reload), open it, revise its consent text (a new version, which a
+participant then sees), download an export, close it and delete it."""
 
 from __future__ import annotations
 
@@ -48,8 +48,14 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     expect(page.locator('input[name="methods"][value="cnn"]')).to_be_checked()
     assert page.request.get(f"{base}/admin/studies/lakes-and-birds").status == 404
 
+    # Too few photos for 5 trials: the error shows above the form and the chosen photos stay chosen, so
+    # mending the trials and sending again needs no second pick of the files.
     photos: list[Path] = [photo(prefix) for prefix in ("975_", "097_", "001_")]
     page.get_by_label("Colour photos").set_input_files([str(p) for p in photos])
+    page.get_by_role("button", name="Create study and queue colorizations").click()
+    expect(page.get_by_role("alert")).to_contain_text("3 photo(s) is too few")
+    assert page.evaluate("document.getElementById('photos').files.length") == 3
+    assert page.request.get(f"{base}/admin/studies/lakes-and-birds").status == 404
     page.get_by_label("Trials in part 1").fill("2")
     page.get_by_label("Trials in part 2").fill("2")
     page.get_by_role("button", name="Create study and queue colorizations").click()

@@ -153,6 +153,10 @@ def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch)
     assert res.status_code == 403
     too_few = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(3), "application/zip")})
     assert too_few.status_code == 422 and "at least 5 photos" in too_few.text
+    # without the page's script the browser drops chosen files: the page says to choose them again
+    assert "choose the photos again" in too_few.text
+    untitled = c.post("/admin/studies", data={**form, "title": ""})
+    assert untitled.status_code == 422 and "choose the photos again" not in untitled.text
     not_zip = c.post("/admin/studies", data=form, files={"archive": ("p.zip", b"nope", "application/zip")})
     assert not_zip.status_code == 400 and "not a valid zip" in not_zip.text
     res = c.post(
