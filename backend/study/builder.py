@@ -175,8 +175,8 @@ def build_study(
     if len(photos) < need:
         raise UserError(
             422,
-            f"{len(photos)} photo(s) is too few: a participant sees each photo at most once per "
-            f"part, so {need} trials need at least {need} photos",
+            f"{'1 photo is' if len(photos) == 1 else f'{len(photos)} photos are'} too few: a participant "
+            f"sees each photo at most once per part, so {need} trials need at least {need} photos",
         )
     slug = spec.slug or slugify(spec.title)
     if session.scalar(select(func.count()).select_from(Study).where(Study.slug == slug)):

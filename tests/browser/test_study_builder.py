@@ -53,7 +53,7 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     photos: list[Path] = [photo(prefix) for prefix in ("975_", "097_", "001_")]
     page.get_by_label("Colour photos").set_input_files([str(p) for p in photos])
     page.get_by_role("button", name="Create study and queue colorizations").click()
-    expect(page.get_by_role("alert")).to_contain_text("3 photo(s) is too few")
+    expect(page.get_by_role("alert")).to_contain_text("3 photos are too few")
     assert page.evaluate("document.getElementById('photos').files.length") == 3
     assert page.request.get(f"{base}/admin/studies/lakes-and-birds").status == 404
     page.get_by_label("Trials in part 1").fill("2")
