@@ -63,7 +63,11 @@ def create_app() -> FastAPI:
         max_body=2 * settings.max_upload_bytes + 1_000_000,
         secure_cookies=settings.secure_cookies,
         body_timeout=settings.body_read_timeout,
-        path_limits={"/batches": settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000},
+        # A batch, and a study's photos (15-50 phone photos are a few hundred MB), take more.
+        path_limits={
+            path: settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000
+            for path in ("/batches", "/admin/studies")
+        },
     )
     # FastAPI matches a request against the routes in order, each a regular expression (an included router
     # is even matched twice), so the hottest paths come first: a crowd of study participants, then API

@@ -134,6 +134,14 @@ def index(
     return _page(request, "index.html", context)
 
 
+def _photo_limits(settings: Settings) -> str:
+    def mb(size: int) -> str:
+        return f"{size / 1e6:,.1f}" if size < 10_000_000 else f"{size / 1e6:,.0f}"
+
+    each, total = mb(settings.max_upload_bytes), mb(settings.batch_max_bytes)
+    return f"Each photo up to {each} MB, {total} MB in all (the zip file too)."
+
+
 def _method_choices(settings: Settings) -> list[dict[str, Any]]:
     return [m for m in method_views.methods_out(settings) if not m["needs_reference"]]
 
@@ -146,6 +154,7 @@ def new_study(request: Request, admin: AdminDep, settings: SettingsDep) -> HTMLR
         {
             "csrf": admin.csrf,
             "methods": _method_choices(settings),
+            "photo_limits": _photo_limits(settings),
             "error": None,
             "form": {
                 "trials_part1": 5,
@@ -211,6 +220,7 @@ async def create_study(
             {
                 "csrf": admin.csrf,
                 "methods": _method_choices(settings),
+                "photo_limits": _photo_limits(settings),
                 "error": exc.detail,
                 "form": {**values, "methods": form.getlist("methods")},
                 # Without the page's script the browser drops the chosen files: say so.

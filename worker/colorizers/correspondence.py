@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from worker.colorizers.edge_aware import guided_filter
 from worker.colorizers.nets.unet_bins import UNetBins, serve_shape
 
 MATCH_SHORT_SIDE = 256  # both images' L go through the encoder at this short side (multiples of 32)
@@ -92,21 +93,6 @@ def level_tables(ref_lab: Tensor) -> tuple[Tensor, Tensor]:
     mass = F.avg_pool2d(near[None], CELL)[0]  # (levels, h', w')
     weighted = F.avg_pool2d((near[:, None] * ab[None]).flatten(0, 1)[None], CELL)[0]  # (levels·2, h', w')
     return mass.flatten(1).T, weighted.flatten(1).T
-
-
-def guided_filter(guide: Tensor, src: Tensor, radius: int = 2, eps: float = 1e-3) -> Tensor:
-    """Edge-aware smoothing of ``src`` (N, C, H, W) guided by ``guide`` (N, 1, H, W) scaled to [0, 1]."""
-
-    def box(x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
-
-    mean_i = box(guide)
-    var_i = box(guide * guide) - mean_i**2
-    mean_p = box(src)
-    cov_ip = box(guide * src) - mean_i * mean_p
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return box(a) * guide + box(b)
 
 
 def match(

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
+from worker.colorizers.edge_aware import guided_filter
 from worker.colorizers.lab import rgb_to_lab
 from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
 from worker.colorizers.methods.unet_bins_reference import FOLLOW_DEFAULT
@@ -43,6 +44,8 @@ from worker.colorizers.nets.reference_fusion import (
 )
 from worker.colorizers.nets.unet_bins import (
     SERVE_SHORT_SIDE,
+    SMOOTH_EPS,
+    SMOOTH_RADIUS,
     UNetBins,
     rasterise_hints,
     serve_shape,
@@ -270,6 +273,15 @@ class ReferenceGuidedColorizer:
             fused = at_vividness(fused, float(params.get("vividness", VIVIDNESS_DEFAULT)))
             small_ab = decode_fused(fused, self.net.bins)
             ab = F.interpolate(small_ab, size=(h, w), mode="bilinear", align_corners=False)
+            # unet-bins evens its colours out along the photo's edges; here that would blur the reference's
+            # sharp transfer (45 pairs: 26 -> 25 won, ceiling AuC 0.965 -> 0.959), so it fades in only from
+            # the default towards follow_reference 0, which is unet-bins' result exactly.
+            smooth = max(0.0, 1.0 - 2.0 * follow)
+            if smooth > 0:
+                even = guided_filter(
+                    net_input.float() / 100.0, ab.float(), radius=SMOOTH_RADIUS, eps=SMOOTH_EPS
+                )
+                ab = smooth * even + (1.0 - smooth) * ab.float()
         return (
             ab[0].permute(1, 2, 0).float().cpu().numpy(),
             matched.confidence[0, 0].float().cpu().numpy(),

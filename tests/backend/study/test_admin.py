@@ -335,3 +335,33 @@ def test_deleting_a_study_removes_what_only_it_used(app_client, make_study) -> N
     assert after["images"] == before["images"] - (4 * 2 + 8 + 4 - 1), (before, after)
     assert c.get(f"/jobs/{mine}").status_code == 200
     assert c.get(f"/jobs/{mine}/input.png").status_code == 200
+
+
+def test_a_study_may_bring_more_photos_than_two_uploads(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The study builder's request body may be as large as a batch's (BATCH_MAX_BYTES), not two photos'."""
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+    from tests.conftest import apply_settings, migrate, photo_bytes
+
+    apply_settings(
+        monkeypatch, DATA_DIR=tmp_path / "var", MAX_UPLOAD_BYTES=100_000, BATCH_MAX_BYTES=2_000_000
+    )
+    migrate()
+    with TestClient(create_app()) as c:
+        login(c)
+        page = c.get("/admin/studies/new").text
+        assert "Each photo up to 0.1 MB, 2.0 MB in all" in page  # the settings' limits, told before upload
+        token = csrf_of(page)
+        body = {"csrf_token": token, "title": "Big", "methods": ["cnn"]}
+        jpeg = photo_bytes()
+        over_two, over_batch = 1_300_000 // len(jpeg) + 1, 3_200_000 // len(jpeg) + 1
+
+        def photos(n: int) -> list[tuple[str, tuple[str, bytes, str]]]:
+            return [("photos", (f"{i}.jpg", jpeg, "image/jpeg")) for i in range(n)]
+
+        # over two uploads' 1.2 MB, under the batch limit (3.1 MB): read, then judged on its content
+        read = c.post("/admin/studies", data=body, files=photos(over_two))
+        assert read.status_code == 422 and "is the same photo as an earlier one" in read.text
+        huge = c.post("/admin/studies", data=body, files=photos(over_batch))
+        assert huge.status_code == 413 and "3,100,000-byte limit" in huge.text

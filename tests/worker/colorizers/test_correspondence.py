@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import IMAGENET
 from worker.colorizers import lab
-from worker.colorizers.correspondence import CELL, Match, guided_filter, level_tables, match
+from worker.colorizers.correspondence import CELL, Match, level_tables, match
 from worker.colorizers.loading import get_colorizer
 
 torch.set_num_threads(1)
@@ -37,15 +37,6 @@ def test_a_photo_recovers_its_colours_from_its_own_mirror_image(net, prefix) -> 
     gray_err = truth.norm(dim=1).mean()
     assert err < 0.5 * gray_err, (float(err), float(gray_err))
     assert float(found.confidence.mean()) > 0.3
-
-
-def test_guided_filter_keeps_colours_on_their_side_of_an_edge() -> None:
-    guide = torch.zeros(1, 1, 32, 32)
-    guide[..., 16:] = 1.0  # a step edge in L
-    noisy = torch.where(guide > 0.5, 40.0, -40.0).expand(1, 2, 32, 32) + torch.randn(1, 2, 32, 32) * 10
-    smooth = guided_filter(guide, noisy, radius=3, eps=1e-3)
-    assert smooth[..., :14].mean() < -35 and smooth[..., 18:].mean() > 35  # no bleeding across
-    assert smooth[..., :14].std() < noisy[..., :14].std() / 2  # flat areas are smoothed
 
 
 def test_a_thin_thing_keeps_its_colour_instead_of_the_cells_mean() -> None:

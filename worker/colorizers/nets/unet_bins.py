@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worker.colorizers.base import PredictsOneAsABatch
+from worker.colorizers.edge_aware import guided_filter
 from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
 from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.mobilenet_v2 import MEAN, STAGE_CHANNELS, STD, MobileNetV2
@@ -166,6 +167,16 @@ SERVE_MAX_LONG_SIDE = 1024
 HINT_PATCH_FRACTION = 1 / 20
 
 
+# The served ab is evened out along the photo's edges (a guided filter over the net's input, guided by its L):
+# neighbouring locations that picked different colour classes for one gray sweater made rainbow patches,
+# a yellow band on a forehead. colour-photos val (1,037), none / radius 4 / **8** / 8 at eps 3e-2: AuC 0.8977
+# / 0.8984 / **0.8991** / 0.8992, PSNR 23.09 / 23.21 / **23.32** / 23.34 dB, colourfulness 43.5 / 42.2 /
+# **40.8** / 40.3 (truth 41.2), better in every source; imagenet-samples val AuC 0.8730 -> 0.8753, 21.16 ->
+# 21.46 dB, colourfulness 43.0 -> 40.0 (truth 40.6). Wider windows score more by muting more.
+SMOOTH_RADIUS = 8
+SMOOTH_EPS = 1e-2
+
+
 def vividness_to_temperature(vividness: float) -> float:
     """0 -> T 1 (the plain mean: safe, muted); 0.5 -> T 0.38 (Zhang et al.'s); 1 -> T 0.144 (vivid)."""
     return float(0.38 ** (2.0 * min(max(vividness, 0.0), 1.0)))
@@ -203,13 +214,17 @@ class UNetBinsColorizer(PredictsOneAsABatch):
     """Serves :class:`UNetBins` through the Colorizer/BatchColorizer protocols (options: vividness, hints).
 
     Each photo's L is resized to :func:`serve_shape`; photos of the same shape run as one batch.
-    The ab comes back at the net's input size (the pipeline upsamples it and joins the photo's own L).
+    The ab comes back at the net's input size, evened out along the photo's edges (:data:`SMOOTH_RADIUS`;
+    ``smooth=False`` gives the net's own), and the pipeline upsamples it and joins the photo's own L.
     """
 
-    def __init__(self, net: UNetBins, device: str = "cpu", short_side: int = SERVE_SHORT_SIDE) -> None:
+    def __init__(
+        self, net: UNetBins, device: str = "cpu", short_side: int = SERVE_SHORT_SIDE, smooth: bool = True
+    ) -> None:
         self.name = "unet-bins"
         self.device = device
         self.short_side = short_side
+        self.smooth = smooth
         self.net = channels_last(net.to(device).eval())
 
     def predict_ab_batch(
@@ -246,6 +261,8 @@ class UNetBinsColorizer(PredictsOneAsABatch):
                     hint_mask = mask1.expand(len(members), -1, -1, -1).to(self.device)
                 batch = batch.contiguous(memory_format=torch.channels_last)
                 ab = self.net(batch, hint_ab, hint_mask, temperature=temperature).float()
+                if self.smooth:
+                    ab = guided_filter(batch.float() / 100.0, ab, radius=SMOOTH_RADIUS, eps=SMOOTH_EPS)
                 for j, i in enumerate(members):
                     out[i] = ab[j].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         return out
