@@ -10,7 +10,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, undefer
 
 from backend.config import Settings
@@ -39,14 +39,24 @@ def _examples(directory: str) -> dict[str, Path]:
     return found
 
 
+@lru_cache
+def _example_hashes(directory: str) -> frozenset[str]:
+    return frozenset(hashlib.sha256(p.read_bytes()).hexdigest() for p in _examples(directory).values())
+
+
 def list_references(session: Session, settings: Settings, client: str | None) -> list[dict[str, str]]:
+    """This browser's colour uploads (photos and references), each named as *it* named the file (identical
+    uploads by others share the stored image, never their names), then the bundled examples."""
     out: list[dict[str, str]] = []
+    examples_dir = str(settings.examples_dir.resolve())
     if client:
+        as_photo = func.max(case((Job.input_image_id == Image.id, Job.source_name)))
+        as_reference = func.max(case((Job.reference_image_id == Image.id, Job.reference_name)))
         rows = session.execute(
-            select(Image.id, Image.filename)
+            select(Image.id, Image.sha256, as_photo.label("photo"), as_reference.label("reference"))
             .join(Job, or_(Job.input_image_id == Image.id, Job.reference_image_id == Image.id))
             .where(Job.client == client, Image.is_color.is_(True))
-            .group_by(Image.id, Image.filename)
+            .group_by(Image.id, Image.sha256)
             .order_by(Image.id)
             .limit(24)
         ).all()
@@ -54,13 +64,14 @@ def list_references(session: Session, settings: Settings, client: str | None) ->
             {
                 "id": r.id,
                 "url": f"/references/{r.id}.png",
-                "label": r.filename or "your upload",
+                "label": r.photo or r.reference or "your upload",
                 "source": "upload",
             }
             for r in rows
+            if r.sha256 not in _example_hashes(examples_dir)  # an example picked is listed as one below
         ]
     # Numbered, not named after the data folders ("examplar-based · ref1" tells a person nothing).
-    for number, key in enumerate(_examples(str(settings.examples_dir.resolve())), start=1):
+    for number, key in enumerate(_examples(examples_dir), start=1):
         out.append(
             {"id": key, "url": f"/references/{key}.png", "label": f"Example {number}", "source": "example"}
         )

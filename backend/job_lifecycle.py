@@ -48,6 +48,7 @@ class NewJob:
     image: Upload | Image
     reference: Upload | Image | None = None
     source_name: str | None = None  # shown and used in download names; default: the upload's file name
+    reference_name: str | None = None  # default: the reference upload's file name
     rerun_of: str | None = None  # the job this one re-runs with other options (see :func:`rerun`)
 
 
@@ -69,6 +70,9 @@ def create(
     name = new.source_name
     if name is None and isinstance(new.image, Upload):
         name = display_name(new.image.filename)
+    reference_name = new.reference_name
+    if reference_name is None and isinstance(new.reference, Upload):
+        reference_name = display_name(new.reference.filename)
     job = Job(
         method=new.method,
         params=dict(new.params),
@@ -82,6 +86,7 @@ def create(
         batch_id=batch_id,
         group_id=group_id,
         source_name=name,
+        reference_name=reference_name,
         rerun_of=new.rerun_of,
     )
     session.add(job)
@@ -109,6 +114,7 @@ def rerun(
         image=job.input_image,
         reference=reference if reference is not None else job.reference_image,
         source_name=job.source_name,
+        reference_name=job.reference_name if reference is None else None,
         rerun_of=job.id,
     )
 

@@ -103,7 +103,9 @@ class Image(Base):
     mode: Mapped[str] = mapped_column(String(16))  # Pillow mode of the file as uploaded
     format: Mapped[str] = mapped_column(String(16))  # PNG, JPEG, ... of the stored bytes
     is_color: Mapped[bool] = mapped_column(default=False)  # has chroma: kept as ground truth
-    filename: Mapped[str | None] = mapped_column(String(255))  # display only, never used as a path
+    # The first uploader's file name: never shown to anyone (identical uploads by others share this row);
+    # jobs keep their own names (source_name, reference_name).
+    filename: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Served renditions, made once when an upload is stored (images.renditions): the raw upload is never
     # decoded again to answer a GET. NULL on rows from before 0005 (made on first request, then kept).
@@ -146,6 +148,7 @@ class Job(Base):
     # The uploaded file's name, sanitised (stored_images.display_name): shown and used in download names,
     # never a path. Kept on the job because identical uploads share one stored image.
     source_name: Mapped[str | None] = mapped_column(String(255))
+    reference_name: Mapped[str | None] = mapped_column(String(255))  # the reference's, likewise
     # Quality against the ground truth when the upload was a colour photo (see worker.quality).
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -83,7 +83,8 @@ async def read_reference(
     elif reference_id:
         ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
         if ref is None:
-            raise UserError(404, f"no reference image {reference_id!r} among your uploads or the examples")
+            shown = reference_id if len(reference_id) <= 40 else reference_id[:40] + "…"
+            raise UserError(404, f"no reference image {shown!r} among your uploads or the examples")
     if info.needs_reference and isinstance(ref, Upload):
         require_colour(ref)
     return ref

@@ -210,6 +210,41 @@ def test_gray_reference_is_refused(client) -> None:  # type: ignore[no-untyped-d
     assert r.status_code == 422 and "no colour" in r.json()["detail"]
 
 
+def test_references_carry_each_browsers_own_file_names(client) -> None:  # type: ignore[no-untyped-def]
+    """Identical uploads share one stored image: another browser's name for the same bytes is never shown
+    (it could be "Patient-John-Doe-scan.png"), and an example picked as a reference is listed once, as the
+    example."""
+    colour = photo_bytes()
+    files = {"image": ("Patient-John-Doe-scan.jpg", colour, "image/jpeg")}
+    assert client.post("/colorize", files=files, data={"method": FF}).status_code == 202
+    mine = [r["label"] for r in client.get("/references").json() if r["source"] == "upload"]
+    assert mine == ["Patient-John-Doe-scan.jpg"]
+    client.cookies.clear()
+    files = {"image": ("holiday.jpg", colour, "image/jpeg")}
+    assert client.post("/colorize", files=files, data={"method": FF}).status_code == 202
+    mine = [r["label"] for r in client.get("/references").json() if r["source"] == "upload"]
+    assert mine == ["holiday.jpg"]
+    client.cookies.clear()
+    if method_available("unet-bins-reference"):  # the same bytes as a third browser's reference
+        files = {"image": ("a.png", png(), "image/png"), "reference": ("sunset.jpg", colour, "image/jpeg")}
+        assert client.post("/colorize", files=files).status_code == 202
+        mine = [r["label"] for r in client.get("/references").json() if r["source"] == "upload"]
+        assert mine == ["sunset.jpg"]
+        client.cookies.clear()
+        example = next(r for r in client.get("/references").json() if r["source"] == "example")
+        data = {"reference_id": example["id"]}
+        assert (
+            client.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data=data).status_code
+            == 202
+        )
+        assert [r for r in client.get("/references").json() if r["source"] == "upload"] == []
+    long_id = "x" * 5000
+    r = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"reference_id": long_id}
+    )
+    assert r.status_code == 404 and len(r.json()["detail"]) < 200
+
+
 def test_reference_for_a_method_without_one(client) -> None:  # type: ignore[no-untyped-def]
     files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(), "image/png")}
     r = client.post("/colorize", files=files, data={"method": FF})
