@@ -187,9 +187,16 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "receipt": ("text", "The participant's own code shown on the last page (checks a completion claim)."),
         "answers": ("integer", "Trials answered (attention checks included)."),
         "attention_failed": ("true|false", "At least one attention check answered wrongly."),
-        "too_fast_answers": ("integer", "Answers with server_response_ms below STUDY_FAST_ANSWER_MS."),
-        "identical_answers": ("true|false", "The same answer throughout a part (3+ answers in that part)."),
-        "median_server_response_ms": ("ms", "Median server-measured time per answer."),
+        "too_fast_answers": (
+            "integer",
+            "Answers with server_response_ms below STUDY_FAST_ANSWER_MS (attention checks included, as in "
+            "answers).",
+        ),
+        "identical_answers": (
+            "true|false",
+            "The same answer throughout a part (3+ answers in that part, attention checks left out).",
+        ),
+        "median_server_response_ms": ("ms", "Median server-measured time per answer (as in answers)."),
         "user_agent": ("text", "The browser's User-Agent header (first 300 characters)."),
     },
     "stimuli": {
@@ -202,8 +209,11 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "method": ("text", "The colorization method (empty for real photos and attention checks)."),
         "job": ("id", "The colorization job (method conditions)."),
         "job_status": ("text", "Status of that job; real for real photos, n/a for attention checks."),
-        "shown_part1": ("integer", "Times shown in part 1 (every participant)."),
-        "shown_part2": ("integer", "Times shown in part 2 (every participant)."),
+        "shown_part1": (
+            "integer",
+            "Times shown in part 1 (every participant; trials assigned but never reached do not count).",
+        ),
+        "shown_part2": ("integer", "Times shown in part 2 (as shown_part1)."),
     },
     "summary": {
         "study": ("text", "Study slug."),
@@ -360,32 +370,34 @@ class _Behaviour:
 
 
 def _behaviour(session: Session, study_id: str) -> dict[str, _Behaviour]:
-    """Per participant: answers, server-measured times and the distinct answers given in each part."""
+    """Per participant: answers and server-measured times (every answered trial, as ``answers`` counts
+    them), and the distinct answers given in each part (attention checks left out: their answer is
+    instructed, so it would hide a participant who gave one answer to everything else)."""
     out: dict[str, _Behaviour] = defaultdict(_Behaviour)
     q = select(
-        Trial.participant_id, Trial.part, Trial.response, Trial.rating, Trial.shown_at, Trial.answered_at
-    ).where(Trial.study_id == study_id, Trial.answered_at.is_not(None), Trial.is_attention.is_(False))
-    for pid, part, response, rating, shown_at, answered_at in session.execute(q):
+        Trial.participant_id,
+        Trial.part,
+        Trial.response,
+        Trial.rating,
+        Trial.shown_at,
+        Trial.answered_at,
+        Trial.is_attention,
+    ).where(Trial.study_id == study_id, Trial.answered_at.is_not(None))
+    for pid, part, response, rating, shown_at, answered_at, is_attention in session.execute(q):
         b = out[pid]
         b.answers += 1
         ms = _elapsed_ms(shown_at, answered_at)
         if ms is not None:
             b.server_ms.append(ms)
-        b.given[part].add(str(response if part == 1 else rating))
-        b.counts[part] += 1
+        if not is_attention:
+            b.given[part].add(str(response if part == 1 else rating))
+            b.counts[part] += 1
     return out
 
 
 def participant_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     failed = _attention_failures(session, study.id)
     behaviour = _behaviour(session, study.id)
-    answers = dict(
-        session.execute(
-            select(Trial.participant_id, func.count())
-            .where(Trial.study_id == study.id, Trial.answered_at.is_not(None))
-            .group_by(Trial.participant_id)
-        ).all()
-    )
     q = (
         select(Participant)
         .where(Participant.study_id == study.id, Participant.is_preview.is_(False))
@@ -407,7 +419,7 @@ def participant_rows(session: Session, study: Study, options: ExportOptions) -> 
             "status": p.status,
             "texts_version": p.texts_version,
             "receipt": p.receipt,
-            "answers": answers.get(p.id, 0),
+            "answers": b.answers,
             "attention_failed": p.id in failed,
             "too_fast_answers": sum(1 for ms in b.server_ms if ms < options.fast_ms),
             "identical_answers": any(
@@ -424,7 +436,7 @@ def stimulus_rows(session: Session, study: Study, options: ExportOptions) -> Ite
         for sid, part, n in session.execute(
             select(Trial.stimulus_id, Trial.part, func.count())
             .join(Participant, Participant.id == Trial.participant_id)
-            .where(Trial.study_id == study.id, Participant.is_preview.is_(False))
+            .where(Trial.study_id == study.id, Participant.is_preview.is_(False), Trial.shown_at.is_not(None))
             .group_by(Trial.stimulus_id, Trial.part)
         )
     }

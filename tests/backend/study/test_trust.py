@@ -178,6 +178,17 @@ def test_fakes_are_visible_in_the_export(app_client, make_study) -> None:
     trials = list(csv.DictReader(io.StringIO(bot.get(f"/admin/studies/{slug}/export/trials.csv").text)))
     mine = [t for t in trials if t["participant"] == fake["participant"]]
     assert all(t["response_ms"] == "0" and t["too_fast"] == "true" for t in mine)
+    # the participants row counts as trials.csv does (attention checks in both)
+    assert int(fake["too_fast_answers"]) == int(fake["answers"]) == len(mine) == 8
+
+    # one more participant consents and is assigned trials but never begins: nothing of it is "shown"
+    _second_client(bot, "10.3.3.3").post(f"/study/{slug}/api/start", json={})
+    trials = list(csv.DictReader(io.StringIO(bot.get(f"/admin/studies/{slug}/export/trials.csv").text)))
+    stimuli = list(csv.DictReader(io.StringIO(bot.get(f"/admin/studies/{slug}/export/stimuli.csv").text)))
+    for part in (1, 2):
+        served = sum(1 for t in trials if t["part"] == str(part) and t["shown_at"])
+        assert served < sum(1 for t in trials if t["part"] == str(part))  # the new one's are assigned only
+        assert sum(int(s[f"shown_part{part}"]) for s in stimuli) == served
     assert all(int(t["server_response_ms"]) >= 400 for t in trials if t["participant"] == real["participant"])
 
 
