@@ -82,8 +82,15 @@ def create_app() -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
+                error = (err.get("ctx") or {}).get("error", "")
+                offset = err.get("loc", ("body", 0))[-1]
+                problems.append(f"the body is not valid JSON ({error} at character {offset})")
+                continue
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
             message = str(err.get("msg"))
+            if err.get("type") == "missing" and not where:
+                message = "a JSON body is required (e.g. {})"
             if "UploadFile" in message:  # a file field sent as text (a form not sent as multipart/form-data)
                 message = "must be a file, sent as multipart/form-data"
             problems.append(f"{where}: {message}" if where else message)

@@ -45,10 +45,18 @@ class Freed:
         return Freed(self.jobs + other.jobs, self.images + other.images, self.bytes + other.bytes)
 
 
+# Browsers send a multipart file name with these three characters percent-escaped (the HTML standard's
+# form-data encoding): `a "quoted".jpg` arrives as `a %22quoted%22.jpg`.
+_FORM_ESCAPES = {"%22": '"', "%0A": " ", "%0D": " "}
+
+
 def display_name(name: str | None) -> str | None:
-    """A file name for display only: no directories, no control characters, bounded length."""
+    """A file name for display only: the browser's escapes undone, no directories, no control characters,
+    bounded length."""
     if not name:
         return None
+    for escaped, char in _FORM_ESCAPES.items():
+        name = name.replace(escaped, char)
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     clean = "".join(ch for ch in base if ch.isprintable()).strip()
     return clean[:255] or None

@@ -192,10 +192,14 @@ def group_card(entry: lifecycle.HistoryEntry) -> dict[str, Any]:
     counts = Counter(entry.counts)
     if entry.kind == "batch":
         path = f"/batches/{entry.id}"
-        title, subtitle = f"Batch of {entry.total} photos", first["method_title"]
+        title, subtitle = (
+            f"Batch of {entry.total} photo{'' if entry.total == 1 else 's'}",
+            first["method_title"],
+        )
     else:
         path = f"/compare/{entry.id}"
-        title, subtitle = first["source_name"] or "Comparison", f"Compared with {entry.total} methods"
+        methods = f"{entry.total} method{'' if entry.total == 1 else 's'}"
+        title, subtitle = first["source_name"] or "Comparison", f"Compared with {methods}"
     return {
         "kind": entry.kind,
         "id": entry.id,

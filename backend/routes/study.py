@@ -30,7 +30,7 @@ from backend.study import builder, service
 from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
-from backend.study.schemas import AnswerIn, StartIn, StateOut
+from backend.study.schemas import AnswerIn, BeginIn, StartIn, StateOut
 from backend.templates import TEMPLATES
 from backend.web import client_of
 
@@ -62,7 +62,7 @@ def _study_executor(lane: str, size: int) -> ThreadPoolExecutor:
 
 async def _require_json(request: Request) -> None:  # async: no thread hand-off
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise UserError(415, "send the answer as JSON (Content-Type: application/json)")
+        raise UserError(415, "send the request body as JSON (Content-Type: application/json), e.g. {}")
 
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
@@ -116,7 +116,7 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
                 return study, None, exc
             if found is None and study.status != "open":
                 return study, None, None
-            return study, _state_of(session, study, found), None
+            return study, _state_of(session, settings, study, found), None
 
     study, state, taken = await _in_study_thread(look_up)
     if study is None:
@@ -175,12 +175,13 @@ def _script_json(text: str) -> str:
     return str(htmlsafe_json_dumps(text, dumps=lambda already_json, **_: already_json))
 
 
-def _state_of(session: Session, study: Study, found: service.Found | None) -> dict:
+def _state_of(session: Session, settings: Settings, study: Study, found: service.Found | None) -> dict:
     if found is not None and not found.by_cookie:
         # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
         # /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
         return {"study": study.slug, "title": study.title, "phase": "resume"}
-    return service.state(session, study, found.participant if found else None)
+    participant = found.participant if found else None
+    return service.state(session, study, participant, grace_minutes=settings.study_close_grace_minutes)
 
 
 def _state_json(state: dict, duplicate: bool = False) -> str:
@@ -207,7 +208,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
         with statement_scope() as session:
             study = builder.cached_study(session, slug)
             found = _resolve(request, session, settings, study, identity)
-            return _state_out(_state_of(session, study, found))
+            return _state_out(_state_of(session, settings, study, found))
 
     return await _in_study_thread(work)
 
@@ -241,7 +242,8 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
                 browser=client_of(request),
             )
             participant = started.participant
-            response = _state_out(service.state(session, study, participant))
+            grace = settings.study_close_grace_minutes
+            response = _state_out(service.state(session, study, participant, grace_minutes=grace))
             set_participant_cookie(response, settings, study, participant, started.secret)
             return response
 
@@ -255,13 +257,15 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
     summary="Instructions read: show the first image",
     dependencies=[Depends(_require_json)],
 )
-async def begin(slug: str, request: Request, settings: SettingsDep) -> Response:
+async def begin(slug: str, body: BeginIn, request: Request, settings: SettingsDep) -> Response:
     def work() -> Response:
         with statement_scope() as session:
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
-            trials = service.begin(session, participant)
-            return _state_out(service.state(session, study, participant, trials))
+            grace = settings.study_close_grace_minutes
+            closed = not participant.is_preview and service.answers_closed(study, grace)
+            trials = None if closed else service.begin(session, participant)
+            return _state_out(service.state(session, study, participant, trials, grace_minutes=grace))
 
     return await _in_study_thread(work)
 

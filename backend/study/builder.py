@@ -215,7 +215,7 @@ def build_study(
         row = StudyPhoto(
             study_id=study.id,
             position=position,
-            name=(photo.name or f"photo {position + 1}")[:255],
+            name=display_name(photo.name) or f"photo {position + 1}",
             image_id=real.id,
             gray_image_id=gray.id,
         )

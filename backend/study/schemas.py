@@ -15,8 +15,15 @@ class StartIn(BaseModel):
     participant: str | None = Field(None, max_length=128)
 
 
-class AnswerIn(BaseModel):
+class BeginIn(BaseModel):
+    """No fields: the instructions were read (send ``{}``)."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class AnswerIn(BaseModel):
+    # strict: a JSON true is not 1 star, nor "12" a number of milliseconds
+    model_config = ConfigDict(extra="forbid", strict=True)
     trial_id: str = Field(max_length=32, description="The id of the trial on screen (from the state).")
     response: Literal["real", "fake"] | None = Field(None, description="Part 1: real photo or colorized.")
     rating: int | None = Field(None, ge=1, le=4, description="Part 2: 1-4 stars.")

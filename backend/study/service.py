@@ -588,10 +588,16 @@ def mark_shown(session: Session, trial: TrialView) -> None:
 
 
 def state(
-    session: Session, study: Study, participant: Participant | None, trials: list[TrialView] | None = None
+    session: Session,
+    study: Study,
+    participant: Participant | None,
+    trials: list[TrialView] | None = None,
+    *,
+    grace_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Where this participant is: consent, instructions, part1, part2 or done (with the current trial).
-    Marks the current trial as shown (the caller commits)."""
+    """Where this participant is: consent, instructions, part1, part2, done (with the current trial) or
+    closed (with ``grace_minutes``, once :func:`answers_closed`: no image is shown that could not be
+    answered). Marks the current trial as shown (the caller commits)."""
     base: dict[str, Any] = {
         "study": study.slug,
         "title": study.title,
@@ -601,6 +607,8 @@ def state(
         return {**base, "phase": "consent" if study.status == StudyStatus.open else "closed"}
     if participant.completed_at is not None:
         return {**base, "phase": "done", **finish_info(study, participant)}
+    if grace_minutes is not None and not participant.is_preview and answers_closed(study, grace_minutes):
+        return {**base, "phase": "closed"}
     if participant.started_at is None:
         return {**base, "phase": "instructions"}
     trials = trials if trials is not None else trials_of(session, participant)
@@ -683,7 +691,7 @@ def answer(
     if trial is None:
         raise UserError(404, "no such trial in your session")
     if trial.answered_at is not None:
-        out = state(session, study, participant, trials)
+        out = state(session, study, participant, trials, grace_minutes=grace_minutes)
         session.commit()
         return out, True
     if participant.started_at is None:
@@ -711,14 +719,14 @@ def answer(
     )
     if stored == 0:  # the same answer raced in from another request
         session.rollback()
-        out = state(session, study, participant)
+        out = state(session, study, participant, grace_minutes=grace_minutes)
         session.commit()
         return out, True
     trial.answered_at = now
     if current(trials) is None:
         _COMPLETE.rowcount(session, {"pid": participant.id, "now": now})
         set_committed_value(participant, "completed_at", now)
-    out = state(session, study, participant, trials)
+    out = state(session, study, participant, trials, grace_minutes=grace_minutes)
     if participant.is_preview and participant.completed_at is not None:
         session.execute(delete(Trial).where(Trial.participant_id == participant.id))
         session.execute(delete(Participant).where(Participant.id == participant.id))

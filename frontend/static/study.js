@@ -162,6 +162,7 @@
     // A researcher's preview recorded nothing and stays here (no redirect away from the study's page).
     $("done-saved").hidden = Boolean(next.preview);
     $("done-preview").hidden = !next.preview;
+    $("done-reload").hidden = Boolean(next.preview);  // a preview is deleted once done: nothing to reload
     if (next.completion_code) {
       $("completion-code").textContent = next.completion_code;
       $("done-code").hidden = false;

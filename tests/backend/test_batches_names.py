@@ -62,6 +62,15 @@ def test_single_upload_keeps_its_name_and_downloads_as_jpeg(client) -> None:  # 
         assert r.status_code == 422 and r.json()["detail"]
 
 
+def test_a_browsers_escaped_quotes_are_quotes_again() -> None:
+    """Browsers send `"` in a multipart file name as %22 (CR, LF as %0D, %0A): shown as the file is named."""
+    from backend.stored_images import display_name, distinct_names
+
+    assert display_name("a,b %22quoted%22.jpg") == 'a,b "quoted".jpg'
+    assert display_name("two%0Alines.jpg") == "two lines.jpg"
+    assert distinct_names(["x/%22a%22.jpg", "y/%22a%22.jpg"]) == ['x/"a".jpg', 'y/"a".jpg']
+
+
 def test_unicode_name_gets_an_rfc6266_header(client) -> None:  # type: ignore[no-untyped-def]
     files = {"image": ("Großmutter 1930.jpg", photo_bytes(), "image/jpeg")}
     job_id = client.post("/colorize", files=files, data={"method": "cnn"}).json()["id"]

@@ -136,6 +136,7 @@ def test_resume_hijack_code_preview_and_logout_in_chromium(
             # its last page says it recorded nothing (not "Your answers have been saved") and leads back
             expect(admin.locator("#done-saved")).to_be_hidden()
             expect(admin.locator("#done-preview")).to_contain_text("nothing was recorded")
+            expect(admin.locator("#done-reload")).to_be_hidden()  # a preview is gone once done
             with session_scope() as s:
                 assert s.scalar(select(func.count()).select_from(Participant)) == 1  # the preview is gone
             admin.get_by_role("link", name="Back to the study").click()

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 
+import pytest
 from sqlalchemy import func, select, update
 
 from backend.db import session_scope
@@ -132,6 +133,13 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
     assert c.post(f"/study/{slug}/api/begin", json={}).status_code == 403  # no session yet
     assert c.post(f"/study/{slug}/api/answer", json={"trial_id": "x", "response": "real"}).status_code == 403
     state = c.post(f"/study/{slug}/api/start", json={"participant": "p-1"}).json()
+    # begin takes {} (as its OpenAPI says); none, or broken JSON, is told so in words
+    res = c.post(f"/study/{slug}/api/begin")
+    assert res.status_code == 415 and "e.g. {}" in res.json()["detail"]
+    res = c.post(f"/study/{slug}/api/begin", content=b"nope", headers={"content-type": "application/json"})
+    assert res.status_code == 422 and res.json()["detail"].startswith("the body is not valid JSON")
+    res = c.post(f"/study/{slug}/api/begin", content=b"", headers={"content-type": "application/json"})
+    assert res.status_code == 422 and "a JSON body is required" in res.json()["detail"]
     state = c.post(f"/study/{slug}/api/begin", json={}).json()
     tid = state["trial"]["id"]
     for body, code in [
@@ -141,6 +149,7 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
         ({"trial_id": "unknown", "response": "real"}, 404),
         ({"response": "real"}, 422),
         ({"trial_id": tid, "response": "real", "extra": 1}, 422),
+        ({"trial_id": tid, "response": "real", "response_ms": "12"}, 422),  # strict: a string is no number
     ]:
         res = c.post(f"/study/{slug}/api/answer", json=body)
         assert res.status_code == code, (body, res.text)
@@ -303,3 +312,15 @@ def test_the_page_carries_the_state_the_api_would_give(app_client, make_study) -
     c.cookies.clear()  # another device with the same Prolific link: the page says resume, as the API does
     lost, api = page_and_api()
     assert lost == api and lost["phase"] == "resume"
+
+
+def test_answers_are_strict_json_types() -> None:
+    """JSON true is not a star and "12" is not a number of milliseconds (pydantic's lax mode took both)."""
+    from pydantic import ValidationError
+
+    from backend.study.schemas import AnswerIn
+
+    assert AnswerIn.model_validate({"trial_id": "t", "rating": 1, "response_ms": 12}).rating == 1
+    for bad in ({"rating": True}, {"rating": "2"}, {"rating": 2.0}, {"response_ms": "12"}):
+        with pytest.raises(ValidationError):
+            AnswerIn.model_validate({"trial_id": "t", **bad})

@@ -193,6 +193,7 @@ def test_fakes_are_visible_in_the_export(app_client, make_study) -> None:
 
 
 def test_answers_after_close_follow_the_grace_setting(sqlite_client, make_study, monkeypatch) -> None:
+    from backend.config import get_settings
     from backend.study import builder
     from tests.conftest import reset_caches
 
@@ -207,6 +208,22 @@ def test_answers_after_close_follow_the_grace_setting(sqlite_client, make_study,
     reset_caches()
     res = c.post(f"/study/{slug}/api/answer", json={"trial_id": state["trial"]["id"], "response": "real"})
     assert res.status_code == 409 and "no longer accepts answers" in res.json()["detail"]
+    # past the grace period no image is shown that could not be answered: the state says closed, up front,
+    # to someone mid-study and to someone who consented but had not begun (whose begin changes nothing)
+    mid_study = c.get(f"/study/{slug}/api/state").json()
+    assert mid_study["phase"] == "closed" and not mid_study.get("trial")
+    with session_scope() as s:
+        builder.open_study(s, get_settings(), builder.get_study(s, slug))
+    reset_caches()
+    other = _second_client(c, "10.9.9.9")
+    assert other.post(f"/study/{slug}/api/start", json={}).json()["phase"] == "instructions"
+    with session_scope() as s:
+        builder.close_study(s, builder.get_study(s, slug))
+    reset_caches()
+    assert other.post(f"/study/{slug}/api/begin", json={}).json()["phase"] == "closed"
+    with session_scope() as s:
+        begun = s.scalars(select(Participant).where(Participant.started_at.is_not(None))).all()
+        assert [p.external_id for p in begun] == ["late-1"]
 
 
 def test_preview_records_nothing_and_works_in_a_draft(sqlite_client, make_study) -> None:
