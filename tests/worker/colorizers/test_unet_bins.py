@@ -251,7 +251,7 @@ def test_served_colours_are_even_inside_regions_and_score_no_worse(colorizer) ->
     rainbow patches on a gray sweater), the scores against the truth no lower (validation photos)."""
     from worker.colorizers.pipeline import resize_ab
 
-    raw = UNetBinsColorizer(colorizer.net, smooth=False)
+    raw = UNetBinsColorizer(colorizer.net, smoothing=None)
     roughness, aucs = [], []
     for prefix in ("007_", "017_", "027_", "037_", "047_"):
         rgb = _photo(prefix)

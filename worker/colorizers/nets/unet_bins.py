@@ -214,17 +214,21 @@ class UNetBinsColorizer(PredictsOneAsABatch):
     """Serves :class:`UNetBins` through the Colorizer/BatchColorizer protocols (options: vividness, hints).
 
     Each photo's L is resized to :func:`serve_shape`; photos of the same shape run as one batch.
-    The ab comes back at the net's input size, evened out along the photo's edges (:data:`SMOOTH_RADIUS`;
-    ``smooth=False`` gives the net's own), and the pipeline upsamples it and joins the photo's own L.
+    The ab comes back at the net's input size, evened out along the photo's edges (``smoothing``: the guided
+    filter's radius and eps; None gives the net's own), and the pipeline upsamples it and joins the photo's L.
     """
 
     def __init__(
-        self, net: UNetBins, device: str = "cpu", short_side: int = SERVE_SHORT_SIDE, smooth: bool = True
+        self,
+        net: UNetBins,
+        device: str = "cpu",
+        short_side: int = SERVE_SHORT_SIDE,
+        smoothing: tuple[int, float] | None = (SMOOTH_RADIUS, SMOOTH_EPS),
     ) -> None:
         self.name = "unet-bins"
         self.device = device
         self.short_side = short_side
-        self.smooth = smooth
+        self.smoothing = smoothing
         self.net = channels_last(net.to(device).eval())
 
     def predict_ab_batch(
@@ -261,8 +265,9 @@ class UNetBinsColorizer(PredictsOneAsABatch):
                     hint_mask = mask1.expand(len(members), -1, -1, -1).to(self.device)
                 batch = batch.contiguous(memory_format=torch.channels_last)
                 ab = self.net(batch, hint_ab, hint_mask, temperature=temperature).float()
-                if self.smooth:
-                    ab = guided_filter(batch.float() / 100.0, ab, radius=SMOOTH_RADIUS, eps=SMOOTH_EPS)
+                if self.smoothing is not None:
+                    radius, eps = self.smoothing
+                    ab = guided_filter(batch.float() / 100.0, ab, radius=radius, eps=eps)
                 for j, i in enumerate(members):
                     out[i] = ab[j].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         return out
