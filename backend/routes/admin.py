@@ -302,13 +302,18 @@ def _study_page(
     *,
     exclude: bool = False,
     error: str | None = None,
+    texts_error: str | None = None,
+    texts_typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    shown = {k: getattr(study, k) for k in ("title", "consent_text", "instructions")}
     context = {
         "study": study,
         "readiness": readiness,
         "csrf": admin.csrf,
         "error": error,
+        "texts_error": texts_error,
+        "texts": {**shown, **(texts_typed or {})},
         "public_link": f"{_base_url(request)}/study/{study.slug}",
         "start_rate": settings.study_start_rate,
         "grace_minutes": f"{settings.study_close_grace_minutes:g}",
@@ -364,8 +369,10 @@ def _action(
 @router.post("/studies/{slug}/texts", response_class=HTMLResponse)
 def edit_texts(
     slug: str,
+    request: Request,
     admin: AdminDep,
     session: SessionDep,
+    settings: SettingsDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     title: Annotated[str, Form(max_length=1000)] = "",
     consent_text: Annotated[str, Form(max_length=20000)] = "",
@@ -376,9 +383,22 @@ def edit_texts(
     study = builder.find_study(session, slug)
     try:
         builder.edit_texts(session, study, title=title, consent_text=consent_text, instructions=instructions)
-    except UserError:
+    except UserError as exc:
         session.rollback()
-        raise
+        # The page again, the error beside the texts as typed (an error page would lose them).
+        typed = {"title": title, "consent_text": consent_text, "instructions": instructions}
+        readiness = builder.refresh(session, settings, study)
+        return _study_page(
+            request,
+            admin,
+            session,
+            settings,
+            study,
+            readiness,
+            texts_error=exc.detail,
+            texts_typed=typed,
+            status_code=exc.status_code,
+        )
     return RedirectResponse(f"/admin/studies/{study.slug}#texts", status_code=303)
 
 

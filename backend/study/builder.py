@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, undefer
 
 from backend import job_lifecycle as lifecycle
-from backend import method_choice
+from backend import method_choice, method_views
 from backend.config import Settings
 from backend.errors import UserError
 from backend.images import decode, gray_png
@@ -123,7 +123,10 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
     if len(set(methods)) != len(methods):
         raise UserError(422, "a method is listed twice")
     for name in methods:
-        info = method_choice.known_method(name)  # "real" and "attention" are conditions, never methods
+        info = method_views.get_method(name)  # "real" and "attention" are conditions, never methods
+        if info is None:
+            usable = ", ".join(m.name for m in method_views.public_methods() if not m.needs_reference)
+            raise UserError(422, f"unknown method {name!r}; a study can use: {usable}")
         if info.needs_reference:
             raise UserError(
                 422, f"method {name!r} needs a reference image per photo and cannot be used in a study"

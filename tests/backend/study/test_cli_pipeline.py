@@ -43,7 +43,8 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(
         main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "nope"]
     )
-    assert res.exit_code != 0 and "unknown method 'nope'" in res.output
+    assert res.exit_code != 0 and "unknown method 'nope'; a study can use: " in res.output
+    assert "exemplar" not in res.output.split("can use:")[1]  # only methods a study can use are offered
     res = runner.invoke(
         main,
         [

@@ -320,7 +320,11 @@ def test_exclude_delete_and_versioned_texts(app_client, make_study) -> None:
         ).status_code
         == 404
     )
-    assert c.post(f"/admin/studies/{slug}/texts", data={"csrf_token": token, "title": ""}).status_code == 422
+    typed = {"csrf_token": token, "title": "", "consent_text": "A long revised consent text."}
+    untitled = c.post(f"/admin/studies/{slug}/texts", data=typed, headers={"accept": "text/html"})
+    # the study page again, the error beside the texts as typed (not an error page that loses them)
+    assert untitled.status_code == 422 and "Not saved: the study needs a title" in untitled.text
+    assert "A long revised consent text.</textarea>" in untitled.text
 
 
 def test_logout_revokes_the_session_server_side(sqlite_client) -> None:
