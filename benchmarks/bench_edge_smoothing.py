@@ -1,7 +1,7 @@
 """unet-bins' served colours with and without the edge-aware smoothing (a guided filter over the net's ab,
 guided by the photo's L; `worker/colorizers/nets/unet_bins.py`, SMOOTH_RADIUS / SMOOTH_EPS).
 
-    .venv/bin/python benchmarks/bench_edge_smoothing.py [--write] [--variants 0,4:0.01,8:0.01,8:0.03,12:0.01]
+    .venv/bin/python benchmarks/bench_edge_smoothing.py [--write] [--variants 0,8:0.01,8:0.003]
 
 Scores on both validation sets (every photo with colour in its truth, the delivered full-resolution RGB):
 AuC, PSNR, colourfulness, and the colours' roughness where the photo is flat (mean |∇a| + |∇b| where
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--variants", default="0,4:0.01,8:0.01,8:0.03,12:0.01")
+    parser.add_argument("--variants", default="0,4:0.003,8:0.01,8:0.003,12:0.003")
     parser.add_argument("--limit", type=int, default=0, help="colour-photos val photos (0: all)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--write", action="store_true")
