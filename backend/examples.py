@@ -10,7 +10,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, undefer
 
 from backend.config import Settings
@@ -21,6 +21,7 @@ from backend.stored_images import Upload, store_image
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_EXAMPLES = 12
+MAX_OWN = 24  # a browser's own colour uploads offered as references, the most recently used
 
 
 @lru_cache
@@ -45,30 +46,40 @@ def _example_hashes(directory: str) -> frozenset[str]:
 
 
 def list_references(session: Session, settings: Settings, client: str | None) -> list[dict[str, str]]:
-    """This browser's colour uploads (photos and references), each named as *it* named the file (identical
-    uploads by others share the stored image, never their names), then the bundled examples."""
+    """This browser's colour uploads (photos and references), the most recently used first, each named as
+    this browser last named the file (identical uploads by others share the stored image, never their
+    names); then the bundled examples (an example picked as a reference is listed once, as the example)."""
     out: list[dict[str, str]] = []
     examples_dir = str(settings.examples_dir.resolve())
     if client:
-        as_photo = func.max(case((Job.input_image_id == Image.id, Job.source_name)))
-        as_reference = func.max(case((Job.reference_image_id == Image.id, Job.reference_name)))
+        last_used = func.max(Job.created_at).label("last_used")
         rows = session.execute(
-            select(Image.id, Image.sha256, as_photo.label("photo"), as_reference.label("reference"))
+            select(Image.id, Image.sha256, last_used)
             .join(Job, or_(Job.input_image_id == Image.id, Job.reference_image_id == Image.id))
             .where(Job.client == client, Image.is_color.is_(True))
             .group_by(Image.id, Image.sha256)
-            .order_by(Image.id)
-            .limit(24)
+            .order_by(last_used.desc(), Image.id)
+            .limit(MAX_OWN + MAX_EXAMPLES)  # room for the examples skipped below
         ).all()
+        ids = [r.id for r in rows if r.sha256 not in _example_hashes(examples_dir)][:MAX_OWN]
+        names: dict[str, str] = {}
+        for photo_id, reference_id, photo_name, reference_name in session.execute(
+            select(Job.input_image_id, Job.reference_image_id, Job.source_name, Job.reference_name)
+            .where(Job.client == client, or_(Job.input_image_id.in_(ids), Job.reference_image_id.in_(ids)))
+            .order_by(Job.created_at.desc(), Job.id)
+        ):
+            if photo_id in ids and photo_name:
+                names.setdefault(photo_id, photo_name)
+            if reference_id in ids and reference_name:
+                names.setdefault(reference_id, reference_name)
         out += [
             {
-                "id": r.id,
-                "url": f"/references/{r.id}.png",
-                "label": r.photo or r.reference or "your upload",
+                "id": image_id,
+                "url": f"/references/{image_id}.png",
+                "label": names.get(image_id, "your upload"),
                 "source": "upload",
             }
-            for r in rows
-            if r.sha256 not in _example_hashes(examples_dir)  # an example picked is listed as one below
+            for image_id in ids
         ]
     # Numbered, not named after the data folders ("examplar-based · ref1" tells a person nothing).
     for number, key in enumerate(_examples(examples_dir), start=1):

@@ -190,9 +190,9 @@ async def rerun_job(
             "that uses a reference, or colorize its photo anew",
         )
     method_choice.check_reference_given(info, new_reference or had_reference, None)
-    inherited = (
-        {k: v for k, v in (job.params or {}).items() if info.param(k)} if info.name == job.method else {}
-    )
+    # The job's options that the method (the same, or another such as the reference form) also takes: a
+    # vividness of 1 set on the first job stays 1 when a reference is added.
+    inherited = {k: v for k, v in (job.params or {}).items() if info.param(k)}
     info, params = method_choice.choose(info.name, await request.form(), options, settings, inherited)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)

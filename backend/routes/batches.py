@@ -36,7 +36,6 @@ from backend.schemas import (
     RejectedOut,
     batch_out,
     download_name,
-    result_stem,
 )
 from backend.stored_images import Upload, display_name, distinct_names
 from backend.uploads import has_file, read_reference
@@ -326,22 +325,25 @@ Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=j
     "/batches/{batch_id}/results.zip",
     responses={200: {"content": {"application/zip": {}}}, **ERRORS},
     summary="The batch's finished results as one zip, named after the originals",
-    description="`holiday-1962.jpg` becomes `holiday-1962-colorized.png` (or `.jpg` with `format=jpg`). "
-    "Photos still running are left out (download again later); 404 while none is finished.",
+    description="`holiday-1962.jpg` becomes `holiday-1962-unet-bins.png` (or `.jpg` with `format=jpg`): "
+    "named as every other download of a result. Photos still running are left out (download again later); "
+    "404 while none is finished.",
 )
 def batch_results(
     batch_id: str, session: SessionDep, settings: SettingsDep, format: Format = "png", quality: Quality = 90
 ) -> Any:
     batch = get_batch_row(session, batch_id)
-    rows = session.execute(
-        select(Job.result_image_id, Job.source_name, Job.id)
+    jobs = session.scalars(
+        select(Job)
         .where(Job.batch_id == batch.id, Job.status == JobStatus.done, Job.result_image_id.is_not(None))
         .order_by(Job.created_at, Job.id)
     ).all()
-    names = _unique(f"{result_stem(source, job_id)}-colorized.{format}" for _, source, job_id in rows)
+    names = _unique(download_name(job, format) for job in jobs)
     # The query left out jobs without a result; the check narrows the column's `str | None` for the types.
     entries = [
-        (image_id, name) for (image_id, _, _), name in zip(rows, names, strict=True) if image_id is not None
+        (job.result_image_id, name)
+        for job, name in zip(jobs, names, strict=True)
+        if job.result_image_id is not None
     ]
     suffix = "-jpg" if format == "jpg" else ""  # "Download all" and "All as JPEG" do not overwrite each other
     return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{suffix}.zip")

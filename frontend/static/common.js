@@ -286,15 +286,21 @@
   // Polls url every hooks.interval ms (default: every second; five times slower while the tab is hidden)
   // until hooks.done(data); errors back off up to 15 s. hooks: onData(data), done(data), current() (the
   // latest data, also from elsewhere, or null), onNotFound(), onRetry(status) (status null: no answer),
-  // interval. Returns {poll, schedule(ms)}.
+  // interval. Returns {poll, schedule(ms), stop()} (stop: no request after it, no hook called).
   function poller(url, hooks) {
     const every = hooks.interval || POLL_MS;
     let timer = null;
     let failures = 0;
+    let stopped = false;
 
     function schedule(ms) {
       clearTimeout(timer);
-      timer = setTimeout(poll, ms);
+      if (!stopped) timer = setTimeout(poll, ms);
+    }
+
+    function stop() {
+      stopped = true;
+      clearTimeout(timer);
     }
 
     function retry(status) {
@@ -304,13 +310,15 @@
     }
 
     async function poll() {
+      if (stopped) return;
       let response;
       try {
         response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
       } catch (_) {
-        retry(null);
+        if (!stopped) retry(null);
         return;
       }
+      if (stopped) return;
       if (response.status === 404) {
         hooks.onNotFound();
         return;
@@ -329,7 +337,7 @@
       const data = hooks.current();
       if (!document.hidden && data && !hooks.done(data)) schedule(0);
     });
-    return { poll, schedule };
+    return { poll, schedule, stop };
   }
 
   // The before/after slider (.compare with an .compare-range input): the range sets --pos. Returns the

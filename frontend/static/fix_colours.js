@@ -231,15 +231,19 @@
   // DELETE cancels an unfinished job and deletes a finished one: a second call deletes what was cancelled.
   // Each preview is discarded once, however many ways lead here.
   const discarded = new Set();
+  const following = new Map(); // preview id -> { poller, finish } while it runs
   async function discard(id, keepalive) {
     if (discarded.has(id)) return;
     discarded.add(id);
+    const followed = following.get(id);
+    if (followed) followed.poller.stop(); // its job is going: no poll may ask for it again (a 404)
     const url = "/jobs/" + encodeURIComponent(id);
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {
       const response = await fetch(url, options);
       if (response.status === 200 && !keepalive) await fetch(url, options);
     } catch (_) { /* gone with the page: retention deletes it later */ }
+    if (followed) followed.finish(null);
   }
 
   async function rerun() {
@@ -286,6 +290,7 @@
   function follow(step, id, statusUrl) {
     let latest = null;
     const finish = (data) => {
+      following.delete(id);
       if (!inFlight || inFlight.id !== id) return;
       inFlight = null;
       const kept = steps.includes(step);
@@ -295,14 +300,16 @@
       if (!kept && data) discard(id);
       after();
     };
-    CL.poller(statusUrl, {
+    const poller = CL.poller(statusUrl, {
       interval: POLL_MS,
       onData: (data) => { latest = data; if (CL.FINISHED.has(data.status)) finish(data); },
       done: (data) => CL.FINISHED.has(data.status),
       current: () => latest,
       onNotFound: () => finish(null),
       onRetry: () => renderState("Lost contact with the server; retrying…"),
-    }).poll();
+    });
+    following.set(id, { poller, finish });
+    poller.poll();
   }
 
   // After a preview finished or failed: show where we are; the current step may need its own run.

@@ -300,6 +300,8 @@
       const attrs = { id, name: param.name, step: "0.05", value: value(param), "aria-describedby": desc.id };
       return CL.endsSlider(param, attrs, desc);
     }));
+    // "Not close enough to the reference?" only where there is one
+    document.querySelectorAll("#adjust-help .reference-only").forEach((span) => { span.hidden = !method.needs_reference; });
     $("adjust-section").hidden = false;
   }
 

@@ -245,6 +245,18 @@ def test_references_carry_each_browsers_own_file_names(client) -> None:  # type:
     assert r.status_code == 404 and len(r.json()["detail"]) < 200
 
 
+def test_own_references_are_the_most_recently_used_named_as_last_named(client) -> None:  # type: ignore[no-untyped-def]
+    """A batch of colour photos must not push a browser's newest upload out of its 24 offered references."""
+    many = [
+        ("images", (f"c{n:02}.png", png(mode="RGB", value=(200, 10 * n, 40)), "image/png")) for n in range(26)
+    ]
+    assert client.post("/batches", files=many, data={"method": FF}).status_code == 202
+    again = {"image": ("again.png", png(mode="RGB", value=(200, 30, 40)), "image/png")}  # c03's bytes
+    assert client.post("/colorize", files=again, data={"method": FF}).status_code == 202
+    mine = [r["label"] for r in client.get("/references").json() if r["source"] == "upload"]
+    assert len(mine) == 24 and mine[0] == "again.png" and "c03.png" not in mine
+
+
 def test_reference_for_a_method_without_one(client) -> None:  # type: ignore[no-untyped-def]
     files = {"image": ("a.png", png(), "image/png"), "reference": ("r.png", png(), "image/png")}
     r = client.post("/colorize", files=files, data={"method": FF})
@@ -397,9 +409,17 @@ def test_rerun_keeps_the_photo_and_changes_the_options(client) -> None:  # type:
         "a-unet-bins.png",
         f"a-unet-bins-{again['id'][:6]}.png",
     )
-    # Another method on the same photo; options of the old method are not carried over.
+    # Another method on the same photo: only the options it takes too are carried over (cnn takes none;
+    # the reference form keeps the vividness set on the first job).
     r = client.post(f"/jobs/{job_id}/rerun", data={"method": "cnn"})
     assert r.status_code == 202 and client.get(f"/jobs/{r.json()['id']}").json()["params"] == {}
+    if method_available("unet-bins-reference"):
+        red = ("r.png", png(mode="RGB", value=(200, 30, 40)), "image/png")
+        r = client.post(f"/jobs/{job_id}/rerun", files={"reference": red})
+        assert r.status_code == 202, r.text
+        with_reference = client.get(f"/jobs/{r.json()['id']}").json()
+        assert with_reference["method"] == "unet-bins-reference"
+        assert with_reference["params"]["vividness"] == 0.2
     before = counts()
     for data, status, words in (
         ({"options": '{"vividness": 3}'}, 422, "≤"),

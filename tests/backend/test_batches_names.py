@@ -119,12 +119,12 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     r = client.get(f"/batches/{batch_id}/results.zip")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(r.content))
-    assert archive.namelist() == ["holiday-1962-colorized.png", "holiday-1962-colorized-2.png"]
-    assert Image.open(archive.open("holiday-1962-colorized.png")).format == "PNG"
+    assert archive.namelist() == ["holiday-1962-cnn.png", "holiday-1962-cnn-2.png"]
+    assert Image.open(archive.open("holiday-1962-cnn.png")).format == "PNG"
     r = client.get(f"/batches/{batch_id}/results.zip?format=jpg")
     assert f'filename="colorlab-batch-{batch_id[:8]}-jpg.zip"' in r.headers["content-disposition"]
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
-    assert names == ["holiday-1962-colorized.jpg", "holiday-1962-colorized-2.jpg"]
+    assert names == ["holiday-1962-cnn.jpg", "holiday-1962-cnn-2.jpg"]
 
     # The same as one zip (folders inside are fine; hidden files and macOS metadata are skipped).
     buf = io.BytesIO()
@@ -159,10 +159,10 @@ def test_photos_of_the_same_name_keep_their_folders(client) -> None:  # type: ig
     run_all_queued()
     zipped = zipfile.ZipFile(io.BytesIO(client.get(r.json()["results_url"]).content)).namelist()
     assert zipped == [
-        "2019-IMG_0001-colorized.png",
-        "2020-IMG_0001-colorized.png",
-        "beach-colorized.png",
-        "scans-IMG_0001-colorized.png",
+        "2019-IMG_0001-cnn.png",
+        "2020-IMG_0001-cnn.png",
+        "beach-cnn.png",
+        "scans-IMG_0001-cnn.png",
     ]
 
 

@@ -48,7 +48,7 @@ def test_batch_upload_grid_and_download_all_then_history(stack, page) -> None:  
     with page.expect_download() as info:
         page.locator("#download-all").click()
     archive = zipfile.ZipFile(info.value.path())
-    assert sorted(archive.namelist()) == sorted(f"{p.stem}-colorized.png" for p in photos)
+    assert sorted(archive.namelist()) == sorted(f"{p.stem}-cnn.png" for p in photos)
     assert f"colorlab-batch-{batch_id[:8]}" in info.value.suggested_filename
 
     # The history shows the batch as one card (a mosaic of its photos); a single photo as its own card. Both

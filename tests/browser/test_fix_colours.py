@@ -124,6 +124,10 @@ def test_a_hint_placed_then_coloured_is_one_step(stack, page) -> None:  # type: 
     first = colorize_lakeside(stack.base_url)
     page.goto(f"{stack.base_url}/jobs/{first}/view")
     expect(page.locator("#fix-section")).to_be_visible(timeout=30_000)
+    missing: list[str] = []  # a discarded preview is not polled again (each poll of it would be a 404)
+    page.on(
+        "response", lambda r: missing.append(r.url) if r.status == 404 and r.request.method == "GET" else None
+    )
     img = page.locator("#fix-img")
     click_spot(page)  # placed with the picker's colour (sky blue) ...
     page.locator('#fix-palette .fix-swatch[data-color="#d0312d"]').click()  # ... then given its own
@@ -136,6 +140,8 @@ def test_a_hint_placed_then_coloured_is_one_step(stack, page) -> None:  # type: 
     expect(page.locator("#fix-list li")).to_have_count(0)
     expect(img).to_have_attribute("data-job-id", first)
     expect(page.locator("#fix-undo")).to_be_disabled()
+    page.wait_for_timeout(1000)  # a few more poll intervals (250 ms)
+    assert missing == [], missing
 
 
 def test_colour_again_keeps_the_hints_placed(stack, page) -> None:  # type: ignore[no-untyped-def]

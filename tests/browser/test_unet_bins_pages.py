@@ -54,6 +54,7 @@ def test_default_method_vividness_and_colour_again(stack, page) -> None:  # type
     first = page.url.rstrip("/").split("/")[-2]
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
     expect(page.locator("#adjust-section")).to_be_visible()
+    expect(page.locator("#adjust-help")).not_to_contain_text("reference", use_inner_text=True)  # none here
     expect(page.locator("#adjust-vividness")).to_have_value("0.8")
     page.locator("#adjust-vividness").fill("0.2")
     _colour_again(page, first)
@@ -77,6 +78,9 @@ def test_follow_reference_slider_on_a_reference_job(stack, page) -> None:  # typ
     first = _open_reference_job(stack, page)
     slider = page.locator("#adjust-follow_reference")
     expect(slider).to_have_value("0.5")  # the learned balance
+    expect(page.locator("#adjust-help")).to_contain_text(
+        "Not close enough to the reference?", use_inner_text=True
+    )
     row = page.locator("#adjust-sliders .ends-row").nth(1)
     expect(row).to_contain_text("loosely")
     expect(row).to_contain_text("closely")

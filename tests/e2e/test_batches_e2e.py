@@ -64,4 +64,4 @@ def test_batch_survives_worker_kill_and_server_restart(spawn, postgres_url, redi
     zipped = httpx.get(f"{status_url}/results.zip", timeout=120)
     assert zipped.status_code == 200
     names = sorted(zipfile.ZipFile(io.BytesIO(zipped.content)).namelist())
-    assert names == sorted(f"{p.stem}-colorized.png" for p in sources)
+    assert names == sorted(f"{p.stem}-cnn.png" for p in sources)
