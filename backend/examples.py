@@ -70,7 +70,7 @@ def list_references(session: Session, settings: Settings, client: str | None) ->
         ):
             if photo_id in ids and photo_name:
                 names.setdefault(photo_id, photo_name)
-            if reference_id in ids and reference_name:
+            if reference_id is not None and reference_id in ids and reference_name:
                 names.setdefault(reference_id, reference_name)
         out += [
             {
