@@ -204,3 +204,8 @@ def test_methods_page_from_the_footer(stack, page) -> None:  # type: ignore[no-u
     expect(entry.locator(".method-options tbody tr")).to_have_count(len(default["params"]))
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # each option's lines fit too (a table would hide "What it does" behind a sideways scroll)
+    tables = "[...document.querySelectorAll('.method-options')]"
+    widest = f"Math.max(...{tables}.map(t => t.scrollWidth - t.clientWidth))"
+    assert page.evaluate(widest) <= 0
+    expect(entry.locator(".method-options td[data-label='What it does']").first).to_be_visible()
