@@ -90,6 +90,21 @@
   const results = (card) => isGroup(card) ? Number(card.dataset.done) : Number(card.dataset.status === "done");
   const jobCount = (card) => isGroup(card) ? Number(card.dataset.total) : 1;
   const jobsWord = (n) => `${n} ${n === 1 ? "job" : "jobs"}`;
+  const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  // What the cards are, as a person chose them: "1 batch (3 photos)", "2 jobs and 1 comparison (6 jobs in all)".
+  function describe(cards) {
+    const kinds = { job: 0, batch: 0, comparison: 0 };
+    cards.forEach((c) => { kinds[c.dataset.kind] = (kinds[c.dataset.kind] || 0) + 1; });
+    const parts = [];
+    if (kinds.job) parts.push(jobsWord(kinds.job));
+    if (kinds.batch) parts.push(counted(kinds.batch, "batch", "batches"));
+    if (kinds.comparison) parts.push(counted(kinds.comparison, "comparison", "comparisons"));
+    const words = parts.length > 1 ? parts.slice(0, -1).join(", ") + " and " + parts[parts.length - 1] : parts[0];
+    const total = cards.reduce((sum, c) => sum + jobCount(c), 0);
+    if (!kinds.batch && !kinds.comparison) return words;
+    if (!kinds.job && kinds.batch === 1 && !kinds.comparison) return `${words} (${counted(total, "photo", "photos")})`;
+    return `${words} (${jobsWord(total)} in all)`;
+  }
 
   function zipQuery(cards) {
     const param = { job: "id", batch: "batch", comparison: "comparison" };
@@ -132,11 +147,11 @@
   }
 
   async function removeMany(chosen) {
-    const jobs = chosen.reduce((sum, c) => sum + jobCount(c), 0);
+    const what = describe(chosen);
     const problems = (await Promise.all(chosen.map(remove))).filter(Boolean);
     $("history-status").textContent = problems.length
       ? `Could not delete ${problems.length}: ${problems[0]}`
-      : `Deleted ${jobsWord(jobs)}.`;
+      : `Deleted ${what}.`;
     if (!allCards().length) location.reload();  // shows the empty state
     updateSelection();
   }
@@ -160,8 +175,7 @@
   });
   $("delete-selected").addEventListener("click", () => {
     const chosen = selected();
-    const jobs = chosen.reduce((sum, c) => sum + jobCount(c), 0);
-    if (chosen.length && window.confirm(`Delete ${jobsWord(jobs)} and their images?`)) removeMany(chosen);
+    if (chosen.length && window.confirm(`Delete ${describe(chosen)} and their images?`)) removeMany(chosen);
   });
   updateSelection();
 })();

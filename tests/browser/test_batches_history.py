@@ -71,10 +71,18 @@ def test_batch_upload_grid_and_download_all_then_history(stack, page) -> None:  
         page.locator("#download-selected").click()
     names = zipfile.ZipFile(info.value.path()).namelist()
     assert len(names) == 4 and {f"{p.stem}-cnn.png" for p in photos} <= set(names)
-    page.once("dialog", lambda dialog: dialog.accept())
-    batch_card.locator(".job-delete").click()
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.locator("#delete-selected").click()  # both chosen: said as chosen, then dismissed
+    cards.nth(0).locator(".job-check").uncheck()
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.locator("#delete-selected").click()  # the batch alone
     expect(batch_card).to_have_count(0)
-    expect(page.locator("#history-status")).to_have_text("Deleted 3 jobs.")
+    expect(page.locator("#history-status")).to_have_text("Deleted 1 batch (3 photos).")
+    assert asked == [
+        "Delete 1 job and 1 batch (4 jobs in all) and their images?",
+        "Delete 1 batch (3 photos) and their images?",
+    ]
     assert httpx.get(f"{stack.base_url}/batches/{batch_id}").status_code == 404
     page.reload()
     expect(page.locator(".job-card")).to_have_count(1)
