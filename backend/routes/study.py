@@ -263,7 +263,7 @@ async def begin(slug: str, body: BeginIn, request: Request, settings: SettingsDe
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
             grace = settings.study_close_grace_minutes
-            closed = not participant.is_preview and service.answers_closed(study, grace)
+            closed = service.answers_closed(study, participant, grace)
             trials = None if closed else service.begin(session, participant)
             return _state_out(service.state(session, study, participant, trials, grace_minutes=grace))
 

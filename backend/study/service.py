@@ -593,11 +593,11 @@ def state(
     participant: Participant | None,
     trials: list[TrialView] | None = None,
     *,
-    grace_minutes: float | None = None,
+    grace_minutes: float,
 ) -> dict[str, Any]:
     """Where this participant is: consent, instructions, part1, part2, done (with the current trial) or
-    closed (with ``grace_minutes``, once :func:`answers_closed`: no image is shown that could not be
-    answered). Marks the current trial as shown (the caller commits)."""
+    closed (once :func:`answers_closed`: no image is shown that could not be answered). Marks the current
+    trial as shown (the caller commits)."""
     base: dict[str, Any] = {
         "study": study.slug,
         "title": study.title,
@@ -607,7 +607,7 @@ def state(
         return {**base, "phase": "consent" if study.status == StudyStatus.open else "closed"}
     if participant.completed_at is not None:
         return {**base, "phase": "done", **finish_info(study, participant)}
-    if grace_minutes is not None and not participant.is_preview and answers_closed(study, grace_minutes):
+    if answers_closed(study, participant, grace_minutes):
         return {**base, "phase": "closed"}
     if participant.started_at is None:
         return {**base, "phase": "instructions"}
@@ -658,10 +658,12 @@ def finish_info(study: Study, participant: Participant) -> dict[str, Any]:
     }
 
 
-def answers_closed(study: Study, grace_minutes: float, now: datetime | None = None) -> bool:
-    """Whether a study stopped taking answers from participants who had started: CLOSED plus the grace period
-    (STUDY_CLOSE_GRACE_MINUTES) has passed."""
-    if study.status != StudyStatus.closed or study.closed_at is None:
+def answers_closed(
+    study: Study, participant: Participant, grace_minutes: float, now: datetime | None = None
+) -> bool:
+    """Whether the study stopped taking this participant's answers: CLOSED plus the grace period
+    (STUDY_CLOSE_GRACE_MINUTES) has passed. A researcher's preview is never refused."""
+    if participant.is_preview or study.status != StudyStatus.closed or study.closed_at is None:
         return False
     closed_at = study.closed_at if study.closed_at.tzinfo else study.closed_at.replace(tzinfo=UTC)
     return (now or utcnow()) > closed_at + timedelta(minutes=grace_minutes)
@@ -696,7 +698,7 @@ def answer(
         return out, True
     if participant.started_at is None:
         raise UserError(409, "read the instructions first")
-    if not participant.is_preview and answers_closed(study, grace_minutes):
+    if answers_closed(study, participant, grace_minutes):
         raise UserError(409, "this study has closed and no longer accepts answers. Thank you for your time.")
     if current(trials) is not trial:
         raise UserError(409, "answer the image on your screen first")

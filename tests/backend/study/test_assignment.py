@@ -215,7 +215,7 @@ def test_begin_marks_the_first_trial_shown_in_the_same_statement(database, make_
             participant = service.participant_by_id(s, pid)
             assert participant is not None
             trials = service.begin(s, participant)
-            state = service.state(s, study, participant, trials)
+            state = service.state(s, study, participant, trials, grace_minutes=60.0)
     assert state["phase"] == "part1" and state["trial"]["index"] == 1
     trial_work = [x for x in statements if "FROM images" not in x]  # the image: once per process and image
     assert len(trial_work) == (2 if database == "postgres" else 4), trial_work
