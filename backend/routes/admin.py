@@ -135,11 +135,9 @@ def index(
 
 
 def _photo_limits(settings: Settings) -> str:
-    def mb(size: int) -> str:
-        return f"{size / 1e6:,.1f}" if size < 10_000_000 else f"{size / 1e6:,.0f}"
-
-    each, total = mb(settings.max_upload_bytes), mb(settings.batch_max_bytes)
-    return f"Each photo up to {each} MB, {total} MB in all (the zip file too)."
+    # MB written as the upload page writes its limit (pages._upload_limit)
+    each, total = settings.max_upload_bytes / 1e6, settings.batch_max_bytes / 1e6
+    return f"Each photo up to {each:g} MB, {total:g} MB in all (the zip file too)."
 
 
 def _method_choices(settings: Settings) -> list[dict[str, Any]]:

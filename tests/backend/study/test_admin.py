@@ -351,7 +351,7 @@ def test_a_study_may_bring_more_photos_than_two_uploads(tmp_path, monkeypatch) -
     with TestClient(create_app()) as c:
         login(c)
         page = c.get("/admin/studies/new").text
-        assert "Each photo up to 0.1 MB, 2.0 MB in all" in page  # the settings' limits, told before upload
+        assert "Each photo up to 0.1 MB, 2 MB in all" in page  # the settings' limits, told before upload
         token = csrf_of(page)
         body = {"csrf_token": token, "title": "Big", "methods": ["cnn"]}
         jpeg = photo_bytes()
