@@ -1,5 +1,5 @@
 """Cross-cutting HTTP pieces: the browser-history cookie, client addresses, request-size limits, security
-headers, database-outage answers and download file names."""
+headers, HEAD as GET, database-outage answers and download file names."""
 
 from __future__ import annotations
 
@@ -245,6 +245,27 @@ class ClientAndHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class HeadAsGetMiddleware:
+    """HEAD answered as GET without the body (RFC 9110 §9.3.2): FastAPI routes declare GET only, so
+    `curl -I` on a result or a page was a 405. Headers, Content-Length included, are the GET's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
 def install(
     app: FastAPI,
     *,
@@ -274,6 +295,7 @@ def install(
         )
 
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         LimitsMiddleware, max_body=max_body, body_timeout=body_timeout, path_limits=path_limits
     )

@@ -568,3 +568,16 @@ def test_compare_with_a_picked_reference(client) -> None:  # type: ignore[no-unt
     r = client.post("/compare", files={**image, **gray})
     assert r.status_code == 422 and "no colour" in r.json()["detail"]
     assert counts() == before
+
+
+def test_head_answers_as_get_without_the_body(client) -> None:  # type: ignore[no-untyped-def]
+    job = client.get(submit(client).json()["status_url"]).json()
+    for path in (job["urls"]["input"], job["urls"]["original"], "/methods", "/"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        for name in ("content-type", "content-length", "etag", "cache-control"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    missing = client.head(f"/jobs/{job['id']}/result.png")
+    assert missing.status_code == 404 and missing.content == b""
+    assert client.head("/colorize").status_code == 405  # POST only

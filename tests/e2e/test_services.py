@@ -68,6 +68,9 @@ def test_production_mode_postgres_redis(spawn, postgres_url, redis_url) -> None:
     assert job["status"] == "done", job
     assert job["run_seconds"] > 0 and job["queue_seconds"] is not None
     check_colorized(api.http.get(job["urls"]["result"]).content, source)
+    head = api.http.head(job["urls"]["result"])  # `curl -I` on a result, through the real server
+    assert head.status_code == 200 and head.headers["content-type"] == "image/png" and not head.content
+    assert int(head.headers["content-length"]) == len(api.http.get(job["urls"]["result"]).content)
 
     folder = EXEMPLAR_PAIRS / "example"
     target, ref = next(folder.glob("in1.*")), next(folder.glob("ref1.*"))
