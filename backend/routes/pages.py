@@ -80,6 +80,8 @@ def about(seconds: float | None) -> str | None:
     """ "about 40 s", "about 3 min" (as ``ColorLab.about`` in common.js writes it)."""
     if seconds is None:
         return None
+    if seconds < 1:  # the feed-forward nets: "a few seconds" contradicted their "well under a second"
+        return "under a second"
     if seconds < 5:
         return "a few seconds"
 

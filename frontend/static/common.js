@@ -50,9 +50,10 @@
     return n + suffix;
   }
 
-  // A rough, friendly duration: "a few seconds", "about 40 s", "about 3 min", "about 1 h 10 min".
+  // A rough, friendly duration: "under a second", "a few seconds", "about 40 s", "about 3 min", "about 1 h 10 min".
   function about(secondsValue) {
     if (secondsValue == null || !Number.isFinite(secondsValue)) return null;
+    if (secondsValue < 1) return "under a second";
     if (secondsValue < 5) return "a few seconds";
     if (secondsValue < 90) return `about ${Math.round(secondsValue / 5) * 5 || 5} s`;
     const minutes = Math.round(secondsValue / 60);

@@ -107,7 +107,8 @@ def test_methods_page_says_what_each_method_is(web) -> None:  # type: ignore[no-
     assert "safer (0.0) … more vivid (1.0)" in html  # a slider's plain-words ends
     assert 'href="/methods/view"' in html  # the footer's link on every page
     assert (
-        pages.about(3) == "a few seconds"
+        pages.about(0.3) == "under a second"
+        and pages.about(3) == "a few seconds"
         and pages.about(42) == "about 40 s"
         and pages.about(150) == "about 3 min"
     )
