@@ -237,28 +237,31 @@
     const options = opts || {};
     const available = method.available !== false;
     const id = "method-" + method.name;
-    const input = el("input", {
-      type: options.multiple ? "checkbox" : "radio", name: options.multiple ? "methods" : "method", value: method.name, id,
-      disabled: !available, "aria-describedby": id + "-desc",
-    });
-    input.checked = available && Boolean(options.checked);
-    const tags = el("span", { class: "method-tags" });
+    const tags = el("span", { class: "method-tags", id: id + "-tags" });
     if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
     if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
     if (!method.iterative && available) tags.append(el("span", { class: "tag", text: "fast" })); // seconds, one pass
+    // Named by its title alone, described by the rest: a label's whole text as the name made a screen reader
+    // read the summary twice (once in the name, once as the description).
+    const described = [id + "-desc", available ? null : id + "-reason", tags.childElementCount ? id + "-tags" : null];
+    const input = el("input", {
+      type: options.multiple ? "checkbox" : "radio", name: options.multiple ? "methods" : "method", value: method.name, id,
+      disabled: !available, "aria-labelledby": id + "-title", "aria-describedby": described.filter(Boolean).join(" "),
+    });
+    input.checked = available && Boolean(options.checked);
     const card = el("label", {
       class: "method-card" + (options.multiple ? " cmp-method-card" : "") + (available ? "" : " is-disabled"),
       "data-method": method.name,
     },
       input,
       el("span", { class: "method-top" },
-        el("span", { class: "method-title", text: method.title || method.name }),
+        el("span", { class: "method-title", id: id + "-title", text: method.title || method.name }),
         el("span", { class: options.multiple ? "cmp-check" : "method-check", "aria-hidden": "true" })),
       el("span", {
         class: "method-desc", id: id + "-desc", title: options.details ? null : method.description || null,
         text: method.summary || method.description || "",
       }),
-      available ? null : el("span", { class: "method-reason", text: "Not installed on this server" }),
+      available ? null : el("span", { class: "method-reason", id: id + "-reason", text: "Not installed on this server" }),
       tags.childElementCount ? tags : null);
     if (!options.details) return card;
     const details = el("details", { class: "method-details" },

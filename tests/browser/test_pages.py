@@ -82,6 +82,13 @@ def test_unavailable_method_is_disabled_with_reason(idle_stack, page) -> None:  
         # Plain words for people; the command that installs it is for the administrator (GET /methods).
         expect(reason).to_have_text("Not installed on this server")
         assert method["admin_hint"].startswith("colorlab weights fetch")
+    # A screen reader hears each card's title as its name, the rest once, as its description.
+    for method in methods:
+        radio = page.locator(f"#method-{method['name']}")
+        expect(radio).to_have_accessible_name(method["title"])
+        expect(radio).to_have_accessible_description(re.compile("^" + re.escape(method["summary"])))
+        if not method["available"]:
+            expect(radio).to_have_accessible_description(re.compile("Not installed on this server"))
     expect(page.locator("#method-list")).not_to_contain_text("colorlab weights")
 
 
