@@ -58,7 +58,8 @@ class DecodedImage:
         return lab.rgb_to_lightness(self.rgb)
 
 
-def _to_rgb8(img: Image.Image) -> np.ndarray:
+def to_rgb8(img: Image.Image) -> np.ndarray:
+    """8-bit sRGB (H, W, 3) of an image in any mode: 16-bit and float gray scaled, transparency over white."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return _gray_to_rgb(np.asarray(img, dtype=np.float64) / 257.0)
@@ -82,7 +83,8 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     if img.mode in ("1", "L"):
-        return _gray_to_rgb(np.asarray(img.convert("L"), dtype=np.float64))
+        gray = np.asarray(img.convert("L"))  # already 8-bit: no float copy (a CLI scan may be 170 MP)
+        return np.repeat(gray[..., None], 3, axis=-1)
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
@@ -132,7 +134,7 @@ def decode(
             mode = img.mode
             img.seek(0)  # first frame of an animation
             img.load()
-            rgb = _to_rgb8(ImageOps.exif_transpose(img))
+            rgb = to_rgb8(ImageOps.exif_transpose(img))
     except UserError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's hard limit, far above max_pixels

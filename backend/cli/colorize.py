@@ -74,8 +74,9 @@ def read_rgb(path: Path) -> np.ndarray:
     """RGB uint8 array of an image file (EXIF orientation applied); ValueError when it is not an image."""
     import warnings
 
-    import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from backend.images import to_rgb8
 
     try:
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
@@ -83,7 +84,8 @@ def read_rgb(path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+                # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
+                return to_rgb8(ImageOps.exif_transpose(img))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 

@@ -153,3 +153,21 @@ def test_a_large_local_scan_reads_without_a_bomb_warning(tmp_path: Path) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_rgb(scan).shape == (9_000, 10_000, 3)
+
+
+def test_a_16_bit_scan_and_a_transparent_photo_read_as_uploads_do(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from backend.cli.colorize import read_rgb
+    from backend.images import decode
+
+    gray = np.asarray(Image.open(sorted(IMAGENET.glob("00*.jpg"))[0]).convert("L"))
+    scan = tmp_path / "scan16.png"
+    Image.fromarray(gray.astype(np.uint16) * 257).save(scan)  # a 16-bit archive scan
+    assert Image.open(scan).mode == "I;16"
+    assert np.array_equal(read_rgb(scan)[..., 0], gray)  # not clipped to white
+    clear = tmp_path / "clear.png"
+    Image.new("LA", (8, 8), (0, 0)).save(clear)  # transparent black: composited over white
+    for path in (scan, clear):
+        assert np.array_equal(read_rgb(path), decode(path.read_bytes(), max_pixels=10**8).rgb)
