@@ -34,7 +34,10 @@ PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(
-        request, f"admin/{name}", {"nav": "admin", **context}, status_code=status_code
+        request,
+        f"admin/{name}",
+        {"nav": "admin", "limits": builder.TEXT_LIMITS, **context},
+        status_code=status_code,
     )
 
 

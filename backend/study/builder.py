@@ -40,6 +40,9 @@ from worker.colorizers import lab
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
 MAX_TRIALS = 50
+# Longest participant-facing texts (characters); the forms give them as maxlength, so a longer paste is cut in
+# the browser instead of sending texts the server would refuse.
+TEXT_LIMITS = {"title": 200, "consent_text": 10_000, "instructions": 5_000}
 
 DEFAULT_CONSENT = (
     "This study is part of research on automatic photo colorization. You will look at a series of photos "
@@ -114,7 +117,7 @@ def _clean_text(value: str | None, name: str, limit: int) -> str:
 
 def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool = True) -> StudySpec:
     """Check and normalise a study's settings, or raise :class:`UserError` (422/409)."""
-    title = _clean_text(spec.title, "the title", 200)
+    title = _clean_text(spec.title, "the title", TEXT_LIMITS["title"])
     if not title:
         raise UserError(422, "the study needs a title")
     methods = [m.strip() for m in spec.methods if m and m.strip()]
@@ -150,8 +153,10 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
         methods=methods,
         trials_part1=spec.trials_part1,
         trials_part2=spec.trials_part2,
-        instructions=_clean_text(spec.instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS,
-        consent_text=_clean_text(spec.consent_text, "the consent text", 10000) or DEFAULT_CONSENT,
+        instructions=_clean_text(spec.instructions, "the instructions", TEXT_LIMITS["instructions"])
+        or DEFAULT_INSTRUCTIONS,
+        consent_text=_clean_text(spec.consent_text, "the consent text", TEXT_LIMITS["consent_text"])
+        or DEFAULT_CONSENT,
         completion_code=code,
         redirect_url=redirect,
         attention_checks=bool(spec.attention_checks),
@@ -441,11 +446,15 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     """Change the texts participants see. A draft is edited in place; once the study has opened, a change is a
     new version (kept, and recorded for each participant who consents from then on). Returns whether a new
     version was made. Commits."""
-    title = _clean_text(title, "the title", 200)
+    title = _clean_text(title, "the title", TEXT_LIMITS["title"])
     if not title:
         raise UserError(422, "the study needs a title")
-    consent_text = _clean_text(consent_text, "the consent text", 10000) or DEFAULT_CONSENT
-    instructions = _clean_text(instructions, "the instructions", 5000) or DEFAULT_INSTRUCTIONS
+    consent_text = (
+        _clean_text(consent_text, "the consent text", TEXT_LIMITS["consent_text"]) or DEFAULT_CONSENT
+    )
+    instructions = (
+        _clean_text(instructions, "the instructions", TEXT_LIMITS["instructions"]) or DEFAULT_INSTRUCTIONS
+    )
     unchanged = (study.title, study.consent_text, study.instructions) == (title, consent_text, instructions)
     if unchanged:
         return False

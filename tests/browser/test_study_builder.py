@@ -96,6 +96,13 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     expect(participant.get_by_text("(Revised consent.)")).to_be_visible()
     participant.close()
 
+    # A consent pasted past its limit is cut by the form (maxlength): saved, never a 422 page that loses it.
+    consent = texts.get_by_label("Consent")
+    consent.fill("You may stop at any time. " * 1000)
+    assert consent.evaluate("el => el.value.length") == 10_000
+    page.get_by_role("button", name="Save texts").click()
+    expect(texts).to_contain_text("Version 3 is shown now")
+
     # An export downloads, with a row per stimulus.
     with page.expect_download() as download:
         page.locator('a[href$="/export/stimuli.csv"]').click()
