@@ -113,7 +113,8 @@ def summarize(
     failed = failed_attention(rows)
     excluded = failed if exclude_failed_attention else set()
     answered = [r for r in rows if r.answered and not r.is_attention and r.participant_id not in excluded]
-    attention = [r for r in rows if r.is_attention and r.answered]
+    # counted like part1/part2: the participants left out by the toggle are left out here too
+    attention = [r for r in rows if r.is_attention and r.answered and r.participant_id not in excluded]
     by_cond: dict[str, list[TrialRow]] = defaultdict(list)
     for r in answered:
         by_cond[r.condition].append(r)

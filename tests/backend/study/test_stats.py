@@ -101,6 +101,8 @@ def test_summary_per_condition_and_photo() -> None:
     excluded = summarize(study, rows, participants, photos, exclude_failed_attention=True)
     assert excluded["conditions"][0]["part1"]["n"] == 3 and excluded["participants"]["total"] == 3
     assert excluded["participants"]["failed_attention_excluded"] is True
+    # every answer count leaves out the same participants (u4: two part-1 answers and one check)
+    assert excluded["answers"] == {"part1": 6, "part2": 5, "attention": 1}
 
 
 def test_rating_interval_stays_on_the_scale() -> None:
