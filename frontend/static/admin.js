@@ -4,13 +4,19 @@
   "use strict";
   var stimuli = document.getElementById("stimuli");
   var STIMULI_INTERVAL = 2000;
+  // A refused action or text edit is answered with the study page at the form's address (.../close,
+  // .../texts): show the study's own address, so that a reload does not send the form again and the
+  // refresh below asks for the page, not the action.
+  var head = document.querySelector("[data-study-page]");
+  var pagePath = head ? head.getAttribute("data-study-page") : location.pathname;
+  if (location.pathname !== pagePath) history.replaceState(null, "", pagePath + location.hash);
 
   // Replace the stimuli panel with the server's current one (its buttons appear once every stimulus is ready);
   // stop once the server no longer marks it live (all ready, or some failed and need a retry).
   function refreshStimuli() {
     if (!stimuli || stimuli.getAttribute("data-live") !== "true") return;
     if (document.hidden) { setTimeout(refreshStimuli, STIMULI_INTERVAL); return; }
-    fetch(location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(pagePath, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("stimuli");

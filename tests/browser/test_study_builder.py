@@ -128,10 +128,21 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     page.once("dialog", lambda dialog: answer(dialog, False))
     page.get_by_role("button", name="Close study").click()
     expect(page.locator("h1 .badge")).to_have_text("open")
+    other = page.context.new_page()  # a second tab, still showing the study open
+    other.goto(f"{base}/admin/studies/lakes-and-birds")
     page.once("dialog", lambda dialog: answer(dialog, True))
     page.get_by_role("button", name="Close study").click()
     expect(page.locator("h1 .badge")).to_have_text("closed")
     assert len(asked) == 2 and "New participants are refused at once" in asked[0]
+    # Closing it again there is refused on the study page, at the study's address (a reload resends nothing).
+    other.once("dialog", lambda dialog: dialog.accept())
+    other.get_by_role("button", name="Close study").click()
+    expect(other.locator(".notice-error")).to_contain_text("the study is closed, not open")
+    assert other.url == f"{base}/admin/studies/lakes-and-birds"
+    other.reload()
+    expect(other.locator("h1 .badge")).to_have_text("closed")
+    expect(other.locator(".notice-error")).to_have_count(0)
+    other.close()
 
     # Closed, it can be deleted, after a confirmation naming what goes with it.
     page.once("dialog", lambda dialog: answer(dialog, False))
