@@ -141,7 +141,9 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
             raise UserError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
     slug = (spec.slug or "").strip().lower()
     if slug and not SLUG_RE.match(slug):
-        raise UserError(422, "the slug must be 3-64 characters: lower-case letters, digits and inner hyphens")
+        raise UserError(
+            422, "the address (slug) must be 3-64 characters: lower-case letters, digits and inner hyphens"
+        )
     code = _clean_text(spec.completion_code, "the completion code", 100) or None
     redirect = (spec.redirect_url or "").strip() or None
     if redirect:
@@ -188,7 +190,7 @@ def build_study(
         )
     slug = spec.slug or slugify(spec.title)
     if session.scalar(select(func.count()).select_from(Study).where(Study.slug == slug)):
-        raise UserError(409, f"the slug {slug!r} is already used by another study")
+        raise UserError(409, f"the address (slug) {slug!r} is already used by another study")
     params: dict[str, dict] = {}
     for name in spec.methods:
         info = method_choice.known_method(name)

@@ -166,6 +166,11 @@ def test_builder_on_the_web_and_open_only_when_ready(sqlite_client, monkeypatch)
         follow_redirects=False,
     )
     assert res.status_code == 303 and res.headers["location"] == "/admin/studies/web-study"
+    # the form calls the slug "Address", and so do its refusals
+    taken = c.post("/admin/studies", data=form, files={"archive": ("p.zip", _zip_of(6), "application/zip")})
+    assert taken.status_code == 409 and "the address (slug) &#39;web-study&#39; is already used" in taken.text
+    bad = c.post("/admin/studies", data={**form, "slug": "A b"})
+    assert bad.status_code == 422 and "the address (slug) must be 3-64 characters" in bad.text
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) == 12
     page = c.get("/admin/studies/web-study")
