@@ -293,6 +293,10 @@ def test_exclude_delete_and_versioned_texts(app_client, make_study) -> None:
     post(f"participants/{rows['v1-1']['participant']}/returned")
     summary = c.get(f"/admin/studies/{slug}/export/summary.json").json()
     assert summary["participants"]["total"] == 1 and summary["participants"]["marked"] == 2
+    # the studies list counts as the dashboard does: 1 participant, 1 completed, 2 left out said beside
+    listed = c.get("/admin").text
+    assert '<td class="num">1 <span class="muted small">(+2 left out by you)</span></td>' in listed
+    assert '<td class="num">1</td>' in listed.split("left out by you")[1]
     assert sum(cond["part1"]["n"] for cond in summary["conditions"]) == 2  # only v2-0's answers count
     statuses = {
         r["external_id"]: r["status"] for r in c.get(f"/admin/studies/{slug}/export/participants.json").json()
