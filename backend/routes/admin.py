@@ -24,7 +24,7 @@ from backend.study.models import Participant, ParticipantStatus, Stimulus, Study
 from backend.study.participant_cookie import set_participant_cookie
 from backend.study.photos import PhotoFile, from_zip
 from backend.study.rating_plots import study_charts
-from backend.study.results import study_summary
+from backend.study.results import attention_outcomes, study_summary
 from backend.templates import TEMPLATES, wants_html
 from backend.web import client_address
 
@@ -270,6 +270,7 @@ def _participants_context(session: Session, study: Study) -> dict[str, Any]:
     return {
         "people": people,
         "answered": answered,
+        "attention": attention_outcomes(session, study) if study.attention_checks else None,
         "text_versions": versions,
         "participant_count": builder.participant_count(session, study),
     }

@@ -60,14 +60,30 @@ def load_rows(session: Session, study: Study) -> list[TrialRow]:
     return [TrialRow(*r[:9], answered=r[9] is not None) for r in session.execute(q)]
 
 
+def _missed(part: int, response: str | None, rating: int | None, expected: str | None) -> bool:
+    """An answered attention check whose answer is not the expected one."""
+    return (response if part == 1 else str(rating)) != expected
+
+
 def failed_attention(rows: list[TrialRow]) -> set[str]:
-    failed = set()
-    for r in rows:
-        if r.is_attention and r.answered:
-            given = r.response if r.part == 1 else str(r.rating)
-            if given != r.expected:
-                failed.add(r.participant_id)
-    return failed
+    return {
+        r.participant_id
+        for r in rows
+        if r.is_attention and r.answered and _missed(r.part, r.response, r.rating, r.expected)
+    }
+
+
+def attention_outcomes(session: Session, study: Study) -> dict[str, bool]:
+    """Every participant who answered an attention check -> whether they failed one (the participants
+    table shows it for everyone, excluded or not; the results count only those who count)."""
+    outcomes: dict[str, bool] = {}
+    for pid, part, response, rating, expected in session.execute(
+        select(Trial.participant_id, Trial.part, Trial.response, Trial.rating, Trial.expected).where(
+            Trial.study_id == study.id, Trial.is_attention.is_(True), Trial.answered_at.is_not(None)
+        )
+    ):
+        outcomes[pid] = outcomes.get(pid, False) or _missed(part, response, rating, expected)
+    return outcomes
 
 
 def _part1(rows: list[TrialRow]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.models import Job
+from backend.study.models import Participant, Trial
 from tests.backend.study.conftest import ADMIN_PASSWORD, csrf_of, login, photo_paths
 from tests.conftest import method_available
 
@@ -257,6 +258,18 @@ def test_results_page_and_exports(app_client, make_study) -> None:
     assert c.get(f"/admin/studies/{slug}/export/bogus.csv").status_code == 404
     assert c.get(f"/admin/studies/{slug}/export/trials.xlsx").status_code == 404
     assert c.get("/admin/studies/nope/export/trials.csv").status_code == 404
+
+    # The participants table says who failed an attention check (the exports did; the page only counted).
+    outcome = '<td class="attention-outcome">{}</td>'
+    page = c.get(f"/admin/studies/{slug}").text
+    assert "<th>Attention checks</th>" in page and page.count(outcome.format("<strong>failed</strong>")) == 3
+    with session_scope() as s:  # "+1-2" answers every check as expected
+        pid = s.scalar(select(Participant.id).where(Participant.external_id == "+1-2"))
+        for t in s.scalars(select(Trial).where(Trial.participant_id == pid, Trial.is_attention.is_(True))):
+            t.response, t.rating = (t.expected, None) if t.part == 1 else (None, int(t.expected or 0))
+    page = c.get(f"/admin/studies/{slug}").text
+    assert page.count(outcome.format("<strong>failed</strong>")) == 2
+    assert page.count(outcome.format("passed")) == 1
 
 
 def test_neutralise() -> None:
