@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -20,7 +21,15 @@ from backend.deps import AdminDep, SessionDep, SettingsDep
 from backend.errors import UserError
 from backend.models import Image
 from backend.study import builder, export, service
-from backend.study.models import Participant, ParticipantStatus, Stimulus, Study, StudyTexts, Trial
+from backend.study.models import (
+    Participant,
+    ParticipantStatus,
+    Stimulus,
+    Study,
+    StudyStatus,
+    StudyTexts,
+    Trial,
+)
 from backend.study.participant_cookie import set_participant_cookie
 from backend.study.photos import PhotoFile, from_zip
 from backend.study.rating_plots import study_charts
@@ -327,6 +336,10 @@ def _study_page(
         "public_link": f"{_base_url(request)}/study/{study.slug}",
         "start_rate": settings.study_start_rate,
         "grace_minutes": f"{settings.study_close_grace_minutes:g}",
+        # a closed study: until when those who had started may still answer
+        "answers_until": study.closed_at + timedelta(minutes=settings.study_close_grace_minutes)
+        if study.status == StudyStatus.closed and study.closed_at is not None
+        else None,
         **_results_context(session, study, exclude),
         **_participants_context(session, study),
     }

@@ -134,6 +134,8 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     page.get_by_role("button", name="Close study").click()
     expect(page.locator("h1 .badge")).to_have_text("closed")
     assert len(asked) == 2 and "New participants are refused at once" in asked[0]
+    expect(page.locator("#closed-note")).to_contain_text(re.compile(r"Closed \d{4}-\d\d-\d\d \d\d:\d\d UTC"))
+    expect(page.locator("#closed-note")).to_contain_text("participants who had started may answer until")
     # Closing it again there is refused on the study page, at the study's address (a reload resends nothing).
     other.once("dialog", lambda dialog: dialog.accept())
     other.get_by_role("button", name="Close study").click()
