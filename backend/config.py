@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         description="Colour photos offered as example references (exemplar).",
     )
     host: str = Field("127.0.0.1", description="Address `colorlab serve` binds.")
-    port: int = Field(8000, description="Port `colorlab serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `colorlab serve` binds.")
     public_url: str = Field("", description="Base URL printed and used in links. Empty: http://HOST:PORT.")
     forwarded_allow_ips: str = Field(
         "",

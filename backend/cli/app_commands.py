@@ -30,7 +30,13 @@ def migrate(revision: str) -> None:
 
 @click.command()
 @click.option("--host", default=None, help="Bind address (default: HOST setting).")
-@click.option("--port", default=None, type=int, help="Port (default: PORT setting).")
+@click.option(
+    "--port",
+    default=None,
+    # Unchecked, 70000 was bound as 70000 % 65536 while the log said 70000.
+    type=click.IntRange(1, 65535),
+    help="Port (default: PORT setting).",
+)
 @click.option(
     "--workers",
     default=None,
@@ -108,7 +114,7 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
 @click.option(
     "--concurrency",
     default=None,
-    type=int,
+    type=click.IntRange(min=1),  # 0 was taken as "not given"
     help="Worker processes (default: FAST_CONCURRENCY or ITERATIVE_CONCURRENCY by lane).",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
