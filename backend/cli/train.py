@@ -13,6 +13,30 @@ import click
 from backend.cli import checked_device
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
+# The options each arch's trainer reads (by parameter name). One given that its arch does not read is
+# refused: it used to be dropped silently (reference-fusion on the CPU whatever --device said).
+_COMMON = {"arch", "data", "epochs", "batch_size", "lr", "out", "seed", "threads", "no_progress"}
+_EPOCHS = _COMMON | {"size", "limit", "checkpoint", "resume", "max_minutes", "init_from", "device"}
+_USES: dict[str, set[str]] = {
+    "cnn": _EPOCHS | {"patience", "max_zoom", "bf16"},
+    "fusion": _EPOCHS | {"patience", "max_zoom", "bf16"},
+    "gan": _EPOCHS | {"patience", "max_zoom", "bf16", "l1_weight", "real_label"},
+    "unet-bins": _EPOCHS | {"freeze_epochs", "checkpoint_minutes", "decay_steps"},
+    "reference-fusion": _COMMON | {"pairs"},
+}
+
+
+def _refuse_unused(ctx: click.Context, arch: str) -> None:
+    """A usage error naming the options given (other than their defaults) that ``arch`` does not use."""
+    unused = [
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name not in _USES[arch]
+        and ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.COMMANDLINE
+        and ctx.params.get(param.name or "") != param.default
+    ]
+    if unused:
+        raise click.UsageError(f"--arch {arch} does not use {', '.join(unused)}")
 
 
 @click.command("train")
@@ -121,7 +145,10 @@ ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
     help="Torch device (cpu, cuda, cuda:0, ...).",
 )
 @click.option(
-    "--threads", type=click.IntRange(min=0), default=0, help="Torch CPU threads (0: torch's default)."
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Torch CPU threads (0: torch's default; reference-fusion 2).",
 )
 @click.option(
     "--freeze-epochs",
@@ -173,6 +200,7 @@ def train(
     no_progress: bool,
 ) -> None:
     """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
+    _refuse_unused(click.get_current_context(), arch)
     import torch
 
     if threads:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -18,3 +20,21 @@ def test_ports_and_worker_counts_out_of_range_are_refused() -> None:
         Settings(port=70000)
     code, output = run_cli("worker", "--concurrency", "0")  # was taken as "not given"
     assert code == 2 and "x>=1" in output, output
+
+
+def test_train_refuses_options_its_arch_does_not_use(tmp_path: Path) -> None:
+    empty = str(tmp_path)  # never reached: the refusal comes first
+    for arch, extra, named in (
+        (
+            "reference-fusion",
+            ["--limit", "3", "--max-minutes", "5", "--resume"],
+            "--limit, --resume, --max-minutes",
+        ),
+        ("unet-bins", ["--patience", "2", "--bf16"], "--patience, --bf16"),
+        ("cnn", ["--pairs", "10", "--decay-steps", "5"], "--pairs, --decay-steps"),
+    ):
+        code, output = run_cli("train", "--arch", arch, "--data", empty, *extra)
+        assert code == 2 and f"--arch {arch} does not use {named}" in output, output
+    # Options left at their defaults, even when written out, are not refused.
+    code, output = run_cli("train", "--arch", "reference-fusion", "--data", empty, "--device", "cpu")
+    assert code == 1 and "MANIFEST.csv" in output, output
