@@ -229,3 +229,20 @@ def test_evaluate_rejects_bad_options(tmp_path: Path) -> None:
         main, ["evaluate", "--data", str(IMAGENET), "--out", str(tmp_path / "y"), "--option", "nodot=1"]
     )
     assert result.exit_code == 2 and "METHOD.NAME=VALUE" in result.output
+
+
+@pytest.mark.skipif(_unavailable_reason("unet-bins") is not None, reason="unet-bins unavailable")
+def test_resuming_with_other_options_recomputes_that_method(tmp_path: Path) -> None:
+    out = tmp_path / "opts"
+    args = ["--methods", "unet-bins,cnn", "--data", str(IMAGENET), "--out", str(out), "--limit", "1"]
+    args += ["--samples", "0"]
+
+    def colourfulness(vividness: str) -> dict[str, str]:
+        code, output = _evaluate(*args, "--option", f"unet-bins.vividness={vividness}")
+        assert code == 0, output
+        return {r["method"]: r["colourfulness"] for r in _rows(out)}
+
+    muted = colourfulness("0")
+    vivid = colourfulness("1")  # not the rows of vividness 0 reported again
+    assert float(vivid["unet-bins"]) > float(muted["unet-bins"]) and vivid["cnn"] == muted["cnn"]
+    assert colourfulness("1")["unet-bins"] == vivid["unet-bins"]  # the same options: resumed

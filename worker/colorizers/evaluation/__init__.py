@@ -14,7 +14,7 @@ Modules, by concern:
   ground truths skipped; ``limit`` spread evenly) and their reference images;
 - :mod:`.contestants`: loading the methods and colorizing photos with them (and the gray baseline);
 - :mod:`.scoring`: one delivered image's metrics and the classifier's top-1;
-- :mod:`.store`: the resumable per-image CSV files and ``run.json`` (data, ε, weights fingerprints);
+- :mod:`.store`: the resumable per-image CSV files and ``run.json`` (data, ε, weights fingerprints, options);
 - :mod:`.report` and :mod:`.figures`: the summaries (CSV, markdown), curves and contact sheet;
 - :mod:`.evaluate`: :func:`~.evaluate.run_evaluation`, which ties them together.
 """

@@ -3,7 +3,8 @@
 Outputs in ``out``: ``per_image.csv`` and ``per_image_curves.csv`` (resumable: image/method pairs present in
 both are not recomputed), ``summary.csv``, ``summary.md``, ``curves.svg``/``curves.png`` (mean raw accuracy
 curve per method), ``contact_sheet.png`` (gray | each method | truth, for ``samples`` photos spread over the
-data set) and ``run.json`` (data, ε, each method's weights fingerprint: rows of changed weights are redone).
+data set) and ``run.json`` (data, ε, each method's weights fingerprint and options: rows of changed ones are
+redone).
 """
 
 from __future__ import annotations
@@ -95,10 +96,14 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         eps=config.eps,
         weights_dir=config.weights_dir,
         names=[c.name for c in contestants[1:]],
+        options={c.name: c.params for c in contestants[1:]},
     )
     store = RowStore(out)
     if changed:
-        log(f"weights changed since the last run for {', '.join(sorted(changed))}: their rows are recomputed")
+        log(
+            f"weights or options changed since the last run for {', '.join(sorted(changed))}: their rows "
+            "are recomputed"
+        )
         store.drop(changed)
         for name in changed:
             for sample in (out / "samples" / name).glob("*.png"):

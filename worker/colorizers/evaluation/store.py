@@ -2,8 +2,9 @@
 
 - ``per_image.csv`` and ``per_image_curves.csv``: appended batch by batch; an image/method pair present in
   both is not recomputed (:class:`RowStore`).
-- ``run.json``: the data set, ε and each method's weights fingerprint; another data set or ε in the same
-  folder is refused, and the rows of a method whose weights changed are redone (:func:`check_run_file`).
+- ``run.json``: the data set, ε and each method's weights fingerprint and options; another data set or ε in
+  the same folder is refused, and the rows of a method whose weights or options changed are redone
+  (:func:`check_run_file`).
 - ``samples/<method>/<photo>.png``: the contact sheet's images (:func:`sample_path`).
 """
 
@@ -13,7 +14,7 @@ import csv
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,18 @@ def weights_fingerprint(method: str, weights_dir: Path) -> str:
 
 
 def check_run_file(
-    out: Path, *, data: Path, eps: float, weights_dir: Path, names: Sequence[str]
+    out: Path,
+    *,
+    data: Path,
+    eps: float,
+    weights_dir: Path,
+    names: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]],
 ) -> tuple[set[str], dict[str, str]]:
     """Refuse to mix data sets or ε in one output folder, and record this run in ``run.json``.
 
-    Returns the methods whose weights changed since the last run, and every method's weights fingerprint.
+    Returns the methods whose weights or ``options`` (validated, per method) changed since the last run,
+    and every method's weights fingerprint.
     """
     path = out / "run.json"
     identity = {"data": str(Path(data).resolve()), "eps": eps}
@@ -125,14 +133,21 @@ def check_run_file(
         if old != identity:
             raise EvaluationError(f"{out} holds results of another evaluation ({old}); choose another --out")
     weights = dict(previous.get("weights", {}))
+    # Rows made with other options (exemplar.iterations=10, then 200) must not be reported as these.
+    used = dict(previous.get("options", {}))
     changed = set()
     current = {}
     for method in names:
         current[method] = fingerprint = weights_fingerprint(method, weights_dir)
-        if method in weights and weights[method] != fingerprint:
+        given = json.dumps(options.get(method, {}), sort_keys=True, default=str)
+        if used.get(method, given) != given or weights.get(method, fingerprint) != fingerprint:
             changed.add(method)
-        weights[method] = fingerprint
-    record = identity | {"weights": weights, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        weights[method], used[method] = fingerprint, given
+    record = identity | {
+        "weights": weights,
+        "options": used,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return changed, current
 
