@@ -171,6 +171,10 @@ def test_evaluate_refuses_to_mix_data_sets(tmp_path: Path) -> None:
     (out / "run.json").write_text('{"data": "/elsewhere", "eps": 0.02}')
     code, output = _evaluate("--data", str(IMAGENET), "--out", str(out), "--limit", "1")
     assert code == 1 and "another evaluation" in output
+    for damaged in ("garbage", "[]"):
+        (out / "run.json").write_text(damaged)
+        code, output = _evaluate("--data", str(IMAGENET), "--out", str(out), "--limit", "1")
+        assert code == 1 and "not the run file of an evaluation" in output, output
 
 
 @pytest.mark.slow  # loads VGG and optimises (10-40 s on a busy 2-core machine)

@@ -128,7 +128,13 @@ def check_run_file(
     identity = {"data": str(Path(data).resolve()), "eps": eps}
     previous: dict[str, Any] = {}
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:  # not JSON, or not UTF-8: a clean refusal, not a traceback
+            loaded = None
+        if not isinstance(loaded, dict):
+            raise EvaluationError(f"{path} is not the run file of an evaluation; choose another --out")
+        previous = loaded
         old = {k: previous.get(k) for k in identity}
         if old != identity:
             raise EvaluationError(f"{out} holds results of another evaluation ({old}); choose another --out")
