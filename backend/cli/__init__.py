@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,11 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader left (`colorlab weights list | head -1`): stop quietly, as a program killed by
+            # SIGPIPE does, and send what is still buffered nowhere so that exiting does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(128 + signal.SIGPIPE) from None
         except UserError as exc:
             raise Refused(exc.detail) from None
         except Exception as exc:

@@ -171,3 +171,18 @@ def test_a_16_bit_scan_and_a_transparent_photo_read_as_uploads_do(tmp_path: Path
     Image.new("LA", (8, 8), (0, 0)).save(clear)  # transparent black: composited over white
     for path in (scan, clear):
         assert np.array_equal(read_rgb(path), decode(path.read_bytes(), max_pixels=10**8).rgb)
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly(tmp_path: Path) -> None:
+    """`colorlab weights list | head -1`: the pipe is closed before the command writes; no "Broken pipe"."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "weights", "list"],
+        env=child_env(DATA_DIR=tmp_path / "data"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    _, errors = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and errors == "", errors  # 128 + SIGPIPE, as `yes | head -1` gives
