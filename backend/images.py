@@ -16,9 +16,11 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from backend.errors import UserError
 from worker.colorizers import lab
@@ -199,19 +201,40 @@ def sniff(data: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
-def encode_png(array: np.ndarray, *, compress_level: int = 3) -> bytes:
-    """uint8 (H, W) or (H, W, 3) array -> PNG bytes."""
+def encode_png(array: np.ndarray, *, compress_level: int = 3, software: str | None = None) -> bytes:
+    """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it)."""
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level)
+    info = None
+    if software is not None:
+        info = PngInfo()
+        info.add_text("Software", software)
+    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
     return buf.getvalue()
 
 
-def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
-    """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up."""
+def encode_jpeg(array: np.ndarray, quality: int = 90, *, software: str | None = None) -> bytes:
+    """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up; ``software``: a
+    comment (COM marker) saying who made it."""
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
-    Image.fromarray(array).save(buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True)
+    extra = {"comment": software.encode()} if software is not None else {}
+    Image.fromarray(array).save(
+        buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True, **extra
+    )
     return buf.getvalue()
+
+
+def made_by(path: Path, software: str) -> bool:
+    """Whether the image file at ``path`` says it was made by ``software`` (PNG Software chunk or JPEG
+    comment starting with it); False for anything unreadable."""
+    try:
+        with Image.open(path) as img:
+            mark = img.info.get("Software") or img.info.get("comment") or ""
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+    if isinstance(mark, bytes):
+        mark = mark.decode("utf-8", "replace")
+    return isinstance(mark, str) and mark.startswith(software)
 
 
 def png_to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:

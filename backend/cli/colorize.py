@@ -55,15 +55,29 @@ def write_whole(target: Path, data: bytes) -> None:
         part.unlink(missing_ok=True)
 
 
+SOFTWARE = "ColorLab"  # written into every output (PNG Software chunk, JPEG comment): an earlier result
+
+
 def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
-    """One output file per input, ``<stem>.<fmt>``, made unique (photo-2.png, ...) and never one of the
-    inputs themselves (writing into the input folder must not replace a photo with its colorization)."""
+    """One output file per input, ``<stem>.<fmt>``, made unique (photo-2.png, ...): never one of the inputs
+    themselves (writing into the input folder must not replace a photo with its colorization), nor a file
+    already there that is not an earlier ColorLab result (a re-run replaces its own results, never a
+    photo of the user's that happens to have the name)."""
+    from backend.images import made_by
+
     inputs = {p.resolve() for p in paths}
     names: dict[Path, Path] = {}
     taken: set[Path] = set()
+
+    def free(target: Path) -> bool:
+        resolved = target.resolve()
+        if resolved in taken or resolved in inputs:
+            return False
+        return not target.exists() or (target.is_file() and made_by(target, SOFTWARE))
+
     for path in paths:
         target, k = outdir / f"{path.stem}.{fmt}", 2
-        while target.resolve() in taken or target.resolve() in inputs:
+        while not free(target):
             target, k = outdir / f"{path.stem}-{k}.{fmt}", k + 1
         names[path] = target
         taken.add(target.resolve())
@@ -194,7 +208,7 @@ def colorize(
     method = info.name
     raw: dict[str, Any] = {}  # option strings, and --vividness as a float
     for item in options:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         raw[key.strip()] = value
@@ -248,8 +262,11 @@ def colorize(
             continue
         references = [ref_rgb] * len(planes) if info.needs_reference else None
         results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
+        mark = f"{SOFTWARE} ({method})"
         for path, rgb in zip(chunk, results, strict=True):
-            write_whole(names[path], encode_jpeg(rgb, quality) if fmt == "jpg" else encode_png(rgb))
+            jpeg = fmt == "jpg"
+            data = encode_jpeg(rgb, quality, software=mark) if jpeg else encode_png(rgb, software=mark)
+            write_whole(names[path], data)
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)

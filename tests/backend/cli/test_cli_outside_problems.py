@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from backend.cli.colorize import write_whole
 from tests.backend.cli.conftest import run_cli
@@ -41,10 +42,9 @@ def test_output_paths_that_cannot_be_written_are_clean_errors(gray_photo: Path, 
     )
     assert code == 1 and "Not a directory" in output and str(a_file) in output
     blocked = tmp_path / "out"
-    (blocked / "photo.png").mkdir(parents=True)  # where the result would go
+    (blocked / "photo.png").mkdir(parents=True)  # where the result would go: left alone, another name
     code, output = run_cli("colorize", str(gray_photo), "-o", str(blocked), "-m", "cnn", "--no-progress")
-    assert code == 1 and "Is a directory" in output
-    assert not list(blocked.glob(".*.part"))  # no temporary file left behind
+    assert code == 0 and sorted(p.name for p in blocked.iterdir()) == ["photo-2.png", "photo.png"]
 
 
 def test_write_whole_leaves_nothing_half_written(tmp_path: Path) -> None:
@@ -186,3 +186,37 @@ def test_a_reader_that_leaves_early_stops_the_command_quietly(tmp_path: Path) ->
     proc.stdout.close()  # the reader is gone before the first line is written
     _, errors = proc.communicate(timeout=120)
     assert proc.returncode == 141 and errors == "", errors  # 128 + SIGPIPE, as `yes | head -1` gives
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_a_rerun_replaces_its_own_results_but_never_a_file_of_the_users(
+    gray_photo: Path, tmp_path: Path, fmt: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    own = out / f"photo.{fmt}"  # the user's own photo, named as the result would be
+    shutil.copy(sorted(IMAGENET.glob("01*.jpg"))[0], own)
+    before = own.read_bytes()
+    args = ("colorize", str(gray_photo), "-o", str(out), "-m", "cnn", "--format", fmt, "--no-progress")
+    code, output = run_cli(*args)
+    assert code == 0, output
+    assert own.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [
+        f"photo-2.{fmt}",
+        f"photo.{fmt}",
+    ]
+    result = out / f"photo-2.{fmt}"
+    with Image.open(result) as img:  # marked as ColorLab's, with the method
+        assert (img.info.get("Software") or img.info["comment"].decode()) == "ColorLab (cnn)"
+    code, output = run_cli(*args)  # a re-run replaces its earlier result in place
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == [f"photo-2.{fmt}", f"photo.{fmt}"]
+    result.write_bytes(b"not ours any more")  # no mark: kept, and the next re-run writes photo-3
+    code, output = run_cli(*args)
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == [f"photo-2.{fmt}", f"photo-3.{fmt}", f"photo.{fmt}"]
+    assert own.read_bytes() == before and result.read_bytes() == b"not ours any more"
+
+
+def test_an_option_without_a_name_is_refused(gray_photo: Path, tmp_path: Path) -> None:
+    code, output = run_cli("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--option", "=3")
+    assert code == 1 and "--option needs NAME=VALUE, got '=3'" in output
