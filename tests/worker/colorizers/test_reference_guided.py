@@ -147,3 +147,6 @@ def test_follow_reference_ranges_from_the_automatic_colours_to_the_reference_s(
     redness = [float(run(follow_reference=f)[steel][:, 0].mean()) for f in (0.5, 0.75, 1.0)]
     assert redness[0] < 5 and redness[-1] > 15, redness  # measured 3.8, 8.6, 21.3
     assert redness == sorted(redness), redness
+    # Where the match is unsure the colour is the net's, evened out as unet-bins evens it: no yellow band
+    # across the man's forehead (the head's most yellow b: 32 before, 3.7 now; unet-bins' own, smoothed: 22).
+    assert float(learned[60:130, 250:320, 1].max()) < 12
