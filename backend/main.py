@@ -104,6 +104,13 @@ def create_app() -> FastAPI:
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException is one too
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UserError | StarletteHTTPException)
+        if exc.status_code == 405 and not isinstance(exc, UserError):
+            allowed = ", ".join(web.allowed_methods(app, request.url.path))
+            if request.method == "OPTIONS":  # what may be done here (no CORS: same-origin pages only)
+                return Response(status_code=204, headers={"Allow": allowed})
+            exc = StarletteHTTPException(
+                405, f"{request.method} is not allowed here; allowed: {allowed}", headers={"Allow": allowed}
+            )
         if exc.status_code == 404 and wants_html(request):
             return not_found_page(request, str(exc.detail))
         if exc.status_code >= 400 and wants_html(request):  # a browser's form post or navigation

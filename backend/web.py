@@ -18,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("colorlab.web")
@@ -264,6 +265,21 @@ class HeadAsGetMiddleware:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route answers at ``path`` (Starlette's 405 names only the first route's: GET
+    /jobs/{id} hid DELETE /jobs/{id}); HEAD wherever GET is (:class:`HeadAsGetMiddleware`)."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope: Scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+        for route in app.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                # a mount (the static files) matches any method; it serves GET and HEAD only
+                if not isinstance(route, Mount) or method == "GET":
+                    allowed.append(method)
+                break
+    return [m for method in allowed for m in ((method, "HEAD") if method == "GET" else (method,))]
 
 
 def install(

@@ -581,3 +581,15 @@ def test_head_answers_as_get_without_the_body(client) -> None:  # type: ignore[n
     missing = client.head(f"/jobs/{job['id']}/result.png")
     assert missing.status_code == 404 and missing.content == b""
     assert client.head("/colorize").status_code == 405  # POST only
+
+
+def test_a_refused_method_names_every_method_the_path_takes(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = submit(client).json()["id"]
+    r = client.put(f"/jobs/{job_id}")  # GET and DELETE are two routes; Starlette named only the first
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, DELETE"
+    assert r.json()["detail"] == "PUT is not allowed here; allowed: GET, HEAD, DELETE"
+    options = client.options(f"/jobs/{job_id}")
+    assert options.status_code == 204 and options.headers["allow"] == "GET, HEAD, DELETE"
+    page = client.get("/colorize", headers={"accept": "text/html"})  # a browser: a page, not JSON
+    assert page.status_code == 405 and page.headers["allow"] == "POST" and "allowed: POST" in page.text
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"  # nothing changed
