@@ -228,8 +228,10 @@ def made_by(path: Path, software: str) -> bool:
     """Whether the image file at ``path`` says it was made by ``software`` (PNG Software chunk or JPEG
     comment starting with it); False for anything unreadable."""
     try:
-        with Image.open(path) as img:
-            mark = img.info.get("Software") or img.info.get("comment") or ""
+        with warnings.catch_warnings():  # only the header is read: a big scan is no bomb here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                mark = img.info.get("Software") or img.info.get("comment") or ""
     except (OSError, ValueError, Image.DecompressionBombError):
         return False
     if isinstance(mark, bytes):
