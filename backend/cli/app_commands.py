@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import click
 
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 
 
 @click.command()
@@ -225,6 +225,12 @@ def wait_until_answering(url: str, children: list[Child], timeout: float = 300) 
     return False
 
 
+def running_message(settings: Settings) -> str:
+    """What `colorlab run` prints once the web app answers (the API docs only where they are served)."""
+    docs = f"  (API docs: {settings.public_url}/docs)" if settings.docs_enabled else ""
+    return f"\nColorLab is running at {settings.public_url}/{docs}\nPress Ctrl+C to stop."
+
+
 @click.command()
 @click.option("--fetch/--no-fetch", default=True, show_default=True, help="Fetch obtainable weights first.")
 def run(fetch: bool) -> None:
@@ -251,10 +257,7 @@ def run(fetch: bool) -> None:
 
     def announce() -> None:
         if wait_until_answering(health, children):
-            click.echo(
-                f"\nColorLab is running at {settings.public_url}/  (API docs: {settings.public_url}/docs)\n"
-                "Press Ctrl+C to stop."
-            )
+            click.echo(running_message(settings))
         else:
             click.echo(f"the web app did not answer at {health}; see the messages above", err=True)
 
