@@ -1,5 +1,5 @@
 # ColorLab. Two commands set everything up on a fresh machine:
-#   make run    install, migrate, fetch weights, start the web app + a worker on the embedded default
+#   make run    install, migrate, fetch weights, start the web app + one worker per lane on the embedded default
 #   make test   install (incl. Chromium for the browser tests) and run the whole suite
 SHELL := /bin/bash
 PYTHON ?= python3
