@@ -36,9 +36,10 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(
         8,
-        description="Database connections each process may keep open (opened lazily, kept for reuse: as "
-        "many as WEB_THREADS + 2 × STUDY_THREADS, so a busy web process does not open and close a connection "
-        "per request).",
+        description="Database connections each process keeps open for reuse (opened lazily). With the "
+        "defaults 8 of the WEB_THREADS + 2 × STUDY_THREADS (14) threads that may each need one keep theirs, "
+        "and the rest open one from DB_MAX_OVERFLOW for a moment under load; set it to that sum to keep one "
+        "per thread (more idle connections on the database).",
     )
     db_max_overflow: int = Field(
         16,
