@@ -182,3 +182,17 @@ def colorize_lakeside(base_url: str) -> str:
     job_id: str = created.json()["id"]
     wait_done(base_url, job_id)
     return job_id
+
+
+def submit_small_exemplar(page) -> None:  # type: ignore[no-untyped-def]
+    """On the upload page with a photo and `exemplar` chosen: an example reference, a small slow run (32 px,
+    500 iterations: it stays running while a test looks at it), submitted; returns on the job's page."""
+    import re
+
+    page.locator('.ref-option[data-source="example"]').first.click()
+    if not page.locator("#opt-size").is_visible():  # the options fold away on narrow screens
+        page.locator("#options-section summary").click()
+    page.fill("#opt-size", "32")
+    page.fill("#opt-iterations", "500")
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))

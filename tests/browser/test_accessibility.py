@@ -19,7 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY
-from tests.browser.conftest import Stack, colorize_lakeside, start_stack
+from tests.browser.conftest import Stack, colorize_lakeside, start_stack, submit_small_exemplar
 from tests.conftest import photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -187,13 +187,7 @@ def test_running_then_cancelled_job(a11y_stack, page, audit) -> None:  # type: i
     """The exemplar (iterative): its live progress and preview, then the page of the cancelled job."""
     page.goto(a11y_stack.base_url + "/")
     choose_photo_and_method(page, "exemplar")
-    page.locator('.ref-option[data-source="example"]').first.click()
-    if not page.locator("#opt-size").is_visible():
-        page.locator("#options-section summary").click()
-    page.fill("#opt-size", "32")
-    page.fill("#opt-iterations", "500")
-    page.locator("#submit").click()
-    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+    submit_small_exemplar(page)
     expect(page.locator("#iteration")).to_have_text(re.compile(r"^[1-9]\d* / 500$"), timeout=60_000)
     expect(page.locator("#preview")).to_have_attribute("src", re.compile(r"/preview\.png\?"), timeout=20_000)
     audit.check(page, "job, running with a live preview")

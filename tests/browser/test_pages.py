@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sample_photo
+from tests.browser.conftest import sample_photo, submit_small_exemplar
 from tests.conftest import EXEMPLAR_PAIRS, method_available
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -181,13 +181,7 @@ def test_exemplar_live_progress_then_cancel(stack, page) -> None:  # type: ignor
     page.goto(stack.base_url + "/")
     page.set_input_files("#image", str(EXEMPLAR_PAIRS / "example" / "in1.jpg"))
     page.locator("label[data-method=exemplar]").click()
-    page.locator('.ref-option[data-source="example"]').first.click()
-    if not page.locator("#opt-size").is_visible():  # the options fold away on narrow screens
-        page.locator("#options-section summary").click()
-    page.fill("#opt-size", "32")
-    page.fill("#opt-iterations", "500")
-    page.locator("#submit").click()
-    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+    submit_small_exemplar(page)
 
     expect(page.locator("#iteration")).to_have_text(re.compile(r"^[1-9]\d* / 500$"), timeout=60_000)
     expect(page.locator("#losses dt").first).to_be_visible()
