@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
@@ -134,22 +134,7 @@ def index(
     deleted: Annotated[str | None, Query(max_length=200, description="The study just deleted.")] = None,
 ) -> HTMLResponse:
     studies = list(session.scalars(select(Study).order_by(Study.created_at.desc())))
-    # Counted as the study's dashboard counts them: the participants the researcher excluded or marked
-    # returned / timed out are left out (and said beside).
-    active = Participant.status == ParticipantStatus.active
-    counts = {
-        sid: (n, done, marked)
-        for sid, n, done, marked in session.execute(
-            select(
-                Participant.study_id,
-                func.count(case((active, 1))),
-                func.count(case((and_(active, Participant.completed_at.is_not(None)), 1))),
-                func.count(case((~active, 1))),
-            )
-            .where(Participant.is_preview.is_(False))
-            .group_by(Participant.study_id)
-        )
-    }
+    counts = builder.participant_counts(session)
     context = {"studies": studies, "counts": counts, "csrf": admin.csrf, "deleted": deleted}
     return _page(request, "index.html", context)
 

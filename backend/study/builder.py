@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session, undefer
 
 from backend import job_lifecycle as lifecycle
@@ -28,6 +28,7 @@ from backend.study.models import (
     ATTENTION,
     REAL,
     Participant,
+    ParticipantStatus,
     Stimulus,
     Study,
     StudyPhoto,
@@ -473,6 +474,32 @@ def participant_count(session: Session, study: Study) -> int:
     """The study's participants (previews not counted)."""
     query = select(func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(False))
     return session.scalar(query) or 0
+
+
+@dataclass(frozen=True)
+class ParticipantCounts:
+    """A study's participants as its dashboard counts them (previews never; ``left_out``: excluded or marked
+    returned / timed out by the researcher, kept but not counted)."""
+
+    counted: int
+    completed: int
+    left_out: int
+
+
+def participant_counts(session: Session) -> dict[str, ParticipantCounts]:
+    """Every study's :class:`ParticipantCounts`, by study id (studies without participants are absent)."""
+    active = Participant.status == ParticipantStatus.active
+    rows = session.execute(
+        select(
+            Participant.study_id,
+            func.count(case((active, 1))),
+            func.count(case((and_(active, Participant.completed_at.is_not(None)), 1))),
+            func.count(case((~active, 1))),
+        )
+        .where(Participant.is_preview.is_(False))
+        .group_by(Participant.study_id)
+    )
+    return {sid: ParticipantCounts(n, done, left) for sid, n, done, left in rows}
 
 
 def delete_study(session: Session, study: Study) -> Freed:
