@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -126,9 +126,12 @@ def create_batch(
     params: Mapping[str, Any],
     rejected: Sequence[Mapping[str, str]],
     client: str | None = None,
+    batch_id: str | None = None,
 ) -> Batch:
     """The batch row its jobs point at (flushed, not committed; pass its id to :func:`create_and_enqueue`)."""
     batch = Batch(method=method, params=dict(params), client=client, rejected=[dict(r) for r in rejected])
+    if batch_id is not None:
+        batch.id = batch_id
     session.add(batch)
     session.flush()
     return batch
@@ -141,17 +144,43 @@ def create_and_enqueue(
     client: str | None = None,
     batch_id: str | None = None,
     group_id: str | None = None,
+    with_rows: Callable[[], object] | None = None,
 ) -> list[str]:
-    """Create the jobs, commit (with whatever else the session holds, e.g. their batch), and only then send
-    their ids to the broker: a job is never sent before it exists. Blocking I/O: run it in a thread."""
-    stored: dict[int, Image] = {}
-    ids = [
-        create(session, new, client=client, batch_id=batch_id, group_id=group_id, stored=stored).id
-        for new in new_jobs
-    ]
-    session.commit()
-    enqueue(session, ids)
-    return ids
+    """Create the jobs, commit (with the rows ``with_rows`` adds first, e.g. their batch), and only then
+    send their ids to the broker: a job is never sent before it exists. Blocking I/O: run it in a thread.
+
+    An upload identical to a stored image shares that image; when another client deletes it (its last
+    job) between the lookup and the commit, the commit fails: roll back and store it again (``with_rows``
+    is called again). A stored image or re-run job that was deleted meanwhile is a 404."""
+    for _attempt in range(3):
+        if with_rows is not None:
+            with_rows()
+        stored: dict[int, Image] = {}
+        try:
+            ids = [
+                create(session, new, client=client, batch_id=batch_id, group_id=group_id, stored=stored).id
+                for new in new_jobs
+            ]
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            _require_sources(session, new_jobs)
+            continue
+        enqueue(session, ids)
+        return ids
+    raise IntegrityError("create jobs", None, Exception("their images kept being deleted"))
+
+
+def _require_sources(session: Session, new_jobs: Sequence[NewJob]) -> None:
+    """404 when a stored image or the re-run job that ``new_jobs`` name is gone (deleted meanwhile)."""
+    for new in new_jobs:
+        images = [i for i in (new.image, new.reference) if isinstance(i, Image)]
+        image_ids = [key[0] for key in (inspect(i).identity for i in images) if key]  # no load: may be gone
+        found = session.scalar(select(func.count()).select_from(Image).where(Image.id.in_(image_ids)))
+        if found != len(set(image_ids)):
+            raise UserError(404, "a photo of this job was deleted meanwhile")
+        if new.rerun_of is not None and session.get(Job, new.rerun_of, populate_existing=True) is None:
+            raise UserError(404, "no such job (it was deleted)")
 
 
 def enqueue(session: Session, job_ids: Sequence[str], *, countdown: float | None = None) -> list[str]:

@@ -26,7 +26,7 @@ from backend.db import session_scope
 from backend.deps import SessionDep, SettingsDep
 from backend.errors import UserError
 from backend.images import decode, png_to_jpeg
-from backend.models import Batch, Image, Job, JobStatus, is_valid_id
+from backend.models import Batch, Image, Job, JobStatus, is_valid_id, new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
     ERRORS,
@@ -219,9 +219,15 @@ def _create_and_enqueue(
     client: str | None,
 ) -> str:
     """The batch and all its jobs in one transaction, then sent (blocking I/O: run in a thread)."""
-    batch = lifecycle.create_batch(session, method=method, params=params, rejected=rejected, client=client)
-    lifecycle.create_and_enqueue(session, new_jobs, client=client, batch_id=batch.id)
-    return batch.id
+    batch_id = new_id()
+
+    def batch_row() -> None:  # made again if the jobs' transaction is retried
+        lifecycle.create_batch(
+            session, method=method, params=params, rejected=rejected, client=client, batch_id=batch_id
+        )
+
+    lifecycle.create_and_enqueue(session, new_jobs, client=client, batch_id=batch_id, with_rows=batch_row)
+    return batch_id
 
 
 def get_batch_row(session: Session, batch_id: str) -> Batch:
