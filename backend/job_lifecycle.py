@@ -469,6 +469,11 @@ def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what:
     raise IntegrityError(what, None, Exception("its images kept getting new users"))
 
 
+def is_stimulus(session: Session, job_id: str) -> bool:
+    """Whether the job is a stimulus of a user study (neither cancelled nor deleted through the job API)."""
+    return session.scalar(select(func.count()).select_from(Stimulus).where(Stimulus.job_id == job_id)) != 0
+
+
 def delete_finished(session: Session, job_id: str) -> Freed | None:
     """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus.
     404 when it is gone (another DELETE of the same job got there first)."""

@@ -76,3 +76,29 @@ def test_a_rerun_of_a_job_deleted_meanwhile_is_a_404(client, monkeypatch) -> Non
     with session_scope() as s:
         assert s.scalars(select(Job)).all() == []
         assert s.scalars(select(ImageRow)).all() == []
+
+
+def test_an_unfinished_study_stimulus_is_not_cancelled_through_the_job_api(client) -> None:  # type: ignore[no-untyped-def]
+    from backend.study.models import Stimulus, Study, StudyPhoto
+
+    job_id = upload(client, png(79))
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        study = Study(slug="kept", title="Kept")
+        s.add(study)
+        s.flush()
+        photo = StudyPhoto(
+            study_id=study.id,
+            position=0,
+            name="p",
+            image_id=job.input_image_id,
+            gray_image_id=job.input_image_id,
+        )
+        s.add(photo)
+        s.flush()
+        s.add(Stimulus(study_id=study.id, photo_id=photo.id, condition="cnn", job_id=job_id))
+        s.commit()
+    r = client.delete(f"/jobs/{job_id}")
+    assert r.status_code == 409 and "user study" in r.json()["detail"]
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"
