@@ -168,7 +168,8 @@ def create_and_enqueue(
             continue
         enqueue(session, ids)
         return ids
-    raise IntegrityError("create jobs", None, Exception("their images kept being deleted"))
+    # Three deletions racing three attempts: say so, as a refusal to retry, not a 500.
+    raise UserError(409, "the photo was deleted while the job was being made, three times; try again")
 
 
 def _require_sources(session: Session, new_jobs: Sequence[NewJob]) -> None:
