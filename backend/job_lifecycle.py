@@ -467,7 +467,8 @@ def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what:
             session.rollback()
             continue
         return freed
-    raise IntegrityError(what, None, Exception("its images kept getting new users"))
+    # Three new users racing three attempts: a refusal to retry, not a 500.
+    raise UserError(409, f"could not {what}: its photos were being reused meanwhile; try again")
 
 
 def is_stimulus(session: Session, job_id: str) -> bool:

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from backend import job_lifecycle as lifecycle
 from backend.db import session_scope
+from backend.errors import UserError
 from backend.models import Image as ImageRow
 from backend.models import Job
 
@@ -102,3 +104,21 @@ def test_an_unfinished_study_stimulus_is_not_cancelled_through_the_job_api(clien
     r = client.delete(f"/jobs/{job_id}")
     assert r.status_code == 409 and "user study" in r.json()["detail"]
     assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"
+
+
+def test_a_deletion_that_keeps_losing_its_race_is_refused_not_a_500(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    job_id = upload(client, png(79))
+    finished(job_id)
+    with session_scope() as s:
+        tries: list[int] = []
+
+        def lost_race() -> None:  # an image got a new user before each commit
+            tries.append(1)
+            raise IntegrityError("commit", None, Exception("foreign key"))
+
+        with monkeypatch.context() as patched, pytest.raises(UserError) as refused:
+            patched.setattr(s, "commit", lost_race)
+            lifecycle.commit_deletion(s, lambda: lifecycle.delete_jobs(s, [job_id]), "delete job")
+        assert refused.value.status_code == 409 and "try again" in str(refused.value.detail)
+        assert len(tries) == 3
+    assert client.get(f"/jobs/{job_id}").status_code == 200  # nothing was deleted
