@@ -54,6 +54,25 @@ def method_available(name: str) -> bool:
     return info is not None and info.unavailable_reason(WEIGHTS_DIR) is None
 
 
+def keep_for_a_study(job_id: str) -> None:
+    """Make a job a stimulus of a minimal user study (as the study builder does), so it is kept."""
+    from backend.db import session_scope
+    from backend.models import Job
+    from backend.study.models import Stimulus, Study, StudyPhoto
+
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        study = Study(slug="kept", title="Kept")
+        s.add(study)
+        s.flush()
+        image = job.input_image_id
+        photo = StudyPhoto(study_id=study.id, position=0, name="p", image_id=image, gray_image_id=image)
+        s.add(photo)
+        s.flush()
+        s.add(Stimulus(study_id=study.id, photo_id=photo.id, condition="cnn", job_id=job_id))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from backend.config import get_settings
 from backend.db import session_scope
 from backend.models import Image as ImageRow
 from backend.models import Job
-from tests.conftest import EXEMPLAR_PAIRS, apply_settings, method_available, photo_bytes
+from tests.conftest import EXEMPLAR_PAIRS, apply_settings, keep_for_a_study, method_available, photo_bytes
 from worker.runner import Runner
 
 
@@ -305,27 +305,12 @@ def test_delete_a_batch_or_a_comparison_and_zip_several(client) -> None:  # type
 
 
 def test_a_batch_with_a_study_stimulus_is_kept_whole(client) -> None:  # type: ignore[no-untyped-def]
-    from backend.study.models import Stimulus, Study, StudyPhoto
-
     files = [("images", (f"p{i}.jpg", photo_bytes(f"00{i + 1}_"), "image/jpeg")) for i in range(2)]
     batch_id = client.post("/batches", files=files, data={"method": "cnn"}).json()["id"]
     with session_scope() as s:
-        job = s.scalars(select(Job).where(Job.batch_id == batch_id)).first()
-        assert job is not None
-        study = Study(slug="kept", title="Kept")
-        s.add(study)
-        s.flush()
-        shown = StudyPhoto(
-            study_id=study.id,
-            position=0,
-            name="p",
-            image_id=job.input_image_id,
-            gray_image_id=job.input_image_id,
-        )
-        s.add(shown)
-        s.flush()
-        s.add(Stimulus(study_id=study.id, photo_id=shown.id, condition="cnn", job_id=job.id))
-        s.commit()
+        job_id = s.scalars(select(Job.id).where(Job.batch_id == batch_id)).first()
+    assert job_id is not None
+    keep_for_a_study(job_id)
     r = client.delete(f"/batches/{batch_id}")
     assert r.status_code == 409 and "study" in r.json()["detail"]
     batch = client.get(f"/batches/{batch_id}").json()

@@ -18,6 +18,7 @@ from backend.db import session_scope
 from backend.errors import UserError
 from backend.models import Image as ImageRow
 from backend.models import Job
+from tests.conftest import keep_for_a_study
 
 
 def png(value: int) -> bytes:
@@ -81,26 +82,8 @@ def test_a_rerun_of_a_job_deleted_meanwhile_is_a_404(client, monkeypatch) -> Non
 
 
 def test_an_unfinished_study_stimulus_is_not_cancelled_through_the_job_api(client) -> None:  # type: ignore[no-untyped-def]
-    from backend.study.models import Stimulus, Study, StudyPhoto
-
     job_id = upload(client, png(79))
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        study = Study(slug="kept", title="Kept")
-        s.add(study)
-        s.flush()
-        photo = StudyPhoto(
-            study_id=study.id,
-            position=0,
-            name="p",
-            image_id=job.input_image_id,
-            gray_image_id=job.input_image_id,
-        )
-        s.add(photo)
-        s.flush()
-        s.add(Stimulus(study_id=study.id, photo_id=photo.id, condition="cnn", job_id=job_id))
-        s.commit()
+    keep_for_a_study(job_id)
     r = client.delete(f"/jobs/{job_id}")
     assert r.status_code == 409 and "user study" in r.json()["detail"]
     assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"
