@@ -471,9 +471,27 @@ def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what:
     raise UserError(409, f"could not {what}: its photos were being reused meanwhile; try again")
 
 
-def is_stimulus(session: Session, job_id: str) -> bool:
-    """Whether the job is a stimulus of a user study (neither cancelled nor deleted through the job API)."""
-    return session.scalar(select(func.count()).select_from(Stimulus).where(Stimulus.job_id == job_id)) != 0
+def any_stimulus(session: Session, job_ids: Sequence[str]) -> bool:
+    """Whether one of the jobs is a stimulus of a user study: kept while the study exists, neither cancelled
+    nor deleted through the job, batch or comparison API."""
+    in_study = select(func.count()).select_from(Stimulus).where(Stimulus.job_id.in_(list(job_ids)))
+    return bool(session.scalar(in_study))
+
+
+KEPT_FOR_STUDY = "this job is part of a user study and is kept while the study exists"
+
+
+def cancel_or_delete(session: Session, job_id: str) -> bool:
+    """`DELETE /jobs/{id}`: cancel an unfinished job (True) or delete a finished one with the images only it
+    used (False). 409 for a study stimulus, unfinished too (cancelling it would break the study); 404 when
+    another DELETE of the same job got there first."""
+    if any_stimulus(session, [job_id]):
+        raise UserError(409, KEPT_FOR_STUDY)
+    if cancel(session, job_id):
+        return True
+    if delete_finished(session, job_id) is None:
+        raise UserError(409, KEPT_FOR_STUDY)
+    return False
 
 
 def delete_finished(session: Session, job_id: str) -> Freed | None:
@@ -495,8 +513,7 @@ def delete_together(session: Session, jobs: Sequence[Job], batch: Batch | None =
     (their worker stops at its next report), then delete them all with every image only they used, and the
     batch row. 409, with nothing changed, when one of them is a stimulus of a user study."""
     job_ids = [j.id for j in jobs]
-    in_study = select(func.count()).select_from(Stimulus).where(Stimulus.job_id.in_(job_ids))
-    if session.scalar(in_study):
+    if any_stimulus(session, job_ids):
         raise UserError(409, "some of these jobs are stimuli of a user study, kept while the study exists")
     for job_id in job_ids:
         cancel(session, job_id)  # commits; a no-op for a finished job

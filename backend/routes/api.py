@@ -135,13 +135,9 @@ async def cancel_or_delete_job(job_id: str) -> Any:
 def _cancel_or_delete(job_id: str) -> JobOut | Response:
     with session_scope() as session:
         job = _get_job(session, job_id)
-        if lifecycle.is_stimulus(session, job_id):  # unfinished too: cancelling it would break the study
-            raise UserError(409, "this job is part of a user study and is kept while the study exists")
-        if lifecycle.cancel(session, job_id):
+        if lifecycle.cancel_or_delete(session, job_id):
             session.refresh(job)
             return _job_with_queue(session, job)
-        if lifecycle.delete_finished(session, job_id) is None:
-            raise UserError(409, "this job is part of a user study and is kept while the study exists")
         return Response(status_code=204)
 
 
