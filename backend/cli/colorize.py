@@ -208,9 +208,9 @@ def colorize(
     method = info.name
     raw: dict[str, Any] = {}  # option strings, and --vividness as a float
     for item in options:
-        if "=" not in item or not item.split("=", 1)[0].strip():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
             raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
         raw[key.strip()] = value
     if vividness is not None:
         raw["vividness"] = vividness
@@ -248,6 +248,7 @@ def colorize(
     failures: list[str] = []
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
     names = output_names(paths, outdir, fmt)
+    mark = f"{SOFTWARE} ({method})"
     for start in range(0, len(paths), batch):
         chunk, planes = [], []
         for path in paths[start : start + batch]:
@@ -262,7 +263,6 @@ def colorize(
             continue
         references = [ref_rgb] * len(planes) if info.needs_reference else None
         results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
-        mark = f"{SOFTWARE} ({method})"
         for path, rgb in zip(chunk, results, strict=True):
             jpeg = fmt == "jpg"
             data = encode_jpeg(rgb, quality, software=mark) if jpeg else encode_png(rgb, software=mark)

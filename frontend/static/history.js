@@ -89,8 +89,8 @@
   const selected = () => allCards().filter((c) => c.querySelector(".job-check").checked);
   const results = (card) => isGroup(card) ? Number(card.dataset.done) : Number(card.dataset.status === "done");
   const jobCount = (card) => isGroup(card) ? Number(card.dataset.total) : 1;
-  const jobsWord = (n) => `${n} ${n === 1 ? "job" : "jobs"}`;
   const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const jobsWord = (n) => counted(n, "job", "jobs");
   // What the cards are, as a person chose them: "1 batch (3 photos)", "2 jobs and 1 comparison (6 jobs in all)".
   function describe(cards) {
     const kinds = { job: 0, batch: 0, comparison: 0 };
