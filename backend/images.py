@@ -5,8 +5,12 @@ by file name), the pixel count is checked from the header before any pixel is de
 cost: pixels per byte of file (a tiny file that decodes to a huge image is a bomb) and the number of scans of
 a progressive JPEG. Pillow's decompression-bomb guard is an error, EXIF orientation is applied, the first
 frame of an animation is used, and every mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I, F, ...)
-becomes 8-bit sRGB, with transparency composited over white. :func:`renditions` makes, once, the PNGs and
-the thumbnail that are served afterwards. Torch-free: the web process and the worker both use it.
+becomes 8-bit sRGB, with transparency composited over white. A photo that says which colour space its
+numbers are in (an embedded ICC profile: Adobe RGB, Display P3 from a phone, a CMYK press profile, a gray
+dot-gain profile) is converted to sRGB, so a reference's and a ground truth's colours are the ones the
+photographer saw. What the file says beyond its pixels (:class:`PhotoMetadata`: resolution, EXIF, XMP) is
+kept and written into the photo's colorizations. :func:`renditions` makes, once, the PNGs and the thumbnail
+that are served afterwards. Torch-free: the web process and the worker both use it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from backend.errors import UserError
@@ -38,6 +43,24 @@ THUMB_SIDE = 320
 # gray photo stays below it.
 _CHROMA_LEVELS = 12
 _COLOR_SHARE = 0.005
+# JPEG keeps EXIF and XMP in one APP1 segment each (at most 65,533 bytes with its header): a larger record
+# (a camera's maker notes, a long edit history) is dropped rather than fail the result.
+_RECORD_LIMIT = 65_000
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L")  # modes whose embedded profile is applied (LittleCMS)
+_EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x8769, 0xA001, 0xA005
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What a photo's file says beyond its pixels, written into its colorizations: the resolution (a scan
+    printed at its size), and the EXIF and XMP records (date, camera, caption, copyright, place). The
+    orientation is left out (the pixels are already turned), and EXIF's colour space says sRGB (the pixels
+    were converted to it)."""
+
+    dpi: tuple[float, float] | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,7 @@ class DecodedImage:
     mode: str  # Pillow mode of the file as uploaded
     format: str  # PNG, JPEG, ...
     is_color: bool
+    metadata: PhotoMetadata = PhotoMetadata()
 
     @property
     def height(self) -> int:
@@ -88,6 +112,61 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
         gray = np.asarray(img.convert("L"))  # already 8-bit: no float copy (a CLI scan may be 170 MP)
         return np.repeat(gray[..., None], 3, axis=-1)
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """``img`` converted from its embedded ICC profile to sRGB (perceptual intent); unchanged without one,
+    with an sRGB one, in a mode LittleCMS is not given here, or when the profile cannot be read (its numbers
+    are then taken as sRGB, as any browser would)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in _MANAGED_MODES:
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower():
+            return img  # most cameras' and browsers' profile: nothing to convert
+        converted = ImageCms.profileToProfile(
+            img, source, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
+    return converted if isinstance(converted, Image.Image) else img
+
+
+def read_metadata(img: Image.Image) -> PhotoMetadata:
+    """:class:`PhotoMetadata` of an opened (and already turned upright) image; records that cannot be read
+    or written back are left out, never an error."""
+    dpi = img.info.get("dpi")
+    try:
+        x, y = (float(v) for v in dpi) if isinstance(dpi, tuple) and len(dpi) == 2 else (0.0, 0.0)
+    except (TypeError, ValueError):
+        x, y = 0.0, 0.0
+    resolution = (x, y) if 1.0 <= x <= 100_000 and 1.0 <= y <= 100_000 else None
+    exif: bytes | None = None
+    try:
+        record = img.getexif()
+        record.pop(0x0112, None)  # the orientation: already applied to the pixels
+        if len(record):
+            camera = record.get_ifd(_EXIF_IFD)
+            if camera:
+                camera[_COLOR_SPACE] = 1  # sRGB, as the pixels now are
+                camera.pop(_INTEROP_IFD, None)  # its "R03" would tell viewers Adobe RGB
+            exif = record.tobytes() or None
+    except Exception:  # a malformed EXIF record is the file's problem: leave it out
+        exif = None
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    packet = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
+    return PhotoMetadata(
+        dpi=resolution,
+        exif=exif if exif and len(exif) <= _RECORD_LIMIT else None,
+        xmp=packet if packet and len(packet) <= _RECORD_LIMIT else None,
+    )
+
+
+def upright_srgb(img: Image.Image) -> tuple[np.ndarray, PhotoMetadata]:
+    """An opened image as 8-bit sRGB (EXIF orientation applied, ICC profile converted) and its metadata."""
+    upright = ImageOps.exif_transpose(img)
+    return to_rgb8(to_srgb(upright)), read_metadata(upright)
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -136,7 +215,7 @@ def decode(
             mode = img.mode
             img.seek(0)  # first frame of an animation
             img.load()
-            rgb = to_rgb8(ImageOps.exif_transpose(img))
+            rgb, metadata = upright_srgb(img)
     except UserError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's hard limit, far above max_pixels
@@ -156,7 +235,7 @@ def decode(
         raise UserError(400, f"the image could not be decoded (corrupt or truncated): {exc}") from None
     except MemoryError:
         raise UserError(413, "the image is too large to decode") from None
-    return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb))
+    return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb), metadata=metadata)
 
 
 def _check_cost(
@@ -201,23 +280,53 @@ def sniff(data: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
-def encode_png(array: np.ndarray, *, compress_level: int = 3, software: str | None = None) -> bytes:
-    """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it)."""
+def _records(metadata: PhotoMetadata | None) -> dict[str, Any]:
+    """Pillow's save() arguments for the resolution and EXIF of ``metadata``."""
+    if metadata is None:
+        return {}
+    records: dict[str, Any] = {"dpi": metadata.dpi} if metadata.dpi else {}
+    if metadata.exif:
+        records["exif"] = metadata.exif
+    return records
+
+
+def encode_png(
+    array: np.ndarray,
+    *,
+    compress_level: int = 3,
+    software: str | None = None,
+    metadata: PhotoMetadata | None = None,
+) -> bytes:
+    """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it);
+    ``metadata``: the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records."""
     buf = io.BytesIO()
-    info = None
+    info = PngInfo()
     if software is not None:
-        info = PngInfo()
         info.add_text("Software", software)
-    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
+    if metadata is not None and metadata.xmp:
+        info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
+    Image.fromarray(array).save(
+        buf, format="PNG", compress_level=compress_level, pnginfo=info, **_records(metadata)
+    )
     return buf.getvalue()
 
 
-def encode_jpeg(array: np.ndarray, quality: int = 90, *, software: str | None = None) -> bytes:
+def encode_jpeg(
+    array: np.ndarray,
+    quality: int = 90,
+    *,
+    software: str | None = None,
+    metadata: PhotoMetadata | None = None,
+) -> bytes:
     """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up; ``software``: a
-    comment (COM marker) saying who made it."""
+    comment (COM marker) saying who made it; ``metadata``: the photo's resolution, EXIF and XMP."""
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
-    extra = {"comment": software.encode()} if software is not None else {}
+    extra = _records(metadata)
+    if software is not None:
+        extra["comment"] = software.encode()
+    if metadata is not None and metadata.xmp:
+        extra["xmp"] = metadata.xmp
     Image.fromarray(array).save(
         buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True, **extra
     )
@@ -240,8 +349,9 @@ def made_by(path: Path, software: str) -> bool:
 
 
 def png_to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:
-    """A stored PNG result re-encoded as JPEG (a download with ``format=jpg``)."""
-    return encode_jpeg(decode(png, max_pixels=max_pixels).rgb, quality)
+    """A stored PNG result re-encoded as JPEG (a download with ``format=jpg``), its metadata kept."""
+    decoded = decode(png, max_pixels=max_pixels)
+    return encode_jpeg(decoded.rgb, quality, metadata=decoded.metadata)
 
 
 def gray_png(decoded: DecodedImage) -> bytes:

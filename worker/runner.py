@@ -174,7 +174,7 @@ class Runner:
 
     # -- outcomes ---------------------------------------------------------------------------------------
     def _finish(self, job: Claimed, rgb: np.ndarray, seconds: float, source: DecodedImage) -> str:
-        png = encode_png(rgb)
+        png = encode_png(rgb, metadata=source.metadata)  # the photo's resolution, EXIF and XMP kept
         with session_scope() as s:
             result = store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
             finished = lifecycle.finish(

@@ -16,6 +16,8 @@ from backend.cli import checked_device, read_text
 if TYPE_CHECKING:
     import numpy as np
 
+    from backend.images import PhotoMetadata
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
@@ -84,13 +86,14 @@ def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
     return names
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """RGB uint8 array of an image file (EXIF orientation applied); ValueError when it is not an image."""
+def read_photo(path: Path) -> tuple[np.ndarray, PhotoMetadata]:
+    """RGB uint8 array of an image file, read as uploads are (EXIF orientation applied, ICC profile converted
+    to sRGB), and its metadata; ValueError when it is not an image."""
     import warnings
 
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    from backend.images import to_rgb8
+    from backend.images import upright_srgb
 
     try:
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
@@ -99,7 +102,8 @@ def read_rgb(path: Path) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
-                return to_rgb8(ImageOps.exif_transpose(img))
+                img.load()
+                return upright_srgb(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
@@ -232,7 +236,7 @@ def colorize(
     ref_rgb = None
     if reference is not None:
         try:
-            ref_rgb = read_rgb(reference)
+            ref_rgb = read_photo(reference)[0]
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     paths = expand_inputs(inputs)
@@ -250,10 +254,12 @@ def colorize(
     names = output_names(paths, outdir, fmt)
     mark = f"{SOFTWARE} ({method})"
     for start in range(0, len(paths), batch):
-        chunk, planes = [], []
+        chunk, planes, records = [], [], []
         for path in paths[start : start + batch]:
             try:
-                planes.append(labmod.rgb_to_lightness(read_rgb(path)))
+                rgb, metadata = read_photo(path)
+                planes.append(labmod.rgb_to_lightness(rgb))
+                records.append(metadata)  # written into the result: resolution, EXIF, XMP
                 chunk.append(path)
             except ValueError as exc:
                 failures.append(str(exc))
@@ -263,9 +269,12 @@ def colorize(
             continue
         references = [ref_rgb] * len(planes) if info.needs_reference else None
         results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
-        for path, rgb in zip(chunk, results, strict=True):
-            jpeg = fmt == "jpg"
-            data = encode_jpeg(rgb, quality, software=mark) if jpeg else encode_png(rgb, software=mark)
+        for path, rgb, metadata in zip(chunk, results, records, strict=True):
+            data = (
+                encode_jpeg(rgb, quality, software=mark, metadata=metadata)
+                if fmt == "jpg"
+                else encode_png(rgb, software=mark, metadata=metadata)
+            )
             write_whole(names[path], data)
             bar.update(1)
     bar.close()

@@ -289,6 +289,7 @@ def job_result(
     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")] = 90,
     download: Annotated[bool, Query(description="Ask the browser to save the file.")] = False,
 ) -> Response:
+    """sRGB; the photo's resolution (dpi), EXIF and XMP records are kept, its orientation applied."""
     job = _get_job(session, job_id)
     if job.result_image_id is None:
         raise UserError(404, f"no result yet: the job is {job.status}")

@@ -1,0 +1,192 @@
+"""A photo's colour space and metadata: an embedded ICC profile is converted to sRGB on reading, and the
+resolution, EXIF and XMP records reach its colorizations (the worker's PNG, the JPEG download, the CLI)."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from PIL.PngImagePlugin import PngInfo
+from sqlalchemy import select
+
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.images import PhotoMetadata, decode, encode_jpeg, encode_png, png_to_jpeg
+from backend.models import Image as ImageRow
+from tests.backend.cli.conftest import run_cli
+from tests.backend.test_runner import get, new_job, result_rgb
+from tests.conftest import method_available
+from worker.runner import Runner
+
+# sRGB's primaries adapted to D50 (what an ICC v2 display profile states) and D50 itself
+SRGB_PRIMARIES = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7142))
+D50 = (0.9642, 1.0, 0.8249)
+TITLE = "Harbour, 1923"
+
+
+def icc_profile(description: str, gamma: float, space: str = "RGB") -> bytes:
+    """A minimal ICC v2 matrix/TRC display profile (sRGB primaries, one gamma), or a gray one with
+    ``space="GRAY"``: enough for LittleCMS, written here so that no profile file is committed."""
+
+    def fixed(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(v: tuple[float, float, float]) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(fixed(c) for c in v)
+
+    text = description.encode("ascii")
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text) + 1) + text + b"\0" + bytes(4 + 4 + 2 + 1 + 67)
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [(b"desc", desc), (b"cprt", b"text\0\0\0\0test\0"), (b"wtpt", xyz(D50))]
+    if space == "RGB":
+        tags += [(s, xyz(p)) for s, p in zip((b"rXYZ", b"gXYZ", b"bXYZ"), SRGB_PRIMARIES, strict=True)]
+        tags += [(s, curve) for s in (b"rTRC", b"gTRC", b"bTRC")]
+    else:
+        tags += [(b"kTRC", curve)]
+    table, data = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = struct.pack(">I4sI4s4s4s6H4s", size, b"lcms", 0x02100000, b"mntr",
+                         space.ljust(4).encode(), b"XYZ ", 2026, 1, 1, 0, 0, 0, b"acsp")  # fmt: skip
+    header += bytes(4 + 4 + 4 + 4 + 8 + 4) + b"".join(fixed(c) for c in D50) + bytes(4 + 44)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def jpeg_with(rgb: np.ndarray, **extra: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95, **extra)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_an_embedded_profile_is_converted_to_srgb() -> None:
+    # Linear light (gamma 1): 50 % is sRGB level 188, not 128; a browser shows it so, and so do we now.
+    linear = icc_profile("Linear RGB", 1.0)
+    flat = np.full((16, 16, 3), 128, np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(flat).save(buf, format="PNG", icc_profile=linear)
+    assert abs(int(decode(buf.getvalue(), max_pixels=10**6).rgb.mean()) - 188) <= 2
+    # A gray scan with a gray profile too (a "Gray Gamma 1.0" scanner profile)
+    buf = io.BytesIO()
+    Image.fromarray(flat[..., 0]).save(buf, format="PNG", icc_profile=icc_profile("Gray 1.0", 1.0, "GRAY"))
+    decoded = decode(buf.getvalue(), max_pixels=10**6)
+    assert abs(int(decoded.rgb.mean()) - 188) <= 2 and not decoded.is_color
+    # A colour photo: its hue stays, only the numbers change to sRGB's
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 128
+    rgb = decode(jpeg_with(red, icc_profile=linear), max_pixels=10**6).rgb
+    assert rgb[..., 0].mean() > 180 and rgb[..., 1:].mean() < 8
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),  # the usual: nothing to convert
+        b"not an ICC profile at all" * 8,  # damaged: read as sRGB, as browsers do, and never an error
+        icc_profile("Linear RGB", 1.0)[:200],  # truncated
+    ],
+)
+def test_an_srgb_or_unreadable_profile_leaves_the_pixels_as_they_are(profile: bytes) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", icc_profile=profile)
+    assert np.array_equal(decode(buf.getvalue(), max_pixels=10**6).rgb, rgb)
+
+
+def archive_jpeg(rgb: np.ndarray) -> bytes:
+    """A scan as an archive keeps it: 600 dpi, a caption, an author, a date, Adobe RGB in EXIF (the camera
+    convention: ColorSpace "uncalibrated" + Interop R03), turned by the EXIF orientation, and an XMP title."""
+    exif = Image.Exif()
+    exif[0x010E] = "Harbour at dawn"  # ImageDescription
+    exif[0x013B] = "A. Photographer"  # Artist
+    exif[0x8298] = "City Archive"  # Copyright
+    exif[0x0112] = 6  # Orientation: turn 90° clockwise to view
+    camera = exif.get_ifd(0x8769)
+    camera[0x9003] = "1923:05:01 06:30:00"  # DateTimeOriginal
+    camera[0xA001] = 0xFFFF  # ColorSpace: uncalibrated
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt>'
+        f'<rdf:li xml:lang="x-default">{TITLE}</rdf:li></rdf:Alt></dc:title></rdf:Description></rdf:RDF>'
+        "</x:xmpmeta>"
+    )
+    return jpeg_with(rgb, dpi=(600, 600), exif=exif.tobytes(), xmp=xmp.encode())
+
+
+def assert_carries_the_archive_records(data: bytes, fmt: str) -> None:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == fmt
+        assert img.info["dpi"] == pytest.approx((600, 600), abs=0.01)
+        exif = img.getexif()
+        assert exif[0x010E] == "Harbour at dawn" and exif[0x013B] == "A. Photographer"
+        assert exif[0x8298] == "City Archive"
+        assert 0x0112 not in exif  # the pixels are already upright: a viewer must not turn them again
+        camera = exif.get_ifd(0x8769)
+        assert camera[0x9003] == "1923:05:01 06:30:00"
+        assert camera[0xA001] == 1  # the pixels are sRGB now
+        xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+        assert xmp and TITLE in (xmp.decode() if isinstance(xmp, bytes) else xmp)
+
+
+def test_the_records_are_read_and_written_back() -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    decoded = decode(archive_jpeg(rgb), max_pixels=10**6)
+    assert decoded.rgb.shape == (30, 20, 3)  # turned upright
+    assert decoded.metadata.dpi == (600, 600)
+    assert_carries_the_archive_records(encode_png(decoded.rgb, metadata=decoded.metadata), "PNG")
+    assert_carries_the_archive_records(encode_jpeg(decoded.rgb, metadata=decoded.metadata), "JPEG")
+    # A record too large for a JPEG segment is left out, not an error; nothing is written without records.
+    huge = PhotoMetadata(dpi=(300.0, 300.0), exif=None, xmp=None)
+    with Image.open(io.BytesIO(encode_jpeg(decoded.rgb, metadata=huge))) as img:
+        assert img.info["dpi"] == (300, 300) and not img.getexif()
+    info = PngInfo()  # a PNG may hold a larger XMP packet than a JPEG segment can
+    info.add_itxt("XML:com.adobe.xmp", "<x>" + " " * 70_000 + "</x>")
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", pnginfo=info)
+    too_large = decode(buf.getvalue(), max_pixels=10**6).metadata
+    assert too_large.xmp is None
+    assert Image.open(io.BytesIO(encode_jpeg(rgb, metadata=too_large))).format == "JPEG"
+    with Image.open(io.BytesIO(encode_png(rgb))) as img:
+        assert "dpi" not in img.info and not img.getexif()
+
+
+@pytest.fixture
+def runner(database: str) -> Runner:
+    return Runner(get_settings())
+
+
+def test_a_colorization_keeps_the_photo_s_records(runner: Runner) -> None:
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    gray = np.repeat(np.linspace(0, 255, 48 * 64, dtype=np.uint8).reshape(48, 64)[..., None], 3, axis=-1)
+    job_id = new_job("cnn", data=archive_jpeg(gray))
+    assert runner.run(job_id) == "done"
+    assert result_rgb(job_id).shape == (64, 48, 3)
+    with session_scope() as s:
+        png_bytes = s.scalars(select(ImageRow.data).where(ImageRow.id == get(job_id).result_image_id)).one()
+    assert_carries_the_archive_records(png_bytes, "PNG")  # GET /jobs/{id}/result.png
+    assert_carries_the_archive_records(png_to_jpeg(png_bytes, 90, 10**6), "JPEG")  # ?format=jpg, zips
+
+
+def test_colorize_cli_keeps_the_photo_s_records(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    gray = np.repeat(np.linspace(0, 255, 40 * 56, dtype=np.uint8).reshape(40, 56)[..., None], 3, axis=-1)
+    (folder / "scan.jpg").write_bytes(archive_jpeg(gray))
+    for fmt, name in (("png", "PNG"), ("jpg", "JPEG")):
+        out = tmp_path / fmt
+        code, output = run_cli(
+            "colorize", str(folder), "-o", str(out), "--method", "cnn", "--format", fmt, "--no-progress"
+        )
+        assert code == 0, output
+        result = (out / f"scan.{fmt}").read_bytes()
+        assert_carries_the_archive_records(result, name)
+        assert Image.open(io.BytesIO(result)).size == (40, 56)
