@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from backend.cli import checked_device, read_text
+from backend.cli import Refused, checked_device, read_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -206,15 +206,13 @@ def colorize(
         else methods.default_method(with_reference=reference is not None)
     )
     if info is None:
-        raise click.ClickException(
-            f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}"
-        )
+        raise Refused(f"unknown method {method!r}; choose from {', '.join(m.name for m in methods.METHODS)}")
     method = info.name
     raw: dict[str, Any] = {}  # option strings, and --vividness as a float
     for item in options:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise click.ClickException(f"--option needs NAME=VALUE, got {item!r}")
+            raise Refused(f"--option needs NAME=VALUE, got {item!r}")
         raw[key.strip()] = value
     if vividness is not None:
         raw["vividness"] = vividness
@@ -225,11 +223,11 @@ def colorize(
     try:
         params = validate_params(info, raw)
     except ParamError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     if info.needs_reference and reference is None:
-        raise click.ClickException(f"method {method!r} needs --reference IMAGE")
+        raise Refused(f"method {method!r} needs --reference IMAGE")
     if reference is not None and not info.needs_reference:
-        raise click.ClickException(
+        raise Refused(
             f"method {method!r} takes no reference; drop --reference or choose "
             f"{', '.join(m.name for m in methods.METHODS if m.needs_reference)}"
         )

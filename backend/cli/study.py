@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import read_text
+from backend.cli import Refused, read_text
 from backend.config import get_settings
 
 
@@ -223,7 +223,7 @@ def hash_password() -> None:
 
     first = getpass.getpass("Password: ")
     if len(first) < 8:
-        raise click.ClickException("use at least 8 characters")
+        raise Refused("use at least 8 characters")
     if getpass.getpass("Again: ") != first:
-        raise click.ClickException("the passwords differ")
+        raise Refused("the passwords differ")
     click.echo(make(first))

@@ -38,3 +38,19 @@ def test_train_refuses_options_its_arch_does_not_use(tmp_path: Path) -> None:
     # Options left at their defaults, even when written out, are not refused.
     code, output = run_cli("train", "--arch", "reference-fusion", "--data", empty, "--device", "cpu")
     assert code == 1 and "MANIFEST.csv" in output, output
+
+
+def test_hash_password_refuses_a_short_or_mistyped_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.auth import verify_password
+
+    def typing(*answers: str) -> None:
+        typed = iter(answers)
+        monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+
+    for answers, words in ((["short"], "at least 8 characters"), (["long-enough", "other-one"], "differ")):
+        typing(*answers)
+        code, output = run_cli("study", "hash-password")
+        assert code == 2 and words in output, output  # a refusal, as README says
+    typing("long-enough", "long-enough")
+    code, output = run_cli("study", "hash-password")
+    assert code == 0 and verify_password("long-enough", output.strip())

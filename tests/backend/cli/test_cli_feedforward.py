@@ -81,7 +81,7 @@ def test_colorize_clean_errors(tmp_path: Path):
     code, output = run_cli("colorize", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--no-progress")
     assert code == 1 and "no such file" in output
     code, output = run_cli("colorize", str(IMAGENET / "000_*.jpg"), "-o", str(tmp_path), "--method", "nope")
-    assert code == 1 and "unknown method" in output
+    assert code == 2 and "unknown method" in output  # a refusal; a missing file above is 1
     code, output = run_cli(
         "colorize",
         str(IMAGENET / "000_*.jpg"),
@@ -160,15 +160,17 @@ def test_colorize_uses_the_default_method_with_vividness_and_hints(photos: Path,
 
 def test_colorize_refuses_bad_hints_and_vividness_cleanly(tmp_path: Path):
     photo = str(IMAGENET / "000_*.jpg")
-    for extra, words in (
-        (["--hints", "[{"], "JSON list"),
-        (["--hints", '[{"x": 3, "y": 0, "color": "#ffffff"}]'], "from 0 to 1"),
-        (["--hints", f"@{tmp_path / 'missing.json'}"], "No such file"),
-        (["--vividness", "2"], "0<=x<=1"),
-        (["--method", "cnn", "--vividness", "0.5"], "unknown option"),
+    # README: 2 for a refusal (a bad value), 1 for a file it cannot use
+    for extra, words, status in (
+        (["--hints", "[{"], "JSON list", 2),
+        (["--hints", '[{"x": 3, "y": 0, "color": "#ffffff"}]'], "from 0 to 1", 2),
+        (["--hints", f"@{tmp_path / 'missing.json'}"], "No such file", 1),
+        (["--vividness", "2"], "0<=x<=1", 2),
+        (["--method", "cnn", "--vividness", "0.5"], "unknown option", 2),
+        (["--method", "unet-bins-reference"], "needs --reference", 2),
     ):
         code, output = run_cli("colorize", photo, "-o", str(tmp_path / "o"), "--no-progress", *extra)
-        assert code != 0 and words in output and "Traceback" not in output, (extra, output)
+        assert code == status and words in output and "Traceback" not in output, (extra, output)
     assert not (tmp_path / "o").exists()
 
 
@@ -216,5 +218,5 @@ def test_a_reference_for_a_method_that_takes_none_is_refused(photos: Path, tmp_p
     reference = next(IMAGENET.glob("047_*.jpg"))
     code, output = run_cli("colorize", str(photos), "-o", str(tmp_path / "x"), "--method", "cnn",
                            "--reference", str(reference))  # fmt: skip
-    assert code != 0 and "takes no reference" in output
+    assert code == 2 and "takes no reference" in output
     assert not (tmp_path / "x").exists()

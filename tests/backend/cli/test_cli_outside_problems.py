@@ -77,7 +77,7 @@ def test_text_files_that_are_not_text_and_unknown_devices(gray_photo: Path, tmp_
     code, output = run_cli(
         "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", ""
     )  # not the default
-    assert code == 1 and "unknown method ''" in output
+    assert code == 2 and "unknown method ''" in output
     assert not (tmp_path / "o").exists()
 
 
@@ -219,4 +219,4 @@ def test_a_rerun_replaces_its_own_results_but_never_a_file_of_the_users(
 
 def test_an_option_without_a_name_is_refused(gray_photo: Path, tmp_path: Path) -> None:
     code, output = run_cli("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--option", "=3")
-    assert code == 1 and "--option needs NAME=VALUE, got '=3'" in output
+    assert code == 2 and "--option needs NAME=VALUE, got '=3'" in output
