@@ -11,6 +11,7 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -116,11 +117,28 @@ def _clean_text(value: str | None, name: str, limit: int) -> str:
     return text
 
 
+class CheckedTexts(NamedTuple):
+    title: str
+    consent_text: str
+    instructions: str
+
+
+def clean_texts(title: str | None, consent_text: str | None, instructions: str | None) -> CheckedTexts:
+    """The texts participants see, checked against :data:`TEXT_LIMITS`; an empty consent text or instructions
+    is the default one, an empty title an error (422)."""
+    clean_title = _clean_text(title, "the title", TEXT_LIMITS["title"])
+    if not clean_title:
+        raise UserError(422, "the study needs a title")
+    return CheckedTexts(
+        clean_title,
+        _clean_text(consent_text, "the consent text", TEXT_LIMITS["consent_text"]) or DEFAULT_CONSENT,
+        _clean_text(instructions, "the instructions", TEXT_LIMITS["instructions"]) or DEFAULT_INSTRUCTIONS,
+    )
+
+
 def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool = True) -> StudySpec:
     """Check and normalise a study's settings, or raise :class:`UserError` (422/409)."""
-    title = _clean_text(spec.title, "the title", TEXT_LIMITS["title"])
-    if not title:
-        raise UserError(422, "the study needs a title")
+    texts = clean_texts(spec.title, spec.consent_text, spec.instructions)
     methods = [m.strip() for m in spec.methods if m and m.strip()]
     if not methods:
         raise UserError(422, "choose at least one colorization method")
@@ -152,14 +170,12 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
         if parts.scheme not in ("http", "https") or not parts.netloc or len(redirect) > 500:
             raise UserError(422, "the redirect URL must be an http(s) address of at most 500 characters")
     return StudySpec(
-        title=title,
+        title=texts.title,
         methods=methods,
         trials_part1=spec.trials_part1,
         trials_part2=spec.trials_part2,
-        instructions=_clean_text(spec.instructions, "the instructions", TEXT_LIMITS["instructions"])
-        or DEFAULT_INSTRUCTIONS,
-        consent_text=_clean_text(spec.consent_text, "the consent text", TEXT_LIMITS["consent_text"])
-        or DEFAULT_CONSENT,
+        instructions=texts.instructions,
+        consent_text=texts.consent_text,
         completion_code=code,
         redirect_url=redirect,
         attention_checks=bool(spec.attention_checks),
@@ -449,19 +465,10 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     """Change the texts participants see. A draft is edited in place; once the study has opened, a change is a
     new version (kept, and recorded for each participant who consents from then on). Returns whether a new
     version was made. Commits."""
-    title = _clean_text(title, "the title", TEXT_LIMITS["title"])
-    if not title:
-        raise UserError(422, "the study needs a title")
-    consent_text = (
-        _clean_text(consent_text, "the consent text", TEXT_LIMITS["consent_text"]) or DEFAULT_CONSENT
-    )
-    instructions = (
-        _clean_text(instructions, "the instructions", TEXT_LIMITS["instructions"]) or DEFAULT_INSTRUCTIONS
-    )
-    unchanged = (study.title, study.consent_text, study.instructions) == (title, consent_text, instructions)
-    if unchanged:
+    texts = clean_texts(title, consent_text, instructions)
+    if (study.title, study.consent_text, study.instructions) == texts:
         return False
-    study.title, study.consent_text, study.instructions = title, consent_text, instructions
+    study.title, study.consent_text, study.instructions = texts
     versioned = study.texts_version > 0
     if versioned:
         _snapshot_texts(session, study, study.texts_version + 1)
