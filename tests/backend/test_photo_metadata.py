@@ -101,14 +101,16 @@ def test_an_srgb_or_unreadable_profile_leaves_the_pixels_as_they_are(profile: by
     assert np.array_equal(decode(buf.getvalue(), max_pixels=10**6).rgb, rgb)
 
 
-def archive_jpeg(rgb: np.ndarray) -> bytes:
-    """A scan as an archive keeps it: 600 dpi, a caption, an author, a date, Adobe RGB in EXIF (the camera
-    convention: ColorSpace "uncalibrated" + Interop R03), turned by the EXIF orientation, and an XMP title."""
+def archive_records(*, turned: bool = True) -> dict[str, bytes]:
+    """EXIF and XMP as an archive keeps them (Pillow's save() arguments): a caption, an author, a copyright,
+    a date, Adobe RGB in EXIF (the camera convention: ColorSpace "uncalibrated"), an orientation that turns
+    the photo (unless not ``turned``), and an XMP title."""
     exif = Image.Exif()
     exif[0x010E] = "Harbour at dawn"  # ImageDescription
     exif[0x013B] = "A. Photographer"  # Artist
     exif[0x8298] = "City Archive"  # Copyright
-    exif[0x0112] = 6  # Orientation: turn 90° clockwise to view
+    if turned:
+        exif[0x0112] = 6  # Orientation: turn 90° clockwise to view
     camera = exif.get_ifd(0x8769)
     camera[0x9003] = "1923:05:01 06:30:00"  # DateTimeOriginal
     camera[0xA001] = 0xFFFF  # ColorSpace: uncalibrated
@@ -118,7 +120,12 @@ def archive_jpeg(rgb: np.ndarray) -> bytes:
         f'<rdf:li xml:lang="x-default">{TITLE}</rdf:li></rdf:Alt></dc:title></rdf:Description></rdf:RDF>'
         "</x:xmpmeta>"
     )
-    return jpeg_with(rgb, dpi=(600, 600), exif=exif.tobytes(), xmp=xmp.encode())
+    return {"exif": exif.tobytes(), "xmp": xmp.encode()}
+
+
+def archive_jpeg(rgb: np.ndarray) -> bytes:
+    """A scan as an archive keeps it: 600 dpi and :func:`archive_records`."""
+    return jpeg_with(rgb, dpi=(600, 600), **archive_records())
 
 
 def assert_carries_the_archive_records(data: bytes, fmt: str) -> None:
