@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from backend.errors import UserError
@@ -47,8 +47,30 @@ _COLOR_SHARE = 0.005
 # (a camera's maker notes, a long edit history) is dropped rather than fail the result.
 _RECORD_LIMIT = 65_000
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-_MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L")  # modes whose embedded profile is applied (LittleCMS)
-_EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x8769, 0xA001, 0xA005
+# modes whose embedded profile is applied (LittleCMS; 16-bit gray is a scanner's), and LA's gray apart from
+# its alpha (LittleCMS would read the alpha as gray)
+_MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
+_ORIENTATION, _X_RESOLUTION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x0112, 0x011A, 0x8769, 0xA001, 0xA005
+# EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
+# also writes the record back into the image, and a damaged record made it refuse a readable photo)
+_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# A TIFF's EXIF record, as Pillow reads it, is the file's own directory: how its pixels are laid out,
+# compressed and coloured (its ICC profile, transfer curve, palette), its XMP and Photoshop blocks (with a
+# thumbnail of the original). None of them describes a result, whose pixels are sRGB in another file.
+_FILE_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284, 288, 289}
+    | {290, 291, 292, 293, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 333, 334, 336, 338}
+    | {339, 340, 341, 347, *range(512, 522), 529, 530, 532, 700, 34377, 34675, 37724}
+)
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation="[0-9]"|<tiff:Orientation>[0-9]</tiff:Orientation>')
 
 
 @dataclass(frozen=True)
@@ -119,12 +141,18 @@ def to_srgb(img: Image.Image) -> Image.Image:
     with an sRGB one, in a mode LittleCMS is not given here, or when the profile cannot be read (its numbers
     are then taken as sRGB, as any browser would)."""
     icc = img.info.get("icc_profile")
+    if icc and img.mode in ("P", "PA"):
+        img = img.convert("RGBA")  # a palette's colours are converted, not its indices (info is copied)
     if not icc or img.mode not in _MANAGED_MODES:
         return img
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in ImageCms.getProfileDescription(source).lower():
             return img  # most cameras' and browsers' profile: nothing to convert
+        if img.mode == "LA":
+            colour = to_srgb(img.convert("L"))  # the profile goes along (info is copied)
+            colour.putalpha(img.getchannel("A"))
+            return colour
         converted = ImageCms.profileToProfile(
             img, source, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB"
         )
@@ -133,29 +161,33 @@ def to_srgb(img: Image.Image) -> Image.Image:
     return converted if isinstance(converted, Image.Image) else img
 
 
-def read_metadata(img: Image.Image) -> PhotoMetadata:
-    """:class:`PhotoMetadata` of an opened (and already turned upright) image; records that cannot be read
-    or written back are left out, never an error."""
-    dpi = img.info.get("dpi")
+def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
+    """:class:`PhotoMetadata` from an opened image's EXIF ``record`` (changed here) and ``info``; the
+    orientation is left out of both (the pixels are turned upright), and so is what a TIFF's record says
+    about its own file; records that cannot be read or written back are left out, never an error."""
+    dpi = info.get("dpi")
     try:
         x, y = (float(v) for v in dpi) if isinstance(dpi, tuple) and len(dpi) == 2 else (0.0, 0.0)
     except (TypeError, ValueError):
         x, y = 0.0, 0.0
-    resolution = (x, y) if 1.0 <= x <= 100_000 and 1.0 <= y <= 100_000 else None
+    # JFIF keeps the resolution in 16 bits: a larger one would wrap around in the JPEG download
+    resolution = (x, y) if 1.0 <= x <= 65_535 and 1.0 <= y <= 65_535 else None
     exif: bytes | None = None
     try:
-        record = img.getexif()
-        record.pop(0x0112, None)  # the orientation: already applied to the pixels
+        for tag in {_ORIENTATION, *_FILE_TAGS}.intersection(record):
+            del record[tag]
         if len(record):
-            camera = record.get_ifd(_EXIF_IFD)
-            if camera:
+            if _EXIF_IFD in record:  # get_ifd would add an empty one
+                camera = record.get_ifd(_EXIF_IFD)
                 camera[_COLOR_SPACE] = 1  # sRGB, as the pixels now are
                 camera.pop(_INTEROP_IFD, None)  # its "R03" would tell viewers Adobe RGB
             exif = record.tobytes() or None
     except Exception:  # a malformed EXIF record is the file's problem: leave it out
         exif = None
-    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
     packet = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
+    if packet:
+        packet = _XMP_ORIENTATION.sub(b"", packet)
     return PhotoMetadata(
         dpi=resolution,
         exif=exif if exif and len(exif) <= _RECORD_LIMIT else None,
@@ -165,8 +197,17 @@ def read_metadata(img: Image.Image) -> PhotoMetadata:
 
 def upright_srgb(img: Image.Image) -> tuple[np.ndarray, PhotoMetadata]:
     """An opened image as 8-bit sRGB (EXIF orientation applied, ICC profile converted) and its metadata."""
-    upright = ImageOps.exif_transpose(img)
-    return to_rgb8(to_srgb(upright)), read_metadata(upright)
+    try:
+        record = img.getexif()  # the file's own: a turned copy would lose a TIFF's tags
+        orientation = record.get(_ORIENTATION)
+    except Exception:  # a record too damaged to read: no orientation and no EXIF, as a browser shows it
+        record, orientation = Image.Exif(), None
+    turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
+    upright = img.transpose(turn) if turn is not None else img
+    info = img.info
+    if img.format == "TIFF" and _X_RESOLUTION not in record:  # Pillow says 1 dpi where a TIFF states none
+        info = {key: value for key, value in info.items() if key != "dpi"}
+    return to_rgb8(to_srgb(upright)), read_metadata(record, info)
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
