@@ -35,6 +35,7 @@ API_TAGS = [
     {"name": "batches", "description": "Many photos at once, results as a ZIP."},
     {"name": "compare", "description": "One photo through several methods side by side."},
     {"name": "study", "description": "The participant side of a user study."},
+    {"name": "service", "description": "For load balancers and monitors."},
 ]
 
 
@@ -117,7 +118,12 @@ def create_app() -> FastAPI:
             return error_page(request, exc.status_code, str(exc.detail), exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get(
+        "/healthz",
+        tags=["service"],
+        summary="Liveness: the web process answers",
+        description='`{"status": "ok"}` while the process serves requests (the database is not asked).',
+    )
     async def healthz() -> dict[str, str]:  # async: answers even while every thread is busy
         return {"status": "ok"}
 

@@ -146,10 +146,63 @@ class ErrorOut(BaseModel):
     detail: str = Field(examples=["not a supported image: the content is not one of PNG, JPEG, ..."])
 
 
-# The refusals a route may answer with (OpenAPI): every one is a UserError's {"detail": ...}.
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 404, 409, 413, 415, 422, 429, 503)
-}
+Responses = dict[int | str, dict[str, Any]]  # a route's OpenAPI `responses`
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+# The headers clients rely on, documented where they come (OpenAPI `headers`).
+ALLOW = {"Allow": _header("The methods this path takes, e.g. `GET, HEAD, DELETE`.")}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again.")}
+LOCATION = {"Location": _header("The new resource's URL (its `status_url`).")}
+_ETAG = {"ETag": _header("Changes only with the bytes: send it back in `If-None-Match` for a 304.")}
+
+
+def errors(*codes: int) -> Responses:
+    """The refusals a route answers with, each a UserError's ``{"detail": ...}``. Every route may also answer
+    405 (another method on its path, named in ``Allow``) and 503 (the database is away, ``Retry-After``)."""
+    headers = {405: ALLOW, 429: RETRY_AFTER, 503: RETRY_AFTER}
+    return {
+        code: {"model": ErrorOut, **({"headers": headers[code]} if code in headers else {})}
+        for code in sorted({*codes, 405, 503})
+    }
+
+
+# An upload (POST /colorize, /jobs/{id}/rerun, /batches, /compare): 400 malformed multipart or an empty file,
+# 404 an unknown `reference_id` (or job), 408 a stalled body, 409 method unavailable, 413 too large, 415 not
+# an image, 422 a form or option that cannot be used, 429 over COLORIZE_RATE or PHOTO_BUDGET.
+UPLOAD_ERRORS = errors(400, 404, 408, 409, 413, 415, 422, 429)
+
+
+def queued(description: str) -> Responses:
+    """The 202 of an upload, with its ``Location`` header."""
+    return {202: {"description": description, "headers": LOCATION}}
+
+
+def file_responses(
+    description: str, *media_types: str, etag: bool = True, disposition: bool = False
+) -> Responses:
+    """The 200 of a route that answers a file (its types, binary) and, when it has an ``ETag``, the 304 that
+    answers a matching ``If-None-Match``. Use with ``response_class=Response``: no JSON 200 is implied."""
+    # A stored image never changes under its URL; a zip or a live preview is made afresh each time.
+    cache = "`private, max-age=31536000, immutable`" if etag else "`no-store`"
+    headers = {"Cache-Control": _header(cache)} | (_ETAG if etag else {})
+    if disposition:
+        headers["Content-Disposition"] = _header(
+            "The download's file name (`filename` in ASCII and `filename*` in UTF-8, RFC 6266)."
+        )
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    out: Responses = {
+        200: {"description": description, "content": dict.fromkeys(media_types, binary), "headers": headers}
+    }
+    if etag:
+        out[304] = {
+            "description": "Not Modified: `If-None-Match` named the current ETag (no body).",
+            "headers": headers,
+        }
+    return out
 
 
 class RejectedOut(BaseModel):
@@ -171,7 +224,7 @@ class BatchOut(BaseModel):
     method: str
     method_title: str
     params: dict[str, Any]
-    created_at: Any
+    created_at: datetime
     total: int = Field(description="Photos accepted (one job each).")
     counts: dict[str, int] = Field(description="Jobs per status.")
     progress: float = Field(description="Share of the accepted photos that are finished (0..1).")

@@ -20,14 +20,17 @@ from backend.images import decode, png_to_jpeg, renditions, thumbnail_jpeg
 from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
-    ERRORS,
+    UPLOAD_ERRORS,
     JobCreated,
     JobOut,
     MethodOut,
     ReferenceOut,
     download_name,
+    errors,
+    file_responses,
     job_created,
     job_out,
+    queued,
 )
 from backend.uploads import decode_limiter, has_file, read_reference, read_upload
 from backend.web import client_of, content_disposition
@@ -39,7 +42,7 @@ router = APIRouter(tags=["colorize"])
     "/colorize",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
-    responses=ERRORS,
+    responses={**queued("Queued: follow `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
     dependencies=[Depends(upload_rate_limit)],
     summary="Queue a colorization job",
     description=(
@@ -108,7 +111,7 @@ def _read_job(job_id: str) -> JobOut:
 @router.get(
     "/jobs/{job_id}",
     response_model=JobOut,
-    responses=ERRORS,
+    responses=errors(404),
     summary="Job status and progress",
     description="While the job waits or runs, `queue` says how many jobs are ahead of it in its lane and "
     "when it should start and finish (from the recent durations of its method on this server).",
@@ -120,7 +123,7 @@ async def get_job(job_id: str) -> JobOut:
 @router.delete(
     "/jobs/{job_id}",
     response_model=JobOut,
-    responses={204: {"description": "The finished job and its images were deleted."}, **ERRORS},
+    responses={204: {"description": "The finished job and its images were deleted."}, **errors(404, 409)},
     summary="Cancel a queued or running job; delete a finished one",
     description=(
         "A queued or running job is cancelled (200, the job). A finished job (done, failed, cancelled) is "
@@ -148,7 +151,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
     "/jobs/{job_id}/rerun",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
-    responses=ERRORS,
+    responses={**queued("Queued: the new job's `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
     dependencies=[Depends(upload_rate_limit)],
     summary="Colorize the same photo again with other options (e.g. vividness, hints) or another reference",
     description=(
@@ -205,10 +208,16 @@ def _png(data: bytes, *, immutable: bool = True) -> Response:
     return Response(data, media_type="image/png", headers={"Cache-Control": cache})
 
 
+def _not_modified(request: Request, etag: str) -> bool:
+    """Whether If-None-Match names this ETag, or is ``*`` (any current representation, RFC 9110 §13.1.2)."""
+    given = request.headers.get("if-none-match", "")
+    return given.strip() == "*" or etag in given
+
+
 def _cached(request: Request, data: bytes | None, etag: str, media_type: str) -> Response:
     """An immutable stored image, with an ETag (a revalidation costs no image bytes)."""
     headers = {"Cache-Control": IMMUTABLE, "ETag": etag}
-    if etag in request.headers.get("if-none-match", ""):
+    if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=media_type, headers=headers)
 
@@ -277,7 +286,13 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
 
 @router.get(
     "/jobs/{job_id}/result.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={
+        **file_responses(
+            "The result: PNG, or JPEG with `format=jpg`.", "image/png", "image/jpeg", disposition=True
+        ),
+        **errors(404, 422),
+    },
     summary="The colorized photo (full input resolution)",
 )
 def job_result(
@@ -295,7 +310,7 @@ def job_result(
         raise UserError(404, f"no result yet: the job is {job.status}")
     image = _image_bytes(session, job.result_image_id)
     etag = f'"{image.sha256[:32]}-{format}{quality if format == "jpg" else ""}"'
-    data = None if etag in request.headers.get("if-none-match", "") else image.data
+    data = None if _not_modified(request, etag) else image.data
     if data is not None and format == "jpg":
         data = png_to_jpeg(data, quality, settings.max_pixels)
     response = _cached(request, data, etag, "image/jpeg" if format == "jpg" else "image/png")
@@ -307,7 +322,8 @@ def job_result(
 
 @router.get(
     "/jobs/{job_id}/input.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The grayscale photo.", "image/png"), **errors(404)},
     summary="The grayscale photo as the colorizer saw it",
 )
 async def job_input(job_id: str, request: Request) -> Response:
@@ -316,7 +332,8 @@ async def job_input(job_id: str, request: Request) -> Response:
 
 @router.get(
     "/jobs/{job_id}/original.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The upload, as PNG.", "image/png"), **errors(404)},
     summary="The upload as stored (the ground truth when it is a colour photo)",
 )
 async def job_original(job_id: str, request: Request) -> Response:
@@ -325,7 +342,8 @@ async def job_original(job_id: str, request: Request) -> Response:
 
 @router.get(
     "/jobs/{job_id}/reference.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The reference, as PNG.", "image/png"), **errors(404)},
     summary="The colour reference a job was given (the reference methods)",
 )
 async def job_reference(job_id: str, request: Request) -> Response:
@@ -334,7 +352,8 @@ async def job_reference(job_id: str, request: Request) -> Response:
 
 @router.get(
     "/jobs/{job_id}/thumb.jpg",
-    responses={200: {"content": {"image/jpeg": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The preview.", "image/jpeg"), **errors(404, 422)},
     summary="A small JPEG preview (longest side 320 px) of the input or of the result",
 )
 async def job_thumbnail(
@@ -346,7 +365,8 @@ async def job_thumbnail(
 
 @router.get(
     "/jobs/{job_id}/preview.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The latest preview.", "image/png", etag=False), **errors(404)},
     summary="Live preview of a running iterative job",
 )
 def job_preview(job_id: str, session: SessionDep) -> Response:
@@ -357,12 +377,22 @@ def job_preview(job_id: str, session: SessionDep) -> Response:
     return _png(preview, immutable=False)
 
 
-@router.get("/methods", response_model=list[MethodOut], summary="The colorization methods and their options")
+@router.get(
+    "/methods",
+    response_model=list[MethodOut],
+    responses=errors(),
+    summary="The colorization methods and their options",
+)
 def list_methods(settings: SettingsDep, session: SessionDep) -> list[MethodOut]:
     return [MethodOut.model_validate(m) for m in method_views.methods_out(settings, session)]
 
 
-@router.get("/references", response_model=list[ReferenceOut], summary="Reference images you can reuse")
+@router.get(
+    "/references",
+    response_model=list[ReferenceOut],
+    responses=errors(),
+    summary="Reference images you can reuse",
+)
 async def list_references(request: Request, settings: SettingsDep) -> list[ReferenceOut]:
     return await run_in_threadpool(_references, settings, client_of(request))
 
@@ -374,7 +404,8 @@ def _references(settings: Settings, client: str | None) -> list[ReferenceOut]:
 
 @router.get(
     "/references/{ref_id}.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**file_responses("The reference, as PNG.", "image/png"), **errors(404)},
     summary="A reference image (your earlier upload or a bundled example)",
 )
 def reference_image(ref_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:

@@ -29,13 +29,16 @@ from backend.images import decode, png_to_jpeg
 from backend.models import Batch, Image, Job, JobStatus, is_valid_id, new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
-    ERRORS,
     MAX_ZIP_RESULTS,
+    UPLOAD_ERRORS,
     BatchCreated,
     BatchOut,
     RejectedOut,
     batch_out,
     download_name,
+    errors,
+    file_responses,
+    queued,
 )
 from backend.stored_images import Upload, display_name, distinct_names
 from backend.uploads import has_file, read_reference
@@ -122,7 +125,7 @@ def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
     "/batches",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchCreated,
-    responses=ERRORS,
+    responses={**queued("Queued: follow `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
     summary="Queue many photos with one method",
     description=(
         "Multipart: `images` repeated (one file each), or one zip file as `images`; `method`, options (as "
@@ -237,7 +240,9 @@ def get_batch_row(session: Session, batch_id: str) -> Batch:
     return batch
 
 
-@router.get("/batches/{batch_id}", response_model=BatchOut, responses=ERRORS, summary="A batch's progress")
+@router.get(
+    "/batches/{batch_id}", response_model=BatchOut, responses=errors(404), summary="A batch's progress"
+)
 def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
     batch = get_batch_row(session, batch_id)
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
@@ -247,7 +252,7 @@ def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
 @router.delete(
     "/batches/{batch_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERRORS,
+    responses=errors(404, 409),
     summary="Delete a batch: cancel its unfinished photos, delete them all with their images",
     description="Afterwards the batch and its jobs answer 404. 409, with nothing changed, when one of its "
     "jobs is a stimulus of a user study.",
@@ -323,13 +328,15 @@ def _zip_response(
     )
 
 
+ZIP_RESPONSES = file_responses("The zip, streamed.", "application/zip", etag=False, disposition=True)
 Format = Annotated[Literal["png", "jpg"], Query(description="png (lossless) or jpg.")]
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")]
 
 
 @router.get(
     "/batches/{batch_id}/results.zip",
-    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**ZIP_RESPONSES, **errors(404, 422)},
     summary="The batch's finished results as one zip, named after the originals",
     description="`holiday-1962.jpg` becomes `holiday-1962-unet-bins.png` (or `.jpg` with `format=jpg`): "
     "named as every other download of a result. Photos still running are left out (download again later); "
@@ -357,7 +364,8 @@ def batch_results(
 
 @router.get(
     "/results.zip",
-    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+    response_class=Response,
+    responses={**ZIP_RESPONSES, **errors(404, 422)},
     summary="Several jobs' results as one zip (the history's multi-select download)",
     description="`id` repeated: job ids; `batch` and `comparison` repeated: every job of those batches and "
     "comparisons. Files are named `<original stem>-<method>.png` (or `.jpg`). Jobs not finished yet are "

@@ -14,7 +14,14 @@ from backend.deps import SessionDep, SettingsDep
 from backend.errors import UserError
 from backend.models import new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
-from backend.schemas import ERRORS, ComparisonCreated, ComparisonOut, comparison_out
+from backend.schemas import (
+    UPLOAD_ERRORS,
+    ComparisonCreated,
+    ComparisonOut,
+    comparison_out,
+    errors,
+    queued,
+)
 from backend.uploads import has_file, read_reference, read_upload
 from backend.web import client_of
 
@@ -25,7 +32,7 @@ router = APIRouter(tags=["compare"])
     "/compare",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ComparisonCreated,
-    responses=ERRORS,
+    responses={**queued("Queued: follow `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
     dependencies=[Depends(upload_rate_limit)],
     summary="Colorize one photo with every available method",
     description=(
@@ -84,7 +91,7 @@ async def create_comparison(
 @router.get(
     "/compare/{group_id}",
     response_model=ComparisonOut,
-    responses=ERRORS,
+    responses=errors(404),
     summary="A comparison: every method's job, with metrics when there is a ground truth",
 )
 async def get_comparison(group_id: str) -> ComparisonOut:
@@ -103,7 +110,7 @@ def _read_comparison(group_id: str) -> ComparisonOut:
 @router.delete(
     "/compare/{group_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERRORS,
+    responses=errors(404, 409),
     summary="Delete a comparison: cancel its unfinished jobs, delete them all with their images",
     description="Afterwards the comparison and its jobs answer 404.",
 )
