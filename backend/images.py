@@ -70,7 +70,13 @@ _FILE_TAGS = frozenset(
     | {290, 291, 292, 293, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 333, 334, 336, 338}
     | {339, 340, 341, 347, *range(512, 522), 529, 530, 532, 700, 34377, 34675, 37724}
 )
-_XMP_ORIENTATION = re.compile(rb'tiff:Orientation="[0-9]"|<tiff:Orientation>[0-9]</tiff:Orientation>')
+# Left out of the XMP record: the orientation (the pixels are turned) and the thumbnails of the gray original
+# that Photoshop and Bridge keep there (xap: in older files)
+_XMP_LEFT_OUT = re.compile(
+    rb'tiff:Orientation="[0-9]"|<tiff:Orientation>[0-9]</tiff:Orientation>'
+    rb"|<(xmp|xap):Thumbnails\b.*?</\1:Thumbnails>",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -163,8 +169,9 @@ def to_srgb(img: Image.Image) -> Image.Image:
 
 def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
     """:class:`PhotoMetadata` from an opened image's EXIF ``record`` (changed here) and ``info``; the
-    orientation is left out of both (the pixels are turned upright), and so is what a TIFF's record says
-    about its own file; records that cannot be read or written back are left out, never an error."""
+    orientation is left out of both (the pixels are turned upright), and so are what a TIFF's record says
+    about its own file and XMP's thumbnails; records that cannot be read or written back are left out, never
+    an error."""
     dpi = info.get("dpi")
     try:
         x, y = (float(v) for v in dpi) if isinstance(dpi, tuple) and len(dpi) == 2 else (0.0, 0.0)
@@ -187,7 +194,7 @@ def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
     packet = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
     if packet:
-        packet = _XMP_ORIENTATION.sub(b"", packet)
+        packet = _XMP_LEFT_OUT.sub(b"", packet)
     return PhotoMetadata(
         dpi=resolution,
         exif=exif if exif and len(exif) <= _RECORD_LIMIT else None,

@@ -145,3 +145,18 @@ def test_the_exif_thumbnail_of_the_gray_original_is_not_carried() -> None:
     assert decoded.metadata.exif is not None and preview_jpeg[-64:] not in decoded.metadata.exif
     result = encode_jpeg(decoded.rgb, metadata=decoded.metadata)
     assert exif_of(decoded.metadata.exif)[0x010E] == "caption" and preview_jpeg[-64:] not in result
+
+
+@pytest.mark.parametrize("prefix", ["xmp", "xap"])
+def test_the_xmp_thumbnail_of_the_gray_original_is_not_carried(prefix: str) -> None:
+    # Photoshop and Bridge keep a base64 JPEG of the photo in XMP (xap: in files from before 2005)
+    thumbnail = (
+        f'<{prefix}:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource">\n'
+        f"<xmpGImg:format>JPEG</xmpGImg:format><xmpGImg:image>/9j/4AAQSkZJRgABAgEASABIAAD/gray+original</xmpGImg:image></rdf:li></rdf:Alt>"
+        f"</{prefix}:Thumbnails>"
+    ).encode()
+    xmp = XMP.replace(b"<dc:title>", thumbnail + b"<dc:title>")
+    photo = encoded(Image.new("L", (20, 10)), "JPEG", xmp=xmp)
+    packet = decode(photo, max_pixels=10**6).metadata.xmp
+    assert packet is not None and b"Harbour, 1923" in packet
+    assert b"gray+original" not in packet and b"Thumbnails" not in packet
