@@ -176,6 +176,7 @@ async def rerun_job(
     reference_id: Annotated[str | None, Form(description="Another reference, from GET /references.")] = None,
 ) -> JobCreated:
     job = await run_in_threadpool(_get_job, session, job_id)
+    _refuse_what_a_rerun_would_ignore(request, await request.form())
     new_reference = has_file(reference) or bool(reference_id)
     info = method_choice.known_method(method or job.method)
     if new_reference and not method and not info.needs_reference:  # as POST /colorize: the reference method
@@ -201,6 +202,18 @@ async def rerun_job(
     [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)
+
+
+def _refuse_what_a_rerun_would_ignore(request: Request, form: Any) -> None:
+    """Every field of a re-run is optional, so a JSON body (read as an empty form) or a new photo would be
+    dropped without a word and the job re-run unchanged: refuse them instead."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("", "multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UserError(415, f"send the fields as multipart/form-data (as for POST /colorize), not {media}")
+    if form.getlist("image"):
+        raise UserError(
+            422, "a re-run colours this job's own photo: colorize a new photo with POST /colorize"
+        )
 
 
 def _png(data: bytes, *, immutable: bool = True) -> Response:

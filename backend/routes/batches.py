@@ -155,8 +155,11 @@ async def create_batch(
     options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
+    form = await request.form()
+    if form.getlist("image"):  # else skipped as a reserved field: that photo would be dropped unsaid
+        raise UserError(422, "a batch takes its photos as repeated `images` fields, not `image`")
     info, params = method_choice.choose_with_reference(
-        method, await request.form(), options, settings, has_file(reference), reference_id
+        method, form, options, settings, has_file(reference), reference_id
     )
     files = _entries(images)
     if not files:

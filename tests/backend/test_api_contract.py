@@ -188,3 +188,27 @@ def test_health_is_part_of_the_contract(api: TestClient) -> None:
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     assert operation(spec, "GET", "/healthz")["summary"]
     documented(spec, r)
+
+
+def test_what_a_rerun_or_a_batch_would_drop_is_refused(api: TestClient) -> None:
+    """A JSON body to POST /jobs/{id}/rerun (its fields are all optional), a photo sent to it, or a photo sent
+    to POST /batches as `image` instead of `images` was dropped without a word: refused, nothing queued."""
+    spec = api.get("/openapi.json").json()
+    job_id = a_finished_job(api)
+    gray = ("b.png", png(value=50), "image/png")
+    for r, status, words in (
+        (api.post(f"/jobs/{job_id}/rerun", json={"options": {"vividness": 0.9}}), 415, "multipart/form-data"),
+        (api.post(f"/jobs/{job_id}/rerun", files={"image": gray}), 422, "POST /colorize"),
+        (
+            api.post("/batches", files=[("images", ("a.png", png(), "image/png")), ("image", gray)]),
+            422,
+            "images",
+        ),
+    ):
+        assert r.status_code == status and words in r.json()["detail"], r.text
+        documented(spec, r)
+    with session_scope() as s:
+        assert s.query(Job).count() == 1
+    # the ordinary forms still work: no body at all, and fields
+    assert api.post(f"/jobs/{job_id}/rerun").status_code == 202
+    assert api.post(f"/jobs/{job_id}/rerun", data={"options": "{}"}).status_code == 202
