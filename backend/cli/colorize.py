@@ -21,13 +21,24 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
+def is_junk(relative: Path) -> bool:
+    """A hidden file or folder, or macOS's __MACOSX: a folder copied from a Mac holds a "._photo.jpg" (not an
+    image) beside every photo. Left out of a folder as the web app leaves them out of a zip or a folder."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files as given, folders' image files (recursive, sorted), globs expanded; duplicates removed."""
+    """Files as given, folders' image files (recursive, sorted, no hidden ones), globs expanded; duplicates
+    removed."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p.relative_to(path))
+            )
         elif path.exists():
             found.append(path)
         elif any(ch in item for ch in "*?["):
@@ -46,10 +57,20 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return unique
 
 
+NAME_MAX = 255  # bytes in a file name (Linux, macOS): an archive's long names come close
+
+
+def fitted(stem: str, suffix: str) -> str:
+    """``stem + suffix``, the stem shortened as much as the name needs to fit in NAME_MAX bytes."""
+    while stem and len(os.fsencode(stem + suffix)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + suffix
+
+
 def write_whole(target: Path, data: bytes) -> None:
     """Write ``data`` through a temporary file beside ``target``: an interrupted run (Ctrl+C, a full disk)
     never leaves a half-written photo under the final name."""
-    part = target.with_name(f".{target.name}.part")
+    part = target.with_name(fitted(f".{target.name}", ".part"))
     try:
         part.write_bytes(data)
         os.replace(part, target)
@@ -78,9 +99,9 @@ def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
         return not target.exists() or (target.is_file() and made_by(target, SOFTWARE))
 
     for path in paths:
-        target, k = outdir / f"{path.stem}.{fmt}", 2
+        target, k = outdir / fitted(path.stem, f".{fmt}"), 2
         while not free(target):
-            target, k = outdir / f"{path.stem}-{k}.{fmt}", k + 1
+            target, k = outdir / fitted(path.stem, f"-{k}.{fmt}"), k + 1
         names[path] = target
         taken.add(target.resolve())
     return names

@@ -5,12 +5,14 @@ records reach the results, nothing of the file's own layout or of the gray origi
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps, TiffImagePlugin
 
 from backend.images import decode, encode_jpeg, encode_png, png_to_jpeg
+from tests.backend.cli.conftest import run_cli
 from tests.backend.test_photo_metadata import icc_profile
 
 XMP = (
@@ -160,3 +162,30 @@ def test_the_xmp_thumbnail_of_the_gray_original_is_not_carried(prefix: str) -> N
     packet = decode(photo, max_pixels=10**6).metadata.xmp
     assert packet is not None and b"Harbour, 1923" in packet
     assert b"gray+original" not in packet and b"Thumbnails" not in packet
+
+
+def test_colorize_cli_takes_names_as_long_as_the_file_system_allows(tmp_path: Path) -> None:
+    # 255 bytes, the most a file name holds; the same name in two folders needs "-2" more
+    names = ["x" * 251 + ".jpg", "é" * 125 + ".tif"]
+    for folder in ("box 1", "box 2"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        for name in names:
+            Image.new("L", (24, 16), 90).save(tmp_path / "in" / folder / name)
+    out = tmp_path / "out"
+    code, output = run_cli("colorize", str(tmp_path / "in"), "-o", str(out), "-m", "cnn", "--no-progress")
+    assert code == 0, output
+    made = sorted(p.name for p in out.iterdir())
+    assert len(made) == 4 and all(len(name.encode()) <= 255 for name in made)
+    assert {"x" * 251 + ".png", "é" * 125 + ".png"} < set(made)
+
+
+def test_colorize_cli_leaves_out_a_folder_s_hidden_files_and_macos_junk(tmp_path: Path) -> None:
+    folder = tmp_path / "Archive 1923"
+    (folder / "__MACOSX").mkdir(parents=True)
+    Image.new("L", (24, 16), 90).save(folder / "scan.tif")
+    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # not an image
+    (folder / "._scan.tif").write_bytes(apple_double)
+    (folder / "__MACOSX" / "._scan.tif").write_bytes(apple_double)
+    code, output = run_cli("colorize", str(folder), "-o", str(tmp_path / "out"), "-m", "cnn", "--no-progress")
+    assert code == 0, output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["scan.png"]
