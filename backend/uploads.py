@@ -51,14 +51,25 @@ def decode_limiter(settings: Settings) -> anyio.CapacityLimiter:
     return thread_pool("decode", settings.decode_concurrency)
 
 
-def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
-    decoded = decode(
+def _decode(data: bytes, settings: Settings) -> DecodedImage:
+    """An untrusted upload decoded under every limit: pixels, pixels per byte, JPEG scans."""
+    return decode(
         data,
         max_pixels=settings.max_pixels,
         max_pixels_per_byte=settings.max_pixels_per_byte,
         max_jpeg_scans=settings.max_jpeg_scans,
     )
+
+
+def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
+    decoded = _decode(data, settings)
     return decoded, renditions(decoded)
+
+
+async def decode_under_limits(data: bytes, settings: Settings) -> DecodedImage:
+    """Decode an untrusted upload under the limits in the decode pool (a batch's photos: their renditions
+    are made when each is stored, so that a 200-photo batch does not hold them all at once)."""
+    return await anyio.to_thread.run_sync(_decode, data, settings, limiter=decode_limiter(settings))
 
 
 async def decode_upload(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:

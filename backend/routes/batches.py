@@ -25,7 +25,7 @@ from backend.config import Settings
 from backend.db import session_scope
 from backend.deps import SessionDep, SettingsDep
 from backend.errors import UserError
-from backend.images import decode, png_to_jpeg
+from backend.images import png_to_jpeg
 from backend.models import Batch, Image, Job, JobStatus, is_valid_id, new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
@@ -41,7 +41,7 @@ from backend.schemas import (
     queued,
 )
 from backend.stored_images import Upload, display_name, distinct_names
-from backend.uploads import has_file, read_reference
+from backend.uploads import decode_under_limits, has_file, read_reference
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
@@ -113,9 +113,10 @@ def _zip_members(
     return out
 
 
-def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
+async def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
+    """One photo of a batch decoded as a single upload is (the same limits, in the decode pool)."""
     try:
-        decoded = decode(data, max_pixels=settings.max_pixels)
+        decoded = await decode_under_limits(data, settings)
     except UserError as exc:  # one bad photo is listed in `rejected`; the rest go on
         return exc.detail
     return Upload(data=data, decoded=decoded, filename=name)
@@ -188,7 +189,7 @@ async def create_batch(
     rejected: list[dict[str, str]] = []
     names = distinct_names([path for path, _, _ in raw])  # folder/IMG_0001.jpg where names repeat
     for name, (_, data, why) in zip(names, raw, strict=True):
-        checked = why if data is None else await run_in_threadpool(_validate, name, data, settings)
+        checked = why if data is None else await _validate(name, data, settings)
         if isinstance(checked, Upload):
             accepted.append(checked)
         else:

@@ -335,3 +335,23 @@ def test_a_job_deleted_meanwhile_is_404_not_a_study_stimulus(client) -> None:  #
             lifecycle.delete_finished(first, job_id)
     assert refused.value.status_code == 404
     assert client.delete(f"/jobs/{job_id}").status_code == 404
+
+
+def test_a_batch_s_photos_are_held_to_the_limits_of_a_single_upload(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.reliability.redteam import many_scan_jpeg, png_bomb
+
+    # Batch photos were decoded with the pixel limit only: a 40 KB PNG of 40 MP and a JPEG of 5,000 scans
+    # (seconds of decoding each) went through, where POST /colorize refuses both.
+    files = [
+        ("images", ("good.jpg", photo_bytes("001_"), "image/jpeg")),
+        ("images", ("bomb.png", png_bomb(), "image/png")),
+        ("images", ("scans.jpg", many_scan_jpeg(), "image/jpeg")),
+    ]
+    r = client.post("/batches", files=files, data={"method": "cnn"})
+    assert r.status_code == 202, r.text
+    rejected = {x["name"]: x["detail"] for x in r.json()["rejected"]}
+    assert r.json()["accepted"] == 1 and sorted(rejected) == ["bomb.png", "scans.jpg"]
+    assert "pixels from a" in rejected["bomb.png"] and "scans" in rejected["scans.jpg"]
+    for data, words in ((png_bomb(), "pixels from a"), (many_scan_jpeg(), "scans")):
+        single = client.post("/colorize", files={"image": ("x", data)}, data={"method": "cnn"})
+        assert single.status_code == 413 and words in single.json()["detail"]
