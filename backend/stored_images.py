@@ -45,6 +45,13 @@ class Freed:
         return Freed(self.jobs + other.jobs, self.images + other.images, self.bytes + other.bytes)
 
 
+def is_junk(path: str) -> bool:
+    """A hidden file or folder, or macOS's ``__MACOSX``, in a relative path ("a/b.jpg"): a folder or zip made
+    on a Mac holds a "._photo.jpg" (not an image) beside every photo. Left out of a zip, a folder upload and
+    ``colorlab colorize``'s folders alike."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.replace("\\", "/").split("/"))
+
+
 # Browsers send a multipart file name with these three characters percent-escaped (the HTML standard's
 # form-data encoding): `a "quoted".jpg` arrives as `a %22quoted%22.jpg`.
 _FORM_ESCAPES = {"%22": '"', "%0A": " ", "%0D": " "}

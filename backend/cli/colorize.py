@@ -21,24 +21,17 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
-def is_junk(relative: Path) -> bool:
-    """A hidden file or folder, or macOS's __MACOSX: a folder copied from a Mac holds a "._photo.jpg" (not an
-    image) beside every photo. Left out of a folder as the web app leaves them out of a zip or a folder."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
-
-
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     """Files as given, folders' image files (recursive, sorted, no hidden ones), globs expanded; duplicates
     removed."""
+    from backend.stored_images import is_junk  # hidden files and __MACOSX, as the web app leaves them out
+
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p.relative_to(path))
-            )
+            images = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(p for p in images if not is_junk(p.relative_to(path).as_posix()))
         elif path.exists():
             found.append(path)
         elif any(ch in item for ch in "*?["):

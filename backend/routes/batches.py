@@ -40,7 +40,7 @@ from backend.schemas import (
     file_responses,
     queued,
 )
-from backend.stored_images import Upload, display_name, distinct_names
+from backend.stored_images import Upload, display_name, distinct_names, is_junk
 from backend.uploads import decode_under_limits, has_file, read_reference
 from backend.web import client_of, content_disposition
 
@@ -73,13 +73,7 @@ def _zip_members(
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         return [(zip_name, None, "the zip file is damaged or not a zip")]
-    members = [
-        i
-        for i in archive.infolist()
-        if not i.is_dir()
-        and not i.filename.startswith("__MACOSX/")
-        and not i.filename.rsplit("/", 1)[-1].startswith(".")
-    ]
+    members = [i for i in archive.infolist() if not i.is_dir() and not is_junk(i.filename)]
     if len(members) > settings.batch_max_photos:
         raise UserError(
             413,

@@ -18,7 +18,10 @@
   const references = CL.referencePicker(form, state.files); // upload one, or pick an earlier one
 
   // ---- Many photos: several files, a folder or a zip become one batch (POST /batches) -----------------
-  const isBatchFile = (f) => !f.name.startsWith(".") &&
+  // Hidden files and folders and macOS's __MACOSX are left out, as the server leaves them out of a zip.
+  const isJunk = (f) => (f.webkitRelativePath || f.name).split("/")
+    .some((part) => part.startsWith(".") || part === "__MACOSX");
+  const isBatchFile = (f) => !isJunk(f) &&
     (f.type.startsWith("image/") || /\.zip$/i.test(f.name) || /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(f.name));
 
   function setBatch(files) {

@@ -131,6 +131,7 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("family/grandpa.jpg", photo_bytes("003_"))
         z.writestr("family/.DS_Store", b"junk")
+        z.writestr("family/.thumbnails/grandpa.jpg", photo_bytes("003_"))  # a hidden folder's copy
         z.writestr("__MACOSX/family/._grandpa.jpg", b"junk")
         z.writestr("family/broken.png", b"\x89PNG\r\n\x1a\n broken")
     r = client.post("/batches", files={"images": ("photos.zip", buf.getvalue())}, data={"method": "cnn"})

@@ -229,3 +229,13 @@ def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # ty
     page.wait_for_url(f"{stack.base_url}/history")
     assert len(asked) == 2 and "lakeside.jpg" in asked[0] and "cannot be undone" in asked[0]
     assert httpx.get(f"{stack.base_url}/jobs/{job_id}").status_code == 404
+
+
+def test_a_folder_upload_leaves_out_hidden_files_and_macos_junk(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "scans"
+    for relative in ("a.jpg", "box/b.jpg", ".thumbnails/a.jpg", "__MACOSX/box/._b.jpg", "box/._b.jpg"):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(photo("001_").read_bytes())
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#batch-folder", str(folder))  # a folder picked as a person picks one
+    expect(page.locator("#batch-count")).to_contain_text("2 files")  # a.jpg and box/b.jpg
