@@ -47,6 +47,7 @@ _COLOR_SHARE = 0.005
 # (a camera's maker notes, a long edit history) is dropped rather than fail the result.
 _RECORD_LIMIT = 65_000
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_SRGB_ICC = _SRGB.tobytes()  # 588 bytes, "sRGB built-in": what a result is tagged with
 # modes whose embedded profile is applied (LittleCMS; 16-bit gray is a scanner's), and LA's gray apart from
 # its alpha (LittleCMS would read the alpha as gray)
 _MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
@@ -329,10 +330,13 @@ def sniff(data: bytes) -> str | None:
 
 
 def _records(metadata: PhotoMetadata | None) -> dict[str, Any]:
-    """Pillow's save() arguments for the resolution and EXIF of ``metadata``."""
+    """Pillow's save() arguments for a result: the resolution and EXIF of ``metadata``, and an sRGB profile
+    (the pixels are sRGB; untagged, a colour-managed editor may read them in its own working space)."""
     if metadata is None:
         return {}
-    records: dict[str, Any] = {"dpi": metadata.dpi} if metadata.dpi else {}
+    records: dict[str, Any] = {"icc_profile": _SRGB_ICC}
+    if metadata.dpi:
+        records["dpi"] = metadata.dpi
     if metadata.exif:
         records["exif"] = metadata.exif
     return records
@@ -346,7 +350,8 @@ def encode_png(
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it);
-    ``metadata``: the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records."""
+    ``metadata`` (a result): the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records and an sRGB
+    profile (iCCP)."""
     buf = io.BytesIO()
     info = PngInfo()
     if software is not None:
@@ -367,7 +372,8 @@ def encode_jpeg(
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
     """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up; ``software``: a
-    comment (COM marker) saying who made it; ``metadata``: the photo's resolution, EXIF and XMP."""
+    comment (COM marker) saying who made it; ``metadata`` (a result): the photo's resolution, EXIF and XMP
+    and an sRGB profile."""
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
     extra = _records(metadata)

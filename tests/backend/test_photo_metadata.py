@@ -141,6 +141,8 @@ def assert_carries_the_archive_records(data: bytes, fmt: str) -> None:
         assert camera[0xA001] == 1  # the pixels are sRGB now
         xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
         assert xmp and TITLE in (xmp.decode() if isinstance(xmp, bytes) else xmp)
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(profile)  # tagged as what the pixels are
 
 
 def test_the_records_are_read_and_written_back() -> None:
@@ -161,8 +163,8 @@ def test_the_records_are_read_and_written_back() -> None:
     too_large = decode(buf.getvalue(), max_pixels=10**6).metadata
     assert too_large.xmp is None
     assert Image.open(io.BytesIO(encode_jpeg(rgb, metadata=too_large))).format == "JPEG"
-    with Image.open(io.BytesIO(encode_png(rgb))) as img:
-        assert "dpi" not in img.info and not img.getexif()
+    with Image.open(io.BytesIO(encode_png(rgb))) as img:  # not a result: no records, no profile
+        assert "dpi" not in img.info and not img.getexif() and "icc_profile" not in img.info
 
 
 @pytest.fixture
