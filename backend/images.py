@@ -112,6 +112,21 @@ class DecodedImage:
         """CIE L (H, W) float32 in [0, 100]."""
         return lab.rgb_to_lightness(self.rgb)
 
+    @property
+    def facts(self) -> ImageFacts:
+        return ImageFacts(self.width, self.height, self.mode, self.format, self.is_color)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What decoding told us about an image, without its pixels (kept once its renditions are made)."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+    is_color: bool
+
 
 def to_rgb8(img: Image.Image) -> np.ndarray:
     """8-bit sRGB (H, W, 3) of an image in any mode: 16-bit and float gray scaled, transparency over white."""

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.db import rowcount
-from backend.images import DecodedImage, Renditions, renditions
+from backend.images import DecodedImage, ImageFacts, Renditions, renditions
 from backend.models import Image, Job
 from backend.study.models import Stimulus, StudyPhoto
 
@@ -25,9 +25,16 @@ class Upload:
     """An uploaded file, decoded under the limits (see ``backend.images.decode``)."""
 
     data: bytes
-    decoded: DecodedImage
+    # The facts alone once the renditions are made: a request holds its photos until their jobs are made,
+    # and a 12 MP photo's pixels are 36 MB against about 18 MB of file and renditions (a 40-photo batch of
+    # 12 MP photos peaked at 1.6 GB with its pixels held).
+    decoded: DecodedImage | ImageFacts
     filename: str | None
     renditions: Renditions | None = None  # made by the caller (in the decode pool); else by store_image
+
+    def __post_init__(self) -> None:
+        if self.renditions is None and not isinstance(self.decoded, DecodedImage):
+            raise ValueError("an upload without its pixels needs its renditions")
 
 
 @dataclass
@@ -107,7 +114,10 @@ def store_image(session: Session, upload: Upload) -> Image:
     if existing is not None:
         return existing
     decoded = upload.decoded
-    made = upload.renditions or renditions(decoded)
+    made = upload.renditions
+    if made is None:  # only an upload that holds its pixels comes without them (Upload's own check)
+        assert isinstance(decoded, DecodedImage)
+        made = renditions(decoded)
     image = Image(
         gray_png=made.gray_png,
         color_png=made.color_png,

@@ -42,7 +42,7 @@ async def read_upload(upload: UploadFile, settings: Settings, what: str) -> Uplo
         decoded, made = await decode_upload(data, settings)
     except UserError as exc:  # say which file: a request may carry a photo and a reference
         raise UserError(exc.status_code, f"the {what}: {exc.detail}") from None
-    return Upload(data=data, decoded=decoded, filename=upload.filename, renditions=made)
+    return Upload(data=data, decoded=decoded.facts, filename=upload.filename, renditions=made)
 
 
 def decode_limiter(settings: Settings) -> anyio.CapacityLimiter:
@@ -64,12 +64,6 @@ def _decode(data: bytes, settings: Settings) -> DecodedImage:
 def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
     decoded = _decode(data, settings)
     return decoded, renditions(decoded)
-
-
-async def decode_under_limits(data: bytes, settings: Settings) -> DecodedImage:
-    """Decode an untrusted upload under the limits in the decode pool (a batch's photos: their renditions
-    are made when each is stored, so that a 200-photo batch does not hold them all at once)."""
-    return await anyio.to_thread.run_sync(_decode, data, settings, limiter=decode_limiter(settings))
 
 
 async def decode_upload(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:

@@ -356,3 +356,19 @@ def test_a_batch_s_photos_are_held_to_the_limits_of_a_single_upload(client) -> N
     for data, words in ((png_bomb(), "pixels from a"), (many_scan_jpeg(), "scans")):
         single = client.post("/colorize", files={"image": ("x", data)}, data={"method": "cnn"})
         assert single.status_code == 413 and words in single.json()["detail"]
+
+
+def test_an_upload_keeps_its_facts_and_renditions_not_its_pixels(database: str) -> None:
+    from backend.images import decode, renditions
+    from backend.stored_images import Upload, store_image
+
+    data = photo_bytes("005_")
+    decoded = decode(data, max_pixels=10**8)
+    with pytest.raises(ValueError, match="needs its renditions"):  # nothing could make them later
+        Upload(data=data, decoded=decoded.facts, filename="a.jpg")
+    upload = Upload(data=data, decoded=decoded.facts, filename="a.jpg", renditions=renditions(decoded))
+    with session_scope() as s:
+        image = store_image(s, upload)
+        s.commit()
+        row = (image.width, image.height, image.is_color, image.format, image.gray_png is not None)
+    assert row == (decoded.width, decoded.height, decoded.is_color, "JPEG", True)
