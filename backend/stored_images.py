@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.db import rowcount
-from backend.images import DecodedImage, ImageFacts, Renditions, renditions
+from backend.images import DecodedImage, ImageFacts, Renditions, decode, renditions
 from backend.models import Image, Job
 from backend.study.models import Stimulus, StudyPhoto
 
@@ -25,16 +25,11 @@ class Upload:
     """An uploaded file, decoded under the limits (see ``backend.images.decode``)."""
 
     data: bytes
-    # The facts alone once the renditions are made: a request holds its photos until their jobs are made,
-    # and a 12 MP photo's pixels are 36 MB against about 18 MB of file and renditions (a 40-photo batch of
-    # 12 MP photos peaked at 1.6 GB with its pixels held).
+    # A batch's photos are the facts alone: the request holds them all until their jobs are made, and a
+    # 12 MP photo's pixels are 36 MB, its renditions 17 MB, its file 1.2 MB (benchmarks/RESULTS.md)
     decoded: DecodedImage | ImageFacts
     filename: str | None
     renditions: Renditions | None = None  # made by the caller (in the decode pool); else by store_image
-
-    def __post_init__(self) -> None:
-        if self.renditions is None and not isinstance(self.decoded, DecodedImage):
-            raise ValueError("an upload without its pixels needs its renditions")
 
 
 @dataclass
@@ -115,8 +110,9 @@ def store_image(session: Session, upload: Upload) -> Image:
         return existing
     decoded = upload.decoded
     made = upload.renditions
-    if made is None:  # only an upload that holds its pixels comes without them (Upload's own check)
-        assert isinstance(decoded, DecodedImage)
+    if made is None:  # made here, one photo at a time: from the pixels, or (a batch's photo) from the file
+        if not isinstance(decoded, DecodedImage):  # checked under the limits already
+            decoded = decode(upload.data, max_pixels=decoded.width * decoded.height)
         made = renditions(decoded)
     image = Image(
         gray_png=made.gray_png,
@@ -134,6 +130,9 @@ def store_image(session: Session, upload: Upload) -> Image:
     )
     session.add(image)
     session.flush()
+    # The session need not keep the renditions until the commit (a batch stores up to BATCH_MAX_PHOTOS):
+    # they are read from the database if anything asks for them.
+    session.expire(image, ["gray_png", "color_png", "thumb_jpeg"])
     return image
 
 

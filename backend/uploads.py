@@ -66,6 +66,11 @@ def _decode_and_render(data: bytes, settings: Settings) -> tuple[DecodedImage, R
     return decoded, renditions(decoded)
 
 
+async def decode_checked(data: bytes, settings: Settings) -> DecodedImage:
+    """Decode an untrusted upload under the limits, in the decode pool, without making its renditions."""
+    return await anyio.to_thread.run_sync(_decode, data, settings, limiter=decode_limiter(settings))
+
+
 async def decode_upload(data: bytes, settings: Settings) -> tuple[DecodedImage, Renditions]:
     """Decode an upload under the limits and make its served renditions, once, in the decode pool."""
     limiter = decode_limiter(settings)

@@ -41,7 +41,7 @@ from backend.schemas import (
     queued,
 )
 from backend.stored_images import Upload, display_name, distinct_names, is_junk
-from backend.uploads import decode_upload, has_file, read_reference
+from backend.uploads import decode_checked, has_file, read_reference
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
@@ -108,13 +108,14 @@ def _zip_members(
 
 
 async def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
-    """One photo of a batch decoded as a single upload is (the same limits, in the decode pool), its
-    renditions made and its pixels not kept: the batch holds all its photos until their jobs are made."""
+    """One photo of a batch decoded as a single upload is (the same limits, in the decode pool); only what
+    decoding told is kept, not the pixels: the batch holds all its photos until their jobs are made, and
+    each one's renditions are made when it is stored (``stored_images.store_image``), one at a time."""
     try:
-        decoded, made = await decode_upload(data, settings)
+        decoded = await decode_checked(data, settings)
     except UserError as exc:  # one bad photo is listed in `rejected`; the rest go on
         return exc.detail
-    return Upload(data=data, decoded=decoded.facts, filename=name, renditions=made)
+    return Upload(data=data, decoded=decoded.facts, filename=name)
 
 
 @router.post(

@@ -358,17 +358,16 @@ def test_a_batch_s_photos_are_held_to_the_limits_of_a_single_upload(client) -> N
         assert single.status_code == 413 and words in single.json()["detail"]
 
 
-def test_an_upload_keeps_its_facts_and_renditions_not_its_pixels(database: str) -> None:
+def test_a_batch_photo_is_held_as_its_file_and_facts_and_stored_whole(database: str) -> None:
     from backend.images import decode, renditions
     from backend.stored_images import Upload, store_image
 
     data = photo_bytes("005_")
     decoded = decode(data, max_pixels=10**8)
-    with pytest.raises(ValueError, match="needs its renditions"):  # nothing could make them later
-        Upload(data=data, decoded=decoded.facts, filename="a.jpg")
-    upload = Upload(data=data, decoded=decoded.facts, filename="a.jpg", renditions=renditions(decoded))
+    light = Upload(data=data, decoded=decoded.facts, filename="a.jpg")  # as a batch holds it: no pixels
     with session_scope() as s:
-        image = store_image(s, upload)
+        image = store_image(s, light)  # its renditions made from the file, as they are from the pixels
         s.commit()
-        row = (image.width, image.height, image.is_color, image.format, image.gray_png is not None)
-    assert row == (decoded.width, decoded.height, decoded.is_color, "JPEG", True)
+        row = (image.width, image.height, image.is_color, image.format, image.gray_png, image.color_png)
+    made = renditions(decoded)
+    assert row == (decoded.width, decoded.height, decoded.is_color, "JPEG", made.gray_png, made.color_png)
