@@ -25,7 +25,7 @@ from backend.config import Settings, get_settings
 from backend.db import DriverStatement, session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
-from backend.schemas import ErrorOut
+from backend.schemas import errors
 from backend.study import builder, service
 from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import Participant, Stimulus, Study, Trial
@@ -35,10 +35,10 @@ from backend.templates import TEMPLATES
 from backend.web import client_of
 
 router = APIRouter(prefix="/study", tags=["study"])
-# The refusals the participant API answers with (OpenAPI): each a UserError's {"detail": ...}.
-STUDY_ERRORS: dict[int | str, dict] = {
-    code: {"model": ErrorOut} for code in (400, 403, 404, 409, 413, 415, 422, 429)
-}
+# The refusals a participant's JSON request may get besides its own (OpenAPI; each a UserError's
+# {"detail": ...}): 403 no session in this browser or someone else's, 404 no such study, 408/413 a stalled or
+# too large body, 415 not JSON, 422 a body or id that cannot be used.
+_JSON_POST = (403, 404, 408, 413, 415, 422)
 T = TypeVar("T")
 
 
@@ -198,7 +198,7 @@ def _state_out(state: dict, duplicate: bool = False) -> Response:
 @router.get(
     "/{slug}/api/state",
     response_model=StateOut,
-    responses=STUDY_ERRORS,
+    responses=errors(403, 404, 422),
     summary="Where this participant is in the study",
 )
 async def get_state(slug: str, request: Request, settings: SettingsDep) -> Response:
@@ -216,7 +216,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
 @router.post(
     "/{slug}/api/start",
     response_model=StateOut,
-    responses=STUDY_ERRORS,
+    responses=errors(*_JSON_POST, 409, 429),  # 409 the study is not open; 429 too many new participants
     summary="Consent given: start or resume the session",
     dependencies=[Depends(_require_json)],
 )
@@ -253,7 +253,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
 @router.post(
     "/{slug}/api/begin",
     response_model=StateOut,
-    responses=STUDY_ERRORS,
+    responses=errors(*_JSON_POST),
     summary="Instructions read: show the first image",
     dependencies=[Depends(_require_json)],
 )
@@ -273,7 +273,7 @@ async def begin(slug: str, body: BeginIn, request: Request, settings: SettingsDe
 @router.post(
     "/{slug}/api/answer",
     response_model=StateOut,
-    responses=STUDY_ERRORS,
+    responses=errors(*_JSON_POST, 409, 429),  # 409 out of turn or closed; 429 answers too fast
     summary="Store one answer (idempotent per trial)",
     dependencies=[Depends(_require_json)],
 )
@@ -315,7 +315,11 @@ _TRIAL_IMAGE_ID = DriverStatement(
 @router.get(
     "/{slug}/images/{trial_id}.jpg",
     summary="The image of one of your trials",
-    responses={200: {"content": {"image/jpeg": {}}}, **STUDY_ERRORS},
+    response_class=Response,
+    responses={
+        **errors(404),
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+    },
 )
 async def trial_image(slug: str, trial_id: str, request: Request, settings: SettingsDep) -> Response:
     def work() -> bytes | None:

@@ -153,6 +153,11 @@ def test_every_refusal_is_documented_with_its_headers(
         api.post("/colorize", files=gray, data={"options": '{"vividness": NaN}'}),  # 422
         api.post("/colorize", files=gray, data={"reference_id": "nope"}),  # 404
         *over_the_upload_rate(api, monkeypatch),  # 429
+        api.get("/study/nope/api/state"),  # the participant API: 404 no such study
+        api.post("/study/nope/api/start", json={}),  # 404
+        api.post("/study/nope/api/answer", content=b"{}", headers={"Content-Type": "text/plain"}),  # 415
+        api.post("/study/nope/api/begin", content=b"[", headers={"Content-Type": "application/json"}),  # 422
+        api.get("/study/nope/images/x.jpg"),  # 404
     ):
         assert r.status_code >= 400, r.text
         entry = documented(spec, r)
@@ -163,7 +168,7 @@ def test_every_refusal_is_documented_with_its_headers(
     # Every operation may meet a database outage: 503 with Retry-After (tests/reliability answers it live).
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            if path != "/healthz" and not path.startswith("/study/"):
+            if path != "/healthz":
                 assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
 
 
