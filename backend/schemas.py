@@ -66,7 +66,7 @@ class MethodOut(BaseModel):
 
 class JobCreated(BaseModel):
     id: str = Field(examples=["3q2kQy0m7sV9b1cXw8ZtJg"])
-    status: str = Field(examples=["queued"])
+    status: JobStatus = Field(examples=["queued"])
     status_url: str = Field(examples=["/jobs/3q2kQy0m7sV9b1cXw8ZtJg"])
     result_url: str = Field(examples=["/jobs/3q2kQy0m7sV9b1cXw8ZtJg/result.png"])
     page_url: str = Field(examples=["/jobs/3q2kQy0m7sV9b1cXw8ZtJg/view"])
@@ -114,7 +114,7 @@ class JobOut(BaseModel):
         None, description="The job this one re-ran with other options (POST /jobs/{id}/rerun), if any."
     )
     params: dict[str, Any]
-    status: str = Field(examples=["running"])
+    status: JobStatus = Field(examples=["running"])
     progress: ProgressOut
     attempts: int
     error: str | None = None
@@ -213,7 +213,7 @@ class RejectedOut(BaseModel):
 class BatchItemOut(BaseModel):
     job_id: str
     name: str | None
-    status: str
+    status: JobStatus
     progress: float
     error: str | None = None
     urls: dict[str, str | None]

@@ -174,7 +174,7 @@ def test_every_refusal_is_documented_with_its_headers(
 
 def test_created_answers_document_location_and_types(api: TestClient) -> None:
     spec = api.get("/openapi.json").json()
-    r = api.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data={"method": FF})
+    r = job = api.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data={"method": FF})
     assert r.status_code == 202 and r.headers["location"] == r.json()["status_url"]
     documented(spec, r)
     r = api.post("/batches", files=[("images", ("a.png", png(), "image/png"))], data={"method": FF})
@@ -185,6 +185,12 @@ def test_created_answers_document_location_and_types(api: TestClient) -> None:
     created_at = spec["components"]["schemas"]["BatchOut"]["properties"]["created_at"]
     assert created_at.get("format") == "date-time", created_at
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z?", batch.json()["created_at"])
+    # A job's status is one of five words, and the contract names them (a client can switch on it).
+    statuses = ["queued", "running", "done", "failed", "cancelled"]
+    assert spec["components"]["schemas"]["JobStatus"]["enum"] == statuses
+    for model in ("JobOut", "JobCreated", "BatchItemOut"):
+        assert spec["components"]["schemas"][model]["properties"]["status"]["$ref"].endswith("/JobStatus")
+    assert batch.json()["items"][0]["status"] in statuses and job.json()["status"] == "queued"
 
 
 def test_health_is_part_of_the_contract(api: TestClient) -> None:
