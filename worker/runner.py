@@ -36,6 +36,13 @@ from worker.quality import job_metrics
 
 log = logging.getLogger("colorlab.worker")
 
+# A fast-lane batch is colorized in passes of about this many pixels (a pass ends once it holds them): each
+# photo is held at full size until its pass is done (its pixels, its L and its result, about 10 bytes a
+# pixel), so BATCH_MAX scans of 40 MP held 6 GB at once. A large photo gains nothing from sharing a pass
+# (its cost is the full-size L, compose and PNG, not the net at its small working size); small photos still
+# share one.
+BATCH_PASS_PIXELS = 24_000_000
+
 
 class PermanentError(Exception):
     """A failure that retrying cannot fix (bad input, missing weights)."""
@@ -115,10 +122,10 @@ class Runner:
             if info is not None and info.iterative:
                 progress(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
             decoded, reference = self._load_inputs(job)
-            lightness = decoded.lightness()
             rgb = predict_many(
-                colorizer, [lightness], params=job.params, references=[reference], progress=progress
+                colorizer, [decoded.lightness()], params=job.params, references=[reference], progress=progress
             )[0]
+            reference = None  # the photo's L and the reference go before the PNG and the metrics are made
         except JobCancelled:
             log.info("job %s: cancelled", job.id)
             return "cancelled"
@@ -127,28 +134,47 @@ class Runner:
         return self._finish(job, rgb, time.perf_counter() - started, decoded)
 
     def _run_batch(self, batch: list[Claimed]) -> str:
-        started = time.perf_counter()
-        inputs = []
-        outcome = {}
-        for job in batch:
-            try:
-                decoded = self._load_inputs(job)[0]
-                inputs.append((job, decoded, decoded.lightness()))
-            except Exception as exc:
-                outcome[job.id] = self._handle_failure(job, exc)
-        try:
-            colorizer = self._colorizer(batch[0].method)
-            planes = [lightness for _, _, lightness in inputs]
-            results = predict_many(colorizer, planes, params=batch[0].params, batch_size=len(planes))
-        except Exception as exc:
-            for job, _, _ in inputs:
-                outcome[job.id] = self._handle_failure(job, exc)
-            return outcome[batch[0].id]
-        seconds = (time.perf_counter() - started) / max(len(inputs), 1)
-        for (job, decoded, _), rgb in zip(inputs, results, strict=True):
-            outcome[job.id] = self._finish(job, rgb, seconds, decoded)
-        log.info("batched %d %s jobs", len(inputs), batch[0].method)
+        """Colorize claimed jobs of one method in passes of about :data:`BATCH_PASS_PIXELS` pixels."""
+        outcome: dict[str, str] = {}
+        pending = list(batch)
+        while pending:
+            started = time.perf_counter()
+            inputs: list[tuple[Claimed, DecodedImage]] = []
+            planes: list[np.ndarray] = []
+            pixels = 0
+            while pending and pixels < BATCH_PASS_PIXELS:
+                job = pending.pop(0)
+                try:
+                    decoded = self._load_inputs(job)[0]
+                    planes.append(decoded.lightness())
+                    inputs.append((job, decoded))
+                    pixels += decoded.width * decoded.height
+                except Exception as exc:
+                    outcome[job.id] = self._handle_failure(job, exc)
+            if inputs:
+                self._run_pass(inputs, planes, started, outcome)
+        log.info("batched %d %s jobs", len(batch), batch[0].method)
         return outcome[batch[0].id]
+
+    def _run_pass(
+        self,
+        inputs: list[tuple[Claimed, DecodedImage]],
+        planes: list[np.ndarray],
+        started: float,
+        outcome: dict[str, str],
+    ) -> None:
+        """One forward pass over ``inputs`` (their L ``planes``, emptied once used) into ``outcome``."""
+        try:
+            colorizer = self._colorizer(inputs[0][0].method)
+            results = predict_many(colorizer, planes, params=inputs[0][0].params, batch_size=len(planes))
+        except Exception as exc:
+            for job, _ in inputs:
+                outcome[job.id] = self._handle_failure(job, exc)
+            return
+        planes.clear()  # the L planes go before the PNGs and the metrics are made
+        seconds = (time.perf_counter() - started) / len(inputs)
+        for (job, decoded), rgb in zip(inputs, results, strict=True):
+            outcome[job.id] = self._finish(job, rgb, seconds, decoded)
 
     def _colorizer(self, method: str) -> Any:
         try:

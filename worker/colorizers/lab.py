@@ -10,6 +10,7 @@ Conventions used across ColorLab:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -36,6 +37,24 @@ _EPS = 216 / 24389  # (6/29)^3
 _KAPPA = 24389 / 27
 AB_SCALE = 128.0
 L_CENTER = 50.0
+# Whole photos are converted this many pixels at a time (bands of whole rows): the conversions are per
+# pixel, and a 40 MP photo's float64 temporaries were gigabytes at once (rgb_to_lab: 3.8 GB).
+BAND_PIXELS = 1 << 20
+
+
+def _in_bands(convert: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
+    """``convert`` (per pixel, leading axis kept) of an (H, W, ...) image, in bands of about
+    :data:`BAND_PIXELS` pixels written into one output: only the output and one band's temporaries are
+    alive. Smaller images (and other shapes) are converted whole."""
+    if image.ndim < 3 or image.shape[0] * image.shape[1] <= BAND_PIXELS:
+        return convert(image)
+    rows = max(1, BAND_PIXELS // image.shape[1])
+    first = convert(image[:rows])
+    out = np.empty((image.shape[0], *first.shape[1:]), dtype=first.dtype)
+    out[:rows] = first
+    for top in range(rows, image.shape[0], rows):
+        out[top : top + rows] = convert(image[top : top + rows])
+    return out
 
 
 def _as_unit_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -63,7 +82,11 @@ def _f_inv(t: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) sRGB (uint8 or float in [0, 1]) -> (..., 3) float32 Lab."""
+    """(..., 3) sRGB (uint8 or float in [0, 1]) -> (..., 3) float32 Lab (a photo in bands of rows)."""
+    return _in_bands(_rgb_to_lab, rgb)
+
+
+def _rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     xyz = srgb_to_linear(_as_unit_rgb(rgb)) @ RGB_TO_XYZ.T / WHITE_D65
     fx, fy, fz = (_f(xyz[..., i]) for i in range(3))
     lab = np.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], axis=-1)
@@ -93,8 +116,13 @@ _Y_LUT = (srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)[:, None] * RG
 def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) sRGB -> (H, W) float32 L in [0, 100] (only the Y row of the matrix is needed).
 
-    uint8 input goes through a 256-entry table per channel (float32, ~5× faster on a 1024×768 photo).
+    uint8 input goes through a 256-entry table per channel (float32, ~5× faster on a 1024×768 photo); a
+    photo is converted in bands of rows.
     """
+    return _in_bands(_rgb_to_lightness, rgb)
+
+
+def _rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint8:
         y = _Y_LUT[rgb[..., 0], 0] + _Y_LUT[rgb[..., 1], 1] + _Y_LUT[rgb[..., 2], 2]
         return np.where(y > _EPS, np.cbrt(y) * np.float32(116) - np.float32(16), y * np.float32(_KAPPA))

@@ -17,20 +17,27 @@ from PIL import Image
 from worker.colorizers import lab as labmod
 from worker.colorizers.base import BatchColorizer, Colorizer, Progress, ProgressCallback
 
+# Full-size planes are composed this many pixels at a time (a band of whole rows): a 40 MP scan's float32
+# temporaries (L, a, b, three f_inv planes, linear RGB, the LUT's index) were 2.2 GB at once, a band's are
+# ~60 MB. Every step but the ab resize is per pixel, and the resize of a band is the resize of the whole.
+COMPOSE_BAND_PIXELS = 1 << 20
 
-def resize_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an (h, w, 2) ab map to (height, width, 2)."""
+
+def resize_ab(ab: np.ndarray, height: int, width: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Bilinear resize of an (h, w, 2) ab map to (height, width, 2); ``rows`` (top, bottom): only those rows
+    of that resize, (bottom - top, width, 2)."""
+    top, bottom = rows if rows is not None else (0, height)
     if ab.shape[:2] == (height, width):
-        return ab.astype(np.float32, copy=False)
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(ab[..., i], dtype=np.float32), mode="F").resize(
-                (width, height), Image.Resampling.BILINEAR
-            )
-        )
-        for i in range(2)
-    ]
-    return np.stack(channels, axis=-1)
+        return ab[top:bottom].astype(np.float32, copy=False)
+    # Pillow maps output row i to source row box_top + (i + 0.5)·scale and clips its kernel to the whole
+    # source, not the box: a band's rows come out as the full resize's.
+    scale = ab.shape[0] / height
+    box = (0.0, top * scale, float(ab.shape[1]), bottom * scale)
+    out = np.empty((bottom - top, width, 2), dtype=np.float32)
+    for i in range(2):
+        channel = Image.fromarray(np.ascontiguousarray(ab[..., i], dtype=np.float32), mode="F")
+        out[..., i] = np.asarray(channel.resize((width, bottom - top), Image.Resampling.BILINEAR, box=box))
+    return out
 
 
 # float32 constants for the hot path (a 1024×768 photo is ~0.8 M pixels; float64 numpy took seconds here).
@@ -74,14 +81,28 @@ def linear_to_srgb_uint8(linear: np.ndarray) -> np.ndarray:
     return _SRGB_LUT[index.astype(np.int32)]
 
 
-def compose(lightness: np.ndarray, ab: np.ndarray, *, steps: int = 8) -> np.ndarray:
+def compose(
+    lightness: np.ndarray, ab: np.ndarray, *, steps: int = 8, band_pixels: int = COMPOSE_BAND_PIXELS
+) -> np.ndarray:
     """Join full-size L (H, W) with ab (any size) into an sRGB uint8 image, mapping into gamut by chroma.
 
-    Works in float32; out-of-gamut pixels get the largest chroma scale s in [0, 1] (bisection, ``steps``
-    halvings) for which L with s·ab is inside the sRGB gamut, so hue and L are kept.
+    Works in float32, in bands of whole rows of about ``band_pixels`` pixels (the same result as one band:
+    only the output and one band's temporaries are alive); out-of-gamut pixels get the largest chroma scale
+    s in [0, 1] (bisection, ``steps`` halvings) for which L with s·ab is inside the sRGB gamut, so hue and L
+    are kept.
     """
     height, width = lightness.shape
-    ab = resize_ab(ab, height, width)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, band_pixels // max(1, width))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        band_ab = resize_ab(ab, height, width, rows=(top, bottom))
+        out[top:bottom] = _compose_band(lightness[top:bottom], band_ab, steps)
+    return out
+
+
+def _compose_band(lightness: np.ndarray, ab: np.ndarray, steps: int) -> np.ndarray:
+    """:func:`compose` of L (h, w) and ab (h, w, 2) of the same size."""
     lum = np.ascontiguousarray(lightness, dtype=np.float32)
     a = np.ascontiguousarray(ab[..., 0], dtype=np.float32)
     b = np.ascontiguousarray(ab[..., 1], dtype=np.float32)

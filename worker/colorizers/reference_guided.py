@@ -182,7 +182,7 @@ def serving_tensors(
     """The photo's L (1, 1, h, w), the net's input (its L at the serving size, :func:`serve_shape`) and the
     reference's Lab (1, 3, h', w'), from the photo's L (h, w) and the reference's RGB (h', w', 3)."""
     photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
-    ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32)).permute(2, 0, 1)[None]
+    ref_lab = torch.from_numpy(rgb_to_lab(reference).astype(np.float32, copy=False)).permute(2, 0, 1)[None]
     size = serve_shape(lightness.shape[0], lightness.shape[1], short=short_side)
     net_input = F.interpolate(photo_l, size=size, mode="bilinear", align_corners=False, antialias=True)
     return photo_l, net_input, ref_lab
