@@ -2,18 +2,36 @@
 
 Pure numpy, via :mod:`worker.colorizers.metrics`: the report's eq. 9 accuracy, Zhang's raw-accuracy AuC,
 PSNR, SSIM, colourfulness and its gap to the truth. Stored on the job and shown by the compare view.
+
+A photo over :data:`METRICS_MAX_PIXELS` is scored on copies of the result and the truth reduced alike (area
+average) to that size: at full size a 40 MP photo's scores took 90 s and 5 GB of the worker (SSIM in float64
+alone 59 s, 4.3 GB), against about 3 s at 2 MP, where every score is as telling.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from worker.colorizers import lab, metrics
+
+METRICS_MAX_PIXELS = 2_000_000
+
+
+def reduced(rgb: np.ndarray, max_pixels: int = METRICS_MAX_PIXELS) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8, area-averaged to at most ``max_pixels`` (unchanged when it is smaller)."""
+    height, width = rgb.shape[:2]
+    if height * width <= max_pixels:
+        return rgb
+    scale = (max_pixels / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
 
 
 def job_metrics(result_rgb: np.ndarray, truth_rgb: np.ndarray) -> dict[str, float | None]:
     if result_rgb.shape != truth_rgb.shape:
         raise ValueError(f"result {result_rgb.shape} and truth {truth_rgb.shape} differ in size")
+    result_rgb, truth_rgb = reduced(result_rgb), reduced(truth_rgb)
     pred_ab = lab.rgb_to_lab(result_rgb)[..., 1:]
     true_ab = lab.rgb_to_lab(truth_rgb)[..., 1:]
     psnr = metrics.psnr(result_rgb, truth_rgb)
