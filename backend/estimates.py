@@ -1,6 +1,8 @@
 """Queue position and time estimates, from the recent measured durations (torch-free).
 
-- A feed-forward method's run time: the median ``run_seconds`` of its recent finished jobs.
+- A feed-forward method's run time: the median ``run_seconds`` of its recent finished jobs, each scaled to
+  the photo's size above 1 MP (its net works at a small size, but the photo's L, the full-size compose and
+  the PNG grow with the pixels: a 40 MP scan takes several times a 12 MP phone photo's time).
 - An iterative method's: its preparing time (loading, matching, targets: the run before the first iteration)
   plus the measured seconds per iteration of its recent jobs, scaled to the working size (cost grows with the
   pixels of the working image), times the iterations the options ask for.
@@ -20,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.models import Job, JobStatus, utcnow
+from backend.models import Image, Job, JobStatus, utcnow
 from backend.queue import lane_of
 from worker.colorizers import methods
 
@@ -29,6 +31,9 @@ REFERENCE_SIZE = 256  # working size the seconds per iteration are normalised to
 # Measured on the development CPU (benchmarks/RESULTS.md): used until this server has its own figures.
 PRIOR_SECONDS_PER_ITERATION = 0.6
 PRIOR_FEEDFORWARD_SECONDS = 1.0
+# Below this size a feed-forward job's time is mostly fixed (the net at its working size); above, it grows
+# with the pixels (12 / 40 MP gray scans: 2.4 / 7.9 s, benchmarks/RESULTS.md "Large photos in the worker").
+FIXED_COST_MEGAPIXELS = 1.0
 MAX_AHEAD_COUNTED = 1000  # beyond this many jobs ahead the estimate is a lower bound anyway
 
 
@@ -36,10 +41,15 @@ def _working_size(params: Mapping[str, Any]) -> int:
     return int(params.get("size") or REFERENCE_SIZE)
 
 
+def _size_factor(megapixels: float | None) -> float:
+    return max(megapixels or 0.0, FIXED_COST_MEGAPIXELS)
+
+
 @dataclass(frozen=True)
 class Measured:
     seconds: float  # per job (feed-forward) or per iteration at REFERENCE_SIZE (iterative)
     preparing: float = 0.0  # iterative: seconds before the first iteration
+    seconds_per_size: float | None = None  # feed-forward: per :func:`_size_factor` of the photo
 
 
 def iterating_seconds(detail: Mapping[str, Any], run_seconds: float) -> float:
@@ -63,9 +73,11 @@ class Estimator:
         rows = self._recent(method) if self.session is not None else []
         samples: list[float] = []
         preparing: list[float] = []
-        for seconds, params, detail in rows:
+        per_size: list[float] = []
+        for seconds, params, detail, width, height in rows:
             if not iterative:
                 samples.append(float(seconds))
+                per_size.append(float(seconds) / _size_factor(width * height / 1e6))
                 continue
             steps = int((detail or {}).get("step") or 0)
             if steps > 0:
@@ -76,7 +88,11 @@ class Estimator:
         if not samples:
             value = Measured(PRIOR_SECONDS_PER_ITERATION if iterative else PRIOR_FEEDFORWARD_SECONDS)
         else:
-            value = Measured(statistics.median(samples), statistics.median(preparing) if preparing else 0.0)
+            value = Measured(
+                statistics.median(samples),
+                statistics.median(preparing) if preparing else 0.0,
+                statistics.median(per_size) if per_size else None,
+            )
         self._per_method[method] = value
         return value
 
@@ -85,7 +101,8 @@ class Estimator:
         try:
             return list(
                 self.session.execute(
-                    select(Job.run_seconds, Job.params, Job.progress_detail)
+                    select(Job.run_seconds, Job.params, Job.progress_detail, Image.width, Image.height)
+                    .join(Image, Image.id == Job.input_image_id)
                     .where(Job.method == method, Job.status == JobStatus.done, Job.run_seconds.is_not(None))
                     .order_by(Job.finished_at.desc())
                     .limit(RECENT)
@@ -95,13 +112,17 @@ class Estimator:
             self.session.rollback()
             return []
 
-    def run_seconds(self, method: str, params: Mapping[str, Any]) -> float:
-        """Expected compute time of one job of ``method`` with ``params``."""
+    def run_seconds(self, method: str, params: Mapping[str, Any], megapixels: float | None = None) -> float:
+        """Expected compute time of one job of ``method`` with ``params`` on a photo of ``megapixels`` (None:
+        a photo of the recent jobs' usual size)."""
         info = methods.get(method)
         measured = self._measured(method)
         iterations = info.iterations_for(params) if info is not None else None
         if iterations is None:
-            return measured.seconds
+            if megapixels is None:
+                return measured.seconds
+            per_size = measured.seconds if measured.seconds_per_size is None else measured.seconds_per_size
+            return per_size * _size_factor(megapixels)
         per_iteration = measured.seconds * (_working_size(params) / REFERENCE_SIZE) ** 2
         return measured.preparing + per_iteration * iterations
 
@@ -113,7 +134,12 @@ class Estimator:
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
         if step > 0 and total > 0:
             return max(iterating_seconds(detail, elapsed) / step * (total - step), 0.0)
-        return max(self.run_seconds(job.method, job.params or {}) - elapsed, 0.0)
+        return max(self.run_seconds(job.method, job.params or {}, _megapixels(job)) - elapsed, 0.0)
+
+
+def _megapixels(job: Job) -> float | None:
+    photo = job.input_image
+    return photo.width * photo.height / 1e6 if photo is not None else None
 
 
 def lane_methods(lane: str) -> list[str]:
@@ -128,7 +154,7 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
     concurrency = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
     est = Estimator(session)
     now = utcnow()
-    own = est.run_seconds(job.method, job.params or {})
+    own = est.run_seconds(job.method, job.params or {}, _megapixels(job))
     if job.status == JobStatus.running:
         left = est.remaining_seconds(job, now)
         return {
@@ -143,7 +169,8 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
         select(Job).where(Job.method.in_(methods), Job.status == JobStatus.running, Job.id != job.id)
     ).all()
     ahead = session.execute(
-        select(Job.method, Job.params)
+        select(Job.method, Job.params, Image.width * Image.height)
+        .join(Image, Image.id == Job.input_image_id)
         .where(
             Job.method.in_(methods),
             Job.status == JobStatus.queued,
@@ -154,7 +181,7 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
         .limit(MAX_AHEAD_COUNTED)
     ).all()
     work = sum(est.remaining_seconds(r, now) for r in running)
-    work += sum(est.run_seconds(method, params or {}) for method, params in ahead)
+    work += sum(est.run_seconds(method, params or {}, pixels / 1e6) for method, params, pixels in ahead)
     wait = work / concurrency
     return {
         "lane": lane,

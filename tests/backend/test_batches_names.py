@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -371,3 +372,26 @@ def test_a_batch_photo_is_held_as_its_file_and_facts_and_stored_whole(database: 
         row = (image.width, image.height, image.is_color, image.format, image.gray_png, image.color_png)
     made = renditions(decoded)
     assert row == (decoded.width, decoded.height, decoded.is_color, "JPEG", made.gray_png, made.color_png)
+
+
+def test_a_feed_forward_estimate_grows_with_the_photo_s_size(client) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    def post(name: str, side: int) -> str:
+        files = {"image": (name, jpeg((side, side)))}
+        return str(client.post("/colorize", files=files, data={"method": "cnn"}).json()["id"])
+
+    small = [post(f"s{n}.jpg", 500) for n in range(2)]
+    run_all_queued()
+    with session_scope() as s:  # as if each had taken 0.5 s (0.25 MP: below the 1 MP of fixed cost)
+        s.execute(update(Job).where(Job.id.in_(small)).values(run_seconds=0.5))
+        s.commit()
+    big, after = post("scan.jpg", 2000), post("s.jpg", 500)
+    big_queue = client.get(f"/jobs/{big}").json()["queue"]
+    small_queue = client.get(f"/jobs/{after}").json()["queue"]
+    assert big_queue["estimated_run_seconds"] == 2.0  # 4 MP: four times the 1 MP a small photo costs
+    assert small_queue["estimated_run_seconds"] == 0.5 and small_queue["ahead"] == 1
+    waited = datetime.fromisoformat(small_queue["estimated_start"]) - datetime.fromisoformat(
+        big_queue["estimated_start"]
+    )
+    assert waited.total_seconds() == pytest.approx(2.0 / get_settings().fast_concurrency, abs=0.5)
