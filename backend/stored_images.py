@@ -51,7 +51,8 @@ def is_junk(path: str) -> bool:
     """A hidden file or folder, or macOS's ``__MACOSX``, in a relative path ("a/b.jpg"): a folder or zip made
     on a Mac holds a "._photo.jpg" (not an image) beside every photo. Left out of a zip, a folder upload and
     ``colorlab colorize``'s folders alike."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in path.replace("\\", "/").split("/"))
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in (".", "..")]  # ./a.jpg: kept
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
 # Browsers send a multipart file name with these three characters percent-escaped (the HTML standard's

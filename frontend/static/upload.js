@@ -20,7 +20,7 @@
   // ---- Many photos: several files, a folder or a zip become one batch (POST /batches) -----------------
   // Hidden files and folders and macOS's __MACOSX are left out, as the server leaves them out of a zip.
   const isJunk = (f) => (f.webkitRelativePath || f.name).split("/")
-    .some((part) => part.startsWith(".") || part === "__MACOSX");
+    .some((part) => (part.startsWith(".") && part !== "." && part !== "..") || part === "__MACOSX");
   const isBatchFile = (f) => !isJunk(f) &&
     (f.type.startsWith("image/") || /\.zip$/i.test(f.name) || /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(f.name));
 

@@ -395,3 +395,12 @@ def test_a_feed_forward_estimate_grows_with_the_photo_s_size(client) -> None:  #
         big_queue["estimated_start"]
     )
     assert waited.total_seconds() == pytest.approx(2.0 / get_settings().fast_concurrency, abs=0.5)
+
+
+def test_junk_is_a_hidden_file_or_folder_or_macos_metadata() -> None:
+    from backend.stored_images import is_junk
+
+    kept = ["a.jpg", "./box/a.jpg", "box\\b.jpg"]
+    junk = ["x/.thumbnails/a.jpg", "__MACOSX/box/._a.jpg", "box/._a.jpg", ".DS_Store", "box\\.cache\\b.jpg"]
+    paths = kept + junk
+    assert [p for p in paths if not is_junk(p)] == kept
