@@ -196,30 +196,24 @@ def main() -> None:
                     info = methods.get(method)
                     needs_reference = info is not None and info.needs_reference
                     reference = photo_file(folder, mp, False, index=1) if needs_reference else None
-                    r = measure(method, options, [photo], reference)
-                    row = f"| {label} | {mp} MP {kind}"
-                    if "error" in r:
-                        print(f"{row} | {r['error']} | | | |", flush=True)
-                        continue
-                    print(
-                        f"{row} | +{r['predict_peak_mb']:,.0f} MB | +{r['peak_mb']:,.0f} MB "
-                        f"| {r['predict_s']:.1f} s | {r['job_s']:.1f} s |",
-                        flush=True,
-                    )
+                    print_row(f"| {label} | {mp} MP {kind}", measure(method, options, [photo], reference))
         if args.batch > 1:
             files = [photo_file(folder, args.batch_size, True, index=i) for i in range(args.batch)]
             for n in (1, args.batch):
-                r = measure("unet-bins", {}, files[:n], None)
-                label = f"unet-bins, fast-lane batch of {n}"
-                row = f"| {label} | {args.batch_size} MP gray"
-                if "error" in r:
-                    print(f"{row} | {r['error']} | | | |", flush=True)
-                    continue
-                print(
-                    f"{row} | +{r['predict_peak_mb']:,.0f} MB | +{r['peak_mb']:,.0f} MB "
-                    f"| {r['predict_s']:.1f} s | {r['job_s']:.1f} s |",
-                    flush=True,
-                )
+                row = f"| unet-bins, fast-lane batch of {n} | {args.batch_size} MP gray"
+                print_row(row, measure("unet-bins", {}, files[:n], None))
+
+
+def print_row(row: str, r: dict[str, Any]) -> None:
+    """One table row of a case's measurement (or its error)."""
+    if "error" in r:
+        print(f"{row} | {r['error']} | | | |", flush=True)
+        return
+    print(
+        f"{row} | +{r['predict_peak_mb']:,.0f} MB | +{r['peak_mb']:,.0f} MB "
+        f"| {r['predict_s']:.1f} s | {r['job_s']:.1f} s |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
