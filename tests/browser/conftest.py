@@ -123,9 +123,6 @@ def phone_page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # 
 def _checked_page(browser, request: pytest.FixtureRequest, **options: object) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(**options)
     context.set_default_timeout(15_000)
-    # A navigation after an upload (POST, then the new page) once took over 15 s in a fresh-clone CI run, with
-    # two test workers, their servers and browsers on two cores; passing locally in 7-10 s, also under load.
-    context.set_default_navigation_timeout(30_000)
     pg = context.new_page()
     problems: list[str] = []
     pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
