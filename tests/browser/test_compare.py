@@ -206,6 +206,9 @@ def test_compare_pending_then_ranked_results(idle_stack, page) -> None:  # type:
     marked."""
     page.goto(idle_stack.base_url + "/compare")
     page.set_input_files("#image", str(sample_photo()))
+    # The method cards arrive after the page (GET /methods) and push the button down: a click during that
+    # shift can miss it (a fresh-clone CI run once waited for a page that was never asked for).
+    expect(page.locator("#submit .label")).to_have_text(re.compile(r"^Compare \d+ methods$"))
     page.locator("#submit").click()
     page.wait_for_url(re.compile(r"/compare/[\w-]+/view$"))
     group = page.url.rstrip("/").split("/")[-2]
