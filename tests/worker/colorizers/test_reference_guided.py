@@ -150,3 +150,22 @@ def test_follow_reference_ranges_from_the_automatic_colours_to_the_reference_s(
     # Where the match is unsure the colour is the net's, evened out as unet-bins evens it: no yellow band
     # across the man's forehead (the head's most yellow b: 32 before, 3.7 now; unet-bins' own, smoothed: 22).
     assert float(learned[60:130, 250:320, 1].max()) < 12
+
+
+def test_a_large_reference_is_matched_from_an_area_averaged_copy(
+    colorizer: ReferenceGuidedColorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.colorizers import reference_guided
+
+    folder = EXEMPLAR_PAIRS / "example"
+    gray = lab.rgb_to_lab(np.asarray(Image.open(folder / "in1.jpg").convert("RGB")))[..., 0]
+    ref = Image.open(folder / "ref1.jpg").convert("RGB")
+    big = np.asarray(ref.resize((1800, 1200), Image.Resampling.BILINEAR))  # 2.2 MP: over the 1 MP kept
+    small = reference_guided.reference_for_matching(big)
+    assert small.shape[0] * small.shape[1] <= 1_000_000 and abs(small.shape[1] / small.shape[0] - 1.5) < 0.01
+    assert np.array_equal(reference_guided.reference_for_matching(np.asarray(ref)), np.asarray(ref))
+    copied = colorizer.predict_ab(gray, reference=big, params={})
+    monkeypatch.setattr(reference_guided, "REFERENCE_MAX_PIXELS", 10**9)  # the whole reference, as before
+    whole = colorizer.predict_ab(gray, reference=big, params={})
+    change = np.abs(copied - whole)  # Lab units: the same colours (a just-noticeable difference is about 2)
+    assert change.mean() < 0.05 and change.max() < 2.0, (change.mean(), change.max())
