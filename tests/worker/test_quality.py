@@ -7,7 +7,8 @@ from PIL import Image
 
 from tests.conftest import photo
 from worker.colorizers import lab, metrics
-from worker.quality import METRICS_MAX_PIXELS, job_metrics, reduced
+from worker.colorizers.pipeline import area_reduced
+from worker.quality import METRICS_MAX_PIXELS, job_metrics
 
 
 def pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +30,7 @@ def test_a_photo_within_the_limit_is_scored_at_full_size() -> None:
 
 def test_a_large_photo_is_scored_on_copies_reduced_alike() -> None:
     result, truth = pair(1500, 2000)  # 3 MP: over the limit
-    small_result, small_truth = reduced(result), reduced(truth)
+    small_result, small_truth = (area_reduced(rgb, METRICS_MAX_PIXELS) for rgb in (result, truth))
     assert small_result.shape == small_truth.shape
     height, width = small_result.shape[:2]
     assert height * width <= METRICS_MAX_PIXELS and abs(width / height - 4 / 3) < 0.01  # the shape kept

@@ -23,6 +23,17 @@ from worker.colorizers.base import BatchColorizer, Colorizer, Progress, Progress
 COMPOSE_BAND_PIXELS = 1 << 20
 
 
+def area_reduced(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+    """An (H, W, 3) uint8 image area-averaged to at most ``max_pixels``, its shape kept; a smaller one (or
+    another dtype) as it is."""
+    height, width = rgb.shape[:2]
+    if height * width <= max_pixels or rgb.dtype != np.uint8:
+        return rgb
+    scale = (max_pixels / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BOX))
+
+
 def resize_ab(ab: np.ndarray, height: int, width: int, rows: tuple[int, int] | None = None) -> np.ndarray:
     """Bilinear resize of an (h, w, 2) ab map to (height, width, 2); ``rows`` (top, bottom): only those rows
     of that resize, (bottom - top, width, 2)."""

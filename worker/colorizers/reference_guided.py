@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
 from worker.colorizers.base import ProgressCallback
@@ -51,6 +50,7 @@ from worker.colorizers.nets.unet_bins import (
     rasterise_hints,
     serve_shape,
 )
+from worker.colorizers.pipeline import area_reduced
 
 MATCH_SIGMA = 10.0  # Lab units: spread of the prior around a matched colour
 PALETTE_SIGMA_AB = 7.0  # Lab units: soft binning of the reference's colours
@@ -59,7 +59,10 @@ PALETTE_POWER = 0.5  # flattens the palette so its rare colours stay possible
 PALETTE_UNIFORM = 0.1  # share of a uniform distribution mixed into the palette
 PALETTE_LEVELS = torch.arange(0.0, 101.0, 5.0)  # L levels at which the palette is tabulated
 PALETTE_MAX_PIXELS = 64 * 64  # the reference is area-resized to about this many pixels for its palette
-REFERENCE_MAX_PIXELS = 1_000_000  # a larger reference is area-averaged to this first (reference_for_matching)
+# A larger reference is area-averaged to this first: it is matched at a 256-pixel short side
+# (correspondence.MATCH_SHORT_SIDE) and its palette read at 64 × 64, so more only costs memory (a 40 MP
+# reference's Lab alone was 480 MB).
+REFERENCE_MAX_PIXELS = 1_000_000
 
 
 def palette_table(ref_lab: Tensor, bins: Tensor) -> Tensor:
@@ -178,25 +181,13 @@ def inputs_from_sources(net: UNetBins, sources: FusionSources) -> FusionInputs:
     )
 
 
-def reference_for_matching(reference: np.ndarray, max_pixels: int = REFERENCE_MAX_PIXELS) -> np.ndarray:
-    """The reference's RGB (h', w', 3) uint8, area-averaged to at most ``max_pixels``: it is matched at a
-    :data:`~worker.colorizers.correspondence.MATCH_SHORT_SIDE`-pixel short side and its palette read at
-    64 × 64, so a larger one only costs memory (a 40 MP reference's Lab alone was 480 MB)."""
-    height, width = reference.shape[:2]
-    if height * width <= max_pixels or reference.dtype != np.uint8:
-        return reference
-    scale = (max_pixels / (height * width)) ** 0.5
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(reference)).resize(size, Image.Resampling.BOX))
-
-
 def serving_tensors(
     lightness: np.ndarray, reference: np.ndarray, short_side: int = SERVE_SHORT_SIDE
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The photo's L (1, 1, h, w), the net's input (its L at the serving size, :func:`serve_shape`) and the
     reference's Lab (1, 3, h', w'), from the photo's L (h, w) and the reference's RGB (h', w', 3)."""
     photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
-    ref_rgb = reference_for_matching(reference, REFERENCE_MAX_PIXELS)
+    ref_rgb = area_reduced(reference, REFERENCE_MAX_PIXELS)
     ref_lab = torch.from_numpy(rgb_to_lab(ref_rgb).astype(np.float32, copy=False)).permute(2, 0, 1)[None]
     size = serve_shape(lightness.shape[0], lightness.shape[1], short=short_side)
     net_input = F.interpolate(photo_l, size=size, mode="bilinear", align_corners=False, antialias=True)

@@ -161,9 +161,10 @@ def test_a_large_reference_is_matched_from_an_area_averaged_copy(
     gray = lab.rgb_to_lab(np.asarray(Image.open(folder / "in1.jpg").convert("RGB")))[..., 0]
     ref = Image.open(folder / "ref1.jpg").convert("RGB")
     big = np.asarray(ref.resize((1800, 1200), Image.Resampling.BILINEAR))  # 2.2 MP: over the 1 MP kept
-    small = reference_guided.reference_for_matching(big)
-    assert small.shape[0] * small.shape[1] <= 1_000_000 and abs(small.shape[1] / small.shape[0] - 1.5) < 0.01
-    assert np.array_equal(reference_guided.reference_for_matching(np.asarray(ref)), np.asarray(ref))
+    ref_lab = reference_guided.serving_tensors(gray, big)[2]  # (1, 3, h', w'): the reference as matched
+    height, width = ref_lab.shape[2:]
+    assert height * width <= 1_000_000 and abs(width / height - 1.5) < 0.01  # area-averaged, shape kept
+    assert reference_guided.serving_tensors(gray, np.asarray(ref))[2].shape[2:] == np.asarray(ref).shape[:2]
     copied = colorizer.predict_ab(gray, reference=big, params={})
     monkeypatch.setattr(reference_guided, "REFERENCE_MAX_PIXELS", 10**9)  # the whole reference, as before
     whole = colorizer.predict_ab(gray, reference=big, params={})
