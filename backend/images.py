@@ -440,14 +440,12 @@ _GRAY_OF_Y = np.round(lab.linear_to_srgb(np.linspace(0.0, 1.0, _Y_STEPS + 1)) * 
 
 def gray_levels(rgb: np.ndarray) -> np.ndarray:
     """(H, W) uint8 gray with the photo's CIE lightness, computed in bands of rows to bound memory."""
-    out = np.empty(rgb.shape[:2], dtype=np.uint8)
-    band = max(1, 2_000_000 // max(1, rgb.shape[1]))
-    for top in range(0, rgb.shape[0], band):
-        part = rgb[top : top + band]
-        y = _Y_OF_LEVEL[part[..., 0], 0] + _Y_OF_LEVEL[part[..., 1], 1] + _Y_OF_LEVEL[part[..., 2], 2]
-        index = np.clip(y * _Y_STEPS + 0.5, 0, _Y_STEPS).astype(np.uint16)
-        out[top : top + band] = _GRAY_OF_Y[index]
-    return out
+    return lab.in_bands(_gray_levels, rgb)
+
+
+def _gray_levels(rgb: np.ndarray) -> np.ndarray:
+    y = _Y_OF_LEVEL[rgb[..., 0], 0] + _Y_OF_LEVEL[rgb[..., 1], 1] + _Y_OF_LEVEL[rgb[..., 2], 2]
+    return _GRAY_OF_Y[np.clip(y * _Y_STEPS + 0.5, 0, _Y_STEPS).astype(np.uint16)]
 
 
 @dataclass(frozen=True)

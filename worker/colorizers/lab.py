@@ -42,7 +42,7 @@ L_CENTER = 50.0
 BAND_PIXELS = 1 << 20
 
 
-def _in_bands(convert: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
+def in_bands(convert: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
     """``convert`` (per pixel, leading axis kept) of an (H, W, ...) image, in bands of about
     :data:`BAND_PIXELS` pixels written into one output: only the output and one band's temporaries are
     alive. Smaller images (and other shapes) are converted whole."""
@@ -83,7 +83,7 @@ def _f_inv(t: np.ndarray) -> np.ndarray:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) sRGB (uint8 or float in [0, 1]) -> (..., 3) float32 Lab (a photo in bands of rows)."""
-    return _in_bands(_rgb_to_lab, rgb)
+    return in_bands(_rgb_to_lab, rgb)
 
 
 def _rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -119,7 +119,7 @@ def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
     uint8 input goes through a 256-entry table per channel (float32, ~5× faster on a 1024×768 photo); a
     photo is converted in bands of rows.
     """
-    return _in_bands(_rgb_to_lightness, rgb)
+    return in_bands(_rgb_to_lightness, rgb)
 
 
 def _rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
