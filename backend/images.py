@@ -48,8 +48,8 @@ _COLOR_SHARE = 0.005
 _RECORD_LIMIT = 65_000
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _SRGB_ICC = _SRGB.tobytes()  # 588 bytes, "sRGB built-in": what a result is tagged with
-# modes whose embedded profile is applied (LittleCMS; 16-bit gray is a scanner's), and LA's gray apart from
-# its alpha (LittleCMS would read the alpha as gray)
+# modes whose embedded profile is applied (LittleCMS; 16-bit gray is a scanner's; LA's gray apart from its
+# alpha)
 _MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
 _ORIENTATION, _X_RESOLUTION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x0112, 0x011A, 0x8769, 0xA001, 0xA005
 # EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
@@ -171,16 +171,20 @@ def to_srgb(img: Image.Image) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in ImageCms.getProfileDescription(source).lower():
             return img  # most cameras' and browsers' profile: nothing to convert
-        if img.mode == "LA":
-            colour = to_srgb(img.convert("L"))  # the profile goes along (info is copied)
-            colour.putalpha(img.getchannel("A"))
-            return colour
+        gray_alpha = img.mode == "LA"  # its gray converted, its alpha put back (LittleCMS reads it as gray)
         converted = ImageCms.profileToProfile(
-            img, source, _SRGB, outputMode="RGBA" if img.mode == "RGBA" else "RGB"
+            img.convert("L") if gray_alpha else img,
+            source,
+            _SRGB,
+            outputMode="RGBA" if img.mode == "RGBA" else "RGB",
         )
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return img
-    return converted if isinstance(converted, Image.Image) else img
+    if not isinstance(converted, Image.Image):
+        return img
+    if gray_alpha:
+        converted.putalpha(img.getchannel("A"))
+    return converted
 
 
 def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
