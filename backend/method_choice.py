@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -165,8 +166,9 @@ def form_options(form: Any, options_json: str | None) -> dict[str, Any]:
 
 
 def parse_options_json(text: str) -> dict[str, Any]:
-    """``options`` as a JSON object, refusing what would be costly or crash the parser: too long, nested
-    too deep (Python's parser recurses) or numbers with too many digits (int() refuses 4,300+)."""
+    """``options`` as a JSON object, refusing what would be costly or crash the parser (too long, nested
+    too deep: Python's parser recurses; numbers with too many digits: int() refuses 4,300+) and what is
+    ambiguous (a key twice in one object)."""
     if len(text) > OPTIONS_MAX_CHARS:
         raise UserError(422, f"options is longer than {OPTIONS_MAX_CHARS:,} characters")
     depth = deepest = 0
@@ -187,8 +189,19 @@ def parse_options_json(text: str) -> dict[str, Any]:
 
         return parse
 
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # JSON allows a key twice and json.loads keeps the last: which value was meant cannot be known
+        counted = Counter(key for key, _ in pairs)
+        if twice := sorted(key for key, n in counted.items() if n > 1):
+            raise UserError(
+                422, f"options holds {', '.join(map(json.dumps, twice))} more than once: send each once"
+            )
+        return dict(pairs)
+
     try:
-        parsed = json.loads(text, parse_int=number(int), parse_float=number(float))
+        parsed = json.loads(
+            text, parse_int=number(int), parse_float=number(float), object_pairs_hook=unique_keys
+        )
     except json.JSONDecodeError as exc:
         raise UserError(422, f"options must be a JSON object: {exc.msg}") from None
     except (RecursionError, ValueError):

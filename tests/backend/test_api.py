@@ -121,6 +121,12 @@ def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def
         ({"method": "exemplar"}, 422, "reference"),
         ({"options": "[1, 2]"}, 422, "JSON object"),
         ({"options": "{bad json"}, 422, "JSON"),
+        ({"options": '{"vividness": 0.2, "vividness": 0.9}'}, 422, '"vividness" more than once'),
+        (
+            {"options": '{"hints": [{"x": 0.1, "x": 0.2, "y": 0.5, "color": "#ff0000"}]}'},
+            422,
+            '"x" more than once',
+        ),
         ({"bogus": "1"}, 422, "unknown option"),
     ],
 )

@@ -24,6 +24,15 @@ class HintError(ValueError):
     """Hints that cannot be used; the message says which one and why."""
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys each come once (json.loads would keep the last of two: which was meant?)."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise HintError(f"hints: {', '.join(map(json.dumps, twice))} given twice in one hint: give each once")
+    return dict(pairs)
+
+
 def parse_hints(raw: Any) -> list[dict[str, Any]]:
     """A JSON string or an already-decoded list -> ``[{"x", "y", "color"}, ...]`` (checked)."""
     if isinstance(raw, str):
@@ -33,7 +42,9 @@ def parse_hints(raw: Any) -> list[dict[str, Any]]:
         if len(text) > 16 * 1024:
             raise HintError("hints: too long (at most 16 KiB of JSON)")
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_unique_keys)
+        except HintError:  # a ValueError too, but with its own words
+            raise
         except json.JSONDecodeError as exc:
             raise HintError(f"hints must be a JSON list like {_EXAMPLE}: {exc.msg}") from None
         except (RecursionError, ValueError):  # absurd nesting or a number of thousands of digits

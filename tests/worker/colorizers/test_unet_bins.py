@@ -167,6 +167,7 @@ def test_hints_parse_and_normalise() -> None:
         ('[{"x": 0.5, "y": 0.5}]', 'exactly "x", "y" and "color"'),
         ('[{"x": 1.5, "y": 0.5, "color": "#ffffff"}]', "from 0 to 1"),
         ('[{"x": "a", "y": 0.5, "color": "#ffffff"}]', "must be a number"),
+        ('[{"x": 0.2, "y": 0.5, "x": 0.9, "color": "#ffffff"}]', '"x" given twice'),
         ('[{"x": true, "y": 0.5, "color": "#ffffff"}]', "must be a number"),
         ('[{"x": 0.5, "y": 0.5, "color": "red"}]', "#rrggbb"),
         ('[{"x": 0.5, "y": 0.5, "color": "#ff00zz"}]', "#rrggbb"),
