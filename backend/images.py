@@ -9,7 +9,8 @@ becomes 8-bit sRGB, with transparency composited over white. A photo that says w
 numbers are in (an embedded ICC profile: Adobe RGB, Display P3 from a phone, a CMYK press profile, a gray
 dot-gain profile) is converted to sRGB, so a reference's and a ground truth's colours are the ones the
 photographer saw. What the file says beyond its pixels (:class:`PhotoMetadata`: resolution, EXIF, XMP) is
-kept and written into the photo's colorizations. :func:`renditions` makes, once, the PNGs and the thumbnail
+kept and written into the photo's colorizations, where what it says about the pixels (their size, colour mode,
+profile) is made the result's. :func:`renditions` makes, once, the PNGs and the thumbnail
 that are served afterwards. Torch-free: the web process and the worker both use it.
 """
 
@@ -52,6 +53,7 @@ _SRGB_ICC = _SRGB.tobytes()  # 588 bytes, "sRGB built-in": what a result is tagg
 # alpha)
 _MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
 _ORIENTATION, _X_RESOLUTION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x0112, 0x011A, 0x8769, 0xA001, 0xA005
+_PIXEL_WIDTH, _PIXEL_HEIGHT = 0xA002, 0xA003  # the Exif IFD's ExifImageWidth/ExifImageHeight
 # EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
 # also writes the record back into the image, and a damaged record made it refuse a readable photo)
 _TURNS = {
@@ -78,6 +80,36 @@ _XMP_LEFT_OUT = re.compile(
     rb"|<(xmp|xap):Thumbnails\b.*?</\1:Thumbnails>",
     re.DOTALL,
 )
+# XMP's fields that describe the pixels of the file they came from (:func:`_xmp_for_result` writes a result's
+# over them), by the namespace their prefix must be bound to; None: the result's width or height.
+_XMP_NAMESPACES = {
+    b"photoshop": b"http://ns.adobe.com/photoshop/1.0/",
+    b"tiff": b"http://ns.adobe.com/tiff/1.0/",
+    b"exif": b"http://ns.adobe.com/exif/1.0/",
+}
+_XMP_PIXEL_FIELDS: dict[bytes, bytes | None] = {
+    b"photoshop:ColorMode": b"3",  # RGB (a gray original says 1, Grayscale)
+    b"photoshop:ICCProfile": b"sRGB IEC61966-2.1",  # the name of the profile the pixels are in
+    b"tiff:PhotometricInterpretation": b"2",  # RGB (gray: 1 or 0)
+    b"tiff:SamplesPerPixel": b"3",
+    b"tiff:BitsPerSample": b"8, 8, 8",  # written as an rdf:Seq of three 8s where it is one
+    b"exif:ColorSpace": b"1",  # sRGB
+    b"tiff:ImageWidth": None,
+    b"tiff:ImageLength": None,
+    b"exif:PixelXDimension": None,
+    b"exif:PixelYDimension": None,
+}
+_XMP_WIDTHS = (b"tiff:ImageWidth", b"exif:PixelXDimension")
+_XMP_FIELD_NAMES = b"|".join(re.escape(name) for name in _XMP_PIXEL_FIELDS)
+# One attribute, and a start tag of rdf:Description read attribute by attribute (a quoted value may hold ">")
+_XMP_ATTRIBUTE = re.compile(rb"""(\s+)([\w.:-]+)(\s*=\s*)("[^"<]*"|'[^'<]*')""")
+_XMP_DESCRIPTION = re.compile(rb"""<rdf:Description(?:\s+[\w.:-]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*/?>""")
+# A field as an element holding text, and BitsPerSample's list (<rdf:Seq> of <rdf:li>), its layout kept
+_XMP_ELEMENT = re.compile(rb"<(" + _XMP_FIELD_NAMES + rb")\s*>[^<]*</\1\s*>")
+_XMP_BITS_SEQ = re.compile(
+    rb"<tiff:BitsPerSample\s*>(\s*<rdf:Seq\s*>)(\s*)<rdf:li\s*>[^<]*</rdf:li\s*>"
+    rb"(?:\s*<rdf:li\s*>[^<]*</rdf:li\s*>)*(\s*</rdf:Seq\s*>\s*)</tiff:BitsPerSample\s*>"
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +117,9 @@ class PhotoMetadata:
     """What a photo's file says beyond its pixels, written into its colorizations: the resolution (a scan
     printed at its size), and the EXIF and XMP records (date, camera, caption, copyright, place). The
     orientation is left out (the pixels are already turned), and EXIF's colour space says sRGB (the pixels
-    were converted to it)."""
+    were converted to it). What the records say about the original's pixels (their size; in XMP also their
+    colour mode, samples, bits and profile) is written over with the result's when one is encoded
+    (:func:`_exif_for_result`, :func:`_xmp_for_result`): only then is its size known."""
 
     dpi: tuple[float, float] | None = None
     exif: bytes | None = None
@@ -348,16 +382,93 @@ def sniff(data: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
-def _records(metadata: PhotoMetadata | None) -> dict[str, Any]:
-    """Pillow's save() arguments for a result: the resolution and EXIF of ``metadata``, and an sRGB profile
-    (the pixels are sRGB; untagged, a colour-managed editor may read them in its own working space)."""
+def _exif_for_result(exif: bytes, width: int, height: int) -> bytes:
+    """``exif`` with its pixel dimensions (the Exif IFD's ExifImageWidth/Height, where it has them) set to a
+    result's ``width`` × ``height``: they were the original's stored pixels, which for orientations 5-8 were
+    turned on reading (width and height trade places). The record as it was when it cannot be rewritten."""
+    try:
+        record = Image.Exif()
+        record.load(exif)
+        if _EXIF_IFD not in record:  # get_ifd would add an empty one
+            return exif
+        camera = record.get_ifd(_EXIF_IFD)
+        sizes = {tag: size for tag, size in ((_PIXEL_WIDTH, width), (_PIXEL_HEIGHT, height)) if tag in camera}
+        if all(camera[tag] == size for tag, size in sizes.items()):
+            return exif  # nothing to change (or no dimensions: none is added)
+        camera.update(sizes)
+        sized = record.tobytes()
+    except Exception:  # read once already, so unlikely; the record is then kept as read
+        return exif
+    return sized if len(sized) <= _RECORD_LIMIT else exif
+
+
+def _xmp_for_result(packet: bytes, width: int, height: int) -> bytes:
+    """The XMP ``packet`` with what it says about the original's pixels written over with a result's
+    (``width`` × ``height``, 8-bit RGB, sRGB): Lightroom, Bridge and exiftool show these fields, and a gray
+    original's (photoshop:ColorMode 1 = Grayscale, tiff:PhotometricInterpretation 1, SamplesPerPixel 1, its
+    gray profile's name, its size) would misdescribe the colour result in an archive's catalogue.
+
+    Only the fields in ``_XMP_PIXEL_FIELDS`` that the packet has are rewritten (none is added), as an
+    attribute of rdf:Description or as an element (BitsPerSample's rdf:Seq too), and only where their prefix
+    is bound to their namespace; everything else stays byte for byte (an XML parser would rename prefixes and
+    drop the packet's padding), and so does Photoshop's xmpMM:Pantry (the placed documents' own fields). A
+    field written otherwise stays as it is; a rewritten packet over the size limit is kept as read."""
+    bound = {
+        prefix
+        for prefix, uri in _XMP_NAMESPACES.items()
+        if re.search(rb"xmlns:" + prefix + rb"""\s*=\s*["']""" + re.escape(uri) + rb"""["']""", packet)
+    }
+    values = {
+        name: value if value is not None else str(width if name in _XMP_WIDTHS else height).encode()
+        for name, value in _XMP_PIXEL_FIELDS.items()
+        if name.split(b":")[0] in bound
+    }
+    if not values:
+        return packet
+
+    def attribute(found: re.Match[bytes]) -> bytes:
+        space, name, equals, _ = found.groups()
+        return space + name + equals + b'"' + values[name] + b'"' if name in values else found[0]
+
+    def element(found: re.Match[bytes]) -> bytes:
+        name = found[1]
+        return b"<%s>%s</%s>" % (name, values[name], name) if name in values else found[0]
+
+    def bits(found: re.Match[bytes]) -> bytes:
+        items = b"".join(found[2] + b"<rdf:li>8</rdf:li>" for _ in range(3))
+        return b"<tiff:BitsPerSample>" + found[1] + items + found[3] + b"</tiff:BitsPerSample>"
+
+    def rewrite(part: bytes) -> bytes:
+        part = _XMP_DESCRIPTION.sub(lambda tag: _XMP_ATTRIBUTE.sub(attribute, tag[0]), part)
+        if b"tiff:BitsPerSample" in values:
+            part = _XMP_BITS_SEQ.sub(bits, part)
+        return _XMP_ELEMENT.sub(element, part)
+
+    # Photoshop's record of the documents placed in this one (their own sizes and modes) is left as it is,
+    # from its start to its end or the packet's (found with find, not a lazy regex: linear on any packet)
+    start, end = packet.find(b"<xmpMM:Pantry"), packet.rfind(b"</xmpMM:Pantry")
+    if start < 0:
+        rewritten = rewrite(packet)
+    else:
+        end = end if end > start else len(packet)
+        rewritten = rewrite(packet[:start]) + packet[start:end] + rewrite(packet[end:])
+    return rewritten if len(rewritten) <= _RECORD_LIMIT else packet
+
+
+def _records(metadata: PhotoMetadata | None, width: int, height: int) -> dict[str, Any]:
+    """Pillow's save() arguments for a result of ``width`` × ``height``: the resolution, EXIF and XMP
+    (``xmp``: a PNG writes it itself) of ``metadata`` with the result's size and colour written over the
+    original's, and an sRGB profile (the pixels are sRGB; untagged, a colour-managed editor may read them
+    in its own working space)."""
     if metadata is None:
         return {}
     records: dict[str, Any] = {"icc_profile": _SRGB_ICC}
     if metadata.dpi:
         records["dpi"] = metadata.dpi
     if metadata.exif:
-        records["exif"] = metadata.exif
+        records["exif"] = _exif_for_result(metadata.exif, width, height)
+    if metadata.xmp:
+        records["xmp"] = _xmp_for_result(metadata.xmp, width, height)
     return records
 
 
@@ -369,17 +480,16 @@ def encode_png(
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it);
-    ``metadata`` (a result): the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records and an sRGB
-    profile (iCCP)."""
+    ``metadata`` (a colour result): the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records, with
+    the result's size and colour in them, and an sRGB profile (iCCP)."""
     buf = io.BytesIO()
     info = PngInfo()
     if software is not None:
         info.add_text("Software", software)
-    if metadata is not None and metadata.xmp:
-        info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
-    Image.fromarray(array).save(
-        buf, format="PNG", compress_level=compress_level, pnginfo=info, **_records(metadata)
-    )
+    records = _records(metadata, array.shape[1], array.shape[0])
+    if xmp := records.pop("xmp", None):
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level, pnginfo=info, **records)
     return buf.getvalue()
 
 
@@ -391,15 +501,13 @@ def encode_jpeg(
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
     """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up; ``software``: a
-    comment (COM marker) saying who made it; ``metadata`` (a result): the photo's resolution, EXIF and XMP
-    and an sRGB profile."""
+    comment (COM marker) saying who made it; ``metadata`` (a result): the photo's resolution, EXIF and XMP,
+    with the result's size and colour in them, and an sRGB profile."""
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
-    extra = _records(metadata)
+    extra = _records(metadata, array.shape[1], array.shape[0])
     if software is not None:
         extra["comment"] = software.encode()
-    if metadata is not None and metadata.xmp:
-        extra["xmp"] = metadata.xmp
     Image.fromarray(array).save(
         buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True, **extra
     )

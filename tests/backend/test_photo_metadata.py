@@ -199,3 +199,169 @@ def test_colorize_cli_keeps_the_photo_s_records(tmp_path: Path) -> None:
         result = (out / f"scan.{fmt}").read_bytes()
         assert_carries_the_archive_records(result, name)
         assert Image.open(io.BytesIO(result)).size == (40, 56)
+
+
+# What a gray scan's XMP says about its pixels (Photoshop's and Lightroom's fields) and what a colour result's
+# must say instead; the namespaces its packets bind.
+NAMESPACES = {
+    "photoshop": "http://ns.adobe.com/photoshop/1.0/",
+    "tiff": "http://ns.adobe.com/tiff/1.0/",
+    "exif": "http://ns.adobe.com/exif/1.0/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+
+
+def pixel_fields(width: int, height: int, *, gray: bool) -> dict[str, str]:
+    return {
+        "photoshop:ColorMode": "1" if gray else "3",
+        "photoshop:ICCProfile": "Dot Gain 20%" if gray else "sRGB IEC61966-2.1",
+        "tiff:PhotometricInterpretation": "1" if gray else "2",
+        "tiff:SamplesPerPixel": "1" if gray else "3",
+        "tiff:ImageWidth": str(width),
+        "tiff:ImageLength": str(height),
+        "exif:PixelXDimension": str(width),
+        "exif:PixelYDimension": str(height),
+        "exif:ColorSpace": "65535" if gray else "1",
+    }
+
+
+def scan_xmp(form: str, width: int, height: int, *, gray: bool = True) -> bytes:
+    """An XMP packet as Photoshop writes it for a gray scan of ``width`` × ``height`` stored pixels (or, with
+    ``gray=False``, as it must read for an 8-bit sRGB result), its pixel fields as ``form``: "attributes" of
+    rdf:Description or "elements"; with BitsPerSample's list, a title, an author, a copyright and padding."""
+    fields = pixel_fields(width, height, gray=gray)
+    declarations = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NAMESPACES.items())
+    attributes = (
+        "".join(f'\n   {name}="{value}"' for name, value in fields.items()) if form == "attributes" else ""
+    )
+    elements = (
+        "".join(f"\n   <{name}>{value}</{name}>" for name, value in fields.items())
+        if form == "elements"
+        else ""
+    )
+    bits = "".join("\n     <rdf:li>8</rdf:li>" for _ in range(1 if gray else 3))
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        f'  <rdf:Description rdf:about="" {declarations}{attributes}>{elements}\n'
+        f"   <tiff:BitsPerSample>\n    <rdf:Seq>{bits}\n    </rdf:Seq>\n   </tiff:BitsPerSample>\n"
+        f'   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">{TITLE}</rdf:li></rdf:Alt></dc:title>\n'
+        "   <dc:creator><rdf:Seq><rdf:li>A. Photographer</rdf:li></rdf:Seq></dc:creator>\n"
+        '   <dc:rights><rdf:Alt><rdf:li xml:lang="x-default">City Archive</rdf:li></rdf:Alt></dc:rights>\n'
+        "  </rdf:Description>\n</rdf:RDF></x:xmpmeta>\n" + " " * 200 + '\n<?xpacket end="w"?>'
+    ).encode()
+
+
+def gray_scan_jpeg(gray: np.ndarray, form: str) -> bytes:
+    """A gray scan (stored turned: orientation 6) as :func:`archive_jpeg`, whose EXIF also has its stored
+    pixel dimensions and whose XMP is :func:`scan_xmp`."""
+    exif = Image.Exif()
+    exif.load(archive_records()["exif"])
+    height, width = gray.shape[:2]
+    exif.get_ifd(0x8769).update({0xA002: width, 0xA003: height})  # ExifImageWidth, ExifImageHeight
+    return jpeg_with(gray, dpi=(600, 600), exif=exif.tobytes(), xmp=scan_xmp(form, width, height))
+
+
+def xmp_of(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    return xmp.encode() if isinstance(xmp, str) else xmp
+
+
+def assert_describes_the_result(data: bytes, fmt: str, form: str, width: int, height: int) -> None:
+    """The records of a colour result of ``width`` × ``height`` made from :func:`gray_scan_jpeg`: its caption,
+    author, copyright and title kept, and what they say of its pixels (size, colours) true of the result."""
+    assert_carries_the_archive_records(data, fmt)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == (width, height)
+        camera = img.getexif().get_ifd(0x8769)
+        assert (camera[0xA002], camera[0xA003]) == (width, height)  # upright: the stored sizes swapped
+    # the packet byte for byte as it must read for the result: only the pixel fields changed
+    assert xmp_of(data) == scan_xmp(form, width, height, gray=False)
+
+
+@pytest.mark.parametrize("form", ["attributes", "elements"])
+def test_a_colorization_describes_its_own_pixels(runner: Runner, form: str) -> None:
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    gray = np.repeat(np.linspace(0, 255, 48 * 64, dtype=np.uint8).reshape(48, 64)[..., None], 3, axis=-1)
+    scan = gray_scan_jpeg(gray, form)
+    assert b'photoshop:ColorMode="1"' in scan or b"<photoshop:ColorMode>1<" in scan
+    job_id = new_job("cnn", data=scan)
+    assert runner.run(job_id) == "done"
+    with session_scope() as s:
+        png_bytes = s.scalars(select(ImageRow.data).where(ImageRow.id == get(job_id).result_image_id)).one()
+    assert_describes_the_result(png_bytes, "PNG", form, 48, 64)  # GET /jobs/{id}/result.png
+    assert_describes_the_result(png_to_jpeg(png_bytes, 90, 10**6), "JPEG", form, 48, 64)  # ?format=jpg
+
+
+def test_colorize_cli_describes_its_results_pixels(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    gray = np.repeat(np.linspace(0, 255, 40 * 56, dtype=np.uint8).reshape(40, 56)[..., None], 3, axis=-1)
+    for form in ("attributes", "elements"):
+        (folder / f"{form}.jpg").write_bytes(gray_scan_jpeg(gray, form))
+    for fmt, name in (("png", "PNG"), ("jpg", "JPEG")):
+        out = tmp_path / fmt
+        code, output = run_cli(
+            "colorize", str(folder), "-o", str(out), "--method", "cnn", "--format", fmt, "--no-progress"
+        )
+        assert code == 0, output
+        for form in ("attributes", "elements"):
+            assert_describes_the_result((out / f"{form}.{fmt}").read_bytes(), name, form, 40, 56)
+
+
+def encoded_records(packet: bytes, exif: bytes | None = None) -> tuple[bytes, Image.Exif]:
+    """``packet`` (and ``exif``) as a 40 × 30 result's PNG carries them, read back."""
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    png = encode_png(rgb, metadata=PhotoMetadata(exif=exif, xmp=packet))
+    return xmp_of(png), Image.open(io.BytesIO(png)).getexif()
+
+
+def test_only_the_pixel_fields_a_packet_has_are_rewritten() -> None:
+    photoshop = NAMESPACES["photoshop"].encode()
+    # no pixel fields: nothing is added, to XMP or to EXIF
+    plain = b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" dc:title="x"/>'
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "1923:05:01 06:30:00"
+    packet, record = encoded_records(plain, exif.tobytes())
+    assert packet == plain and set(record.get_ifd(0x8769)) == {0x9003}
+    # a simple-valued BitsPerSample, quotes of either kind, a ">" in another attribute's value
+    simple = (
+        b"<rdf:Description a:b='1 > 0' xmlns:tiff=\"http://ns.adobe.com/tiff/1.0/\" tiff:BitsPerSample='16'>"
+    )
+    assert encoded_records(simple)[0] == simple.replace(b"'16'", b'"8, 8, 8"')
+    # a prefix bound to another namespace, a caption that quotes a field, Photoshop's record of placed
+    # documents (their own sizes): all left as they are
+    others = (
+        b'<rdf:Description xmlns:photoshop="urn:not-photoshop" photoshop:ColorMode="1"/>',
+        b'<rdf:Description xmlns:photoshop="' + photoshop + b'"><dc:description>photoshop:ColorMode="1"'
+        b"</dc:description></rdf:Description>",
+        b'<x xmlns:tiff="http://ns.adobe.com/tiff/1.0/"><xmpMM:Pantry><rdf:Description tiff:ImageWidth="9"/>'
+        b"</xmpMM:Pantry></x>",
+    )
+    for packet in others:
+        assert encoded_records(packet)[0] == packet
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:ColorMode="1"',
+        b"<photoshop:ColorMode>1<photoshop:ColorMode>\xff\xfe not XML at all",
+        b"<tiff:BitsPerSample><rdf:Seq><rdf:li>8</rdf:Seq>",
+    ],
+)
+def test_a_damaged_packet_is_kept_as_it_was(packet: bytes) -> None:
+    assert encoded_records(packet)[0] == packet.decode("utf-8", "replace").encode()
+
+
+def test_a_packet_the_rewrite_would_take_over_the_limit_is_kept_as_read() -> None:
+    field = (
+        b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:ICCProfile="Gray"/>'
+    )
+    filler = b"<!--" + b" " * (65_000 - len(field) - 7) + b"-->"
+    packet = field + filler
+    assert len(packet) == 65_000  # as large as a JPEG's XMP record may be: sRGB's longer name would not fit
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    assert xmp_of(encode_jpeg(rgb, metadata=PhotoMetadata(xmp=packet))) == packet
