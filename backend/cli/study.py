@@ -182,7 +182,7 @@ def delete(slug: str, yes: bool) -> None:
 @click.argument("slug")
 @click.option(
     "--kind",
-    type=click.Choice(["trials", "participants", "stimuli", "summary", "codebook"]),
+    type=click.Choice(["trials", "participants", "stimuli", "summary", "comparisons", "codebook"]),
     default="trials",
     show_default=True,
 )
@@ -197,7 +197,8 @@ def delete(slug: str, yes: bool) -> None:
 @click.option(
     "--exclude-failed-attention",
     is_flag=True,
-    help="Summary: leave out participants who failed an attention check (as the results page can).",
+    help="Summary and comparisons: leave out participants who failed an attention check (as the results page "
+    "can).",
 )
 def export_cmd(slug: str, kind: str, fmt: str, output: Path | None, exclude_failed_attention: bool) -> None:
     """Export a study's data (CSV cells beginning with = + - @ are neutralised)."""

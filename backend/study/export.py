@@ -29,7 +29,7 @@ from backend.db import close_quietly
 from backend.models import Job
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
-from backend.study.stats import median
+from backend.study.stats import DIFFERENCE_INTERVAL, median
 
 DEFAULT_FAST_MS = 400  # STUDY_FAST_ANSWER_MS's default
 
@@ -41,11 +41,12 @@ class ExportOptions:
 
     def file_name(self, kind: str, fmt: str) -> str:
         """An export's file name: ``summary-passed-attention.csv`` when the summary leaves those out."""
-        view = "-passed-attention" if kind == "summary" and self.exclude_failed_attention else ""
+        view = "-passed-attention" if kind in SUMMARIES and self.exclude_failed_attention else ""
         return f"{kind}{view}.{fmt}"
 
 
-KINDS = ("trials", "participants", "stimuli", "summary", "codebook")
+KINDS = ("trials", "participants", "stimuli", "summary", "comparisons", "codebook")
+SUMMARIES = ("summary", "comparisons")  # kinds that follow the results page's attention toggle
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EMBEDDED_FORMULA = re.compile(r"([;,\t\r\n]\s*)(?=[=+\-@])")
 BATCH = 500
@@ -129,6 +130,20 @@ SUMMARY_COLUMNS = [
     "stars_3",
     "stars_4",
     "median_response_ms",
+    "failed_attention_excluded",
+]
+COMPARISON_COLUMNS = [
+    "study",
+    "condition_a",
+    "condition_b",
+    "share_real_difference",
+    "share_real_low",
+    "share_real_high",
+    "share_real_differs",
+    "rating_difference",
+    "rating_low",
+    "rating_high",
+    "rating_differs",
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
@@ -239,6 +254,29 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
             "true|false",
             "Participants who failed an attention check are left out of this summary (the results page's "
             "toggle; the file name then ends in -passed-attention).",
+        ),
+    },
+    "comparisons": {
+        "study": ("text", "Study slug."),
+        "condition_a": ("text", "real or a method name: the first of the pair (the study's order)."),
+        "condition_b": (
+            "text",
+            "The second of the pair; each row is condition_a's figure less condition_b's.",
+        ),
+        "share_real_difference": (
+            "-1..1",
+            "share_real of condition_a less that of condition_b (summary.csv).",
+        ),
+        "share_real_low": ("-1..1", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
+        "share_real_high": ("-1..1", f"{DIFFERENCE_INTERVAL}, upper end."),
+        "share_real_differs": ("true|false", "The share_real interval leaves out 0."),
+        "rating_difference": ("stars", "mean_rating of condition_a less that of condition_b."),
+        "rating_low": ("stars", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
+        "rating_high": ("stars", f"{DIFFERENCE_INTERVAL}, upper end."),
+        "rating_differs": ("true|false", "The rating interval leaves out 0."),
+        "failed_attention_excluded": (
+            "true|false",
+            "Participants who failed an attention check are left out (as in summary.csv).",
         ),
     },
     "codebook": {
@@ -488,6 +526,26 @@ def summary_rows(session: Session, study: Study, options: ExportOptions) -> Iter
         }
 
 
+def comparison_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
+    summary = study_summary(session, study, exclude_failed_attention=options.exclude_failed_attention)
+    for c in summary["comparisons"]:
+        share, rating = c["share_real"], c["rating"]
+        yield {
+            "study": study.slug,
+            "condition_a": c["a"],
+            "condition_b": c["b"],
+            "share_real_difference": share["difference"],
+            "share_real_low": share["low"],
+            "share_real_high": share["high"],
+            "share_real_differs": share["differs"],
+            "rating_difference": rating["difference"],
+            "rating_low": rating["low"],
+            "rating_high": rating["high"],
+            "rating_differs": rating["differs"],
+            "failed_attention_excluded": options.exclude_failed_attention,
+        }
+
+
 def codebook_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     for file, columns in CODEBOOK.items():
         for column, (kind, meaning) in columns.items():
@@ -499,6 +557,7 @@ ROWS: dict[str, tuple[Callable[[Session, Study, ExportOptions], Iterator[dict[st
     "participants": (participant_rows, PARTICIPANT_COLUMNS),
     "stimuli": (stimulus_rows, STIMULUS_COLUMNS),
     "summary": (summary_rows, SUMMARY_COLUMNS),
+    "comparisons": (comparison_rows, COMPARISON_COLUMNS),
     "codebook": (codebook_rows, CODEBOOK_COLUMNS),
 }
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -168,6 +169,7 @@ def summarize(
         photo_rows.append(
             {"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells}
         )
+    comparisons = compare_conditions(study.conditions, answered)
     counted = [p for p in participants if p[0] not in excluded]
     total = len(counted)
     completed = sum(1 for p in counted if p[2])
@@ -193,7 +195,51 @@ def summarize(
         "conditions": conditions,
         "photos": photo_rows,
         "intervals": f"share judged real: 95% Wilson score interval; mean rating: {stats.RATING_INTERVAL}",
+        "comparisons": comparisons,
+        "comparison_intervals": stats.DIFFERENCE_INTERVAL,
     }
+
+
+def _per_participant(rows: list[TrialRow], conditions: list[str], part: int) -> tuple[np.ndarray, np.ndarray]:
+    """(participants, conditions) sums and counts of one part's answers: part 1 sums answers "real", part
+    2 sums the stars."""
+    people = {pid: i for i, pid in enumerate(dict.fromkeys(r.participant_id for r in rows if r.part == part))}
+    column = {c: j for j, c in enumerate(conditions)}
+    sums, counts = np.zeros((len(people), len(conditions))), np.zeros((len(people), len(conditions)))
+    for r in rows:
+        if r.part != part or r.condition not in column:
+            continue
+        value = (r.response == "real") if part == 1 else r.rating
+        if value is None:
+            continue
+        i, j = people[r.participant_id], column[r.condition]
+        sums[i, j] += float(value)
+        counts[i, j] += 1
+    return sums, counts
+
+
+def _difference(d: stats.Difference) -> dict[str, Any]:
+    return {"difference": d.estimate, "low": d.low, "high": d.high, "differs": d.excludes_zero}
+
+
+def compare_conditions(conditions: list[str], answered: list[TrialRow]) -> list[dict[str, Any]]:
+    """Every pair of conditions (in the study's order: the real photos first, then the methods): how much
+    more often the first was judged real, and how many more stars it got, each with a simultaneous interval
+    (:func:`stats.ratio_differences`); ``differs`` when the interval leaves out 0."""
+    pairs = [(a, b) for a in range(len(conditions)) for b in range(a + 1, len(conditions))]
+    real = stats.ratio_differences(*_per_participant(answered, conditions, 1), pairs, bounds=(-1.0, 1.0))
+    stars = stats.ratio_differences(*_per_participant(answered, conditions, 2), pairs, bounds=(-3.0, 3.0))
+    return [
+        {
+            "a": conditions[a],
+            "b": conditions[b],
+            "a_label": condition_label(conditions[a]),
+            "b_label": condition_label(conditions[b]),
+            "share_real": _difference(share),
+            "rating": _difference(rating),
+        }
+        for (a, b), share, rating in zip(pairs, real, stars, strict=True)
+    ]
 
 
 def study_summary(

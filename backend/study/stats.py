@@ -174,3 +174,67 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     lo = math.floor(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+DIFFERENCE_INTERVAL = (
+    "95% simultaneous intervals (Bonferroni over the pairs), cluster-robust: a participant's answers count "
+    "as one draw"
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One condition's figure less another's, with its interval; None where either has no answers (the
+    interval also needs at least two participants)."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+
+def ratio_differences(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    level: float = 0.95,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> list[Difference]:
+    """For each pair (a, b) of columns: Σ sums[:, a] / Σ counts[:, a] less the same for b (a share judged
+    real, or a mean rating), with an interval.
+
+    ``sums`` and ``counts`` are (participants, conditions). One participant's answers are not independent (a
+    participant who calls most photos real does so for every method), so the variance is the cluster-robust
+    (sandwich) one of the linearised ratios — each participant's residuals summed before squaring — with a
+    t quantile on participants − 1 degrees of freedom: treating the answers as separate draws would make the
+    interval too narrow. It costs O(participants), so the live page stays fast for any study (a bootstrap
+    over participants agrees for large studies: tested). The intervals hold together at ``level``
+    (Bonferroni: each at 1 − (1 − level)/len(pairs)), so every pair may be read at once; they are clipped to
+    ``bounds`` (the range a difference can take)."""
+    sums, counts = np.asarray(sums, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+    people = sums.shape[0]
+    totals = counts.sum(0)
+    ratios = np.divide(sums.sum(0), totals, out=np.full(totals.shape, np.nan), where=totals > 0)
+    # each participant's pull on each ratio: (their sum − ratio × their count) / the condition's total
+    pull = np.divide(
+        sums - ratios * counts, totals, out=np.zeros_like(sums), where=(totals > 0) & np.isfinite(ratios)
+    )
+    tail = (1 - level) / max(len(pairs), 1) / 2
+    t = t_quantile(1 - tail, people - 1) if people >= 2 else math.nan
+    out = []
+    for a, b in pairs:
+        if totals[a] == 0 or totals[b] == 0:
+            out.append(Difference(None, None, None))
+            continue
+        estimate = float(ratios[a] - ratios[b])
+        if people < 2:
+            out.append(Difference(estimate, None, None))
+            continue
+        per_person = pull[:, a] - pull[:, b]
+        half = t * math.sqrt(people / (people - 1) * float(per_person @ per_person))
+        low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
+        out.append(Difference(estimate, low, high))
+    return out

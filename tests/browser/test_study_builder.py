@@ -117,6 +117,8 @@ def test_researcher_builds_opens_and_exports_a_study(admin_stack, page) -> None:
     expect(page.locator("h1")).to_contain_text("Lakes and birds")
     expect(page.locator('a[href$="/export/summary.csv?exclude=true"]')).to_have_count(1)
     expect(page.locator("#export-view")).to_contain_text("failed an attention check are left out")
+    expect(page.locator("#comparisons tbody tr")).to_have_count(3)  # real, cnn, gan: three pairs
+    expect(page.locator("#comparisons tbody tr").first).to_contain_text("Real photo − cnn")
 
     # Closing asks first: dismissed, the study stays open; accepted, it closes.
     asked: list[str] = []

@@ -208,6 +208,10 @@ def test_results_page_and_exports(app_client, make_study) -> None:
     assert page.status_code == 200
     assert page.text.count('<svg class="chart"') == 2 and "Judged a real photo" in page.text
     assert "Per-photo breakdown (6 photos)" in page.text
+    # condition against condition: three pairs; everyone answered alike, so nothing differs
+    assert 'id="comparisons"' in page.text and page.text.count('<th scope="row">Real photo − ') == 2
+    assert '<th scope="row">cnn − fusion</th>' in page.text and "differs</strong>" not in page.text
+    assert "+0.0 pts" in page.text and "+0.0 to +0.0" in page.text
     assert c.get(f"/admin/studies/{slug}/results").status_code == 200
 
     res = c.get(f"/admin/studies/{slug}/export/trials.csv")
@@ -236,6 +240,13 @@ def test_results_page_and_exports(app_client, make_study) -> None:
     assert sum(int(s[f"stars_{k}"]) for s in summary for k in range(1, 5)) == sum(
         int(s["part2_n"]) for s in summary
     )
+    pairs = list(csv.DictReader(io.StringIO(c.get(f"/admin/studies/{slug}/export/comparisons.csv").text)))
+    assert [(r["condition_a"], r["condition_b"]) for r in pairs] == [
+        ("real", "cnn"),
+        ("real", "fusion"),
+        ("cnn", "fusion"),
+    ]
+    assert all(r["share_real_difference"] == "0.0" and r["rating_differs"] == "false" for r in pairs)
     # The results page's "exclude failed attention checks" view exports as shown (here everyone failed one).
     assert (
         f"/admin/studies/{slug}/export/summary.csv?exclude=true"

@@ -52,7 +52,7 @@ def test_exports_read_back_match_the_database_and_json(app_client, make_study) -
     partial.post(f"/study/{slug}/api/answer", json={"trial_id": state["trial"]["id"], "response": "real"})
     login(c)
 
-    for kind in ("trials", "participants", "stimuli", "summary"):
+    for kind in ("trials", "participants", "stimuli", "summary", "comparisons"):
         rows_csv = _csv(c.get(f"/admin/studies/{slug}/export/{kind}.csv").text)
         rows_json = c.get(f"/admin/studies/{slug}/export/{kind}.json").json()
         if kind == "summary":
@@ -111,11 +111,18 @@ def test_exports_read_back_match_the_database_and_json(app_client, make_study) -
         ("participants", export.PARTICIPANT_COLUMNS),
         ("stimuli", export.STIMULUS_COLUMNS),
         ("summary", export.SUMMARY_COLUMNS),
+        ("comparisons", export.COMPARISON_COLUMNS),
     ):
         assert {(f"{kind}.csv", col) for col in columns} <= described, kind
     archive = zipfile.ZipFile(io.BytesIO(c.get(f"/admin/studies/{slug}/export/all.zip").content))
     names = set(archive.namelist())
-    assert {"trials.csv", "participants.json", "codebook.csv", "summary.json"} <= names
+    assert {"trials.csv", "participants.json", "codebook.csv", "summary.json", "comparisons.csv"} <= names
+    pairs = _csv(archive.read("comparisons.csv").decode())  # real, cnn, fusion: three pairs, in that order
+    assert [(r["condition_a"], r["condition_b"]) for r in pairs] == [
+        ("real", "cnn"),
+        ("real", "fusion"),
+        ("cnn", "fusion"),
+    ]
     assert archive.read("trials.csv").decode() == c.get(f"/admin/studies/{slug}/export/trials.csv").text
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from backend.study import stats
@@ -96,6 +97,12 @@ def test_summary_per_condition_and_photo() -> None:
         "marked": 0,
     }
     assert s["answers"] == {"part1": 8, "part2": 5, "attention": 2}
+    (versus,) = s["comparisons"]  # two conditions: one pair, the real photos first
+    assert (versus["a"], versus["b"], versus["a_label"]) == ("real", "cnn", "Real photo")
+    assert versus["share_real"]["difference"] == pytest.approx(0.75 - 0.25)
+    assert versus["rating"]["difference"] == pytest.approx(11 / 3 - 2.5)
+    assert versus["share_real"]["low"] < 0.5 < versus["share_real"]["high"] <= 1.0
+    assert isinstance(versus["rating"]["differs"], bool) and "cluster-robust" in s["comparison_intervals"]
     p1 = s["photos"][0]["conditions"]
     assert p1["real"]["n1"] == 2 and p1["real"]["share_real"] == 1.0 and p1["cnn"]["mean_rating"] == 3.0
     excluded = summarize(study, rows, participants, photos, exclude_failed_attention=True)
@@ -117,3 +124,48 @@ def test_rating_interval_stays_on_the_scale() -> None:
     low, high = stats.rating_interval([2, 3] * 50)  # large n: close to the normal interval 2.5 ± 0.098
     assert low == pytest.approx(2.5 - 0.098, abs=0.02) and high == pytest.approx(2.5 + 0.098, abs=0.02)
     assert stats.rating_interval([3]) == (None, None) and stats.rating_interval([4, 4]) == (4.0, 4.0)
+
+
+def test_difference_of_shares_matches_hand_computation() -> None:
+    # u1: A 2 of 2 real, B 0 of 1; u2: A 1 of 1, B 1 of 2; u3: A 0 of 1, B 0 of 1. A 3/4, B 1/4: 0.5.
+    # pulls (s − r·n)/N on A: .125, .0625, −.1875; on B: −.0625, .125, −.0625; their differences .1875,
+    # −.0625, −.125: Σ² = .0546875, × 3/2 = .08203125, √ = .286411; t(0.975, 2) = 4.302653: half 1.232330
+    sums = [[2, 0], [1, 1], [0, 0]]
+    counts = [[2, 1], [1, 2], [1, 1]]
+    (d,) = stats.ratio_differences(sums, counts, [(0, 1)], bounds=(-1.0, 1.0))
+    assert d.estimate == pytest.approx(0.5)
+    assert d.low == pytest.approx(0.5 - 1.232330, abs=1e-5) and d.high == 1.0  # clipped to what can be
+    assert not d.excludes_zero
+    (wide,) = stats.ratio_differences(sums, counts, [(0, 1)])
+    assert wide.high == pytest.approx(0.5 + 1.232330, abs=1e-5)
+    # three pairs: each interval at 1 − 0.05/3, so wider than the same pair alone
+    three = stats.ratio_differences(
+        [[*r, 1] for r in sums], [[*r, 1] for r in counts], [(0, 1), (0, 2), (1, 2)]
+    )
+    assert three[0].estimate == d.estimate and three[0].low < wide.low
+    # a condition nobody answered, or a single participant: no interval
+    assert stats.ratio_differences([[1, 0]], [[1, 0]], [(0, 1)])[0] == stats.Difference(None, None, None)
+    assert stats.ratio_differences([[1, 0]], [[2, 1]], [(0, 1)])[0] == stats.Difference(0.5, None, None)
+
+
+def test_difference_interval_agrees_with_a_bootstrap_over_participants() -> None:
+    """400 participants who each lean to "real" or "fake" (a participant effect), 5 answers each over three
+    conditions: the intervals match a percentile bootstrap that resamples participants with their answers."""
+    rng = np.random.default_rng(5)
+    people, shares = 400, [0.8, 0.55, 0.3]
+    lean = rng.normal(0.0, 1.0, people)
+    sums, counts = np.zeros((people, 3)), np.zeros((people, 3))
+    for i in range(people):
+        for c in rng.integers(0, 3, 5):
+            odds = np.log(shares[c] / (1 - shares[c])) + lean[i]
+            counts[i, c] += 1
+            sums[i, c] += rng.random() < 1 / (1 + np.exp(-odds))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    found = stats.ratio_differences(sums, counts, pairs, bounds=(-1.0, 1.0))
+    tail = 0.05 / len(pairs) / 2
+    picks = np.random.default_rng(0).integers(0, people, size=(4000, people))
+    resampled = sums[picks].sum(1) / counts[picks].sum(1)
+    for (a, b), d in zip(pairs, found, strict=True):
+        low, high = np.quantile(resampled[:, a] - resampled[:, b], [tail, 1 - tail])
+        assert d.low == pytest.approx(low, abs=0.012) and d.high == pytest.approx(high, abs=0.012)
+        assert d.excludes_zero  # 25 points apart with 400 people: clearly different
