@@ -5,13 +5,15 @@ records reach the results, nothing of the file's own layout or of the gray origi
 from __future__ import annotations
 
 import io
+import random
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps, TiffImagePlugin
 
-from backend.images import decode, encode_jpeg, encode_png, png_to_jpeg
+from backend.images import _without_thumbnails, decode, encode_jpeg, encode_png, png_to_jpeg
 from tests.backend.cli.conftest import run_cli
 from tests.backend.test_photo_metadata import icc_profile
 
@@ -162,6 +164,20 @@ def test_the_xmp_thumbnail_of_the_gray_original_is_not_carried(prefix: str) -> N
     packet = decode(photo, max_pixels=10**6).metadata.xmp
     assert packet is not None and b"Harbour, 1923" in packet
     assert b"gray+original" not in packet and b"Thumbnails" not in packet
+
+
+def test_thumbnails_are_cut_in_one_pass_as_the_lazy_pattern_would() -> None:
+    """The one-pass cut gives what ``<(xmp|xap):Thumbnails\\b.*?</\\1:Thumbnails>`` removed (which rescanned
+    the packet for every unclosed opening: 1.5 s on a hostile 65 KB one), on 20,000 random packets."""
+    lazy = re.compile(rb"<(xmp|xap):Thumbnails\b.*?</\1:Thumbnails>", re.DOTALL)
+    parts = [b"<xmp:Thumbnails>", b"</xmp:Thumbnails>", b"<xap:Thumbnails x='1'>", b"</xap:Thumbnails>"]
+    parts += [b"<xmp:ThumbnailsX>", b"text", b"\n"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        packet = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        assert _without_thumbnails(packet) == lazy.sub(b"", packet), packet
+    hostile = b"<xmp:Thumbnails>" * 4_000 + b"<xap:Thumbnails>gray</xap:Thumbnails>"
+    assert _without_thumbnails(hostile) == b"<xmp:Thumbnails>" * 4_000
 
 
 def test_colorize_cli_takes_names_as_long_as_the_file_system_allows(tmp_path: Path) -> None:
