@@ -209,8 +209,12 @@ def test_results_page_and_exports(app_client, make_study) -> None:
     assert page.text.count('<svg class="chart"') == 2 and "Judged a real photo" in page.text
     assert "Per-photo breakdown (6 photos)" in page.text
     # condition against condition: three pairs; everyone answered alike, so nothing differs
-    assert 'id="comparisons"' in page.text and page.text.count('<th scope="row">Real photo − ') == 2
-    assert '<th scope="row">cnn − fusion</th>' in page.text and "differs</strong>" not in page.text
+    assert (
+        'id="comparisons"' in page.text and page.text.count('<th scope="row" class="pair">Real photo − ') == 2
+    )
+    assert (
+        '<th scope="row" class="pair">cnn − fusion</th>' in page.text and "differs</strong>" not in page.text
+    )
     assert "+0.0 pts" in page.text and "+0.0 to +0.0" in page.text
     assert c.get(f"/admin/studies/{slug}/results").status_code == 200
 
