@@ -200,22 +200,30 @@ def summarize(
     }
 
 
-def _per_participant(rows: list[TrialRow], conditions: list[str], part: int) -> tuple[np.ndarray, np.ndarray]:
-    """(participants, conditions) sums and counts of one part's answers: part 1 sums answers "real", part
-    2 sums the stars."""
-    people = {pid: i for i, pid in enumerate(dict.fromkeys(r.participant_id for r in rows if r.part == part))}
+def _per_participant(rows: list[TrialRow], conditions: list[str]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per part, (participants, conditions) sums and counts of the answers: part 1 sums the answers "real",
+    part 2 the stars. One pass over the rows (a large study has hundreds of thousands)."""
+    people: dict[str, int] = {}
     column = {c: j for j, c in enumerate(conditions)}
-    sums, counts = np.zeros((len(people), len(conditions))), np.zeros((len(people), len(conditions)))
+    cells: dict[int, list[int]] = {1: [], 2: []}
+    values: dict[int, list[float]] = {1: [], 2: []}
     for r in rows:
-        if r.part != part or r.condition not in column:
+        value = (r.response == "real") if r.part == 1 and r.response is not None else r.rating
+        if value is None or r.part not in cells or r.condition not in column:
             continue
-        value = (r.response == "real") if part == 1 else r.rating
-        if value is None:
-            continue
-        i, j = people[r.participant_id], column[r.condition]
-        sums[i, j] += float(value)
-        counts[i, j] += 1
-    return sums, counts
+        cells[r.part].append(
+            people.setdefault(r.participant_id, len(people)) * len(conditions) + column[r.condition]
+        )
+        values[r.part].append(value)
+    shape = (len(people), len(conditions))
+    tables = {}
+    for part in (1, 2):
+        at = np.asarray(cells[part], dtype=np.int64)
+        weights = np.asarray(values[part], dtype=np.float64)
+        sums = np.bincount(at, weights=weights, minlength=shape[0] * shape[1]).reshape(shape)
+        counts = np.bincount(at, minlength=shape[0] * shape[1]).astype(np.float64).reshape(shape)
+        tables[part] = sums, counts
+    return tables
 
 
 def _difference(d: stats.Difference) -> dict[str, Any]:
@@ -227,8 +235,9 @@ def compare_conditions(conditions: list[str], answered: list[TrialRow]) -> list[
     more often the first was judged real, and how many more stars it got, each with a simultaneous interval
     (:func:`stats.ratio_differences`); ``differs`` when the interval leaves out 0."""
     pairs = [(a, b) for a in range(len(conditions)) for b in range(a + 1, len(conditions))]
-    real = stats.ratio_differences(*_per_participant(answered, conditions, 1), pairs, bounds=(-1.0, 1.0))
-    stars = stats.ratio_differences(*_per_participant(answered, conditions, 2), pairs, bounds=(-3.0, 3.0))
+    tables = _per_participant(answered, conditions)
+    real = stats.ratio_differences(*tables[1], pairs, bounds=(-1.0, 1.0))
+    stars = stats.ratio_differences(*tables[2], pairs, bounds=(-3.0, 3.0))
     return [
         {
             "a": conditions[a],

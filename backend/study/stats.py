@@ -215,7 +215,7 @@ def ratio_differences(
     (Bonferroni: each at 1 − (1 − level)/len(pairs)), so every pair may be read at once; they are clipped to
     ``bounds`` (the range a difference can take)."""
     sums, counts = np.asarray(sums, dtype=np.float64), np.asarray(counts, dtype=np.float64)
-    people = sums.shape[0]
+    people = int((counts.sum(1) > 0).sum())  # those who answered this part
     totals = counts.sum(0)
     ratios = np.divide(sums.sum(0), totals, out=np.full(totals.shape, np.nan), where=totals > 0)
     # each participant's pull on each ratio: (their sum − ratio × their count) / the condition's total

@@ -136,6 +136,8 @@ def test_difference_of_shares_matches_hand_computation() -> None:
     assert d.estimate == pytest.approx(0.5)
     assert d.low == pytest.approx(0.5 - 1.232330, abs=1e-5) and d.high == 1.0  # clipped to what can be
     assert not d.excludes_zero
+    # a participant with no answers in this part (only the other part's) changes nothing
+    assert stats.ratio_differences([*sums, [0, 0]], [*counts, [0, 0]], [(0, 1)], bounds=(-1.0, 1.0)) == [d]
     (wide,) = stats.ratio_differences(sums, counts, [(0, 1)])
     assert wide.high == pytest.approx(0.5 + 1.232330, abs=1e-5)
     # three pairs: each interval at 1 − 0.05/3, so wider than the same pair alone
