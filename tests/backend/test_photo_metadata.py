@@ -13,7 +13,6 @@ from PIL import Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
-from backend.config import get_settings
 from backend.db import session_scope
 from backend.images import PhotoMetadata, decode, encode_jpeg, encode_png, png_to_jpeg
 from backend.models import Image as ImageRow
@@ -165,11 +164,6 @@ def test_the_records_are_read_and_written_back() -> None:
     assert Image.open(io.BytesIO(encode_jpeg(rgb, metadata=too_large))).format == "JPEG"
     with Image.open(io.BytesIO(encode_png(rgb))) as img:  # not a result: no records, no profile
         assert "dpi" not in img.info and not img.getexif() and "icc_profile" not in img.info
-
-
-@pytest.fixture
-def runner(database: str) -> Runner:
-    return Runner(get_settings())
 
 
 def test_a_colorization_keeps_the_photo_s_records(runner: Runner) -> None:

@@ -62,11 +62,6 @@ def result_rgb(job_id: str) -> np.ndarray:
         return decode(image.data, max_pixels=10**8).rgb
 
 
-@pytest.fixture
-def runner(database: str) -> Runner:
-    return Runner(get_settings())
-
-
 @pytest.mark.parametrize("method", ["cnn", "fusion", "gan"])
 def test_feed_forward_job_keeps_the_photo_l(runner: Runner, method: str) -> None:
     if not method_available(method):
