@@ -118,6 +118,15 @@
     if (needsRef) references.load();
     renderOptions();
     renderPresets();
+    numberSteps();
+  }
+
+  // The steps shown are numbered in order: photo 1, method 2, then the reference, the presets and the options
+  // as far as the method has them.
+  function numberSteps() {
+    const presets = $("reference-section").hidden ? 3 : 4;
+    $("presets-step-no").textContent = String(presets);
+    $("options-step-no").textContent = String($("presets-section").hidden ? presets : presets + 1);
   }
 
   // ---- Presets (Quick · Balanced · Paper) and the expected time ---------------------------------------
@@ -234,7 +243,6 @@
     $("options-count").textContent = params.length + (params.length === 1 ? " setting" : " settings") + " · defaults filled in";
     // Open on wide screens; on a phone the defaults are a tap away instead of a long scroll.
     if (!details.dataset.touched) details.open = window.matchMedia("(min-width: 641px)").matches;
-    $("options-step-no").textContent = state.method && state.method.needs_reference ? "4" : "3";
   }
 
   $("options-reset").addEventListener("click", renderOptions);
