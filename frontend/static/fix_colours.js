@@ -240,8 +240,15 @@
     const url = "/jobs/" + encodeURIComponent(id);
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {
-      const response = await fetch(url, options);
-      if (response.status === 200 && !keepalive) await fetch(url, options);
+      if (keepalive) {
+        // The page is going, so no reply can be awaited: both calls go at once. The server takes them one
+        // after the other: the first cancels an unfinished preview and the second deletes it (a finished one
+        // goes with the first; the second then gets a harmless 404).
+        await Promise.all([fetch(url, options), fetch(url, options)]);
+      } else {
+        const response = await fetch(url, options);
+        if (response.status === 200) await fetch(url, options);
+      }
     } catch (_) { /* gone with the page: retention deletes it later */ }
     if (followed) followed.finish(null);
   }

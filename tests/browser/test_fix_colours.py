@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import signal
 import time
 
 import httpx
@@ -118,6 +119,37 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     # The kept job starts its own Fix colours from its hint.
     expect(page.locator("#fix-list li")).to_have_count(1)
     assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the first job stays
+
+
+def test_leaving_the_page_deletes_the_previews_not_kept(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """Closing or leaving the page without "Keep this" deletes its previews: a finished one, and one still
+    waiting for the worker (which a single DELETE would only cancel, leaving it in the history)."""
+    first = colorize_lakeside(stack.base_url)
+    worker = stack.procs[0]
+
+    def open_and_hint(wait_done: bool) -> str:
+        page.goto(f"{stack.base_url}/jobs/{first}/view")
+        expect(page.locator("#fix-img")).to_have_attribute("data-loaded-job-id", first, timeout=30_000)
+        with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/rerun")) as sent:
+            click_spot(page)
+        preview = sent.value.json()["id"]
+        if wait_done:
+            expect(page.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
+        return str(preview)
+
+    finished = open_and_hint(wait_done=True)
+    page.goto(f"{stack.base_url}/history")  # leaving: the page's pagehide deletes the preview
+    assert gone(stack.base_url, finished)
+
+    worker.send(signal.SIGSTOP)  # the next preview stays queued while the page is left
+    try:
+        waiting = open_and_hint(wait_done=False)
+        assert httpx.get(f"{stack.base_url}/jobs/{waiting}").json()["status"] == "queued"
+        page.goto(f"{stack.base_url}/history")
+        assert gone(stack.base_url, waiting)
+    finally:
+        worker.send(signal.SIGCONT)
+    assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the page's own job stays
 
 
 def test_a_hint_placed_then_coloured_is_one_step(stack, page) -> None:  # type: ignore[no-untyped-def]
