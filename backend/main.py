@@ -10,14 +10,14 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import docs, web
 from backend.config import get_settings
 from backend.errors import UserError
 from backend.routes import admin, api, batches, compare, pages, study
-from backend.templates import FRONTEND, error_page, not_found_page, wants_html
+from backend.static_files import STATIC_DIR, VersionedStaticFiles
+from backend.templates import error_page, not_found_page, wants_html
 
 log = logging.getLogger("colorlab")
 
@@ -77,7 +77,7 @@ def create_app() -> FastAPI:
         app.include_router(routes.router)
     if settings.docs_enabled:  # off in production unless API_DOCS=true
         docs.install_docs(app)  # Swagger UI and ReDoc from local files: they work offline
-    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+    app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from backend.models import JobStatus
+from backend.static_files import static_url
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 STATUS_LABELS: dict[str, str] = {
@@ -29,6 +30,7 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 TEMPLATES = Jinja2Templates(directory=FRONTEND / "templates")
+TEMPLATES.env.globals["static_url"] = static_url  # assets by content: browsers keep them (static_files)
 TEMPLATES.env.globals["status_labels"] = {str(status): label for status, label in STATUS_LABELS.items()}
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from backend import static_files
 from backend.routes import pages
+from backend.static_files import static_url
 from tests.conftest import migrate, photo_bytes
 
 HTML = {"Accept": "text/html"}
@@ -28,7 +31,7 @@ def test_upload_page_has_form_and_no_inline_script(web) -> None:  # type: ignore
     r = web.get("/", headers=HTML)
     assert r.status_code == 200
     html = r.text
-    assert 'id="upload-form"' in html and 'src="/static/upload.js"' in html
+    assert 'id="upload-form"' in html and f'src="{static_url("upload.js")}"' in html
     assert "<script>" not in html and " style=" not in html and "onclick" not in html
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "colorlab_client" in r.headers.get("set-cookie", "")
@@ -46,6 +49,35 @@ def test_static_assets_are_served(web) -> None:  # type: ignore[no-untyped-def]
         "/static/logo.svg",
     ):
         assert web.get(path).status_code == 200, path
+
+
+def test_pages_link_assets_by_content_so_browsers_keep_them(web, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every asset a page links names its content's hash; that address may be kept for a year, any other is
+    revalidated; an edited file gets a new address."""
+    pages_html = [web.get(path, headers=HTML).text for path in ("/", "/history", "/methods", "/compare")]
+    pages_html.append(web.get("/nope", headers=HTML).text)  # the 404 page has the same head
+    links = {link for html in pages_html for link in re.findall(r'(?:src|href)="(/static/[^"]*)"', html)}
+    assert {"/static/app.css", "/static/common.js", "/static/logo.svg"} <= {
+        link.split("?")[0] for link in links
+    }
+    for link in links:
+        name, _, version = link.removeprefix("/static/").partition("?v=")
+        assert version and version == static_files.asset_version(name), link
+        kept = web.get(link)
+        assert kept.status_code == 200 and kept.headers["cache-control"] == static_files.FOREVER, link
+        assert kept.content == (static_files.STATIC_DIR / name).read_bytes()
+    for other in ("/static/app.css", "/static/app.css?v=0123456789ab"):  # unversioned, or another version
+        r = web.get(other)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-cache" and r.headers["etag"], other
+        assert web.get(other, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    # a file edited in place gets a new version (no restart: keyed by its time and size)
+    monkeypatch.setattr(static_files, "STATIC_DIR", tmp_path)
+    (tmp_path / "a.css").write_text("body { color: red }")
+    first = static_files.static_url("a.css")
+    (tmp_path / "a.css").write_text("body { color: blue; }")
+    assert static_files.static_url("a.css") != first and first.startswith("/static/a.css?v=")
+    with pytest.raises(ValueError, match="no static file"):
+        static_files.static_url("missing.css")
 
 
 def test_history_shows_a_batch_or_comparison_as_one_card(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -169,7 +201,7 @@ def test_relative_times() -> None:
 def test_compare_pages(web) -> None:  # type: ignore[no-untyped-def]
     form = web.get("/compare", headers=HTML)
     assert form.status_code == 200
-    assert 'id="compare-form"' in form.text and 'src="/static/compare.js"' in form.text
+    assert 'id="compare-form"' in form.text and f'src="{static_url("compare.js")}"' in form.text
     assert 'href="/compare" aria-current="page"' in form.text
     assert "<script>" not in form.text and " style=" not in form.text and "onclick" not in form.text
     missing = web.get("/compare/no-such-comparison/view", headers=HTML)
@@ -189,7 +221,7 @@ def test_compare_pages(web) -> None:  # type: ignore[no-untyped-def]
     # Each job's page links back to its comparison; the shared script comes before the page's own.
     job_page = web.get(f"/jobs/{body['jobs'][0]}/view", headers=HTML).text
     assert f'<a href="/compare/{body["id"]}/view">Part of a comparison' in job_page
-    assert job_page.index('src="/static/common.js"') < job_page.index('src="/static/job.js"')
+    assert job_page.index(static_url("common.js")) < job_page.index(static_url("job.js"))
 
 
 def test_compare_view_of_a_gray_photo_explains_there_are_no_scores(web) -> None:  # type: ignore[no-untyped-def]
