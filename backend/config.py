@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         None,
         description="Serve /docs, /redoc and /openapi.json. Empty: on in development, off in production.",
     )
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token a monitoring system sends to read GET /metrics (`Authorization: Bearer "
+        "...`). Empty: /metrics is open in development and off (404) in production.",
+    )
     header_read_timeout: float = Field(
         10.0, description="Seconds a client may take to send a request's headers before it is disconnected."
     )

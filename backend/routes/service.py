@@ -1,0 +1,56 @@
+"""Service endpoints for operators: ``GET /metrics`` (the liveness check, ``/healthz``, is in main)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import DBAPIError
+
+from backend import service_metrics
+from backend.config import Settings
+from backend.db import statement_scope
+from backend.deps import SettingsDep
+from backend.errors import UserError
+from backend.schemas import errors
+
+router = APIRouter(tags=["service"])
+log = logging.getLogger(__name__)
+
+
+def _scrape(settings: Settings) -> str:
+    try:
+        with statement_scope() as session:  # reads only
+            return service_metrics.render(service_metrics.collect(session, settings))
+    except DBAPIError:  # the database is away: say so (a 503 would read as "the service is down")
+        log.warning("GET /metrics: the database did not answer")
+        return service_metrics.render(service_metrics.database_down())
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {service_metrics.CONTENT_TYPE: {}}, "description": "Prometheus text format."},
+        **errors(401, 404),
+    },
+    summary="The service's state for a monitoring system",
+    description="Jobs waiting and running per lane and the oldest one's wait, running jobs whose worker "
+    "went quiet, the last hour's outcomes per method and their compute and wait times (quantiles), and "
+    "whether the database answered, read from the database that every process shares. Needs "
+    "`Authorization: Bearer <METRICS_TOKEN>` when that is set; without it, open in development and absent "
+    "(404) in production.",
+)
+async def metrics(request: Request, settings: SettingsDep) -> Response:
+    token = settings.metrics_token.get_secret_value()
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise UserError(401, "send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    elif settings.environment == "production":
+        raise UserError(404, "Not Found")
+    body = await run_in_threadpool(_scrape, settings)
+    return Response(body, media_type=service_metrics.CONTENT_TYPE, headers={"Cache-Control": "no-store"})
