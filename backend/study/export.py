@@ -140,10 +140,12 @@ COMPARISON_COLUMNS = [
     "share_real_low",
     "share_real_high",
     "share_real_differs",
+    "share_real_more_participants",
     "rating_difference",
     "rating_low",
     "rating_high",
     "rating_differs",
+    "rating_more_participants",
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
@@ -270,10 +272,17 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "share_real_low": ("-1..1", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
         "share_real_high": ("-1..1", f"{DIFFERENCE_INTERVAL}, upper end."),
         "share_real_differs": ("true|false", "The share_real interval leaves out 0."),
+        "share_real_more_participants": (
+            "integer",
+            "About how many more participants would make the share_real interval leave out 0 if the "
+            "difference so far held (0: it does; empty: no difference or no interval yet). A floor: early "
+            "differences tend to shrink.",
+        ),
         "rating_difference": ("stars", "mean_rating of condition_a less that of condition_b."),
         "rating_low": ("stars", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
         "rating_high": ("stars", f"{DIFFERENCE_INTERVAL}, upper end."),
         "rating_differs": ("true|false", "The rating interval leaves out 0."),
+        "rating_more_participants": ("integer", "As share_real_more_participants, for the rating."),
         "failed_attention_excluded": (
             "true|false",
             "Participants who failed an attention check are left out (as in summary.csv).",
@@ -538,10 +547,12 @@ def comparison_rows(session: Session, study: Study, options: ExportOptions) -> I
             "share_real_low": share["low"],
             "share_real_high": share["high"],
             "share_real_differs": share["differs"],
+            "share_real_more_participants": share["more_participants"],
             "rating_difference": rating["difference"],
             "rating_low": rating["low"],
             "rating_high": rating["high"],
             "rating_differs": rating["differs"],
+            "rating_more_participants": rating["more_participants"],
             "failed_attention_excluded": options.exclude_failed_attention,
         }
 

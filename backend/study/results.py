@@ -227,7 +227,13 @@ def _per_participant(rows: list[TrialRow], conditions: list[str]) -> dict[int, t
 
 
 def _difference(d: stats.Difference) -> dict[str, Any]:
-    return {"difference": d.estimate, "low": d.low, "high": d.high, "differs": d.excludes_zero}
+    return {
+        "difference": d.estimate,
+        "low": d.low,
+        "high": d.high,
+        "differs": d.excludes_zero,
+        "more_participants": d.more_participants(),
+    }
 
 
 def compare_conditions(conditions: list[str], answered: list[TrialRow]) -> list[dict[str, Any]]:

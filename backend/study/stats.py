@@ -190,10 +190,23 @@ class Difference:
     estimate: float | None
     low: float | None
     high: float | None
+    participants: int = 0  # who answered this part
+    half_width: float | None = None  # of the interval before it was clipped to what a difference can be
 
     @property
     def excludes_zero(self) -> bool:
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+    def more_participants(self) -> int | None:
+        """About how many more participants would make the interval leave out 0 if the difference so far
+        held (an interval narrows as 1/√participants): 0 when it already does; None when it cannot be said
+        (no interval, or no difference so far). Early differences tend to shrink, so read it as a floor."""
+        if self.excludes_zero:
+            return 0
+        if self.estimate is None or self.half_width is None or self.estimate == 0 or self.participants < 2:
+            return None
+        needed = self.participants * (self.half_width / abs(self.estimate)) ** 2
+        return max(1, math.ceil(needed) - self.participants)
 
 
 def ratio_differences(
@@ -231,10 +244,10 @@ def ratio_differences(
             continue
         estimate = float(ratios[a] - ratios[b])
         if people < 2:
-            out.append(Difference(estimate, None, None))
+            out.append(Difference(estimate, None, None, people))
             continue
         per_person = pull[:, a] - pull[:, b]
         half = t * math.sqrt(people / (people - 1) * float(per_person @ per_person))
         low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
-        out.append(Difference(estimate, low, high))
+        out.append(Difference(estimate, low, high, people, half))
     return out

@@ -136,6 +136,8 @@ def test_difference_of_shares_matches_hand_computation() -> None:
     assert d.estimate == pytest.approx(0.5)
     assert d.low == pytest.approx(0.5 - 1.232330, abs=1e-5) and d.high == 1.0  # clipped to what can be
     assert not d.excludes_zero
+    # 3 × (1.232330 / 0.5)² = 18.2: about 16 more participants, if the difference held
+    assert d.participants == 3 and d.more_participants() == 16
     # a participant with no answers in this part (only the other part's) changes nothing
     assert stats.ratio_differences([*sums, [0, 0]], [*counts, [0, 0]], [(0, 1)], bounds=(-1.0, 1.0)) == [d]
     (wide,) = stats.ratio_differences(sums, counts, [(0, 1)])
@@ -147,7 +149,10 @@ def test_difference_of_shares_matches_hand_computation() -> None:
     assert three[0].estimate == d.estimate and three[0].low < wide.low
     # a condition nobody answered, or a single participant: no interval
     assert stats.ratio_differences([[1, 0]], [[1, 0]], [(0, 1)])[0] == stats.Difference(None, None, None)
-    assert stats.ratio_differences([[1, 0]], [[2, 1]], [(0, 1)])[0] == stats.Difference(0.5, None, None)
+    alone = stats.ratio_differences([[1, 0]], [[2, 1]], [(0, 1)])[0]
+    assert (alone.estimate, alone.low, alone.more_participants()) == (0.5, None, None)
+    same = stats.ratio_differences([[1, 1], [0, 0]], [[2, 2], [1, 1]], [(0, 1)])[0]
+    assert same.estimate == 0 and same.more_participants() is None  # no difference so far: nothing to tell
 
 
 def test_difference_interval_agrees_with_a_bootstrap_over_participants() -> None:
@@ -170,4 +175,4 @@ def test_difference_interval_agrees_with_a_bootstrap_over_participants() -> None
     for (a, b), d in zip(pairs, found, strict=True):
         low, high = np.quantile(resampled[:, a] - resampled[:, b], [tail, 1 - tail])
         assert d.low == pytest.approx(low, abs=0.012) and d.high == pytest.approx(high, abs=0.012)
-        assert d.excludes_zero  # 25 points apart with 400 people: clearly different
+        assert d.excludes_zero and d.more_participants() == 0  # 25 points apart with 400 people: settled
