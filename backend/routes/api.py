@@ -137,10 +137,12 @@ async def cancel_or_delete_job(job_id: str) -> Any:
 
 def _cancel_or_delete(job_id: str) -> JobOut | Response:
     with session_scope() as session:
-        job = _get_job(session, job_id)
+        _get_job(session, job_id)
         if lifecycle.cancel_or_delete(session, job_id):
-            session.refresh(job)
-            return _job_with_queue(session, job)
+            cancelled = session.get(Job, job_id, populate_existing=True)
+            if cancelled is None:  # another DELETE (a page sends two as it goes) deleted it meanwhile
+                return Response(status_code=204)
+            return _job_with_queue(session, cancelled)
         return Response(status_code=204)
 
 

@@ -241,9 +241,9 @@
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {
       if (keepalive) {
-        // The page is going, so no reply can be awaited: both calls go at once. The server takes them one
-        // after the other: the first cancels an unfinished preview and the second deletes it (a finished one
-        // goes with the first; the second then gets a harmless 404).
+        // The page is going, so no reply can be awaited: both calls go at once and may run side by side.
+        // Cancelling is a conditional update, so exactly one of them cancels an unfinished preview and the
+        // other then deletes it (a finished one goes with either; the other then finds it gone).
         await Promise.all([fetch(url, options), fetch(url, options)]);
       } else {
         const response = await fetch(url, options);

@@ -105,3 +105,14 @@ def test_a_deletion_that_keeps_losing_its_race_is_refused_not_a_500(client, monk
         assert refused.value.status_code == 409 and "try again" in str(refused.value.detail)
         assert len(tries) == 3
     assert client.get(f"/jobs/{job_id}").status_code == 200  # nothing was deleted
+
+
+def test_a_job_cancelled_then_deleted_by_a_second_delete_is_no_500(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Fix colours sends two DELETEs of a queued preview at once as its page goes: the server runs them
+    side by side. When the second deletes the job the first has just cancelled, before the first reads it
+    back to answer, the first says it is gone (it used to fail reading it back: a 500)."""
+    job_id = upload(client, png(80))
+    delete_once(monkeypatch, "cancel", job_id)  # the other DELETE deletes it right after this one cancels
+    r = client.delete(f"/jobs/{job_id}")
+    assert r.status_code == 204, r.text
+    assert client.get(f"/jobs/{job_id}").status_code == 404
