@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend import service_metrics
 from backend.config import Settings
-from backend.db import statement_scope
+from backend.db import session_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
 from backend.schemas import errors
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def _scrape(settings: Settings) -> str:
     try:
-        with statement_scope() as session:  # reads only
+        # the web threads' pool: statement_scope's is the study participants' alone, sized for their threads
+        with session_scope() as session:
             return service_metrics.render(service_metrics.collect(session, settings))
     except DBAPIError:  # the database is away: say so (a 503 would read as "the service is down")
         log.warning("GET /metrics: the database did not answer")

@@ -104,3 +104,22 @@ def test_metrics_say_when_the_database_is_away(monkeypatch: pytest.MonkeyPatch, 
     with TestClient(create_app()) as c:
         r = c.get("/metrics")
     assert r.status_code == 200 and value(scraped(r.text), "colorlab_database_up") == 0
+
+
+def test_a_scrape_takes_no_connection_of_the_study_participants_pool(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-statement pool is sized for the STUDY_THREADS threads alone (no overflow): a scrape from a
+    web thread that took one of its connections would make a participant's request wait for it."""
+    from backend import db
+
+    class StudyPool:  # in place of the lru_cache'd factory (the fixtures clear its cache afterwards)
+        def __call__(self, url: str) -> None:
+            raise AssertionError("GET /metrics used the study threads' database pool")
+
+        def cache_clear(self) -> None:
+            pass
+
+    monkeypatch.setattr(db, "_statement_sessionmaker_for", StudyPool())
+    r = client.get("/metrics")
+    assert r.status_code == 200 and value(scraped(r.text), "colorlab_database_up") == 1
