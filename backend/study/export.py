@@ -149,6 +149,10 @@ COMPARISON_COLUMNS = [
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
+NO_INTERVAL = (
+    "empty with fewer than 2 participants, or where every participant's answers moved alike between the two, "
+    "which leaves no spread to estimate it from"
+)
 
 # file -> column -> (type, meaning); a test checks that every exported column is described here.
 CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
@@ -269,7 +273,7 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
             "-1..1",
             "share_real of condition_a less that of condition_b (summary.csv).",
         ),
-        "share_real_low": ("-1..1", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
+        "share_real_low": ("-1..1", f"{DIFFERENCE_INTERVAL}, lower end ({NO_INTERVAL})."),
         "share_real_high": ("-1..1", f"{DIFFERENCE_INTERVAL}, upper end."),
         "share_real_differs": ("true|false", "The share_real interval leaves out 0."),
         "share_real_more_participants": (
@@ -279,7 +283,7 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
             "differences tend to shrink.",
         ),
         "rating_difference": ("stars", "mean_rating of condition_a less that of condition_b."),
-        "rating_low": ("stars", f"{DIFFERENCE_INTERVAL}, lower end (2+ participants)."),
+        "rating_low": ("stars", f"{DIFFERENCE_INTERVAL}, lower end ({NO_INTERVAL})."),
         "rating_high": ("stars", f"{DIFFERENCE_INTERVAL}, upper end."),
         "rating_differs": ("true|false", "The rating interval leaves out 0."),
         "rating_more_participants": ("integer", "As share_real_more_participants, for the rating."),

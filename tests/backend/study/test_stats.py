@@ -176,3 +176,20 @@ def test_difference_interval_agrees_with_a_bootstrap_over_participants() -> None
         low, high = np.quantile(resampled[:, a] - resampled[:, b], [tail, 1 - tail])
         assert d.low == pytest.approx(low, abs=0.012) and d.high == pytest.approx(high, abs=0.012)
         assert d.excludes_zero and d.more_participants() == 0  # 25 points apart with 400 people: settled
+
+
+def test_no_interval_where_the_participants_answers_leave_no_spread() -> None:
+    """Two participants whose answers shift alike between two conditions (3 and 2 of 4 judged real on A, 2
+    and 1 on B) give a sandwich variance of 0: a zero-width interval round a 0.25 difference, "differs", from
+    two people. Under no difference at all that happened to 15-28% of two-participant studies (simulated): a
+    zero spread is no evidence, so there is no interval (as with one participant)."""
+    sums, counts = [[3, 2], [2, 1]], [[4, 4], [4, 4]]
+    (d,) = stats.ratio_differences(sums, counts, [(0, 1)], bounds=(-1.0, 1.0))
+    assert d.estimate == pytest.approx(0.25)
+    assert (d.low, d.high, d.excludes_zero, d.more_participants()) == (None, None, False, None)
+    # the same with rounding residue (shares of thirds): still no interval
+    (d,) = stats.ratio_differences([[2, 1], [1, 0], [1, 0]], [[3, 3], [3, 3], [3, 3]], [(0, 1)])
+    assert d.estimate == pytest.approx(1 / 3) and d.low is None and not d.excludes_zero
+    # every answer alike: nothing to estimate a spread from either
+    (same,) = stats.ratio_differences([[4, 4], [4, 4]], [[1, 1], [1, 1]], [(0, 1)], bounds=(-3.0, 3.0))
+    assert (same.estimate, same.low, same.high) == (0.0, None, None)
