@@ -98,7 +98,8 @@ def collect(session: Session, settings: Settings, now: datetime | None = None) -
         Metric("colorlab_running_jobs", "Jobs a worker is running, by lane.", _per_lane(running)),
         Metric(
             "colorlab_oldest_queued_job_seconds",
-            "How long the longest-waiting queued job has waited, by lane (0: none waits).",
+            "How long the longest-waiting queued job has waited since its upload, by lane (0: none waits; a "
+            "job the sweeper re-queued counts from its upload, its lost run included).",
             _per_lane(oldest),
         ),
         Metric(
@@ -119,8 +120,8 @@ def collect(session: Session, settings: Settings, now: datetime | None = None) -
         ),
         Metric(
             "colorlab_recent_wait_seconds",
-            "Seconds from upload to a worker starting, of the jobs finished in the last hour, by lane: "
-            "quantiles.",
+            "Seconds from upload to a worker starting (the last start, for a re-queued job), of the jobs "
+            "finished in the last hour, by lane: quantiles.",
             _quantiles(waits, "lane"),
         ),
     ]
