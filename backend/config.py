@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     retain_failed_days: float = Field(
         1.0, description="Days a failed or cancelled job and its images are kept (then deleted)."
     )
+    preview_retain_hours: float = Field(
+        24.0,
+        description='Hours a "Fix colours" preview that was never kept stays (its page deletes the ones it '
+        "leaves behind; this catches those a page could not, e.g. a phone that dropped the tab).",
+    )
     retention_interval: float = Field(
         3600.0, description="Seconds between two retention clean-ups by the sweeper."
     )

@@ -50,6 +50,7 @@ class NewJob:
     source_name: str | None = None  # shown and used in download names; default: the upload's file name
     reference_name: str | None = None  # default: the reference upload's file name
     rerun_of: str | None = None  # the job this one re-runs with other options (see :func:`rerun`)
+    fix_preview: bool = False  # a "Fix colours" preview: out of the history until kept (:func:`keep`)
 
 
 def create(
@@ -88,6 +89,7 @@ def create(
         source_name=name,
         reference_name=reference_name,
         rerun_of=new.rerun_of,
+        fix_preview=new.fix_preview,
     )
     session.add(job)
     session.flush()
@@ -103,11 +105,15 @@ def _stored(session: Session, image: Upload | Image, stored: dict[int, Image]) -
 
 
 def rerun(
-    job: Job, method: str, params: Mapping[str, Any], reference: Upload | Image | None = None
+    job: Job,
+    method: str,
+    params: Mapping[str, Any],
+    reference: Upload | Image | None = None,
+    fix_preview: bool = False,
 ) -> NewJob:
     """`POST /jobs/{id}/rerun`: a new job on ``job``'s stored photo and its reference, or ``reference`` (no
-    new image rows but that one's), linked back to ``job`` through ``rerun_of``. Loads the reference row:
-    call it in a thread."""
+    new image rows but that one's), linked back to ``job`` through ``rerun_of``; ``fix_preview``: a "Fix
+    colours" preview. Loads the reference row: call it in a thread."""
     return NewJob(
         method,
         params,
@@ -116,7 +122,21 @@ def rerun(
         source_name=job.source_name,
         reference_name=job.reference_name if reference is None else None,
         rerun_of=job.id,
+        fix_preview=fix_preview,
     )
+
+
+def keep(session: Session, job_id: str) -> Job:
+    """`POST /jobs/{id}/keep`: a preview becomes a job like any other (in the history, kept as long); a job
+    that is not a preview is left as it is. 404 when there is no such job."""
+    job = session.get(Job, job_id) if is_valid_id(job_id) else None
+    if job is None:
+        raise UserError(404, "no such job")
+    if job.fix_preview:
+        session.execute(update(Job).where(Job.id == job_id).values(fix_preview=False))
+        session.commit()
+        session.refresh(job)
+    return job
 
 
 def create_batch(
@@ -531,13 +551,20 @@ def purge_expired(
     session: Session, settings: Settings, now: datetime | None = None, batch: int = 500
 ) -> Freed:
     """Retention: delete finished jobs older than RETAIN_DONE_DAYS, failed or cancelled ones older than
-    RETAIN_FAILED_DAYS, and the images only they used. Study stimuli stay while their study exists."""
+    RETAIN_FAILED_DAYS, "Fix colours" previews never kept older than PREVIEW_RETAIN_HOURS, and the images only
+    they used. Study stimuli stay while their study exists."""
     now = now or utcnow()
     done_before = now - timedelta(days=settings.retain_done_days)
     failed_before = now - timedelta(days=settings.retain_failed_days)
     expired = or_(
         and_(Job.status == JobStatus.done, Job.finished_at < done_before),
         and_(Job.status.in_([JobStatus.failed, JobStatus.cancelled]), Job.finished_at < failed_before),
+        # a "Fix colours" preview never kept, made before PREVIEW_RETAIN_HOURS: its page is long gone
+        and_(
+            Job.fix_preview.is_(True),
+            Job.status.in_(_FINISHED),
+            Job.created_at < now - timedelta(hours=settings.preview_retain_hours),
+        ),
     )
     total = Freed()
     seen: set[str] = set()
@@ -592,7 +619,7 @@ def client_history(
     otherwise fill pages), placed by its newest job; a batch or comparison of one job is that job. Three
     queries whatever the batches' sizes: the page's entries, their counts per status, their first jobs."""
     key = func.coalesce(Job.batch_id, Job.group_id, Job.id)
-    mine = Job.client == client
+    mine = and_(Job.client == client, Job.fix_preview.is_(False))  # a preview shows once kept
     total = session.scalar(select(func.count(func.distinct(key))).where(mine)) or 0
     newest = func.max(Job.created_at)
     page = session.execute(

@@ -11,7 +11,19 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -145,6 +157,9 @@ class Job(Base):
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)  # jobs of one batch
     # The job this one re-ran with other options (POST /jobs/{id}/rerun); NULL once that job is deleted.
     rerun_of: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    # A "Fix colours" preview: left out of the history until kept (POST /jobs/{id}/keep), and deleted by the
+    # retention sweep after PREVIEW_RETAIN_HOURS when never kept (a page that went before it could say).
+    fix_preview: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The uploaded file's name, sanitised (stored_images.display_name): shown and used in download names,
     # never a path. Kept on the job because identical uploads share one stored image.
     source_name: Mapped[str | None] = mapped_column(String(255))

@@ -113,6 +113,11 @@ class JobOut(BaseModel):
     rerun_of: str | None = Field(
         None, description="The job this one re-ran with other options (POST /jobs/{id}/rerun), if any."
     )
+    fix_preview: bool = Field(
+        False,
+        description='A "Fix colours" preview not kept yet (POST /jobs/{id}/rerun with `fix_preview=true`): '
+        "out of the history until POST /jobs/{id}/keep, deleted after PREVIEW_RETAIN_HOURS if never kept.",
+    )
     params: dict[str, Any]
     status: JobStatus = Field(examples=["running"])
     progress: ProgressOut
@@ -320,6 +325,7 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
         download_name=download_name(job),
         batch_id=job.batch_id,
         rerun_of=job.rerun_of,
+        fix_preview=bool(job.fix_preview),
         params=job.params or {},
         status=job.status,
         progress=ProgressOut(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
+from starlette.datastructures import FormData
 
 from backend import estimates, examples, method_choice, method_views
 from backend import job_lifecycle as lifecycle
@@ -176,9 +177,18 @@ async def rerun_job(
         UploadFile | None, File(description="Another colour reference (default: this job's).")
     ] = None,
     reference_id: Annotated[str | None, Form(description="Another reference, from GET /references.")] = None,
+    fix_preview: Annotated[
+        bool,
+        Form(
+            description='A "Fix colours" preview: left out of the history until POST /jobs/{id}/keep, '
+            "deleted after PREVIEW_RETAIN_HOURS if never kept."
+        ),
+    ] = False,
 ) -> JobCreated:
     job = await run_in_threadpool(_get_job, session, job_id)
-    _refuse_what_a_rerun_would_ignore(request, await request.form())
+    form = await request.form()
+    _refuse_what_a_rerun_would_ignore(request, form)
+    form = FormData([(key, value) for key, value in form.multi_items() if key != "fix_preview"])
     new_reference = has_file(reference) or bool(reference_id)
     info = method_choice.known_method(method or job.method)
     if new_reference and not method and not info.needs_reference:  # as POST /colorize: the reference method
@@ -197,13 +207,27 @@ async def rerun_job(
     # The job's options that the method (the same, or another such as the reference form) also takes: a
     # vividness of 1 set on the first job stays 1 when a reference is added.
     inherited = {k: v for k, v in (job.params or {}).items() if info.param(k)}
-    info, params = method_choice.choose(info.name, await request.form(), options, settings, inherited)
+    info, params = method_choice.choose(info.name, form, options, settings, inherited)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
-    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref)  # loads the reference row
+    again = await run_in_threadpool(
+        lifecycle.rerun, job, info.name, params, ref, fix_preview
+    )  # loads the ref
     [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)
+
+
+@router.post(
+    "/jobs/{job_id}/keep",
+    response_model=JobOut,
+    responses=errors(404),
+    summary='Keep a "Fix colours" preview: it becomes a job like any other',
+    description="The preview (POST /jobs/{id}/rerun with `fix_preview=true`) joins the history and is kept "
+    "as long as any job. A job that is not a preview is returned unchanged.",
+)
+def keep_job(job_id: str, session: SessionDep) -> JobOut:
+    return job_out(lifecycle.keep(session, job_id))
 
 
 def _refuse_what_a_rerun_would_ignore(request: Request, form: Any) -> None:

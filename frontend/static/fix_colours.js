@@ -262,6 +262,7 @@
     if (typeof base.params.vividness === "number") options.vividness = base.params.vividness;
     const form = new FormData();
     form.append("options", JSON.stringify(options));
+    form.append("fix_preview", "true"); // out of the history until kept; swept if never kept
     inFlight = { step, id: null };
     renderState();
     let response;
@@ -335,6 +336,21 @@
     $("fix-keep").disabled = true;
     $("fix-keep").textContent = "Opening…";
     clearTimeout(timer);
+    // The kept preview becomes a job like any other: in the history, kept as long.
+    let kept = null;
+    try {
+      kept = await fetch(`/jobs/${encodeURIComponent(step.job.id)}/keep`, {
+        method: "POST", headers: { Accept: "application/json" },
+      });
+    } catch (_) { /* reported below */ }
+    if (!kept || !kept.ok) {
+      leaving = false;
+      $("fix-keep").textContent = "Keep this";
+      const body = kept ? await kept.json().catch(() => null) : null;
+      showError("Could not keep it: " + (kept ? CL.detailMessages(body, kept.status).join(" ") : "the server did not answer.") + " Try again.");
+      renderState();
+      return;
+    }
     const others = new Set(steps.map((s) => s.job && s.job.id).filter((id) => id && id !== base.id && id !== step.job.id));
     if (inFlight && inFlight.id) others.add(inFlight.id);
     // Give the deletes a moment, but never hold the person back for long.

@@ -76,6 +76,7 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     assert hinted
     job = httpx.get(f"{stack.base_url}/jobs/{hinted}").json()
     assert job["rerun_of"] == first and job["status"] == "done"
+    assert job["fix_preview"] is True  # out of the history until kept
     [hint] = job["params"]["hints"]
     assert hint["color"] == "#ff0000"
     assert abs(hint["x"] - SPOT[0]) < 0.02 and abs(hint["y"] - SPOT[1]) < 0.02
@@ -111,6 +112,7 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     assert kept and kept not in (first, hinted)
     page.locator("#fix-keep").click()
     page.wait_for_url(re.compile(rf"/jobs/{kept}/view$"))
+    assert httpx.get(f"{stack.base_url}/jobs/{kept}").json()["fix_preview"] is False  # kept: a job like any
     link = page.locator("#job-rerun-of")
     expect(link).to_be_visible()
     expect(link).to_contain_text("Re-run of job")
