@@ -69,6 +69,10 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(main, ["study", "export", slug, "--kind", "summary", "--exclude-failed-attention"])
     assert res.exit_code == 0, res.output
     assert {row["failed_attention_excluded"] for row in csv.DictReader(io.StringIO(res.output))} == {"true"}
+    res = runner.invoke(main, ["study", "export", slug, "--kind", "comparisons", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    [pair] = json.loads(res.output)  # real against cnn; nobody answered yet: no difference, no interval
+    assert (pair["condition_a"], pair["condition_b"], pair["share_real_difference"]) == ("real", "cnn", None)
     assert slug in runner.invoke(main, ["study", "list"]).output
     assert runner.invoke(main, ["study", "close", slug]).exit_code == 0
     res = runner.invoke(main, ["study", "close", slug])
