@@ -210,9 +210,8 @@ async def rerun_job(
     info, params = method_choice.choose(info.name, form, options, settings, inherited)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
-    again = await run_in_threadpool(
-        lifecycle.rerun, job, info.name, params, ref, fix_preview
-    )  # loads the ref
+    # in a thread: it loads the reference row
+    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref, fix_preview)
     [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)
