@@ -10,7 +10,6 @@ timings (4 ms a scrape with 1,000 jobs stored, 0.2 s with 50,000: ``benchmarks/b
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 from backend.config import Settings
 from backend.models import Job, JobStatus, utcnow
 from backend.queue import lane_of
+from backend.study.stats import percentile
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WINDOW = timedelta(hours=1)  # "recent": what finished within this long
@@ -34,15 +34,6 @@ class Metric:
     name: str
     help: str
     samples: Sequence[tuple[dict[str, str], float]]  # (labels, value)
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile of a non-empty list (numpy's default)."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _age(now: datetime, then: datetime | None) -> float:
@@ -132,11 +123,11 @@ def _per_lane(values: dict[str, float]) -> list[tuple[dict[str, str], float]]:
 
 
 def _quantiles(values: dict[str, list[float]], label: str) -> list[tuple[dict[str, str], float]]:
-    return [
-        ({label: key, "quantile": f"{q:g}"}, _quantile(found, q))
-        for key, found in sorted(values.items())
-        for q in QUANTILES
-    ]
+    samples = []
+    for key, found in sorted(values.items()):  # each list has a value: a key comes with its first
+        for q in QUANTILES:
+            samples.append(({label: key, "quantile": f"{q:g}"}, percentile(found, 100 * q) or 0.0))
+    return samples
 
 
 def database_down() -> list[Metric]:
