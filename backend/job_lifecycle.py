@@ -133,9 +133,8 @@ def keep(session: Session, job_id: str) -> Job:
     if job is None:
         raise UserError(404, "no such job")
     if job.fix_preview:
-        session.execute(update(Job).where(Job.id == job_id).values(fix_preview=False))
+        job.fix_preview = False
         session.commit()
-        session.refresh(job)
     return job
 
 
