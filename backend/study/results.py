@@ -208,7 +208,10 @@ def _per_participant(rows: list[TrialRow], conditions: list[str]) -> dict[int, t
     cells: dict[int, list[int]] = {1: [], 2: []}
     values: dict[int, list[float]] = {1: [], 2: []}
     for r in rows:
-        value = (r.response == "real") if r.part == 1 and r.response is not None else r.rating
+        if r.part == 1:
+            value = None if r.response is None else float(r.response == "real")
+        else:
+            value = None if r.rating is None else float(r.rating)
         if value is None or r.part not in cells or r.condition not in column:
             continue
         cells[r.part].append(

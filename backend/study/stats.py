@@ -203,7 +203,7 @@ class Difference:
         (no interval, or no difference so far). Early differences tend to shrink, so read it as a floor."""
         if self.excludes_zero:
             return 0
-        if self.estimate is None or self.half_width is None or self.estimate == 0 or self.participants < 2:
+        if self.estimate is None or self.half_width is None or self.estimate == 0:  # no interval: < 2 people
             return None
         needed = self.participants * (self.half_width / abs(self.estimate)) ** 2
         return max(1, math.ceil(needed) - self.participants)
