@@ -28,9 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from stack import Stack  # noqa: E402
+
 PAGES = ("/", "/history", "/methods", "/compare")
 REPEATS = 10
 
@@ -50,16 +52,12 @@ def serve(root: Path, data: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], cwd=root,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{root}: the server did not start")
+    try:
+        Stack(env, base).wait_healthy()
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, base
 
 
 MARK = "\n:root { --bench-release: 2; }\n"  # appended to app.css between the two visits: "a release"
