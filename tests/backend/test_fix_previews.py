@@ -16,7 +16,7 @@ from backend.models import Job, utcnow
 from tests.backend.test_api import png
 
 
-def history_ids(client: TestClient) -> str:
+def history_html(client: TestClient) -> str:
     return client.get("/history", headers={"Accept": "text/html"}).text
 
 
@@ -27,17 +27,17 @@ def test_a_preview_shows_in_the_history_only_once_kept(client: TestClient) -> No
     preview = r.json()["id"]
     job = client.get(f"/jobs/{preview}").json()
     assert job["fix_preview"] is True and job["rerun_of"] == first and job["params"]["vividness"] == 0.9
-    history = history_ids(client)
+    history = history_html(client)
     assert first in history and preview not in history
     kept = client.post(f"/jobs/{preview}/keep")
     assert kept.status_code == 200 and kept.json()["fix_preview"] is False
-    assert preview in history_ids(client)
+    assert preview in history_html(client)
     assert client.post(f"/jobs/{preview}/keep").json()["fix_preview"] is False  # again: nothing changes
     assert client.post(f"/jobs/{first}/keep").json()["fix_preview"] is False  # not a preview: as it was
     assert client.post("/jobs/AAAAAAAAAAAAAAAAAAAAAA/keep").json()["detail"] == "no such job"
     assert client.post("/jobs/nope/keep").status_code == 404
     ordinary = client.post(f"/jobs/{first}/rerun", data={"options": '{"vividness": 0.1}'}).json()["id"]
-    assert client.get(f"/jobs/{ordinary}").json()["fix_preview"] is False and ordinary in history_ids(client)
+    assert client.get(f"/jobs/{ordinary}").json()["fix_preview"] is False and ordinary in history_html(client)
     r = client.post(f"/jobs/{first}/rerun", data={"fix_preview": "perhaps"})
     assert r.status_code == 422 and "fix_preview" in str(r.json()["detail"])
 
