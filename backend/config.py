@@ -158,6 +158,23 @@ class Settings(BaseSettings):
         300.0, description="A queued job not started after this long is sent to the broker again."
     )
     sweep_interval: float = Field(15.0, description="Seconds between sweeps for lost or stalled jobs.")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key that signs webhook calls (Standard Webhooks: `whsec_` + base64, e.g. from "
+        "`openssl rand -base64 32`, or any long string). Required for webhooks in production; empty in "
+        "development: calls go unsigned.",
+    )
+    webhook_allow_private: bool | None = Field(
+        None,
+        description="Whether webhook URLs may point at loopback, private or link-local addresses (an "
+        "archive's own server on the LAN). Empty: yes in development, no in production.",
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="Seconds a webhook receiver has to answer before the call counts as failed."
+    )
+    webhook_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between the worker's looks for webhook calls due (new or retried)."
+    )
     batch_max: int = Field(
         16, description="Most queued jobs of one feed-forward method the worker colorizes in one batch."
     )
@@ -265,6 +282,12 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    @property
+    def webhooks_reach_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.environment != "production"
 
     @property
     def secure_cookies(self) -> bool:

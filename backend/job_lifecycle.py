@@ -10,7 +10,8 @@
 The database is the source of truth; the broker only carries job ids (``backend.queue``). Every state change
 is a conditional UPDATE (``WHERE status = ...``), so the web process, any number of workers and their
 sweepers can race without double-finishing or resurrecting a job. The web app and the study builder create
-and cancel jobs; the worker service (``worker/runner.py``) claims, reports and finishes them.
+and cancel jobs; the worker service (``worker/runner.py``) claims, reports and finishes them. Finishing,
+failing or cancelling a job with a webhook owes its call in the same transaction (``backend.webhooks``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import and_, delete, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend import queue
+from backend import queue, webhooks
 from backend.config import Settings
 from backend.db import rowcount
 from backend.errors import UserError
@@ -51,6 +52,7 @@ class NewJob:
     reference_name: str | None = None  # default: the reference upload's file name
     rerun_of: str | None = None  # the job this one re-runs with other options (see :func:`rerun`)
     fix_preview: bool = False  # a "Fix colours" preview: out of the history until kept (:func:`keep`)
+    webhook_url: str | None = None  # called once the job has finished (``backend.webhooks``)
 
 
 def create(
@@ -90,6 +92,7 @@ def create(
         reference_name=reference_name,
         rerun_of=new.rerun_of,
         fix_preview=new.fix_preview,
+        webhook_url=new.webhook_url,
     )
     session.add(job)
     session.flush()
@@ -110,6 +113,7 @@ def rerun(
     params: Mapping[str, Any],
     reference: Upload | Image | None = None,
     fix_preview: bool = False,
+    webhook_url: str | None = None,
 ) -> NewJob:
     """`POST /jobs/{id}/rerun`: a new job on ``job``'s stored photo and its reference, or ``reference`` (no
     new image rows but that one's), linked back to ``job`` through ``rerun_of``; ``fix_preview``: a "Fix
@@ -123,6 +127,7 @@ def rerun(
         reference_name=job.reference_name if reference is None else None,
         rerun_of=job.id,
         fix_preview=fix_preview,
+        webhook_url=webhook_url,
     )
 
 
@@ -146,9 +151,17 @@ def create_batch(
     rejected: Sequence[Mapping[str, str]],
     client: str | None = None,
     batch_id: str | None = None,
+    webhook_url: str | None = None,
 ) -> Batch:
-    """The batch row its jobs point at (flushed, not committed; pass its id to :func:`create_and_enqueue`)."""
-    batch = Batch(method=method, params=dict(params), client=client, rejected=[dict(r) for r in rejected])
+    """The batch row its jobs point at (flushed, not committed; pass its id to :func:`create_and_enqueue`);
+    ``webhook_url`` is called once all its photos have finished."""
+    batch = Batch(
+        method=method,
+        params=dict(params),
+        client=client,
+        rejected=[dict(r) for r in rejected],
+        webhook_url=webhook_url,
+    )
     if batch_id is not None:
         batch.id = batch_id
     session.add(batch)
@@ -327,7 +340,10 @@ def finish(session: Session, job_id: str, *, worker: str, result_image_id: str, 
             preview_png=None,
         )
     )
-    return rowcount(res) == 1
+    if rowcount(res) != 1:
+        return False
+    webhooks.owe(session, [job_id])
+    return True
 
 
 def record_metrics(session: Session, job_id: str, metrics: Mapping[str, Any]) -> None:
@@ -337,11 +353,13 @@ def record_metrics(session: Session, job_id: str, metrics: Mapping[str, Any]) ->
 
 def fail(session: Session, job_id: str, reason: str) -> None:
     """A running job failed for good; ``reason`` is shown to the person who submitted it."""
-    session.execute(
+    res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.running)
         .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
     )
+    if rowcount(res) == 1:
+        webhooks.owe(session, [job_id])
 
 
 def retry(session: Session, job_id: str, note: str) -> bool:
@@ -364,8 +382,11 @@ def cancel(session: Session, job_id: str) -> bool:
         .where(Job.id == job_id, Job.status.in_([JobStatus.queued, JobStatus.running]))
         .values(status=JobStatus.cancelled, finished_at=utcnow(), preview_png=None)
     )
+    cancelled = rowcount(result) == 1
+    if cancelled:
+        webhooks.owe(session, [job_id])
     session.commit()
-    return rowcount(result) == 1
+    return cancelled
 
 
 def sweep(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
@@ -400,7 +421,9 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
                 error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts",
             )
         )
-        if rowcount(failed) == 0:
+        if rowcount(failed) == 1:
+            webhooks.owe(session, [job_id])
+        else:
             requeued = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.running, Job.heartbeat_at < stale_before)
@@ -438,6 +461,7 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
         )
         if rowcount(res) == 1:
             claimed.append(job_id)
+    webhooks.owe_finished_batches(session)  # a batch whose last two photos finished at the same moment
     session.commit()
     sent = enqueue(session, claimed)  # a send that fails is left for the next sweep
     if sent:

@@ -22,7 +22,7 @@ from backend.uploads import has_file
 from worker.colorizers.method_info import MethodInfo, validate_params
 
 # Form fields that are not method options.
-RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options"}
+RESERVED_FIELDS = {"image", "images", "method", "reference", "reference_id", "options", "webhook"}
 OPTIONS_MAX_CHARS = 10_000
 OPTIONS_MAX_DEPTH = 8
 OPTIONS_MAX_DIGITS = 30
@@ -130,7 +130,7 @@ def comparison_methods(
     return chosen
 
 
-SINGLE_FIELDS = ("image", "reference", "reference_id", "method", "methods", "options")
+SINGLE_FIELDS = ("image", "reference", "reference_id", "method", "methods", "options", "webhook")
 
 
 def check_form_shape(form: Any) -> None:

@@ -138,6 +138,11 @@ class Batch(Base):
     # Photos refused at upload ({"name", "detail"} each): reported with the batch, the rest went on.
     rejected: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Called once every photo has finished (a "batch.finished" WebhookDelivery); NULL: no webhook.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_delivery: Mapped[WebhookDelivery | None] = relationship(
+        "WebhookDelivery", primaryjoin="Batch.id == WebhookDelivery.batch_id", viewonly=True
+    )
 
 
 class Job(Base):
@@ -166,6 +171,8 @@ class Job(Base):
     reference_name: Mapped[str | None] = mapped_column(String(255))  # the reference's, likewise
     # Quality against the ground truth when the upload was a colour photo (see worker.quality).
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Called once the job has finished, failed or been cancelled (a "job.finished" WebhookDelivery).
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column()
@@ -184,7 +191,38 @@ class Job(Base):
     input_image: Mapped[Image] = relationship(foreign_keys=[input_image_id], lazy="joined")
     reference_image: Mapped[Image | None] = relationship(foreign_keys=[reference_image_id])
     result_image: Mapped[Image | None] = relationship(foreign_keys=[result_image_id])
+    # The webhook call this job owes (none before it finishes, or without webhook_url).
+    webhook_delivery: Mapped[WebhookDelivery | None] = relationship(
+        "WebhookDelivery", primaryjoin="Job.id == WebhookDelivery.job_id", viewonly=True
+    )
 
     @property
     def state(self) -> JobStatus:
         return JobStatus(self.status)
+
+
+class WebhookState(enum.StrEnum):
+    pending = "pending"  # due at next_attempt_at (the first call, or a retry)
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # every attempt failed, or the receiver answered 410 Gone
+
+
+class WebhookDelivery(Base):
+    """A call owed to a webhook URL: that a job, or every photo of a batch, has finished. Made in the same
+    transaction as the state change it reports (an outbox), so a crash can delay a call but never lose it;
+    ``backend.webhooks`` makes the calls and records each attempt. Deleted with its job or batch."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # the call's webhook-id
+    event: Mapped[str] = mapped_column(String(32))  # job.finished | batch.finished
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16), default=WebhookState.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)  # NULL once delivered or failed
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's last HTTP status
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()

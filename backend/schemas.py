@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend import method_views
-from backend.models import Batch, Job, JobStatus
+from backend.models import Batch, Job, JobStatus, WebhookDelivery
 from worker.colorizers.method_info import MethodInfo
 
 
@@ -103,6 +103,42 @@ class IterationsOut(BaseModel):
     planned: int
 
 
+WEBHOOK_FIELD = (
+    "A URL (http or https) this server POSTs to once the job has finished, failed or been cancelled: the "
+    "JSON of its status URL in an envelope, signed per Standard Webhooks (README: Webhooks)."
+)
+
+
+class WebhookOut(BaseModel):
+    url: str
+    state: str = Field(
+        examples=["delivered"],
+        description="`waiting` (for the job or batch to finish), `pending` (a call due, or a retry), "
+        "`delivered` (the receiver answered 2xx) or `failed` (given up, or 410 Gone).",
+    )
+    attempts: int = 0
+    last_status: int | None = Field(None, description="The receiver's last HTTP status.")
+    last_error: str | None = Field(None, description="Why the last attempt failed.")
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+def webhook_out(url: str | None, delivery: WebhookDelivery | None) -> WebhookOut | None:
+    if url is None:
+        return None
+    if delivery is None:
+        return WebhookOut(url=url, state="waiting")
+    return WebhookOut(
+        url=delivery.url,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        last_status=delivery.last_status,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at,
+        delivered_at=delivery.delivered_at,
+    )
+
+
 class JobOut(BaseModel):
     id: str
     method: str
@@ -137,6 +173,7 @@ class JobOut(BaseModel):
     group_id: str | None = Field(None, description="The comparison this job belongs to, if any.")
     iterations: IterationsOut | None = Field(None, description="Iterative methods only.")
     queue: QueueOut | None = Field(None, description="Unfinished jobs: position in the lane and estimates.")
+    webhook: WebhookOut | None = Field(None, description="The webhook called once the job has finished.")
     urls: JobUrls
 
 
@@ -236,6 +273,7 @@ class BatchOut(BaseModel):
     finished: bool
     items: list[BatchItemOut]
     rejected: list[RejectedOut] = Field(description="Photos refused at upload, with the reason.")
+    webhook: WebhookOut | None = Field(None, description="The webhook called once every photo has finished.")
     urls: dict[str, str]
 
 
@@ -349,6 +387,7 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
         group_id=job.group_id,
         iterations=_iterations(info, job),
         queue=QueueOut.model_validate(queue) if queue is not None else None,
+        webhook=webhook_out(job.webhook_url, job.webhook_delivery) if job.webhook_url else None,
         urls=JobUrls(
             page=f"{base}/view",
             input=f"{base}/input.png",
@@ -397,6 +436,7 @@ def batch_out(batch: Batch, jobs: Sequence[Job]) -> BatchOut:
         finished=finished == len(jobs),
         items=items,
         rejected=[RejectedOut.model_validate(r) for r in batch.rejected or []],
+        webhook=webhook_out(batch.webhook_url, batch.webhook_delivery) if batch.webhook_url else None,
         urls={"page": f"/batches/{batch.id}/view", "results_zip": f"/batches/{batch.id}/results.zip"},
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.models import Job, JobStatus, utcnow
+from backend.models import Job, JobStatus, WebhookDelivery, WebhookState, utcnow
 from backend.queue import lane_of
 from backend.study.stats import percentile
 
@@ -80,6 +80,16 @@ def collect(session: Session, settings: Settings, now: datetime | None = None) -
             run_seconds[method].append(float(seconds))
         if started is not None:
             waits[lane_of(method)].append(_age(started, created))
+    calls: dict[str, float] = {str(state): 0.0 for state in WebhookState}
+    for state, count in session.execute(
+        select(WebhookDelivery.state, func.count()).group_by(WebhookDelivery.state)
+    ):
+        calls[state] = float(count)
+    first_due = session.scalar(
+        select(func.min(WebhookDelivery.next_attempt_at)).where(
+            WebhookDelivery.state == WebhookState.pending, WebhookDelivery.next_attempt_at <= now
+        )
+    )
     return [
         Metric("colorlab_database_up", "1: the database answered this scrape.", [({}, 1.0)]),
         Metric(
@@ -114,6 +124,18 @@ def collect(session: Session, settings: Settings, now: datetime | None = None) -
             "Seconds from upload to a worker starting (the last start, for a re-queued job), of the jobs "
             "finished in the last hour, by lane: quantiles.",
             _quantiles(waits, "lane"),
+        ),
+        Metric(
+            "colorlab_webhook_calls",
+            "Webhook calls stored, by state: pending (due, or waiting to be retried), delivered, failed "
+            "(given up).",
+            [({"state": state}, n) for state, n in calls.items()],
+        ),
+        Metric(
+            "colorlab_overdue_webhook_seconds",
+            "How long the most overdue webhook call has been due (0: none; more than a few seconds: no "
+            "worker is making the calls).",
+            [({}, _age(now, first_due) if first_due is not None else 0.0)],
         ),
     ]
 

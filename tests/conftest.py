@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +319,44 @@ def start_service(spawn: Callable[..., Proc], env: dict[str, str], *, worker: st
     if proc is not None:
         proc.wait_for_log("ready", timeout=90)
     return base, server, proc
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server that records each POST and answers with the next of ``statuses`` (then 200)."""
+
+    url: str
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(c["body"]) for c in self.calls]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a free local port (its URL has a path and a query, as real ones do)."""
+    got = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.calls.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status = got.statuses.pop(0) if got.statuses else 200
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    got.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/colorlab?token=t0k"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield got
+    server.shutdown()
+    server.server_close()

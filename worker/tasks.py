@@ -45,6 +45,21 @@ def _fresh_process(**_: object) -> None:
 @worker_ready.connect
 def _start_sweeper(**_: object) -> None:
     threading.Thread(target=_sweep_forever, name="colorlab-sweeper", daemon=True).start()
+    threading.Thread(target=_deliver_forever, name="colorlab-webhooks", daemon=True).start()
+
+
+def _deliver_forever() -> None:
+    """Make the webhook calls that are due (every worker does; each call is claimed by one)."""
+    from backend.webhooks import deliver_due
+
+    settings = get_settings()
+    stop = threading.Event()
+    while not stop.wait(settings.webhook_poll_interval):
+        try:
+            while deliver_due(settings):  # a backlog goes out without waiting between rounds
+                pass
+        except Exception as exc:  # database briefly away: try again next round
+            log.warning("webhook delivery failed: %s", exc)
 
 
 def _sweep_forever() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 from starlette.datastructures import FormData
 
-from backend import estimates, examples, method_choice, method_views
+from backend import estimates, examples, method_choice, method_views, webhooks
 from backend import job_lifecycle as lifecycle
 from backend.config import Settings, get_settings
 from backend.db import session_scope
@@ -22,6 +22,7 @@ from backend.models import Image, Job, is_valid_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
     UPLOAD_ERRORS,
+    WEBHOOK_FIELD,
     JobCreated,
     JobOut,
     MethodOut,
@@ -52,7 +53,8 @@ router = APIRouter(tags=["colorize"])
         "options go either as a JSON object in `options` or as extra form fields named after the option, "
         'e.g. `vividness=0.7` or `hints=[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]` (colour hints: x, y '
         "relative to the photo). The `exemplar` method needs a colour `reference` image (or `reference_id` "
-        "from `GET /references`). Answers 202 at once; follow `status_url`."
+        "from `GET /references`). Answers 202 at once; follow `status_url`, or give a `webhook` URL to be "
+        "called when the job has finished."
     ),
 )
 async def colorize(
@@ -76,15 +78,17 @@ async def colorize(
     options: Annotated[
         str | None, Form(description='Method options as JSON, e.g. {"iterations": 200}.')
     ] = None,
+    webhook: Annotated[str | None, Form(description=WEBHOOK_FIELD)] = None,
 ) -> JobCreated:
     info, params = method_choice.choose_with_reference(
         method, await request.form(), options, settings, has_file(reference), reference_id
     )
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
     upload = await read_upload(image, settings, "photo")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
-    new = lifecycle.NewJob(info.name, params, image=upload, reference=ref)
+    new = lifecycle.NewJob(info.name, params, image=upload, reference=ref, webhook_url=webhook_url)
     [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return job_created(job_id)
@@ -184,10 +188,12 @@ async def rerun_job(
             "deleted after PREVIEW_RETAIN_HOURS if never kept."
         ),
     ] = False,
+    webhook: Annotated[str | None, Form(description=WEBHOOK_FIELD)] = None,
 ) -> JobCreated:
     job = await run_in_threadpool(_get_job, session, job_id)
     form = await request.form()
     _refuse_what_a_rerun_would_ignore(request, form)
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
     form = FormData([(key, value) for key, value in form.multi_items() if key != "fix_preview"])
     new_reference = has_file(reference) or bool(reference_id)
     info = method_choice.known_method(method or job.method)
@@ -211,7 +217,7 @@ async def rerun_job(
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
     # in a thread: it loads the reference row
-    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref, fix_preview)
+    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref, fix_preview, webhook_url)
     [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
     response.headers["Location"] = f"/jobs/{new_id}"
     return job_created(new_id)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from backend import job_lifecycle as lifecycle
-from backend import method_choice
+from backend import method_choice, webhooks
 from backend.config import Settings
 from backend.db import session_scope
 from backend.deps import SessionDep, SettingsDep
@@ -150,6 +150,13 @@ async def create_batch(
     ] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     options: Annotated[str | None, Form(description="Method options as JSON.")] = None,
+    webhook: Annotated[
+        str | None,
+        Form(
+            description="A URL (http or https) this server POSTs to once, when every photo of the batch has "
+            "finished: the JSON of its status URL in an envelope, signed per Standard Webhooks."
+        ),
+    ] = None,
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
     form = await request.form()
@@ -158,6 +165,7 @@ async def create_batch(
     info, params = method_choice.choose_with_reference(
         method, form, options, settings, has_file(reference), reference_id
     )
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
     files = _entries(images)
     if not files:
         raise UserError(422, "no photos: send them as repeated `images` fields, or one zip")
@@ -200,7 +208,7 @@ async def create_batch(
         for photo in accepted
     ]
     batch_id = await run_in_threadpool(
-        _create_and_enqueue, session, info.name, params, new_jobs, rejected, client
+        _create_and_enqueue, session, info.name, params, new_jobs, rejected, client, webhook_url
     )
     response.headers["Location"] = f"/batches/{batch_id}"
     return BatchCreated(
@@ -220,13 +228,20 @@ def _create_and_enqueue(
     new_jobs: list[lifecycle.NewJob],
     rejected: list[dict[str, str]],
     client: str | None,
+    webhook_url: str | None = None,
 ) -> str:
     """The batch and all its jobs in one transaction, then sent (blocking I/O: run in a thread)."""
     batch_id = new_id()
 
     def batch_row() -> None:  # made again if the jobs' transaction is retried
         lifecycle.create_batch(
-            session, method=method, params=params, rejected=rejected, client=client, batch_id=batch_id
+            session,
+            method=method,
+            params=params,
+            rejected=rejected,
+            client=client,
+            batch_id=batch_id,
+            webhook_url=webhook_url,
         )
 
     lifecycle.create_and_enqueue(session, new_jobs, client=client, batch_id=batch_id, with_rows=batch_row)

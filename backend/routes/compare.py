@@ -53,7 +53,10 @@ async def create_comparison(
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
-    method_choice.check_form_shape(await request.form())
+    form = await request.form()
+    method_choice.check_form_shape(form)
+    if form.get("webhook") is not None:
+        raise UserError(422, "a comparison takes no `webhook`: follow its `status_url`")
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
     if names == []:
         raise UserError(

@@ -1,0 +1,330 @@
+"""Webhooks: a job's or a batch's URL is called once it has finished, signed per Standard Webhooks, retried
+when the receiver fails, never lost (an outbox in the job's own transaction) and never sent twice at once —
+against a real HTTP receiver, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from backend import job_lifecycle as lifecycle
+from backend import webhooks
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.errors import UserError
+from backend.models import Batch, Job, WebhookDelivery, utcnow
+from tests.backend.test_api import png
+from tests.conftest import Receiver, apply_settings
+from worker.runner import Runner
+
+SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
+
+
+def expected_signature(secret: str, headers: dict[str, str], body: bytes) -> str:
+    """Standard Webhooks' signature, computed here from the spec (not with the code under test)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def deliver(now_offset: float = 0.0) -> int:
+    return webhooks.deliver_due(get_settings(), now=utcnow() + timedelta(seconds=now_offset))
+
+
+def deliveries() -> list[WebhookDelivery]:
+    with session_scope() as s:
+        rows = list(s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at)))
+        s.expunge_all()
+        return rows
+
+
+def test_the_signature_is_standard_webhooks() -> None:
+    # the example of the Standard Webhooks specification
+    got = webhooks.signature(
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1614265330,
+        b'{"test": 2432232314}',
+    )
+    assert got == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert webhooks.signing_key("plain words") == b"plain words"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://example.org/hook", "http:// or https://"),
+        ("example.org/hook", "http:// or https://"),
+        ("https://", "http:// or https://"),
+        ("https://exa mple.org/", "spaces"),
+        ("https://example.org/\x00", "control"),
+        ("https://user:pw@example.org/", "password"),
+        ("https://example.org:99999/", "port"),
+        ("https://example.org/" + "a" * 2100, "at most 2,048"),
+    ],
+)
+def test_a_webhook_that_cannot_be_called_is_refused_and_nothing_is_stored(
+    client: TestClient, url: str, says: str
+) -> None:
+    r = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data={"webhook": url})
+    assert r.status_code == 422 and says in r.json()["detail"], r.text
+    r = client.post("/batches", files=[("images", ("a.png", png(), "image/png"))], data={"webhook": url})
+    assert r.status_code == 422 and says in r.json()["detail"], r.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 0
+        assert s.scalar(select(func.count()).select_from(Batch)) == 0
+
+
+def test_private_addresses_only_where_allowed(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_ALLOW_PRIVATE="false")
+    settings = get_settings()
+    for url in (
+        "http://127.0.0.1:8080/",
+        "http://localhost/",
+        "http://api.localhost/",
+        "http://10.1.2.3/",
+        "http://[::1]/",
+        "http://[::ffff:192.168.0.1]/",
+        "http://169.254.169.254/latest/",
+    ):
+        with pytest.raises(UserError, match="not a public address"):
+            webhooks.check_url(url, settings)
+    assert (
+        webhooks.check_url(" https://hooks.example.org/x?y=1 ", settings) == "https://hooks.example.org/x?y=1"
+    )
+    # a name is checked where it is called: one that resolves to a private address gets no call
+    answer = webhooks.post("http://localhost:9/", b"{}", {}, timeout=2, reach_private=False)
+    assert answer.status is None and "non-public" in (answer.error or "")
+    monkeypatch.delenv("WEBHOOK_ALLOW_PRIVATE")
+    apply_settings(monkeypatch, DATA_DIR=tmp_path)  # development: an archive's own LAN server is fine
+    assert webhooks.check_url("http://10.1.2.3/hook", get_settings()) == "http://10.1.2.3/hook"
+
+
+def test_production_needs_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    production = {"ENVIRONMENT": "production", "SECRET_KEY": "k" * 40, "ADMIN_PASSWORD": "x" * 12}
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, **production)
+    with pytest.raises(UserError, match="WEBHOOK_SECRET"):
+        webhooks.check_url("https://hooks.example.org/", get_settings())
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET=SECRET, **production)
+    assert webhooks.check_url("https://hooks.example.org/", get_settings())
+    with pytest.raises(UserError, match="not a public address"):  # and no private addresses by default
+        webhooks.check_url("http://192.168.1.5/", get_settings())
+
+
+def test_a_finished_job_calls_its_webhook_once_signed(
+    client: TestClient, runner: Runner, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    get_settings.cache_clear()
+    r = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"webhook": receiver.url}
+    )
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert client.get(f"/jobs/{job_id}").json()["webhook"] == {
+        "url": receiver.url,
+        "state": "waiting",
+        "attempts": 0,
+        "last_status": None,
+        "last_error": None,
+        "next_attempt_at": None,
+        "delivered_at": None,
+    }
+    assert deliver() == 0 and receiver.calls == []  # nothing owed before it finishes
+    assert runner.run(job_id) == "done"
+    assert deliver() == 1 and deliver() == 0  # once
+    [call] = receiver.calls
+    headers = {k.lower(): v for k, v in call["headers"].items()}
+    assert call["path"] == "/hooks/colorlab?token=t0k"
+    assert headers["content-type"] == "application/json"
+    assert headers["webhook-signature"] == expected_signature(SECRET, headers, call["body"])
+    [delivery] = deliveries()
+    assert headers["webhook-id"] == delivery.id
+    body = json.loads(call["body"])
+    assert body["type"] == "job.finished" and body["url"].endswith(f"/jobs/{job_id}")
+    assert body["data"]["id"] == job_id and body["data"]["status"] == "done"
+    assert body["data"]["urls"]["result"] == f"/jobs/{job_id}/result.png"
+    hook = client.get(f"/jobs/{job_id}").json()["webhook"]
+    assert hook["state"] == "delivered" and hook["attempts"] == 1 and hook["last_status"] == 200
+    assert hook["delivered_at"] is not None
+
+
+def test_a_failing_receiver_is_retried_then_given_up(client: TestClient, receiver: Receiver) -> None:
+    first = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"webhook": receiver.url}
+    )
+    job_id = first.json()["id"]
+    assert client.delete(f"/jobs/{job_id}").status_code in (200, 202, 204)  # cancelled: a call too
+    receiver.statuses = [500, 503]
+    assert deliver() == 1
+    hook = client.get(f"/jobs/{job_id}").json()["webhook"]
+    assert hook["state"] == "pending" and hook["last_status"] == 500 and hook["last_error"] == "answered 500"
+    assert deliver() == 0  # not due yet: after RETRY_AFTER_SECONDS[0]
+    assert deliver(webhooks.RETRY_AFTER_SECONDS[0] + 1) == 1
+    assert deliver(webhooks.RETRY_AFTER_SECONDS[1] + 1) == 1
+    hook = client.get(f"/jobs/{job_id}").json()["webhook"]
+    assert hook["state"] == "delivered" and hook["attempts"] == 3
+    assert [b["data"]["status"] for b in receiver.bodies()] == ["cancelled"] * 3
+    ids = {c["headers"]["webhook-id"] for c in receiver.calls}
+    assert len(ids) == 1  # one call, three attempts: the receiver can de-duplicate
+    assert "webhook-signature" not in receiver.calls[0]["headers"]  # development, no secret: unsigned
+
+    # a receiver that is down for good: MAX_ATTEMPTS, then failed; 410 Gone: failed at once
+    second = client.post(
+        "/colorize", files={"image": ("b.png", png(), "image/png")}, data={"webhook": receiver.url}
+    )
+    client.delete(f"/jobs/{second.json()['id']}")
+    with session_scope() as s:
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.job_id == second.json()["id"])
+            .values(attempts=webhooks.MAX_ATTEMPTS - 1)
+        )
+    receiver.statuses = [500]
+    assert deliver() == 1
+    hook = client.get(f"/jobs/{second.json()['id']}").json()["webhook"]
+    assert hook["state"] == "failed" and hook["attempts"] == webhooks.MAX_ATTEMPTS
+    third = client.post(
+        "/colorize", files={"image": ("c.png", png(), "image/png")}, data={"webhook": receiver.url}
+    )
+    client.delete(f"/jobs/{third.json()['id']}")
+    receiver.statuses = [410]
+    assert deliver() == 1
+    assert client.get(f"/jobs/{third.json()['id']}").json()["webhook"]["state"] == "failed"
+    assert deliver(10**6) == 0  # nothing left to call, however long we wait
+
+
+def test_redirects_are_not_followed(receiver: Receiver) -> None:
+    receiver.statuses = [302]
+    answer = webhooks.post(receiver.url, b"{}", {}, timeout=5, reach_private=True)
+    assert answer.status == 302 and "not followed" in (answer.error or "")
+    assert len(receiver.calls) == 1
+
+
+def test_a_batch_calls_once_when_its_last_photo_has_finished(
+    client: TestClient, runner: Runner, receiver: Receiver
+) -> None:
+    r = client.post(
+        "/batches",
+        files=[("images", ("a.png", png(), "image/png")), ("images", ("b.png", png((64, 40)), "image/png"))],
+        data={"webhook": receiver.url},
+    )
+    assert r.status_code == 202, r.text
+    batch_id = r.json()["id"]
+    first, second = [item["job_id"] for item in client.get(f"/batches/{batch_id}").json()["items"]]
+    assert client.get(f"/jobs/{first}").json()["webhook"] is None  # a batch's photos: one call, the batch's
+    client.delete(f"/jobs/{first}")  # cancelled: one of two finished
+    assert deliver() == 0
+    assert client.get(f"/batches/{batch_id}").json()["webhook"]["state"] == "waiting"
+    assert runner.run(second) == "done"
+    assert deliver() == 1
+    [body] = receiver.bodies()
+    assert body["type"] == "batch.finished" and body["data"]["id"] == batch_id and body["data"]["finished"]
+    assert body["data"]["counts"] == {"cancelled": 1, "done": 1}
+    assert client.get(f"/batches/{batch_id}").json()["webhook"]["state"] == "delivered"
+    with session_scope() as s:  # sweeps find nothing more to owe
+        lifecycle.sweep(s, get_settings())
+    assert deliver() == 0 and len(receiver.calls) == 1
+
+
+def test_a_sweep_owes_the_call_of_a_batch_two_workers_finished_at_once(
+    client: TestClient, receiver: Receiver
+) -> None:
+    r = client.post(
+        "/batches",
+        files=[("images", ("a.png", png(), "image/png")), ("images", ("b.png", png((64, 40)), "image/png"))],
+        data={"webhook": receiver.url},
+    )
+    batch_id = r.json()["id"]
+    with session_scope() as s:  # as if each worker had seen the other's photo still running
+        s.execute(update(Job).where(Job.batch_id == batch_id).values(status="done", finished_at=utcnow()))
+    assert deliver() == 0
+    with session_scope() as s:
+        lifecycle.sweep(s, get_settings())
+    with session_scope() as s:
+        lifecycle.sweep(s, get_settings())  # a second sweep owes nothing more
+    assert deliver() == 1 and [b["type"] for b in receiver.bodies()] == ["batch.finished"]
+
+
+def test_deleting_a_job_drops_the_call_it_owed(client: TestClient, receiver: Receiver) -> None:
+    job_id = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"webhook": receiver.url}
+    ).json()["id"]
+    client.delete(f"/jobs/{job_id}")  # cancel: a call is owed
+    assert len(deliveries()) == 1
+    assert client.delete(f"/jobs/{job_id}").status_code == 204  # delete: and with it the call
+    assert deliveries() == [] and deliver() == 0 and receiver.calls == []
+
+
+def test_a_rerun_takes_its_own_webhook_and_a_comparison_none(client: TestClient, receiver: Receiver) -> None:
+    job_id = client.post("/colorize", files={"image": ("a.png", png(), "image/png")}).json()["id"]
+    assert client.get(f"/jobs/{job_id}").json()["webhook"] is None
+    again = client.post(f"/jobs/{job_id}/rerun", data={"vividness": "0.8", "webhook": receiver.url})
+    assert again.status_code == 202, again.text
+    assert client.get(f"/jobs/{again.json()['id']}").json()["webhook"]["url"] == receiver.url
+    bad = client.post(f"/jobs/{job_id}/rerun", data={"webhook": "gopher://x"})
+    assert bad.status_code == 422
+    r = client.post(
+        "/colorize",
+        files={"image": ("a.png", png(), "image/png")},
+        data={"webhook": [receiver.url, receiver.url]},
+    )
+    assert r.status_code == 422 and "`webhook` came 2 times" in r.json()["detail"]
+    r = client.post(
+        "/compare", files={"image": ("a.png", png(), "image/png")}, data={"webhook": receiver.url}
+    )
+    assert r.status_code == 422 and "comparison takes no `webhook`" in r.json()["detail"]
+
+
+def test_workers_delivering_side_by_side_call_each_once(client: TestClient, receiver: Receiver) -> None:
+    ids = [
+        client.post(
+            "/colorize", files={"image": (f"{i}.png", png(), "image/png")}, data={"webhook": receiver.url}
+        ).json()["id"]
+        for i in range(12)
+    ]
+    for job_id in ids:
+        client.delete(f"/jobs/{job_id}")
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deliver()
+    assert sorted(b["data"]["id"] for b in receiver.bodies()) == sorted(ids)
+
+
+def test_metrics_count_the_calls_and_say_when_none_are_being_made(
+    client: TestClient, receiver: Receiver
+) -> None:
+    from tests.backend.test_service_metrics import scraped, value
+
+    ids = [
+        client.post(
+            "/colorize", files={"image": (f"{i}.png", png(), "image/png")}, data={"webhook": receiver.url}
+        ).json()["id"]
+        for i in range(3)
+    ]
+    for job_id in ids:
+        client.delete(f"/jobs/{job_id}")
+    with session_scope() as s:  # owed two minutes ago and never made: no worker is calling
+        s.execute(update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(minutes=2)))
+    m = scraped(client.get("/metrics").text)
+    assert value(m, "colorlab_webhook_calls", state="pending") == 3
+    assert value(m, "colorlab_webhook_calls", state="failed") == 0
+    assert 110 <= value(m, "colorlab_overdue_webhook_seconds") <= 200
+    receiver.statuses = [410]
+    assert deliver() == 3
+    m = scraped(client.get("/metrics").text)
+    assert value(m, "colorlab_webhook_calls", state="delivered") == 2
+    assert value(m, "colorlab_webhook_calls", state="failed") == 1
+    assert value(m, "colorlab_overdue_webhook_seconds") == 0
