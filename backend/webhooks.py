@@ -19,6 +19,7 @@ was checked (a name that resolves differently a moment later cannot redirect it)
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -27,6 +28,7 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +56,6 @@ BATCH_FINISHED = "batch.finished"
 RETRY_AFTER_SECONDS = (5, 30, 120, 600, 1800, 3600, 10800, 21600)
 MAX_ATTEMPTS = len(RETRY_AFTER_SECONDS) + 1
 URL_MAX_CHARS = 2048
-ANSWER_READ_BYTES = 65536  # of a receiver's answer body (read, then dropped)
 USER_AGENT = "ColorLab-Webhooks/1"
 _FINISHED = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
 
@@ -211,27 +212,48 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
+    # One deadline for the whole call: a receiver trickling its answer a byte at a time never trips the
+    # socket's per-read timeout, so a watchdog cuts the connection when it is reached.
+    deadline = time.monotonic() + 2 * timeout
     last = "no address"
     for address in dict.fromkeys(addresses):  # each address once, in the resolver's order
-        conn = _connection(parts.scheme, host, port, address, timeout)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            last = f"no answer within {2 * timeout:g} s"
+            break
+        conn = _connection(parts.scheme, host, port, address, min(timeout, remaining))
+        cut = threading.Event()
+        watchdog = threading.Timer(remaining, _cut, args=(conn, cut))
+        watchdog.start()
         try:
             conn.request("POST", target, body=body, headers=headers)
-            answer = conn.getresponse()
-            answer.read(ANSWER_READ_BYTES)
-            status = answer.status
+            status = conn.getresponse().status  # the answer's body is not read: only its status counts
         except (OSError, http.client.HTTPException) as exc:
             last = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-            if isinstance(exc, ssl.SSLError | TimeoutError):
-                break  # reached the receiver: another address of it would answer alike
-            continue
+            status = None
         finally:
+            watchdog.cancel()
             conn.close()
+        if cut.is_set():  # an answer cut short may read as complete: it is none
+            last = f"no answer within {2 * timeout:g} s"
+            break
+        if status is None:
+            continue
         if 200 <= status < 300:
             return Answer(status, None)
         if 300 <= status < 400:
             return Answer(status, f"answered {status} (a redirect, not followed)")
         return Answer(status, f"answered {status}")
     return Answer(None, f"no answer from {host}:{port}: {last}")
+
+
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """Wake the thread blocked on ``conn`` (a shutdown ends a blocked read at once; a close may not)."""
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class _PinnedHTTP(http.client.HTTPConnection):

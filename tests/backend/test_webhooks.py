@@ -328,3 +328,37 @@ def test_metrics_count_the_calls_and_say_when_none_are_being_made(
     assert value(m, "colorlab_webhook_calls", state="delivered") == 2
     assert value(m, "colorlab_webhook_calls", state="failed") == 1
     assert value(m, "colorlab_overdue_webhook_seconds") == 0
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off() -> None:
+    """Each header line comes within the socket's timeout, so only the call's deadline ends it."""
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        try:
+            while not stop.wait(0.2):
+                conn.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            pass
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    answer = webhooks.post(
+        f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {}, timeout=0.5, reach_private=True
+    )
+    took = time.monotonic() - started
+    stop.set()
+    server.close()
+    assert answer.status is None and "within 1 s" in (answer.error or ""), answer
+    assert took < 3
