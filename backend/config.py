@@ -7,6 +7,7 @@ under ``DATA_DIR`` (``./var``), so ``make run`` needs no server. Production sets
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -160,9 +161,9 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(15.0, description="Seconds between sweeps for lost or stalled jobs.")
     webhook_secret: SecretStr = Field(
         SecretStr(""),
-        description="Key that signs webhook calls (Standard Webhooks: `whsec_` + base64, e.g. from "
-        "`openssl rand -base64 32`, or any long string). Required for webhooks in production; empty in "
-        "development: calls go unsigned.",
+        description="Key that signs webhook calls (Standard Webhooks): 24 to 64 random bytes in base64, "
+        "with or without the `whsec_` prefix, e.g. from `openssl rand -base64 32`. Required for webhooks in "
+        "production; empty in development: calls go unsigned.",
     )
     webhook_allow_private: bool | None = Field(
         None,
@@ -271,6 +272,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webhook_secret(self) -> Settings:
+        try:
+            size = len(self.webhook_key or b"x" * 32)
+        except ValueError:
+            size = 0
+        if not 24 <= size <= 64:
+            raise ValueError(
+                "WEBHOOK_SECRET must be 24 to 64 random bytes in base64 (optionally prefixed whsec_), e.g. "
+                "from `openssl rand -base64 32`"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _distinct_lanes(self) -> Settings:
         if self.fast_queue == self.iterative_queue:
             raise ValueError("FAST_QUEUE and ITERATIVE_QUEUE must differ: each lane has its own queue")
@@ -282,6 +296,16 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    @property
+    def webhook_key(self) -> bytes | None:
+        """The key WEBHOOK_SECRET encodes: base64, with or without Standard Webhooks' ``whsec_`` prefix (as
+        their libraries read it); None when unset. ValueError when it is not base64."""
+        secret = self.webhook_secret.get_secret_value().strip()
+        if not secret:
+            return None
+        encoded = secret.removeprefix("whsec_")
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
 
     @property
     def webhooks_reach_private(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
+from standardwebhooks import Webhook
 
 from backend import job_lifecycle as lifecycle
 from backend import webhooks
@@ -47,16 +48,24 @@ def deliveries() -> list[WebhookDelivery]:
         return rows
 
 
-def test_the_signature_is_standard_webhooks() -> None:
+def test_the_signature_is_standard_webhooks(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     # the example of the Standard Webhooks specification
-    got = webhooks.signature(
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "msg_p5jXN8AQM9LWM0D4loKWxJek",
-        1614265330,
-        b'{"test": 2432232314}',
-    )
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    key = get_settings().webhook_key
+    assert key is not None
+    got = webhooks.signature(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
     assert got == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    assert webhooks.signing_key("plain words") == b"plain words"
+
+
+@pytest.mark.parametrize("secret", ["not base64!", "whsec_c2hvcnQ=", "c2hvcnQ", "a" * 200])
+def test_a_secret_receivers_could_not_use_stops_the_server_from_starting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, secret: str
+) -> None:
+    with pytest.raises(ValueError, match="WEBHOOK_SECRET must be 24 to 64 random bytes in base64"):
+        apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET=secret)
+        get_settings()
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET=SECRET.removeprefix("whsec_"))
+    assert get_settings().webhook_key == b"a secret of thirty-two bytes...."  # the prefix is optional
 
 
 @pytest.mark.parametrize(
@@ -147,6 +156,8 @@ def test_a_finished_job_calls_its_webhook_once_signed(
     assert call["path"] == "/hooks/colorlab?token=t0k"
     assert headers["content-type"] == "application/json"
     assert headers["webhook-signature"] == expected_signature(SECRET, headers, call["body"])
+    # and as a receiver checks it, with Standard Webhooks' own library
+    assert Webhook(SECRET).verify(call["body"], headers)["data"]["id"] == job_id
     [delivery] = deliveries()
     assert headers["webhook-id"] == delivery.id
     body = json.loads(call["body"])

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from tests.backend.test_api import png
 from tests.backend.test_webhooks import SECRET, expected_signature
@@ -42,6 +43,7 @@ def test_the_worker_calls_webhooks_and_retries(spawn, postgres_url, redis_url, r
     for call in receiver.calls:
         headers = {k.lower(): v for k, v in call["headers"].items()}
         assert headers["webhook-signature"] == expected_signature(SECRET, headers, call["body"])
+        Webhook(SECRET).verify(call["body"], headers)  # as a receiver would, with the reference library
     first, second = receiver.bodies()
     assert first["type"] == second["type"] == "job.finished" and second["data"]["status"] == "done"
     hook = http.get(f"/jobs/{job_id}").json()["webhook"]
