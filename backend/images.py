@@ -5,13 +5,15 @@ by file name), the pixel count is checked from the header before any pixel is de
 cost: pixels per byte of file (a tiny file that decodes to a huge image is a bomb) and the number of scans of
 a progressive JPEG. Pillow's decompression-bomb guard is an error, EXIF orientation is applied, the first
 frame of an animation is used, and every mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I, F, ...)
-becomes 8-bit sRGB, with transparency composited over white. A photo that says which colour space its
-numbers are in (an embedded ICC profile: Adobe RGB, Display P3 from a phone, a CMYK press profile, a gray
-dot-gain profile) is converted to sRGB, so a reference's and a ground truth's colours are the ones the
-photographer saw. What the file says beyond its pixels (:class:`PhotoMetadata`: resolution, EXIF, XMP) is
-kept and written into the photo's colorizations, where what it says about the pixels (their size, colour mode,
-profile) is made the result's. :func:`renditions` makes, once, the PNGs and the thumbnail
-that are served afterwards. Torch-free: the web process and the worker both use it.
+becomes 8-bit sRGB, with transparency composited over white; a 16-bit gray scan (an archive's master) also
+keeps its 65,536 levels (:attr:`DecodedImage.gray16`) for its colorization, a 16-bit PNG
+(:mod:`backend.png16`). A photo that says which colour space its numbers are in (an embedded ICC profile:
+Adobe RGB, Display P3 from a phone, a CMYK press profile, a gray dot-gain profile) is converted to sRGB, so a
+reference's and a ground truth's colours are the ones the photographer saw. What the file says beyond its
+pixels (:class:`PhotoMetadata`: resolution, EXIF, XMP) is kept and written into the photo's colorizations,
+where what it says about the pixels (their size, colour mode, profile) is made the result's.
+:func:`renditions` makes, once, the PNGs and the thumbnail that are served afterwards. Torch-free: the web
+process and the worker both use it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from backend import png16
 from backend.errors import UserError
 from worker.colorizers import lab
 
@@ -49,9 +53,13 @@ _COLOR_SHARE = 0.005
 _RECORD_LIMIT = 65_000
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _SRGB_ICC = _SRGB.tobytes()  # 588 bytes, "sRGB built-in": what a result is tagged with
+_D50 = (0.9642, 1.0, 0.8249)  # the ICC connection space's white
 # modes whose embedded profile is applied (LittleCMS; 16-bit gray is a scanner's; LA's gray apart from its
 # alpha)
 _MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
+# 16-bit gray, an archive's scanning master (FADGI, Metamorfoze): its 65,536 levels are kept for its
+# colorization's lightness (:attr:`DecodedImage.gray16`), besides the 8-bit copy everything else uses
+_SIXTEEN_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N")
 _ORIENTATION, _X_RESOLUTION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x0112, 0x011A, 0x8769, 0xA001, 0xA005
 _PIXEL_WIDTH, _PIXEL_HEIGHT = 0xA002, 0xA003  # the Exif IFD's ExifImageWidth/ExifImageHeight
 # EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
@@ -91,7 +99,7 @@ _XMP_PIXEL_FIELDS: dict[bytes, bytes | None] = {
     b"photoshop:ICCProfile": b"sRGB IEC61966-2.1",  # the name of the profile the pixels are in
     b"tiff:PhotometricInterpretation": b"2",  # RGB (gray: 1 or 0)
     b"tiff:SamplesPerPixel": b"3",
-    b"tiff:BitsPerSample": b"8, 8, 8",  # written as an rdf:Seq of three 8s where it is one
+    b"tiff:BitsPerSample": b"8, 8, 8",  # 16, 16, 16 for a 16-bit result; an rdf:Seq of three where it is one
     b"exif:ColorSpace": b"1",  # sRGB
     b"tiff:ImageWidth": None,
     b"tiff:ImageLength": None,
@@ -132,6 +140,9 @@ class DecodedImage:
     format: str  # PNG, JPEG, ...
     is_color: bool
     metadata: PhotoMetadata = PhotoMetadata()
+    # a 16-bit gray scan's own levels, (H, W) uint16 sRGB gray, oriented (``rgb`` is them rounded to 8 bits);
+    # None for every other photo
+    gray16: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -141,8 +152,16 @@ class DecodedImage:
     def width(self) -> int:
         return int(self.rgb.shape[1])
 
+    @property
+    def bits(self) -> int:
+        """Bits per channel of its colorization: 16 for a 16-bit gray scan (a 16-bit PNG, whose lightness
+        keeps the scan's levels), else 8."""
+        return 16 if self.gray16 is not None else 8
+
     def lightness(self) -> np.ndarray:
-        """CIE L (H, W) float32 in [0, 100]."""
+        """CIE L (H, W) float32 in [0, 100]; a 16-bit scan's from its 65,536 levels, not 8-bit ``rgb``."""
+        if self.gray16 is not None:
+            return lab.gray16_to_lightness(self.gray16)
         return lab.rgb_to_lightness(self.rgb)
 
     @property
@@ -275,19 +294,116 @@ def _without_thumbnails(packet: bytes) -> bytes:
     return b"".join(kept)
 
 
-def upright_srgb(img: Image.Image) -> tuple[np.ndarray, PhotoMetadata]:
-    """An opened image as 8-bit sRGB (EXIF orientation applied, ICC profile converted) and its metadata."""
+def decode_opened(img: Image.Image, *, data: bytes | None = None) -> DecodedImage:
+    """An opened image (its frame loaded) as a :class:`DecodedImage`: 8-bit sRGB (EXIF orientation applied,
+    ICC profile converted), a 16-bit gray scan's own levels beside (``gray16``), and its metadata.
+    ``data``, the file's bytes, lets a 16-bit RGB PNG (a 16-bit scan's result) be rounded to 8 bits rather
+    than truncated as Pillow reads it."""
     try:
         record = img.getexif()  # the file's own: a turned copy would lose a TIFF's tags
         orientation = record.get(_ORIENTATION)
     except Exception:  # a record too damaged to read: no orientation and no EXIF, as a browser shows it
         record, orientation = Image.Exif(), None
     turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
-    upright = img.transpose(turn) if turn is not None else img
+    pixels = _rounded_rgb16(img, data) if data is not None and png16.is_rgb16(data) else img
+    upright = pixels.transpose(turn) if turn is not None else pixels
     info = img.info
     if img.format == "TIFF" and _X_RESOLUTION not in record:  # Pillow says 1 dpi where a TIFF states none
         info = {key: value for key, value in info.items() if key != "dpi"}
-    return to_rgb8(to_srgb(upright)), read_metadata(record, info)
+    gray16 = sixteen_bit_gray(upright)
+    if gray16 is not None:
+        rgb = np.repeat(lab.to_uint8(gray16)[..., None], 3, axis=-1)  # what to_rgb8 makes of it, v / 257
+    else:
+        rgb = to_rgb8(to_srgb(upright))
+    return DecodedImage(
+        rgb=rgb,
+        mode=img.mode,
+        format=img.format or "unknown",
+        is_color=has_color(rgb),
+        metadata=read_metadata(record, info),
+        gray16=gray16,
+    )
+
+
+def _rounded_rgb16(img: Image.Image, data: bytes) -> Image.Image:
+    """The pixels of ``data``, a 16-bit RGB PNG, rounded to 8 bits, with ``img``'s info (its profile is
+    then converted as any photo's); ``img`` as Pillow read it (truncated) where :mod:`backend.png16` does
+    not read the file (another program's, with Average or Paeth filters)."""
+    try:
+        rgb = png16.read_rgb16(data, eight_bit=True)
+    except png16.UnsupportedPng:
+        return img
+    rounded = Image.fromarray(rgb)
+    rounded.info = dict(img.info)
+    return rounded
+
+
+def sixteen_bit_gray(img: Image.Image) -> np.ndarray | None:
+    """A 16-bit gray image's levels as (H, W) uint16 sRGB gray: I;16 in any byte order (its embedded gray
+    profile applied without losing them: :func:`_gray16_curve`), or I and F holding 16-bit data (as
+    :func:`to_rgb8` tells them: above 255, none above 65,535); None for any other image."""
+    if img.mode in _SIXTEEN_BIT_GRAY:
+        levels = np.asarray(img).astype(np.uint16)  # native byte order (I;16B's samples are big-endian)
+        icc = img.info.get("icc_profile")
+        curve = _gray16_curve(icc) if isinstance(icc, bytes) and icc else None
+        return levels if curve is None else curve[levels]
+    if img.mode in ("I", "F"):
+        values = np.asarray(img)
+        finite = values[np.isfinite(values)] if img.mode == "F" else values
+        top = float(finite.max()) if finite.size else 0.0
+        if 255 < top <= 65535:
+            return np.clip(np.round(np.nan_to_num(values, nan=0.0)), 0, 65535).astype(np.uint16)
+    return None
+
+
+def _srgb_gray_profile() -> bytes:
+    """An ICC v2 gray display profile whose tone curve is sRGB's (IEC 61966-2-1, as a parametric curve),
+    D50 white: what a gray scan's levels are converted to. Pillow makes only RGB, Lab and XYZ profiles."""
+
+    def fixed(value: float) -> bytes:  # s15Fixed16Number
+        return struct.pack(">i", round(value * 65536))
+
+    name = b"sRGB gray (ColorLab)"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name + b"\0" + bytes(4 + 4 + 2 + 1 + 67)
+    srgb_curve = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)  # g, a, b, c, d of function type 3
+    para = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + b"".join(fixed(v) for v in srgb_curve)
+    white = b"XYZ \0\0\0\0" + b"".join(fixed(v) for v in _D50)
+    tags = [(b"desc", desc), (b"wtpt", white), (b"kTRC", para)]
+    table, body = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for signature, content in tags:
+        content += bytes(-len(content) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(content))
+        body += content
+    header = struct.pack(
+        ">I4sI4s4s4s6H4s", offset + len(body), b"\0" * 4, 0x02100000, b"mntr", b"GRAY", b"XYZ ",
+        *([0] * 6), b"acsp",
+    )  # fmt: skip
+    # platform, flags, device, attributes, intent (28 bytes); the illuminant; creator, ID and reserved (48)
+    header += bytes(28) + b"".join(fixed(v) for v in _D50) + bytes(48)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+@lru_cache(maxsize=8)
+def _gray16_curve(icc: bytes) -> np.ndarray | None:
+    """Every 16-bit level of a gray image tagged with the profile ``icc``, converted to sRGB gray (uint16,
+    65,536 entries): LittleCMS converts them all at once, perceptual intent as :func:`to_srgb`. Without its
+    optimisation, which joins the curves into a coarse table (up to 2,500 levels off near black, against
+    one). None with an sRGB profile or one that cannot be used (the levels are then taken as sRGB, as
+    :func:`to_srgb` takes an 8-bit image's)."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower():
+            return None
+        target = ImageCms.ImageCmsProfile(io.BytesIO(_srgb_gray_profile()))
+        transform = ImageCms.buildTransform(source, target, "I;16", "I;16", flags=ImageCms.Flags.NOOPTIMIZE)
+        every_level = Image.fromarray(np.arange(65536, dtype=np.uint16).reshape(256, 256))
+        converted = ImageCms.applyTransform(every_level, transform)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+    if converted is None:
+        return None
+    return np.asarray(converted).astype(np.uint16).reshape(-1)
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -333,10 +449,9 @@ def decode(
                 )
             fmt = img.format or "unknown"
             _check_cost(data, fmt, width * height, max_pixels_per_byte, max_jpeg_scans)
-            mode = img.mode
             img.seek(0)  # first frame of an animation
             img.load()
-            rgb, metadata = upright_srgb(img)
+            decoded = decode_opened(img, data=data)
     except UserError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's hard limit, far above max_pixels
@@ -356,7 +471,7 @@ def decode(
         raise UserError(400, f"the image could not be decoded (corrupt or truncated): {exc}") from None
     except MemoryError:
         raise UserError(413, "the image is too large to decode") from None
-    return DecodedImage(rgb=rgb, mode=mode, format=fmt, is_color=has_color(rgb), metadata=metadata)
+    return decoded
 
 
 def _check_cost(
@@ -421,11 +536,12 @@ def _exif_for_result(exif: bytes, width: int, height: int) -> bytes:
     return sized if len(sized) <= _RECORD_LIMIT else exif
 
 
-def _xmp_for_result(packet: bytes, width: int, height: int) -> bytes:
+def _xmp_for_result(packet: bytes, width: int, height: int, bits: int = 8) -> bytes:
     """The XMP ``packet`` with what it says about the original's pixels written over with a result's
-    (``width`` × ``height``, 8-bit RGB, sRGB): Lightroom, Bridge and exiftool show these fields, and a gray
-    original's (photoshop:ColorMode 1 = Grayscale, tiff:PhotometricInterpretation 1, SamplesPerPixel 1, its
-    gray profile's name, its size) would misdescribe the colour result in an archive's catalogue.
+    (``width`` × ``height``, RGB of ``bits`` bits per channel, sRGB): Lightroom, Bridge and exiftool show
+    these fields, and a gray original's (photoshop:ColorMode 1 = Grayscale, tiff:PhotometricInterpretation 1,
+    SamplesPerPixel 1, its gray profile's name, its size) would misdescribe the colour result in an
+    archive's catalogue.
 
     Only the fields in ``_XMP_PIXEL_FIELDS`` that the packet has are rewritten (none is added), as an
     attribute of rdf:Description or as an element (BitsPerSample's rdf:Seq too), and only where their prefix
@@ -442,6 +558,9 @@ def _xmp_for_result(packet: bytes, width: int, height: int) -> bytes:
         for name, value in _XMP_PIXEL_FIELDS.items()
         if name.split(b":")[0] in bound
     }
+    depth = str(bits).encode()
+    if b"tiff:BitsPerSample" in values:
+        values[b"tiff:BitsPerSample"] = b", ".join([depth] * 3)
     if not values:
         return packet
 
@@ -453,14 +572,14 @@ def _xmp_for_result(packet: bytes, width: int, height: int) -> bytes:
         name = found[1]
         return b"<%s>%s</%s>" % (name, values[name], name) if name in values else found[0]
 
-    def bits(found: re.Match[bytes]) -> bytes:
-        items = b"".join(found[2] + b"<rdf:li>8</rdf:li>" for _ in range(3))
+    def bits_list(found: re.Match[bytes]) -> bytes:
+        items = b"".join(found[2] + b"<rdf:li>" + depth + b"</rdf:li>" for _ in range(3))
         return b"<tiff:BitsPerSample>" + found[1] + items + found[3] + b"</tiff:BitsPerSample>"
 
     def rewrite(part: bytes) -> bytes:
         part = _XMP_DESCRIPTION.sub(lambda tag: _XMP_ATTRIBUTE.sub(attribute, tag[0]), part)
         if b"tiff:BitsPerSample" in values:
-            part = _XMP_BITS_SEQ.sub(bits, part)
+            part = _XMP_BITS_SEQ.sub(bits_list, part)
         return _XMP_ELEMENT.sub(element, part)
 
     # Photoshop's record of the documents placed in this one (their own sizes and modes) is left as it is,
@@ -474,11 +593,11 @@ def _xmp_for_result(packet: bytes, width: int, height: int) -> bytes:
     return rewritten if len(rewritten) <= _RECORD_LIMIT else packet
 
 
-def _records(metadata: PhotoMetadata | None, width: int, height: int) -> dict[str, Any]:
-    """Pillow's save() arguments for a result of ``width`` × ``height``: the resolution, EXIF and XMP
-    (``xmp``: a PNG writes it itself) of ``metadata`` with the result's size and colour written over the
-    original's, and an sRGB profile (the pixels are sRGB; untagged, a colour-managed editor may read them
-    in its own working space)."""
+def _records(metadata: PhotoMetadata | None, width: int, height: int, bits: int = 8) -> dict[str, Any]:
+    """Pillow's save() arguments for a result of ``width`` × ``height`` and ``bits`` per channel: the
+    resolution, EXIF and XMP (``xmp``: a PNG writes it itself) of ``metadata`` with the result's size and
+    colour written over the original's, and an sRGB profile (the pixels are sRGB; untagged, a
+    colour-managed editor may read them in its own working space)."""
     if metadata is None:
         return {}
     records: dict[str, Any] = {"icc_profile": _SRGB_ICC}
@@ -487,7 +606,7 @@ def _records(metadata: PhotoMetadata | None, width: int, height: int) -> dict[st
     if metadata.exif:
         records["exif"] = _exif_for_result(metadata.exif, width, height)
     if metadata.xmp:
-        records["xmp"] = _xmp_for_result(metadata.xmp, width, height)
+        records["xmp"] = _xmp_for_result(metadata.xmp, width, height, bits)
     return records
 
 
@@ -498,17 +617,25 @@ def encode_png(
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
-    """uint8 (H, W) or (H, W, 3) array -> PNG bytes; ``software``: a "Software" text chunk (who made it);
-    ``metadata`` (a colour result): the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records, with
-    the result's size and colour in them, and an sRGB profile (iCCP)."""
+    """uint8 (H, W) or (H, W, 3) array -> PNG bytes, or a uint16 (H, W, 3) one (a 16-bit scan's result) ->
+    a 16-bit RGB PNG; ``software``: a "Software" text chunk (who made it); ``metadata`` (a colour result):
+    the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records, with the result's size and colour
+    in them, and an sRGB profile (iCCP)."""
+    sixteen = array.dtype == np.uint16
+    if sixteen and (array.ndim != 3 or array.shape[2] != 3):
+        raise ValueError(f"a 16-bit PNG is written from (H, W, 3) RGB, not {array.shape}")
     buf = io.BytesIO()
     info = PngInfo()
     if software is not None:
         info.add_text("Software", software)
-    records = _records(metadata, array.shape[1], array.shape[0])
+    records = _records(metadata, array.shape[1], array.shape[0], bits=16 if sixteen else 8)
     if xmp := records.pop("xmp", None):
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
-    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level, pnginfo=info, **records)
+    # Pillow writes no 16-bit RGB: it encodes the chunks of a 1 × 1 image, and png16 puts the pixels in
+    pixels = np.zeros((1, 1, 3), np.uint8) if sixteen else array
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=compress_level, pnginfo=info, **records)
+    if sixteen:
+        return png16.encode_rgb16(array, around=buf.getvalue(), compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -519,9 +646,10 @@ def encode_jpeg(
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
 ) -> bytes:
-    """uint8 RGB array -> JPEG bytes; full-resolution colour (4:4:4) from quality 90 up; ``software``: a
-    comment (COM marker) saying who made it; ``metadata`` (a result): the photo's resolution, EXIF and XMP,
-    with the result's size and colour in them, and an sRGB profile."""
+    """uint8 RGB array (uint16: rounded to 8 bits, JPEG's) -> JPEG bytes; full-resolution colour (4:4:4)
+    from quality 90 up; ``software``: a comment (COM marker) saying who made it; ``metadata`` (a result):
+    the photo's resolution, EXIF and XMP, with the result's size and colour in them, and an sRGB profile."""
+    array = lab.to_uint8(array)
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
     extra = _records(metadata, array.shape[1], array.shape[0])
@@ -599,7 +727,7 @@ def renditions(decoded: DecodedImage) -> Renditions:
 
 
 def thumbnail_jpeg(pixels: np.ndarray, side: int = THUMB_SIDE) -> bytes:
-    img = Image.fromarray(pixels)
+    img = Image.fromarray(lab.to_uint8(pixels))
     img.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="JPEG", quality=82, optimize=True)

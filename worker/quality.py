@@ -19,6 +19,9 @@ METRICS_MAX_PIXELS = 2_000_000
 
 
 def job_metrics(result_rgb: np.ndarray, truth_rgb: np.ndarray) -> dict[str, float | None]:
+    """The scores of a result (uint8, or uint16: a 16-bit one, scored on its 8-bit rounding as the truth has
+    8 bits) against its truth (uint8)."""
+    result_rgb, truth_rgb = lab.to_uint8(result_rgb), lab.to_uint8(truth_rgb)
     if result_rgb.shape != truth_rgb.shape:
         raise ValueError(f"result {result_rgb.shape} and truth {truth_rgb.shape} differ in size")
     result_rgb, truth_rgb = (area_reduced(rgb, METRICS_MAX_PIXELS) for rgb in (result_rgb, truth_rgb))

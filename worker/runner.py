@@ -123,7 +123,12 @@ class Runner:
                 progress(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
             decoded, reference = self._load_inputs(job)
             rgb = predict_many(
-                colorizer, [decoded.lightness()], params=job.params, references=[reference], progress=progress
+                colorizer,
+                [decoded.lightness()],
+                params=job.params,
+                references=[reference],
+                progress=progress,
+                depths=[decoded.bits],  # a 16-bit scan's result keeps its levels (uint16)
             )[0]
             reference = None  # the photo's L and the reference go before the PNG and the metrics are made
         except JobCancelled:
@@ -166,7 +171,13 @@ class Runner:
         """One forward pass over ``inputs`` (their L ``planes``, emptied once used) into ``outcome``."""
         try:
             colorizer = self._colorizer(inputs[0][0].method)
-            results = predict_many(colorizer, planes, params=inputs[0][0].params, batch_size=len(planes))
+            results = predict_many(
+                colorizer,
+                planes,
+                params=inputs[0][0].params,
+                batch_size=len(planes),
+                depths=[decoded.bits for _, decoded in inputs],
+            )
         except Exception as exc:
             for job, _ in inputs:
                 outcome[job.id] = self._handle_failure(job, exc)
@@ -200,7 +211,8 @@ class Runner:
 
     # -- outcomes ---------------------------------------------------------------------------------------
     def _finish(self, job: Claimed, rgb: np.ndarray, seconds: float, source: DecodedImage) -> str:
-        png = encode_png(rgb, metadata=source.metadata)  # the photo's resolution, EXIF and XMP kept
+        # the photo's resolution, EXIF and XMP kept; a 16-bit scan's result (uint16) is a 16-bit PNG
+        png = encode_png(rgb, metadata=source.metadata)
         with session_scope() as s:
             result = store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
             finished = lifecycle.finish(

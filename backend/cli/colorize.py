@@ -16,7 +16,7 @@ from backend.cli import Refused, checked_device, read_text
 if TYPE_CHECKING:
     import numpy as np
 
-    from backend.images import PhotoMetadata
+    from backend.images import DecodedImage
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -100,14 +100,15 @@ def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
     return names
 
 
-def read_photo(path: Path) -> tuple[np.ndarray, PhotoMetadata]:
-    """RGB uint8 array of an image file, read as uploads are (EXIF orientation applied, ICC profile converted
-    to sRGB), and its metadata; ValueError when it is not an image."""
+def read_photo(path: Path) -> DecodedImage:
+    """An image file read as uploads are (EXIF orientation applied, ICC profile converted to sRGB, a 16-bit
+    gray scan's levels kept), with its metadata; ValueError when it is not an image."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
-    from backend.images import upright_srgb
+    from backend import png16
+    from backend.images import decode_opened
 
     try:
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
@@ -117,7 +118,9 @@ def read_photo(path: Path) -> tuple[np.ndarray, PhotoMetadata]:
             with Image.open(path) as img:
                 # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
                 img.load()
-                return upright_srgb(img)
+                with path.open("rb") as file:  # a 16-bit RGB PNG is read again, rounded (Pillow truncates)
+                    data = path.read_bytes() if png16.is_rgb16(file.read(33)) else None
+                return decode_opened(img, data=data)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
@@ -207,8 +210,7 @@ def colorize(
     from tqdm import tqdm
 
     from backend.config import get_settings
-    from backend.images import encode_jpeg, encode_png
-    from worker.colorizers import lab as labmod
+    from backend.images import PhotoMetadata, encode_jpeg, encode_png
     from worker.colorizers import methods
     from worker.colorizers.loading import get_colorizer
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
@@ -248,7 +250,7 @@ def colorize(
     ref_rgb = None
     if reference is not None:
         try:
-            ref_rgb = read_photo(reference)[0]
+            ref_rgb = read_photo(reference).rgb
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     paths = expand_inputs(inputs)
@@ -266,13 +268,18 @@ def colorize(
     names = output_names(paths, outdir, fmt)
     mark = f"{SOFTWARE} ({method})"
     for start in range(0, len(paths), batch):
-        chunk, planes, records = [], [], []
+        chunk: list[Path] = []
+        planes: list[np.ndarray] = []
+        records: list[PhotoMetadata] = []
+        depths: list[int] = []
         for path in paths[start : start + batch]:
             try:
-                rgb, metadata = read_photo(path)
-                planes.append(labmod.rgb_to_lightness(rgb))
-                records.append(metadata)  # written into the result: resolution, EXIF, XMP
+                photo = read_photo(path)
+                planes.append(photo.lightness())  # a 16-bit scan's from its own levels
+                records.append(photo.metadata)  # written into the result: resolution, EXIF, XMP
+                depths.append(photo.bits if fmt == "png" else 8)  # 16-bit PNG for a 16-bit scan; JPEG: 8
                 chunk.append(path)
+                del photo  # its pixels go: only the L plane is used
             except ValueError as exc:
                 failures.append(str(exc))
                 tqdm.write(f"skipped: {exc}", file=sys.stderr)
@@ -280,7 +287,9 @@ def colorize(
         if not chunk:
             continue
         references = [ref_rgb] * len(planes) if info.needs_reference else None
-        results = predict_many(colorizer, planes, params=params, references=references, batch_size=batch)
+        results = predict_many(
+            colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
+        )
         for path, rgb, metadata in zip(chunk, results, records, strict=True):
             data = (
                 encode_jpeg(rgb, quality, software=mark, metadata=metadata)

@@ -1,7 +1,8 @@
 """sRGB <-> CIE Lab (D65, 2° observer) in numpy and torch, with explicit normalisation.
 
 Conventions used across ColorLab:
-- RGB images are uint8 (H, W, 3) or float in [0, 1]; sRGB companding per IEC 61966-2-1.
+- RGB images are uint8 (H, W, 3) or float in [0, 1]; sRGB companding per IEC 61966-2-1. A 16-bit scan's
+  gray levels and its result are uint16 (:func:`gray16_to_lightness`, :func:`to_uint8`).
 - L is in [0, 100]; a and b are in Lab units (roughly [-128, 127]).
 - Every net takes L in [0, 100] and returns ab in Lab units; inside ``forward`` the report's nets see
   ``L / 50 - 1`` (in [-1, 1]) and predict ``ab / 128`` (tanh range): :func:`normalize_l`,
@@ -11,6 +12,7 @@ Conventions used across ColorLab:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -134,6 +136,34 @@ def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
     """(H, W) gray levels (uint8, or float in [0, 1]) read as sRGB R=G=B -> L in [0, 100]."""
     y = srgb_to_linear(_as_unit_rgb(gray))
     return (116 * _f(y) - 16).astype(np.float32)
+
+
+@cache
+def _lightness_of_gray16() -> np.ndarray:
+    """L (float32) of every 16-bit sRGB gray level: 256 KB, made on first use (8-bit photos never need it)."""
+    y = srgb_to_linear(np.arange(65536, dtype=np.float64) / 65535.0)
+    return (116 * _f(y) - 16).astype(np.float32)
+
+
+def gray16_to_lightness(gray: np.ndarray) -> np.ndarray:
+    """(H, W) uint16 sRGB gray levels (a 16-bit scan's) -> (H, W) float32 L in [0, 100], through a table of
+    all 65,536 levels: no float64 copy of a large scan, and none of its precision lost to 8 bits."""
+    table: np.ndarray = _lightness_of_gray16()
+    return table[gray]
+
+
+# the nearest 8-bit level of each 16-bit one: v / 257 rounded (v = 257 k + 128.5 never happens: no ties)
+_EIGHT_OF_SIXTEEN = np.round(np.arange(65536) / 257.0).astype(np.uint8)
+
+
+def to_uint8(levels: np.ndarray) -> np.ndarray:
+    """uint16 levels (a 16-bit image) -> the nearest uint8 levels (rounded, not truncated); uint8 as it is."""
+    if levels.dtype == np.uint8:
+        return levels
+    if levels.dtype != np.uint16:
+        raise TypeError(f"expected uint8 or uint16 levels, got {levels.dtype}")
+    eight: np.ndarray = _EIGHT_OF_SIXTEEN[levels]
+    return eight
 
 
 def lightness_to_gray_uint8(lightness: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The colorizer predicts ab at its working size; here ab is upsampled to the photo's own size and joined with
 the photo's own L. Out-of-gamut colours are pulled towards gray per pixel (chroma scaled down, hue and L
-kept) instead of clipping each RGB channel, so the output's lightness stays the input's.
+kept) instead of clipping each RGB channel, so the output's lightness stays the input's. A 16-bit scan's L
+(more than 256 levels) is composed into uint16 RGB (``depth=16``), so its result keeps them.
 :func:`predict_many` is how the worker, ``colorlab evaluate`` and ``colorlab colorize`` colorize photos.
 """
 
@@ -92,27 +93,50 @@ def linear_to_srgb_uint8(linear: np.ndarray) -> np.ndarray:
     return _SRGB_LUT[index.astype(np.int32)]
 
 
+def linear_to_srgb_uint16(linear: np.ndarray) -> np.ndarray:
+    """Linear RGB (clipped to [0, 1]) -> sRGB uint16 (a 16-bit scan's result), computed in float32 (within
+    half a level of the exact curve): a table as fine near black, where the curve's slope is 12.92, takes
+    megabytes and was no faster."""
+    linear = np.clip(linear, 0.0, 1.0)
+    encoded = np.power(linear, np.float32(1 / 2.4))
+    encoded *= np.float32(1.055)
+    encoded -= np.float32(0.055)
+    dark = linear <= np.float32(0.0031308)
+    encoded[dark] = linear[dark] * np.float32(12.92)
+    encoded *= np.float32(65535)
+    encoded += np.float32(0.5)
+    return encoded.astype(np.uint16)
+
+
 def compose(
-    lightness: np.ndarray, ab: np.ndarray, *, steps: int = 8, band_pixels: int = COMPOSE_BAND_PIXELS
+    lightness: np.ndarray,
+    ab: np.ndarray,
+    *,
+    steps: int = 8,
+    band_pixels: int = COMPOSE_BAND_PIXELS,
+    depth: int = 8,
 ) -> np.ndarray:
-    """Join full-size L (H, W) with ab (any size) into an sRGB uint8 image, mapping into gamut by chroma.
+    """Join full-size L (H, W) with ab (any size) into an sRGB image, mapping into gamut by chroma: uint8,
+    or with ``depth=16`` uint16 (a 16-bit scan's result, whose L has more than 256 levels to keep).
 
     Works in float32, in bands of whole rows of about ``band_pixels`` pixels (the same result as one band:
     only the output and one band's temporaries are alive); out-of-gamut pixels get the largest chroma scale
     s in [0, 1] (bisection, ``steps`` halvings) for which L with s·ab is inside the sRGB gamut, so hue and L
     are kept.
     """
+    if depth not in (8, 16):
+        raise ValueError(f"depth must be 8 or 16 bits, got {depth}")
     height, width = lightness.shape
-    out = np.empty((height, width, 3), dtype=np.uint8)
+    out = np.empty((height, width, 3), dtype=np.uint8 if depth == 8 else np.uint16)
     rows = max(1, band_pixels // max(1, width))
     for top in range(0, height, rows):
         bottom = min(height, top + rows)
         band_ab = resize_ab(ab, height, width, rows=(top, bottom))
-        out[top:bottom] = _compose_band(lightness[top:bottom], band_ab, steps)
+        out[top:bottom] = _compose_band(lightness[top:bottom], band_ab, steps, depth)
     return out
 
 
-def _compose_band(lightness: np.ndarray, ab: np.ndarray, steps: int) -> np.ndarray:
+def _compose_band(lightness: np.ndarray, ab: np.ndarray, steps: int, depth: int = 8) -> np.ndarray:
     """:func:`compose` of L (h, w) and ab (h, w, 2) of the same size."""
     lum = np.ascontiguousarray(lightness, dtype=np.float32)
     a = np.ascontiguousarray(ab[..., 0], dtype=np.float32)
@@ -129,7 +153,7 @@ def _compose_band(lightness: np.ndarray, ab: np.ndarray, steps: int) -> np.ndarr
             lo = np.where(ok, mid, lo)
             hi = np.where(ok, hi, mid)
         linear[out] = _lab_to_linear(sub_l, sub_a * lo, sub_b * lo)
-    return linear_to_srgb_uint8(linear)
+    return linear_to_srgb_uint8(linear) if depth == 8 else linear_to_srgb_uint16(linear)
 
 
 def colorize_lightness(
@@ -139,10 +163,12 @@ def colorize_lightness(
     reference: np.ndarray | None = None,
     params: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    depth: int = 8,
 ) -> np.ndarray:
-    """Colorize one photo given its L plane; returns RGB uint8 at the same resolution."""
+    """Colorize one photo given its L plane; returns RGB at the same resolution, uint8 (or, ``depth=16``,
+    uint16)."""
     ab = colorizer.predict_ab(lightness, reference=reference, params=params or {}, progress=progress)
-    return compose(lightness, ab)
+    return compose(lightness, ab, depth=depth)
 
 
 def colorize_rgb(colorizer: Colorizer, rgb: np.ndarray, **kwargs: Any) -> np.ndarray:
@@ -158,8 +184,10 @@ def predict_many(
     references: Sequence[np.ndarray | None] | None = None,
     batch_size: int = 16,
     progress: ProgressCallback | None = None,
+    depths: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
-    """Colorize several photos given their L planes; returns RGB uint8 at each photo's own resolution.
+    """Colorize several photos given their L planes; returns RGB at each photo's own resolution, uint8, or
+    uint16 for a photo whose ``depths`` entry is 16 (a 16-bit scan: its L plane has more than 256 levels).
 
     A feed-forward colorizer (one with ``predict_ab_batch``) runs up to ``batch_size`` photos per forward pass
     when there is more than one photo and no reference, and ``progress`` hears after each pass how many
@@ -170,17 +198,21 @@ def predict_many(
     refs = list(references) if references is not None else [None] * len(lightness)
     if len(refs) != len(lightness):
         raise ValueError(f"{len(lightness)} photos but {len(refs)} references")
+    bits = list(depths) if depths is not None else [8] * len(lightness)
+    if len(bits) != len(lightness):
+        raise ValueError(f"{len(lightness)} photos but {len(bits)} depths")
     if len(lightness) > 1 and all(r is None for r in refs) and isinstance(colorizer, BatchColorizer):
         out: list[np.ndarray] = []
         for start in range(0, len(lightness), max(1, batch_size)):
             planes = list(lightness[start : start + max(1, batch_size)])
             abs_ = colorizer.predict_ab_batch(planes, params=params)
-            out += [compose(plane, ab) for plane, ab in zip(planes, abs_, strict=True)]
+            depth_of = bits[start : start + len(planes)]
+            out += [compose(p, ab, depth=d) for p, ab, d in zip(planes, abs_, depth_of, strict=True)]
             if progress is not None:
                 total = len(lightness)
                 progress(Progress(step=len(out), total=total, message=f"{len(out)} of {total} photos"))
         return out
     return [
-        colorize_lightness(colorizer, plane, reference=ref, params=params, progress=progress)
-        for plane, ref in zip(lightness, refs, strict=True)
+        colorize_lightness(colorizer, plane, reference=ref, params=params, progress=progress, depth=depth)
+        for plane, ref, depth in zip(lightness, refs, bits, strict=True)
     ]

@@ -152,7 +152,7 @@ def test_a_large_local_scan_reads_without_a_bomb_warning(tmp_path: Path) -> None
     Image.new("L", (10_000, 9_000)).save(scan)  # 90 MP: over PIL's warning threshold, under its hard limit
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert read_photo(scan)[0].shape == (9_000, 10_000, 3)
+        assert read_photo(scan).rgb.shape == (9_000, 10_000, 3)
 
 
 def test_a_16_bit_scan_and_a_transparent_photo_read_as_uploads_do(tmp_path: Path) -> None:
@@ -166,11 +166,13 @@ def test_a_16_bit_scan_and_a_transparent_photo_read_as_uploads_do(tmp_path: Path
     scan = tmp_path / "scan16.png"
     Image.fromarray(gray.astype(np.uint16) * 257).save(scan)  # a 16-bit archive scan
     assert Image.open(scan).mode == "I;16"
-    assert np.array_equal(read_photo(scan)[0][..., 0], gray)  # not clipped to white
+    assert np.array_equal(read_photo(scan).rgb[..., 0], gray)  # not clipped to white
     clear = tmp_path / "clear.png"
     Image.new("LA", (8, 8), (0, 0)).save(clear)  # transparent black: composited over white
     for path in (scan, clear):
-        assert np.array_equal(read_photo(path)[0], decode(path.read_bytes(), max_pixels=10**8).rgb)
+        local, uploaded = read_photo(path), decode(path.read_bytes(), max_pixels=10**8)
+        assert np.array_equal(local.rgb, uploaded.rgb)
+        assert np.array_equal(local.lightness(), uploaded.lightness())  # a 16-bit scan's from its 16 bits
 
 
 def test_a_reader_that_leaves_early_stops_the_command_quietly(tmp_path: Path) -> None:

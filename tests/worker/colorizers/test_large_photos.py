@@ -62,17 +62,19 @@ def test_compose_in_bands_matches_one_band(shape: tuple[int, int]) -> None:
         diff = np.abs(banded.astype(np.int16) - whole)
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (band_pixels, diff.max(), (diff > 0).mean())
     full_ab = lab.rgb_to_lab(rgb)[..., 1:]  # ab at the photo's size: no resize, the very same pixels
-    assert np.array_equal(
-        pipeline.compose(lightness, full_ab, band_pixels=4096),
-        pipeline.compose(lightness, full_ab, band_pixels=10**9),
-    )
+    for depth in (8, 16):
+        assert np.array_equal(
+            pipeline.compose(lightness, full_ab, band_pixels=4096, depth=depth),
+            pipeline.compose(lightness, full_ab, band_pixels=10**9, depth=depth),
+        )
 
 
-def test_compose_of_a_12_mp_photo_holds_its_output_and_a_band() -> None:
+@pytest.mark.parametrize("depth", [8, 16])  # 16: a 16-bit scan's result, uint16
+def test_compose_of_a_12_mp_photo_holds_its_output_and_a_band(depth: int) -> None:
     lightness = np.tile(np.linspace(0, 100, 4240, dtype=np.float32), (2830, 1))  # 12 MP, every lightness
     ab = np.random.default_rng(0).normal(0, 40, (160, 240, 2)).astype(np.float32)  # much out of gamut
-    peak = _traced_peak(lambda: pipeline.compose(lightness, ab))
-    output = lightness.size * 3
+    peak = _traced_peak(lambda: pipeline.compose(lightness, ab, depth=depth))
+    output = lightness.size * 3 * depth // 8
     # one band's float32 temporaries (L, a, b, f_inv planes, linear RGB, the LUT's index) are ~60 MB; the
     # whole photo's at once were ~18 bytes a pixel over the output (660 MB here)
     assert peak < output + 100e6, f"{peak / 1e6:.0f} MB for a {output / 1e6:.0f} MB result"

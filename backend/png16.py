@@ -1,0 +1,185 @@
+"""16-bit-per-channel RGB PNGs (colour type 2, bit depth 16): a 16-bit scan's colorization is stored as one.
+
+Pillow writes no such PNG and reads one as 8 bits by dropping each sample's low byte, so both ways are here,
+in numpy and zlib, a band of rows at a time (a 40 MP result is 240 MB of samples; a band's temporaries are a
+few MB). :func:`encode_rgb16` writes the pixels itself and takes every other chunk (ICC profile, resolution,
+EXIF, XMP, text) from a PNG that Pillow wrote with the same metadata for a 1 × 1 image, so the records are
+encoded once, by the same code as an 8-bit result's. :func:`read_rgb16` reads the files it writes (and any
+other non-interlaced one whose rows use the filters None, Sub or Up; the others raise
+:class:`UnsupportedPng`). Torch-free.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from worker.colorizers import lab
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_RGB16_HEADER = (16, 2, 0, 0, 0)  # bit depth, colour type (RGB), compression, filter method, no interlace
+_SAMPLE_BYTES = 6  # bytes per pixel: three big-endian 16-bit samples (the filters' left neighbour distance)
+_FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
+# Rows are filtered, compressed and read back in bands of about this many pixels.
+BAND_PIXELS = 1 << 20
+_IDAT_MAX = 1 << 20  # bytes of compressed data per IDAT chunk (any size is valid; a bounded one is usual)
+
+
+class UnsupportedPng(ValueError):
+    """A valid PNG this reader does not read (interlaced, another colour type or depth, Average or Paeth
+    filters): the caller reads it some other way."""
+
+
+def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Each chunk of a PNG as (type, body), through IEND, its CRC checked; ValueError when the file is not a
+    PNG, is cut short or a CRC is wrong."""
+    if not data.startswith(SIGNATURE):
+        raise ValueError("not a PNG file")
+    at = len(SIGNATURE)
+    while True:
+        if at + 8 > len(data):
+            raise ValueError("the PNG ends before its IEND chunk")
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        end = at + 8 + length
+        if end + 4 > len(data):
+            raise ValueError(f"the PNG's {kind!r} chunk is cut short")
+        body = data[at + 8 : end]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[end : end + 4])[0]:
+            raise ValueError(f"the PNG's {kind!r} chunk has a wrong CRC")
+        yield kind, body
+        if kind == b"IEND":
+            return
+        at = end + 4
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def is_rgb16(head: bytes) -> bool:
+    """Whether a file's first 33 bytes (signature and IHDR) are those of a non-interlaced 16-bit RGB PNG."""
+    if len(head) < 33 or not head.startswith(SIGNATURE) or head[12:16] != b"IHDR":
+        return False
+    return tuple(head[24:29]) == _RGB16_HEADER
+
+
+def _filtered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """PNG rows (h, n) of bytes, each with its filter type byte in front: Sub or Up, whichever leaves the
+    smaller sum of absolute differences (libpng's heuristic; a photo's smooth rows and columns both
+    compress well, and trying Average and Paeth too gained 1-2 % for twice the time); ``above`` is the
+    unfiltered row before the first one (zeros at the top of the image)."""
+    up = rows.copy()
+    up[0] -= above  # uint8 arithmetic wraps modulo 256, as the filters are defined
+    up[1:] -= rows[:-1]
+    sub = rows.copy()
+    sub[:, _SAMPLE_BYTES:] -= rows[:, :-_SAMPLE_BYTES]
+    # |difference| of a byte read as signed: abs() of int8 -128 stays -128, whose uint8 view is 128
+    cost_up = np.abs(up.view(np.int8)).view(np.uint8).sum(axis=1, dtype=np.uint64)
+    cost_sub = np.abs(sub.view(np.int8)).view(np.uint8).sum(axis=1, dtype=np.uint64)
+    use_up = cost_up < cost_sub
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
+    out[:, 0] = np.where(use_up, _FILTER_UP, _FILTER_SUB)
+    out[:, 1:] = np.where(use_up[:, None], up, sub)
+    return out
+
+
+def encode_rgb16(rgb: np.ndarray, *, around: bytes, compress_level: int = 3) -> bytes:
+    """uint16 (H, W, 3) RGB -> a 16-bit RGB PNG holding every chunk of the PNG ``around`` but its IHDR, IDAT
+    and IEND, each where it was (before the image data or after it)."""
+    if rgb.dtype != np.uint16 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected a uint16 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+    height, width = rgb.shape[:2]
+    if not (0 < width < 2**31 and 0 < height < 2**31):
+        raise ValueError(f"a PNG cannot be {width} × {height}")
+    before: list[bytes] = []
+    after: list[bytes] = []
+    seen_data = False
+    for kind, body in chunks(around):
+        if kind == b"IDAT":
+            seen_data = True
+        elif kind not in (b"IHDR", b"IEND"):
+            (after if seen_data else before).append(chunk(kind, body))
+    header = chunk(b"IHDR", struct.pack(">II5B", width, height, *_RGB16_HEADER))
+    parts = [SIGNATURE, header, *before]
+    compressor = zlib.compressobj(compress_level)
+    pending = b""
+    above = np.zeros(width * _SAMPLE_BYTES, dtype=np.uint8)
+    rows_per_band = max(1, BAND_PIXELS // width)
+    for top in range(0, height, rows_per_band):
+        # big-endian samples, as PNG stores them: one row is width × 6 bytes
+        band = rgb[top : top + rows_per_band].astype(">u2").view(np.uint8).reshape(-1, width * _SAMPLE_BYTES)
+        pending += compressor.compress(_filtered(band, above).data)
+        above = band[-1].copy()
+        while len(pending) >= _IDAT_MAX:
+            parts.append(chunk(b"IDAT", pending[:_IDAT_MAX]))
+            pending = pending[_IDAT_MAX:]
+    pending += compressor.flush()
+    for start in range(0, len(pending), _IDAT_MAX):
+        parts.append(chunk(b"IDAT", pending[start : start + _IDAT_MAX]))
+    parts += [*after, chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
+    """The pixels of a 16-bit RGB PNG as uint16 (H, W, 3), or with ``eight_bit`` as uint8 rounded to the
+    nearest level (v / 257; Pillow truncates), made a band at a time so that no full-size uint16 copy is
+    held. ValueError for a damaged file, :class:`UnsupportedPng` for one this reader does not read."""
+    if not is_rgb16(data):
+        raise UnsupportedPng("not a non-interlaced 16-bit RGB PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    if width == 0 or height == 0:
+        raise ValueError(f"the PNG is {width} × {height}")
+    compressed = (body for kind, body in chunks(data) if kind == b"IDAT")
+    stride = 1 + width * _SAMPLE_BYTES
+    inflater = zlib.decompressobj()
+    out = np.empty((height, width, 3), dtype=np.uint8 if eight_bit else np.uint16)
+    rows_per_band = max(1, BAND_PIXELS // width)
+    above = np.zeros(width * _SAMPLE_BYTES, dtype=np.uint8)
+    buffered = b""
+    for top in range(0, height, rows_per_band):
+        count = min(rows_per_band, height - top)
+        wanted = count * stride
+        while len(buffered) < wanted:  # inflate no more than the band needs: a bomb cannot grow it
+            piece = inflater.unconsumed_tail or next(compressed, b"")
+            try:
+                more = inflater.decompress(piece, wanted - len(buffered))
+            except zlib.error as exc:  # not a ValueError: callers catch those
+                raise ValueError(f"the PNG's image data is damaged: {exc}") from None
+            if not more and not piece:
+                raise ValueError("the PNG's image data ends early")
+            buffered += more
+        rows = np.frombuffer(buffered[:wanted], dtype=np.uint8).reshape(count, stride)
+        buffered = buffered[wanted:]
+        band = _unfiltered(rows, above)
+        above = band[-1]
+        samples = band.view(">u2").reshape(count, width, 3)
+        if eight_bit:
+            out[top : top + count] = lab.to_uint8(samples.astype(np.uint16))  # native order, then rounded
+        else:
+            out[top : top + count] = samples
+    return out
+
+
+def _unfiltered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """The bytes of filtered PNG rows (h, 1 + n), each row undone after the one above it (``above``: the
+    unfiltered row before the first)."""
+    out = np.empty((rows.shape[0], rows.shape[1] - 1), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        kind, line = int(row[0]), row[1:]
+        if kind == _FILTER_NONE:
+            out[i] = line
+        elif kind == _FILTER_UP:
+            np.add(line, out[i - 1] if i else above, out=out[i])  # wraps modulo 256
+        elif kind == _FILTER_SUB:
+            # each byte adds the one a pixel to its left: a running sum per byte position, modulo 256
+            pixels = line.reshape(-1, _SAMPLE_BYTES)
+            np.cumsum(pixels, axis=0, dtype=np.uint8, out=out[i].reshape(-1, _SAMPLE_BYTES))
+        elif kind in (3, 4):
+            raise UnsupportedPng(f"PNG filter type {kind} (Average or Paeth) is not read here")
+        else:
+            raise ValueError(f"the PNG has an unknown filter type {kind}")
+    return out
