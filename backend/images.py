@@ -294,19 +294,21 @@ def _without_thumbnails(packet: bytes) -> bytes:
     return b"".join(kept)
 
 
-def decode_opened(img: Image.Image, *, data: bytes | None = None) -> DecodedImage:
+def decode_opened(img: Image.Image, *, pixels: np.ndarray | None = None) -> DecodedImage:
     """An opened image (its frame loaded) as a :class:`DecodedImage`: 8-bit sRGB (EXIF orientation applied,
     ICC profile converted), a 16-bit gray scan's own levels beside (``gray16``), and its metadata.
-    ``data``, the file's bytes, lets a 16-bit RGB PNG (a 16-bit scan's result) be rounded to 8 bits rather
-    than truncated as Pillow reads it."""
+    ``pixels``: its 8-bit RGB read otherwise (:func:`decode_rgb16_png`), which ``img`` only describes."""
     try:
         record = img.getexif()  # the file's own: a turned copy would lose a TIFF's tags
         orientation = record.get(_ORIENTATION)
     except Exception:  # a record too damaged to read: no orientation and no EXIF, as a browser shows it
         record, orientation = Image.Exif(), None
     turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
-    pixels = _rounded_rgb16(img, data) if data is not None and png16.is_rgb16(data) else img
-    upright = pixels.transpose(turn) if turn is not None else pixels
+    source = img
+    if pixels is not None:
+        source = Image.fromarray(pixels)
+        source.info = dict(img.info)  # its profile is converted from as any photo's
+    upright = source.transpose(turn) if turn is not None else source
     info = img.info
     if img.format == "TIFF" and _X_RESOLUTION not in record:  # Pillow says 1 dpi where a TIFF states none
         info = {key: value for key, value in info.items() if key != "dpi"}
@@ -325,17 +327,21 @@ def decode_opened(img: Image.Image, *, data: bytes | None = None) -> DecodedImag
     )
 
 
-def _rounded_rgb16(img: Image.Image, data: bytes) -> Image.Image:
-    """The pixels of ``data``, a 16-bit RGB PNG, rounded to 8 bits, with ``img``'s info (its profile is
-    then converted as any photo's); ``img`` as Pillow read it (truncated) where :mod:`backend.png16` does
-    not read the file (another program's, with Average or Paeth filters)."""
+def decode_rgb16_png(data: bytes) -> DecodedImage | None:
+    """A 16-bit RGB PNG (a 16-bit scan's result) decoded by :mod:`backend.png16`, rounded to 8 bits: Pillow
+    truncates them, and decoding all six bytes a pixel for that took as long again. Its records are read by
+    Pillow from the same chunks around a 1 × 1 image. None where png16 does not read the file (another
+    program's, with Average or Paeth filters, or interlaced): Pillow's reading of it then stands. ValueError
+    for a damaged file."""
+    if not png16.is_rgb16(data):
+        return None
     try:
         rgb = png16.read_rgb16(data, eight_bit=True)
     except png16.UnsupportedPng:
-        return img
-    rounded = Image.fromarray(rgb)
-    rounded.info = dict(img.info)
-    return rounded
+        return None
+    with Image.open(io.BytesIO(png16.records_png(data)), formats=["PNG"]) as records:
+        records.load()
+        return decode_opened(records, pixels=rgb)
 
 
 def sixteen_bit_gray(img: Image.Image) -> np.ndarray | None:
@@ -343,7 +349,8 @@ def sixteen_bit_gray(img: Image.Image) -> np.ndarray | None:
     profile applied without losing them: :func:`_gray16_curve`), or I and F holding 16-bit data (as
     :func:`to_rgb8` tells them: above 255, none above 65,535); None for any other image."""
     if img.mode in _SIXTEEN_BIT_GRAY:
-        levels = np.asarray(img).astype(np.uint16)  # native byte order (I;16B's samples are big-endian)
+        # native byte order (I;16B's samples are big-endian; the others are native already: no copy)
+        levels = np.asarray(img).astype(np.uint16, copy=False)
         icc = img.info.get("icc_profile")
         curve = _gray16_curve(icc) if isinstance(icc, bytes) and icc else None
         return levels if curve is None else curve[levels]
@@ -450,8 +457,10 @@ def decode(
             fmt = img.format or "unknown"
             _check_cost(data, fmt, width * height, max_pixels_per_byte, max_jpeg_scans)
             img.seek(0)  # first frame of an animation
-            img.load()
-            decoded = decode_opened(img, data=data)
+            decoded = decode_rgb16_png(data) if fmt == "PNG" else None
+            if decoded is None:
+                img.load()
+                decoded = decode_opened(img)
     except UserError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's hard limit, far above max_pixels

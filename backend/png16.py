@@ -6,11 +6,13 @@ few MB). :func:`encode_rgb16` writes the pixels itself and takes every other chu
 EXIF, XMP, text) from a PNG that Pillow wrote with the same metadata for a 1 × 1 image, so the records are
 encoded once, by the same code as an 8-bit result's. :func:`read_rgb16` reads the files it writes (and any
 other non-interlaced one whose rows use the filters None, Sub or Up; the others raise
-:class:`UnsupportedPng`). Torch-free.
+:class:`UnsupportedPng`), and :func:`records_png` gives Pillow their chunks to read the records from without
+the pixels. Torch-free.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ _SAMPLE_BYTES = 6  # bytes per pixel: three big-endian 16-bit samples (the filte
 _FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
 # Rows are filtered, compressed and read back in bands of about this many pixels.
 BAND_PIXELS = 1 << 20
-_IDAT_MAX = 1 << 20  # bytes of compressed data per IDAT chunk (any size is valid; a bounded one is usual)
+_IDAT_MAX = 1 << 20  # about this many bytes of compressed data per IDAT chunk (any size is valid)
 
 
 class UnsupportedPng(ValueError):
@@ -87,6 +89,19 @@ def _filtered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ancillary(png: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The chunks of a PNG but its IHDR, IDAT and IEND, whole: those before its image data, those after."""
+    before: list[bytes] = []
+    after: list[bytes] = []
+    seen_data = False
+    for kind, body in chunks(png):
+        if kind == b"IDAT":
+            seen_data = True
+        elif kind not in (b"IHDR", b"IEND"):
+            (after if seen_data else before).append(chunk(kind, body))
+    return before, after
+
+
 def encode_rgb16(rgb: np.ndarray, *, around: bytes, compress_level: int = 3) -> bytes:
     """uint16 (H, W, 3) RGB -> a 16-bit RGB PNG holding every chunk of the PNG ``around`` but its IHDR, IDAT
     and IEND, each where it was (before the image data or after it)."""
@@ -95,16 +110,10 @@ def encode_rgb16(rgb: np.ndarray, *, around: bytes, compress_level: int = 3) -> 
     height, width = rgb.shape[:2]
     if not (0 < width < 2**31 and 0 < height < 2**31):
         raise ValueError(f"a PNG cannot be {width} × {height}")
-    before: list[bytes] = []
-    after: list[bytes] = []
-    seen_data = False
-    for kind, body in chunks(around):
-        if kind == b"IDAT":
-            seen_data = True
-        elif kind not in (b"IHDR", b"IEND"):
-            (after if seen_data else before).append(chunk(kind, body))
-    header = chunk(b"IHDR", struct.pack(">II5B", width, height, *_RGB16_HEADER))
-    parts = [SIGNATURE, header, *before]
+    before, after = _ancillary(around)
+    out = io.BytesIO()  # written as it comes: a list of parts joined at the end held the file twice
+    out.write(SIGNATURE + chunk(b"IHDR", struct.pack(">II5B", width, height, *_RGB16_HEADER)))
+    out.write(b"".join(before))
     compressor = zlib.compressobj(compress_level)
     pending = b""
     above = np.zeros(width * _SAMPLE_BYTES, dtype=np.uint8)
@@ -114,14 +123,22 @@ def encode_rgb16(rgb: np.ndarray, *, around: bytes, compress_level: int = 3) -> 
         band = rgb[top : top + rows_per_band].astype(">u2").view(np.uint8).reshape(-1, width * _SAMPLE_BYTES)
         pending += compressor.compress(_filtered(band, above).data)
         above = band[-1].copy()
-        while len(pending) >= _IDAT_MAX:
-            parts.append(chunk(b"IDAT", pending[:_IDAT_MAX]))
-            pending = pending[_IDAT_MAX:]
+        if len(pending) >= _IDAT_MAX:
+            out.write(chunk(b"IDAT", pending))
+            pending = b""
     pending += compressor.flush()
-    for start in range(0, len(pending), _IDAT_MAX):
-        parts.append(chunk(b"IDAT", pending[start : start + _IDAT_MAX]))
-    parts += [*after, chunk(b"IEND", b"")]
-    return b"".join(parts)
+    out.write(chunk(b"IDAT", pending))
+    out.write(b"".join(after) + chunk(b"IEND", b""))
+    return out.getvalue()
+
+
+def records_png(data: bytes) -> bytes:
+    """A PNG with every chunk of the PNG ``data`` but its image: the same chunks, each where it was, around a
+    1 × 1 8-bit RGB image, for Pillow to read the records from (it would decode the whole image for them)."""
+    before, after = _ancillary(data)
+    header = chunk(b"IHDR", struct.pack(">II5B", 1, 1, 8, 2, 0, 0, 0))
+    pixel = chunk(b"IDAT", zlib.compress(bytes(4)))  # filter byte and one black pixel
+    return b"".join([SIGNATURE, header, *before, pixel, *after, chunk(b"IEND", b"")])
 
 
 def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:

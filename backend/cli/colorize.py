@@ -108,9 +108,13 @@ def read_photo(path: Path) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
     from backend import png16
-    from backend.images import decode_opened
+    from backend.images import decode_opened, decode_rgb16_png
 
     try:
+        with path.open("rb") as file:  # a 16-bit RGB PNG is read as uploads are: rounded, not truncated
+            head = file.read(33)
+        if png16.is_rgb16(head) and (decoded := decode_rgb16_png(path.read_bytes())) is not None:
+            return decoded
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
         # PIL's hard limit (twice that) still refuses.
         with warnings.catch_warnings():
@@ -118,10 +122,8 @@ def read_photo(path: Path) -> DecodedImage:
             with Image.open(path) as img:
                 # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
                 img.load()
-                with path.open("rb") as file:  # a 16-bit RGB PNG is read again, rounded (Pillow truncates)
-                    data = path.read_bytes() if png16.is_rgb16(file.read(33)) else None
-                return decode_opened(img, data=data)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+                return decode_opened(img)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 

@@ -305,8 +305,9 @@ def test_png16_chooses_sub_or_up_row_by_row() -> None:
     assert set(filters[1:32]) == {2} and set(filters[33:]) == {1}
 
 
-def _other_program_png16(rgb: np.ndarray, filter_type: int, interlace: int = 0) -> bytes:
-    """A 16-bit RGB PNG as another program may write it: every row with the filter None or Paeth."""
+def _other_program_png16(rgb: np.ndarray, filter_type: int, trailing: bytes = b"") -> bytes:
+    """A 16-bit RGB PNG as another program may write it: every row with the filter None or Paeth, and the
+    chunks ``trailing`` after its image data."""
     height, width, _ = rgb.shape
     samples = rgb.astype(">u2").view(np.uint8).reshape(height, width * 6).astype(np.int64)
     rows = []
@@ -321,20 +322,29 @@ def _other_program_png16(rgb: np.ndarray, filter_type: int, interlace: int = 0) 
             predicted = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, above, upper_left))
             line = (line - predicted) % 256
         rows.append(bytes([filter_type]) + line.astype(np.uint8).tobytes())
-    ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, interlace)
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
     return (
         png16.SIGNATURE
         + png16.chunk(b"IHDR", ihdr)
         + png16.chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + trailing
         + png16.chunk(b"IEND", b"")
     )
 
 
-def test_another_program_s_16_bit_png_is_read_rounded_or_as_pillow_reads_it() -> None:
+def test_another_program_s_16_bit_png_is_read_rounded_or_as_pillow_reads_it(tmp_path: Path) -> None:
+    from backend.cli.colorize import read_photo
+
     rgb = np.random.default_rng(5).integers(0, 65536, (20, 30, 3), dtype=np.uint16)
-    plain = _other_program_png16(rgb, 0)
+    xmp = png16.chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta>after the pixels</x:xmpmeta>")
+    plain = _other_program_png16(rgb, 0, trailing=xmp)
     assert np.array_equal(read_png(plain)[2], rgb)
-    assert np.array_equal(decode(plain, max_pixels=10**7).rgb, lab.to_uint8(rgb))  # rounded
+    decoded = decode(plain, max_pixels=10**7)
+    assert np.array_equal(decoded.rgb, lab.to_uint8(rgb))  # rounded
+    assert decoded.metadata.xmp == b"<x:xmpmeta>after the pixels</x:xmpmeta>"  # a record after the pixels
+    (tmp_path / "plain.png").write_bytes(plain)
+    local = read_photo(tmp_path / "plain.png")  # `colorlab colorize` reads it alike
+    assert np.array_equal(local.rgb, decoded.rgb) and local.metadata == decoded.metadata
     paeth = _other_program_png16(rgb, 4)
     assert np.array_equal(read_png(paeth)[2], rgb)
     with pytest.raises(png16.UnsupportedPng):
