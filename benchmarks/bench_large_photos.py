@@ -119,7 +119,9 @@ def run_case(method: str, options: dict[str, Any], files: list[str], reference: 
             abs_ = [colorizer.predict_ab(planes[0], reference=ref, params=options, progress=None)]
         predict_seconds += time.perf_counter() - predict_start
         predict_peak = max(predict_peak, _status("VmHWM"))
-        results = [compose(p, ab) for p, ab in zip(planes, abs_, strict=True)]  # predict_many: all of a pass
+        # predict_many: all of a pass, each at its photo's depth (a 16-bit scan's result is uint16)
+        depths = [d.bits for d in decoded]
+        results = [compose(p, ab, depth=b) for p, ab, b in zip(planes, abs_, depths, strict=True)]
         del planes, ref, abs_
         for rgb, source in zip(results, decoded, strict=True):  # then _finish, one job after another
             encode_png(rgb, metadata=source.metadata)
