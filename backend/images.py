@@ -23,6 +23,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from backend import png16
+from backend import png16, provenance
 from backend.errors import UserError
 from worker.colorizers import lab
 
@@ -602,20 +603,32 @@ def _xmp_for_result(packet: bytes, width: int, height: int, bits: int = 8) -> by
     return rewritten if len(rewritten) <= _RECORD_LIMIT else packet
 
 
-def _records(metadata: PhotoMetadata | None, width: int, height: int, bits: int = 8) -> dict[str, Any]:
+def _records(
+    metadata: PhotoMetadata | None,
+    width: int,
+    height: int,
+    bits: int = 8,
+    colorized_by: str | None = None,
+) -> dict[str, Any]:
     """Pillow's save() arguments for a result of ``width`` × ``height`` and ``bits`` per channel: the
     resolution, EXIF and XMP (``xmp``: a PNG writes it itself) of ``metadata`` with the result's size and
     colour written over the original's, and an sRGB profile (the pixels are sRGB; untagged, a
-    colour-managed editor may read them in its own working space)."""
-    if metadata is None:
+    colour-managed editor may read them in its own working space). ``colorized_by`` (a method): the EXIF and
+    XMP also say the result is that method's colorization (:mod:`backend.provenance`), new records if the
+    photo had none."""
+    if metadata is None and colorized_by is None:
         return {}
     records: dict[str, Any] = {"icc_profile": _SRGB_ICC}
-    if metadata.dpi:
+    if metadata is not None and metadata.dpi:
         records["dpi"] = metadata.dpi
-    if metadata.exif:
+    if metadata is not None and metadata.exif:
         records["exif"] = _exif_for_result(metadata.exif, width, height)
-    if metadata.xmp:
+    if metadata is not None and metadata.xmp:
         records["xmp"] = _xmp_for_result(metadata.xmp, width, height, bits)
+    if colorized_by is not None:
+        if (exif := provenance.mark_exif(records.get("exif"), colorized_by)) is not None:
+            records["exif"] = exif
+        records["xmp"] = provenance.mark_xmp(records.get("xmp"), colorized_by, datetime.now(UTC))
     return records
 
 
@@ -625,19 +638,24 @@ def encode_png(
     compress_level: int = 3,
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
+    colorized_by: str | None = None,
 ) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> PNG bytes, or a uint16 (H, W, 3) one (a 16-bit scan's result) ->
     a 16-bit RGB PNG; ``software``: a "Software" text chunk (who made it); ``metadata`` (a colour result):
     the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records, with the result's size and colour
-    in them, and an sRGB profile (iCCP)."""
+    in them, and an sRGB profile (iCCP); ``colorized_by`` (the method that made a result): records that say
+    so (:mod:`backend.provenance`), and "ColorLab (method)" as Software unless ``software`` is given."""
     sixteen = array.dtype == np.uint16
     if sixteen and (array.ndim != 3 or array.shape[2] != 3):
         raise ValueError(f"a 16-bit PNG is written from (H, W, 3) RGB, not {array.shape}")
     buf = io.BytesIO()
     info = PngInfo()
+    if software is None and colorized_by is not None:
+        software = provenance.software(colorized_by)
     if software is not None:
         info.add_text("Software", software)
-    records = _records(metadata, array.shape[1], array.shape[0], bits=16 if sixteen else 8)
+    depth = 16 if sixteen else 8
+    records = _records(metadata, array.shape[1], array.shape[0], bits=depth, colorized_by=colorized_by)
     if xmp := records.pop("xmp", None):
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
     # Pillow writes no 16-bit RGB: it encodes the chunks of a 1 × 1 image, and png16 puts the pixels in
@@ -654,14 +672,18 @@ def encode_jpeg(
     *,
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
+    colorized_by: str | None = None,
 ) -> bytes:
     """uint8 RGB array (uint16: rounded to 8 bits, JPEG's) -> JPEG bytes; full-resolution colour (4:4:4)
     from quality 90 up; ``software``: a comment (COM marker) saying who made it; ``metadata`` (a result):
-    the photo's resolution, EXIF and XMP, with the result's size and colour in them, and an sRGB profile."""
+    the photo's resolution, EXIF and XMP, with the result's size and colour in them, and an sRGB profile;
+    ``colorized_by``: as for :func:`encode_png` (the comment is then "ColorLab (method)")."""
     array = lab.to_uint8(array)
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
-    extra = _records(metadata, array.shape[1], array.shape[0])
+    if software is None and colorized_by is not None:
+        software = provenance.software(colorized_by)
+    extra = _records(metadata, array.shape[1], array.shape[0], colorized_by=colorized_by)
     if software is not None:
         extra["comment"] = software.encode()
     Image.fromarray(array).save(

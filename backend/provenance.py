@@ -24,8 +24,6 @@ import uuid
 from datetime import datetime
 from xml.etree import ElementTree
 
-from PIL import Image
-
 SOFTWARE = "ColorLab"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -170,6 +168,8 @@ def _says_colorized(packet: bytes, method: str) -> bool:
 def mark_exif(exif: bytes | None, method: str) -> bytes | None:
     """The EXIF record with ``Software`` = ``ColorLab (method)`` (a new record when the photo had none);
     the record as it was when it cannot be rewritten."""
+    from PIL import Image  # here: the CLI reads SOFTWARE at start-up, before it needs Pillow
+
     try:
         record = Image.Exif()
         if exif:

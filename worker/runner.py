@@ -211,8 +211,9 @@ class Runner:
 
     # -- outcomes ---------------------------------------------------------------------------------------
     def _finish(self, job: Claimed, rgb: np.ndarray, seconds: float, source: DecodedImage) -> str:
-        # the photo's resolution, EXIF and XMP kept; a 16-bit scan's result (uint16) is a 16-bit PNG
-        png = encode_png(rgb, metadata=source.metadata)
+        # the photo's resolution, EXIF and XMP kept, and marked as the method's colorization; a 16-bit
+        # scan's result (uint16) is a 16-bit PNG
+        png = encode_png(rgb, metadata=source.metadata, colorized_by=job.method)
         with session_scope() as s:
             result = store_result(s, png, width=int(rgb.shape[1]), height=int(rgb.shape[0]))
             finished = lifecycle.finish(

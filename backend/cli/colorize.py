@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from backend.cli import Refused, checked_device, read_text
+from backend.provenance import SOFTWARE  # every output says it (an earlier result may be replaced)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,9 +70,6 @@ def write_whole(target: Path, data: bytes) -> None:
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)
-
-
-SOFTWARE = "ColorLab"  # written into every output (PNG Software chunk, JPEG comment): an earlier result
 
 
 def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
@@ -268,7 +266,6 @@ def colorize(
     failures: list[str] = []
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
     names = output_names(paths, outdir, fmt)
-    mark = f"{SOFTWARE} ({method})"
     for start in range(0, len(paths), batch):
         chunk: list[Path] = []
         planes: list[np.ndarray] = []
@@ -294,9 +291,9 @@ def colorize(
         )
         for path, rgb, metadata in zip(chunk, results, records, strict=True):
             data = (
-                encode_jpeg(rgb, quality, software=mark, metadata=metadata)
+                encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method)
                 if fmt == "jpg"
-                else encode_png(rgb, software=mark, metadata=metadata)
+                else encode_png(rgb, metadata=metadata, colorized_by=method)
             )
             write_whole(names[path], data)
             bar.update(1)

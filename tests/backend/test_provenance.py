@@ -5,13 +5,17 @@ back with a namespace-aware XML parser and Pillow, not with the code under test.
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from xml.etree import ElementTree
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from backend import provenance
+from worker.runner import Runner
 
 WHEN = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 NS = {
@@ -46,6 +50,22 @@ LIGHTROOM = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
  </rdf:RDF>
 </x:xmpmeta>
 <?xpacket end="w"?>"""
+
+
+# What marking adds to a packet without a history or an instance ID: one rdf:Description, last in rdf:RDF
+MARKING = re.compile(
+    rb'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="[^"]*" xmlns:xmpMM="[^"]*">.*?</rdf:Description>'
+    rb"(?=</rdf:RDF>)",
+    re.DOTALL,
+)
+
+
+def unmarked(packet: bytes) -> bytes:
+    """``packet`` as it was before :func:`provenance.mark_xmp` added its description (which it must have)."""
+    assert source_types(read(packet)) == [AI]
+    original, found = MARKING.subn(b"", packet)
+    assert found == 1
+    return original
 
 
 def read(packet: bytes) -> ElementTree.Element:
@@ -155,3 +175,105 @@ def test_exif_software_says_colorlab_and_the_rest_stays() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buf, format="PNG", exif=provenance.mark_exif(None, "cnn"))
     assert Image.open(io.BytesIO(buf.getvalue())).getexif()[0x0131] == "ColorLab (cnn)"
+
+
+# -- the marking in the files ColorLab writes ------------------------------------------------------------
+
+
+def assert_says_colorized(data: bytes, method: str, *, events_expected: int = 1) -> ElementTree.Element:
+    """``data`` (a PNG or JPEG) says it is ``method``'s colorization: XMP source type and history event,
+    EXIF Software, and the PNG Software chunk or JPEG comment; its XMP returned."""
+    with Image.open(io.BytesIO(data)) as img:
+        packet = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+        exif = img.getexif()
+        note = img.info.get("Software") or img.info.get("comment")
+    assert packet, "no XMP"
+    root = read(packet.encode() if isinstance(packet, str) else packet)
+    assert source_types(root) == [AI]
+    history = events(root)
+    assert len(history) == events_expected
+    assert history[-1].findtext("stEvt:softwareAgent", namespaces=NS) == f"ColorLab ({method})"
+    assert exif[0x0131] == f"ColorLab ({method})"
+    assert (note.decode() if isinstance(note, bytes) else note) == f"ColorLab ({method})"
+    return root
+
+
+def test_encoders_mark_a_result_with_or_without_the_photo_s_records() -> None:
+    from backend.images import PhotoMetadata, encode_jpeg, encode_png
+
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    for data in (encode_png(rgb, colorized_by="cnn"), encode_jpeg(rgb, colorized_by="cnn")):
+        assert_says_colorized(data, "cnn")
+    exif = Image.Exif()
+    exif[0x0131] = "SilverFast 9"  # the scanner's: the result was made by ColorLab
+    exif[0x8298] = "City Archive"
+    archive = PhotoMetadata(dpi=(600.0, 600.0), exif=exif.tobytes(), xmp=LIGHTROOM)
+    for data in (
+        encode_png(rgb, metadata=archive, colorized_by="unet-bins"),
+        encode_jpeg(rgb, metadata=archive, colorized_by="unet-bins"),
+        encode_png(rgb.astype(np.uint16) * 257, metadata=archive, colorized_by="unet-bins"),  # 16-bit
+    ):
+        root = assert_says_colorized(data, "unet-bins", events_expected=3)
+        title = root.find(".//dc:title/rdf:Alt/rdf:li", NS)
+        assert title is not None and title.text == "Harbour, 1931 & after"
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.getexif()[0x8298] == "City Archive"
+            assert img.info["dpi"] == pytest.approx((600, 600), abs=0.01)
+    # not a result (a gray input, a preview): nothing said
+    with Image.open(io.BytesIO(encode_png(rgb))) as img:
+        assert not img.getexif() and "XML:com.adobe.xmp" not in img.info and "Software" not in img.info
+
+
+def gray_jpeg() -> bytes:
+    gray = np.repeat(np.linspace(0, 255, 40 * 56, dtype=np.uint8).reshape(40, 56)[..., None], 3, axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_a_worker_s_result_and_its_jpeg_download_say_colorized(runner: Runner) -> None:
+    from sqlalchemy import select
+
+    from backend.db import session_scope
+    from backend.images import png_to_jpeg
+    from backend.models import Image as ImageRow
+    from tests.backend.test_runner import get, new_job
+    from tests.conftest import method_available
+
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    job_id = new_job("cnn", data=gray_jpeg())
+    assert runner.run(job_id) == "done"
+    with session_scope() as s:
+        png = s.scalars(select(ImageRow.data).where(ImageRow.id == get(job_id).result_image_id)).one()
+    assert_says_colorized(png, "cnn")
+    # the download re-encodes the stored PNG: the records are copied, not marked twice
+    jpeg = png_to_jpeg(png, 90, 10**6)
+    with Image.open(io.BytesIO(jpeg)) as img:
+        assert img.getexif()[0x0131] == "ColorLab (cnn)"
+        packet = img.info["xmp"]
+    root = read(packet)
+    assert source_types(root) == [AI] and len(events(root)) == 1
+
+
+def test_colorize_cli_results_say_colorized(tmp_path: Path) -> None:
+    from tests.backend.cli.conftest import run_cli
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scan.jpg").write_bytes(gray_jpeg())
+    for fmt in ("png", "jpg"):
+        code, output = run_cli(
+            "colorize", str(tmp_path / "in"), "-o", str(tmp_path / fmt), "--method", "cnn",
+            "--format", fmt, "--no-progress",
+        )  # fmt: skip
+        assert code == 0, output
+        assert_says_colorized((tmp_path / fmt / f"scan.{fmt}").read_bytes(), "cnn")
+
+
+def test_a_study_s_display_images_say_nothing_that_gives_the_condition_away() -> None:
+    from backend.study.photos import display_jpeg
+
+    rgb = np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    with Image.open(io.BytesIO(display_jpeg(rgb, 512))) as img:
+        assert not img.getexif() and "xmp" not in img.info and "comment" not in img.info
+        assert "icc_profile" not in img.info
