@@ -171,7 +171,10 @@ class Settings(BaseSettings):
         "archive's own server on the LAN). Empty: yes in development, no in production.",
     )
     webhook_timeout: float = Field(
-        10.0, gt=0, description="Seconds a webhook receiver has to answer before the call counts as failed."
+        10.0,
+        gt=0,
+        description="Seconds each step of a webhook call may take (connecting, the TLS handshake, each "
+        "read); a whole call is cut off, and counts as failed, after twice this.",
     )
     webhook_poll_interval: float = Field(
         1.0, gt=0, description="Seconds between the worker's looks for webhook calls due (new or retried)."

@@ -31,11 +31,11 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,6 +56,10 @@ BATCH_FINISHED = "batch.finished"
 RETRY_AFTER_SECONDS = (5, 30, 120, 600, 1800, 3600, 10800, 21600)
 MAX_ATTEMPTS = len(RETRY_AFTER_SECONDS) + 1
 URL_MAX_CHARS = 2048
+CALLS_AT_ONCE = 4  # a worker's calls in flight (and claimed: a round is one call's time)
+# What percent-encoding leaves of a path or query: every ASCII character a URL may hold as it is, so that
+# only non-ASCII text (an IRI's) is encoded and an already encoded URL stays byte for byte.
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 USER_AGENT = "ColorLab-Webhooks/1"
 _FINISHED = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
 
@@ -71,7 +75,10 @@ def check_url(url: str, settings: Settings) -> str:
         raise UserError(422, f"the webhook URL is {len(url):,} characters; at most {URL_MAX_CHARS:,}")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise UserError(422, "the webhook URL holds spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise UserError(422, "the webhook is not a URL, e.g. https://example.org/hook") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UserError(422, "the webhook must be an http:// or https:// URL, e.g. https://example.org/hook")
     try:
@@ -86,7 +93,10 @@ def check_url(url: str, settings: Settings) -> str:
             "the webhook URL holds a user name or password, which is never sent: put a token in its "
             "path or query instead (and check the webhook-signature header)",
         )
-    if not settings.webhooks_reach_private and not _public_name(parts.hostname):
+    if not url.isascii():
+        url = _ascii_url(parts.scheme, parts.hostname, port, parts.path, parts.query)
+        parts = urlsplit(url)
+    if not settings.webhooks_reach_private and not _public_name(parts.hostname or ""):
         raise UserError(
             422,
             f"the webhook's host {parts.hostname!r} is not a public address (this server calls only "
@@ -95,20 +105,56 @@ def check_url(url: str, settings: Settings) -> str:
     return url
 
 
+def _ascii_url(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
+    """An IRI (``https://bücher.example/hoök?q=é``) as the URL it stands for: the host in IDNA, the path and
+    query percent-encoded as UTF-8 (what is sent on the wire; the fragment, never sent, goes)."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UserError(422, f"the webhook's host {host!r} is not a valid domain name") from None
+    netloc = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    netloc += f":{port}" if port is not None else ""
+    return urlunsplit((scheme, netloc, quote(path, safe=_URL_SAFE), quote(query, safe=_URL_SAFE), ""))
+
+
 def _public_name(host: str) -> bool:
-    """False for a loopback name or a non-public address literal; other names are checked when called."""
+    """False for a loopback name or a non-public address literal (in any form a resolver reads: 127.1,
+    2130706433, 0x7f000001); other names are checked when called."""
+    host = host.rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return False
     try:
         return _public_address(host)
     except ValueError:
+        pass
+    try:  # the C library's old IPv4 forms, which getaddrinfo would take as the address they spell
+        return _public_address(str(ipaddress.IPv4Address(socket.inet_aton(host))))
+    except OSError:
         return True  # a name, resolved when called
+
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, reaching it through a gateway
+_IPV4_CARRIERS = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated)
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64
+)
+_NOT_PUBLIC_V6 = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64: any IPv4 behind it
+    ipaddress.IPv6Network("fec0::/10"),  # site-local (deprecated, still routed by some networks)
+)
 
 
 def _public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone is no way around the check
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _NOT_PUBLIC_V6):
+            return False
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and any(ip in net for net in _IPV4_CARRIERS):
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            ip = carried
     return ip.is_global and not ip.is_multicast
 
 
@@ -189,6 +235,9 @@ class Answer:
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reach_private: bool) -> Answer:
     """POST ``body`` to ``url`` once, connecting only to an address allowed by ``reach_private``."""
+    # One deadline for the whole call, resolving included: a receiver trickling its answer a byte at a time
+    # never trips the socket's per-read timeout, so a watchdog cuts the connection when it is reached.
+    deadline = time.monotonic() + 2 * timeout
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -202,9 +251,6 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    # One deadline for the whole call: a receiver trickling its answer a byte at a time never trips the
-    # socket's per-read timeout, so a watchdog cuts the connection when it is reached.
-    deadline = time.monotonic() + 2 * timeout
     last = "no address"
     for address in dict.fromkeys(addresses):  # each address once, in the resolver's order
         remaining = deadline - time.monotonic()
@@ -212,19 +258,18 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
             last = f"no answer within {2 * timeout:g} s"
             break
         conn = _connection(parts.scheme, host, port, address, min(timeout, remaining))
-        cut = threading.Event()
-        watchdog = threading.Timer(remaining, _cut, args=(conn, cut))
+        watchdog = threading.Timer(remaining, _cut, args=(conn,))
         watchdog.start()
         try:
             conn.request("POST", target, body=body, headers=headers)
             status = conn.getresponse().status  # the answer's body is not read: only its status counts
-        except (OSError, http.client.HTTPException) as exc:
+        except Exception as exc:  # whatever the receiver does is its failure
             last = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
             status = None
         finally:
             watchdog.cancel()
             conn.close()
-        if cut.is_set():  # an answer cut short may read as complete: it is none
+        if conn.cut.is_set():  # an answer cut short may read as complete: it is none
             last = f"no answer within {2 * timeout:g} s"
             break
         if status is None:
@@ -237,42 +282,68 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
     return Answer(None, f"no answer from {host}:{port}: {last}")
 
 
-def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
-    """Wake the thread blocked on ``conn`` (a shutdown ends a blocked read at once; a close may not)."""
-    cut.set()
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
+class _Pinned:
+    """What the pinned connections share: the checked address, the raw socket (:func:`_cut` shuts it while
+    connecting) and the flag that says the call's deadline has passed."""
+
+    address: str
+    timeout: float | None
+    port: int
+    raw: socket.socket | None = None
+    cut: threading.Event
+
+    def _open(self) -> socket.socket:
+        self.raw = socket.create_connection((self.address, self.port), self.timeout)
+        self._check_deadline()
+        return self.raw
+
+    def _check_deadline(self) -> None:
+        """Raise if :func:`_cut` came while there was no socket it could shut."""
+        if self.cut.is_set():
+            raise TimeoutError("deadline reached while connecting")
 
 
-class _PinnedHTTP(http.client.HTTPConnection):
+class _PinnedHTTP(_Pinned, http.client.HTTPConnection):
     """An HTTP connection to one checked address, the URL's host still in the Host header."""
 
     def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.address = address
+        http.client.HTTPConnection.__init__(self, host, port, timeout=timeout)
+        self.address, self.cut = address, threading.Event()
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._open()
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class _PinnedHTTPS(_Pinned, http.client.HTTPSConnection):
     """The same over TLS: the certificate is checked against the URL's host name."""
 
     def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
         self.tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=self.tls)
-        self.address = address
+        http.client.HTTPSConnection.__init__(self, host, port, timeout=timeout, context=self.tls)
+        self.address, self.cut = address, threading.Event()
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+        # the handshake after self.sock is set, so that _cut can end it (wrapping detaches the raw socket)
+        self.sock = self.tls.wrap_socket(
+            self._open(), server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self._check_deadline()
+        self.sock.do_handshake()
+
+
+def _cut(conn: _Pinned) -> None:
+    """Wake the thread blocked on ``conn``, connecting, in the TLS handshake or reading (a shutdown ends a
+    blocked read at once; a close may not)."""
+    conn.cut.set()
+    for sock in (getattr(conn, "sock", None), conn.raw):
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed, or detached by the TLS wrapping
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _connection(
     scheme: str, host: str, port: int, address: str, timeout: float
-) -> http.client.HTTPConnection:
+) -> _PinnedHTTP | _PinnedHTTPS:
     kind = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
     return kind(host, port, address, timeout)
 
@@ -286,23 +357,25 @@ class _Claimed:
     body: bytes | None  # None: its job or batch is gone (deleted meanwhile)
 
 
-def deliver_due(settings: Settings, *, limit: int = 16, now: datetime | None = None) -> int:
-    """Make the calls that are due (up to ``limit``, four at a time) and record each outcome. Several
-    workers may run this at once: each call is claimed first. Returns the number of calls made."""
-    claimed = _claim_due(settings, limit, now or utcnow())
+def deliver_due(settings: Settings, *, now: datetime | None = None) -> int:
+    """Make the calls that are due, :data:`CALLS_AT_ONCE` side by side, recording each outcome as it comes.
+    Several workers may run this at once: each call is claimed first, for as long as one call can take.
+    Returns the number of calls made."""
+    claimed = _claim_due(settings, CALLS_AT_ONCE, now or utcnow())
     if not claimed:
         return 0
-    with ThreadPoolExecutor(max_workers=min(4, len(claimed))) as pool:
-        answers = list(pool.map(lambda c: _call(c, settings), claimed))
-    with session_scope() as session:
-        for call, answer in zip(claimed, answers, strict=True):
-            _record(session, call, answer)
+    with ThreadPoolExecutor(max_workers=len(claimed)) as pool:
+        calls = {pool.submit(_call, call, settings): call for call in claimed}
+        for done in as_completed(calls):
+            with session_scope() as session:  # at once: a slow receiver does not hold the others' outcome
+                _record(session, calls[done], done.result())
     return len(claimed)
 
 
 def _claim_due(settings: Settings, limit: int, now: datetime) -> list[_Claimed]:
-    # Held for the longest a call can take; a worker that dies meanwhile leaves it due again after that.
-    lease = timedelta(seconds=2 * settings.webhook_timeout + 30)
+    # Held for the longest one call can take (its deadline, and a resolver's slowest answer before it
+    # starts); a worker that dies meanwhile leaves it due again after that.
+    lease = timedelta(seconds=2 * settings.webhook_timeout + 60)
     claimed: list[_Claimed] = []
     with session_scope() as session:
         due = session.execute(
@@ -375,13 +448,17 @@ def _call(call: _Claimed, settings: Settings) -> Answer:
     }
     if key := settings.webhook_key:
         headers["webhook-signature"] = signature(key, call.id, timestamp, call.body)
-    answer = post(
-        call.url,
-        call.body,
-        headers,
-        timeout=settings.webhook_timeout,
-        reach_private=settings.webhooks_reach_private,
-    )
+    try:
+        answer = post(
+            call.url,
+            call.body,
+            headers,
+            timeout=settings.webhook_timeout,
+            reach_private=settings.webhooks_reach_private,
+        )
+    except Exception as exc:  # one URL must not stop the others
+        log.exception("webhook %s to %s", call.id, call.url)
+        answer = Answer(None, f"could not be called ({exc.__class__.__name__})")
     if answer.error:
         log.info("webhook %s (attempt %d) to %s: %s", call.id, call.attempt, call.url, answer.error)
     return answer
@@ -398,8 +475,12 @@ def _record(session: Session, call: _Claimed, answer: Answer) -> None:
         values.update(state=WebhookState.failed, next_attempt_at=None)
     else:
         values["next_attempt_at"] = now + timedelta(seconds=RETRY_AFTER_SECONDS[call.attempt - 1])
-    session.execute(
+    session.execute(  # only while the claim is this call's (a lease that ran out was claimed again)
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == call.id, WebhookDelivery.state == WebhookState.pending)
+        .where(
+            WebhookDelivery.id == call.id,
+            WebhookDelivery.state == WebhookState.pending,
+            WebhookDelivery.attempts == call.attempt,
+        )
         .values(**values)
     )

@@ -45,7 +45,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_next_attempt_at", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
-    with op.batch_alter_table("batches") as batch:
+    # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): rebuilding a table that jobs point at fails on SQLite
+    # with foreign keys on, halfway through
+    with op.batch_alter_table("batches", recreate="never") as batch:
         batch.drop_column("webhook_url")
-    with op.batch_alter_table("jobs") as batch:
+    with op.batch_alter_table("jobs", recreate="never") as batch:
         batch.drop_column("webhook_url")

@@ -79,6 +79,10 @@ def test_a_secret_receivers_could_not_use_stops_the_server_from_starting(
         ("https://user:pw@example.org/", "password"),
         ("https://example.org:99999/", "port"),
         ("https://example.org/" + "a" * 2100, "at most 2,048"),
+        ("http://[::1/hook", "not a URL"),  # urlsplit's ValueError, once a 500
+        ("http://a]b/", "not a URL"),
+        ("https://bad\u2028host.example/", "control"),
+        ("https://" + "\u00e9" * 70 + ".example/", "not a valid domain name"),
     ],
 )
 def test_a_webhook_that_cannot_be_called_is_refused_and_nothing_is_stored(
@@ -104,11 +108,30 @@ def test_private_addresses_only_where_allowed(monkeypatch: pytest.MonkeyPatch, t
         "http://[::1]/",
         "http://[::ffff:192.168.0.1]/",
         "http://169.254.169.254/latest/",
+        # the resolver's other spellings of 127.0.0.1, and a trailing dot
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://127.1/",
+        "http://017700000001/",
+        "http://localhost./",
+        # IPv6 addresses that carry a private IPv4 one through a gateway (NAT64, 6to4, old forms)
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[::7f00:1]/",
+        "http://[::ffff:0:a00:1]/",
+        "http://[fec0::1]/",
     ):
         with pytest.raises(UserError, match="not a public address"):
             webhooks.check_url(url, settings)
     assert (
         webhooks.check_url(" https://hooks.example.org/x?y=1 ", settings) == "https://hooks.example.org/x?y=1"
+    )
+    assert webhooks.check_url("http://[64:ff9b::808:808]/", settings)  # NAT64 to a public address
+    # an IRI is kept as the URL it stands for (IDNA host, UTF-8 percent-encoded path and query)
+    iri = "https://b\u00fccher.example:8443/ho\u00f6k/%41?q=\u00e9&x=1#frag"
+    assert (
+        webhooks.check_url(iri, settings) == "https://xn--bcher-kva.example:8443/ho%C3%B6k/%41?q=%C3%A9&x=1"
     )
     # a name is checked where it is called: one that resolves to a private address gets no call
     answer = webhooks.post("http://localhost:9/", b"{}", {}, timeout=2, reach_private=False)
@@ -296,21 +319,28 @@ def test_a_rerun_takes_its_own_webhook_and_a_comparison_none(client: TestClient,
     assert r.status_code == 422 and "comparison takes no `webhook`" in r.json()["detail"]
 
 
-def test_workers_delivering_side_by_side_call_each_once(client: TestClient, receiver: Receiver) -> None:
+def cancelled_jobs_owing_calls(client: TestClient, receiver: Receiver, count: int) -> list[str]:
+    """``count`` jobs with a webhook, cancelled at once: each owes one call (no worker needed)."""
     ids = [
         client.post(
             "/colorize", files={"image": (f"{i}.png", png(), "image/png")}, data={"webhook": receiver.url}
         ).json()["id"]
-        for i in range(12)
+        for i in range(count)
     ]
     for job_id in ids:
         client.delete(f"/jobs/{job_id}")
+    return ids
+
+
+def test_workers_delivering_side_by_side_call_each_once(client: TestClient, receiver: Receiver) -> None:
+    ids = cancelled_jobs_owing_calls(client, receiver, 12)
     threads = [threading.Thread(target=deliver) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    deliver()
+    while deliver():
+        pass
     assert sorted(b["data"]["id"] for b in receiver.bodies()) == sorted(ids)
 
 
@@ -319,14 +349,7 @@ def test_metrics_count_the_calls_and_say_when_none_are_being_made(
 ) -> None:
     from tests.backend.test_service_metrics import scraped, value
 
-    ids = [
-        client.post(
-            "/colorize", files={"image": (f"{i}.png", png(), "image/png")}, data={"webhook": receiver.url}
-        ).json()["id"]
-        for i in range(3)
-    ]
-    for job_id in ids:
-        client.delete(f"/jobs/{job_id}")
+    cancelled_jobs_owing_calls(client, receiver, 3)
     with session_scope() as s:  # owed two minutes ago and never made: no worker is calling
         s.execute(update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(minutes=2)))
     m = scraped(client.get("/metrics").text)
@@ -373,3 +396,95 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off() -> None:
     server.close()
     assert answer.status is None and "within 1 s" in (answer.error or ""), answer
     assert took < 3
+
+
+def test_a_url_that_cannot_be_sent_fails_its_own_call_and_no_other(
+    client: TestClient, receiver: Receiver
+) -> None:
+    """A stored URL http.client cannot send (non-ASCII, from before IRIs were encoded) is that call's failure:
+    the others of its round are recorded (it once stopped the round, and every call in it was made again)."""
+    ids = cancelled_jobs_owing_calls(client, receiver, 3)
+    with session_scope() as s:
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.job_id == ids[0])
+            .values(url=receiver.url + "/h\u00f6k")
+        )
+    assert deliver() == 3
+    assert sorted(b["data"]["id"] for b in receiver.bodies()) == sorted(ids[1:])
+    states = {d.job_id: (d.state, d.attempts, d.last_error) for d in deliveries()}
+    assert states[ids[1]][0] == states[ids[2]][0] == "delivered"
+    state, attempts, error = states[ids[0]]
+    assert state == "pending" and attempts == 1 and "UnicodeEncodeError" in (error or "")
+
+
+def test_an_outcome_is_recorded_only_while_its_claim_holds(client: TestClient, receiver: Receiver) -> None:
+    """A call whose lease ran out was claimed again: the first worker's late outcome must not overwrite the
+    second's claim (a stale "retry in 5 s" would start a third call)."""
+    [job_id] = cancelled_jobs_owing_calls(client, receiver, 1)
+    [first] = webhooks._claim_due(get_settings(), 4, utcnow())
+    [second] = webhooks._claim_due(get_settings(), 4, utcnow() + timedelta(minutes=5))  # the lease ran out
+    assert (first.attempt, second.attempt) == (1, 2)
+    with session_scope() as s:
+        webhooks._record(s, first, webhooks.Answer(500, "answered 500"))
+    [row] = deliveries()
+    assert row.state == "pending" and row.attempts == 2 and row.last_status is None
+    with session_scope() as s:
+        webhooks._record(s, second, webhooks.Answer(204, None))
+    [row] = deliveries()
+    assert row.state == "delivered" and row.job_id == job_id
+
+
+def test_a_tls_handshake_trickled_is_cut_at_the_deadline() -> None:
+    """A receiver that trickles its TLS handshake (a byte within each read's timeout) is cut off too: the
+    watchdog shuts the socket before the TLS one exists."""
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)  # the ClientHello
+        try:
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KB, sent a byte at a time
+            while not stop.wait(0.2):
+                conn.sendall(b"\x00")
+        except OSError:
+            pass
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    answer = webhooks.post(
+        f"https://127.0.0.1:{server.getsockname()[1]}/", b"{}", {}, timeout=0.5, reach_private=True
+    )
+    took = time.monotonic() - started
+    stop.set()
+    server.close()
+    assert answer.status is None and (
+        "within 1 s" in (answer.error or "") or "handshake" in (answer.error or "")
+    )
+    assert took < 3
+
+
+def test_a_deadline_reached_before_there_is_a_socket_stops_the_call_once_connected() -> None:
+    """The watchdog may fire while the connection is being made (no socket to shut yet): the call then stops
+    as soon as it has one, instead of reading an answer with only each read's timeout to bound it."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    for scheme in ("http", "https"):
+        conn = webhooks._connection(scheme, "127.0.0.1", port, "127.0.0.1", 5)
+        webhooks._cut(conn)  # the deadline, before connect() ran
+        with pytest.raises(TimeoutError, match="deadline"):
+            conn.request("POST", "/", body=b"{}")
+        conn.close()
+    server.close()
