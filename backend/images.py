@@ -19,6 +19,7 @@ process and the worker both use it.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import struct
 import warnings
@@ -36,6 +37,8 @@ from backend import png16, provenance
 from backend.errors import UserError
 from worker.colorizers import lab
 
+log = logging.getLogger("colorlab.images")
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # register every format plugin now, so `formats=` can name them
 # Raster formats we accept (matched against the file's content by Pillow, not its name): what cameras,
@@ -49,9 +52,9 @@ THUMB_SIDE = 320
 # gray photo stays below it.
 _CHROMA_LEVELS = 12
 _COLOR_SHARE = 0.005
-# JPEG keeps EXIF and XMP in one APP1 segment each (at most 65,533 bytes with its header): a larger record
-# (a camera's maker notes, a long edit history) is dropped rather than fail the result.
-_RECORD_LIMIT = 65_000
+# JPEG keeps EXIF and XMP in one APP1 segment each: a larger record (a camera's maker notes, a long edit
+# history) is dropped rather than fail the result.
+_RECORD_LIMIT = provenance.RECORD_LIMIT
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _SRGB_ICC = _SRGB.tobytes()  # 588 bytes, "sRGB built-in": what a result is tagged with
 _D50 = (0.9642, 1.0, 0.8249)  # the ICC connection space's white
@@ -628,7 +631,12 @@ def _records(
     if colorized_by is not None:
         if (exif := provenance.mark_exif(records.get("exif"), colorized_by)) is not None:
             records["exif"] = exif
-        records["xmp"] = provenance.mark_xmp(records.get("xmp"), colorized_by, datetime.now(UTC))
+        now = datetime.now(UTC)
+        try:
+            records["xmp"] = provenance.mark_xmp(records.get("xmp"), colorized_by, now)
+        except Exception:  # a packet nobody foresaw must not cost the result: it is then marked anew
+            log.exception("marking the XMP of a %s result", colorized_by)
+            records["xmp"] = provenance.new_packet(colorized_by, now)
     return records
 
 
@@ -708,9 +716,13 @@ def made_by(path: Path, software: str) -> bool:
 
 
 def png_to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:
-    """A stored PNG result re-encoded as JPEG (a download with ``format=jpg``), its metadata kept."""
+    """A stored PNG result re-encoded as JPEG (a download with ``format=jpg``), its metadata kept (its
+    Software chunk as the JPEG's comment)."""
     decoded = decode(png, max_pixels=max_pixels)
-    return encode_jpeg(decoded.rgb, quality, metadata=decoded.metadata)
+    with Image.open(io.BytesIO(png)) as img:  # the header's chunks only
+        software = img.info.get("Software")
+    software = software if isinstance(software, str) else None
+    return encode_jpeg(decoded.rgb, quality, software=software, metadata=decoded.metadata)
 
 
 def gray_png(decoded: DecodedImage) -> bytes:

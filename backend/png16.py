@@ -25,6 +25,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGB16_HEADER = (16, 2, 0, 0, 0)  # bit depth, colour type (RGB), compression, filter method, no interlace
 _SAMPLE_BYTES = 6  # bytes per pixel: three big-endian 16-bit samples (the filters' left neighbour distance)
 _FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
+_ANIMATION = (b"acTL", b"fcTL", b"fdAT")  # an APNG's frames: its image is the default one, in IDAT
 # Rows are filtered, compressed and read back in bands of about this many pixels.
 BAND_PIXELS = 1 << 20
 _IDAT_MAX = 1 << 20  # about this many bytes of compressed data per IDAT chunk (any size is valid)
@@ -90,14 +91,15 @@ def _filtered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
 
 
 def _ancillary(png: bytes) -> tuple[list[bytes], list[bytes]]:
-    """The chunks of a PNG but its IHDR, IDAT and IEND, whole: those before its image data, those after."""
+    """The chunks of a PNG but its IHDR, IDAT, IEND and animation, whole: those before its image data, those
+    after."""
     before: list[bytes] = []
     after: list[bytes] = []
     seen_data = False
     for kind, body in chunks(png):
         if kind == b"IDAT":
             seen_data = True
-        elif kind not in (b"IHDR", b"IEND"):
+        elif kind not in (b"IHDR", b"IEND", *_ANIMATION):
             (after if seen_data else before).append(chunk(kind, body))
     return before, after
 
@@ -156,21 +158,20 @@ def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
     out = np.empty((height, width, 3), dtype=np.uint8 if eight_bit else np.uint16)
     rows_per_band = max(1, BAND_PIXELS // width)
     above = np.zeros(width * _SAMPLE_BYTES, dtype=np.uint8)
-    buffered = b""
+    buffered = bytearray()  # grown and consumed in place: small IDAT chunks must not copy it each time
     for top in range(0, height, rows_per_band):
         count = min(rows_per_band, height - top)
         wanted = count * stride
         while len(buffered) < wanted:  # inflate no more than the band needs: a bomb cannot grow it
-            piece = inflater.unconsumed_tail or next(compressed, b"")
+            piece = inflater.unconsumed_tail or next(compressed, None)
+            if piece is None:
+                raise ValueError("the PNG's image data ends early")
             try:
-                more = inflater.decompress(piece, wanted - len(buffered))
+                buffered += inflater.decompress(piece, wanted - len(buffered))
             except zlib.error as exc:  # not a ValueError: callers catch those
                 raise ValueError(f"the PNG's image data is damaged: {exc}") from None
-            if not more and not piece:
-                raise ValueError("the PNG's image data ends early")
-            buffered += more
-        rows = np.frombuffer(buffered[:wanted], dtype=np.uint8).reshape(count, stride)
-        buffered = buffered[wanted:]
+        rows = np.frombuffer(bytes(buffered[:wanted]), dtype=np.uint8).reshape(count, stride)
+        del buffered[:wanted]
         band = _unfiltered(rows, above)
         above = band[-1]
         samples = band.view(">u2").reshape(count, width, 3)
@@ -182,21 +183,31 @@ def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
 
 
 def _unfiltered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """The bytes of filtered PNG rows (h, 1 + n), each row undone after the one above it (``above``: the
-    unfiltered row before the first)."""
-    out = np.empty((rows.shape[0], rows.shape[1] - 1), dtype=np.uint8)
-    for i, row in enumerate(rows):
-        kind, line = int(row[0]), row[1:]
-        if kind == _FILTER_NONE:
-            out[i] = line
-        elif kind == _FILTER_UP:
-            np.add(line, out[i - 1] if i else above, out=out[i])  # wraps modulo 256
-        elif kind == _FILTER_SUB:
-            # each byte adds the one a pixel to its left: a running sum per byte position, modulo 256
-            pixels = line.reshape(-1, _SAMPLE_BYTES)
-            np.cumsum(pixels, axis=0, dtype=np.uint8, out=out[i].reshape(-1, _SAMPLE_BYTES))
-        elif kind in (3, 4):
+    """The bytes of filtered PNG rows (h, 1 + n) undone (``above``: the unfiltered row before the first), the
+    whole band at once: a tall, narrow image has millions of rows.
+
+    None and Sub rows stand on their own (Sub: a running sum along the row). An Up row adds the row above, so
+    a run of Up rows is a running sum down the columns from the row before the run: with C the running sum
+    of every row (modulo 256, as the filters wrap), a row is C at it less C before its run's start."""
+    kinds = rows[:, 0]
+    if (kinds > _FILTER_UP).any():
+        kind = int(kinds[kinds > _FILTER_UP][0])
+        if kind in (3, 4):
             raise UnsupportedPng(f"PNG filter type {kind} (Average or Paeth) is not read here")
-        else:
-            raise ValueError(f"the PNG has an unknown filter type {kind}")
-    return out
+        raise ValueError(f"the PNG has an unknown filter type {kind}")
+    height, width = rows.shape[0], rows.shape[1] - 1
+    own = np.empty((height + 1, width), dtype=np.uint8)  # own[0]: the row above, then each row's own part
+    own[0] = above
+    own[1:] = rows[:, 1:]
+    sub = np.flatnonzero(kinds == _FILTER_SUB) + 1
+    if sub.size:
+        pixels = own[sub].reshape(sub.size, -1, _SAMPLE_BYTES)
+        own[sub] = np.cumsum(pixels, axis=1, dtype=np.uint8).reshape(sub.size, width)
+    if not (kinds == _FILTER_UP).any():
+        return own[1:]
+    starts = np.concatenate(([True], kinds != _FILTER_UP))  # the rows that do not add the one above
+    start_of = np.maximum.accumulate(np.where(starts, np.arange(height + 1), 0))
+    total = np.empty((height + 2, width), dtype=np.uint8)  # total[i + 1]: C at row i; total[0]: zero
+    total[0] = 0
+    np.cumsum(own, axis=0, dtype=np.uint8, out=total[1:])
+    return total[2:] - total[start_of[1:]]

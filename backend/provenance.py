@@ -31,7 +31,9 @@ _IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 _XMP_MM = "http://ns.adobe.com/xap/1.0/mm/"
 _ST_EVT = "http://ns.adobe.com/xap/1.0/sType/ResourceEvent#"
 _EXIF_SOFTWARE = 0x0131
-_RECORD_LIMIT = 60_000  # an eXIf chunk or APP1 segment holds 64 KB; a longer record is left as it was
+# The largest EXIF or XMP record a result carries: a JPEG's APP1 segment holds 64 KB (Pillow: 65,504 bytes
+# of XMP), so a larger one could not go into the JPEG download.
+RECORD_LIMIT = 65_000
 
 
 def software(method: str) -> str:
@@ -90,7 +92,7 @@ def _parses(packet: bytes) -> ElementTree.Element | None:
         return None
     try:
         return ElementTree.fromstring(packet)
-    except ElementTree.ParseError:
+    except (ElementTree.ParseError, ValueError, LookupError):  # also an encoding expat cannot read
         return None
 
 
@@ -119,30 +121,39 @@ def mark_xmp(packet: bytes | None, method: str, when: datetime) -> bytes:
         edited = re.sub(
             rb"(<" + name + rb"\s*>)[^<]*(</" + name + rb"\s*>)", rb"\1" + instance + rb"\2", edited
         )
-    # Our event at the end of the original's history, when it has one.
+    # Our event at the end of the original's history, when it has one: before the first close of an
+    # rdf:Seq after its opening (found with find, not a lazy regex: linear on any packet)
     appended = False
     event = _event(method, when, r.decode()).encode()
     for p in set(_prefixes(packet, _XMP_MM)):
-        seq = re.compile(
-            rb"(<"
-            + re.escape(p + b":History")
-            + rb"\s*>\s*<"
-            + re.escape(r + b":Seq")
-            + rb"\s*>.*?)(</"
-            + re.escape(r + b":Seq")
-            + rb"\s*>)",
-            re.DOTALL,
+        opening = re.compile(
+            rb"<" + re.escape(p + b":History") + rb"\s*>\s*<" + re.escape(r + b":Seq") + rb"\s*>"
         )
-        edited, n = seq.subn(lambda m: m.group(1) + event + m.group(2), edited, count=1)
-        appended = appended or n == 1
+        found = opening.search(edited)
+        seq_end = edited.find(b"</" + r + b":Seq", found.end()) if found else -1
+        if seq_end >= 0 and not appended:
+            edited = edited[:seq_end] + event + edited[seq_end:]
+            appended = True
     description = _description(method, when, r.decode(), with_history=not appended).encode()
-    close = re.compile(rb"</" + re.escape(r + b":RDF") + rb"\s*>")
-    found = list(close.finditer(edited))
-    if len(found) != 1:
+    closes = list(re.finditer(rb"</" + re.escape(r + b":RDF") + rb"\s*>", edited))
+    if len(closes) != 1:
         return new_packet(method, when)
-    at = found[0].start()
-    edited = edited[:at] + description + edited[at:]
-    return edited if _says_colorized(edited, method) else new_packet(method, when)
+    at = closes[0].start()
+    marked = _within_limit(edited[:at] + description + edited[at:])
+    return marked if marked is not None and _says_colorized(marked, method) else new_packet(method, when)
+
+
+def _within_limit(packet: bytes) -> bytes | None:
+    """``packet`` at most :data:`RECORD_LIMIT` bytes, by giving up its padding (the blank space editors leave
+    before ``<?xpacket end`` to rewrite in place), or None when that is not enough."""
+    excess = len(packet) - RECORD_LIMIT
+    if excess <= 0:
+        return packet
+    end = packet.rfind(b"<?xpacket end")
+    padding = len(packet[:end]) - len(packet[:end].rstrip()) if end > 0 else 0
+    if padding <= excess:  # one line end stays
+        return None
+    return packet[: end - padding] + b"\n" + packet[end:]
 
 
 def _says_colorized(packet: bytes, method: str) -> bool:
@@ -178,4 +189,4 @@ def mark_exif(exif: bytes | None, method: str) -> bytes | None:
         marked = record.tobytes()
     except Exception:  # read once already, so unlikely
         return exif
-    return marked if len(marked) <= _RECORD_LIMIT else exif
+    return marked if len(marked) <= RECORD_LIMIT else exif

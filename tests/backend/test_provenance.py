@@ -277,3 +277,63 @@ def test_a_study_s_display_images_say_nothing_that_gives_the_condition_away() ->
     with Image.open(io.BytesIO(display_jpeg(rgb, 512))) as img:
         assert not img.getexif() and "xmp" not in img.info and "comment" not in img.info
         assert "icc_profile" not in img.info
+
+
+RDF_ONLY = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>'
+)
+
+
+@pytest.mark.parametrize("encoding", [b"Shift_JIS", b"utf-7", b"x-unknown"])
+def test_a_packet_in_an_encoding_the_parser_cannot_read_is_marked_anew(encoding: bytes) -> None:
+    """expat raises ValueError/LookupError (not ParseError) for these: once an exception out of the
+    worker's result encoding, leaving the job running."""
+    from backend.images import PhotoMetadata, encode_png
+
+    packet = b'<?xml version="1.0" encoding="' + encoding + b'"?>' + RDF_ONLY
+    assert source_types(read(provenance.mark_xmp(packet, "cnn", WHEN))) == [AI]
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    assert_says_colorized(encode_png(rgb, metadata=PhotoMetadata(xmp=packet), colorized_by="cnn"), "cnn")
+
+
+def test_a_packet_near_the_size_limit_gives_up_its_padding_or_is_marked_anew() -> None:
+    from backend.images import PhotoMetadata, encode_jpeg, png_to_jpeg
+
+    def near_the_limit(padding: int) -> bytes:
+        """LIGHTROOM grown by a long description to 100 bytes under the limit, with ``padding`` blanks."""
+        body = LIGHTROOM.replace(b"<?xpacket end", b" " * padding + b"\n<?xpacket end")
+        size = provenance.RECORD_LIMIT - len(body) - 100 - len(b"<dc:description></dc:description>")
+        filler = b"<dc:description>" + b"x" * size + b"</dc:description>"
+        return body.replace(b"<dc:subject>", filler + b"<dc:subject>")
+
+    padded = near_the_limit(4000)
+    assert len(padded) == provenance.RECORD_LIMIT - 100
+    marked = provenance.mark_xmp(padded, "cnn", WHEN)
+    assert len(marked) <= provenance.RECORD_LIMIT and b"x" * 1000 in marked  # the original's text kept
+    assert len(events(read(marked))) == 3
+    fresh = provenance.mark_xmp(near_the_limit(300), "cnn", WHEN)  # too little padding to make room
+    assert len(fresh) < 2000 and len(events(read(fresh))) == 1
+    # the JPEG takes it, and its download too (the marking survives the re-encoding)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    jpeg = encode_jpeg(rgb, metadata=PhotoMetadata(xmp=padded), colorized_by="cnn")
+    assert_says_colorized(jpeg, "cnn", events_expected=3)
+    from backend.images import encode_png
+
+    png = encode_png(rgb, metadata=PhotoMetadata(xmp=padded), colorized_by="cnn")
+    assert_says_colorized(png_to_jpeg(png, 90, 10**6), "cnn", events_expected=3)
+
+
+def test_history_openings_left_unclosed_do_not_take_the_event() -> None:
+    """Thousands of ``<xmpMM:History><rdf:Seq>`` in a comment, none closed: a lazy regex tried each (seconds
+    per result); the event goes into a history of its own."""
+    hostile = b"<!-- " + b"<xmpMM:History><rdf:Seq>" * 2500 + b" -->"
+    packet = RDF_ONLY.replace(
+        b'<rdf:Description rdf:about=""/>',
+        b'<rdf:Description rdf:about="" xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/">'
+        + hostile
+        + b"</rdf:Description>",
+    )
+    assert not read(packet).findall(".//xmpMM:History", NS)  # well-formed, with no history element
+    marked = read(provenance.mark_xmp(packet, "cnn", WHEN))
+    assert source_types(marked) == [AI] and len(events(marked)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import struct
 import zipfile
 import zlib
@@ -351,6 +352,50 @@ def test_another_program_s_16_bit_png_is_read_rounded_or_as_pillow_reads_it(tmp_
     with pytest.raises(png16.UnsupportedPng):
         png16.read_rgb16(paeth)
     assert np.array_equal(decode(paeth, max_pixels=10**7).rgb, (rgb >> 8).astype(np.uint8))  # Pillow's
+
+
+def _filtered_any_way(rgb: np.ndarray, kinds: np.ndarray) -> bytes:
+    """The rows of ``rgb`` as PNG image data, row y filtered with ``kinds[y]`` (None, Sub or Up)."""
+    height, width, _ = rgb.shape
+    samples = rgb.astype(">u2").view(np.uint8).reshape(height, width * 6).astype(np.int64)
+    rows = []
+    for y in range(height):
+        line = samples[y]
+        if kinds[y] == 1:
+            line = line - np.concatenate([np.zeros(6, np.int64), line[:-6]])
+        elif kinds[y] == 2:
+            line = line - (samples[y - 1] if y else 0)
+        rows.append(bytes([int(kinds[y])]) + (line % 256).astype(np.uint8).tobytes())
+    return b"".join(rows)
+
+
+@pytest.mark.parametrize("shape", [(700, 1), (60, 13), (1, 90)])
+def test_png16_reads_rows_filtered_any_way_in_chunks_of_any_size(
+    shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of Up rows across bands, single Sub or None rows among them, image data cut into chunks of one
+    byte, empty ones (valid) and large ones, and an APNG's animation chunks: read as written."""
+    monkeypatch.setattr(png16, "BAND_PIXELS", 97)
+    rng = np.random.default_rng(shape[0])
+    rgb = rng.integers(0, 65536, (*shape, 3), dtype=np.uint16)
+    kinds = rng.choice([0, 1, 2], shape[0], p=[0.1, 0.2, 0.7])
+    stream = zlib.compress(_filtered_any_way(rgb, kinds))
+    cuts = [0, 1, 2, 2, 3, *sorted(rng.integers(3, len(stream), 20)), len(stream)]
+    idats = b"".join(png16.chunk(b"IDAT", stream[a:b]) for a, b in itertools.pairwise(cuts))
+    height, width = shape
+    animation = png16.chunk(b"acTL", struct.pack(">II", 1, 0)) + png16.chunk(
+        b"fcTL", struct.pack(">IIIIIHHBB", 0, width, height, 0, 0, 1, 10, 0, 0)
+    )
+    data = (
+        png16.SIGNATURE
+        + png16.chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+        + animation
+        + idats
+        + png16.chunk(b"IEND", b"")
+    )
+    assert png16.chunk(b"IDAT", b"") in data  # an empty chunk among them
+    assert np.array_equal(png16.read_rgb16(data), rgb)
+    assert np.array_equal(decode(data, max_pixels=10**7).rgb, lab.to_uint8(rgb))  # records read by Pillow
 
 
 def test_png16_refuses_damaged_files() -> None:
