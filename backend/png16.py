@@ -28,6 +28,8 @@ _FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
 _ANIMATION = (b"acTL", b"fcTL", b"fdAT")  # an APNG's frames: its image is the default one, in IDAT
 # Rows are filtered, compressed and read back in bands of about this many pixels.
 BAND_PIXELS = 1 << 20
+# A band of at most this many rows (256 pixels wide or more) is unfiltered row by row, a taller one at once.
+_ROWS_ONE_BY_ONE = 4096
 _IDAT_MAX = 1 << 20  # about this many bytes of compressed data per IDAT chunk (any size is valid)
 
 
@@ -170,7 +172,7 @@ def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
                 buffered += inflater.decompress(piece, wanted - len(buffered))
             except zlib.error as exc:  # not a ValueError: callers catch those
                 raise ValueError(f"the PNG's image data is damaged: {exc}") from None
-        rows = np.frombuffer(bytes(buffered[:wanted]), dtype=np.uint8).reshape(count, stride)
+        rows = np.frombuffer(buffered[:wanted], dtype=np.uint8).reshape(count, stride)
         del buffered[:wanted]
         band = _unfiltered(rows, above)
         above = band[-1]
@@ -183,18 +185,44 @@ def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
 
 
 def _unfiltered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """The bytes of filtered PNG rows (h, 1 + n) undone (``above``: the unfiltered row before the first), the
-    whole band at once: a tall, narrow image has millions of rows.
-
-    None and Sub rows stand on their own (Sub: a running sum along the row). An Up row adds the row above, so
-    a run of Up rows is a running sum down the columns from the row before the run: with C the running sum
-    of every row (modulo 256, as the filters wrap), a row is C at it less C before its run's start."""
+    """The bytes of filtered PNG rows (h, 1 + n) undone (``above``: the unfiltered row before the first): row
+    by row when they are few (a photo's band: the fastest), else the whole band at once (a tall, narrow image
+    has a million rows a band)."""
     kinds = rows[:, 0]
     if (kinds > _FILTER_UP).any():
         kind = int(kinds[kinds > _FILTER_UP][0])
         if kind in (3, 4):
             raise UnsupportedPng(f"PNG filter type {kind} (Average or Paeth) is not read here")
         raise ValueError(f"the PNG has an unknown filter type {kind}")
+    return (
+        _unfiltered_by_row(rows, above)
+        if rows.shape[0] <= _ROWS_ONE_BY_ONE
+        else _unfiltered_at_once(rows, above)
+    )
+
+
+def _unfiltered_by_row(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
+    out = np.empty((rows.shape[0], rows.shape[1] - 1), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        kind, line = int(row[0]), row[1:]
+        if kind == _FILTER_NONE:
+            out[i] = line
+        elif kind == _FILTER_UP:
+            np.add(line, out[i - 1] if i else above, out=out[i])  # wraps modulo 256
+        else:  # Sub: each byte adds the one a pixel to its left, a running sum per byte position
+            np.cumsum(
+                line.reshape(-1, _SAMPLE_BYTES), axis=0, dtype=np.uint8, out=out[i].reshape(-1, _SAMPLE_BYTES)
+            )
+    return out
+
+
+def _unfiltered_at_once(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """:func:`_unfiltered` of a whole band in a few numpy passes.
+
+    None and Sub rows stand on their own (Sub: a running sum along the row). An Up row adds the row above, so
+    a run of Up rows is a running sum down the columns from the row before the run: with C the running sum
+    of every row (modulo 256, as the filters wrap), a row is C at it less C before its run's start."""
+    kinds = rows[:, 0]
     height, width = rows.shape[0], rows.shape[1] - 1
     own = np.empty((height + 1, width), dtype=np.uint8)  # own[0]: the row above, then each row's own part
     own[0] = above

@@ -370,12 +370,15 @@ def _filtered_any_way(rgb: np.ndarray, kinds: np.ndarray) -> bytes:
 
 
 @pytest.mark.parametrize("shape", [(700, 1), (60, 13), (1, 90)])
+@pytest.mark.parametrize("one_by_one", [4096, 0], ids=["row by row", "band at once"])
 def test_png16_reads_rows_filtered_any_way_in_chunks_of_any_size(
-    shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+    shape: tuple[int, int], one_by_one: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Runs of Up rows across bands, single Sub or None rows among them, image data cut into chunks of one
-    byte, empty ones (valid) and large ones, and an APNG's animation chunks: read as written."""
+    byte, empty ones (valid) and large ones, and an APNG's animation chunks: read as written, by either
+    way of undoing the filters."""
     monkeypatch.setattr(png16, "BAND_PIXELS", 97)
+    monkeypatch.setattr(png16, "_ROWS_ONE_BY_ONE", one_by_one)
     rng = np.random.default_rng(shape[0])
     rgb = rng.integers(0, 65536, (*shape, 3), dtype=np.uint16)
     kinds = rng.choice([0, 1, 2], shape[0], p=[0.1, 0.2, 0.7])
