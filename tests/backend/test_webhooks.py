@@ -364,8 +364,9 @@ def test_metrics_count_the_calls_and_say_when_none_are_being_made(
     assert value(m, "colorlab_overdue_webhook_seconds") == 0
 
 
-def test_a_receiver_that_trickles_its_answer_is_cut_off() -> None:
-    """Each header line comes within the socket's timeout, so only the call's deadline ends it."""
+def trickled_call(scheme: str, first: bytes, each: bytes) -> tuple[webhooks.Answer, float]:
+    """A call (0.5 s per step, 1 s in all) to a receiver that sends ``first`` once it has read the request,
+    then ``each`` every 0.2 s, within each read's timeout: the answer and how long the call took."""
     import socket
     import time
 
@@ -377,23 +378,27 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off() -> None:
     def trickle() -> None:
         conn, _ = server.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\n")
         try:
+            conn.sendall(first)
             while not stop.wait(0.2):
-                conn.sendall(b"X-Slow: 1\r\n")
+                conn.sendall(each)
         except OSError:
             pass
         conn.close()
 
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
+    threading.Thread(target=trickle, daemon=True).start()
     started = time.monotonic()
-    answer = webhooks.post(
-        f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {}, timeout=0.5, reach_private=True
-    )
+    url = f"{scheme}://127.0.0.1:{server.getsockname()[1]}/"
+    answer = webhooks.post(url, b"{}", {}, timeout=0.5, reach_private=True)
     took = time.monotonic() - started
     stop.set()
     server.close()
+    return answer, took
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off() -> None:
+    """Each header line comes within the socket's timeout, so only the call's deadline ends it."""
+    answer, took = trickled_call("http", b"HTTP/1.1 200 OK\r\n", b"X-Slow: 1\r\n")
     assert answer.status is None and "within 1 s" in (answer.error or ""), answer
     assert took < 3
 
@@ -436,39 +441,10 @@ def test_an_outcome_is_recorded_only_while_its_claim_holds(client: TestClient, r
 
 
 def test_a_tls_handshake_trickled_is_cut_at_the_deadline() -> None:
-    """A receiver that trickles its TLS handshake (a byte within each read's timeout) is cut off too: the
-    watchdog shuts the socket before the TLS one exists."""
-    import socket
-    import time
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    stop = threading.Event()
-
-    def trickle() -> None:
-        conn, _ = server.accept()
-        conn.recv(65536)  # the ClientHello
-        try:
-            conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KB, sent a byte at a time
-            while not stop.wait(0.2):
-                conn.sendall(b"\x00")
-        except OSError:
-            pass
-        conn.close()
-
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
-    started = time.monotonic()
-    answer = webhooks.post(
-        f"https://127.0.0.1:{server.getsockname()[1]}/", b"{}", {}, timeout=0.5, reach_private=True
-    )
-    took = time.monotonic() - started
-    stop.set()
-    server.close()
-    assert answer.status is None and (
-        "within 1 s" in (answer.error or "") or "handshake" in (answer.error or "")
-    )
+    """A receiver trickling its TLS handshake (a 16 KB handshake record, a byte at a time) is cut off too."""
+    answer, took = trickled_call("https", b"\x16\x03\x03\x40\x00", b"\x00")
+    error = answer.error or ""
+    assert answer.status is None and ("within 1 s" in error or "handshake" in error), answer
     assert took < 3
 
 
