@@ -225,7 +225,7 @@ def check_login_csrf(request: Request, settings: Settings, token: str | None) ->
         expected = str(serializer(settings, "login-csrf").loads(raw or "", max_age=3600))
     except BadSignature:
         expected = ""
-    if not expected or not token or not hmac.compare_digest(expected, token):
+    if not expected or not token or not hmac.compare_digest(expected.encode(), token.encode()):
         raise UserError(403, "the form has expired or its CSRF token is invalid: reload the login page")
 
 
@@ -266,7 +266,7 @@ def check_password(password: str, settings: Settings) -> bool:
 
 
 def check_csrf(admin: AdminSession, token: str | None) -> None:
-    if not token or not hmac.compare_digest(admin.csrf, token):
+    if not token or not hmac.compare_digest(admin.csrf.encode(), token.encode()):
         raise UserError(
             403,
             "this form has expired (its CSRF token is missing or stale): reload the page and send it again",

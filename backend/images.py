@@ -112,8 +112,9 @@ _XMP_PIXEL_FIELDS: dict[bytes, bytes | None] = {
 }
 _XMP_WIDTHS = (b"tiff:ImageWidth", b"exif:PixelXDimension")
 _XMP_FIELD_NAMES = b"|".join(re.escape(name) for name in _XMP_PIXEL_FIELDS)
-# One attribute, and a start tag of rdf:Description read attribute by attribute (a quoted value may hold ">")
-_XMP_ATTRIBUTE = re.compile(rb"""(\s+)([\w.:-]+)(\s*=\s*)("[^"<]*"|'[^'<]*')""")
+# One attribute, and a start tag of rdf:Description read attribute by attribute (a quoted value may hold ">");
+# an attribute's blanks are matched from the first of them only (from each, a long run took quadratic time)
+_XMP_ATTRIBUTE = re.compile(rb"""(?<!\s)(\s+)([\w.:-]+)(\s*=\s*)("[^"<]*"|'[^'<]*')""")
 _XMP_DESCRIPTION = re.compile(rb"""<rdf:Description(?:\s+[\w.:-]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*/?>""")
 # A field as an element holding text, and BitsPerSample's list (<rdf:Seq> of <rdf:li>), its layout kept
 _XMP_ELEMENT = re.compile(rb"<(" + _XMP_FIELD_NAMES + rb")\s*>[^<]*</\1\s*>")

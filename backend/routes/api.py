@@ -194,6 +194,8 @@ async def rerun_job(
     form = await request.form()
     _refuse_what_a_rerun_would_ignore(request, form)
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
+    if len(form.getlist("fix_preview")) > 1:
+        raise UserError(422, "`fix_preview` came more than once: send it once")
     form = FormData([(key, value) for key, value in form.multi_items() if key != "fix_preview"])
     new_reference = has_file(reference) or bool(reference_id)
     info = method_choice.known_method(method or job.method)
@@ -339,29 +341,36 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
     },
     summary="The colorized photo (full input resolution)",
 )
-def job_result(
+async def job_result(
     job_id: str,
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     format: Annotated[Literal["png", "jpg"], Query(description="png (lossless) or jpg.")] = "png",
     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=jpg).")] = 90,
     download: Annotated[bool, Query(description="Ask the browser to save the file.")] = False,
 ) -> Response:
     """sRGB; the photo's resolution (dpi), EXIF and XMP records are kept, its orientation applied."""
-    job = _get_job(session, job_id)
-    if job.result_image_id is None:
-        raise UserError(404, f"no result yet: the job is {job.status}")
-    image = _image_bytes(session, job.result_image_id)
-    etag = f'"{image.sha256[:32]}-{format}{quality if format == "jpg" else ""}"'
-    data = None if _not_modified(request, etag) else image.data
-    if data is not None and format == "jpg":
-        data = png_to_jpeg(data, quality, settings.max_pixels)
+    sha, png, name = await run_in_threadpool(_read_result, job_id, format)
+    etag = f'"{sha[:32]}-{format}{quality if format == "jpg" else ""}"'
+    data = None if _not_modified(request, etag) else png
+    if data is not None and format == "jpg":  # in the decode pool: a 40 MP re-encoding holds ~1 GB
+        limiter = decode_limiter(settings)
+        data = await anyio.to_thread.run_sync(
+            png_to_jpeg, data, quality, settings.max_pixels, limiter=limiter
+        )
     response = _cached(request, data, etag, "image/jpeg" if format == "jpg" else "image/png")
-    response.headers["Content-Disposition"] = content_disposition(
-        download_name(job, format), attachment=download
-    )
+    response.headers["Content-Disposition"] = content_disposition(name, attachment=download)
     return response
+
+
+def _read_result(job_id: str, format: str) -> tuple[str, bytes, str]:
+    """A job's stored result: its sha256, its PNG and its download name."""
+    with session_scope() as session:
+        job = _get_job(session, job_id)
+        if job.result_image_id is None:
+            raise UserError(404, f"no result yet: the job is {job.status}")
+        image = _image_bytes(session, job.result_image_id)
+        return image.sha256, image.data, download_name(job, format)
 
 
 @router.get(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -41,7 +42,7 @@ from backend.schemas import (
     queued,
 )
 from backend.stored_images import Upload, display_name, distinct_names, is_junk
-from backend.uploads import decode_checked, has_file, read_reference
+from backend.uploads import decode_checked, decode_limiter, has_file, read_reference
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
@@ -303,18 +304,29 @@ class _ZipStream(io.RawIOBase):
         return out
 
 
-def _zip_results(entries: list[tuple[str, str]], fmt: str, quality: int, max_pixels: int) -> Iterator[bytes]:
-    """Stream a zip of (result image id, file name) pairs, reading one image at a time."""
+def _stored_data(image_id: str) -> bytes | None:
+    with session_scope() as s:
+        return s.scalars(select(Image.data).where(Image.id == image_id)).first()
+
+
+async def _zip_results(
+    entries: list[tuple[str, str]], fmt: str, quality: int, settings: Settings
+) -> AsyncIterator[bytes]:
+    """Stream a zip of (result image id, file name) pairs, reading one image at a time; JPEGs are made in
+    the decode pool (a 40 MP re-encoding holds ~1 GB: many zips at once must not take the memory)."""
     stream = _ZipStream()
+    limiter = decode_limiter(settings)
     with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:  # PNG/JPEG: compressed
         for image_id, name in entries:
-            with session_scope() as s:
-                data = s.scalars(select(Image.data).where(Image.id == image_id)).first()
+            data = await run_in_threadpool(_stored_data, image_id)
             if data is None:  # deleted meanwhile
                 continue
             if fmt == "jpg":
-                data = png_to_jpeg(data, quality, max_pixels)
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data)
+                data = await anyio.to_thread.run_sync(
+                    png_to_jpeg, data, quality, settings.max_pixels, limiter=limiter
+                )
+            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            await run_in_threadpool(archive.writestr, info, data)  # its CRC: milliseconds per MB
             yield stream.take()
     yield stream.take()
 
@@ -337,7 +349,7 @@ def _zip_response(
     if not entries:
         raise UserError(404, "no finished results to download yet")
     return StreamingResponse(
-        _zip_results(entries, fmt, quality, settings.max_pixels),
+        _zip_results(entries, fmt, quality, settings),
         media_type="application/zip",
         headers={"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"},
     )

@@ -26,6 +26,7 @@ from backend.uploads import has_file, read_reference, read_upload
 from backend.web import client_of
 
 router = APIRouter(tags=["compare"])
+_COMPARE_FIELDS = {"image", "reference", "reference_id", "methods"}
 
 
 @router.post(
@@ -57,6 +58,12 @@ async def create_comparison(
     method_choice.check_form_shape(form)
     if form.get("webhook") is not None:
         raise UserError(422, "a comparison takes no `webhook`: follow its `status_url`")
+    if unknown := sorted(set(form.keys()) - _COMPARE_FIELDS):
+        raise UserError(
+            422,
+            f"a comparison runs each method with its defaults and takes no {', '.join(map(repr, unknown))}: "
+            "for options, colorize with one method (POST /colorize, or rerun a compared job)",
+        )
     names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
     if names == []:
         raise UserError(

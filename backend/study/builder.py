@@ -40,7 +40,7 @@ from backend.study.models import (
 from backend.study.photos import PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
+SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])\Z")
 MAX_TRIALS = 50
 # Longest participant-facing texts (characters); the forms give them as maxlength, so a longer paste is cut in
 # the browser instead of sending texts the server would refuse.

@@ -50,7 +50,7 @@ from backend.study.models import (
     Trial,
 )
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
+ID_RE = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")  # \Z: "$" lets a final newline through
 RATING_LABELS = {
     1: "No colour",
     2: "Some parts coloured",
@@ -159,7 +159,7 @@ def resolve(
         same_attempt = bool(
             identity.prolific_session_id
             and named.prolific_session_id
-            and hmac.compare_digest(named.prolific_session_id, identity.prolific_session_id)
+            and hmac.compare_digest(named.prolific_session_id.encode(), identity.prolific_session_id.encode())
         )
         if released or same_attempt:
             return Found(named, False)

@@ -27,6 +27,8 @@ def test_a_preview_shows_in_the_history_only_once_kept(client: TestClient) -> No
     preview = r.json()["id"]
     job = client.get(f"/jobs/{preview}").json()
     assert job["fix_preview"] is True and job["rerun_of"] == first and job["params"]["vividness"] == 0.9
+    twice = client.post(f"/jobs/{first}/rerun", data={"fix_preview": ["true", "false"]})
+    assert twice.status_code == 422 and "`fix_preview` came more than once" in twice.json()["detail"]
     history = history_html(client)
     assert first in history and preview not in history
     kept = client.post(f"/jobs/{preview}/keep")

@@ -317,6 +317,9 @@ def test_a_rerun_takes_its_own_webhook_and_a_comparison_none(client: TestClient,
         "/compare", files={"image": ("a.png", png(), "image/png")}, data={"webhook": receiver.url}
     )
     assert r.status_code == 422 and "comparison takes no `webhook`" in r.json()["detail"]
+    for extra in ({"options": '{"vividness": 0.3}'}, {"vividness": "0.3"}):  # once taken and ignored
+        r = client.post("/compare", files={"image": ("a.png", png(), "image/png")}, data=extra)
+        assert r.status_code == 422 and "with its defaults" in r.json()["detail"], r.text
 
 
 def cancelled_jobs_owing_calls(client: TestClient, receiver: Receiver, count: int) -> list[str]:

@@ -46,6 +46,8 @@ def test_login_password_and_csrf(sqlite_client) -> None:
     # missing or wrong CSRF token on the login form
     assert c.post("/admin/login", data={"password": ADMIN_PASSWORD}).status_code == 403
     assert c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": "nope"}).status_code == 403
+    # non-ASCII, which hmac.compare_digest refuses on str (a 500 once)
+    assert c.post("/admin/login", data={"password": ADMIN_PASSWORD, "csrf_token": "é"}).status_code == 403
     bad = c.post("/admin/login", data={"password": "wrong", "csrf_token": token})
     assert bad.status_code == 401 and "Wrong password" in bad.text
     ok = c.post(
@@ -58,6 +60,7 @@ def test_login_password_and_csrf(sqlite_client) -> None:
     assert index.status_code == 200 and "User studies" in index.text
     # forms need the session's CSRF token
     assert c.post("/admin/logout", data={"csrf_token": "wrong"}).status_code == 403
+    assert c.post("/admin/logout", data={"csrf_token": "wröng"}).status_code == 403
     assert (
         c.post("/admin/logout", data={"csrf_token": csrf_of(index.text)}, follow_redirects=False).status_code
         == 303

@@ -121,6 +121,9 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
     assert c.get("/study/no-such-study/api/state").json()["detail"]
     assert c.get(f"/study/{slug}?PROLIFIC_PID=<script>").status_code == 422
     assert c.post(f"/study/{slug}/api/start", json={"PROLIFIC_PID": "a b"}).status_code == 422
+    for newline in ({"PROLIFIC_PID": "abc\n"}, {"participant": "p-1\n"}):  # "$" let a final newline through
+        assert c.post(f"/study/{slug}/api/start", json=newline).status_code == 422
+    assert c.get(f"/study/{slug}?PROLIFIC_PID=abc%0A").status_code == 422
     assert c.post(f"/study/{slug}/api/start", json={"nope": 1}).status_code == 422
     assert (
         c.post(
