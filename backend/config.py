@@ -148,7 +148,12 @@ class Settings(BaseSettings):
     device: str = Field(
         "auto", description="Torch device for the worker: auto (CUDA when present), cpu, cuda, cuda:N."
     )
-    torch_threads: int = Field(0, description="Torch intra-op threads in the worker; 0 = torch's default.")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Torch intra-op threads in the worker; 0 = torch's default (at most 256).",
+    )
     job_time_limit: int = Field(3600, description="Seconds after which a running job is stopped and failed.")
     job_max_attempts: int = Field(3, description="Attempts (deliveries) per job before it is marked failed.")
     heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")

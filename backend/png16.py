@@ -72,6 +72,11 @@ def is_rgb16(head: bytes) -> bool:
     return tuple(head[24:29]) == _RGB16_HEADER
 
 
+def size_of(head: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's first 24 bytes."""
+    return struct.unpack(">II", head[16:24])
+
+
 def _filtered(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
     """PNG rows (h, n) of bytes, each with its filter type byte in front: Sub or Up, whichever leaves the
     smaller sum of absolute differences (libpng's heuristic; a photo's smooth rows and columns both

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -12,6 +13,16 @@ import click
 from pydantic import ValidationError
 
 from backend.errors import UserError
+
+
+class FiniteRange(click.FloatRange):
+    """A float option in a range, and finite: NaN passes every comparison, and inf overflows a schedule."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class Refused(click.ClickException):

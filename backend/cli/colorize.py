@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from backend.cli import Refused, checked_device, read_text
+from backend.cli import FiniteRange, Refused, checked_device, read_text
 from backend.provenance import SOFTWARE  # every output says it (an earlier result may be replaced)
 
 if TYPE_CHECKING:
@@ -111,8 +111,14 @@ def read_photo(path: Path) -> DecodedImage:
     try:
         with path.open("rb") as file:  # a 16-bit RGB PNG is read as uploads are: rounded, not truncated
             head = file.read(33)
-        if png16.is_rgb16(head) and (decoded := decode_rgb16_png(path.read_bytes())) is not None:
-            return decoded
+        if png16.is_rgb16(head):
+            width, height = png16.size_of(head)
+            if width * height > 2 * (Image.MAX_IMAGE_PIXELS or 0):  # Pillow's hard limit, as for 8 bits
+                raise ValueError(
+                    f"{width}×{height} pixels is more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
+                )
+            if (decoded := decode_rgb16_png(path.read_bytes())) is not None:
+                return decoded
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;
         # PIL's hard limit (twice that) still refuses.
         with warnings.catch_warnings():
@@ -123,6 +129,8 @@ def read_photo(path: Path) -> DecodedImage:
                 return decode_opened(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    except MemoryError:
+        raise ValueError(f"{path}: too large to read in this machine's memory") from None
 
 
 @click.command("colorize")
@@ -158,7 +166,7 @@ def read_photo(path: Path) -> DecodedImage:
 )
 @click.option(
     "--vividness",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteRange(0.0, 1.0),
     default=None,
     help="unet-bins: from safer, muted colours (0) to more vivid ones (1); default 0.5.",
 )
@@ -250,10 +258,19 @@ def colorize(
     ref_rgb = None
     if reference is not None:
         try:
-            ref_rgb = read_photo(reference).rgb
+            ref_photo = read_photo(reference)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        if not ref_photo.is_color:  # as uploads: a gray reference has no colours to give
+            raise click.ClickException(f"{reference}: the reference image has no colour: give a colour photo")
+        ref_rgb = ref_photo.rgb
     paths = expand_inputs(inputs)
+    # Results of an earlier run into a folder among the inputs are not inputs: they are replaced instead
+    if outdir.is_dir():
+        from backend.images import made_by
+
+        into = outdir.resolve()
+        paths = [p for p in paths if not (p.resolve().is_relative_to(into) and made_by(p, SOFTWARE))]
     if not paths:
         raise click.ClickException("no input images")
     try:

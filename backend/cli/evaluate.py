@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import checked_device
+from backend.cli import FiniteRange, checked_device
 
 
 @click.command("evaluate")
@@ -57,7 +57,7 @@ from backend.cli import checked_device
 )
 @click.option(
     "--eps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, max=2, min_open=True),
     default=0.02,
     show_default=True,
     help="ε of the report's eq. 9 accuracy (ab scaled to [-1, 1]).",
@@ -107,7 +107,7 @@ def evaluate(
     from backend.config import get_settings
     from worker.colorizers.evaluation import EvaluationError
     from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
-    from worker.colorizers.loading import resolve_device
+    from worker.colorizers.loading import Unavailable, resolve_device
 
     params: dict[str, dict[str, str]] = {}
     for text in options:
@@ -142,8 +142,13 @@ def evaluate(
     )
     try:
         result = run_evaluation(config, log=click.echo)
-    except EvaluationError as exc:
+    except (EvaluationError, Unavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo((out / "summary.md").read_text(encoding="utf-8"))
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
+    # as `colorize`: a run that left photos out, or scored none, did not do all it was asked (exit 1)
+    missed = len(result.skipped_unreadable) + sum(len(v) for v in result.skipped_reference.values())
+    if result.evaluated == 0 or missed:
+        what = "no photo could be evaluated" if result.evaluated == 0 else f"{missed} left out"
+        raise click.ClickException(f"{what} (see above); the results written are in {out}")

@@ -4,13 +4,14 @@ unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import click
 
-from backend.cli import checked_device
+from backend.cli import FiniteRange, checked_device
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
 # The options each arch's trainer reads (by parameter name). One given that its arch does not read is
@@ -37,6 +38,39 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
     ]
     if unused:
         raise click.UsageError(f"--arch {arch} does not use {', '.join(unused)}")
+
+
+def _check_outputs(out: Path, checkpoint: Path | None, data: tuple[Path, ...]) -> None:
+    """Refuse, before hours of training, outputs that would replace something that is not an earlier
+    training's: a photo of --data, a file that is no weights file or model card, the weights as their own
+    checkpoint, or a folder that cannot be written."""
+    card = out.with_suffix(".md")
+    targets = [out, card] + ([checkpoint] if checkpoint else [])
+    if checkpoint and checkpoint.resolve() == out.resolve():
+        raise click.UsageError("--out and --checkpoint name the same file: the weights would replace it")
+    for target in targets:
+        for source in data:
+            if target.resolve() == source.resolve() or target.resolve().is_relative_to(source.resolve()):
+                raise click.UsageError(f"{target} is inside the training data {source}: write it elsewhere")
+    if out.exists():
+        from worker.colorizers.nets.weights_file import load_weights
+
+        try:
+            load_weights(out)
+        except (OSError, ValueError):
+            raise click.UsageError(
+                f"{out} exists and is not a ColorLab weights file: choose another --out (nothing is replaced)"
+            ) from None
+    if card.exists() and not card.read_bytes().startswith(b"# Model card"):
+        raise click.UsageError(f"{card} (the model card's place) exists and is not one: choose another --out")
+    for target in targets:
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise click.UsageError(
+                f"{target.parent} cannot be written: choose another place for {target.name}"
+            )
 
 
 @click.command("train")
@@ -67,7 +101,7 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, max=1, min_open=True),
     default=None,
     help="Adam learning rate. Default: cnn/fusion 1e-3, gan 2e-4 (β1 0.5).",
 )
@@ -79,14 +113,14 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=8),
+    type=click.IntRange(min=8, max=1024),
     default=None,
     help="Training crop size (multiple of 8; of 32 for the gan and unet-bins). Default: 256; unet-bins 128 "
     "(the short side of colour-photos).",
 )
 @click.option(
     "--max-zoom",
-    type=click.FloatRange(min=1.0),
+    type=FiniteRange(min=1.0),
     default=1.25,
     show_default=True,
     help="Random crops come from the photo resized to a short side in [size, size × max-zoom].",
@@ -107,7 +141,7 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint if it exists.")
 @click.option(
     "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     default=None,
     help="Stop after the epoch that passes this wall time.",
 )
@@ -124,14 +158,14 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
 )
 @click.option(
     "--l1-weight",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     default=100.0,
     show_default=True,
     help="gan: λ of the generator's L1 term (Nazeri et al. used 100).",
 )
 @click.option(
     "--real-label",
-    type=click.FloatRange(min=0.5, max=1.0),
+    type=FiniteRange(min=0.5, max=1.0),
     default=1.0,
     show_default=True,
     help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).",
@@ -146,20 +180,20 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=256),
     default=0,
     help="Torch CPU threads (0: torch's default; reference-fusion 2).",
 )
 @click.option(
     "--freeze-epochs",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     default=1.0,
     show_default=True,
     help="unet-bins: epochs with the ImageNet encoder frozen before everything is fine-tuned.",
 )
 @click.option(
     "--checkpoint-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
     help="unet-bins: write the resumable checkpoint at least this often (mid-epoch too).",
@@ -201,6 +235,7 @@ def train(
 ) -> None:
     """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
     _refuse_unused(click.get_current_context(), arch)
+    _check_outputs(out or Path("var/train") / f"{arch}.pt", checkpoint, data)
     import torch
 
     if threads:

@@ -50,7 +50,13 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorize
     key = (name, str(weights_dir), device)
     with _lock:
         if key not in _cache:
-            _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+            try:
+                _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+            except (RuntimeError, ValueError, EOFError, KeyError) as exc:  # a damaged file of the right size
+                raise Unavailable(
+                    f"method {name!r} is unavailable: its weights in {weights_dir} cannot be loaded "
+                    f"({exc.__class__.__name__}: {str(exc)[:200]}); `colorlab weights list` checks them"
+                ) from None
         return _cache[key]
 
 

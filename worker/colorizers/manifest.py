@@ -47,10 +47,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def missing_reason(weight: WeightFile, weights_dir: Path) -> str | None:
-    """None when the weight file is present; otherwise why not and how to fix it."""
+    """None when the weight file is present (and of its pinned size: a cut-off download or copy is no file
+    to load); otherwise why not and how to fix it."""
     path = weight.path(weights_dir)
     if path.is_file():
-        return None
+        if weight.size is None or (size := path.stat().st_size) == weight.size:
+            return None
+        again = weight.fetch_command + " --force" if weight.fetchable else "restore it"
+        return f"weights {weight.filename} are damaged ({size:,} bytes, not {weight.size:,}): {again}"
     if weight.bundled:
         return (
             f"bundled weights {weight.filename} are missing from the checkout; restore them from git or "

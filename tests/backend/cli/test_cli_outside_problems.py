@@ -4,6 +4,7 @@ nothing half-written or replaced."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def test_colorizing_into_the_input_folder_never_replaces_a_photo(gray_photo: Pat
     assert code == 0, output
     assert gray_photo.read_bytes() == before  # the input is untouched
     assert sorted(p.name for p in gray_photo.parent.iterdir()) == ["photo-2.png", "photo.png"]
+    for _ in range(2):  # again: its result is no input (it once doubled the folder each run), it is replaced
+        code, output = run_cli(
+            "colorize", str(gray_photo.parent), "-o", str(gray_photo.parent), "-m", "cnn", "--no-progress"
+        )
+        assert code == 0, output
+        assert sorted(p.name for p in gray_photo.parent.iterdir()) == ["photo-2.png", "photo.png"]
+    assert gray_photo.read_bytes() == before
 
 
 def test_output_paths_that_cannot_be_written_are_clean_errors(gray_photo: Path, tmp_path: Path) -> None:
@@ -115,7 +123,7 @@ def test_evaluate_skips_unreadable_photos_and_needs_what_it_asks_for(tmp_path: P
     code, output = run_cli(
         "evaluate", "--no-progress", "--methods", "cnn", "--data", str(data), "--out", str(out)
     )
-    assert code == 0, output
+    assert code == 1 and "1 left out (see above); the results written are in" in output  # as colorize
     assert "skipped 00zz_broken.jpg: not a readable image" in output
     assert "1 files skipped as not readable images: 00zz_broken.jpg" in (out / "summary.md").read_text()
     code, output = run_cli(
@@ -222,3 +230,118 @@ def test_a_rerun_replaces_its_own_results_but_never_a_file_of_the_users(
 def test_an_option_without_a_name_is_refused(gray_photo: Path, tmp_path: Path) -> None:
     code, output = run_cli("colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--option", "=3")
     assert code == 2 and "--option needs NAME=VALUE, got '=3'" in output
+
+
+def test_train_refuses_outputs_that_would_replace_what_is_not_a_training_s(tmp_path: Path) -> None:
+    """Checked before training starts: a photo of --data, a user's file, the weights as their own checkpoint
+    (each was replaced once, after the whole run)."""
+    photos = tmp_path / "train"
+    photos.mkdir()
+    for src in sorted(IMAGENET.glob("00*.jpg"))[:4]:
+        shutil.copy(src, photos / src.name)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    a_photo = next(photos.iterdir())
+    common = (
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        str(photos),
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--limit",
+        "2",
+    )
+    for extra, says in (
+        (("--out", str(a_photo)), "inside the training data"),
+        (("--out", str(photos / "new.pt")), "inside the training data"),
+        (
+            ("--out", str(tmp_path / "notes.pt")),
+            "model card",
+        ),
+        (("--out", str(tmp_path / "same.pt"), "--checkpoint", str(tmp_path / "same.pt")), "the same file"),
+        (("--out", str(notes.with_suffix(".txt"))), None),
+    ):
+        if says is None:  # an existing file that is no weights file
+            notes.with_suffix(".txt").write_text("keep me")
+            says = "not a ColorLab weights file"
+        code, output = run_cli(*common, *extra)
+        assert code == 2 and says in output, (extra, output)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+    assert notes.read_text() == "my notes" and notes.with_suffix(".txt").read_text() == "keep me"
+    assert not (tmp_path / "same.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("train", "--arch", "cnn", "--lr", "nan"), "not a finite number"),
+        (("train", "--arch", "cnn", "--lr", "1e300"), "is not in the range 0<x<=1"),
+        (("train", "--arch", "cnn", "--max-zoom", "nan"), "not a finite number"),
+        (("train", "--arch", "unet-bins", "--freeze-epochs", "inf"), "not a finite number"),
+        (("train", "--arch", "cnn", "--max-minutes", "nan"), "not a finite number"),
+        (("train", "--arch", "cnn", "--threads", "100000"), "100000 is not in the range"),
+        (("train", "--arch", "cnn", "--size", "8192"), "8192 is not in the range"),
+        (("evaluate", "--methods", "cnn", "--eps", "nan"), "not a finite number"),
+        (("evaluate", "--methods", "cnn", "--eps", "inf"), "inf is not in the range"),
+    ],
+)
+def test_numbers_no_run_could_use_are_refused_up_front(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    """NaN passes every range check; inf and huge values overflowed (or crashed torch) only mid-run."""
+    code, output = run_cli(*args, "--data", str(IMAGENET), "--out", str(tmp_path / "o"))
+    assert code == 2 and says in output, output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_16_bit_png_whose_header_claims_a_huge_size_is_refused_like_any_other(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    from backend import png16
+
+    head = png16.chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 16, 2, 0, 0, 0))
+    huge = png16.SIGNATURE + head + png16.chunk(b"IDAT", zlib.compress(b"")) + png16.chunk(b"IEND", b"")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a_huge.png").write_bytes(huge)
+    shutil.copy(sorted(IMAGENET.glob("00*.jpg"))[0], tmp_path / "in" / "b_fine.jpg")
+    code, output = run_cli(
+        "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", "cnn", "--no-progress"
+    )
+    assert code == 1 and "a_huge.png" in output and "100000×100000" in output, output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_fine.png"]  # the rest done
+
+
+def test_a_gray_reference_is_refused(gray_photo: Path, tmp_path: Path) -> None:
+    gray = tmp_path / "gray.png"
+    Image.open(gray_photo).convert("L").save(gray)
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--reference", str(gray), "--no-progress"
+    )
+    assert code == 1 and "has no colour" in output
+    assert not (tmp_path / "o").exists()
+
+
+def test_weights_cut_short_make_their_methods_unavailable(gray_photo: Path, tmp_path: Path) -> None:
+    from backend.config import get_settings
+    from worker.colorizers import methods
+
+    source = get_settings().weights_dir
+    [entry] = [w for w in methods.get("fusion").weights if w.name == "efficientnet-lite0"]  # type: ignore[union-attr]
+    damaged = tmp_path / "weights"
+    shutil.copytree(source, damaged, copy_function=os.symlink)  # links: the files stay where they are
+    path = entry.path(damaged)
+    whole = path.read_bytes()
+    path.unlink()
+    path.write_bytes(whole[: len(whole) // 2])
+    code, output = run_cli("weights", "list", "--quick", "--weights-dir", str(damaged))
+    assert "fusion       unavailable: weights" in output and "damaged" in output, output
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "fusion", "--weights-dir", str(damaged)
+    )
+    assert code == 1 and "damaged" in output and "--force" in output, output

@@ -19,7 +19,11 @@ def atomic_save(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except RuntimeError as exc:  # torch's word for a file it cannot open or write
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write {path}: {exc}") from None
     os.replace(tmp, path)
 
 
