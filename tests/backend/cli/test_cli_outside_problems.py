@@ -89,11 +89,17 @@ def test_text_files_that_are_not_text_and_unknown_devices(gray_photo: Path, tmp_
     assert not (tmp_path / "o").exists()
 
 
-def test_train_refuses_files_that_are_not_weights_or_checkpoints(tmp_path: Path) -> None:
+def training_photos(tmp_path: Path, count: int) -> Path:
+    """A folder of ``count`` ImageNet sample photos to train on."""
     photos = tmp_path / "train"
     photos.mkdir()
-    for src in sorted(IMAGENET.glob("00*.jpg"))[:8]:
+    for src in sorted(IMAGENET.glob("00*.jpg"))[:count]:
         shutil.copy(src, photos / src.name)
+    return photos
+
+
+def test_train_refuses_files_that_are_not_weights_or_checkpoints(tmp_path: Path) -> None:
+    photos = training_photos(tmp_path, 8)
     junk = tmp_path / "junk.pt"
     junk.write_text("not torch at all")
     common = (
@@ -235,10 +241,7 @@ def test_an_option_without_a_name_is_refused(gray_photo: Path, tmp_path: Path) -
 def test_train_refuses_outputs_that_would_replace_what_is_not_a_training_s(tmp_path: Path) -> None:
     """Checked before training starts: a photo of --data, a user's file, the weights as their own checkpoint
     (each was replaced once, after the whole run)."""
-    photos = tmp_path / "train"
-    photos.mkdir()
-    for src in sorted(IMAGENET.glob("00*.jpg"))[:4]:
-        shutil.copy(src, photos / src.name)
+    photos = training_photos(tmp_path, 4)
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
     notes = tmp_path / "notes.md"
     notes.write_text("my notes")
