@@ -109,6 +109,9 @@ def evaluate(
     from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
     from worker.colorizers.loading import Unavailable, resolve_device
 
+    for read in (data, references):  # its sheets and samples would be scored as photos by the next run
+        if read is not None and read.is_dir() and out.resolve().is_relative_to(read.resolve()):
+            raise click.UsageError(f"--out {out} is inside {read}, which it reads: write it elsewhere")
     params: dict[str, dict[str, str]] = {}
     for text in options:
         key, sep, value = text.partition("=")

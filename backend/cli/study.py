@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -207,14 +208,21 @@ def export_cmd(slug: str, kind: str, fmt: str, output: Path | None, exclude_fail
 
     with session_scope() as session:
         study_id = builder.find_study(session, slug).id
-    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    # A file is written beside its final name and renamed when whole: a failure (a database gone, Ctrl+C)
+    # never leaves a partial export in place of an earlier one.
+    part = output.with_name(f".{output.name}.part") if output else None
+    out = part.open("w", encoding="utf-8", newline="") if part else sys.stdout
     try:
         options = export.ExportOptions(get_settings().study_fast_answer_ms, exclude_failed_attention)
         for chunk in export.stream(session_factory(), study_id, kind, fmt, options):
             out.write(chunk)
-    finally:
-        if output:
+        if part and output:
             out.close()
+            os.replace(part, output)
+    finally:
+        if part:
+            out.close()
+            part.unlink(missing_ok=True)
 
 
 @study.command("hash-password")

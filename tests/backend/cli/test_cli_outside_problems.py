@@ -348,3 +348,11 @@ def test_weights_cut_short_make_their_methods_unavailable(gray_photo: Path, tmp_
         "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "fusion", "--weights-dir", str(damaged)
     )
     assert code == 1 and "damaged" in output and "--force" in output, output
+
+
+def test_evaluate_writes_nowhere_it_reads(tmp_path: Path) -> None:
+    photos = training_photos(tmp_path, 2)
+    for out in (photos, photos / "eval"):
+        code, output = run_cli("evaluate", "--methods", "cnn", "--data", str(photos), "--out", str(out))
+        assert code == 2 and "which it reads" in output, output
+    assert sorted(p.suffix for p in photos.iterdir()) == [".jpg", ".jpg"]

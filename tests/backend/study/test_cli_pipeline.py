@@ -66,6 +66,13 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(main, ["study", "export", slug, "--kind", "stimuli"])
     assert res.exit_code == 0, res.output
     assert len(list(csv.DictReader(io.StringIO(res.output)))) == 10
+    target = folder.parent / "stimuli.csv"
+    target.write_text("an earlier export")  # replaced when the new one is whole, through a .part file
+    assert (
+        runner.invoke(main, ["study", "export", slug, "--kind", "stimuli", "-o", str(target)]).exit_code == 0
+    )
+    assert target.read_text(encoding="utf-8") == res.output
+    assert not list(folder.parent.glob(".stimuli.csv.part"))
     res = runner.invoke(main, ["study", "export", slug, "--kind", "summary", "--exclude-failed-attention"])
     assert res.exit_code == 0, res.output
     assert {row["failed_attention_excluded"] for row in csv.DictReader(io.StringIO(res.output))} == {"true"}
