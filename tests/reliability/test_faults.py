@@ -184,7 +184,10 @@ def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, red
     reason, and no message keeps coming back."""
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "efficientnet-lite0-57934424.pth").write_bytes(b"this is not a torch file" * 100)
+    corrupt = weights / "efficientnet-lite0-57934424.pth"
+    corrupt.write_bytes(b"this is not a torch file" * 100)
+    with corrupt.open("r+b") as file:  # the pinned size: a file cut short is unavailable up front
+        file.truncate(18_826_032)
     env = child_env(
         DATABASE_URL=postgres_url,
         CELERY_BROKER_URL=redis_url,

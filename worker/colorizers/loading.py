@@ -50,14 +50,21 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorize
     key = (name, str(weights_dir), device)
     with _lock:
         if key not in _cache:
-            try:
-                _cache[key] = info.load(LoadContext(Path(weights_dir), device))
-            except (RuntimeError, ValueError, EOFError, KeyError) as exc:  # a damaged file of the right size
-                raise Unavailable(
-                    f"method {name!r} is unavailable: its weights in {weights_dir} cannot be loaded "
-                    f"({exc.__class__.__name__}: {str(exc)[:200]}); `colorlab weights list` checks them"
-                ) from None
+            _cache[key] = info.load(LoadContext(Path(weights_dir), device))
         return _cache[key]
+
+
+# What loading a damaged weights file of the right size raises (torch's reader, a state dict that misfits).
+# The worker retries it as any failure (an operator may fetch the file again); the CLI says it in one line.
+LOAD_ERRORS = (RuntimeError, ValueError, EOFError, KeyError)
+
+
+def unloadable(name: str, weights_dir: Path, exc: Exception) -> Unavailable:
+    """What to say when ``name``'s weights are present but cannot be loaded."""
+    return Unavailable(
+        f"method {name!r} is unavailable: its weights in {weights_dir} cannot be loaded "
+        f"({exc.__class__.__name__}: {str(exc)[:200]}); `colorlab weights list` checks them"
+    )
 
 
 def clear_cache() -> None:

@@ -164,8 +164,10 @@ def test_exemplar_available_with_any_one_vgg(tmp_path: Path) -> None:
     info = exemplar_method.INFO
     reason = info.unavailable_reason(tmp_path)
     assert reason and "colorlab weights fetch vgg16-hed" in reason
-    (tmp_path / VGG16_HED.filename).write_bytes(b"x")
+    with (tmp_path / VGG16_HED.filename).open("wb") as file:  # a file of its pinned size (sparse)
+        file.truncate(VGG16_HED.size or 1)
     assert info.unavailable_reason(tmp_path) is None
     assert present_vgg_weights(tmp_path) == [VGG16_HED]
-    (tmp_path / VGG19_TORCHVISION.filename).write_bytes(b"x")
+    with (tmp_path / VGG19_TORCHVISION.filename).open("wb") as file:
+        file.truncate(VGG19_TORCHVISION.size or 1)
     assert present_vgg_weights(tmp_path) == [VGG19_TORCHVISION, VGG16_HED]  # the paper's VGG-19 first
