@@ -113,10 +113,9 @@ def read_photo(path: Path) -> DecodedImage:
             head = file.read(33)
         if png16.is_rgb16(head):
             width, height = png16.size_of(head)
-            if width * height > 2 * (Image.MAX_IMAGE_PIXELS or 0):  # Pillow's hard limit, as for 8 bits
-                raise ValueError(
-                    f"{width}×{height} pixels is more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
-                )
+            limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow's hard limit, as for an 8-bit file
+            if width * height > limit:
+                raise ValueError(f"{width}×{height} pixels is more than {limit:,}")
             if (decoded := decode_rgb16_png(path.read_bytes())) is not None:
                 return decoded
         # A local file is the user's own (an archive scan may pass 89 MP): no decompression-bomb warning;

@@ -49,8 +49,8 @@ def _check_outputs(out: Path, checkpoint: Path | None, data: tuple[Path, ...]) -
     if checkpoint and checkpoint.resolve() == out.resolve():
         raise click.UsageError("--out and --checkpoint name the same file: the weights would replace it")
     for target in targets:
-        for source in data:
-            if target.resolve() == source.resolve() or target.resolve().is_relative_to(source.resolve()):
+        for source in data:  # a path is relative to itself: a zip given as --data counts too
+            if target.resolve().is_relative_to(source.resolve()):
                 raise click.UsageError(f"{target} is inside the training data {source}: write it elsewhere")
     if out.exists():
         from worker.colorizers.nets.weights_file import load_weights

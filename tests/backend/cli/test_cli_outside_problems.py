@@ -98,21 +98,16 @@ def training_photos(tmp_path: Path, count: int) -> Path:
     return photos
 
 
+def one_cnn_epoch(photos: Path, *more: str) -> tuple[str, ...]:
+    """`colorlab train` arguments: one epoch of cnn on ``photos``, and ``more``."""
+    return ("train", "--arch", "cnn", "--data", str(photos), "--epochs", "1", *more)
+
+
 def test_train_refuses_files_that_are_not_weights_or_checkpoints(tmp_path: Path) -> None:
     photos = training_photos(tmp_path, 8)
     junk = tmp_path / "junk.pt"
     junk.write_text("not torch at all")
-    common = (
-        "train",
-        "--arch",
-        "cnn",
-        "--data",
-        str(photos),
-        "--out",
-        str(tmp_path / "m.pt"),
-        "--epochs",
-        "1",
-    )
+    common = one_cnn_epoch(photos, "--out", str(tmp_path / "m.pt"))
     code, output = run_cli(*common, "--init-from", str(junk))
     assert code == 1 and "not a ColorLab weights file" in output
     code, output = run_cli(*common, "--checkpoint", str(junk), "--resume")
@@ -246,36 +241,20 @@ def test_train_refuses_outputs_that_would_replace_what_is_not_a_training_s(tmp_p
     notes = tmp_path / "notes.md"
     notes.write_text("my notes")
     a_photo = next(photos.iterdir())
-    common = (
-        "train",
-        "--arch",
-        "cnn",
-        "--data",
-        str(photos),
-        "--epochs",
-        "1",
-        "--size",
-        "32",
-        "--limit",
-        "2",
-    )
+    keep = tmp_path / "keep.txt"
+    keep.write_text("keep me")
+    common = one_cnn_epoch(photos, "--size", "32", "--limit", "2")
     for extra, says in (
         (("--out", str(a_photo)), "inside the training data"),
         (("--out", str(photos / "new.pt")), "inside the training data"),
-        (
-            ("--out", str(tmp_path / "notes.pt")),
-            "model card",
-        ),
+        (("--out", str(tmp_path / "notes.pt")), "model card"),
         (("--out", str(tmp_path / "same.pt"), "--checkpoint", str(tmp_path / "same.pt")), "the same file"),
-        (("--out", str(notes.with_suffix(".txt"))), None),
+        (("--out", str(keep)), "not a ColorLab weights file"),
     ):
-        if says is None:  # an existing file that is no weights file
-            notes.with_suffix(".txt").write_text("keep me")
-            says = "not a ColorLab weights file"
         code, output = run_cli(*common, *extra)
         assert code == 2 and says in output, (extra, output)
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
-    assert notes.read_text() == "my notes" and notes.with_suffix(".txt").read_text() == "keep me"
+    assert notes.read_text() == "my notes" and keep.read_text() == "keep me"
     assert not (tmp_path / "same.pt").exists()
 
 
