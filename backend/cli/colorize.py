@@ -33,8 +33,10 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
         if path.is_dir():
             images = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             found += sorted(p for p in images if not is_junk(p.relative_to(path).as_posix()))
-        elif path.exists():
+        elif path.is_file():
             found.append(path)
+        elif path.exists():  # reading a pipe or a device would wait for a writer that may never come
+            raise click.ClickException(f"{item}: not a regular file or folder")
         elif any(ch in item for ch in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             if not matches:
@@ -108,6 +110,8 @@ def read_photo(path: Path) -> DecodedImage:
     from backend import png16
     from backend.images import decode_opened, decode_rgb16_png
 
+    if path.exists() and not path.is_file():  # a pipe or device: opening it would wait for a writer
+        raise ValueError(f"{path}: not a regular file")
     try:
         with path.open("rb") as file:  # a 16-bit RGB PNG is read as uploads are: rounded, not truncated
             head = file.read(33)

@@ -52,7 +52,7 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
         click.echo(f"{'':20} {status.path}  <- {entry.source}")
     click.echo("methods:")
     for info in methods.METHODS:
-        reason = info.unavailable_reason(folder)
+        reason = info.unavailable_reason(folder, verify=not quick)
         click.echo(f"  {info.name:12} {'available' if not reason else 'unavailable: ' + reason}")
 
 

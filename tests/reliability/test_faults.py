@@ -179,15 +179,15 @@ def test_postgres_restart_under_traffic(spawn, private_postgres, redis_url) -> N
 
 
 def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A real worker whose weights file is corrupt (present, so the method looks available, but unloadable):
-    every attempt fails, the job is retried JOB_MAX_ATTEMPTS times with back-off, then marked failed with the
-    reason, and no message keeps coming back."""
+    """A real worker whose eccv16 weights are garbage (present and unpinned, so the method looks available,
+    but unloadable): every attempt fails, the job is retried JOB_MAX_ATTEMPTS times with back-off, then marked
+    failed with the reason, and no message keeps coming back. A pinned file of the right size with other
+    bytes (flipped bits) fails its job at once: no attempt could load it."""
     weights = tmp_path / "weights"
     weights.mkdir()
-    corrupt = weights / "efficientnet-lite0-57934424.pth"
-    corrupt.write_bytes(b"this is not a torch file" * 100)
-    with corrupt.open("r+b") as file:  # the pinned size: a file cut short is unavailable up front
-        file.truncate(18_826_032)
+    (weights / "colorization_release_v2-9b330a0b.pth").write_bytes(b"this is not a torch file" * 100)
+    flipped = weights / "efficientnet-lite0-57934424.pth"
+    flipped.write_bytes(b"\0" * 18_826_032)  # the pinned size: only its sha256 tells it apart
     env = child_env(
         DATABASE_URL=postgres_url,
         CELERY_BROKER_URL=redis_url,
@@ -197,10 +197,16 @@ def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, red
     )
     base, _, worker = start_service(spawn, env)
     http = httpx.Client(base_url=base, timeout=30)
-    r = submit(http, photo("001_"), "fusion")
+    r = submit(http, photo("001_"), "eccv16")
     assert r.status_code == 202, r.text
+    damaged = submit(http, photo("001_"), "fusion")
+    assert damaged.status_code == 202, damaged.text
     job = wait_job(lambda j: http.get(f"/jobs/{j}").json(), r.json()["id"], timeout=120, until=("failed",))
     assert job["attempts"] == 3 and "failed after 3 attempts" in job["error"], job
+    done = http.get(f"/jobs/{damaged.json()['id']}").json()
+    assert done["status"] == "failed" and done["attempts"] == 1, done
+    assert "efficientnet-lite0-57934424.pth are damaged (sha256" in done["error"], done
+    assert "colorlab weights fetch efficientnet-lite0 --force" in done["error"], done
     time.sleep(8)  # nothing redelivers it
     again = http.get(f"/jobs/{job['id']}").json()
     assert again["status"] == "failed" and again["attempts"] == 3

@@ -50,7 +50,10 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorize
     key = (name, str(weights_dir), device)
     with _lock:
         if key not in _cache:
-            _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+            try:
+                _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+            except Unavailable as exc:  # a file found missing or damaged as it was about to be read
+                raise Unavailable(f"method {name!r} is unavailable: {exc}") from None
         return _cache[key]
 
 

@@ -9,6 +9,7 @@ a model is constructed. ``colorlab weights fetch`` obtains the fetchable ones in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,15 +47,30 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, once per process for each of its versions (size and modification time)."""
+    return sha256_file(Path(path))
+
+
+def _repair(weight: WeightFile) -> str:
+    """How to replace a damaged weight file."""
+    if weight.bundled:
+        in_checkout = BUNDLED_DIR.relative_to(BUNDLED_DIR.parents[2]) / weight.filename
+        return f"restore it from git (`git checkout -- {in_checkout}`)"
+    return f"`{weight.fetch_command} --force`" if weight.fetchable else "restore it"
+
+
 def missing_reason(weight: WeightFile, weights_dir: Path) -> str | None:
     """None when the weight file is present (and of its pinned size: a cut-off download or copy is no file
-    to load); otherwise why not and how to fix it."""
+    to load); otherwise why not and how to fix it. Cheap (no hashing): pages and listings call it."""
     path = weight.path(weights_dir)
     if path.is_file():
         if weight.size is None or (size := path.stat().st_size) == weight.size:
             return None
-        again = weight.fetch_command + " --force" if weight.fetchable else "restore it"
-        return f"weights {weight.filename} are damaged ({size:,} bytes, not {weight.size:,}): {again}"
+        return (
+            f"weights {weight.filename} are damaged ({size:,} bytes, not {weight.size:,}): {_repair(weight)}"
+        )
     if weight.bundled:
         return (
             f"bundled weights {weight.filename} are missing from the checkout; restore them from git or "
@@ -63,6 +79,23 @@ def missing_reason(weight: WeightFile, weights_dir: Path) -> str | None:
     if weight.fetchable:
         return f"weights not fetched: run `{weight.fetch_command}`"
     return f"weights {weight.filename} not in {weights_dir} (source: {weight.source}; unreachable from here)"
+
+
+def damaged_reason(weight: WeightFile, weights_dir: Path) -> str | None:
+    """:func:`missing_reason`, and for a present file of the right size also whether its sha256 is the pinned
+    one (a disk or copy that flipped bits leaves the size and would load as other numbers). The hash is
+    taken once per process for each version of the file (tens of ms for the largest here)."""
+    path = weight.path(weights_dir)
+    if (reason := missing_reason(weight, weights_dir)) or not weight.sha256 or not path.is_file():
+        return reason
+    found = path.stat()
+    digest = _digest_of(str(path.resolve()), found.st_size, found.st_mtime_ns)
+    if digest == weight.sha256:
+        return None
+    return (
+        f"weights {weight.filename} are damaged (sha256 {digest[:12]}…, not {weight.sha256[:12]}…): "
+        f"{_repair(weight)}"
+    )
 
 
 TRAINED_LICENCE = "MIT (ColorLab); trained on ImageNet samples (ImageNet terms: research, non-commercial)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from worker.colorizers.manifest import WeightFile, missing_reason
+from worker.colorizers.manifest import WeightFile, damaged_reason, missing_reason
 
 if TYPE_CHECKING:
     from worker.colorizers.base import Colorizer
@@ -113,10 +113,13 @@ class LoadContext:
     device: str  # "cpu", "cuda", "cuda:0", ...
 
     def path(self, weight: WeightFile) -> Path:
-        """The weight file's path; :class:`Unavailable` naming the fix when it is missing."""
+        """The weight file's path, its sha256 checked; :class:`Unavailable` naming the fix when it is missing
+        or damaged."""
         path = weight.path(self.weights_dir)
         if not path.is_file():
             raise Unavailable(f"weights {weight.name!r} missing: run `{weight.fetch_command}`")
+        if reason := damaged_reason(weight, self.weights_dir):
+            raise Unavailable(reason)
         return path
 
 
@@ -152,9 +155,11 @@ class MethodInfo:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
-    def unavailable_reason(self, weights_dir: Path) -> str | None:
-        """None when the method can run with ``weights_dir``; otherwise why not and how to fix it."""
-        reasons = [r for w in self.weights if (r := missing_reason(w, weights_dir))]
+    def unavailable_reason(self, weights_dir: Path, *, verify: bool = False) -> str | None:
+        """None when the method can run with ``weights_dir``; otherwise why not and how to fix it. With
+        ``verify`` each present file's sha256 is checked too (else only sizes, cheap enough for any page)."""
+        reason_for = damaged_reason if verify else missing_reason
+        reasons = [r for w in self.weights if (r := reason_for(w, weights_dir))]
         if self.weights_any and len(reasons) < len(self.weights):
             return None
         if self.weights_any and reasons:

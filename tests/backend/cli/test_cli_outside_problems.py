@@ -299,6 +299,19 @@ def test_a_16_bit_png_whose_header_claims_a_huge_size_is_refused_like_any_other(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_fine.png"]  # the rest done
 
 
+def test_a_pipe_is_refused_rather_than_waited_on(gray_photo: Path, tmp_path: Path) -> None:
+    """A FIFO with no writer would block the open forever: as an input or a reference it is refused."""
+    pipe = tmp_path / "photo.png"
+    os.mkfifo(pipe)
+    code, output = run_cli("colorize", str(pipe), "-o", str(tmp_path / "o"), "--no-progress")
+    assert code == 1 and "not a regular file or folder" in output, output
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "--reference", str(pipe), "--no-progress"
+    )
+    assert code == 1 and "not a regular file" in output, output
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_gray_reference_is_refused(gray_photo: Path, tmp_path: Path) -> None:
     gray = tmp_path / "gray.png"
     Image.open(gray_photo).convert("L").save(gray)
@@ -327,6 +340,32 @@ def test_weights_cut_short_make_their_methods_unavailable(gray_photo: Path, tmp_
         "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "fusion", "--weights-dir", str(damaged)
     )
     assert code == 1 and "damaged" in output and "--force" in output, output
+
+
+def test_weights_with_flipped_bits_are_refused_before_they_load(gray_photo: Path, tmp_path: Path) -> None:
+    """A file of the pinned size whose bytes differ (a bit flipped on disk) is caught by its sha256 when the
+    method loads, with the fix; the listing's quick check (sizes only) still calls it available."""
+    from backend.config import get_settings
+
+    damaged = tmp_path / "weights"
+    shutil.copytree(get_settings().weights_dir, damaged, copy_function=os.symlink)
+    path = damaged / "efficientnet-lite0-57934424.pth"
+    flipped = bytearray(path.read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10
+    path.unlink()
+    path.write_bytes(flipped)
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "fusion", "--weights-dir", str(damaged)
+    )
+    assert code == 1 and "method 'fusion' is unavailable" in output, output
+    assert "efficientnet-lite0-57934424.pth are damaged (sha256" in output, output
+    assert "`colorlab weights fetch efficientnet-lite0 --force`" in output, output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    code, output = run_cli("weights", "list", "--quick", "--weights-dir", str(damaged))
+    assert "  fusion       available" in output, output
+    code, output = run_cli("weights", "list", "--weights-dir", str(damaged))
+    assert "efficientnet-lite0   BAD (sha256" in output, output
+    assert "  fusion       unavailable: weights efficientnet-lite0-57934424.pth are damaged (sha256" in output
 
 
 def test_evaluate_writes_nowhere_it_reads(tmp_path: Path) -> None:

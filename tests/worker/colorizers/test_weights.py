@@ -6,6 +6,7 @@ reporting the exact command that fixes them.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,35 @@ def test_odd_photo_sizes(h, w, weights_dir):
     assert ab.shape[2] == 2 and ab.shape[0] <= max(h, 256) and ab.shape[1] <= max(w, 256)
     out = colorize_rgb(colorizer, np.repeat(lab.lightness_to_gray_uint8(plane)[..., None], 3, -1))
     assert out.shape == (h, w, 3)
+
+
+def test_flipped_bits_make_a_method_unavailable_until_the_file_is_restored(weights_dir, tmp_path):
+    """A weight file of the pinned size with one bit flipped would load as other numbers: its sha256 is
+    checked as the method loads, and the same file restored loads again (the digest is kept per version)."""
+    entry = MANIFEST["efficientnet-lite0"]
+    whole = entry.path(weights_dir).read_bytes()
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    flipped = bytearray(whole)
+    flipped[12345] ^= 0x01
+    entry.path(folder).write_bytes(flipped)
+    assert methods.get("fusion").unavailable_reason(folder) is None  # sizes only: as pages check
+    reason = methods.get("fusion").unavailable_reason(folder, verify=True)
+    assert reason is not None and "are damaged (sha256" in reason
+    with pytest.raises(
+        Unavailable, match=r"method 'fusion' is unavailable: .*damaged.*fetch efficientnet-lite0 --force"
+    ):
+        get_colorizer("fusion", folder, "cpu")
+    entry.path(folder).write_bytes(whole)
+    assert get_colorizer("fusion", folder, "cpu") is not None
+    clear_cache()
+
+
+def test_a_damaged_bundled_file_says_to_restore_it_from_git():
+    from worker.colorizers.manifest import damaged_reason
+
+    entry = MANIFEST["cnn"]
+    assert damaged_reason(entry, Path("unused")) is None
+    forged = dataclasses.replace(entry, sha256="0" * 64)
+    reason = damaged_reason(forged, Path("unused"))
+    assert reason is not None and "`git checkout -- worker/colorizers/weights/cnn.pt`" in reason

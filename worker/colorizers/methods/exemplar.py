@@ -84,6 +84,7 @@ def load(ctx: LoadContext) -> ExemplarColorizer:
     # init=content/noise run, and asking for matched says so).
     has_guide = unet_bins_reference.INFO.unavailable_reason(ctx.weights_dir) is None
     guide = unet_bins_reference.load(ctx) if has_guide else None
+    ctx.path(present[0])  # its sha256 checked before it is loaded
     return build(present[0], ctx.weights_dir, ctx.device, guide)
 
 
