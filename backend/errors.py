@@ -14,14 +14,23 @@ from collections.abc import Mapping
 class UserError(Exception):
     """A request or command that cannot be done as asked; ``detail`` says why, for the person who asked.
 
-    ``status_code`` is the HTTP status a web request gets (4xx); ``headers`` go with it (e.g. Retry-After).
+    ``status_code`` is the HTTP status a web request gets (4xx); ``headers`` go with it (e.g. Retry-After);
+    ``field``: the request field it is about (``image``, ``reference``), so a form can show it there.
     """
 
-    def __init__(self, status_code: int, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = dict(headers) if headers else None
+        self.field = field
 
     def __str__(self) -> str:
         return self.detail

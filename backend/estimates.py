@@ -30,7 +30,11 @@ RECENT = 30  # finished jobs per method the estimate looks at
 REFERENCE_SIZE = 256  # working size the seconds per iteration are normalised to
 # Measured on the development CPU (benchmarks/RESULTS.md): used until this server has its own figures.
 PRIOR_SECONDS_PER_ITERATION = 0.6
+PRIOR_PREPARING_SECONDS = 2.0  # exemplar: the matched start and the VGG targets, before the first iteration
 PRIOR_FEEDFORWARD_SECONDS = 1.0
+# A running job's first iterations are slow (L-BFGS's first line search): its own pace is trusted in full
+# only over more steps than this, blended with the method's usual pace before.
+OWN_PACE_STEPS = 5
 # Below this size a feed-forward job's time is mostly fixed (the net at its working size); above, it grows
 # with the pixels (12 / 40 MP gray scans: 2.4 / 7.9 s, benchmarks/RESULTS.md "Large photos in the worker").
 FIXED_COST_MEGAPIXELS = 1.0
@@ -86,7 +90,11 @@ class Estimator:
                 samples.append(iterating / steps * scale)
                 preparing.append(float(seconds) - iterating)
         if not samples:
-            value = Measured(PRIOR_SECONDS_PER_ITERATION if iterative else PRIOR_FEEDFORWARD_SECONDS)
+            value = (
+                Measured(PRIOR_SECONDS_PER_ITERATION, PRIOR_PREPARING_SECONDS)
+                if iterative
+                else Measured(PRIOR_FEEDFORWARD_SECONDS)
+            )
         else:
             value = Measured(
                 statistics.median(samples),
@@ -123,17 +131,23 @@ class Estimator:
                 return measured.seconds
             per_size = measured.seconds if measured.seconds_per_size is None else measured.seconds_per_size
             return per_size * _size_factor(megapixels)
-        per_iteration = measured.seconds * (_working_size(params) / REFERENCE_SIZE) ** 2
-        return measured.preparing + per_iteration * iterations
+        return measured.preparing + self._per_iteration(method, params) * iterations
+
+    def _per_iteration(self, method: str, params: Mapping[str, Any]) -> float:
+        return self._measured(method).seconds * (_working_size(params) / REFERENCE_SIZE) ** 2
 
     def remaining_seconds(self, job: Job, now: datetime) -> float:
         """What is left of a running job: from its own iterations' pace when it reports steps (the time spent
-        preparing says nothing about the steps left), else from the estimate."""
+        preparing says nothing about the steps left), blended over its first steps with the method's usual
+        pace (the first iterations are the slowest), else from the estimate."""
         detail = job.progress_detail or {}
         step, total = int(detail.get("step") or 0), int(detail.get("total") or 0)
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
         if step > 0 and total > 0:
-            return max(iterating_seconds(detail, elapsed) / step * (total - step), 0.0)
+            own = iterating_seconds(detail, elapsed) / step
+            trust = step / (step + OWN_PACE_STEPS)
+            pace = trust * own + (1 - trust) * self._per_iteration(job.method, job.params or {})
+            return max(pace * (total - step), 0.0)
         return max(self.run_seconds(job.method, job.params or {}, _megapixels(job)) - elapsed, 0.0)
 
 

@@ -116,7 +116,10 @@ def create_app() -> FastAPI:
             return not_found_page(request, str(exc.detail))
         if exc.status_code >= 400 and wants_html(request):  # a browser's form post or navigation
             return error_page(request, exc.status_code, str(exc.detail), exc.headers)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        body: dict[str, str] = {"detail": str(exc.detail)}
+        if isinstance(exc, UserError) and exc.field:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.get(
         "/healthz",

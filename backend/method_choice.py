@@ -100,9 +100,10 @@ def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: s
             422,
             f"method {info.name!r} colors a photo from a colour reference image: upload one as `reference` "
             "or pick one from GET /references (`reference_id`)",
+            field="reference",
         )
     if not info.needs_reference and (has_reference or reference_id):
-        raise UserError(422, f"method {info.name!r} takes no reference image")
+        raise UserError(422, f"method {info.name!r} takes no reference image", field="reference")
 
 
 def comparison_methods(

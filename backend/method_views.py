@@ -44,6 +44,8 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
             }
             for p in m.presets
         ]
+        for preset in presets:
+            preset["over_time_limit"] = preset["expected_seconds"] > settings.job_time_limit
         out.append(
             {
                 "name": m.name,
@@ -60,6 +62,7 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
                 "default": m.default,
                 "presets": presets,
                 "expected_seconds": estimates.expected_seconds(session, m.name, defaults),
+                "time_limit_seconds": settings.job_time_limit,
                 "admin_hint": f"colorlab weights fetch {weight_names}" if reason else None,
             }
         )

@@ -38,6 +38,11 @@ class PresetOut(BaseModel):
     expected_seconds: float = Field(
         description="Expected compute time on this server for a typical photo (from recent jobs)."
     )
+    over_time_limit: bool = Field(
+        False,
+        description="The expected time is more than the server's time limit for a job: an iterative job "
+        "stops at the limit with the colours it has reached (its `iterations.run` then says how far it got).",
+    )
 
 
 class MethodOut(BaseModel):
@@ -58,6 +63,9 @@ class MethodOut(BaseModel):
     presets: list[PresetOut] = []
     expected_seconds: float = Field(
         description="Expected compute time of one job with the default options, from recent jobs."
+    )
+    time_limit_seconds: int = Field(
+        3600, description="The server's time limit for a job (JOB_TIME_LIMIT); an iterative job stops there."
     )
     admin_hint: str | None = Field(
         None, description="For the administrator: the command that makes an unavailable method available."
@@ -185,7 +193,13 @@ class ReferenceOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: str = Field(examples=["not a supported image: the content is not one of PNG, JPEG, ..."])
+    detail: str = Field(
+        examples=["the photo: not a supported image: the content is not one of PNG, JPEG, ..."]
+    )
+    field: str | None = Field(
+        None,
+        description="The request field the refusal is about, where it is one file (`image`, `reference`).",
+    )
 
 
 Responses = dict[int | str, dict[str, Any]]  # a route's OpenAPI `responses`

@@ -27,21 +27,22 @@ def has_file(upload: UploadFile | None) -> bool:
     return upload is not None and bool(upload.filename or upload.size)
 
 
-async def read_upload(upload: UploadFile, settings: Settings, what: str) -> Upload:
-    """Read an uploaded file in chunks, refusing it as soon as it passes the size limit, and decode it."""
+async def read_upload(upload: UploadFile, settings: Settings, what: str, field: str) -> Upload:
+    """Read an uploaded file in chunks, refusing it as soon as it passes the size limit, and decode it;
+    a refusal names the file (``what``) and its form ``field``."""
     limit = settings.max_upload_bytes
     chunks: list[bytes] = []
     total = 0
     while chunk := await upload.read(1 << 20):
         total += len(chunk)
         if total > limit:
-            raise UserError(413, f"the {what} is larger than the {limit:,}-byte limit")
+            raise UserError(413, f"the {what} is larger than the {limit:,}-byte limit", field=field)
         chunks.append(chunk)
     data = b"".join(chunks)
     try:
         decoded, made = await decode_upload(data, settings)
     except UserError as exc:  # say which file: a request may carry a photo and a reference
-        raise UserError(exc.status_code, f"the {what}: {exc.detail}") from None
+        raise UserError(exc.status_code, f"the {what}: {exc.detail}", field=field) from None
     return Upload(data=data, decoded=decoded.facts, filename=upload.filename, renditions=made)
 
 
@@ -89,12 +90,14 @@ async def read_reference(
     neither came (a form's empty file field counts as none)."""
     ref: Upload | Image | None = None
     if reference is not None and has_file(reference):
-        ref = await read_upload(reference, settings, "reference")
+        ref = await read_upload(reference, settings, "reference", "reference")
     elif reference_id:
         ref = await run_in_threadpool(examples.resolve_reference, session, settings, reference_id, client)
         if ref is None:
             shown = reference_id if len(reference_id) <= 40 else reference_id[:40] + "…"
-            raise UserError(404, f"no reference image {shown!r} among your uploads or the examples")
+            raise UserError(
+                404, f"no reference image {shown!r} among your uploads or the examples", field="reference"
+            )
     if info.needs_reference and isinstance(ref, Upload):
         require_colour(ref)
     return ref
@@ -103,4 +106,6 @@ async def read_reference(
 def require_colour(reference: Upload) -> None:
     """422 for a reference without colour: the exemplar method copies colours from it."""
     if not reference.decoded.is_color:
-        raise UserError(422, "the reference image has no colour: the method copies colours from it")
+        raise UserError(
+            422, "the reference image has no colour: the method copies colours from it", field="reference"
+        )

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from backend.images import DecodedImage, decode, encode_png
 from backend.models import Image
 from backend.stored_images import store_result
 from worker.colorizers import loading, methods
-from worker.colorizers.base import JobCancelled, Progress
+from worker.colorizers.base import JobCancelled, Progress, StopEarly
 from worker.colorizers.pipeline import predict_many
 from worker.quality import job_metrics
 
@@ -286,8 +286,15 @@ class Runner:
             thread.join(timeout=5)
 
 
+# What a job stopped at its time limit keeps in hand to finish: encoding, storing and scoring its result (a
+# 40 MP PNG takes ~10 s); at most a tenth of the limit.
+FINISH_ALLOWANCE = 60.0
+
+
 class ProgressReporter:
-    """The progress callback handed to iterative colorizers: throttled writes, previews, cancellation."""
+    """The progress callback handed to iterative colorizers: throttled writes, previews, cancellation, and
+    an early stop when another iteration would run past the job's time limit (the result so far is kept
+    rather than the whole run lost to the limit)."""
 
     WRITE_EVERY = 0.5
 
@@ -298,12 +305,25 @@ class ProgressReporter:
         self._last_preview = 0.0
         self._last_message: str | None = None
         self._iterations_from = time.monotonic()  # the last step-0 report: preparing ends, iterating starts
+        self._last_report = self._iterations_from
+        limit = float(runner.settings.job_time_limit)
+        self._stop_by = self._iterations_from + limit - min(FINISH_ALLOWANCE, 0.1 * limit)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
+        step_seconds, self._last_report = now - self._last_report, now
         if p.step == 0:
             self._iterations_from = now
-        final = p.total > 0 and p.step >= p.total
+        # another iteration as long as this one would end past the limit: stop here, keeping the result
+        stopping = 0 < p.step < p.total and now + step_seconds > self._stop_by
+        if stopping:
+            limit = self.runner.settings.job_time_limit
+            p = replace(
+                p,
+                message=f"stopped after iteration {p.step} of {p.total}: the server's time limit for a job "
+                f"({limit} s) was reached; this is the result so far",
+            )
+        final = (p.total > 0 and p.step >= p.total) or stopping
         new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
         write = now - self._last_write >= self.WRITE_EVERY or final or new_phase
         preview = None
@@ -334,3 +354,5 @@ class ProgressReporter:
                 running = lifecycle.is_running(s, self.job_id)
         if not running:
             raise JobCancelled(self.job_id)
+        if stopping:
+            raise StopEarly(p.message)

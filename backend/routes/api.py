@@ -84,7 +84,7 @@ async def colorize(
         method, await request.form(), options, settings, has_file(reference), reference_id
     )
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-    upload = await read_upload(image, settings, "photo")
+    upload = await read_upload(image, settings, "photo", "image")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)

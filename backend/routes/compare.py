@@ -71,7 +71,7 @@ async def create_comparison(
         )
     with_reference = has_file(reference) or bool(reference_id)
     chosen = method_choice.comparison_methods(names, settings, with_reference)
-    upload = await read_upload(image, settings, "photo")
+    upload = await read_upload(image, settings, "photo", "image")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
     ref = None

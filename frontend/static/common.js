@@ -118,7 +118,8 @@
 
   // POSTs a form's data; 202 opens the page the answer names (fallback: pageUrl(body)), anything else shows
   // its messages. hooks: setBusy(busy), showFormError(messages), opening (the button's label meanwhile),
-  // pageUrl(body), detail (detailMessages' options).
+  // pageUrl(body), detail (detailMessages' options). A refusal about one file (the answer's `field`, e.g.
+  // "image") is shown beside it (#image-error) where the form has that field, and the field gets the focus.
   async function submit(url, data, hooks) {
     hooks.setBusy(true);
     let response;
@@ -138,7 +139,18 @@
       return;
     }
     hooks.setBusy(false);
-    hooks.showFormError(detailMessages(body, response.status, hooks.detail));
+    const messages = detailMessages(body, response.status, hooks.detail);
+    if (body && typeof body.field === "string" && showFieldError(body.field, messages[0])) return;
+    hooks.showFormError(messages);
+  }
+
+  function showFieldError(field, message) {
+    const box = document.getElementById(field + "-error");
+    const input = document.getElementById(field);
+    if (!box || !input || !input.closest("form")) return false;
+    showError(box, message.charAt(0).toUpperCase() + message.slice(1));
+    focusInvalid(input);
+    return true;
   }
 
   // ---- Drop zones -------------------------------------------------------------------------------------

@@ -137,10 +137,10 @@
     $("preset-list").replaceChildren(...presets.map((preset) => el("label", { class: "preset", "data-preset": preset.name },
       el("input", { type: "radio", name: "preset", value: preset.name, id: "preset-" + preset.name, checked: preset === chosen }),
       el("span", { class: "preset-label", text: preset.label }),
-      el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) }),
+      el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) + (preset.over_time_limit ? " · over the limit" : "") }),
       el("span", { class: "preset-summary", text: preset.summary }))));
     if (chosen) applyPreset(chosen);
-    else showExpected(state.method && state.method.iterative ? state.method.expected_seconds : null);
+    else showExpected(state.method && state.method.iterative ? state.method.expected_seconds : null, false);
     const details = $("options-section");
     $("options-title").textContent = presets.length ? "Advanced settings" : "Options";
     if (presets.length && !details.dataset.touched) details.open = false;
@@ -154,14 +154,21 @@
       else input.value = String(value);
       input.dispatchEvent(new Event("input"));
     }
-    showExpected(preset.expected_seconds);
+    showExpected(preset.expected_seconds, preset.over_time_limit);
   }
 
-  function showExpected(secondsValue) {
+  // Over the server's time limit a job stops there with the colours it has reached: say so before it runs.
+  function showExpected(secondsValue, overLimit) {
     const node = $("expected-time");
     const text = CL.about(secondsValue);
     node.hidden = !text;
-    node.textContent = text ? `Expected time on this server: ${text} per photo, once a worker starts it.` : "";
+    node.classList.toggle("expected-over-limit", Boolean(text && overLimit));
+    if (!text) node.textContent = "";
+    else if (overLimit) {
+      const limit = CL.about(state.method.time_limit_seconds).replace(/^about /, "");
+      node.textContent = `Expected time on this server: ${text} per photo, more than its limit of ${limit} per job: ` +
+        "the colorization stops at the limit and keeps the colours it has reached by then.";
+    } else node.textContent = `Expected time on this server: ${text} per photo, once a worker starts it.`;
   }
 
   $("preset-list").addEventListener("change", (event) => {
@@ -172,7 +179,7 @@
   $("options").addEventListener("change", () => {
     if (!((state.method && state.method.presets) || []).length) return;
     form.querySelectorAll('input[name="preset"]').forEach((r) => { r.checked = false; });
-    showExpected(null);
+    showExpected(null, false);
     $("expected-time").hidden = false;
     $("expected-time").textContent = "Custom settings: the time grows with the iterations and the working size.";
   });

@@ -113,28 +113,31 @@ def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "status", "words"),
+    ("kwargs", "status", "words", "field"),
     [
-        ({"method": "nope"}, 422, "unknown method"),
-        ({"data": b"not an image"}, 415, "not a supported image"),
-        ({"data": b""}, 400, "empty"),
-        ({"method": "exemplar"}, 422, "reference"),
-        ({"options": "[1, 2]"}, 422, "JSON object"),
-        ({"options": "{bad json"}, 422, "JSON"),
-        ({"options": '{"vividness": 0.2, "vividness": 0.9}'}, 422, '"vividness" more than once'),
+        ({"method": "nope"}, 422, "unknown method", None),
+        ({"data": b"not an image"}, 415, "the photo: not a supported image", "image"),
+        ({"data": b""}, 400, "empty", "image"),
+        ({"method": "exemplar"}, 422, "reference", "reference"),
+        ({"options": "[1, 2]"}, 422, "JSON object", None),
+        ({"options": "{bad json"}, 422, "JSON", None),
+        ({"options": '{"vividness": 0.2, "vividness": 0.9}'}, 422, '"vividness" more than once', None),
         (
             {"options": '{"hints": [{"x": 0.1, "x": 0.2, "y": 0.5, "color": "#ff0000"}]}'},
             422,
             '"x" more than once',
+            None,
         ),
-        ({"bogus": "1"}, 422, "unknown option"),
+        ({"bogus": "1"}, 422, "unknown option", None),
     ],
 )
-def test_bad_requests_change_nothing(client, kwargs, status, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_change_nothing(client, kwargs, status, words, field) -> None:  # type: ignore[no-untyped-def]
+    """Each refused with its reason and, where it is about one file, that file's form field."""
     before = counts()
     r = submit(client, **kwargs)
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
+    assert r.json().get("field") == field
     assert counts() == before
 
 
@@ -542,8 +545,10 @@ def test_rerun_with_another_reference(client) -> None:  # type: ignore[no-untype
             f"/jobs/{plain}/rerun", data=fields, files={"reference": ("r.png", upload, "image/png")}
         )
         assert r.status_code == status and words in r.json()["detail"], r.text
+        assert r.json()["field"] == "reference"
     r = client.post(f"/jobs/{first}/rerun", data={"reference_id": "ex-0000000000000000"})
     assert r.status_code == 404 and "no reference image" in r.json()["detail"]
+    assert r.json()["field"] == "reference"
     # Another method: each refusal says what is wrong (it used to be "the reference differs" for all).
     for job_id, fields, status, words in (
         (first, {"method": "cnn"}, 422, "takes no reference image and this job has one"),

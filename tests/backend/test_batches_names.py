@@ -257,6 +257,24 @@ def test_queue_position_and_estimates(client) -> None:  # type: ignore[no-untype
         assert presets["quick"]["expected_seconds"] < presets["balanced"]["expected_seconds"]
         assert presets["balanced"]["expected_seconds"] < presets["paper"]["expected_seconds"]
         assert presets["paper"]["options"]["iterations"] == 1000
+        limit = get_settings().job_time_limit
+        assert methods["exemplar"]["time_limit_seconds"] == limit
+        assert all(p["over_time_limit"] == (p["expected_seconds"] > limit) for p in presets.values())
+
+
+def test_presets_longer_than_the_time_limit_say_so() -> None:
+    """The paper's 1000 iterations (about 10 min here) on a server that stops jobs after 2 min: the preset
+    says it will not run whole (the job stops at the limit, keeping its colours)."""
+    from backend import method_views
+
+    settings = get_settings().model_copy(update={"job_time_limit": 120})
+    exemplar = next(m for m in method_views.methods_out(settings) if m["name"] == "exemplar")
+    assert exemplar["time_limit_seconds"] == 120
+    assert {p["name"]: p["over_time_limit"] for p in exemplar["presets"]} == {
+        "quick": False,
+        "balanced": False,
+        "paper": True,
+    }
 
 
 def test_delete_a_batch_or_a_comparison_and_zip_several(client) -> None:  # type: ignore[no-untyped-def]

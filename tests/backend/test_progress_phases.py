@@ -97,3 +97,23 @@ def test_expected_time_is_preparing_plus_iterations(database: str) -> None:
         estimate = Estimator(s)
         assert estimate.run_seconds("exemplar", {"iterations": 20, "size": 256}) == 5 + 0.5 * 20
         assert estimate.run_seconds("exemplar", {"iterations": 20, "size": 128}) == 5 + 0.5 / 4 * 20
+
+
+def test_a_slow_first_iteration_is_not_taken_for_the_pace(database: str) -> None:
+    """The first iterations are the slowest (L-BFGS's first line search): a job that has done one step in
+    5 s is not told 19 × 5 s are left while the method's usual pace is 0.6 s; its own pace weighs in more
+    with every step."""
+    job_id = _running_exemplar({"iterations": 20, "size": 256})
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        started = utcnow() - timedelta(seconds=5)
+        job.started_at = started
+        job.progress_detail = {"step": 1, "total": 20, "iterating_seconds": 5.0}
+        s.flush()
+        early = Estimator(s).remaining_seconds(job, utcnow())
+        job.progress_detail = {"step": 15, "total": 20, "iterating_seconds": 75.0}  # truly 5 s a step
+        late = Estimator(s).remaining_seconds(job, utcnow())
+    usual = Estimator(None).run_seconds("exemplar", {"iterations": 20, "size": 256}) / 20
+    assert 19 * usual < early < 19 * 5 / 2  # much nearer the usual pace after one step
+    assert 5 * 5 * 0.7 < late < 5 * 5  # after 15 steps, mostly its own

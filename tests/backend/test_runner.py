@@ -167,6 +167,29 @@ def test_iterative_job_reports_progress_and_can_be_cancelled(runner: Runner, mon
     assert job.status == JobStatus.cancelled and job.result_image_id is None
 
 
+def test_an_iterative_job_at_its_time_limit_keeps_the_colours_so_far(runner: Runner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rather than run into the time limit and lose everything, the job stops after the iteration that
+    would make it late, and finishes with the result so far, saying so."""
+    if not method_available("exemplar"):
+        pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
+    monkeypatch.setattr(runner.settings, "job_time_limit", 6)
+    target, ref = _exemplar_pair()
+    params = {**methods.get("exemplar").defaults(), "iterations": 5000, "size": 48}
+    job_id = new_job("exemplar", params=params, data=target, reference=ref)
+    started = time.monotonic()
+    assert runner.run(job_id) == "done"
+    assert time.monotonic() - started < 6  # within the limit, the result stored
+    job = get(job_id)
+    step, total = job.progress_detail["step"], job.progress_detail["total"]
+    assert 0 < step < total == 5000
+    assert job.progress_detail["message"].startswith(f"stopped after iteration {step} of 5000")
+    assert "time limit" in job.progress_detail["message"]
+    out = result_rgb(job_id)
+    assert out.shape == decode(target, max_pixels=10**8).rgb.shape
+    chroma = np.hypot(*np.moveaxis(lab.rgb_to_lab(out)[..., 1:], -1, 0))
+    assert chroma.mean() > 2  # the colours reached, not gray
+
+
 def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
     settings = get_settings()
     unsent = new_job("cnn")  # the broker was down when it was submitted

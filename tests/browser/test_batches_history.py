@@ -214,6 +214,33 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     httpx.delete(f"{stack.base_url}/jobs/{again}")  # no need to let it run
 
 
+def test_a_preset_over_the_time_limit_says_it_stops_there(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """A server whose time limit is shorter than the Paper preset's expected time (its GET /methods says
+    so): the preset and the expected time warn that the job stops at the limit with the colours reached."""
+    if not method_available("exemplar"):
+        pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
+
+    def short_limit(route) -> None:  # type: ignore[no-untyped-def]
+        methods = route.fetch().json()
+        for method in methods:
+            method["time_limit_seconds"] = 300
+            for preset in method["presets"]:
+                preset["over_time_limit"] = preset["expected_seconds"] > 300
+        route.fulfill(json=methods)
+
+    page.route(re.compile(r".*/methods$"), short_limit)
+    page.goto(stack.base_url + "/")
+    page.locator("label[data-method=exemplar]").click()
+    expect(page.locator('.preset[data-preset="balanced"] .preset-time')).not_to_contain_text("over the limit")
+    expect(page.locator("#expected-time")).not_to_have_class(re.compile("expected-over-limit"))
+    page.locator('.preset[data-preset="paper"]').click()
+    expect(page.locator('.preset[data-preset="paper"] .preset-time')).to_contain_text("over the limit")
+    expect(page.locator("#expected-time")).to_have_class(re.compile("expected-over-limit"))
+    expect(page.locator("#expected-time")).to_contain_text(
+        "more than its limit of 5 min per job: the colorization stops at the limit and keeps the colours"
+    )
+
+
 def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # type: ignore[no-untyped-def]
     job_id = colorize_lakeside(stack.base_url)
     page.goto(f"{stack.base_url}/jobs/{job_id}/view")

@@ -122,9 +122,10 @@ def test_compare_bad_upload_is_explained_inline(stack, page, tmp_path) -> None: 
     page.set_input_files("#image", str(fake))
     expect(page.locator("#image-error")).to_be_hidden()
     page.locator("#submit").click()
-    error = page.locator("#form-error")
+    error = page.locator("#image-error")  # beside the file it is about (the answer's `field`)
     expect(error).to_be_visible()
-    expect(error).to_contain_text("image")
+    expect(error).to_contain_text(re.compile(r"^The photo: not a supported image"))
+    expect(page.locator("#form-error")).to_be_hidden()
     assert "/view" not in page.url
     expect(page.locator("#submit")).to_be_enabled()
 

@@ -90,6 +90,16 @@ def test_unavailable_method_is_disabled_with_reason(idle_stack, page) -> None:  
         if not method["available"]:
             expect(radio).to_have_accessible_description(re.compile("Not installed on this server"))
     expect(page.locator("#method-list")).not_to_contain_text("colorlab weights")
+    # The methods page says the same; the command waits, folded, for the administrator.
+    page.goto(idle_stack.base_url + "/methods/view")
+    for method in unavailable:
+        notice = page.locator(f"#method-{method['name']} .method-unavailable")
+        expect(notice).to_contain_text("Not installed on this server")
+        command = notice.locator("details code").first
+        expect(command).to_be_hidden()
+        notice.locator("summary", has_text="For the administrator").click()
+        expect(command).to_be_visible()
+        expect(command).to_contain_text("colorlab weights fetch")
 
 
 def test_exemplar_without_reference_explains(stack, page) -> None:  # type: ignore[no-untyped-def]
@@ -151,7 +161,8 @@ def test_cancel_queued_job(idle_stack, page) -> None:  # type: ignore[no-untyped
 
 
 def test_upload_error_is_shown_inline(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A file that is not an image (but claims to be) gets the server's `detail` shown on the form."""
+    """A file that is not an image (but claims to be) gets the server's `detail` beside the photo it is
+    about (its `field`), which gets the focus; choosing another file clears it."""
     fake = tmp_path / "notes.png"
     fake.write_bytes(b"this is not an image at all")
     page.goto(stack.base_url + "/")
@@ -162,10 +173,14 @@ def test_upload_error_is_shown_inline(stack, page, tmp_path) -> None:  # type: i
     if page.locator("#reference-section").is_visible():
         page.locator('.ref-option[data-source="example"]').first.click()
     page.locator("#submit").click()
-    error = page.locator("#form-error")
+    error = page.locator("#image-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("image")
+    expect(error).to_contain_text(re.compile(r"^The photo: not a supported image"))
+    expect(page.locator("#form-error")).to_be_hidden()
+    expect(page.locator("#image")).to_be_focused()
     assert "/view" not in page.url
+    page.set_input_files("#image", str(sample_photo()))
+    expect(error).to_be_hidden()
 
 
 def test_unknown_job_page_is_404(idle_stack, page) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,11 @@ class JobCancelled(Exception):
     """Raised by a progress callback to stop an iterative colorizer between iterations."""
 
 
+class StopEarly(Exception):
+    """Raised by a progress callback after an iteration to end an iterative colorizer there, keeping what
+    it has made so far (the job's time is nearly up: a result short of its iterations beats none)."""
+
+
 @dataclass(frozen=True)
 class Progress:
     """One progress report from a running colorizer."""
@@ -53,7 +58,8 @@ class Colorizer(Protocol):
         lightness: float32 array (H, W), CIE L in [0, 100], full input resolution.
         reference: RGB uint8 array (h, w, 3) for methods that need a reference image, else None.
         params: validated options (see the method's file in :mod:`worker.colorizers.methods`).
-        progress: call it with :class:`Progress` now and then; it may raise :class:`JobCancelled`.
+        progress: call it with :class:`Progress` now and then; it may raise :class:`JobCancelled` (stop,
+        nothing kept) or, after an iteration, :class:`StopEarly` (return the result made so far).
         Returns float32 array (h', w', 2): a and b in Lab units at any working resolution with the
         input's aspect ratio; the pipeline upsamples it to (H, W).
         """

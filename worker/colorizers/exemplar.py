@@ -35,7 +35,8 @@ Parametrisations:
 
 Progress: after every iteration, ``Progress(step=k, total=N, losses={content, style, total, style_weight})``
 with a ``preview`` closure that renders the current colorization only when the consumer calls it. The
-callback may raise ``JobCancelled``, which propagates: a cancel stops within one iteration.
+callback may raise ``JobCancelled``, which propagates: a cancel stops within one iteration; ``StopEarly``
+after an iteration ends the optimisation there with the colours it has reached (a job's time limit).
 
 The reference's Gram matrices and the content target are computed once, before the loop; the VGG is truncated
 after relu5_1; so an iteration costs one forward and one backward pass of that truncated VGG plus the small
@@ -56,7 +57,7 @@ import torch
 from PIL import Image
 
 from worker.colorizers import lab as labmod
-from worker.colorizers.base import Progress, ProgressCallback
+from worker.colorizers.base import Progress, ProgressCallback, StopEarly
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.methods.exemplar import planned_iterations, resolved_init
 from worker.colorizers.nets.colorizer import channels_last
@@ -396,6 +397,8 @@ class StyleTransfer:
             optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
         self.optimiser = optimiser
         pixel_unit = 1.0 if s.space == "ab" else 1.0 / 255.0
+        if progress is not None:  # the targets are ready: the iterations' own time starts here
+            progress(Progress(step=0, total=s.iterations, message="optimising the colours"))
         for k in range(1, s.iterations + 1):
             beta = style_weight(s.beta, k, s.schedule)
             if isinstance(optimiser, torch.optim.LBFGS):  # s.optimizer == "lbfgs"
@@ -413,15 +416,18 @@ class StyleTransfer:
             if not all(math.isfinite(v) for v in losses.values()):
                 raise FloatingPointError(f"exemplar: loss became {losses} at iteration {k}")
             if progress is not None:
-                progress(
-                    Progress(
-                        step=k,
-                        total=s.iterations,
-                        message=f"iteration {k}/{s.iterations}",
-                        losses=losses,
-                        preview=self.preview,
+                try:
+                    progress(
+                        Progress(
+                            step=k,
+                            total=s.iterations,
+                            message=f"iteration {k}/{s.iterations}",
+                            losses=losses,
+                            preview=self.preview,
+                        )
                     )
-                )
+                except StopEarly:
+                    break
         return Result(
             ab=self.ab(), losses=history, seconds=time.perf_counter() - start, evaluations=self.evaluations
         )
