@@ -154,7 +154,10 @@ class Settings(BaseSettings):
         le=256,
         description="Torch intra-op threads in the worker; 0 = torch's default (at most 256).",
     )
-    job_time_limit: int = Field(3600, description="Seconds after which a running job is stopped and failed.")
+    job_time_limit: int = Field(
+        3600,
+        description="Seconds a job may run: an iterative one stops just before, keeping the colours reached; another is stopped and failed.",
+    )
     job_max_attempts: int = Field(3, description="Attempts (deliveries) per job before it is marked failed.")
     heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")
     stale_after: float = Field(
