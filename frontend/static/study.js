@@ -26,6 +26,9 @@
   var img = document.getElementById("stimulus");
   var loadingNote = document.getElementById("stimulus-loading");
   var errorBox = document.getElementById("trial-error");
+  var trialBox = document.getElementById("phase-trial");
+  var pointer = { x: -1, y: -1 };  // where the mouse was last seen
+  var freshAt = null;  // ...and where it was when the current trial appeared
 
   function $(id) { return document.getElementById(id); }
 
@@ -137,6 +140,10 @@
     // The answered button is disabled now and focus would fall to the page: start each trial at its question,
     // so Tab reaches the first answer (never a stale focus on the opposite one).
     $("trial-question").focus({ preventScroll: true });
+    // The pointer that gave the last answer (or began the part) may rest on an answer of this trial: it must not
+    // look chosen, so hover looks are off (study.css) until the pointer moves.
+    trialBox.classList.add("is-fresh");
+    freshAt = { x: pointer.x, y: pointer.y };
     var instruction = $("trial-instruction");
     instruction.hidden = !trial.instruction;
     instruction.textContent = trial.instruction || "";
@@ -144,6 +151,8 @@
     loadingNote.hidden = false;
     img.classList.add("is-loading");
     img.onload = function () {
+      // Shown at the size the stimulus area allows for its proportions, whatever its pixels (study.css)
+      if (img.naturalWidth && img.naturalHeight) img.style.setProperty("--ar", String(img.naturalWidth / img.naturalHeight));
       loadingNote.hidden = true;
       img.classList.remove("is-loading");
       shownAt = performance.now();
@@ -231,6 +240,18 @@
     if (btn.hasAttribute("data-response")) answer({ response: btn.getAttribute("data-response") });
     else answer({ rating: parseInt(btn.getAttribute("data-rating"), 10) });
   });
+  // A real move only: Chrome may send a pointer event where the pointer rests when the page changes under it.
+  function pointerSeen(e) {
+    if (e.pointerType !== "mouse" && e.pointerType !== "pen") return;
+    pointer = { x: e.clientX, y: e.clientY };
+    if (freshAt && freshAt.x < 0) freshAt = { x: e.clientX, y: e.clientY };  // not seen before: from here on
+    else if (freshAt && Math.abs(e.clientX - freshAt.x) + Math.abs(e.clientY - freshAt.y) > 3) {
+      trialBox.classList.remove("is-fresh");
+      freshAt = null;
+    }
+  }
+  document.addEventListener("pointermove", pointerSeen);
+  document.addEventListener("pointerdown", pointerSeen);
   document.addEventListener("keydown", function (e) {
     if (e.altKey || e.ctrlKey || e.metaKey || $("phase-trial").hidden || busy || !state || !state.trial) return;
     var enabled = !app.querySelector("button.answer").disabled;
