@@ -1,7 +1,9 @@
-// Job page, "Fix colours" (methods whose options include `hints`): pick a colour, click the photo where it
-// belongs. Each change re-runs the job with the hints (POST /jobs/{id}/rerun, debounced, one at a time) and
-// shows the new result in place; Undo goes back one step with its result; "Keep this" opens the kept job's
-// page. Preview jobs that are not kept are deleted (DELETE /jobs/{id}) when undone or when the page goes.
+// Job page, "Fix colours" (methods whose options include `hints`): click (or tap, or Enter on the keyboard
+// crosshair) the spot whose colour is wrong, then choose its colour. The click only marks the spot (a pending
+// point, moved by the next click); the colour chosen makes it a hint, and each change re-runs the job with
+// the hints (POST /jobs/{id}/rerun, debounced, one at a time) and shows the new result in place. Undo goes
+// back one step with its result; "Keep this" opens the kept job's page. Preview jobs that are not kept are
+// deleted (DELETE /jobs/{id}) when undone or when the page goes.
 "use strict";
 
 (function () {
@@ -15,6 +17,9 @@
   const MAX_HINTS = 64; // worker/colorizers/hints.py
   const MAX_STEPS = 30; // undo depth; the previews of older steps are deleted
   const NEAR_PX = 12; // a click this close to a marker selects that hint instead of adding one
+  const NEUTRAL_COLOUR = "#808080"; // the picker with no hint to show: a gray, not a colour that looks chosen
+  // A phone: a shorter photo, so that it and the colours under it fit on one screen.
+  const NARROW = window.matchMedia("(max-width: 760px)");
   const PALETTE = [
     ["Sky blue", "#6fa8dc"], ["Deep blue sky", "#3a78c2"], ["Grass green", "#5a8f29"],
     ["Dark foliage", "#2f5d2a"], ["Light skin", "#f1c8a8"], ["Medium skin", "#c68d64"],
@@ -26,6 +31,7 @@
   // The undo history; the last step is what is shown. step: {hints, job (finished job JSON) | null, error}
   let steps = [];
   let selected = -1; // index of the selected hint in the current step
+  let pending = null; // {x, y}: the spot clicked, waiting for its colour (no hint, no re-run until then)
   let cursor = { x: 0.5, y: 0.5 }; // the keyboard crosshair, and the last point clicked
   let timer = null;
   let inFlight = null; // {step, id}: the one preview job being made
@@ -48,12 +54,17 @@
     steps = [{ hints, job, error: null }];
     $("fix-palette").replaceChildren(...PALETTE.map(([name, value]) => swatch(name, value)));
     if (job.urls.reference) referenceColours(job.urls.reference);
-    if (job.width && job.height) {
-      // Keep tall photos within the window (the markers are placed relative to the image's own box).
-      CL.fitToWindow($("fix-stage"), job.width, job.height, 75);
-    }
+    fitStage();
+    NARROW.addEventListener("change", fitStage);
     $("fix-section").hidden = false;
+    showPicker(lastColour());
     render();
+  }
+
+  // Keep tall photos within the window (the markers are placed relative to the image's own box); on a phone
+  // within half of it, leaving room for the colours below.
+  function fitStage() {
+    if (base.width && base.height) CL.fitToWindow($("fix-stage"), base.width, base.height, NARROW.matches ? 50 : 75);
   }
 
   // ---- Colours ----------------------------------------------------------------------------------------
@@ -66,17 +77,32 @@
     return button;
   }
 
-  function chooseColour(value) {
+  // The picker and its code show a colour (a hint's, or the one just chosen); nothing changes otherwise.
+  function showPicker(value) {
     $("fix-color").value = value;
     $("fix-color-code").textContent = value;
+  }
+
+  // What the picker shows when no hint is selected: the last hint's colour, or a neutral gray.
+  const lastColour = () => {
     const hints = current().hints;
-    // Choosing a colour while a hint is selected recolours that hint (a change: coloured again).
-    if (selected >= 0 && hints[selected] && hints[selected].color !== value) {
+    return hints.length ? hints[hints.length - 1].color : NEUTRAL_COLOUR;
+  };
+
+  // A colour chosen (swatch, picker): it colours the pending spot (a new hint) or the selected hint. The only
+  // way a hint is made or recoloured, so each choice is one change and one re-run.
+  function chooseColour(value) {
+    showPicker(value);
+    const hints = current().hints;
+    if (pending) {
+      addHint(pending, value);
+    } else if (selected >= 0 && hints[selected]) {
+      if (hints[selected].color === value) return;
       const recoloured = hints.map((h, i) => (i === selected ? { ...h, color: value } : h));
       if (fresh === current() && selected === hints.length - 1) {
-        // The hint just placed gets its colour: still one step, so Undo removes the hint (not only its colour).
+        // The hint just made gets another colour: still one step, so Undo removes the hint (not only its colour).
         const index = selected;
-        undo();
+        dropStep();
         change(recoloured);
         selected = index;
         fresh = current();
@@ -85,7 +111,7 @@
         change(recoloured);
       }
     } else {
-      renderMarkers();
+      renderState("Click a spot on the photo first, then its colour.");
     }
   }
 
@@ -120,53 +146,113 @@
   }
 
   function showHere() {
-    const point = selected >= 0 && current().hints[selected] ? current().hints[selected] : cursor;
+    const point = pending || (selected >= 0 && current().hints[selected]) || cursor;
     const value = sampleAt(point.x, point.y);
     $("fix-here-group").hidden = !value;
     if (value) $("fix-here").replaceChildren(swatch(`The result at ${pct(point.x)}, ${pct(point.y)}:`, value));
   }
 
-  // A few main colours of the reference: pixels binned by colour (3 bits a channel), the fullest bins first,
-  // each as the mean of its pixels; near-duplicates skipped.
+  // sRGB (0-255) to CIE Lab (D65): distances in it are close to how different two colours look.
+  function toLab(r, g, b) {
+    const linear = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    const [R, G, B] = [linear(r), linear(g), linear(b)];
+    const f = (t) => (t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116);
+    const fx = f((0.4124 * R + 0.3576 * G + 0.1805 * B) / 0.95047);
+    const fy = f(0.2126 * R + 0.7152 * G + 0.0722 * B);
+    const fz = f((0.0193 * R + 0.1192 * G + 0.9505 * B) / 1.08883);
+    return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)];
+  }
+
+  const NEUTRAL_CHROMA = 12; // Lab chroma below this reads as white, gray, black or a faint beige
+  const DISTINCT = 25; // swatches at least this far apart (Lab distance) so no two look alike
+  const MIN_SHARE = 0.004; // a colour on fewer pixels is a fringe or a glint, not a thing's colour
+
+  // The colours worth offering from RGBA pixels: the distinct colourful ones first, those covering more and
+  // more vivid first (by pixel count alone, white walls and gray shadows would fill every swatch), then the
+  // commonest neutral; neutrals fill the swatches only when there is no colourful one.
+  function mainColours(data, count) {
+    const bins = new Map(); // Lab cells of 8 units: {n, rgb sums, Lab sums}
+    for (let i = 0; i < data.length; i += 4) {
+      const lab = toLab(data[i], data[i + 1], data[i + 2]);
+      const cell = lab.map((v) => Math.round(v / 8));
+      const key = cell.join(",");
+      const bin = bins.get(key) || { cell, n: 0, rgb: [0, 0, 0], lab: [0, 0, 0] };
+      bin.n += 1;
+      for (let c = 0; c < 3; c += 1) { bin.rgb[c] += data[i + c]; bin.lab[c] += lab[c]; }
+      bins.set(key, bin);
+    }
+    // Each cell with its neighbours: a thing's shades spread over a few cells, so this counts all of them
+    // and gives their mean colour.
+    const minimum = Math.max(2, (data.length / 4) * MIN_SHARE);
+    const colours = [];
+    for (const bin of bins.values()) {
+      const sum = { n: 0, rgb: [0, 0, 0], lab: [0, 0, 0] };
+      for (let d = 0; d < 27; d += 1) {
+        const near = bins.get([bin.cell[0] + (d % 3) - 1, bin.cell[1] + (Math.floor(d / 3) % 3) - 1, bin.cell[2] + Math.floor(d / 9) - 1].join(","));
+        if (!near) continue;
+        sum.n += near.n;
+        for (let c = 0; c < 3; c += 1) { sum.rgb[c] += near.rgb[c]; sum.lab[c] += near.lab[c]; }
+      }
+      if (sum.n < minimum) continue;
+      const lab = sum.lab.map((v) => v / sum.n);
+      colours.push({ n: sum.n, rgb: sum.rgb.map((v) => v / sum.n), lab, chroma: Math.hypot(lab[1], lab[2]) });
+    }
+    const colourful = colours.filter((c) => c.chroma >= NEUTRAL_CHROMA).sort((a, b) => b.n * b.chroma - a.n * a.chroma);
+    const neutral = colours.filter((c) => c.chroma < NEUTRAL_CHROMA).sort((a, b) => b.n - a.n);
+    const picked = [];
+    const take = (c) => {
+      if (picked.length >= count || picked.some((p) => Math.hypot(...p.lab.map((v, k) => v - c.lab[k])) < DISTINCT)) return false;
+      picked.push(c);
+      return true;
+    };
+    colourful.forEach((c) => { if (picked.length < count - 1) take(c); });
+    if (picked.length) neutral.some(take); // one neutral, for the white or gray things
+    else neutral.forEach(take);
+    return picked.map((c) => hex(...c.rgb));
+  }
+
   function referenceColours(url) {
     const img = new Image();
     img.onload = () => {
+      const side = 64;
       const canvas = document.createElement("canvas");
-      canvas.width = 48;
-      canvas.height = 48;
+      canvas.width = side;
+      canvas.height = side;
       const ctx = canvas.getContext("2d", { willReadFrequently: true });
-      ctx.drawImage(img, 0, 0, 48, 48);
-      const data = ctx.getImageData(0, 0, 48, 48).data;
-      const bins = new Map();
-      for (let i = 0; i < data.length; i += 4) {
-        const key = ((data[i] >> 5) << 6) | ((data[i + 1] >> 5) << 3) | (data[i + 2] >> 5);
-        const bin = bins.get(key) || { n: 0, r: 0, g: 0, b: 0 };
-        bin.n += 1; bin.r += data[i]; bin.g += data[i + 1]; bin.b += data[i + 2];
-        bins.set(key, bin);
-      }
-      const picked = [];
-      for (const bin of [...bins.values()].sort((a, b) => b.n - a.n)) {
-        const rgb = [bin.r / bin.n, bin.g / bin.n, bin.b / bin.n];
-        if (picked.some((p) => Math.hypot(p[0] - rgb[0], p[1] - rgb[1], p[2] - rgb[2]) < 40)) continue;
-        picked.push(rgb);
-        if (picked.length === 6) break;
-      }
-      $("fix-reference").replaceChildren(...picked.map((rgb, i) => swatch(`Reference colour ${i + 1}`, hex(...rgb))));
+      ctx.imageSmoothingEnabled = false; // samples, not averages: two things side by side make no third colour
+      ctx.drawImage(img, 0, 0, side, side);
+      const picked = mainColours(ctx.getImageData(0, 0, side, side).data, 6);
+      $("fix-reference").replaceChildren(...picked.map((value, i) => swatch(`Reference colour ${i + 1}`, value)));
       $("fix-reference-group").hidden = picked.length === 0;
     };
     img.src = url;
   }
 
-  // ---- Hints: add, select, remove -------------------------------------------------------------------------
-  function addHint(x, y) {
-    const hints = current().hints;
-    if (hints.length >= MAX_HINTS) {
+  // ---- Hints: mark a spot, colour it, select, remove --------------------------------------------------------
+  // A click (tap, Enter) marks the spot that a colour chosen next will get; another click moves it.
+  function markSpot(x, y) {
+    if (current().hints.length >= MAX_HINTS) {
       showError(`At most ${MAX_HINTS} hints: remove one first.`);
       return;
     }
-    const point = { x: Math.round(x * 10000) / 10000, y: Math.round(y * 10000) / 10000 };
-    cursor = point;
-    change([...hints, { ...point, color: color() }]);
+    showError(null);
+    pending = { x: Math.round(x * 10000) / 10000, y: Math.round(y * 10000) / 10000 };
+    cursor = pending;
+    selected = -1;
+    render();
+  }
+
+  function dropPending() {
+    if (!pending) return false;
+    pending = null;
+    showPicker(lastColour());
+    render();
+    return true;
+  }
+
+  function addHint(point, value) {
+    pending = null;
+    change([...current().hints, { x: point.x, y: point.y, color: value }]);
     selected = current().hints.length - 1;
     fresh = current();
     render();
@@ -175,16 +261,15 @@
   function removeHint(index) {
     selected = -1;
     change(current().hints.filter((_, i) => i !== index));
+    showPicker(lastColour());
   }
 
   function select(index) {
     selected = index;
+    pending = null;
     const hint = current().hints[index];
-    if (hint) {
-      cursor = { x: hint.x, y: hint.y };
-      $("fix-color").value = hint.color;
-      $("fix-color-code").textContent = hint.color;
-    }
+    if (hint) cursor = { x: hint.x, y: hint.y };
+    showPicker(hint ? hint.color : lastColour());
     render();
   }
 
@@ -210,8 +295,18 @@
     if (!current().job) timer = setTimeout(rerun, DEBOUNCE_MS);
   }
 
+  // Undo: the spot marked last if any (it is the last thing done), else the last change; the picker then shows
+  // the colour of the hint now last.
   function undo() {
-    if (steps.length < 2) return;
+    if (dropPending()) return;
+    if (!dropStep()) return;
+    showPicker(lastColour());
+    render();
+  }
+
+  // The current step goes (its preview with it); the one before is shown, re-run if it has no result.
+  function dropStep() {
+    if (steps.length < 2) return false;
     const gone = steps.pop();
     clearTimeout(timer);
     if (inFlight && inFlight.step === gone && inFlight.id) discard(inFlight.id); // else follow() drops it
@@ -220,6 +315,7 @@
     showError(null);
     render();
     if (!current().job && !current().error) timer = setTimeout(rerun, DEBOUNCE_MS);
+    return true;
   }
 
   // Deletes a preview job that no step shows any more (never the page's own job).
@@ -240,11 +336,13 @@
     const url = "/jobs/" + encodeURIComponent(id);
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {
-      if (keepalive) {
-        // The page is going, so no reply can be awaited: both calls go at once and may run side by side.
-        // Cancelling is a conditional update, so exactly one of them cancels an unfinished preview and the
-        // other then deletes it (a finished one goes with either; the other then finds it gone).
+      if (keepalive && followed) {
+        // The page is going, so no reply can be awaited: for a preview still running both calls go at once
+        // and may run side by side. Cancelling is a conditional update, so exactly one of them cancels it and
+        // the other then deletes it (should it finish meanwhile, either deletes it and the other finds it gone).
         await Promise.all([fetch(url, options), fetch(url, options)]);
+      } else if (keepalive) {
+        await fetch(url, options); // a finished preview: one DELETE deletes it
       } else {
         const response = await fetch(url, options);
         if (response.status === 200) await fetch(url, options);
@@ -380,20 +478,29 @@
     $("fix-stage").classList.toggle("is-updating", updating);
     $("fix-section").setAttribute("aria-busy", updating ? "true" : "false");
     const edited = step.job && step.job.id !== base.id;
-    $("fix-state").textContent = message || (updating ? "Updating…" : edited ? "Updated" : "");
-    $("fix-undo").disabled = steps.length < 2;
+    const asking = pending ? `Spot ${step.hints.length + 1}: now pick its colour` : "";
+    $("fix-state").textContent = message || asking || (updating ? "Updating…" : edited ? "Updated" : "");
+    $("fix-undo").disabled = steps.length < 2 && !pending;
+    $("fix-use").hidden = !pending;
     $("fix-keep").disabled = leaving || !edited;
   }
 
-  function renderMarkers() {
+  function marker(point, number, className, colour) {
+    const node = el("span", { class: "fix-marker" + className, text: String(number) });
+    node.style.setProperty("--x", String(point.x));
+    node.style.setProperty("--y", String(point.y));
+    if (colour) node.style.setProperty("--hint", colour);
+    return node;
+  }
+
+  // The hints' markers, and the pending spot's: hollow until its colour is chosen (it then takes the
+  // picker's colour while the picker is open, as does the selected hint).
+  function renderMarkers(previewing) {
     const hints = current().hints;
-    $("fix-markers").replaceChildren(...hints.map((h, i) => {
-      const marker = el("span", { class: "fix-marker" + (i === selected ? " is-selected" : ""), text: String(i + 1) });
-      marker.style.setProperty("--x", String(h.x));
-      marker.style.setProperty("--y", String(h.y));
-      marker.style.setProperty("--hint", i === selected ? color() : h.color);
-      return marker;
-    }));
+    const markers = hints.map((h, i) =>
+      marker(h, i + 1, i === selected ? " is-selected" : "", i === selected && previewing ? color() : h.color));
+    if (pending) markers.push(marker(pending, hints.length + 1, " is-pending", previewing ? color() : null));
+    $("fix-markers").replaceChildren(...markers);
   }
 
   function renderList() {
@@ -442,9 +549,10 @@
     if (!rect.width || !rect.height) return;
     const x = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
     const y = Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height));
+    $("fix-crosshair").hidden = true; // the keyboard's pointer: noise over the spot a click or tap marks
     const near = nearestHint(x, y, rect);
     if (near >= 0) select(near);
-    else addHint(x, y);
+    else markSpot(x, y);
     showHere();
   });
 
@@ -456,27 +564,29 @@
       const [dx, dy] = moves[event.key];
       cursor = { x: Math.min(1, Math.max(0, cursor.x + dx)), y: Math.min(1, Math.max(0, cursor.y + dy)) };
       $("fix-crosshair").hidden = false;
-      selected = -1;
+      if (selected >= 0) select(-1);
       renderCursor();
-      renderMarkers();
       showHere();
     } else if (event.key === "Enter" || event.key === " ") {
+      // As a click there: marks the spot; Tab then reaches the colours.
       event.preventDefault();
       $("fix-crosshair").hidden = false;
-      addHint(cursor.x, cursor.y);
-    } else if ((event.key === "Delete" || event.key === "Backspace") && selected >= 0) {
+      markSpot(cursor.x, cursor.y);
+      showHere();
+    } else if ((event.key === "Delete" || event.key === "Backspace") && (pending || selected >= 0)) {
       event.preventDefault();
-      removeHint(selected);
+      if (!dropPending()) removeHint(selected);
     } else if (event.key === "Escape") {
-      select(-1);
+      if (!dropPending()) select(-1);
     }
   });
-  $("fix-stage").addEventListener("focus", () => { $("fix-crosshair").hidden = false; });
+  // Focus by keyboard shows the crosshair; focus by a click or tap does not.
+  $("fix-stage").addEventListener("focus", () => { $("fix-crosshair").hidden = !$("fix-stage").matches(":focus-visible"); });
   $("fix-stage").addEventListener("blur", () => { $("fix-crosshair").hidden = true; });
 
   $("fix-color").addEventListener("input", () => {
     $("fix-color-code").textContent = color();
-    renderMarkers(); // the selected marker follows the picker; the hint changes when the picker closes
+    renderMarkers(true); // the marker follows the picker; the hint is made or changed when the picker closes
   });
   $("fix-color").addEventListener("change", () => chooseColour(color()));
 
@@ -487,6 +597,7 @@
     else if (target.classList.contains("fix-remove")) removeHint(Number(target.dataset.index));
     else if (target.classList.contains("fix-pick")) select(Number(target.dataset.index) === selected ? -1 : Number(target.dataset.index));
   });
+  $("fix-use").addEventListener("click", () => chooseColour(color()));
   $("fix-undo").addEventListener("click", undo);
   $("fix-keep").addEventListener("click", keep);
 

@@ -229,6 +229,14 @@
       $("sbs-reference-fig").hidden = false;
     }
     showResultImages(data);
+    // An iterative job stopped at the server's time limit: its result is the colours reached by then.
+    const its = data.iterations;
+    const short = its && its.planned && its.run < its.planned;
+    const said = (data.progress && data.progress.message) || "";
+    $("result-note").hidden = !short;
+    $("result-note").textContent = !short ? "" : /^stopped/.test(said)
+      ? said.charAt(0).toUpperCase() + said.slice(1) + "."
+      : `Stopped after iteration ${its.run} of ${its.planned}: this is the result so far.`;
     $("result-section").hidden = false;
     offerAdjustments(data);
     offerAnotherReference(data);

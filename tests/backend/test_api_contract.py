@@ -65,7 +65,8 @@ def documented(spec: dict[str, Any], r: Any, method: str | None = None) -> dict[
             assert header in names, f"{method} {path} {r.status_code}: header {header} not documented"
     if r.status_code >= 400:
         body = r.json()
-        assert set(body) == {"detail"} and isinstance(body["detail"], str) and body["detail"]
+        assert set(body) <= {"detail", "field"} and isinstance(body["detail"], str) and body["detail"]
+        assert body.get("field") in (None, "image", "reference")  # ErrorOut
     return entry
 
 

@@ -129,7 +129,8 @@ def test_colorizing_pages(a11y_stack, done_job, page, audit) -> None:  # type: i
     img = page.locator("#fix-img")
     box = img.bounding_box()
     assert box is not None
-    img.click(position={"x": 0.15 * box["width"], "y": 0.25 * box["height"]})
+    img.click(position={"x": 0.15 * box["width"], "y": 0.25 * box["height"]})  # the spot, then its colour
+    page.locator("#fix-palette .fix-swatch").first.click()
     expect(page.locator("#fix-list li")).to_have_count(1)
     expect(page.locator("#fix-state")).to_have_text("Updated", timeout=60_000)
     audit.check(page, "job, a colour hint placed")

@@ -104,7 +104,9 @@ def test_phone_pages_fit_and_take_a_finger(layout_stack, done_job, phone) -> Non
     box = img.bounding_box()
     assert box is not None
     for x, y in ((0.3, 0.3), (0.7, 0.6)):
-        img.tap(position={"x": x * box["width"], "y": y * box["height"]})
+        img.tap(position={"x": x * box["width"], "y": y * box["height"]})  # the spot, then its colour
+        phone.locator("#fix-palette .fix-swatch").first.tap()
+        img.scroll_into_view_if_needed()
         phone.wait_for_timeout(200)
     expect(phone.locator("#fix-list li")).to_have_count(2)
     numbers = phone.locator("#fix-list li").evaluate_all(

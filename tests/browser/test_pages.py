@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sample_photo, submit_small_exemplar
+from tests.browser.conftest import sample_photo, start_stack, submit_small_exemplar
 from tests.conftest import EXEMPLAR_PAIRS, method_available
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -225,3 +225,34 @@ def test_methods_page_from_the_footer(stack, page) -> None:  # type: ignore[no-u
     widest = f"Math.max(...{tables}.map(t => t.scrollWidth - t.clientWidth))"
     assert page.evaluate(widest) <= 0
     expect(entry.locator(".method-options td[data-label='What it does']").first).to_be_visible()
+
+
+def test_an_exemplar_run_past_the_time_limit_keeps_its_colours(tmp_path, page) -> None:  # type: ignore[no-untyped-def]
+    """On a server that stops jobs after 20 s, a 5000-iteration exemplar run stops just before, finished,
+    with its result and a note saying how far it got."""
+    if not method_available("exemplar"):
+        pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
+    stacks = start_stack(tmp_path, worker=True, JOB_TIME_LIMIT=20)
+    stack = next(stacks)
+    try:
+        page.goto(stack.base_url + "/")
+        page.set_input_files("#image", str(EXEMPLAR_PAIRS / "example" / "in1.jpg"))
+        page.locator("label[data-method=exemplar]").click()
+        page.locator('.ref-option[data-source="example"]').first.click()
+        if not page.locator("#opt-size").is_visible():
+            page.locator("#options-section summary").click()
+        page.fill("#opt-size", "32")
+        page.fill("#opt-iterations", "5000")
+        page.locator("#submit").click()
+        page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"))
+        expect(page.locator("#job-status")).to_have_text("Done", timeout=60_000)
+        note = page.locator("#result-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text(
+            re.compile(r"^Stopped after iteration \d+ of 5000: the server's time limit")
+        )
+        expect(note).to_contain_text("this is the result so far")
+        expect(page.locator("#details")).to_contain_text(re.compile(r"Iterations run\d+ of 5000"))
+        expect(page.locator("#download")).to_be_visible()
+    finally:
+        stacks.close()
