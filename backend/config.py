@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     )
     job_time_limit: int = Field(
         3600,
-        description="Seconds a job may run: an iterative one stops just before, keeping the colours reached; another is stopped and failed.",
+        description="Seconds a job may run: an iterative one stops just before, keeping the colours reached; "
+        "another is stopped and failed.",
     )
     job_max_attempts: int = Field(3, description="Attempts (deliveries) per job before it is marked failed.")
     heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")
