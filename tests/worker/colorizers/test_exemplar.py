@@ -14,7 +14,7 @@ from PIL import Image
 from tests.conftest import EXEMPLAR_PAIRS, WEIGHTS_DIR
 from worker.colorizers import exemplar as ex
 from worker.colorizers import lab
-from worker.colorizers.base import JobCancelled, Progress
+from worker.colorizers.base import JobCancelled, Progress, StopEarly
 from worker.colorizers.method_info import LoadContext, validate_params
 from worker.colorizers.methods import exemplar as exemplar_method
 from worker.colorizers.methods.exemplar import present_vgg_weights
@@ -136,7 +136,9 @@ def test_iterations_are_counted_and_targets_computed_once(
         assert 6 <= result.evaluations <= 6 * (1 + ex.MAX_LINE_SEARCH)
     else:
         assert len(calls) == 2 + 6  # exactly one VGG pass per iteration
-    assert [p.step for p in steps] == list(range(1, 7)) and all(p.total == 6 for p in steps)
+    # step 0 once the targets are ready (the iterations' own time starts), then one report per iteration
+    assert [p.step for p in steps] == list(range(0, 7)) and all(p.total == 6 for p in steps)
+    steps = steps[1:]
     assert [p.losses["style_weight"] for p in steps] == pytest.approx([1000 * 0.9975**k for k in range(6)])
     assert set(steps[0].losses) == {"content", "style", "smoothness", "total", "style_weight"}
     if optimizer == "lbfgs":  # torch's own count of L-BFGS iterations (one per step() call)
@@ -185,8 +187,30 @@ def test_cancel_stops_within_one_iteration(random_vgg: VGGFeatures) -> None:
             params=_params(iterations=50, size=32, line_search=False, init="content"),
             progress=progress,
         )
-    assert seen == [0, 1, 2, 3]
+    assert seen == [0, 0, 1, 2, 3]  # preparing, the targets ready, then the iterations
     assert len(calls) == at_cancel[0]  # no VGG pass after the callback raised
+
+
+def test_stop_early_keeps_the_colours_reached(random_vgg: VGGFeatures) -> None:
+    """A progress callback that raises StopEarly after an iteration (the job's time is up) ends the run there
+    with its result, unlike a cancel."""
+    model, calls = _counting(random_vgg)
+    colorizer = ex.ExemplarColorizer(model, "random")
+
+    def progress(p: Progress) -> None:
+        if p.step == 3:
+            raise StopEarly("time is up")
+
+    ab = colorizer.predict_ab(
+        np.full((32, 32), 50, np.float32),
+        reference=np.full((32, 32, 3), (200, 40, 30), np.uint8),
+        params=_params(iterations=50, size=32, line_search=False, init="content"),
+        progress=progress,
+    )
+    assert ab.shape == (32, 32, 2) and np.isfinite(ab).all()
+    result = colorizer.last_result
+    assert result is not None and len(result.losses) == 3
+    assert len(calls) == 2 + 3  # the targets, then three iterations: none after the stop
 
 
 @pytest.mark.parametrize("mode,init", [("fast", "noise"), ("paper", "noise"), ("paper", "content")])
