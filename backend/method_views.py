@@ -33,19 +33,20 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
         reason = m.unavailable_reason(settings.weights_dir)
         weight_names = " ".join(w.name for w in m.weights)
         defaults = m.defaults()
-        presets = [
-            {
-                "name": p.name,
-                "label": p.label,
-                "summary": p.summary,
-                "options": dict(p.options),
-                "default": p.default,
-                "expected_seconds": estimates.expected_seconds(session, m.name, {**defaults, **p.options}),
-            }
-            for p in m.presets
-        ]
-        for preset in presets:
-            preset["over_time_limit"] = preset["expected_seconds"] > settings.job_time_limit
+        presets = []
+        for p in m.presets:
+            expected = estimates.expected_seconds(session, m.name, {**defaults, **p.options})
+            presets.append(
+                {
+                    "name": p.name,
+                    "label": p.label,
+                    "summary": p.summary,
+                    "options": dict(p.options),
+                    "default": p.default,
+                    "expected_seconds": expected,
+                    "over_time_limit": expected > settings.job_time_limit,
+                }
+            )
         out.append(
             {
                 "name": m.name,

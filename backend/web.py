@@ -1,25 +1,34 @@
 """Cross-cutting HTTP pieces: the browser-history cookie, client addresses, request-size limits, security
-headers, HEAD as GET, database-outage answers and download file names."""
+headers, HEAD as GET, database-outage answers, download file names and JSON bodies without repeated keys."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import secrets
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
+from starlette.responses import Response
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.errors import UserError
 
 log = logging.getLogger("colorlab.web")
 CLIENT_COOKIE = "colorlab_client"
@@ -315,3 +324,30 @@ def install(
     app.add_middleware(
         LimitsMiddleware, max_body=max_body, body_timeout=body_timeout, path_limits=path_limits
     )
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON allows a key twice and parsers keep the last: which value was meant cannot be known
+    if twice := sorted(key for key, n in Counter(key for key, _ in pairs).items() if n > 1):
+        raise UserError(
+            422, f"the body holds {', '.join(map(json.dumps, twice))} more than once: send each once"
+        )
+    return dict(pairs)
+
+
+class UniqueKeysJsonRoute(APIRoute):
+    """A route whose JSON body is refused (422, naming the key) when an object in it repeats a key, rather
+    than silently taking the last value (a participant's answer must be the one meant)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            body = await request.body()  # kept on the request: the route reads it again, not the socket
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if body and kind.endswith("json"):
+                with contextlib.suppress(ValueError):  # not JSON at all: the route's own parsing says so
+                    json.loads(body, object_pairs_hook=_no_repeated_keys)
+            return await handle(request)
+
+        return checked

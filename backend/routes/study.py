@@ -32,9 +32,9 @@ from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
 from backend.study.schemas import AnswerIn, BeginIn, StartIn, StateOut
 from backend.templates import TEMPLATES
-from backend.web import client_of
+from backend.web import UniqueKeysJsonRoute, client_of
 
-router = APIRouter(prefix="/study", tags=["study"])
+router = APIRouter(prefix="/study", tags=["study"], route_class=UniqueKeysJsonRoute)
 # The refusals a participant's JSON request may get besides its own (OpenAPI; each a UserError's
 # {"detail": ...}): 403 no session in this browser or someone else's, 404 no such study, 408/413 a stalled or
 # too large body, 415 not JSON, 422 a body or id that cannot be used.

@@ -157,6 +157,13 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
         res = c.post(f"/study/{slug}/api/answer", json=body)
         assert res.status_code == code, (body, res.text)
         assert isinstance(res.json()["detail"], str)
+    # A key twice (JSON allows it; parsers keep the last): which answer was meant cannot be known
+    twice = b'{"trial_id": "%s", "response": "fake", "response": "real"}' % tid.encode()
+    res = c.post(f"/study/{slug}/api/answer", content=twice, headers={"content-type": "application/json"})
+    assert res.status_code == 422 and '"response" more than once' in res.json()["detail"], res.text
+    with session_scope() as s:
+        trial = s.get(Trial, tid)
+        assert trial is not None and trial.response is None and trial.answered_at is None
     with session_scope() as s:
         later = s.scalars(select(Trial).where(Trial.id != tid, Trial.part == 1)).first()
     assert (
