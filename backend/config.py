@@ -91,31 +91,40 @@ class Settings(BaseSettings):
         "...`). Empty: /metrics is open in development and off (404) in production.",
     )
     header_read_timeout: float = Field(
-        10.0, description="Seconds a client may take to send a request's headers before it is disconnected."
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's headers before it is disconnected.",
     )
     body_read_timeout: float = Field(
         30.0,
+        gt=0,
         description="Seconds a request body may stall between two chunks before the request gets 408.",
     )
 
     max_upload_bytes: int = Field(
-        20_000_000, description="Largest accepted image file, in bytes (checked while streaming)."
+        20_000_000, ge=1, description="Largest accepted image file, in bytes (checked while streaming)."
     )
-    max_pixels: int = Field(40_000_000, description="Largest accepted image, in pixels (width × height).")
+    max_pixels: int = Field(
+        40_000_000, ge=1, description="Largest accepted image, in pixels (width × height)."
+    )
     max_pixels_per_byte: float = Field(
         60.0,
+        gt=0,
         description="Most pixels per byte of file for images over 4 MP: a tiny file that decodes to a huge "
         "image is a decompression bomb (photos compress to about 1–10 pixels per byte).",
     )
     max_jpeg_scans: int = Field(
-        32, description="Most scans in a progressive JPEG (cameras write 1–12; thousands make decoding slow)."
+        32,
+        ge=1,
+        description="Most scans in a progressive JPEG (cameras write 1–12; thousands make decoding slow).",
     )
     decode_concurrency: int = Field(
-        2, description="Most images one web process decodes or encodes at a time; more wait their turn."
+        2, ge=1, description="Most images one web process decodes or encodes at a time; more wait their turn."
     )
 
     colorize_rate: int = Field(
         30,
+        ge=1,
         description="Most upload requests (`POST /colorize`, `POST /batches`, compare) per client IP per "
         "minute (per web process), else 429. A batch counts as one request.",
     )
@@ -156,18 +165,21 @@ class Settings(BaseSettings):
     )
     job_time_limit: int = Field(
         3600,
+        ge=10,
         description="Seconds a job may run: an iterative one stops just before, keeping the colours reached; "
         "another is stopped and failed.",
     )
-    job_max_attempts: int = Field(3, description="Attempts (deliveries) per job before it is marked failed.")
-    heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")
+    job_max_attempts: int = Field(
+        3, ge=1, description="Attempts (deliveries) per job before it is marked failed."
+    )
+    heartbeat_interval: float = Field(5.0, gt=0, description="Seconds between a running job's heartbeats.")
     stale_after: float = Field(
-        60.0, description="A running job with no heartbeat for this long is re-queued."
+        60.0, gt=0, description="A running job with no heartbeat for this long is re-queued."
     )
     requeue_after: float = Field(
-        300.0, description="A queued job not started after this long is sent to the broker again."
+        300.0, gt=0, description="A queued job not started after this long is sent to the broker again."
     )
-    sweep_interval: float = Field(15.0, description="Seconds between sweeps for lost or stalled jobs.")
+    sweep_interval: float = Field(15.0, gt=0, description="Seconds between sweeps for lost or stalled jobs.")
     webhook_secret: SecretStr = Field(
         SecretStr(""),
         description="Key that signs webhook calls (Standard Webhooks): 24 to 64 random bytes in base64, "
@@ -189,24 +201,25 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Seconds between the worker's looks for webhook calls due (new or retried)."
     )
     batch_max: int = Field(
-        16, description="Most queued jobs of one feed-forward method the worker colorizes in one batch."
+        16, ge=1, description="Most queued jobs of one feed-forward method the worker colorizes in one batch."
     )
     preview_interval: float = Field(
-        2.0, description="Least seconds between two live previews of an iterative job."
+        2.0, ge=0, description="Least seconds between two live previews of an iterative job."
     )
     retain_done_days: float = Field(
-        30.0, description="Days a done job and its images are kept before the sweeper deletes them."
+        30.0, gt=0, description="Days a done job and its images are kept before the sweeper deletes them."
     )
     retain_failed_days: float = Field(
-        1.0, description="Days a failed or cancelled job and its images are kept (then deleted)."
+        1.0, gt=0, description="Days a failed or cancelled job and its images are kept (then deleted)."
     )
     preview_retain_hours: float = Field(
         24.0,
+        gt=0,
         description='Hours a "Fix colours" preview that was never kept stays (its page deletes the ones it '
         "leaves behind; this catches those a page could not, e.g. a phone that dropped the tab).",
     )
     retention_interval: float = Field(
-        3600.0, description="Seconds between two retention clean-ups by the sweeper."
+        3600.0, gt=0, description="Seconds between two retention clean-ups by the sweeper."
     )
 
     # User study (backend/study, /study/{slug}, /admin).
@@ -221,27 +234,35 @@ class Settings(BaseSettings):
         description="Key that signs session cookies and CSRF tokens. Required in production; in development "
         "a random key is made once and kept in `DATA_DIR/secret_key` (mode 0600): sessions survive restarts.",
     )
-    admin_session_hours: float = Field(12.0, description="Hours an /admin login stays valid.")
+    admin_session_hours: float = Field(12.0, gt=0, description="Hours an /admin login stays valid.")
     study_answer_rate: int = Field(
-        60, description="Most study answers one participant may send per minute (per web process); more: 429."
+        60,
+        ge=1,
+        description="Most study answers one participant may send per minute (per web process); more: 429.",
     )
     study_start_rate: int = Field(
         30,
+        ge=1,
         description="Most new study participants one client address may start per hour (per web process); "
         "more: 429.",
     )
     study_close_grace_minutes: float = Field(
         60.0,
+        ge=0,
         description="After a study closes, participants who had already started may keep answering for this "
         "many minutes (0: answers stop at once).",
     )
     study_fast_answer_ms: int = Field(
         400,
+        ge=0,
         description="Answers given sooner than this after the image was served (server-measured) are "
         "flagged `too_fast` in the export.",
     )
     study_image_max_side: int = Field(
-        512, description="Longest side in pixels of the images study participants see (all re-encoded alike)."
+        512,
+        ge=64,
+        le=4096,
+        description="Longest side in pixels of the images study participants see (all re-encoded alike).",
     )
 
     @model_validator(mode="after")
@@ -275,11 +296,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"ENVIRONMENT=production needs {' and '.join(missing)} to be set")
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
-        if self.study_answer_rate < 1 or self.study_image_max_side < 64:
-            raise ValueError("STUDY_ANSWER_RATE must be ≥ 1 and STUDY_IMAGE_MAX_SIDE ≥ 64")
-        if self.study_start_rate < 1 or self.study_close_grace_minutes < 0 or self.study_fast_answer_ms < 0:
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeats(self) -> Settings:
+        # a job whose heartbeats come less often than it is declared lost would be run twice at once
+        if self.stale_after < 2 * self.heartbeat_interval:
             raise ValueError(
-                "STUDY_START_RATE must be ≥ 1, STUDY_CLOSE_GRACE_MINUTES and STUDY_FAST_ANSWER_MS ≥ 0"
+                f"STALE_AFTER ({self.stale_after:g} s) must be at least twice HEARTBEAT_INTERVAL "
+                f"({self.heartbeat_interval:g} s): a running job would be taken for a lost one"
             )
         return self
 

@@ -99,10 +99,18 @@ def main() -> None:
     try:
         get_settings()
     except ValidationError as exc:  # a bad or missing setting: say which, no traceback
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise click.ClickException(f"configuration error: {problems}") from None
+        raise click.ClickException(f"configuration error: {settings_problems(exc)}") from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """What is wrong with the settings, in their environment names: "RETAIN_DONE_DAYS: Input should be
+    greater than 0" (a check across settings says its own names)."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        names = ".".join(map(str, error["loc"])).upper()
+        problems.append(f"{names}: {message}" if names else message)
+    return "; ".join(problems)
 
 
 def _register() -> None:

@@ -4,9 +4,9 @@ unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -64,13 +64,24 @@ def _check_outputs(out: Path, checkpoint: Path | None, data: tuple[Path, ...]) -
     if card.exists() and not card.read_bytes().startswith(b"# Model card"):
         raise click.UsageError(f"{card} (the model card's place) exists and is not one: choose another --out")
     for target in targets:
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not os.access(folder, os.W_OK):
-            raise click.UsageError(
-                f"{target.parent} cannot be written: choose another place for {target.name}"
-            )
+        _check_writable(target)
+
+
+def _check_writable(target: Path) -> None:
+    """Make the target's folder and write a file there, as training will at its end: a parent that is a file,
+    a read-only or virtual file system, and root's rights (for which os.access says yes to everything) are
+    all found out now."""
+    if target.is_dir():
+        raise click.UsageError(f"{target} is a folder: give a file name for it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise click.UsageError(
+            f"{target.parent} cannot be written ({reason}): choose another place for {target.name}"
+        ) from None
 
 
 @click.command("train")

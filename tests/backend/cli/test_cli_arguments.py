@@ -54,3 +54,33 @@ def test_hash_password_refuses_a_short_or_mistyped_password(monkeypatch: pytest.
     typing("long-enough", "long-enough")
     code, output = run_cli("study", "hash-password")
     assert code == 0 and verify_password("long-enough", output.strip())
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        # a negative retention once deleted every finished job at the next sweep
+        ({"RETAIN_DONE_DAYS": "-1"}, "RETAIN_DONE_DAYS: Input should be greater than 0"),
+        ({"JOB_MAX_ATTEMPTS": "0"}, "JOB_MAX_ATTEMPTS: Input should be greater than or equal to 1"),
+        ({"JOB_TIME_LIMIT": "0"}, "JOB_TIME_LIMIT: Input should be greater than or equal to 10"),
+        ({"HEARTBEAT_INTERVAL": "-5"}, "HEARTBEAT_INTERVAL: Input should be greater than 0"),
+        (
+            {"HEARTBEAT_INTERVAL": "10", "STALE_AFTER": "15"},
+            "STALE_AFTER (15 s) must be at least twice HEARTBEAT_INTERVAL (10 s)",
+        ),
+    ],
+)
+def test_settings_no_server_could_use_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    from backend.config import get_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        code, output = run_cli("sweep")  # refused before it touches anything
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert code == 1 and f"configuration error: {says}" in output, output

@@ -250,6 +250,11 @@ def test_train_refuses_outputs_that_would_replace_what_is_not_a_training_s(tmp_p
         (("--out", str(tmp_path / "notes.pt")), "model card"),
         (("--out", str(tmp_path / "same.pt"), "--checkpoint", str(tmp_path / "same.pt")), "the same file"),
         (("--out", str(keep)), "not a ColorLab weights file"),
+        # places no file can be written, found before training (root may write anywhere else)
+        (("--out", str(keep / "x.pt")), "cannot be written"),
+        (("--out", "/proc/colorlab-x.pt"), "cannot be written"),
+        (("--out", str(tmp_path / "w.pt"), "--checkpoint", str(keep / "c.ckpt")), "cannot be written"),
+        (("--out", str(tmp_path / "w.pt"), "--checkpoint", str(tmp_path)), "is a"),  # folder / directory
     ):
         code, output = run_cli(*common, *extra)
         assert code == 2 and says in output, (extra, output)
