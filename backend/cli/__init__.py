@@ -26,7 +26,8 @@ class FiniteRange(click.FloatRange):
 
 
 class Refused(click.ClickException):
-    """A :class:`~backend.errors.UserError` on the command line: its detail on one line, exit status 2."""
+    """A :class:`~backend.errors.UserError` on the command line: its detail on one line, exit status 2 (a 409,
+    a file or state it cannot use, exits 1)."""
 
     exit_code = 2
 
@@ -44,6 +45,8 @@ class _Commands(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(128 + signal.SIGPIPE) from None
         except UserError as exc:
+            if exc.status_code == 409:  # not a wrong request: what it needs is not there (weights, stimuli)
+                raise click.ClickException(exc.detail) from None
             raise Refused(exc.detail) from None
         except Exception as exc:
             message = outside_problem(exc)

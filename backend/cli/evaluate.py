@@ -13,7 +13,8 @@ from backend.cli import FiniteRange, checked_device
 @click.option(
     "--methods",
     default="",
-    help="Comma-separated method names (e.g. cnn,fusion,gan); the gray baseline is always added.",
+    help="Comma-separated method names (e.g. unet-bins,cnn,fusion); the gray baseline is always added "
+    "(none: the baseline alone).",
 )
 @click.option(
     "--data",
@@ -128,8 +129,20 @@ def evaluate(
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    from worker.colorizers import methods as known_methods
+
+    names = tuple(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip() and m.strip() != "gray"))
+    unknown = [n for n in names if known_methods.get(n) is None]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown method(s): {', '.join(unknown)}; known: "
+            f"{', '.join(m.name for m in known_methods.METHODS)} (and gray, always included)",
+            param_hint="--methods",
+        )
+    if not names:
+        click.echo("no --methods given: scoring the gray baseline alone", err=True)
     config = EvalConfig(
-        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        methods=names,
         data=data,
         out=out,
         references=references,

@@ -51,9 +51,10 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
         click.echo(f"{name:20} {state:10} {where:18} used by: {', '.join(users.get(name, [])) or '-'}")
         click.echo(f"{'':20} {status.path}  <- {entry.source}")
     click.echo("methods:")
+    width = max(len(info.name) for info in methods.METHODS)
     for info in methods.METHODS:
         reason = info.unavailable_reason(folder, verify=not quick)
-        click.echo(f"  {info.name:12} {'available' if not reason else 'unavailable: ' + reason}")
+        click.echo(f"  {info.name:{width}} {'available' if not reason else 'unavailable: ' + reason}")
 
 
 @weights.command("fetch")
@@ -79,8 +80,9 @@ def fetch_weights(names: tuple[str, ...], weights_dir: Path | None, force: bool,
     manifest = methods.weight_files()
     unknown = [n for n in names if n not in manifest]
     if unknown:
-        raise click.ClickException(
-            f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(manifest))}"
+        raise click.BadParameter(
+            f"unknown weight file(s): {', '.join(unknown)}; known: {', '.join(sorted(manifest))}",
+            param_hint="NAMES",
         )
     todo = list(names) or [n for n, e in sorted(manifest.items()) if e.fetchable or e.bundled]
     failures = []

@@ -43,8 +43,13 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(
         main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "nope"]
     )
-    assert res.exit_code != 0 and "unknown method 'nope'; a study can use: " in res.output
+    assert res.exit_code == 2 and "unknown method 'nope'; a study can use: " in res.output
     assert "exemplar" not in res.output.split("can use:")[1]  # only methods a study can use are offered
+    if not method_available("eccv16"):  # known but not installed: a file it cannot use (1), not a wrong name
+        res = runner.invoke(
+            main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "eccv16"]
+        )
+        assert res.exit_code == 1 and "colorlab weights fetch eccv16" in res.output, res.output
     res = runner.invoke(
         main,
         [
