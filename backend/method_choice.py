@@ -43,7 +43,7 @@ def known_method(name: str | None, with_reference: bool = False) -> MethodInfo:
 def checked_params(info: MethodInfo, raw: Mapping[str, Any]) -> dict[str, Any]:
     """The method's options, checked and completed with defaults; 422 saying what is wrong."""
     try:
-        return validate_params(info, dict(raw))
+        return validate_params(info, dict(raw), method_views.public_methods())
     except ValueError as exc:  # ParamError, HintError: the library's words are meant for people
         raise UserError(422, str(exc)) from None
 

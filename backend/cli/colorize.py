@@ -248,7 +248,7 @@ def colorize(
             hints = read_text(Path(hints[1:]), "--hints")
         raw["hints"] = hints
     try:
-        params = validate_params(info, raw)
+        params = validate_params(info, raw, methods.METHODS)
     except ParamError as exc:
         raise Refused(str(exc)) from None
     if info.needs_reference and reference is None:

@@ -113,8 +113,11 @@ def list_studies() -> None:
     from backend.study.models import Study
 
     with session_scope() as session:
-        for s in session.scalars(select(Study).order_by(Study.created_at)):
+        studies = session.scalars(select(Study).order_by(Study.created_at)).all()
+        for s in studies:
             click.echo(f"{s.slug:40} {s.status:7} {','.join(s.methods):24} {s.title}")
+    if not studies:  # on stderr: a script reading the list still reads nothing
+        click.echo("no studies yet: `colorlab study create` or /admin makes one", err=True)
 
 
 @study.command("status")
@@ -225,14 +228,22 @@ def export_cmd(slug: str, kind: str, fmt: str, output: Path | None, exclude_fail
             part.unlink(missing_ok=True)
 
 
+def _at_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 @study.command("hash-password")
 def hash_password() -> None:
-    """Print a hash of a password for ADMIN_PASSWORD (so the plain text need not be stored)."""
+    """Print a hash of a password for ADMIN_PASSWORD (so the plain text need not be stored). Typed at a
+    terminal, it is asked twice without echo; piped in (`... | colorlab study hash-password`), its first line
+    is read."""
     from backend.auth import hash_password as make
 
-    first = getpass.getpass("Password: ")
+    typed = _at_terminal()
+    # piped: a script's password (getpass would warn that it cannot hide what is not typed)
+    first = getpass.getpass("Password: ") if typed else sys.stdin.readline().rstrip("\r\n")
     if len(first) < 8:
         raise Refused("use at least 8 characters")
-    if getpass.getpass("Again: ") != first:
+    if typed and getpass.getpass("Again: ") != first:
         raise Refused("the passwords differ")
     click.echo(make(first))

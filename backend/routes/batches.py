@@ -46,6 +46,12 @@ from backend.uploads import decode_checked, decode_limiter, has_file, read_refer
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
+
+
+def photos(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
+
+
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files; an empty one
 
 
@@ -78,7 +84,7 @@ def _zip_members(
     if len(members) > settings.batch_max_photos:
         raise UserError(
             413,
-            f"the zip holds {len(members)} files; a batch takes at most {settings.batch_max_photos} photos",
+            f"the zip holds {len(members)} files; a batch takes at most {photos(settings.batch_max_photos)}",
         )
     unpacked = sum(i.file_size for i in members)
     if unpacked > settings.batch_max_bytes:
@@ -172,7 +178,7 @@ async def create_batch(
         raise UserError(422, "no photos: send them as repeated `images` fields, or one zip")
     if len(files) > settings.batch_max_photos:
         raise UserError(
-            413, f"{len(files)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
+            413, f"{photos(len(files))}; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
         )
     # (path, bytes or None, why refused)
     raw: list[tuple[str, bytes | None, str | None]] = []
@@ -187,7 +193,7 @@ async def create_batch(
             raw.append((name, data, None))
     if len(raw) > settings.batch_max_photos:
         raise UserError(
-            413, f"{len(raw)} photos; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
+            413, f"{photos(len(raw))}; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
         )
     spend_photo_budget(request, settings, len(raw))
     accepted: list[Upload] = []

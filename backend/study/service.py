@@ -66,6 +66,11 @@ LOCKED = (
     "from the link you were given (it carries your session), or contact the researcher, who can let you "
     "continue on this device."
 )
+# A `?participant=ID` participant's link carries no session: only the browser they started in knows them.
+LOCKED_TO_BROWSER = (
+    "this participant id has already started this study in another browser. If it is yours, continue in "
+    "that browser, or contact the researcher, who can let you continue on this device."
+)
 NOT_OPEN = "this study is not accepting participants at the moment"
 RECEIPT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by people
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
@@ -163,7 +168,7 @@ def resolve(
         )
         if released or same_attempt:
             return Found(named, False)
-        raise UserError(403, LOCKED)
+        raise UserError(403, LOCKED if named.prolific_session_id else LOCKED_TO_BROWSER)
     if browser:
         mine = _attached(session, _OF_BROWSER, {"sid": study.id, "browser": browser})
         if mine is not None:

@@ -129,6 +129,12 @@ def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def
             None,
         ),
         ({"bogus": "1"}, 422, "unknown option", None),
+        (  # an option of the reference method, without a reference
+            {"follow_reference": "1"},
+            422,
+            "follow_reference is an option of 'unet-bins-reference' (it colours from a reference image: add one)",
+            None,
+        ),
     ],
 )
 def test_bad_requests_change_nothing(client, kwargs, status, words, field) -> None:  # type: ignore[no-untyped-def]

@@ -219,7 +219,7 @@ def test_batch_limits_and_photo_budget(monkeypatch, tmp_path) -> None:  # type: 
             for n in range(4):
                 z.writestr(f"{n}.jpg", jpeg())
         r = client.post("/batches", files={"images": ("x.zip", buf.getvalue())}, data={"method": "cnn"})
-        assert r.status_code == 413
+        assert r.status_code == 413 and "the zip holds 4 files; a batch takes at most 3 photos" in r.text
         three = many[:3]
         assert client.post("/batches", files=three, data={"method": "cnn"}).status_code == 202
         # 3 of 5 photos spent: 2 more singles pass, the next photo is over the hourly budget.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,11 +173,21 @@ class MethodInfo:
             raise Unavailable(f"method {self.name!r} is unavailable: {reason}")
 
 
-def validate_params(info: MethodInfo, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Typed options for ``info`` from raw values; unknown names and bad values raise ParamError."""
+def validate_params(
+    info: MethodInfo, raw: Mapping[str, Any], others: Sequence[MethodInfo] = ()
+) -> dict[str, Any]:
+    """Typed options for ``info`` from raw values; unknown names and bad values raise ParamError. An unknown
+    option that one of ``others`` takes is named with it (``follow_reference`` without a reference: the
+    method that takes it colours from one)."""
     params = {p.name: p for p in info.params}
     unknown = sorted(set(raw) - set(params))
     if unknown:
         known = ", ".join(params) or "none"
-        raise ParamError(f"unknown option(s) for method {info.name!r}: {', '.join(unknown)} (known: {known})")
+        message = f"unknown option(s) for method {info.name!r}: {', '.join(unknown)} (known: {known})"
+        for name in unknown:
+            owners = [m for m in others if m is not info and m.param(name) is not None]
+            if owners:
+                needs = " (it colours from a reference image: add one)" if owners[0].needs_reference else ""
+                message += f"; {name} is an option of {owners[0].name!r}{needs}"
+        raise ParamError(message)
     return {**info.defaults(), **{name: params[name].parse(value) for name, value in raw.items()}}

@@ -45,6 +45,7 @@ def test_hash_password_refuses_a_short_or_mistyped_password(monkeypatch: pytest.
 
     def typing(*answers: str) -> None:
         typed = iter(answers)
+        monkeypatch.setattr("backend.cli.study._at_terminal", lambda: True)
         monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
 
     for answers, words in ((["short"], "at least 8 characters"), (["long-enough", "other-one"], "differ")):
@@ -54,6 +55,17 @@ def test_hash_password_refuses_a_short_or_mistyped_password(monkeypatch: pytest.
     typing("long-enough", "long-enough")
     code, output = run_cli("study", "hash-password")
     assert code == 0 and verify_password("long-enough", output.strip())
+
+
+def test_hash_password_reads_a_piped_password_without_warnings() -> None:
+    from click.testing import CliRunner
+
+    from backend.auth import verify_password
+    from backend.cli import main
+
+    result = CliRunner().invoke(main, ["study", "hash-password"], input="piped-secret\n")
+    assert result.exit_code == 0 and verify_password("piped-secret", result.output.strip()), result.output
+    assert "Warning" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -84,3 +96,20 @@ def test_settings_no_server_could_use_are_refused_by_name(
         monkeypatch.undo()
         get_settings.cache_clear()
     assert code == 1 and f"configuration error: {says}" in output, output
+
+
+def test_migrate_on_a_database_that_does_not_exist_says_it_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    from backend.config import get_settings
+
+    missing = postgres_url.rsplit("/", 1)[0] + "/colorlab_no_such_database"
+    monkeypatch.setenv("DATABASE_URL", missing)
+    get_settings.cache_clear()
+    try:
+        code, output = run_cli("migrate")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert code == 1 and 'database "colorlab_no_such_database" does not exist' in output, output
+    assert "sqlalche.me" not in output and len(output.strip().splitlines()) == 1, output

@@ -35,6 +35,8 @@ def _photo_dir(tmp_path: Path, n: int) -> Path:
 
 def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     runner = CliRunner()
+    listed = runner.invoke(main, ["study", "list"])
+    assert listed.exit_code == 0 and "no studies yet" in listed.output  # (stderr: a script reads nothing)
     folder = _photo_dir(tmp_path, 3)
     res = runner.invoke(
         main, ["study", "create", "--title", "T", "--photos", str(folder), "--methods", "exemplar"]

@@ -134,6 +134,9 @@ def test_start_limit_per_client_and_resumes_do_not_count(sqlite_client, make_stu
     assert res.status_code == 429 and "too many new participants" in res.json()["detail"]
     other = _second_client(c, "192.0.2.7")  # another address is not affected
     assert other.post(f"/study/{slug}/api/start", json={"participant": "p3"}).status_code == 200
+    # an id of this kind is known only to the browser it started in: the refusal says to go back there
+    res = _second_client(c, "192.0.2.8").post(f"/study/{slug}/api/start", json={"participant": "p3"})
+    assert res.status_code == 403 and "continue in that browser" in res.json()["detail"], res.text
 
 
 def test_fakes_are_visible_in_the_export(app_client, make_study) -> None:

@@ -85,7 +85,8 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
     lacking = [c.name for c in contestants if c.needs_reference and config.references is None]
     if lacking:
         raise EvaluationError(
-            f"{', '.join(lacking)} colour each photo from a reference: give --references DIR "
+            f"{', '.join(lacking)} colour{'s' if len(lacking) == 1 else ''} each photo from a reference: "
+            "give --references DIR "
             "(a colour photo with the same file name as each photo)"
         )
     out = Path(config.out)
