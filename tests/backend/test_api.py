@@ -132,7 +132,7 @@ def test_options_json_and_fields(client) -> None:  # type: ignore[no-untyped-def
         (  # an option of the reference method, without a reference
             {"follow_reference": "1"},
             422,
-            "follow_reference is an option of 'unet-bins-reference' (it colours from a reference image: add one)",
+            "follow_reference is an option of 'unet-bins-reference' (it colours from a reference image",
             None,
         ),
     ],
