@@ -392,7 +392,16 @@ def batch_results(
         if job.result_image_id is not None
     ]
     suffix = "-jpg" if format == "jpg" else ""  # "Download all" and "All as JPEG" do not overwrite each other
-    return _zip_response(entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{suffix}.zip")
+    unfinished = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.batch_id == batch.id, Job.status.in_((JobStatus.queued, JobStatus.running)))
+    )
+    # a zip made while photos are still running says so in its name, and is not taken for the whole batch
+    part = f"-{len(entries)}-done" if unfinished else ""
+    return _zip_response(
+        entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{part}{suffix}.zip"
+    )
 
 
 @router.get(

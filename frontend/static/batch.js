@@ -78,6 +78,9 @@
     $("delete-batch").hidden = false;
     $("download-all").hidden = done === 0;
     $("download-all-jpg").hidden = done === 0;
+    // While photos are still running a zip holds only the finished ones: the buttons say how many.
+    $("download-all-label").textContent = batch.finished ? "Download all" : `Download ${done} finished`;
+    $("download-all-jpg").textContent = batch.finished ? "All as JPEG" : `${done} as JPEG`;
     const rejected = batch.rejected || [];
     $("rejected").hidden = rejected.length === 0;
     $("rejected-count").textContent = `${rejected.length} ${rejected.length === 1 ? "file was" : "files were"} not a usable photo and left out:`;

@@ -112,36 +112,77 @@
 
   // Brings the first invalid field's section into view and focuses the field.
   function focusInvalid(field) {
-    field.closest("section").scrollIntoView({ behavior: "smooth", block: "center" });
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    field.closest("section").scrollIntoView({ behavior: still ? "auto" : "smooth", block: "center" });
     field.focus({ preventScroll: true });
   }
 
   // POSTs a form's data; 202 opens the page the answer names (fallback: pageUrl(body)), anything else shows
   // its messages. hooks: setBusy(busy), showFormError(messages), opening (the button's label meanwhile),
-  // pageUrl(body), detail (detailMessages' options). A refusal about one file (the answer's `field`, e.g.
-  // "image") is shown beside it (#image-error) where the form has that field, and the field gets the focus.
+  // pageUrl(body), detail (detailMessages' options), form (locked while it uploads: what is sent is fixed),
+  // uploaded(fraction) (how much is sent: XMLHttpRequest reports it, fetch does not). A refusal about one
+  // file (the answer's `field`, e.g. "image") is shown beside it (#image-error) where the form has that
+  // field, and the field gets the focus. Leaving the page mid-upload asks first.
   async function submit(url, data, hooks) {
     hooks.setBusy(true);
+    if (hooks.form) lockForm(hooks.form, true);
+    const stay = (event) => { event.preventDefault(); event.returnValue = ""; };
+    window.addEventListener("beforeunload", stay);
     let response;
-    let body = null;
     try {
-      response = await fetch(url, { method: "POST", body: data, headers: { Accept: "application/json" } });
-      body = await response.json().catch(() => null);
+      response = await post(url, data, hooks.uploaded);
     } catch (err) {
-      hooks.setBusy(false);
-      hooks.showFormError(["Could not reach the server (" + err.message + "). Check your connection and try again."]);
-      return;
+      response = null;
     }
-    if (response.status === 202 && body) {
+    window.removeEventListener("beforeunload", stay);
+    if (response && response.status === 202 && response.body) {
       const label = $("submit") && $("submit").querySelector(".label");  // the upload forms' button
       if (label) label.textContent = hooks.opening;
-      location.assign(body.page_url || hooks.pageUrl(body));
+      location.assign(response.body.page_url || hooks.pageUrl(response.body));
       return;
     }
+    if (hooks.form) lockForm(hooks.form, false);
     hooks.setBusy(false);
-    const messages = detailMessages(body, response.status, hooks.detail);
-    if (body && typeof body.field === "string" && showFieldError(body.field, messages[0])) return;
+    if (!response) {
+      hooks.showFormError(["The upload did not reach the server: check your connection and try again."]);
+      return;
+    }
+    const messages = detailMessages(response.body, response.status, hooks.detail);
+    if (response.body && typeof response.body.field === "string" && showFieldError(response.body.field, messages[0])) return;
     hooks.showFormError(messages);
+  }
+
+  // {status, body (parsed JSON or null)}; rejects when the request never got an answer.
+  function post(url, data, uploaded) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open("POST", url);
+      request.setRequestHeader("Accept", "application/json");
+      if (uploaded) request.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable && event.total > 0) uploaded(event.loaded / event.total);
+      });
+      request.addEventListener("load", () => {
+        let body = null;
+        try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON: the status speaks */ }
+        resolve({ status: request.status, body });
+      });
+      request.addEventListener("error", () => reject(new Error("network")));
+      request.addEventListener("abort", () => reject(new Error("aborted")));
+      request.send(data);
+    });
+  }
+
+  // Disables a form's fields while it uploads, and re-enables only those it disabled.
+  function lockForm(form, locked) {
+    for (const field of form.elements) {
+      if (locked && !field.disabled) {
+        field.disabled = true;
+        field.dataset.lockedForUpload = "1";
+      } else if (!locked && field.dataset.lockedForUpload) {
+        field.disabled = false;
+        delete field.dataset.lockedForUpload;
+      }
+    }
   }
 
   function showFieldError(field, message) {
@@ -186,6 +227,7 @@
       }
 
       function accept(file) {
+        if (form.getAttribute("aria-busy") === "true") return; // uploading: what is sent is already fixed
         if (file && file.type && !file.type.startsWith("image/")) {
           showError(errorNode, `“${file.name}” is not an image (${file.type}). Choose a photo file.`);
           return;

@@ -135,7 +135,10 @@
         else data.append("reference_id", refId);
       }
       CL.submit("/compare", data, {
-        setBusy, showFormError,
+        setBusy, showFormError, form,
+        uploaded: (fraction) => {
+          $("submit").querySelector(".label").textContent = fraction < 1 ? `Uploading… ${Math.floor(fraction * 100)}%` : "Checking the photo…";
+        },
         opening: "Opening comparison…",
         pageUrl: (body) => "/compare/" + encodeURIComponent(body.id) + "/view",
         detail: { capitalize: true, byStatus: { 429: "Too many uploads in a minute: wait a little and try again." } },

@@ -328,7 +328,10 @@
       else if (refId) data.append("reference_id", refId);
     }
     window.ColorLab.submit(batch ? "/batches" : "/colorize", data, {
-      setBusy, showFormError,
+      setBusy, showFormError, form,
+      uploaded: (fraction) => {
+        $("submit").querySelector(".label").textContent = fraction < 1 ? `Uploading… ${Math.floor(fraction * 100)}%` : batch ? "Checking the photos…" : "Checking the photo…";
+      },
       opening: batch ? "Opening batch…" : "Opening job…",
       pageUrl: (body) => (batch ? "/batches/" : "/jobs/") + encodeURIComponent(body.id) + "/view",
     });

@@ -127,6 +127,18 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     assert f'filename="colorlab-batch-{batch_id[:8]}-jpg.zip"' in r.headers["content-disposition"]
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert names == ["holiday-1962-cnn.jpg", "holiday-1962-cnn-2.jpg"]
+    assert (
+        f'filename="colorlab-batch-{batch_id[:8]}.zip"'
+        in client.get(f"/batches/{batch_id}/results.zip").headers["content-disposition"]
+    )
+    # a zip made while a photo still runs holds the finished ones, and its name says so
+    from sqlalchemy import update
+
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == batch["items"][1]["job_id"]).values(status="running"))
+    r = client.get(f"/batches/{batch_id}/results.zip")
+    assert f'filename="colorlab-batch-{batch_id[:8]}-1-done.zip"' in r.headers["content-disposition"]
+    assert zipfile.ZipFile(io.BytesIO(r.content)).namelist() == ["holiday-1962-cnn.png"]
 
     # The same as one zip (folders inside are fine; hidden files and macOS metadata are skipped).
     buf = io.BytesIO()

@@ -92,6 +92,10 @@ def test_compare_colour_photo_shows_every_method_and_metrics(stack, page) -> Non
     page.locator('.cmp-card[data-kind="original"] .cmp-thumb').click()  # the original: enlarged, no slider
     expect(page.locator("#viewer-single-img")).to_have_attribute("src", re.compile(r"/original\.png$"))
     expect(page.locator("#viewer-compare")).to_be_hidden()
+    page.wait_for_function("document.getElementById('viewer-single-img').complete")
+    enlarged = page.locator("#viewer-single-img").bounding_box()
+    card = page.locator('.cmp-card[data-kind="original"] .cmp-thumb img').bounding_box()
+    assert enlarged and card and enlarged["width"] > card["width"], (enlarged, card)  # enlarged, not shrunk
     page.locator("#viewer-prev").click()  # back to the last result: the slider again
     expect(page.locator("#viewer-compare")).to_be_visible()
     page.screenshot(path=str(SHOTS / "compare-view-dialog-375.png"))

@@ -256,3 +256,31 @@ def test_an_exemplar_run_past_the_time_limit_keeps_its_colours(tmp_path, page) -
         expect(page.locator("#download")).to_be_visible()
     finally:
         stacks.close()
+
+
+def test_a_slow_upload_shows_its_progress_and_locks_the_form(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Over a slow link the button counts the upload up, and the form cannot be changed meanwhile (what is
+    sent is fixed once Colorize is pressed); then the job page opens."""
+    import numpy as np
+    from PIL import Image
+
+    noisy = tmp_path / "big.png"  # noise does not compress: about 1.2 MB
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (640, 640, 3), dtype=np.uint8)).save(noisy)
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#image", str(noisy))
+    page.locator("label[data-method=cnn]").click()
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 200_000},
+    )
+    page.locator("#submit").click()
+    expect(page.locator("#submit .label")).to_have_text(re.compile(r"^Uploading… \d{1,2}%$"), timeout=10_000)
+    expect(page.locator("#method-cnn")).to_be_disabled()  # locked while it uploads
+    expect(page.locator("#image")).to_be_disabled()
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/view$"), timeout=60_000)
