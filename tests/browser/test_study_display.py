@@ -86,18 +86,6 @@ def desktop(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # typ
     yield from _checked_page(browser, request, viewport={"width": 1280, "height": 800})
 
 
-@pytest.fixture
-def phone(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    yield from _checked_page(
-        browser,
-        request,
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        device_scale_factor=2,
-    )
-
-
 def begin(page, base: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{base}/study/{SLUG}")
     page.get_by_role("button", name="I agree to take part").click()
@@ -145,7 +133,7 @@ def stimulus_box(page) -> dict:  # type: ignore[no-untyped-def]
     }""")
 
 
-@pytest.mark.parametrize("screen", ["desktop", "phone"])
+@pytest.mark.parametrize("screen", ["desktop", "phone_page"])  # phone_page: conftest's 390 × 844 touch screen
 def test_every_stimulus_shows_at_one_size_with_the_answers_in_view(base, screen, request) -> None:  # type: ignore[no-untyped-def]
     page = request.getfixturevalue(screen)
     begin(page, base)
@@ -161,7 +149,7 @@ def test_every_stimulus_shows_at_one_size_with_the_answers_in_view(base, screen,
             assert box["left"] >= 0 and box["right"] <= box["vw"], f"{where}: wider than the screen"
             assert box["answersBottom"] <= box["vh"] and box["scrolled"] == 0, f"{where}: answers out of view"
             assert box["rendering"] == "auto", f"{where}: not smoothly scaled"
-            if screen == "phone":  # a tap leaves the tapped place "hovered": no answer may look so
+            if screen == "phone_page":  # a tap leaves the tapped place "hovered": no answer may look so
                 assert_nothing_looks_chosen(page, where)
             if screen == "desktop":
                 page.keyboard.press("r" if part == 1 else str(1 + index % 4))  # the shortcuts still answer
@@ -258,7 +246,8 @@ RESULTS_BOXES = """() => [...document.querySelectorAll('#results :is(.chart, .ch
             cue: s.backgroundImage, font: parseFloat(s.fontSize)}; })"""
 
 
-def test_results_fit_a_phone_and_stay_whole_on_a_computer(base, desktop, phone, browser) -> None:  # type: ignore[no-untyped-def]
+def test_results_fit_a_phone_and_stay_whole_on_a_computer(base, desktop, phone_page, browser) -> None:  # type: ignore[no-untyped-def]
+    phone = phone_page
     participant = browser.new_context(viewport={"width": 1280, "height": 800})
     take_part(participant.new_page(), base)
     participant.close()
