@@ -346,7 +346,8 @@ class UniqueKeysJsonRoute(APIRoute):
             body = await request.body()  # kept on the request: the route reads it again, not the socket
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if body and kind.endswith("json"):
-                with contextlib.suppress(ValueError):  # not JSON at all: the route's own parsing says so
+                # not JSON, or nested past Python's recursion limit: the route's own parsing answers it
+                with contextlib.suppress(ValueError, RecursionError):
                     json.loads(body, object_pairs_hook=_no_repeated_keys)
             return await handle(request)
 

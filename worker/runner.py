@@ -287,7 +287,7 @@ class Runner:
 
 
 # What a job stopped at its time limit keeps in hand to finish: encoding, storing and scoring its result (a
-# 40 MP PNG takes ~10 s); at most a tenth of the limit.
+# 40 MP PNG takes ~10 s); at most a fifth of the limit.
 FINISH_ALLOWANCE = 60.0
 
 
@@ -307,7 +307,7 @@ class ProgressReporter:
         self._iterations_from = time.monotonic()  # the last step-0 report: preparing ends, iterating starts
         self._last_report = self._iterations_from
         limit = float(runner.settings.job_time_limit)
-        self._stop_by = self._iterations_from + limit - min(FINISH_ALLOWANCE, 0.1 * limit)
+        self._stop_by = self._iterations_from + limit - min(FINISH_ALLOWANCE, 0.2 * limit)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()

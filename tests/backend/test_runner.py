@@ -172,14 +172,13 @@ def test_an_iterative_job_at_its_time_limit_keeps_the_colours_so_far(runner: Run
     would make it late, and finishes with the result so far, saying so."""
     if not method_available("exemplar"):
         pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
-    monkeypatch.setattr(runner.settings, "job_time_limit", 6)
+    monkeypatch.setattr(runner.settings, "job_time_limit", 10)  # the least JOB_TIME_LIMIT allowed
     target, ref = _exemplar_pair()
     params = {**methods.get("exemplar").defaults(), "iterations": 5000, "size": 48}
     job_id = new_job("exemplar", params=params, data=target, reference=ref)
-    started = time.monotonic()
     assert runner.run(job_id) == "done"
-    assert time.monotonic() - started < 6  # within the limit, the result stored
     job = get(job_id)
+    assert job.run_seconds is not None and job.run_seconds < 10  # within the limit, the result stored
     step, total = job.progress_detail["step"], job.progress_detail["total"]
     assert 0 < step < total == 5000
     assert job.progress_detail["message"].startswith(f"stopped after iteration {step} of 5000")

@@ -164,6 +164,9 @@ def test_bad_inputs_are_4xx(sqlite_client, make_study) -> None:
     with session_scope() as s:
         trial = s.get(Trial, tid)
         assert trial is not None and trial.response is None and trial.answered_at is None
+    deep = b"[" * 5000 + b"]" * 5000  # past Python's recursion limit: a 4xx, never a 500
+    res = c.post(f"/study/{slug}/api/answer", content=deep, headers={"content-type": "application/json"})
+    assert 400 <= res.status_code < 500, res.text
     with session_scope() as s:
         later = s.scalars(select(Trial).where(Trial.id != tid, Trial.part == 1)).first()
     assert (
