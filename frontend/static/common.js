@@ -128,13 +128,19 @@
     if (hooks.form) lockForm(hooks.form, true);
     const stay = (event) => { event.preventDefault(); event.returnValue = ""; };
     window.addEventListener("beforeunload", stay);
+    // "Stop the upload" (the form_actions macro): nothing is stored unless the whole request arrives
+    const control = { stopped: false, abort: null };
+    const stop = $("stop-upload");
+    const onStop = () => { control.stopped = true; if (control.abort) control.abort(); };
+    if (stop) { stop.hidden = false; stop.addEventListener("click", onStop); }
     let response;
     try {
-      response = await post(url, data, hooks.uploaded);
+      response = await post(url, data, hooks.uploaded, control);
     } catch (err) {
       response = null;
     }
     window.removeEventListener("beforeunload", stay);
+    if (stop) { stop.hidden = true; stop.removeEventListener("click", onStop); }
     if (response && response.status === 202 && response.body) {
       const label = $("submit") && $("submit").querySelector(".label");  // the upload forms' button
       if (label) label.textContent = hooks.opening;
@@ -143,6 +149,10 @@
     }
     if (hooks.form) lockForm(hooks.form, false);
     hooks.setBusy(false);
+    if (control.stopped) {
+      $("submit").focus();
+      return;
+    }
     if (!response) {
       hooks.showFormError(["The upload did not reach the server: check your connection and try again."]);
       return;
@@ -152,10 +162,12 @@
     hooks.showFormError(messages);
   }
 
-  // {status, body (parsed JSON or null)}; rejects when the request never got an answer.
-  function post(url, data, uploaded) {
+  // {status, body (parsed JSON or null)}; rejects when the request never got an answer (or control.abort()
+  // stopped it).
+  function post(url, data, uploaded, control) {
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
+      if (control) control.abort = () => request.abort();
       request.open("POST", url);
       request.setRequestHeader("Accept", "application/json");
       if (uploaded) request.upload.addEventListener("progress", (event) => {
@@ -172,9 +184,11 @@
     });
   }
 
-  // Disables a form's fields while it uploads, and re-enables only those it disabled.
+  // Disables a form's fields while it uploads (not those for the upload itself: data-during-upload), and
+  // re-enables only those it disabled.
   function lockForm(form, locked) {
     for (const field of form.elements) {
+      if ("duringUpload" in field.dataset) continue;
       if (locked && !field.disabled) {
         field.disabled = true;
         field.dataset.lockedForUpload = "1";

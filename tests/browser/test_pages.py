@@ -260,7 +260,8 @@ def test_an_exemplar_run_past_the_time_limit_keeps_its_colours(tmp_path, page) -
 
 def test_a_slow_upload_shows_its_progress_and_locks_the_form(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Over a slow link the button counts the upload up, and the form cannot be changed meanwhile (what is
-    sent is fixed once Colorize is pressed); then the job page opens."""
+    sent is fixed once Colorize is pressed); "Stop the upload" stores nothing; sent again, the job page
+    opens."""
     import numpy as np
     from PIL import Image
 
@@ -275,10 +276,29 @@ def test_a_slow_upload_shows_its_progress_and_locks_the_form(stack, page, tmp_pa
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 200_000},
     )
+
+    def stored_jobs() -> float:  # every job of the server, by /metrics' colorlab_jobs
+        text = httpx.get(stack.base_url + "/metrics", timeout=10).text
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("colorlab_jobs{"))
+
+    jobs_before = stored_jobs()
+    # Stopped halfway: nothing is stored, the form is as it was
+    page.locator("#submit").click()
+    expect(page.locator("#submit .label")).to_have_text(re.compile(r"^Uploading… \d{1,2}%$"), timeout=10_000)
+    page.locator("#stop-upload").click()
+    expect(page.locator("#stop-upload")).to_be_hidden()
+    expect(page.locator("#submit")).to_be_enabled()
+    expect(page.locator("#submit .label")).to_have_text("Colorize")
+    expect(page.locator("#method-cnn")).to_be_enabled()
+    expect(page.locator("#form-error")).to_be_hidden()
+    page.wait_for_timeout(500)  # a request that did arrive would be a job by now
+    assert stored_jobs() == jobs_before
+    # Sent again: it counts up, locked meanwhile
     page.locator("#submit").click()
     expect(page.locator("#submit .label")).to_have_text(re.compile(r"^Uploading… \d{1,2}%$"), timeout=10_000)
     expect(page.locator("#method-cnn")).to_be_disabled()  # locked while it uploads
     expect(page.locator("#image")).to_be_disabled()
+    expect(page.locator("#stop-upload")).to_be_enabled()
     cdp.send(
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
