@@ -41,20 +41,30 @@ def install_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc
 
     @app.get(docs_url, include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} · API docs",
-            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url="/static/logo.svg",
+        return _in_english(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} · API docs",
+                swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+                swagger_favicon_url="/static/logo.svg",
+            )
         )
 
     @app.get(redoc_url, include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} · API reference",
-            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url="/static/logo.svg",
-            with_google_fonts=False,
+        return _in_english(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} · API reference",
+                redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+                redoc_favicon_url="/static/logo.svg",
+                with_google_fonts=False,
+            )
         )
+
+
+def _in_english(page: HTMLResponse) -> HTMLResponse:
+    """FastAPI's docs page with its language named (screen readers pick their voice by it)."""
+    html = bytes(page.body).replace(b"<html>", b'<html lang="en">', 1)
+    return HTMLResponse(html, status_code=page.status_code)

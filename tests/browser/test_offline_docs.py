@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,7 @@ def block_other_hosts(page, base_url: str) -> list[str]:  # type: ignore[no-unty
 def test_swagger_ui_lists_the_operations_offline(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
     blocked = block_other_hosts(page, idle_stack.base_url)
     page.goto(f"{idle_stack.base_url}/docs")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     page.wait_for_selector(".opblock", timeout=30_000)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     for expected in ("/colorize", "/batches", "/jobs/{job_id}", "/methods"):
@@ -40,6 +42,7 @@ def test_swagger_ui_lists_the_operations_offline(idle_stack, page) -> None:  # t
 def test_redoc_lists_the_operations_offline(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
     blocked = block_other_hosts(page, idle_stack.base_url)
     page.goto(f"{idle_stack.base_url}/redoc")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     page.locator("h2", has_text="Queue many photos with one method").wait_for(timeout=30_000)
     assert page.locator("h2", has_text="Queue a colorization job").count() == 1
     assert blocked == []
