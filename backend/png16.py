@@ -156,7 +156,7 @@ def read_rgb16(data: bytes, *, eight_bit: bool = False) -> np.ndarray:
     held. ValueError for a damaged file, :class:`UnsupportedPng` for one this reader does not read."""
     if not is_rgb16(data):
         raise UnsupportedPng("not a non-interlaced 16-bit RGB PNG")
-    width, height = struct.unpack(">II", data[16:24])
+    width, height = size_of(data)
     if width == 0 or height == 0:
         raise ValueError(f"the PNG is {width} × {height}")
     compressed = (body for kind, body in chunks(data) if kind == b"IDAT")

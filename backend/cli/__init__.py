@@ -65,11 +65,21 @@ def outside_problem(exc: BaseException) -> str | None:
     if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
         return f"DATABASE_URL is not a database URL SQLAlchemy can use ({exc})"
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        reason = database_reason(exc)
         if "no such table" in reason or "does not exist" in reason:
             return f"the database is not set up ({reason}): run `colorlab migrate` first"
         return f"the database cannot be used: {reason}"
     return None
+
+
+def database_reason(exc: Exception) -> str:
+    """The database's own words on one line: not SQLAlchemy's wrapping and its "Background on this error"
+    link."""
+    import sqlalchemy.exc
+
+    orig = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig else exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def read_text(path: Path, option: str) -> str:

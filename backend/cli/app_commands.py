@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 
+from backend.cli import database_reason
 from backend.config import Settings, get_settings
 
 
@@ -24,16 +25,8 @@ def migrate(revision: str) -> None:
     try:
         mig.upgrade(revision)
     except Exception as exc:  # connection refused, bad URL, ...
-        import sqlalchemy.exc
-
-        # the database's own words, not SQLAlchemy's wrapping and its "Background on this error" link
-        reason = (
-            str(exc.orig).strip().splitlines()[0]
-            if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig
-            else str(exc).strip().splitlines()[0]
-        )
         raise click.ClickException(
-            f"migration failed on {_safe_url(settings.database_url)}: {reason}"
+            f"migration failed on {_safe_url(settings.database_url)}: {database_reason(exc)}"
         ) from None
     click.echo(f"database schema up to date ({_safe_url(settings.database_url)})")
 

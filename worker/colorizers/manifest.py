@@ -47,9 +47,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """A file's sha256, hashed once per process for each of its versions (size and modification time)."""
+    found = path.stat()
+    return _digest_of(str(path.resolve()), found.st_size, found.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=64)
 def _digest_of(path: str, size: int, mtime_ns: int) -> str:
-    """A file's sha256, once per process for each of its versions (size and modification time)."""
     return sha256_file(Path(path))
 
 
@@ -88,8 +93,7 @@ def damaged_reason(weight: WeightFile, weights_dir: Path) -> str | None:
     path = weight.path(weights_dir)
     if (reason := missing_reason(weight, weights_dir)) or not weight.sha256 or not path.is_file():
         return reason
-    found = path.stat()
-    digest = _digest_of(str(path.resolve()), found.st_size, found.st_mtime_ns)
+    digest = file_digest(path)
     if digest == weight.sha256:
         return None
     return (
