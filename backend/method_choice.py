@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from backend import method_views
 from backend.config import Settings
 from backend.errors import UserError
 from backend.uploads import has_file
+from backend.web import unique_keys
 from worker.colorizers.method_info import MethodInfo, validate_params
 
 # Form fields that are not method options.
@@ -190,18 +190,9 @@ def parse_options_json(text: str) -> dict[str, Any]:
 
         return parse
 
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        # JSON allows a key twice and json.loads keeps the last: which value was meant cannot be known
-        counted = Counter(key for key, _ in pairs)
-        if twice := sorted(key for key, n in counted.items() if n > 1):
-            raise UserError(
-                422, f"options holds {', '.join(map(json.dumps, twice))} more than once: send each once"
-            )
-        return dict(pairs)
-
     try:
         parsed = json.loads(
-            text, parse_int=number(int), parse_float=number(float), object_pairs_hook=unique_keys
+            text, parse_int=number(int), parse_float=number(float), object_pairs_hook=unique_keys("options")
         )
     except json.JSONDecodeError as exc:
         raise UserError(422, f"options must be a JSON object: {exc.msg}") from None

@@ -326,13 +326,18 @@ def install(
     )
 
 
-def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # JSON allows a key twice and parsers keep the last: which value was meant cannot be known
-    if twice := sorted(key for key, n in Counter(key for key, _ in pairs).items() if n > 1):
-        raise UserError(
-            422, f"the body holds {', '.join(map(json.dumps, twice))} more than once: send each once"
-        )
-    return dict(pairs)
+def unique_keys(what: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` object hook that refuses (422) an object repeating a key: JSON allows it and parsers
+    keep the last, so which value was meant cannot be known. ``what``: the JSON's name in the message."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if twice := sorted(key for key, n in Counter(key for key, _ in pairs).items() if n > 1):
+            raise UserError(
+                422, f"{what} holds {', '.join(map(json.dumps, twice))} more than once: send each once"
+            )
+        return dict(pairs)
+
+    return hook
 
 
 class UniqueKeysJsonRoute(APIRoute):
@@ -348,7 +353,7 @@ class UniqueKeysJsonRoute(APIRoute):
             if body and kind.endswith("json"):
                 # not JSON, or nested past Python's recursion limit: the route's own parsing answers it
                 with contextlib.suppress(ValueError, RecursionError):
-                    json.loads(body, object_pairs_hook=_no_repeated_keys)
+                    json.loads(body, object_pairs_hook=unique_keys("the body"))
             return await handle(request)
 
         return checked
