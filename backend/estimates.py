@@ -133,6 +133,10 @@ class Estimator:
             return per_size * _size_factor(megapixels)
         return measured.preparing + self._per_iteration(method, params) * iterations
 
+    def expected_seconds(self, method: str, params: Mapping[str, Any]) -> float:
+        """Expected compute time of a job not yet submitted (the upload page's estimate)."""
+        return round(self.run_seconds(method, params), 1)
+
     def _per_iteration(self, method: str, params: Mapping[str, Any]) -> float:
         return self._measured(method).seconds * (_working_size(params) / REFERENCE_SIZE) ** 2
 
@@ -204,8 +208,3 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
         "estimated_finish": now + timedelta(seconds=wait + own),
         "estimated_run_seconds": round(own, 1),
     }
-
-
-def expected_seconds(session: Session | None, method: str, params: Mapping[str, Any]) -> float:
-    """Expected compute time of a job not yet submitted (the upload page's estimate)."""
-    return round(Estimator(session).run_seconds(method, params), 1)

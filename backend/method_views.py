@@ -29,13 +29,14 @@ def get_method(name: str) -> MethodInfo | None:
 def methods_out(settings: Settings, session: Session | None = None) -> list[dict[str, Any]]:
     """The methods as GET /methods lists them (without a session: the benchmarked time estimates)."""
     out = []
+    estimator = estimates.Estimator(session)  # one look at the recent jobs of each method, for all presets
     for m in public_methods():
         reason = m.unavailable_reason(settings.weights_dir)
         weight_names = " ".join(w.name for w in m.weights)
         defaults = m.defaults()
         presets = []
         for p in m.presets:
-            expected = estimates.expected_seconds(session, m.name, {**defaults, **p.options})
+            expected = estimator.expected_seconds(m.name, {**defaults, **p.options})
             presets.append(
                 {
                     "name": p.name,
@@ -62,7 +63,7 @@ def methods_out(settings: Settings, session: Session | None = None) -> list[dict
                 "paper": m.paper,
                 "default": m.default,
                 "presets": presets,
-                "expected_seconds": estimates.expected_seconds(session, m.name, defaults),
+                "expected_seconds": estimator.expected_seconds(m.name, defaults),
                 "time_limit_seconds": settings.job_time_limit,
                 "admin_hint": f"colorlab weights fetch {weight_names}" if reason else None,
             }
