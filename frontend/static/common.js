@@ -61,6 +61,11 @@
     return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   }
 
+  // A preset's expected time (GET /methods), saying when it is more than the server's time limit per job.
+  function presetTime(preset) {
+    return (about(preset.expected_seconds) || "") + (preset.over_time_limit ? " · over the limit" : "");
+  }
+
   // "3rd in line · about 40 s" for a queued job; "about 2 min left" for a running one (GET /jobs/{id}).
   function queueText(job) {
     const q = job.queue;
@@ -120,7 +125,8 @@
   // POSTs a form's data; 202 opens the page the answer names (fallback: pageUrl(body)), anything else shows
   // its messages. hooks: setBusy(busy), showFormError(messages), opening (the button's label meanwhile),
   // pageUrl(body), detail (detailMessages' options), form (locked while it uploads: what is sent is fixed),
-  // uploaded(fraction) (how much is sent: XMLHttpRequest reports it, fetch does not). A refusal about one
+  // checking (the button's label once all is sent; until then it counts the upload up: XMLHttpRequest
+  // reports it, fetch does not). A refusal about one
   // file (the answer's `field`, e.g. "image") is shown beside it (#image-error) where the form has that
   // field, and the field gets the focus. Leaving the page mid-upload asks first.
   async function submit(url, data, hooks) {
@@ -133,16 +139,19 @@
     const stop = $("stop-upload");
     const onStop = () => { control.stopped = true; if (control.abort) control.abort(); };
     if (stop) { stop.hidden = false; stop.addEventListener("click", onStop); }
+    const label = $("submit") && $("submit").querySelector(".label");  // the upload forms' button
+    const uploaded = (fraction) => {
+      if (label) label.textContent = fraction < 1 ? `Uploading… ${Math.floor(fraction * 100)}%` : hooks.checking;
+    };
     let response;
     try {
-      response = await post(url, data, hooks.uploaded, control);
+      response = await post(url, data, uploaded, control);
     } catch (err) {
       response = null;
     }
     window.removeEventListener("beforeunload", stay);
     if (stop) { stop.hidden = true; stop.removeEventListener("click", onStop); }
     if (response && response.status === 202 && response.body) {
-      const label = $("submit") && $("submit").querySelector(".label");  // the upload forms' button
       if (label) label.textContent = hooks.opening;
       location.assign(response.body.page_url || hooks.pageUrl(response.body));
       return;
@@ -170,7 +179,7 @@
       if (control) control.abort = () => request.abort();
       request.open("POST", url);
       request.setRequestHeader("Accept", "application/json");
-      if (uploaded) request.upload.addEventListener("progress", (event) => {
+      request.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable && event.total > 0) uploaded(event.loaded / event.total);
       });
       request.addEventListener("load", () => {
@@ -540,7 +549,7 @@
   }
 
   window.ColorLab = {
-    deleteButton, $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, queueText,
+    deleteButton, $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, presetTime, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
     setupDropzones, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };

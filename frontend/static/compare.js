@@ -136,9 +136,7 @@
       }
       CL.submit("/compare", data, {
         setBusy, showFormError, form,
-        uploaded: (fraction) => {
-          $("submit").querySelector(".label").textContent = fraction < 1 ? `Uploading… ${Math.floor(fraction * 100)}%` : "Checking the photo…";
-        },
+        checking: "Checking the photo…",
         opening: "Opening comparison…",
         pageUrl: (body) => "/compare/" + encodeURIComponent(body.id) + "/view",
         detail: { capitalize: true, byStatus: { 429: "Too many uploads in a minute: wait a little and try again." } },

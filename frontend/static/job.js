@@ -280,7 +280,7 @@
     $("rerun-presets").replaceChildren(...method.presets.map((preset) => {
       const button = el("button", { type: "button", class: "button preset-button", "data-preset": preset.name },
         el("span", { class: "preset-label", text: preset.label }),
-        el("span", { class: "preset-time", text: (CL.about(preset.expected_seconds) || "") + (preset.over_time_limit ? " · over the limit" : "") }));
+        el("span", { class: "preset-time", text: CL.presetTime(preset) }));
       button.title = preset.summary + (preset.over_time_limit
         ? " Expected to take longer than this server's time limit per job: it stops there with the colours reached."
         : "");

@@ -137,7 +137,7 @@
     $("preset-list").replaceChildren(...presets.map((preset) => el("label", { class: "preset", "data-preset": preset.name },
       el("input", { type: "radio", name: "preset", value: preset.name, id: "preset-" + preset.name, checked: preset === chosen }),
       el("span", { class: "preset-label", text: preset.label }),
-      el("span", { class: "preset-time", text: CL.about(preset.expected_seconds) + (preset.over_time_limit ? " · over the limit" : "") }),
+      el("span", { class: "preset-time", text: CL.presetTime(preset) }),
       el("span", { class: "preset-summary", text: preset.summary }))));
     if (chosen) applyPreset(chosen);
     else showExpected(state.method && state.method.iterative ? state.method.expected_seconds : null, false);
@@ -329,9 +329,7 @@
     }
     window.ColorLab.submit(batch ? "/batches" : "/colorize", data, {
       setBusy, showFormError, form,
-      uploaded: (fraction) => {
-        $("submit").querySelector(".label").textContent = fraction < 1 ? `Uploading… ${Math.floor(fraction * 100)}%` : batch ? "Checking the photos…" : "Checking the photo…";
-      },
+      checking: batch ? "Checking the photos…" : "Checking the photo…",
       opening: batch ? "Opening batch…" : "Opening job…",
       pageUrl: (body) => (batch ? "/batches/" : "/jobs/") + encodeURIComponent(body.id) + "/view",
     });
