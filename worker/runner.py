@@ -44,8 +44,27 @@ log = logging.getLogger("colorlab.worker")
 BATCH_PASS_PIXELS = 24_000_000
 
 
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def unexpected_reason(exc: BaseException) -> str:
+    """What a job's owner reads about a failure that is no fault of the photo: the cause in plain words,
+    never a Python exception (its traceback is in the worker's log, under the job's id)."""
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or any(words in text for words in _OUT_OF_MEMORY):
+        return "the worker ran out of memory on this photo"
+    if isinstance(exc, OSError):
+        return "the worker could not read or write a file it needs"
+    return "an internal error in the worker (its log has the details under this job's id)"
+
+
 class PermanentError(Exception):
     """A failure that retrying cannot fix (bad input, missing weights)."""
+
+
+class RetryableError(Exception):
+    """A failure worth another attempt whose message is for the job's owner (weights that would not load:
+    an operator may fetch them again meanwhile)."""
 
 
 @dataclass
@@ -190,6 +209,8 @@ class Runner:
     def _colorizer(self, method: str) -> Any:
         try:
             return loading.get_colorizer(method, self.settings.weights_dir, self.device)
+        except loading.Unloadable as exc:
+            raise RetryableError(str(exc)) from None
         except loading.Unavailable as exc:
             raise PermanentError(str(exc)) from None
 
@@ -247,7 +268,7 @@ class Runner:
         elif isinstance(exc, SoftTimeLimitExceeded):
             reason = f"stopped: the job ran longer than the {self.settings.job_time_limit} s time limit"
         else:
-            reason = f"{exc.__class__.__name__}: {exc}"
+            reason = str(exc) if isinstance(exc, RetryableError) else unexpected_reason(exc)
             log.exception("job %s: attempt %d failed", job.id, job.attempts)
             if job.attempts < self.settings.job_max_attempts:
                 note = f"attempt {job.attempts} failed ({reason}); retrying"

@@ -223,7 +223,7 @@ def colorize(
     from backend.config import get_settings
     from backend.images import PhotoMetadata, encode_jpeg, encode_png
     from worker.colorizers import methods
-    from worker.colorizers.loading import LOAD_ERRORS, get_colorizer, unloadable
+    from worker.colorizers.loading import get_colorizer
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
 
@@ -281,8 +281,6 @@ def colorize(
         colorizer = get_colorizer(method, folder, device)
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from None
-    except LOAD_ERRORS as exc:
-        raise click.ClickException(str(unloadable(method, folder, exc))) from None
     made_outdir = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     batch = batch_size if info.batchable else 1

@@ -19,7 +19,7 @@ from backend.stored_images import Upload
 from tests.conftest import EXEMPLAR_PAIRS, method_available, photo_bytes
 from worker.colorizers import lab, loading, methods
 from worker.colorizers.method_info import MethodInfo
-from worker.runner import Runner
+from worker.runner import Runner, unexpected_reason
 
 
 def upload(data: bytes) -> Upload:
@@ -119,8 +119,29 @@ def test_failures_are_retried_a_bounded_number_of_times(runner: Runner, boom_met
     assert outcomes == ["retrying"] * (len(outcomes) - 1) + ["failed"]
     job = get(job_id)
     assert job.status == JobStatus.failed and job.attempts == get_settings().job_max_attempts
-    assert "out of cheese" in job.error and "attempts" in job.error
+    # The cause in plain words: the exception and its traceback are in the worker's log only.
+    assert job.error == (
+        f"failed after {job.attempts} attempts: an internal error in the worker "
+        "(its log has the details under this job's id)"
+    )
+    assert "cheese" not in job.error and "RuntimeError" not in job.error
     assert runner.run(job_id) == "skipped"  # a late duplicate message does not loop
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (MemoryError(), "the worker ran out of memory on this photo"),
+        (
+            RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+            "the worker ran out of memory on this photo",
+        ),
+        (PermissionError(13, "Permission denied"), "the worker could not read or write a file it needs"),
+        (KeyError("x"), "an internal error in the worker (its log has the details under this job's id)"),
+    ],
+)
+def test_an_unexpected_failure_is_told_in_plain_words(exc: BaseException, reason: str) -> None:
+    assert unexpected_reason(exc) == reason
 
 
 def test_unavailable_method_fails_at_once_with_the_fix(runner: Runner) -> None:

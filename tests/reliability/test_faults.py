@@ -203,6 +203,8 @@ def test_a_job_that_always_fails_is_retried_then_failed(spawn, postgres_url, red
     assert damaged.status_code == 202, damaged.text
     job = wait_job(lambda j: http.get(f"/jobs/{j}").json(), r.json()["id"], timeout=120, until=("failed",))
     assert job["attempts"] == 3 and "failed after 3 attempts" in job["error"], job
+    assert "its weights cannot be loaded" in job["error"], job["error"]
+    assert "`colorlab weights fetch eccv16 --force`" in job["error"], job["error"]
     done = http.get(f"/jobs/{damaged.json()['id']}").json()
     assert done["status"] == "failed" and done["attempts"] == 1, done
     assert "efficientnet-lite0-57934424.pth are damaged (sha256" in done["error"], done

@@ -7,17 +7,26 @@ on random weights.
 
 from __future__ import annotations
 
+import logging
+import pickle
 import threading
 from pathlib import Path
 
 from worker.colorizers import methods
 from worker.colorizers.base import Colorizer
+from worker.colorizers.manifest import repair_hint
 from worker.colorizers.method_info import LoadContext, Unavailable
 
 _cache: dict[tuple[str, str, str], Colorizer] = {}
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
-__all__ = ["Unavailable", "clear_cache", "get_colorizer", "resolve_device"]
+__all__ = ["Unavailable", "Unloadable", "clear_cache", "get_colorizer", "resolve_device"]
+
+
+class Unloadable(Unavailable):
+    """Weights that are present (and of the pinned sha256, where one is pinned) but cannot be read. The worker
+    retries its job as any failure: an operator may fetch the file again meanwhile."""
 
 
 def resolve_device(name: str) -> str:
@@ -42,7 +51,11 @@ def resolve_device(name: str) -> str:
 
 
 def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorizer:
-    """The loaded colorizer for ``name`` (cached per process, device and weights directory)."""
+    """The loaded colorizer for ``name`` (cached per process, device and weights directory).
+
+    :class:`Unavailable` when it cannot run: unknown, weights missing or of the wrong sha256, or
+    :class:`Unloadable` when its weights are present but cannot be read.
+    """
     info = methods.get(name)
     if info is None:
         raise Unavailable(f"unknown method {name!r}")
@@ -54,20 +67,26 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorize
                 _cache[key] = info.load(LoadContext(Path(weights_dir), device))
             except Unavailable as exc:  # a file found missing or damaged as it was about to be read
                 raise Unavailable(f"method {name!r} is unavailable: {exc}") from None
+            except MemoryError:
+                raise
+            except Exception as exc:  # a damaged file fails in torch's reader in any of a dozen ways
+                log.debug("method %s: its weights in %s cannot be loaded", name, weights_dir, exc_info=True)
+                fixes = " or ".join(repair_hint(w) for w in info.weights)
+                raise Unloadable(
+                    f"method {name!r} is unavailable: its weights cannot be loaded ({_why_unreadable(exc)}): "
+                    f"{fixes}"
+                ) from None
         return _cache[key]
 
 
-# What loading a damaged weights file of the right size raises (torch's reader, a state dict that misfits).
-# The worker retries it as any failure (an operator may fetch the file again); the CLI says it in one line.
-LOAD_ERRORS = (RuntimeError, ValueError, EOFError, KeyError)
-
-
-def unloadable(name: str, weights_dir: Path, exc: Exception) -> Unavailable:
-    """What to say when ``name``'s weights are present but cannot be loaded."""
-    return Unavailable(
-        f"method {name!r} is unavailable: its weights in {weights_dir} cannot be loaded "
-        f"({exc.__class__.__name__}: {str(exc)[:200]}); `colorlab weights list` checks them"
-    )
+def _why_unreadable(exc: Exception) -> str:
+    """torch's reader on a file that is not its own: an unpickler error, an empty stack (IndexError), an early
+    end, or a zip without its directory; anything else (a state dict that misfits) in its first sentence."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError | EOFError | IndexError) or "PytorchStreamReader" in text:
+        return "not a PyTorch weights file, or cut short"
+    first = text.splitlines()[0].split(". ")[0][:160] if text else ""
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
 
 
 def clear_cache() -> None:

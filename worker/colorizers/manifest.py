@@ -58,7 +58,7 @@ def _digest_of(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(Path(path))
 
 
-def _repair(weight: WeightFile) -> str:
+def repair_hint(weight: WeightFile) -> str:
     """How to replace a damaged weight file."""
     if weight.bundled:
         in_checkout = BUNDLED_DIR.relative_to(BUNDLED_DIR.parents[2]) / weight.filename
@@ -74,7 +74,8 @@ def missing_reason(weight: WeightFile, weights_dir: Path) -> str | None:
         if weight.size is None or (size := path.stat().st_size) == weight.size:
             return None
         return (
-            f"weights {weight.filename} are damaged ({size:,} bytes, not {weight.size:,}): {_repair(weight)}"
+            f"weights {weight.filename} are damaged ({size:,} bytes, not {weight.size:,}): "
+            f"{repair_hint(weight)}"
         )
     if weight.bundled:
         return (
@@ -98,7 +99,7 @@ def damaged_reason(weight: WeightFile, weights_dir: Path) -> str | None:
         return None
     return (
         f"weights {weight.filename} are damaged (sha256 {digest[:12]}…, not {weight.sha256[:12]}…): "
-        f"{_repair(weight)}"
+        f"{repair_hint(weight)}"
     )
 
 

@@ -382,3 +382,21 @@ def test_evaluate_writes_nowhere_it_reads(tmp_path: Path) -> None:
         code, output = run_cli("evaluate", "--methods", "cnn", "--data", str(photos), "--out", str(out))
         assert code == 2 and "which it reads" in output, output
     assert sorted(p.suffix for p in photos.iterdir()) == [".jpg", ".jpg"]
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"this is not a torch file" * 100, b"", b"PK\x03\x04" * 50], ids=["text", "empty", "zip-head"]
+)
+def test_weights_torch_cannot_read_are_one_line(gray_photo: Path, tmp_path: Path, garbage: bytes) -> None:
+    """An unpinned file (the official ECCV16 release) that torch's reader chokes on, in whichever way it
+    chokes (IndexError, EOFError, RuntimeError…), makes its method unavailable with the fix."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "colorization_release_v2-9b330a0b.pth").write_bytes(garbage)
+    code, output = run_cli(
+        "colorize", str(gray_photo), "-o", str(tmp_path / "o"), "-m", "eccv16", "--weights-dir", str(weights)
+    )
+    assert code == 1 and "method 'eccv16' is unavailable" in output, output
+    assert "cannot be loaded (not a PyTorch weights file, or cut short)" in output, output
+    assert "`colorlab weights fetch eccv16 --force`" in output and "Traceback" not in output, output
+    assert "weights_only" not in output  # torch's advice to load untrusted pickles is not ours to pass on

@@ -49,7 +49,7 @@ def load_contestants(
     ``params``: raw options per method name (validated against the method's options, e.g. exemplar
     iterations).
     """
-    from worker.colorizers.loading import LOAD_ERRORS, get_colorizer, unloadable
+    from worker.colorizers.loading import get_colorizer
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
 
     problems: list[str] = []
@@ -71,9 +71,6 @@ def load_contestants(
             colorizer = get_colorizer(name, weights_dir, device)
         except Unavailable as exc:
             problems.append(f"{name}: {exc}")
-            continue
-        except LOAD_ERRORS as exc:
-            problems.append(f"{name}: {unloadable(name, weights_dir, exc)}")
             continue
         loaded.append(Contestant(name, info.needs_reference, options, colorizer))
     if problems:
