@@ -30,12 +30,11 @@ from backend import queue, webhooks
 from backend.config import Settings
 from backend.db import rowcount
 from backend.errors import UserError
-from backend.models import Batch, Image, Job, JobStatus, is_valid_id, utcnow
+from backend.models import FINISHED_STATUSES, Batch, Image, Job, JobStatus, is_valid_id, utcnow
 from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image
 from backend.study.models import Stimulus
 
 log = logging.getLogger("colorlab.jobs")
-_FINISHED = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
 
 
 # -- creating ---------------------------------------------------------------------------------------------
@@ -228,9 +227,13 @@ def enqueue(session: Session, job_ids: Sequence[str], *, countdown: float | None
     methods = dict(session.execute(select(Job.id, Job.method).where(Job.id.in_(list(job_ids)))).all())
     for job_id in job_ids:
         try:
-            queue.enqueue(job_id, methods.get(job_id, ""), countdown=countdown)
-        except Exception as exc:  # broker down: the job stays queued in the database
+            queue.send(job_id, methods.get(job_id, ""), countdown=countdown)
+        except queue.BROKER_ERRORS as exc:  # broker down: the job stays queued in the database
             log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
+            failed.append(job_id)
+            continue
+        except Exception:  # a bug, not the broker: said loudly, and the job still waits for the sweeper
+            log.exception("could not queue job %s; the sweeper will retry", job_id)
             failed.append(job_id)
             continue
         sent.append(job_id)
@@ -478,7 +481,7 @@ def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
     rows = session.execute(
         select(Job.id, Job.input_image_id, Job.reference_image_id, Job.result_image_id).where(
             Job.id.in_(list(job_ids)),
-            Job.status.in_(_FINISHED),
+            Job.status.in_(FINISHED_STATUSES),
             Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
         )
     ).all()
@@ -486,7 +489,7 @@ def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
         return Freed()
     ids = [r.id for r in rows]
     candidates = {i for r in rows for i in r[1:] if i is not None}
-    session.execute(delete(Job).where(Job.id.in_(ids), Job.status.in_(_FINISHED)))
+    session.execute(delete(Job).where(Job.id.in_(ids), Job.status.in_(FINISHED_STATUSES)))
     freed = delete_unused_images(session, candidates)
     freed.jobs = len(ids)
     return freed
@@ -585,7 +588,7 @@ def purge_expired(
         # a "Fix colours" preview never kept, made before PREVIEW_RETAIN_HOURS: its page is long gone
         and_(
             Job.fix_preview.is_(True),
-            Job.status.in_(_FINISHED),
+            Job.status.in_(FINISHED_STATUSES),
             Job.created_at < now - timedelta(hours=settings.preview_retain_hours),
         ),
     )

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend import docs, web
 from backend.config import get_settings
 from backend.errors import UserError
-from backend.routes import admin, api, batches, compare, pages, service, study
+from backend.routes import admin, api, batches, compare, monitoring, pages, study
 from backend.static_files import STATIC_DIR, VersionedStaticFiles
 from backend.templates import error_page, not_found_page, wants_html
 
@@ -73,7 +73,7 @@ def create_app() -> FastAPI:
     # FastAPI matches a request against the routes in order, each a regular expression (an included router
     # is even matched twice), so the hottest paths come first: a crowd of study participants, then API
     # polling. No two routers share a path prefix, so the order changes nothing else.
-    for routes in (study, api, batches, pages, compare, admin, service):
+    for routes in (study, api, batches, pages, compare, admin, monitoring):
         app.include_router(routes.router)
     if settings.docs_enabled:  # off in production unless API_DOCS=true
         docs.install_docs(app)  # Swagger UI and ReDoc from local files: they work offline

@@ -98,7 +98,11 @@ class JobStatus(enum.StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self in {JobStatus.done, JobStatus.failed, JobStatus.cancelled}
+        return self in FINISHED_STATUSES
+
+
+# The statuses a job ends in (and never leaves).
+FINISHED_STATUSES = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
 
 
 class Image(Base):

@@ -12,11 +12,14 @@ The worker service (``worker/celery_app.py``) adds the consuming side's settings
 from __future__ import annotations
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from backend.config import Settings, get_settings
 
 TASK_COLORIZE = "colorlab.colorize"
 LANES = ("fast", "iterative")
+# What sending raises while the broker is away (Redis down, a filesystem broker's folder unwritable).
+BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, ConnectionError, OSError)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -64,8 +67,8 @@ def make_celery(settings: Settings) -> Celery:
 _app: Celery | None = None
 
 
-def get_celery() -> Celery:
-    """This process's Celery app (one per process: one broker connection pool)."""
+def sending_app() -> Celery:
+    """This process's Celery app for sending (one per process: one broker connection pool)."""
     global _app
     if _app is None:
         _app = make_celery(get_settings())
@@ -86,8 +89,8 @@ def lane_of(method: str) -> str:
     return "iterative" if info is not None and info.iterative else "fast"
 
 
-def enqueue(job_id: str, method: str, *, countdown: float | None = None) -> None:
+def send(job_id: str, method: str, *, countdown: float | None = None) -> None:
     """Put one job id on its method's lane (the job row must already be committed), optionally to run after
     ``countdown`` seconds. Raises when the broker cannot be reached."""
     queue = get_settings().queue_of(lane_of(method))
-    get_celery().send_task(TASK_COLORIZE, args=[job_id], queue=queue, countdown=countdown)
+    sending_app().send_task(TASK_COLORIZE, args=[job_id], queue=queue, countdown=countdown)

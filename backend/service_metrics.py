@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.models import Job, JobStatus, WebhookDelivery, WebhookState, utcnow
-from backend.queue import lane_of
+from backend.queue import LANES, lane_of
 from backend.study.stats import percentile
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WINDOW = timedelta(hours=1)  # "recent": what finished within this long
 QUANTILES = (0.5, 0.95)
-LANES = ("fast", "iterative")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,15 @@ from sqlalchemy.orm import Session
 from backend.config import Settings
 from backend.db import rowcount, session_scope
 from backend.errors import UserError
-from backend.models import Batch, Job, JobStatus, WebhookDelivery, WebhookState, new_id, utcnow
+from backend.models import (
+    FINISHED_STATUSES,
+    Batch,
+    Job,
+    WebhookDelivery,
+    WebhookState,
+    new_id,
+    utcnow,
+)
 from backend.schemas import batch_out, job_out
 
 log = logging.getLogger("colorlab.webhooks")
@@ -61,7 +69,6 @@ CALLS_AT_ONCE = 4  # a worker's calls in flight (and claimed: a round is one cal
 # only non-ASCII text (an IRI's) is encoded and an already encoded URL stays byte for byte.
 _URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 USER_AGENT = "ColorLab-Webhooks/1"
-_FINISHED = (JobStatus.done, JobStatus.failed, JobStatus.cancelled)
 
 
 # -- the URL a client gives --------------------------------------------------------------------------------
@@ -182,7 +189,7 @@ def owe_finished_batches(session: Session, batch_ids: Iterable[str] | None = Non
 
     Run by :func:`owe` when a batch's photo finishes, and by every sweep for all batches: two photos of one
     batch finishing at the same moment in two workers may each still see the other running."""
-    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.not_in(_FINISHED))
+    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.not_in(FINISHED_STATUSES))
     owed = exists().where(WebhookDelivery.batch_id == Batch.id)
     query = select(Batch.id, Batch.webhook_url).where(Batch.webhook_url.is_not(None), ~unfinished, ~owed)
     if batch_ids is not None:
@@ -228,12 +235,14 @@ def signature(key: bytes, call_id: str, timestamp: int, body: bytes) -> str:
 
 # -- calling -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Answer:
+class CallOutcome:
     status: int | None  # the receiver's HTTP status; None when there was no answer
     error: str | None  # why the call failed; None for a 2xx
 
 
-def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reach_private: bool) -> Answer:
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout: float, reach_private: bool
+) -> CallOutcome:
     """POST ``body`` to ``url`` once, connecting only to an address allowed by ``reach_private``."""
     # One deadline for the whole call, resolving included: a receiver trickling its answer a byte at a time
     # never trips the socket's per-read timeout, so a watchdog cuts the connection when it is reached.
@@ -244,10 +253,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        return Answer(None, f"the host {host!r} could not be resolved ({exc})")
+        return CallOutcome(None, f"the host {host!r} could not be resolved ({exc})")
     addresses = [str(info[4][0]) for info in infos]
     if not reach_private and not all(_public_address(a) for a in addresses):
-        return Answer(None, f"refused: {host!r} resolves to a non-public address (WEBHOOK_ALLOW_PRIVATE)")
+        return CallOutcome(
+            None, f"refused: {host!r} resolves to a non-public address (WEBHOOK_ALLOW_PRIVATE)"
+        )
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -275,11 +286,11 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, reac
         if status is None:
             continue
         if 200 <= status < 300:
-            return Answer(status, None)
+            return CallOutcome(status, None)
         if 300 <= status < 400:
-            return Answer(status, f"answered {status} (a redirect, not followed)")
-        return Answer(status, f"answered {status}")
-    return Answer(None, f"no answer from {host}:{port}: {last}")
+            return CallOutcome(status, f"answered {status} (a redirect, not followed)")
+        return CallOutcome(status, f"answered {status}")
+    return CallOutcome(None, f"no answer from {host}:{port}: {last}")
 
 
 class _Pinned:
@@ -436,9 +447,9 @@ def _body(session: Session, delivery: WebhookDelivery, now: datetime, public_url
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
-def _call(call: _Claimed, settings: Settings) -> Answer:
+def _call(call: _Claimed, settings: Settings) -> CallOutcome:
     if call.body is None:
-        return Answer(None, "gone")
+        return CallOutcome(None, "gone")
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
@@ -449,29 +460,29 @@ def _call(call: _Claimed, settings: Settings) -> Answer:
     if key := settings.webhook_key:
         headers["webhook-signature"] = signature(key, call.id, timestamp, call.body)
     try:
-        answer = post(
+        outcome = post(
             call.url,
             call.body,
             headers,
             timeout=settings.webhook_timeout,
             reach_private=settings.webhooks_reach_private,
         )
-    except Exception as exc:  # one URL must not stop the others
+    except Exception:  # one URL must not stop the others
         log.exception("webhook %s to %s", call.id, call.url)
-        answer = Answer(None, f"could not be called ({exc.__class__.__name__})")
-    if answer.error:
-        log.info("webhook %s (attempt %d) to %s: %s", call.id, call.attempt, call.url, answer.error)
-    return answer
+        outcome = CallOutcome(None, "could not be called: an internal error (the server's log has it)")
+    if outcome.error:
+        log.info("webhook %s (attempt %d) to %s: %s", call.id, call.attempt, call.url, outcome.error)
+    return outcome
 
 
-def _record(session: Session, call: _Claimed, answer: Answer) -> None:
+def _record(session: Session, call: _Claimed, outcome: CallOutcome) -> None:
     if call.body is None:
         return  # its job or batch was deleted, and the call with it
     now = utcnow()
-    values: dict[str, Any] = {"last_status": answer.status, "last_error": answer.error}
-    if answer.error is None:
+    values: dict[str, Any] = {"last_status": outcome.status, "last_error": outcome.error}
+    if outcome.error is None:
         values.update(state=WebhookState.delivered, delivered_at=now, next_attempt_at=None)
-    elif answer.status == 410 or call.attempt >= MAX_ATTEMPTS:
+    elif outcome.status == 410 or call.attempt >= MAX_ATTEMPTS:
         values.update(state=WebhookState.failed, next_attempt_at=None)
     else:
         values["next_attempt_at"] = now + timedelta(seconds=RETRY_AFTER_SECONDS[call.attempt - 1])

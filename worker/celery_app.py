@@ -54,10 +54,10 @@ def configure_worker(app: Celery, settings: Settings) -> None:
         app.conf.broker_transport = QuickStopFilesystemTransport
 
 
-def get_celery() -> Celery:
+def worker_app() -> Celery:
     """The process's Celery app, set up to consume (the same app ``backend.queue`` sends with)."""
     global _configured
-    app = queue.get_celery()
+    app = queue.sending_app()
     if _configured is not app:
         configure_worker(app, get_settings())
         _configured = app
@@ -65,4 +65,4 @@ def get_celery() -> Celery:
 
 
 # `celery -A worker.celery_app` finds this.
-celery = get_celery
+celery = worker_app

@@ -25,15 +25,15 @@ def job_metrics(result_rgb: np.ndarray, truth_rgb: np.ndarray) -> dict[str, floa
     if result_rgb.shape != truth_rgb.shape:
         raise ValueError(f"result {result_rgb.shape} and truth {truth_rgb.shape} differ in size")
     result_rgb, truth_rgb = (area_reduced(rgb, METRICS_MAX_PIXELS) for rgb in (result_rgb, truth_rgb))
-    pred_ab = lab.rgb_to_lab(result_rgb)[..., 1:]
-    true_ab = lab.rgb_to_lab(truth_rgb)[..., 1:]
-    psnr = metrics.psnr(result_rgb, truth_rgb)
+    values, _ = metrics.compare_rgb(result_rgb, truth_rgb)
+    psnr = values["psnr"]
+    # The API's names (GET /jobs/{id} `metrics`), longer than the evaluation CSV's columns.
     return {
-        "eq9_accuracy": round(metrics.eq9_accuracy(pred_ab, true_ab), 5),
-        "auc": round(metrics.raw_accuracy_auc(pred_ab, true_ab), 5),
+        "eq9_accuracy": round(values["eq9_acc"], 5),
+        "auc": round(values["auc"], 5),
         "psnr": round(psnr, 3) if np.isfinite(psnr) else None,  # None: identical images (infinite PSNR)
-        "ssim": round(metrics.ssim(result_rgb, truth_rgb), 5),
-        "colourfulness": round(metrics.colourfulness(result_rgb), 3),
-        "colourfulness_truth": round(metrics.colourfulness(truth_rgb), 3),
-        "colourfulness_gap": round(metrics.colourfulness_gap(result_rgb, truth_rgb), 3),
+        "ssim": round(values["ssim"], 5),
+        "colourfulness": round(values["colourfulness"], 3),
+        "colourfulness_truth": round(values["cf_truth"], 3),
+        "colourfulness_gap": round(values["dcf"], 3),
     }

@@ -208,7 +208,9 @@ class Runner:
 
     def _colorizer(self, method: str) -> Any:
         try:
-            return loading.get_colorizer(method, self.settings.weights_dir, self.device)
+            return loading.get_colorizer(
+                method, self.settings.weights_dir, self.device, bf16=self.settings.cpu_bf16
+            )
         except loading.Unloadable as exc:
             raise RetryableError(str(exc)) from None
         except loading.Unavailable as exc:

@@ -1,4 +1,5 @@
-"""Celery tasks. Thin: the work is in :mod:`worker.runner`; the broker only carries job ids."""
+"""Celery tasks (the work is in :mod:`worker.runner`; the broker only carries job ids) and each worker's
+background loops: the sweeper and the webhook calls."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import logging
 import threading
 
 from celery.signals import worker_process_init, worker_ready
+from sqlalchemy.exc import DBAPIError
 
 from backend.config import get_settings
-from backend.queue import TASK_COLORIZE
-from worker.celery_app import get_celery
+from backend.queue import BROKER_ERRORS, TASK_COLORIZE
+from worker.celery_app import worker_app
 from worker.runner import Runner
 
 log = logging.getLogger("colorlab.worker")
-app = get_celery()
+app = worker_app()
 _runner: Runner | None = None
+# A database or broker briefly away: the loops say it in a line and try again next round.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, *BROKER_ERRORS)
 
 
 def runner() -> Runner:
@@ -43,7 +47,7 @@ def _fresh_process(**_: object) -> None:
 
 
 @worker_ready.connect
-def _start_sweeper(**_: object) -> None:
+def _start_background_loops(**_: object) -> None:
     threading.Thread(target=_sweep_forever, name="colorlab-sweeper", daemon=True).start()
     threading.Thread(target=_deliver_forever, name="colorlab-webhooks", daemon=True).start()
 
@@ -58,8 +62,10 @@ def _deliver_forever() -> None:
         try:
             while deliver_due(settings):  # a backlog goes out without waiting between rounds
                 pass
-        except Exception as exc:  # database briefly away: try again next round
+        except TRANSIENT_ERRORS as exc:  # database briefly away: try again next round
             log.warning("webhook delivery failed: %s", exc)
+        except Exception:  # a bug: its traceback, and the loop goes on
+            log.exception("webhook delivery failed")
 
 
 def _sweep_forever() -> None:
@@ -79,5 +85,7 @@ def _sweep_forever() -> None:
                 with session_scope() as s:
                     purge_expired(s, settings)
                 next_purge = time.monotonic() + settings.retention_interval
-        except Exception as exc:  # database or broker briefly away: try again next round
+        except TRANSIENT_ERRORS as exc:  # database or broker briefly away: try again next round
             log.warning("sweep failed: %s", exc)
+        except Exception:  # a bug: its traceback, and the loop goes on
+            log.exception("sweep failed")

@@ -123,7 +123,7 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker on one lane's queue (one model cache per process)."""
-    from worker.celery_app import get_celery
+    from worker.celery_app import worker_app
 
     settings = get_settings()
     queues = {
@@ -132,7 +132,7 @@ def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
         "all": [settings.fast_queue, settings.iterative_queue],
     }[lane]
     default = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
-    app = get_celery()
+    app = worker_app()
     app.worker_main(
         [
             "worker",

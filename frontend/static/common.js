@@ -77,11 +77,6 @@
     return place + wait;
   }
 
-  // Text with `command` spans shown as <code> (the unavailable reasons name the command that fixes them).
-  function withCode(text) {
-    return String(text).split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
-  }
-
   // ---- Errors -----------------------------------------------------------------------------------------
   function showError(node, message) {
     node.textContent = message || "";
@@ -549,7 +544,7 @@
   }
 
   window.ColorLab = {
-    deleteButton, $, el, formatBytes, seconds, slug, resultFileName, withCode, ordinal, about, presetTime, queueText,
+    deleteButton, $, el, formatBytes, seconds, slug, resultFileName, ordinal, about, presetTime, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
     setupDropzones, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };

@@ -367,7 +367,7 @@ def test_metrics_count_the_calls_and_say_when_none_are_being_made(
     assert value(m, "colorlab_overdue_webhook_seconds") == 0
 
 
-def trickled_call(scheme: str, first: bytes, each: bytes) -> tuple[webhooks.Answer, float]:
+def trickled_call(scheme: str, first: bytes, each: bytes) -> tuple[webhooks.CallOutcome, float]:
     """A call (0.5 s per step, 1 s in all) to a receiver that sends ``first`` once it has read the request,
     then ``each`` every 0.2 s, within each read's timeout: the answer and how long the call took."""
     import socket
@@ -434,11 +434,11 @@ def test_an_outcome_is_recorded_only_while_its_claim_holds(client: TestClient, r
     [second] = webhooks._claim_due(get_settings(), 4, utcnow() + timedelta(minutes=5))  # the lease ran out
     assert (first.attempt, second.attempt) == (1, 2)
     with session_scope() as s:
-        webhooks._record(s, first, webhooks.Answer(500, "answered 500"))
+        webhooks._record(s, first, webhooks.CallOutcome(500, "answered 500"))
     [row] = deliveries()
     assert row.state == "pending" and row.attempts == 2 and row.last_status is None
     with session_scope() as s:
-        webhooks._record(s, second, webhooks.Answer(204, None))
+        webhooks._record(s, second, webhooks.CallOutcome(204, None))
     [row] = deliveries()
     assert row.state == "delivered" and row.job_id == job_id
 

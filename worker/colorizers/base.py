@@ -1,13 +1,15 @@
 """The contract between the worker and every colorizer (torch-free).
 
 A colorizer predicts the ab chrominance of a photo from its lightness. The caller
-(:func:`worker.colorizers.pipeline.colorize_rgb`) computes L at full resolution, hands the colorizer the
-L plane, and recombines the predicted ab (upsampled to full size) with the original L, so every method keeps
-the photo's own luminance and works at any photo size.
+(:mod:`worker.colorizers.pipeline`: ``predict_many`` for the worker, ``colorize_lightness`` for one photo)
+computes L at full resolution, hands the colorizer the L plane, and recombines the predicted ab (upsampled
+to full size) with the original L, so every method keeps the photo's own luminance and works at any photo
+size.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -75,13 +77,13 @@ class BatchColorizer(Colorizer, Protocol):
         ...
 
 
-class PredictsOneAsABatch:
-    """Mixin for feed-forward colorizers: one photo is a batch of one (no reference, no progress)."""
+class PredictsOneAsABatch(ABC):
+    """Base of feed-forward colorizers: one photo is a batch of one (no reference, no progress)."""
 
+    @abstractmethod
     def predict_ab_batch(
         self, lightness: list[np.ndarray], *, params: Mapping[str, Any] | None = None
-    ) -> list[np.ndarray]:
-        raise NotImplementedError
+    ) -> list[np.ndarray]: ...
 
     def predict_ab(
         self,

@@ -30,7 +30,7 @@ RESIZE_SHORT = 256
 MEAN = 127.0
 STD = 128.0
 MODEL_NAME = "efficientnet-lite0"
-NUM_CLASSES = 1000
+IMAGENET_CLASSES = 1000
 
 _cache: dict[str, torch.nn.Module] = {}
 _lock = threading.Lock()
@@ -99,7 +99,7 @@ def logits(
         batch = np.stack([preprocess_image(im) for im in images[start : start + batch_size]])
         out.append(model(torch.from_numpy(batch).to(device)).float().cpu().numpy())
     if not out:
-        return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        return np.zeros((0, IMAGENET_CLASSES), dtype=np.float32)
     return np.concatenate(out)
 
 

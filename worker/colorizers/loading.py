@@ -17,7 +17,7 @@ from worker.colorizers.base import Colorizer
 from worker.colorizers.manifest import repair_hint
 from worker.colorizers.method_info import LoadContext, Unavailable
 
-_cache: dict[tuple[str, str, str], Colorizer] = {}
+_cache: dict[tuple[str, str, str, bool], Colorizer] = {}
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorizer:
-    """The loaded colorizer for ``name`` (cached per process, device and weights directory).
+def get_colorizer(name: str, weights_dir: Path, device: str = "cpu", *, bf16: bool = True) -> Colorizer:
+    """The loaded colorizer for ``name`` (cached per process, device, weights directory and ``bf16``: bfloat16
+    autocast where the CPU has it natively).
 
     :class:`Unavailable` when it cannot run: unknown, weights missing or of the wrong sha256, or
     :class:`Unloadable` when its weights are present but cannot be read.
@@ -60,11 +61,11 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu") -> Colorize
     if info is None:
         raise Unavailable(f"unknown method {name!r}")
     info.require_available(Path(weights_dir))
-    key = (name, str(weights_dir), device)
+    key = (name, str(weights_dir), device, bf16)
     with _lock:
         if key not in _cache:
             try:
-                _cache[key] = info.load(LoadContext(Path(weights_dir), device))
+                _cache[key] = info.load(LoadContext(Path(weights_dir), device, bf16))
             except Unavailable as exc:  # a file found missing or damaged as it was about to be read
                 raise Unavailable(f"method {name!r} is unavailable: {exc}") from None
             except MemoryError:

@@ -111,6 +111,7 @@ class LoadContext:
 
     weights_dir: Path
     device: str  # "cpu", "cuda", "cuda:0", ...
+    bf16: bool = True  # bfloat16 autocast where the CPU has it natively (feed-forward nets)
 
     def path(self, weight: WeightFile) -> Path:
         """The weight file's path, its sha256 checked; :class:`Unavailable` naming the fix when it is missing

@@ -10,16 +10,15 @@ same).
   the share of pixels whose L2 ab error is within t, for t = 0…150, and the normalised area under it.
 - :func:`psnr`, :func:`ssim` - on RGB, peak 255; SSIM after Wang et al. 2004 (Gaussian window 11, σ 1.5).
 - :func:`colourfulness`, :func:`colourfulness_gap` - Hasler & Süsstrunk 2003, and ΔCF against the truth.
-- :func:`compare_rgb` - all of the above for one colorized RGB photo against the real one (what the
-  evaluation runner and a compare view need).
+- :func:`compare_rgb` - all of the above for one colorized RGB photo against the real one (the evaluation
+  runner's rows, and a finished job's scores through :mod:`worker.quality`).
 
 Semantic interpretability (top-1 of an ImageNet classifier on the colorized photos) needs torch and lives
-in :mod:`worker.colorizers.classifier`; :func:`top1_accuracy` here only scores its predictions.
+in :mod:`worker.colorizers.classifier` and :mod:`worker.colorizers.evaluation.scoring`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,13 +245,3 @@ def compare_rgb(
         "abs_dcf": abs(cf_pred - cf_true),
     }
     return values, raw.curve
-
-
-# -------------------------------------------------------------------------- semantic interpretability
-def top1_accuracy(predicted: Sequence[int], labels: Sequence[int]) -> float:
-    """Share of images whose predicted class equals the label (NaN when there are none)."""
-    if len(predicted) != len(labels):
-        raise ValueError("predictions and labels differ in length")
-    if not labels:
-        return float("nan")
-    return float(np.mean(np.asarray(predicted) == np.asarray(labels)))

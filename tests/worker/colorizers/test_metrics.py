@@ -173,11 +173,6 @@ def test_colourfulness_gap_is_signed() -> None:
     assert metrics.colourfulness_gap(true, true) == 0.0
 
 
-def test_top1_accuracy() -> None:
-    assert metrics.top1_accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
-    assert math.isnan(metrics.top1_accuracy([], []))
-
-
 def test_ssim_matches_a_direct_window_sum() -> None:
     # independent evaluation of Wang et al.'s formula: explicit 11×11 windows, no separable filtering
     x = RNG.integers(0, 256, size=(16, 18)).astype(float)

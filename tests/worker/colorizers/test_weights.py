@@ -157,3 +157,11 @@ def test_a_damaged_bundled_file_says_to_restore_it_from_git():
     forged = dataclasses.replace(entry, sha256="0" * 64)
     reason = damaged_reason(forged, Path("unused"))
     assert reason is not None and "`git checkout -- worker/colorizers/weights/cnn.pt`" in reason
+
+
+def test_bf16_can_be_turned_off_per_load(weights_dir):
+    """CPU_BF16=false reaches the nets through the load: float32 even where the CPU has bfloat16."""
+    from worker.colorizers.nets.colorizer import cpu_bf16_supported
+
+    assert get_colorizer("cnn", weights_dir, "cpu", bf16=False).bf16 is False  # type: ignore[attr-defined]
+    assert get_colorizer("cnn", weights_dir, "cpu").bf16 is cpu_bf16_supported()  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ def load(ctx: LoadContext) -> NetColorizer:
 
     net = ColorizationCNN()
     net.load_state_dict(load_weights(ctx.path(CNN), "cnn")["state_dict"])
-    return NetColorizer("cnn", net, ctx.device)
+    return NetColorizer("cnn", net, ctx.device, bf16=ctx.bf16)
 
 
 INFO = MethodInfo(

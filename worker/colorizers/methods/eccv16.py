@@ -12,7 +12,7 @@ from worker.colorizers.weights import download_hub_file
 if TYPE_CHECKING:
     from worker.colorizers.nets.colorizer import NetColorizer
 
-ECCV16 = WeightFile(
+ECCV16_WEIGHTS = WeightFile(
     name="eccv16",
     filename="colorization_release_v2-9b330a0b.pth",
     source="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
@@ -27,12 +27,12 @@ def load(ctx: LoadContext) -> NetColorizer:
     import torch
 
     from worker.colorizers.nets.colorizer import NetColorizer
-    from worker.colorizers.nets.eccv16 import ECCV16 as ECCV16Net
+    from worker.colorizers.nets.eccv16 import ECCV16
     from worker.colorizers.nets.zhang_common import load_release_state
 
-    net = ECCV16Net()
-    load_release_state(net, torch.load(ctx.path(ECCV16), map_location="cpu", weights_only=True))
-    return NetColorizer("eccv16", net, ctx.device)
+    net = ECCV16()
+    load_release_state(net, torch.load(ctx.path(ECCV16_WEIGHTS), map_location="cpu", weights_only=True))
+    return NetColorizer("eccv16", net, ctx.device, bf16=ctx.bf16)
 
 
 INFO = MethodInfo(
@@ -43,7 +43,7 @@ INFO = MethodInfo(
         "quantised ab colours; the official released weights (fetched separately)."
     ),
     load=load,
-    weights=(ECCV16,),
+    weights=(ECCV16_WEIGHTS,),
     batchable=True,
     paper="Zhang, Isola, Efros 2016, Colorful Image Colorization (ECCV)",
     summary="Vivid colours from Zhang et al.'s well-known 2016 model.",

@@ -53,7 +53,7 @@ def load(ctx: LoadContext) -> FusionColorizer:
     net = FusionNet()
     net.load_state_dict(load_weights(ctx.path(FUSION), "fusion")["state_dict"])
     classifier = load_classifier(ctx.device, ctx.path(EFFICIENTNET_LITE0))
-    return FusionColorizer(net, classifier, ctx.device)
+    return FusionColorizer(net, classifier, ctx.device, bf16=ctx.bf16)
 
 
 INFO = MethodInfo(

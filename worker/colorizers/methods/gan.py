@@ -24,7 +24,7 @@ def load(ctx: LoadContext) -> NetColorizer:
 
     net = UNetGenerator()
     net.load_state_dict(load_weights(ctx.path(GAN), "gan")["state_dict"])
-    return NetColorizer("gan", net, ctx.device, size=SERVE_SIZE)
+    return NetColorizer("gan", net, ctx.device, size=SERVE_SIZE, bf16=ctx.bf16)
 
 
 INFO = MethodInfo(

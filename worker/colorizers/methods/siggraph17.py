@@ -12,7 +12,7 @@ from worker.colorizers.weights import download_hub_file
 if TYPE_CHECKING:
     from worker.colorizers.nets.colorizer import NetColorizer
 
-SIGGRAPH17 = WeightFile(
+SIGGRAPH17_WEIGHTS = WeightFile(
     name="siggraph17",
     filename="siggraph17-df00044c.pth",
     source="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
@@ -26,12 +26,12 @@ def load(ctx: LoadContext) -> NetColorizer:
     import torch
 
     from worker.colorizers.nets.colorizer import NetColorizer
-    from worker.colorizers.nets.siggraph17 import SIGGRAPH17 as SIGGRAPH17Net
+    from worker.colorizers.nets.siggraph17 import SIGGRAPH17
     from worker.colorizers.nets.zhang_common import load_release_state
 
-    net = SIGGRAPH17Net()
-    load_release_state(net, torch.load(ctx.path(SIGGRAPH17), map_location="cpu", weights_only=True))
-    return NetColorizer("siggraph17", net, ctx.device)
+    net = SIGGRAPH17()
+    load_release_state(net, torch.load(ctx.path(SIGGRAPH17_WEIGHTS), map_location="cpu", weights_only=True))
+    return NetColorizer("siggraph17", net, ctx.device, bf16=ctx.bf16)
 
 
 INFO = MethodInfo(
@@ -42,7 +42,7 @@ INFO = MethodInfo(
         "(no user hints); the official released weights (fetched separately)."
     ),
     load=load,
-    weights=(SIGGRAPH17,),
+    weights=(SIGGRAPH17_WEIGHTS,),
     batchable=True,
     paper="Zhang, Zhu, Isola, Geng, Lin, Yu, Efros 2017 (SIGGRAPH)",
     summary="Natural colours from Zhang et al.'s 2017 model.",

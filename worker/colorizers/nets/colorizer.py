@@ -3,7 +3,8 @@
 Precision: on a CPU with native bfloat16 (AVX-512 BF16 / AMX, checked with oneDNN) the forward pass runs
 under bfloat16 autocast, about 2.5× faster than float32 on the 2-core development machine; the predicted
 ab differs from float32 by about one Lab unit or less (measured in tests/worker/colorizers/test_weights.py).
-Set ``COLORLAB_BF16=0`` to force float32. Elsewhere float32 is used.
+A caller that wants float32 there passes ``bf16=False`` (the service's ``CPU_BF16`` setting, through
+:class:`~worker.colorizers.method_info.LoadContext`). Elsewhere float32 is used.
 
 The photo's full-resolution L (float32, [0, 100]) is resized (area-averaged) to the net's square input
 size (256×256) and the net predicts ab in Lab units (each net normalises inside its ``forward``). The ab
@@ -13,7 +14,6 @@ full size and joins it with the photo's own L.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -33,9 +33,7 @@ def channels_last(module: ModuleT) -> ModuleT:
 
 
 def cpu_bf16_supported() -> bool:
-    """True when oneDNN runs bfloat16 natively on this CPU (and COLORLAB_BF16 is not 0)."""
-    if os.environ.get("COLORLAB_BF16", "1") == "0":
-        return False
+    """True when oneDNN runs bfloat16 natively on this CPU."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -63,14 +61,15 @@ class NetColorizer(PredictsOneAsABatch):
     """A loaded feed-forward net served through the Colorizer and BatchColorizer protocols."""
 
     def __init__(
-        self, name: str, net: nn.Module, device: str = "cpu", size: int = 256, bf16: bool | None = None
+        self, name: str, net: nn.Module, device: str = "cpu", size: int = 256, bf16: bool = True
     ) -> None:
+        """``bf16``: bfloat16 autocast where the CPU runs it natively (never on other devices)."""
         self.name = name
         self.device = device
         self.size = size
         self.net = channels_last(net.to(device).eval())
         is_cpu = torch.device(device).type == "cpu"
-        self.bf16 = (is_cpu and cpu_bf16_supported()) if bf16 is None else (bf16 and is_cpu)
+        self.bf16 = bf16 and is_cpu and cpu_bf16_supported()
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         """(N, 1, S, S) L in [0, 100] -> (N, 2, S, S) ab in Lab units; override for nets with extra inputs."""

@@ -14,18 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worker.colorizers.classifier import IMAGENET_CLASSES
 from worker.colorizers.lab import denormalize_ab, lightness_to_gray_torch, normalize_l
 from worker.colorizers.nets.cnn import Decoder, Encoder, init_weights
 from worker.colorizers.nets.colorizer import NetColorizer
 
-NUM_CLASSES = 1000
 CLASSIFIER_SIZE = 224
 
 
 class FusionNet(nn.Module):
     """``forward(L (N,1,H,W), class_probs (N,1000)) -> ab (N,2,H,W)``."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, num_classes: int = IMAGENET_CLASSES) -> None:
         super().__init__()
         self.encoder = Encoder()
         self.fusion = nn.Sequential(nn.Conv2d(256 + num_classes, 256, 1), nn.ReLU(inplace=True))
@@ -65,7 +65,7 @@ class FusionColorizer(NetColorizer):
         classifier: nn.Module,
         device: str = "cpu",
         size: int = 256,
-        bf16: bool | None = None,
+        bf16: bool = True,
     ) -> None:
         super().__init__("fusion", net, device, size, bf16)
         self.classifier = classifier.to(device).eval()

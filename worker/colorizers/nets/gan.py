@@ -9,8 +9,7 @@ Discriminator: a Lab image (N, 3, H, W), L in [0, 100] and ab in Lab units, seen
 ``cat(L / 50 - 1, ab / 128)`` -> one logit per image: 4×4 stride-2
 convolutions with BatchNorm (not on the first layer, as in DCGAN) and LeakyReLU 0.2, then a convolution
 (3×3, one channel) averaged over the remaining map (8×8 for a 256×256 input). The sigmoid is applied in
-the loss (binary cross-entropy with logits, numerically the same as sigmoid + BCE);
-:meth:`Discriminator.probability` gives it explicitly.
+the loss (binary cross-entropy with logits, numerically the same as sigmoid + BCE).
 """
 
 from __future__ import annotations
@@ -92,6 +91,3 @@ class Discriminator(nn.Module):
         lab_norm = torch.cat([normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])], dim=1)
         logits = self.head(self.features(lab_norm))
         return logits.mean(dim=(1, 2, 3))  # one logit per image: the mean over the remaining map
-
-    def probability(self, lab: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(lab))

@@ -15,7 +15,7 @@ from torch import nn
 
 from worker.colorizers.nets.zhang_common import AB_NORM, L_CENT, L_NORM, conv_relu_block
 
-NUM_CLASSES = 529
+AB_BINS = 529  # the release's classification head (its ab bins), not ImageNet classes
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -27,7 +27,7 @@ def _short(cin: int, cout: int) -> nn.Sequential:
 
 
 class SIGGRAPH17(nn.Module):
-    def __init__(self, classes: int = NUM_CLASSES) -> None:
+    def __init__(self, classes: int = AB_BINS) -> None:
         super().__init__()
         self.model1 = nn.Sequential(*conv_relu_block([4, 64, 64]))
         self.model2 = nn.Sequential(*conv_relu_block([64, 128, 128]))

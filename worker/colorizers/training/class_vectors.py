@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
+from worker.colorizers.classifier import IMAGENET_CLASSES
 from worker.colorizers.datasets import PhotoDataset
 from worker.colorizers.lab import rgb_to_lab_torch
-from worker.colorizers.nets.fusion import NUM_CLASSES, class_probabilities
+from worker.colorizers.nets.fusion import class_probabilities
 
 
 @torch.no_grad()
@@ -38,7 +39,7 @@ def precompute_class_vectors(
         rgb = torch.stack([plain[i][0] for i in range(start, min(start + batch_size, len(plain)))])
         lightness = rgb_to_lab_torch(rgb)[:, :1]
         out.append(class_probabilities(classifier, lightness))
-    vectors = torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
+    vectors = torch.cat(out) if out else torch.zeros(0, IMAGENET_CLASSES)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(vectors, cache)

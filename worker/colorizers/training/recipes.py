@@ -9,6 +9,7 @@ L (N, 1, S, S) and ab (N, 2, S, S) in Lab units, which is what the nets take and
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def lab_batch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lab[:, :1], lab[:, 1:]
 
 
-class Recipe:
+class Recipe(ABC):
     """Base: subclasses set ``arch``, build ``nets`` and ``optims`` and implement the steps."""
 
     arch: str = ""
@@ -44,8 +45,8 @@ class Recipe:
         """Autocast context for forward passes (a no-op unless ``bf16``); losses are computed in float32."""
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def prepare(self, datasets: Sequence[Any], cache_dir: Path | None = None) -> None:
-        """Hook run once before training (fusion precomputes classifier outputs here)."""
+    def prepare(self, datasets: Sequence[Any], cache_dir: Path | None = None) -> None:  # noqa: B027
+        """Hook run once before training (fusion precomputes classifier outputs here); most need none."""
 
     def init_from(self, blob: dict[str, Any]) -> None:
         """Start from exported weights (``load_weights`` output) instead of a random initialisation."""
@@ -53,16 +54,17 @@ class Recipe:
             raise ValueError(f"cannot initialise {self.arch} from {blob['arch']} weights")
         next(iter(self.nets.values())).load_state_dict(blob["state_dict"])
 
+    @abstractmethod
     def train_step(self, rgb: torch.Tensor, index: torch.Tensor, split: str = "train") -> dict[str, float]:
-        raise NotImplementedError
+        """One optimisation step on a batch of RGB crops: the losses, for the log."""
 
+    @abstractmethod
     def predict(self, lightness: torch.Tensor, index: torch.Tensor, split: str) -> torch.Tensor:
         """ab in Lab units for a batch of L (eval mode, no grad)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def export(self) -> dict[str, Any]:
         """What the weights file stores: ``{"arch", "state_dict", "config"}`` for the served network."""
-        raise NotImplementedError
 
     def train(self, mode: bool = True) -> None:
         for net in self.nets.values():
