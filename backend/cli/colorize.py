@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -19,38 +20,107 @@ if TYPE_CHECKING:
 
     from backend.images import DecodedImage
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# What a folder's files are taken as photos by (a file named directly is tried whatever its name): JPEG's
+# aliases (.jfif from Windows, .jpe), TIFF, JPEG 2000 and PNM as scanners and archives write them, AVIF.
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".jif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif",
+    ".jp2", ".j2k", ".pbm", ".pgm", ".ppm", ".pnm",
+)  # fmt: skip
+SKIPPED_SHOWN = 5  # names listed in the "skipped" line; the rest are counted
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files as given, folders' image files (recursive, sorted, no hidden ones), globs expanded; duplicates
-    removed."""
+class Photo(NamedTuple):
+    """An input photo and the folder its result goes in, relative to OUTDIR ("" for OUTDIR itself)."""
+
+    path: Path
+    folder: PurePath
+
+
+class Inputs(NamedTuple):
+    photos: list[Photo]
+    skipped: list[Path]  # files in the folders given that are not photos by their name
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folders a glob names before its first wildcard (``box`` of ``box/*/photo.jpg``)."""
+    fixed = []
+    for part in Path(pattern).parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path()
+
+
+def _folder_within(path: Path, base: Path) -> PurePath:
+    """``path``'s folder relative to ``base``; none (OUTDIR itself) where it is not below it."""
+    try:
+        folder = path.parent.relative_to(base)
+    except ValueError:
+        return PurePath()
+    return PurePath() if ".." in folder.parts else PurePath(folder)
+
+
+def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
+    """Files as given, folders' photos (recursive, sorted, no hidden ones), globs expanded; duplicates
+    removed, the first kept. Where each result goes, relative to OUTDIR: a file's in OUTDIR; a folder's tree
+    mirrored, in OUTDIR itself when it is the only folder given (or is OUTDIR), else in OUTDIR/<its name>/
+    (box/1962 box/1963: 1962/photo.png, 1963/photo.png, so that two folders' IMG_0001.jpg never meet); a
+    glob's in the folders its wildcards matched (box/*/photo.jpg: 1962/photo.png)."""
     from backend.stored_images import is_junk  # hidden files and __MACOSX, as the web app leaves them out
 
-    found: list[Path] = []
-    for item in inputs:
+    found: list[Photo] = []
+    skipped: list[Path] = []
+    into = outdir.resolve()
+    items = list(inputs)
+    folders = {Path(item).resolve() for item in items if Path(item).is_dir()}
+    for item in items:
         path = Path(item)
         if path.is_dir():
-            images = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            found += sorted(p for p in images if not is_junk(p.relative_to(path).as_posix()))
+            whole = path.resolve()
+            alone = len(folders) == 1 or whole == into
+            top = PurePath() if alone else PurePath(whole.name)  # the root "/" has no name: OUTDIR
+            files = (
+                p for p in path.rglob("*") if p.is_file() and not is_junk(p.relative_to(path).as_posix())
+            )
+            for file in sorted(files):
+                if file.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(Photo(file, top / file.parent.relative_to(path)))
+                else:
+                    skipped.append(file)
         elif path.is_file():
-            found.append(path)
+            found.append(Photo(path, PurePath()))
         elif path.exists():  # reading a pipe or a device would wait for a writer that may never come
             raise click.ClickException(f"{item}: not a regular file or folder")
         elif any(ch in item for ch in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             if not matches:
                 raise click.ClickException(f"no file matches {item!r}")
-            found += [m for m in matches if m.is_file()]
+            base = _glob_base(item)
+            found += [Photo(m, _folder_within(m, base)) for m in matches if m.is_file()]
         else:
             raise click.ClickException(f"no such file or folder: {item}")
     seen: set[Path] = set()
-    unique: list[Path] = []
-    for path in found:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            unique.append(path)
-    return unique
+    unique: list[Photo] = []
+    for photo in found:
+        if photo.path.resolve() not in seen:
+            seen.add(photo.path.resolve())
+            unique.append(photo)
+    others: list[Path] = []  # each once, and none that is an input too (named directly as well)
+    for file in skipped:
+        if file.resolve() not in seen:
+            seen.add(file.resolve())
+            others.append(file)
+    return Inputs(unique, others)
+
+
+def skipped_line(skipped: list[Path]) -> str:
+    """What a folder held that was not taken, in one line."""
+    shown = [f"{p} (no extension)" if not p.suffix else str(p) for p in skipped[:SKIPPED_SHOWN]]
+    more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+    return (
+        f"skipped {len(skipped)} file(s) that are not photos by their name: {', '.join(shown)}{more} — name "
+        "them directly to try them"
+    )
 
 
 NAME_MAX = 255  # bytes in a file name (Linux, macOS): an archive's long names come close
@@ -74,28 +144,107 @@ def write_whole(target: Path, data: bytes) -> None:
         part.unlink(missing_ok=True)
 
 
-def output_names(paths: list[Path], outdir: Path, fmt: str) -> dict[Path, Path]:
-    """One output file per input, ``<stem>.<fmt>``, made unique (photo-2.png, ...): never one of the inputs
-    themselves (writing into the input folder must not replace a photo with its colorization), nor a file
-    already there that is not an earlier ColorLab result (a re-run replaces its own results, never a
-    photo of the user's that happens to have the name)."""
+# Every result records which file it was made from, so that a re-run replaces only its own photo's result: a
+# PNG iTXt chunk with this keyword, or a JPEG comment "ColorLab source: <id>" (before ColorLab's own comment,
+# which stays the one Pillow's "comment" and made_by read). The id is a digest of the path, not the path:
+# a result is shared, and a path tells where the archive lies and whose account it is in.
+SOURCE_KEY = "ColorLab source"
+_JPEG_SOURCE = f"{SOURCE_KEY}: ".encode()
+_JPEG_COMMENT_LIMIT = 65_533  # a segment's length field counts itself
+
+
+def source_record(path: Path) -> str:
+    """How a result records its photo: the first 16 hex digits of the sha256 of its absolute path (symbolic
+    links resolved), which tells two photos apart without saying where either lies."""
+    return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:16]
+
+
+def with_source(data: bytes, source: str) -> bytes:
+    """An encoded PNG or JPEG result with its source file recorded (:data:`SOURCE_KEY`)."""
+    from backend import png16
+
+    text = source.encode("utf-8")
+    if data.startswith(png16.SIGNATURE):
+        # Before the pixels, where Pillow reads text on opening a file (made_by's reading, not decoding)
+        at = len(png16.SIGNATURE)
+        while (
+            at + 8 <= len(data) and data[at + 4 : at + 8] != b"IDAT"
+        ):  # by the chunks' lengths, not a search
+            at += 12 + int.from_bytes(data[at : at + 4], "big")
+        body = SOURCE_KEY.encode("latin-1") + b"\0\0\0" + b"\0" + b"\0" + text  # uncompressed, no language
+        return data[:at] + png16.chunk(b"iTXt", body) + data[at:]
+    if data.startswith(b"\xff\xd8") and len(_JPEG_SOURCE + text) <= _JPEG_COMMENT_LIMIT:
+        at = 2
+        while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] not in (0xFE, 0xDA):  # COM, SOS
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        comment = _JPEG_SOURCE + text
+        return data[:at] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[at:]
+    return data  # never replaced by a re-run, which is the safe side
+
+
+def recorded_source(result: Path) -> str | None:
+    """The photo a ColorLab result says it was made from; None for a file that records none (another
+    program's, an earlier version's) or cannot be read."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # only the header is read: a big scan is no bomb here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(result) as img:
+                if img.format == "PNG":
+                    value = img.info.get(SOURCE_KEY)
+                    return value if isinstance(value, str) else None
+                comments = [s for kind, s in getattr(img, "applist", []) if kind == "COM"]
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    for comment in comments:
+        if isinstance(comment, bytes) and comment.startswith(_JPEG_SOURCE):
+            return comment[len(_JPEG_SOURCE) :].decode("utf-8", "replace")
+    return None
+
+
+def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Path]:
+    """One output file per input, ``<folder>/<stem>.<fmt>`` under ``outdir`` (:func:`expand_inputs`), made
+    unique (photo-2.png, ...): never one of the inputs themselves (writing into the input folder must not
+    replace a photo with its colorization), nor a file already there that is not an earlier ColorLab result
+    of the same photo (a re-run replaces its own results, never a photo of the user's that happens to have
+    the name, nor the result of another photo of that name). A file where a folder would go makes the folder
+    another name (1962-2)."""
     from backend.images import made_by
 
-    inputs = {p.resolve() for p in paths}
+    inputs = {p.path.resolve() for p in photos}
     names: dict[Path, Path] = {}
-    taken: set[Path] = set()
+    taken: set[Path] = set()  # the files planned so far
+    folders: dict[PurePath, Path] = {PurePath(): outdir}  # each relative folder's place
 
-    def free(target: Path) -> bool:
+    def folder_of(relative: PurePath) -> Path:
+        if relative in folders:
+            return folders[relative]
+        parent = folder_of(relative.parent)
+        place, k = parent / relative.name, 2
+        while (
+            (place.exists() and not place.is_dir()) or place.resolve() in taken or place.resolve() in inputs
+        ):
+            place, k = parent / fitted(relative.name, f"-{k}"), k + 1
+        folders[relative] = place
+        return place
+
+    def free(target: Path, source: str) -> bool:
         resolved = target.resolve()
-        if resolved in taken or resolved in inputs:
+        if resolved in taken or resolved in inputs or target in folders.values():
             return False
-        return not target.exists() or (target.is_file() and made_by(target, SOFTWARE))
+        if not target.exists():
+            return True
+        return target.is_file() and made_by(target, SOFTWARE) and recorded_source(target) == source
 
-    for path in paths:
-        target, k = outdir / fitted(path.stem, f".{fmt}"), 2
-        while not free(target):
-            target, k = outdir / fitted(path.stem, f"-{k}.{fmt}"), k + 1
-        names[path] = target
+    for photo in photos:
+        folder, source = folder_of(photo.folder), source_record(photo.path)
+        target, k = folder / fitted(photo.path.stem, f".{fmt}"), 2
+        while not free(target, source):
+            target, k = folder / fitted(photo.path.stem, f"-{k}.{fmt}"), k + 1
+        names[photo.path] = target
         taken.add(target.resolve())
     return names
 
@@ -126,7 +275,10 @@ def read_photo(path: Path) -> DecodedImage:
         # PIL's hard limit (twice that) still refuses.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            # From an open file, as uploads from their bytes: opened by its path, Pillow memory-maps an
+            # uncompressed TIFF and lays its pixels out in the size already turned by its orientation 5-8
+            # (a scrambled photo), and the file stays unread into memory (a large scan)
+            with path.open("rb") as file, Image.open(file) as img:
                 # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
                 img.load()
                 return decode_opened(img)
@@ -144,7 +296,7 @@ def read_photo(path: Path) -> DecodedImage:
     "outdir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: one <name>.png (or .jpg) per input (created if needed).",
+    help="Output folder (created if needed): one <name>.png (or .jpg) per photo, a folder's subfolders kept.",
 )
 @click.option(
     "--format",
@@ -217,7 +369,20 @@ def colorize(
     weights_dir: Path | None,
     no_progress: bool,
 ) -> None:
-    """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs (or JPEGs)."""
+    """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs (or JPEGs).
+
+    A file's result is OUTDIR/<name>.png. A folder's tree is mirrored: given one folder, box (holding
+    1962/photo.jpg), its results go in OUTDIR (OUTDIR/1962/photo.png); given several, each in a folder of
+    its name (box1 box2: OUTDIR/box1/IMG_0001.png, OUTDIR/box2/IMG_0001.png). A glob keeps the folders its
+    wildcards matched (box/*/*.jpg: OUTDIR/1962/photo.png).
+    A folder's files are taken by their extension (.jpg .jpeg .jfif .jpe .png .tif .tiff .webp .bmp .gif
+    .avif .jp2 .pgm ...); the others are listed as skipped: name them directly to try them.
+
+    Each result is marked as ColorLab's and records the photo it was made from. A re-run replaces only its
+    own photo's earlier result (give the same INPUTS to replace them in place); any other file of that name
+    (a photo of yours, one of the inputs, another photo's result) is kept and the new result is named
+    photo-2.png.
+    """
     from tqdm import tqdm
 
     from backend.config import get_settings
@@ -267,15 +432,20 @@ def colorize(
         if not ref_photo.is_color:  # as uploads: a gray reference has no colours to give
             raise click.ClickException(f"{reference}: the reference image has no colour: give a colour photo")
         ref_rgb = ref_photo.rgb
-    paths = expand_inputs(inputs)
+    photos, skipped = expand_inputs(inputs, outdir)
     # Results of an earlier run into a folder among the inputs are not inputs: they are replaced instead
     if outdir.is_dir():
         from backend.images import made_by
 
         into = outdir.resolve()
-        paths = [p for p in paths if not (p.resolve().is_relative_to(into) and made_by(p, SOFTWARE))]
-    if not paths:
-        raise click.ClickException("no input images")
+        photos = [
+            p for p in photos if not (p.path.resolve().is_relative_to(into) and made_by(p.path, SOFTWARE))
+        ]
+    if not photos:
+        raise click.ClickException("no input images" + (f"; {skipped_line(skipped)}" if skipped else ""))
+    if skipped:
+        click.echo(skipped_line(skipped), err=True)
+    paths = [p.path for p in photos]
     folder = weights_dir or get_settings().weights_dir
     try:
         colorizer = get_colorizer(method, folder, device)
@@ -286,7 +456,7 @@ def colorize(
     batch = batch_size if info.batchable else 1
     failures: list[str] = []
     bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
-    names = output_names(paths, outdir, fmt)
+    names = output_names(photos, outdir, fmt)
     for start in range(0, len(paths), batch):
         chunk: list[Path] = []
         planes: list[np.ndarray] = []
@@ -316,7 +486,8 @@ def colorize(
                 if fmt == "jpg"
                 else encode_png(rgb, metadata=metadata, colorized_by=method)
             )
-            write_whole(names[path], data)
+            names[path].parent.mkdir(parents=True, exist_ok=True)  # a folder's subfolder, when it has a photo
+            write_whole(names[path], with_source(data, source_record(path)))
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)

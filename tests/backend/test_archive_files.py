@@ -181,8 +181,8 @@ def test_thumbnails_are_cut_in_one_pass_as_the_lazy_pattern_would() -> None:
 
 
 def test_colorize_cli_takes_names_as_long_as_the_file_system_allows(tmp_path: Path) -> None:
-    # 255 bytes, the most a file name holds; the same name in two folders needs "-2" more
-    names = ["x" * 251 + ".jpg", "é" * 125 + ".tif"]
+    # 255 bytes, the most a file name holds; two photos of one stem in one folder need "-2" more
+    names = ["x" * 251 + ".jpg", "x" * 251 + ".tif", "é" * 125 + ".tif"]
     for folder in ("box 1", "box 2"):
         (tmp_path / "in" / folder).mkdir(parents=True)
         for name in names:
@@ -190,9 +190,10 @@ def test_colorize_cli_takes_names_as_long_as_the_file_system_allows(tmp_path: Pa
     out = tmp_path / "out"
     code, output = run_cli("colorize", str(tmp_path / "in"), "-o", str(out), "-m", "cnn", "--no-progress")
     assert code == 0, output
-    made = sorted(p.name for p in out.iterdir())
-    assert len(made) == 4 and all(len(name.encode()) <= 255 for name in made)
-    assert {"x" * 251 + ".png", "é" * 125 + ".png"} < set(made)
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert len(made) == 6 and all(len(Path(name).name.encode()) <= 255 for name in made)
+    for folder in ("box 1", "box 2"):  # the tree is kept: each folder's results in a folder of its name
+        assert {f"{folder}/" + "x" * 251 + ".png", f"{folder}/" + "é" * 125 + ".png"} < set(made)
 
 
 def test_colorize_cli_leaves_out_a_folder_s_hidden_files_and_macos_junk(tmp_path: Path) -> None:

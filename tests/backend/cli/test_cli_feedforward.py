@@ -41,9 +41,10 @@ def test_colorize_folder_glob_and_file_with_batches(photos: Path, tmp_path: Path
         "--no-progress",
     )
     assert code == 0, output
-    written = sorted(p.name for p in out.glob("*.png"))
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert len(written) == 3  # duplicates from the folder, the glob and the file are colorized once
-    for png in out.glob("*.png"):
+    assert sum(name.startswith("sub/") for name in written) == 1  # the folder's tree is kept
+    for png in out.rglob("*.png"):
         src = next(photos.rglob(png.stem + ".jpg"))
         rgb_in = np.asarray(Image.open(src).convert("RGB"))
         rgb_out = np.asarray(Image.open(png))
@@ -57,7 +58,7 @@ def test_colorize_format_jpg(photos: Path, tmp_path: Path):
         "colorize", str(photos), "-o", str(out), "--format", "jpg", "--quality", "85", "--no-progress"
     )
     assert code == 0, output
-    written = sorted(out.iterdir())
+    written = sorted(p for p in out.rglob("*") if p.is_file())
     assert [p.suffix for p in written] == [".jpg"] * 3
     for jpg in written:
         image = Image.open(jpg)
@@ -75,7 +76,7 @@ def test_colorize_reports_unreadable_files_cleanly(photos: Path, tmp_path: Path)
     )
     assert code == 1
     assert "broken.jpg" in output and "Traceback" not in output
-    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 3
 
 
 def test_colorize_clean_errors(tmp_path: Path):
