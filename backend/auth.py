@@ -31,6 +31,7 @@ from backend.db import session_scope
 from backend.errors import UserError
 from backend.models import utcnow
 from backend.study.models import AdminSessionRow, LoginThrottle
+from backend.web import limit_key
 
 log = logging.getLogger("colorlab.auth")
 SESSION_COOKIE = "colorlab_admin"
@@ -112,10 +113,6 @@ def _fingerprint(settings: Settings) -> str:
     return hashlib.sha256(admin_hash(settings).encode()).hexdigest()[:16]
 
 
-def secure_cookies(settings: Settings) -> bool:
-    return settings.public_url.startswith("https")
-
-
 @dataclass(frozen=True)
 class AdminSession:
     id: str  # the stored session's key (sha256 of the cookie's token)
@@ -177,20 +174,22 @@ def start_session(response: Response, settings: Settings) -> AdminSession:
         max_age=int(settings.admin_session_hours * 3600),
         httponly=True,
         samesite="strict",
-        secure=secure_cookies(settings),
+        secure=settings.secure_cookies,
         path="/admin",
     )
     return session
 
 
-def end_session(response: Response, admin: AdminSession) -> None:
+def end_session(response: Response, admin: AdminSession, settings: Settings) -> None:
     with session_scope() as db:
         db.execute(
             update(AdminSessionRow)
             .where(AdminSessionRow.id == admin.id, AdminSessionRow.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    response.delete_cookie(SESSION_COOKIE, path="/admin")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/admin", secure=settings.secure_cookies, httponly=True, samesite="strict"
+    )
 
 
 def login_csrf(request: Request, settings: Settings) -> tuple[str, str | None]:
@@ -214,7 +213,7 @@ def set_login_csrf_cookie(response: Response, settings: Settings, value: str) ->
         max_age=3600,
         httponly=True,
         samesite="strict",
-        secure=secure_cookies(settings),
+        secure=settings.secure_cookies,
         path="/admin",
     )
 
@@ -232,7 +231,9 @@ def check_login_csrf(request: Request, settings: Settings, token: str | None) ->
 def reserve_login_attempt(client: str) -> bool:
     """Count one login attempt of this client address before its password is checked; False when it has had
     LOGIN_FAILURES_ALLOWED attempts in the current LOGIN_WINDOW. One atomic upsert in the database, so the
-    count is shared by every web process and parallel guesses cannot slip past it."""
+    count is shared by every web process and parallel guesses cannot slip past it. Counted per
+    ``web.limit_key``: an IPv6 client per /64, so its other addresses are not fresh guesses."""
+    client = limit_key(client)
     now = utcnow()
     cutoff = now - timedelta(seconds=LOGIN_WINDOW)
     with session_scope() as db:
@@ -258,7 +259,7 @@ def reserve_login_attempt(client: str) -> bool:
 def login_succeeded(client: str) -> None:
     """The right password: this address starts afresh."""
     with session_scope() as db:
-        db.execute(delete(LoginThrottle).where(LoginThrottle.client == client[:128]))
+        db.execute(delete(LoginThrottle).where(LoginThrottle.client == limit_key(client)[:128]))
 
 
 def check_password(password: str, settings: Settings) -> bool:

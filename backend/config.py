@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field(
         "",
         description="Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated IPs or "
-        "networks, `*` for any). Empty: none, the client address is the TCP peer.",
+        "networks; `*`: any, the client being the last hop). Empty: none, the client is the TCP peer.",
     )
     api_docs: bool | None = Field(
         None,

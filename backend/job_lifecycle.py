@@ -16,6 +16,7 @@ failing or cancelling a job with a webhook owes its call in the same transaction
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -525,6 +526,24 @@ def any_stimulus(session: Session, job_ids: Sequence[str]) -> bool:
 
 
 KEPT_FOR_STUDY = "this job is part of a user study and is kept while the study exists"
+
+
+def made_by(maker: str | None, client: str | None) -> bool:
+    """Whether ``client`` (the request's hashed ``colorlab_client`` cookie) made a job, batch or comparison
+    whose ``maker`` is its stored client. A shared link views; only its maker may cancel, delete or keep it,
+    and only its maker sees the batch, comparison, earlier job and webhook it belongs to."""
+    return maker is not None and client is not None and hmac.compare_digest(maker, client)
+
+
+def require_maker(maker: str | None, client: str | None, what: str) -> None:
+    """403 unless ``client`` made it (see :func:`made_by`)."""
+    if not made_by(maker, client):
+        raise UserError(
+            403,
+            f"only the browser or program that made this {what} can change it: it sends the "
+            f"`colorlab_client` cookie the {what} was made with (a shared link can view it, download it "
+            "and colorize the photo again as your own)",
+        )
 
 
 def cancel_or_delete(session: Session, job_id: str) -> bool:

@@ -8,31 +8,37 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 from fastapi import Request
 
 from backend.config import Settings
 from backend.deps import SettingsDep
 from backend.errors import UserError
-from backend.web import client_address
+from backend.web import client_limit_key
 
 
 class SlidingWindow:
-    """At most ``limit`` hits per key in any ``window`` seconds."""
+    """At most ``limit`` hits per key in any ``window`` seconds, for at most ``max_keys`` keys: past that, the
+    keys hit least recently are forgotten (the expired ones first, as they lose nothing), so spraying new
+    addresses cannot reset every other client's count at once."""
 
     def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
         self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()  # least recently hit first
         self._lock = threading.Lock()
 
     def allow(self, key: str, cost: int = 1) -> bool:
         """Record ``cost`` hits for ``key``; False when that would pass the limit (none recorded then)."""
         now = time.monotonic()
         with self._lock:
-            if len(self._hits) > self.max_keys:
-                self._hits.clear()
-            q = self._hits.setdefault(key, deque())
+            q = self._hits.get(key)
+            if q is None:
+                q = self._hits[key] = deque()
+                while len(self._hits) > self.max_keys:
+                    self._hits.popitem(last=False)
+            else:
+                self._hits.move_to_end(key)
             while q and q[0] <= now - self.window:
                 q.popleft()
             if len(q) + cost > self.limit:
@@ -66,7 +72,7 @@ def _allow(name: str, limit: int, seconds: float, key: str, cost: int = 1) -> bo
 
 def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
     """Dependency of every upload route: at most COLORIZE_RATE upload requests per client per minute."""
-    if not _allow("uploads", settings.colorize_rate, 60.0, client_address(request)):
+    if not _allow("uploads", settings.colorize_rate, 60.0, client_limit_key(request)):
         raise UserError(
             429,
             f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
@@ -76,8 +82,9 @@ def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
 
 def spend_photo_budget(request: Request, settings: Settings, photos: int) -> None:
     """Count ``photos`` against this client's hourly PHOTO_BUDGET (a batch spends one per photo), keyed like
-    every limit on ``client_address`` (behind our proxy: the client's, not the proxy's, address)."""
-    if not _allow("photos", settings.photo_budget, 3600.0, client_address(request), photos):
+    every limit on ``client_limit_key`` (behind our proxy: the client's, not the proxy's, address; an IPv6
+    client by its /64)."""
+    if not _allow("photos", settings.photo_budget, 3600.0, client_limit_key(request), photos):
         raise UserError(
             429,
             f"too many photos: at most {settings.photo_budget} per hour from one client "
@@ -88,7 +95,7 @@ def spend_photo_budget(request: Request, settings: Settings, photos: int) -> Non
 
 def count_new_participant(request: Request, settings: Settings) -> None:
     """At most STUDY_START_RATE new study participants per client address per hour."""
-    if not _allow("participants", settings.study_start_rate, 3600.0, client_address(request)):
+    if not _allow("participants", settings.study_start_rate, 3600.0, client_limit_key(request)):
         raise UserError(
             429,
             "too many new participants from this network in the last hour; try again later",

@@ -153,6 +153,12 @@ class JobOut(BaseModel):
     method_title: str
     source_name: str | None = Field(None, description="The uploaded file's name (sanitised).")
     download_name: str = Field(description="File name of the result download: <original stem>-<method>.png")
+    owned: bool = Field(
+        True,
+        description="Whether this request comes from the job's maker (the `colorlab_client` cookie it was "
+        "made with). Only the maker may cancel, delete or keep it and sees its `batch_id`, `group_id`, "
+        "`rerun_of` and `webhook`; a shared link gets them as null.",
+    )
     batch_id: str | None = None
     rerun_of: str | None = Field(
         None, description="The job this one re-ran with other options (POST /jobs/{id}/rerun), if any."
@@ -287,7 +293,12 @@ class BatchOut(BaseModel):
     finished: bool
     items: list[BatchItemOut]
     rejected: list[RejectedOut] = Field(description="Photos refused at upload, with the reason.")
-    webhook: WebhookOut | None = Field(None, description="The webhook called once every photo has finished.")
+    owned: bool = Field(
+        True, description="Whether this request comes from its maker: only then may it be deleted."
+    )
+    webhook: WebhookOut | None = Field(
+        None, description="The webhook called once every photo has finished (shown to its maker only)."
+    )
     urls: dict[str, str]
 
 
@@ -315,6 +326,9 @@ class ComparisonOut(BaseModel):
     input_url: str
     original_url: str
     finished: bool
+    owned: bool = Field(
+        True, description="Whether this request comes from its maker: only then may it be deleted."
+    )
     jobs: list[JobOut]
 
 
@@ -362,8 +376,10 @@ def _iterations(info: MethodInfo | None, job: Job) -> IterationsOut | None:
     return IterationsOut(run=run, planned=planned)
 
 
-def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
-    """The JSON form of a job; ``queue`` (``backend.estimates.queue_info``) when the caller computed it."""
+def job_out(job: Job, queue: dict[str, Any] | None = None, *, owned: bool = True) -> JobOut:
+    """The JSON form of a job; ``queue`` (``backend.estimates.queue_info``) when the caller computed it.
+    ``owned``: asked by its maker; anyone else (a shared link) sees the job alone, not its batch, comparison,
+    earlier job or webhook."""
     info = method_views.get_method(job.method)
     detail = job.progress_detail or {}
     base = f"/jobs/{job.id}"
@@ -375,8 +391,9 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
         method_title=info.title if info else job.method,
         source_name=job.source_name,
         download_name=download_name(job),
-        batch_id=job.batch_id,
-        rerun_of=job.rerun_of,
+        owned=owned,
+        batch_id=job.batch_id if owned else None,
+        rerun_of=job.rerun_of if owned else None,
         fix_preview=bool(job.fix_preview),
         params=job.params or {},
         status=job.status,
@@ -398,10 +415,10 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
         height=job.input_image.height,
         has_ground_truth=job.input_image.is_color,
         metrics=job.metrics,
-        group_id=job.group_id,
+        group_id=job.group_id if owned else None,
         iterations=_iterations(info, job),
         queue=QueueOut.model_validate(queue) if queue is not None else None,
-        webhook=webhook_out(job.webhook_url, job.webhook_delivery) if job.webhook_url else None,
+        webhook=webhook_out(job.webhook_url, job.webhook_delivery) if job.webhook_url and owned else None,
         urls=JobUrls(
             page=f"{base}/view",
             input=f"{base}/input.png",
@@ -414,8 +431,9 @@ def job_out(job: Job, queue: dict[str, Any] | None = None) -> JobOut:
     )
 
 
-def batch_out(batch: Batch, jobs: Sequence[Job]) -> BatchOut:
-    """A batch with its jobs (in submission order): per-photo status and the overall progress."""
+def batch_out(batch: Batch, jobs: Sequence[Job], *, owned: bool = True) -> BatchOut:
+    """A batch with its jobs (in submission order): per-photo status and the overall progress. ``owned``:
+    asked by its maker (only then may it be deleted, and only then is its webhook shown)."""
     counts: dict[str, int] = {}
     items = []
     for job in jobs:
@@ -450,13 +468,17 @@ def batch_out(batch: Batch, jobs: Sequence[Job]) -> BatchOut:
         finished=finished == len(jobs),
         items=items,
         rejected=[RejectedOut.model_validate(r) for r in batch.rejected or []],
-        webhook=webhook_out(batch.webhook_url, batch.webhook_delivery) if batch.webhook_url else None,
+        owned=owned,
+        webhook=(
+            webhook_out(batch.webhook_url, batch.webhook_delivery) if batch.webhook_url and owned else None
+        ),
         urls={"page": f"/batches/{batch.id}/view", "results_zip": f"/batches/{batch.id}/results.zip"},
     )
 
 
-def comparison_out(group_id: str, jobs: Sequence[Job]) -> ComparisonOut:
-    """A comparison: its jobs (at least one) in the methods' display order, and the photo they share."""
+def comparison_out(group_id: str, jobs: Sequence[Job], *, owned: bool = True) -> ComparisonOut:
+    """A comparison: its jobs (at least one) in the methods' display order, and the photo they share.
+    ``owned``: asked by its maker (only then may it be deleted)."""
     order = {m.name: i for i, m in enumerate(method_views.public_methods())}
     rows = sorted(jobs, key=lambda j: order.get(j.method, len(order)))
     first = rows[0]
@@ -468,5 +490,6 @@ def comparison_out(group_id: str, jobs: Sequence[Job]) -> ComparisonOut:
         input_url=f"/jobs/{first.id}/input.png",
         original_url=f"/jobs/{first.id}/original.png",
         finished=all(j.state.finished for j in rows),
-        jobs=[job_out(j) for j in rows],
+        owned=owned,
+        jobs=[job_out(j, owned=owned) for j in rows],
     )

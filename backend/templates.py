@@ -82,9 +82,17 @@ def error_page(
 
 
 def same_site_referer(request: Request) -> str | None:
-    """The path of the page of this site the request came from, if it says so."""
+    """The path of the page of this site the request came from, if it says so. A path a browser would read
+    as another host's address (``//evil.example/x``; ``/\\evil.example``, as browsers take ``\\`` for ``/``)
+    is none: it would make the page's link leave the site."""
     referer = urlsplit(request.headers.get("referer", ""))
-    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+    path = referer.path
+    if (
+        referer.netloc != request.url.netloc
+        or not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+    ):
         return None
     return referer.path + (f"?{referer.query}" if referer.query else "")
 

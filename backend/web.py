@@ -54,10 +54,14 @@ def thread_pool(purpose: str, size: int) -> anyio.CapacityLimiter:
 
 def client_address(request: Request) -> str:
     """The client's IP address, as far as it can be trusted: the TCP peer, or, when the peer is one of
-    FORWARDED_ALLOW_IPS (our own proxy), the last X-Forwarded-For hop that is not one of those proxies.
+    FORWARDED_ALLOW_IPS (our own proxy), the address that proxy saw: the right-most X-Forwarded-For hop
+    that is not itself one of those proxies (when every hop is one, the left-most: the chain was written by
+    proxies alone). With ``*`` any peer is a proxy, so only the hop it wrote, the right-most, is believed:
+    the hops to its left are whatever the client sent, and taking one of them would let every client choose
+    its own address (and lock someone else's out of the login).
 
-    Rate limits and the login throttle key on this, so a client cannot pick its own address by sending
-    a header (`colorlab serve` runs uvicorn with its own proxy-header handling off).
+    Rate limits and the login throttle key on this (through :func:`limit_key`), so a client cannot pick its
+    own address by sending a header (`colorlab serve` runs uvicorn with its own proxy-header handling off).
     """
     from backend.config import get_settings
 
@@ -65,11 +69,48 @@ def client_address(request: Request) -> str:
     trusted = _trusted_networks(get_settings().forwarded_allow_ips)
     if trusted == () or not _is_trusted(peer, trusted):
         return peer
-    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
-    for hop in reversed([h for h in hops if h]):
+    hops = [
+        _hop_address(hop) for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")
+    ]
+    hops = [hop for hop in hops if hop]
+    if not hops:
+        return peer
+    if trusted is None:
+        return hops[-1]
+    for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
-            return hop[:64]
-    return peer
+            return hop
+    return hops[0]
+
+
+def _hop_address(hop: str) -> str:
+    """One X-Forwarded-For entry as an address: its port dropped (``1.2.3.4:80``, ``[2001:db8::1]:80``)."""
+    hop = hop.strip()[:64]
+    if hop.startswith("["):
+        return hop[1:].split("]", 1)[0]
+    if hop.count(":") == 1:  # IPv4 with a port (an IPv6 address has at least two colons)
+        return hop.split(":", 1)[0]
+    return hop
+
+
+def limit_key(address: str) -> str:
+    """The key rate limits and the login throttle count a client address under: an IPv6 client by its /64
+    (the block one subscriber gets: counting each address would give one client 2^64 budgets), an
+    IPv4-mapped IPv6 address as its IPv4 address; anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+def client_limit_key(request: Request) -> str:
+    """This request's client as rate limits and the login throttle count it (:func:`limit_key`)."""
+    return limit_key(client_address(request))
 
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None  # None: trust any
@@ -90,6 +131,8 @@ def _is_trusted(address: str, trusted: Networks | tuple[()]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket's peer (::ffff:10.0.0.2) is the IPv4 proxy listed
     return any(ip in net for net in trusted)
 
 

@@ -167,18 +167,20 @@ def delete(slug: str, yes: bool) -> None:
     """Delete a draft or closed study for good: its answers, colorizations and photos (export first)."""
     from backend.db import session_scope
     from backend.study import builder
-    from backend.study.models import StudyStatus
 
     with session_scope() as session:
         found = builder.find_study(session, slug)
-        if not yes and found.status != StudyStatus.open:  # an open study is refused without asking
+        grace = get_settings().study_close_grace_minutes
+        if reason := builder.deletion_refusal(session, found, grace_minutes=grace):
+            raise click.ClickException(reason)  # refused before asking
+        if not yes:
             people = builder.participant_count(session, found)
             click.confirm(
                 f"Delete study {slug!r}, its {people} participant(s)' answers and its photos? "
                 "This cannot be undone",
                 abort=True,
             )
-        freed = builder.delete_study(session, found)
+        freed = builder.delete_study(session, found, grace_minutes=grace)
     click.echo(f"study {slug!r} deleted: {freed}")
 
 

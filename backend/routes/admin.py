@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from itsdangerous import BadSignature
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -39,6 +40,8 @@ from backend.web import client_address
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies of finished colorizations
+DELETED_COOKIE = "colorlab_deleted_study"  # which study this browser just deleted (signed)
+DELETED_NOTICE_S = 300  # seconds /admin may say so (a reload shows it again)
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -102,7 +105,8 @@ def login(
         if not wants_html(request):
             raise
         return _login_form(request, settings, next, LOGIN_FORM_EXPIRED, status_code=403)
-    client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use
+    client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use;
+    # counted per web.limit_key (an IPv6 client per /64) by auth
     if not auth.reserve_login_attempt(client):
         raise UserError(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):
@@ -119,10 +123,12 @@ def login(
 
 
 @router.post("/logout")
-def logout(admin: AdminDep, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def logout(
+    admin: AdminDep, settings: SettingsDep, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
     auth.check_csrf(admin, csrf_token)
     response = RedirectResponse("/admin/login", status_code=303)
-    auth.end_session(response, admin)
+    auth.end_session(response, admin, settings)
     return response
 
 
@@ -131,12 +137,41 @@ def index(
     request: Request,
     admin: AdminDep,
     session: SessionDep,
+    settings: SettingsDep,
     deleted: Annotated[str | None, Query(max_length=200, description="The study just deleted.")] = None,
 ) -> HTMLResponse:
     studies = list(session.scalars(select(Study).order_by(Study.created_at.desc())))
     counts = builder.participant_counts(session)
-    context = {"studies": studies, "counts": counts, "csrf": admin.csrf, "deleted": deleted}
+    notice = deleted if _deleted_here(request, session, settings, deleted) else None
+    context = {"studies": studies, "counts": counts, "csrf": admin.csrf, "deleted": notice}
     return _page(request, "index.html", context)
+
+
+def _note_deletion(response: Response, settings: Settings, slug: str) -> None:
+    """Remember in this browser, signed, which study it just deleted: the notice on /admin shows only then,
+    so that a link (``/admin?deleted=main-study``) cannot announce a deletion that did not happen."""
+    response.set_cookie(
+        DELETED_COOKIE,
+        auth.serializer(settings, "deleted-study").dumps(slug),
+        max_age=DELETED_NOTICE_S,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/admin",
+    )
+
+
+def _deleted_here(request: Request, session: Session, settings: Settings, slug: str | None) -> bool:
+    """Whether this browser deleted the study ``slug`` a moment ago (its signed cookie says so) and no study
+    has that slug now. Anything else shows no notice: the page itself is what was asked for."""
+    raw = request.cookies.get(DELETED_COOKIE)
+    if not slug or not raw or len(raw) > 1000:
+        return False
+    try:
+        noted = auth.serializer(settings, "deleted-study").loads(raw, max_age=DELETED_NOTICE_S)
+    except BadSignature:  # SignatureExpired included
+        return False
+    return noted == slug and session.scalar(select(Study.id).where(Study.slug == slug)) is None
 
 
 def _photo_limits(settings: Settings) -> str:
@@ -188,7 +223,8 @@ async def _photos(form: Any, settings: Settings) -> list[PhotoFile]:
             photos.append(PhotoFile(item.filename, data))
     archive = form.get("archive")
     if isinstance(archive, UploadFile) and archive.filename:
-        photos.extend(from_zip(await archive.read(), settings))
+        # Unpacking takes a while (up to 5,000 entries, 20 photos' worth of bytes): off the event loop.
+        photos.extend(await run_in_threadpool(from_zip, await archive.read(), settings))
     return photos
 
 
@@ -361,8 +397,10 @@ def _action(
         elif action == "close":
             builder.close_study(session, study)
         elif action == "delete":
-            builder.delete_study(session, study)
-            return RedirectResponse(f"/admin?{urlencode({'deleted': study.slug})}", status_code=303)
+            builder.delete_study(session, study, grace_minutes=settings.study_close_grace_minutes)
+            done = RedirectResponse(f"/admin?{urlencode({'deleted': study.slug})}", status_code=303)
+            _note_deletion(done, settings, study.slug)
+            return done
         else:
             builder.retry_failed(session, study)
     except UserError as exc:

@@ -101,14 +101,15 @@ def _get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def _job_with_queue(session: Session, job: Job) -> JobOut:
-    """The JSON form of a job; an unfinished one also gets its place in its lane."""
-    return job_out(job, estimates.queue_info(session, get_settings(), job))
+def _job_with_queue(session: Session, job: Job, client: str | None) -> JobOut:
+    """The JSON form of a job as ``client`` may see it; an unfinished one also gets its place in its lane."""
+    owned = lifecycle.made_by(job.client, client)
+    return job_out(job, estimates.queue_info(session, get_settings(), job), owned=owned)
 
 
-def _read_job(job_id: str) -> JobOut:
+def _read_job(job_id: str, client: str | None) -> JobOut:
     with session_scope() as session:
-        return _job_with_queue(session, _get_job(session, job_id))
+        return _job_with_queue(session, _get_job(session, job_id), client)
 
 
 # Polled by every open job page: async, with its database work in one thread call and its own short
@@ -121,33 +122,37 @@ def _read_job(job_id: str) -> JobOut:
     description="While the job waits or runs, `queue` says how many jobs are ahead of it in its lane and "
     "when it should start and finish (from the recent durations of its method on this server).",
 )
-async def get_job(job_id: str) -> JobOut:
-    return await run_in_threadpool(_read_job, job_id)
+async def get_job(job_id: str, request: Request) -> JobOut:
+    return await run_in_threadpool(_read_job, job_id, client_of(request))
 
 
 @router.delete(
     "/jobs/{job_id}",
     response_model=JobOut,
-    responses={204: {"description": "The finished job and its images were deleted."}, **errors(404, 409)},
+    responses={
+        204: {"description": "The finished job and its images were deleted."},
+        **errors(403, 404, 409),
+    },
     summary="Cancel a queued or running job; delete a finished one",
     description=(
         "A queued or running job is cancelled (200, the job). A finished job (done, failed, cancelled) is "
         "deleted with its uploaded and result images (204); afterwards its id answers 404. A job that is a "
-        "stimulus of a user study is kept while the study exists (409)."
+        "stimulus of a user study is kept while the study exists (409). Only the job's maker may (the "
+        "`colorlab_client` cookie it was made with: curl `-c jar -b jar`); anyone else gets 403."
     ),
 )
-async def cancel_or_delete_job(job_id: str) -> Any:
-    return await run_in_threadpool(_cancel_or_delete, job_id)
+async def cancel_or_delete_job(job_id: str, request: Request) -> Any:
+    return await run_in_threadpool(_cancel_or_delete, job_id, client_of(request))
 
 
-def _cancel_or_delete(job_id: str) -> JobOut | Response:
+def _cancel_or_delete(job_id: str, client: str | None) -> JobOut | Response:
     with session_scope() as session:
-        _get_job(session, job_id)
+        lifecycle.require_maker(_get_job(session, job_id).client, client, "job")
         if lifecycle.cancel_or_delete(session, job_id):
             cancelled = session.get(Job, job_id, populate_existing=True)
             if cancelled is None:  # another DELETE (a page sends two as it goes) deleted it meanwhile
                 return Response(status_code=204)
-            return _job_with_queue(session, cancelled)
+            return _job_with_queue(session, cancelled, client)
         return Response(status_code=204)
 
 
@@ -228,12 +233,13 @@ async def rerun_job(
 @router.post(
     "/jobs/{job_id}/keep",
     response_model=JobOut,
-    responses=errors(404),
+    responses=errors(403, 404),
     summary='Keep a "Fix colours" preview: it becomes a job like any other',
     description="The preview (POST /jobs/{id}/rerun with `fix_preview=true`) joins the history and is kept "
-    "as long as any job. A job that is not a preview is returned unchanged.",
+    "as long as any job. A job that is not a preview is returned unchanged. Only its maker may keep it.",
 )
-def keep_job(job_id: str, session: SessionDep) -> JobOut:
+def keep_job(job_id: str, request: Request, session: SessionDep) -> JobOut:
+    lifecycle.require_maker(_get_job(session, job_id).client, client_of(request), "job")
     return job_out(lifecycle.keep(session, job_id))
 
 

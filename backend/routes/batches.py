@@ -8,8 +8,11 @@ broker, so a restart of any process loses nothing (the sweeper sends what the br
 from __future__ import annotations
 
 import io
+import struct
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -42,6 +45,7 @@ from backend.schemas import (
     queued,
 )
 from backend.stored_images import Upload, display_name, distinct_names, is_junk
+from backend.study.photos import zip_entries_beyond
 from backend.uploads import decode_checked, decode_limiter, has_file, read_reference
 from backend.web import client_of, content_disposition
 
@@ -53,6 +57,12 @@ def photos(count: int) -> str:
 
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files; an empty one
+
+
+def _zip_entry_limit(settings: Settings) -> int:
+    """Most entries a batch's zip may have before it is listed: each photo, its macOS ``._`` companion and
+    the folders (the photos among them are counted again once listed)."""
+    return 3 * settings.batch_max_photos + 100
 
 
 def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
@@ -76,6 +86,12 @@ def _zip_members(
 ) -> list[tuple[str, bytes | None, str | None]]:
     """(path, bytes or None, why not) for each file of a zip; refuses bombs and oversized members. A damaged
     or empty zip is one refused entry named ``zip_name``: the other files of the batch go on."""
+    # Counted before zipfile lists it: listing two million entries took 1.2 GB and 18 s.
+    if beyond := zip_entries_beyond(data, _zip_entry_limit(settings)):
+        raise UserError(
+            413,
+            f"the zip holds {beyond}; a batch takes at most {photos(settings.batch_max_photos)}",
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -265,22 +281,23 @@ def get_batch_row(session: Session, batch_id: str) -> Batch:
 @router.get(
     "/batches/{batch_id}", response_model=BatchOut, responses=errors(404), summary="A batch's progress"
 )
-def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+def get_batch(batch_id: str, request: Request, session: SessionDep) -> BatchOut:
     batch = get_batch_row(session, batch_id)
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
-    return batch_out(batch, rows)
+    return batch_out(batch, rows, owned=lifecycle.made_by(batch.client, client_of(request)))
 
 
 @router.delete(
     "/batches/{batch_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(404, 409),
+    responses=errors(403, 404, 409),
     summary="Delete a batch: cancel its unfinished photos, delete them all with their images",
     description="Afterwards the batch and its jobs answer 404. 409, with nothing changed, when one of its "
-    "jobs is a stimulus of a user study.",
+    "jobs is a stimulus of a user study. Only its maker may (see DELETE /jobs/{id}).",
 )
-def delete_batch(batch_id: str, session: SessionDep) -> Response:
+def delete_batch(batch_id: str, request: Request, session: SessionDep) -> Response:
     batch = get_batch_row(session, batch_id)
+    lifecycle.require_maker(batch.client, client_of(request), "batch")
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id)).all()
     lifecycle.delete_together(session, rows, batch)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -315,15 +332,34 @@ def _stored_data(image_id: str) -> bytes | None:
         return s.scalars(select(Image.data).where(Image.id == image_id)).first()
 
 
+ZipEntry = tuple[str, str, datetime | None]  # a result's image id, its file name, when its job finished
+
+
+def _zip_info(name: str, finished: datetime | None) -> zipfile.ZipInfo:
+    """A zip entry dated when its job finished: the DOS fields in this server's local time (as zip tools
+    write them), and the exact moment in an extended-timestamp field (0x5455), which unzip tools read in
+    the reader's own time zone. Made from the job, so the same jobs give the same zip."""
+    if finished is None:
+        return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    moment = finished if finished.tzinfo else finished.replace(tzinfo=UTC)  # SQLite: naive UTC
+    seconds = int(moment.timestamp())
+    local = time.localtime(seconds)
+    fields = (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec)
+    info = zipfile.ZipInfo(name, date_time=fields if local.tm_year >= 1980 else (1980, 1, 1, 0, 0, 0))
+    info.extra = struct.pack("<HHBl", 0x5455, 5, 1, seconds)  # flags 1: the modification time follows
+    return info
+
+
 async def _zip_results(
-    entries: list[tuple[str, str]], fmt: str, quality: int, settings: Settings
+    entries: list[ZipEntry], fmt: str, quality: int, settings: Settings
 ) -> AsyncIterator[bytes]:
-    """Stream a zip of (result image id, file name) pairs, reading one image at a time; JPEGs are made in
-    the decode pool (a 40 MP re-encoding holds ~1 GB: many zips at once must not take the memory)."""
+    """Stream a zip of (result image id, file name, finish time) entries, reading one image at a time; JPEGs
+    are made in the decode pool (a 40 MP re-encoding holds ~1 GB: many zips at once must not take the
+    memory)."""
     stream = _ZipStream()
     limiter = decode_limiter(settings)
     with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:  # PNG/JPEG: compressed
-        for image_id, name in entries:
+        for image_id, name, finished in entries:
             data = await run_in_threadpool(_stored_data, image_id)
             if data is None:  # deleted meanwhile
                 continue
@@ -331,7 +367,7 @@ async def _zip_results(
                 data = await anyio.to_thread.run_sync(
                     png_to_jpeg, data, quality, settings.max_pixels, limiter=limiter
                 )
-            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            info = _zip_info(name, finished)
             await run_in_threadpool(archive.writestr, info, data)  # its CRC: milliseconds per MB
             yield stream.take()
     yield stream.take()
@@ -349,9 +385,7 @@ def _unique(names: Iterable[str]) -> list[str]:
     return out
 
 
-def _zip_response(
-    entries: list[tuple[str, str]], fmt: str, quality: int, settings: Settings, name: str
-) -> Any:
+def _zip_response(entries: list[ZipEntry], fmt: str, quality: int, settings: Settings, name: str) -> Any:
     if not entries:
         raise UserError(404, "no finished results to download yet")
     return StreamingResponse(
@@ -387,7 +421,7 @@ def batch_results(
     names = _unique(download_name(job, format) for job in jobs)
     # The query left out jobs without a result; the check narrows the column's `str | None` for the types.
     entries = [
-        (job.result_image_id, name)
+        (job.result_image_id, name, job.finished_at)
         for job, name in zip(jobs, names, strict=True)
         if job.result_image_id is not None
     ]
@@ -443,7 +477,7 @@ def jobs_results(
     names = _unique(download_name(j, format) for j in rows)
     # As above: the query left out jobs without a result.
     entries = [
-        (j.result_image_id, name)
+        (j.result_image_id, name, j.finished_at)
         for j, name in zip(rows, names, strict=True)
         if j.result_image_id is not None
     ]

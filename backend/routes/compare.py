@@ -104,29 +104,31 @@ async def create_comparison(
     responses=errors(404),
     summary="A comparison: every method's job, with metrics when there is a ground truth",
 )
-async def get_comparison(group_id: str) -> ComparisonOut:
+async def get_comparison(group_id: str, request: Request) -> ComparisonOut:
     # Polled by the compare page: one thread call with its own short session (see db.get_session).
-    return await run_in_threadpool(_read_comparison, group_id)
+    return await run_in_threadpool(_read_comparison, group_id, client_of(request))
 
 
-def _read_comparison(group_id: str) -> ComparisonOut:
+def _read_comparison(group_id: str, client: str | None) -> ComparisonOut:
     with session_scope() as session:
         rows = lifecycle.group_jobs(session, group_id)
         if not rows:
             raise UserError(404, "no such comparison")
-        return comparison_out(group_id, rows)
+        return comparison_out(group_id, rows, owned=lifecycle.made_by(rows[0].client, client))
 
 
 @router.delete(
     "/compare/{group_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(404, 409),
+    responses=errors(403, 404, 409),
     summary="Delete a comparison: cancel its unfinished jobs, delete them all with their images",
-    description="Afterwards the comparison and its jobs answer 404.",
+    description="Afterwards the comparison and its jobs answer 404. Only its maker may (see DELETE "
+    "/jobs/{id}).",
 )
-def delete_comparison(group_id: str, session: SessionDep) -> Response:
+def delete_comparison(group_id: str, request: Request, session: SessionDep) -> Response:
     rows = lifecycle.group_jobs(session, group_id)
     if not rows:
         raise UserError(404, "no such comparison")
+    lifecycle.require_maker(rows[0].client, client_of(request), "comparison")
     lifecycle.delete_together(session, rows)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

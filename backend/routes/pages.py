@@ -49,7 +49,8 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
             "There is no job with this id. Job links are private and long: "
             "check that the whole link was copied.",
         )
-    context = {"job_id": job.id, "job": job_out(job).model_dump(), **_upload_limit()}
+    owned = lifecycle.made_by(job.client, client_of(request))
+    context = {"job_id": job.id, "job": job_out(job, owned=owned).model_dump(), **_upload_limit()}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
 
 

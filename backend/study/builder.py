@@ -11,6 +11,7 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -509,15 +510,42 @@ def participant_counts(session: Session) -> dict[str, ParticipantCounts]:
     return {sid: ParticipantCounts(n, done, left) for sid, n, done, left in rows}
 
 
-def delete_study(session: Session, study: Study) -> Freed:
+def deletion_refusal(session: Session, study: Study, *, grace_minutes: float) -> str | None:
+    """Why ``study`` cannot be deleted now, or None: not while it is open, nor while someone who was answering
+    when it closed may still finish (STUDY_CLOSE_GRACE_MINUTES after closing), as their answers would go."""
+    if study.status == StudyStatus.open:
+        return f"close the study {study.slug!r} before deleting it: participants may be answering"
+    if study.closed_at is None:
+        return None
+    closed_at = study.closed_at if study.closed_at.tzinfo else study.closed_at.replace(tzinfo=UTC)
+    until = closed_at + timedelta(minutes=grace_minutes)
+    if utcnow() >= until:
+        return None
+    answering = session.scalar(
+        select(func.count())
+        .select_from(Participant)
+        .where(
+            Participant.study_id == study.id,
+            Participant.completed_at.is_(None),
+            Participant.status == ParticipantStatus.active,
+            Participant.is_preview.is_(False),
+        )
+    )
+    if not answering:
+        return None
+    return (
+        f"{answering} participant(s) were answering when the study closed and may finish until "
+        f"{until:%Y-%m-%d %H:%M} UTC (STUDY_CLOSE_GRACE_MINUTES after closing): delete it after that"
+    )
+
+
+def delete_study(session: Session, study: Study, *, grace_minutes: float) -> Freed:
     """Delete a study that is not open, for good: its texts, photos, stimuli, participants and answers, its
     colorization jobs (cancelled first where still queued or running: their worker stops at its next report)
     and every image that no job and no other study uses (an image shared with someone's own job stays).
-    Returns what was freed; 409 while the study is open (participants may be answering)."""
-    if study.status == StudyStatus.open:
-        raise UserError(
-            409, f"close the study {study.slug!r} before deleting it: participants may be answering"
-        )
+    Returns what was freed; 409 while :func:`deletion_refusal` says why not."""
+    if reason := deletion_refusal(session, study, grace_minutes=grace_minutes):
+        raise UserError(409, reason)
     study_id = study.id
     of_study = Stimulus.study_id == study_id
     job_ids = [i for i in session.scalars(select(Stimulus.job_id).where(of_study)) if i is not None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from itsdangerous import BadSignature
 
-from backend.auth import secure_cookies, serializer
+from backend.auth import serializer
 from backend.config import Settings
 from backend.study.models import Participant, Study
 
@@ -43,6 +43,6 @@ def set_participant_cookie(
         max_age=COOKIE_DAYS * 86400,
         httponly=True,
         samesite="lax",
-        secure=secure_cookies(settings),
+        secure=settings.secure_cookies,
         path=f"/study/{study.slug}",
     )

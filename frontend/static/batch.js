@@ -75,7 +75,7 @@
       : batch.finished ? `Finished: ${done} colorized${failed ? `, ${failed} failed` : ""}.`
       : `${done} of ${batch.total} colorized; ${waiting} still to do…`;
     total = batch.total;
-    $("delete-batch").hidden = false;
+    $("delete-batch").hidden = !batch.owned; // a shared link views; only its maker may delete it
     $("download-all").hidden = done === 0;
     $("download-all-jpg").hidden = done === 0;
     // While photos are still running a zip holds only the finished ones: the buttons say how many.

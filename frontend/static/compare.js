@@ -304,6 +304,7 @@
       }
       badge.dataset.status = status;
       badge.textContent = text;
+      $("delete-comparison").hidden = !d.owned; // a shared link views; only its maker may delete it
       $("cmp-meta").textContent = [
         jobs.length && jobs[0].source_name ? jobs[0].source_name : null,
         d.width && d.height ? `${d.width} × ${d.height} px` : null,

@@ -170,8 +170,9 @@
 
     renderLive(data);
 
+    // Only its maker may cancel or delete it: a shared link views (data.owned, from the server).
     const cancel = $("cancel");
-    cancel.hidden = finished;
+    cancel.hidden = finished || !data.owned;
     $("error-section").hidden = status !== "failed";
     if (status === "failed") $("error-text").textContent = data.error || "The worker did not say why.";
     $("cancelled-section").hidden = status !== "cancelled";
@@ -179,7 +180,7 @@
     $("stopped-section").hidden = !stopped;
     if (stopped && !$("stopped-img").getAttribute("src")) $("stopped-img").src = data.urls.thumb || data.urls.input;
     $("again").hidden = status !== "done";
-    $("delete").hidden = !finished;
+    $("delete").hidden = !finished || !data.owned;
 
     if (status === "done" && data.urls.result && !resultShown) showResult(data);
     renderDetails(data);

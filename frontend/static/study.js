@@ -78,7 +78,8 @@
       load();
       return;
     }
-    if (state && (state.phase === "part1" || state.phase === "part2") && err.status !== 409) {
+    // The study still there (not 404 or 409: deleted or closed), its answers so far are kept.
+    if (state && (state.phase === "part1" || state.phase === "part2") && err.status !== 409 && err.status !== 404) {
       errorBox.textContent = err.message + " Your earlier answers are saved.";
       errorBox.hidden = false;
       setButtons(true);

@@ -7,9 +7,11 @@ import csv
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from backend.config import get_settings
 from backend.db import session_scope
 from backend.models import Job
 from backend.study.models import Participant, Trial
@@ -355,12 +357,22 @@ def test_deleting_a_study_removes_what_only_it_used(app_client, make_study) -> N
     assert 'id="delete-study"' in page.text and "its 1 participant(s)" in page.text
     assert c.post(f"/admin/studies/{slug}/delete", data={"csrf_token": "forged"}).status_code == 403
     assert rows() == before
+    # p1 was answering when it closed: its answers may still come in for STUDY_CLOSE_GRACE_MINUTES
+    r = c.post(f"/admin/studies/{slug}/delete", data={"csrf_token": csrf_of(page.text)})
+    assert r.status_code == 409 and "1 participant(s) were answering when the study closed" in r.text
+    assert rows() == before
+    with session_scope() as s:
+        study = s.get(Study, sid)
+        grace = get_settings().study_close_grace_minutes
+        study.closed_at = study.closed_at - timedelta(minutes=grace + 1)  # type: ignore[operator]
+        s.commit()
 
     r = c.post(
         f"/admin/studies/{slug}/delete", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
     )
     assert r.status_code == 303 and r.headers["location"] == f"/admin?deleted={slug}"
     assert f"The study <code>{slug}</code> was deleted" in c.get(r.headers["location"]).text
+    assert "was deleted" not in c.get("/admin?deleted=main-study").text  # only the study this browser deleted
     assert c.get(f"/admin/studies/{slug}").status_code == 404
     after = rows()
     assert {k: v for k, v in after.items() if k.startswith("stud")} == {
