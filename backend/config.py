@@ -110,8 +110,9 @@ class Settings(BaseSettings):
     max_pixels_per_byte: float = Field(
         60.0,
         gt=0,
-        description="Most pixels per byte of file for images over 4 MP: a tiny file that decodes to a huge "
-        "image is a decompression bomb (photos compress to about 1–10 pixels per byte).",
+        description="Most pixels per byte of file for 8-bit images over 4 MP (×8 for 1-bit scans, ÷2 for "
+        "16-bit, ÷4 for 32-bit samples): a tiny file that decodes to a huge image is a decompression bomb "
+        "(photos compress to about 1–10 pixels per byte).",
     )
     max_jpeg_scans: int = Field(
         32,

@@ -2,16 +2,20 @@
 
 Every upload goes through :func:`decode`: the format must be one people send photos in (by content, never
 by file name), the pixel count is checked from the header before any pixel is decoded, and so is the decode
-cost: pixels per byte of file (a tiny file that decodes to a huge image is a bomb) and the number of scans of
-a progressive JPEG. Pillow's decompression-bomb guard is an error, EXIF orientation is applied, the first
-frame of an animation is used, and every mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I, F, ...)
-becomes 8-bit sRGB, with transparency composited over white; a 16-bit gray scan (an archive's master) also
-keeps its 65,536 levels (:attr:`DecodedImage.gray16`) for its colorization, a 16-bit PNG
+cost: the strips or tiles of a TIFF and the chunks of a PNG (before Pillow reads the file), pixels per byte
+of file for the bytes a pixel decodes to (a tiny file that decodes to a huge image is a bomb; a 1-bit scan
+may have 8 times a photo's share) and the number of scans of a progressive JPEG. A TIFF variant no decoder
+here reads is named as such. Pillow's decompression-bomb guard is an error, EXIF orientation is applied,
+the first frame of an animation is used, and every mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I,
+F, ...) becomes 8-bit sRGB, with transparency composited over white; a 16-bit gray scan (an archive's
+master) also keeps its 65,536 levels (:attr:`DecodedImage.gray16`) for its colorization, a 16-bit PNG
 (:mod:`backend.png16`). A photo that says which colour space its numbers are in (an embedded ICC profile:
 Adobe RGB, Display P3 from a phone, a CMYK press profile, a gray dot-gain profile) is converted to sRGB, so a
-reference's and a ground truth's colours are the ones the photographer saw. What the file says beyond its
-pixels (:class:`PhotoMetadata`: resolution, EXIF, XMP) is kept and written into the photo's colorizations,
-where what it says about the pixels (their size, colour mode, profile) is made the result's.
+reference's and a ground truth's colours are the ones the photographer saw; so is a PNG whose gAMA chunk
+states another gamma than sRGB's (as browsers do). What the file says beyond its pixels
+(:class:`PhotoMetadata`: resolution, EXIF, XMP, IPTC, PNG text and JPEG comments) is kept and written into
+the photo's colorizations, where what it says about the pixels (their size, colour mode, profile, a turned
+photo's resolutions) is made the result's.
 :func:`renditions` makes, once, the PNGs and the thumbnail that are served afterwards. Torch-free: the web
 process and the worker both use it.
 """
@@ -23,6 +27,7 @@ import logging
 import re
 import struct
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -47,6 +52,17 @@ Image.init()  # register every format plugin now, so `formats=` can name them
 ALLOWED_FORMATS = tuple(f for f in ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF") if f in Image.OPEN)
 # The pixels-per-byte cap applies above this size: small images are cheap whatever their file size.
 RATIO_FREE_PIXELS = 4_000_000
+# Bits a pixel of these modes decodes to (every other mode: 8 per channel, the cap as set): the cap is scaled
+# by 8 / bits, so a 1-bit scan (raw data is 8 pixels a byte; a Group 4 page of text about 270) may have 8
+# times as many pixels per byte, and a 16-bit or 32-bit image (2 or 4 bytes a pixel decoded) half or a
+# quarter as many.
+_DECODED_BITS = {"1": 1, "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "I": 32, "F": 32}
+# Most strips or tiles of a TIFF, and chunks of a PNG: each is read on its own (a 17 MB TIFF of 2.4 million
+# one-row strips took 15 s and 880 MB to open, a 19 MB PNG of 1.6 million empty chunks 6 s), while a 40 MP
+# photo has a few thousand at most (a TIFF of one-row strips: one a row; a PNG of 8 KB IDAT chunks: 2,500 in
+# 20 MB). Checked on the file's structure before Pillow reads it.
+MAX_TIFF_BLOCKS = 100_000
+MAX_PNG_CHUNKS = png16.MAX_CHUNKS
 THUMB_SIDE = 320
 # A pixel counts as coloured when its channels differ by more than this (8-bit levels); JPEG noise on a
 # gray photo stays below it.
@@ -64,8 +80,29 @@ _MANAGED_MODES = ("RGB", "RGBA", "CMYK", "L", "LA", "I;16", "I;16L", "I;16B")
 # 16-bit gray, an archive's scanning master (FADGI, Metamorfoze): its 65,536 levels are kept for its
 # colorization's lightness (:attr:`DecodedImage.gray16`), besides the 8-bit copy everything else uses
 _SIXTEEN_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N")
+# modes a PNG's gAMA is applied in (:func:`to_srgb`): their colour bands and alpha bands (kept as they are)
+_GAMMA_BANDS = {"L": (1, 0), "LA": (1, 1), "RGB": (3, 0), "RGBA": (3, 1)}
 _ORIENTATION, _X_RESOLUTION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD = 0x0112, 0x011A, 0x8769, 0xA001, 0xA005
 _PIXEL_WIDTH, _PIXEL_HEIGHT = 0xA002, 0xA003  # the Exif IFD's ExifImageWidth/ExifImageHeight
+_Y_RESOLUTION = 0x011B
+_STRIP_OFFSETS, _TILE_OFFSETS = 273, 324  # a TIFF's one entry per strip or tile
+# PNG text keywords that describe the photo (the PNG specification's, but Software: a result's is ColorLab's),
+# kept in its colorizations (:attr:`PhotoMetadata.texts`)
+_TEXT_KEYWORDS = (
+    *("Title", "Author", "Description", "Copyright", "Creation Time"),
+    *("Source", "Disclaimer", "Warning", "Comment"),
+)
+# IPTC-IIM: Photoshop's image resource that holds it, the byte each of its datasets starts with, and the PNG
+# text ImageMagick and exiftool keep it in (zTXt, as a raw profile: :func:`_raw_profile_text`)
+_IPTC_RESOURCE = 0x0404
+_TIFF_IPTC, _TIFF_PHOTOSHOP = 33723, 34377  # a TIFF's IPTC-NAA tag and its Photoshop image resources
+_IIM_TAG_MARKER = b"\x1c"
+_PNG_IPTC = "Raw profile type iptc"
+_JPEG_SEGMENT_LIMIT = 65_533  # bytes of data in one JPEG marker segment
+# Comments ColorLab writes into its results ("ColorLab (method)", and the CLI's record of the source file):
+# a result's are written anew, never carried over from a photo that was one
+_OWN_COMMENTS = (provenance.software("").removesuffix(")"), f"{provenance.SOFTWARE} source: ")
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a "comment" some cameras fill with data
 # EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
 # also writes the record back into the image, and a damaged record made it refuse a readable photo)
 _TURNS = {
@@ -77,6 +114,7 @@ _TURNS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+_QUARTER_TURNS = frozenset(_TURNS[orientation] for orientation in (5, 6, 7, 8))
 # A TIFF's EXIF record, as Pillow reads it, is the file's own directory: how its pixels are laid out,
 # compressed and coloured (its ICC profile, transfer curve, palette), its XMP and Photoshop blocks (with a
 # thumbnail of the original). None of them describes a result, whose pixels are sRGB in another file.
@@ -131,11 +169,16 @@ class PhotoMetadata:
     orientation is left out (the pixels are already turned), and EXIF's colour space says sRGB (the pixels
     were converted to it). What the records say about the original's pixels (their size; in XMP also their
     colour mode, samples, bits and profile) is written over with the result's when one is encoded
-    (:func:`_exif_for_result`, :func:`_xmp_for_result`): only then is its size known."""
+    (:func:`_exif_for_result`, :func:`_xmp_for_result`): only then is its size known. Besides them, what
+    catalogues write elsewhere: the text chunks of a PNG (``texts``: title, author, description, copyright,
+    creation time, comment; a JPEG's or GIF's comment is its "Comment") and the IPTC-IIM record of a JPEG
+    (``iptc``: caption, by-line, copyright notice, keywords; as Photoshop and newsroom tools write it)."""
 
     dpi: tuple[float, float] | None = None
     exif: bytes | None = None
     xmp: bytes | None = None
+    texts: tuple[tuple[str, str], ...] = ()  # (PNG keyword, text), in the file's order
+    iptc: bytes | None = None  # IPTC-IIM datasets (Photoshop's image resource 0x0404), as stored
 
 
 @dataclass(frozen=True)
@@ -188,19 +231,19 @@ class ImageFacts:
 def to_rgb8(img: Image.Image) -> np.ndarray:
     """8-bit sRGB (H, W, 3) of an image in any mode: 16-bit and float gray scaled, transparency over white."""
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return _gray_to_rgb(np.asarray(img, dtype=np.float64) / 257.0)
+    if mode in _SIXTEEN_BIT_GRAY:
+        return _gray_to_rgb(np.asarray(img), 1 / 257.0, 255)
     if mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        top = float(finite.max()) if finite.size else 0.0
+        values = np.asarray(img)
+        top = _finite_top(values)
+        scale = 1.0
         if mode == "F" and top <= 1.0:
-            arr = arr * 255.0  # float images in [0, 1]
+            scale = 255.0  # float images in [0, 1]
         elif top > 65535:
-            arr = arr * (255.0 / top)
+            scale = 255.0 / top
         elif top > 255:
-            arr = arr / 257.0  # 16-bit data in a 32-bit container
-        return _gray_to_rgb(np.nan_to_num(arr, nan=0.0))
+            scale = 1 / 257.0  # 16-bit data in a 32-bit container
+        return _gray_to_rgb(values, scale, 255)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode == "PA":
@@ -218,10 +261,15 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
 def to_srgb(img: Image.Image) -> Image.Image:
     """``img`` converted from its embedded ICC profile to sRGB (perceptual intent); unchanged without one,
     with an sRGB one, in a mode LittleCMS is not given here, or when the profile cannot be read (its numbers
-    are then taken as sRGB, as any browser would)."""
+    are then taken as sRGB, as any browser would). A PNG without a profile whose gAMA chunk states another
+    gamma than sRGB's is converted as browsers do (:func:`file_gamma`)."""
     icc = img.info.get("icc_profile")
-    if icc and img.mode in ("P", "PA"):
+    gamma = file_gamma(img.info)
+    if (icc or gamma is not None) and img.mode in ("P", "PA"):
         img = img.convert("RGBA")  # a palette's colours are converted, not its indices (info is copied)
+    if gamma is not None and img.mode in _GAMMA_BANDS:
+        color_bands, alpha = _GAMMA_BANDS[img.mode]
+        return img.point(_gamma_table8(gamma) * color_bands + list(range(256)) * alpha)
     if not icc or img.mode not in _MANAGED_MODES:
         return img
     try:
@@ -244,22 +292,72 @@ def to_srgb(img: Image.Image) -> Image.Image:
     return converted
 
 
-def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
+def file_gamma(info: dict[Any, Any]) -> float | None:
+    """The gamma a PNG's gAMA chunk states its samples are encoded with (Pillow's ``info["gamma"]``), where it
+    decides their colours: no ICC profile and no sRGB chunk, and not 1/2.2 (sRGB's, near enough: the file's
+    numbers are then taken as sRGB, as they are without gAMA). Chromium and Firefox decode such samples with
+    it to linear light; None where there is nothing to convert or the value is out of libpng's range."""
+    gamma = info.get("gamma")
+    if info.get("icc_profile") or "srgb" in info or not isinstance(gamma, float | int):
+        return None
+    if not 0.00016 <= gamma <= 6250 or abs(gamma * 2.2 - 1) <= 0.02:
+        return None
+    return float(gamma)
+
+
+def _gamma_curve(gamma: float, levels: int) -> np.ndarray:
+    """Each of ``levels`` levels encoded with ``gamma`` (sample = linear ** gamma) as sRGB encodes it, as
+    float in [0, 1]."""
+    linear = (np.arange(levels) / (levels - 1)) ** (1.0 / gamma)
+    return np.asarray(lab.linear_to_srgb(linear))
+
+
+@lru_cache(maxsize=8)
+def _gamma_table8(gamma: float) -> list[int]:
+    """Image.point's table: every 8-bit level of a file encoded with ``gamma`` as sRGB's level."""
+    return [int(v) for v in np.round(_gamma_curve(gamma, 256) * 255)]
+
+
+@lru_cache(maxsize=8)
+def _gamma_table16(gamma: float) -> np.ndarray:
+    """Every 16-bit level of a file encoded with ``gamma`` as sRGB's (uint16, 65,536 entries)."""
+    return np.round(_gamma_curve(gamma, 65536) * 65535).astype(np.uint16)
+
+
+def read_metadata(
+    record: Image.Exif,
+    info: dict[Any, Any],
+    *,
+    quarter_turn: bool = False,
+    comments: Sequence[bytes] = (),
+) -> PhotoMetadata:
     """:class:`PhotoMetadata` from an opened image's EXIF ``record`` (changed here) and ``info``; the
     orientation is left out of both (the pixels are turned upright), and so are what a TIFF's record says
     about its own file and XMP's thumbnails; records that cannot be read or written back are left out, never
-    an error."""
+    an error. ``quarter_turn``: the pixels were turned a quarter (orientations 5-8), so the horizontal and
+    vertical resolutions (``dpi`` and EXIF's) trade places. ``comments``: a JPEG's every comment (``info``
+    holds its last only)."""
     dpi = info.get("dpi")
     try:
         x, y = (float(v) for v in dpi) if isinstance(dpi, tuple) and len(dpi) == 2 else (0.0, 0.0)
     except (TypeError, ValueError):
         x, y = 0.0, 0.0
+    if quarter_turn:
+        x, y = y, x
     # JFIF keeps the resolution in 16 bits: a larger one would wrap around in the JPEG download
     resolution = (x, y) if 1.0 <= x <= 65_535 and 1.0 <= y <= 65_535 else None
+    iptc = _iptc_of(info, record)
     exif: bytes | None = None
     try:
+        if iptc is not None:  # a TIFF's IPTC-NAA tag: the result carries the record where JPEG and PNG do
+            record.pop(_TIFF_IPTC, None)
         for tag in {_ORIENTATION, *_FILE_TAGS}.intersection(record):
             del record[tag]
+        if quarter_turn and _X_RESOLUTION in record and _Y_RESOLUTION in record:
+            record[_X_RESOLUTION], record[_Y_RESOLUTION] = (
+                record[_Y_RESOLUTION],
+                record[_X_RESOLUTION],
+            )
         if len(record):
             if _EXIF_IFD in record:  # get_ifd would add an empty one
                 camera = record.get_ifd(_EXIF_IFD)
@@ -276,7 +374,119 @@ def read_metadata(record: Image.Exif, info: dict[Any, Any]) -> PhotoMetadata:
         dpi=resolution,
         exif=exif if exif and len(exif) <= _RECORD_LIMIT else None,
         xmp=packet if packet and len(packet) <= _RECORD_LIMIT else None,
+        texts=_texts_of(info, comments),
+        iptc=iptc if iptc and len(iptc) <= _RECORD_LIMIT else None,
     )
+
+
+def _texts_of(info: dict[Any, Any], comments: Sequence[bytes]) -> tuple[tuple[str, str], ...]:
+    """A PNG's text chunks with the keywords that describe the photo, and a JPEG's or GIF's comments as one
+    "Comment" (ColorLab's own mark left out: a result says who made it anew), as long as they fit in
+    :data:`_RECORD_LIMIT` bytes together (a JPEG comment holds 64 KB)."""
+    found = [(keyword, info[keyword]) for keyword in _TEXT_KEYWORDS if isinstance(info.get(keyword), str)]
+    comment = info.get("comment")
+    notes = list(comments) or ([comment] if isinstance(comment, bytes) else [])
+    if notes and "Comment" not in info:
+        kept = [
+            text
+            for text in map(_text_of, notes)
+            if not text.startswith(_OWN_COMMENTS) and not _BINARY.search(text)
+        ]
+        found.append(("Comment", "\n".join(kept)))
+    texts: list[tuple[str, str]] = []
+    size = 0
+    for keyword, value in found:
+        text = str(value).replace("\0", "")  # a NUL would end the text in a PNG chunk
+        length = len(text.encode("utf-8"))
+        if text.strip() and size + length <= _RECORD_LIMIT:
+            texts.append((keyword, text))
+            size += length
+    return tuple(texts)
+
+
+def _text_of(comment: bytes) -> str:
+    """A comment's bytes as text: UTF-8 where they are (what current software writes), else Latin-1; without
+    the NUL some programs end it with."""
+    comment = comment.rstrip(b"\0")
+    try:
+        return comment.decode("utf-8")
+    except UnicodeDecodeError:
+        return comment.decode("latin-1")
+
+
+def _iptc_of(info: dict[Any, Any], record: Image.Exif) -> bytes | None:
+    """The IPTC-IIM datasets of a JPEG's Photoshop segment (Pillow's ``info["photoshop"]``), a PNG's "Raw
+    profile type iptc" text (ImageMagick's and exiftool's, and ours) or a TIFF's IPTC-NAA tag or Photoshop
+    resources (its EXIF ``record`` is its directory), without the padding after the last dataset; None where
+    there are none or they are not IIM."""
+    found: list[object] = []
+    if isinstance(resources := info.get("photoshop"), dict):
+        found.append(resources.get(_IPTC_RESOURCE))
+    if isinstance(profile := info.get(_PNG_IPTC), str) and (raw := _raw_profile_bytes(profile)):
+        found.append(_iptc_of_resources(raw) if raw.startswith(b"8BIM") else raw)
+    try:
+        found.append(record.get(_TIFF_IPTC))
+        if isinstance(tiff_resources := record.get(_TIFF_PHOTOSHOP), bytes):
+            found.append(_iptc_of_resources(tiff_resources))
+    except Exception:  # a damaged record: as read_metadata, leave it out
+        pass
+    for iptc in found:
+        if isinstance(iptc, bytes) and iptc.startswith(_IIM_TAG_MARKER):
+            return iptc[: _iim_length(iptc)]
+    return None
+
+
+def _iim_length(iptc: bytes) -> int:
+    """Where the datasets of an IPTC-IIM record end (Photoshop pads a TIFF's to 4 bytes): each is 0x1C, a
+    record and a dataset number, a 2-byte length and the value (an extended length: to the end)."""
+    at = 0
+    while at + 5 <= len(iptc) and iptc[at : at + 1] == _IIM_TAG_MARKER:
+        size = int.from_bytes(iptc[at + 3 : at + 5], "big")
+        if size & 0x8000:
+            return len(iptc)
+        at += 5 + size
+    return min(at, len(iptc))
+
+
+def _iptc_of_resources(blocks: bytes) -> bytes | None:
+    """The IPTC-IIM resource (0x0404) among Photoshop image resources: "8BIM", an id, a name (a Pascal
+    string padded to an even size), a size and data (padded likewise)."""
+    at = 0
+    while blocks[at : at + 4] == b"8BIM" and at + 12 <= len(blocks):
+        code = int.from_bytes(blocks[at + 4 : at + 6], "big")
+        name = 1 + blocks[at + 6]
+        at += 6 + name + (name & 1)
+        size = int.from_bytes(blocks[at : at + 4], "big")
+        at += 4
+        if code == _IPTC_RESOURCE:
+            return blocks[at : at + size] if at + size <= len(blocks) else None
+        at += size + (size & 1)
+    return None
+
+
+def _iptc_resources(iptc: bytes) -> bytes:
+    """``iptc`` as the one Photoshop image resource of a JPEG's APP13 segment or a PNG's raw profile."""
+    return b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + bytes(len(iptc) & 1)
+
+
+def _raw_profile_bytes(text: str) -> bytes | None:
+    """The bytes of an ImageMagick raw profile text: a blank line, the profile's name, its length in bytes,
+    then the bytes in hexadecimal over lines; None when it is not one."""
+    lines = text.lstrip("\n").split("\n", 2)
+    try:
+        length = int(lines[1])
+        raw = bytes.fromhex("".join(lines[2].split()))
+    except (IndexError, ValueError):
+        return None
+    return raw if len(raw) == length else None
+
+
+def _raw_profile_text(name: str, raw: bytes) -> str:
+    """``raw`` as ImageMagick writes a profile into a PNG text (:func:`_raw_profile_bytes`): 72 hex digits
+    a line."""
+    digits = raw.hex()
+    lines = "\n".join(digits[at : at + 72] for at in range(0, len(digits), 72))
+    return f"\n{name}\n{len(raw):8d}\n{lines}\n"
 
 
 def _without_thumbnails(packet: bytes) -> bytes:
@@ -309,6 +519,8 @@ def decode_opened(img: Image.Image, *, pixels: np.ndarray | None = None) -> Deco
     except Exception:  # a record too damaged to read: no orientation and no EXIF, as a browser shows it
         record, orientation = Image.Exif(), None
     turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
+    # a quarter turn (orientations 5-8): the stored rows become columns, and so do their resolutions
+    quarter_turn = turn in _QUARTER_TURNS
     source = img
     if pixels is not None:
         source = Image.fromarray(pixels)
@@ -317,7 +529,9 @@ def decode_opened(img: Image.Image, *, pixels: np.ndarray | None = None) -> Deco
     info = img.info
     if img.format == "TIFF" and _X_RESOLUTION not in record:  # Pillow says 1 dpi where a TIFF states none
         info = {key: value for key, value in info.items() if key != "dpi"}
-    gray16 = sixteen_bit_gray(upright)
+    # Pillow reads a little-endian 16-bit min-is-white TIFF as min-is-black (an 8-bit one it inverts)
+    white_is_zero = img.format == "TIFF" and img.mode in _SIXTEEN_BIT_GRAY and _photometric(img) == 0
+    gray16 = sixteen_bit_gray(upright, white_is_zero=white_is_zero)
     if gray16 is not None:
         rgb = np.repeat(lab.to_uint8(gray16)[..., None], 3, axis=-1)  # what to_rgb8 makes of it, v / 257
     else:
@@ -327,9 +541,22 @@ def decode_opened(img: Image.Image, *, pixels: np.ndarray | None = None) -> Deco
         mode=img.mode,
         format=img.format or "unknown",
         is_color=has_color(rgb),
-        metadata=read_metadata(record, info),
+        metadata=read_metadata(record, info, quarter_turn=quarter_turn, comments=_jpeg_comments(img)),
         gray16=gray16,
     )
+
+
+def _jpeg_comments(img: Image.Image) -> list[bytes]:
+    """Every COM segment of a JPEG, in order (Pillow's ``info["comment"]`` is the last one only)."""
+    segments = getattr(img, "applist", None) or []
+    return [body for marker, body in segments if marker == "COM" and isinstance(body, bytes)]
+
+
+def _photometric(img: Image.Image) -> int | None:
+    """A TIFF's PhotometricInterpretation (0: min-is-white, 1: min-is-black, ...); None for other files."""
+    tags = getattr(img, "tag_v2", None)
+    value = tags.get(262) if tags is not None else None
+    return value if isinstance(value, int) else None
 
 
 def decode_rgb16_png(data: bytes) -> DecodedImage | None:
@@ -349,23 +576,60 @@ def decode_rgb16_png(data: bytes) -> DecodedImage | None:
         return decode_opened(records, pixels=rgb)
 
 
-def sixteen_bit_gray(img: Image.Image) -> np.ndarray | None:
+def sixteen_bit_gray(img: Image.Image, *, white_is_zero: bool = False) -> np.ndarray | None:
     """A 16-bit gray image's levels as (H, W) uint16 sRGB gray: I;16 in any byte order (its embedded gray
     profile applied without losing them: :func:`_gray16_curve`), or I and F holding 16-bit data (as
-    :func:`to_rgb8` tells them: above 255, none above 65,535); None for any other image."""
+    :func:`to_rgb8` tells them: above 255, none above 65,535); None for any other image.
+    ``white_is_zero``: an I;16 image's levels run from white (0) to black, and are inverted."""
     if img.mode in _SIXTEEN_BIT_GRAY:
         # native byte order (I;16B's samples are big-endian; the others are native already: no copy)
         levels = np.asarray(img).astype(np.uint16, copy=False)
+        if white_is_zero:
+            levels = 65535 - levels
         icc = img.info.get("icc_profile")
         curve = _gray16_curve(icc) if isinstance(icc, bytes) and icc else None
+        if (gamma := file_gamma(img.info)) is not None:
+            curve = _gamma_table16(gamma)  # a PNG's gAMA, as to_srgb applies it to 8-bit levels
         return levels if curve is None else curve[levels]
     if img.mode in ("I", "F"):
         values = np.asarray(img)
-        finite = values[np.isfinite(values)] if img.mode == "F" else values
-        top = float(finite.max()) if finite.size else 0.0
-        if 255 < top <= 65535:
-            return np.clip(np.round(np.nan_to_num(values, nan=0.0)), 0, 65535).astype(np.uint16)
+        if 255 < _finite_top(values) <= 65535:
+            return _gray_levels_of(values, 1.0, 65535)
     return None
+
+
+def _finite_top(values: np.ndarray) -> float:
+    """The largest finite value of a gray image (0 when it has none), a band of rows at a time: a float copy
+    of a 40 MP image (and of its finite values) was a gigabyte."""
+    if values.size == 0:
+        return 0.0
+    if values.dtype.kind != "f":
+        return float(values.max())
+    top = -np.inf
+    for band in _row_bands(values):
+        finite = band[np.isfinite(band)]
+        if finite.size:
+            top = max(top, float(finite.max()))
+    return top if np.isfinite(top) else 0.0
+
+
+def _row_bands(values: np.ndarray) -> Iterator[np.ndarray]:
+    """Bands of whole rows of about :data:`lab.BAND_PIXELS` pixels each (views, not copies)."""
+    rows = max(1, lab.BAND_PIXELS // max(1, values.shape[1]))
+    for top in range(0, values.shape[0], rows):
+        yield values[top : top + rows]
+
+
+def _gray_levels_of(values: np.ndarray, scale: float, top: int) -> np.ndarray:
+    """(H, W) gray ``values`` × ``scale`` rounded to levels 0..``top`` (uint8 up to 255, else uint16), NaN
+    as 0 and infinities as the ends, a band of rows at a time (float64 temporaries of one band only)."""
+    out = np.empty(values.shape[:2], dtype=np.uint8 if top <= 255 else np.uint16)
+    at = 0
+    for band in _row_bands(values):
+        scaled = np.nan_to_num(band.astype(np.float64) * scale, nan=0.0)
+        out[at : at + band.shape[0]] = np.clip(np.round(scaled), 0, top)
+        at += band.shape[0]
+    return out
 
 
 def _srgb_gray_profile() -> bytes:
@@ -418,9 +682,9 @@ def _gray16_curve(icc: bytes) -> np.ndarray | None:
     return np.asarray(converted).astype(np.uint16).reshape(-1)
 
 
-def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    g = np.clip(np.round(gray), 0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, axis=-1)
+def _gray_to_rgb(values: np.ndarray, scale: float, top: int) -> np.ndarray:
+    """8-bit RGB (H, W, 3) of the gray ``values`` × ``scale`` (:func:`_gray_levels_of`)."""
+    return np.repeat(_gray_levels_of(values, scale, top)[..., None], 3, axis=-1)
 
 
 def has_color(rgb: np.ndarray) -> bool:
@@ -445,6 +709,7 @@ def decode(
     """
     if not data:
         raise UserError(400, "the file is empty")
+    _check_structure(data)
     try:
         with warnings.catch_warnings():
             # max_pixels (checked on the header, before any decoding) is the limit; PIL's own warning would
@@ -460,7 +725,7 @@ def decode(
                     f"the image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
                 )
             fmt = img.format or "unknown"
-            _check_cost(data, fmt, width * height, max_pixels_per_byte, max_jpeg_scans)
+            _check_cost(data, fmt, img.mode, width * height, max_pixels_per_byte, max_jpeg_scans)
             img.seek(0)  # first frame of an animation
             decoded = decode_rgb16_png(data) if fmt == "PNG" else None
             if decoded is None:
@@ -474,6 +739,8 @@ def decode(
         raise UserError(413, f"the image has {size}; the limit is {max_pixels:,}") from None
     except UnidentifiedImageError:
         claimed = sniff(data)
+        if claimed == "TIFF" and (unsupported := _unsupported_tiff(data)):
+            raise UserError(415, unsupported) from None
         if claimed:  # the right signature, but Pillow could not even read the header: a damaged file
             raise UserError(
                 400, f"the file starts like a {claimed} image but is corrupt or truncated"
@@ -488,17 +755,72 @@ def decode(
     return decoded
 
 
+def _check_structure(data: bytes) -> None:
+    """Refuse (413) a TIFF of more than :data:`MAX_TIFF_BLOCKS` strips or tiles and a PNG of more than
+    :data:`MAX_PNG_CHUNKS` chunks, from the file's structure alone: Pillow reads each one by one while it
+    opens the file, before any other limit could be checked."""
+    if data.startswith(png16.SIGNATURE):
+        if png16.chunk_count(data, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:
+            raise UserError(
+                413,
+                f"the PNG has more than {MAX_PNG_CHUNKS:,} chunks (a photo's has a few thousand at most; "
+                "each is read on its own): refused",
+            )
+    elif (blocks := _tiff_block_count(data)) > MAX_TIFF_BLOCKS:
+        raise UserError(
+            413,
+            f"the TIFF is stored in {blocks:,} strips or tiles; at most {MAX_TIFF_BLOCKS:,} are accepted (a "
+            "photo has a few thousand at most; each is read on its own)",
+        )
+
+
+def _tiff_block_count(data: bytes) -> int:
+    """The strips or tiles of a TIFF's first image (the one decoded): the value counts of its StripOffsets
+    and TileOffsets entries, read without their values; 0 for anything but a TIFF whose first directory can
+    be found (Pillow then says what is wrong with it)."""
+    byte_order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if byte_order is None:
+        return 0
+    try:
+        magic = struct.unpack_from(byte_order + "H", data, 2)[0]
+        if magic == 42:  # classic TIFF: 2-byte entry count, 12-byte entries with a 4-byte value count
+            directory = struct.unpack_from(byte_order + "I", data, 4)[0]
+            entries = struct.unpack_from(byte_order + "H", data, directory)[0]
+            first, size, layout = directory + 2, 12, byte_order + "HHI"
+        elif magic == 43:  # BigTIFF: 8-byte count and 20-byte entries with an 8-byte value count
+            directory = struct.unpack_from(byte_order + "Q", data, 8)[0]
+            entries = struct.unpack_from(byte_order + "Q", data, directory)[0]
+            first, size, layout = directory + 8, 20, byte_order + "HHQ"
+        else:
+            return 0
+    except struct.error:
+        return 0
+    blocks = 0
+    for at in range(first, min(first + entries * size, len(data) - size + 1), size):
+        tag, _, count = struct.unpack_from(layout, data, at)
+        if tag in (_STRIP_OFFSETS, _TILE_OFFSETS):
+            blocks = max(blocks, count)
+    return blocks
+
+
 def _check_cost(
-    data: bytes, fmt: str, pixels: int, max_pixels_per_byte: float | None, max_jpeg_scans: int | None
+    data: bytes,
+    fmt: str,
+    mode: str,
+    pixels: int,
+    max_pixels_per_byte: float | None,
+    max_jpeg_scans: int | None,
 ) -> None:
     if max_pixels_per_byte is not None and pixels > RATIO_FREE_PIXELS:
         ratio = pixels / len(data)
-        if ratio > max_pixels_per_byte:
+        bits = _DECODED_BITS.get(mode, 8)
+        limit = max_pixels_per_byte * 8 / bits
+        if ratio > limit:
+            kind = "photos" if bits == 8 else "1-bit scans" if bits == 1 else f"{bits}-bit images"
             raise UserError(
                 413,
                 f"the image decodes to {pixels:,} pixels from a {len(data):,}-byte file ({ratio:,.0f} "
-                f"pixels per byte; photos have far fewer than {max_pixels_per_byte:g}): refused as a "
-                "decompression bomb",
+                f"pixels per byte; {kind} have far fewer than {limit:g}): refused as a decompression bomb",
             )
     if max_jpeg_scans is not None and fmt in ("JPEG", "MPO"):
         # Entropy-coded data stuffs every 0xFF with 0x00, so each FF DA is a start-of-scan marker (or one in
@@ -510,6 +832,75 @@ def _check_cost(
                 f"the JPEG has {scans} scans; at most {max_jpeg_scans} are accepted (each scan is a full "
                 "decoding pass)",
             )
+
+
+# What a TIFF's PhotometricInterpretation and SampleFormat say, in the words of the programs that write them
+_PHOTOMETRICS = {
+    0: "min-is-white",
+    1: "min-is-black",
+    2: "RGB",
+    3: "palette",
+    4: "transparency mask",
+    5: "CMYK",
+    6: "YCbCr",
+    8: "CIELab",
+    9: "ICCLab",
+    10: "ITULab",
+    32844: "LogL",
+    32845: "LogLuv",
+}
+_SAMPLE_FORMATS = {2: "signed ", 3: "floating-point ", 4: "untyped ", 5: "complex ", 6: "complex "}
+_COMPRESSIONS = {34712: "JPEG 2000", 34887: "LERC", 52546: "JPEG XL"}  # some that Pillow does not read
+
+
+def _unsupported_tiff(data: bytes) -> str | None:
+    """Why a TIFF that Pillow would not open cannot be read, and how to save it so that it can, when its first
+    directory reads well and states a compression or a layout of samples Pillow has no decoder for ("16-bit
+    min-is-white"); None when the file is damaged (or Pillow opens it after all)."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of damaged records; a damaged file is None anyway
+            header = data[:16] if data[2:4] in (b"\x00+", b"+\x00") else data[:8]
+            directory = TiffImagePlugin.ImageFileDirectory_v2(header)
+            file = io.BytesIO(data)
+            file.seek(directory.next)
+            directory.load(file)
+            compression = directory.get(259, 1)
+            photometric = directory.get(262, 0)
+            bits = tuple(directory.get(258, (1,)))
+            formats = set(directory.get(339, (1,)))
+            fill_order = directory.get(266, 1)
+            if 256 not in directory or 257 not in directory:
+                return None
+    except Exception:  # a directory that cannot be read: a damaged file
+        return None
+    if compression not in TiffImagePlugin.COMPRESSION_INFO:
+        name = f", {_COMPRESSIONS[compression]}" if compression in _COMPRESSIONS else ""
+        return (
+            f"this TIFF's compression ({compression}{name}) cannot be read here; save it uncompressed or "
+            "with LZW, ZIP or JPEG compression, or as PNG"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            TiffImagePlugin.TiffImageFile(io.BytesIO(data)).close()
+    except SyntaxError as exc:
+        if str(exc) != "unknown pixel mode":  # Pillow's word for a layout it has no mode for
+            return None
+    except Exception:
+        return None
+    else:
+        return None
+    depth = f"{bits[0]}-bit" if len(set(bits)) == 1 else "/".join(str(b) for b in bits) + "-bit"
+    number = _SAMPLE_FORMATS.get(max(formats), "") if formats else ""
+    kind = _PHOTOMETRICS.get(photometric, f"photometric {photometric}")
+    order = ", least significant bit first" if fill_order == 2 else ""
+    return (
+        f"this TIFF variant ({depth} {number}{kind}{order}) cannot be read here; save it as 8- or 16-bit "
+        "gray with min-is-black (BlackIsZero), as 8-bit RGB, or as PNG"
+    )
 
 
 _SIGNATURES = (
@@ -667,6 +1058,12 @@ def encode_png(
     records = _records(metadata, array.shape[1], array.shape[0], bits=depth, colorized_by=colorized_by)
     if xmp := records.pop("xmp", None):
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    if metadata is not None:
+        for keyword, text in metadata.texts:
+            info.add_text(keyword, text)  # tEXt, or iTXt (UTF-8) where Latin-1 cannot hold it
+        if metadata.iptc:
+            profile = _raw_profile_text("IPTC profile", _iptc_resources(metadata.iptc))
+            info.add_text(_PNG_IPTC, profile, zip=True)
     # Pillow writes no 16-bit RGB: it encodes the chunks of a 1 × 1 image, and png16 puts the pixels in
     pixels = np.zeros((1, 1, 3), np.uint8) if sixteen else array
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=compress_level, pnginfo=info, **records)
@@ -693,12 +1090,33 @@ def encode_jpeg(
     if software is None and colorized_by is not None:
         software = provenance.software(colorized_by)
     extra = _records(metadata, array.shape[1], array.shape[0], colorized_by=colorized_by)
-    if software is not None:
-        extra["comment"] = software.encode()
     Image.fromarray(array).save(
         buf, format="JPEG", quality=quality, subsampling=subsampling, optimize=True, **extra
     )
-    return buf.getvalue()
+    segments: list[bytes] = []
+    if metadata is not None and metadata.iptc:
+        segments.append(_jpeg_segment(0xED, b"Photoshop 3.0\0" + _iptc_resources(metadata.iptc)))
+    texts = dict(metadata.texts) if metadata is not None else {}
+    if note := texts.get("Comment") or texts.get("Description"):
+        segments.append(_jpeg_segment(0xFE, note.encode("utf-8")))
+    if software is not None:  # the last comment: the one Pillow's info["comment"] (and made_by) reads
+        segments.append(_jpeg_segment(0xFE, software.encode()))
+    return _with_segments(buf.getvalue(), [segment for segment in segments if segment])
+
+
+def _jpeg_segment(marker: int, body: bytes) -> bytes:
+    """One JPEG marker segment (APPn, COM), or nothing for a body larger than a segment holds."""
+    if len(body) > _JPEG_SEGMENT_LIMIT:
+        return b""
+    return bytes((0xFF, marker)) + struct.pack(">H", len(body) + 2) + body
+
+
+def _with_segments(jpeg: bytes, segments: list[bytes]) -> bytes:
+    """The JPEG with ``segments`` after its application segments and comments, before its tables."""
+    at = 2  # after SOI
+    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and (0xE0 <= jpeg[at + 1] <= 0xEF or jpeg[at + 1] == 0xFE):
+        at += 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
+    return jpeg[:at] + b"".join(segments) + jpeg[at:]
 
 
 def made_by(path: Path, software: str) -> bool:

@@ -31,6 +31,9 @@ BAND_PIXELS = 1 << 20
 # A band of at most this many rows (256 pixels wide or more) is unfiltered row by row, a taller one at once.
 _ROWS_ONE_BY_ONE = 4096
 _IDAT_MAX = 1 << 20  # about this many bytes of compressed data per IDAT chunk (any size is valid)
+# Most chunks read from one PNG: each costs its own step (a 19 MB file of 1.6 million empty chunks took
+# seconds), and a photo has a few thousand at most (20 MB in libpng's 8 KB IDAT chunks: 2,500).
+MAX_CHUNKS = 100_000
 
 
 class UnsupportedPng(ValueError):
@@ -38,13 +41,25 @@ class UnsupportedPng(ValueError):
     filters): the caller reads it some other way."""
 
 
+def chunk_count(data: bytes, limit: int = MAX_CHUNKS) -> int:
+    """How many chunks the PNG ``data`` has through IEND (or as far as it goes), from their lengths alone (no
+    CRC), counting no further than ``limit`` + 1: a quick look before it is decoded."""
+    at, count, end = len(SIGNATURE), 0, len(data)
+    while at + 8 <= end and count <= limit:
+        count += 1
+        if data[at + 4 : at + 8] == b"IEND":
+            break
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
+    return count
+
+
 def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Each chunk of a PNG as (type, body), through IEND, its CRC checked; ValueError when the file is not a
-    PNG, is cut short or a CRC is wrong."""
+    PNG, is cut short, a CRC is wrong or it has more than :data:`MAX_CHUNKS` chunks."""
     if not data.startswith(SIGNATURE):
         raise ValueError("not a PNG file")
     at = len(SIGNATURE)
-    while True:
+    for _ in range(MAX_CHUNKS):
         if at + 8 > len(data):
             raise ValueError("the PNG ends before its IEND chunk")
         length, kind = struct.unpack(">I4s", data[at : at + 8])
@@ -58,6 +73,7 @@ def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         if kind == b"IEND":
             return
         at = end + 4
+    raise ValueError(f"the PNG has more than {MAX_CHUNKS:,} chunks")
 
 
 def chunk(kind: bytes, body: bytes) -> bytes:

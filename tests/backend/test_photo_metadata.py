@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, IptcImagePlugin, TiffImagePlugin
 from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
+from backend import png16
 from backend.db import session_scope
 from backend.images import PhotoMetadata, decode, encode_jpeg, encode_png, png_to_jpeg
 from backend.models import Image as ImageRow
@@ -20,6 +21,7 @@ from tests.backend.cli.conftest import run_cli
 from tests.backend.test_provenance import unmarked
 from tests.backend.test_runner import get, new_job, result_rgb
 from tests.conftest import method_available
+from worker.colorizers import lab
 from worker.runner import Runner
 
 # sRGB's primaries adapted to D50 (what an ICC v2 display profile states) and D50 itself
@@ -369,3 +371,202 @@ def test_a_packet_the_rewrite_would_take_over_the_limit_is_kept_as_read() -> Non
     assert len(packet) == 65_000  # as large as a JPEG's XMP record may be: sRGB's longer name would not fit
     rgb = np.zeros((30, 40, 3), np.uint8)
     assert xmp_of(encode_jpeg(rgb, metadata=PhotoMetadata(xmp=packet))) == packet
+
+
+def png_with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with one more chunk before its image data."""
+    at = png.index(b"IDAT") - 4
+    return png[:at] + png16.chunk(kind, body) + png[at:]
+
+
+def gamma_encoded(srgb: np.ndarray, gamma: float, top: int) -> np.ndarray:
+    """sRGB levels (0-255) re-encoded with a plain power ``gamma`` (sample = linear ** gamma), 0..``top``."""
+    linear = lab.srgb_to_linear(srgb / 255.0)
+    return np.round(linear**gamma * top).astype(np.uint8 if top == 255 else np.uint16)
+
+
+RAMP = np.tile(np.arange(256, dtype=np.uint8), (4, 1))  # every gray level
+MAC_GAMMA = struct.pack(">I", 55556)  # gAMA: the samples are linear ** (1 / 1.8)
+
+
+def test_a_png_s_gamma_is_applied_as_browsers_apply_it() -> None:
+    # A gray and a colour PNG written at gamma 1/1.8 with no profile: browsers show them as the sRGB originals
+    colour = np.stack([RAMP, RAMP[:, ::-1], np.full_like(RAMP, 90)], axis=-1)
+    for srgb in (RAMP, colour):
+        buf = io.BytesIO()
+        Image.fromarray(gamma_encoded(srgb, 1 / 1.8, 255)).save(buf, format="PNG")
+        rgb = decode(png_with_chunk(buf.getvalue(), b"gAMA", MAC_GAMMA), max_pixels=10**6).rgb
+        expected = srgb if srgb.ndim == 3 else np.repeat(srgb[..., None], 3, axis=-1)
+        assert np.abs(rgb.astype(int) - expected).max() <= 1
+        # read without its gAMA (as before) its lightness was off by 5 on average
+        unmanaged = decode(buf.getvalue(), max_pixels=10**6).rgb
+        assert np.abs(lab.rgb_to_lightness(unmanaged) - lab.rgb_to_lightness(expected)).mean() > 4
+    # a 16-bit gray scan keeps its 65,536 levels through the same conversion
+    buf = io.BytesIO()
+    Image.fromarray(gamma_encoded(RAMP, 1 / 1.8, 65535)).save(buf, format="PNG")
+    decoded = decode(png_with_chunk(buf.getvalue(), b"gAMA", MAC_GAMMA), max_pixels=10**6)
+    assert decoded.gray16 is not None
+    assert np.abs(decoded.gray16.astype(int) - RAMP.astype(int) * 257).max() <= 1
+
+
+def test_a_gamma_that_is_srgb_s_or_is_overridden_changes_nothing() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(RAMP).save(buf, format="PNG")
+    png = buf.getvalue()
+    srgb_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    with_profile = io.BytesIO()
+    Image.fromarray(RAMP).save(with_profile, format="PNG", icc_profile=srgb_profile)
+    for same in (
+        png_with_chunk(png, b"gAMA", struct.pack(">I", 45455)),  # 1/2.2: taken as sRGB
+        png_with_chunk(png_with_chunk(png, b"sRGB", b"\0"), b"gAMA", MAC_GAMMA),  # the sRGB chunk decides
+        png_with_chunk(with_profile.getvalue(), b"gAMA", MAC_GAMMA),  # and so does a profile
+        png_with_chunk(png, b"gAMA", struct.pack(">I", 0)),  # out of range: ignored, as libpng does
+    ):
+        assert np.array_equal(decode(same, max_pixels=10**6).rgb[..., 0], RAMP)
+
+
+def resolution_scan(orientation: int) -> bytes:
+    """A 400 × 600 gray JPEG at 300 × 150 dpi (JFIF and EXIF), stored turned (``orientation``)."""
+    exif = Image.Exif()
+    exif.update({0x0112: orientation, 0x011A: 300, 0x011B: 150, 0x0128: 2})  # inches
+    return jpeg_with(np.full((600, 400, 3), 90, np.uint8), dpi=(300, 150), exif=exif.tobytes())
+
+
+def test_a_turned_photo_s_resolutions_are_turned_too() -> None:
+    decoded = decode(resolution_scan(6), max_pixels=10**6)
+    assert (decoded.width, decoded.height) == (600, 400)
+    assert decoded.metadata.dpi == (150, 300)  # the stored columns are rows now
+    for encoded in (encode_png, encode_jpeg):
+        with Image.open(io.BytesIO(encoded(decoded.rgb, metadata=decoded.metadata))) as img:
+            assert img.size == (600, 400)
+            assert img.info["dpi"] == pytest.approx((150, 300), abs=0.02)  # pHYs (per metre), JFIF
+            exif = img.getexif()
+            assert (exif[0x011A], exif[0x011B]) == (150, 300)
+    # half a turn leaves rows rows
+    assert decode(resolution_scan(3), max_pixels=10**6).metadata.dpi == (300, 150)
+
+
+def iim(record: int, dataset: int, value: bytes) -> bytes:
+    """One IPTC-IIM dataset."""
+    return bytes((0x1C, record, dataset)) + struct.pack(">H", len(value)) + value
+
+
+CAPTION = "Harbour at dawn — the ferry Maud leaving"
+IPTC = (
+    iim(1, 90, b"\x1b%G")  # coded character set: UTF-8
+    + iim(2, 120, CAPTION.encode())  # Caption-Abstract
+    + iim(2, 80, b"A. Photographer")  # By-line
+    + iim(2, 116, b"City Archive")  # CopyrightNotice
+)
+COMMENT = "Glass negative 13 x 18 cm, box 12"
+
+
+def jpeg_with_iptc(rgb: np.ndarray, iptc: bytes, comment: str) -> bytes:
+    """A JPEG as Photoshop and newsroom tools keep a catalogue's record: IPTC in an APP13 segment (as a
+    Photoshop image resource) and a comment (COM)."""
+    resources = b"8BIM\x04\x04\0\0" + struct.pack(">I", len(iptc)) + iptc + bytes(len(iptc) & 1)
+    app13 = b"Photoshop 3.0\0" + resources
+    data = jpeg_with(rgb, comment=comment.encode())
+    return data[:2] + b"\xff\xed" + struct.pack(">H", len(app13) + 2) + app13 + data[2:]
+
+
+def png_iptc(data: bytes) -> bytes:
+    """The IPTC of a PNG's "Raw profile type iptc" text, read as ImageMagick and exiftool write it: the
+    profile's name, its length and its bytes in hex, here a Photoshop image resource (8BIM, 0x0404)."""
+    with Image.open(io.BytesIO(data)) as img:
+        text = img.text["Raw profile type iptc"]
+    _, _, length, *digits = text.split("\n")
+    resources = bytes.fromhex("".join(digits))
+    assert len(resources) == int(length) and resources[:8] == b"8BIM\x04\x04\0\0"
+    return resources[12 : 12 + int.from_bytes(resources[8:12], "big")]
+
+
+def jpeg_comments(data: bytes) -> list[bytes]:
+    with Image.open(io.BytesIO(data)) as img:
+        return [body for marker, body in img.applist if marker == "COM"]
+
+
+def assert_carries_the_catalogue_records(png: bytes, method: str) -> None:
+    """The IPTC and comment of :func:`jpeg_with_iptc` in a result's PNG and in its JPEG download."""
+    assert png_iptc(png) == IPTC
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.text["Comment"] == COMMENT and img.text["Software"] == f"ColorLab ({method})"
+    jpeg = png_to_jpeg(png, 90, 10**6)
+    with Image.open(io.BytesIO(jpeg)) as img:
+        iptc = IptcImagePlugin.getiptcinfo(img)
+        assert img.info["comment"] == f"ColorLab ({method})".encode()  # the last comment: who made it
+    assert iptc is not None and iptc[(2, 120)] == CAPTION.encode()
+    assert (iptc[(2, 80)], iptc[(2, 116)]) == (b"A. Photographer", b"City Archive")
+    assert jpeg_comments(jpeg) == [COMMENT.encode(), f"ColorLab ({method})".encode()]
+
+
+def test_iptc_and_comments_reach_png_and_jpeg_results() -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    decoded = decode(jpeg_with_iptc(rgb, IPTC, COMMENT), max_pixels=10**6)
+    assert decoded.metadata.iptc == IPTC and decoded.metadata.texts == (("Comment", COMMENT),)
+    png = encode_png(decoded.rgb, metadata=decoded.metadata, colorized_by="cnn")
+    assert_carries_the_catalogue_records(png, "cnn")
+    # a 16-bit result's PNG carries them as an 8-bit one's does; a JPEG result straight from the photo too
+    rgb16 = decoded.rgb.astype(np.uint16) * 257
+    for result in (
+        encode_png(rgb16, metadata=decoded.metadata, colorized_by="cnn"),
+        encode_jpeg(decoded.rgb, metadata=decoded.metadata, colorized_by="cnn"),
+    ):
+        read_back = decode(result, max_pixels=10**6).metadata
+        assert (read_back.iptc, read_back.texts) == (IPTC, decoded.metadata.texts)
+    # ColorLab's own comment is not the photo's (a result's is written anew), nor are bytes that are not text
+    for not_the_photo_s in (b"ColorLab (gan)", b"\x01\x02\x00\xffAppleMark"):
+        again = decode(jpeg_with(rgb, comment=not_the_photo_s), max_pixels=10**6)
+        assert again.metadata.texts == () and again.metadata.iptc is None
+    latin1 = decode(jpeg_with(rgb, comment="Négatif sur verre\0".encode("latin-1")), max_pixels=10**6)
+    assert latin1.metadata.texts == (("Comment", "Négatif sur verre"),)
+
+
+def test_a_tiff_s_iptc_is_carried_where_jpeg_and_png_keep_it() -> None:
+    directory = TiffImagePlugin.ImageFileDirectory_v2()
+    directory[33723] = IPTC + bytes(-len(IPTC) % 4)  # IPTC-NAA, padded to 4 bytes as Photoshop writes it
+    directory.tagtype[33723] = 7  # undefined: bytes
+    buf = io.BytesIO()
+    Image.new("L", (40, 30), 90).save(buf, format="TIFF", tiffinfo=directory)
+    decoded = decode(buf.getvalue(), max_pixels=10**6)
+    assert decoded.metadata.iptc == IPTC  # without the padding
+    png = encode_png(decoded.rgb, metadata=decoded.metadata)
+    assert png_iptc(png) == IPTC
+    with Image.open(io.BytesIO(png)) as img:
+        assert 33723 not in img.getexif()  # not twice: in the EXIF record too
+
+
+def test_png_text_chunks_reach_png_and_jpeg_results() -> None:
+    texts = {
+        "Title": TITLE,
+        "Author": "Łucja Żak",  # not Latin-1: an iTXt chunk
+        "Copyright": "City Archive",
+        "Description": "The ferry Maud leaving the harbour",
+        "Creation Time": "1923-05-01T06:30:00",
+    }
+    info = PngInfo()
+    for keyword, text in texts.items():
+        info.add_text(keyword, text)
+    info.add_text("Software", "GIMP 2.10")  # the result's is ColorLab's
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (90, 90, 90)).save(buf, format="PNG", pnginfo=info)
+    decoded = decode(buf.getvalue(), max_pixels=10**6)
+    assert dict(decoded.metadata.texts) == texts
+    png = encode_png(decoded.rgb, metadata=decoded.metadata, colorized_by="cnn")
+    with Image.open(io.BytesIO(png)) as img:
+        kept = {keyword: text for keyword, text in img.text.items() if keyword != "XML:com.adobe.xmp"}
+    assert kept == {**texts, "Software": "ColorLab (cnn)"}
+    # a JPEG has one place for text: its comment says what the PNG's description says
+    jpeg = png_to_jpeg(png, 90, 10**6)
+    assert jpeg_comments(jpeg) == [texts["Description"].encode(), b"ColorLab (cnn)"]
+
+
+def test_a_colorization_keeps_the_catalogue_records(runner: Runner) -> None:
+    if not method_available("cnn"):
+        pytest.fail("bundled cnn weights missing")
+    gray = np.repeat(np.linspace(0, 255, 48 * 64, dtype=np.uint8).reshape(48, 64)[..., None], 3, axis=-1)
+    job_id = new_job("cnn", data=jpeg_with_iptc(gray, IPTC, COMMENT))
+    assert runner.run(job_id) == "done"
+    with session_scope() as s:
+        png_bytes = s.scalars(select(ImageRow.data).where(ImageRow.id == get(job_id).result_image_id)).one()
+    assert_carries_the_catalogue_records(png_bytes, "cnn")  # GET /jobs/{id}/result.png and ?format=jpg
