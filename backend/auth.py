@@ -16,7 +16,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -144,13 +144,9 @@ def read_session(request: Request, settings: Settings) -> AdminSession | None:
     key = _token_key(data["t"])
     with session_scope() as db:
         row = db.get(AdminSessionRow, key)
-        if row is None or row.revoked_at is not None or _aware(row.expires_at) <= utcnow():
+        if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
             return None
         return AdminSession(id=key, csrf=row.csrf)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives naive UTC datetimes
 
 
 def start_session(response: Response, settings: Settings) -> AdminSession:

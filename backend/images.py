@@ -101,7 +101,7 @@ _PNG_IPTC = "Raw profile type iptc"
 _JPEG_SEGMENT_LIMIT = 65_533  # bytes of data in one JPEG marker segment
 # Comments ColorLab writes into its results ("ColorLab (method)", and the CLI's record of the source file):
 # a result's are written anew, never carried over from a photo that was one
-_OWN_COMMENTS = (provenance.software("").removesuffix(")"), f"{provenance.SOFTWARE} source: ")
+_OWN_COMMENTS = (provenance.software("").removesuffix(")"), f"{provenance.SOURCE_KEY}: ")
 _BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a "comment" some cameras fill with data
 # EXIF orientation -> the turn that shows the photo upright (ImageOps.exif_transpose's table; that function
 # also writes the record back into the image, and a damaged record made it refuse a readable photo)

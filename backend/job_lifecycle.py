@@ -528,7 +528,7 @@ def any_stimulus(session: Session, job_ids: Sequence[str]) -> bool:
 KEPT_FOR_STUDY = "this job is part of a user study and is kept while the study exists"
 
 
-def made_by(maker: str | None, client: str | None) -> bool:
+def is_maker(maker: str | None, client: str | None) -> bool:
     """Whether ``client`` (the request's hashed ``colorlab_client`` cookie) made a job, batch or comparison
     whose ``maker`` is its stored client. A shared link views; only its maker may cancel, delete or keep it,
     and only its maker sees the batch, comparison, earlier job and webhook it belongs to."""
@@ -536,8 +536,8 @@ def made_by(maker: str | None, client: str | None) -> bool:
 
 
 def require_maker(maker: str | None, client: str | None, what: str) -> None:
-    """403 unless ``client`` made it (see :func:`made_by`)."""
-    if not made_by(maker, client):
+    """403 unless ``client`` made it (see :func:`is_maker`)."""
+    if not is_maker(maker, client):
         raise UserError(
             403,
             f"only the browser or program that made this {what} can change it: it sends the "

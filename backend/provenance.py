@@ -25,6 +25,8 @@ from datetime import datetime
 from xml.etree import ElementTree
 
 SOFTWARE = "ColorLab"
+# The key under which `colorlab colorize` records which photo a result was made from (a digest of its path).
+SOURCE_KEY = f"{SOFTWARE} source"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import click
 
 from backend.cli import FiniteRange, Refused, checked_device, read_text
-from backend.provenance import SOFTWARE  # every output says it (an earlier result may be replaced)
+from backend.provenance import SOFTWARE, SOURCE_KEY  # every output says both
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,10 +145,9 @@ def write_whole(target: Path, data: bytes) -> None:
 
 
 # Every result records which file it was made from, so that a re-run replaces only its own photo's result: a
-# PNG iTXt chunk with this keyword, or a JPEG comment "ColorLab source: <id>" (before ColorLab's own comment,
+# PNG iTXt chunk keyed SOURCE_KEY, or a JPEG comment "ColorLab source: <id>" (before ColorLab's own comment,
 # which stays the one Pillow's "comment" and made_by read). The id is a digest of the path, not the path:
 # a result is shared, and a path tells where the archive lies and whose account it is in.
-SOURCE_KEY = "ColorLab source"
 _JPEG_SOURCE = f"{SOURCE_KEY}: ".encode()
 _JPEG_COMMENT_LIMIT = 65_533  # a segment's length field counts itself
 

@@ -21,7 +21,7 @@ from backend.db import session_factory
 from backend.deps import AdminDep, SessionDep, SettingsDep
 from backend.errors import UserError
 from backend.models import Image
-from backend.study import builder, export, service
+from backend.study import builder, export, participants
 from backend.study.models import (
     Participant,
     ParticipantStatus,
@@ -319,7 +319,7 @@ def _results_context(session: Session, study: Study, exclude: bool) -> dict[str,
 
 
 @router.get("/studies/{slug}", response_class=HTMLResponse)
-def study_page(
+def admin_study_page(
     slug: str,
     request: Request,
     admin: AdminDep,
@@ -456,7 +456,7 @@ def preview(
     settings: SettingsDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Walk the study as a participant would, in this browser; nothing is recorded (see service.start)."""
+    """Walk the study as a participant would, in this browser; nothing is recorded (participants.start)."""
     auth.check_csrf(admin, csrf_token)
     study = builder.find_study(session, slug)
     if not builder.refresh(session, settings, study, budget_s=PAGE_REFRESH_BUDGET_S).complete:
@@ -467,7 +467,7 @@ def preview(
     session.execute(delete(Trial).where(Trial.participant_id.in_(previews)))
     session.execute(delete(Participant).where(Participant.id.in_(previews)))
     session.commit()
-    started = service.start(session, study, service.Identity(None, "anonymous"), preview=True)
+    started = participants.start(session, study, participants.Identity(None, "anonymous"), preview=True)
     # #consent: the page shows the consent text first, as a participant sees it (the preview has consented)
     response = RedirectResponse(f"/study/{study.slug}#consent", status_code=303)
     set_participant_cookie(response, settings, study, started.participant, started.secret)

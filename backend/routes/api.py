@@ -103,7 +103,7 @@ def _get_job(session: Session, job_id: str) -> Job:
 
 def _job_with_queue(session: Session, job: Job, client: str | None) -> JobOut:
     """The JSON form of a job as ``client`` may see it; an unfinished one also gets its place in its lane."""
-    owned = lifecycle.made_by(job.client, client)
+    owned = lifecycle.is_maker(job.client, client)
     return job_out(job, estimates.queue_info(session, get_settings(), job), owned=owned)
 
 

@@ -12,7 +12,7 @@ import struct
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -284,7 +284,7 @@ def get_batch_row(session: Session, batch_id: str) -> Batch:
 def get_batch(batch_id: str, request: Request, session: SessionDep) -> BatchOut:
     batch = get_batch_row(session, batch_id)
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
-    return batch_out(batch, rows, owned=lifecycle.made_by(batch.client, client_of(request)))
+    return batch_out(batch, rows, owned=lifecycle.is_maker(batch.client, client_of(request)))
 
 
 @router.delete(
@@ -341,8 +341,7 @@ def _zip_info(name: str, finished: datetime | None) -> zipfile.ZipInfo:
     the reader's own time zone. Made from the job, so the same jobs give the same zip."""
     if finished is None:
         return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    moment = finished if finished.tzinfo else finished.replace(tzinfo=UTC)  # SQLite: naive UTC
-    seconds = int(moment.timestamp())
+    seconds = int(finished.timestamp())
     local = time.localtime(seconds)
     fields = (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec)
     info = zipfile.ZipInfo(name, date_time=fields if local.tm_year >= 1980 else (1980, 1, 1, 0, 0, 0))

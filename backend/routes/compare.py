@@ -114,7 +114,7 @@ def _read_comparison(group_id: str, client: str | None) -> ComparisonOut:
         rows = lifecycle.group_jobs(session, group_id)
         if not rows:
             raise UserError(404, "no such comparison")
-        return comparison_out(group_id, rows, owned=lifecycle.made_by(rows[0].client, client))
+        return comparison_out(group_id, rows, owned=lifecycle.is_maker(rows[0].client, client))
 
 
 @router.delete(

@@ -49,7 +49,7 @@ def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse
             "There is no job with this id. Job links are private and long: "
             "check that the whole link was copied.",
         )
-    owned = lifecycle.made_by(job.client, client_of(request))
+    owned = lifecycle.is_maker(job.client, client_of(request))
     context = {"job_id": job.id, "job": job_out(job, owned=owned).model_dump(), **_upload_limit()}
     return TEMPLATES.TemplateResponse(request, "job.html", context)
 
@@ -236,8 +236,6 @@ def group_summary(counts: Counter[str], total: int) -> str:
 
 
 def _created(created: datetime) -> dict[str, str]:
-    if created.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        created = created.replace(tzinfo=UTC)
     return {"created_iso": created.isoformat(timespec="seconds"), "created_label": _when(created)}
 
 

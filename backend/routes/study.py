@@ -1,9 +1,9 @@
 """Participant flow of a user study at /study/{slug}: one page (frontend/static/study.js) and a JSON API.
 
 The participant's session is a signed cookie scoped to the study's path carrying the secret issued at consent
-(only its hash is stored); see ``backend.study.service`` for how a participant resumes elsewhere. Answers are
-stored the moment they are given (idempotent per trial). Every refusal is a 4xx with a JSON ``detail`` (a
-friendly page for HTML).
+(only its hash is stored); see ``backend.study.participants`` for how a participant resumes elsewhere.
+Answers are stored the moment they are given (idempotent per trial). Every refusal is a 4xx with a JSON
+``detail`` (a friendly page for HTML).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from backend.db import DriverStatement, session_scope, statement_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
 from backend.schemas import errors
-from backend.study import builder, service
+from backend.study import builder, participants
 from backend.study.display_images import DISPLAY_IMAGES
 from backend.study.models import Participant, Stimulus, Study, Trial
 from backend.study.participant_cookie import read_participant_cookie, set_participant_cookie
@@ -66,17 +66,17 @@ async def _require_json(request: Request) -> None:  # async: no thread hand-off
 
 
 def _me(request: Request, session: Session, settings: Settings, study: Study) -> Participant:
-    participant = service.cookie_owner(session, study, read_participant_cookie(request, settings, study))
+    participant = participants.cookie_owner(session, study, read_participant_cookie(request, settings, study))
     if participant is None:
         raise UserError(403, "no study session in this browser: reload the page to continue")
     return participant
 
 
 def _resolve(
-    request: Request, session: Session, settings: Settings, study: Study, identity: service.Identity
-) -> service.Found | None:
+    request: Request, session: Session, settings: Settings, study: Study, identity: participants.Identity
+) -> participants.Found | None:
     cookie = read_participant_cookie(request, settings, study)
-    return service.resolve(session, study, identity, cookie, client_of(request))
+    return participants.resolve(session, study, identity, cookie, client_of(request))
 
 
 def _message(
@@ -96,7 +96,7 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
     # are what a crowd opening a study link hits (benchmarks/RESULTS.md, "User study"). The page carries
     # the participant's state, which study.js would otherwise fetch with a second request.
     try:
-        identity: service.Identity | None = service.identity_from(dict(request.query_params))
+        identity: participants.Identity | None = participants.identity_from(dict(request.query_params))
         bad_link = None
     except UserError as exc:
         identity, bad_link = None, exc
@@ -111,7 +111,7 @@ async def study_page(slug: str, request: Request, settings: SettingsDep) -> HTML
                 return study, None, None
             cookie = read_participant_cookie(request, settings, study)
             try:
-                found = service.resolve(session, study, identity, cookie, client_of(request))
+                found = participants.resolve(session, study, identity, cookie, client_of(request))
             except UserError as exc:
                 return study, None, exc
             if found is None and study.status != "open":
@@ -158,7 +158,7 @@ def _app_page(study: Study) -> tuple[str, str]:
         return hit[1]
     html = TEMPLATES.get_template("study/app.html").render(
         study=study,
-        labels=service.RATING_LABELS,
+        labels=participants.RATING_LABELS,
         trials=study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
         initial_state=_STATE_SLOT,
     )
@@ -175,13 +175,13 @@ def _script_json(text: str) -> str:
     return str(htmlsafe_json_dumps(text, dumps=lambda already_json, **_: already_json))
 
 
-def _state_of(session: Session, settings: Settings, study: Study, found: service.Found | None) -> dict:
+def _state_of(session: Session, settings: Settings, study: Study, found: participants.Found | None) -> dict:
     if found is not None and not found.by_cookie:
         # Proven by the Prolific pair or this browser, but without the session cookie: the page calls
         # /start (no new consent needed) to get a fresh one. Nothing is revealed or shown first.
         return {"study": study.slug, "title": study.title, "phase": "resume"}
     participant = found.participant if found else None
-    return service.state(session, study, participant, grace_minutes=settings.study_close_grace_minutes)
+    return participants.state(session, study, participant, grace_minutes=settings.study_close_grace_minutes)
 
 
 def _state_json(state: dict, duplicate: bool = False) -> str:
@@ -202,7 +202,7 @@ def _state_out(state: dict, duplicate: bool = False) -> Response:
     summary="Where this participant is in the study",
 )
 async def get_state(slug: str, request: Request, settings: SettingsDep) -> Response:
-    identity = service.identity_from(dict(request.query_params))
+    identity = participants.identity_from(dict(request.query_params))
 
     def work() -> Response:
         with statement_scope() as session:
@@ -221,7 +221,7 @@ async def get_state(slug: str, request: Request, settings: SettingsDep) -> Respo
     dependencies=[Depends(_require_json)],
 )
 async def start(slug: str, body: StartIn, request: Request, settings: SettingsDep) -> Response:
-    identity = service.identity_from(body.model_dump())
+    identity = participants.identity_from(body.model_dump())
 
     def work() -> Response:
         with statement_scope() as session:
@@ -233,7 +233,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
             found = _resolve(request, session, settings, study, identity)
             if found is None and study.status == "open":
                 ratelimit.count_new_participant(request, settings)
-            started = service.start(
+            started = participants.start(
                 session,
                 study,
                 identity,
@@ -243,7 +243,7 @@ async def start(slug: str, body: StartIn, request: Request, settings: SettingsDe
             )
             participant = started.participant
             grace = settings.study_close_grace_minutes
-            response = _state_out(service.state(session, study, participant, grace_minutes=grace))
+            response = _state_out(participants.state(session, study, participant, grace_minutes=grace))
             set_participant_cookie(response, settings, study, participant, started.secret)
             return response
 
@@ -263,9 +263,9 @@ async def begin(slug: str, body: BeginIn, request: Request, settings: SettingsDe
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
             grace = settings.study_close_grace_minutes
-            closed = service.answers_closed(study, participant, grace)
-            trials = None if closed else service.begin(session, participant)
-            return _state_out(service.state(session, study, participant, trials, grace_minutes=grace))
+            closed = participants.answers_closed(study, participant, grace)
+            trials = None if closed else participants.begin(session, participant)
+            return _state_out(participants.state(session, study, participant, trials, grace_minutes=grace))
 
     return await _in_study_thread(work)
 
@@ -278,14 +278,14 @@ async def begin(slug: str, body: BeginIn, request: Request, settings: SettingsDe
     dependencies=[Depends(_require_json)],
 )
 async def post_answer(slug: str, body: AnswerIn, request: Request, settings: SettingsDep) -> Response:
-    answer = service.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms)
+    answer = participants.Answer(response=body.response, rating=body.rating, response_ms=body.response_ms)
 
     def work() -> Response:
         with session_scope() as session:  # a refusal rolls back: nothing is stored
             study = builder.cached_study(session, slug)
             participant = _me(request, session, settings, study)
             ratelimit.count_answer(participant.id, settings)
-            out, duplicate = service.answer(
+            out, duplicate = participants.answer(
                 session,
                 study,
                 participant,
@@ -332,7 +332,7 @@ async def trial_image(slug: str, trial_id: str, request: Request, settings: Sett
                 "tid": trial_id,
                 "pid": cookie[0],
                 "sid": study.id,
-                "secret_hash": service.hash_secret(cookie[1]),
+                "secret_hash": participants.hash_secret(cookie[1]),
             }
             image_id = _TRIAL_IMAGE_ID.scalar(session, params)
             return None if image_id is None else DISPLAY_IMAGES.jpeg(session, image_id)

@@ -11,7 +11,7 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -517,8 +517,7 @@ def deletion_refusal(session: Session, study: Study, *, grace_minutes: float) ->
         return f"close the study {study.slug!r} before deleting it: participants may be answering"
     if study.closed_at is None:
         return None
-    closed_at = study.closed_at if study.closed_at.tzinfo else study.closed_at.replace(tzinfo=UTC)
-    until = closed_at + timedelta(minutes=grace_minutes)
+    until = study.closed_at + timedelta(minutes=grace_minutes)
     if utcnow() >= until:
         return None
     answering = session.scalar(

@@ -29,7 +29,7 @@ from backend.db import close_quietly
 from backend.models import Job
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
-from backend.study.stats import DIFFERENCE_INTERVAL, median
+from backend.study.stats import DIFFERENCE_INTERVAL, RATING_RESAMPLES, median
 
 DEFAULT_FAST_MS = 400  # STUDY_FAST_ANSWER_MS's default
 
@@ -115,12 +115,15 @@ SUMMARY_COLUMNS = [
     "condition",
     "label",
     "part1_n",
+    "part1_participants",
     "judged_real",
     "share_real",
     "share_real_low",
     "share_real_high",
+    "share_real_design_effect",
     "share_correct",
     "part2_n",
+    "part2_participants",
     "mean_rating",
     "rating_sd",
     "rating_low",
@@ -149,6 +152,14 @@ COMPARISON_COLUMNS = [
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
+SHARE_REAL_INTERVAL = (
+    "95% Wilson score interval clustered by participant (a participant's answers count as one draw: Wilson's "
+    "on part1_n / share_real_design_effect answers)"
+)
+RATING_INTERVAL = (
+    f"95% percentile bootstrap interval of the mean rating clustered by participant ({RATING_RESAMPLES:,} "
+    "resamples of the participants with all their ratings; within 1-4)"
+)
 NO_INTERVAL = (
     "empty with fewer than 2 participants, or where every participant's answers moved alike between the two, "
     "which leaves no spread to estimate it from"
@@ -240,17 +251,39 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "study": ("text", "Study slug."),
         "condition": ("text", "real or a method name."),
         "label": ("text", "Display name of the condition."),
-        "part1_n": ("integer", "Part 1 answers counted (active participants, no attention checks)."),
+        "part1_n": (
+            "integer",
+            "Part 1 answers counted (active participants, no attention checks); answers, not independent "
+            "draws (see part1_participants).",
+        ),
+        "part1_participants": ("integer", "Participants who gave those part 1 answers."),
         "judged_real": ("integer", "Part 1 answers 'real photo'."),
-        "share_real": ("0-1", "judged_real / part1_n."),
-        "share_real_low": ("0-1", "95% Wilson score interval, lower end."),
-        "share_real_high": ("0-1", "95% Wilson score interval, upper end."),
+        "share_real": ("0-1", "judged_real / part1_n (the share of answers, as in the report's Fig. 16)."),
+        "share_real_low": (
+            "0-1",
+            f"{SHARE_REAL_INTERVAL}, lower end (empty with fewer than 2 participants).",
+        ),
+        "share_real_high": ("0-1", f"{SHARE_REAL_INTERVAL}, upper end."),
+        "share_real_design_effect": (
+            "number ≥ 1",
+            "Design effect of clustering by participant: the cluster-robust variance of share_real over the "
+            "variance if every answer were independent, at least 1 (1 when each participant answered once, "
+            "or every answer was the same). The interval is Wilson's on part1_n / share_real_design_effect "
+            "answers.",
+        ),
         "share_correct": ("0-1", "Share of part 1 answers that were right."),
-        "part2_n": ("integer", "Part 2 ratings counted."),
-        "mean_rating": ("1-4", "Mean rating."),
+        "part2_n": (
+            "integer",
+            "Part 2 ratings counted; ratings, not independent draws (see part2_participants).",
+        ),
+        "part2_participants": ("integer", "Participants who gave those part 2 ratings."),
+        "mean_rating": ("1-4", "Mean rating (over the ratings)."),
         "rating_sd": ("stars", "Sample standard deviation of the ratings."),
-        "rating_low": ("1-4", "95% percentile bootstrap interval of the mean rating, lower end (n ≥ 2)."),
-        "rating_high": ("1-4", "95% percentile bootstrap interval of the mean rating, upper end (n ≥ 2)."),
+        "rating_low": (
+            "1-4",
+            f"{RATING_INTERVAL}, lower end (empty with fewer than 2 participants).",
+        ),
+        "rating_high": ("1-4", f"{RATING_INTERVAL}, upper end."),
         **{
             f"stars_{k}": ("integer", f"Part 2 ratings of {k} star{'s' if k > 1 else ''}.")
             for k in range(1, 5)
@@ -279,8 +312,9 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "share_real_more_participants": (
             "integer",
             "About how many more participants would make the share_real interval leave out 0 if the "
-            "difference so far held (0: it does; empty: no difference or no interval yet). A floor: early "
-            "differences tend to shrink.",
+            "difference so far and each participant's spread held, with the t quantile of the larger total "
+            "(0: it does; empty: no difference or no interval yet). An estimate under those assumptions: "
+            "early differences tend to shrink, which would need more.",
         ),
         "rating_difference": ("stars", "mean_rating of condition_a less that of condition_b."),
         "rating_low": ("stars", f"{DIFFERENCE_INTERVAL}, lower end ({NO_INTERVAL})."),
@@ -312,8 +346,7 @@ def neutralise(value: Any) -> Any:
 
 
 def iso_utc(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives naive UTC datetimes
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _cell(value: Any) -> Any:
@@ -331,11 +364,7 @@ def _json_value(value: Any) -> Any:
 def _elapsed_ms(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
-    return round((_aware(end) - _aware(start)).total_seconds() * 1000)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return round((end - start).total_seconds() * 1000)
 
 
 def csv_stream(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -523,12 +552,15 @@ def summary_rows(session: Session, study: Study, options: ExportOptions) -> Iter
             "condition": c["condition"],
             "label": c["label"],
             "part1_n": p1["n"],
+            "part1_participants": p1["participants"],
             "judged_real": p1["judged_real"],
             "share_real": p1["share_real"],
             "share_real_low": p1["low"],
             "share_real_high": p1["high"],
+            "share_real_design_effect": p1["design_effect"],
             "share_correct": p1["share_correct"],
             "part2_n": p2["n"],
+            "part2_participants": p2["participants"],
             "mean_rating": p2["mean"],
             "rating_sd": p2["sd"],
             "rating_low": p2["low"],

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -53,9 +52,9 @@ class Study(Base):
     redirect_url: Mapped[str | None] = mapped_column(String(500))
     attention_checks: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default=StudyStatus.draft)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
     # Participants started so far: an atomic counter that places each new one in the balanced design.
     participant_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Version of the consent/instructions texts participants see now (0: a draft, not versioned yet).
@@ -78,7 +77,7 @@ class StudyTexts(Base):
     title: Mapped[str] = mapped_column(String(200))
     consent_text: Mapped[str] = mapped_column(Text)
     instructions: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StudyPhoto(Base):
@@ -142,9 +141,9 @@ class Participant(Base):
     prolific_study_id: Mapped[str | None] = mapped_column(String(128))
     prolific_session_id: Mapped[str | None] = mapped_column(String(128))
     user_agent: Mapped[str | None] = mapped_column(String(300))
-    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # instructions read
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consented_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()  # instructions read
+    completed_at: Mapped[datetime | None] = mapped_column()
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     secret_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the session secret (cookie)
     browser: Mapped[str | None] = mapped_column(String(64))  # hash of the browser cookie (one per study)
@@ -180,8 +179,8 @@ class Trial(Base):
     response: Mapped[str | None] = mapped_column(String(8))  # part 1: "real" | "fake"
     rating: Mapped[int | None] = mapped_column(SmallInteger)  # part 2: 1..4
     response_ms: Mapped[int | None] = mapped_column(Integer)  # measured in the browser
-    shown_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    shown_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
 
     @property
     def correct(self) -> bool | None:
@@ -206,9 +205,9 @@ class AdminSessionRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
     csrf: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
 
 class LoginThrottle(Base):
@@ -217,5 +216,5 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttle"
 
     client: Mapped[str] = mapped_column(String(128), primary_key=True)
-    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_start: Mapped[datetime] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer)

@@ -1,5 +1,6 @@
 """The participant's session cookie: signed, scoped to the study's path, carrying the secret issued at consent
-(the database keeps only its hash; see ``backend.study.service`` for how a participant resumes elsewhere)."""
+(the database keeps only its hash; ``backend.study.participants`` tells how a participant resumes elsewhere).
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ class Bar:
     value: float | None
     low: float | None
     high: float | None
-    n: int
+    n: int  # answers
+    participants: int
     real: bool = False
 
 
@@ -32,8 +33,8 @@ def bar_chart(
     """Vertical bars with error whiskers; ``fmt`` formats values (e.g. "{:.0%}" or "{:.2f}"). ``title`` is its
     accessible name; the page shows it as a heading that wraps (:class:`Chart`), not drawn on one line."""
     # The top margin leaves room for a value label above a full bar's whisker.
-    width, height = 120 + 110 * max(len(bars), 1), 296
-    left, right, top, bottom = 56, 16, 30, 58
+    width, height = 120 + 110 * max(len(bars), 1), 314
+    left, right, top, bottom = 56, 16, 30, 76
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def y(v: float) -> float:
@@ -63,7 +64,8 @@ def bar_chart(
             out.append(
                 f'<rect class="{cls}" x="{cx - bar_w / 2:.1f}" y="{by:.1f}" width="{bar_w:.1f}" '
                 f'height="{top + plot_h - by:.1f}" rx="3"><title>{escape(bar.label)}: '
-                f"{escape(fmt.format(bar.value))} (n = {bar.n})</title></rect>"
+                f"{escape(fmt.format(bar.value))} ({bar.n} answers from {bar.participants} participants)"
+                "</title></rect>"
             )
             if bar.low is not None and bar.high is not None:
                 lo, hi = y(bar.low), y(bar.high)
@@ -93,6 +95,10 @@ def bar_chart(
             f'<text class="chart-n" x="{cx:.1f}" y="{top + plot_h + 38}" text-anchor="middle">'
             f"n = {bar.n}</text>"
         )
+        out.append(  # the interval counts each participant once: say how many there are
+            f'<text class="chart-n" x="{cx:.1f}" y="{top + plot_h + 55}" text-anchor="middle">'
+            f"{bar.participants} {'person' if bar.participants == 1 else 'people'}</text>"
+        )
     out.append(
         f'<line class="chart-axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>'
     )
@@ -111,10 +117,14 @@ def study_charts(summary: dict) -> dict[str, Chart]:
     for c in summary["conditions"]:
         p1, p2 = c["part1"], c["part2"]
         is_real = c["condition"] == "real"
-        real_bars.append(Bar(c["label"], p1["share_real"], p1["low"], p1["high"], p1["n"], is_real))
-        rating_bars.append(Bar(c["label"], p2["mean"], p2["low"], p2["high"], p2["n"], is_real))
-    real_title = "Judged a real photo (95% Wilson interval)"
-    rating_title = "Mean rating, 1-4 stars (95% bootstrap interval)"
+        real_bars.append(
+            Bar(c["label"], p1["share_real"], p1["low"], p1["high"], p1["n"], p1["participants"], is_real)
+        )
+        rating_bars.append(
+            Bar(c["label"], p2["mean"], p2["low"], p2["high"], p2["n"], p2["participants"], is_real)
+        )
+    real_title = "Judged a real photo (95% Wilson interval, by participant)"
+    rating_title = "Mean rating, 1-4 stars (95% bootstrap interval, by participant)"
     return {
         "real": Chart(
             real_title,

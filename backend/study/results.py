@@ -1,7 +1,8 @@
 """Live results of a study, per condition (the report's Fig. 16 and 17) and per photo.
 
 Attention-check trials never count in the results; participants who failed an attention check can be left
-out entirely (``exclude_failed_attention``).
+out entirely (``exclude_failed_attention``). Every interval counts a participant's answers as one draw
+(:mod:`backend.study.stats`), so each comes with both counts: answers and participants.
 """
 
 from __future__ import annotations
@@ -87,27 +88,44 @@ def attention_outcomes(session: Session, study: Study) -> dict[str, bool]:
     return outcomes
 
 
+def _per_participant_totals(answers: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each participant's summed answer values and how many answers they gave, from (participant, value)."""
+    totals: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for pid, value in answers:
+        totals[pid] += value
+        counts[pid] += 1
+    people = len(counts)
+    return np.fromiter(totals.values(), np.float64, people), np.fromiter(counts.values(), np.float64, people)
+
+
 def _part1(rows: list[TrialRow]) -> dict[str, Any]:
-    judged_real = sum(1 for r in rows if r.response == "real")
-    w = stats.wilson(judged_real, len(rows))
+    share = stats.clustered_share(
+        *_per_participant_totals([(r.participant_id, float(r.response == "real")) for r in rows])
+    )
     correct = sum(1 for r in rows if (r.response == "real") == (r.condition == REAL))
     return {
-        "n": len(rows),
-        "judged_real": judged_real,
-        "share_real": w.p,
-        "low": w.low,
-        "high": w.high,
+        "n": share.n,
+        "participants": share.participants,
+        "judged_real": share.k,
+        "share_real": share.p,
+        "low": share.low,
+        "high": share.high,
+        "design_effect": share.design_effect,
         "correct": correct,
         "share_correct": correct / len(rows) if rows else None,
     }
 
 
 def _part2(rows: list[TrialRow]) -> dict[str, Any]:
-    ratings = [r.rating for r in rows if r.rating is not None]
+    rated = [(r.participant_id, r.rating) for r in rows if r.rating is not None]
+    ratings = [rating for _, rating in rated]
     m = stats.mean_ci(ratings)
-    low, high = stats.rating_interval(ratings)
+    totals, counts = _per_participant_totals([(pid, float(rating)) for pid, rating in rated])
+    low, high = stats.rating_interval(totals, counts)
     return {
         "n": m.n,
+        "participants": len(counts),
         "mean": m.mean,
         "sd": m.sd,
         "low": low,
@@ -194,7 +212,7 @@ def summarize(
         "median_response_ms": stats.median(times),
         "conditions": conditions,
         "photos": photo_rows,
-        "intervals": f"share judged real: 95% Wilson score interval; mean rating: {stats.RATING_INTERVAL}",
+        "intervals": f"share judged real: {stats.SHARE_INTERVAL}; mean rating: {stats.RATING_INTERVAL}",
         "comparisons": comparisons,
         "comparison_intervals": stats.DIFFERENCE_INTERVAL,
     }

@@ -1,10 +1,18 @@
-"""Statistics for the study results: Wilson score interval for proportions, bootstrap interval for ratings.
+"""Statistics for the study results: intervals per condition and for differences between conditions.
 
-No scipy. The share "judged real" uses the Wilson score interval with z = 1.959964 (95%). The mean rating
-uses a 95% percentile bootstrap interval (RATING_RESAMPLES resamples of the ratings, fixed seed so a page
-shows the same figures on every refresh): every resampled mean lies between the smallest and the largest
-rating given, so the interval never leaves the 1–4 scale (a Student t interval, ``mean_ci``, does for small n:
-e.g. ratings 1 and 4 give −16.56–21.56).
+No scipy. A participant's answers are not independent draws (one who calls most photos real does so for every
+photo), so every interval here counts a participant's answers as one draw; treated as separate draws, 60
+answers from 12 participants who each answered alike gave an interval half as wide as it should be.
+
+The share "judged real" (``clustered_share``) uses the Wilson score interval with z = 1.959964 (95%) on the
+effective number of answers: the answers divided by the design effect, the cluster-robust variance of the
+share over the variance it would have if every answer were independent (at least 1). When each participant
+answers once that is 1, and the interval is Wilson's on the answers. The mean rating (``rating_interval``)
+uses a 95% percentile bootstrap interval that resamples participants with all their ratings
+(RATING_RESAMPLES resamples, fixed seed so a page shows the same figures on every refresh): every resampled
+mean lies between the smallest and the largest rating given, so the interval never leaves the 1–4 scale (a
+Student t interval, ``mean_ci``, does for small n: e.g. ratings 1 and 4 give −16.56–21.56). Neither gives an
+interval from fewer than two participants.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -25,6 +34,20 @@ class Proportion:
     p: float | None
     low: float | None
     high: float | None
+
+
+@dataclass(frozen=True)
+class ClusteredProportion:
+    """k of n answers from ``participants`` people, with an interval that counts a participant's answers as
+    one draw: Wilson's on n / design_effect answers."""
+
+    k: int
+    n: int
+    participants: int
+    p: float | None
+    low: float | None
+    high: float | None
+    design_effect: float | None
 
 
 @dataclass(frozen=True)
@@ -43,13 +66,56 @@ def wilson(k: int, n: int, z: float = Z95) -> Proportion:
     if not 0 <= k <= n:
         raise ValueError(f"k={k} is not within 0..n={n}")
     p = k / n
+    low, high = _wilson_bounds(p, n, z)
+    low = 0.0 if k == 0 else low  # exact at the edges (no rounding residue)
+    high = 1.0 if k == n else high
+    return Proportion(k, n, p, low, high)
+
+
+def _wilson_bounds(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval of a share p over n answers (n need not be whole: an effective number)."""
     z2 = z * z
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    low = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the edges (no rounding residue)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return Proportion(k, n, p, low, high)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def clustered_share(
+    hits: Sequence[float] | np.ndarray, answers: Sequence[float] | np.ndarray, z: float = Z95
+) -> ClusteredProportion:
+    """The share of answers that were hits (judged real), from each participant's hits and answers, with a
+    Wilson interval on the effective number of answers (module docstring). The design effect is the
+    cluster-robust (sandwich) variance of the ratio estimator Σhits / Σanswers — each participant's
+    residuals summed before squaring, × participants / (participants − 1) — over the same variance with
+    every answer its own participant (× answers / (answers − 1)), so it is exactly 1 when each participant
+    answered once. It is never below 1 (a smaller one, from participants whose shares agree more than chance
+    would have them, is no evidence of answers more informative than independent ones) and is 1 where every
+    answer is the same (no spread to estimate it from). No interval with fewer than two participants."""
+    hit_counts, answer_counts = np.asarray(hits, dtype=np.float64), np.asarray(answers, dtype=np.float64)
+    if hit_counts.shape != answer_counts.shape:
+        raise ValueError("hits and answers need one entry per participant")
+    answered = answer_counts > 0
+    hit_counts, answer_counts = hit_counts[answered], answer_counts[answered]
+    if ((hit_counts < 0) | (hit_counts > answer_counts)).any():
+        raise ValueError("a participant's hits must lie within 0..their answers")
+    people = int(answered.sum())
+    k, n = round(float(hit_counts.sum())), round(float(answer_counts.sum()))
+    if n == 0:
+        return ClusteredProportion(0, 0, 0, None, None, None, None)
+    p = k / n
+    if people < 2:
+        return ClusteredProportion(k, n, people, p, None, None, None)
+    design_effect = 1.0
+    if 0 < k < n:
+        residuals = hit_counts - p * answer_counts
+        clustered = people / (people - 1) * float(residuals @ residuals)
+        independent = n / (n - 1) * n * p * (1 - p)
+        design_effect = max(1.0, clustered / independent)
+    low, high = _wilson_bounds(p, n / design_effect, z)
+    low = 0.0 if k == 0 else low
+    high = 1.0 if k == n else high
+    return ClusteredProportion(k, n, people, p, low, high, design_effect)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -131,29 +197,61 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> MeanCI:
     return MeanCI(n, mean, sd, mean - half, mean + half)
 
 
+SHARE_INTERVAL = (
+    "95% Wilson score interval clustered by participant (on the answers divided by the design effect of "
+    "a participant's answers counting as one draw)"
+)
 RATING_RESAMPLES = 4000
-RATING_INTERVAL = "95% percentile bootstrap interval (4,000 resamples), within the 1–4 scale"
+RATING_INTERVAL = (
+    "95% percentile bootstrap interval clustered by participant (4,000 resamples of the participants with "
+    "all their ratings), within the 1–4 scale"
+)
+BOOTSTRAP_CELLS = 1_000_000  # resampled counts held at once (8 MB), however many kinds of participant
 
 
 def rating_interval(
-    ratings: Sequence[int],
+    totals: Sequence[float] | np.ndarray,
+    counts: Sequence[float] | np.ndarray | None = None,
     level: float = 0.95,
     scale: tuple[int, int] = (1, 4),
     resamples: int = RATING_RESAMPLES,
 ) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of the mean of integer ratings (None for fewer than 2 ratings). Resamples
-    the rating counts (multinomial), so it costs the same for 10 or 100,000 ratings."""
-    n = len(ratings)
-    if n < 2:
-        return None, None
+    """Percentile bootstrap interval of the mean rating Σtotals / Σcounts that resamples participants:
+    ``totals`` are each participant's summed stars, ``counts`` how many ratings each gave (default: one
+    each, so ``totals`` are the ratings). None for fewer than 2 participants.
+
+    Participants who gave as many ratings with the same total are interchangeable, so it resamples how many
+    of each kind there are (multinomial over, for each number of ratings given, every total it allows): it
+    costs the same for 10 or 100,000 participants, and with one rating each it is the bootstrap of the
+    ratings themselves, draw for draw."""
+    stars = np.asarray(totals, dtype=np.float64)
+    given = np.ones_like(stars) if counts is None else np.asarray(counts, dtype=np.float64)
+    if stars.shape != given.shape:
+        raise ValueError("totals and counts need one entry per participant")
+    rated = given > 0
+    person_stars = np.rint(stars[rated]).astype(np.int64)
+    person_ratings = np.rint(given[rated]).astype(np.int64)
     low_value, high_value = scale
-    values = np.arange(low_value, high_value + 1, dtype=np.float64)
-    counts = np.bincount(np.asarray(ratings, dtype=np.int64) - low_value, minlength=len(values))
-    if counts.size != values.size:
+    if ((person_stars < person_ratings * low_value) | (person_stars > person_ratings * high_value)).any():
         raise ValueError(f"ratings must lie within {low_value}..{high_value}")
-    draws = np.random.default_rng(0).multinomial(n, counts / n, size=resamples)
-    means = draws @ values / n
-    low, high = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    people = int(person_ratings.size)
+    if people < 2:
+        return None, None
+    sizes = np.unique(person_ratings)  # the numbers of ratings participants gave
+    widths = sizes * (high_value - low_value) + 1
+    starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
+    totals_allowed = [np.arange(size * low_value, size * high_value + 1) for size in sizes]
+    kind_totals = np.concatenate(totals_allowed).astype(np.float64)
+    kind_counts = np.repeat(sizes, widths).astype(np.float64)
+    kind = starts[np.searchsorted(sizes, person_ratings)] + person_stars - person_ratings * low_value
+    shares = np.bincount(kind, minlength=kind_totals.size) / people
+    rng = np.random.default_rng(0)
+    batch = max(1, BOOTSTRAP_CELLS // kind_totals.size)
+    means = []
+    for done in range(0, resamples, batch):
+        draws = rng.multinomial(people, shares, size=min(batch, resamples - done))
+        means.append(draws @ kind_totals / (draws @ kind_counts))
+    low, high = np.quantile(np.concatenate(means), [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
 
 
@@ -191,22 +289,53 @@ class Difference:
     low: float | None
     high: float | None
     participants: int = 0  # who answered this part
-    half_width: float | None = None  # of the interval before it was clipped to what a difference can be
+    standard_error: float | None = None  # the cluster-robust one the interval is built on
+    tail: float | None = None  # the probability left out on each side (Bonferroni-adjusted)
 
     @property
     def excludes_zero(self) -> bool:
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
     def more_participants(self) -> int | None:
-        """About how many more participants would make the interval leave out 0 if the difference so far
-        held (an interval narrows as 1/√participants): 0 when it already does; None when it cannot be said
-        (no interval, or no difference so far). Early differences tend to shrink, so read it as a floor."""
+        """About how many more participants would make the interval leave out 0 if the difference so far and
+        each participant's spread held: the fewest for which t(total − 1) × SE × √(participants / total) <
+        |difference| (the standard error narrows as 1/√participants, and the t quantile with the total's
+        degrees of freedom; keeping today's t overstated it by a third at 17 participants, 2× at 6). 0 when
+        it already does; None when it cannot be said (no interval, or no difference so far). An estimate
+        under those assumptions, not a bound: early differences tend to shrink, which would need more."""
         if self.excludes_zero:
             return 0
-        if self.estimate is None or self.half_width is None or self.estimate == 0:  # no interval: < 2 people
+        if self.estimate is None or self.standard_error is None or self.tail is None:
+            return None  # no interval: fewer than 2 people, or no spread
+        if abs(self.estimate) <= NO_SPREAD:  # no difference so far (or the rounding residue of none)
             return None
-        needed = self.participants * (self.half_width / abs(self.estimate)) ** 2
-        return max(1, math.ceil(needed) - self.participants)
+        people, error, gap = self.participants, self.standard_error, abs(self.estimate)
+        quantile = 1 - self.tail
+
+        def tells(total: int) -> bool:
+            return _t_or_normal_quantile(quantile, total - 1) * error * math.sqrt(people / total) < gap
+
+        # the projected half-width falls as the total grows; the total lies between what the normal
+        # quantile (a t quantile's limit) and today's t quantile give
+        scale = people * (error / gap) ** 2
+        fewest = max(people + 1, math.floor(scale * NormalDist().inv_cdf(quantile) ** 2))
+        enough = max(fewest, math.floor(scale * t_quantile(quantile, people - 1) ** 2) + 1)
+        while not tells(enough):  # rounding at the bound's edge
+            enough += 1
+        while fewest < enough:
+            middle = (fewest + enough) // 2
+            if tells(middle):
+                enough = middle
+            else:
+                fewest = middle + 1
+        return enough - people
+
+
+LARGE_DF = 1e6  # beyond it the t quantile is the normal one to 1e-6 (and t_cdf's df / (df + t²) rounds to 1)
+
+
+def _t_or_normal_quantile(q: float, df: float) -> float:
+    return t_quantile(q, df) if df < LARGE_DF else NormalDist().inv_cdf(q)
 
 
 # A spread at most this is none: rounding residue (about 1e-17 a participant); one from answers that vary is
@@ -263,5 +392,5 @@ def ratio_differences(
             continue
         half = t * spread
         low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
-        out.append(Difference(estimate, low, high, people, half))
+        out.append(Difference(estimate, low, high, people, spread, tail))
     return out

@@ -202,7 +202,7 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
     page.locator('#rerun-presets [data-preset="balanced"]').click()
     page.wait_for_url(lambda url: url != first and url.endswith("/view"))
     again = page.url.rstrip("/").split("/")[-2]
-    job = httpx.get(f"{stack.base_url}/jobs/{again}").json()
+    job = page.request.get(f"{stack.base_url}/jobs/{again}").json()  # as its maker: rerun_of
     assert (
         job["method"] == "exemplar" and job["urls"]["reference"] and job["rerun_of"] == first.split("/")[-2]
     )
@@ -211,7 +211,7 @@ def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore
         "iterations": 50,
         "size": 256,
     }
-    httpx.delete(f"{stack.base_url}/jobs/{again}")  # no need to let it run
+    page.request.delete(f"{stack.base_url}/jobs/{again}")  # no need to let it run
 
 
 def test_a_preset_over_the_time_limit_says_it_stops_there(stack, page) -> None:  # type: ignore[no-untyped-def]
@@ -242,7 +242,7 @@ def test_a_preset_over_the_time_limit_says_it_stops_there(stack, page) -> None: 
 
 
 def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # type: ignore[no-untyped-def]
-    job_id = colorize_lakeside(stack.base_url)
+    job_id = colorize_lakeside(stack.base_url, page)  # this browser's job: it may delete it
     page.goto(f"{stack.base_url}/jobs/{job_id}/view")
     delete = page.get_by_role("button", name="Delete")
     expect(delete).to_be_visible()

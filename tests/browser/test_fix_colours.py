@@ -118,7 +118,7 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
     expect(img).not_to_have_attribute("data-job-id", first)
     hinted = img.get_attribute("data-job-id")
     assert hinted
-    job = httpx.get(f"{stack.base_url}/jobs/{hinted}").json()
+    job = page.request.get(f"{stack.base_url}/jobs/{hinted}").json()  # as its maker: rerun_of
     assert job["rerun_of"] == first and job["status"] == "done"
     assert job["fix_preview"] is True  # out of the history until kept
     [hint] = job["params"]["hints"]

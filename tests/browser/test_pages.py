@@ -155,7 +155,7 @@ def test_cancel_queued_job(idle_stack, page) -> None:  # type: ignore[no-untyped
     page.locator("#run-again").click()
     page.wait_for_url(lambda url: url.endswith("/view") and job_id not in url)
     again = page.url.rstrip("/").split("/")[-2]
-    job = httpx.get(f"{idle_stack.base_url}/jobs/{again}").json()
+    job = page.request.get(f"{idle_stack.base_url}/jobs/{again}").json()  # as its maker: rerun_of
     assert job["rerun_of"] == job_id and job["method"] == "cnn" and job["source_name"] == source.name
     expect(page.locator("#job-status")).to_have_text("Queued")
 

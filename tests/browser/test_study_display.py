@@ -269,10 +269,10 @@ def test_results_fit_a_phone_and_stay_whole_on_a_computer(base, desktop, phone_p
     assert scrollers == [0, 0], f"a chart scrolls sideways on a phone: {scrollers}"
     # Each chart's title wraps above it, whole (the SVG's own one-line title, cut at this width, is hidden)
     headings = phone.locator("#results .chart-heading")
-    expect(headings.first).to_have_text("Judged a real photo (95% Wilson interval)")
-    expect(headings.nth(1)).to_have_text("Mean rating, 1-4 stars (95% bootstrap interval)")
+    expect(headings.first).to_have_text("Judged a real photo (95% Wilson interval, by participant)")
+    expect(headings.nth(1)).to_have_text("Mean rating, 1-4 stars (95% bootstrap interval, by participant)")
     expect(phone.locator("#results svg.chart title").first).to_have_text(
-        "Judged a real photo (95% Wilson interval)"
+        "Judged a real photo (95% Wilson interval, by participant)"
     )  # and the chart keeps it as its accessible name
     # Words drawn in the chart stay readable once shrunk: at least 9.5 px on screen
     smallest = phone.evaluate(

@@ -112,7 +112,7 @@ def test_another_reference_from_the_job_page(stack, page) -> None:  # type: igno
     page.wait_for_url(lambda url: url.endswith("/view") and first not in url)
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
     second = page.url.rstrip("/").split("/")[-2]
-    job = httpx.get(f"{stack.base_url}/jobs/{second}").json()
+    job = page.request.get(f"{stack.base_url}/jobs/{second}").json()  # as its maker: rerun_of
     assert job["method"] == "unet-bins-reference" and job["rerun_of"] == first and job["urls"]["reference"]
     # On the reference job, another one uploaded: a new job with that reference.
     expect(page.locator("#another-reference-heading")).to_have_text("Another reference")
@@ -120,7 +120,7 @@ def test_another_reference_from_the_job_page(stack, page) -> None:  # type: igno
     page.locator("#another-reference-apply").click()
     page.wait_for_url(lambda url: url.endswith("/view") and second not in url)
     expect(page.locator("#job-status")).to_have_text("Done", timeout=90_000)
-    third = httpx.get(f"{stack.base_url}/jobs/{page.url.rstrip('/').split('/')[-2]}").json()
+    third = page.request.get(f"{stack.base_url}/jobs/{page.url.rstrip('/').split('/')[-2]}").json()
     assert third["rerun_of"] == second
     references = [httpx.get(stack.base_url + j["urls"]["reference"]).content for j in (job, third)]
     assert references[0] != references[1]

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend.db import session_scope, statement_scope
-from backend.study import builder, service
+from backend.study import builder
+from backend.study import participants as service
 from backend.study.models import ATTENTION, Participant, Study, Trial
 from tests.conftest import statements_sent
 

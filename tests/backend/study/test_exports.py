@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from backend.db import session_scope
 from backend.models import ID_ALPHABET, new_id, random_string
-from backend.study import builder, export, service
+from backend.study import builder, export
+from backend.study import participants as service
 from backend.study.models import Participant, Trial
 from tests.backend.study.conftest import login
 

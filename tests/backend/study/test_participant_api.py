@@ -249,7 +249,7 @@ def test_answers_do_not_wait_behind_a_crowd_opening_the_link(sqlite_db, make_stu
 
     from backend.config import get_settings
     from backend.main import create_app
-    from backend.study import service
+    from backend.study import participants as service
 
     slug = make_study(trials=(2, 2))
     gate = threading.Event()

@@ -136,8 +136,10 @@ def test_difference_of_shares_matches_hand_computation() -> None:
     assert d.estimate == pytest.approx(0.5)
     assert d.low == pytest.approx(0.5 - 1.232330, abs=1e-5) and d.high == 1.0  # clipped to what can be
     assert not d.excludes_zero
-    # 3 × (1.232330 / 0.5)² = 18.2: about 16 more participants, if the difference held
-    assert d.participants == 3 and d.more_participants() == 16
+    # if the difference and each participant's spread held, the half-width at T participants would be
+    # t(0.975, T − 1) × .286411 × √(3/T): at 6, 2.570582 × .286411 × .707107 = .5206 (not below .5); at 7,
+    # 2.446912 × .286411 × .654654 = .4588: 4 more (today's t on 2 df for every T said 16)
+    assert d.participants == 3 and d.more_participants() == 4
     # a participant with no answers in this part (only the other part's) changes nothing
     assert stats.ratio_differences([*sums, [0, 0]], [*counts, [0, 0]], [(0, 1)], bounds=(-1.0, 1.0)) == [d]
     (wide,) = stats.ratio_differences(sums, counts, [(0, 1)])

@@ -25,7 +25,7 @@ import random
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
@@ -670,8 +670,7 @@ def answers_closed(
     (STUDY_CLOSE_GRACE_MINUTES) has passed. A researcher's preview is never refused."""
     if participant.is_preview or study.status != StudyStatus.closed or study.closed_at is None:
         return False
-    closed_at = study.closed_at if study.closed_at.tzinfo else study.closed_at.replace(tzinfo=UTC)
-    return (now or utcnow()) > closed_at + timedelta(minutes=grace_minutes)
+    return (now or utcnow()) > study.closed_at + timedelta(minutes=grace_minutes)
 
 
 @dataclass(frozen=True)
