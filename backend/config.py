@@ -8,6 +8,7 @@ under ``DATA_DIR`` (``./var``), so ``make run`` needs no server. Production sets
 from __future__ import annotations
 
 import base64
+import enum
 import os
 import secrets
 import time
@@ -17,6 +18,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Lane(enum.StrEnum):
+    """The two job queues: feed-forward jobs (one pass, sub-second) and iterative ones (minutes each), each
+    consumed by its own workers so that a fast job never waits behind a slow one."""
+
+    fast = "fast"
+    iterative = "iterative"
 
 
 class Settings(BaseSettings):
@@ -333,8 +342,11 @@ class Settings(BaseSettings):
             raise ValueError("FAST_QUEUE and ITERATIVE_QUEUE must differ: each lane has its own queue")
         return self
 
-    def queue_of(self, lane: str) -> str:
-        return self.iterative_queue if lane == "iterative" else self.fast_queue
+    def queue_of(self, lane: Lane) -> str:
+        return self.iterative_queue if lane == Lane.iterative else self.fast_queue
+
+    def concurrency_of(self, lane: Lane) -> int:
+        return self.iterative_concurrency if lane == Lane.iterative else self.fast_concurrency
 
     @property
     def docs_enabled(self) -> bool:

@@ -169,7 +169,7 @@ def queue_info(session: Session, settings: Settings, job: Job) -> dict[str, Any]
     if JobStatus(job.status).finished:
         return None
     lane = lane_of(job.method)
-    concurrency = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
+    concurrency = settings.concurrency_of(lane)
     est = Estimator(session)
     now = utcnow()
     own = est.run_seconds(job.method, job.params or {}, _megapixels(job))

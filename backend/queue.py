@@ -14,10 +14,10 @@ from __future__ import annotations
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from backend.config import Settings, get_settings
+from backend.config import Lane, Settings, get_settings
 
 TASK_COLORIZE = "colorlab.colorize"
-LANES = ("fast", "iterative")
+LANES = tuple(Lane)
 # What sending raises while the broker is away (Redis down, a filesystem broker's folder unwritable).
 BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, ConnectionError, OSError)
 
@@ -81,12 +81,12 @@ def reset() -> None:
     _app = None
 
 
-def lane_of(method: str) -> str:
+def lane_of(method: str) -> Lane:
     """The lane a method's jobs run in: ``iterative`` for iterative methods, else ``fast``."""
     from worker.colorizers import methods  # the torch-free method list
 
     info = methods.get(method)
-    return "iterative" if info is not None and info.iterative else "fast"
+    return Lane.iterative if info is not None and info.iterative else Lane.fast
 
 
 def send(job_id: str, method: str, *, countdown: float | None = None) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import click
 
 from backend.cli import database_reason
-from backend.config import Settings, get_settings
+from backend.config import Lane, Settings, get_settings
 
 
 @click.command()
@@ -108,7 +108,7 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
 @click.command()
 @click.option(
     "--lane",
-    type=click.Choice(["fast", "iterative", "all"]),
+    type=click.Choice([*Lane, "all"]),
     default="all",
     show_default=True,
     help="fast: feed-forward jobs (FAST_QUEUE); iterative: exemplar jobs (ITERATIVE_QUEUE); all: both "
@@ -126,12 +126,10 @@ def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
     from worker.celery_app import worker_app
 
     settings = get_settings()
-    queues = {
-        "fast": [settings.fast_queue],
-        "iterative": [settings.iterative_queue],
-        "all": [settings.fast_queue, settings.iterative_queue],
-    }[lane]
-    default = settings.iterative_concurrency if lane == "iterative" else settings.fast_concurrency
+    lanes = list(Lane) if lane == "all" else [Lane(lane)]
+    queues = [settings.queue_of(one) for one in lanes]
+    # "all" runs as many processes as the fast lane would: the busier one
+    default = settings.concurrency_of(lanes[0])
     app = worker_app()
     app.worker_main(
         [
@@ -251,8 +249,7 @@ def run(fetch: bool) -> None:
     # The children stay in our process group (Ctrl+C or a kill of the group reaches them) and die with us
     # even when only this supervisor is killed (-9): nothing is left holding the port or the queue.
     children = [
-        Child("fast-lane worker", [*exe, "worker", "--lane", "fast"]),
-        Child("iterative-lane worker", [*exe, "worker", "--lane", "iterative"]),
+        *(Child(f"{lane}-lane worker", [*exe, "worker", "--lane", lane]) for lane in Lane),
         Child("web app", [*exe, "serve", "--workers", "1"]),
     ]
     local = f"http://127.0.0.1:{settings.port}" if settings.host in ("0.0.0.0", "::") else None

@@ -210,8 +210,8 @@ def test_summary_export_and_results_page_show_answers_and_participants(app_clien
         low, high = stats.rating_interval([s for s, _ in rated], [m for _, m in rated])
         assert (float(row["rating_low"]), float(row["rating_high"])) == pytest.approx((low, high))
         assert int(row["part2_participants"]) == 4
-        assert f"{share.n} answers from 4 participants" in page
-        assert f"{row['part2_n']} ratings from 4 participants" in page
+        assert f'{share.n} <span class="muted">(4)</span>' in page  # answers (people)
+        assert f'{row["part2_n"]} <span class="muted">(4)</span>' in page
     assert "clustered by participant" in page
     codebook = {
         r["column"]: r["meaning"]
