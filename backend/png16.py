@@ -26,8 +26,8 @@ _RGB16_HEADER = (16, 2, 0, 0, 0)  # bit depth, colour type (RGB), compression, f
 _SAMPLE_BYTES = 6  # bytes per pixel: three big-endian 16-bit samples (the filters' left neighbour distance)
 _FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
 _ANIMATION = (b"acTL", b"fcTL", b"fdAT")  # an APNG's frames: its image is the default one, in IDAT
-# Rows are filtered, compressed and read back in bands of about this many pixels.
-BAND_PIXELS = 1 << 20
+# Rows are filtered, compressed and read back in bands of about this many pixels (the colour conversions').
+BAND_PIXELS = lab.BAND_PIXELS
 # A band of at most this many rows (256 pixels wide or more) is unfiltered row by row, a taller one at once.
 _ROWS_ONE_BY_ONE = 4096
 _IDAT_MAX = 1 << 20  # about this many bytes of compressed data per IDAT chunk (any size is valid)

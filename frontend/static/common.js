@@ -305,6 +305,19 @@
   // multiple (a checkbox named "methods", the compare form; else a radio named "method"), checked, and
   // details (what the method is, paper and architecture, behind "details": the card is then wrapped in a
   // .method-item).
+  // GET /methods into `list` (a busy container): the methods, or null once `list` says they could not be had.
+  async function fetchMethods(list) {
+    try {
+      const response = await fetch("/methods", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return await response.json();
+    } catch (err) {
+      list.replaceChildren(el("p", { class: "field-error", text: "Could not load the methods (" + err.message + "). Reload the page to try again." }));
+      list.removeAttribute("aria-busy");
+      return null;
+    }
+  }
+
   function methodCard(method, opts) {
     const options = opts || {};
     const available = method.available !== false;
@@ -546,6 +559,6 @@
   window.ColorLab = {
     deleteButton, $, el, formatBytes, seconds, slug, resultFileName, ordinal, about, presetTime, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
+    setupDropzones, fetchMethods, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };
 })();

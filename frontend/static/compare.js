@@ -42,15 +42,9 @@
 
     async function loadMethods() {
       const list = $("method-list");
-      try {
-        const response = await fetch("/methods", { headers: { Accept: "application/json" } });
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        methods = await response.json();
-      } catch (err) {
-        list.replaceChildren(el("p", { class: "field-error", text: "Could not load the methods (" + err.message + "). Reload the page to try again." }));
-        list.removeAttribute("aria-busy");
-        return;
-      }
+      const loaded = await CL.fetchMethods(list);
+      if (!loaded) return;
+      methods = loaded;
       // The methods that can run are cards; the others fold away under one line with their reasons.
       const usable = methods.filter((m) => m.available !== false);
       const missing = methods.filter((m) => m.available === false);

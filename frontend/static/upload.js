@@ -74,15 +74,9 @@
   // ---- Methods (the cards: ColorLab.methodCard) ------------------------------------------------------
   async function loadMethods() {
     const list = $("method-list");
-    try {
-      const response = await fetch("/methods", { headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      state.methods = await response.json();
-    } catch (err) {
-      list.replaceChildren(el("p", { class: "field-error", text: "Could not load the methods (" + err.message + "). Reload the page to try again." }));
-      list.removeAttribute("aria-busy");
-      return;
-    }
+    const loaded = await CL.fetchMethods(list);
+    if (!loaded) return;
+    state.methods = loaded;
     // Usable methods first; the unavailable ones stay visible (disabled) with the reason.
     const ordered = [...state.methods].sort((a, b) => (b.available !== false) - (a.available !== false));
     list.replaceChildren(...ordered.map((method) => CL.methodCard(method, { details: true })));

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from worker.colorizers.datasets import PhotoDataset, split_paths
+from worker.colorizers.datasets import VALIDATION_MODULUS, VALIDATION_RESIDUE, PhotoDataset, split_paths
 from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.training.card import write_card
 from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
@@ -256,7 +256,8 @@ def _meta(
         "data": str(cfg.data),
         "train_photos": len(train_refs),
         "val_photos": len(val_refs),
-        "split": "worker.colorizers.datasets.split_paths: validation = ImageNet classes with index % 10 == 7",
+        "split": "worker.colorizers.datasets.split_paths: validation = ImageNet classes with index "
+        f"% {VALIDATION_MODULUS} == {VALIDATION_RESIDUE}",
         "hyperparameters": {
             "optimizer": "Adam" + (" (β1 0.5)" if cfg.arch == "gan" else ""),
             "lr": cfg.lr,
