@@ -1,5 +1,5 @@
 """Whether a request may use a colorization method, and with which options: the one place the web routes and
-the study builder decide it.
+the study builder decide it (a single upload, a re-run of a job, a comparison).
 
 A method must be known (422, naming the known ones), its options must pass the catalogue's checks (422: the
 library's ``ParamError``/``HintError`` become :class:`~backend.errors.UserError` here, where the backend
@@ -14,9 +14,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from starlette.datastructures import FormData
+
 from backend import method_views
 from backend.config import Settings
 from backend.errors import UserError
+from backend.models import Job
 from backend.uploads import has_file
 from backend.web import unique_keys
 from worker.colorizers.method_info import MethodInfo, validate_params
@@ -104,6 +107,69 @@ def check_reference_given(info: MethodInfo, has_reference: bool, reference_id: s
         )
     if not info.needs_reference and (has_reference or reference_id):
         raise UserError(422, f"method {info.name!r} takes no reference image", field="reference")
+
+
+def choose_for_rerun(
+    job: Job,
+    method: str | None,
+    form: Any,
+    options_json: str | None,
+    settings: Settings,
+    new_reference: bool,
+) -> tuple[MethodInfo, dict[str, Any]]:
+    """The method and options of a re-run of ``job`` (`POST /jobs/{id}/rerun`): ``method``, else the job's;
+    a new reference with no ``method`` turns a method that takes none into the reference method (as POST
+    /colorize does). The options not given keep the job's values where the method takes them. 422 for a
+    reference missing or one too many, 409 for a method not installed."""
+    if len(form.getlist("fix_preview")) > 1:
+        raise UserError(422, "`fix_preview` came more than once: send it once")
+    # fix_preview is a field of the re-run, not a method option
+    form = FormData([(key, value) for key, value in form.multi_items() if key != "fix_preview"])
+    info = known_method(method or job.method)
+    if new_reference and not method and not info.needs_reference:
+        info = known_method(None, with_reference=True)
+    require_installed(info, settings)
+    had_reference = job.reference_image_id is not None
+    if not new_reference and had_reference and not info.needs_reference:
+        raise UserError(
+            422,
+            f"method {info.name!r} takes no reference image and this job has one: re-run it with a method "
+            "that uses a reference, or colorize its photo anew",
+        )
+    # 422 for a method that needs a reference and got none (saying how to give one), or one sent a new one
+    # that it does not take
+    check_reference_given(info, new_reference or had_reference, None)
+    # The job's options that the method (the same, or another such as the reference form) also takes: a
+    # vividness of 1 set on the first job stays 1 when a reference is added.
+    inherited = {k: v for k, v in (job.params or {}).items() if info.param(k)}
+    return choose(info.name, form, options_json, settings, inherited)
+
+
+# The fields of `POST /compare`: each method runs with its defaults, so no options.
+COMPARISON_FIELDS = {"image", "reference", "reference_id", "methods"}
+
+
+def choose_for_comparison(
+    form: Any, methods: str | None, settings: Settings, has_reference: bool
+) -> list[MethodInfo]:
+    """The methods of a comparison (`POST /compare`) from its form: ``methods`` (comma-separated names) or
+    the defaults of :func:`comparison_methods`; 422 for a field a comparison does not take (a webhook,
+    options)."""
+    check_form_shape(form)
+    if form.get("webhook") is not None:
+        raise UserError(422, "a comparison takes no `webhook`: follow its `status_url`")
+    if unknown := sorted(set(form.keys()) - COMPARISON_FIELDS):
+        raise UserError(
+            422,
+            f"a comparison runs each method with its defaults and takes no {', '.join(map(repr, unknown))}: "
+            "for options, colorize with one method (POST /colorize, or rerun a compared job)",
+        )
+    names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
+    if names == []:
+        raise UserError(
+            422, "`methods` names no method: give names separated by commas, or leave it out for all"
+        )
+    return comparison_methods(names, settings, has_reference)
 
 
 def comparison_methods(

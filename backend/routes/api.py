@@ -9,16 +9,15 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
-from starlette.datastructures import FormData
 
 from backend import estimates, examples, method_choice, method_views, webhooks
 from backend import job_lifecycle as lifecycle
 from backend.config import Settings, get_settings
 from backend.db import session_scope
-from backend.deps import SessionDep, SettingsDep
+from backend.deps import JobDep, SessionDep, SettingsDep, job_or_404
 from backend.errors import UserError
 from backend.images import decode, png_to_jpeg, renditions, thumbnail_jpeg
-from backend.models import Image, Job, is_valid_id
+from backend.models import Image, Job
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
     UPLOAD_ERRORS,
@@ -94,13 +93,6 @@ async def colorize(
     return job_created(job_id)
 
 
-def _get_job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id) if is_valid_id(job_id) else None
-    if job is None:
-        raise UserError(404, "no such job")
-    return job
-
-
 def _job_with_queue(session: Session, job: Job, client: str | None) -> JobOut:
     """The JSON form of a job as ``client`` may see it; an unfinished one also gets its place in its lane."""
     owned = lifecycle.is_maker(job.client, client)
@@ -109,7 +101,7 @@ def _job_with_queue(session: Session, job: Job, client: str | None) -> JobOut:
 
 def _read_job(job_id: str, client: str | None) -> JobOut:
     with session_scope() as session:
-        return _job_with_queue(session, _get_job(session, job_id), client)
+        return _job_with_queue(session, job_or_404(session, job_id), client)
 
 
 # Polled by every open job page: async, with its database work in one thread call and its own short
@@ -147,7 +139,7 @@ async def cancel_or_delete_job(job_id: str, request: Request) -> Any:
 
 def _cancel_or_delete(job_id: str, client: str | None) -> JobOut | Response:
     with session_scope() as session:
-        lifecycle.require_maker(_get_job(session, job_id).client, client, "job")
+        lifecycle.require_maker(job_or_404(session, job_id).client, client, "job")
         if lifecycle.cancel_or_delete(session, job_id):
             cancelled = session.get(Job, job_id, populate_existing=True)
             if cancelled is None:  # another DELETE (a page sends two as it goes) deleted it meanwhile
@@ -195,32 +187,13 @@ async def rerun_job(
     ] = False,
     webhook: Annotated[str | None, Form(description=WEBHOOK_FIELD)] = None,
 ) -> JobCreated:
-    job = await run_in_threadpool(_get_job, session, job_id)
+    # Not JobDep: its 404 would come before the check of the form's fields.
+    job = await run_in_threadpool(job_or_404, session, job_id)
     form = await request.form()
     _refuse_what_a_rerun_would_ignore(request, form)
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-    if len(form.getlist("fix_preview")) > 1:
-        raise UserError(422, "`fix_preview` came more than once: send it once")
-    form = FormData([(key, value) for key, value in form.multi_items() if key != "fix_preview"])
     new_reference = has_file(reference) or bool(reference_id)
-    info = method_choice.known_method(method or job.method)
-    if new_reference and not method and not info.needs_reference:  # as POST /colorize: the reference method
-        info = method_choice.known_method(None, with_reference=True)
-    method_choice.require_installed(info, settings)
-    had_reference = job.reference_image_id is not None
-    if not new_reference and info.needs_reference and not had_reference:
-        method_choice.check_reference_given(info, False, None)  # says how to give one
-    if not new_reference and had_reference and not info.needs_reference:
-        raise UserError(
-            422,
-            f"method {info.name!r} takes no reference image and this job has one: re-run it with a method "
-            "that uses a reference, or colorize its photo anew",
-        )
-    method_choice.check_reference_given(info, new_reference or had_reference, None)
-    # The job's options that the method (the same, or another such as the reference form) also takes: a
-    # vividness of 1 set on the first job stays 1 when a reference is added.
-    inherited = {k: v for k, v in (job.params or {}).items() if info.param(k)}
-    info, params = method_choice.choose(info.name, form, options, settings, inherited)
+    info, params = method_choice.choose_for_rerun(job, method, form, options, settings, new_reference)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
     # in a thread: it loads the reference row
@@ -238,9 +211,9 @@ async def rerun_job(
     description="The preview (POST /jobs/{id}/rerun with `fix_preview=true`) joins the history and is kept "
     "as long as any job. A job that is not a preview is returned unchanged. Only its maker may keep it.",
 )
-def keep_job(job_id: str, request: Request, session: SessionDep) -> JobOut:
-    lifecycle.require_maker(_get_job(session, job_id).client, client_of(request), "job")
-    return job_out(lifecycle.keep(session, job_id))
+def keep_job(job: JobDep, request: Request, session: SessionDep) -> JobOut:
+    lifecycle.require_maker(job.client, client_of(request), "job")
+    return job_out(lifecycle.keep(session, job.id))
 
 
 def _refuse_what_a_rerun_would_ignore(request: Request, form: Any) -> None:
@@ -290,9 +263,7 @@ def _load_rendition(
     or (sha256, None, None) when it was stored without renditions and ``backfill`` is False. A short
     session of its own: no connection is held while the bytes are sent."""
     with session_scope() as session:
-        job = session.get(Job, job_id) if is_valid_id(job_id) else None
-        if job is None:
-            raise UserError(404, "no such job")
+        job = job_or_404(session, job_id)
         image_id = {
             "input": job.input_image_id,
             "reference": job.reference_image_id,
@@ -372,7 +343,7 @@ async def job_result(
 def _read_result(job_id: str, format: str) -> tuple[str, bytes, str]:
     """A job's stored result: its sha256, its PNG and its download name."""
     with session_scope() as session:
-        job = _get_job(session, job_id)
+        job = job_or_404(session, job_id)
         if job.result_image_id is None:
             raise UserError(404, f"no result yet: the job is {job.status}")
         image = _image_bytes(session, job.result_image_id)
@@ -428,8 +399,7 @@ async def job_thumbnail(
     responses={**file_responses("The latest preview.", "image/png", etag=False), **errors(404)},
     summary="Live preview of a running iterative job",
 )
-def job_preview(job_id: str, session: SessionDep) -> Response:
-    job = _get_job(session, job_id)
+def job_preview(job: JobDep, session: SessionDep) -> Response:
     preview = session.scalar(select(Job.preview_png).where(Job.id == job.id))
     if not preview:
         raise UserError(404, "no preview: the job is not running an iterative method right now")

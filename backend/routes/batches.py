@@ -21,16 +21,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile as StarletteUpload
 
+from backend import batch_uploads, method_choice, webhooks
 from backend import job_lifecycle as lifecycle
-from backend import method_choice, webhooks
 from backend.config import Settings
 from backend.db import session_scope
-from backend.deps import SessionDep, SettingsDep
+from backend.deps import BatchDep, SessionDep, SettingsDep, batch_or_404
 from backend.errors import UserError
 from backend.images import png_to_jpeg
-from backend.models import Batch, Image, Job, JobStatus, is_valid_id, new_id
+from backend.models import Image, Job, JobStatus, is_valid_id, new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
     MAX_ZIP_RESULTS,
@@ -44,101 +43,10 @@ from backend.schemas import (
     file_responses,
     queued,
 )
-from backend.stored_images import Upload, display_name, distinct_names, is_junk
-from backend.study.photos import zip_entries_beyond
-from backend.uploads import decode_checked, decode_limiter, has_file, read_reference
+from backend.uploads import decode_limiter, has_file, read_reference
 from backend.web import client_of, content_disposition
 
 router = APIRouter(tags=["batches"])
-
-
-def photos(count: int) -> str:
-    return f"{count} photo" if count == 1 else f"{count} photos"
-
-
-ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files; an empty one
-
-
-def _zip_entry_limit(settings: Settings) -> int:
-    """Most entries a batch's zip may have before it is listed: each photo, its macOS ``._`` companion and
-    the folders (the photos among them are counted again once listed)."""
-    return 3 * settings.batch_max_photos + 100
-
-
-def _entries(uploads: list[UploadFile]) -> list[StarletteUpload]:
-    return [u for u in uploads if isinstance(u, StarletteUpload) and (u.filename or u.size)]
-
-
-async def _read_limited(upload: StarletteUpload, limit: int) -> bytes | None:
-    """The upload's bytes, or None as soon as it passes ``limit``."""
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := await upload.read(1 << 20):
-        total += len(chunk)
-        if total > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _zip_members(
-    zip_name: str, data: bytes, settings: Settings
-) -> list[tuple[str, bytes | None, str | None]]:
-    """(path, bytes or None, why not) for each file of a zip; refuses bombs and oversized members. A damaged
-    or empty zip is one refused entry named ``zip_name``: the other files of the batch go on."""
-    # Counted before zipfile lists it: listing two million entries took 1.2 GB and 18 s.
-    if beyond := zip_entries_beyond(data, _zip_entry_limit(settings)):
-        raise UserError(
-            413,
-            f"the zip holds {beyond}; a batch takes at most {photos(settings.batch_max_photos)}",
-        )
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        return [(zip_name, None, "the zip file is damaged or not a zip")]
-    members = [i for i in archive.infolist() if not i.is_dir() and not is_junk(i.filename)]
-    if len(members) > settings.batch_max_photos:
-        raise UserError(
-            413,
-            f"the zip holds {len(members)} files; a batch takes at most {photos(settings.batch_max_photos)}",
-        )
-    unpacked = sum(i.file_size for i in members)
-    if unpacked > settings.batch_max_bytes:
-        raise UserError(
-            413,
-            f"the zip unpacks to {unpacked:,} bytes, over the {settings.batch_max_bytes:,}-byte batch limit",
-        )
-    if not members:
-        return [(zip_name, None, "the zip holds no photos")]
-    out: list[tuple[str, bytes | None, str | None]] = []
-    for info in members:
-        name = info.filename
-        if info.file_size > settings.max_upload_bytes:
-            out.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
-            continue
-        try:
-            with archive.open(info) as member:
-                # Read one byte more than declared: a member that lies about its size is refused.
-                content = member.read(settings.max_upload_bytes + 1)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError) as exc:
-            out.append((name, None, f"cannot be unpacked ({exc.__class__.__name__})"))
-            continue
-        if len(content) > settings.max_upload_bytes:
-            out.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
-            continue
-        out.append((name, content, None))
-    return out
-
-
-async def _validate(name: str, data: bytes, settings: Settings) -> Upload | str:
-    """One photo of a batch decoded as a single upload is (the same limits, in the decode pool); only what
-    decoding told is kept, not the pixels: the batch holds all its photos until their jobs are made, and
-    each one's renditions are made when it is stored (``stored_images.store_image``), one at a time."""
-    try:
-        decoded = await decode_checked(data, settings)
-    except UserError as exc:  # one bad photo is listed in `rejected`; the rest go on
-        return exc.detail
-    return Upload(data=data, decoded=decoded.facts, filename=name)
 
 
 @router.post(
@@ -183,47 +91,14 @@ async def create_batch(
 ) -> BatchCreated:
     upload_rate_limit(request, settings)
     form = await request.form()
-    if form.getlist("image"):  # else skipped as a reserved field: that photo would be dropped unsaid
-        raise UserError(422, "a batch takes its photos as repeated `images` fields, not `image`")
+    batch_uploads.refuse_image_field(form)
     info, params = method_choice.choose_with_reference(
         method, form, options, settings, has_file(reference), reference_id
     )
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-    files = _entries(images)
-    if not files:
-        raise UserError(422, "no photos: send them as repeated `images` fields, or one zip")
-    if len(files) > settings.batch_max_photos:
-        raise UserError(
-            413, f"{photos(len(files))}; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
-        )
-    # (path, bytes or None, why refused)
-    raw: list[tuple[str, bytes | None, str | None]] = []
-    for upload in files:
-        name = upload.filename or ""
-        data = await _read_limited(upload, max(settings.max_upload_bytes, settings.batch_max_bytes))
-        if data is not None and (data.startswith(ZIP_MAGICS) or name.lower().endswith(".zip")):
-            raw.extend(await run_in_threadpool(_zip_members, display_name(name) or "zip", data, settings))
-        elif data is None or len(data) > settings.max_upload_bytes:
-            raw.append((name, None, f"larger than the {settings.max_upload_bytes:,}-byte limit"))
-        else:
-            raw.append((name, data, None))
-    if len(raw) > settings.batch_max_photos:
-        raise UserError(
-            413, f"{photos(len(raw))}; a batch takes at most {settings.batch_max_photos} (BATCH_MAX_PHOTOS)"
-        )
-    spend_photo_budget(request, settings, len(raw))
-    accepted: list[Upload] = []
-    rejected: list[dict[str, str]] = []
-    names = distinct_names([path for path, _, _ in raw])  # folder/IMG_0001.jpg where names repeat
-    for name, (_, data, why) in zip(names, raw, strict=True):
-        checked = why if data is None else await _validate(name, data, settings)
-        if isinstance(checked, Upload):
-            accepted.append(checked)
-        else:
-            rejected.append({"name": name, "detail": str(checked)})
-    if not accepted:
-        reasons = "; ".join(f"{r['name']}: {r['detail']}" for r in rejected[:5])
-        raise UserError(422, f"none of the {len(raw)} files is a usable photo ({reasons})")
+    files = await batch_uploads.read_files(images, settings)
+    spend_photo_budget(request, settings, len(files))  # before any photo is decoded
+    accepted, rejected = await batch_uploads.validate(files, settings)
     client = client_of(request)
     ref = await read_reference(info, reference, reference_id, session, settings, client)
     new_jobs = [
@@ -271,18 +146,10 @@ def _create_and_enqueue(
     return batch_id
 
 
-def get_batch_row(session: Session, batch_id: str) -> Batch:
-    batch = session.get(Batch, batch_id) if is_valid_id(batch_id) else None
-    if batch is None:
-        raise UserError(404, "no such batch")
-    return batch
-
-
 @router.get(
     "/batches/{batch_id}", response_model=BatchOut, responses=errors(404), summary="A batch's progress"
 )
-def get_batch(batch_id: str, request: Request, session: SessionDep) -> BatchOut:
-    batch = get_batch_row(session, batch_id)
+def get_batch(batch: BatchDep, request: Request, session: SessionDep) -> BatchOut:
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
     return batch_out(batch, rows, owned=lifecycle.is_maker(batch.client, client_of(request)))
 
@@ -295,8 +162,7 @@ def get_batch(batch_id: str, request: Request, session: SessionDep) -> BatchOut:
     description="Afterwards the batch and its jobs answer 404. 409, with nothing changed, when one of its "
     "jobs is a stimulus of a user study. Only its maker may (see DELETE /jobs/{id}).",
 )
-def delete_batch(batch_id: str, request: Request, session: SessionDep) -> Response:
-    batch = get_batch_row(session, batch_id)
+def delete_batch(batch: BatchDep, request: Request, session: SessionDep) -> Response:
     lifecycle.require_maker(batch.client, client_of(request), "batch")
     rows = session.scalars(select(Job).where(Job.batch_id == batch.id)).all()
     lifecycle.delete_together(session, rows, batch)
@@ -411,7 +277,8 @@ Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=j
 def batch_results(
     batch_id: str, session: SessionDep, settings: SettingsDep, format: Format = "png", quality: Quality = 90
 ) -> Any:
-    batch = get_batch_row(session, batch_id)
+    # Not BatchDep: its 404 would come before the check of `format` and `quality`.
+    batch = batch_or_404(session, batch_id)
     jobs = session.scalars(
         select(Job)
         .where(Job.batch_id == batch.id, Job.status == JobStatus.done, Job.result_image_id.is_not(None))

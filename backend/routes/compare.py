@@ -10,8 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from backend import job_lifecycle as lifecycle
 from backend import method_choice
 from backend.db import session_scope
-from backend.deps import SessionDep, SettingsDep
-from backend.errors import UserError
+from backend.deps import ComparisonDep, SessionDep, SettingsDep, comparison_or_404
 from backend.models import new_id
 from backend.ratelimit import spend_photo_budget, upload_rate_limit
 from backend.schemas import (
@@ -26,7 +25,6 @@ from backend.uploads import has_file, read_reference, read_upload
 from backend.web import client_of
 
 router = APIRouter(tags=["compare"])
-_COMPARE_FIELDS = {"image", "reference", "reference_id", "methods"}
 
 
 @router.post(
@@ -54,23 +52,8 @@ async def create_comparison(
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
 ) -> ComparisonCreated:
-    form = await request.form()
-    method_choice.check_form_shape(form)
-    if form.get("webhook") is not None:
-        raise UserError(422, "a comparison takes no `webhook`: follow its `status_url`")
-    if unknown := sorted(set(form.keys()) - _COMPARE_FIELDS):
-        raise UserError(
-            422,
-            f"a comparison runs each method with its defaults and takes no {', '.join(map(repr, unknown))}: "
-            "for options, colorize with one method (POST /colorize, or rerun a compared job)",
-        )
-    names = [n.strip() for n in methods.split(",") if n.strip()] if methods else None
-    if names == []:
-        raise UserError(
-            422, "`methods` names no method: give names separated by commas, or leave it out for all"
-        )
     with_reference = has_file(reference) or bool(reference_id)
-    chosen = method_choice.comparison_methods(names, settings, with_reference)
+    chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
     upload = await read_upload(image, settings, "photo", "image")
     spend_photo_budget(request, settings, 1)
     client = client_of(request)
@@ -111,9 +94,7 @@ async def get_comparison(group_id: str, request: Request) -> ComparisonOut:
 
 def _read_comparison(group_id: str, client: str | None) -> ComparisonOut:
     with session_scope() as session:
-        rows = lifecycle.group_jobs(session, group_id)
-        if not rows:
-            raise UserError(404, "no such comparison")
+        rows = comparison_or_404(session, group_id)
         return comparison_out(group_id, rows, owned=lifecycle.is_maker(rows[0].client, client))
 
 
@@ -125,10 +106,7 @@ def _read_comparison(group_id: str, client: str | None) -> ComparisonOut:
     description="Afterwards the comparison and its jobs answer 404. Only its maker may (see DELETE "
     "/jobs/{id}).",
 )
-def delete_comparison(group_id: str, request: Request, session: SessionDep) -> Response:
-    rows = lifecycle.group_jobs(session, group_id)
-    if not rows:
-        raise UserError(404, "no such comparison")
+def delete_comparison(rows: ComparisonDep, request: Request, session: SessionDep) -> Response:
     lifecycle.require_maker(rows[0].client, client_of(request), "comparison")
     lifecycle.delete_together(session, rows)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

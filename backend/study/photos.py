@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,6 +16,7 @@ from backend.errors import UserError
 from backend.images import DecodedImage, decode
 from backend.models import Image
 from backend.stored_images import store_result
+from backend.uploads import zip_entries_beyond
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 MAX_PHOTOS = 1000
@@ -34,52 +34,6 @@ def _is_photo_name(name: str) -> bool:
     if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
         return False
     return path.suffix.lower() in PHOTO_SUFFIXES
-
-
-_EOCD = struct.Struct("<4s4H2LH")  # end of central directory: signature ... entries, size, offset, comment
-_ZIP64_LOCATOR = struct.Struct("<4sLQL")
-_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
-_CENTRAL_ENTRY = struct.Struct("<4s4B4HL2L5H2L")  # one central directory entry, before its name
-
-
-def zip_entries_beyond(data: bytes, most: int) -> str | None:
-    """How many entries a zip has, in words ("2,000,000 entries"), when that is more than ``most``; None
-    when it has at most ``most`` (or its directory cannot be read: ``zipfile`` then says it is damaged).
-
-    Read from the end-of-central-directory record (ZIP64's too) and counted in the central directory
-    itself, stopping after ``most + 1``, before ``zipfile`` builds an object per entry: a 103 MB zip of two
-    million empty entries took 1.2 GB and 18 s to list. The directory is located as ``zipfile`` locates it,
-    and counted by its bytes rather than by the count the record declares, which may lie.
-    """
-    eocd_at = len(data) - _EOCD.size  # found as zipfile finds it: without a comment, else the last one
-    if eocd_at < 0 or data[eocd_at : eocd_at + 4] != b"PK\x05\x06" or data[-2:] != b"\0\0":
-        eocd_at = data.rfind(b"PK\x05\x06", max(0, len(data) - _EOCD.size - 0xFFFF))
-    if eocd_at < 0 or eocd_at + _EOCD.size > len(data):
-        return None
-    _, _, _, _, declared, cd_size, _, _ = _EOCD.unpack_from(data, eocd_at)
-    cd_end = eocd_at
-    locator_at = eocd_at - _ZIP64_LOCATOR.size
-    zip64_at = locator_at - _ZIP64_EOCD.size
-    if zip64_at >= 0 and data[locator_at : locator_at + 4] == b"PK\x06\x07":
-        record = _ZIP64_EOCD.unpack_from(data, zip64_at)
-        if record[0] == b"PK\x06\x06":
-            declared, cd_size, cd_end = record[7], record[8], zip64_at
-    if declared > most:
-        return f"{declared:,} entries"
-    position = cd_end - cd_size
-    if position < 0:
-        return None
-    counted = 0
-    while position + _CENTRAL_ENTRY.size <= cd_end:
-        entry = _CENTRAL_ENTRY.unpack_from(data, position)
-        if entry[0] != b"PK\x01\x02":
-            return None
-        counted += 1
-        if counted > most:
-            return f"more than {most:,} entries"
-        name_length, extra_length, comment_length = entry[12], entry[13], entry[14]
-        position += _CENTRAL_ENTRY.size + name_length + extra_length + comment_length
-    return None
 
 
 def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:

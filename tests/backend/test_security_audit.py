@@ -253,7 +253,7 @@ def raw_zip(count: int, *, declared: int | None = None, zip64: bool = False, com
 
 
 def test_zip_entries_are_counted_from_the_end_record_and_the_directory() -> None:
-    from backend.study.photos import zip_entries_beyond
+    from backend.uploads import zip_entries_beyond
 
     for made in (raw_zip(3), raw_zip(3, zip64=True), raw_zip(3, comment=b"a comment")):
         assert zipfile.ZipFile(io.BytesIO(made)).namelist() == ["0.jpg", "1.jpg", "2.jpg"]
@@ -294,13 +294,13 @@ def hundred_thousand_entries() -> bytes:
 def test_a_zip_of_100000_entries_is_refused_before_it_is_listed(
     monkeypatch, tmp_path, hundred_thousand_entries
 ) -> None:  # type: ignore[no-untyped-def]
+    from backend.batch_uploads import zip_members
     from backend.errors import UserError
-    from backend.routes.batches import _zip_members
     from backend.study.photos import from_zip
 
     settings = Settings()
     for unpack in (lambda: from_zip(hundred_thousand_entries, settings),
-                   lambda: _zip_members("big.zip", hundred_thousand_entries, settings)):  # fmt: skip
+                   lambda: zip_members("big.zip", hundred_thousand_entries, settings)):  # fmt: skip
         peak, raised = _peak_bytes(unpack)
         assert peak < 2_000_000, f"refusing it took {peak:,} bytes (listing it: ~50 MB)"
         assert isinstance(raised, UserError) and raised.status_code == 413, raised
