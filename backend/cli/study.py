@@ -39,7 +39,8 @@ def study() -> None:
     type=int,
     default=(5, 5),
     show_default=True,
-    help="Trials in part 1 (real or colorized) and part 2 (stars).",
+    help="Trials in part 1 (real or colorized) and part 2 (stars); 0 leaves a part out (`--trials 5 0`: a "
+    "real-vs-fake survey only), not both.",
 )
 @click.option("--slug", default=None, help="Address /study/SLUG (default: from the title).")
 @click.option("--instructions", default=None, help="Instructions text (default: a standard text).")
@@ -93,8 +94,10 @@ def create_cmd(
     with session_scope() as session:
         created = builder.create_study(session, settings, spec, photos)
         slug_out, n_methods = created.slug, len(created.methods)
+    kinds = ("real-or-colorized", "star-rating")  # a part left out (0 trials) is not named
+    parts = " + ".join(f"{n} {kind}" for n, kind in zip(trials, kinds, strict=True) if n)
     click.echo(
-        f"study {slug_out!r}: {len(photos)} photos × (real + {n_methods} methods); "
+        f"study {slug_out!r}: {len(photos)} photos × (real + {n_methods} methods), {parts} trials; "
         f"{len(photos) * n_methods} colorization job(s) queued"
     )
     click.echo(

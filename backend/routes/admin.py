@@ -48,7 +48,12 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
     return TEMPLATES.TemplateResponse(
         request,
         f"admin/{name}",
-        {"nav": "admin", "limits": builder.TEXT_LIMITS, **context},
+        {
+            "nav": "admin",
+            "limits": builder.TEXT_LIMITS,
+            "standard_instructions": builder.STANDARD_INSTRUCTIONS,
+            **context,
+        },
         status_code=status_code,
     )
 

@@ -156,10 +156,13 @@ def _app_page(study: Study) -> tuple[str, str]:
     hit = _rendered.get(study.slug)
     if hit is not None and hit[0] is study:
         return hit[1]
+    parts = builder.study_parts(study)
     html = TEMPLATES.get_template("study/app.html").render(
         study=study,
+        parts=parts,
         labels=participants.RATING_LABELS,
-        trials=study.trials_part1 + study.trials_part2 + (2 if study.attention_checks else 0),
+        # an attention check joins each part that has trials
+        trials=study.trials_part1 + study.trials_part2 + (len(parts) if study.attention_checks else 0),
         initial_state=_STATE_SLOT,
     )
     before, after = html.split(_STATE_SLOT)

@@ -58,6 +58,21 @@ DEFAULT_INSTRUCTIONS = (
     "computer from a black-and-white original. Part 2: rate how well each image is coloured, from 1 star "
     "(no colour) to 4 stars (perfect). Answer with your first impression; there is no time limit."
 )
+# The standard instructions of a study with one part only: they must not mention a part it does not have.
+DEFAULT_INSTRUCTIONS_PART1 = (
+    "You will see one image at a time. Decide whether it is a real photo or a photo colorized by a computer "
+    "from a black-and-white original. Answer with your first impression; there is no time limit."
+)
+DEFAULT_INSTRUCTIONS_PART2 = (
+    "You will see one image at a time. Rate how well it is coloured, from 1 star (no colour) to 4 stars "
+    "(perfect). Answer with your first impression; there is no time limit."
+)
+STANDARD_INSTRUCTIONS = {
+    (1, 2): DEFAULT_INSTRUCTIONS,
+    (1,): DEFAULT_INSTRUCTIONS_PART1,
+    (2,): DEFAULT_INSTRUCTIONS_PART2,
+}
+PART_NAMES = {1: "part 1 (real or colorized)", 2: "part 2 (stars)"}
 
 
 @dataclass
@@ -103,6 +118,22 @@ class Readiness:
         return "; ".join(parts)
 
 
+def parts_of(trials_part1: int | None, trials_part2: int | None) -> tuple[int, ...]:
+    """The parts a study with these trial counts has: 1 (real or colorized), 2 (stars) or both. A count of
+    0 leaves its part out; an unset one (None) is the column default, 5."""
+    return tuple(part for part, n in ((1, trials_part1), (2, trials_part2)) if n != 0)
+
+
+def study_parts(study: Study) -> tuple[int, ...]:
+    """The parts of ``study`` (:func:`parts_of`)."""
+    return parts_of(study.trials_part1, study.trials_part2)
+
+
+def default_instructions(parts: tuple[int, ...]) -> str:
+    """The standard instructions for a study of these parts."""
+    return STANDARD_INSTRUCTIONS.get(parts, DEFAULT_INSTRUCTIONS)
+
+
 def slugify(title: str) -> str:
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
     text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40].strip("-")
@@ -124,22 +155,47 @@ class CheckedTexts(NamedTuple):
     instructions: str
 
 
-def clean_texts(title: str | None, consent_text: str | None, instructions: str | None) -> CheckedTexts:
-    """The texts participants see, checked against :data:`TEXT_LIMITS`; an empty consent text or instructions
-    is the default one, an empty title an error (422)."""
+def clean_texts(
+    title: str | None,
+    consent_text: str | None,
+    instructions: str | None,
+    parts: tuple[int, ...] = (1, 2),
+) -> CheckedTexts:
+    """The texts participants see, checked against :data:`TEXT_LIMITS`; an empty consent text is the default
+    one, empty or standard instructions are the standard ones for the study's ``parts`` (a form prefilled with
+    another shape's standard text never tells a one-part study's participants of a part it has not), an empty
+    title an error (422)."""
     clean_title = _clean_text(title, "the title", TEXT_LIMITS["title"])
     if not clean_title:
         raise UserError(422, "the study needs a title")
+    given = _clean_text(instructions, "the instructions", TEXT_LIMITS["instructions"])
+    if not given or given in STANDARD_INSTRUCTIONS.values():
+        given = default_instructions(parts)
     return CheckedTexts(
         clean_title,
         _clean_text(consent_text, "the consent text", TEXT_LIMITS["consent_text"]) or DEFAULT_CONSENT,
-        _clean_text(instructions, "the instructions", TEXT_LIMITS["instructions"]) or DEFAULT_INSTRUCTIONS,
+        given,
     )
 
 
 def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool = True) -> StudySpec:
-    """Check and normalise a study's settings, or raise :class:`UserError` (422/409)."""
-    texts = clean_texts(spec.title, spec.consent_text, spec.instructions)
+    """Check and normalise a study's settings, or raise :class:`UserError` (422/409). Either part may have 0
+    trials (a real-vs-fake survey only, or a rating study only), not both."""
+    for part, n in ((1, spec.trials_part1), (2, spec.trials_part2)):
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_TRIALS:
+            raise UserError(
+                422,
+                f"trials in part {part} must be a whole number from 0 to {MAX_TRIALS} "
+                "(0 leaves the part out)",
+            )
+    if spec.trials_part1 == spec.trials_part2 == 0:
+        raise UserError(
+            422,
+            f"a study needs trials in at least one part: {PART_NAMES[1]}, {PART_NAMES[2]}, or both",
+        )
+    texts = clean_texts(
+        spec.title, spec.consent_text, spec.instructions, parts_of(spec.trials_part1, spec.trials_part2)
+    )
     methods = [m.strip() for m in spec.methods if m and m.strip()]
     if not methods:
         raise UserError(422, "choose at least one colorization method")
@@ -156,9 +212,6 @@ def validate_spec(spec: StudySpec, settings: Settings, *, check_available: bool 
             )
         if check_available:
             method_choice.require_installed(info, settings)
-    for part, n in (("part 1", spec.trials_part1), ("part 2", spec.trials_part2)):
-        if not isinstance(n, int) or not 1 <= n <= MAX_TRIALS:
-            raise UserError(422, f"trials in {part} must be a whole number from 1 to {MAX_TRIALS}")
     slug = (spec.slug or "").strip().lower()
     if slug and not SLUG_RE.match(slug):
         raise UserError(
@@ -466,7 +519,7 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     """Change the texts participants see. A draft is edited in place; once the study has opened, a change is a
     new version (kept, and recorded for each participant who consents from then on). Returns whether a new
     version was made. Commits."""
-    texts = clean_texts(title, consent_text, instructions)
+    texts = clean_texts(title, consent_text, instructions, study_parts(study))
     if (study.title, study.consent_text, study.instructions) == texts:
         return False
     study.title, study.consent_text, study.instructions = texts

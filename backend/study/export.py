@@ -7,6 +7,10 @@ such character inside a cell followed by a formula character. Our ids are letter
 guard never rewrites them. Timestamps are ISO 8601 in UTC with a `Z`. Preview participants never appear. The
 generators open their own database session, so a response can keep streaming after the request's session is
 gone.
+
+A study of one part (real or colorized only, or stars only) keeps every file's columns, so that one script
+reads every study's exports; the columns of the part it has not are empty (never 0, which would read "no
+answers yet"), as the codebook says.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import close_quietly
 from backend.models import Job
+from backend.study.builder import study_parts
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
 from backend.study.stats import DIFFERENCE_INTERVAL, RATING_RESAMPLES, median
@@ -164,6 +169,9 @@ NO_INTERVAL = (
     "empty with fewer than 2 participants, or where every participant's answers moved alike between the two, "
     "which leaves no spread to estimate it from"
 )
+# Said of every column of one part's figures: a study may leave either part out (0 trials).
+NO_PART1 = "Empty in a study without part 1 (a rating study only)."
+NO_PART2 = "Empty in a study without part 2 (a real-vs-fake survey only)."
 
 # file -> column -> (type, meaning); a test checks that every exported column is described here.
 CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
@@ -171,7 +179,11 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "study": ("text", "Study slug."),
         "participant": ("id", "Participant id (as in participants.participant)."),
         "external_id": ("text", "PROLIFIC_PID, the link's `participant`, or anon-<id> for anonymous people."),
-        "part": ("1 or 2", "1: real photo or colorized; 2: rating 1-4 stars."),
+        "part": (
+            "1 or 2",
+            "1: real photo or colorized; 2: rating 1-4 stars. A study of one part has that part's only (a "
+            "rating study only: 2 throughout).",
+        ),
         "trial_index": ("integer", "Position within the part as shown, from 1 (attention checks included)."),
         "stimulus": ("id", "Stimulus id (as in stimuli.stimulus)."),
         "photo": ("id", "Photo id (as in stimuli.photo)."),
@@ -243,9 +255,10 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "job_status": ("text", "Status of that job; real for real photos, n/a for attention checks."),
         "shown_part1": (
             "integer",
-            "Times shown in part 1 (every participant; trials assigned but never reached do not count).",
+            "Times shown in part 1 (every participant; trials assigned but never reached do not count). "
+            + NO_PART1,
         ),
-        "shown_part2": ("integer", "Times shown in part 2 (as shown_part1)."),
+        "shown_part2": ("integer", f"Times shown in part 2 (as shown_part1). {NO_PART2}"),
     },
     "summary": {
         "study": ("text", "Study slug."),
@@ -333,6 +346,60 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "meaning": ("text", "What the column holds."),
     },
 }
+
+
+# Each part's columns of the summary and the comparisons: a study without that part leaves them empty.
+PART_COLUMNS: dict[int, dict[str, list[str]]] = {
+    1: {
+        "summary": [
+            "part1_n",
+            "part1_participants",
+            "judged_real",
+            "share_real",
+            "share_real_low",
+            "share_real_high",
+            "share_real_design_effect",
+            "share_correct",
+        ],
+        "comparisons": [
+            "share_real_difference",
+            "share_real_low",
+            "share_real_high",
+            "share_real_differs",
+            "share_real_more_participants",
+        ],
+    },
+    2: {
+        "summary": [
+            "part2_n",
+            "part2_participants",
+            "mean_rating",
+            "rating_sd",
+            "rating_low",
+            "rating_high",
+            *(f"stars_{k}" for k in range(1, 5)),
+        ],
+        "comparisons": [
+            "rating_difference",
+            "rating_low",
+            "rating_high",
+            "rating_differs",
+            "rating_more_participants",
+        ],
+    },
+}
+
+
+def _say_when_empty(codebook: dict[str, dict[str, tuple[str, str]]]) -> None:
+    """Add to each part's columns in the codebook that a study without that part leaves them empty."""
+    for part, note in ((1, NO_PART1), (2, NO_PART2)):
+        for file, columns in PART_COLUMNS[part].items():
+            for column in columns:
+                kind, meaning = codebook[file][column]
+                codebook[file][column] = (kind, f"{meaning} {note}")
+
+
+_say_when_empty(CODEBOOK)
 
 
 def neutralise(value: Any) -> Any:
@@ -527,6 +594,7 @@ def stimulus_rows(session: Session, study: Study, options: ExportOptions) -> Ite
         .where(Stimulus.study_id == study.id)
         .order_by(StudyPhoto.position, Stimulus.condition)
     )
+    parts = study_parts(study)
     for stim, photo, job_status in session.execute(q):
         yield {
             "study": study.slug,
@@ -538,34 +606,39 @@ def stimulus_rows(session: Session, study: Study, options: ExportOptions) -> Ite
             "method": stim.condition if stim.condition in study.methods else None,
             "job": stim.job_id,
             "job_status": job_status if stim.job_id else ("n/a" if stim.condition != REAL else "real"),
-            "shown_part1": shown.get((stim.id, 1), 0),
-            "shown_part2": shown.get((stim.id, 2), 0),
+            "shown_part1": shown.get((stim.id, 1), 0) if 1 in parts else None,
+            "shown_part2": shown.get((stim.id, 2), 0) if 2 in parts else None,
         }
 
 
 def summary_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     summary = study_summary(session, study, exclude_failed_attention=options.exclude_failed_attention)
     for c in summary["conditions"]:
-        p1, p2 = c["part1"], c["part2"]
+        row: dict[str, Any] = {"study": study.slug, "condition": c["condition"], "label": c["label"]}
+        if (p1 := c["part1"]) is not None:  # None: the study has no part 1, its columns stay empty
+            row |= {
+                "part1_n": p1["n"],
+                "part1_participants": p1["participants"],
+                "judged_real": p1["judged_real"],
+                "share_real": p1["share_real"],
+                "share_real_low": p1["low"],
+                "share_real_high": p1["high"],
+                "share_real_design_effect": p1["design_effect"],
+                "share_correct": p1["share_correct"],
+            }
+        if (p2 := c["part2"]) is not None:
+            row |= {
+                "part2_n": p2["n"],
+                "part2_participants": p2["participants"],
+                "mean_rating": p2["mean"],
+                "rating_sd": p2["sd"],
+                "rating_low": p2["low"],
+                "rating_high": p2["high"],
+                **{f"stars_{k}": n for k, n in p2["distribution"].items()},
+            }
         yield {
-            "study": study.slug,
-            "condition": c["condition"],
-            "label": c["label"],
-            "part1_n": p1["n"],
-            "part1_participants": p1["participants"],
-            "judged_real": p1["judged_real"],
-            "share_real": p1["share_real"],
-            "share_real_low": p1["low"],
-            "share_real_high": p1["high"],
-            "share_real_design_effect": p1["design_effect"],
-            "share_correct": p1["share_correct"],
-            "part2_n": p2["n"],
-            "part2_participants": p2["participants"],
-            "mean_rating": p2["mean"],
-            "rating_sd": p2["sd"],
-            "rating_low": p2["low"],
-            "rating_high": p2["high"],
-            **{f"stars_{k}": n for k, n in p2["distribution"].items()},
+            **dict.fromkeys(SUMMARY_COLUMNS),
+            **row,
             "median_response_ms": c["median_response_ms"],
             "failed_attention_excluded": options.exclude_failed_attention,
         }
@@ -574,23 +647,19 @@ def summary_rows(session: Session, study: Study, options: ExportOptions) -> Iter
 def comparison_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:
     summary = study_summary(session, study, exclude_failed_attention=options.exclude_failed_attention)
     for c in summary["comparisons"]:
-        share, rating = c["share_real"], c["rating"]
-        yield {
-            "study": study.slug,
-            "condition_a": c["a"],
-            "condition_b": c["b"],
-            "share_real_difference": share["difference"],
-            "share_real_low": share["low"],
-            "share_real_high": share["high"],
-            "share_real_differs": share["differs"],
-            "share_real_more_participants": share["more_participants"],
-            "rating_difference": rating["difference"],
-            "rating_low": rating["low"],
-            "rating_high": rating["high"],
-            "rating_differs": rating["differs"],
-            "rating_more_participants": rating["more_participants"],
-            "failed_attention_excluded": options.exclude_failed_attention,
-        }
+        row: dict[str, Any] = dict.fromkeys(COMPARISON_COLUMNS)
+        row |= {"study": study.slug, "condition_a": c["a"], "condition_b": c["b"]}
+        for measure in ("share_real", "rating"):
+            if (d := c[measure]) is not None:  # None: the study has not this measure's part, columns empty
+                row |= {
+                    f"{measure}_difference": d["difference"],
+                    f"{measure}_low": d["low"],
+                    f"{measure}_high": d["high"],
+                    f"{measure}_differs": d["differs"],
+                    f"{measure}_more_participants": d["more_participants"],
+                }
+        row["failed_attention_excluded"] = options.exclude_failed_attention
+        yield row
 
 
 def codebook_rows(session: Session, study: Study, options: ExportOptions) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,8 @@ study-seeded random photo order. So consecutive slots cycle through the conditio
 photos, every (photo, condition) pair comes once in every P·C slots (each stimulus shown equally often, ±1, at
 any moment), a participant sees no photo twice in a part (n ≤ P) and every condition once before any twice.
 Attention checks, when enabled, add one trial to each part at a random position after the first: part 1 shows
-an obviously gray image (expected answer: colorized), part 2 asks for a given number of stars.
+an obviously gray image (expected answer: colorized), part 2 asks for a given number of stars. A part with 0
+trials (a study of one part: real or colorized only, or stars only) gets no trials, no attention check.
 """
 
 from __future__ import annotations
@@ -444,12 +445,14 @@ def _participant_with_trials(participant_keys: tuple[str, ...]) -> DriverStateme
 def draw_trials(
     study: Study, participant: Participant, rng: random.Random, plan: Design
 ) -> list[dict[str, Any]]:
-    """The participant's trials (rows of study_trials) for both parts, from their block of the design (a
-    random block for a preview)."""
+    """The participant's trials (rows of study_trials) for each part the study has, from their block of the
+    design (a random block for a preview)."""
     attention = plan.attention
     rows: list[dict[str, Any]] = []
     seq = participant.seq if participant.seq is not None else rng.randrange(len(plan.refs) + 1)
     for part, n in ((1, study.trials_part1), (2, study.trials_part2)):
+        if n == 0:  # a part the study leaves out: no trials, so no attention check either
+            continue
         picks = block(plan, part, seq, n)
         used = {s.photo_id for s in picks}
         rng.shuffle(picks)

@@ -113,24 +113,21 @@ class Chart:
 
 
 def study_charts(summary: dict) -> dict[str, Chart]:
-    real_bars, rating_bars = [], []
-    for c in summary["conditions"]:
-        p1, p2 = c["part1"], c["part2"]
-        is_real = c["condition"] == "real"
-        real_bars.append(
-            Bar(c["label"], p1["share_real"], p1["low"], p1["high"], p1["n"], p1["participants"], is_real)
-        )
-        rating_bars.append(
-            Bar(c["label"], p2["mean"], p2["low"], p2["high"], p2["n"], p2["participants"], is_real)
-        )
-    real_title = "Judged a real photo (95% Wilson interval, by participant)"
-    rating_title = "Mean rating, 1-4 stars (95% bootstrap interval, by participant)"
-    return {
-        "real": Chart(
+    """The charts of the parts the study has: "real" (part 1, share judged real) and "rating" (part 2, mean
+    rating). A study of one part gets only its own chart, not an empty one for the part it has not."""
+    parts = summary["parts"]
+    charts: dict[str, Chart] = {}
+    if 1 in parts:
+        real_title = "Judged a real photo (95% Wilson interval, by participant)"
+        real_bars = [_bar(c, c["part1"], c["part1"]["share_real"]) for c in summary["conditions"]]
+        charts["real"] = Chart(
             real_title,
             bar_chart(real_bars, title=real_title, vmax=1.0, ticks=[0, 0.25, 0.5, 0.75, 1.0], fmt="{:.0%}"),
-        ),
-        "rating": Chart(
+        )
+    if 2 in parts:
+        rating_title = "Mean rating, 1-4 stars (95% bootstrap interval, by participant)"
+        rating_bars = [_bar(c, c["part2"], c["part2"]["mean"]) for c in summary["conditions"]]
+        charts["rating"] = Chart(
             rating_title,
             bar_chart(
                 rating_bars,
@@ -140,5 +137,18 @@ def study_charts(summary: dict) -> dict[str, Chart]:
                 fmt="{:.2f}",
                 tick_fmt="{:g}",
             ),
-        ),
-    }
+        )
+    return charts
+
+
+def _bar(condition: dict, part: dict, value: float | None) -> Bar:
+    """One condition's bar of one part's figures."""
+    return Bar(
+        condition["label"],
+        value,
+        part["low"],
+        part["high"],
+        part["n"],
+        part["participants"],
+        condition["condition"] == "real",
+    )

@@ -3,6 +3,10 @@
 Attention-check trials never count in the results; participants who failed an attention check can be left
 out entirely (``exclude_failed_attention``). Every interval counts a participant's answers as one draw
 (:mod:`backend.study.stats`), so each comes with both counts: answers and participants.
+
+A study of one part (real or colorized only, or stars only) has the other part's figures as None throughout
+(``part1``/``part2`` per condition, the per-photo cells, the answers, the comparisons' measure): "no such
+part", never a 0 that reads as "no answers yet". ``parts`` says which the study has.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from backend.study import stats
+from backend.study.builder import study_parts
 from backend.study.models import REAL, Participant, ParticipantStatus, Study, StudyPhoto, Trial
 
 
@@ -145,6 +150,8 @@ def summarize(
 ) -> dict[str, Any]:
     """The study's results from its trial rows; ``participants`` are (id, started, completed); ``marked``:
     participants the researcher excluded or marked returned / timed out (already left out of both)."""
+    parts = study_parts(study)
+    has1, has2 = 1 in parts, 2 in parts
     failed = failed_attention(rows)
     excluded = failed if exclude_failed_attention else set()
     answered = [r for r in rows if r.answered and not r.is_attention and r.participant_id not in excluded]
@@ -161,8 +168,8 @@ def summarize(
             {
                 "condition": cond,
                 "label": condition_label(cond),
-                "part1": _part1([r for r in cr if r.part == 1]),
-                "part2": _part2([r for r in cr if r.part == 2]),
+                "part1": _part1([r for r in cr if r.part == 1]) if has1 else None,
+                "part2": _part2([r for r in cr if r.part == 2]) if has2 else None,
                 "median_response_ms": stats.median(times),
             }
         )
@@ -178,16 +185,20 @@ def summarize(
             p2 = [r.rating for r in cr if r.part == 2 and r.rating is not None]
             real = sum(1 for r in p1 if r.response == "real")
             cells[cond] = {
-                "n1": len(p1),
-                "judged_real": real,
+                "n1": len(p1) if has1 else None,
+                "judged_real": real if has1 else None,
                 "share_real": real / len(p1) if p1 else None,
-                "n2": len(p2),
+                "n2": len(p2) if has2 else None,
                 "mean_rating": sum(p2) / len(p2) if p2 else None,
             }
         photo_rows.append(
             {"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells}
         )
     comparisons = compare_conditions(study.conditions, answered)
+    for pair in comparisons:  # a measure of a part the study has not: none, not "no difference yet"
+        for part, measure in ((1, "share_real"), (2, "rating")):
+            if part not in parts:
+                pair[measure] = None
     counted = [p for p in participants if p[0] not in excluded]
     total = len(counted)
     completed = sum(1 for p in counted if p[2])
@@ -204,15 +215,23 @@ def summarize(
             "failed_attention_excluded": exclude_failed_attention,
             "marked": marked,
         },
+        "parts": list(parts),
         "answers": {
-            "part1": sum(1 for r in answered if r.part == 1),
-            "part2": sum(1 for r in answered if r.part == 2),
+            "part1": sum(1 for r in answered if r.part == 1) if has1 else None,
+            "part2": sum(1 for r in answered if r.part == 2) if has2 else None,
             "attention": len(attention),
         },
         "median_response_ms": stats.median(times),
         "conditions": conditions,
         "photos": photo_rows,
-        "intervals": f"share judged real: {stats.SHARE_INTERVAL}; mean rating: {stats.RATING_INTERVAL}",
+        "intervals": "; ".join(
+            f"{measure}: {interval}"
+            for part, measure, interval in (
+                (1, "share judged real", stats.SHARE_INTERVAL),
+                (2, "mean rating", stats.RATING_INTERVAL),
+            )
+            if part in parts
+        ),
         "comparisons": comparisons,
         "comparison_intervals": stats.DIFFERENCE_INTERVAL,
     }

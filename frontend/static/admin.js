@@ -71,6 +71,25 @@
     });
   }
 
+  // The instructions follow the study's parts while they are a standard text: 0 trials in a part makes the
+  // standard text of the other part alone, so participants never read of a part the study has not.
+  var instructions = document.getElementById("instructions");
+  var trials1 = document.getElementById("t1");
+  var trials2 = document.getElementById("t2");
+  if (instructions && trials1 && trials2 && instructions.hasAttribute("data-standard-both")) {
+    var standard = function (key) { return instructions.getAttribute("data-standard-" + key); };
+    var fitInstructions = function () {
+      var current = instructions.value.trim();
+      var isStandard = !current || ["both", "part1", "part2"].some(function (key) { return standard(key) === current; });
+      if (!isStandard) return;  // the researcher's own text is theirs
+      var has = function (field) { return field.value === "" || Number(field.value) !== 0; };  // "": still typing
+      var has1 = has(trials1), has2 = has(trials2);
+      instructions.value = standard(has1 && !has2 ? "part1" : has2 && !has1 ? "part2" : "both");
+    };
+    trials1.addEventListener("input", fitInstructions);
+    trials2.addEventListener("input", fitInstructions);
+  }
+
   function showError(message) {
     submit.disabled = false;
     progress.textContent = "";

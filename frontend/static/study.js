@@ -1,4 +1,6 @@
 // ColorLab user study: consent → instructions → part 1 (real or colorized) → part 2 (1-4 stars) → thanks.
+// A study of one part (real or colorized only, or stars only) has no part-2 intro and no "Part N" label: the
+// page (app.html) leaves them out, and this script does without them.
 // Every answer is sent the moment it is given; the server keeps the state, so a reload resumes. A lost session
 // cookie (another device, cleared cookies) goes through the resume path: the server answers "resume" when the
 // link's Prolific PID + SESSION_ID (or this browser) prove who it is, and /start then issues a fresh cookie.
@@ -33,7 +35,10 @@
   function $(id) { return document.getElementById(id); }
 
   function show(name) {
-    phases.forEach(function (p) { $("phase-" + p).hidden = p !== name; });
+    phases.forEach(function (p) {
+      var section = $("phase-" + p);
+      if (section) section.hidden = p !== name;  // a one-part study's page has no part-2 intro
+    });
   }
 
   function setProgress(progress) {
@@ -107,7 +112,7 @@
         show("instructions"); $("begin").focus(); break;
       case "part1":
       case "part2":
-        if (next.phase === "part2" && next.trial.index === 1 && !sessionStorage.getItem(introKey())) {
+        if (next.phase === "part2" && next.trial.index === 1 && $("phase-part2-intro") && !sessionStorage.getItem(introKey())) {
           show("part2-intro");
           $("begin-part2").focus();
         } else {
@@ -130,7 +135,7 @@
   function showTrial(trial) {
     show("trial");
     var part1 = trial.part === 1;
-    $("trial-part").textContent = "Part " + trial.part;
+    if ($("trial-part")) $("trial-part").textContent = "Part " + trial.part;
     $("trial-index").textContent = trial.index;
     $("trial-total").textContent = trial.total;
     $("trial-question").textContent = part1
@@ -222,10 +227,12 @@
     busy = true;
     request("POST", "/begin", {}).then(render).catch(function (err) { fail(err, load); });
   });
-  $("begin-part2").addEventListener("click", function () {
-    sessionStorage.setItem(introKey(), "1");
-    showTrial(state.trial);
-  });
+  if ($("begin-part2")) {
+    $("begin-part2").addEventListener("click", function () {
+      sessionStorage.setItem(introKey(), "1");
+      showTrial(state.trial);
+    });
+  }
   $("retry").addEventListener("click", function () {
     if (lastAction) {
       var act = lastAction;

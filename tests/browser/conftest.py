@@ -151,6 +151,34 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         item.rep_call = report
 
 
+def serve_study(tmp: Path, spec: Any, photos: list[Any]) -> Iterator[str]:
+    """An open study built from ``spec`` and ``photos`` (fake colorizations) on its own database under
+    ``tmp``, served by a real `colorlab serve`; yields the server's address."""
+    from backend.config import get_settings
+    from backend.db import session_scope
+    from backend.study import builder
+    from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY, finish_jobs
+    from tests.conftest import apply_settings, migrate, reset_caches
+
+    with pytest.MonkeyPatch.context() as mp:
+        apply_settings(mp, DATA_DIR=tmp / "var", ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY)
+        migrate()
+        settings = get_settings()
+        with session_scope() as session:
+            study = builder.create_study(session, settings, spec, photos, check_available=False)
+            finish_jobs(session, study)
+            builder.open_study(session, settings, study)
+        reset_caches()
+    port = free_port()
+    env = child_env(DATA_DIR=tmp / "var", ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY)
+    server = Proc([sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env, tmp / "serve.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
 def sample_photo() -> Path:
     from tests.conftest import photo
 

@@ -7,16 +7,14 @@ and tables fit a phone."""
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.backend.study.conftest import ADMIN_PASSWORD, SECRET_KEY, finish_jobs, photo_paths
-from tests.browser.conftest import _checked_page
-from tests.conftest import Proc, child_env, free_port, wait_http
+from tests.backend.study.conftest import ADMIN_PASSWORD, photo_paths
+from tests.browser.conftest import _checked_page, serve_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,41 +42,21 @@ def four_by_three(path: Path, size: tuple[int, int], name: str):  # type: ignore
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An open study of six photos, three small and three large, each as the real photo and two (fake)
     colorizations, on its own database; served by a real `colorlab serve`. Returns the server's address."""
-    from backend.config import get_settings
-    from backend.db import session_scope
     from backend.study import builder
-    from tests.conftest import apply_settings, migrate, reset_caches
 
-    tmp = tmp_path_factory.mktemp("display")
-    with pytest.MonkeyPatch.context() as mp:
-        apply_settings(mp, DATA_DIR=tmp / "var", ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY)
-        migrate()
-        photos = [
-            four_by_three(p, SMALL if i % 2 else LARGE, f"{'small' if i % 2 else 'large'}-{i}.jpg")
-            for i, p in enumerate(photo_paths(TRIALS))
-        ]
-        spec = builder.StudySpec(
-            title="Real or colorized?",
-            methods=["cnn", "fusion"],
-            trials_part1=TRIALS,
-            trials_part2=TRIALS,
-            attention_checks=False,
-            slug=SLUG,
-        )
-        settings = get_settings()
-        with session_scope() as session:
-            study = builder.create_study(session, settings, spec, photos, check_available=False)
-            finish_jobs(session, study)
-            builder.open_study(session, settings, study)
-        reset_caches()
-    port = free_port()
-    env = child_env(DATA_DIR=tmp / "var", ADMIN_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY)
-    server = Proc([sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env, tmp / "serve.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    photos = [
+        four_by_three(p, SMALL if i % 2 else LARGE, f"{'small' if i % 2 else 'large'}-{i}.jpg")
+        for i, p in enumerate(photo_paths(TRIALS))
+    ]
+    spec = builder.StudySpec(
+        title="Real or colorized?",
+        methods=["cnn", "fusion"],
+        trials_part1=TRIALS,
+        trials_part2=TRIALS,
+        attention_checks=False,
+        slug=SLUG,
+    )
+    yield from serve_study(tmp_path_factory.mktemp("display"), spec, photos)
 
 
 @pytest.fixture
@@ -314,4 +292,5 @@ def test_results_fit_a_phone_and_stay_whole_on_a_computer(base, desktop, phone_p
     assert charts[0]["right"] <= charts[1]["left"], f"charts side by side: {charts}"
     assert min(c["right"] - c["left"] for c in charts) >= 420, charts
     conditions = desktop.locator("#results .table-scroll").first
-    assert conditions.evaluate("el => el.scrollWidth <= el.clientWidth"), "the conditions table scrolls"
+    widths = conditions.evaluate("el => [el.scrollWidth, el.clientWidth, el.innerText]")
+    assert widths[0] <= widths[1], f"the conditions table scrolls: {widths}"
