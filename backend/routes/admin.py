@@ -36,7 +36,7 @@ from backend.study.photos import PhotoFile, from_zip
 from backend.study.rating_plots import study_charts
 from backend.study.results import attention_outcomes, study_summary
 from backend.templates import TEMPLATES, wants_html
-from backend.web import client_address
+from backend.web import client_address, content_disposition
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies of finished colorizations
@@ -550,7 +550,7 @@ def export_file(
             data,
             media_type="application/zip",
             headers={
-                "Content-Disposition": f'attachment; filename="{study.slug}-export.zip"',
+                "Content-Disposition": content_disposition(f"{study.slug}-export.zip"),
                 "Cache-Control": "no-store",
             },
         )
@@ -562,7 +562,7 @@ def export_file(
     return StreamingResponse(
         export.stream(session_factory(), study.id, kind, fmt, options),
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        headers={"Content-Disposition": content_disposition(filename), "Cache-Control": "no-store"},
     )
 
 
