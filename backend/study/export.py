@@ -115,28 +115,52 @@ STIMULUS_COLUMNS = [
     "shown_part1",
     "shown_part2",
 ]
+# Each part's columns of the summary and the comparisons: a study without that part leaves them empty.
+PART_COLUMNS: dict[int, dict[str, list[str]]] = {
+    1: {
+        "summary": [
+            "part1_n",
+            "part1_participants",
+            "judged_real",
+            "share_real",
+            "share_real_low",
+            "share_real_high",
+            "share_real_design_effect",
+            "share_correct",
+        ],
+        "comparisons": [
+            "share_real_difference",
+            "share_real_low",
+            "share_real_high",
+            "share_real_differs",
+            "share_real_more_participants",
+        ],
+    },
+    2: {
+        "summary": [
+            "part2_n",
+            "part2_participants",
+            "mean_rating",
+            "rating_sd",
+            "rating_low",
+            "rating_high",
+            *(f"stars_{k}" for k in range(1, 5)),
+        ],
+        "comparisons": [
+            "rating_difference",
+            "rating_low",
+            "rating_high",
+            "rating_differs",
+            "rating_more_participants",
+        ],
+    },
+}
 SUMMARY_COLUMNS = [
     "study",
     "condition",
     "label",
-    "part1_n",
-    "part1_participants",
-    "judged_real",
-    "share_real",
-    "share_real_low",
-    "share_real_high",
-    "share_real_design_effect",
-    "share_correct",
-    "part2_n",
-    "part2_participants",
-    "mean_rating",
-    "rating_sd",
-    "rating_low",
-    "rating_high",
-    "stars_1",
-    "stars_2",
-    "stars_3",
-    "stars_4",
+    *PART_COLUMNS[1]["summary"],
+    *PART_COLUMNS[2]["summary"],
     "median_response_ms",
     "failed_attention_excluded",
 ]
@@ -144,16 +168,8 @@ COMPARISON_COLUMNS = [
     "study",
     "condition_a",
     "condition_b",
-    "share_real_difference",
-    "share_real_low",
-    "share_real_high",
-    "share_real_differs",
-    "share_real_more_participants",
-    "rating_difference",
-    "rating_low",
-    "rating_high",
-    "rating_differs",
-    "rating_more_participants",
+    *PART_COLUMNS[1]["comparisons"],
+    *PART_COLUMNS[2]["comparisons"],
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
@@ -344,48 +360,6 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "column": ("text", "Column name."),
         "type": ("text", "Type or unit of the values; empty cells mean no value."),
         "meaning": ("text", "What the column holds."),
-    },
-}
-
-
-# Each part's columns of the summary and the comparisons: a study without that part leaves them empty.
-PART_COLUMNS: dict[int, dict[str, list[str]]] = {
-    1: {
-        "summary": [
-            "part1_n",
-            "part1_participants",
-            "judged_real",
-            "share_real",
-            "share_real_low",
-            "share_real_high",
-            "share_real_design_effect",
-            "share_correct",
-        ],
-        "comparisons": [
-            "share_real_difference",
-            "share_real_low",
-            "share_real_high",
-            "share_real_differs",
-            "share_real_more_participants",
-        ],
-    },
-    2: {
-        "summary": [
-            "part2_n",
-            "part2_participants",
-            "mean_rating",
-            "rating_sd",
-            "rating_low",
-            "rating_high",
-            *(f"stars_{k}" for k in range(1, 5)),
-        ],
-        "comparisons": [
-            "rating_difference",
-            "rating_low",
-            "rating_high",
-            "rating_differs",
-            "rating_more_participants",
-        ],
     },
 }
 
