@@ -258,6 +258,19 @@ def test_a_finished_job_is_deleted_from_its_own_page(stack, page) -> None:  # ty
     assert httpx.get(f"{stack.base_url}/jobs/{job_id}").status_code == 404
 
 
+def test_a_shared_job_page_views_but_offers_no_delete(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """A job made by another browser or program (a shared link): its page shows the result, no Delete."""
+    job_id = colorize_lakeside(stack.base_url)  # made by a program of its own, not this browser
+    page.goto(f"{stack.base_url}/jobs/{job_id}/view")
+    expect(page.locator("#job-status")).to_have_text("Done")
+    expect(page.locator("#compare-top")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete")).to_be_hidden()
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    refused = page.request.delete(f"{stack.base_url}/jobs/{job_id}")
+    assert refused.status == 403 and "program that made this job" in refused.json()["detail"]
+    assert httpx.get(f"{stack.base_url}/jobs/{job_id}").status_code == 200
+
+
 def test_a_folder_upload_leaves_out_hidden_files_and_macos_junk(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "scans"
     for relative in ("a.jpg", "box/b.jpg", ".thumbnails/a.jpg", "__MACOSX/box/._b.jpg", "box/._b.jpg"):
