@@ -31,7 +31,6 @@ from backend.db import session_scope
 from backend.errors import UserError
 from backend.models import utcnow
 from backend.study.models import AdminSessionRow, LoginThrottle
-from backend.web import limit_key
 
 log = logging.getLogger("colorlab.auth")
 SESSION_COOKIE = "colorlab_admin"
@@ -228,8 +227,8 @@ def reserve_login_attempt(client: str) -> bool:
     """Count one login attempt of this client address before its password is checked; False when it has had
     LOGIN_FAILURES_ALLOWED attempts in the current LOGIN_WINDOW. One atomic upsert in the database, so the
     count is shared by every web process and parallel guesses cannot slip past it. Counted per
-    ``web.limit_key``: an IPv6 client per /64, so its other addresses are not fresh guesses."""
-    client = limit_key(client)
+    ``web.limit_key`` (the caller's ``web.client_limit_key``): an IPv6 client per /64, so its other
+    addresses are not fresh guesses."""
     now = utcnow()
     cutoff = now - timedelta(seconds=LOGIN_WINDOW)
     with session_scope() as db:
@@ -255,7 +254,7 @@ def reserve_login_attempt(client: str) -> bool:
 def login_succeeded(client: str) -> None:
     """The right password: this address starts afresh."""
     with session_scope() as db:
-        db.execute(delete(LoginThrottle).where(LoginThrottle.client == limit_key(client)[:128]))
+        db.execute(delete(LoginThrottle).where(LoginThrottle.client == client[:128]))
 
 
 def check_password(password: str, settings: Settings) -> bool:

@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from backend.config import Settings
 from backend.errors import UserError
 from backend.stored_images import Upload, display_name, distinct_names, is_junk
-from backend.uploads import decode_checked, read_limited, zip_entries_beyond
+from backend.uploads import decode_checked, has_file, read_limited, zip_entries_beyond
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files; an empty one
 
@@ -70,7 +70,7 @@ def refuse_image_field(form: FormData) -> None:
 
 def sent_files(uploads: Sequence[StarletteUpload]) -> list[StarletteUpload]:
     """The file parts that hold something (a browser sends an empty part for an empty file input)."""
-    return [u for u in uploads if isinstance(u, StarletteUpload) and (u.filename or u.size)]
+    return [u for u in uploads if isinstance(u, StarletteUpload) and has_file(u)]
 
 
 def zip_members(zip_name: str, data: bytes, settings: Settings) -> list[BatchFile]:

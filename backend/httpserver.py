@@ -85,7 +85,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:  # the first byte of a request
         super().on_message_begin()
-        self._reading_head = True
         if self._header_timer is None:
             self._arm()
 
@@ -109,8 +108,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _refuse_large_head(self) -> None:
         self._disarm()
         self._refused = True
-        if self.transport.is_closing():
-            return
         self.transport.write(HEAD_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the 431, then the end: the client reads both

@@ -131,12 +131,9 @@ def rerun(
     )
 
 
-def keep(session: Session, job_id: str) -> Job:
+def keep(session: Session, job: Job) -> Job:
     """`POST /jobs/{id}/keep`: a preview becomes a job like any other (in the history, kept as long); a job
-    that is not a preview is left as it is. 404 when there is no such job."""
-    job = session.get(Job, job_id) if is_valid_id(job_id) else None
-    if job is None:
-        raise UserError(404, "no such job")
+    that is not a preview is left as it is."""
     if job.fix_preview:
         job.fix_preview = False
         session.commit()
@@ -229,12 +226,11 @@ def enqueue(session: Session, job_ids: Sequence[str], *, countdown: float | None
     for job_id in job_ids:
         try:
             queue.send(job_id, methods.get(job_id, ""), countdown=countdown)
-        except queue.BROKER_ERRORS as exc:  # broker down: the job stays queued in the database
-            log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
-            failed.append(job_id)
-            continue
-        except Exception:  # a bug, not the broker: said loudly, and the job still waits for the sweeper
-            log.exception("could not queue job %s; the sweeper will retry", job_id)
+        except Exception as exc:  # the job stays queued in the database: the sweeper sends it again
+            if isinstance(exc, queue.BROKER_ERRORS):  # broker down: one line
+                log.warning("could not queue job %s now (%s); the sweeper will retry", job_id, exc)
+            else:  # a bug, not the broker: said loudly
+                log.exception("could not queue job %s; the sweeper will retry", job_id)
             failed.append(job_id)
             continue
         sent.append(job_id)

@@ -25,7 +25,7 @@ from backend.web import thread_pool
 from worker.colorizers.method_info import MethodInfo
 
 
-def has_file(upload: UploadFile | None) -> bool:
+def has_file(upload: StarletteUpload | None) -> bool:
     """Whether a file field was filled in (browsers send an empty part for an empty file input)."""
     return upload is not None and bool(upload.filename or upload.size)
 

@@ -36,7 +36,7 @@ from backend.study.photos import PhotoFile, from_zip
 from backend.study.rating_plots import study_charts
 from backend.study.results import attention_outcomes, study_summary
 from backend.templates import TEMPLATES, wants_html
-from backend.web import client_address, content_disposition
+from backend.web import client_limit_key, content_disposition
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 PAGE_REFRESH_BUDGET_S = 3.0  # seconds a study page spends making display copies of finished colorizations
@@ -110,8 +110,7 @@ def login(
         if not wants_html(request):
             raise
         return _login_form(request, settings, next, LOGIN_FORM_EXPIRED, status_code=403)
-    client = client_address(request)  # the trusted address (FORWARDED_ALLOW_IPS), as the rate limits use;
-    # counted per web.limit_key (an IPv6 client per /64) by auth
+    client = client_limit_key(request)  # as the rate limits count it: an IPv6 client per /64
     if not auth.reserve_login_attempt(client):
         raise UserError(429, "too many failed logins; wait a few minutes", headers={"Retry-After": "300"})
     if not auth.check_password(password, settings):

@@ -213,7 +213,7 @@ async def rerun_job(
 )
 def keep_job(job: JobDep, request: Request, session: SessionDep) -> JobOut:
     lifecycle.require_maker(job.client, client_of(request), "job")
-    return job_out(lifecycle.keep(session, job.id))
+    return job_out(lifecycle.keep(session, job))
 
 
 def _refuse_what_a_rerun_would_ignore(request: Request, form: Any) -> None:
