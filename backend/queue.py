@@ -18,8 +18,12 @@ from backend.config import Lane, Settings, get_settings
 
 TASK_COLORIZE = "colorlab.colorize"
 LANES = tuple(Lane)
-# What sending raises while the broker is away (Redis down, a filesystem broker's folder unwritable).
-BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, ConnectionError, OSError)
+# What sending raises while the broker is away (Redis down: a ConnectionError, an OSError; a filesystem
+# broker's folder unwritable).
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    KombuOperationalError,
+    OSError,
+)  # OSError: ConnectionError too
 
 
 def make_celery(settings: Settings) -> Celery:

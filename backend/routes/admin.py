@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -27,7 +26,6 @@ from backend.study.models import (
     ParticipantStatus,
     Stimulus,
     Study,
-    StudyStatus,
     StudyTexts,
     Trial,
 )
@@ -362,9 +360,7 @@ def _study_page(
         "start_rate": settings.study_start_rate,
         "grace_minutes": f"{settings.study_close_grace_minutes:g}",
         # a closed study: until when those who had started may still answer
-        "answers_until": study.closed_at + timedelta(minutes=settings.study_close_grace_minutes)
-        if study.status == StudyStatus.closed and study.closed_at is not None
-        else None,
+        "answers_until": study.answers_until(settings.study_close_grace_minutes),
         **_results_context(session, study, exclude),
         **_participants_context(session, study),
     }

@@ -11,7 +11,6 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -568,10 +567,8 @@ def deletion_refusal(session: Session, study: Study, *, grace_minutes: float) ->
     when it closed may still finish (STUDY_CLOSE_GRACE_MINUTES after closing), as their answers would go."""
     if study.status == StudyStatus.open:
         return f"close the study {study.slug!r} before deleting it: participants may be answering"
-    if study.closed_at is None:
-        return None
-    until = study.closed_at + timedelta(minutes=grace_minutes)
-    if utcnow() >= until:
+    until = study.answers_until(grace_minutes)
+    if until is None or utcnow() > until:  # the instant answers_closed starts refusing them
         return None
     answering = session.scalar(
         select(func.count())

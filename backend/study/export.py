@@ -115,7 +115,7 @@ STIMULUS_COLUMNS = [
     "shown_part1",
     "shown_part2",
 ]
-# Each part's columns of the summary and the comparisons: a study without that part leaves them empty.
+# Each part's columns of each export: a study without that part leaves them empty.
 PART_COLUMNS: dict[int, dict[str, list[str]]] = {
     1: {
         "summary": [
@@ -128,6 +128,7 @@ PART_COLUMNS: dict[int, dict[str, list[str]]] = {
             "share_real_design_effect",
             "share_correct",
         ],
+        "stimuli": ["shown_part1"],
         "comparisons": [
             "share_real_difference",
             "share_real_low",
@@ -146,6 +147,7 @@ PART_COLUMNS: dict[int, dict[str, list[str]]] = {
             "rating_high",
             *(f"stars_{k}" for k in range(1, 5)),
         ],
+        "stimuli": ["shown_part2"],
         "comparisons": [
             "rating_difference",
             "rating_low",
@@ -271,10 +273,9 @@ CODEBOOK: dict[str, dict[str, tuple[str, str]]] = {
         "job_status": ("text", "Status of that job; real for real photos, n/a for attention checks."),
         "shown_part1": (
             "integer",
-            "Times shown in part 1 (every participant; trials assigned but never reached do not count). "
-            + NO_PART1,
+            "Times shown in part 1 (every participant; trials assigned but never reached do not count).",
         ),
-        "shown_part2": ("integer", f"Times shown in part 2 (as shown_part1). {NO_PART2}"),
+        "shown_part2": ("integer", "Times shown in part 2 (as shown_part1)."),
     },
     "summary": {
         "study": ("text", "Study slug."),

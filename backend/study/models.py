@@ -7,7 +7,7 @@ by Alembic (revision 0002).
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -63,6 +63,13 @@ class Study(Base):
     @property
     def conditions(self) -> list[str]:
         return [REAL, *self.methods]
+
+    def answers_until(self, grace_minutes: float) -> datetime | None:
+        """A closed study: until when those who had started may still answer (STUDY_CLOSE_GRACE_MINUTES after
+        closing); None for a study that is not closed."""
+        if self.status != StudyStatus.closed or self.closed_at is None:
+            return None
+        return self.closed_at + timedelta(minutes=grace_minutes)
 
 
 class StudyTexts(Base):

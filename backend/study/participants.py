@@ -26,7 +26,7 @@ import random
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
@@ -671,9 +671,10 @@ def answers_closed(
 ) -> bool:
     """Whether the study stopped taking this participant's answers: CLOSED plus the grace period
     (STUDY_CLOSE_GRACE_MINUTES) has passed. A researcher's preview is never refused."""
-    if participant.is_preview or study.status != StudyStatus.closed or study.closed_at is None:
+    until = study.answers_until(grace_minutes)
+    if participant.is_preview or until is None:
         return False
-    return (now or utcnow()) > study.closed_at + timedelta(minutes=grace_minutes)
+    return (now or utcnow()) > until
 
 
 @dataclass(frozen=True)
