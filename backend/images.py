@@ -1039,12 +1039,14 @@ def encode_png(
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
     colorized_by: str | None = None,
+    source: str | None = None,
 ) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> PNG bytes, or a uint16 (H, W, 3) one (a 16-bit scan's result) ->
     a 16-bit RGB PNG; ``software``: a "Software" text chunk (who made it); ``metadata`` (a colour result):
     the photo's resolution (pHYs), EXIF (eXIf) and XMP (iTXt) records, with the result's size and colour
     in them, and an sRGB profile (iCCP); ``colorized_by`` (the method that made a result): records that say
-    so (:mod:`backend.provenance`), and "ColorLab (method)" as Software unless ``software`` is given."""
+    so (:mod:`backend.provenance`), and "ColorLab (method)" as Software unless ``software`` is given;
+    ``source``: the file the result was made from (iTXt keyed ``SOURCE_KEY``, :func:`result_marks`)."""
     sixteen = array.dtype == np.uint16
     if sixteen and (array.ndim != 3 or array.shape[2] != 3):
         raise ValueError(f"a 16-bit PNG is written from (H, W, 3) RGB, not {array.shape}")
@@ -1054,6 +1056,8 @@ def encode_png(
         software = provenance.software(colorized_by)
     if software is not None:
         info.add_text("Software", software)
+    if source is not None:  # before the pixels, where opening the file reads it (result_marks)
+        info.add_itxt(provenance.SOURCE_KEY, source)
     depth = 16 if sixteen else 8
     records = _records(metadata, array.shape[1], array.shape[0], bits=depth, colorized_by=colorized_by)
     if xmp := records.pop("xmp", None):
@@ -1079,11 +1083,13 @@ def encode_jpeg(
     software: str | None = None,
     metadata: PhotoMetadata | None = None,
     colorized_by: str | None = None,
+    source: str | None = None,
 ) -> bytes:
     """uint8 RGB array (uint16: rounded to 8 bits, JPEG's) -> JPEG bytes; full-resolution colour (4:4:4)
     from quality 90 up; ``software``: a comment (COM marker) saying who made it; ``metadata`` (a result):
     the photo's resolution, EXIF and XMP, with the result's size and colour in them, and an sRGB profile;
-    ``colorized_by``: as for :func:`encode_png` (the comment is then "ColorLab (method)")."""
+    ``colorized_by``: as for :func:`encode_png` (the comment is then "ColorLab (method)"); ``source``: a
+    comment "ColorLab source: <source>" before it (:func:`result_marks`)."""
     array = lab.to_uint8(array)
     buf = io.BytesIO()
     subsampling = 0 if quality >= 90 else 2
@@ -1099,6 +1105,8 @@ def encode_jpeg(
     texts = dict(metadata.texts) if metadata is not None else {}
     if note := texts.get("Comment") or texts.get("Description"):
         segments.append(_jpeg_segment(0xFE, note.encode("utf-8")))
+    if source is not None:
+        segments.append(_jpeg_segment(0xFE, f"{provenance.SOURCE_KEY}: {source}".encode()))
     if software is not None:  # the last comment: the one Pillow's info["comment"] (and made_by) reads
         segments.append(_jpeg_segment(0xFE, software.encode()))
     return _with_segments(buf.getvalue(), [segment for segment in segments if segment])
@@ -1119,19 +1127,41 @@ def _with_segments(jpeg: bytes, segments: list[bytes]) -> bytes:
     return jpeg[:at] + b"".join(segments) + jpeg[at:]
 
 
-def made_by(path: Path, software: str) -> bool:
-    """Whether the image file at ``path`` says it was made by ``software`` (PNG Software chunk or JPEG
-    comment starting with it); False for anything unreadable."""
+@dataclass(frozen=True)
+class ResultMarks:
+    """What an image file says of who made it and from which photo, read from its header alone."""
+
+    software: str  # its PNG Software chunk or its last JPEG comment ("" for none)
+    source: str | None  # the ``source`` a ColorLab result was encoded with (None: it records none)
+
+
+def result_marks(path: Path) -> ResultMarks | None:
+    """The marks :func:`encode_png` and :func:`encode_jpeg` leave in a file; None for anything unreadable."""
+    source_comment = f"{provenance.SOURCE_KEY}: ".encode()
     try:
         with warnings.catch_warnings():  # only the header is read: a big scan is no bomb here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 mark = img.info.get("Software") or img.info.get("comment") or ""
+                source = img.info.get(provenance.SOURCE_KEY) if img.format == "PNG" else None
+                comments = _jpeg_comments(img) if img.format == "JPEG" else []
     except (OSError, ValueError, Image.DecompressionBombError):
-        return False
+        return None
     if isinstance(mark, bytes):
         mark = mark.decode("utf-8", "replace")
-    return isinstance(mark, str) and mark.startswith(software)
+    for comment in comments:
+        if comment.startswith(source_comment):
+            source = comment[len(source_comment) :].decode("utf-8", "replace")
+    return ResultMarks(
+        software=mark if isinstance(mark, str) else "", source=source if isinstance(source, str) else None
+    )
+
+
+def made_by(path: Path, software: str) -> bool:
+    """Whether the image file at ``path`` says it was made by ``software`` (PNG Software chunk or JPEG
+    comment starting with it); False for anything unreadable."""
+    marks = result_marks(path)
+    return marks is not None and marks.software.startswith(software)
 
 
 def png_to_jpeg(png: bytes, quality: int, max_pixels: int) -> bytes:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import click
 
 from backend.cli import FiniteRange, Refused, checked_device, read_text
-from backend.provenance import SOFTWARE, SOURCE_KEY  # every output says both
+from backend.provenance import SOFTWARE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,77 +144,33 @@ def write_whole(target: Path, data: bytes) -> None:
         part.unlink(missing_ok=True)
 
 
-# Every result records which file it was made from, so that a re-run replaces only its own photo's result: a
-# PNG iTXt chunk keyed SOURCE_KEY, or a JPEG comment "ColorLab source: <id>" (before ColorLab's own comment,
-# which stays the one Pillow's "comment" and made_by read). The id is a digest of the path, not the path:
-# a result is shared, and a path tells where the archive lies and whose account it is in.
-_JPEG_SOURCE = f"{SOURCE_KEY}: ".encode()
-_JPEG_COMMENT_LIMIT = 65_533  # a segment's length field counts itself
-
-
+# Every result records which file it was made from (``source`` of the encoders, read back by
+# images.result_marks), so that a re-run replaces only its own photo's result. The record is a digest of the
+# path, not the path: a result is shared, and a path tells where the archive lies and whose account it is in.
 def source_record(path: Path) -> str:
     """How a result records its photo: the first 16 hex digits of the sha256 of its absolute path (symbolic
     links resolved), which tells two photos apart without saying where either lies."""
     return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:16]
 
 
-def with_source(data: bytes, source: str) -> bytes:
-    """An encoded PNG or JPEG result with its source file recorded (:data:`SOURCE_KEY`)."""
-    from backend import png16
+class Planned(NamedTuple):
+    """Where a photo's result is written, and the source record it carries."""
 
-    text = source.encode("utf-8")
-    if data.startswith(png16.SIGNATURE):
-        # Before the pixels, where Pillow reads text on opening a file (made_by's reading, not decoding)
-        at = len(png16.SIGNATURE)
-        while (
-            at + 8 <= len(data) and data[at + 4 : at + 8] != b"IDAT"
-        ):  # by the chunks' lengths, not a search
-            at += 12 + int.from_bytes(data[at : at + 4], "big")
-        body = SOURCE_KEY.encode("latin-1") + b"\0\0\0" + b"\0" + b"\0" + text  # uncompressed, no language
-        return data[:at] + png16.chunk(b"iTXt", body) + data[at:]
-    if data.startswith(b"\xff\xd8") and len(_JPEG_SOURCE + text) <= _JPEG_COMMENT_LIMIT:
-        at = 2
-        while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] not in (0xFE, 0xDA):  # COM, SOS
-            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-        comment = _JPEG_SOURCE + text
-        return data[:at] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[at:]
-    return data  # never replaced by a re-run, which is the safe side
+    file: Path
+    source: str
 
 
-def recorded_source(result: Path) -> str | None:
-    """The photo a ColorLab result says it was made from; None for a file that records none (another
-    program's, an earlier version's) or cannot be read."""
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():  # only the header is read: a big scan is no bomb here
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(result) as img:
-                if img.format == "PNG":
-                    value = img.info.get(SOURCE_KEY)
-                    return value if isinstance(value, str) else None
-                comments = [s for kind, s in getattr(img, "applist", []) if kind == "COM"]
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    for comment in comments:
-        if isinstance(comment, bytes) and comment.startswith(_JPEG_SOURCE):
-            return comment[len(_JPEG_SOURCE) :].decode("utf-8", "replace")
-    return None
-
-
-def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Path]:
+def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Planned]:
     """One output file per input, ``<folder>/<stem>.<fmt>`` under ``outdir`` (:func:`expand_inputs`), made
     unique (photo-2.png, ...): never one of the inputs themselves (writing into the input folder must not
     replace a photo with its colorization), nor a file already there that is not an earlier ColorLab result
     of the same photo (a re-run replaces its own results, never a photo of the user's that happens to have
     the name, nor the result of another photo of that name). A file where a folder would go makes the folder
     another name (1962-2)."""
-    from backend.images import made_by
+    from backend.images import result_marks
 
     inputs = {p.path.resolve() for p in photos}
-    names: dict[Path, Path] = {}
+    names: dict[Path, Planned] = {}
     taken: set[Path] = set()  # the files planned so far
     folders: dict[PurePath, Path] = {PurePath(): outdir}  # each relative folder's place
 
@@ -236,14 +192,15 @@ def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Path
             return False
         if not target.exists():
             return True
-        return target.is_file() and made_by(target, SOFTWARE) and recorded_source(target) == source
+        marks = result_marks(target) if target.is_file() else None
+        return marks is not None and marks.software.startswith(SOFTWARE) and marks.source == source
 
     for photo in photos:
         folder, source = folder_of(photo.folder), source_record(photo.path)
         target, k = folder / fitted(photo.path.stem, f".{fmt}"), 2
         while not free(target, source):
             target, k = folder / fitted(photo.path.stem, f"-{k}.{fmt}"), k + 1
-        names[photo.path] = target
+        names[photo.path] = Planned(target, source)
         taken.add(target.resolve())
     return names
 
@@ -480,13 +437,14 @@ def colorize(
             colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
         )
         for path, rgb, metadata in zip(chunk, results, records, strict=True):
+            plan = names[path]
             data = (
-                encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method)
+                encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method, source=plan.source)
                 if fmt == "jpg"
-                else encode_png(rgb, metadata=metadata, colorized_by=method)
+                else encode_png(rgb, metadata=metadata, colorized_by=method, source=plan.source)
             )
-            names[path].parent.mkdir(parents=True, exist_ok=True)  # a folder's subfolder, when it has a photo
-            write_whole(names[path], with_source(data, source_record(path)))
+            plan.file.parent.mkdir(parents=True, exist_ok=True)  # a folder's subfolder, when it has a photo
+            write_whole(plan.file, data)
             bar.update(1)
     bar.close()
     done = len(paths) - len(failures)

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from PIL import Image, features
 
 from backend.cli import main
-from backend.cli.colorize import read_photo, recorded_source, source_record
-from backend.images import decode, encode_png
+from backend.cli.colorize import read_photo, source_record
+from backend.images import decode, encode_png, result_marks
 from tests.backend.cli.conftest import run_cli
 from tests.conftest import IMAGENET
 from worker.colorizers import lab
@@ -90,7 +90,7 @@ def test_folders_keep_their_tree_and_each_result_names_its_source(tmp_path: Path
     assert listing(tmp_path / "one") == ["1962/photo.png", "1963/photo.png", "loose.png"]
     for result in (tmp_path / "one").rglob("*.png"):
         source = box / result.relative_to(tmp_path / "one").with_suffix(".jpg")
-        assert recorded_source(result) == source_record(source)
+        assert result_marks(result).source == source_record(source)
         assert str(tmp_path).encode() not in result.read_bytes()  # a digest, not where the archive lies
     code, output = colorize(str(box / "1962"), str(box / "1963"), "-o", str(tmp_path / "two"))
     assert code == 0, output  # several folders: each in a folder of its name
@@ -121,15 +121,15 @@ def test_a_rerun_never_replaces_the_result_of_another_photo_of_that_name(tmp_pat
     assert code == 0, output
     assert listing(out) == [f"IMG_0001-2.{fmt}", f"IMG_0001.{fmt}"]
     assert first.read_bytes() == box1_result  # box1's result is kept
-    assert recorded_source(first) == source_record(tmp_path / "box1" / "IMG_0001.jpg")
-    assert recorded_source(second) == source_record(tmp_path / "box2" / "IMG_0001.jpg")
+    assert result_marks(first).source == source_record(tmp_path / "box1" / "IMG_0001.jpg")
+    assert result_marks(second).source == source_record(tmp_path / "box2" / "IMG_0001.jpg")
     for box, result in (("box2", second), ("box1", first)):  # each re-run replaces its own result in place
         before = result.stat().st_ino  # a result is written beside and moved over: a new inode
         code, output = colorize(str(tmp_path / box), "-o", str(out), "--format", fmt)
         assert code == 0, output
         assert listing(out) == [f"IMG_0001-2.{fmt}", f"IMG_0001.{fmt}"]
         assert result.stat().st_ino != before
-        assert recorded_source(result) == source_record(tmp_path / box / "IMG_0001.jpg")
+        assert result_marks(result).source == source_record(tmp_path / box / "IMG_0001.jpg")
     with Image.open(first) as img:  # ColorLab's mark is unchanged beside the record
         assert (img.info.get("Software") or img.info["comment"].decode()) == "ColorLab (cnn)"
 
@@ -144,7 +144,7 @@ def test_files_named_directly_from_two_folders_keep_apart_on_a_rerun(tmp_path: P
     code, output = colorize(photos[1], "-o", str(out))  # 1963 alone: its result is photo-2.png, not photo.png
     assert code == 0, output
     assert listing(out) == ["photo-2.png", "photo.png"] and (out / "photo.png").read_bytes() == kept
-    assert recorded_source(out / "photo-2.png") == source_record(Path(photos[1]))
+    assert result_marks(out / "photo-2.png").source == source_record(Path(photos[1]))
 
 
 def test_a_result_that_does_not_say_its_source_is_kept(tmp_path: Path) -> None:
