@@ -27,7 +27,7 @@ import logging
 import re
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -606,30 +606,23 @@ def _finite_top(values: np.ndarray) -> float:
     if values.dtype.kind != "f":
         return float(values.max())
     top = -np.inf
-    for band in _row_bands(values):
+    for band in lab.row_bands(values):
         finite = band[np.isfinite(band)]
         if finite.size:
             top = max(top, float(finite.max()))
     return top if np.isfinite(top) else 0.0
 
 
-def _row_bands(values: np.ndarray) -> Iterator[np.ndarray]:
-    """Bands of whole rows of about :data:`lab.BAND_PIXELS` pixels each (views, not copies)."""
-    rows = max(1, lab.BAND_PIXELS // max(1, values.shape[1]))
-    for top in range(0, values.shape[0], rows):
-        yield values[top : top + rows]
-
-
 def _gray_levels_of(values: np.ndarray, scale: float, top: int) -> np.ndarray:
     """(H, W) gray ``values`` × ``scale`` rounded to levels 0..``top`` (uint8 up to 255, else uint16), NaN
     as 0 and infinities as the ends, a band of rows at a time (float64 temporaries of one band only)."""
-    out = np.empty(values.shape[:2], dtype=np.uint8 if top <= 255 else np.uint16)
-    at = 0
-    for band in _row_bands(values):
+    dtype = np.uint8 if top <= 255 else np.uint16
+
+    def levels(band: np.ndarray) -> np.ndarray:
         scaled = np.nan_to_num(band.astype(np.float64) * scale, nan=0.0)
-        out[at : at + band.shape[0]] = np.clip(np.round(scaled), 0, top)
-        at += band.shape[0]
-    return out
+        return np.clip(np.round(scaled), 0, top).astype(dtype)
+
+    return lab.in_bands(levels, values)
 
 
 def _srgb_gray_profile() -> bytes:

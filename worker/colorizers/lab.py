@@ -11,7 +11,7 @@ Conventions used across ColorLab:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
@@ -44,18 +44,27 @@ L_CENTER = 50.0
 BAND_PIXELS = 1 << 20
 
 
+def row_bands(image: np.ndarray) -> Iterator[np.ndarray]:
+    """An (H, W, ...) image as bands of whole rows of about :data:`BAND_PIXELS` pixels each (views)."""
+    rows = max(1, BAND_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], rows):
+        yield image[top : top + rows]
+
+
 def in_bands(convert: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
     """``convert`` (per pixel, leading axis kept) of an (H, W, ...) image, in bands of about
     :data:`BAND_PIXELS` pixels written into one output: only the output and one band's temporaries are
-    alive. Smaller images (and other shapes) are converted whole."""
-    if image.ndim < 3 or image.shape[0] * image.shape[1] <= BAND_PIXELS:
+    alive. Smaller images are converted whole."""
+    if image.ndim < 2 or image.shape[0] * image.shape[1] <= BAND_PIXELS:
         return convert(image)
-    rows = max(1, BAND_PIXELS // image.shape[1])
-    first = convert(image[:rows])
+    bands = row_bands(image)
+    first = convert(next(bands))
     out = np.empty((image.shape[0], *first.shape[1:]), dtype=first.dtype)
-    out[:rows] = first
-    for top in range(rows, image.shape[0], rows):
-        out[top : top + rows] = convert(image[top : top + rows])
+    out[: len(first)] = first
+    at = len(first)
+    for band in bands:
+        out[at : at + len(band)] = convert(band)
+        at += len(band)
     return out
 
 
