@@ -85,13 +85,14 @@ def measure(people: int) -> tuple[float, float, float]:
     study, rows, participants, photos = study_rows(people)
     whole = partial(summarize, study, rows, participants, photos)
     original = results.compare_conditions
-    results.compare_conditions = lambda conditions, answered: []
+    results.compare_conditions = lambda conditions, tables, parts: []
     try:
         before = timed(whole)
     finally:
         results.compare_conditions = original
     answered = [r for r in rows if r.answered]
-    return before, timed(whole), timed(partial(original, study.conditions, answered))
+    tables = results.per_participant(answered, study.conditions)
+    return before, timed(whole), timed(partial(original, study.conditions, tables, (1, 2)))
 
 
 if __name__ == "__main__":

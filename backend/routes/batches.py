@@ -279,24 +279,25 @@ def batch_results(
 ) -> Any:
     # Not BatchDep: its 404 would come before the check of `format` and `quality`.
     batch = batch_or_404(session, batch_id)
+    # One query for the finished jobs and those still to finish
     jobs = session.scalars(
         select(Job)
-        .where(Job.batch_id == batch.id, Job.status == JobStatus.done, Job.result_image_id.is_not(None))
+        .where(
+            Job.batch_id == batch.id,
+            Job.status.in_((JobStatus.done, JobStatus.queued, JobStatus.running)),
+        )
         .order_by(Job.created_at, Job.id)
     ).all()
-    names = _unique(download_name(job, format) for job in jobs)
-    # The query left out jobs without a result; the check narrows the column's `str | None` for the types.
+    done = [job for job in jobs if job.status == JobStatus.done and job.result_image_id is not None]
+    unfinished = len(jobs) - sum(1 for job in jobs if job.status == JobStatus.done)
+    names = _unique(download_name(job, format) for job in done)
+    # `done` holds only jobs with a result; the check narrows the column's `str | None` for the types.
     entries = [
         (job.result_image_id, name, job.finished_at)
-        for job, name in zip(jobs, names, strict=True)
+        for job, name in zip(done, names, strict=True)
         if job.result_image_id is not None
     ]
     suffix = "-jpg" if format == "jpg" else ""  # "Download all" and "All as JPEG" do not overwrite each other
-    unfinished = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.batch_id == batch.id, Job.status.in_((JobStatus.queued, JobStatus.running)))
-    )
     # a zip made while photos are still running says so in its name, and is not taken for the whole batch
     part = f"-{len(entries)}-done" if unfinished else ""
     return _zip_response(

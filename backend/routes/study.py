@@ -156,7 +156,7 @@ def _app_page(study: Study) -> tuple[str, str]:
     hit = _rendered.get(study.slug)
     if hit is not None and hit[0] is study:
         return hit[1]
-    parts = builder.study_parts(study)
+    parts = study.parts
     html = TEMPLATES.get_template("study/app.html").render(
         study=study,
         parts=parts,

@@ -36,6 +36,7 @@ from backend.study.models import (
     StudyStatus,
     StudyTexts,
     Trial,
+    parts_of,
 )
 from backend.study.photos import PhotoFile, decode_photo, store_display
 from worker.colorizers import lab
@@ -115,17 +116,6 @@ class Readiness:
         if self.failed:
             parts.append(f"{self.failed} failed ({'; '.join(self.failures[:3])}): retry them")
         return "; ".join(parts)
-
-
-def parts_of(trials_part1: int | None, trials_part2: int | None) -> tuple[int, ...]:
-    """The parts a study with these trial counts has: 1 (real or colorized), 2 (stars) or both. A count of
-    0 leaves its part out; an unset one (None) is the column default, 5."""
-    return tuple(part for part, n in ((1, trials_part1), (2, trials_part2)) if n != 0)
-
-
-def study_parts(study: Study) -> tuple[int, ...]:
-    """The parts of ``study`` (:func:`parts_of`)."""
-    return parts_of(study.trials_part1, study.trials_part2)
 
 
 def default_instructions(parts: tuple[int, ...]) -> str:
@@ -518,7 +508,7 @@ def edit_texts(session: Session, study: Study, *, title: str, consent_text: str,
     """Change the texts participants see. A draft is edited in place; once the study has opened, a change is a
     new version (kept, and recorded for each participant who consents from then on). Returns whether a new
     version was made. Commits."""
-    texts = clean_texts(title, consent_text, instructions, study_parts(study))
+    texts = clean_texts(title, consent_text, instructions, study.parts)
     if (study.title, study.consent_text, study.instructions) == texts:
         return False
     study.title, study.consent_text, study.instructions = texts

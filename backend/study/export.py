@@ -31,10 +31,9 @@ from sqlalchemy.orm import Session
 
 from backend.db import close_quietly
 from backend.models import Job
-from backend.study.builder import study_parts
 from backend.study.models import REAL, Participant, Stimulus, Study, StudyPhoto, Trial
 from backend.study.results import study_summary
-from backend.study.stats import DIFFERENCE_INTERVAL, RATING_RESAMPLES, median
+from backend.study.stats import DIFFERENCE_INTERVAL, RATING_INTERVAL, SHARE_INTERVAL, median
 
 DEFAULT_FAST_MS = 400  # STUDY_FAST_ANSWER_MS's default
 
@@ -175,14 +174,8 @@ COMPARISON_COLUMNS = [
     "failed_attention_excluded",
 ]
 CODEBOOK_COLUMNS = ["file", "column", "type", "meaning"]
-SHARE_REAL_INTERVAL = (
-    "95% Wilson score interval clustered by participant (a participant's answers count as one draw: Wilson's "
-    "on part1_n / share_real_design_effect answers)"
-)
-RATING_INTERVAL = (
-    f"95% percentile bootstrap interval of the mean rating clustered by participant ({RATING_RESAMPLES:,} "
-    "resamples of the participants with all their ratings; within 1-4)"
-)
+# The results page's wording (stats), with the columns the interval is computed from
+SHARE_REAL_INTERVAL = f"{SHARE_INTERVAL}: Wilson's on part1_n / share_real_design_effect answers"
 NO_INTERVAL = (
     "empty with fewer than 2 participants, or where every participant's answers moved alike between the two, "
     "which leaves no spread to estimate it from"
@@ -569,7 +562,7 @@ def stimulus_rows(session: Session, study: Study, options: ExportOptions) -> Ite
         .where(Stimulus.study_id == study.id)
         .order_by(StudyPhoto.position, Stimulus.condition)
     )
-    parts = study_parts(study)
+    parts = study.parts
     for stim, photo, job_status in session.execute(q):
         yield {
             "study": study.slug,

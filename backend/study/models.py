@@ -30,6 +30,12 @@ REAL = "real"  # the condition of a photo's own colour image
 ATTENTION = "attention"  # the condition of attention-check stimuli (an obviously gray image)
 
 
+def parts_of(trials_part1: int | None, trials_part2: int | None) -> tuple[int, ...]:
+    """The parts a study with these trial counts has: 1 (real or colorized), 2 (stars) or both. A count of
+    0 leaves its part out; an unset one (None) is the column default, 5."""
+    return tuple(part for part, n in ((1, trials_part1), (2, trials_part2)) if n != 0)
+
+
 class StudyStatus(enum.StrEnum):
     draft = "draft"  # built, stimuli may still be colorizing
     open = "open"
@@ -63,6 +69,11 @@ class Study(Base):
     @property
     def conditions(self) -> list[str]:
         return [REAL, *self.methods]
+
+    @property
+    def parts(self) -> tuple[int, ...]:
+        """The parts the study has (:func:`parts_of`)."""
+        return parts_of(self.trials_part1, self.trials_part2)
 
     def answers_until(self, grace_minutes: float) -> datetime | None:
         """A closed study: until when those who had started may still answer (STUDY_CLOSE_GRACE_MINUTES after

@@ -20,7 +20,6 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from backend.study import stats
-from backend.study.builder import study_parts
 from backend.study.models import REAL, Participant, ParticipantStatus, Study, StudyPhoto, Trial
 
 
@@ -93,21 +92,10 @@ def attention_outcomes(session: Session, study: Study) -> dict[str, bool]:
     return outcomes
 
 
-def _per_participant_totals(answers: list[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Each participant's summed answer values and how many answers they gave, from (participant, value)."""
-    totals: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for pid, value in answers:
-        totals[pid] += value
-        counts[pid] += 1
-    people = len(counts)
-    return np.fromiter(totals.values(), np.float64, people), np.fromiter(counts.values(), np.float64, people)
-
-
-def _part1(rows: list[TrialRow]) -> dict[str, Any]:
-    share = stats.clustered_share(
-        *_per_participant_totals([(r.participant_id, float(r.response == "real")) for r in rows])
-    )
+def _part1(rows: list[TrialRow], hits: np.ndarray, answers: np.ndarray) -> dict[str, Any]:
+    """A condition's part-1 answers; ``hits`` and ``answers``: each participant's answers "real" and answers
+    (:func:`per_participant`'s column of the condition)."""
+    share = stats.clustered_share(hits, answers)
     correct = sum(1 for r in rows if (r.response == "real") == (r.condition == REAL))
     return {
         "n": share.n,
@@ -122,20 +110,20 @@ def _part1(rows: list[TrialRow]) -> dict[str, Any]:
     }
 
 
-def _part2(rows: list[TrialRow]) -> dict[str, Any]:
-    rated = [(r.participant_id, r.rating) for r in rows if r.rating is not None]
-    ratings = [rating for _, rating in rated]
-    m = stats.mean_ci(ratings)
-    totals, counts = _per_participant_totals([(pid, float(rating)) for pid, rating in rated])
-    low, high = stats.rating_interval(totals, counts)
+def _part2(rows: list[TrialRow], stars: np.ndarray, ratings: np.ndarray) -> dict[str, Any]:
+    """A condition's part-2 answers; ``stars`` and ``ratings``: each participant's summed stars and ratings
+    (:func:`per_participant`'s column of the condition)."""
+    given = [r.rating for r in rows if r.rating is not None]
+    m = stats.mean_ci(given)
+    low, high = stats.rating_interval(stars, ratings)
     return {
         "n": m.n,
-        "participants": len(counts),
+        "participants": int((ratings > 0).sum()),
         "mean": m.mean,
         "sd": m.sd,
         "low": low,
         "high": high,
-        "distribution": {str(k): sum(1 for v in ratings if v == k) for k in (1, 2, 3, 4)},
+        "distribution": {str(k): sum(1 for v in given if v == k) for k in (1, 2, 3, 4)},
     }
 
 
@@ -150,7 +138,7 @@ def summarize(
 ) -> dict[str, Any]:
     """The study's results from its trial rows; ``participants`` are (id, started, completed); ``marked``:
     participants the researcher excluded or marked returned / timed out (already left out of both)."""
-    parts = study_parts(study)
+    parts = study.parts
     has1, has2 = 1 in parts, 2 in parts
     failed = failed_attention(rows)
     excluded = failed if exclude_failed_attention else set()
@@ -160,16 +148,18 @@ def summarize(
     by_cond: dict[str, list[TrialRow]] = defaultdict(list)
     for r in answered:
         by_cond[r.condition].append(r)
+    tables = per_participant(answered, study.conditions)
+    (hits, answers), (stars, ratings) = tables[1], tables[2]
     conditions = []
-    for cond in study.conditions:
+    for j, cond in enumerate(study.conditions):
         cr = by_cond.get(cond, [])
         times = [r.response_ms for r in cr if r.response_ms is not None]
         conditions.append(
             {
                 "condition": cond,
                 "label": condition_label(cond),
-                "part1": _part1([r for r in cr if r.part == 1]) if has1 else None,
-                "part2": _part2([r for r in cr if r.part == 2]) if has2 else None,
+                "part1": _part1([r for r in cr if r.part == 1], hits[:, j], answers[:, j]) if has1 else None,
+                "part2": _part2([r for r in cr if r.part == 2], stars[:, j], ratings[:, j]) if has2 else None,
                 "median_response_ms": stats.median(times),
             }
         )
@@ -194,11 +184,7 @@ def summarize(
         photo_rows.append(
             {"photo_id": photo.id, "name": photo.name, "position": photo.position, "conditions": cells}
         )
-    comparisons = compare_conditions(study.conditions, answered)
-    for pair in comparisons:  # a measure of a part the study has not: none, not "no difference yet"
-        for part, measure in ((1, "share_real"), (2, "rating")):
-            if part not in parts:
-                pair[measure] = None
+    comparisons = compare_conditions(study.conditions, tables, parts)
     counted = [p for p in participants if p[0] not in excluded]
     total = len(counted)
     completed = sum(1 for p in counted if p[2])
@@ -237,9 +223,10 @@ def summarize(
     }
 
 
-def _per_participant(rows: list[TrialRow], conditions: list[str]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def per_participant(rows: list[TrialRow], conditions: list[str]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per part, (participants, conditions) sums and counts of the answers: part 1 sums the answers "real",
-    part 2 the stars. One pass over the rows (a large study has hundreds of thousands)."""
+    part 2 the stars; a participant who gave a condition no answer of a part counts 0 there. One pass over
+    the rows (a large study has hundreds of thousands)."""
     people: dict[str, int] = {}
     column = {c: j for j, c in enumerate(conditions)}
     cells: dict[int, list[int]] = {1: [], 2: []}
@@ -276,24 +263,31 @@ def _difference(d: stats.Difference) -> dict[str, Any]:
     }
 
 
-def compare_conditions(conditions: list[str], answered: list[TrialRow]) -> list[dict[str, Any]]:
+def compare_conditions(
+    conditions: list[str], tables: dict[int, tuple[np.ndarray, np.ndarray]], parts: tuple[int, ...]
+) -> list[dict[str, Any]]:
     """Every pair of conditions (in the study's order: the real photos first, then the methods): how much
     more often the first was judged real, and how many more stars it got, each with a simultaneous interval
-    (:func:`stats.ratio_differences`); ``differs`` when the interval leaves out 0."""
+    (:func:`stats.ratio_differences`) from :func:`per_participant`'s ``tables``; ``differs`` when the
+    interval leaves out 0. A measure of a part the study has not is None, not "no difference yet"."""
     pairs = [(a, b) for a in range(len(conditions)) for b in range(a + 1, len(conditions))]
-    tables = _per_participant(answered, conditions)
-    real = stats.ratio_differences(*tables[1], pairs, bounds=(-1.0, 1.0))
-    stars = stats.ratio_differences(*tables[2], pairs, bounds=(-3.0, 3.0))
+    measures: dict[str, list[dict[str, Any] | None]] = {}
+    for part, measure, bounds in ((1, "share_real", (-1.0, 1.0)), (2, "rating", (-3.0, 3.0))):
+        if part in parts:
+            differences = stats.ratio_differences(*tables[part], pairs, bounds=bounds)
+            measures[measure] = [_difference(d) for d in differences]
+        else:
+            measures[measure] = [None] * len(pairs)
     return [
         {
             "a": conditions[a],
             "b": conditions[b],
             "a_label": condition_label(conditions[a]),
             "b_label": condition_label(conditions[b]),
-            "share_real": _difference(share),
-            "rating": _difference(rating),
+            "share_real": share,
+            "rating": rating,
         }
-        for (a, b), share, rating in zip(pairs, real, stars, strict=True)
+        for (a, b), share, rating in zip(pairs, measures["share_real"], measures["rating"], strict=True)
     ]
 
 

@@ -203,8 +203,8 @@ SHARE_INTERVAL = (
 )
 RATING_RESAMPLES = 4000
 RATING_INTERVAL = (
-    "95% percentile bootstrap interval clustered by participant (4,000 resamples of the participants with "
-    "all their ratings), within the 1–4 scale"
+    f"95% percentile bootstrap interval clustered by participant ({RATING_RESAMPLES:,} resamples of the "
+    "participants with all their ratings), within the 1–4 scale"
 )
 BOOTSTRAP_CELLS = 1_000_000  # resampled counts held at once (8 MB), however many kinds of participant
 
