@@ -1,5 +1,5 @@
-"""A batch's photos from its upload (`POST /batches`): the files and zips read under the batch limits, then
-each photo validated as a single upload is.
+"""A batch's photos from its upload (`POST /batches`): the files and zips read under the batch limits, the
+pages of a multi-page TIFF made photos of their own, then each photo validated as a single upload is.
 
 Two steps, so the caller can spend the photo budget between them (counted before any photo is decoded):
 :func:`read_files` refuses a batch that is too big as a whole (413); :func:`validate` lists each bad photo
@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from backend import tiff_pages
 from backend.config import Settings
 from backend.errors import UserError
 from backend.stored_images import Upload, display_name, distinct_names, is_junk
@@ -133,8 +135,37 @@ async def read_files(uploads: Sequence[StarletteUpload], settings: Settings) -> 
             out.append(BatchFile(name, None, _too_large(settings)))
         else:
             out.append(BatchFile(name, data, None))
+    out = await run_in_threadpool(split_pages, out, settings)
     if len(out) > settings.batch_max_photos:
         raise _too_many_files(len(out), settings)
+    return out
+
+
+def split_pages(files: list[BatchFile], settings: Settings) -> list[BatchFile]:
+    """The batch's files with each multi-page TIFF replaced by its pages, one file each
+    (``scan-page2.tif``, :mod:`backend.tiff_pages`). A page keeps the whole file's bytes, so a TIFF whose
+    pages would take the batch over BATCH_MAX_BYTES is one refused file. Blocking: run it in a thread."""
+    total = sum(len(file.data) for file in files if file.data is not None)
+    out: list[BatchFile] = []
+    for file in files:
+        found = tiff_pages.pages(file.data) if file.data is not None else []
+        if file.data is None or len(found) < 2:
+            out.append(file)
+            continue
+        more = (len(found) - 1) * len(file.data)
+        if total + more > settings.batch_max_bytes:
+            whole = len(found) * len(file.data)
+            refused = (
+                f"its {len(found)} pages as photos of their own would take {whole:,} bytes, over the "
+                f"{settings.batch_max_bytes:,}-byte batch limit: save the pages as files of their own"
+            )
+            out.append(BatchFile(file.path, None, refused))
+            continue
+        total += more
+        path = PurePosixPath(file.path)
+        for number, directory in enumerate(found, start=1):
+            name = path.with_name(f"{path.stem}-page{number}{path.suffix}").as_posix()
+            out.append(BatchFile(name, tiff_pages.page(file.data, directory), None))
     return out
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from backend import png16, provenance
+from backend import png16, provenance, tiff_pages
 from backend.errors import UserError
 from worker.colorizers import lab
 
@@ -694,11 +694,14 @@ def decode(
     max_pixels: int,
     max_pixels_per_byte: float | None = None,
     max_jpeg_scans: int | None = None,
+    one_photo: bool = False,
 ) -> DecodedImage:
-    """Decode one uploaded image under the limits, or raise :class:`UserError` (400/413/415).
+    """Decode one uploaded image under the limits, or raise :class:`UserError` (400/413/415/422).
 
     ``max_pixels_per_byte`` and ``max_jpeg_scans`` bound the decode cost of untrusted uploads; images we
-    made ourselves are decoded without them.
+    made ourselves are decoded without them. ``one_photo``: refuse (422) a file that holds more than one
+    photo, a multi-page TIFF or an animation, rather than take its first page or frame unsaid (a stored
+    photo, already taken, is decoded without it).
     """
     if not data:
         raise UserError(400, "the file is empty")
@@ -719,7 +722,9 @@ def decode(
                 )
             fmt = img.format or "unknown"
             _check_cost(data, fmt, img.mode, width * height, max_pixels_per_byte, max_jpeg_scans)
-            img.seek(0)  # first frame of an animation
+            if one_photo and (several := more_than_one_photo(img, data)):
+                raise UserError(422, several)
+            img.seek(0)  # the first page or frame, as a viewer shows the file
             decoded = decode_rgb16_png(data) if fmt == "PNG" else None
             if decoded is None:
                 img.load()
@@ -746,6 +751,26 @@ def decode(
     except MemoryError:
         raise UserError(413, "the image is too large to decode") from None
     return decoded
+
+
+def more_than_one_photo(img: Image.Image, data: tiff_pages.Buffer) -> str | None:
+    """Why the opened file ``img`` (bytes ``data``) is more than one photo, in words for its owner, or None: a
+    TIFF of several pages (previews and masks are not pages: :mod:`backend.tiff_pages`), or an animated
+    GIF, PNG or WebP. A camera's MPO (a JPEG with a depth map or a stereo view beside it) is one photo."""
+    if img.format == "TIFF" and (count := len(tiff_pages.pages(data))) > 1:
+        return (
+            f"the file holds {count} pages (a multi-page TIFF) and one photo is taken here: save the page "
+            "you want as a file of its own, or colorize them all as a batch (several photos on the upload "
+            "page, POST /batches or `colorlab colorize`), where each page becomes a photo"
+        )
+    if img.format in ("GIF", "PNG", "WEBP") and getattr(img, "is_animated", False):
+        # A GIF's frames are counted by reading them all: its count is not worth the time
+        frames = f" of {getattr(img, 'n_frames', 0)} frames" if img.format != "GIF" else ""
+        return (
+            f"the file is an animation{frames}; ColorLab colorizes still photos: save the frame you want "
+            "as a PNG or JPEG file of its own"
+        )
+    return None
 
 
 def _check_structure(data: bytes) -> None:

@@ -69,6 +69,7 @@ def _decode(data: bytes, settings: Settings) -> DecodedImage:
         max_pixels=settings.max_pixels,
         max_pixels_per_byte=settings.max_pixels_per_byte,
         max_jpeg_scans=settings.max_jpeg_scans,
+        one_photo=True,
     )
 
 

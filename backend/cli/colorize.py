@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import mmap
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
+from backend import tiff_pages
 from backend.cli import FiniteRange, Refused, checked_device, read_text
 from backend.provenance import SOFTWARE
 
@@ -34,6 +38,13 @@ class Photo(NamedTuple):
 
     path: Path
     folder: PurePath
+    page: int = 0  # 1, 2, ...: a page of a multi-page TIFF (:func:`photo_pages`); 0: the whole file
+    directory: int = 0  # that page's directory in the file (backend.tiff_pages)
+
+    @property
+    def stem(self) -> str:
+        """The name its result is given, before the suffix: the file's, a page's with its number."""
+        return f"{self.path.stem}-page{self.page}" if self.page else self.path.stem
 
 
 class Inputs(NamedTuple):
@@ -113,6 +124,37 @@ def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
     return Inputs(unique, others)
 
 
+@contextmanager
+def mapped(path: Path) -> Iterator[tiff_pages.Buffer]:
+    """The file's bytes mapped into memory, not read (b"" for an empty file or one that cannot be mapped)."""
+    with path.open("rb") as file:
+        try:
+            view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):
+            yield b""
+            return
+        with view:
+            yield view
+
+
+def photo_pages(photos: list[Photo]) -> list[Photo]:
+    """The photos with each multi-page TIFF replaced by its pages, a photo each (scan.tif: scan-page1.png,
+    scan-page2.png, ...; previews and masks are not pages: :mod:`backend.tiff_pages`)."""
+    out: list[Photo] = []
+    for photo in photos:
+        found: list[int] = []
+        try:
+            with mapped(photo.path) as data:
+                found = tiff_pages.pages(data)
+        except OSError:  # unreadable: read_photo says why when its turn comes
+            pass
+        if len(found) < 2:
+            out.append(photo)
+            continue
+        out += [photo._replace(page=k, directory=d) for k, d in enumerate(found, start=1)]
+    return out
+
+
 def skipped_line(skipped: list[Path]) -> str:
     """What a folder held that was not taken, in one line."""
     shown = [f"{p} (no extension)" if not p.suffix else str(p) for p in skipped[:SKIPPED_SHOWN]]
@@ -147,10 +189,11 @@ def write_whole(target: Path, data: bytes) -> None:
 # Every result records which file it was made from (``source`` of the encoders, read back by
 # images.result_marks), so that a re-run replaces only its own photo's result. The record is a digest of the
 # path, not the path: a result is shared, and a path tells where the archive lies and whose account it is in.
-def source_record(path: Path) -> str:
+def source_record(path: Path, page: int = 0) -> str:
     """How a result records its photo: the first 16 hex digits of the sha256 of its absolute path (symbolic
-    links resolved), which tells two photos apart without saying where either lies."""
-    return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:16]
+    links resolved) and its page, which tells two photos apart without saying where either lies."""
+    where = os.fsencode(path.resolve()) + (f"#page{page}".encode() if page else b"")
+    return hashlib.sha256(where).hexdigest()[:16]
 
 
 class Planned(NamedTuple):
@@ -160,7 +203,7 @@ class Planned(NamedTuple):
     source: str
 
 
-def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Planned]:
+def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Photo, Planned]:
     """One output file per input, ``<folder>/<stem>.<fmt>`` under ``outdir`` (:func:`expand_inputs`), made
     unique (photo-2.png, ...): never one of the inputs themselves (writing into the input folder must not
     replace a photo with its colorization), nor a file already there that is not an earlier ColorLab result
@@ -170,7 +213,7 @@ def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Plan
     from backend.images import result_marks
 
     inputs = {p.path.resolve() for p in photos}
-    names: dict[Path, Planned] = {}
+    names: dict[Photo, Planned] = {}
     taken: set[Path] = set()  # the files planned so far
     folders: dict[PurePath, Path] = {PurePath(): outdir}  # each relative folder's place
 
@@ -196,24 +239,26 @@ def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Path, Plan
         return marks is not None and marks.software.startswith(SOFTWARE) and marks.source == source
 
     for photo in photos:
-        folder, source = folder_of(photo.folder), source_record(photo.path)
-        target, k = folder / fitted(photo.path.stem, f".{fmt}"), 2
+        folder, source = folder_of(photo.folder), source_record(photo.path, photo.page)
+        target, k = folder / fitted(photo.stem, f".{fmt}"), 2
         while not free(target, source):
-            target, k = folder / fitted(photo.path.stem, f"-{k}.{fmt}"), k + 1
-        names[photo.path] = Planned(target, source)
+            target, k = folder / fitted(photo.stem, f"-{k}.{fmt}"), k + 1
+        names[photo] = Planned(target, source)
         taken.add(target.resolve())
     return names
 
 
-def read_photo(path: Path) -> DecodedImage:
+def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     """An image file read as uploads are (EXIF orientation applied, ICC profile converted to sRGB, a 16-bit
-    gray scan's levels kept), with its metadata; ValueError when it is not an image."""
+    gray scan's levels kept), with its metadata; ValueError when it is not an image, or is more than one
+    photo (a multi-page TIFF, an animation). ``directory``: the page of a multi-page TIFF to read
+    (:func:`photo_pages`)."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
     from backend import png16
-    from backend.images import decode_opened, decode_rgb16_png
+    from backend.images import decode_opened, decode_rgb16_png, more_than_one_photo
 
     if path.exists() and not path.is_file():  # a pipe or device: opening it would wait for a writer
         raise ValueError(f"{path}: not a regular file")
@@ -234,14 +279,23 @@ def read_photo(path: Path) -> DecodedImage:
             # From an open file, as uploads from their bytes: opened by its path, Pillow memory-maps an
             # uncompressed TIFF and lays its pixels out in the size already turned by its orientation 5-8
             # (a scrambled photo), and the file stays unread into memory (a large scan)
-            with path.open("rb") as file, Image.open(file) as img:
-                # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
-                img.load()
-                return decode_opened(img)
+            if directory:  # a page: the whole file is read, the page's own file made of it
+                with mapped(path) as data:
+                    page = tiff_pages.page(data, directory)
+                with Image.open(io.BytesIO(page)) as img:
+                    img.load()
+                    return decode_opened(img)
+            with path.open("rb") as file, Image.open(file) as img, mapped(path) as data:
+                several = more_than_one_photo(img, data)
+                if several is None:
+                    # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
+                    img.load()
+                    return decode_opened(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
     except MemoryError:
         raise ValueError(f"{path}: too large to read in this machine's memory") from None
+    raise ValueError(f"{path}: {several}")
 
 
 @click.command("colorize")
@@ -401,7 +455,7 @@ def colorize(
         raise click.ClickException("no input images" + (f"; {skipped_line(skipped)}" if skipped else ""))
     if skipped:
         click.echo(skipped_line(skipped), err=True)
-    paths = [p.path for p in photos]
+    photos = photo_pages(photos)
     folder = weights_dir or get_settings().weights_dir
     try:
         colorizer = get_colorizer(method, folder, device)
@@ -411,20 +465,20 @@ def colorize(
     outdir.mkdir(parents=True, exist_ok=True)
     batch = batch_size if info.batchable else 1
     failures: list[str] = []
-    bar = tqdm(total=len(paths), unit="photo", disable=no_progress, desc=method)
+    bar = tqdm(total=len(photos), unit="photo", disable=no_progress, desc=method)
     names = output_names(photos, outdir, fmt)
-    for start in range(0, len(paths), batch):
-        chunk: list[Path] = []
+    for start in range(0, len(photos), batch):
+        chunk: list[Photo] = []
         planes: list[np.ndarray] = []
         records: list[PhotoMetadata] = []
         depths: list[int] = []
-        for path in paths[start : start + batch]:
+        for wanted in photos[start : start + batch]:
             try:
-                photo = read_photo(path)
+                photo = read_photo(wanted.path, wanted.directory)
                 planes.append(photo.lightness())  # a 16-bit scan's from its own levels
                 records.append(photo.metadata)  # written into the result: resolution, EXIF, XMP
                 depths.append(photo.bits if fmt == "png" else 8)  # 16-bit PNG for a 16-bit scan; JPEG: 8
-                chunk.append(path)
+                chunk.append(wanted)
                 del photo  # its pixels go: only the L plane is used
             except ValueError as exc:
                 failures.append(str(exc))
@@ -436,8 +490,8 @@ def colorize(
         results = predict_many(
             colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
         )
-        for path, rgb, metadata in zip(chunk, results, records, strict=True):
-            plan = names[path]
+        for wanted, rgb, metadata in zip(chunk, results, records, strict=True):
+            plan = names[wanted]
             data = (
                 encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method, source=plan.source)
                 if fmt == "jpg"
@@ -447,7 +501,7 @@ def colorize(
             write_whole(plan.file, data)
             bar.update(1)
     bar.close()
-    done = len(paths) - len(failures)
+    done = len(photos) - len(failures)
     if done == 0 and made_outdir:
         outdir.rmdir()  # nothing was written: leave no empty folder behind
     click.echo(f"{done} photo(s) colorized with {method} into {outdir}")

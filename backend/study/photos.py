@@ -97,7 +97,7 @@ def from_path(path: Path, settings: Settings) -> list[PhotoFile]:
 
 def decode_photo(photo: PhotoFile, settings: Settings) -> DecodedImage:
     try:
-        decoded = decode(photo.data, max_pixels=settings.max_pixels)
+        decoded = decode(photo.data, max_pixels=settings.max_pixels, one_photo=True)
     except UserError as exc:  # name the photo: a study takes many
         raise UserError(exc.status_code, f"{photo.name}: {exc.detail}") from None
     if not decoded.is_color:

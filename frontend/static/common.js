@@ -212,6 +212,49 @@
     return true;
   }
 
+  // ---- Multi-page TIFFs --------------------------------------------------------------------------------
+  // How many pages a TIFF file holds, read from its directory chain as the server reads it
+  // (backend/tiff_pages.py): previews and masks (NewSubfileType bits 1 and 4, or SubfileType 2) are not pages.
+  // 1 for any other file or one whose chain cannot be read.
+  async function tiffPages(file) {
+    const read = async (at, length) => new DataView(await file.slice(at, at + length).arrayBuffer());
+    if (!file || file.size < 16) return 1;
+    const head = await read(0, 16);
+    const order = head.getUint16(0);
+    if (order !== 0x4949 && order !== 0x4d4d) return 1;
+    const little = order === 0x4949;
+    const magic = head.getUint16(2, little);
+    if (magic !== 42 && magic !== 43) return 1;
+    const big = magic === 43;
+    const offset = (view, at) => (big ? Number(view.getBigUint64(at, little)) : view.getUint32(at, little));
+    const countSize = big ? 8 : 2, entrySize = big ? 20 : 12, offsetSize = big ? 8 : 4;
+    let directory = offset(head, big ? 8 : 4);
+    let pages = 0;
+    const seen = new Set();
+    try {
+      while (directory && !seen.has(directory) && seen.size < 1000 && directory + countSize <= file.size) {
+        seen.add(directory);
+        const countView = await read(directory, countSize);
+        if (countView.byteLength < countSize) break;
+        const entries = big ? Number(countView.getBigUint64(0, little)) : countView.getUint16(0, little);
+        const length = countSize + entries * entrySize + offsetSize;
+        const view = await read(directory, length);
+        if (view.byteLength < length) break;
+        let isPage = true;
+        for (let i = 0; i < entries; i++) {
+          const at = countSize + i * entrySize;
+          const tag = view.getUint16(at, little), kind = view.getUint16(at + 2, little);
+          const valueAt = at + (big ? 12 : 8);
+          const value = kind === 3 ? view.getUint16(valueAt, little) : kind === 4 ? view.getUint32(valueAt, little) : 0;
+          if ((tag === 254 && (value & 0x5)) || (tag === 255 && value === 2)) isPage = false;
+        }
+        if (pages === 0 || isPage) pages += 1;
+        directory = offset(view, length - offsetSize);
+      }
+    } catch (_) { /* a damaged chain: the pages read so far */ }
+    return Math.max(1, pages);
+  }
+
   // ---- Drop zones -------------------------------------------------------------------------------------
   // Wires every .dropzone of a form (markup: the dropzone macro in _macros.html). The chosen files go into
   // files[<input name>]; each zone fires a bubbling "filechange" event ({key, file}; file is null once it
@@ -559,6 +602,6 @@
   window.ColorLab = {
     deleteButton, $, el, formatBytes, seconds, slug, resultFileName, ordinal, about, presetTime, queueText,
     showError, detailMessages, showFormError, focusInvalid, submit,
-    setupDropzones, fetchMethods, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
+    setupDropzones, tiffPages, fetchMethods, methodCard, endsSlider, referencePicker, FINISHED, STATUS_LABELS, POLL_MS, setProgress, poller, slider, fitToWindow,
   };
 })();

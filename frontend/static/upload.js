@@ -9,7 +9,7 @@
   const CL = window.ColorLab;
   const { $, el, showError } = CL;
 
-  const state = { methods: [], method: null, files: { image: null, reference: null }, batch: [] };
+  const state = { methods: [], method: null, files: { image: null, reference: null }, batch: [], pages: 1 };
   const MISSING_REFERENCE = "This method needs a reference image: a colour photo whose colours are copied onto " +
     "yours. Upload one above, or pick one of your earlier uploads or a bundled example.";
 
@@ -33,8 +33,28 @@
     $("batch-count").textContent = count === 0 ? "" :
       `${count} file${count === 1 ? "" : "s"}${zips ? ` (${zips} zip)` : ""} · ${CL.formatBytes(bytes)} · colorized as one batch`;
     $("image-drop").classList.toggle("is-batch", count > 0);
-    $("submit").querySelector(".label").textContent = count ? "Colorize all" : "Colorize";
+    labelSubmit();
   }
+
+  // "Colorize all" for a batch (several files, or the pages of a TIFF), else "Colorize".
+  function labelSubmit(busy = false) {
+    const many = state.batch.length || (state.files.image && state.pages > 1);
+    $("submit").querySelector(".label").textContent = busy ? "Uploading…" : many ? "Colorize all" : "Colorize";
+  }
+
+  // A multi-page TIFF (an album, a letter's pages) chosen as the photo goes as a batch: each page a photo.
+  form.addEventListener("filechange", async (event) => {
+    if (event.detail.key !== "image") return;
+    const file = event.detail.file;
+    state.pages = 1;
+    const pages = file ? await CL.tiffPages(file) : 1;
+    if (state.files.image !== file) return; // another photo was chosen meanwhile
+    state.pages = pages;
+    const note = $("image-pages");
+    note.hidden = pages < 2;
+    note.textContent = pages < 2 ? "" : `This TIFF holds ${pages} pages: each is colorized as a photo of its own, as one batch.`;
+    labelSubmit();
+  });
 
   $("batch-files").addEventListener("change", (event) => setBatch(event.target.files));
   $("batch-folder").addEventListener("change", (event) => setBatch(event.target.files));
@@ -277,7 +297,7 @@
     const button = $("submit");
     button.disabled = busy;
     button.querySelector(".spinner").hidden = !busy;
-    button.querySelector(".label").textContent = busy ? "Uploading…" : state.batch.length ? "Colorize all" : "Colorize";
+    labelSubmit(busy);
     form.setAttribute("aria-busy", busy ? "true" : "false");
   }
 
@@ -285,7 +305,8 @@
     event.preventDefault();
     showFormError(null);
     let invalid = null;
-    const batch = state.batch.length > 0;
+    const pagesOf = state.files.image && state.pages > 1; // a multi-page TIFF: a batch of its pages
+    const batch = state.batch.length > 0 || pagesOf;
     if (!state.files.image && !batch) {
       showError($("image-error"), "Choose a photo to colorize: drop it on the box above or use the file picker.");
       invalid = invalid || $("image");
@@ -313,7 +334,8 @@
     if (batch) {
       // A folder's files go with their path inside it: where two share a name (IMG_0001.jpg from two
       // cameras) the server shows as much of the path as tells them apart.
-      for (const file of state.batch) data.append("images", file, file.webkitRelativePath || file.name);
+      const sent = state.batch.length ? state.batch : [state.files.image];
+      for (const file of sent) data.append("images", file, file.webkitRelativePath || file.name);
     } else data.append("image", state.files.image, state.files.image.name || "image");
     data.append("method", state.method.name);
     data.append("options", JSON.stringify(options));

@@ -290,3 +290,27 @@ def test_a_folder_upload_leaves_out_hidden_files_and_macos_junk(stack, page, tmp
     page.goto(stack.base_url + "/")
     page.set_input_files("#batch-folder", str(folder))  # a folder picked as a person picks one
     expect(page.locator("#batch-count")).to_contain_text("2 files")  # a.jpg and box/b.jpg
+
+
+def test_a_multi_page_tiff_chosen_as_the_photo_is_colorized_page_by_page(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An album scanned into one TIFF: the page says how many pages it holds and sends it as a batch."""
+    from PIL import Image
+
+    pages = [Image.open(photo(prefix)).convert("L").resize((96, 64)) for prefix in ("001_", "002_", "003_")]
+    album = tmp_path / "album.tif"
+    pages[0].save(album, save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#image", str(album))
+    expect(page.locator("#image-pages")).to_have_text(re.compile(r"holds 3 pages"))
+    expect(page.locator("#submit .label")).to_have_text("Colorize all")
+    page.locator("#method-cnn").check(force=True)  # the card's title covers the radio button
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/batches/[\w-]+/view$"))
+    names = page.locator("#batch-grid .job-card-name")
+    expect(names).to_have_count(3)
+    expect(names).to_have_text(["album-page1.tif", "album-page2.tif", "album-page3.tif"])
+    # a photo of one page again: a single job, as ever
+    page.goto(stack.base_url + "/")
+    page.set_input_files("#image", str(photo("001_")))
+    expect(page.locator("#image-pages")).to_be_hidden()
+    expect(page.locator("#submit .label")).to_have_text("Colorize")
