@@ -20,7 +20,7 @@ import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
@@ -256,7 +256,8 @@ class ClientAndHeadersMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware: exceptions raised while the body streams must pass untouched).
 
     Identifies the browser by a random cookie (only its hash is used and stored) and adds the security
-    headers to every response.
+    headers to every response, and to one that sets no caching of its own, ``private, no-cache`` (it may
+    differ by the cookie).
     """
 
     def __init__(self, app: ASGIApp, secure_cookies: bool) -> None:
@@ -293,6 +294,11 @@ class ClientAndHeadersMiddleware:
                 ):
                     if name not in headers:
                         headers[name] = value
+                if "cache-control" not in headers:
+                    # A status, a list or a page differs with the cookie (`owned`, a maker's own fields) and
+                    # changes: no shared cache keeps it, and a browser asks again each time
+                    headers["cache-control"] = "private, no-cache"
+                    headers.add_vary_header("Cookie")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -350,6 +356,24 @@ def install(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: still JSON with a `detail`, as every other answer (Starlette logs the traceback)
+        return JSONResponse(
+            {"detail": "the server failed on this request (an error on its side, logged); try again later"},
+            status_code=500,
+        )
+
+    @app.exception_handler(DataError)
+    async def value_does_not_fit(request: Request, exc: Exception) -> JSONResponse:
+        # A value the checks let through that the column cannot hold (PostgreSQL is strict, SQLite is not):
+        # the request's, so a 4xx, and a bug to mend, so logged whole.
+        log.error("value refused by the database on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": "a value of the request does not fit what the server stores (too long, out of range)"},
+            status_code=422,
         )
 
     @app.exception_handler(PoolTimeout)

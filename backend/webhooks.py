@@ -78,7 +78,7 @@ def check_url(url: str, settings: Settings) -> str:
     url = url.strip()
     if settings.environment == "production" and not settings.webhook_secret.get_secret_value():
         raise UserError(422, "webhooks are off on this server: it has no WEBHOOK_SECRET to sign them with")
-    if len(url) > URL_MAX_CHARS:
+    if len(url) > URL_MAX_CHARS:  # before parsing; checked again once encoded (an é is 6 characters then)
         raise UserError(422, f"the webhook URL is {len(url):,} characters; at most {URL_MAX_CHARS:,}")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise UserError(422, "the webhook URL holds spaces or control characters")
@@ -103,6 +103,12 @@ def check_url(url: str, settings: Settings) -> str:
     if not url.isascii():
         url = _ascii_url(parts.scheme, parts.hostname, port, parts.path, parts.query)
         parts = urlsplit(url)
+        if len(url) > URL_MAX_CHARS:
+            raise UserError(
+                422,
+                f"the webhook URL is {len(url):,} characters once encoded for sending (each non-ASCII letter "
+                f"takes 6 to 12); at most {URL_MAX_CHARS:,}",
+            )
     if not settings.webhooks_reach_private and not _public_name(parts.hostname or ""):
         raise UserError(
             422,

@@ -224,3 +224,43 @@ def test_what_a_rerun_or_a_batch_would_drop_is_refused(api: TestClient) -> None:
     # the ordinary forms still work: no body at all, and fields
     assert api.post(f"/jobs/{job_id}/rerun").status_code == 202
     assert api.post(f"/jobs/{job_id}/rerun", data={"options": "{}"}).status_code == 202
+
+
+def test_every_documented_refusal_has_the_shape_that_is_sent(api: TestClient) -> None:
+    """A 4xx is always {"detail": "..."} (ErrorOut): FastAPI's default 422 (a list of problems) is never
+    sent, so a client generated from the schema must not expect it."""
+    spec = api.get("/openapi.json").json()
+    assert "HTTPValidationError" not in str(spec)
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                if code.startswith("4") and "content" in response:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, code)
+    r = api.get("/jobs/x/thumb.jpg?of=nothing")  # a 422 of a route that documented FastAPI's default
+    assert r.status_code == 422 and isinstance(r.json()["detail"], str)
+
+
+def test_a_server_fault_is_json_too(api: TestClient) -> None:
+    from backend.main import create_app
+
+    app = create_app()
+
+    @app.get("/fault")
+    def fault() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/fault")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json", r.text
+    assert "failed" in r.json()["detail"]
+
+
+def test_what_differs_by_cookie_is_kept_by_no_shared_cache(api: TestClient) -> None:
+    r = api.post("/colorize", files={"image": ("a.png", png(), "image/png")}, data={"method": FF})
+    assert r.status_code == 202, r.text
+    job = api.get(r.json()["status_url"])  # `owned` and the maker's own fields depend on the cookie
+    assert job.headers["cache-control"] == "private, no-cache" and "Cookie" in job.headers["vary"]
+    assert api.get("/references").headers["cache-control"] == "private, no-cache"
+    image = api.get(job.json()["urls"]["input"])  # an image is the same for everyone: cached as it was
+    assert "immutable" in image.headers["cache-control"]

@@ -79,6 +79,7 @@ def test_a_secret_receivers_could_not_use_stops_the_server_from_starting(
         ("https://user:pw@example.org/", "password"),
         ("https://example.org:99999/", "port"),
         ("https://example.org/" + "a" * 2100, "at most 2,048"),
+        ("https://example.org/" + "\u00e9" * 1500, "once encoded"),  # 9,020 characters: a 500 on PostgreSQL
         ("http://[::1/hook", "not a URL"),  # urlsplit's ValueError, once a 500
         ("http://a]b/", "not a URL"),
         ("https://bad\u2028host.example/", "control"),
