@@ -4,8 +4,9 @@
                           ▲          │                                  └──> fail
                           │          └──> retry (re-queued, sent again after a back-off)
                           └── sweep (lost message, silent worker)          cancel (queued or running)
-    finished jobs: delete_finished (DELETE /jobs/{id}), purge_expired (retention)
-    a batch's or comparison's jobs together: delete_together (cancelled first, then deleted)
+    one job: cancel_one (POST /jobs/{id}/cancel), delete_one (DELETE /jobs/{id}: cancelled first, then
+    deleted); finished jobs: purge_expired (retention)
+    a batch's or comparison's jobs together: cancel_together, delete_together (cancelled first, then deleted)
 
 The database is the source of truth; the broker only carries job ids (``backend.queue``). Every state change
 is a conditional UPDATE (``WHERE status = ...``), so the web process, any number of workers and their
@@ -542,21 +543,42 @@ def require_maker(maker: str | None, client: str | None, what: str) -> None:
         )
 
 
-def cancel_or_delete(session: Session, job_id: str) -> bool:
-    """`DELETE /jobs/{id}`: cancel an unfinished job (True) or delete a finished one with the images only it
-    used (False). 409 for a study stimulus, unfinished too (cancelling it would break the study); 404 when
-    another DELETE of the same job got there first."""
+def cancel_one(session: Session, job_id: str) -> None:
+    """`POST /jobs/{id}/cancel`: cancel the job if it is queued or running; nothing for a finished one, so a
+    request sent again does what the first did. 409 for an unfinished study stimulus (the study needs it)."""
+    if cancel_would_break_a_study(session, job_id):
+        raise UserError(409, KEPT_FOR_STUDY)
+    cancel(session, job_id)
+
+
+def cancel_would_break_a_study(session: Session, job_id: str) -> bool:
+    unfinished = session.scalar(select(Job.status).where(Job.id == job_id)) not in FINISHED_STATUSES
+    return unfinished and any_stimulus(session, [job_id])
+
+
+def delete_one(session: Session, job_id: str) -> None:
+    """`DELETE /jobs/{id}`: cancel the job if it is still queued or running (its worker stops at its next
+    report), then delete it with the images only it used. 409 for a study stimulus; 404 when another DELETE
+    of the same job got there first (a request sent again finds it gone)."""
     if any_stimulus(session, [job_id]):
         raise UserError(409, KEPT_FOR_STUDY)
-    if cancel(session, job_id):
-        return True
+    cancel(session, job_id)  # commits; a no-op for a finished job
     if delete_finished(session, job_id) is None:
         raise UserError(409, KEPT_FOR_STUDY)
-    return False
+
+
+def cancel_together(session: Session, jobs: Sequence[Job]) -> None:
+    """`POST /batches/{id}/cancel` and `POST /compare/{id}/cancel`: cancel those of ``jobs`` still queued or
+    running and keep the finished ones. 409, with nothing changed, when one still to finish is a study's."""
+    unfinished = [j.id for j in jobs if j.status not in FINISHED_STATUSES]
+    if any_stimulus(session, unfinished):
+        raise UserError(409, "some of these jobs are stimuli of a user study, kept while the study exists")
+    for job_id in unfinished:
+        cancel(session, job_id)  # commits; a no-op for one that finished meanwhile
 
 
 def delete_finished(session: Session, job_id: str) -> Freed | None:
-    """`DELETE /jobs/{id}` of a finished job: delete it and its images; None when it is a study stimulus.
+    """A finished job deleted with its images (:func:`delete_one`); None when it is a study stimulus.
     404 when it is gone (another DELETE of the same job got there first)."""
 
     def deletion() -> Freed | None:

@@ -118,34 +118,54 @@ async def get_job(job_id: str, request: Request) -> JobOut:
     return await run_in_threadpool(_read_job, job_id, client_of(request))
 
 
-@router.delete(
-    "/jobs/{job_id}",
+@router.post(
+    "/jobs/{job_id}/cancel",
     response_model=JobOut,
-    responses={
-        204: {"description": "The finished job and its images were deleted."},
-        **errors(403, 404, 409),
-    },
-    summary="Cancel a queued or running job; delete a finished one",
+    responses=errors(403, 404, 409),
+    summary="Cancel a queued or running job (sent again: the same)",
     description=(
-        "A queued or running job is cancelled (200, the job). A finished job (done, failed, cancelled) is "
-        "deleted with its uploaded and result images (204); afterwards its id answers 404. A job that is a "
-        "stimulus of a user study is kept while the study exists (409). Only the job's maker may (the "
-        "`colorlab_client` cookie it was made with: curl `-c jar -b jar`); anyone else gets 403."
+        "A queued or running job is cancelled and kept, with its photo, as `cancelled`; a finished one "
+        "(done, failed, cancelled) is left as it is. Either way the answer is the job, so a request sent "
+        "again (after a lost answer) does no more than the first. A job that is a stimulus of a user study "
+        "is not cancelled (409). Only the job's maker may (the `colorlab_client` cookie it was made with: "
+        "curl `-c jar -b jar`); anyone else gets 403."
     ),
 )
-async def cancel_or_delete_job(job_id: str, request: Request) -> Any:
-    return await run_in_threadpool(_cancel_or_delete, job_id, client_of(request))
+async def cancel_job(job_id: str, request: Request) -> JobOut:
+    return await run_in_threadpool(_cancel, job_id, client_of(request))
 
 
-def _cancel_or_delete(job_id: str, client: str | None) -> JobOut | Response:
+def _cancel(job_id: str, client: str | None) -> JobOut:
     with session_scope() as session:
         lifecycle.require_maker(job_or_404(session, job_id).client, client, "job")
-        if lifecycle.cancel_or_delete(session, job_id):
-            cancelled = session.get(Job, job_id, populate_existing=True)
-            if cancelled is None:  # another DELETE (a page sends two as it goes) deleted it meanwhile
-                return Response(status_code=204)
-            return _job_with_queue(session, cancelled, client)
-        return Response(status_code=204)
+        lifecycle.cancel_one(session, job_id)
+        job = session.get(Job, job_id, populate_existing=True)
+        if job is None:  # deleted meanwhile (a page's DELETE)
+            raise UserError(404, "no such job (it was deleted)")
+        return _job_with_queue(session, job, client)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={204: {"description": "The job and its images were deleted."}, **errors(403, 404, 409)},
+    summary="Delete a job with its images (cancelled first if it has not finished)",
+    description=(
+        "The job is deleted with its uploaded and result images; a queued or running one is cancelled "
+        "first (its worker stops). Afterwards its id answers 404, so a request sent again gets 404, never "
+        "another job's deletion. To stop a job and keep it, POST /jobs/{id}/cancel. A job that is a "
+        "stimulus of a user study is kept while the study exists (409). Only the job's maker may (403)."
+    ),
+)
+async def delete_job(job_id: str, request: Request) -> Response:
+    return await run_in_threadpool(_delete, job_id, client_of(request))
+
+
+def _delete(job_id: str, client: str | None) -> Response:
+    with session_scope() as session:
+        lifecycle.require_maker(job_or_404(session, job_id).client, client, "job")
+        lifecycle.delete_one(session, job_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 IMMUTABLE = "private, max-age=31536000, immutable"

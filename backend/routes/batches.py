@@ -154,6 +154,25 @@ def get_batch(batch: BatchDep, request: Request, session: SessionDep) -> BatchOu
     return batch_out(batch, rows, owned=lifecycle.is_maker(batch.client, client_of(request)))
 
 
+@router.post(
+    "/batches/{batch_id}/cancel",
+    response_model=BatchOut,
+    responses=errors(403, 404, 409),
+    summary="Stop a batch: cancel its photos still to do, keep the finished ones",
+    description="The photos still queued or running are cancelled; the finished ones stay, with their "
+    "results and the batch's zip. The answer is the batch; a request sent again does no more than the first. "
+    "409, with nothing changed, when a photo still to do is a stimulus of a user study. Only its maker may "
+    "(403).",
+)
+def cancel_batch(batch: BatchDep, request: Request, session: SessionDep) -> BatchOut:
+    client = client_of(request)
+    lifecycle.require_maker(batch.client, client, "batch")
+    lifecycle.cancel_together(session, session.scalars(select(Job).where(Job.batch_id == batch.id)).all())
+    session.expire_all()
+    rows = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id)).all()
+    return batch_out(batch, rows, owned=True)
+
+
 @router.delete(
     "/batches/{batch_id}",
     status_code=status.HTTP_204_NO_CONTENT,

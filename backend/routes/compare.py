@@ -98,6 +98,23 @@ def _read_comparison(group_id: str, client: str | None) -> ComparisonOut:
         return comparison_out(group_id, rows, owned=lifecycle.is_maker(rows[0].client, client))
 
 
+@router.post(
+    "/compare/{group_id}/cancel",
+    response_model=ComparisonOut,
+    responses=errors(403, 404, 409),
+    summary="Stop a comparison: cancel its jobs still to do, keep the finished ones",
+    description="The methods' jobs still queued or running are cancelled; the finished ones stay. The answer "
+    "is the comparison; a request sent again does no more than the first. Only its maker may (403).",
+)
+def cancel_comparison(
+    group_id: str, rows: ComparisonDep, request: Request, session: SessionDep
+) -> ComparisonOut:
+    lifecycle.require_maker(rows[0].client, client_of(request), "comparison")
+    lifecycle.cancel_together(session, rows)
+    session.expire_all()
+    return comparison_out(group_id, comparison_or_404(session, group_id), owned=True)
+
+
 @router.delete(
     "/compare/{group_id}",
     status_code=status.HTTP_204_NO_CONTENT,

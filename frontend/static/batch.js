@@ -6,7 +6,7 @@
   const root = document.getElementById("batch");
   if (!root) return;
   const CL = window.ColorLab;
-  const { $, el, STATUS_LABELS: LABELS } = CL;
+  const { $, el, showError, STATUS_LABELS: LABELS } = CL;
   const url = root.dataset.batchUrl;
   const cards = new Map();
   let viewing = null;
@@ -76,6 +76,7 @@
       : `${done} of ${batch.total} colorized; ${waiting} still to do…`;
     total = batch.total;
     $("delete-batch").hidden = !batch.owned; // a shared link views; only its maker may delete it
+    $("stop-batch").hidden = !batch.owned || batch.finished;
     $("download-all").hidden = done === 0;
     $("download-all-jpg").hidden = done === 0;
     // While photos are still running a zip holds only the finished ones: the buttons say how many.
@@ -96,6 +97,23 @@
   let total = 0;
   CL.deleteButton($("delete-batch"), url, $("delete-error"), () =>
     `Delete this batch (${total} ${total === 1 ? "photo" : "photos"}) and its images? This cannot be undone.`);
+
+  // Stopping cancels the photos still to do and keeps the finished ones (and their zip).
+  $("stop-batch").addEventListener("click", async () => {
+    const button = $("stop-batch");
+    button.disabled = true;
+    showError($("delete-error"), "");
+    try {
+      const response = await fetch(url + "/cancel", { method: "POST", headers: { Accept: "application/json" } });
+      const body = await response.json().catch(() => null);
+      if (response.ok && body) render(body);
+      else showError($("delete-error"), (body && body.detail) || `Could not stop the batch (HTTP ${response.status}).`);
+    } catch (err) {
+      showError($("delete-error"), "Could not reach the server to stop the batch: " + err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
 
   CL.slider($("compare"), $("compare-range"));
   const poller = CL.poller(url, {

@@ -324,8 +324,8 @@
     discard(job.id);
   }
 
-  // DELETE cancels an unfinished job and deletes a finished one: a second call deletes what was cancelled.
-  // Each preview is discarded once, however many ways lead here.
+  // One DELETE cancels a preview still running and deletes it. Each preview is discarded once, however many
+  // ways lead here.
   const discarded = new Set();
   const following = new Map(); // preview id -> { poller, finish } while it runs
   async function discard(id, keepalive) {
@@ -336,17 +336,7 @@
     const url = "/jobs/" + encodeURIComponent(id);
     const options = { method: "DELETE", headers: { Accept: "application/json" }, keepalive: Boolean(keepalive) };
     try {
-      if (keepalive && followed) {
-        // The page is going, so no reply can be awaited: for a preview still running both calls go at once
-        // and may run side by side. Cancelling is a conditional update, so exactly one of them cancels it and
-        // the other then deletes it (should it finish meanwhile, either deletes it and the other finds it gone).
-        await Promise.all([fetch(url, options), fetch(url, options)]);
-      } else if (keepalive) {
-        await fetch(url, options); // a finished preview: one DELETE deletes it
-      } else {
-        const response = await fetch(url, options);
-        if (response.status === 200) await fetch(url, options);
-      }
+      await fetch(url, options);
     } catch (_) { /* gone with the page: retention deletes it later */ }
     if (followed) followed.finish(null);
   }

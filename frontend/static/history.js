@@ -135,9 +135,8 @@
   async function remove(card) {
     const url = urlOf(card);
     const headers = { Accept: "application/json" };
-    // An unfinished job is cancelled first (the first DELETE), then deleted; a group's DELETE does both.
-    let response = await fetch(url, { method: "DELETE", headers });
-    if (response.status === 200 && !isGroup(card)) response = await fetch(url, { method: "DELETE", headers });
+    // One DELETE cancels what has not finished and deletes it all
+    const response = await fetch(url, { method: "DELETE", headers });
     if (response.status === 204 || response.status === 404) {
       card.remove();
       return null;

@@ -1,5 +1,5 @@
 // Job page: polls GET /jobs/{id} until the job finishes, shows progress (iteration k/N, losses and a live
-// preview for iterative methods), cancels with DELETE, and ends in a before/after comparison.
+// preview for iterative methods), cancels (POST /jobs/{id}/cancel), and ends in a before/after comparison.
 "use strict";
 
 (function () {
@@ -402,10 +402,10 @@
     button.disabled = true;
     button.textContent = "Cancelling…";
     try {
-      const response = await fetch(jobUrl, { method: "DELETE", headers: { Accept: "application/json" } });
+      const response = await fetch(jobUrl + "/cancel", { method: "POST", headers: { Accept: "application/json" } });
       const body = await response.json().catch(() => null);
       if (response.ok && body) render(body);
-      else if (response.status === 409) $("progress-message").textContent = (body && body.detail) || "The job had already finished.";
+      else if (response.status === 409) $("progress-message").textContent = (body && body.detail) || "This job cannot be cancelled.";
       else $("progress-message").textContent = (body && body.detail) || `Could not cancel (HTTP ${response.status}).`;
     } catch (err) {
       $("progress-message").textContent = "Could not reach the server to cancel: " + err.message;

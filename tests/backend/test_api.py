@@ -76,16 +76,25 @@ def test_submit_and_follow(client) -> None:  # type: ignore[no-untyped-def]
     assert original.mode == "RGB" and original.size == (366, 256)
 
 
-def test_cancel(client) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_then_delete_each_as_often_as_a_client_retries(client) -> None:  # type: ignore[no-untyped-def]
     job_id = submit(client).json()["id"]
-    r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    # A finished job is deleted with its images; its id is gone afterwards.
-    r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 204
+    for _ in range(2):  # sent again after a lost answer: the same job, still there
+        r = client.post(f"/jobs/{job_id}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert client.get(f"/jobs/{job_id}/input.png").status_code == 200  # kept, with its photo
+    # Deleting deletes it with its images; its id is gone afterwards, so a retry finds nothing to delete.
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
     for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/input.png"):
         assert client.get(path).status_code == 404
     assert client.delete(f"/jobs/{job_id}").status_code == 404
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 404
+    assert counts() == (0, 0)
+
+
+def test_deleting_a_queued_job_cancels_and_deletes_it_at_once(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = submit(client).json()["id"]
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+    assert client.get(f"/jobs/{job_id}").status_code == 404
     assert counts() == (0, 0)
 
 

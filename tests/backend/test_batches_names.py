@@ -337,6 +337,27 @@ def test_delete_a_batch_or_a_comparison_and_zip_several(client) -> None:  # type
         assert r.status_code == 404 and r.json()["detail"], bad
 
 
+def test_stopping_a_batch_or_a_comparison_keeps_what_has_finished(client) -> None:  # type: ignore[no-untyped-def]
+    files = [("images", (f"p{i}.jpg", photo_bytes(f"00{i + 1}_"), "image/jpeg")) for i in range(2)]
+    batch_id = client.post("/batches", files=files, data={"method": "cnn"}).json()["id"]
+    first, _ = (item["job_id"] for item in client.get(f"/batches/{batch_id}").json()["items"])
+    Runner(get_settings().model_copy(update={"batch_max": 1})).run(first)  # one done, one still queued
+    for _ in range(2):  # sent again after a lost answer: the same batch
+        r = client.post(f"/batches/{batch_id}/cancel")
+        assert r.status_code == 200, r.text
+        assert r.json()["counts"] == {"done": 1, "cancelled": 1} and r.json()["finished"]
+    assert client.get(f"/jobs/{first}/result.png").status_code == 200
+    zipped = zipfile.ZipFile(io.BytesIO(client.get(f"/batches/{batch_id}/results.zip").content))
+    assert zipped.namelist() == ["p0-cnn.png"]
+
+    r = client.post("/compare", files={"image": ("c.jpg", photo_bytes())}, data={"methods": "cnn,gan"})
+    group = r.json()["id"]
+    stopped = client.post(f"/compare/{group}/cancel")
+    assert stopped.status_code == 200, stopped.text
+    assert {job["status"] for job in stopped.json()["jobs"]} == {"cancelled"}
+    assert client.post("/compare/nope/cancel").status_code == 404
+
+
 def test_a_batch_with_a_study_stimulus_is_kept_whole(client) -> None:  # type: ignore[no-untyped-def]
     files = [("images", (f"p{i}.jpg", photo_bytes(f"00{i + 1}_"), "image/jpeg")) for i in range(2)]
     batch_id = client.post("/batches", files=files, data={"method": "cnn"}).json()["id"]
@@ -344,8 +365,8 @@ def test_a_batch_with_a_study_stimulus_is_kept_whole(client) -> None:  # type: i
         job_id = s.scalars(select(Job.id).where(Job.batch_id == batch_id)).first()
     assert job_id is not None
     keep_for_a_study(job_id)
-    r = client.delete(f"/batches/{batch_id}")
-    assert r.status_code == 409 and "study" in r.json()["detail"]
+    for r in (client.delete(f"/batches/{batch_id}"), client.post(f"/batches/{batch_id}/cancel")):
+        assert r.status_code == 409 and "study" in r.json()["detail"]
     batch = client.get(f"/batches/{batch_id}").json()
     assert batch["total"] == 2 and {i["status"] for i in batch["items"]} == {"queued"}  # nothing cancelled
 

@@ -84,8 +84,8 @@ def test_a_rerun_of_a_job_deleted_meanwhile_is_a_404(client, monkeypatch) -> Non
 def test_an_unfinished_study_stimulus_is_not_cancelled_through_the_job_api(client) -> None:  # type: ignore[no-untyped-def]
     job_id = upload(client, png(79))
     keep_for_a_study(job_id)
-    r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 409 and "user study" in r.json()["detail"]
+    for r in (client.delete(f"/jobs/{job_id}"), client.post(f"/jobs/{job_id}/cancel")):
+        assert r.status_code == 409 and "user study" in r.json()["detail"]
     assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"
 
 
@@ -107,12 +107,15 @@ def test_a_deletion_that_keeps_losing_its_race_is_refused_not_a_500(client, monk
     assert client.get(f"/jobs/{job_id}").status_code == 200  # nothing was deleted
 
 
-def test_a_job_cancelled_then_deleted_by_a_second_delete_is_no_500(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Fix colours sends two DELETEs of a queued preview at once as its page goes: the server runs them
-    side by side. When the second deletes the job the first has just cancelled, before the first reads it
-    back to answer, the first says it is gone (it used to fail reading it back: a 500)."""
+def test_a_job_deleted_while_it_is_being_cancelled_is_a_404_not_a_500(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A page cancels a job as another tab deletes it: when the DELETE lands between the cancel and its
+    reading back, the cancel says the job is gone (reading it back used to fail: a 500)."""
     job_id = upload(client, png(80))
-    delete_once(monkeypatch, "cancel", job_id)  # the other DELETE deletes it right after this one cancels
-    r = client.delete(f"/jobs/{job_id}")
-    assert r.status_code == 204, r.text
+    delete_once(monkeypatch, "cancel", job_id)  # the other client deletes it right after this one cancels
+    r = client.post(f"/jobs/{job_id}/cancel")
+    assert r.status_code == 404 and "deleted" in r.json()["detail"], r.text
     assert client.get(f"/jobs/{job_id}").status_code == 404
+    again = upload(client, png(81))
+    delete_once(monkeypatch, "cancel", again)  # a DELETE that finds it gone once cancelled: 404 as well
+    r = client.delete(f"/jobs/{again}")
+    assert r.status_code == 404, r.text

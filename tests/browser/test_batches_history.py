@@ -157,6 +157,25 @@ def test_queued_job_shows_its_place_in_line(idle_stack, page) -> None:  # type: 
     expect(page.locator("#progress-message")).to_have_text(re.compile(r"^Next in line"))
 
 
+def test_a_batch_is_stopped_from_its_page_and_kept(idle_stack, page) -> None:  # type: ignore[no-untyped-def]
+    """Nothing consumes the idle stack's queue: "Stop the rest" cancels the photos still to do, and the
+    batch stays (with its photos), to be deleted or not."""
+    one = {"name": "p1.jpg", "mimeType": "image/jpeg", "buffer": photo("001_").read_bytes()}
+    page.goto(idle_stack.base_url + "/")  # the browser's cookie: its maker
+    r = page.request.post(f"{idle_stack.base_url}/batches", multipart={"method": "cnn", "images": one})
+    assert r.status == 202, r.text()
+    batch_id = r.json()["id"]
+    page.goto(f"{idle_stack.base_url}/batches/{batch_id}/view")
+    stop = page.locator("#stop-batch")
+    expect(stop).to_be_visible()
+    stop.click()
+    expect(page.locator("#batch-message")).to_have_text(re.compile(r"^Finished: 0 colorized, 1 failed"))
+    expect(stop).to_be_hidden()
+    expect(page.locator("#delete-batch")).to_be_visible()
+    batch = page.request.get(f"{idle_stack.base_url}/batches/{batch_id}").json()
+    assert batch["counts"] == {"cancelled": 1}
+
+
 def test_method_cards_and_exemplar_presets(stack, page) -> None:  # type: ignore[no-untyped-def]
     if not method_available("exemplar"):
         pytest.skip("exemplar needs VGG weights: run `colorlab weights fetch vgg16-hed`")
@@ -303,7 +322,7 @@ def test_a_multi_page_tiff_chosen_as_the_photo_is_colorized_page_by_page(stack, 
     page.set_input_files("#image", str(album))
     expect(page.locator("#image-pages")).to_have_text(re.compile(r"holds 3 pages"))
     expect(page.locator("#submit .label")).to_have_text("Colorize all")
-    page.locator("#method-cnn").check(force=True)  # the card's title covers the radio button
+    page.locator("label[data-method=cnn]").click()
     page.locator("#submit").click()
     page.wait_for_url(re.compile(r"/batches/[\w-]+/view$"))
     names = page.locator("#batch-grid .job-card-name")

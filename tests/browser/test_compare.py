@@ -297,7 +297,7 @@ def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ign
     card = page.locator('.cmp-card[data-method="exemplar"]')
     expect(card).to_be_visible()
     job_id = card.get_attribute("data-job-id")
-    page.request.delete(f"{stack.base_url}/jobs/{job_id}")  # as its maker
+    page.request.post(f"{stack.base_url}/jobs/{job_id}/cancel")  # as its maker
     expect(card.locator(".badge")).to_have_text("Cancelled", timeout=30_000)
     expect(page.locator(f'#metrics-body tr[data-job-id="{job_id}"] td')).to_contain_text("cancelled")
 

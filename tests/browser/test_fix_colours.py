@@ -186,7 +186,7 @@ def test_fix_colours_hint_undo_keep(stack, page) -> None:  # type: ignore[no-unt
 
 def test_leaving_the_page_deletes_the_previews_not_kept(stack, page) -> None:  # type: ignore[no-untyped-def]
     """Closing or leaving the page without "Keep this" deletes its previews: a finished one, and one still
-    waiting for the worker (which a single DELETE would only cancel, leaving it in the history)."""
+    waiting for the worker (cancelled and deleted by the same one DELETE)."""
     first = colorize_lakeside(stack.base_url)
     worker = stack.procs[0]
 
@@ -213,6 +213,7 @@ def test_leaving_the_page_deletes_the_previews_not_kept(stack, page) -> None:  #
         assert httpx.get(f"{stack.base_url}/jobs/{waiting}").json()["status"] == "queued"
         page.goto(f"{stack.base_url}/history")
         assert gone(stack.base_url, waiting)
+        assert requests.deletes == [finished, waiting]
     finally:
         worker.send(signal.SIGCONT)
     assert httpx.get(f"{stack.base_url}/jobs/{first}").status_code == 200  # the page's own job stays

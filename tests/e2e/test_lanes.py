@@ -51,7 +51,7 @@ def test_fast_job_overtakes_a_running_iterative_job(spawn, tmp_path) -> None:  #
     # Generous on a shared CPU; a single queue would make it wait the exemplar job's minutes.
     assert job["queue_seconds"] < 30, job
     assert api.job(long_id)["status"] == "running"
-    api.http.delete(f"/jobs/{long_id}")
+    api.http.post(f"/jobs/{long_id}/cancel")
 
 
 def _children(pid: int) -> list[int]:
