@@ -131,10 +131,16 @@ def style_weight(beta: float, iteration: int, schedule: str) -> float:
 MIN_WORKING_SIDE = 32
 
 
+# The long side is at most this many short sides: a panorama's VGG passes take memory by the pixel (about
+# 2.6 KB each), so a 256 × 20,000 strip would take 13 GB an iteration; beyond 4:1 the short side gives way.
+MAX_WORKING_ASPECT = 4
+
+
 def working_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(h, w) with the short side ``short_side`` (never upscaling) and the aspect ratio kept; a side shorter
-    than MIN_WORKING_SIDE (a tiny or very thin photo) is stretched to it."""
-    scale = min(1.0, short_side / min(height, width))
+    """(h, w) with the short side ``short_side`` (never upscaling) and the aspect ratio kept, the long side
+    at most MAX_WORKING_ASPECT short sides (a panorama is made smaller still); a side shorter than
+    MIN_WORKING_SIDE (a tiny or very thin photo) is stretched to it."""
+    scale = min(1.0, short_side / min(height, width), MAX_WORKING_ASPECT * short_side / max(height, width))
     return max(MIN_WORKING_SIDE, round(height * scale)), max(MIN_WORKING_SIDE, round(width * scale))
 
 
@@ -462,8 +468,7 @@ class ExemplarColorizer:
     ) -> np.ndarray:
         if reference is None:
             raise ValueError("the exemplar method needs a color reference image")
-        if reference.ndim == 2:
-            reference = np.repeat(reference[..., None], 3, axis=-1)
+        reference = labmod.as_rgb(reference)
         settings = ExemplarSettings.from_params(params)
         if progress is not None:
             progress(
@@ -477,12 +482,12 @@ class ExemplarColorizer:
         if settings.init == "matched":
             if self.guide is None:
                 raise ValueError("init=matched needs the unet-bins weights; choose init=content")
-            ab, confidence = self.guide.colorize_with_confidence(lightness, reference[..., :3], {})
+            ab, confidence = self.guide.colorize_with_confidence(lightness, reference, {})
             start = MatchedStart(ab=ab, confidence=confidence)
         problem = StyleTransfer(
             self.vgg,
             lightness,
-            reference[..., :3],
+            reference,
             settings,
             device=self.device,
             channels_last=self.channels_last,

@@ -60,10 +60,13 @@ def parse_hints(raw: Any) -> list[dict[str, Any]]:
         point = {}
         for key in ("x", "y"):
             value = item[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise HintError(f"hint {i}: {key} must be a number from 0 to 1, got {value!r}")
-            if not 0.0 <= float(value) <= 1.0:
-                raise HintError(f"hint {i}: {key} must be from 0 to 1 (relative to the photo), got {value!r}")
+            # compared as it is: a float() of an integer of hundreds of digits overflows
+            finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+            if isinstance(value, bool) or not finite:
+                raise HintError(f"hint {i}: {key} must be a number from 0 to 1, got {value!r:.40}")
+            if not 0 <= value <= 1:
+                shown = f"{value!r:.40}"
+                raise HintError(f"hint {i}: {key} must be from 0 to 1 (relative to the photo), got {shown}")
             point[key] = float(value)
         color = item["color"]
         if not isinstance(color, str) or not _COLOR.match(color):

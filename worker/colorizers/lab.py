@@ -68,9 +68,25 @@ def in_bands(convert: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
     return out
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A reference image as (H, W, 3): gray (H, W) repeated to three channels, an alpha channel dropped;
+    ValueError for any other shape."""
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return image[..., :3]
+    raise ValueError(f"an image must be (H, W) gray or (H, W, 3) RGB, not of shape {image.shape}")
+
+
 def _as_unit_rgb(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (0..255), uint16 (0..65535) or float (0..1) sRGB levels as float64 in [0, 1]; another integer
+    type is refused rather than read as floats (every level of it would be white)."""
     if rgb.dtype == np.uint8:
         return rgb.astype(np.float64) / 255.0
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float64) / 65535.0
+    if rgb.dtype.kind != "f":
+        raise TypeError(f"sRGB levels must be uint8, uint16 or float in [0, 1], not {rgb.dtype}")
     return np.clip(rgb.astype(np.float64), 0.0, 1.0)
 
 
@@ -142,7 +158,7 @@ def _rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
-    """(H, W) gray levels (uint8, or float in [0, 1]) read as sRGB R=G=B -> L in [0, 100]."""
+    """(H, W) gray levels (uint8, uint16, or float in [0, 1]) read as sRGB R=G=B -> L in [0, 100]."""
     y = srgb_to_linear(_as_unit_rgb(gray))
     return (116 * _f(y) - 16).astype(np.float32)
 
@@ -157,6 +173,8 @@ def _lightness_of_gray16() -> np.ndarray:
 def gray16_to_lightness(gray: np.ndarray) -> np.ndarray:
     """(H, W) uint16 sRGB gray levels (a 16-bit scan's) -> (H, W) float32 L in [0, 100], through a table of
     all 65,536 levels: no float64 copy of a large scan, and none of its precision lost to 8 bits."""
+    if gray.dtype != np.uint16:  # a signed level would index the table from its end
+        raise TypeError(f"16-bit gray levels must be uint16, not {gray.dtype}")
     table: np.ndarray = _lightness_of_gray16()
     return table[gray]
 

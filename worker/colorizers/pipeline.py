@@ -141,6 +141,9 @@ def _compose_band(lightness: np.ndarray, ab: np.ndarray, steps: int, depth: int 
     lum = np.ascontiguousarray(lightness, dtype=np.float32)
     a = np.ascontiguousarray(ab[..., 0], dtype=np.float32)
     b = np.ascontiguousarray(ab[..., 1], dtype=np.float32)
+    if not (np.isfinite(lum).all() and np.isfinite(a).all() and np.isfinite(b).all()):
+        # a NaN would index the table out of its bounds (8-bit) or turn black (16-bit) unsaid
+        raise ValueError("the colours to compose are not all finite numbers (NaN or infinity)")
     linear = _lab_to_linear(lum, a, b)
     out = ~_in_gamut(linear)
     if out.any():

@@ -32,7 +32,7 @@ from torch import Tensor
 from worker.colorizers.base import ProgressCallback
 from worker.colorizers.correspondence import Match, match
 from worker.colorizers.edge_aware import guided_filter
-from worker.colorizers.lab import rgb_to_lab
+from worker.colorizers.lab import as_rgb, rgb_to_lab
 from worker.colorizers.methods.unet_bins import VIVIDNESS_DEFAULT
 from worker.colorizers.methods.unet_bins_reference import FOLLOW_DEFAULT
 from worker.colorizers.nets.reference_fusion import (
@@ -187,7 +187,7 @@ def serving_tensors(
     """The photo's L (1, 1, h, w), the net's input (its L at the serving size, :func:`serve_shape`) and the
     reference's Lab (1, 3, h', w'), from the photo's L (h, w) and the reference's RGB (h', w', 3)."""
     photo_l = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
-    ref_rgb = area_reduced(reference, REFERENCE_MAX_PIXELS)
+    ref_rgb = area_reduced(as_rgb(reference), REFERENCE_MAX_PIXELS)
     ref_lab = torch.from_numpy(rgb_to_lab(ref_rgb).astype(np.float32, copy=False)).permute(2, 0, 1)[None]
     size = serve_shape(lightness.shape[0], lightness.shape[1], short=short_side)
     net_input = F.interpolate(photo_l, size=size, mode="bilinear", align_corners=False, antialias=True)

@@ -237,11 +237,22 @@ def test_tiny_and_thin_photos_and_references(
     ab = colorizer.predict_ab(
         np.full(shape, 40, np.float32), reference=np.zeros((1, 1, 3), np.uint8), params=params, progress=None
     )
-    assert ab.shape[:2] == tuple(max(ex.MIN_WORKING_SIDE, side) for side in shape) and np.isfinite(ab).all()
+    assert ab.shape[:2] == ex.working_shape(*shape, 32) and np.isfinite(ab).all()
     rgb = colorize_rgb(
         colorizer, np.full((*shape, 3), 90, np.uint8), reference=np.zeros((2, 3, 3), np.uint8), params=params
     )
     assert rgb.shape == (*shape, 3)
+
+
+def test_the_working_image_is_the_photo_at_size_and_a_panorama_no_longer_than_four_sides() -> None:
+    """The VGG passes take memory by the working pixel: a panorama's long side is capped at four short sides
+    (a 256 × 20,000 strip was 13 GB an iteration), a photo of ordinary shape keeps its short side."""
+    assert ex.working_shape(768, 1024, 256) == (256, 341)
+    assert ex.working_shape(1024, 4096, 256) == (256, 1024)  # 4:1 as it is
+    assert ex.working_shape(256, 20_000, 256) == (ex.MIN_WORKING_SIDE, 1024)  # 78:1 made 1024 long
+    assert ex.working_shape(1000, 40_000, 1024) == (102, 4096)
+    assert ex.working_shape(4, 300, 32) == (ex.MIN_WORKING_SIDE, 128)  # thin: stretched to the minimum
+    assert ex.working_shape(100, 120, 256) == (100, 120)  # never upscaled
 
 
 def test_reference_is_required(random_vgg: VGGFeatures) -> None:

@@ -83,3 +83,30 @@ def test_torch_gradients_are_finite_at_black():
     rgb = torch.zeros(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
     lab.rgb_to_lab_torch(rgb).sum().backward()
     assert torch.isfinite(rgb.grad).all()
+
+
+def test_16_bit_levels_are_read_as_such_and_other_integers_refused() -> None:
+    """uint16 RGB is 0..65535 (it read as white); a signed or wider integer type says so instead."""
+    level = np.full((1, 1, 3), 30_000, np.uint16)
+    expected = lab.gray16_to_lightness(level[..., 0])[0, 0]
+    assert lab.rgb_to_lightness(level)[0, 0] == pytest.approx(expected, abs=1e-4)
+    assert lab.rgb_to_lab(level)[0, 0, 0] == pytest.approx(49.132, abs=1e-3)
+    for wrong in (np.full((1, 1, 3), 128, np.int64), np.full((1, 1, 3), 1, np.int32)):
+        with pytest.raises(TypeError, match="uint8, uint16 or float"):
+            lab.rgb_to_lightness(wrong)
+    with pytest.raises(TypeError, match="uint16"):
+        lab.gray16_to_lightness(np.full((1, 1), -1, np.int64))
+
+
+def test_composing_colours_that_are_not_numbers_is_refused_at_either_depth() -> None:
+    from worker.colorizers.pipeline import compose
+
+    lightness = np.full((4, 5), 50, np.float32)
+    ab = np.zeros((4, 5, 2), np.float32)
+    ab[1, 2, 0] = np.nan
+    for depth in (8, 16):
+        with pytest.raises(ValueError, match="not all finite"):
+            compose(lightness, ab, depth=depth)
+    lightness[0, 0] = np.inf
+    with pytest.raises(ValueError, match="not all finite"):
+        compose(lightness, np.zeros((4, 5, 2), np.float32))

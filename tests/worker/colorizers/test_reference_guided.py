@@ -119,6 +119,21 @@ def test_a_reference_is_required(colorizer: ReferenceGuidedColorizer) -> None:
         colorizer.predict_ab(np.zeros((64, 64), np.float32), reference=None, params={}, progress=None)
 
 
+def test_a_gray_or_rgba_reference_is_taken_as_rgb_and_another_shape_is_refused(
+    colorizer: ReferenceGuidedColorizer,
+) -> None:
+    rgb = _photo("047_")[:96, :128]
+    lightness = lab.rgb_to_lightness(rgb)
+    with_alpha = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=-1)
+    as_rgb = colorizer.predict_ab(lightness, reference=rgb, params={}, progress=None)
+    alpha_dropped = colorizer.predict_ab(lightness, reference=with_alpha, params={}, progress=None)
+    assert np.array_equal(alpha_dropped, as_rgb)
+    gray = colorizer.predict_ab(lightness, reference=rgb[..., 0], params={}, progress=None)
+    assert gray.shape == as_rgb.shape and np.isfinite(gray).all()
+    with pytest.raises(ValueError, match="shape"):
+        colorizer.predict_ab(lightness, reference=rgb[..., :2], params={}, progress=None)
+
+
 def test_follow_reference_ranges_from_the_automatic_colours_to_the_reference_s(
     colorizer: ReferenceGuidedColorizer, plain: UNetBinsColorizer
 ) -> None:

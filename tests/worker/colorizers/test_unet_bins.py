@@ -174,6 +174,8 @@ def test_hints_parse_and_normalise() -> None:
         ("[" + ",".join(['{"x": 0, "y": 0, "color": "#000000"}'] * 65) + "]", "at most 64"),
         ("[" * 3000 + "]" * 3000, "JSON list"),
         ('[{"x": ' + "9" * 5000 + ', "y": 0, "color": "#000000"}]', "JSON list"),
+        ('[{"x": 1' + "0" * 400 + ', "y": 0, "color": "#000000"}]', "from 0 to 1"),  # float() overflows
+        ('[{"x": 1e999, "y": 0, "color": "#000000"}]', "must be a number"),
     ],
 )
 def test_bad_hints_say_what_is_wrong(raw: str, words: str) -> None:
@@ -181,6 +183,19 @@ def test_bad_hints_say_what_is_wrong(raw: str, words: str) -> None:
         parse_hints(raw)
     with pytest.raises(ParamError):
         validate_params(unet_bins_method.INFO, {"hints": raw})
+
+
+def test_a_hint_at_any_edge_or_corner_covers_a_whole_square() -> None:
+    """The hint's square stays inside the photo on every side: a hint at the right or bottom edge counts
+    as much as one at the left or top (it was cut to 25 of 64 pixels)."""
+    from worker.colorizers.nets.unet_bins import rasterise_hints
+
+    areas = {
+        (x, y): int(rasterise_hints([{"x": x, "y": y, "color": "#ff0000"}], 160, 120)[1].sum())
+        for x in (0.0, 0.5, 1.0)
+        for y in (0.0, 0.5, 1.0)
+    }
+    assert set(areas.values()) == {areas[(0.5, 0.5)]}, areas
 
 
 # --- served behaviour (the committed weights) --------------------------------------------------------------

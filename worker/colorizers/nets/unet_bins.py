@@ -205,7 +205,9 @@ def rasterise_hints(hints: list[dict[str, Any]], height: int, width: int) -> tup
     for hint in hints:
         cy = min(height - 1, int(hint["y"] * height))
         cx = min(width - 1, int(hint["x"] * width))
-        top, left = max(0, cy - side // 2), max(0, cx - side // 2)
+        # the whole square inside the photo on every side: a hint at an edge counts as much as one inside
+        top = min(max(0, cy - side // 2), max(0, height - side))
+        left = min(max(0, cx - side // 2), max(0, width - side))
         a, b = hint_ab(hint)
         ab[0, 0, top : top + side, left : left + side] = a
         ab[0, 1, top : top + side, left : left + side] = b
