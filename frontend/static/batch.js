@@ -14,13 +14,16 @@
   function card(item) {
     const img = el("img", { src: item.urls.thumb, alt: "", loading: "lazy" });
     const badge = el("span", { class: "badge", "data-status": item.status, text: LABELS[item.status] || item.status });
-    const open = el("button", { type: "button", class: "job-card-link", "aria-label": `Before and after: ${item.name || "photo"}` },
+    // Named by what it shows (the photo's name and status), so a screen reader hears "Failed" too
+    const open = el("button", { type: "button", class: "job-card-link" },
       el("span", { class: "job-thumb" }, img),
       el("span", { class: "job-card-body" },
+        el("span", { class: "visually-hidden", text: "Before and after: " }),
         el("span", { class: "job-card-name", text: item.name || "photo" }),
-        el("span", { class: "job-card-meta" }, badge)));
+        el("span", { class: "job-card-meta" }, badge),
+        el("span", { class: "job-card-error", text: item.error || "", hidden: !item.error })));
     const node = el("li", { class: "job-card", "data-status": item.status, "data-job-id": item.job_id }, open);
-    open.addEventListener("click", () => show(node.item));
+    open.addEventListener("click", () => show(node.item, open));
     node.item = item;
     return node;
   }
@@ -32,7 +35,9 @@
     const badge = node.querySelector(".badge");
     badge.dataset.status = item.status;
     badge.textContent = LABELS[item.status] || item.status;
-    badge.title = item.error || "";
+    const error = node.querySelector(".job-card-error"); // why it failed, shown: a tooltip reaches no one on touch
+    error.textContent = item.error || "";
+    error.hidden = !item.error;
     if (item.urls.result) node.querySelector("img").src = item.urls.thumb;
   }
 
@@ -42,15 +47,25 @@
     if (img.naturalWidth && img.naturalHeight) CL.fitToWindow($("compare"), img.naturalWidth, img.naturalHeight, 75);
   });
 
-  function show(item) {
+  // The viewer sits after the whole grid: focus goes to it, and "Back to the photos" returns to the card.
+  let openedFrom = null;
+  function show(item, from) {
     viewing = item;
+    if (from) openedFrom = from;
     $("viewer").hidden = false;
     $("viewer-heading").textContent = `Before and after: ${item.name || "photo"}`;
     $("viewer-page").href = item.urls.page;
     $("compare-base").src = item.urls.input;
     $("compare-top").src = item.urls.result || item.urls.input;
     $("viewer").scrollIntoView({ block: "nearest" });
+    if (from) $("viewer-heading").focus({ preventScroll: true });
   }
+  $("viewer-back").addEventListener("click", () => {
+    if (openedFrom && openedFrom.isConnected) {
+      openedFrom.focus();
+      openedFrom.scrollIntoView({ block: "nearest" });
+    }
+  });
 
   function render(batch) {
     root.removeAttribute("aria-busy");

@@ -241,9 +241,15 @@
     }
 
     // ---- Metrics table
+    // Drawn anew only when a job's status or scores changed: a screen reader reading the table every second
+    // while jobs run would lose its place at each poll.
+    let drawnMetrics = null;
     function renderMetrics(jobs) {
       const body = $("metrics-body");
       if (!body) return;
+      const key = JSON.stringify([gracePolls < METRICS_GRACE_POLLS, jobs.map((j) => [j.id, j.status, j.metrics])]);
+      if (key === drawnMetrics) return;
+      drawnMetrics = key;
       const scored = jobs.filter((j) => j.status === "done" && j.metrics);
       const best = {};
       for (const col of COLUMNS) {
@@ -253,6 +259,7 @@
       }
       const truth = scored.length ? scored[0].metrics.colourfulness_truth : null;
       if (truth != null) $("truth-colourfulness").textContent = truth.toFixed(1);
+      renderVerdict(scored, best);
 
       const rows = jobs.map((job) => {
         const row = el("tr", { "data-job-id": job.id, "data-status": job.status },
@@ -279,6 +286,20 @@
         return row;
       });
       body.replaceChildren(...rows);
+    }
+
+    // The table in plain words: which method came closest to the real colours (AuC), and which has about
+    // the original's colourfulness (neither dull nor garish).
+    function renderVerdict(scored, best) {
+      const verdict = $("metrics-verdict");
+      if (!verdict) return;
+      const winner = (key, score) => scored.find((j) => j.metrics[key] != null && score(j.metrics[key], j.metrics) === best[key]);
+      const closest = "auc" in best ? winner("auc", (v) => v) : null;
+      const lively = "colourfulness" in best ? winner("colourfulness", (v, m) => -Math.abs(v - m.colourfulness_truth)) : null;
+      verdict.hidden = !closest;
+      if (!closest) return;
+      verdict.replaceChildren("In plain words: closest to the real colours: ", el("strong", { text: closest.method_title }),
+        ...(lively ? ["; colours about as strong as the original's: ", el("strong", { text: lively.method_title })] : []), ".");
     }
 
     // ---- Page status

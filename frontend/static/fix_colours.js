@@ -80,7 +80,15 @@
   // The picker and its code show a colour (a hint's, or the one just chosen); nothing changes otherwise.
   function showPicker(value) {
     $("fix-color").value = value;
+    showColourName(value);
+  }
+
+  // The code of the picker's colour, and the name of a swatch of that colour ("Grass green"): the swatches
+  // are named only in their labels, which a touch screen never shows.
+  function showColourName(value) {
     $("fix-color-code").textContent = value;
+    const twin = [...document.querySelectorAll(".fix-swatch")].find((b) => b.dataset.color === value);
+    $("fix-color-name").textContent = twin ? twin.getAttribute("aria-label").replace(/\s*#[0-9a-f]{6}$/i, "") : "";
   }
 
   // What the picker shows when no hint is selected: the last hint's colour, or a neutral gray.
@@ -575,7 +583,7 @@
   $("fix-stage").addEventListener("blur", () => { $("fix-crosshair").hidden = true; });
 
   $("fix-color").addEventListener("input", () => {
-    $("fix-color-code").textContent = color();
+    showColourName(color());
     renderMarkers(true); // the marker follows the picker; the hint is made or changed when the picker closes
   });
   $("fix-color").addEventListener("change", () => chooseColour(color()));
@@ -584,9 +592,24 @@
     const target = event.target.closest("button");
     if (!target) return;
     if (target.classList.contains("fix-swatch")) chooseColour(target.dataset.color);
-    else if (target.classList.contains("fix-remove")) removeHint(Number(target.dataset.index));
-    else if (target.classList.contains("fix-pick")) select(Number(target.dataset.index) === selected ? -1 : Number(target.dataset.index));
+    else if (target.classList.contains("fix-remove")) {
+      const index = Number(target.dataset.index);
+      removeHint(index);
+      focusInList("fix-remove", index); // the list is drawn anew: focus the next Remove, else the one before
+    } else if (target.classList.contains("fix-pick")) {
+      const index = Number(target.dataset.index);
+      select(index === selected ? -1 : index);
+      focusInList("fix-pick", index);
+    }
   });
+
+  // After the list is drawn anew the pressed button is gone: focus its like at ``index`` (or the last one),
+  // else the stage (no hints left), so a keyboard user goes on where they were.
+  function focusInList(kind, index) {
+    const buttons = [...$("fix-list").querySelectorAll("." + kind)];
+    const next = buttons[Math.min(index, buttons.length - 1)];
+    (next || $("fix-stage")).focus();
+  }
   $("fix-use").addEventListener("click", () => chooseColour(color()));
   $("fix-undo").addEventListener("click", undo);
   $("fix-keep").addEventListener("click", keep);

@@ -147,12 +147,20 @@
 
   async function removeMany(chosen) {
     const what = describe(chosen);
+    // Where the keyboard goes on: the first card after those deleted (its link), else the status line
+    const cards = allCards();
+    const after = cards.slice(cards.indexOf(chosen[chosen.length - 1]) + 1).find((c) => !chosen.includes(c));
+    const hadFocus = chosen.some((c) => c.contains(document.activeElement));
     const problems = (await Promise.all(chosen.map(remove))).filter(Boolean);
     $("history-status").textContent = problems.length
       ? `Could not delete ${problems.length}: ${problems[0]}`
       : `Deleted ${what}.`;
     if (!allCards().length) location.reload();  // shows the empty state
     updateSelection();
+    if (hadFocus || document.activeElement === document.body) {
+      const next = after && after.isConnected ? after.querySelector(".job-card-link") : null;
+      (next || $("history-status")).focus();
+    }
   }
 
   $("job-grid").addEventListener("change", (event) => {

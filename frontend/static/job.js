@@ -162,6 +162,7 @@
     $("progress-message").textContent = message ? message.charAt(0).toUpperCase() + message.slice(1) : "";
     setProgress(status === "done" ? 1 : p.fraction, status === "queued" || (status === "running" && !p.fraction));
     $("progress-section").hidden = status === "done" || status === "cancelled" || status === "failed";
+    announce(data, status, p);
 
     const pending = $("pending-input");
     const showPending = !finished && !(data.urls && data.urls.preview) && !lastPreview;
@@ -188,6 +189,24 @@
     document.title = (LABELS[status] || status) +
       (status === "running" && p.fraction ? ` ${Math.round(p.fraction * 100)}%` : "") +
       ` · ${data.source_name || data.method_title || "Job"} · ColorLab`;
+  }
+
+  // The phase (queued, running, finished, failed, cancelled) and each quarter of a running job's progress,
+  // each told once through #job-announce.
+  let announced = null;
+  function announce(data, status, p) {
+    const quarter = status === "running" && p.fraction ? Math.floor(p.fraction * 4) : 0;
+    const key = `${status}:${quarter}`;
+    if (key === announced) return;
+    announced = key;
+    const words = {
+      queued: "Waiting in line for a worker.",
+      running: quarter ? `Colorizing: ${quarter * 25}% done.` : "Colorizing.",
+      done: "Finished: the colorized photo is shown below.",
+      failed: `The colorization failed: ${data.error || "the worker did not say why"}.`,
+      cancelled: "Cancelled.",
+    }[status];
+    $("job-announce").textContent = words || "";
   }
 
   // ---- Result: slider, side by side, download ------------------------------------------------------------

@@ -70,6 +70,10 @@ def test_compare_colour_photo_shows_every_method_and_metrics(stack, page) -> Non
     assert shown.startswith(f"{first['metrics']['eq9_accuracy'] * 100:.1f}%"), shown
     if len(expected) > 1:  # a ranking needs two results
         expect(page.locator("#metrics-body td.is-best").first).to_be_visible()
+        best = max(api["jobs"], key=lambda j: j["metrics"]["auc"])  # the table said in plain words
+        expect(page.locator("#metrics-verdict")).to_contain_text(
+            f"closest to the real colours: {best['method_title']}"
+        )
 
     # Click to enlarge: a before/after slider against the gray input, then the original.
     page.locator(f'.cmp-card[data-method="{expected[0]["name"]}"] .cmp-thumb').click()

@@ -84,8 +84,8 @@ INFO = MethodInfo(
             "vividness",
             "float",
             VIVIDNESS_DEFAULT,
-            "From safer, muted colours (0) to more vivid ones (1); 0.5 is the setting of Zhang et al.'s "
-            "paper.",
+            "From safer, muted colours (0) to more vivid ones (1); 0.5 is the usual setting (Zhang et al.'s "
+            "paper's).",
             minimum=0.0,
             maximum=1.0,
             ends=("safer", "more vivid"),
