@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import docs, web
+from backend import docs, ratelimit, web
 from backend.config import get_settings
 from backend.errors import UserError
 from backend.routes import admin, api, batches, compare, monitoring, pages, study
@@ -71,6 +71,7 @@ def create_app() -> FastAPI:
             path: settings.batch_max_bytes + settings.max_upload_bytes + 1_000_000
             for path in ("/batches", "/admin/studies")
         },
+        inner=[ratelimit.UploadRateMiddleware],  # counted before an upload's body is read
     )
     # FastAPI matches a request against the routes in order, each a regular expression (an included router
     # is even matched twice), so the hottest paths come first: a crowd of study participants, then API

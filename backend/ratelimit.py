@@ -6,14 +6,18 @@ is different on purpose: it is counted in the database, shared by every web proc
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.config import Settings
-from backend.deps import SettingsDep
+from backend.config import Settings, get_settings
 from backend.errors import UserError
 from backend.web import client_limit_key
 
@@ -46,6 +50,15 @@ class SlidingWindow:
             q.extend([now] * cost)
             return True
 
+    def refund(self, key: str, cost: int = 1) -> None:
+        """Take back the last ``cost`` hits of ``key`` (a request refused after it was counted)."""
+        with self._lock:
+            q = self._hits.get(key)
+            if q is None:
+                return
+            for _ in range(min(cost, len(q))):
+                q.pop()
+
 
 _windows: dict[tuple[str, int, float], SlidingWindow] = {}
 _windows_lock = threading.Lock()
@@ -70,27 +83,57 @@ def _allow(name: str, limit: int, seconds: float, key: str, cost: int = 1) -> bo
     return window(name, limit, seconds).allow(key, cost)
 
 
-def upload_rate_limit(request: Request, settings: SettingsDep) -> None:
-    """Dependency of every upload route: at most COLORIZE_RATE upload requests per client per minute."""
-    if not _allow("uploads", settings.colorize_rate, 60.0, client_limit_key(request)):
+# The upload requests: POST /colorize, /batches, /compare and /jobs/{id}/rerun
+UPLOAD_PATHS = re.compile(r"/(colorize|batches|compare|jobs/[^/]+/rerun)")
+
+
+class UploadRateMiddleware:
+    """At most COLORIZE_RATE upload requests per client per minute, counted before the body is read: a client
+    over the limit gets its 429 at once (``Connection: close``), not after sending up to BATCH_MAX_BYTES."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and UPLOAD_PATHS.fullmatch(scope["path"]):
+            rate = get_settings().colorize_rate
+            if not _allow("uploads", rate, 60.0, client_limit_key(Request(scope))):
+                refused = JSONResponse(
+                    {"detail": f"too many uploads: at most {rate} per minute; try again shortly"},
+                    status_code=429,
+                    headers={"Retry-After": "60", "Connection": "close"},
+                )
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+@contextmanager
+def photo_budget(request: Request, settings: Settings, photos: int) -> Iterator[None]:
+    """Count ``photos`` against this client's hourly PHOTO_BUDGET (a batch spends one per photo) for the
+    work inside; a refusal there (a UserError: an unknown reference, no usable photo) gives them back. Keyed
+    like every limit on ``client_limit_key`` (behind our proxy: the client's, not the proxy's, address; an
+    IPv6 client by its /64). More photos than the whole budget is 413: waiting would not help."""
+    if photos > settings.photo_budget:
         raise UserError(
-            429,
-            f"too many uploads: at most {settings.colorize_rate} per minute; try again shortly",
-            headers={"Retry-After": "60"},
+            413,
+            f"this request has {photos} photos and one client may send at most {settings.photo_budget} an "
+            "hour (PHOTO_BUDGET): send them in smaller parts",
         )
-
-
-def spend_photo_budget(request: Request, settings: Settings, photos: int) -> None:
-    """Count ``photos`` against this client's hourly PHOTO_BUDGET (a batch spends one per photo), keyed like
-    every limit on ``client_limit_key`` (behind our proxy: the client's, not the proxy's, address; an IPv6
-    client by its /64)."""
-    if not _allow("photos", settings.photo_budget, 3600.0, client_limit_key(request), photos):
+    key = client_limit_key(request)
+    budget = window("photos", settings.photo_budget, 3600.0)
+    if not budget.allow(key, photos):
         raise UserError(
             429,
             f"too many photos: at most {settings.photo_budget} per hour from one client "
             f"(this request has {photos}); try again later",
             headers={"Retry-After": "600"},
         )
+    try:
+        yield
+    except UserError:
+        budget.refund(key, photos)
+        raise
 
 
 def count_new_participant(request: Request, settings: Settings) -> None:

@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -347,7 +347,11 @@ def install(
     secure_cookies: bool,
     body_timeout: float = 30.0,
     path_limits: dict[str, int] | None = None,
+    inner: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
 ) -> None:
+    """The app's exception handlers for the database and its middleware; ``inner``: middleware classes that
+    run inside these (their answers get the security headers and the client cookie)."""
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -386,6 +390,8 @@ def install(
             headers={"Retry-After": "10"},
         )
 
+    for middleware in inner:
+        app.add_middleware(middleware)
     app.add_middleware(ClientAndHeadersMiddleware, secure_cookies=secure_cookies)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(

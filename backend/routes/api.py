@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
@@ -18,7 +18,7 @@ from backend.deps import JobDep, SessionDep, SettingsDep, job_or_404
 from backend.errors import UserError
 from backend.images import decode, png_to_jpeg, renditions, thumbnail_jpeg
 from backend.models import Image, Job
-from backend.ratelimit import spend_photo_budget, upload_rate_limit
+from backend.ratelimit import photo_budget
 from backend.schemas import (
     UPLOAD_ERRORS,
     WEBHOOK_FIELD,
@@ -44,7 +44,6 @@ router = APIRouter(tags=["colorize"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     responses={**queued("Queued: follow `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
-    dependencies=[Depends(upload_rate_limit)],
     summary="Queue a colorization job",
     description=(
         "Upload a photo (any common raster format; colour photos are grayed and kept as ground truth) and "
@@ -84,11 +83,11 @@ async def colorize(
     )
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
     upload = await read_upload(image, settings, "photo", "image")
-    spend_photo_budget(request, settings, 1)
     client = client_of(request)
-    ref = await read_reference(info, reference, reference_id, session, settings, client)
-    new = lifecycle.NewJob(info.name, params, image=upload, reference=ref, webhook_url=webhook_url)
-    [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
+    with photo_budget(request, settings, 1):  # given back if the request is refused below
+        ref = await read_reference(info, reference, reference_id, session, settings, client)
+        new = lifecycle.NewJob(info.name, params, image=upload, reference=ref, webhook_url=webhook_url)
+        [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
     response.headers["Location"] = f"/jobs/{job_id}"
     return job_created(job_id)
 
@@ -176,7 +175,6 @@ IMMUTABLE = "private, max-age=31536000, immutable"
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     responses={**queued("Queued: the new job's `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
-    dependencies=[Depends(upload_rate_limit)],
     summary="Colorize the same photo again with other options (e.g. vividness, hints) or another reference",
     description=(
         "A new job on this job's photo (and reference), with the same method unless `method` is given. "

@@ -30,7 +30,7 @@ from backend.deps import BatchDep, SessionDep, SettingsDep, batch_or_404
 from backend.errors import UserError
 from backend.images import png_to_jpeg
 from backend.models import Image, Job, JobStatus, is_valid_id, new_id
-from backend.ratelimit import spend_photo_budget, upload_rate_limit
+from backend.ratelimit import photo_budget
 from backend.schemas import (
     MAX_ZIP_RESULTS,
     UPLOAD_ERRORS,
@@ -89,7 +89,6 @@ async def create_batch(
         ),
     ] = None,
 ) -> BatchCreated:
-    upload_rate_limit(request, settings)
     form = await request.form()
     batch_uploads.refuse_image_field(form)
     info, params = method_choice.choose_with_reference(
@@ -97,17 +96,18 @@ async def create_batch(
     )
     webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
     files = await batch_uploads.read_files(images, settings)
-    spend_photo_budget(request, settings, len(files))  # before any photo is decoded
-    accepted, rejected = await batch_uploads.validate(files, settings)
-    client = client_of(request)
-    ref = await read_reference(info, reference, reference_id, session, settings, client)
-    new_jobs = [
-        lifecycle.NewJob(info.name, params, image=photo, reference=ref, source_name=photo.filename)
-        for photo in accepted
-    ]
-    batch_id = await run_in_threadpool(
-        _create_and_enqueue, session, info.name, params, new_jobs, rejected, client, webhook_url
-    )
+    # Spent before any photo is decoded; given back if the batch is refused as a whole below
+    with photo_budget(request, settings, len(files)):
+        accepted, rejected = await batch_uploads.validate(files, settings)
+        client = client_of(request)
+        ref = await read_reference(info, reference, reference_id, session, settings, client)
+        new_jobs = [
+            lifecycle.NewJob(info.name, params, image=photo, reference=ref, source_name=photo.filename)
+            for photo in accepted
+        ]
+        batch_id = await run_in_threadpool(
+            _create_and_enqueue, session, info.name, params, new_jobs, rejected, client, webhook_url
+        )
     response.headers["Location"] = f"/batches/{batch_id}"
     return BatchCreated(
         id=batch_id,

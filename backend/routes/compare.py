@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
 from backend import job_lifecycle as lifecycle
@@ -12,7 +12,7 @@ from backend import method_choice
 from backend.db import session_scope
 from backend.deps import ComparisonDep, SessionDep, SettingsDep, comparison_or_404
 from backend.models import new_id
-from backend.ratelimit import spend_photo_budget, upload_rate_limit
+from backend.ratelimit import photo_budget
 from backend.schemas import (
     UPLOAD_ERRORS,
     ComparisonCreated,
@@ -32,7 +32,6 @@ router = APIRouter(tags=["compare"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ComparisonCreated,
     responses={**queued("Queued: follow `status_url` (also in `Location`)."), **UPLOAD_ERRORS},
-    dependencies=[Depends(upload_rate_limit)],
     summary="Colorize one photo with every available method",
     description=(
         "Queues one job per method (default: every available method that needs no reference; with a "
@@ -55,26 +54,26 @@ async def create_comparison(
     with_reference = has_file(reference) or bool(reference_id)
     chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
     upload = await read_upload(image, settings, "photo", "image")
-    spend_photo_budget(request, settings, 1)
-    client = client_of(request)
-    ref = None
-    if with_reference:  # checked as for the reference-guided default: a colour image
-        ref = await read_reference(
-            method_choice.known_method(None, with_reference=True),
-            reference,
-            reference_id,
-            session,
-            settings,
-            client,
+    with photo_budget(request, settings, 1):  # given back if the request is refused below
+        client = client_of(request)
+        ref = None
+        if with_reference:  # checked as for the reference-guided default: a colour image
+            ref = await read_reference(
+                method_choice.known_method(None, with_reference=True),
+                reference,
+                reference_id,
+                session,
+                settings,
+                client,
+            )
+        group = new_id()
+        new_jobs = [
+            lifecycle.NewJob(m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None)
+            for m in chosen
+        ]
+        ids = await run_in_threadpool(
+            lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
         )
-    group = new_id()
-    new_jobs = [
-        lifecycle.NewJob(m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None)
-        for m in chosen
-    ]
-    ids = await run_in_threadpool(
-        lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
-    )
     response.headers["Location"] = f"/compare/{group}"
     return ComparisonCreated(
         id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids

@@ -352,6 +352,57 @@ def test_a_comparison_spends_the_photo_budget(client, monkeypatch) -> None:  # t
     assert refused.status_code == 429 and "per hour" in refused.json()["detail"] and counts() == before
 
 
+def test_a_refused_upload_gives_its_photo_back_and_more_than_the_budget_is_413(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "photo_budget", 2)
+    for _ in range(3):  # refused after the photo was read (an unknown reference): nothing spent
+        r = submit(client, method="unet-bins-reference", reference_id="0" * 22)
+        assert r.status_code == 404, r.text
+    assert [submit(client).status_code for _ in range(2)] == [202, 202]
+    assert submit(client).status_code == 429  # the hour's two photos: now spent
+    three = [("images", (f"{n}.jpg", photo_bytes(), "image/jpeg")) for n in range(3)]
+    r = client.post("/batches", files=three, data={"method": FF})
+    assert r.status_code == 413 and "smaller parts" in r.json()["detail"]  # waiting would not help
+    assert "retry-after" not in r.headers
+
+
+def test_the_upload_rate_is_counted_before_the_body_is_read() -> None:
+    """Over COLORIZE_RATE, an upload is refused from its request line and headers alone: the body (up to
+    BATCH_MAX_BYTES) is never read, and the connection is closed rather than drained."""
+    import asyncio
+
+    from backend import ratelimit
+    from backend.config import get_settings
+
+    ratelimit.reset()
+    settings = get_settings()
+    reached: list[str] = []
+    sent: list[dict[str, object]] = []
+
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        reached.append(scope["path"])
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    middleware = ratelimit.UploadRateMiddleware(app)
+    client = ("203.0.113.9", 9)
+    scope = {"type": "http", "method": "POST", "path": "/batches", "headers": [], "client": client}
+    for _ in range(settings.colorize_rate):
+        asyncio.run(middleware(scope, receive, send))
+    assert len(reached) == settings.colorize_rate and not sent
+    asyncio.run(middleware(scope, receive, send))
+    assert len(reached) == settings.colorize_rate  # the route never ran
+    assert sent[0]["status"] == 429 and (b"connection", b"close") in sent[0]["headers"]  # type: ignore[operator]
+    asyncio.run(middleware({**scope, "method": "GET", "path": "/jobs/x"}, receive, send))
+    assert reached[-1] == "/jobs/x"  # anything else is not counted here
+    ratelimit.reset()
+
+
 def test_compare_queues_every_available_method(client) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/compare", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")})
     assert r.status_code == 202, r.text
