@@ -11,8 +11,118 @@
   var pagePath = head ? head.getAttribute("data-study-page") : location.pathname;
   if (location.pathname !== pagePath) history.replaceState(null, "", pagePath + location.hash);
 
-  // Replace the stimuli panel with the server's current one (its buttons appear once every stimulus is ready);
-  // stop once the server no longer marks it live (all ready, or some failed and need a retry).
+  // ---- Panels that follow the server without taking the keyboard's place --------------------------------
+  // A refresh replaces only the top-level parts of a panel that the server now renders differently (nothing
+  // when nothing changed), so a control in an unchanged part keeps its focus. A part that is replaced gives
+  // its focus, its <details>' open or closed state, its tables' sideways scroll and its status messages (the
+  // nodes themselves, so that a screen reader does not hear them again) to the matching new elements.
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+  function serialize(node) { return node.nodeType === 1 ? node.outerHTML : "#text " + node.data; }
+
+  // The children of `parent` that mean something: blank text and comments between the parts are dropped.
+  function parts(parent) {
+    var kept = [];
+    Array.prototype.slice.call(parent.childNodes).forEach(function (node) {
+      if (node.nodeType === 8 || (node.nodeType === 3 && !/\S/.test(node.data))) parent.removeChild(node);
+      else kept.push(node);
+    });
+    return kept;
+  }
+
+  // What an element is, as far as it can be told apart from its neighbours across two renderings.
+  function keyOf(el) {
+    var form = el.closest("form");
+    var details = el.closest("details");
+    var names = [el.id, el.getAttribute("name"), el.getAttribute("data-copy"), el.getAttribute("data-copy-status"),
+      el.getAttribute("data-action"), el.getAttribute("href"), el.getAttribute("aria-label"),
+      el.getAttribute("aria-labelledby"), form ? form.getAttribute("action") : "", details ? details.className : ""];
+    var named = names.some(Boolean);
+    return [el.tagName].concat(names, named ? [] : [el.textContent.trim()]).join("|");
+  }
+
+  // Where `el` is: its key, and its rank among the elements of `root` that match `selector` with that key.
+  function placeOf(el, root, selector) {
+    var key = keyOf(el);
+    var same = Array.prototype.filter.call(root.querySelectorAll(selector), function (e) { return keyOf(e) === key; });
+    return { key: key, index: same.indexOf(el), selector: selector };
+  }
+
+  function find(root, place) {
+    var same = Array.prototype.filter.call(root.querySelectorAll(place.selector), function (e) { return keyOf(e) === place.key; });
+    return same.length ? same[Math.min(Math.max(place.index, 0), same.length - 1)] : null;
+  }
+
+  // The elements matching `selector` in these top-level nodes, the nodes themselves included.
+  function within(nodes, selector) {
+    var found = [];
+    nodes.forEach(function (node) {
+      if (node.nodeType !== 1) return;
+      if (node.matches(selector)) found.push(node);
+      found.push.apply(found, node.querySelectorAll(selector));
+    });
+    return found;
+  }
+
+  // Makes `container` follow new renderings: the function it returns takes an element whose children are the
+  // server's current content and says whether anything had to change.
+  function livePanel(container) {
+    parts(container).forEach(function (node) { node.shown = serialize(node); });
+    return function update(source) {
+      var next = parts(source);
+      var shown = next.map(serialize);
+      var old = Array.prototype.slice.call(container.childNodes);
+      var start = 0, endOld = old.length, endNew = next.length;
+      while (start < endOld && start < endNew && old[start].shown === shown[start]) start++;
+      while (endOld > start && endNew > start && old[endOld - 1].shown === shown[endNew - 1]) { endOld--; endNew--; }
+      if (start === endOld && start === endNew) return false;
+      var gone = old.slice(start, endOld), coming = next.slice(start, endNew);
+
+      var focused = document.activeElement;
+      var focusPlace = focused && within(gone, FOCUSABLE).indexOf(focused) !== -1 ? placeOf(focused, container, FOCUSABLE) : null;
+      var opened = within(gone, "details").map(function (d) { return { place: placeOf(d, container, "details"), open: d.open }; });
+      var scrolled = within(gone, ".table-scroll, .chart-scroll").filter(function (e) { return e.scrollLeft > 0; })
+        .map(function (e) { return { place: placeOf(e, container, ".table-scroll, .chart-scroll"), left: e.scrollLeft }; });
+      // A status message keeps its node (and what it says) where the new rendering has its twin.
+      within(gone, "[role=status]").forEach(function (status) {
+        var place = placeOf(status, container, "[role=status]");
+        var holder = document.createElement("div");
+        coming.forEach(function (node) { holder.appendChild(node); });
+        var twin = find(holder, place);
+        if (twin) twin.parentNode.replaceChild(status, twin);
+        coming = Array.prototype.slice.call(holder.childNodes);
+      });
+
+      var before = old[endOld] || null;
+      gone.forEach(function (node) { container.removeChild(node); });
+      coming.forEach(function (node, i) { node.shown = shown[start + i]; container.insertBefore(node, before); });
+
+      opened.forEach(function (state) { var d = find(container, state.place); if (d) d.open = state.open; });
+      scrolled.forEach(function (state) { var e = find(container, state.place); if (e) e.scrollLeft = state.left; });
+      if (focusPlace) {
+        var target = find(container, focusPlace);
+        if (target) target.focus({ preventScroll: true });
+        if (document.activeElement !== target) {  // gone (or disabled now): the panel itself, not the page's top
+          container.setAttribute("tabindex", "-1");
+          container.focus({ preventScroll: true });
+        }
+      }
+      return true;
+    };
+  }
+
+  // A status message changes only when what it says changes (a screen reader reads each change once).
+  function say(status, text) { if (status && text && status.textContent !== text) status.textContent = text; }
+
+  function refreshed(container, changed) {
+    container.dispatchEvent(new CustomEvent("colorlab:refreshed", { detail: { changed: changed } }));
+  }
+
+  // Follow the stimuli panel (its buttons appear once every stimulus is ready); stop once the server no longer
+  // marks it live (all ready, or some failed and need a retry).
+  var updateStimuli = stimuli && livePanel(stimuli);
+  var stimuliStatus = document.getElementById("stimuli-status");
+
   function refreshStimuli() {
     if (!stimuli || stimuli.getAttribute("data-live") !== "true") return;
     if (document.hidden) { setTimeout(refreshStimuli, STIMULI_INTERVAL); return; }
@@ -21,8 +131,19 @@
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("stimuli");
         // No panel in the answer (e.g. the login page after the session ended): stop; a reload says why.
-        if (fresh) stimuli.innerHTML = fresh.innerHTML;
-        stimuli.setAttribute("data-live", (fresh && fresh.getAttribute("data-live")) || "false");
+        if (!fresh) {
+          stimuli.setAttribute("data-live", "false");
+          say(stimuliStatus, "Stopped following the colorizations: reload the page.");
+          return;
+        }
+        var changed = updateStimuli(fresh);
+        var summary = fresh.getAttribute("data-status");
+        if (summary !== stimuli.getAttribute("data-status")) {
+          stimuli.setAttribute("data-status", summary || "");
+          say(stimuliStatus, summary);
+        }
+        stimuli.setAttribute("data-live", fresh.getAttribute("data-live") || "false");
+        refreshed(stimuli, changed);
       })
       .catch(function () { /* keep what is shown; try again */ })
       .then(function () { setTimeout(refreshStimuli, STIMULI_INTERVAL); });
@@ -104,20 +225,30 @@
   var toggle = document.getElementById("live-toggle");
   if (!box || !toggle) return;
   var src = box.getAttribute("data-src");
+  var resultsStatus = document.getElementById("results-status");
+  var updateResults = livePanel(box);
   var INTERVAL = 10000;
 
   function refresh() {
     if (!toggle.checked || document.hidden) return;
-    var details = box.querySelector("details.per-photo");
-    var open = details && details.open;
     fetch(src, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
+      .then(function (res) {
+        // Sent elsewhere (the login page, once the session has ended): keep the last results and say so.
+        if (res.redirected) { say(resultsStatus, "Not updated: reload the page (you may need to log in again)."); return null; }
+        if (!res.ok) throw new Error(res.status);
+        return res.text();
+      })
       .then(function (html) {
-        box.innerHTML = html;
-        var again = box.querySelector("details.per-photo");
-        if (again && open) again.open = true;
+        if (html === null) return;
+        var changed = updateResults(new DOMParser().parseFromString(html, "text/html").body);
+        if (changed) {
+          var now = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+          say(resultsStatus, "Results updated at " + now + ".");
+        }
+        refreshed(box, changed);
       })
       .catch(function () { /* keep the last results; try again next time */ });
   }
   setInterval(refresh, INTERVAL);
+  toggle.addEventListener("change", function () { if (toggle.checked) refresh(); });
 })();

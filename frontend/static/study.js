@@ -19,6 +19,14 @@
     if (v) { identity[k] = v; query.set(k, v); }
   });
 
+  // With a redirect set, the last page waits this long before leaving, with a visible countdown that the
+  // participant can stop ("Stay on this page") or skip ("Continue"): time to read and copy the completion code.
+  var REDIRECT_DELAY_MS = 20000;
+  // The single-key answers (R / C, 1-4) work only while focus is inside the trial section (each trial focuses
+  // its question there), never in a form field: a key pressed elsewhere answers nothing.
+  var ANSWER_KEYS_PART1 = { r: "real", c: "fake" };
+  var ANSWER_KEYS_PART2 = ["1", "2", "3", "4"];
+
   var phases = ["loading", "consent", "instructions", "part2-intro", "trial", "done", "closed", "error"];
   var state = null;
   var shownAt = 0;
@@ -31,6 +39,8 @@
   var trialBox = document.getElementById("phase-trial");
   var pointer = { x: -1, y: -1 };  // where the mouse was last seen
   var freshAt = null;  // ...and where it was when the current trial appeared
+  var redirectTimer = null;  // the countdown to the redirect, while it runs
+  var redirectStopped = false;  // "Stay on this page" was pressed: never again on this page
 
   function $(id) { return document.getElementById(id); }
 
@@ -39,6 +49,19 @@
       var section = $("phase-" + p);
       if (section) section.hidden = p !== name;  // a one-part study's page has no part-2 intro
     });
+  }
+
+  // A phase without an answer to focus (thanks, closed, error): its heading (tabindex="-1") takes focus, so that a
+  // screen reader announces it instead of the silence of focus fallen to <body> from a section now hidden.
+  function showAndFocus(name, headingId) {
+    show(name);
+    var heading = $(headingId);
+    if (heading) heading.focus({ preventScroll: true });
+  }
+
+  function showError(message) {
+    $("error-text").textContent = message;
+    showAndFocus("error", "error-h");
   }
 
   function setProgress(progress) {
@@ -88,10 +111,11 @@
       errorBox.textContent = err.message + " Your earlier answers are saved.";
       errorBox.hidden = false;
       setButtons(true);
+      // A clicked answer, disabled while it was sent, lost focus: back to the question, where the keys work
+      if (!trialBox.contains(document.activeElement)) $("trial-question").focus({ preventScroll: true });
       return;
     }
-    $("error-text").textContent = err.message;
-    show("error");
+    showError(err.message);
   }
 
   function render(next) {
@@ -120,8 +144,8 @@
         }
         break;
       case "done": showDone(next); break;
-      case "closed": show("closed"); break;
-      default: show("error");
+      case "closed": showAndFocus("closed", "closed-h"); break;
+      default: showAndFocus("error", "error-h");
     }
   }
 
@@ -143,6 +167,12 @@
       : "How well is this image coloured?";
     $("answers-part1").hidden = !part1;
     $("answers-part2").hidden = part1;
+    var instruction = $("trial-instruction");
+    instruction.hidden = !trial.instruction;
+    instruction.textContent = trial.instruction || "";
+    // Read with the focused question (no live region: it would be read twice): "Image N of M" and any
+    // attention check's instruction.
+    $("trial-question").setAttribute("aria-describedby", trial.instruction ? "trial-meta trial-instruction" : "trial-meta");
     // The answered button is disabled now and focus would fall to the page: start each trial at its question,
     // so Tab reaches the first answer (never a stale focus on the opposite one).
     $("trial-question").focus({ preventScroll: true });
@@ -150,9 +180,6 @@
     // look chosen, so hover looks are off (study.css) until the pointer moves.
     trialBox.classList.add("is-fresh");
     freshAt = { x: pointer.x, y: pointer.y };
-    var instruction = $("trial-instruction");
-    instruction.hidden = !trial.instruction;
-    instruction.textContent = trial.instruction || "";
     setButtons(false);
     loadingNote.hidden = false;
     img.classList.add("is-loading");
@@ -172,7 +199,6 @@
   }
 
   function showDone(next) {
-    show("done");
     setProgress({ answered: 1, total: 1 });
     // A researcher's preview recorded nothing and stays here (no redirect away from the study's page).
     $("done-saved").hidden = Boolean(next.preview);
@@ -192,11 +218,51 @@
     }
     var url = next.redirect_url;
     if (url && /^https?:\/\//i.test(url)) {
-      var link = $("redirect-link");
-      link.href = url;
+      $("redirect-link").href = url;
+      $("redirect-host").textContent = hostOf(url);
       $("done-redirect").hidden = false;
-      if (!next.preview) setTimeout(function () { window.location.assign(url); }, 2500);
+      if (next.preview) {  // a researcher's preview stays here: say what participants get
+        $("redirect-preview").textContent = "Participants go back to " + hostOf(url) + " after "
+          + Math.round(REDIRECT_DELAY_MS / 1000) + " s (not in a preview).";
+        $("redirect-preview").hidden = false;
+        $("redirect-countdown").hidden = true;
+        $("redirect-stay").hidden = true;
+      } else {
+        startRedirect(url);
+      }
     }
+    // Focused, the heading is read with what the participant needs: the code, and where the page goes next.
+    var described = [next.preview ? "done-preview" : "done-saved"];
+    if (next.completion_code) described.push("done-code-text");
+    if (!$("done-redirect").hidden) described.push("redirect-text");
+    $("done-h").setAttribute("aria-describedby", described.join(" "));
+    showAndFocus("done", "done-h");
+  }
+
+  function hostOf(url) {
+    try { return new URL(url).host; } catch (e) { return url; }
+  }
+
+  function startRedirect(url) {
+    if (redirectTimer !== null || redirectStopped) return;  // shown again (a retry): one countdown only
+    var deadline = Date.now() + REDIRECT_DELAY_MS;
+    function tick() {
+      var left = deadline - Date.now();
+      if (left <= 0) {
+        stopRedirect();
+        window.location.assign(url);
+        return;
+      }
+      var seconds = String(Math.ceil(left / 1000));
+      if ($("redirect-seconds").textContent !== seconds) $("redirect-seconds").textContent = seconds;
+    }
+    tick();
+    redirectTimer = setInterval(tick, 250);
+  }
+
+  function stopRedirect() {
+    if (redirectTimer !== null) clearInterval(redirectTimer);
+    redirectTimer = null;
   }
 
   function answer(payload) {
@@ -233,6 +299,14 @@
       showTrial(state.trial);
     });
   }
+  $("redirect-stay").addEventListener("click", function () {
+    stopRedirect();
+    redirectStopped = true;
+    $("redirect-countdown").hidden = true;
+    $("redirect-stopped").hidden = false;
+    $("redirect-stay").hidden = true;
+    $("redirect-link").focus();  // the pressed button is gone: focus the way on, next to the new text
+  });
   $("retry").addEventListener("click", function () {
     if (lastAction) {
       var act = lastAction;
@@ -260,15 +334,23 @@
   }
   document.addEventListener("pointermove", pointerSeen);
   document.addEventListener("pointerdown", pointerSeen);
-  document.addEventListener("keydown", function (e) {
-    if (e.altKey || e.ctrlKey || e.metaKey || $("phase-trial").hidden || busy || !state || !state.trial) return;
+  // Listened for on the trial section, not the document: a key pressed with focus elsewhere (the page, a
+  // screen reader's own keys, another control) answers nothing (WCAG 2.1.4).
+  function inFormField(el) {
+    return Boolean(el && el.closest && el.closest("input, textarea, select, [contenteditable]:not([contenteditable=false])"));
+  }
+  trialBox.addEventListener("keydown", function (e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.repeat || trialBox.hidden || busy || !state || !state.trial) return;
+    if (!trialBox.contains(e.target) || inFormField(e.target)) return;
     var enabled = !app.querySelector("button.answer").disabled;
     if (!enabled) return;
-    var key = e.key.toLowerCase();
+    var key = (e.key || "").toLowerCase();
     if (state.trial.part === 1) {
-      if (key === "r") { e.preventDefault(); answer({ response: "real" }); }
-      else if (key === "c" || key === "f") { e.preventDefault(); answer({ response: "fake" }); }
-    } else if (["1", "2", "3", "4"].indexOf(key) >= 0) {
+      if (Object.prototype.hasOwnProperty.call(ANSWER_KEYS_PART1, key)) {
+        e.preventDefault();
+        answer({ response: ANSWER_KEYS_PART1[key] });
+      }
+    } else if (ANSWER_KEYS_PART2.indexOf(key) >= 0) {
       e.preventDefault();
       answer({ rating: parseInt(key, 10) });
     }

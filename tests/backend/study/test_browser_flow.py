@@ -103,6 +103,8 @@ def test_participant_flow_in_chromium(sqlite_db, make_study, spawn, tmp_path: Pa
             page.keyboard.press("1")
             expect(page.locator("#phase-done")).to_be_visible()
             expect(page.locator("#completion-code")).to_have_text("PROLIFIC-OK")
+            expect(page.locator("#redirect-countdown")).to_contain_text("Going back to")
+            page.locator("#redirect-link").click()  # a countdown to read the code, or go at once
             page.wait_for_url(re.compile(r"/healthz\?completed=1"), timeout=10_000)
             # coming back: the same participant sees the code again (never a second attempt)
             page.goto(f"{base}/study/{slug}")
