@@ -17,7 +17,7 @@ from backend.db import session_scope
 from backend.deps import JobDep, SessionDep, SettingsDep, job_or_404
 from backend.errors import UserError
 from backend.images import decode, png_to_jpeg, renditions, thumbnail_jpeg
-from backend.models import Image, Job
+from backend.models import Image, Job, JobStatus
 from backend.ratelimit import photo_budget
 from backend.schemas import (
     UPLOAD_ERRORS,
@@ -287,6 +287,8 @@ def _load_rendition(
             "reference": job.reference_image_id,
             "result": job.result_image_id,
         }[role]
+        if image_id is None and role == "result":
+            raise no_result(job)
         if image_id is None:
             return None
         row = session.execute(
@@ -317,7 +319,7 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
         limiter = decode_limiter(get_settings())
         found = await anyio.to_thread.run_sync(_load_rendition, job_id, role, kind, True, limiter=limiter)
     if found is None:
-        raise UserError(404, f"this job has no {role} image" + (" yet" if role == "result" else ""))
+        raise UserError(404, f"this job has no {role} image")
     sha, data, gray = found
     if kind == "thumb":
         return _cached(request, data, f'"{sha[:32]}-thumb"', "image/jpeg")
@@ -332,9 +334,11 @@ async def _serve(request: Request, job_id: str, role: str, kind: str) -> Respons
         **file_responses(
             "The result: PNG, or JPEG with `format=jpg`.", "image/png", "image/jpeg", disposition=True
         ),
-        **errors(404, 422),
+        **errors(404, 409, 422),
     },
     summary="The colorized photo (full input resolution)",
+    description="404: no such job; 409: the job has no result, with `Retry-After` while it is queued or "
+    "running (ask again then), without once it failed or was cancelled.",
 )
 async def job_result(
     job_id: str,
@@ -358,12 +362,25 @@ async def job_result(
     return response
 
 
+def no_result(job: Job) -> UserError:
+    """409 for a job that is there but has no result (404 is for a job that is not): with Retry-After while
+    it is still to finish, without once it failed or was cancelled (it never will have one)."""
+    if job.status in (JobStatus.queued, JobStatus.running):
+        return UserError(
+            409,
+            f"no result yet: the job is {job.status}; ask again once it has finished",
+            headers={"Retry-After": "5"},
+        )
+    ended = "failed" if job.status == JobStatus.failed else "was cancelled"
+    return UserError(409, f"this job has no result: it {ended}")
+
+
 def _read_result(job_id: str, format: str) -> tuple[str, bytes, str]:
     """A job's stored result: its sha256, its PNG and its download name."""
     with session_scope() as session:
         job = job_or_404(session, job_id)
         if job.result_image_id is None:
-            raise UserError(404, f"no result yet: the job is {job.status}")
+            raise no_result(job)
         image = _image_bytes(session, job.result_image_id)
         return image.sha256, image.data, download_name(job, format)
 
@@ -401,8 +418,10 @@ async def job_reference(job_id: str, request: Request) -> Response:
 @router.get(
     "/jobs/{job_id}/thumb.jpg",
     response_class=Response,
-    responses={**file_responses("The preview.", "image/jpeg"), **errors(404, 422)},
+    responses={**file_responses("The preview.", "image/jpeg"), **errors(404, 409, 422)},
     summary="A small JPEG preview (longest side 320 px) of the input or of the result",
+    description="404: no such job; 409: the job has no result (yet: with `Retry-After` while it is queued "
+    "or running).",
 )
 async def job_thumbnail(
     job_id: str, request: Request, of: Annotated[Literal["input", "result"], Query()] = "result"

@@ -269,9 +269,15 @@ def _unique(names: Iterable[str]) -> list[str]:
     return out
 
 
-def _zip_response(entries: list[ZipEntry], fmt: str, quality: int, settings: Settings, name: str) -> Any:
+def _zip_response(
+    entries: list[ZipEntry], fmt: str, quality: int, settings: Settings, name: str, unfinished: int
+) -> Any:
+    """The zip of ``entries``; 409 when there are none (with Retry-After while ``unfinished`` jobs may still
+    bring one)."""
+    if not entries and unfinished:
+        raise UserError(409, "no finished results to download yet", headers={"Retry-After": "5"})
     if not entries:
-        raise UserError(404, "no finished results to download yet")
+        raise UserError(409, "none of these jobs has a result (they failed or were cancelled)")
     return StreamingResponse(
         _zip_results(entries, fmt, quality, settings),
         media_type="application/zip",
@@ -287,11 +293,11 @@ Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=j
 @router.get(
     "/batches/{batch_id}/results.zip",
     response_class=Response,
-    responses={**ZIP_RESPONSES, **errors(404, 422)},
+    responses={**ZIP_RESPONSES, **errors(404, 409, 422)},
     summary="The batch's finished results as one zip, named after the originals",
     description="`holiday-1962.jpg` becomes `holiday-1962-unet-bins.png` (or `.jpg` with `format=jpg`): "
     "named as every other download of a result. Photos still running are left out (download again later); "
-    "404 while none is finished.",
+    "409 while none is finished (with `Retry-After` while some are still to finish).",
 )
 def batch_results(
     batch_id: str, session: SessionDep, settings: SettingsDep, format: Format = "png", quality: Quality = 90
@@ -320,14 +326,14 @@ def batch_results(
     # a zip made while photos are still running says so in its name, and is not taken for the whole batch
     part = f"-{len(entries)}-done" if unfinished else ""
     return _zip_response(
-        entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{part}{suffix}.zip"
+        entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{part}{suffix}.zip", unfinished
     )
 
 
 @router.get(
     "/results.zip",
     response_class=Response,
-    responses={**ZIP_RESPONSES, **errors(404, 422)},
+    responses={**ZIP_RESPONSES, **errors(404, 409, 422)},
     summary="Several jobs' results as one zip (the history's multi-select download)",
     description="`id` repeated: job ids; `batch` and `comparison` repeated: every job of those batches and "
     "comparisons. Files are named `<original stem>-<method>.png` (or `.jpg`). Jobs not finished yet are "
@@ -367,4 +373,12 @@ def jobs_results(
         for j, name in zip(rows, names, strict=True)
         if j.result_image_id is not None
     ]
-    return _zip_response(entries, format, quality, settings, "colorlab-results.zip")
+    unfinished = 0
+    if not entries:
+        unfinished = (
+            session.scalar(
+                select(func.count()).where(chosen, Job.status.in_((JobStatus.queued, JobStatus.running)))
+            )
+            or 0
+        )
+    return _zip_response(entries, format, quality, settings, "colorlab-results.zip", unfinished)

@@ -67,8 +67,8 @@ def test_submit_and_follow(client) -> None:  # type: ignore[no-untyped-def]
     assert job["status"] == "queued" and job["method"] == FF and job["has_ground_truth"]
     assert (job["width"], job["height"]) == (366, 256)
     assert job["urls"]["result"] is None
-    r = client.get(body["result_url"])
-    assert r.status_code == 404 and "queued" in r.json()["detail"]
+    r = client.get(body["result_url"])  # there, without a result yet: 409 and when to ask again (404: gone)
+    assert r.status_code == 409 and "queued" in r.json()["detail"] and r.headers["retry-after"]
     gray = client.get(job["urls"]["input"])
     assert gray.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(gray.content)).mode == "L"
@@ -658,7 +658,7 @@ def test_head_answers_as_get_without_the_body(client) -> None:  # type: ignore[n
         for name in ("content-type", "content-length", "etag", "cache-control"):
             assert head.headers.get(name) == got.headers.get(name), (path, name)
     missing = client.head(f"/jobs/{job['id']}/result.png")
-    assert missing.status_code == 404 and missing.content == b""
+    assert missing.status_code == 409 and missing.content == b""  # no result yet
     assert client.head("/colorize").status_code == 405  # POST only
 
 

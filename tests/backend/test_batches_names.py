@@ -114,7 +114,8 @@ def test_batch_of_files_and_a_zip_with_a_bad_photo(client) -> None:  # type: ign
     batch = client.get(f"/batches/{batch_id}").json()
     assert batch["total"] == 2 and batch["progress"] == 0 and not batch["finished"]
     assert {i["status"] for i in batch["items"]} == {"queued"}
-    assert client.get(f"/batches/{batch_id}/results.zip").status_code == 404  # nothing finished yet
+    empty = client.get(f"/batches/{batch_id}/results.zip")  # nothing finished yet: ask again later
+    assert empty.status_code == 409 and empty.headers["retry-after"]
     run_all_queued()
     batch = client.get(f"/batches/{batch_id}").json()
     assert batch["finished"] and batch["progress"] == 1.0 and batch["counts"] == {"done": 2}

@@ -121,7 +121,7 @@ def test_history_tells_a_rerun_from_its_original(web) -> None:  # type: ignore[n
     again = web.post(f"/jobs/{first.json()['id']}/rerun", data={"vividness": "0.8", "hints": hint})
     assert again.status_code == 202, again.text
     html = web.get("/history", headers=HTML).text
-    assert html.count("cat.jpg</span>") == 2  # same photo, same method...
+    assert html.count('class="job-card-name">cat.jpg</span>') == 2  # same photo, same method...
     assert html.count('class="job-card-variant"') == 1  # ...and the re-run says how it differs
     assert '<span class="job-card-variant">Re-run · vividness 0.8 · 1 hint</span>' in html
 
@@ -172,7 +172,7 @@ def test_history_empty_then_lists_this_browser_jobs(web) -> None:  # type: ignor
         thumb.headers["content-type"] == "image/jpeg"
         and max(Image.open(io.BytesIO(thumb.content)).size) == 320
     )
-    assert web.get(f"/jobs/{job_id}/thumb.jpg?of=result").status_code == 404  # no result yet
+    assert web.get(f"/jobs/{job_id}/thumb.jpg?of=result").status_code == 409  # no result yet
     # Another browser (no cookie) sees its own, empty history.
     other = TestClient(web.app)
     assert "No colorizations yet" in other.get("/history", headers=HTML).text
