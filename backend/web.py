@@ -322,7 +322,16 @@ class HeadAsGetMiddleware:
             elif not message.get("more_body", False):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        await self.app({**scope, "method": "GET", HEAD_ONLY: True}, receive, send_headers_only)
+
+
+HEAD_ONLY = "colorlab.head_only"  # in a request's scope: a HEAD answered as GET, whose body is thrown away
+
+
+def head_only(request: Request) -> bool:
+    """Whether the request is a HEAD answered as GET: a route whose body costs work (a zip, a JPEG made
+    from the PNG) answers with the headers alone."""
+    return bool(request.scope.get(HEAD_ONLY))
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
@@ -34,7 +35,7 @@ from backend.schemas import (
     queued,
 )
 from backend.uploads import decode_limiter, has_file, read_reference, read_upload
-from backend.web import client_of, content_disposition
+from backend.web import client_of, content_disposition, head_only
 
 router = APIRouter(tags=["colorize"])
 
@@ -352,6 +353,9 @@ async def job_result(
     sha, png, name = await run_in_threadpool(_read_result, job_id, format)
     etag = f'"{sha[:32]}-{format}{quality if format == "jpg" else ""}"'
     data = None if _not_modified(request, etag) else png
+    if data is not None and format == "jpg" and head_only(request):  # its length is known only once made
+        headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Content-Disposition": content_disposition(name)}
+        return StreamingResponse(iter(()), media_type="image/jpeg", headers=headers)
     if data is not None and format == "jpg":  # in the decode pool: a 40 MP re-encoding holds ~1 GB
         limiter = decode_limiter(settings)
         data = await anyio.to_thread.run_sync(

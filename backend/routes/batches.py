@@ -44,7 +44,7 @@ from backend.schemas import (
     queued,
 )
 from backend.uploads import decode_limiter, has_file, read_reference
-from backend.web import client_of, content_disposition
+from backend.web import client_of, content_disposition, head_only
 
 router = APIRouter(tags=["batches"])
 
@@ -270,7 +270,13 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 
 def _zip_response(
-    entries: list[ZipEntry], fmt: str, quality: int, settings: Settings, name: str, unfinished: int
+    request: Request,
+    entries: list[ZipEntry],
+    fmt: str,
+    quality: int,
+    settings: Settings,
+    name: str,
+    unfinished: int,
 ) -> Any:
     """The zip of ``entries``; 409 when there are none (with Retry-After while ``unfinished`` jobs may still
     bring one)."""
@@ -278,10 +284,11 @@ def _zip_response(
         raise UserError(409, "no finished results to download yet", headers={"Retry-After": "5"})
     if not entries:
         raise UserError(409, "none of these jobs has a result (they failed or were cancelled)")
+    headers = {"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"}
+    if head_only(request):  # the headers alone: making the zip would read (and re-encode) every result
+        return StreamingResponse(iter(()), media_type="application/zip", headers=headers)
     return StreamingResponse(
-        _zip_results(entries, fmt, quality, settings),
-        media_type="application/zip",
-        headers={"Content-Disposition": content_disposition(name), "Cache-Control": "no-store"},
+        _zip_results(entries, fmt, quality, settings), media_type="application/zip", headers=headers
     )
 
 
@@ -300,7 +307,12 @@ Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (format=j
     "409 while none is finished (with `Retry-After` while some are still to finish).",
 )
 def batch_results(
-    batch_id: str, session: SessionDep, settings: SettingsDep, format: Format = "png", quality: Quality = 90
+    batch_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    format: Format = "png",
+    quality: Quality = 90,
 ) -> Any:
     # Not BatchDep: its 404 would come before the check of `format` and `quality`.
     batch = batch_or_404(session, batch_id)
@@ -325,9 +337,8 @@ def batch_results(
     suffix = "-jpg" if format == "jpg" else ""  # "Download all" and "All as JPEG" do not overwrite each other
     # a zip made while photos are still running says so in its name, and is not taken for the whole batch
     part = f"-{len(entries)}-done" if unfinished else ""
-    return _zip_response(
-        entries, format, quality, settings, f"colorlab-batch-{batch.id[:8]}{part}{suffix}.zip", unfinished
-    )
+    zip_name = f"colorlab-batch-{batch.id[:8]}{part}{suffix}.zip"
+    return _zip_response(request, entries, format, quality, settings, zip_name, unfinished)
 
 
 @router.get(
@@ -340,6 +351,7 @@ def batch_results(
     f"left out; at most {MAX_ZIP_RESULTS} results per zip.",
 )
 def jobs_results(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     id: Annotated[list[str] | None, Query(description="Job ids (repeat the parameter).")] = None,
@@ -381,4 +393,4 @@ def jobs_results(
             )
             or 0
         )
-    return _zip_response(entries, format, quality, settings, "colorlab-results.zip", unfinished)
+    return _zip_response(request, entries, format, quality, settings, "colorlab-results.zip", unfinished)

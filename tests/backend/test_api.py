@@ -662,6 +662,31 @@ def test_head_answers_as_get_without_the_body(client) -> None:  # type: ignore[n
     assert client.head("/colorize").status_code == 405  # POST only
 
 
+def test_head_of_a_download_made_on_the_fly_does_not_make_it(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A HEAD of a zip or of a JPEG made from the stored PNG answers with the headers alone: neither the
+    zip (every result read, maybe re-encoded) nor the JPEG is made to be thrown away."""
+    from backend.routes import api, batches
+    from tests.backend.test_batches_names import run_all_queued
+
+    files = [("images", (f"{n}.jpg", photo_bytes(), "image/jpeg")) for n in range(2)]
+    batch = client.post("/batches", files=files, data={"method": FF}).json()
+    job_id = client.get(batch["status_url"]).json()["items"][0]["job_id"]
+    run_all_queued()
+
+    def not_made(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("made for a HEAD")
+
+    monkeypatch.setattr(batches, "_stored_data", not_made)
+    monkeypatch.setattr(api, "png_to_jpeg", not_made)
+    zips = (batch["results_url"], f"{batch['results_url']}?format=jpg", f"/results.zip?batch={batch['id']}")
+    for path in zips:
+        head = client.head(path)
+        assert head.status_code == 200 and head.headers["content-type"] == "application/zip", path
+        assert head.content == b"" and "colorlab-" in head.headers["content-disposition"]
+    head = client.head(f"/jobs/{job_id}/result.png?format=jpg")
+    assert head.status_code == 200 and head.headers["content-type"] == "image/jpeg" and head.headers["etag"]
+
+
 def test_a_refused_method_names_every_method_the_path_takes(client) -> None:  # type: ignore[no-untyped-def]
     job_id = submit(client).json()["id"]
     r = client.put(f"/jobs/{job_id}")  # GET and DELETE are two routes; Starlette named only the first
