@@ -287,6 +287,12 @@ class Settings(BaseSettings):
         if not self.celery_broker_url:
             self.celery_broker_url = "filesystem://"
         if not self.public_url:
+            if self.environment == "production" and self.webhook_secret.get_secret_value():
+                # every call's links point back here: http://HOST:PORT is this machine, not what they reach
+                raise ValueError(
+                    "ENVIRONMENT=production with WEBHOOK_SECRET needs PUBLIC_URL (the address receivers "
+                    "reach this server at: every webhook call carries links to it)"
+                )
             self.public_url = f"http://{self.host}:{self.port}"
         return self
 

@@ -444,13 +444,31 @@ def _body(session: Session, delivery: WebhookDelivery, now: datetime, public_url
         jobs = session.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.created_at, Job.id))
         data = batch_out(batch, list(jobs)).model_dump(mode="json")
         path = f"/batches/{batch.id}"
+    base = public_url.rstrip("/")
     envelope = {
         "type": delivery.event,
         "timestamp": now.isoformat().replace("+00:00", "Z"),
-        "url": public_url.rstrip("/") + path,
-        "data": data,
+        "url": base + path,
+        "data": absolute_links(data, base),
     }
     return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def absolute_links(data: Any, base: str, *, in_urls: bool = False) -> Any:
+    """``data`` with its links (the values under ``urls`` and of ``*_url`` keys, paths on this server)
+    prefixed with ``base``: a receiver elsewhere fetches them as they are."""
+    if isinstance(data, list):
+        return [absolute_links(item, base, in_urls=in_urls) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        link = in_urls or key.endswith("_url")
+        if isinstance(value, str) and link and value.startswith("/"):
+            out[key] = base + value
+        else:
+            out[key] = absolute_links(value, base, in_urls=in_urls or key == "urls")
+    return out
 
 
 def _call(call: _Claimed, settings: Settings) -> CallOutcome:

@@ -148,6 +148,10 @@ def test_production_needs_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: An
     with pytest.raises(UserError, match="WEBHOOK_SECRET"):
         webhooks.check_url("https://hooks.example.org/", get_settings())
     apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET=SECRET, **production)
+    with pytest.raises(ValueError, match="needs PUBLIC_URL"):  # its calls' links must reach this server
+        get_settings()
+    production["PUBLIC_URL"] = "https://colorlab.example.org"
+    apply_settings(monkeypatch, DATA_DIR=tmp_path, WEBHOOK_SECRET=SECRET, **production)
     assert webhooks.check_url("https://hooks.example.org/", get_settings())
     with pytest.raises(UserError, match="not a public address"):  # and no private addresses by default
         webhooks.check_url("http://192.168.1.5/", get_settings())
@@ -187,7 +191,9 @@ def test_a_finished_job_calls_its_webhook_once_signed(
     body = json.loads(call["body"])
     assert body["type"] == "job.finished" and body["url"].endswith(f"/jobs/{job_id}")
     assert body["data"]["id"] == job_id and body["data"]["status"] == "done"
-    assert body["data"]["urls"]["result"] == f"/jobs/{job_id}/result.png"
+    base = get_settings().public_url  # links a receiver elsewhere fetches as they are
+    assert body["data"]["urls"]["result"] == f"{base}/jobs/{job_id}/result.png"
+    assert body["url"] == f"{base}/jobs/{job_id}"
     hook = client.get(f"/jobs/{job_id}").json()["webhook"]
     assert hook["state"] == "delivered" and hook["attempts"] == 1 and hook["last_status"] == 200
     assert hook["delivered_at"] is not None
@@ -265,6 +271,8 @@ def test_a_batch_calls_once_when_its_last_photo_has_finished(
     [body] = receiver.bodies()
     assert body["type"] == "batch.finished" and body["data"]["id"] == batch_id and body["data"]["finished"]
     assert body["data"]["counts"] == {"cancelled": 1, "done": 1}
+    links = [*body["data"]["urls"].values(), *(u for i in body["data"]["items"] for u in i["urls"].values())]
+    assert all(link.startswith("http") for link in links if link), links  # absolute: fetched as they are
     assert client.get(f"/batches/{batch_id}").json()["webhook"]["state"] == "delivered"
     with session_scope() as s:  # sweeps find nothing more to owe
         lifecycle.sweep(s, get_settings())
