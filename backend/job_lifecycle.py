@@ -28,7 +28,7 @@ from sqlalchemy import and_, delete, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend import queue, webhooks
+from backend import idempotency, queue, webhooks
 from backend.config import Settings
 from backend.db import rowcount
 from backend.errors import UserError
@@ -645,6 +645,8 @@ def purge_expired(
         total += freed
     if total.jobs:
         log.info("retention freed %s", total)
+    idempotency.forget_expired(session, now)  # the uploads' Idempotency-Key records, kept a day
+    session.commit()
     return total
 
 

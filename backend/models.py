@@ -230,3 +230,19 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class IdempotentRequest(Base):
+    """An upload sent with an ``Idempotency-Key`` header and what it was answered: the same request sent
+    again (after a lost answer) gets the same answer instead of a second job (``backend.idempotency``).
+    Kept IDEMPOTENCY_HOURS."""
+
+    __tablename__ = "idempotent_requests"
+
+    # sha256 of the key and the client's address: a key is one client's, never looked up across clients
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # the request's path and fields (not the bytes)
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None while the first request is handled
+    body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

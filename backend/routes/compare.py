@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
+from backend import idempotency, method_choice
 from backend import job_lifecycle as lifecycle
-from backend import method_choice
 from backend.db import session_scope
 from backend.deps import ComparisonDep, SessionDep, SettingsDep, comparison_or_404
 from backend.models import new_id
@@ -50,34 +50,44 @@ async def create_comparison(
     ] = None,
     reference_id: Annotated[str | None, Form(description="An earlier image id from GET /references.")] = None,
     methods: Annotated[str | None, Form(description="Comma-separated method names (default: all).")] = None,
-) -> ComparisonCreated:
-    with_reference = has_file(reference) or bool(reference_id)
-    chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
-    upload = await read_upload(image, settings, "photo", "image")
-    with photo_budget(request, settings, 1):  # given back if the request is refused below
-        client = client_of(request)
-        ref = None
-        if with_reference:  # checked as for the reference-guided default: a colour image
-            ref = await read_reference(
-                method_choice.known_method(None, with_reference=True),
-                reference,
-                reference_id,
-                session,
-                settings,
-                client,
+    idempotency_key: Annotated[
+        str | None, Header(alias=idempotency.HEADER, description=idempotency.HEADER_DOC)
+    ] = None,
+) -> ComparisonCreated | Response:
+    async with idempotency.guard(request) as guard:  # a repeat after a lost answer gets that answer
+        if guard.replay is not None:
+            return guard.replay
+        with_reference = has_file(reference) or bool(reference_id)
+        chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
+        upload = await read_upload(image, settings, "photo", "image")
+        with photo_budget(request, settings, 1):  # given back if the request is refused below
+            client = client_of(request)
+            ref = None
+            if with_reference:  # checked as for the reference-guided default: a colour image
+                ref = await read_reference(
+                    method_choice.known_method(None, with_reference=True),
+                    reference,
+                    reference_id,
+                    session,
+                    settings,
+                    client,
+                )
+            group = new_id()
+            new_jobs = [
+                lifecycle.NewJob(
+                    m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None
+                )
+                for m in chosen
+            ]
+            ids = await run_in_threadpool(
+                lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
             )
-        group = new_id()
-        new_jobs = [
-            lifecycle.NewJob(m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None)
-            for m in chosen
-        ]
-        ids = await run_in_threadpool(
-            lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
+        response.headers["Location"] = f"/compare/{group}"
+        created = ComparisonCreated(
+            id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids
         )
-    response.headers["Location"] = f"/compare/{group}"
-    return ComparisonCreated(
-        id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids
-    )
+        guard.answer(202, created, f"/compare/{group}")
+    return created
 
 
 @router.get(

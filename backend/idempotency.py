@@ -1,0 +1,149 @@
+"""Idempotency keys: an upload sent again after a lost answer gets the first answer, not a second job.
+
+A client sends ``Idempotency-Key: <a random string of its own>`` with POST /colorize, /batches, /compare or
+/jobs/{id}/rerun. The first request with a key is recorded as it starts (a row whose primary key is the key
+and the client's address, hashed: a key is looked up for that client only) and, once answered, with its
+answer. The same key again, with the same request, gets that answer (``Idempotent-Replayed: true``) and
+makes nothing; while the first is still being handled it gets 409; with another request (another path or
+other fields) 422. A refused request (a 4xx) leaves no record: sent again, it is handled anew. Records are
+kept IDEMPOTENCY_HOURS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData, UploadFile
+
+from backend.db import session_scope
+from backend.errors import UserError
+from backend.models import IdempotentRequest, utcnow
+from backend.web import client_limit_key
+
+HEADER = "Idempotency-Key"
+KEY_MAX_CHARS = 255
+IDEMPOTENCY_HOURS = 24
+HEADER_DOC = (
+    f"A key of your own (e.g. a UUID; at most {KEY_MAX_CHARS} printable characters): the same request sent "
+    f"again with it within {IDEMPOTENCY_HOURS} h gets the first answer (`Idempotent-Replayed: true`) and "
+    "makes nothing new; 409 while the first is still being handled, 422 with another request."
+)
+
+
+def _fingerprint(path: str, form: FormData) -> str:
+    """The request as far as it can be told apart without its bytes: its path, its fields, and each file's
+    field, name and size."""
+    parts = [path]
+    for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
+        if isinstance(value, UploadFile):
+            parts.append(f"{name}=file:{value.filename}:{value.size}")
+        else:
+            parts.append(f"{name}={value}")
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Guard:
+    """One upload's idempotency: ``replay`` is the answer to give instead of handling it again (None: handle
+    it, then :meth:`answer`)."""
+
+    scope: str | None
+    fingerprint: str = ""
+    replay: Response | None = None
+    answered: list[tuple[int, str, str | None]] = field(default_factory=list)
+
+    def answer(self, status_code: int, body: BaseModel, location: str | None) -> None:
+        """What this request was answered (recorded for a repeat once the request has gone well)."""
+        self.answered.append((status_code, body.model_dump_json(), location))
+
+
+def _claim(scope: str, fingerprint: str) -> Response | None:
+    """Record the key as taken; or, when it already is, the earlier answer (or a 409/422)."""
+    with session_scope() as session:
+        forget_expired(session)
+        session.add(IdempotentRequest(scope=scope, fingerprint=fingerprint))
+        try:
+            session.commit()
+            return None
+        except IntegrityError:
+            session.rollback()
+        earlier = session.get(IdempotentRequest, scope)
+        if earlier is None:  # expired and forgotten meanwhile: a fresh start
+            session.add(IdempotentRequest(scope=scope, fingerprint=fingerprint))
+            session.commit()
+            return None
+        if earlier.fingerprint != fingerprint:
+            raise UserError(
+                422, f"this {HEADER} was used for another request: use a new key for a new request"
+            )
+        if earlier.status_code is None:
+            raise UserError(
+                409,
+                f"a request with this {HEADER} is still being handled; ask again shortly",
+                headers={"Retry-After": "2"},
+            )
+        headers = {"Idempotent-Replayed": "true"}
+        if earlier.location:
+            headers["Location"] = earlier.location
+        return Response(
+            earlier.body, status_code=earlier.status_code, headers=headers, media_type="application/json"
+        )
+
+
+def _finish(scope: str, answered: tuple[int, str, str | None] | None) -> None:
+    """Record the answer; with none (the request failed), forget the key so it may be sent again."""
+    with session_scope() as session:
+        if answered is None:
+            session.execute(delete(IdempotentRequest).where(IdempotentRequest.scope == scope))
+        else:
+            status_code, body, location = answered
+            session.execute(
+                update(IdempotentRequest)
+                .where(IdempotentRequest.scope == scope)
+                .values(status_code=status_code, body=body, location=location)
+            )
+        session.commit()
+
+
+@asynccontextmanager
+async def guard(request: Request) -> AsyncIterator[Guard]:
+    """The idempotency of an upload route's request: without the header, nothing happens; with it, a repeat
+    gets ``guard.replay`` (the route returns it), and a first request is recorded with what the route passes
+    to ``guard.answer``. The route's form is read (FastAPI has parsed it already)."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        yield Guard(scope=None)
+        return
+    if not key or len(key) > KEY_MAX_CHARS or not key.isprintable() or not key.isascii():
+        raise UserError(422, f"{HEADER} must be 1 to {KEY_MAX_CHARS} printable ASCII characters")
+    scope = hashlib.sha256(f"{client_limit_key(request)}\0{key}".encode()).hexdigest()
+    fingerprint = _fingerprint(request.url.path, await request.form())
+    replay = await run_in_threadpool(_claim, scope, fingerprint)
+    current = Guard(scope=scope, fingerprint=fingerprint, replay=replay)
+    if replay is not None:
+        yield current
+        return
+    try:
+        yield current
+    except BaseException:
+        await run_in_threadpool(_finish, scope, None)
+        raise
+    await run_in_threadpool(_finish, scope, current.answered[-1] if current.answered else None)
+
+
+def forget_expired(session: Session, now: datetime | None = None) -> int:
+    """Delete the records older than IDEMPOTENCY_HOURS (the caller commits); how many."""
+    before = (now or utcnow()) - timedelta(hours=IDEMPOTENCY_HOURS)
+    result = session.execute(delete(IdempotentRequest).where(IdempotentRequest.created_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
