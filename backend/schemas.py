@@ -315,6 +315,7 @@ class ComparisonCreated(BaseModel):
     id: str
     status_url: str = Field(examples=["/compare/Jx1…"])
     page_url: str
+    results_url: str = Field(description="Every finished result as one zip (as a batch's `results_url`).")
     jobs: list[str]
 
 
@@ -444,7 +445,7 @@ def batch_out(batch: Batch, jobs: Sequence[Job], *, owned: bool = True) -> Batch
                 job_id=job.id,
                 name=job.source_name,
                 status=job.status,
-                progress=1.0 if job.status == JobStatus.done else float(job.progress or 0.0),
+                progress=1.0 if job.status == JobStatus.done else max(0.0, min(1.0, job.progress or 0.0)),
                 error=job.error if job.status == JobStatus.failed else None,
                 urls={
                     "page": f"{base}/view",

@@ -84,7 +84,11 @@ async def create_comparison(
             )
         response.headers["Location"] = f"/compare/{group}"
         created = ComparisonCreated(
-            id=group, status_url=f"/compare/{group}", page_url=f"/compare/{group}/view", jobs=ids
+            id=group,
+            status_url=f"/compare/{group}",
+            page_url=f"/compare/{group}/view",
+            results_url=f"/results.zip?comparison={group}",
+            jobs=ids,
         )
         guard.answer(202, created, f"/compare/{group}")
     return created

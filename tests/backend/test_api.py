@@ -413,6 +413,8 @@ def test_compare_queues_every_available_method(client) -> None:  # type: ignore[
     assert {j["method"] for j in group["jobs"]} == expected and len(body["jobs"]) == len(expected)
     assert group["has_ground_truth"] and not group["finished"]
     assert all(j["group_id"] == body["id"] and j["status"] == "queued" for j in group["jobs"])
+    nothing_yet = client.get(body["results_url"])  # its zip, as a batch's: nothing finished yet
+    assert nothing_yet.status_code == 409 and nothing_yet.headers["retry-after"]
     before = counts()
     assert (
         client.post(
