@@ -284,7 +284,7 @@ def test_compare_with_reference_adds_exemplar(stack, page) -> None:  # type: ign
     )
     page.locator("label[data-method=unet-bins-reference]").click()  # two reference methods are named both
     page.locator("#submit").click()
-    expect(page.locator("#reference-error")).to_contain_text(" and “Exemplar")
+    expect(page.locator("#reference-error")).to_contain_text(" and “Colours from a reference, slow")
     expect(page.locator("#reference-error")).to_contain_text("copy colours from a reference photo")
     page.locator("label[data-method=unet-bins-reference]").click()
     assert "/view" not in page.url

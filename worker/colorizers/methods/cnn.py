@@ -26,7 +26,7 @@ def load(ctx: LoadContext) -> NetColorizer:
 
 INFO = MethodInfo(
     name="cnn",
-    title="CNN (encoder/decoder)",
+    title="Soft colours (CNN)",
     description=(
         "A plain convolutional encoder/decoder trained to predict the colour channels from lightness "
         "with a mean-squared-error loss (the report's first attempt, after Baldassarre et al.). Fast; "

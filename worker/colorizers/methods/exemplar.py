@@ -209,7 +209,7 @@ PARAMS = (
 
 INFO = MethodInfo(
     name="exemplar",
-    title="Exemplar (VGG style transfer)",
+    title="Colours from a reference, slow (exemplar)",
     description=(
         "Colors the photo like a color reference image of similar content, by optimising an image whose "
         "VGG features match the photo's content and the reference's style (Gram matrices), as in Nguyen "

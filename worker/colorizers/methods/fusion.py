@@ -58,7 +58,7 @@ def load(ctx: LoadContext) -> FusionColorizer:
 
 INFO = MethodInfo(
     name="fusion",
-    title="CNN + classifier fusion",
+    title="Scene-aware colours (CNN + classifier)",
     description=(
         "The same encoder/decoder, told what the photo shows: an ImageNet classifier "
         "(EfficientNet-Lite0) looks at the gray photo and its 1000 class scores are fused into the "

@@ -29,7 +29,7 @@ def load(ctx: LoadContext) -> NetColorizer:
 
 INFO = MethodInfo(
     name="gan",
-    title="GAN (U-Net generator)",
+    title="Strong colours (GAN)",
     description=(
         "A U-Net generator trained against a discriminator that tells real colour photos from "
         "colorized ones, plus an L1 loss (the report's third attempt, after Nazeri et al.). "

@@ -70,7 +70,7 @@ def load(ctx: LoadContext) -> UNetBinsColorizer:
 
 INFO = MethodInfo(
     name="unet-bins",
-    title="Vivid colours (U-Net, 261 colour classes)",
+    title="Vivid colours (U-Net)",
     summary="Fast, vivid, our best automatic colours; you can steer them with colour hints.",
     description=(
         "Our best automatic colours: an ImageNet-pretrained MobileNetV2 U-Net that picks, for every "
