@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,12 +104,12 @@ def logits(
     return np.concatenate(out)
 
 
-def top_k(images: Sequence[np.ndarray], k: int = 5, **kwargs) -> np.ndarray:
+def top_k(images: Sequence[np.ndarray], k: int = 5, **kwargs: Any) -> np.ndarray:
     """Indices (N, k) of the k most likely ImageNet classes (0-999, standard order), best first."""
     scores = logits(images, **kwargs)
     return np.argsort(-scores, axis=1)[:, :k]
 
 
-def predict(images: Sequence[np.ndarray], **kwargs) -> np.ndarray:
+def predict(images: Sequence[np.ndarray], **kwargs: Any) -> np.ndarray:
     """Top-1 ImageNet class index (N,) for each photo."""
     return top_k(images, 1, **kwargs)[:, 0]
