@@ -50,6 +50,7 @@ class Photo(NamedTuple):
 class Inputs(NamedTuple):
     photos: list[Photo]
     skipped: list[Path]  # files in the folders given that are not photos by their name
+    unreadable: list[str]  # folders that could not be listed, "PATH: REASON" (their photos are missing)
 
 
 def _glob_base(pattern: str) -> Path:
@@ -78,9 +79,11 @@ def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
     (box/1962 box/1963: 1962/photo.png, 1963/photo.png, so that two folders' IMG_0001.jpg never meet); a
     glob's in the folders its wildcards matched (box/*/photo.jpg: 1962/photo.png)."""
     from backend.stored_images import is_junk  # hidden files and __MACOSX, as the web app leaves them out
+    from worker.colorizers.folders import files_under
 
     found: list[Photo] = []
     skipped: list[Path] = []
+    unreadable: list[str] = []
     into = outdir.resolve()
     items = list(inputs)
     folders = {Path(item).resolve() for item in items if Path(item).is_dir()}
@@ -90,10 +93,9 @@ def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
             whole = path.resolve()
             alone = len(folders) == 1 or whole == into
             top = PurePath() if alone else PurePath(whole.name)  # the root "/" has no name: OUTDIR
-            files = (
-                p for p in path.rglob("*") if p.is_file() and not is_junk(p.relative_to(path).as_posix())
-            )
-            for file in sorted(files):
+            listed, cannot = files_under(path)
+            unreadable += cannot
+            for file in (p for p in listed if not is_junk(p.relative_to(path).as_posix())):
                 if file.suffix.lower() in IMAGE_SUFFIXES:
                     found.append(Photo(file, top / file.parent.relative_to(path)))
                 else:
@@ -121,7 +123,7 @@ def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
         if file.resolve() not in seen:
             seen.add(file.resolve())
             others.append(file)
-    return Inputs(unique, others)
+    return Inputs(unique, others, unreadable)
 
 
 @contextmanager
@@ -197,21 +199,25 @@ def source_record(path: Path, page: int = 0) -> str:
 
 
 class Planned(NamedTuple):
-    """Where a photo's result is written, and the source record it carries."""
+    """Where a photo's result is written, the source record it carries, and whether the file there already
+    is this photo's result by this method (an earlier run's: ``--skip-existing`` leaves it)."""
 
     file: Path
     source: str
+    done: bool = False
 
 
-def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Photo, Planned]:
+def output_names(photos: list[Photo], outdir: Path, fmt: str, method: str) -> dict[Photo, Planned]:
     """One output file per input, ``<folder>/<stem>.<fmt>`` under ``outdir`` (:func:`expand_inputs`), made
     unique (photo-2.png, ...): never one of the inputs themselves (writing into the input folder must not
     replace a photo with its colorization), nor a file already there that is not an earlier ColorLab result
-    of the same photo (a re-run replaces its own results, never a photo of the user's that happens to have
-    the name, nor the result of another photo of that name). A file where a folder would go makes the folder
-    another name (1962-2)."""
+    of the same photo by the same ``method`` (a re-run replaces its own results, never a photo of the user's
+    that happens to have the name, nor the result of another photo of that name or of another method). A
+    file where a folder would go makes the folder another name (1962-2)."""
     from backend.images import result_marks
+    from backend.provenance import software
 
+    own_mark = software(method)
     inputs = {p.path.resolve() for p in photos}
     names: dict[Photo, Planned] = {}
     taken: set[Path] = set()  # the files planned so far
@@ -229,23 +235,37 @@ def output_names(photos: list[Photo], outdir: Path, fmt: str) -> dict[Photo, Pla
         folders[relative] = place
         return place
 
+    def ours(target: Path, source: str) -> bool:
+        marks = result_marks(target) if target.is_file() else None
+        return marks is not None and marks.software == own_mark and marks.source == source
+
     def free(target: Path, source: str) -> bool:
         resolved = target.resolve()
         if resolved in taken or resolved in inputs or target in folders.values():
             return False
-        if not target.exists():
-            return True
-        marks = result_marks(target) if target.is_file() else None
-        return marks is not None and marks.software.startswith(SOFTWARE) and marks.source == source
+        return not target.exists() or ours(target, source)
 
     for photo in photos:
         folder, source = folder_of(photo.folder), source_record(photo.path, photo.page)
         target, k = folder / fitted(photo.stem, f".{fmt}"), 2
         while not free(target, source):
             target, k = folder / fitted(photo.stem, f"-{k}.{fmt}"), k + 1
-        names[photo] = Planned(target, source)
+        names[photo] = Planned(target, source, done=target.exists())
         taken.add(target.resolve())
     return names
+
+
+def writable_outdir(outdir: Path) -> None:
+    """Make OUTDIR (and its parents) and check that a file can be written in it, before any photo is
+    colorized: a read-only folder is said at once, not after the first batch's minutes."""
+    import tempfile
+
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot write into {outdir}: {exc.strerror or exc}") from None
 
 
 def read_photo(path: Path, directory: int = 0) -> DecodedImage:
@@ -291,8 +311,12 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
                     # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
                     img.load()
                     return decode_opened(img)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file Pillow can read") from None
+    except OSError as exc:  # a permission, a broken disk: its own words, once
+        raise ValueError(f"{path}: {exc.strerror or exc}".rstrip()) from None
+    except (ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
     except MemoryError:
         raise ValueError(f"{path}: too large to read in this machine's memory") from None
     raise ValueError(f"{path}: {several}")
@@ -363,6 +387,11 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Leave the photos whose result by this method is already in OUTDIR (an interrupted run goes on).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def colorize(
     inputs: tuple[str, ...],
@@ -377,6 +406,7 @@ def colorize(
     options: tuple[str, ...],
     device: str,
     weights_dir: Path | None,
+    skip_existing: bool,
     no_progress: bool,
 ) -> None:
     """Colorize the photos INPUTS (files, folders, globs) into OUTDIR as full-resolution PNGs (or JPEGs).
@@ -389,9 +419,10 @@ def colorize(
     .avif .jp2 .pgm ...); the others are listed as skipped: name them directly to try them.
 
     Each result is marked as ColorLab's and records the photo it was made from. A re-run replaces only its
-    own photo's earlier result (give the same INPUTS to replace them in place); any other file of that name
-    (a photo of yours, one of the inputs, another photo's result) is kept and the new result is named
-    photo-2.png.
+    own photo's earlier result by the same method (give the same INPUTS to replace them in place;
+    --skip-existing to leave them); any other file of that name (a photo of yours, one of the inputs,
+    another photo's or another method's result) is kept and the new result is named photo-2.png.
+    A multi-page TIFF gives one result per page (scan-page1.png, ...).
     """
     from tqdm import tqdm
 
@@ -442,7 +473,9 @@ def colorize(
         if not ref_photo.is_color:  # as uploads: a gray reference has no colours to give
             raise click.ClickException(f"{reference}: the reference image has no colour: give a colour photo")
         ref_rgb = ref_photo.rgb
-    photos, skipped = expand_inputs(inputs, outdir)
+    photos, skipped, unreadable = expand_inputs(inputs, outdir)
+    for folder_error in unreadable:  # its photos are missing: said here, and the run exits 1
+        click.echo(f"cannot read the folder {folder_error}: its photos are left out", err=True)
     # Results of an earlier run into a folder among the inputs are not inputs: they are replaced instead
     if outdir.is_dir():
         from backend.images import made_by
@@ -452,7 +485,9 @@ def colorize(
             p for p in photos if not (p.path.resolve().is_relative_to(into) and made_by(p.path, SOFTWARE))
         ]
     if not photos:
-        raise click.ClickException("no input images" + (f"; {skipped_line(skipped)}" if skipped else ""))
+        why = [skipped_line(skipped)] if skipped else []
+        why += [f"{len(unreadable)} folder(s) could not be read"] if unreadable else []
+        raise click.ClickException("; ".join(["no input images", *why]))
     if skipped:
         click.echo(skipped_line(skipped), err=True)
     photos = photo_pages(photos)
@@ -462,48 +497,68 @@ def colorize(
     except Unavailable as exc:
         raise click.ClickException(str(exc)) from None
     made_outdir = not outdir.exists()
-    outdir.mkdir(parents=True, exist_ok=True)
+    writable_outdir(outdir)
     batch = batch_size if info.batchable else 1
-    failures: list[str] = []
+    failures: list[str] = [f"the folder {error}" for error in unreadable]
+    names = output_names(photos, outdir, fmt, method)
+    if skip_existing and (left := sum(1 for p in photos if names[p].done)):
+        photos = [p for p in photos if not names[p].done]
+        click.echo(f"{left} photo(s) already colorized with {method} in {outdir}: left as they are", err=True)
     bar = tqdm(total=len(photos), unit="photo", disable=no_progress, desc=method)
-    names = output_names(photos, outdir, fmt)
-    for start in range(0, len(photos), batch):
-        chunk: list[Photo] = []
-        planes: list[np.ndarray] = []
-        records: list[PhotoMetadata] = []
-        depths: list[int] = []
-        for wanted in photos[start : start + batch]:
-            try:
-                photo = read_photo(wanted.path, wanted.directory)
-                planes.append(photo.lightness())  # a 16-bit scan's from its own levels
-                records.append(photo.metadata)  # written into the result: resolution, EXIF, XMP
-                depths.append(photo.bits if fmt == "png" else 8)  # 16-bit PNG for a 16-bit scan; JPEG: 8
-                chunk.append(wanted)
-                del photo  # its pixels go: only the L plane is used
-            except ValueError as exc:
-                failures.append(str(exc))
-                tqdm.write(f"skipped: {exc}", file=sys.stderr)
-                bar.update(1)
-        if not chunk:
-            continue
-        references = [ref_rgb] * len(planes) if info.needs_reference else None
-        results = predict_many(
-            colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
-        )
-        for wanted, rgb, metadata in zip(chunk, results, records, strict=True):
-            plan = names[wanted]
-            data = (
-                encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method, source=plan.source)
-                if fmt == "jpg"
-                else encode_png(rgb, metadata=metadata, colorized_by=method, source=plan.source)
+    written = 0
+    try:
+        for start in range(0, len(photos), batch):
+            chunk: list[Photo] = []
+            planes: list[np.ndarray] = []
+            records: list[PhotoMetadata] = []
+            depths: list[int] = []
+            for wanted in photos[start : start + batch]:
+                try:
+                    photo = read_photo(wanted.path, wanted.directory)
+                    planes.append(photo.lightness())  # a 16-bit scan's from its own levels
+                    records.append(photo.metadata)  # written into the result: resolution, EXIF, XMP
+                    depths.append(photo.bits if fmt == "png" else 8)  # 16-bit PNG of a 16-bit scan
+                    chunk.append(wanted)
+                    del photo  # its pixels go: only the L plane is used
+                except ValueError as exc:
+                    failures.append(str(exc))
+                    tqdm.write(f"skipped: {exc}", file=sys.stderr)
+                    bar.update(1)
+            if not chunk:
+                continue
+            references = [ref_rgb] * len(planes) if info.needs_reference else None
+            results = predict_many(
+                colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
             )
-            plan.file.parent.mkdir(parents=True, exist_ok=True)  # a folder's subfolder, when it has a photo
-            write_whole(plan.file, data)
-            bar.update(1)
+            for wanted, rgb, metadata in zip(chunk, results, records, strict=True):
+                plan = names[wanted]
+                data = (
+                    encode_jpeg(rgb, quality, metadata=metadata, colorized_by=method, source=plan.source)
+                    if fmt == "jpg"
+                    else encode_png(rgb, metadata=metadata, colorized_by=method, source=plan.source)
+                )
+                try:  # a folder's subfolder is made when it has a photo
+                    plan.file.parent.mkdir(parents=True, exist_ok=True)
+                    write_whole(plan.file, data)
+                except OSError as exc:  # a full disk, a folder made read-only meanwhile: stop, saying where
+                    raise click.ClickException(
+                        f"cannot write {plan.file}: {exc.strerror or exc} ({written} photo(s) written before)"
+                    ) from None
+                written += 1
+                bar.update(1)
+    except KeyboardInterrupt:  # Ctrl+C: what is written is whole (write_whole); say how far it got
+        bar.close()
+        click.echo(
+            f"interrupted: {written} of {len(photos)} photo(s) written into {outdir}; the same command with "
+            "--skip-existing goes on from there",
+            err=True,
+        )
+        sys.exit(130)
     bar.close()
-    done = len(photos) - len(failures)
-    if done == 0 and made_outdir:
+    if written == 0 and made_outdir:
         outdir.rmdir()  # nothing was written: leave no empty folder behind
-    click.echo(f"{done} photo(s) colorized with {method} into {outdir}")
-    if failures:
-        raise click.ClickException(f"{len(failures)} file(s) could not be read: " + "; ".join(failures))
+    click.echo(f"{written} photo(s) colorized with {method} into {outdir}")
+    if failures:  # each was said as it came: the last line counts them
+        shown = "; ".join(failures[:SKIPPED_SHOWN])
+        more = f"; and {len(failures) - SKIPPED_SHOWN} more (above)" if len(failures) > SKIPPED_SHOWN else ""
+        raise click.ClickException(f"{len(failures)} could not be used: {shown}{more}")

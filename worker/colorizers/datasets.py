@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from worker.colorizers.folders import UnreadableFolder, files_under
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VALIDATION_MODULUS = 10
 VALIDATION_RESIDUE = 7  # classes 7, 17, 27, ... (100 of imagenet-samples' 800 photos)
@@ -63,14 +65,14 @@ def is_validation_class(index: int) -> bool:
 
 
 def list_images(source: str | Path) -> list[ImageRef]:
-    """Every image file in a folder (recursively) or a zip file, sorted by name."""
+    """Every image file in a folder (recursively) or a zip file, sorted by name; UnreadableFolder when a
+    folder under it cannot be listed."""
     source = Path(source)
     if source.is_dir():
-        return [
-            ImageRef(str(p))
-            for p in sorted(source.rglob("*"))
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        ]
+        files, unreadable = files_under(source)
+        if unreadable:
+            raise UnreadableFolder(f"cannot read the folder {'; '.join(unreadable)}")
+        return [ImageRef(str(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as zf:
             names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)

@@ -103,3 +103,27 @@ def test_contact_sheet(tmp_path: Path) -> None:
     figures.contact_sheet([[a, None, a], [a, a, a]], ["gray", "cnn", "truth"], tmp_path / "s.png", cell=64)
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.size == (4 + 3 * 68, 26 + 4 + 2 * 68)
+
+
+def test_a_data_folder_that_cannot_be_read_stops_the_evaluation(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Scores over a set with a folder silently left out would be published as the whole set's."""
+    import os
+
+    import pytest
+
+    from worker.colorizers.evaluation import EvaluationError
+    from worker.colorizers.evaluation.selection import select_photos
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / folder / "p.png")
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("/b"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(EvaluationError, match=r"cannot read the folder .*b: Permission denied"):
+        select_photos(tmp_path)

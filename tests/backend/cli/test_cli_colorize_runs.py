@@ -1,0 +1,97 @@
+"""A `colorlab colorize` run as an archivist lives it: a folder it cannot read is named and fails the run, a
+folder it cannot write is said before any work, another method's results are kept, an interrupted run says
+how far it got and `--skip-existing` goes on from there, and an unreadable file is said in plain words."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backend.cli import main
+from tests.backend.cli.test_cli_colorize_folders import listing, make_boxes
+
+
+def colorize(*args: str, method: str = "cnn") -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["colorize", *args, "-m", method, "--no-progress"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_a_folder_that_cannot_be_read_is_named_and_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_boxes(tmp_path, {"box/1962/photo.jpg": 0, "box/1963/photo.jpg": 1})
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:  # what a folder of another user's (mode 000) does
+        if str(path).endswith("1963"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, output = colorize(str(tmp_path / "box"), "-o", str(tmp_path / "out"))
+    assert code == 1, output  # a year's photos missing is not a success
+    assert "cannot read the folder" in output and "1963: Permission denied" in output
+    assert listing(tmp_path / "out") == ["1962/photo.png"]  # the rest is done
+
+
+def test_an_outdir_that_cannot_be_written_is_said_before_any_photo(tmp_path: Path) -> None:
+    make_boxes(tmp_path, {"box/photo.jpg": 0})
+    (tmp_path / "afile").write_text("not a folder")
+    code, output = colorize(str(tmp_path / "box"), "-o", str(tmp_path / "afile" / "out"))
+    assert code == 1 and "cannot write into" in output and "photo(s) colorized" not in output, output
+
+
+def test_another_methods_results_are_kept(tmp_path: Path) -> None:
+    make_boxes(tmp_path, {"box/photo.jpg": 0})
+    out = tmp_path / "out"
+    assert colorize(str(tmp_path / "box"), "-o", str(out))[0] == 0
+    assert colorize(str(tmp_path / "box"), "-o", str(out), method="gan")[0] == 0
+    assert listing(out) == ["photo-2.png", "photo.png"]  # cnn's stays, gan's beside it
+    assert colorize(str(tmp_path / "box"), "-o", str(out), method="gan")[0] == 0
+    assert listing(out) == ["photo-2.png", "photo.png"]  # a re-run replaces its own method's
+
+
+def test_an_interrupted_run_says_how_far_it_got_and_goes_on_with_skip_existing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.colorizers import pipeline
+
+    make_boxes(tmp_path, {"box/a.jpg": 0, "box/b.jpg": 1, "box/c.jpg": 2})
+    out = tmp_path / "out"
+    real = pipeline.predict_many
+    calls: list[int] = []
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "predict_many", interrupted)
+    code, output = colorize(str(tmp_path / "box"), "-o", str(out), "--batch-size", "1")
+    assert code == 130, output
+    assert "interrupted: 2 of 3 photo(s) written" in output and "--skip-existing" in output
+    assert listing(out) == ["a.png", "b.png"]
+    written = {name: (out / name).stat().st_mtime_ns for name in listing(out)}
+    monkeypatch.setattr(pipeline, "predict_many", real)
+    code, output = colorize(str(tmp_path / "box"), "-o", str(out), "--skip-existing")
+    assert code == 0, output
+    assert "2 photo(s) already colorized with cnn" in output and "1 photo(s) colorized" in output
+    assert listing(out) == ["a.png", "b.png", "c.png"]
+    assert all((out / name).stat().st_mtime_ns == when for name, when in written.items())  # left alone
+
+
+def test_a_file_that_is_not_a_photo_is_said_in_plain_words(tmp_path: Path) -> None:
+    make_boxes(tmp_path, {"box/photo.jpg": 0})
+    for n in range(8):
+        (tmp_path / "box" / f"scan_{n}.jpg").write_bytes(b"not a photo at all")
+    code, output = colorize(str(tmp_path / "box"), "-o", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "scan_0.jpg: not an image file Pillow can read" in output
+    assert "BufferedReader" not in output and "UnidentifiedImageError" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("Error: 8 could not be used:") and last.endswith("and 3 more (above)"), last
