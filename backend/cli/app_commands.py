@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -53,6 +54,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reuse_port: b
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
     workers = workers or settings.web_workers
+    if not reuse_port:  # a worker of `serve --workers N` shares the port its supervisor checked
+        free_to_listen(host, port)
     if workers == 1 or reuse_port:
         _serve_one(host, port, reuse_port)
         return
@@ -60,6 +63,26 @@ def serve(host: str | None, port: int | None, workers: int | None, reuse_port: b
     # process that wakes first takes most of them (64/36 measured), so one core works while the other idles.
     exe = [sys.executable, "-m", "backend.cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
     supervise([Child(f"web worker {i + 1}", exe) for i in range(workers)])
+
+
+def free_to_listen(host: str, port: int) -> None:
+    """Refuse (exit 1, one line) a host and port the web app could not listen on, before any process starts:
+    a port already taken is a setting to change, not a crash to restart for ever."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        hint = {
+            errno.EADDRINUSE: "another program serves there: choose another --port (or PORT)",
+            errno.EADDRNOTAVAIL: "not an address of this machine: choose another --host (or HOST)",
+            errno.EACCES: "ports under 1024 need privileges: choose another --port (or PORT)",
+        }.get(exc.errno or 0, "choose another --host (or HOST)")
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {hint}") from None
 
 
 def _serve_one(host: str, port: int, reuse_port: bool) -> None:
@@ -241,6 +264,7 @@ def run(fetch: bool) -> None:
     up to 60 s); the URL is printed once the web app answers.
     """
     settings = get_settings()
+    free_to_listen(settings.host, settings.port)
     exe = [sys.executable, "-m", "backend.cli"]
     subprocess.run([*exe, "migrate"], check=True)
     if fetch:

@@ -95,3 +95,18 @@ def test_a_file_that_is_not_a_photo_is_said_in_plain_words(tmp_path: Path) -> No
     assert "BufferedReader" not in output and "UnidentifiedImageError" not in output
     last = output.strip().splitlines()[-1]
     assert last.startswith("Error: 8 could not be used:") and last.endswith("and 3 more (above)"), last
+
+
+def test_a_port_already_taken_is_refused_once_not_restarted_for_ever() -> None:
+    """`serve` and `run` check the address before any process starts (they used to restart the web app
+    with back-off for ever, or print "startup complete" and then fail)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        for args in (["serve", "--port", str(port)], ["serve", "--port", str(port), "--workers", "2"]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1, result.output
+            assert f"cannot listen on 127.0.0.1:{port}" in result.output and "another --port" in result.output
