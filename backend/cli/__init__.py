@@ -127,10 +127,11 @@ def settings_problems(exc: ValidationError) -> str:
 
 
 def _register() -> None:
-    from backend.cli import app_commands, colorize, evaluate, study, train, weights
+    from backend.cli import app_commands, colorize, evaluate, methods, study, train, weights
 
     for command in (
         *app_commands.COMMANDS,
+        methods.methods_command,
         weights.weights,
         train.train,
         colorize.colorize,

@@ -351,20 +351,23 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     "--method",
     "-m",
     default=None,
-    help="Colorization method (see /methods). Default: unet-bins; with --reference, unet-bins-reference.",
+    help="Colorization method (`colorlab methods` lists them with their options). Default: unet-bins; with "
+    "--reference, unet-bins-reference.",
 )
 @click.option(
     "--vividness",
     type=FiniteRange(0.0, 1.0),
     default=None,
-    help="unet-bins: from safer, muted colours (0) to more vivid ones (1); default 0.5.",
+    help="unet-bins and unet-bins-reference: from safer, muted colours (0) to more vivid ones (1); default "
+    "0.5.",
 )
 @click.option(
     "--hints",
     default=None,
     metavar="JSON|@FILE",
-    help='unet-bins: colour hints, a JSON list like \'[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]\' (x, y '
-    "relative to each photo), or @file.json holding one.",
+    help="unet-bins and unet-bins-reference: colour hints, a JSON list like "
+    '\'[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]\' (x, y relative to each photo), or @file.json '
+    "holding one.",
 )
 @click.option(
     "--batch-size",
@@ -379,7 +382,13 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     default=None,
     help="Color reference image, for methods that need one.",
 )
-@click.option("--option", "options", multiple=True, metavar="NAME=VALUE", help="Method option (repeatable).")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Method option (repeatable); `colorlab methods NAME` lists a method's.",
+)
 @click.option("--device", default="cpu", show_default=True, callback=checked_device, help="Torch device.")
 @click.option(
     "--weights-dir",

@@ -110,3 +110,16 @@ def test_a_port_already_taken_is_refused_once_not_restarted_for_ever() -> None:
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 1, result.output
             assert f"cannot listen on 127.0.0.1:{port}" in result.output and "another --port" in result.output
+
+
+def test_the_methods_and_their_options_are_listed_on_the_command_line() -> None:
+    result = CliRunner().invoke(main, ["methods"])
+    assert result.exit_code == 0, result.output
+    assert "unet-bins  Vivid colours (U-Net)  [default]" in result.output
+    assert "--option follow_reference=float (default 0.5; 0 to 1)" in result.output
+    assert "cnn  Soft colours (CNN)" in result.output and "available" in result.output
+    one = CliRunner().invoke(main, ["methods", "exemplar"])
+    assert one.exit_code == 0 and "--option iterations=int" in one.output and "preset Paper" in one.output
+    assert "Optimisation iterations" in one.output  # with NAME: each option's words
+    unknown = CliRunner().invoke(main, ["methods", "nope"])
+    assert unknown.exit_code == 2 and "unknown method 'nope'" in unknown.output
