@@ -7,6 +7,7 @@ import hashlib
 import io
 import mmap
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -253,6 +254,15 @@ def output_names(photos: list[Photo], outdir: Path, fmt: str, method: str) -> di
         names[photo] = Planned(target, source, done=target.exists())
         taken.add(target.resolve())
     return names
+
+
+def unavailable_here(reason: str, folder: Path, named: bool) -> str:
+    """Why a method cannot run, with the folder its weights were looked for in (WEIGHTS_DIR is relative to
+    the folder colorlab runs in); with --weights-dir, its fetch hint fetches into that folder."""
+    if named:
+        hint = re.compile(r"`colorlab weights fetch ([^`]+)`")
+        reason = hint.sub(lambda m: f"`colorlab weights fetch {m[1]} --weights-dir {folder}`", reason)
+    return f"{reason} (weights looked for in {folder.resolve()})"
 
 
 def writable_outdir(outdir: Path) -> None:
@@ -504,7 +514,7 @@ def colorize(
     try:
         colorizer = get_colorizer(method, folder, device)
     except Unavailable as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(unavailable_here(str(exc), folder, weights_dir is not None)) from None
     made_outdir = not outdir.exists()
     writable_outdir(outdir)
     batch = batch_size if info.batchable else 1

@@ -47,6 +47,7 @@ def methods_command(name: str | None, weights_dir: Path | None) -> None:
             names = ", ".join(m.name for m in methods.METHODS)
             raise Refused(f"unknown method {name!r}; choose from {names}")
         chosen = [info]
+    click.echo(f"weights looked for in {folder.resolve()}\n")
     for info in chosen:
         reason = info.unavailable_reason(folder)
         flags = (("default", info.default), ("needs --reference", info.needs_reference))

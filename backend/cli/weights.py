@@ -37,7 +37,7 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
     for info in methods.METHODS:
         for weight in info.weights:
             users.setdefault(weight.name, []).append(info.name)
-    click.echo(f"weights dir: {folder}")
+    click.echo(f"weights dir: {folder.resolve()}")
     for name in sorted(manifest):
         entry = manifest[name]
         status = check(entry, folder, full=not quick)

@@ -123,3 +123,14 @@ def test_the_methods_and_their_options_are_listed_on_the_command_line() -> None:
     assert "Optimisation iterations" in one.output  # with NAME: each option's words
     unknown = CliRunner().invoke(main, ["methods", "nope"])
     assert unknown.exit_code == 2 and "unknown method 'nope'" in unknown.output
+
+
+def test_a_method_without_its_weights_says_where_they_were_looked_for(tmp_path: Path) -> None:
+    make_boxes(tmp_path, {"box/photo.jpg": 0})
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    args = ["colorize", str(tmp_path / "box"), "-o", str(tmp_path / "out"), "-m", "fusion"]
+    result = CliRunner().invoke(main, [*args, "--weights-dir", str(empty)])
+    assert result.exit_code == 1, result.output
+    assert f"--weights-dir {empty}`" in result.output  # the fetch hint fetches where it will be looked for
+    assert f"(weights looked for in {empty.resolve()})" in result.output
