@@ -36,7 +36,9 @@ class Settings(BaseSettings):
         description="`production` refuses to start with development defaults (e.g. no admin password).",
     )
     data_dir: Path = Field(
-        Path("var"), description="Where the embedded default keeps its SQLite file and broker queue."
+        Path("var"),
+        description="Where the embedded default keeps its SQLite file and broker queue (a relative path: from "
+        "the folder `colorlab` runs in).",
     )
     database_url: str = Field(
         "", description="SQLAlchemy URL. Empty: SQLite file `DATA_DIR/colorlab.sqlite3`."
@@ -76,7 +78,9 @@ class Settings(BaseSettings):
         "Each has its own pool of DB_POOL_SIZE + DB_MAX_OVERFLOW connections.",
     )
     weights_dir: Path = Field(
-        Path("var/weights"), description="Where `colorlab weights fetch` puts weight files."
+        Path("var/weights"),
+        description="Where `colorlab weights fetch` puts weight files and the methods look for them (a "
+        "relative path: from the folder `colorlab` runs in; `colorlab methods` says which folder that is).",
     )
     examples_dir: Path = Field(
         Path("../shared/data/exemplar-pairs"),
