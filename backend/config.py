@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         Path("var"),
-        description="Where the embedded default keeps its SQLite file and broker queue (a relative path: from "
-        "the folder `colorlab` runs in).",
+        description="Where the embedded default keeps its SQLite file and broker queue (a relative path: "
+        "from the folder `colorlab` runs in).",
     )
     database_url: str = Field(
         "", description="SQLAlchemy URL. Empty: SQLite file `DATA_DIR/colorlab.sqlite3`."
