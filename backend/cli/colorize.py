@@ -448,6 +448,7 @@ def colorize(
     from backend.config import get_settings
     from backend.images import PhotoMetadata, encode_jpeg, encode_png
     from worker.colorizers import methods
+    from worker.colorizers.base import Progress
     from worker.colorizers.loading import get_colorizer
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
@@ -524,6 +525,13 @@ def colorize(
         photos = [p for p in photos if not names[p].done]
         click.echo(f"{left} photo(s) already colorized with {method} in {outdir}: left as they are", err=True)
     bar = tqdm(total=len(photos), unit="photo", disable=no_progress, desc=method)
+
+    def step(report: Progress) -> None:  # an iterative method's minutes per photo, followed on the bar
+        bar.set_postfix_str(
+            f"iteration {report.step} of {report.total}" if report.total else report.message, refresh=True
+        )
+
+    inner = step if info.iterative and not no_progress else None
     written = 0
     try:
         for start in range(0, len(photos), batch):
@@ -547,7 +555,13 @@ def colorize(
                 continue
             references = [ref_rgb] * len(planes) if info.needs_reference else None
             results = predict_many(
-                colorizer, planes, params=params, references=references, batch_size=batch, depths=depths
+                colorizer,
+                planes,
+                params=params,
+                references=references,
+                batch_size=batch,
+                depths=depths,
+                progress=inner,
             )
             for wanted, rgb, metadata in zip(chunk, results, records, strict=True):
                 plan = names[wanted]
