@@ -365,7 +365,7 @@ def test_weights_with_flipped_bits_are_refused_before_they_load(gray_photo: Path
     )
     assert code == 1 and "method 'fusion' is unavailable" in output, output
     assert "efficientnet-lite0-57934424.pth are damaged (sha256" in output, output
-    assert "`colorlab weights fetch efficientnet-lite0 --force`" in output, output
+    assert f"`colorlab weights fetch efficientnet-lite0 --force --weights-dir {damaged}`" in output, output
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     code, output = run_cli("weights", "list", "--quick", "--weights-dir", str(damaged))
     assert re.search(r"\n  fusion +available", output), output
@@ -398,5 +398,6 @@ def test_weights_torch_cannot_read_are_one_line(gray_photo: Path, tmp_path: Path
     )
     assert code == 1 and "method 'eccv16' is unavailable" in output, output
     assert "cannot be loaded (not a PyTorch weights file, or cut short)" in output, output
-    assert "`colorlab weights fetch eccv16 --force`" in output and "Traceback" not in output, output
+    assert f"`colorlab weights fetch eccv16 --force --weights-dir {weights}`" in output, output
+    assert "Traceback" not in output, output
     assert "weights_only" not in output  # torch's advice to load untrusted pickles is not ours to pass on
