@@ -23,3 +23,19 @@ def upgrade(revision: str = "head") -> None:
 
 def downgrade(revision: str) -> None:
     command.downgrade(alembic_config(), revision)
+
+
+def pending() -> str | None:
+    """Why the database is not at the newest schema ("not migrated", "at 0010, not 0012"), or None when it
+    is; the database is asked once (a connection it cannot make raises)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from backend.db import get_engine
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with get_engine().connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == head:
+        return None
+    return "not migrated" if current is None else f"at schema {current}, not {head}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -56,6 +57,7 @@ def serve(host: str | None, port: int | None, workers: int | None, reuse_port: b
     workers = workers or settings.web_workers
     if not reuse_port:  # a worker of `serve --workers N` shares the port its supervisor checked
         free_to_listen(host, port)
+        schema_current(settings)
     if workers == 1 or reuse_port:
         _serve_one(host, port, reuse_port)
         return
@@ -63,6 +65,20 @@ def serve(host: str | None, port: int | None, workers: int | None, reuse_port: b
     # process that wakes first takes most of them (64/36 measured), so one core works while the other idles.
     exe = [sys.executable, "-m", "backend.cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
     supervise([Child(f"web worker {i + 1}", exe) for i in range(workers)])
+
+
+def schema_current(settings: Settings) -> None:
+    """Refuse to serve a database whose schema is older than this code's (every upload would fail)."""
+    from backend import migrate as mig
+
+    try:
+        behind = mig.pending()
+    except Exception:  # not reachable now: the app starts and says so per request (503), as ever
+        return
+    if behind:
+        raise click.ClickException(
+            f"the database {_safe_url(settings.database_url)} is {behind}: run `colorlab migrate` first"
+        )
 
 
 def free_to_listen(host: str, port: int) -> None:
@@ -114,7 +130,8 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
     gc.collect()
     gc.freeze()
     if not reuse_port:
-        uvicorn.Server(config).run()
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how it is stopped: exit 0, no "Aborted!"
+            uvicorn.Server(config).run()
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -125,7 +142,8 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(config.backlog)
-    uvicorn.Server(config).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command()

@@ -134,3 +134,15 @@ def test_a_method_without_its_weights_says_where_they_were_looked_for(tmp_path: 
     assert result.exit_code == 1, result.output
     assert f"--weights-dir {empty}`" in result.output  # the fetch hint fetches where it will be looked for
     assert f"(weights looked for in {empty.resolve()})" in result.output
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every upload would fail on it ("try again shortly"): said once, at the start."""
+    from tests.conftest import apply_settings, free_port
+
+    apply_settings(monkeypatch, DATA_DIR=tmp_path / "var")
+    result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])  # refused before serving
+    assert result.exit_code == 1, result.output
+    assert "is not migrated: run `colorlab migrate` first" in result.output
