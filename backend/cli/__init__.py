@@ -105,10 +105,13 @@ def checked_device(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="colorlab", message="colorlab %(version)s")
 def main() -> None:
     """ColorLab: colorize grayscale photos and run the studies that judge the results."""
     from backend.config import get_settings
 
+    if {"-h", "--help"} & set(sys.argv[1:]):  # a command's help is read to mend a bad setting, too
+        return
     try:
         get_settings()
     except ValidationError as exc:  # a bad or missing setting: say which, no traceback

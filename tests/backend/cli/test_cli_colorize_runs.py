@@ -146,3 +146,21 @@ def test_serve_refuses_a_database_that_is_not_migrated(
     result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])  # refused before serving
     assert result.exit_code == 1, result.output
     assert "is not migrated: run `colorlab migrate` first" in result.output
+
+
+def test_version_and_help_work_even_with_a_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    version = CliRunner().invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("colorlab ")
+    monkeypatch.setenv("PORT", "not-a-port")
+    from backend.config import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setattr(sys, "argv", ["colorlab", "colorize", "--help"])
+    helped = CliRunner().invoke(main, ["colorize", "--help"])
+    assert helped.exit_code == 0 and "Usage: main colorize" in helped.output, helped.output
+    monkeypatch.setattr(sys, "argv", ["colorlab", "methods"])
+    refused = CliRunner().invoke(main, ["methods"])
+    assert refused.exit_code == 1 and "configuration error: PORT" in refused.output
+    get_settings.cache_clear()
