@@ -76,9 +76,9 @@ def create_cmd(
     from backend.study.photos import from_path
 
     settings = get_settings()
-    photos = from_path(photos_path, settings)
-    if limit is not None:
-        photos = photos[:limit]
+    photos = from_path(photos_path, settings, limit)
+    if not photos:
+        raise click.ClickException(f"no photos in {photos_path} (nor in its subfolders)")
     spec = builder.StudySpec(
         title=title,
         methods=[m for m in methods.split(",") if m.strip()],
@@ -104,7 +104,10 @@ def create_cmd(
         f"participants: {settings.public_url}/study/{slug_out}   "
         f"results: {settings.public_url}/admin/studies/{slug_out}"
     )
-    click.echo(f"open it when the colorizations are done: colorlab study open {slug_out}")
+    click.echo(
+        "open it when the colorizations are done (a worker runs them: `colorlab worker`, or `colorlab "
+        f"run`): colorlab study open {slug_out}"
+    )
 
 
 @study.command("list")

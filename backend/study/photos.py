@@ -78,20 +78,27 @@ def from_zip(data: bytes, settings: Settings) -> list[PhotoFile]:
     return photos
 
 
-def from_path(path: Path, settings: Settings) -> list[PhotoFile]:
-    """The photos of a folder (not recursive, sorted by name) or of a zip file."""
+def from_path(path: Path, settings: Settings, limit: int | None = None) -> list[PhotoFile]:
+    """The photos of a folder (and its subfolders: each named by its path within, sorted) or of a zip
+    file; ``limit``: only the first so many, taken before any is read (a sample of a large archive)."""
+    from worker.colorizers.folders import files_under
+
     if path.is_file() and path.suffix.lower() == ".zip":
-        return from_zip(path.read_bytes(), settings)
+        return from_zip(path.read_bytes(), settings)[:limit]
     if not path.is_dir():
         raise UserError(400, f"{path} is neither a folder nor a .zip file")
-    files = sorted(p for p in path.iterdir() if p.is_file() and _is_photo_name(p.name))
+    listed, unreadable = files_under(path)
+    if unreadable:
+        raise UserError(400, f"cannot read the folder {unreadable[0]}: its photos would be left out")
+    names = [(p, p.relative_to(path).as_posix()) for p in listed]
+    files = [(p, name) for p, name in names if _is_photo_name(name)][:limit]
     if len(files) > MAX_PHOTOS:
-        raise UserError(413, f"{path} holds {len(files)} photos; at most {MAX_PHOTOS}")
+        raise UserError(413, f"{path} holds {len(files)} photos; at most {MAX_PHOTOS} (--limit takes fewer)")
     out = []
-    for p in files:
+    for p, name in files:
         if p.stat().st_size > settings.max_upload_bytes:
-            raise UserError(413, f"{p.name} is larger than the {settings.max_upload_bytes:,}-byte limit")
-        out.append(PhotoFile(p.name, p.read_bytes()))
+            raise UserError(413, f"{name} is larger than the {settings.max_upload_bytes:,}-byte limit")
+        out.append(PhotoFile(name, p.read_bytes()))
     return out
 
 

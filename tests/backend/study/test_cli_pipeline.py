@@ -18,6 +18,7 @@ from sqlalchemy import select
 from backend.cli import main
 from backend.config import get_settings
 from backend.db import session_scope
+from backend.errors import UserError
 from backend.study import builder
 from backend.study.models import Stimulus
 from tests.backend.study.conftest import photo_paths
@@ -92,6 +93,33 @@ def test_cli_refusals_and_export(sqlite_db, make_study, tmp_path: Path) -> None:
     res = runner.invoke(main, ["study", "close", slug])
     assert res.exit_code != 0 and "not open" in res.output
     assert runner.invoke(main, ["study", "open", "missing"]).exit_code != 0
+
+
+def test_photos_in_subfolders_are_taken_and_limit_samples_before_reading(
+    sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of year subfolders is a study's photos (named by their path within); --limit takes the
+    first N before any is read, so it samples an archive larger than a study takes."""
+    from backend.study import photos as study_photos
+
+    box = tmp_path / "box"
+    for n, source in enumerate(photo_paths(6)):
+        (box / f"19{60 + n % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, box / f"19{60 + n % 2}" / source.name)
+    taken = study_photos.from_path(box, get_settings())
+    assert len(taken) == 6 and all(p.name.startswith(("1960/", "1961/")) for p in taken)
+    monkeypatch.setattr(study_photos, "MAX_PHOTOS", 4)
+    with pytest.raises(UserError, match=r"at most 4 \(--limit takes fewer\)"):
+        study_photos.from_path(box, get_settings())
+    assert [p.name for p in study_photos.from_path(box, get_settings(), limit=3)] == [
+        p.name for p in taken[:3]
+    ]
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    res = CliRunner().invoke(
+        main, ["study", "create", "--title", "T", "--photos", str(empty), "--methods", "cnn"]
+    )
+    assert res.exit_code == 1 and "no photos in" in res.output and "subfolders" in res.output, res.output
 
 
 def test_cli_deletes_a_study_only_when_asked_and_not_open(sqlite_db, make_study) -> None:
