@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from tests.backend.study.conftest import photo_files
 from tests.browser.conftest import serve_study
+from tests.browser.test_study_display import begin, wait_trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,18 +50,6 @@ def stub_redirect_target(page) -> None:  # type: ignore[no-untyped-def]
         "https://return.example/**",
         lambda route: route.fulfill(status=200, content_type="text/html", body="<h1>Back at the panel</h1>"),
     )
-
-
-def begin(page, base: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/study/{SLUG}")
-    page.get_by_role("button", name="I agree to take part").click()
-    page.get_by_role("button", name="Begin part 1").click()
-
-
-def wait_trial(page, part: int, index: int) -> None:  # type: ignore[no-untyped-def]
-    expect(page.locator("#trial-part")).to_have_text(f"Part {part}")
-    expect(page.locator("#trial-index")).to_have_text(str(index))
-    expect(page.locator(f"#answers-part{part} button.answer").first).to_be_enabled()  # the image is shown
 
 
 def answered(page, base: str) -> int:  # type: ignore[no-untyped-def]
@@ -100,7 +89,7 @@ def test_the_trial_section_is_no_live_region_and_its_question_says_where_the_par
     base, page
 ) -> None:
     stub_redirect_target(page)
-    begin(page, base)
+    begin(page, base, SLUG)
     wait_trial(page, 1, 1)
     live = page.evaluate(
         "() => { const s = document.getElementById('phase-trial');"
@@ -117,7 +106,7 @@ def test_focus_lands_on_the_thanks_heading_and_the_redirect_waits_for_the_partic
 ) -> None:
     stub_redirect_target(page)
     page.clock.install()  # time flows as usual; fast_forward jumps it (no 20 s waits)
-    begin(page, base)
+    begin(page, base, SLUG)
     answer_all(page)
 
     done = page.locator("#done-h")
@@ -146,7 +135,7 @@ def test_focus_lands_on_the_thanks_heading_and_the_redirect_waits_for_the_partic
 def test_stay_on_this_page_stops_the_redirect_and_continue_still_leaves(base, page) -> None:  # type: ignore[no-untyped-def]
     stub_redirect_target(page)
     page.clock.install()
-    begin(page, base)
+    begin(page, base, SLUG)
     answer_all(page)
     expect(page.locator("#done-h")).to_be_focused()
     study_url = page.url
@@ -172,7 +161,7 @@ def test_stay_on_this_page_stops_the_redirect_and_continue_still_leaves(base, pa
 
 def test_keys_answer_only_while_focus_is_inside_the_trial_section(base, page) -> None:  # type: ignore[no-untyped-def]
     stub_redirect_target(page)
-    begin(page, base)
+    begin(page, base, SLUG)
     wait_trial(page, 1, 1)
     expect(page.locator("#phase-instructions")).to_be_hidden()
 
@@ -221,7 +210,7 @@ def test_keys_answer_only_while_focus_is_inside_the_trial_section(base, page) ->
 
 def test_the_closed_and_error_headings_take_focus(base, page) -> None:  # type: ignore[no-untyped-def]
     stub_redirect_target(page)
-    begin(page, base)
+    begin(page, base, SLUG)
     wait_trial(page, 1, 1)
     # The study closes under the participant: the server's answer says so
     closed = json.dumps({"phase": "closed"})

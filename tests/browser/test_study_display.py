@@ -64,8 +64,9 @@ def desktop(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # typ
     yield from _checked_page(browser, request, viewport={"width": 1280, "height": 800})
 
 
-def begin(page, base: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/study/{SLUG}")
+def begin(page, base: str, slug: str = SLUG) -> None:  # type: ignore[no-untyped-def]
+    """Consent and start part 1 of the study ``slug``."""
+    page.goto(f"{base}/study/{slug}")
     page.get_by_role("button", name="I agree to take part").click()
     page.get_by_role("button", name="Begin part 1").click()
 
