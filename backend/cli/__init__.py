@@ -25,6 +25,21 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+class FilePath(click.Path):
+    """A file or folder option or argument: what click finds wrong with it (missing, a file where a folder
+    goes, unreadable) is a file the command cannot use: one line and exit 1 (README), not a usage error's
+    banner and exit 2."""
+
+    def fail(
+        self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None
+    ) -> Any:
+        if isinstance(param, click.Option):
+            hint = "/".join(param.opts)
+        else:
+            hint = param.human_readable_name if param is not None else ""
+        raise click.ClickException(f"{hint}: {message}" if hint else message)
+
+
 class Refused(click.ClickException):
     """A :class:`~backend.errors.UserError` on the command line: its detail on one line, exit status 2 (a 409,
     a file or state it cannot use, exits 1)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import click
 
 from backend import tiff_pages
-from backend.cli import FiniteRange, Refused, checked_device, read_text
+from backend.cli import FilePath, FiniteRange, Refused, checked_device, read_text
 from backend.provenance import SOFTWARE
 
 if TYPE_CHECKING:
@@ -339,7 +339,7 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     "--out",
     "outdir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     help="Output folder (created if needed): one <name>.png (or .jpg) per photo, a folder's subfolders kept.",
 )
 @click.option(
@@ -388,7 +388,7 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
 )
 @click.option(
     "--reference",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FilePath(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Color reference image, for methods that need one.",
 )
@@ -402,7 +402,7 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
 @click.option("--device", default="cpu", show_default=True, callback=checked_device, help="Torch device.")
 @click.option(
     "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )

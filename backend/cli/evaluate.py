@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import FiniteRange, checked_device
+from backend.cli import FilePath, FiniteRange, checked_device
 
 
 @click.command("evaluate")
@@ -20,12 +20,12 @@ from backend.cli import FiniteRange, checked_device
     "--data",
     "data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=FilePath(exists=True, path_type=Path),
     help="A folder of photos, or a zip file (its test/ entries, e.g. ../shared/data/cifar10.zip).",
 )
 @click.option(
     "--references",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=FilePath(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Folder of reference images for methods that need one, matched by file name.",
 )
@@ -33,7 +33,7 @@ from backend.cli import FiniteRange, checked_device
     "--out",
     "out",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     help="Output folder (re-running with the same folder resumes).",
 )
 @click.option(
@@ -74,7 +74,7 @@ from backend.cli import FiniteRange, checked_device
 )
 @click.option(
     "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )

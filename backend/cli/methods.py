@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import Refused
+from backend.cli import FilePath, Refused
 
 
 def _option_line(param: object) -> str:
@@ -29,7 +29,7 @@ def _option_line(param: object) -> str:
 @click.argument("name", required=False)
 @click.option(
     "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import Refused, read_text
+from backend.cli import FilePath, Refused, read_text
 from backend.config import get_settings
 
 
@@ -29,7 +29,7 @@ def study() -> None:
     "--photos",
     "photos_path",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=FilePath(exists=True, path_type=Path),
     help="Folder of colour photos, or a .zip file of them.",
 )
 @click.option("--methods", required=True, help="Comma-separated methods, e.g. cnn,fusion,gan.")
@@ -44,11 +44,9 @@ def study() -> None:
 )
 @click.option("--slug", default=None, help="Address /study/SLUG (default: from the title).")
 @click.option("--instructions", default=None, help="Instructions text (default: a standard text).")
-@click.option(
-    "--instructions-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None
-)
+@click.option("--instructions-file", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--consent", default=None, help="Consent text (default: a standard text).")
-@click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--consent-file", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--completion-code", default=None, help="Code shown at the end (e.g. Prolific's).")
 @click.option("--redirect-url", default=None, help="Where participants are sent at the end.")
 @click.option("--attention-checks/--no-attention-checks", default=False, show_default=True)
@@ -202,7 +200,7 @@ def delete(slug: str, yes: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FilePath(dir_okay=False, path_type=Path),
     default=None,
     help="File to write (default: standard output).",
 )

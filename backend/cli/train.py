@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import FiniteRange, checked_device
+from backend.cli import FilePath, FiniteRange, checked_device
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
 # The options each arch's trainer reads (by parameter name). One given that its arch does not read is
@@ -58,11 +58,13 @@ def _check_outputs(out: Path, checkpoint: Path | None, data: tuple[Path, ...]) -
         try:
             load_weights(out)
         except (OSError, ValueError):
-            raise click.UsageError(
+            raise click.ClickException(  # a file it cannot use: exit 1, as every such one
                 f"{out} exists and is not a ColorLab weights file: choose another --out (nothing is replaced)"
             ) from None
     if card.exists() and not card.read_bytes().startswith(b"# Model card"):
-        raise click.UsageError(f"{card} (the model card's place) exists and is not one: choose another --out")
+        raise click.ClickException(
+            f"{card} (the model card's place) exists and is not one: choose another --out"
+        )
     for target in targets:
         _check_writable(target)
 
@@ -72,14 +74,14 @@ def _check_writable(target: Path) -> None:
     a read-only or virtual file system, and root's rights (for which os.access says yes to everything) are
     all found out now."""
     if target.is_dir():
-        raise click.UsageError(f"{target} is a folder: give a file name for it")
+        raise click.ClickException(f"{target} is a folder: give a file name for it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=target.parent):
             pass
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
-        raise click.UsageError(
+        raise click.ClickException(
             f"{target.parent} cannot be written ({reason}): choose another place for {target.name}"
         ) from None
 
@@ -90,7 +92,7 @@ def _check_writable(target: Path) -> None:
     "--data",
     required=True,
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=FilePath(exists=True, path_type=Path),
     help="A folder of photos or a zip of photos (e.g. ../shared/data/imagenet-samples, "
     "../shared/data/cifar10.zip); the validation split is held out by class/folder. unet-bins takes "
     "several (repeat --data); reference-fusion takes the colour-photos folder (its MANIFEST.csv groups the "
@@ -139,13 +141,13 @@ def _check_writable(target: Path) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N training photos.")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FilePath(dir_okay=False, path_type=Path),
     default=None,
     help="Weights file to write (a model card .md goes beside it). Default: var/train/<arch>.pt",
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FilePath(dir_okay=False, path_type=Path),
     default=None,
     help="Resumable checkpoint. Default: var/train/<out name>.ckpt",
 )
@@ -163,7 +165,7 @@ def _check_writable(target: Path) -> None:
 )
 @click.option(
     "--init-from",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FilePath(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Start from exported weights (for fusion, trained cnn weights work: shared layers copied).",
 )

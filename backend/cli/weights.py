@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from backend.cli import FilePath
+
 
 def _weights_dir(value: Path | None) -> Path:
     from backend.config import get_settings
@@ -21,7 +23,7 @@ def weights() -> None:
 @weights.command("list")
 @click.option(
     "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )
@@ -61,7 +63,7 @@ def list_weights(weights_dir: Path | None, quick: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option(
     "--weights-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     default=None,
     help="Weights folder (default: the WEIGHTS_DIR setting).",
 )

@@ -164,3 +164,18 @@ def test_version_and_help_work_even_with_a_bad_setting(monkeypatch: pytest.Monke
     refused = CliRunner().invoke(main, ["methods"])
     assert refused.exit_code == 1 and "configuration error: PORT" in refused.output
     get_settings.cache_clear()
+
+
+def test_a_path_it_cannot_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """README's rule: 2 for a refusal, 1 for a file or setting it cannot use, one line (click's own path
+    checks gave 2 with a usage banner)."""
+    make_boxes(tmp_path, {"box/photo.jpg": 0})
+    (tmp_path / "afile").write_text("x")
+    for args, says in (
+        (["--reference", str(tmp_path / "missing.jpg")], "--reference: File"),
+        (["-o", str(tmp_path / "afile")], "-o/--out: Directory"),
+    ):
+        out = [] if "-o" in args else ["-o", str(tmp_path / "out")]
+        result = CliRunner().invoke(main, ["colorize", str(tmp_path / "box"), *out, *args])
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert "Usage:" not in result.output, result.output
