@@ -161,7 +161,13 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
     type=click.IntRange(min=1),  # 0 was taken as "not given"
     help="Worker processes (default: FAST_CONCURRENCY or ITERATIVE_CONCURRENCY by lane).",
 )
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="How much the worker logs.",
+)
 def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker on one lane's queue (one model cache per process)."""
     from worker.celery_app import worker_app

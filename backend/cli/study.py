@@ -44,9 +44,19 @@ def study() -> None:
 )
 @click.option("--slug", default=None, help="Address /study/SLUG (default: from the title).")
 @click.option("--instructions", default=None, help="Instructions text (default: a standard text).")
-@click.option("--instructions-file", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--instructions-file",
+    type=FilePath(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The instructions from a UTF-8 text file (instead of --instructions).",
+)
 @click.option("--consent", default=None, help="Consent text (default: a standard text).")
-@click.option("--consent-file", type=FilePath(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--consent-file",
+    type=FilePath(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The consent text from a UTF-8 text file (instead of --consent).",
+)
 @click.option("--completion-code", default=None, help="Code shown at the end (e.g. Prolific's).")
 @click.option("--redirect-url", default=None, help="Where participants are sent at the end.")
 @click.option("--attention-checks/--no-attention-checks", default=False, show_default=True)
@@ -195,8 +205,17 @@ def delete(slug: str, yes: bool) -> None:
     type=click.Choice(["trials", "participants", "stimuli", "summary", "comparisons", "codebook"]),
     default="trials",
     show_default=True,
+    help="Which table: every answer (trials), one row per participant, per stimulus, per condition "
+    "(summary), each pair of conditions (comparisons), or what every column means (codebook).",
 )
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV (one row per record, as the web page's downloads) or JSON.",
+)
 @click.option(
     "-o",
     "--output",

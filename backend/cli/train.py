@@ -183,7 +183,13 @@ def _check_writable(target: Path) -> None:
     show_default=True,
     help="gan: discriminator target for real photos (0.9 = one-sided label smoothing).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Random seed (data order, crops, initial weights): the same seed, the same run.",
+)
 @click.option(
     "--device",
     default="cpu",
