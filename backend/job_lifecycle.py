@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import and_, delete, func, inspect, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -302,6 +302,13 @@ def heartbeat(session: Session, job_ids: Sequence[str]) -> None:
     )
 
 
+def _running_for(job_id: str, worker: str | None) -> ColumnElement[bool]:
+    """The job, while it runs (and, given ``worker``, while it is still that worker's: a worker the sweeper
+    took it from, after a silence, changes it no more)."""
+    running = and_(Job.id == job_id, Job.status == JobStatus.running)
+    return running if worker is None else and_(running, Job.worker == worker[:255])
+
+
 def record_progress(
     session: Session,
     job_id: str,
@@ -309,15 +316,15 @@ def record_progress(
     fraction: float,
     detail: Mapping[str, Any],
     preview_png: bytes | None = None,
+    worker: str | None = None,
 ) -> bool:
-    """Store a running job's progress (and live preview); False when it is no longer running (cancelled)."""
+    """Store a running job's progress (and live preview); False when it is no longer running (cancelled) or
+    no longer ``worker``'s (taken over): the worker then stops."""
     now = utcnow()
     values: dict[str, Any] = {"progress": fraction, "progress_detail": dict(detail), "heartbeat_at": now}
     if preview_png is not None:
         values.update(preview_png=preview_png, preview_at=now)
-    res = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.running).values(**values)
-    )
+    res = session.execute(update(Job).where(_running_for(job_id, worker)).values(**values))
     return rowcount(res) == 1
 
 
@@ -352,23 +359,25 @@ def record_metrics(session: Session, job_id: str, metrics: Mapping[str, Any]) ->
     session.execute(update(Job).where(Job.id == job_id).values(metrics=dict(metrics)))
 
 
-def fail(session: Session, job_id: str, reason: str) -> None:
-    """A running job failed for good; ``reason`` is shown to the person who submitted it."""
+def fail(session: Session, job_id: str, reason: str, *, worker: str | None = None) -> None:
+    """A running job failed for good; ``reason`` is shown to the person who submitted it. Given ``worker``,
+    only while the job is still that worker's (one that lost it fails another worker's run no more)."""
     res = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .where(_running_for(job_id, worker))
         .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
     )
     if rowcount(res) == 1:
         webhooks.owe(session, [job_id])
 
 
-def retry(session: Session, job_id: str, note: str) -> bool:
+def retry(session: Session, job_id: str, note: str, *, worker: str | None = None) -> bool:
     """Put a running job whose attempt failed back in the queue (the caller commits, then sends it with a
-    back-off through :func:`enqueue`); ``note`` says why, meanwhile. False when it is no longer running."""
+    back-off through :func:`enqueue`); ``note`` says why, meanwhile. False when it is no longer running (or,
+    given ``worker``, no longer that worker's)."""
     res = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .where(_running_for(job_id, worker))
         .values(status=JobStatus.queued, enqueued_at=utcnow(), preview_png=None, error=note)
     )
     return rowcount(res) == 1
@@ -501,11 +510,11 @@ def commit_deletion(session: Session, deletion: Callable[[], FreedOrNone], what:
     meanwhile fails the commit: roll back and run it again, up to three times. ``deletion`` returning None
     means there was nothing to delete: rolled back."""
     for _attempt in range(3):
-        freed = deletion()
-        if freed is None:
-            session.rollback()
-            return freed
-        try:
+        try:  # PostgreSQL checks the foreign keys at the DELETE itself, SQLite at the commit
+            freed = deletion()
+            if freed is None:
+                session.rollback()
+                return freed
             session.commit()
         except IntegrityError:
             session.rollback()
@@ -619,23 +628,29 @@ def purge_expired(
     now = now or utcnow()
     done_before = now - timedelta(days=settings.retain_done_days)
     failed_before = now - timedelta(days=settings.retain_failed_days)
-    expired = or_(
-        and_(Job.status == JobStatus.done, Job.finished_at < done_before),
-        and_(Job.status.in_([JobStatus.failed, JobStatus.cancelled]), Job.finished_at < failed_before),
-        # a "Fix colours" preview never kept, made before PREVIEW_RETAIN_HOURS: its page is long gone
-        and_(
-            Job.fix_preview.is_(True),
-            Job.status.in_(FINISHED_STATUSES),
-            Job.created_at < now - timedelta(hours=settings.preview_retain_hours),
+    expired = and_(
+        or_(
+            and_(Job.status == JobStatus.done, Job.finished_at < done_before),
+            and_(Job.status.in_([JobStatus.failed, JobStatus.cancelled]), Job.finished_at < failed_before),
+            # a "Fix colours" preview never kept, made before PREVIEW_RETAIN_HOURS: its page is long gone
+            and_(
+                Job.fix_preview.is_(True),
+                Job.status.in_(FINISHED_STATUSES),
+                Job.created_at < now - timedelta(hours=settings.preview_retain_hours),
+            ),
         ),
+        # a study's colorizations stay while it exists: left out here, or 500 of them would fill every page
+        Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
     )
     total = Freed()
-    seen: set[str] = set()
+    after = ""  # paged by id: a page that cannot be deleted now is passed, never fetched again and again
     while True:
-        ids = [i for i in session.scalars(select(Job.id).where(expired).limit(batch)).all() if i not in seen]
+        ids = list(
+            session.scalars(select(Job.id).where(expired, Job.id > after).order_by(Job.id).limit(batch))
+        )
         if not ids:
             break
-        seen.update(ids)
+        after = ids[-1]
         try:
             freed = delete_jobs(session, ids)
             session.commit()
@@ -645,6 +660,12 @@ def purge_expired(
         total += freed
     if total.jobs:
         log.info("retention freed %s", total)
+    # a batch whose photos are all gone (each deleted or expired), once it is as old as a finished job kept
+    session.execute(
+        delete(Batch).where(
+            Batch.created_at < done_before, ~select(Job.id).where(Job.batch_id == Batch.id).exists()
+        )
+    )
     idempotency.forget_expired(session, now)  # the uploads' Idempotency-Key records, kept a day
     session.commit()
     return total

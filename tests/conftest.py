@@ -67,7 +67,7 @@ def keep_for_a_study(job_id: str) -> None:
     with session_scope() as s:
         job = s.get(Job, job_id)
         assert job is not None
-        study = Study(slug="kept", title="Kept")
+        study = Study(slug=f"kept-{job_id[:8].lower()}", title="Kept")  # one study per kept job
         s.add(study)
         s.flush()
         image = job.input_image_id

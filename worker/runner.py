@@ -260,7 +260,7 @@ class Runner:
 
     def _fail(self, job: Claimed, reason: str) -> None:
         with session_scope() as s:
-            lifecycle.fail(s, job.id, reason)
+            lifecycle.fail(s, job.id, reason, worker=self.hostname)
 
     def _handle_failure(self, job: Claimed, exc: BaseException) -> str:
         from celery.exceptions import SoftTimeLimitExceeded
@@ -275,7 +275,7 @@ class Runner:
             if job.attempts < self.settings.job_max_attempts:
                 note = f"attempt {job.attempts} failed ({reason}); retrying"
                 with session_scope() as s:
-                    requeued = lifecycle.retry(s, job.id, note)
+                    requeued = lifecycle.retry(s, job.id, note, worker=self.hostname)
                 if requeued:  # committed: now send it again, after a back-off
                     try:
                         with session_scope() as s:
@@ -372,6 +372,7 @@ class ProgressReporter:
                         "iterating_seconds": round(now - self._iterations_from, 3) if p.step else 0.0,
                     },
                     preview_png=preview,
+                    worker=self.runner.hostname,  # taken over by another worker (after a silence): stop
                 )
             else:
                 running = lifecycle.is_running(s, self.job_id)

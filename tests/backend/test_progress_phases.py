@@ -33,8 +33,10 @@ def test_phase_changes_are_never_throttled_away(database: str) -> None:
     with session_scope() as s:
         upload = Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="a.jpg")
         job_id = lifecycle.create(s, lifecycle.NewJob("cnn", {}, image=upload)).id
-        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.running, started_at=utcnow()))
-    reporter = ProgressReporter(Runner(get_settings()), job_id)
+        runner = Runner(get_settings())  # the job is this worker's, as its claim makes it
+        running = {"status": JobStatus.running, "started_at": utcnow(), "worker": runner.hostname}
+        s.execute(update(Job).where(Job.id == job_id).values(**running))
+    reporter = ProgressReporter(runner, job_id)
     reporter(Progress(step=0, total=0, message="preparing: loading the network"))
     assert detail(job_id)["message"] == "preparing: loading the network"
     reporter(Progress(step=0, total=0, message="preparing: decoding the photo and the reference"))
@@ -56,7 +58,12 @@ def _running_exemplar(params: dict) -> str:
     with session_scope() as s:
         upload = Upload(data=data, decoded=decode(data, max_pixels=10**8), filename="a.jpg")
         job_id = lifecycle.create(s, lifecycle.NewJob("exemplar", params, image=upload, reference=upload)).id
-        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.running, started_at=utcnow()))
+        running = {
+            "status": JobStatus.running,
+            "started_at": utcnow(),
+            "worker": Runner(get_settings()).hostname,
+        }
+        s.execute(update(Job).where(Job.id == job_id).values(**running))  # this thread's worker's, as claimed
     return job_id
 
 
