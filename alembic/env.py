@@ -39,8 +39,23 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch ALTER rebuilds the table and drops the old one; with foreign keys on, SQLite deletes the
+        # rows that point at it first (a study's photos and answers, by their ON DELETE CASCADE) or refuses
+        # halfway. Off while the tables are rebuilt (the pragma is a no-op inside a transaction), then
+        # checked: a migration that left a dangling reference fails rather than going unnoticed.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        if sqlite:
+            dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise RuntimeError(f"the migration left rows pointing at nothing: {dangling[:5]}")
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -69,3 +69,19 @@ def test_gpu_image_fetches_weights_at_build_time() -> None:
     assert "cuda" in text.lower()
     assert "colorlab weights fetch" in text
     assert "grep -v '^torch=='" in text  # never a second torch over the base image's CUDA build
+
+
+def test_the_image_runs_the_code_where_its_files_are() -> None:
+    """The code finds alembic.ini, alembic/ and frontend/ beside itself (backend.migrate.ROOT, the static
+    files): the image installs it editable from /app, where it copies them (a plain install ran it from
+    site-packages, where none of them is, and the stack never started)."""
+    from backend import migrate
+
+    dockerfile = (ROOT / "Dockerfile.gpu").read_text()
+    assert "pip install --no-deps -e ." in dockerfile
+    for needed in ("alembic.ini", "alembic", "frontend", "backend", "worker"):
+        assert (migrate.ROOT / needed).exists()
+        copied = [line for line in dockerfile.splitlines() if line.startswith("COPY ")]
+        assert any(needed in line.split()[1:-1] for line in copied), needed
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "var"} <= set(ignored)  # no local database, key or history in the build
