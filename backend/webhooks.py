@@ -471,6 +471,13 @@ def absolute_links(data: Any, base: str, *, in_urls: bool = False) -> Any:
     return out
 
 
+def logged_url(url: str) -> str:
+    """A webhook URL as the logs show it: its scheme, host and port only; its path and query may carry the
+    receiver's token (README asks for one there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "(a webhook URL)"
+
+
 def _call(call: _Claimed, settings: Settings) -> CallOutcome:
     if call.body is None:
         return CallOutcome(None, "gone")
@@ -492,10 +499,11 @@ def _call(call: _Claimed, settings: Settings) -> CallOutcome:
             reach_private=settings.webhooks_reach_private,
         )
     except Exception:  # one URL must not stop the others
-        log.exception("webhook %s to %s", call.id, call.url)
+        log.exception("webhook %s to %s", call.id, logged_url(call.url))
         outcome = CallOutcome(None, "could not be called: an internal error (the server's log has it)")
     if outcome.error:
-        log.info("webhook %s (attempt %d) to %s: %s", call.id, call.attempt, call.url, outcome.error)
+        where = logged_url(call.url)
+        log.info("webhook %s (attempt %d) to %s: %s", call.id, call.attempt, where, outcome.error)
     return outcome
 
 

@@ -173,6 +173,7 @@ def worker(lane: str, concurrency: int | None, loglevel: str) -> None:
     from worker.celery_app import worker_app
 
     settings = get_settings()
+    schema_current(settings)  # else every job it takes fails on a missing table, logged each second
     lanes = list(Lane) if lane == "all" else [Lane(lane)]
     queues = [settings.queue_of(one) for one in lanes]
     # "all" runs as many processes as the fast lane would: the busier one

@@ -476,3 +476,19 @@ def test_a_deadline_reached_before_there_is_a_socket_stops_the_call_once_connect
             conn.request("POST", "/", body=b"{}")
         conn.close()
     server.close()
+
+
+def test_the_logs_never_show_a_webhook_urls_token(
+    client: TestClient, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README asks for a token in the URL's path or query: a failed call's log line names the host only."""
+    url = receiver.url.rstrip("/") + "/hooks/s3cret-path?token=s3cret-query"
+    job_id = client.post(
+        "/colorize", files={"image": ("a.png", png(), "image/png")}, data={"webhook": url}
+    ).json()["id"]
+    client.post(f"/jobs/{job_id}/cancel")  # a call is owed
+    receiver.statuses = [500]
+    with caplog.at_level("INFO", logger="colorlab.webhooks"):
+        assert deliver() == 1
+    assert "answered 500" in caplog.text and "127.0.0.1" in caplog.text
+    assert "s3cret" not in caplog.text

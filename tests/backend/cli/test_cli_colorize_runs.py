@@ -136,7 +136,7 @@ def test_a_method_without_its_weights_says_where_they_were_looked_for(tmp_path: 
     assert f"(weights looked for in {empty.resolve()})" in result.output
 
 
-def test_serve_refuses_a_database_that_is_not_migrated(
+def test_serve_and_worker_refuse_a_database_that_is_not_migrated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every upload would fail on it ("try again shortly"): said once, at the start."""
@@ -146,6 +146,8 @@ def test_serve_refuses_a_database_that_is_not_migrated(
     result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])  # refused before serving
     assert result.exit_code == 1, result.output
     assert "is not migrated: run `colorlab migrate` first" in result.output
+    result = CliRunner().invoke(main, ["worker", "--lane", "fast"])  # so is a worker
+    assert result.exit_code == 1 and "is not migrated" in result.output, result.output
 
 
 def test_version_and_help_work_even_with_a_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
