@@ -19,18 +19,28 @@ from backend.config import Lane, Settings, get_settings
 
 @click.command()
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
-def migrate(revision: str) -> None:
-    """Create or upgrade the database schema (Alembic)."""
+@click.option(
+    "--downgrade-to",
+    default=None,
+    metavar="REVISION",
+    help="Go back to this revision instead (a rollback: the older code's head, e.g. 0011); back up first.",
+)
+def migrate(revision: str, downgrade_to: str | None) -> None:
+    """Create or upgrade the database schema (Alembic), or take it back with --downgrade-to."""
     from backend import migrate as mig
 
     settings = get_settings()
     try:
-        mig.upgrade(revision)
-    except Exception as exc:  # connection refused, bad URL, ...
+        if downgrade_to is not None:
+            mig.downgrade(downgrade_to)
+        else:
+            mig.upgrade(revision)
+    except Exception as exc:  # connection refused, bad URL, an unknown revision, ...
         raise click.ClickException(
             f"migration failed on {_safe_url(settings.database_url)}: {database_reason(exc)}"
         ) from None
-    click.echo(f"database schema up to date ({_safe_url(settings.database_url)})")
+    where = f"at {downgrade_to}" if downgrade_to is not None else "up to date"
+    click.echo(f"database schema {where} ({_safe_url(settings.database_url)})")
 
 
 @click.command()

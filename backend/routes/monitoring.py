@@ -1,4 +1,5 @@
-"""Service endpoints for operators: ``GET /metrics`` (the liveness check, ``/healthz``, is in main)."""
+"""Service endpoints for operators: ``GET /readyz`` and ``GET /metrics`` (the liveness check, ``/healthz``,
+is in main)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from backend import service_metrics
@@ -14,10 +16,43 @@ from backend.config import Settings
 from backend.db import session_scope
 from backend.deps import SettingsDep
 from backend.errors import UserError
-from backend.schemas import errors
+from backend.schemas import RETRY_AFTER, errors
 
 router = APIRouter(tags=["service"])
 log = logging.getLogger(__name__)
+
+
+def _readiness() -> tuple[bool, dict[str, str]]:
+    """Whether this web process can serve uploads now: the database answers and its schema is this code's."""
+    from backend import migrate
+
+    try:
+        behind = migrate.pending()
+    except Exception as exc:  # away, or a URL it cannot use: not ready, said in words
+        log.warning("GET /readyz: the database did not answer (%s)", exc.__class__.__name__)
+        return False, {"status": "not ready", "database": "not answering"}
+    if behind:
+        return False, {"status": "not ready", "database": f"schema {behind}: run `colorlab migrate`"}
+    return True, {"status": "ok", "database": "ok"}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "Not ready: the database is away or its schema is behind this code's.",
+            "headers": RETRY_AFTER,
+        }
+    },
+    summary="Readiness: the database answers and its schema is current",
+    description='`{"status": "ok", "database": "ok"}`, or 503 saying why not (`database`: "not answering", '
+    "or the schema to migrate). For a load balancer's or an orchestrator's readiness check; `/healthz` "
+    "is the liveness check (the process answers; the database is not asked).",
+)
+async def readyz() -> Response:
+    ready, body = await run_in_threadpool(_readiness)
+    headers = {"Cache-Control": "no-store"} | ({} if ready else {"Retry-After": "5"})
+    return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
 def _scrape(settings: Settings) -> str:

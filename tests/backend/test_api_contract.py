@@ -264,3 +264,17 @@ def test_what_differs_by_cookie_is_kept_by_no_shared_cache(api: TestClient) -> N
     assert api.get("/references").headers["cache-control"] == "private, no-cache"
     image = api.get(job.json()["urls"]["input"])  # an image is the same for everyone: cached as it was
     assert "immutable" in image.headers["cache-control"]
+
+
+def test_readiness_asks_the_database_and_its_schema(api: TestClient) -> None:
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "ok"}
+    from backend import migrate as mig
+
+    mig.downgrade("0011")  # a schema behind this code's: not ready, and says what to do
+    try:
+        behind = api.get("/readyz")
+        assert behind.status_code == 503 and "colorlab migrate" in behind.json()["database"]
+    finally:
+        mig.upgrade()
+    assert api.get("/healthz").status_code == 200  # liveness never asks the database

@@ -181,3 +181,17 @@ def test_a_path_it_cannot_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["colorize", str(tmp_path / "box"), *out, *args])
         assert result.exit_code == 1 and says in result.output, result.output
         assert "Usage:" not in result.output, result.output
+
+
+def test_migrate_goes_back_for_a_rollback_and_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import apply_settings
+
+    apply_settings(monkeypatch, DATA_DIR=tmp_path / "var")
+    assert CliRunner().invoke(main, ["migrate"]).exit_code == 0
+    back = CliRunner().invoke(main, ["migrate", "--downgrade-to", "0011"])
+    assert back.exit_code == 0 and "database schema at 0011" in back.output, back.output
+    wrong = CliRunner().invoke(main, ["migrate", "--downgrade-to", "nope"])
+    assert wrong.exit_code == 1 and "Can't locate revision" in wrong.output
+    assert "up to date" in CliRunner().invoke(main, ["migrate"]).output
