@@ -34,6 +34,9 @@ from backend.web import client_limit_key
 HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
 IDEMPOTENCY_HOURS = 24
+# A first request still unanswered after this long died with its process (an upload is read, checked and
+# queued in seconds; BODY_READ_TIMEOUT bounds a slow body): the same key may then be handled anew.
+PENDING_GIVEN_UP = timedelta(minutes=10)
 HEADER_DOC = (
     f"A key of your own (e.g. a UUID; at most {KEY_MAX_CHARS} printable characters): the same request sent "
     f"again with it within {IDEMPOTENCY_HOURS} h gets the first answer (`Idempotent-Replayed: true`) and "
@@ -87,6 +90,11 @@ def _claim(scope: str, fingerprint: str) -> Response | None:
             raise UserError(
                 422, f"this {HEADER} was used for another request: use a new key for a new request"
             )
+        if earlier.status_code is None and earlier.created_at < utcnow() - PENDING_GIVEN_UP:
+            # its process died before it answered: the key is taken over (not a 409 for a whole day)
+            earlier.created_at = utcnow()
+            session.commit()
+            return None
         if earlier.status_code is None:
             raise UserError(
                 409,

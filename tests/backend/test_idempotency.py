@@ -104,3 +104,19 @@ def test_records_are_forgotten_after_a_day(client) -> None:  # type: ignore[no-u
     assert count(IdempotentRequest) == 0
     assert post_photo(client, "old").json()["id"]  # the key is free again: a new job
     assert count(Job) == 2
+
+
+def test_a_key_whose_first_request_died_unanswered_is_taken_over(client) -> None:  # type: ignore[no-untyped-def]
+    """Its process died before it answered (no record of an answer, ever): after PENDING_GIVEN_UP the key
+    is handled anew rather than answering 409 for a whole day."""
+    assert post_photo(client, "orphan").status_code == 202
+    with session_scope() as s:
+        s.execute(
+            IdempotentRequest.__table__.update().values(
+                status_code=None, body=None, created_at=utcnow() - idempotency.PENDING_GIVEN_UP * 2
+            )
+        )
+        s.commit()
+    again = post_photo(client, "orphan")
+    assert again.status_code == 202 and "idempotent-replayed" not in again.headers
+    assert post_photo(client, "orphan").json() == again.json()  # and recorded anew
