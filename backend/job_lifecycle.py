@@ -134,10 +134,15 @@ def rerun(
 
 def keep(session: Session, job: Job) -> Job:
     """`POST /jobs/{id}/keep`: a preview becomes a job like any other (in the history, kept as long); a job
-    that is not a preview is left as it is."""
+    that is not a preview is left as it is. 404 when retention deleted it meanwhile."""
     if job.fix_preview:
-        job.fix_preview = False
+        preview = and_(Job.id == job.id, Job.fix_preview.is_(True))
+        session.execute(update(Job).where(preview).values(fix_preview=False))
         session.commit()
+        kept = session.get(Job, job.id, populate_existing=True)
+        if kept is None:
+            raise UserError(404, "no such job (it was deleted)")
+        return kept
     return job
 
 
@@ -479,11 +484,14 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
     return sent
 
 
-def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
+def delete_jobs(
+    session: Session, job_ids: Sequence[str], *, still: ColumnElement[bool] | None = None
+) -> Freed:
     """Delete finished jobs and every image only they used (the caller commits).
 
     Jobs that are study stimuli are kept while their study exists; images that a remaining job or a study
-    uses are kept. Queued or running jobs are never deleted here (cancel them first).
+    uses are kept. Queued or running jobs are never deleted here (cancel them first). ``still``: a condition
+    the DELETE itself checks again (retention's expiry: a preview kept since it was chosen stays).
     """
     rows = session.execute(
         select(Job.id, Job.input_image_id, Job.reference_image_id, Job.result_image_id).where(
@@ -496,9 +504,10 @@ def delete_jobs(session: Session, job_ids: Sequence[str]) -> Freed:
         return Freed()
     ids = [r.id for r in rows]
     candidates = {i for r in rows for i in r[1:] if i is not None}
-    session.execute(delete(Job).where(Job.id.in_(ids), Job.status.in_(FINISHED_STATUSES)))
-    freed = delete_unused_images(session, candidates)
-    freed.jobs = len(ids)
+    condition = and_(Job.id.in_(ids), Job.status.in_(FINISHED_STATUSES))
+    deleted = session.execute(delete(Job).where(condition if still is None else and_(condition, still)))
+    freed = delete_unused_images(session, candidates)  # those a job kept meanwhile still uses stay
+    freed.jobs = rowcount(deleted)
     return freed
 
 
@@ -652,7 +661,7 @@ def purge_expired(
             break
         after = ids[-1]
         try:
-            freed = delete_jobs(session, ids)
+            freed = delete_jobs(session, ids, still=expired)
             session.commit()
         except IntegrityError:  # an image got a new user meanwhile: keep it, retry on the next round
             session.rollback()

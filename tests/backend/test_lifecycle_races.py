@@ -101,3 +101,41 @@ def test_a_deletion_refused_at_its_delete_statement_is_tried_again(client) -> No
         freed = lifecycle.commit_deletion(s, deletion, "delete job")
     assert len(tries) == 2 and freed is not None and freed.jobs == 1
     assert client.get(f"/jobs/{job_id}").status_code == 404
+
+
+def test_a_preview_kept_while_retention_deletes_it_stays_and_a_late_keep_is_404(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    first = upload(client, 110)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == first).values(status=JobStatus.done, finished_at=utcnow()))
+        s.commit()
+    made = client.post(f"/jobs/{first}/rerun", data={"fix_preview": "true"})
+    assert made.status_code == 202, made.text
+    preview = made.json()["id"]
+    made_long_ago = utcnow() - timedelta(hours=get_settings().preview_retain_hours + 1)
+    with session_scope() as s:
+        s.execute(
+            update(Job).where(Job.id == preview).values(status=JobStatus.done, created_at=made_long_ago)
+        )
+        s.commit()
+    real = lifecycle.delete_jobs
+
+    def kept_meanwhile(session, job_ids, **kwargs):  # type: ignore[no-untyped-def]
+        assert client.post(f"/jobs/{preview}/keep").status_code == 200  # between retention's pick and delete
+        return real(session, job_ids, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "delete_jobs", kept_meanwhile)
+    with session_scope() as s:
+        lifecycle.purge_expired(s, get_settings())
+    monkeypatch.setattr(lifecycle, "delete_jobs", real)
+    kept = client.get(f"/jobs/{preview}")
+    assert kept.status_code == 200 and kept.json()["fix_preview"] is False  # the person's choice stands
+
+    gone = client.post(f"/jobs/{first}/rerun", data={"fix_preview": "true"}).json()["id"]
+    with session_scope() as s:
+        job = s.get(Job, gone)
+        assert job is not None
+        s.execute(update(Job).where(Job.id == gone).values(status=JobStatus.failed))
+        s.commit()
+        lifecycle.delete_jobs(s, [gone])
+        s.commit()
+    assert client.post(f"/jobs/{gone}/keep").status_code == 404  # deleted first: gone, not a 500
