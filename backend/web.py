@@ -364,7 +364,12 @@ def install(
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        # The route's template, not the path (a job's id is its access token); the driver's own first line
+        # (refused, a password, a missing database) says what to mend
+        route = getattr(request.scope.get("route"), "path", "?")
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = cause[0][:300] if cause else exc.__class__.__name__
+        log.warning("database error on %s %s: %s", request.method, route, reason)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=503,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import os
 import signal
@@ -117,12 +118,18 @@ def _serve_one(host: str, port: int, reuse_port: bool) -> None:
 
     import uvicorn
 
+    # Uvicorn's logging, with the time and the logger's name, and the app's own loggers through it (they fell
+    # to Python's last-resort handler: bare text, warnings only)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["formatters"]["default"]["fmt"] = "%(asctime)s %(levelprefix)s %(name)s: %(message)s"
+    log_config["root"] = {"handlers": ["default"], "level": "INFO"}
     config = uvicorn.Config(
         "backend.main:create_app",
         factory=True,
         host=host,
         port=port,
         log_level="info",
+        log_config=log_config,
         # X-Forwarded-For is read by the app, and only from FORWARDED_ALLOW_IPS (web.client_address):
         # uvicorn's own handling would believe any loopback client.
         proxy_headers=False,
