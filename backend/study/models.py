@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -147,6 +148,15 @@ class Participant(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "external_id", name="uq_study_participants_external"),
         Index("ix_study_participants_browser", "study_id", "browser"),
+        # One anonymous participant per browser and study: two tabs consenting at once made two (0013)
+        Index(
+            "uq_study_participants_anonymous_browser",
+            "study_id",
+            "browser",
+            unique=True,
+            postgresql_where=text("source = 'anonymous' AND NOT is_preview"),
+            sqlite_where=text("source = 'anonymous' AND NOT is_preview"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

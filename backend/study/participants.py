@@ -229,6 +229,7 @@ _OF_BROWSER = DriverStatement(
         _PARTICIPANTS.c.source == "anonymous",
         _PARTICIPANTS.c.is_preview.is_(False),
     )
+    .order_by(_PARTICIPANTS.c.consented_at)
     .limit(1)
 )
 
@@ -320,9 +321,9 @@ def start(
         # session afterwards as if loaded, every column set, so reading it never goes back to the database.
         _insert_participant(session, columns, trials)
         session.commit()
-    except IntegrityError:  # the same id started twice at once: the one that won must be proven
+    except IntegrityError:  # the same id (or browser) started twice at once: the one that won must be proven
         session.rollback()
-        again = resolve(session, study, identity, None)
+        again = resolve(session, study, identity, None, browser=browser)
         if again is None:
             raise
         return resume(session, again, identity)

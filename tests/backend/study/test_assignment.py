@@ -133,6 +133,37 @@ def test_same_id_started_twice_at_once_makes_one_participant(database, make_stud
         assert service.secret_matches(only, started[-1].secret)  # the last secret issued is the one kept
 
 
+@pytest.mark.parametrize("scope", [session_scope, statement_scope], ids=["transaction", "per-statement"])
+def test_one_browser_consenting_in_two_tabs_at_once_is_one_participant(database, make_study, scope) -> None:
+    """An anonymous participant's two tabs press "I agree" at the same instant: one participant (a unique
+    index per study and browser, 0013), the tab that lost the insert resumes it by the browser."""
+    slug = make_study(trials=(3, 3), photos=6)
+    identity = service.Identity(None, "anonymous")
+    barrier = threading.Barrier(2)
+    started: list[service.Started] = []
+    errors: list[BaseException] = []
+
+    def consent() -> None:
+        try:
+            with scope() as s:
+                study = builder.get_study(s, slug)
+                barrier.wait()
+                found = service.resolve(s, study, identity, None, browser="browser-hash-1")
+                started.append(service.start(s, study, identity, found, browser="browser-hash-1"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consent) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({s.participant.id for s in started}) == 1
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
+
+
 def test_participant_read_by_id_is_attached_as_loaded(database, make_study) -> None:
     """participant_by_id selects the row once; reading any attribute afterwards sends no SQL, and a change to
     it is written by the next commit like any loaded entity's."""
