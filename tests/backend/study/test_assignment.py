@@ -99,13 +99,8 @@ def test_refresh_within_a_time_budget(sqlite_db, make_study) -> None:
         assert builder.open_study(s, get_settings(), study).complete  # opening makes every copy
 
 
-@pytest.mark.parametrize("scope", [session_scope, statement_scope], ids=["transaction", "per-statement"])
-def test_same_id_started_twice_at_once_makes_one_participant(database, make_study, scope) -> None:
-    """Two consents for one Prolific attempt at the same instant: one participant and one set of trials; the
-    request that lost the insert resumes the winner (it proves the same PROLIFIC_PID + SESSION_ID). Both in a
-    transaction and statement by statement, as the participant routes run (db.statement_scope)."""
-    slug = make_study(trials=(3, 3), photos=6)
-    identity = service.Identity("P-RACE", "prolific", "S1", "SESSION-1")
+def consent_twice_at_once(scope, slug: str, identity: service.Identity, browser: str | None = None):  # type: ignore[no-untyped-def]
+    """Two consents of ``identity`` at the same instant, each in its own ``scope``: what each start gave."""
     barrier = threading.Barrier(2)
     started: list[service.Started] = []
     errors: list[BaseException] = []
@@ -115,7 +110,8 @@ def test_same_id_started_twice_at_once_makes_one_participant(database, make_stud
             with scope() as s:
                 study = builder.get_study(s, slug)
                 barrier.wait()
-                started.append(service.start(s, study, identity, service.resolve(s, study, identity, None)))
+                found = service.resolve(s, study, identity, None, browser=browser)
+                started.append(service.start(s, study, identity, found, browser=browser))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -125,6 +121,16 @@ def test_same_id_started_twice_at_once_makes_one_participant(database, make_stud
     for t in threads:
         t.join()
     assert not errors, errors
+    return started
+
+
+@pytest.mark.parametrize("scope", [session_scope, statement_scope], ids=["transaction", "per-statement"])
+def test_same_id_started_twice_at_once_makes_one_participant(database, make_study, scope) -> None:
+    """Two consents for one Prolific attempt at the same instant: one participant and one set of trials; the
+    request that lost the insert resumes the winner (it proves the same PROLIFIC_PID + SESSION_ID). Both in a
+    transaction and statement by statement, as the participant routes run (db.statement_scope)."""
+    slug = make_study(trials=(3, 3), photos=6)
+    started = consent_twice_at_once(scope, slug, service.Identity("P-RACE", "prolific", "S1", "SESSION-1"))
     assert len({s.participant.id for s in started}) == 1
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
@@ -138,27 +144,8 @@ def test_one_browser_consenting_in_two_tabs_at_once_is_one_participant(database,
     """An anonymous participant's two tabs press "I agree" at the same instant: one participant (a unique
     index per study and browser, 0013), the tab that lost the insert resumes it by the browser."""
     slug = make_study(trials=(3, 3), photos=6)
-    identity = service.Identity(None, "anonymous")
-    barrier = threading.Barrier(2)
-    started: list[service.Started] = []
-    errors: list[BaseException] = []
-
-    def consent() -> None:
-        try:
-            with scope() as s:
-                study = builder.get_study(s, slug)
-                barrier.wait()
-                found = service.resolve(s, study, identity, None, browser="browser-hash-1")
-                started.append(service.start(s, study, identity, found, browser="browser-hash-1"))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=consent) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    anonymous = service.Identity(None, "anonymous")
+    started = consent_twice_at_once(scope, slug, anonymous, browser="browser-hash-1")
     assert len({s.participant.id for s in started}) == 1
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
