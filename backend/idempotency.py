@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,17 +23,16 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
 from backend.db import session_scope
 from backend.errors import UserError
+from backend.job_lifecycle import IDEMPOTENCY_HOURS, forget_idempotency_keys
 from backend.models import IdempotentRequest, utcnow
 from backend.web import client_limit_key
 
 HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
-IDEMPOTENCY_HOURS = 24
 # A first request still unanswered after this long died with its process (an upload is read, checked and
 # queued in seconds; BODY_READ_TIMEOUT bounds a slow body): the same key may then be handled anew.
 PENDING_GIVEN_UP = timedelta(minutes=10)
@@ -74,7 +73,7 @@ class Guard:
 def _claim(scope: str, fingerprint: str) -> Response | None:
     """Record the key as taken; or, when it already is, the earlier answer (or a 409/422)."""
     with session_scope() as session:
-        forget_expired(session)
+        forget_idempotency_keys(session)
         session.add(IdempotentRequest(scope=scope, fingerprint=fingerprint))
         try:
             session.commit()
@@ -148,10 +147,3 @@ async def guard(request: Request) -> AsyncIterator[Guard]:
         await run_in_threadpool(_finish, scope, None)
         raise
     await run_in_threadpool(_finish, scope, current.answered[-1] if current.answered else None)
-
-
-def forget_expired(session: Session, now: datetime | None = None) -> int:
-    """Delete the records older than IDEMPOTENCY_HOURS (the caller commits); how many."""
-    before = (now or utcnow()) - timedelta(hours=IDEMPOTENCY_HOURS)
-    result = session.execute(delete(IdempotentRequest).where(IdempotentRequest.created_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)

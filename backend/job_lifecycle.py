@@ -28,11 +28,20 @@ from sqlalchemy import ColumnElement, and_, delete, func, inspect, or_, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend import idempotency, queue, webhooks
+from backend import queue, webhooks
 from backend.config import Settings
 from backend.db import rowcount
 from backend.errors import UserError
-from backend.models import FINISHED_STATUSES, Batch, Image, Job, JobStatus, is_valid_id, utcnow
+from backend.models import (
+    FINISHED_STATUSES,
+    Batch,
+    IdempotentRequest,
+    Image,
+    Job,
+    JobStatus,
+    is_valid_id,
+    utcnow,
+)
 from backend.stored_images import Freed, Upload, delete_unused_images, display_name, store_image
 from backend.study.models import Stimulus
 
@@ -675,9 +684,19 @@ def purge_expired(
             Batch.created_at < done_before, ~select(Job.id).where(Job.batch_id == Batch.id).exists()
         )
     )
-    idempotency.forget_expired(session, now)  # the uploads' Idempotency-Key records, kept a day
+    forget_idempotency_keys(session, now)
     session.commit()
     return total
+
+
+IDEMPOTENCY_HOURS = 24  # how long an upload's Idempotency-Key record is kept (backend.idempotency)
+
+
+def forget_idempotency_keys(session: Session, now: datetime | None = None) -> int:
+    """Delete the uploads' Idempotency-Key records older than IDEMPOTENCY_HOURS (the caller commits)."""
+    before = (now or utcnow()) - timedelta(hours=IDEMPOTENCY_HOURS)
+    result = session.execute(delete(IdempotentRequest).where(IdempotentRequest.created_at < before))
+    return rowcount(result)
 
 
 # -- reading ---------------------------------------------------------------------------------------------

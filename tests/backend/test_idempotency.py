@@ -96,7 +96,7 @@ def test_records_are_forgotten_after_a_day(client) -> None:  # type: ignore[no-u
     with session_scope() as s:
         s.execute(
             IdempotentRequest.__table__.update().values(
-                created_at=utcnow() - timedelta(hours=idempotency.IDEMPOTENCY_HOURS + 1)
+                created_at=utcnow() - timedelta(hours=lifecycle.IDEMPOTENCY_HOURS + 1)
             )
         )
         s.commit()
