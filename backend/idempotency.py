@@ -11,11 +11,11 @@ kept IDEMPOTENCY_HOURS.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -53,21 +53,6 @@ def _fingerprint(path: str, form: FormData) -> str:
         else:
             parts.append(f"{name}={value}")
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@dataclass
-class Guard:
-    """One upload's idempotency: ``replay`` is the answer to give instead of handling it again (None: handle
-    it, then :meth:`answer`)."""
-
-    scope: str | None
-    fingerprint: str = ""
-    replay: Response | None = None
-    answered: list[tuple[int, str, str | None]] = field(default_factory=list)
-
-    def answer(self, status_code: int, body: BaseModel, location: str | None) -> None:
-        """What this request was answered (recorded for a repeat once the request has gone well)."""
-        self.answered.append((status_code, body.model_dump_json(), location))
 
 
 def _claim(scope: str, fingerprint: str) -> Response | None:
@@ -123,27 +108,37 @@ def _finish(scope: str, answered: tuple[int, str, str | None] | None) -> None:
         session.commit()
 
 
-@asynccontextmanager
-async def guard(request: Request) -> AsyncIterator[Guard]:
-    """The idempotency of an upload route's request: without the header, nothing happens; with it, a repeat
-    gets ``guard.replay`` (the route returns it), and a first request is recorded with what the route passes
-    to ``guard.answer``. The route's form is read (FastAPI has parsed it already)."""
-    key = request.headers.get(HEADER)
-    if key is None:
-        yield Guard(scope=None)
-        return
-    if not key or len(key) > KEY_MAX_CHARS or not key.isprintable() or not key.isascii():
-        raise UserError(422, f"{HEADER} must be 1 to {KEY_MAX_CHARS} printable ASCII characters")
-    scope = hashlib.sha256(f"{client_limit_key(request)}\0{key}".encode()).hexdigest()
-    fingerprint = _fingerprint(request.url.path, await request.form())
-    replay = await run_in_threadpool(_claim, scope, fingerprint)
-    current = Guard(scope=scope, fingerprint=fingerprint, replay=replay)
-    if replay is not None:
-        yield current
-        return
-    try:
-        yield current
-    except BaseException:
-        await run_in_threadpool(_finish, scope, None)
-        raise
-    await run_in_threadpool(_finish, scope, current.answered[-1] if current.answered else None)
+Created = TypeVar("Created", bound=BaseModel)
+P = ParamSpec("P")
+
+
+def replayable(route: Callable[P, Awaitable[Created]]) -> Callable[P, Awaitable[Created | Response]]:
+    """An upload route that may be sent again with an Idempotency-Key (it takes ``request`` by name and
+    answers 202 with a model whose ``status_url`` is its Location). Without the header, the route as it is;
+    with it, a repeat gets the first answer, and a first request is recorded with its answer, or forgotten
+    when it fails (sent again, it is handled anew). The route's form is read (FastAPI has parsed it)."""
+
+    @functools.wraps(route)
+    async def replaying(*args: P.args, **kwargs: P.kwargs) -> Created | Response:
+        request = kwargs["request"]
+        assert isinstance(request, Request)
+        key = request.headers.get(HEADER)
+        if key is None:
+            return await route(*args, **kwargs)
+        if not key or len(key) > KEY_MAX_CHARS or not key.isprintable() or not key.isascii():
+            raise UserError(422, f"{HEADER} must be 1 to {KEY_MAX_CHARS} printable ASCII characters")
+        scope = hashlib.sha256(f"{client_limit_key(request)}\0{key}".encode()).hexdigest()
+        fingerprint = _fingerprint(request.url.path, await request.form())
+        replay = await run_in_threadpool(_claim, scope, fingerprint)
+        if replay is not None:
+            return replay
+        try:
+            created = await route(*args, **kwargs)
+        except BaseException:
+            await run_in_threadpool(_finish, scope, None)
+            raise
+        answer = (202, created.model_dump_json(), getattr(created, "status_url", None))
+        await run_in_threadpool(_finish, scope, answer)
+        return created
+
+    return replaying

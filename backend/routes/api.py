@@ -56,6 +56,7 @@ router = APIRouter(tags=["colorize"])
         "called when the job has finished."
     ),
 )
+@idempotency.replayable
 async def colorize(
     request: Request,
     response: Response,
@@ -81,24 +82,19 @@ async def colorize(
     idempotency_key: Annotated[
         str | None, Header(alias=idempotency.HEADER, description=idempotency.HEADER_DOC)
     ] = None,
-) -> JobCreated | Response:
-    async with idempotency.guard(request) as guard:  # a repeat after a lost answer gets that answer
-        if guard.replay is not None:
-            return guard.replay
-        info, params = method_choice.choose_with_reference(
-            method, await request.form(), options, settings, has_file(reference), reference_id
-        )
-        webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-        upload = await read_upload(image, settings, "photo", "image")
-        client = client_of(request)
-        with photo_budget(request, settings, 1):  # given back if the request is refused below
-            ref = await read_reference(info, reference, reference_id, session, settings, client)
-            new = lifecycle.NewJob(info.name, params, image=upload, reference=ref, webhook_url=webhook_url)
-            [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
-        response.headers["Location"] = f"/jobs/{job_id}"
-        created = job_created(job_id)
-        guard.answer(202, created, f"/jobs/{job_id}")
-    return created
+) -> JobCreated:
+    info, params = method_choice.choose_with_reference(
+        method, await request.form(), options, settings, has_file(reference), reference_id
+    )
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
+    upload = await read_upload(image, settings, "photo", "image")
+    client = client_of(request)
+    with photo_budget(request, settings, 1):  # given back if the request is refused below
+        ref = await read_reference(info, reference, reference_id, session, settings, client)
+        new = lifecycle.NewJob(info.name, params, image=upload, reference=ref, webhook_url=webhook_url)
+        [job_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [new], client=client)
+    response.headers["Location"] = f"/jobs/{job_id}"
+    return job_created(job_id)
 
 
 def _job_with_queue(session: Session, job: Job, client: str | None) -> JobOut:
@@ -193,6 +189,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
         "method (as POST /colorize does), unless `method` says otherwise."
     ),
 )
+@idempotency.replayable
 async def rerun_job(
     job_id: str,
     request: Request,
@@ -216,28 +213,21 @@ async def rerun_job(
     idempotency_key: Annotated[
         str | None, Header(alias=idempotency.HEADER, description=idempotency.HEADER_DOC)
     ] = None,
-) -> JobCreated | Response:
-    async with idempotency.guard(request) as guard:  # a repeat after a lost answer gets that answer
-        if guard.replay is not None:
-            return guard.replay
-        # Not JobDep: its 404 would come before the check of the form's fields.
-        job = await run_in_threadpool(job_or_404, session, job_id)
-        form = await request.form()
-        _refuse_what_a_rerun_would_ignore(request, form)
-        webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-        new_reference = has_file(reference) or bool(reference_id)
-        info, params = method_choice.choose_for_rerun(job, method, form, options, settings, new_reference)
-        client = client_of(request)
-        ref = await read_reference(info, reference, reference_id, session, settings, client)
-        # in a thread: it loads the reference row
-        again = await run_in_threadpool(
-            lifecycle.rerun, job, info.name, params, ref, fix_preview, webhook_url
-        )
-        [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
-        response.headers["Location"] = f"/jobs/{new_id}"
-        created = job_created(new_id)
-        guard.answer(202, created, f"/jobs/{new_id}")
-    return created
+) -> JobCreated:
+    # Not JobDep: its 404 would come before the check of the form's fields.
+    job = await run_in_threadpool(job_or_404, session, job_id)
+    form = await request.form()
+    _refuse_what_a_rerun_would_ignore(request, form)
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
+    new_reference = has_file(reference) or bool(reference_id)
+    info, params = method_choice.choose_for_rerun(job, method, form, options, settings, new_reference)
+    client = client_of(request)
+    ref = await read_reference(info, reference, reference_id, session, settings, client)
+    # in a thread: it loads the reference row
+    again = await run_in_threadpool(lifecycle.rerun, job, info.name, params, ref, fix_preview, webhook_url)
+    [new_id] = await run_in_threadpool(lifecycle.create_and_enqueue, session, [again], client=client)
+    response.headers["Location"] = f"/jobs/{new_id}"
+    return job_created(new_id)
 
 
 @router.post(

@@ -63,6 +63,7 @@ router = APIRouter(tags=["batches"])
         "counts as one request against `COLORIZE_RATE` and each photo counts against `PHOTO_BUDGET`."
     ),
 )
+@idempotency.replayable
 async def create_batch(
     request: Request,
     response: Response,
@@ -91,40 +92,35 @@ async def create_batch(
     idempotency_key: Annotated[
         str | None, Header(alias=idempotency.HEADER, description=idempotency.HEADER_DOC)
     ] = None,
-) -> BatchCreated | Response:
-    async with idempotency.guard(request) as guard:  # a repeat after a lost answer gets that answer
-        if guard.replay is not None:
-            return guard.replay
-        form = await request.form()
-        batch_uploads.refuse_image_field(form)
-        info, params = method_choice.choose_with_reference(
-            method, form, options, settings, has_file(reference), reference_id
+) -> BatchCreated:
+    form = await request.form()
+    batch_uploads.refuse_image_field(form)
+    info, params = method_choice.choose_with_reference(
+        method, form, options, settings, has_file(reference), reference_id
+    )
+    webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
+    files = await batch_uploads.read_files(images, settings)
+    # Spent before any photo is decoded; given back if the batch is refused as a whole below
+    with photo_budget(request, settings, len(files)):
+        accepted, rejected = await batch_uploads.validate(files, settings)
+        client = client_of(request)
+        ref = await read_reference(info, reference, reference_id, session, settings, client)
+        new_jobs = [
+            lifecycle.NewJob(info.name, params, image=photo, reference=ref, source_name=photo.filename)
+            for photo in accepted
+        ]
+        batch_id = await run_in_threadpool(
+            _create_and_enqueue, session, info.name, params, new_jobs, rejected, client, webhook_url
         )
-        webhook_url = webhooks.check_url(webhook, settings) if webhook is not None else None
-        files = await batch_uploads.read_files(images, settings)
-        # Spent before any photo is decoded; given back if the batch is refused as a whole below
-        with photo_budget(request, settings, len(files)):
-            accepted, rejected = await batch_uploads.validate(files, settings)
-            client = client_of(request)
-            ref = await read_reference(info, reference, reference_id, session, settings, client)
-            new_jobs = [
-                lifecycle.NewJob(info.name, params, image=photo, reference=ref, source_name=photo.filename)
-                for photo in accepted
-            ]
-            batch_id = await run_in_threadpool(
-                _create_and_enqueue, session, info.name, params, new_jobs, rejected, client, webhook_url
-            )
-        response.headers["Location"] = f"/batches/{batch_id}"
-        created = BatchCreated(
-            id=batch_id,
-            status_url=f"/batches/{batch_id}",
-            page_url=f"/batches/{batch_id}/view",
-            results_url=f"/batches/{batch_id}/results.zip",
-            accepted=len(accepted),
-            rejected=[RejectedOut(**r) for r in rejected],
-        )
-        guard.answer(202, created, f"/batches/{batch_id}")
-    return created
+    response.headers["Location"] = f"/batches/{batch_id}"
+    return BatchCreated(
+        id=batch_id,
+        status_url=f"/batches/{batch_id}",
+        page_url=f"/batches/{batch_id}/view",
+        results_url=f"/batches/{batch_id}/results.zip",
+        accepted=len(accepted),
+        rejected=[RejectedOut(**r) for r in rejected],
+    )
 
 
 def _create_and_enqueue(

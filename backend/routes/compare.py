@@ -39,6 +39,7 @@ router = APIRouter(tags=["compare"])
         "is a colour photo, each finished job carries its metrics against it. Follow `status_url`."
     ),
 )
+@idempotency.replayable
 async def create_comparison(
     request: Request,
     response: Response,
@@ -53,45 +54,38 @@ async def create_comparison(
     idempotency_key: Annotated[
         str | None, Header(alias=idempotency.HEADER, description=idempotency.HEADER_DOC)
     ] = None,
-) -> ComparisonCreated | Response:
-    async with idempotency.guard(request) as guard:  # a repeat after a lost answer gets that answer
-        if guard.replay is not None:
-            return guard.replay
-        with_reference = has_file(reference) or bool(reference_id)
-        chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
-        upload = await read_upload(image, settings, "photo", "image")
-        with photo_budget(request, settings, 1):  # given back if the request is refused below
-            client = client_of(request)
-            ref = None
-            if with_reference:  # checked as for the reference-guided default: a colour image
-                ref = await read_reference(
-                    method_choice.known_method(None, with_reference=True),
-                    reference,
-                    reference_id,
-                    session,
-                    settings,
-                    client,
-                )
-            group = new_id()
-            new_jobs = [
-                lifecycle.NewJob(
-                    m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None
-                )
-                for m in chosen
-            ]
-            ids = await run_in_threadpool(
-                lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
+) -> ComparisonCreated:
+    with_reference = has_file(reference) or bool(reference_id)
+    chosen = method_choice.choose_for_comparison(await request.form(), methods, settings, with_reference)
+    upload = await read_upload(image, settings, "photo", "image")
+    with photo_budget(request, settings, 1):  # given back if the request is refused below
+        client = client_of(request)
+        ref = None
+        if with_reference:  # checked as for the reference-guided default: a colour image
+            ref = await read_reference(
+                method_choice.known_method(None, with_reference=True),
+                reference,
+                reference_id,
+                session,
+                settings,
+                client,
             )
-        response.headers["Location"] = f"/compare/{group}"
-        created = ComparisonCreated(
-            id=group,
-            status_url=f"/compare/{group}",
-            page_url=f"/compare/{group}/view",
-            results_url=f"/results.zip?comparison={group}",
-            jobs=ids,
+        group = new_id()
+        new_jobs = [
+            lifecycle.NewJob(m.name, m.defaults(), image=upload, reference=ref if m.needs_reference else None)
+            for m in chosen
+        ]
+        ids = await run_in_threadpool(
+            lifecycle.create_and_enqueue, session, new_jobs, client=client, group_id=group
         )
-        guard.answer(202, created, f"/compare/{group}")
-    return created
+    response.headers["Location"] = f"/compare/{group}"
+    return ComparisonCreated(
+        id=group,
+        status_url=f"/compare/{group}",
+        page_url=f"/compare/{group}/view",
+        results_url=f"/results.zip?comparison={group}",
+        jobs=ids,
+    )
 
 
 @router.get(
