@@ -493,6 +493,10 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
     return sent
 
 
+# A job that no user study uses (a study's colorizations are kept while it exists)
+NOT_A_STIMULUS = Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None)))
+
+
 def delete_jobs(
     session: Session, job_ids: Sequence[str], *, still: ColumnElement[bool] | None = None
 ) -> Freed:
@@ -506,7 +510,7 @@ def delete_jobs(
         select(Job.id, Job.input_image_id, Job.reference_image_id, Job.result_image_id).where(
             Job.id.in_(list(job_ids)),
             Job.status.in_(FINISHED_STATUSES),
-            Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
+            NOT_A_STIMULUS,
         )
     ).all()
     if not rows:
@@ -658,7 +662,7 @@ def purge_expired(
             ),
         ),
         # a study's colorizations stay while it exists: left out here, or 500 of them would fill every page
-        Job.id.not_in(select(Stimulus.job_id).where(Stimulus.job_id.is_not(None))),
+        NOT_A_STIMULUS,
     )
     total = Freed()
     after = ""  # paged by id: a page that cannot be deleted now is passed, never fetched again and again

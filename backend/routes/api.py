@@ -362,7 +362,8 @@ async def job_result(
     etag = f'"{sha[:32]}-{format}{quality if format == "jpg" else ""}"'
     data = None if _not_modified(request, etag) else png
     if data is not None and format == "jpg" and head_only(request):  # its length is known only once made
-        headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Content-Disposition": content_disposition(name)}
+        disposition = content_disposition(name, attachment=download)  # as the GET's
+        headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Content-Disposition": disposition}
         return StreamingResponse(iter(()), media_type="image/jpeg", headers=headers)
     if data is not None and format == "jpg":  # in the decode pool: a 40 MP re-encoding holds ~1 GB
         limiter = decode_limiter(settings)

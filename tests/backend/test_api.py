@@ -687,6 +687,9 @@ def test_head_of_a_download_made_on_the_fly_does_not_make_it(client, monkeypatch
         assert head.content == b"" and "colorlab-" in head.headers["content-disposition"]
     head = client.head(f"/jobs/{job_id}/result.png?format=jpg")
     assert head.status_code == 200 and head.headers["content-type"] == "image/jpeg" and head.headers["etag"]
+    assert head.headers["content-disposition"].startswith("inline")  # the GET's: shown, not saved
+    saved = client.head(f"/jobs/{job_id}/result.png?format=jpg&download=true")
+    assert saved.headers["content-disposition"].startswith("attachment")
 
 
 def test_a_refused_method_names_every_method_the_path_takes(client) -> None:  # type: ignore[no-untyped-def]
