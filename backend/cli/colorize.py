@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import click
 
@@ -128,16 +128,16 @@ def expand_inputs(inputs: Iterable[str], outdir: Path) -> Inputs:
 
 
 @contextmanager
-def mapped(path: Path) -> Iterator[tiff_pages.Buffer]:
-    """The file's bytes mapped into memory, not read (b"" for an empty file or one that cannot be mapped)."""
-    with path.open("rb") as file:
-        try:
-            view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (ValueError, OSError):
-            yield b""
-            return
-        with view:
-            yield view
+def mapped(file: BinaryIO) -> Iterator[tiff_pages.Buffer]:
+    """An open file's bytes mapped into memory, not read (b"" for an empty file or one that cannot be
+    mapped)."""
+    try:
+        view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):
+        yield b""
+        return
+    with view:
+        yield view
 
 
 def photo_pages(photos: list[Photo]) -> list[Photo]:
@@ -147,7 +147,7 @@ def photo_pages(photos: list[Photo]) -> list[Photo]:
     for photo in photos:
         found: list[int] = []
         try:
-            with mapped(photo.path) as data:
+            with photo.path.open("rb") as file, mapped(file) as data:
                 found = tiff_pages.pages(data)
         except OSError:  # unreadable: read_photo says why when its turn comes
             pass
@@ -310,12 +310,12 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
             # uncompressed TIFF and lays its pixels out in the size already turned by its orientation 5-8
             # (a scrambled photo), and the file stays unread into memory (a large scan)
             if directory:  # a page: the whole file is read, the page's own file made of it
-                with mapped(path) as data:
+                with path.open("rb") as file, mapped(file) as data:
                     page = tiff_pages.page(data, directory)
                 with Image.open(io.BytesIO(page)) as img:
                     img.load()
                     return decode_opened(img)
-            with path.open("rb") as file, Image.open(file) as img, mapped(path) as data:
+            with path.open("rb") as file, Image.open(file) as img, mapped(file) as data:
                 several = more_than_one_photo(img, data)
                 if several is None:
                     # As uploads are read: a plain convert("RGB") turns a 16-bit scan white and drops alpha.
