@@ -796,29 +796,13 @@ def _tiff_block_count(data: bytes) -> int:
     """The strips or tiles of a TIFF's first image (the one decoded): the value counts of its StripOffsets
     and TileOffsets entries, read without their values; 0 for anything but a TIFF whose first directory can
     be found (Pillow then says what is wrong with it)."""
-    byte_order = {b"II": "<", b"MM": ">"}.get(data[:2])
-    if byte_order is None:
-        return 0
     try:
-        magic = struct.unpack_from(byte_order + "H", data, 2)[0]
-        if magic == 42:  # classic TIFF: 2-byte entry count, 12-byte entries with a 4-byte value count
-            directory = struct.unpack_from(byte_order + "I", data, 4)[0]
-            entries = struct.unpack_from(byte_order + "H", data, directory)[0]
-            first, size, layout = directory + 2, 12, byte_order + "HHI"
-        elif magic == 43:  # BigTIFF: 8-byte count and 20-byte entries with an 8-byte value count
-            directory = struct.unpack_from(byte_order + "Q", data, 8)[0]
-            entries = struct.unpack_from(byte_order + "Q", data, directory)[0]
-            first, size, layout = directory + 8, 20, byte_order + "HHQ"
-        else:
+        if (first := tiff_pages.first_directory(data)) is None:
             return 0
+        found = tiff_pages.entries(data, *first)
+        return max((n for tag, n, _ in found if tag in (_STRIP_OFFSETS, _TILE_OFFSETS)), default=0)
     except struct.error:
         return 0
-    blocks = 0
-    for at in range(first, min(first + entries * size, len(data) - size + 1), size):
-        tag, _, count = struct.unpack_from(layout, data, at)
-        if tag in (_STRIP_OFFSETS, _TILE_OFFSETS):
-            blocks = max(blocks, count)
-    return blocks
 
 
 def _check_cost(

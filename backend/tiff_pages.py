@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 Buffer = bytes | mmap.mmap  # a file's bytes, or the file mapped (a large scan need not be read into memory)
@@ -53,10 +54,27 @@ def _entry_value(data: Buffer, layout: _Layout, at: int) -> int:
     return 0
 
 
-def _is_page(data: Buffer, layout: _Layout, directory: int, entries: int) -> bool:
+def first_directory(data: Buffer) -> tuple[_Layout, int] | None:
+    """The TIFF's layout and the offset of its first directory (the image a reader shows); None for a file
+    that is not a TIFF or too short to say."""
+    layout = _layout(data)
+    if layout is None:
+        return None
+    return layout, struct.unpack_from(layout.order + layout.offset, data, layout.first_at)[0]
+
+
+def entries(data: Buffer, layout: _Layout, directory: int) -> Iterator[tuple[int, int, int]]:
+    """(tag, value count, offset) of each entry of the directory at ``directory``, as far as the file holds
+    them (the values are not read)."""
+    count = struct.unpack_from(layout.order + layout.entries, data, directory)[0]
     first = directory + struct.calcsize(layout.entries)
-    for at in range(first, first + entries * layout.entry, layout.entry):
-        tag = struct.unpack_from(layout.order + "H", data, at)[0]
+    for at in range(first, min(first + count * layout.entry, len(data) - layout.entry + 1), layout.entry):
+        tag, _, values = struct.unpack_from(layout.order + "HH" + layout.offset, data, at)
+        yield tag, values, at
+
+
+def _is_page(data: Buffer, layout: _Layout, directory: int) -> bool:
+    for tag, _, at in entries(data, layout, directory):
         if tag == _NEW_SUBFILE_TYPE and _entry_value(data, layout, at) & (_REDUCED | _MASK):
             return False
         if tag == _SUBFILE_TYPE and _entry_value(data, layout, at) == _OLD_REDUCED:
@@ -68,19 +86,18 @@ def pages(data: Buffer) -> list[int]:
     """The offsets of the directories of a TIFF's pages, in order: the first directory (the image a reader
     shows) and every later one that is not a preview or a mask. [] for a file that is not a TIFF; the chain
     is followed as far as it reads well (a damaged tail ends it, the pages before it are kept)."""
-    layout = _layout(data)
-    if layout is None:
-        return []
     found: list[int] = []
     seen: set[int] = set()
     try:
-        directory = struct.unpack_from(layout.order + layout.offset, data, layout.first_at)[0]
+        if (first := first_directory(data)) is None:
+            return []
+        layout, directory = first
         while directory and directory not in seen and len(seen) < MAX_DIRECTORIES:
             seen.add(directory)
-            entries = struct.unpack_from(layout.order + layout.entries, data, directory)[0]
-            end = directory + struct.calcsize(layout.entries) + entries * layout.entry
+            count = struct.unpack_from(layout.order + layout.entries, data, directory)[0]
+            end = directory + struct.calcsize(layout.entries) + count * layout.entry
             (following,) = struct.unpack_from(layout.order + layout.offset, data, end)
-            if not found or _is_page(data, layout, directory, entries):
+            if not found or _is_page(data, layout, directory):
                 found.append(directory)
             directory = following
     except struct.error:  # a directory or an offset past the end of the file: the chain ends here
