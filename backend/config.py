@@ -189,7 +189,10 @@ class Settings(BaseSettings):
         "another is stopped and failed.",
     )
     job_max_attempts: int = Field(
-        3, ge=1, description="Attempts (deliveries) per job before it is marked failed."
+        3,
+        ge=1,
+        description="Attempts (deliveries) per job before it is marked failed; an iterative job's attempts "
+        "are counted from the last one that saved its progress (RESUME_STATE_INTERVAL).",
     )
     heartbeat_interval: float = Field(5.0, gt=0, description="Seconds between a running job's heartbeats.")
     stale_after: float = Field(
@@ -224,6 +227,13 @@ class Settings(BaseSettings):
     )
     preview_interval: float = Field(
         2.0, ge=0, description="Least seconds between two live previews of an iterative job."
+    )
+    resume_state_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between two saves of a running iterative job's state: a worker stopped "
+        "mid-job (a redeploy, a crash) loses at most this much of it, the next attempt goes on from the "
+        "last save. 0: never saved (an interrupted job starts again).",
     )
     retain_done_days: float = Field(
         30.0, gt=0, description="Days a done job and its images are kept before the sweeper deletes them."

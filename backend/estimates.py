@@ -56,6 +56,14 @@ class Measured:
     seconds_per_size: float | None = None  # feed-forward: per :func:`_size_factor` of the photo
 
 
+def steps_run(detail: Mapping[str, Any]) -> int:
+    """The iterations a job's current (or last) attempt ran: its step, less those an earlier attempt ran
+    before it was interrupted (the attempt went on from their saved state)."""
+    step, before = detail.get("step"), detail.get("resumed_from")
+    done = int(step) if isinstance(step, int | float) else 0
+    return max(done - (int(before) if isinstance(before, int | float) else 0), 0)
+
+
 def iterating_seconds(detail: Mapping[str, Any], run_seconds: float) -> float:
     """The iterations' share of a run: as the worker measured it, or (older jobs) the whole run."""
     measured = detail.get("iterating_seconds")
@@ -83,7 +91,7 @@ class Estimator:
                 samples.append(float(seconds))
                 per_size.append(float(seconds) / _size_factor(width * height / 1e6))
                 continue
-            steps = int((detail or {}).get("step") or 0)
+            steps = steps_run(detail or {})
             if steps > 0:
                 iterating = min(iterating_seconds(detail, float(seconds)), float(seconds))
                 scale = (REFERENCE_SIZE / _working_size(params or {})) ** 2
@@ -147,9 +155,10 @@ class Estimator:
         detail = job.progress_detail or {}
         step, total = int(detail.get("step") or 0), int(detail.get("total") or 0)
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
-        if step > 0 and total > 0:
-            own = iterating_seconds(detail, elapsed) / step
-            trust = step / (step + OWN_PACE_STEPS)
+        ran = steps_run(detail)
+        if ran > 0 and total > 0:
+            own = iterating_seconds(detail, elapsed) / ran
+            trust = ran / (ran + OWN_PACE_STEPS)
             pace = trust * own + (1 - trust) * self._per_iteration(job.method, job.params or {})
             return max(pace * (total - step), 0.0)
         return max(self.run_seconds(job.method, job.params or {}, _megapixels(job)) - elapsed, 0.0)

@@ -316,6 +316,17 @@ def heartbeat(session: Session, job_ids: Sequence[str]) -> None:
     )
 
 
+# An ended job keeps no saved state (it can be large, and nothing goes on from it).
+_NO_RESUME_STATE: dict[str, Any] = {"resume_state": None, "resume_step": None, "resume_attempt": None}
+
+
+def attempts_without_progress() -> ColumnElement[int]:
+    """A job's attempts since the last one that saved its state (all of them when none did): what
+    JOB_MAX_ATTEMPTS bounds, so that a long job stopped again and again (redeploys) but going on each time is
+    not failed, while one that makes no progress still is. Progress is bounded by the job's iterations."""
+    return Job.attempts - func.coalesce(Job.resume_attempt, 0)
+
+
 def _running_for(job_id: str, worker: str | None) -> ColumnElement[bool]:
     """The job, while it runs (and, given ``worker``, while it is still that worker's: a worker the sweeper
     took it from, after a silence, changes it no more)."""
@@ -331,13 +342,18 @@ def record_progress(
     detail: Mapping[str, Any],
     preview_png: bytes | None = None,
     worker: str | None = None,
+    resume_state: tuple[int, bytes] | None = None,
 ) -> bool:
-    """Store a running job's progress (and live preview); False when it is no longer running (cancelled) or
-    no longer ``worker``'s (taken over): the worker then stops."""
+    """Store a running job's progress (and live preview, and ``resume_state``: the step and the saved state
+    to go on from); False when it is no longer running (cancelled) or no longer ``worker``'s (taken over): the
+    worker then stops."""
     now = utcnow()
     values: dict[str, Any] = {"progress": fraction, "progress_detail": dict(detail), "heartbeat_at": now}
     if preview_png is not None:
         values.update(preview_png=preview_png, preview_at=now)
+    if resume_state is not None:
+        step, state = resume_state
+        values.update(resume_state=state, resume_step=step, resume_attempt=Job.attempts)
     res = session.execute(update(Job).where(_running_for(job_id, worker)).values(**values))
     return rowcount(res) == 1
 
@@ -360,6 +376,7 @@ def finish(session: Session, job_id: str, *, worker: str, result_image_id: str, 
             run_seconds=round(run_seconds, 4),
             error=None,
             preview_png=None,
+            **_NO_RESUME_STATE,
         )
     )
     if rowcount(res) != 1:
@@ -379,7 +396,13 @@ def fail(session: Session, job_id: str, reason: str, *, worker: str | None = Non
     res = session.execute(
         update(Job)
         .where(_running_for(job_id, worker))
-        .values(status=JobStatus.failed, error=reason[:2000], finished_at=utcnow(), preview_png=None)
+        .values(
+            status=JobStatus.failed,
+            error=reason[:2000],
+            finished_at=utcnow(),
+            preview_png=None,
+            **_NO_RESUME_STATE,
+        )
     )
     if rowcount(res) == 1:
         webhooks.owe(session, [job_id])
@@ -404,7 +427,7 @@ def cancel(session: Session, job_id: str) -> bool:
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_([JobStatus.queued, JobStatus.running]))
-        .values(status=JobStatus.cancelled, finished_at=utcnow(), preview_png=None)
+        .values(status=JobStatus.cancelled, finished_at=utcnow(), preview_png=None, **_NO_RESUME_STATE)
     )
     cancelled = rowcount(result) == 1
     if cancelled:
@@ -436,13 +459,15 @@ def sweep(session: Session, settings: Settings, now: datetime | None = None) -> 
                 Job.id == job_id,
                 Job.status == JobStatus.running,
                 Job.heartbeat_at < stale_before,
-                Job.attempts >= settings.job_max_attempts,
+                attempts_without_progress() >= settings.job_max_attempts,
             )
             .values(
                 status=JobStatus.failed,
                 finished_at=now,
                 preview_png=None,
-                error=f"the worker stopped responding during each of {settings.job_max_attempts} attempts",
+                **_NO_RESUME_STATE,
+                error=f"the worker stopped responding during {settings.job_max_attempts} attempts in a row "
+                "that made no progress",
             )
         )
         if rowcount(failed) == 1:

@@ -191,6 +191,13 @@ class Job(Base):
     # Latest live preview of an iterative job (PNG), overwritten in place; dropped when the job ends.
     preview_png: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     preview_at: Mapped[datetime | None] = mapped_column()
+    # An iterative job's saved state (worker.colorizers.base.IterationState as .npz) after iteration
+    # resume_step, written now and then by attempt resume_attempt: the next attempt goes on from it, and
+    # attempts are counted from it (JOB_MAX_ATTEMPTS bounds attempts that saved no progress). Dropped when the
+    # job ends.
+    resume_state: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    resume_step: Mapped[int | None] = mapped_column(Integer)
+    resume_attempt: Mapped[int | None] = mapped_column(Integer)
 
     input_image: Mapped[Image] = relationship(foreign_keys=[input_image_id], lazy="joined")
     reference_image: Mapped[Image | None] = relationship(foreign_keys=[reference_image_id])

@@ -86,6 +86,11 @@ class ProgressOut(BaseModel):
     total: int | None = None
     message: str | None = None
     losses: dict[str, float] = {}
+    resumed_from: int | None = Field(
+        None,
+        description="Iterations an earlier attempt ran before its worker stopped (a redeploy, a crash): this "
+        "attempt went on from there, from the state saved then (RESUME_STATE_INTERVAL).",
+    )
 
 
 class JobUrls(BaseModel):
@@ -404,6 +409,7 @@ def job_out(job: Job, queue: dict[str, Any] | None = None, *, owned: bool = True
             total=detail.get("total"),
             message=detail.get("message"),
             losses=detail.get("losses") or {},
+            resumed_from=detail.get("resumed_from"),
         ),
         attempts=job.attempts,
         error=job.error if job.status in (JobStatus.failed, JobStatus.queued) else None,

@@ -30,7 +30,7 @@ from backend.images import DecodedImage, decode, encode_png
 from backend.models import Image
 from backend.stored_images import store_result
 from worker.colorizers import loading, methods
-from worker.colorizers.base import JobCancelled, Progress, StopEarly
+from worker.colorizers.base import IterationState, JobCancelled, Progress, StopEarly
 from worker.colorizers.pipeline import predict_many
 from worker.quality import job_metrics
 
@@ -75,6 +75,8 @@ class Claimed:
     attempts: int
     input_image_id: str
     reference_image_id: str | None
+    attempts_without_progress: int = 0  # since the last attempt that saved its state: what the limit bounds
+    resume: IterationState | None = None  # an iterative job's saved state, to go on from
 
 
 class Runner:
@@ -102,7 +104,18 @@ class Runner:
                 job.attempts,
                 job.input_image_id,
                 job.reference_image_id,
+                attempts_without_progress=job.attempts - (job.resume_attempt or 0),
+                resume=self._saved_state(job.id, job.resume_state) if job.resume_step is not None else None,
             )
+
+    @staticmethod
+    def _saved_state(job_id: str, data: bytes | None) -> IterationState | None:
+        """The state an earlier attempt saved, or None (then the job starts again) when it cannot be read."""
+        try:
+            return IterationState.from_bytes(data) if data else None
+        except ValueError as exc:
+            log.warning("job %s: its saved state is ignored: %s", job_id, exc)
+            return None
 
     def _claim_batch_mates(self, first: Claimed) -> list[Claimed]:
         info = methods.get(first.method)
@@ -121,8 +134,10 @@ class Runner:
         if first is None:
             log.info("job %s: not claimable (finished, cancelled or running elsewhere); skipped", job_id)
             return "skipped"
-        if first.attempts > self.settings.job_max_attempts:
-            self._fail(first, f"gave up after {first.attempts - 1} attempts")
+        if first.attempts_without_progress > self.settings.job_max_attempts:
+            tried = first.attempts_without_progress - 1
+            since = " since the last one that made progress" if first.resume is not None else ""
+            self._fail(first, f"gave up after {tried} attempts{since}")
             return "failed"
         batch = [first, *self._claim_batch_mates(first)]
         with self._heartbeat([c.id for c in batch]):
@@ -148,12 +163,15 @@ class Runner:
                 references=[reference],
                 progress=progress,
                 depths=[decoded.bits],  # a 16-bit scan's result keeps its levels (uint16)
+                resume=job.resume,  # an earlier attempt's saved state: go on from it
             )[0]
             reference = None  # the photo's L and the reference go before the PNG and the metrics are made
         except JobCancelled:
             log.info("job %s: cancelled", job.id)
             return "cancelled"
         except Exception as exc:
+            if progress.saved_step is not None:  # this attempt made progress: it is not counted
+                job = replace(job, attempts_without_progress=0)
             return self._handle_failure(job, exc)
         return self._finish(job, rgb, time.perf_counter() - started, decoded)
 
@@ -272,7 +290,7 @@ class Runner:
         else:
             reason = str(exc) if isinstance(exc, RetryableError) else unexpected_reason(exc)
             log.exception("job %s: attempt %d failed", job.id, job.attempts)
-            if job.attempts < self.settings.job_max_attempts:
+            if job.attempts_without_progress < self.settings.job_max_attempts:
                 note = f"attempt {job.attempts} failed ({reason}); retrying"
                 with session_scope() as s:
                     requeued = lifecycle.retry(s, job.id, note, worker=self.hostname)
@@ -315,9 +333,10 @@ FINISH_ALLOWANCE = 60.0
 
 
 class ProgressReporter:
-    """The progress callback handed to iterative colorizers: throttled writes, previews, cancellation, and
-    an early stop when another iteration would run past the job's time limit (the result so far is kept
-    rather than the whole run lost to the limit)."""
+    """The progress callback handed to iterative colorizers: throttled writes, previews, the colorizer's
+    state saved every RESUME_STATE_INTERVAL seconds (a later attempt goes on from it), cancellation, and an
+    early stop when another iteration would run past the job's time limit (the result so far is kept rather
+    than the whole run lost to the limit)."""
 
     WRITE_EVERY = 0.5
 
@@ -326,6 +345,9 @@ class ProgressReporter:
         self.job_id = job_id
         self._last_write = 0.0
         self._last_preview = 0.0
+        self._last_saved = time.monotonic()
+        self.saved_step: int | None = None  # the last step whose state this attempt saved
+        self._first_step: int | None = None  # the first iteration this attempt ran (after a saved one)
         self._last_message: str | None = None
         self._iterations_from = time.monotonic()  # the last step-0 report: preparing ends, iterating starts
         self._last_report = self._iterations_from
@@ -337,6 +359,8 @@ class ProgressReporter:
         step_seconds, self._last_report = now - self._last_report, now
         if p.step == 0:
             self._iterations_from = now
+        elif self._first_step is None:
+            self._first_step = p.step
         # another iteration as long as this one would end past the limit: stop here, keeping the result
         stopping = 0 < p.step < p.total and now + step_seconds > self._stop_by
         if stopping:
@@ -350,12 +374,19 @@ class ProgressReporter:
         new_phase = p.message != self._last_message and p.step == 0  # never throttle away a phase change
         write = now - self._last_write >= self.WRITE_EVERY or final or new_phase
         preview = None
+        state = None
+        resumed = {"resumed_from": self._first_step - 1} if self._first_step and self._first_step > 1 else {}
         if write:
             self._last_write = now
             self._last_message = p.message
             if p.preview is not None and now - self._last_preview >= self.runner.settings.preview_interval:
                 self._last_preview = now
                 preview = encode_png(p.preview(), compress_level=1)
+            every = self.runner.settings.resume_state_interval
+            due = now - self._last_saved >= every or final
+            if p.state is not None and p.step > 0 and every > 0 and due:
+                self._last_saved = now
+                state = (p.step, p.state().to_bytes())
         with session_scope() as s:
             if write:
                 running = lifecycle.record_progress(
@@ -370,10 +401,15 @@ class ProgressReporter:
                         # the iterations' own time (loading and matching excluded): the time estimates
                         # extrapolate from it, not from the whole run
                         "iterating_seconds": round(now - self._iterations_from, 3) if p.step else 0.0,
+                        # the iterations an earlier attempt ran (its saved state): the pace counts the others
+                        **resumed,
                     },
                     preview_png=preview,
                     worker=self.runner.hostname,  # taken over by another worker (after a silence): stop
+                    resume_state=state,
                 )
+                if running and state is not None:
+                    self.saved_step = state[0]
             else:
                 running = lifecycle.is_running(s, self.job_id)
         if not running:

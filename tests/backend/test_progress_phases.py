@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from backend import job_lifecycle as lifecycle
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.estimates import Estimator
+from backend.estimates import OWN_PACE_STEPS, Estimator
 from backend.images import decode
 from backend.models import Job, JobStatus, utcnow
 from backend.stored_images import Upload
@@ -124,3 +125,22 @@ def test_a_slow_first_iteration_is_not_taken_for_the_pace(database: str) -> None
     usual = Estimator(None).run_seconds("exemplar", {"iterations": 20, "size": 256}) / 20
     assert 19 * usual < early < 19 * 5 / 2  # much nearer the usual pace after one step
     assert 5 * 5 * 0.7 < late < 5 * 5  # after 15 steps, mostly its own
+
+
+def test_a_resumed_job_paces_only_the_iterations_it_ran(database: str) -> None:
+    """A job that went on from iteration 25 of an earlier attempt, and ran 5 more in 5 s: its pace is 1 s an
+    iteration (blended with the method's usual pace over its first steps), not 5 s over 30 steps."""
+    job_id = _running_exemplar({"iterations": 100, "size": 256})
+    prior = Estimator(None)
+    usual = prior.run_seconds("exemplar", {"iterations": 2, "size": 256}) - prior.run_seconds(
+        "exemplar", {"iterations": 1, "size": 256}
+    )
+    trust = 5 / (5 + OWN_PACE_STEPS)  # its own pace weighs in with the steps it ran
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job.started_at = utcnow() - timedelta(seconds=8)
+        job.progress_detail = {"step": 30, "total": 100, "iterating_seconds": 5.0, "resumed_from": 25}
+        s.flush()
+        left = Estimator(s).remaining_seconds(job, utcnow())
+    assert left == pytest.approx(70 * (trust * 1.0 + (1 - trust) * usual), rel=0.01)

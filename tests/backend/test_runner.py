@@ -237,3 +237,88 @@ def test_sweeper_requeues_lost_and_stalled_jobs(runner: Runner) -> None:
     assert get(exhausted).status == JobStatus.failed
     with session_scope() as s:  # already re-sent: not sent again before REQUEUE_AFTER
         assert lifecycle.sweep(s, settings) == []
+
+
+def _saved(job_id: str) -> tuple[int | None, int | None, bytes | None]:
+    from sqlalchemy import select
+
+    with session_scope() as s:
+        row = s.execute(
+            select(Job.resume_step, Job.resume_attempt, Job.resume_state).where(Job.id == job_id)
+        ).one()
+        return row.resume_step, row.resume_attempt, row.resume_state
+
+
+def test_a_job_whose_worker_stopped_goes_on_from_its_saved_state(runner: Runner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A redeploy or a crash mid-job: the next attempt goes on from the iteration last saved instead of the
+    first, and attempts that saved progress do not count against JOB_MAX_ATTEMPTS (three redeploys during
+    one long job failed it); the saved state goes when the job ends."""
+    if not method_available("exemplar"):
+        pytest.skip("exemplar weights not fetched (colorlab weights fetch vgg16-hed)")
+    settings = get_settings()
+    monkeypatch.setattr(runner.settings, "resume_state_interval", 1e-6)  # at every progress write
+    target, ref = _exemplar_pair()
+    params = {**methods.get("exemplar").defaults(), "iterations": 400, "size": 48}
+    job_id = new_job("exemplar", params=params, data=target, reference=ref)
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run(job_id)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_saved(job_id)[0] or 0) < 3:
+        time.sleep(0.1)
+    # the worker vanishes (its heartbeats stop); this thread stands for it and is told to stop
+    long_ago = utcnow() - timedelta(seconds=settings.stale_after + 5)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(worker="gone:1", heartbeat_at=long_ago))
+    thread.join(timeout=30)
+    assert outcome == ["cancelled"]  # it stops at its next report: the job is no longer its
+    step, attempt, state = _saved(job_id)
+    assert step is not None and step >= 3 and attempt == 1 and state
+    with session_scope() as s:  # as if this were its last attempt: it saved progress, so it is not
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(attempts=settings.job_max_attempts, resume_attempt=settings.job_max_attempts)
+        )
+    with session_scope() as s:
+        assert lifecycle.sweep(s, settings) == [job_id]  # re-queued, not failed
+    monkeypatch.setattr(runner.settings, "resume_state_interval", 30.0)
+    with session_scope() as s:  # fewer iterations left: let it finish soon
+        s.execute(update(Job).where(Job.id == job_id).values(params={**params, "iterations": step + 5}))
+    assert runner.run(job_id) == "done"
+    job = get(job_id)
+    assert job.attempts == settings.job_max_attempts + 1 and job.result_image_id is not None
+    assert job.progress_detail["resumed_from"] == step and job.progress_detail["step"] == step + 5
+    assert _saved(job_id) == (None, None, None)
+    assert result_rgb(job_id).shape == decode(target, max_pixels=10**8).rgb.shape
+
+
+def test_attempts_without_progress_still_fail_a_job(runner: Runner) -> None:
+    """A job whose worker dies again and again without saving progress is failed after JOB_MAX_ATTEMPTS,
+    also after an earlier attempt saved some."""
+    settings = get_settings()
+    job_id = new_job("exemplar")
+    long_ago = utcnow() - timedelta(seconds=settings.stale_after + 5)
+    with session_scope() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                status="running",
+                heartbeat_at=long_ago,
+                attempts=settings.job_max_attempts + 1,
+                resume_attempt=1,
+                resume_step=5,
+                resume_state=b"saved",
+            )
+        )
+    with session_scope() as s:
+        assert lifecycle.sweep(s, settings) == []
+    job = get(job_id)
+    assert job.status == JobStatus.failed and "made no progress" in (job.error or "")
+    assert _saved(job_id) == (None, None, None)
+
+
+def test_a_saved_state_that_cannot_be_read_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    assert Runner._saved_state("j1", b"saved") is None  # the job then starts again
+    assert "j1: its saved state is ignored" in caplog.text

@@ -52,6 +52,7 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
         SWEEP_INTERVAL=1,
         STALE_AFTER=3,
         HEARTBEAT_INTERVAL=0.5,
+        RESUME_STATE_INTERVAL=0.5,
     )
     base, _, first = start_service(spawn, env, worker="worker-a")
     http = httpx.Client(base_url=base, timeout=30)
@@ -60,7 +61,10 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
         http, next(folder.glob("in1.*")), "exemplar", next(folder.glob("ref1.*")), iterations="60", size="64"
     )
     job_id = r.json()["id"]
-    wait_job(lambda j: http.get(f"/jobs/{j}").json(), job_id, timeout=120, until=("running",))
+    deadline = time.monotonic() + 120
+    while (http.get(f"/jobs/{job_id}").json()["progress"]["step"] or 0) < 10:  # a few saves made
+        assert time.monotonic() < deadline, "the job made no progress"
+        time.sleep(0.2)
     os.killpg(first.popen.pid, signal.SIGKILL)  # the worker and its pool process, mid-job
     first.popen.wait(timeout=10)
     second = spawn("worker", env=env, name="worker-b")
@@ -68,6 +72,8 @@ def test_worker_killed_mid_job_is_completed_by_another(spawn, postgres_url, redi
     job = wait_job(lambda j: http.get(f"/jobs/{j}").json(), job_id, timeout=240)
     assert job["status"] == "done", job
     assert job["attempts"] == 2
+    # the second worker went on from the first one's last saved iteration, not from the first
+    assert job["progress"]["resumed_from"] > 0 and job["progress"]["step"] == 60, job["progress"]
 
 
 def test_flushed_queue_is_rebuilt_from_the_database(spawn, postgres_url, redis_url) -> None:  # type: ignore[no-untyped-def]

@@ -36,7 +36,10 @@ Parametrisations:
 Progress: after every iteration, ``Progress(step=k, total=N, losses={content, style, total, style_weight})``
 with a ``preview`` closure that renders the current colorization only when the consumer calls it. The
 callback may raise ``JobCancelled``, which propagates: a cancel stops within one iteration; ``StopEarly``
-after an iteration ends the optimisation there with the colours it has reached (a job's time limit).
+after an iteration ends the optimisation there with the colours it has reached (a job's time limit). Its
+``state`` closure gives the state after that iteration (x, the loss scale, SGD's step size); handed back
+as ``resume`` (a worker restarted mid-job), the run goes on from the next iteration with the same targets
+and β schedule, and a fresh optimiser (L-BFGS's curvature memory is rebuilt within a few iterations).
 
 The reference's Gram matrices and the content target are computed once, before the loop; the VGG is truncated
 after relu5_1; so an iteration costs one forward and one backward pass of that truncated VGG plus the small
@@ -57,7 +60,7 @@ import torch
 from PIL import Image
 
 from worker.colorizers import lab as labmod
-from worker.colorizers.base import Progress, ProgressCallback, StopEarly
+from worker.colorizers.base import IterationState, Progress, ProgressCallback, StopEarly
 from worker.colorizers.manifest import WeightFile
 from worker.colorizers.methods.exemplar import planned_iterations, resolved_init
 from worker.colorizers.nets.colorizer import channels_last
@@ -256,6 +259,7 @@ class StyleTransfer:
         device: torch.device | str = "cpu",
         channels_last: bool = True,
         start: MatchedStart | None = None,
+        resume: IterationState | None = None,
     ) -> None:
         self.vgg = vgg
         self.settings = settings
@@ -299,6 +303,15 @@ class StyleTransfer:
                 init = torch.rand(1, 3, h, w, generator=generator)
             elif self.start_ab is not None:
                 init = labmod.lab_to_rgb_torch(torch.cat([self.L, self.start_ab], dim=1)).cpu().clamp(0, 1)
+        self.first_step = 1
+        self.resumed_sgd_lr: float | None = None
+        saved = resume.arrays.get("x") if resume is not None else None
+        if resume is not None and saved is not None and tuple(saved.shape) == tuple(init.shape):
+            # the same photo and options (else a state saved by another version: start afresh)
+            init = torch.from_numpy(np.ascontiguousarray(saved, dtype=np.float32))
+            self.first_step = resume.step + 1
+            self.loss_scale = resume.values.get("loss_scale")
+            self.resumed_sgd_lr = resume.values.get("sgd_lr")
         self.x = init.to(self.device).contiguous().requires_grad_(True)  # LBFGS needs a plain layout
 
     def _features(self, rgb: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -322,6 +335,15 @@ class StyleTransfer:
                 return self._full_ab()[0].permute(1, 2, 0).float().cpu().numpy().copy()
             rgb = self.x[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
         return labmod.rgb_to_lab(rgb)[..., 1:].astype(np.float32)
+
+    def state(self, step: int) -> IterationState:
+        """The state after iteration ``step``: x, and the scalars that make the rest run the same way."""
+        values: dict[str, float] = {}
+        if self.loss_scale is not None:
+            values["loss_scale"] = self.loss_scale
+        if isinstance(getattr(self, "optimiser", None), torch.optim.SGD):
+            values["sgd_lr"] = float(self.optimiser.param_groups[0]["lr"])
+        return IterationState(step, {"x": self.x.detach().float().cpu().numpy().copy()}, values)
 
     def preview(self) -> np.ndarray:
         """The current colorization at the working size (RGB uint8), with the photo's own L."""
@@ -403,15 +425,20 @@ class StyleTransfer:
             optimiser = torch.optim.SGD([self.x], lr=0.0, momentum=SGD_MOMENTUM)
         self.optimiser = optimiser
         pixel_unit = 1.0 if s.space == "ab" else 1.0 / 255.0
+        if self.resumed_sgd_lr is not None:
+            optimiser.param_groups[0]["lr"] = self.resumed_sgd_lr
         if progress is not None:  # the targets are ready: the iterations' own time starts here
-            progress(Progress(step=0, total=s.iterations, message="optimising the colours"))
-        for k in range(1, s.iterations + 1):
+            message = "optimising the colours"
+            if self.first_step > 1:
+                message = f"going on from iteration {self.first_step - 1} (the job was interrupted there)"
+            progress(Progress(step=0, total=s.iterations, message=message))
+        for k in range(self.first_step, s.iterations + 1):
             beta = style_weight(s.beta, k, s.schedule)
             if isinstance(optimiser, torch.optim.LBFGS):  # s.optimizer == "lbfgs"
                 optimiser.step(closure)
             else:
                 closure()
-                if k == 1:  # lr relative to the first gradient's mean magnitude (see module docstring)
+                if k == 1 and self.resumed_sgd_lr is None:  # lr relative to the first gradient's mean |g|
                     assert self.x.grad is not None  # closure() ran backward()
                     scale = float(self.x.grad.abs().mean()) or 1.0
                     optimiser.param_groups[0]["lr"] = s.lr * pixel_unit / scale
@@ -430,6 +457,7 @@ class StyleTransfer:
                             message=f"iteration {k}/{s.iterations}",
                             losses=losses,
                             preview=self.preview,
+                            state=lambda k=k: self.state(k),  # type: ignore[misc]
                         )
                     )
                 except StopEarly:
@@ -443,6 +471,7 @@ class ExemplarColorizer:
     """The ``exemplar`` method: a loaded VGG ready to colorize photos from a reference."""
 
     name = "exemplar"
+    resumable = True
 
     def __init__(
         self,
@@ -465,6 +494,7 @@ class ExemplarColorizer:
         reference: np.ndarray | None,
         params: Mapping[str, Any],
         progress: ProgressCallback | None,
+        resume: IterationState | None = None,
     ) -> np.ndarray:
         if reference is None:
             raise ValueError("the exemplar method needs a color reference image")
@@ -492,6 +522,7 @@ class ExemplarColorizer:
             device=self.device,
             channels_last=self.channels_last,
             start=start,
+            resume=resume,
         )
         self.last_result = problem.run(progress)
         return self.last_result.ab

@@ -16,7 +16,14 @@ import numpy as np
 from PIL import Image
 
 from worker.colorizers import lab as labmod
-from worker.colorizers.base import BatchColorizer, Colorizer, Progress, ProgressCallback
+from worker.colorizers.base import (
+    BatchColorizer,
+    Colorizer,
+    IterationState,
+    Progress,
+    ProgressCallback,
+    ResumableColorizer,
+)
 
 # Full-size planes are composed this many pixels at a time (a band of whole rows): a 40 MP scan's float32
 # temporaries (L, a, b, three f_inv planes, linear RGB, the LUT's index) were 2.2 GB at once, a band's are
@@ -167,10 +174,16 @@ def colorize_lightness(
     params: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     depth: int = 8,
+    resume: IterationState | None = None,
 ) -> np.ndarray:
     """Colorize one photo given its L plane; returns RGB at the same resolution, uint8 (or, ``depth=16``,
-    uint16)."""
-    ab = colorizer.predict_ab(lightness, reference=reference, params=params or {}, progress=progress)
+    uint16). ``resume``: an iterative colorizer's saved state of this photo to go on from."""
+    if resume is not None and isinstance(colorizer, ResumableColorizer):
+        ab = colorizer.predict_ab(
+            lightness, reference=reference, params=params or {}, progress=progress, resume=resume
+        )
+    else:
+        ab = colorizer.predict_ab(lightness, reference=reference, params=params or {}, progress=progress)
     return compose(lightness, ab, depth=depth)
 
 
@@ -188,6 +201,7 @@ def predict_many(
     batch_size: int = 16,
     progress: ProgressCallback | None = None,
     depths: Sequence[int] | None = None,
+    resume: IterationState | None = None,
 ) -> list[np.ndarray]:
     """Colorize several photos given their L planes; returns RGB at each photo's own resolution, uint8, or
     uint16 for a photo whose ``depths`` entry is 16 (a 16-bit scan: its L plane has more than 256 levels).
@@ -195,8 +209,11 @@ def predict_many(
     A feed-forward colorizer (one with ``predict_ab_batch``) runs up to ``batch_size`` photos per forward pass
     when there is more than one photo and no reference, and ``progress`` hears after each pass how many
     photos are done. Otherwise the photos run one at a time, each with its reference, and ``progress`` goes
-    to the colorizer (an iterative one reports every step and may raise ``JobCancelled`` through it).
+    to the colorizer (an iterative one reports every step and may raise ``JobCancelled`` through it);
+    ``resume``, the saved state of the one photo, lets an iterative colorizer go on from it.
     """
+    if resume is not None and len(lightness) != 1:
+        raise ValueError("a saved state resumes one photo, not several")
     params = params or {}
     refs = list(references) if references is not None else [None] * len(lightness)
     if len(refs) != len(lightness):
@@ -216,6 +233,8 @@ def predict_many(
                 progress(Progress(step=len(out), total=total, message=f"{len(out)} of {total} photos"))
         return out
     return [
-        colorize_lightness(colorizer, plane, reference=ref, params=params, progress=progress, depth=depth)
+        colorize_lightness(
+            colorizer, plane, reference=ref, params=params, progress=progress, depth=depth, resume=resume
+        )
         for plane, ref, depth in zip(lightness, refs, bits, strict=True)
     ]
