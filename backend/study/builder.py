@@ -15,12 +15,13 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session, undefer
 
 from backend import job_lifecycle as lifecycle
 from backend import method_choice, method_views
 from backend.config import Settings
+from backend.db import rowcount
 from backend.errors import UserError
 from backend.images import decode, gray_png
 from backend.models import Image, Job, JobStatus, utcnow
@@ -410,8 +411,18 @@ def refresh(
                 select(Image).where(Image.id == job.result_image_id).options(undefer(Image.data))
             ).one()
             rgb = decode(result.data, max_pixels=max(settings.max_pixels, result.width * result.height)).rgb
-            stimulus.source_image_id = result.id
-            stimulus.display_image_id = store_display(session, rgb, settings.study_image_max_side).id
+            display = store_display(session, rgb, settings.study_image_max_side)
+            # Only if no other page view made it meanwhile (the study page's refresh and "Open" may run at
+            # once): a second copy would stay unused until the study is deleted.
+            made = session.execute(
+                update(Stimulus)
+                .where(Stimulus.id == stimulus.id, Stimulus.display_image_id.is_(None))
+                .values(source_image_id=result.id, display_image_id=display.id)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(made) != 1:
+                session.delete(display)
+            session.expire(stimulus)
             changed = True
         elif job.status in (JobStatus.failed, JobStatus.cancelled):
             failed += 1

@@ -246,3 +246,38 @@ def test_begin_marks_the_first_trial_shown_in_the_same_statement(database, make_
         started = s.get(Participant, pid).started_at
     assert shown[0] is not None and started is not None and all(t is None for t in shown[1:])
     assert shown[0] == started if database == "postgres" else shown[0] >= started
+
+
+def test_two_refreshes_at_once_make_one_display_copy(database, make_study, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The study page's refresh and "Open" at the same time: one display copy per result, not two with one
+    left unused until the study is deleted."""
+    from backend.config import get_settings
+    from backend.models import Image
+    from backend.study.models import Stimulus
+
+    slug = make_study(photos=5, methods=("cnn",), open_=False)  # colorized, no display copy made yet
+    with session_scope() as s:
+        images_before = s.scalar(select(func.count()).select_from(Image))
+        copies_to_make = s.scalar(
+            select(func.count()).select_from(Stimulus).where(Stimulus.display_image_id.is_(None))
+        )
+        assert copies_to_make == 5  # the colorizations' (the real photos' are made with the study)
+    real_store = builder.store_display
+    calls: list[int] = []
+
+    def other_view_first(session, rgb, max_side):  # type: ignore[no-untyped-def]
+        if not calls:  # the other page view makes and commits its copy while this one is making its own
+            calls.append(1)
+            with session_scope() as other:
+                builder.refresh(other, get_settings(), builder.get_study(other, slug))
+        return real_store(session, rgb, max_side)
+
+    monkeypatch.setattr(builder, "store_display", other_view_first)
+    with session_scope() as s:
+        readiness = builder.refresh(s, get_settings(), builder.get_study(s, slug))
+        assert readiness.complete and calls
+    with session_scope() as s:
+        displays = s.scalars(select(Stimulus.display_image_id)).all()
+        assert None not in displays and len(set(displays)) == len(displays)
+        # one copy each: those of the view that was first; the other's were deleted, not left unused
+        assert s.scalar(select(func.count()).select_from(Image)) == images_before + copies_to_make
