@@ -84,11 +84,16 @@ class Settings(BaseSettings):
     )
     examples_dir: Path = Field(
         Path("../shared/data/exemplar-pairs"),
-        description="Colour photos offered as example references (exemplar).",
+        description="Colour photos offered as example references (to the reference methods and on "
+        "/compare): the files named `ref*` in it and its subfolders, the first 12 in path order.",
     )
     host: str = Field("127.0.0.1", description="Address `colorlab serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `colorlab serve` binds.")
-    public_url: str = Field("", description="Base URL printed and used in links. Empty: http://HOST:PORT.")
+    public_url: str = Field(
+        "",
+        description="Base URL printed and used in links (webhook calls carry absolute ones). Empty: "
+        "http://HOST:PORT; required in production once WEBHOOK_SECRET is set.",
+    )
     forwarded_allow_ips: str = Field(
         "",
         description="Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated IPs or "
@@ -139,8 +144,9 @@ class Settings(BaseSettings):
     colorize_rate: int = Field(
         30,
         ge=1,
-        description="Most upload requests (`POST /colorize`, `POST /batches`, compare) per client IP per "
-        "minute (per web process), else 429. A batch counts as one request.",
+        description="Most upload requests (`POST /colorize`, `POST /batches`, `POST /compare`, `POST "
+        '/jobs/{id}/rerun`: each "Fix colours" preview is one) per client IP per minute (per web process), '
+        "else 429. A batch counts as one request.",
     )
     photo_budget: int = Field(
         600,
@@ -155,7 +161,9 @@ class Settings(BaseSettings):
         description="Largest `POST /batches` request body in bytes (all photos, or the zip, together).",
     )
     fast_queue: str = Field(
-        "fast", description="Celery queue of feed-forward jobs (one pass, sub-second): the fast lane."
+        "fast",
+        description="Celery queue of feed-forward jobs (one pass, sub-second): the fast lane; another name "
+        "than ITERATIVE_QUEUE's.",
     )
     iterative_queue: str = Field(
         "iterative",
@@ -196,7 +204,10 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(5.0, gt=0, description="Seconds between a running job's heartbeats.")
     stale_after: float = Field(
-        60.0, gt=0, description="A running job with no heartbeat for this long is re-queued."
+        60.0,
+        gt=0,
+        description="A running job with no heartbeat for this long is re-queued; at least twice "
+        "HEARTBEAT_INTERVAL.",
     )
     requeue_after: float = Field(
         300.0, gt=0, description="A queued job not started after this long is sent to the broker again."

@@ -31,7 +31,9 @@ REFERENCE_SIZE = 256  # working size the seconds per iteration are normalised to
 # Measured on the development CPU (benchmarks/RESULTS.md): used until this server has its own figures.
 PRIOR_SECONDS_PER_ITERATION = 0.6
 PRIOR_PREPARING_SECONDS = 2.0  # exemplar: the matched start and the VGG targets, before the first iteration
-PRIOR_FEEDFORWARD_SECONDS = 1.0
+# A feed-forward job on a 1024×768 photo, end to end: 0.17-0.3 s for unet-bins (benchmarks/RESULTS.md); a
+# prior of 1 s made a fresh server call "well under a second" methods "a few seconds".
+PRIOR_FEEDFORWARD_SECONDS = 0.5
 # A running job's first iterations are slow (L-BFGS's first line search): its own pace is trusted in full
 # only over more steps than this, blended with the method's usual pace before.
 OWN_PACE_STEPS = 5

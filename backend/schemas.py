@@ -157,7 +157,10 @@ class JobOut(BaseModel):
     method: str
     method_title: str
     source_name: str | None = Field(None, description="The uploaded file's name (sanitised).")
-    download_name: str = Field(description="File name of the result download: <original stem>-<method>.png")
+    download_name: str = Field(
+        description="File name of the result download: <original stem>-<method>.png; a re-run's adds "
+        "-<the first 6 characters of its id>."
+    )
     owned: bool = Field(
         True,
         description="Whether this request comes from the job's maker (the `colorlab_client` cookie it was "

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from backend.config import get_settings
 from backend.models import JobStatus
 from backend.static_files import static_url
 
@@ -32,6 +33,8 @@ STATUS_LABELS: dict[str, str] = {
 TEMPLATES = Jinja2Templates(directory=FRONTEND / "templates")
 TEMPLATES.env.globals["static_url"] = static_url  # assets by content: browsers keep them (static_files)
 TEMPLATES.env.globals["status_labels"] = {str(status): label for status, label in STATUS_LABELS.items()}
+# The footer links the API docs only where they are served (off in production unless API_DOCS=true).
+TEMPLATES.env.globals["api_docs_shown"] = lambda: get_settings().docs_enabled
 
 
 def code_spans(text: str) -> Markup:

@@ -48,12 +48,13 @@ router = APIRouter(tags=["colorize"])
     summary="Queue a colorization job",
     description=(
         "Upload a photo (any common raster format; colour photos are grayed and kept as ground truth) and "
-        "choose a method from `GET /methods` (without `method`, the default one: `unet-bins`). Method "
+        "choose a method from `GET /methods` (without `method`, the default one: `unet-bins`, or "
+        "`unet-bins-reference` when a `reference` comes with the photo). Method "
         "options go either as a JSON object in `options` or as extra form fields named after the option, "
         'e.g. `vividness=0.7` or `hints=[{"x": 0.5, "y": 0.2, "color": "#3a7bd5"}]` (colour hints: x, y '
-        "relative to the photo). The `exemplar` method needs a colour `reference` image (or `reference_id` "
-        "from `GET /references`). Answers 202 at once; follow `status_url`, or give a `webhook` URL to be "
-        "called when the job has finished."
+        "relative to the photo). The reference methods (`unet-bins-reference`, `exemplar`) need a colour "
+        "`reference` image (or `reference_id` from `GET /references`). Answers 202 at once; follow "
+        "`status_url`, or give a `webhook` URL to be called when the job has finished."
     ),
 )
 @idempotency.replayable

@@ -57,7 +57,9 @@ router = APIRouter(tags=["batches"])
     summary="Queue many photos with one method",
     description=(
         "Multipart: `images` repeated (one file each), or one zip file as `images`; `method`, options (as "
-        "in `POST /colorize`) and, for `exemplar`, one `reference` or `reference_id` for all. At most "
+        "in `POST /colorize`) and, for the reference methods (`unet-bins-reference`, the default when a "
+        "reference comes without a method, and `exemplar`), one `reference` or `reference_id` for all: the "
+        "same colours across related photos. At most "
         "`BATCH_MAX_PHOTOS` photos and `BATCH_MAX_BYTES` bytes. Each photo is validated like a single "
         "upload: a bad one is listed in `rejected` and the rest go on (422 when none is usable). The batch "
         "counts as one request against `COLORIZE_RATE` and each photo counts against `PHOTO_BUDGET`."
@@ -351,7 +353,8 @@ def batch_results(
     responses={**ZIP_RESPONSES, **errors(404, 409, 422)},
     summary="Several jobs' results as one zip (the history's multi-select download)",
     description="`id` repeated: job ids; `batch` and `comparison` repeated: every job of those batches and "
-    "comparisons. Files are named `<original stem>-<method>.png` (or `.jpg`). Jobs not finished yet are "
+    "comparisons. Files are named `<original stem>-<method>.png` (or `.jpg`; a re-run's adds `-<the first "
+    "6 characters of its id>`). Jobs not finished yet are "
     f"left out; at most {MAX_ZIP_RESULTS} results per zip.",
 )
 def jobs_results(

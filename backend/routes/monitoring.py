@@ -74,8 +74,10 @@ def _scrape(settings: Settings) -> str:
     },
     summary="The service's state for a monitoring system",
     description="Jobs waiting and running per lane and the oldest one's wait, running jobs whose worker "
-    "went quiet, the last hour's outcomes per method and their compute and wait times (quantiles), and "
-    "whether the database answered, read from the database that every process shares. Needs "
+    "went quiet, the last hour's outcomes per method and their compute and wait times (quantiles), the "
+    "webhook calls pending, delivered and given up (`colorlab_webhook_calls`) and how long the most overdue "
+    "has been due (`colorlab_overdue_webhook_seconds`), and whether the database answered, read from the "
+    "database that every process shares. Needs "
     "`Authorization: Bearer <METRICS_TOKEN>` when that is set; without it, open in development and absent "
     "(404) in production.",
 )

@@ -30,7 +30,13 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request) -> HTMLResponse:
     settings = get_settings()
-    context = {"nav": "colorize", **_upload_limit(), "batch_max_photos": settings.batch_max_photos}
+    context = {
+        "nav": "colorize",
+        **_upload_limit(),
+        "batch_max_photos": settings.batch_max_photos,
+        "batch_max_bytes": settings.batch_max_bytes,
+        "batch_max_label": f"{settings.batch_max_bytes / 1e6:g} MB",
+    }
     return TEMPLATES.TemplateResponse(request, "upload.html", context)
 
 

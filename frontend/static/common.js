@@ -367,7 +367,7 @@
     const id = "method-" + method.name;
     const tags = el("span", { class: "method-tags", id: id + "-tags" });
     if (method.needs_reference) tags.append(el("span", { class: "tag tag-ref", text: "needs a reference" }));
-    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "takes minutes · live preview" }));
+    if (method.iterative) tags.append(el("span", { class: "tag tag-iter", text: "slow · live preview" }));
     if (!method.iterative && available) tags.append(el("span", { class: "tag", text: "fast" })); // seconds, one pass
     // Named by its title alone, described by the rest: a label's whole text as the name made a screen reader
     // read the summary twice (once in the name, once as the description).

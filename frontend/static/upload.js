@@ -311,6 +311,14 @@
       showError($("image-error"), "Choose a photo to colorize: drop it on the box above or use the file picker.");
       invalid = invalid || $("image");
     }
+    // A batch over the server's size limit would be sent whole and then refused: say so before sending.
+    const pick = $("batch-pick");
+    const batchBytes = state.batch.reduce((n, f) => n + f.size, 0);
+    if (state.batch.length && batchBytes > Number(pick.dataset.maxBytes)) {
+      showError($("image-error"), `These files are ${CL.formatBytes(batchBytes)} together; a batch takes at most ` +
+        `${pick.dataset.maxLabel}: choose fewer, or send them as several batches.`);
+      invalid = invalid || $("batch-files");
+    }
     if (!state.method) {
       showError($("method-error"), "Choose a colorization method.");
       invalid = invalid || $("method-list");

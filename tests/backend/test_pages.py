@@ -138,6 +138,9 @@ def test_methods_page_says_what_each_method_is(web) -> None:  # type: ignore[no-
     assert html.count('class="panel method-entry"') == len(methods)
     assert "safer (0.0) … more vivid (1.0)" in html  # a slider's plain-words ends
     assert 'href="/methods/view"' in html  # the footer's link on every page
+    # a fresh server (no job finished yet) agrees with the descriptions' "well under a second"
+    unet = html[html.index('id="method-unet-bins"') :]
+    assert unet[: unet.index("</li>\n")].count('class="method-expected">under a second<') == 1
     assert (
         pages.about(0.3) == "under a second"
         and pages.about(3) == "a few seconds"

@@ -311,6 +311,21 @@ def test_a_folder_upload_leaves_out_hidden_files_and_macos_junk(stack, page, tmp
     expect(page.locator("#batch-count")).to_contain_text("2 files")  # a.jpg and box/b.jpg
 
 
+def test_a_batch_over_the_size_limit_is_refused_before_it_is_sent(stack, page) -> None:  # type: ignore[no-untyped-def]
+    """The page knows BATCH_MAX_BYTES (its help says it): a batch over it is not uploaded whole to be
+    refused with a 413, it is refused at once with what to do."""
+    page.goto(stack.base_url + "/")
+    expect(page.locator("#batch-help")).to_contain_text("photos and 300 MB together")
+    page.evaluate("document.getElementById('batch-pick').dataset.maxBytes = '1000'")  # a small server
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    page.set_input_files("#batch-files", [str(photo(p)) for p in ("001_", "002_")])
+    page.locator("#submit").click()
+    expect(page.locator("#image-error")).to_contain_text("a batch takes at most 300 MB")
+    expect(page.locator("#image-error")).to_contain_text("choose fewer, or send them as several batches")
+    assert sent == [] and page.url.rstrip("/") == stack.base_url
+
+
 def test_a_multi_page_tiff_chosen_as_the_photo_is_colorized_page_by_page(stack, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An album scanned into one TIFF: the page says how many pages it holds and sends it as a batch."""
     from PIL import Image

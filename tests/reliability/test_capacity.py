@@ -185,12 +185,14 @@ def test_production_hides_the_docs_and_marks_cookies_secure(spawn, tmp_path) -> 
     base, _, _ = start_service(spawn, child_env(DATA_DIR=tmp_path / "p", **production), worker=None)
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert httpx.get(base + path).status_code == 404
-    cookie = httpx.get(base + "/").headers["set-cookie"]
-    assert "Secure" in cookie and "HttpOnly" in cookie
+    page = httpx.get(base + "/")
+    assert "Secure" in page.headers["set-cookie"] and "HttpOnly" in page.headers["set-cookie"]
+    assert 'href="/docs"' not in page.text  # the footer links no page that is not there
 
     env = child_env(DATA_DIR=tmp_path / "q", API_DOCS="true", **production)
     base, _, _ = start_service(spawn, env, worker=None)
     assert httpx.get(base + "/openapi.json").status_code == 200
+    assert 'href="/docs">REST API</a>' in httpx.get(base + "/").text
 
 
 def _listeners(port: int) -> set[int]:

@@ -213,7 +213,10 @@ INFO = MethodInfo(
     description=(
         "Colors the photo like a color reference image of similar content, by optimising an image whose "
         "VGG features match the photo's content and the reference's style (Gram matrices), as in Nguyen "
-        "et al. 2016. Iterative: shows progress and a live preview, and can be cancelled."
+        'et al. 2016. By default (Quick, Balanced) it starts from the colours of "Colours from a reference '
+        '(fast)" and refines them, staying near them where the match is sure; the Paper preset is the '
+        "paper's own recipe from the gray photo. Iterative: shows progress and a live preview, and can be "
+        "cancelled."
     ),
     load=load,
     needs_reference=True,
@@ -222,7 +225,8 @@ INFO = MethodInfo(
     iterative=True,
     paper="Nguyen, Mori, Thawonmas 2016: Image Colorization Using a Deep Convolutional Neural Network",
     params=PARAMS,
-    summary="Copies the colours of a reference photo you choose. Takes minutes; you can watch it work.",
+    summary="Copies the colours of a reference photo you choose. Takes under a minute to minutes (the Paper "
+    "preset about ten); you can watch it work.",
     presets=PRESETS,
     planned_iterations=planned_iterations,
 )
