@@ -41,10 +41,14 @@
     if (item.urls.result) node.querySelector("img").src = item.urls.thumb;
   }
 
-  // A tall photo's before/after stays within the window (as on the job page).
+  // A tall photo's before/after stays within the window (as on the job page). The viewer is scrolled to
+  // once its photo has its height: scrolled to before, the loading images pushed it below a phone's screen.
+  let scrollOnLoad = false;
   $("compare-base").addEventListener("load", (event) => {
     const img = event.target;
     if (img.naturalWidth && img.naturalHeight) CL.fitToWindow($("compare"), img.naturalWidth, img.naturalHeight, 75);
+    if (scrollOnLoad) $("viewer").scrollIntoView({ block: "start" });
+    scrollOnLoad = false;
   });
 
   // The viewer sits after the whole grid: focus goes to it, and "Back to the photos" returns to the card.
@@ -57,7 +61,8 @@
     $("viewer-page").href = item.urls.page;
     $("compare-base").src = item.urls.input;
     $("compare-top").src = item.urls.result || item.urls.input;
-    $("viewer").scrollIntoView({ block: "nearest" });
+    scrollOnLoad = !$("compare-base").complete;
+    $("viewer").scrollIntoView({ block: "start" });
     if (from) $("viewer-heading").focus({ preventScroll: true });
   }
   $("viewer-back").addEventListener("click", () => {

@@ -16,7 +16,9 @@
   const POLL_MS = 250; // previews take a second or two: poll faster than the page's own job
   const MAX_HINTS = 64; // worker/colorizers/hints.py
   const MAX_STEPS = 30; // undo depth; the previews of older steps are deleted
-  const NEAR_PX = 12; // a click this close to a marker selects that hint instead of adding one
+  // A click this close to a marker selects that hint instead of adding one; a finger lands farther from
+  // where it aims than a mouse (its markers are larger there too: app.css).
+  const NEAR_PX = window.matchMedia("(pointer: coarse)").matches ? 22 : 12;
   const NEUTRAL_COLOUR = "#808080"; // the picker with no hint to show: a gray, not a colour that looks chosen
   // A phone: a shorter photo, so that it and the colours under it fit on one screen.
   const NARROW = window.matchMedia("(max-width: 760px)");

@@ -124,6 +124,24 @@ def test_history_follows_a_batch_card_and_the_batch_page_deletes_it(stack, page)
     assert httpx.get(f"{stack.base_url}/batches/{batch_id}").status_code == 404
 
 
+def test_a_tapped_photo_of_a_batch_opens_in_view_on_a_phone(stack, phone_page) -> None:  # type: ignore[no-untyped-def]
+    """The before/after opens where the finger is: scrolled to before its images had loaded, it ended below
+    a phone's screen (the top of the photo at 723 px of 740)."""
+    names = ("001_", "002_", "003_", "005_", "097_", "975_")
+    files = [("images", (f"p{i}.jpg", photo(n).read_bytes(), "image/jpeg")) for i, n in enumerate(names)]
+    created = httpx.post(stack.base_url + "/batches", files=files, data={"method": "cnn"})
+    assert created.status_code == 202, created.text
+    phone_page.goto(stack.base_url + created.json()["page_url"])
+    expect(phone_page.locator('#batch-grid .job-card[data-status="done"]')).to_have_count(6, timeout=120_000)
+    phone_page.locator("#batch-grid .job-card-link").first.tap()
+    expect(phone_page.locator("#compare-base")).to_have_js_property("complete", True)
+    phone_page.wait_for_timeout(300)  # its load handler has run
+    top, bottom, screen = phone_page.evaluate(
+        "(r => [r.top, r.bottom, innerHeight])(document.getElementById('compare').getBoundingClientRect())"
+    )
+    assert 0 <= top < screen / 2 and bottom > top + 100, f"the photo at {top:.0f}-{bottom:.0f} of {screen} px"
+
+
 def test_batch_page_reports_a_bad_photo(stack, page) -> None:  # type: ignore[no-untyped-def]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

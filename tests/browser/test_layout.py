@@ -1,7 +1,8 @@
 """Layout of the pages at a phone's width (375 × 740, touch) and on a computer, in headless Chromium against
-real server and worker processes: no page scrolls sideways on a phone, every control a finger uses is at least
-40 px high there, and the defects a visual review found stay fixed (the hint list's numbers, the study
-question's focus ring, the upload page's step numbers, the researcher pages on a phone)."""
+real server and worker processes: no page scrolls sideways on a phone (or a tablet, or a phone on its side),
+every control a finger uses is at least 44 px high there, no text field is under 16 px (iOS would zoom),
+and the defects a visual review found stay fixed (the hint list's numbers, the study question's focus ring,
+the upload page's step numbers, the researcher pages on a phone)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ TAP_TARGETS = (
     ".button, .site-nav a, .job-select, .fix-swatch, .fix-pick, .segmented label, input[type=range], "
     ".cmp-card-links a, .admin-form input[type=file]"
 )
-# Every visible tap target lower than 40 px (a sliver of rounding allowed), as "selector text: height".
+# Every visible tap target lower than 44 px (a sliver of rounding allowed), as "selector text: height".
 SMALL_TARGETS = """(selector) => [...document.querySelectorAll(selector)]
-  .filter((el) => { const r = el.getBoundingClientRect(); return r.width && r.height && r.height < 39.5; })
+  .filter((el) => { const r = el.getBoundingClientRect(); return r.width && r.height && r.height < 43.5; })
   .map((el) => `${el.tagName.toLowerCase()}.${el.className} "${(el.innerText || el.value || '').trim()}": `
     + Math.round(el.getBoundingClientRect().height))"""
 
@@ -56,11 +57,21 @@ def phone(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type:
     )
 
 
+# Every visible text field whose type is under 16 px: iOS zooms the page in when one takes the focus.
+SMALL_FIELDS = """() => [...document.querySelectorAll(
+    'input:not([type=checkbox]):not([type=radio]):not([type=range]):not([type=file]):not([type=color]), '
+    + 'select, textarea')]
+  .filter((el) => el.getBoundingClientRect().width && parseFloat(getComputedStyle(el).fontSize) < 15.9)
+  .map((el) => `${el.tagName.toLowerCase()}#${el.id}: ${getComputedStyle(el).fontSize}`)"""
+
+
 def assert_fits_a_phone(page, where: str) -> None:  # type: ignore[no-untyped-def]
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{where}: the page scrolls sideways ({width[0]} px on {width[1]} px)"
     small = page.evaluate(SMALL_TARGETS, TAP_TARGETS)
-    assert not small, f"{where}: controls under 40 px high on a touch screen: {small}"
+    assert not small, f"{where}: controls under 44 px high on a touch screen: {small}"
+    fields = page.evaluate(SMALL_FIELDS)
+    assert not fields, f"{where}: text fields under 16 px (the page zooms when one is focused): {fields}"
 
 
 def test_phone_pages_fit_and_take_a_finger(layout_stack, done_job, phone) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +99,13 @@ def test_phone_pages_fit_and_take_a_finger(layout_stack, done_job, phone) -> Non
     phone.goto(base + compared.json()["page_url"])
     expect(phone.locator(".cmp-card .cmp-download").first).to_be_visible(timeout=60_000)
     assert_fits_a_phone(phone, "comparison")
+    # A tablet and a phone on its side show the scores as a table: it scrolls inside its box, not the page
+    # (its hidden "(best)" words once widened the page to 984 px).
+    expect(phone.locator(".cmp-table td.is-best").first).to_be_attached(timeout=60_000)
+    for size in ({"width": 768, "height": 1024}, {"width": 740, "height": 360}):
+        phone.set_viewport_size(size)
+        assert_fits_a_phone(phone, f"comparison at {size}")
+    phone.set_viewport_size({"width": 375, "height": 740})
     phone.goto(base + "/compare")
     expect(phone.locator("#method-list .method-card").first).to_be_visible()
     assert_fits_a_phone(phone, "compare")
@@ -119,6 +137,13 @@ def test_phone_pages_fit_and_take_a_finger(layout_stack, done_job, phone) -> Non
     assert set(aligns) <= {"left", "start"}, aligns
     expect(phone.locator("#fix-state")).to_have_text("Updated", timeout=90_000)
     assert_fits_a_phone(phone, "job, done, with hints")
+    # A finger that lands 18 px from the first hint's marker picks that hint (at 12 px a mouse's reach, a
+    # near miss started a new spot and the next colour made a third hint).
+    first = phone.locator("#fix-markers .fix-marker").first.bounding_box()
+    assert first is not None and first["width"] >= 31, first  # a finger's size: 2rem
+    img.tap(position={"x": 0.3 * box["width"] + 18, "y": 0.3 * box["height"]})
+    expect(phone.locator("#fix-markers .fix-marker").first).to_have_class(re.compile("is-selected"))
+    expect(phone.locator("#fix-markers .fix-marker.is-pending")).to_have_count(0)
     # No empty room under the head's buttons (the delete error's place, empty until a delete fails).
     gap = phone.evaluate(
         "document.querySelector('.page-head').getBoundingClientRect().bottom"

@@ -112,7 +112,16 @@ def stimulus_box(page) -> dict:  # type: ignore[no-untyped-def]
     }""")
 
 
-@pytest.mark.parametrize("screen", ["desktop", "phone_page"])  # phone_page: conftest's 390 × 844 touch screen
+@pytest.fixture
+def landscape_phone(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A phone on its side: 740 × 360, touch."""
+    yield from _checked_page(
+        browser, request, viewport={"width": 740, "height": 360}, is_mobile=True, has_touch=True
+    )
+
+
+# phone_page: conftest's 390 × 844 touch screen
+@pytest.mark.parametrize("screen", ["desktop", "phone_page", "landscape_phone"])
 def test_every_stimulus_shows_at_one_size_with_the_answers_in_view(base, screen, request) -> None:  # type: ignore[no-untyped-def]
     page = request.getfixturevalue(screen)
     begin(page, base)
@@ -128,7 +137,7 @@ def test_every_stimulus_shows_at_one_size_with_the_answers_in_view(base, screen,
             assert box["left"] >= 0 and box["right"] <= box["vw"], f"{where}: wider than the screen"
             assert box["answersBottom"] <= box["vh"] and box["scrolled"] == 0, f"{where}: answers out of view"
             assert box["rendering"] == "auto", f"{where}: not smoothly scaled"
-            if screen == "phone_page":  # a tap leaves the tapped place "hovered": no answer may look so
+            if screen != "desktop":  # a tap leaves the tapped place "hovered": no answer may look so
                 assert_nothing_looks_chosen(page, where)
             if screen == "desktop":
                 page.keyboard.press("r" if part == 1 else str(1 + index % 4))  # the shortcuts still answer
@@ -139,8 +148,9 @@ def test_every_stimulus_shows_at_one_size_with_the_answers_in_view(base, screen,
     assert max(widths) - min(widths) <= 1, f"{screen}: stimuli at different sizes: {widths}"
     heights = [round(b["height"]) for b in boxes]
     assert max(heights) - min(heights) <= 1, f"{screen}: stimuli at different sizes: {heights}"
-    # Comfortable: on a computer far above the large photo's own 336 px, on a phone the column's width
-    comfortable = 500 if screen == "desktop" else 390 - 2 * 16 - 2
+    # Comfortable: on a computer far above the large photo's own 336 px, on a phone the column's width, on its
+    # side the height the screen leaves
+    comfortable = {"desktop": 500, "phone_page": 390 - 2 * 16 - 2, "landscape_phone": 320}[screen]
     assert widths[0] >= comfortable, f"{screen}: stimuli shown {widths[0]} px wide"
     expect(page.locator("#phase-done")).to_be_visible()
 
