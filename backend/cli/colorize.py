@@ -399,7 +399,12 @@ def read_photo(path: Path, directory: int = 0) -> DecodedImage:
     metavar="NAME=VALUE",
     help="Method option (repeatable); `colorlab methods NAME` lists a method's.",
 )
-@click.option("--device", default="cpu", show_default=True, callback=checked_device, help="Torch device.")
+@click.option(
+    "--device",
+    default=None,
+    callback=checked_device,
+    help="Torch device: auto (CUDA when present), cpu, cuda, cuda:0, ... Default: the DEVICE setting.",
+)
 @click.option(
     "--weights-dir",
     type=FilePath(file_okay=False, path_type=Path),
@@ -423,7 +428,7 @@ def colorize(
     batch_size: int,
     reference: Path | None,
     options: tuple[str, ...],
-    device: str,
+    device: str | None,
     weights_dir: Path | None,
     skip_existing: bool,
     no_progress: bool,
@@ -449,7 +454,7 @@ def colorize(
     from backend.images import PhotoMetadata, encode_jpeg, encode_png
     from worker.colorizers import methods
     from worker.colorizers.base import Progress
-    from worker.colorizers.loading import get_colorizer
+    from worker.colorizers.loading import get_colorizer, resolve_device
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
 
@@ -511,7 +516,13 @@ def colorize(
     if skipped:
         click.echo(skipped_line(skipped), err=True)
     photos = photo_pages(photos)
-    folder = weights_dir or get_settings().weights_dir
+    settings = get_settings()
+    folder = weights_dir or settings.weights_dir
+    device = device or resolve_device(settings.device)  # the worker's: auto is CUDA when present
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     try:
         colorizer = get_colorizer(method, folder, device)
     except Unavailable as exc:

@@ -5,6 +5,7 @@ unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from backend.cli import FilePath, FiniteRange, checked_device
+from worker.colorizers.training.interrupt import TrainingInterrupted
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
 # The options each arch's trainer reads (by parameter name). One given that its arch does not read is
@@ -27,6 +29,10 @@ _USES: dict[str, set[str]] = {
 }
 
 
+# What an arch does anyway, so that saying it is no error (reference-fusion always trains on the CPU).
+_IMPLIED: dict[str, dict[str, object]] = {"reference-fusion": {"device": "cpu"}}
+
+
 def _refuse_unused(ctx: click.Context, arch: str) -> None:
     """A usage error naming the options given (other than their defaults) that ``arch`` does not use."""
     unused = [
@@ -34,18 +40,43 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
         for param in ctx.command.params
         if param.name not in _USES[arch]
         and ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.COMMANDLINE
-        and ctx.params.get(param.name or "") != param.default
+        and ctx.params.get(param.name or "")
+        not in (param.default, _IMPLIED.get(arch, {}).get(param.name or ""))
     ]
     if unused:
         raise click.UsageError(f"--arch {arch} does not use {', '.join(unused)}")
 
 
-def _check_outputs(out: Path, checkpoint: Path | None, data: tuple[Path, ...]) -> None:
+# A --data folder with one of these names (or inside one) is a held-out split: training on it would score
+# the model on photos it learnt from.
+HELD_OUT_NAMES = {"val", "valid", "validation", "test", "testing"}
+
+
+def _refuse_held_out(data: tuple[Path, ...]) -> None:
+    for source in data:
+        held_out = [part for part in source.resolve().parts if part.lower() in HELD_OUT_NAMES]
+        if held_out:
+            raise click.UsageError(
+                f"{source} is a held-out split ({held_out[-1]}/): train on its train/ photos, or on the "
+                "folder that holds both (the validation split is then kept apart)"
+            )
+
+
+def _check_outputs(
+    out: Path, checkpoint: Path | None, data: tuple[Path, ...], *, resume: bool = False
+) -> None:
     """Refuse, before hours of training, outputs that would replace something that is not an earlier
     training's: a photo of --data, a file that is no weights file or model card, the weights as their own
-    checkpoint, or a folder that cannot be written."""
+    checkpoint, an unfinished run's checkpoint without --resume, or a folder that cannot be written."""
     card = out.with_suffix(".md")
     targets = [out, card] + ([checkpoint] if checkpoint else [])
+    if checkpoint and checkpoint.exists() and not resume:
+        raise click.UsageError(
+            f"{checkpoint} holds an earlier run: add --resume to go on with it, or delete it (or choose "
+            "another --out) to start again"
+        )
+    if checkpoint and resume and not checkpoint.exists():
+        click.echo(f"no checkpoint at {checkpoint}: starting a new run", err=True)
     if checkpoint and checkpoint.resolve() == out.resolve():
         raise click.UsageError("--out and --checkpoint name the same file: the weights would replace it")
     for target in targets:
@@ -149,9 +180,14 @@ def _check_writable(target: Path) -> None:
     "--checkpoint",
     type=FilePath(dir_okay=False, path_type=Path),
     default=None,
-    help="Resumable checkpoint. Default: var/train/<out name>.ckpt",
+    help="Resumable checkpoint. Default: beside --out, <out name>.ckpt (an existing one needs --resume).",
 )
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint if it exists.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on from the checkpoint (a new run when there is none yet). Ctrl+C or SIGTERM stops a run "
+    "between steps and says what the checkpoint holds.",
+)
 @click.option(
     "--max-minutes",
     type=FiniteRange(min=0, min_open=True),
@@ -192,16 +228,16 @@ def _check_writable(target: Path) -> None:
 )
 @click.option(
     "--device",
-    default="cpu",
-    show_default=True,
+    default=None,
     callback=checked_device,
-    help="Torch device (cpu, cuda, cuda:0, ...).",
+    help="Torch device: auto (CUDA when present), cpu, cuda, cuda:0, ... Default: the DEVICE setting.",
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=0, max=256),
     default=0,
-    help="Torch CPU threads (0: torch's default; reference-fusion 2).",
+    help="Torch CPU threads (0: the TORCH_THREADS setting, or where that is 0 torch's default; "
+    "reference-fusion 2).",
 )
 @click.option(
     "--freeze-epochs",
@@ -245,21 +281,74 @@ def train(
     l1_weight: float,
     real_label: float,
     seed: int,
-    device: str,
+    device: str | None,
     threads: int,
     freeze_epochs: float,
     checkpoint_minutes: float,
     decay_steps: int,
     no_progress: bool,
 ) -> None:
-    """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
+    """Train a colorizer; writes the weights (float16), a model card and (but reference-fusion) a resumable
+    checkpoint."""
+    from backend.config import get_settings
+    from worker.colorizers.loading import resolve_device
+
     _refuse_unused(click.get_current_context(), arch)
-    _check_outputs(out or Path("var/train") / f"{arch}.pt", checkpoint, data)
+    _refuse_held_out(data)
+    out = out or Path("var/train") / f"{arch}.pt"
+    if arch != "reference-fusion":  # beside the weights: two runs' checkpoints never meet
+        checkpoint = checkpoint or out.with_suffix(".ckpt")
+    _check_outputs(out, checkpoint, data, resume=resume)
+    settings = get_settings()
+    device = device or resolve_device(settings.device)
+    threads = threads or settings.torch_threads
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     command = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        _train(arch, data, epochs, pairs, batch_size, lr, patience, size, max_zoom, limit, out, checkpoint,
+               resume, max_minutes, bf16, init_from, l1_weight, real_label, seed, device, threads,
+               freeze_epochs, checkpoint_minutes, decay_steps, no_progress, command)  # fmt: skip
+    except TrainingInterrupted as stopped:
+        signal_name = "Ctrl+C" if stopped.signum == signal.SIGINT else "SIGTERM"
+        again = command if "--resume" in command.split() else f"{command} --resume"
+        click.echo(
+            f"stopped by {signal_name}; {stopped.checkpoint} holds {stopped.saved}; go on with:\n  {again}",
+            err=True,
+        )
+        sys.exit(128 + stopped.signum)
+
+
+def _train(
+    arch: str,
+    data: tuple[Path, ...],
+    epochs: int | None,
+    pairs: int,
+    batch_size: int | None,
+    lr: float | None,
+    patience: int | None,
+    size: int | None,
+    max_zoom: float,
+    limit: int | None,
+    out: Path,
+    checkpoint: Path | None,
+    resume: bool,
+    max_minutes: float | None,
+    bf16: bool,
+    init_from: Path | None,
+    l1_weight: float,
+    real_label: float,
+    seed: int,
+    device: str,
+    threads: int,
+    freeze_epochs: float,
+    checkpoint_minutes: float,
+    decay_steps: int,
+    no_progress: bool,
+    command: str,
+) -> None:
     if arch == "reference-fusion":
         _train_reference_fusion(
             data, out, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress
@@ -297,7 +386,7 @@ def train(
     config = TrainConfig(
         arch=arch,
         data=str(data[0]),
-        out=out or Path("var/train") / f"{arch}.pt",
+        out=out,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -330,7 +419,7 @@ def train(
 
 def _train_unet_bins(
     data: tuple[Path, ...],
-    out: Path | None,
+    out: Path,
     checkpoint: Path | None,
     epochs: int,
     batch_size: int | None,
@@ -356,12 +445,12 @@ def _train_unet_bins(
     if size % 32:
         raise click.BadParameter("must be a multiple of 32 for unet-bins", param_hint="--size")
     encoder = MOBILENET_V2.path(get_settings().weights_dir)
-    ckpt = checkpoint or Path("var/train") / f"{(out or Path('unet-bins.pt')).stem}.ckpt"
+    ckpt = checkpoint or out.with_suffix(".ckpt")
     if not encoder.is_file() and not init_from and not (resume and ckpt.is_file()):
         raise click.ClickException(f"the ImageNet encoder is missing: run `{MOBILENET_V2.fetch_command}`")
     config = BinsTrainConfig(
         data=[str(d) for d in data],
-        out=out or Path("var/train") / "unet-bins.pt",
+        out=out,
         encoder_weights=encoder,
         checkpoint=ckpt,
         cache_dir=get_settings().data_dir / "cache",
@@ -392,7 +481,7 @@ def _train_unet_bins(
 
 def _train_reference_fusion(
     data: tuple[Path, ...],
-    out: Path | None,
+    out: Path,
     epochs: int,
     pairs: int,
     batch_size: int | None,
@@ -411,7 +500,7 @@ def _train_reference_fusion(
         raise click.UsageError("--arch reference-fusion trains on one --data: the colour-photos folder")
     config = FusionTrainConfig(
         data=data[0],
-        out=out or Path("var/train") / "reference-fusion.pt",
+        out=out,
         pairs=pairs,
         epochs=epochs,
         batch=batch_size or 32,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.backend.cli.conftest import run_cli
-from tests.conftest import IMAGENET
+from tests.conftest import IMAGENET, child_env
 from worker.colorizers import lab
 
 
@@ -138,6 +141,8 @@ def test_train_cli_tiny_run_and_resume(tmp_path: Path):
     code, output = run_cli(*args)
     assert code == 0, output
     assert out.is_file() and out.with_suffix(".md").is_file()
+    code, output = run_cli(*args)  # the same again without --resume would throw the first run away
+    assert code == 2 and "c.ckpt holds an earlier run: add --resume" in output, output
     code, output = run_cli(*[a if a != "1" else "2" for a in args], "--resume")
     assert code == 0 and "2 epochs" in output
     code, output = run_cli(
@@ -224,3 +229,50 @@ def test_a_reference_for_a_method_that_takes_none_is_refused(photos: Path, tmp_p
                            "--reference", str(reference))  # fmt: skip
     assert code == 2 and "takes no reference" in output
     assert not (tmp_path / "x").exists()
+
+
+def test_train_keeps_each_runs_checkpoint_beside_its_weights(tmp_path: Path):
+    """Two runs whose weights share a name keep their own checkpoints (under var/train/<name>.ckpt one
+    resumed the other's, with its learning rate); --resume without a checkpoint says it starts anew."""
+    runs = [tmp_path / "a" / "cnn.pt", tmp_path / "b" / "cnn.pt"]
+    for out in runs:
+        code, output = run_cli("train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1",
+                               "--batch-size", "4", "--size", "32", "--limit", "4", "--out", str(out),
+                               "--no-progress", "--resume")  # fmt: skip
+        assert code == 0 and "starting a new run" in output, output
+        assert out.with_suffix(".ckpt").is_file()
+
+
+def test_train_refuses_a_held_out_split_as_training_data(tmp_path: Path):
+    val = tmp_path / "photos" / "val" / "faces"
+    val.mkdir(parents=True)
+    shutil.copy(next(IMAGENET.glob("*.jpg")), val / "a.jpg")
+    code, output = run_cli("train", "--arch", "cnn", "--data", str(val), "--out", str(tmp_path / "w.pt"))
+    assert code == 2 and "is a held-out split (val/)" in output, output
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_ctrl_c_stops_training_between_steps_and_says_how_to_go_on(tmp_path: Path):
+    """Ctrl+C: the run saves where it is (unet-bins: the step) and prints the command that goes on from
+    there; it exits 130. Before, it said "Aborted!" and its last 10 minutes were lost."""
+    out = tmp_path / "ub.pt"
+    command = [sys.executable, "-m", "backend.cli", "train", "--arch", "unet-bins", "--data", str(IMAGENET),
+               "--epochs", "400", "--batch-size", "2", "--size", "32", "--limit", "8", "--out", str(out),
+               "--threads", "1"]  # fmt: skip
+    env = child_env(DATA_DIR=tmp_path / "data")
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "unet-bins:" not in seen or ("step/s" not in seen and "s/step" not in seen):  # the loop runs
+        char = proc.stderr.read(1)
+        assert char, f"training ended before it was interrupted: {seen[-2000:]}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, seen[-500:] + rest
+    assert "stopped by Ctrl+C" in rest and f"{out.with_suffix('.ckpt')} holds step" in rest, rest
+    assert "--resume" in rest.splitlines()[-1]
+    code, output = run_cli("train", "--arch", "unet-bins", "--data", str(IMAGENET), "--epochs", "1",
+                           "--batch-size", "2", "--size", "32", "--limit", "8", "--out", str(out),
+                           "--no-progress", "--resume")  # fmt: skip
+    assert code == 0 and "steps" in output, output  # the saved step is past one epoch's: nothing to add

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -52,6 +53,10 @@ def _check_outputs(out: Path, methods: list[str], photos: int, *, labelled: bool
         "run.json",
     ):
         assert (out / name).is_file(), name
+    # what ran it, for a paper's methods section: float32 unless --bf16, the versions and the commit
+    last_run = json.loads((out / "run.json").read_text(encoding="utf-8"))["last_run"]
+    assert last_run["bf16"] == "False" and last_run["torch"].startswith("2.") and last_run["commit"]
+    assert {"split", "limit", "device", "numpy", "python"} <= set(last_run)
     rows = _rows(out)
     assert sorted({r["method"] for r in rows}) == sorted([*methods, "real"])
     assert len(rows) == photos * (len(methods) + 1)

@@ -43,6 +43,8 @@ def load_contestants(
     weights_dir: Path,
     device: str,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    bf16: bool = False,
 ) -> list[Contestant]:
     """Load every requested method, or raise EvaluationError listing each one that cannot run and why.
 
@@ -68,7 +70,7 @@ def load_contestants(
             problems.append(f"{name}: {exc}")
             continue
         try:
-            colorizer = get_colorizer(name, weights_dir, device)
+            colorizer = get_colorizer(name, weights_dir, device, bf16=bf16)
         except Unavailable as exc:
             problems.append(f"{name}: {exc}")
             continue

@@ -53,6 +53,10 @@ class EvalConfig:
     samples: int = 8  # photos on the contact sheet
     progress: bool = True
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> raw options
+    # float32 unless asked: bfloat16 autocast (CPUs that have it natively) moves ab by up to a Lab unit, so
+    # the same evaluation would score differently from machine to machine
+    bf16: bool = False
+    environment: Mapping[str, str] = field(default_factory=dict)  # what ran it: recorded in run.json
 
 
 @dataclass
@@ -81,6 +85,7 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         config.weights_dir,
         config.device,
         config.params,
+        bf16=config.bf16,
     )
     lacking = [c.name for c in contestants if c.needs_reference and config.references is None]
     if lacking:
@@ -98,6 +103,13 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         weights_dir=config.weights_dir,
         names=[c.name for c in contestants[1:]],
         options={c.name: c.params for c in contestants[1:]},
+        environment={
+            **config.environment,
+            "split": config.split,
+            "limit": str(config.limit),
+            "device": config.device,
+            "bf16": str(config.bf16),
+        },
     )
     store = RowStore(out)
     if changed:

@@ -118,11 +118,13 @@ def check_run_file(
     weights_dir: Path,
     names: Sequence[str],
     options: Mapping[str, Mapping[str, Any]],
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[set[str], dict[str, str]]:
     """Refuse to mix data sets or ε in one output folder, and record this run in ``run.json``.
 
     Returns the methods whose weights or ``options`` (validated, per method) changed since the last run,
-    and every method's weights fingerprint.
+    and every method's weights fingerprint. ``environment`` (split, device, versions, commit) is recorded
+    as the last run's.
     """
     path = out / "run.json"
     identity = {"data": str(Path(data).resolve()), "eps": eps}
@@ -152,6 +154,7 @@ def check_run_file(
     record = identity | {
         "weights": weights,
         "options": used,
+        "last_run": dict(environment or {}),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

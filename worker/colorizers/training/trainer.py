@@ -24,6 +24,7 @@ from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.training.card import write_card
 from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
 from worker.colorizers.training.early_stopping import EarlyStopping
+from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.recipes import DEFAULTS, Recipe, lab_batch, make_recipe
 from worker.colorizers.training.validation import ValidationStats
 
@@ -72,8 +73,8 @@ class TrainConfig:
         if self.size % 8:
             raise ValueError("--size must be a multiple of 8")
         self.out = Path(self.out)
-        if self.checkpoint is None:
-            self.checkpoint = Path("var/train") / f"{self.out.stem}.ckpt"
+        if self.checkpoint is None:  # beside the weights: two runs' checkpoints never meet
+            self.checkpoint = self.out.with_suffix(".ckpt")
         return self
 
 
@@ -142,7 +143,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     start_epoch, elapsed = 0, 0.0
     best_val: dict[str, dict[str, float]] = {}
     if cfg.resume and cfg.checkpoint.is_file():
-        state = load_checkpoint(cfg.checkpoint, cfg.device)
+        state = load_checkpoint(cfg.checkpoint)  # on the CPU: the RNG state must stay there
         if state["arch"] != cfg.arch:
             raise ValueError(f"{cfg.checkpoint} is a {state['arch']} checkpoint, not {cfg.arch}")
         for name, net in recipe.nets.items():
@@ -160,68 +161,73 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     stop_reason = "training in progress"
     t0 = time.time() - elapsed
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs):
-        recipe.train(True)
-        total, batches = 0.0, 0
-        bar = tqdm(
-            train_loader,
-            desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
-            disable=not show_progress,
-            unit="batch",
-        )
-        for rgb, index in bar:
-            losses = recipe.train_step(rgb, index)
-            total += losses["loss"]
-            batches += 1
-            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-        val, gray = validate(recipe, val_loader, cfg.device)
-        monitored = val[recipe.monitor]
-        improved = stopper.update(monitored, epoch + 1)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val": monitored})
-        if show_progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  "
-                f"val {recipe.monitor} {monitored:.5f} "
-                f"(gray {gray[recipe.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
-                f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
+    with stop_requests() as stop_signal:  # Ctrl+C / SIGTERM: stop between batches, say how to go on
+        for epoch in range(start_epoch, cfg.epochs):
+            recipe.train(True)
+            total, batches = 0.0, 0
+            bar = tqdm(
+                train_loader,
+                desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
+                disable=not show_progress,
+                unit="batch",
             )
-        export_now = improved  # the exported weights are always the best epoch on validation
-        if export_now:
-            best_val = {cfg.arch: val, "gray (ab = 0)": gray}
-        best_epoch = stopper.best_epoch
-        wall = time.time() - t0
-        stop = stopper.should_stop or (cfg.max_minutes is not None and wall > cfg.max_minutes * 60)
-        if stopper.should_stop:
-            stop_reason = f"early stop: {cfg.patience} epochs without validation improvement"
-        elif stop:
-            stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
-        elif epoch + 1 == cfg.epochs:
-            stop_reason = "all epochs run"
-        meta = _meta(
-            cfg, recipe, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason
-        )
-        if export_now:
-            exported = recipe.export()
-            save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
-        write_card(card_path, meta)
-        save_checkpoint(
-            cfg.checkpoint,
-            {
-                "arch": cfg.arch,
-                "epoch": epoch,
-                "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
-                "optims": {k: v.state_dict() for k, v in recipe.optims.items()},
-                "early_stopping": stopper.state_dict(),
-                "history": history,
-                "elapsed": wall,
-                "best_val": best_val,
-                "py_rng": random.getstate(),
-                "torch_rng": torch.get_rng_state(),
-                "config": {k: str(v) for k, v in asdict(cfg).items()},
-            },
-        )
-        if stop:
-            break
+            for rgb, index in bar:
+                if (signum := stop_signal()) is not None:
+                    bar.close()
+                    done = f"the end of epoch {epoch}" if epoch else "nothing yet (no epoch had finished)"
+                    raise TrainingInterrupted(signum, cfg.checkpoint, done)
+                losses = recipe.train_step(rgb, index)
+                total += losses["loss"]
+                batches += 1
+                bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+            val, gray = validate(recipe, val_loader, cfg.device)
+            monitored = val[recipe.monitor]
+            improved = stopper.update(monitored, epoch + 1)
+            history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val": monitored})
+            if show_progress:
+                tqdm.write(
+                    f"epoch {epoch + 1}: train loss {total / max(batches, 1):.5f}  "
+                    f"val {recipe.monitor} {monitored:.5f} "
+                    f"(gray {gray[recipe.monitor]:.5f})  auc {val['auc']:.4f}  psnr {val['psnr']:.2f}  "
+                    f"chroma {val['chroma']:.2f}{'  *' if improved else ''}"
+                )
+            export_now = improved  # the exported weights are always the best epoch on validation
+            if export_now:
+                best_val = {cfg.arch: val, "gray (ab = 0)": gray}
+            best_epoch = stopper.best_epoch
+            wall = time.time() - t0
+            stop = stopper.should_stop or (cfg.max_minutes is not None and wall > cfg.max_minutes * 60)
+            if stopper.should_stop:
+                stop_reason = f"early stop: {cfg.patience} epochs without validation improvement"
+            elif stop:
+                stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
+            elif epoch + 1 == cfg.epochs:
+                stop_reason = "all epochs run"
+            meta = _meta(
+                cfg, recipe, train_refs, val_refs, epoch + 1, best_epoch, wall, best_val, history, stop_reason
+            )
+            if export_now:
+                exported = recipe.export()
+                save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
+            write_card(card_path, meta)
+            save_checkpoint(
+                cfg.checkpoint,
+                {
+                    "arch": cfg.arch,
+                    "epoch": epoch,
+                    "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
+                    "optims": {k: v.state_dict() for k, v in recipe.optims.items()},
+                    "early_stopping": stopper.state_dict(),
+                    "history": history,
+                    "elapsed": wall,
+                    "best_val": best_val,
+                    "py_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                    "config": {k: str(v) for k, v in asdict(cfg).items()},
+                },
+            )
+            if stop:
+                break
     wall = time.time() - t0
     return TrainResult(
         cfg.out,

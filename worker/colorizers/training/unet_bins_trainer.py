@@ -40,6 +40,7 @@ from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.photo_cache import load_or_build
 from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
+from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.validation import ValidationStats
 
 ARCH = "unet-bins"
@@ -219,7 +220,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     cfg.out = Path(cfg.out)
-    checkpoint = Path(cfg.checkpoint or Path("var/train") / f"{cfg.out.stem}.ckpt")
+    checkpoint = Path(cfg.checkpoint or cfg.out.with_suffix(".ckpt"))  # beside the weights
     train_refs, val_refs = _refs(cfg.data)
     if cfg.limit:
         train_refs = random.Random(cfg.seed).sample(train_refs, min(cfg.limit, len(train_refs)))
@@ -233,7 +234,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     val_cache = np.asarray(load_or_build(val_refs, cfg.size, cfg.cache_dir))
     bins = colour_bins.bins_tensor()
     resuming = cfg.resume and checkpoint.is_file()
-    state = load_checkpoint(checkpoint, cfg.device) if resuming else None
+    state = load_checkpoint(checkpoint) if resuming else None  # on the CPU: the RNG state must stay there
     prior = state["prior"] if state else compute_prior(train_cache, bins, seed=cfg.seed)
     weights = torch.tensor(prior["weights"], device=cfg.device)
     net = build_net(bins, None if (state or cfg.init_from) else cfg.encoder_weights)
@@ -297,71 +298,77 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="step", desc=ARCH)
     stop_reason = "all epochs run"
     running, first_step = 0.0, True
-    while step < total_steps:
-        epoch, pos = divmod(step, steps_per_epoch)
-        if step == freeze_steps and freeze_steps > 0:
-            optimizer = make_optimizer(step)
-        perm = np.random.default_rng(cfg.seed + epoch).permutation(len(train_refs))
-        index = np.sort(perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size])
-        frozen = step < freeze_steps
-        if not frozen:
-            factor = lr_factor(step, freeze_steps, cfg.decay_steps)
-            for group, base in zip(optimizer.param_groups, (cfg.finetune_lr, cfg.encoder_lr), strict=True):
-                group["lr"] = base * factor
-        net.train(True)
-        if frozen:
-            net.encoder.eval()
-        rgb = augment(torch.from_numpy(np.array(train_cache[index])), rng).to(cfg.device)
-        lab = rgb_to_lab_torch(rgb)
-        lightness, ab = lab[:, :1], lab[:, 1:]
-        hint_ab, mask = sample_hints(ab, rng)
-        if frozen:
-            with torch.no_grad():
-                features = net.encode(lightness)
-        else:
-            features = None
-        logits = net.logits(lightness, hint_ab, mask, features=features)
-        loss = rebalanced_loss(logits, ab, net.bins, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        running = loss.item() if first_step else 0.98 * running + 0.02 * loss.item()
-        first_step = False
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", epoch=epoch + 1, phase="frozen" if frozen else "all")
-        wall = time.time() - t0
-        if step % val_every == 0 or step == total_steps:
-            val = validate(net, val_cache, weights, 64, cfg.device)
-            improved = val["loss"] < best["loss"]
-            history.append(
-                {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 2),
-                    "train_loss": running,
-                    "wall_min": round(wall / 60, 1),
-                    **{k: round(v, 4) for k, v in val.items()},
-                }
-            )
-            if improved:
-                best = {**val, "step": step}
-                meta = meta_now("training in progress")
-                save_weights(cfg.out, ARCH, net.state_dict(), _net_config(), meta)
-                write_unet_bins_card(cfg.out.with_suffix(".md"), meta)
-            if show_progress:
-                tqdm.write(
-                    f"step {step} (epoch {step / steps_per_epoch:.2f}): val loss {val['loss']:.4f} "
-                    f"auc {val['auc']:.4f} (gray {val['gray_auc']:.4f}) psnr {val['psnr']:.2f} "
-                    f"(gray {val['gray_psnr']:.2f}) cf {val['colourfulness']:.1f}/"
-                    f"{val['colourfulness_truth']:.1f} hints10 auc {val['hints10_auc']:.4f} "
-                    f"psnr {val['hints10_psnr']:.2f}{'  *' if improved else ''}"
+    with stop_requests() as stop_signal:  # Ctrl+C / SIGTERM: save between steps, say how to go on
+        while step < total_steps:
+            if (signum := stop_signal()) is not None:  # between steps: save where it is, say how to go on
+                save("interrupted")
+                bar.close()
+                raise TrainingInterrupted(signum, checkpoint, f"step {step} of {total_steps}")
+            epoch, pos = divmod(step, steps_per_epoch)
+            if step == freeze_steps and freeze_steps > 0:
+                optimizer = make_optimizer(step)
+            perm = np.random.default_rng(cfg.seed + epoch).permutation(len(train_refs))
+            index = np.sort(perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size])
+            frozen = step < freeze_steps
+            if not frozen:
+                factor = lr_factor(step, freeze_steps, cfg.decay_steps)
+                bases = (cfg.finetune_lr, cfg.encoder_lr)
+                for group, base in zip(optimizer.param_groups, bases, strict=True):
+                    group["lr"] = base * factor
+            net.train(True)
+            if frozen:
+                net.encoder.eval()
+            rgb = augment(torch.from_numpy(np.array(train_cache[index])), rng).to(cfg.device)
+            lab = rgb_to_lab_torch(rgb)
+            lightness, ab = lab[:, :1], lab[:, 1:]
+            hint_ab, mask = sample_hints(ab, rng)
+            if frozen:
+                with torch.no_grad():
+                    features = net.encode(lightness)
+            else:
+                features = None
+            logits = net.logits(lightness, hint_ab, mask, features=features)
+            loss = rebalanced_loss(logits, ab, net.bins, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            running = loss.item() if first_step else 0.98 * running + 0.02 * loss.item()
+            first_step = False
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", epoch=epoch + 1, phase="frozen" if frozen else "all")
+            wall = time.time() - t0
+            if step % val_every == 0 or step == total_steps:
+                val = validate(net, val_cache, weights, 64, cfg.device)
+                improved = val["loss"] < best["loss"]
+                history.append(
+                    {
+                        "step": step,
+                        "epoch": round(step / steps_per_epoch, 2),
+                        "train_loss": running,
+                        "wall_min": round(wall / 60, 1),
+                        **{k: round(v, 4) for k, v in val.items()},
+                    }
                 )
-        if time.time() - last_save > cfg.checkpoint_minutes * 60:
-            save("periodic")
-            last_save = time.time()
-        if cfg.max_minutes is not None and wall > cfg.max_minutes * 60:
-            stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
-            break
+                if improved:
+                    best = {**val, "step": step}
+                    meta = meta_now("training in progress")
+                    save_weights(cfg.out, ARCH, net.state_dict(), _net_config(), meta)
+                    write_unet_bins_card(cfg.out.with_suffix(".md"), meta)
+                if show_progress:
+                    tqdm.write(
+                        f"step {step} (epoch {step / steps_per_epoch:.2f}): val loss {val['loss']:.4f} "
+                        f"auc {val['auc']:.4f} (gray {val['gray_auc']:.4f}) psnr {val['psnr']:.2f} "
+                        f"(gray {val['gray_psnr']:.2f}) cf {val['colourfulness']:.1f}/"
+                        f"{val['colourfulness_truth']:.1f} hints10 auc {val['hints10_auc']:.4f} "
+                        f"psnr {val['hints10_psnr']:.2f}{'  *' if improved else ''}"
+                    )
+            if time.time() - last_save > cfg.checkpoint_minutes * 60:
+                save("periodic")
+                last_save = time.time()
+            if cfg.max_minutes is not None and wall > cfg.max_minutes * 60:
+                stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
+                break
     save(stop_reason)
     bar.close()
     if best.get("step"):  # refresh the card with the final history and stop reason
