@@ -86,6 +86,15 @@ from backend.cli import FilePath, FiniteRange, checked_device
     help="A method option, e.g. exemplar.iterations=50 (repeatable; defaults: the method's own).",
 )
 @click.option(
+    "--weights",
+    "own_weights",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Score weights of your own in place of a trained method's (repeatable): NAME is the weight file's "
+    "(cnn, fusion, gan, unet-bins, reference-fusion), PATH a weights file `colorlab train` wrote, e.g. "
+    "--weights cnn=var/train/cnn.pt. run.json records its sha256.",
+)
+@click.option(
     "--bf16",
     is_flag=True,
     help="bfloat16 autocast on CPUs that have it natively (faster; ab within about a Lab unit). Default: "
@@ -105,6 +114,7 @@ def evaluate(
     device: str | None,
     weights_dir: Path | None,
     options: tuple[str, ...],
+    own_weights: tuple[str, ...],
     bf16: bool,
     no_progress: bool,
 ) -> None:
@@ -164,6 +174,7 @@ def evaluate(
         params=params,
         bf16=bf16,
         environment=run_environment(),
+        weights=_own_weights(own_weights),
     )
     try:
         result = run_evaluation(config, log=click.echo)
@@ -201,4 +212,32 @@ def run_environment() -> dict[str, str]:
         found["commit"] = commit + ("+changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         found["commit"] = "unknown (not a git checkout)"
+    return found
+
+
+def _own_weights(given: tuple[str, ...]) -> dict[str, Path]:
+    """``--weights NAME=PATH`` as weight file name -> path: NAME a trained method's weight file, PATH a
+    ColorLab weights file of that arch (a usage error otherwise, before anything runs)."""
+    from worker.colorizers import methods as known_methods
+    from worker.colorizers.nets.weights_file import load_weights
+
+    trained = sorted({w.name for m in known_methods.METHODS for w in m.weights if w.bundled})
+    found: dict[str, Path] = {}
+    for text in given:
+        name, sep, path_text = text.partition("=")
+        if not sep or not name or not path_text:
+            raise click.BadParameter(f"{text!r}: expected NAME=PATH", param_hint="--weights")
+        if name not in trained:
+            raise click.BadParameter(
+                f"{name!r} is not a trained method's weight file (those: {', '.join(trained)})",
+                param_hint="--weights",
+            )
+        path = Path(path_text)
+        try:
+            load_weights(path, name)
+        except ValueError as exc:  # says which file
+            raise click.BadParameter(str(exc), param_hint="--weights") from None
+        except OSError as exc:
+            raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="--weights") from None
+        found[name] = path
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import pickle
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from worker.colorizers import methods
@@ -17,7 +18,7 @@ from worker.colorizers.base import Colorizer
 from worker.colorizers.manifest import repair_hint
 from worker.colorizers.method_info import LoadContext, Unavailable
 
-_cache: dict[tuple[str, str, str, bool], Colorizer] = {}
+_cache: dict[tuple[str, str, str, bool, tuple[tuple[str, str], ...]], Colorizer] = {}
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,14 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def get_colorizer(name: str, weights_dir: Path, device: str = "cpu", *, bf16: bool = True) -> Colorizer:
+def get_colorizer(
+    name: str,
+    weights_dir: Path,
+    device: str = "cpu",
+    *,
+    bf16: bool = True,
+    overrides: Mapping[str, Path] | None = None,
+) -> Colorizer:
     """The loaded colorizer for ``name`` (cached per process, device, weights directory and ``bf16``: bfloat16
     autocast where the CPU has it natively).
 
@@ -60,12 +68,13 @@ def get_colorizer(name: str, weights_dir: Path, device: str = "cpu", *, bf16: bo
     info = methods.get(name)
     if info is None:
         raise Unavailable(f"unknown method {name!r}")
-    info.require_available(Path(weights_dir))
-    key = (name, str(weights_dir), device, bf16)
+    given = dict(overrides or {})
+    info.require_available(Path(weights_dir), given)
+    key = (name, str(weights_dir), device, bf16, tuple(sorted((k, str(v)) for k, v in given.items())))
     with _lock:
         if key not in _cache:
             try:
-                _cache[key] = info.load(LoadContext(Path(weights_dir), device, bf16))
+                _cache[key] = info.load(LoadContext(Path(weights_dir), device, bf16, given))
             except Unavailable as exc:  # a file found missing or damaged as it was about to be read
                 raise Unavailable(f"method {name!r} is unavailable: {exc}") from None
             except MemoryError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -112,10 +112,15 @@ class LoadContext:
     weights_dir: Path
     device: str  # "cpu", "cuda", "cuda:0", ...
     bf16: bool = True  # bfloat16 autocast where the CPU has it natively (feed-forward nets)
+    # Weight file name -> a file of one's own in its place (an evaluation of weights just trained): loaded
+    # as it is, its arch checked by the loader, not its sha256
+    overrides: Mapping[str, Path] = field(default_factory=dict)
 
     def path(self, weight: WeightFile) -> Path:
         """The weight file's path, its sha256 checked; :class:`Unavailable` naming the fix when it is missing
         or damaged."""
+        if weight.name in self.overrides:
+            return self.overrides[weight.name]
         path = weight.path(self.weights_dir)
         if not path.is_file():
             raise Unavailable(f"weights {weight.name!r} missing: run `{weight.fetch_command}`")
@@ -156,20 +161,24 @@ class MethodInfo:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
-    def unavailable_reason(self, weights_dir: Path, *, verify: bool = False) -> str | None:
+    def unavailable_reason(
+        self, weights_dir: Path, *, verify: bool = False, overrides: Mapping[str, Path] | None = None
+    ) -> str | None:
         """None when the method can run with ``weights_dir``; otherwise why not and how to fix it. With
-        ``verify`` each present file's sha256 is checked too (else only sizes, cheap enough for any page)."""
+        ``verify`` each present file's sha256 is checked too (else only sizes, cheap enough for any page).
+        ``overrides``: weight files given in place of these (see :class:`LoadContext`)."""
         reason_for = damaged_reason if verify else missing_reason
-        reasons = [r for w in self.weights if (r := reason_for(w, weights_dir))]
+        given = overrides or {}
+        reasons = [r for w in self.weights if w.name not in given and (r := reason_for(w, weights_dir))]
         if self.weights_any and len(reasons) < len(self.weights):
             return None
         if self.weights_any and reasons:
             return "needs one of: " + "; or ".join(reasons)
         return "; ".join(reasons) or None
 
-    def require_available(self, weights_dir: Path) -> None:
+    def require_available(self, weights_dir: Path, overrides: Mapping[str, Path] | None = None) -> None:
         """:class:`Unavailable` with the reason unless the method can run with ``weights_dir``."""
-        reason = self.unavailable_reason(weights_dir)
+        reason = self.unavailable_reason(weights_dir, overrides=overrides)
         if reason:
             raise Unavailable(f"method {self.name!r} is unavailable: {reason}")
 

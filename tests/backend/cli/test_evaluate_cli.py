@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -275,3 +276,29 @@ def test_resuming_with_other_options_recomputes_that_method(tmp_path: Path) -> N
     vivid = colourfulness("1")  # not the rows of vividness 0 reported again
     assert float(vivid["unet-bins"]) > float(muted["unet-bins"]) and vivid["cnn"] == muted["cnn"]
     assert colourfulness("1")["unet-bins"] == vivid["unet-bins"]  # the same options: resumed
+
+
+def test_evaluate_scores_weights_of_ones_own(tmp_path: Path) -> None:
+    """--weights cnn=PATH: weights just trained are scored in place of the shipped ones (whose numbers
+    --weights-dir used to give silently), and run.json says which file."""
+    trained = tmp_path / "mine" / "cnn.pt"
+    code, output = run_cli("train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1",
+                           "--batch-size", "4", "--size", "32", "--limit", "4", "--out", str(trained),
+                           "--no-progress")  # fmt: skip
+    assert code == 0, output
+    args = ("--methods", "cnn", "--data", str(IMAGENET), "--split", "val", "--limit", "2", "--samples", "0")
+    code, output = _evaluate(*args, "--out", str(tmp_path / "shipped"))
+    assert code == 0, output
+    code, output = _evaluate(*args, "--out", str(tmp_path / "own"), "--weights", f"cnn={trained}")
+    assert code == 0, output
+    shipped = {r["image"]: r["auc"] for r in _rows(tmp_path / "shipped") if r["method"] == "cnn"}
+    own = {r["image"]: r["auc"] for r in _rows(tmp_path / "own") if r["method"] == "cnn"}
+    assert shipped.keys() == own.keys() and shipped != own  # a 1-epoch net colours otherwise
+    record = json.loads((tmp_path / "own" / "run.json").read_text(encoding="utf-8"))
+    assert record["weights"]["cnn"] == f"cnn.pt:{hashlib.sha256(trained.read_bytes()).hexdigest()[:16]}"
+    for given, words in ((f"vgg16-hed={trained}", "not a trained method's weight file"),
+                         (f"fusion={trained}", "holds weights for 'cnn', not 'fusion'"),
+                         (f"cnn={tmp_path / 'none.pt'}", "No such file"),
+                         ("cnn", "expected NAME=PATH")):  # fmt: skip
+        code, output = _evaluate(*args, "--out", str(tmp_path / "bad"), "--weights", given)
+        assert code == 2 and words in output, (given, output)

@@ -45,6 +45,7 @@ def load_contestants(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     bf16: bool = False,
+    overrides: Mapping[str, Path] | None = None,
 ) -> list[Contestant]:
     """Load every requested method, or raise EvaluationError listing each one that cannot run and why.
 
@@ -70,7 +71,7 @@ def load_contestants(
             problems.append(f"{name}: {exc}")
             continue
         try:
-            colorizer = get_colorizer(name, weights_dir, device, bf16=bf16)
+            colorizer = get_colorizer(name, weights_dir, device, bf16=bf16, overrides=overrides)
         except Unavailable as exc:
             problems.append(f"{name}: {exc}")
             continue

@@ -57,6 +57,8 @@ class EvalConfig:
     # the same evaluation would score differently from machine to machine
     bf16: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)  # what ran it: recorded in run.json
+    # weight file name -> a file of one's own in its place (e.g. cnn -> weights just trained)
+    weights: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +88,7 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         config.device,
         config.params,
         bf16=config.bf16,
+        overrides=config.weights,
     )
     lacking = [c.name for c in contestants if c.needs_reference and config.references is None]
     if lacking:
@@ -103,6 +106,7 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         weights_dir=config.weights_dir,
         names=[c.name for c in contestants[1:]],
         options={c.name: c.params for c in contestants[1:]},
+        overrides=config.weights,
         environment={
             **config.environment,
             "split": config.split,

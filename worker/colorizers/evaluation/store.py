@@ -101,12 +101,14 @@ class RowStore:
         return mean
 
 
-def weights_fingerprint(method: str, weights_dir: Path) -> str:
-    """sha256 of the method's weight files (joined), so results of other weights are never mixed in."""
+def weights_fingerprint(method: str, weights_dir: Path, overrides: Mapping[str, Path] | None = None) -> str:
+    """sha256 of the method's weight files (joined), so results of other weights are never mixed in;
+    ``overrides``: files given in place of some (see ``LoadContext``)."""
     info = methods.get(method)
     if info is None:
         return ""
-    paths = [w.path(weights_dir) for w in info.weights]
+    given = overrides or {}
+    paths = [given.get(w.name) or w.path(weights_dir) for w in info.weights]
     return "+".join(f"{p.name}:{sha256_file(p)[:16]}" for p in paths if p.is_file())  # some need only one
 
 
@@ -119,6 +121,7 @@ def check_run_file(
     names: Sequence[str],
     options: Mapping[str, Mapping[str, Any]],
     environment: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Path] | None = None,
 ) -> tuple[set[str], dict[str, str]]:
     """Refuse to mix data sets or ε in one output folder, and record this run in ``run.json``.
 
@@ -146,7 +149,7 @@ def check_run_file(
     changed = set()
     current = {}
     for method in names:
-        current[method] = fingerprint = weights_fingerprint(method, weights_dir)
+        current[method] = fingerprint = weights_fingerprint(method, weights_dir, overrides)
         given = json.dumps(options.get(method, {}), sort_keys=True, default=str)
         if used.get(method, given) != given or weights.get(method, fingerprint) != fingerprint:
             changed.add(method)
