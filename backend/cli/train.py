@@ -4,11 +4,14 @@ unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 
 from __future__ import annotations
 
+import functools
 import shlex
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -115,6 +118,25 @@ def _check_writable(target: Path) -> None:
         raise click.ClickException(
             f"{target.parent} cannot be written ({reason}): choose another place for {target.name}"
         ) from None
+
+
+def _says_how_to_go_on(command: Callable[..., None]) -> Callable[..., None]:
+    """A run stopped by Ctrl+C or SIGTERM (:class:`TrainingInterrupted`): what its checkpoint holds and the
+    command that goes on from there; exit 128 + the signal's number (130, 143), as a shell reports it."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except TrainingInterrupted as stopped:
+            line = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            again = line if "--resume" in sys.argv[1:] else f"{line} --resume"
+            signal_name = "Ctrl+C" if stopped.signum == signal.SIGINT else "SIGTERM"
+            held = f"{stopped.checkpoint} holds {stopped.saved}"
+            click.echo(f"stopped by {signal_name}; {held}; go on with:\n  {again}", err=True)
+            sys.exit(128 + stopped.signum)
+
+    return run
 
 
 @click.command("train")
@@ -261,6 +283,7 @@ def _check_writable(target: Path) -> None:
     help="unet-bins: cosine-decay the fine-tune learning rates to 5 % over this many steps (0: constant).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_says_how_to_go_on
 def train(
     arch: str,
     data: tuple[Path, ...],
@@ -307,48 +330,6 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     command = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        _train(arch, data, epochs, pairs, batch_size, lr, patience, size, max_zoom, limit, out, checkpoint,
-               resume, max_minutes, bf16, init_from, l1_weight, real_label, seed, device, threads,
-               freeze_epochs, checkpoint_minutes, decay_steps, no_progress, command)  # fmt: skip
-    except TrainingInterrupted as stopped:
-        signal_name = "Ctrl+C" if stopped.signum == signal.SIGINT else "SIGTERM"
-        again = command if "--resume" in command.split() else f"{command} --resume"
-        click.echo(
-            f"stopped by {signal_name}; {stopped.checkpoint} holds {stopped.saved}; go on with:\n  {again}",
-            err=True,
-        )
-        sys.exit(128 + stopped.signum)
-
-
-def _train(
-    arch: str,
-    data: tuple[Path, ...],
-    epochs: int | None,
-    pairs: int,
-    batch_size: int | None,
-    lr: float | None,
-    patience: int | None,
-    size: int | None,
-    max_zoom: float,
-    limit: int | None,
-    out: Path,
-    checkpoint: Path | None,
-    resume: bool,
-    max_minutes: float | None,
-    bf16: bool,
-    init_from: Path | None,
-    l1_weight: float,
-    real_label: float,
-    seed: int,
-    device: str,
-    threads: int,
-    freeze_epochs: float,
-    checkpoint_minutes: float,
-    decay_steps: int,
-    no_progress: bool,
-    command: str,
-) -> None:
     if arch == "reference-fusion":
         _train_reference_fusion(
             data, out, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress
