@@ -214,7 +214,8 @@ def _says_how_to_go_on(command: Callable[..., None]) -> Callable[..., None]:
     "--max-minutes",
     type=FiniteRange(min=0, min_open=True),
     default=None,
-    help="Stop after the epoch that passes this wall time.",
+    help="Stop after the epoch (unet-bins: the step) that passes this many minutes of this run (a resumed "
+    "run has a budget of its own).",
 )
 @click.option(
     "--bf16",
@@ -479,6 +480,11 @@ def _train_reference_fusion(
 
     if len(data) != 1:  # the trainer says when it is not the colour-photos folder
         raise click.UsageError("--arch reference-fusion trains on one --data: the colour-photos folder")
+    if pairs < (batch_size or 32):  # no whole batch: it would train nothing and say "loss 0.000"
+        raise click.BadParameter(
+            f"{pairs} pairs make no batch of {batch_size or 32}: give more, or a smaller --batch-size",
+            param_hint="--pairs",
+        )
     config = FusionTrainConfig(
         data=data[0],
         out=out,

@@ -200,7 +200,11 @@ class PhotoDataset(torch.utils.data.Dataset):
         """The decoded photo (RGB uint8, original size)."""
         if index in self._cached:
             return self._cached[index]
-        rgb = self._reader.read(self.refs[index])
+        try:
+            rgb = self._reader.read(self.refs[index])
+        except (OSError, ValueError, zipfile.BadZipFile, Image.DecompressionBombError) as exc:
+            # a training run stops here, mid-epoch: it says which of thousands of files it was
+            raise ValueError(f"{self.refs[index].label}: not a readable image ({exc})") from None
         if self.cache:
             self._cached[index] = rgb
         return rgb

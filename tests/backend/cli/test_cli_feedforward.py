@@ -276,3 +276,28 @@ def test_ctrl_c_stops_training_between_steps_and_says_how_to_go_on(tmp_path: Pat
                            "--batch-size", "2", "--size", "32", "--limit", "8", "--out", str(out),
                            "--no-progress", "--resume")  # fmt: skip
     assert code == 0 and "steps" in output, output  # the saved step is past one epoch's: nothing to add
+
+
+def test_unet_bins_resumes_at_the_step_its_encoder_thaws_and_refuses_another_archs_checkpoint(tmp_path: Path):
+    """A run that ended where the frozen phase ends (every first round of --freeze-epochs 1) could not be
+    resumed ("different number of parameter groups"); a cnn checkpoint was a KeyError traceback."""
+    out = tmp_path / "ub.pt"
+    args = ["train", "--arch", "unet-bins", "--data", str(IMAGENET), "--batch-size", "4", "--size", "32",
+            "--limit", "8", "--freeze-epochs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    code, output = run_cli(*args, "--epochs", "1")
+    assert code == 0 and "2 steps" in output, output
+    code, output = run_cli(*args, "--epochs", "2", "--resume")
+    assert code == 0 and "4 steps" in output, output
+    cnn = tmp_path / "cnn.pt"
+    code, output = run_cli("train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1",
+                           "--batch-size", "4", "--size", "32", "--limit", "4", "--out", str(cnn),
+                           "--no-progress")  # fmt: skip
+    assert code == 0, output
+    code, output = run_cli(*args, "--epochs", "2", "--resume", "--checkpoint", str(cnn.with_suffix(".ckpt")))
+    assert code == 1 and "is a cnn checkpoint, not unet-bins" in output and "Traceback" not in output, output
+
+
+def test_reference_fusion_refuses_fewer_pairs_than_a_batch(tmp_path: Path):
+    code, output = run_cli("train", "--arch", "reference-fusion", "--data", str(IMAGENET), "--pairs", "16",
+                           "--out", str(tmp_path / "rf.pt"))  # fmt: skip
+    assert code == 2 and "16 pairs make no batch of 32" in output, output

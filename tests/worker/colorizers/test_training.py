@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,39 @@ def test_train_checkpoint_resume_weights_and_card(tmp_path: Path):
         assert needle in card
     with pytest.raises(ValueError):
         load_weights(out, "gan")
+
+
+def _cnn_run(tmp_path: Path, name: str, epochs: int, *, resume: bool = False, **changes: object) -> Path:
+    out = tmp_path / name / "cnn.pt"
+    options: dict = dict(arch="cnn", data=str(IMAGENET), out=out, batch_size=4, size=32, limit=8, patience=0)
+    train(TrainConfig(epochs=epochs, resume=resume, **(options | changes)), show_progress=False)
+    return out
+
+
+def test_a_resumed_run_is_the_uninterrupted_one(tmp_path: Path):
+    """1 epoch, then --resume to 2, gives the weights of 2 epochs at once: each epoch's photo order comes
+    from the seed and the epoch (a resumed run reseeded its loader and saw other batches)."""
+    whole = load_weights(_cnn_run(tmp_path, "whole", 2), "cnn")["state_dict"]
+    _cnn_run(tmp_path, "halves", 1)
+    halves = load_weights(_cnn_run(tmp_path, "halves", 2, resume=True), "cnn")["state_dict"]
+    assert all(torch.equal(whole[k], halves[k]) for k in whole)
+
+
+def test_a_resume_with_other_options_is_refused(tmp_path: Path):
+    _cnn_run(tmp_path, "run", 1)
+    changed = r"lr 0\.5 \(the checkpoint's: 0\.001\); size 64 \(the checkpoint's: 32\)"
+    with pytest.raises(ValueError, match=changed):
+        _cnn_run(tmp_path, "run", 2, resume=True, lr=0.5, size=64)
+    _cnn_run(tmp_path, "run", 2, resume=True, patience=3)  # the epochs and the patience may change
+
+
+def test_an_unreadable_photo_is_named(tmp_path: Path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted(IMAGENET.glob("*.jpg"))[:12]:
+        (photos / path.name).write_bytes(path.read_bytes())
+    cut = sorted(photos.glob("*.jpg"))[0]
+    cut.write_bytes(cut.read_bytes()[:600])  # a JPEG cut short: found only when its batch is read
+    with pytest.raises(ValueError, match=f"{cut.name}: not a readable image"):
+        config = TrainConfig(arch="cnn", data=str(photos), out=tmp_path / "w.pt", batch_size=4, size=32)
+        train(replace(config, epochs=1), show_progress=False)

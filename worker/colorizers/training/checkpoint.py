@@ -7,12 +7,48 @@ the elapsed wall time. The exported weights file that serving loads is another f
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from worker.colorizers.nets.weights_file import atomic_save
+
+
+def refuse_changed_options(
+    checkpoint: Path, stored: Mapping[str, str], current: Mapping[str, Any], fields: Sequence[str]
+) -> None:
+    """ValueError naming each of ``fields`` (the options that define a run: data, size, learning rate, ...)
+    whose value differs from the one the checkpoint's run began with: a resumed run that took other options
+    half-applied them (Adam keeps its stored learning rate) and its card claimed them for the whole run.
+    ``data`` is compared as resolved paths; an option the checkpoint does not record is not compared."""
+    changed = []
+    for name in fields:
+        if name not in stored:
+            continue
+        before, now = stored[name], current[name]
+        if name == "data":
+            same = [Path(p).resolve() for p in _paths(before)] == [Path(p).resolve() for p in _paths(now)]
+        else:
+            same = before == str(now)
+        if not same:
+            changed.append(f"{name} {now} (the checkpoint's: {before})")
+    if changed:
+        raise ValueError(
+            f"{checkpoint} was made with other options; resume with the ones its run began with, or start "
+            f"a new run with another --out: {'; '.join(changed)}"
+        )
+
+
+def _paths(value: Any) -> list[str]:
+    """A data option as a list of paths: one path, a list of them, or a list as its str() stored it."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    text = str(value)
+    if text.startswith("[") and text.endswith("]"):
+        return [part.strip().strip("'\"") for part in text[1:-1].split(",") if part.strip()]
+    return [text]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from worker.colorizers.datasets import VALIDATION_MODULUS, VALIDATION_RESIDUE, PhotoDataset, split_paths
 from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.training.card import write_card
-from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
+from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
 from worker.colorizers.training.early_stopping import EarlyStopping
 from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.recipes import DEFAULTS, Recipe, lab_batch, make_recipe
@@ -49,10 +49,10 @@ class TrainConfig:
     max_zoom: float = 1.25
     limit: int | None = None  # use at most this many training photos (and limit // 4 validation photos)
     resume: bool = False
-    checkpoint: Path | None = None  # default: <out>.ckpt beside nothing committed (see resolve())
+    checkpoint: Path | None = None  # default: <out name>.ckpt beside the weights (see resolve())
     seed: int = 0
     device: str = "cpu"
-    max_minutes: float | None = None  # stop after the epoch that passes this wall time
+    max_minutes: float | None = None  # stop after the epoch that passes this much of this invocation's time
     bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser stay float32)
     init_from: Path | None = None  # start from these exported weights (fusion: also from cnn weights)
     gan_l1_weight: float = 100.0  # λ of the generator's L1 term (Nazeri et al.: 100)
@@ -76,6 +76,13 @@ class TrainConfig:
         if self.checkpoint is None:  # beside the weights: two runs' checkpoints never meet
             self.checkpoint = self.out.with_suffix(".ckpt")
         return self
+
+
+# The options that define a run: a resume must keep them (the epochs, the patience, the time budget and the
+# device may change).
+RUN_OPTIONS = (
+    "data", "batch_size", "lr", "size", "max_zoom", "limit", "seed", "bf16", "gan_l1_weight", "gan_real_label"
+)  # fmt: skip
 
 
 @dataclass
@@ -146,6 +153,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         state = load_checkpoint(cfg.checkpoint)  # on the CPU: the RNG state must stay there
         if state["arch"] != cfg.arch:
             raise ValueError(f"{cfg.checkpoint} is a {state['arch']} checkpoint, not {cfg.arch}")
+        refuse_changed_options(cfg.checkpoint, state.get("config", {}), asdict(cfg), RUN_OPTIONS)
         for name, net in recipe.nets.items():
             net.load_state_dict(state["nets"][name])
         for name, opt in recipe.optims.items():
@@ -155,16 +163,19 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         best_val = state.get("best_val", {})
         random.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
-    train_loader = _loader(train_set, cfg.batch_size, True, cfg.seed + start_epoch)
     val_loader = _loader(val_set, cfg.batch_size, False, 0)
     card_path = cfg.out.with_suffix(".md")
     stop_reason = "training in progress"
     t0 = time.time() - elapsed
+    began = time.time()  # --max-minutes is this invocation's: a resumed run has a budget of its own
     epoch = start_epoch - 1
     with stop_requests() as stop_signal:  # Ctrl+C / SIGTERM: stop between batches, say how to go on
         for epoch in range(start_epoch, cfg.epochs):
             recipe.train(True)
             total, batches = 0.0, 0
+            # each epoch's order from the seed and the epoch alone: a resumed run sees the photos an
+            # uninterrupted one would
+            train_loader = _loader(train_set, cfg.batch_size, True, cfg.seed + epoch)
             bar = tqdm(
                 train_loader,
                 desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
@@ -196,7 +207,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
                 best_val = {cfg.arch: val, "gray (ab = 0)": gray}
             best_epoch = stopper.best_epoch
             wall = time.time() - t0
-            stop = stopper.should_stop or (cfg.max_minutes is not None and wall > cfg.max_minutes * 60)
+            over = cfg.max_minutes is not None and time.time() - began > cfg.max_minutes * 60
+            stop = stopper.should_stop or over
             if stopper.should_stop:
                 stop_reason = f"early stop: {cfg.patience} epochs without validation improvement"
             elif stop:

@@ -39,7 +39,7 @@ from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import load_weights, save_weights
 from worker.colorizers.photo_cache import load_or_build
-from worker.colorizers.training.checkpoint import load_checkpoint, save_checkpoint
+from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
 from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.validation import ValidationStats
 
@@ -77,7 +77,7 @@ class BinsTrainConfig:
     val_photos: int = 512
     val_every: int = 0  # steps; 0 = twice per epoch
     checkpoint_minutes: float = 10.0
-    max_minutes: float | None = None
+    max_minutes: float | None = None  # of this invocation: a resumed run has a budget of its own
     limit: int | None = None
     resume: bool = False
     init_from: Path | None = None
@@ -85,6 +85,12 @@ class BinsTrainConfig:
     device: str = "cpu"
     command: str = ""
     extra_meta: dict[str, Any] = field(default_factory=dict)
+
+
+# The options that define a run: a resume must keep them. The schedule may change (the epochs, when the encoder
+# thaws, a decay to end a round at a low rate: they apply from the resumed step on), as may the time budget,
+# the checkpoint cadence and the device.
+RUN_OPTIONS = ("data", "batch_size", "lr", "size", "limit", "seed")
 
 
 def sample_hints(
@@ -221,6 +227,12 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     torch.manual_seed(cfg.seed)
     cfg.out = Path(cfg.out)
     checkpoint = Path(cfg.checkpoint or cfg.out.with_suffix(".ckpt"))  # beside the weights
+    resuming = cfg.resume and checkpoint.is_file()
+    state = load_checkpoint(checkpoint) if resuming else None  # on the CPU: the RNG state must stay there
+    if state is not None:  # before the photo cache is built: a wrong checkpoint is said at once
+        if state.get("arch") != ARCH:
+            raise ValueError(f"{checkpoint} is a {state.get('arch')} checkpoint, not {ARCH}")
+        refuse_changed_options(checkpoint, state.get("config", {}), asdict(cfg), RUN_OPTIONS)
     train_refs, val_refs = _refs(cfg.data)
     if cfg.limit:
         train_refs = random.Random(cfg.seed).sample(train_refs, min(cfg.limit, len(train_refs)))
@@ -233,8 +245,6 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     train_cache = load_or_build(train_refs, cfg.size, cfg.cache_dir)
     val_cache = np.asarray(load_or_build(val_refs, cfg.size, cfg.cache_dir))
     bins = colour_bins.bins_tensor()
-    resuming = cfg.resume and checkpoint.is_file()
-    state = load_checkpoint(checkpoint) if resuming else None  # on the CPU: the RNG state must stay there
     prior = state["prior"] if state else compute_prior(train_cache, bins, seed=cfg.seed)
     weights = torch.tensor(prior["weights"], device=cfg.device)
     net = build_net(bins, None if (state or cfg.init_from) else cfg.encoder_weights)
@@ -275,7 +285,9 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
                 "arch": ARCH,
                 "net": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "phase": "frozen" if step < freeze_steps else "finetune",
+                # the optimiser's own phase: at the step that ends the frozen phase it is still the frozen
+                # one (the next step swaps it), and its state fits no other
+                "phase": "frozen" if len(optimizer.param_groups) == 1 else "finetune",
                 "step": step,
                 "elapsed": time.time() - t0,
                 "history": history,
@@ -289,6 +301,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         )
 
     t0 = time.time() - elapsed
+    began = time.time()
 
     def meta_now(reason: str) -> dict[str, Any]:
         return _meta(cfg, net, train_refs, val_refs, step, steps_per_epoch, time.time() - t0, best, history,
@@ -366,7 +379,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
             if time.time() - last_save > cfg.checkpoint_minutes * 60:
                 save("periodic")
                 last_save = time.time()
-            if cfg.max_minutes is not None and wall > cfg.max_minutes * 60:
+            if cfg.max_minutes is not None and time.time() - began > cfg.max_minutes * 60:
                 stop_reason = f"wall-time budget of {cfg.max_minutes:g} min reached"
                 break
     save(stop_reason)
