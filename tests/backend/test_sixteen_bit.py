@@ -516,12 +516,26 @@ def dated_profile_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(images, "_SRGB_ICC", images._SRGB_ICC[:24] + bytes(12) + images._SRGB_ICC[36:])
 
 
+# numpy's float32 maths runs other SIMD code on a CPU without AVX-512 (an AMD EPYC with AVX2 only), whose
+# results differ in the last bit now and then: a few of the colour photo's pixels round the other way. Its
+# results on such a CPU (the same code, the same sources; session 24's VM), in place of the ones above.
+WITHOUT_AVX512 = {
+    "colour-jpeg result.png": "49baed57d22ace047de8601e19e17eebfcd2b20ef022557bad53e5016df9a99a",
+    "colour-jpeg result.jpg": "b60709e472523585fd8534b02ac8ec97fa09391a9fa135767e477b72a547b93f",
+    "colour-jpeg cli.png": "82a66955f2d31c38133a32e242610fb6a108796b467c2741699794f20130b7cf",
+    "colour-jpeg cli.jpg": "c9c5bff65051c473fa3b9d232e4da372bbf6f29e1689039a433d853ad72f9aaf",
+}
+
+
 @pytest.mark.usefixtures("dated_profile_fixed")
 def test_8_bit_sources_give_the_same_bytes_as_before() -> None:
     for name, data in eight_bit_sources().items():
         decoded = decode(data, max_pixels=10**8)
         assert decoded.gray16 is None and decoded.bits == 8, name
-    assert eight_bit_outputs() == EIGHT_BIT_DIGESTS
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    avx512 = any(on for feature, on in __cpu_features__.items() if feature.startswith("AVX512"))
+    assert eight_bit_outputs() == (EIGHT_BIT_DIGESTS if avx512 else EIGHT_BIT_DIGESTS | WITHOUT_AVX512)
 
 
 # -- the worker --------------------------------------------------------------------------------------------
