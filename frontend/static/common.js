@@ -513,15 +513,24 @@
   }
 
   // A form field with a plain-words slider for a method's option with ends (vividness: "safer" … "more
-  // vivid"); the exact value is in its tooltip. attrs: the range input's own (id, name, step, value, …).
+  // vivid"); its exact value is shown beside its name (a tooltip reaches no one on a touch screen). attrs:
+  // the range input's own (id, name, step, value, …).
   function endsSlider(param, attrs, desc) {
     const label = param.name.replace(/_/g, " ");
     const range = el("input", { type: "range", min: param.minimum, max: param.maximum, class: "ends-slider", ...attrs });
-    const show = () => { range.title = label + " " + Number(range.value).toFixed(2); range.setAttribute("aria-valuetext", range.title); };
+    // aria-hidden: a screen reader hears the value from the slider itself (aria-valuetext)
+    const value = el("output", { class: "ends-value", for: attrs.id, "aria-hidden": "true" });
+    const show = () => {
+      value.textContent = Number(range.value).toFixed(2);
+      range.title = label + " " + value.textContent;
+      range.setAttribute("aria-valuetext", range.title);
+    };
     range.addEventListener("input", show);
+    range.addEventListener("change", show);
     show();
     return el("div", { class: "field" },
-      el("label", { for: attrs.id, text: label.charAt(0).toUpperCase() + label.slice(1) }),
+      el("div", { class: "ends-head" },
+        el("label", { for: attrs.id, text: label.charAt(0).toUpperCase() + label.slice(1) }), value),
       el("div", { class: "ends-row" },
         el("span", { class: "ends-label", text: param.ends[0] }), range, el("span", { class: "ends-label", text: param.ends[1] })),
       desc);

@@ -89,8 +89,20 @@
   // are named only in their labels, which a touch screen never shows.
   function showColourName(value) {
     $("fix-color-code").textContent = value;
+    $("fix-color-name").textContent = colourName(value);
+  }
+
+  // A swatch's name for a colour ("Grass green"), or "" for a colour of one's own.
+  function colourName(value) {
     const twin = [...document.querySelectorAll(".fix-swatch")].find((b) => b.dataset.color === value);
-    $("fix-color-name").textContent = twin ? twin.getAttribute("aria-label").replace(/\s*#[0-9a-f]{6}$/i, "") : "";
+    return twin ? twin.getAttribute("aria-label").replace(/\s*#[0-9a-f]{6}$/i, "") : "";
+  }
+
+  // Where a hint is, in words: "top left", "centre", "bottom" (the list names hints so, not by coordinates).
+  function placeWords(x, y) {
+    const row = y < 1 / 3 ? "top" : y < 2 / 3 ? "" : "bottom";
+    const column = x < 1 / 3 ? "left" : x < 2 / 3 ? "" : "right";
+    return [row, column].filter(Boolean).join(" ") || "centre";
   }
 
   // What the picker shows when no hint is selected: the last hint's colour, or a neutral gray.
@@ -512,7 +524,7 @@
       const label = `Hint ${i + 1} at ${pct(h.x)} across, ${pct(h.y)} down: ${h.color}`;
       return el("li", { class: i === selected ? "is-selected" : null },
         el("button", { type: "button", class: "fix-pick link-like", "data-index": i, "aria-pressed": String(i === selected), "aria-label": "Select " + label.charAt(0).toLowerCase() + label.slice(1) },
-          dot, document.createTextNode(`${pct(h.x)}, ${pct(h.y)} · ${h.color}`)),
+          dot, document.createTextNode(`${[colourName(h.color), h.color].filter(Boolean).join(" ")} · ${placeWords(h.x, h.y)}`)),
         el("button", { type: "button", class: "button button-ghost button-small fix-remove", "data-index": i, "aria-label": `Remove hint ${i + 1}`, text: "Remove" }));
     }));
   }

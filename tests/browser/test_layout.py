@@ -85,6 +85,9 @@ def test_phone_pages_fit_and_take_a_finger(layout_stack, done_job, phone) -> Non
     phone.goto(base + "/")
     expect(phone.locator("label[data-method=cnn]")).to_be_visible()
     assert_fits_a_phone(phone, "upload")
+    # the form is screens long: its button stays in reach at the bottom of the screen
+    submit = phone.locator("#submit").bounding_box()
+    assert submit is not None and submit["y"] + submit["height"] <= 740, submit
     phone.set_input_files("#image", str(photo("001_")))
     phone.locator("label[data-method=exemplar]").tap()
     expect(phone.locator("#presets-section")).to_be_visible()
