@@ -3,9 +3,10 @@
 The split (:func:`split_paths`) is the one place that decides which photos are validation photos; training
 never sees them and the quality benchmark evaluates on them:
 
-- files named ``<class index>_...`` (``../shared/data/imagenet-samples``): split by class index, so
+- files under a top-level ``test/`` or ``val/`` folder (``colour-photos``, CIFAR-10's zip) are the validation
+  set, and those under ``train/`` the training set, whatever their names;
+- otherwise files named ``<class index>_...`` (``../shared/data/imagenet-samples``): split by class index, so
   validation classes are never trained on (:func:`is_validation_class`);
-- otherwise, files under a top-level ``test/`` or ``val/`` folder (CIFAR-10's zip) are the validation set;
 - otherwise a stable hash of the file name picks one photo in ten.
 
 Items are RGB uint8 tensors (3, S, S); Lab conversion happens batched in torch
@@ -81,15 +82,17 @@ def list_images(source: str | Path) -> list[ImageRef]:
 
 
 def _is_val(ref: ImageRef, root: str) -> bool:
-    index = class_index(ref.name)
-    if index is not None:
-        return is_validation_class(index)
+    # A source's own train/ and val/ folders come first: a name that starts with digits and "_" (a camera's,
+    # "2019_beach.jpg") in val/ is not trained on for looking like an ImageNet class index
     rel = Path(ref.name).relative_to(root) if ref.archive is None else Path(ref.name)
     top = rel.parts[0].lower() if len(rel.parts) > 1 else ""
     if top in {"test", "val", "valid", "validation"}:
         return True
     if top in {"train", "training"}:
         return False
+    index = class_index(ref.name)
+    if index is not None:
+        return is_validation_class(index)
     return zlib.crc32(rel.as_posix().encode()) % VALIDATION_MODULUS == VALIDATION_RESIDUE
 
 

@@ -301,3 +301,9 @@ def test_reference_fusion_refuses_fewer_pairs_than_a_batch(tmp_path: Path):
     code, output = run_cli("train", "--arch", "reference-fusion", "--data", str(IMAGENET), "--pairs", "16",
                            "--out", str(tmp_path / "rf.pt"))  # fmt: skip
     assert code == 2 and "16 pairs make no batch of 32" in output, output
+
+
+def test_unet_bins_refuses_overlapping_data(tmp_path: Path):
+    code, output = run_cli("train", "--arch", "unet-bins", "--data", str(IMAGENET.parent), "--data",
+                           str(IMAGENET), "--out", str(tmp_path / "ub.pt"), "--no-progress")  # fmt: skip
+    assert code == 1 and "is inside --data" in output, output

@@ -132,6 +132,14 @@ def test_a_resumed_run_is_the_uninterrupted_one(tmp_path: Path):
     assert all(torch.equal(whole[k], halves[k]) for k in whole)
 
 
+def test_the_weights_record_says_how_the_run_ended(tmp_path: Path):
+    """The best epoch's weights are written once; their record (epochs run, why it stopped) is brought up to
+    date after every epoch (it said "training in progress" and fewer epochs than the card)."""
+    out = _cnn_run(tmp_path, "run", 3, patience=0)
+    meta = load_weights(out, "cnn")["meta"]
+    assert meta["stop_reason"] == "all epochs run" and len(meta["history"]) == 3, meta
+
+
 def test_a_resume_with_other_options_is_refused(tmp_path: Path):
     _cnn_run(tmp_path, "run", 1)
     changed = r"lr 0\.5 \(the checkpoint's: 0\.001\); size 64 \(the checkpoint's: 32\)"
@@ -150,3 +158,36 @@ def test_an_unreadable_photo_is_named(tmp_path: Path):
     with pytest.raises(ValueError, match=f"{cut.name}: not a readable image"):
         config = TrainConfig(arch="cnn", data=str(photos), out=tmp_path / "w.pt", batch_size=4, size=32)
         train(replace(config, epochs=1), show_progress=False)
+
+
+def test_a_sources_own_val_folder_decides_before_names_that_look_like_class_indices(tmp_path: Path):
+    """Files named like ImageNet's ("021_photo.jpg", "2019_beach.jpg") under val/ were split by the name:
+    9 of 10 validation photos were trained on."""
+    from worker.colorizers.datasets import split_paths
+
+    jpeg = next(IMAGENET.glob("*.jpg")).read_bytes()
+    for folder, first in (("train", 0), ("val", 20)):
+        (tmp_path / folder).mkdir()
+        for i in range(first, first + 10):
+            (tmp_path / folder / f"{i:03d}_photo.jpg").write_bytes(jpeg)
+    split = split_paths(tmp_path)
+    assert {Path(r.name).parent.name for r in split.train} == {"train"} and len(split.train) == 10
+    assert {Path(r.name).parent.name for r in split.val} == {"val"} and len(split.val) == 10
+
+
+def test_training_validation_reads_the_auc_evaluate_reports():
+    import numpy as np
+
+    from worker.colorizers import metrics
+    from worker.colorizers.training.validation import ValidationStats
+
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.randn(2, 2, 16, 16, generator=gen) * 30
+    guess = torch.randn(2, 2, 16, 16, generator=gen) * 30
+    stats = ValidationStats()
+    stats.add(torch.full((2, 1, 16, 16), 50.0), truth, guess)
+    expected = np.mean([
+        metrics.raw_accuracy_auc(guess[i].permute(1, 2, 0).numpy(), truth[i].permute(1, 2, 0).numpy())
+        for i in range(2)
+    ])  # fmt: skip
+    assert abs(stats.result()["auc"] - expected) < 1e-6

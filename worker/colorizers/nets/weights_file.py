@@ -43,6 +43,14 @@ def save_weights(
     )
 
 
+def refresh_meta(path: Path, meta: dict[str, Any]) -> None:
+    """Replace the record (``meta``) of the weights file at ``path``, its weights untouched (as stored):
+    a training run's best epoch is exported once, its record (epochs run, why it stopped) grows after."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["meta"] = meta
+    atomic_save(blob, path)
+
+
 def load_weights(path: Path, expected_arch: str | None = None) -> dict[str, Any]:
     """The weights file's dict with a float32 state_dict; checks ``arch`` when given. A file that is not
     one (another format, truncated, not torch at all) is a ValueError saying so."""

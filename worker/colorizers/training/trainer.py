@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from worker.colorizers.datasets import VALIDATION_MODULUS, VALIDATION_RESIDUE, PhotoDataset, split_paths
-from worker.colorizers.nets.weights_file import load_weights, save_weights
+from worker.colorizers.nets.weights_file import load_weights, refresh_meta, save_weights
 from worker.colorizers.training.card import write_card
 from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
 from worker.colorizers.training.early_stopping import EarlyStopping
@@ -221,6 +221,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             if export_now:
                 exported = recipe.export()
                 save_weights(cfg.out, exported["arch"], exported["state_dict"], exported["config"], meta)
+            elif cfg.out.is_file():  # the best epoch's weights, with the run's record as it stands now
+                refresh_meta(cfg.out, meta)
             write_card(card_path, meta)
             save_checkpoint(
                 cfg.checkpoint,

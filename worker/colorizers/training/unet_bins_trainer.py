@@ -37,7 +37,7 @@ from worker.colorizers.lab import lab_to_rgb_torch, rgb_to_lab_torch
 from worker.colorizers.metrics import colourfulness
 from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.unet_bins import UNetBins
-from worker.colorizers.nets.weights_file import load_weights, save_weights
+from worker.colorizers.nets.weights_file import load_weights, refresh_meta, save_weights
 from worker.colorizers.photo_cache import load_or_build
 from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
 from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
@@ -87,9 +87,9 @@ class BinsTrainConfig:
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
-# The options that define a run: a resume must keep them. The schedule may change (the epochs, when the encoder
-# thaws, a decay to end a round at a low rate: they apply from the resumed step on), as may the time budget,
-# the checkpoint cadence and the device.
+# The options that define a run: a resume must keep them. The schedule may change (the epochs, when the
+# encoder thaws, a decay to end a round at a low rate: they apply from the resumed step on), as may the time
+# budget, the checkpoint cadence and the device.
 RUN_OPTIONS = ("data", "batch_size", "lr", "size", "limit", "seed")
 
 
@@ -150,6 +150,13 @@ def rebalanced_loss(
 
 
 def _refs(data: list[str]) -> tuple[list[ImageRef], list[ImageRef]]:
+    """The training and validation photos of every source. Sources may not overlap: a folder and one inside
+    it would split the same photos twice, each its own way, putting some in both training and validation."""
+    roots = [Path(source).resolve() for source in data]
+    for i, root in enumerate(roots):
+        for j, other in enumerate(roots):
+            if i != j and (root == other or root.is_relative_to(other)):
+                raise ValueError(f"--data {data[i]} is inside --data {data[j]} (or the same): give each once")
     train, val = [], []
     for source in data:
         split = split_paths(source)
@@ -386,9 +393,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     bar.close()
     if best.get("step"):  # refresh the card with the final history and stop reason
         meta = meta_now(stop_reason)
-        blob = torch.load(cfg.out, map_location="cpu", weights_only=True)
-        blob["meta"] = meta
-        torch.save(blob, cfg.out)
+        refresh_meta(cfg.out, meta)  # atomic: a Ctrl+C here leaves the weights whole
         write_unet_bins_card(cfg.out.with_suffix(".md"), meta)
     return {"stop_reason": stop_reason, "step": step, "best": best, "out": cfg.out}
 
