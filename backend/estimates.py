@@ -163,6 +163,11 @@ class Estimator:
             trust = ran / (ran + OWN_PACE_STEPS)
             pace = trust * own + (1 - trust) * self._per_iteration(job.method, job.params or {})
             return max(pace * (total - step), 0.0)
+        before = detail.get("resumed_from")
+        if total > 0 and isinstance(before, int) and before > 0:  # preparing to go on from a saved state
+            preparing = self._measured(job.method).preparing
+            per_iteration = self._per_iteration(job.method, job.params or {})
+            return max(preparing - elapsed, 0.0) + per_iteration * max(total - before, 0)
         return max(self.run_seconds(job.method, job.params or {}, _megapixels(job)) - elapsed, 0.0)
 
 

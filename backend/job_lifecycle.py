@@ -320,6 +320,11 @@ def heartbeat(session: Session, job_ids: Sequence[str]) -> None:
 _NO_RESUME_STATE: dict[str, Any] = {"resume_state": None, "resume_step": None, "resume_attempt": None}
 
 
+def attempts_without_progress_of(job: Job) -> int:
+    """:func:`attempts_without_progress` of a loaded job."""
+    return job.attempts - (job.resume_attempt or 0)
+
+
 def attempts_without_progress() -> ColumnElement[int]:
     """A job's attempts since the last one that saved its state (all of them when none did): what
     JOB_MAX_ATTEMPTS bounds, so that a long job stopped again and again (redeploys) but going on each time is
@@ -342,17 +347,17 @@ def record_progress(
     detail: Mapping[str, Any],
     preview_png: bytes | None = None,
     worker: str | None = None,
-    resume_state: tuple[int, bytes] | None = None,
+    saved: tuple[int, bytes] | None = None,
 ) -> bool:
-    """Store a running job's progress (and live preview, and ``resume_state``: the step and the saved state
-    to go on from); False when it is no longer running (cancelled) or no longer ``worker``'s (taken over): the
-    worker then stops."""
+    """Store a running job's progress (and live preview, and ``saved``: a step and the colorizer's state
+    after it, to go on from); False when it is no longer running (cancelled) or no longer ``worker``'s
+    (taken over): the worker then stops."""
     now = utcnow()
     values: dict[str, Any] = {"progress": fraction, "progress_detail": dict(detail), "heartbeat_at": now}
     if preview_png is not None:
         values.update(preview_png=preview_png, preview_at=now)
-    if resume_state is not None:
-        step, state = resume_state
+    if saved is not None:
+        step, state = saved
         values.update(resume_state=state, resume_step=step, resume_attempt=Job.attempts)
     res = session.execute(update(Job).where(_running_for(job_id, worker)).values(**values))
     return rowcount(res) == 1

@@ -104,7 +104,7 @@ class Runner:
                 job.attempts,
                 job.input_image_id,
                 job.reference_image_id,
-                attempts_without_progress=job.attempts - (job.resume_attempt or 0),
+                attempts_without_progress=lifecycle.attempts_without_progress_of(job),
                 resume=self._saved_state(job.id, job.resume_state) if job.resume_step is not None else None,
             )
 
@@ -148,7 +148,7 @@ class Runner:
     def _run_one(self, job: Claimed) -> str:
         started = time.perf_counter()
         info = methods.get(job.method)
-        progress = ProgressReporter(self, job.id)
+        progress = ProgressReporter(self, job.id, resumed_from=job.resume.step if job.resume else 0)
         try:
             if info is not None and info.iterative:  # minutes-long jobs say what they are doing meanwhile
                 progress(Progress(step=0, total=0, message="preparing: loading the network"))
@@ -340,14 +340,17 @@ class ProgressReporter:
 
     WRITE_EVERY = 0.5
 
-    def __init__(self, runner: Runner, job_id: str) -> None:
+    def __init__(self, runner: Runner, job_id: str, *, resumed_from: int = 0) -> None:
         self.runner = runner
         self.job_id = job_id
         self._last_write = 0.0
         self._last_preview = 0.0
         self._last_saved = time.monotonic()
         self.saved_step: int | None = None  # the last step whose state this attempt saved
-        self._first_step: int | None = None  # the first iteration this attempt ran (after a saved one)
+        self._first_ran: int | None = None  # the first iteration this attempt ran
+        # The iterations an earlier attempt ran, from its saved state: as claimed until the first iteration
+        # says where the colorizer went on from (it starts afresh from a state it cannot use).
+        self.resumed_from = resumed_from
         self._last_message: str | None = None
         self._iterations_from = time.monotonic()  # the last step-0 report: preparing ends, iterating starts
         self._last_report = self._iterations_from
@@ -359,8 +362,9 @@ class ProgressReporter:
         step_seconds, self._last_report = now - self._last_report, now
         if p.step == 0:
             self._iterations_from = now
-        elif self._first_step is None:
-            self._first_step = p.step
+        elif self._first_ran is None:
+            self._first_ran = p.step
+            self.resumed_from = p.step - 1
         # another iteration as long as this one would end past the limit: stop here, keeping the result
         stopping = 0 < p.step < p.total and now + step_seconds > self._stop_by
         if stopping:
@@ -375,7 +379,9 @@ class ProgressReporter:
         write = now - self._last_write >= self.WRITE_EVERY or final or new_phase
         preview = None
         state = None
-        resumed = {"resumed_from": self._first_step - 1} if self._first_step and self._first_step > 1 else {}
+        # while an attempt that goes on from a saved state prepares, it stands where that state left it
+        shown = max(p.step, self.resumed_from) if p.total else p.step
+        resumed = {"resumed_from": self.resumed_from} if self.resumed_from else {}
         if write:
             self._last_write = now
             self._last_message = p.message
@@ -383,7 +389,9 @@ class ProgressReporter:
                 self._last_preview = now
                 preview = encode_png(p.preview(), compress_level=1)
             every = self.runner.settings.resume_state_interval
-            due = now - self._last_saved >= every or final
+            # not after the last iteration: nothing is left to go on with, and a failure in storing the result
+            # (a 40 MP scan out of memory) must not count as progress
+            due = now - self._last_saved >= every and not final
             if p.state is not None and p.step > 0 and every > 0 and due:
                 self._last_saved = now
                 state = (p.step, p.state().to_bytes())
@@ -392,9 +400,9 @@ class ProgressReporter:
                 running = lifecycle.record_progress(
                     s,
                     self.job_id,
-                    fraction=min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0,
+                    fraction=min(max(shown / p.total, 0.0), 1.0) if p.total else 0.0,
                     detail={
-                        "step": p.step,
+                        "step": shown,
                         "total": p.total,
                         "message": p.message,
                         "losses": {k: float(v) for k, v in p.losses.items()},
@@ -406,7 +414,7 @@ class ProgressReporter:
                     },
                     preview_png=preview,
                     worker=self.runner.hostname,  # taken over by another worker (after a silence): stop
-                    resume_state=state,
+                    saved=state,
                 )
                 if running and state is not None:
                     self.saved_step = state[0]

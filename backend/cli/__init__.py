@@ -107,6 +107,20 @@ def read_text(path: Path, option: str) -> str:
         raise click.ClickException(f"{option} {path}: {exc.strerror}") from None
 
 
+def default_device(given: str | None) -> str:
+    """``--device`` as given, else the DEVICE setting's device (auto: CUDA when present); a setting naming a
+    device this machine lacks is one line saying so (a .env written for a GPU worker, read on a laptop)."""
+    if given:
+        return given
+    from backend.config import get_settings
+    from worker.colorizers.loading import resolve_device
+
+    try:
+        return resolve_device(get_settings().device)
+    except ValueError as exc:
+        raise click.ClickException(f"DEVICE setting: {exc}; give --device cpu to run here") from None
+
+
 def checked_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback for ``--device``: an unknown or absent torch device is a usage error (no traceback)."""
     if value in (None, "cpu"):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 import click
 
 from backend import tiff_pages
-from backend.cli import FilePath, FiniteRange, Refused, checked_device, read_text
+from backend.cli import FilePath, FiniteRange, Refused, checked_device, default_device, read_text
 from backend.provenance import SOFTWARE
 
 if TYPE_CHECKING:
@@ -454,7 +454,7 @@ def colorize(
     from backend.images import PhotoMetadata, encode_jpeg, encode_png
     from worker.colorizers import methods
     from worker.colorizers.base import Progress
-    from worker.colorizers.loading import get_colorizer, resolve_device
+    from worker.colorizers.loading import get_colorizer
     from worker.colorizers.method_info import ParamError, Unavailable, validate_params
     from worker.colorizers.pipeline import predict_many
 
@@ -518,7 +518,7 @@ def colorize(
     photos = photo_pages(photos)
     settings = get_settings()
     folder = weights_dir or settings.weights_dir
-    device = device or resolve_device(settings.device)  # the worker's: auto is CUDA when present
+    device = default_device(device)  # the worker's: auto is CUDA when present
     if settings.torch_threads > 0:
         import torch
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import FilePath, FiniteRange, checked_device
+from backend.cli import FilePath, FiniteRange, checked_device, default_device
 
 
 @click.command("evaluate")
@@ -92,7 +92,8 @@ from backend.cli import FilePath, FiniteRange, checked_device
     metavar="NAME=PATH",
     help="Score weights of your own in place of a trained method's (repeatable): NAME is the weight file's "
     "(cnn, fusion, gan, unet-bins, reference-fusion), PATH a weights file `colorlab train` wrote, e.g. "
-    "--weights cnn=var/train/cnn.pt. run.json records its sha256.",
+    "--weights cnn=var/train/cnn.pt (unet-bins= also changes unet-bins-reference and exemplar's start). "
+    "run.json records its sha256.",
 )
 @click.option(
     "--bf16",
@@ -125,7 +126,7 @@ def evaluate(
     from backend.config import get_settings
     from worker.colorizers.evaluation import EvaluationError
     from worker.colorizers.evaluation.evaluate import EvalConfig, run_evaluation
-    from worker.colorizers.loading import Unavailable, resolve_device
+    from worker.colorizers.loading import Unavailable
 
     for read in (data, references):  # its sheets and samples would be scored as photos by the next run
         if read is not None and read.is_dir() and out.resolve().is_relative_to(read.resolve()):
@@ -138,10 +139,7 @@ def evaluate(
             raise click.BadParameter(f"{text!r}: expected METHOD.NAME=VALUE", param_hint="--option")
         params.setdefault(method, {})[name] = value.strip()
     settings = get_settings()
-    try:  # --device was resolved by its callback; without it, the DEVICE setting is
-        run_on = device or resolve_device(settings.device)
-    except ValueError as exc:
-        raise click.ClickException(f"DEVICE setting: {exc}") from None
+    run_on = default_device(device)  # --device was resolved by its callback; else the DEVICE setting
     if settings.torch_threads > 0:
         import torch
 

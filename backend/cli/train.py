@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from backend.cli import FilePath, FiniteRange, checked_device
+from backend.cli import FilePath, FiniteRange, checked_device, default_device
 from worker.colorizers.training.interrupt import TrainingInterrupted
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
@@ -56,13 +56,18 @@ HELD_OUT_NAMES = {"val", "valid", "validation", "test", "testing"}
 
 
 def _refuse_held_out(data: tuple[Path, ...]) -> None:
+    """A usage error for a --data that is a data set's held-out split, or inside one: a folder named as one
+    with a train/ beside it (a checkout under some test/ folder is no split)."""
     for source in data:
-        held_out = [part for part in source.resolve().parts if part.lower() in HELD_OUT_NAMES]
-        if held_out:
-            raise click.UsageError(
-                f"{source} is a held-out split ({held_out[-1]}/): train on its train/ photos, or on the "
-                "folder that holds both (the validation split is then kept apart)"
-            )
+        for folder in (source.resolve(), *source.resolve().parents):
+            if folder.name.lower() not in HELD_OUT_NAMES:
+                continue
+            beside = {p.name.lower() for p in folder.parent.iterdir() if p.is_dir()}
+            if beside & {"train", "training"}:
+                raise click.UsageError(
+                    f"{source} is a held-out split ({folder.name}/): train on its train/ photos, or on the "
+                    "folder that holds both (the validation split is then kept apart)"
+                )
 
 
 def _check_outputs(
@@ -79,6 +84,14 @@ def _check_outputs(
             "another --out) to start again"
         )
     if checkpoint and resume and not checkpoint.exists():
+        if out.exists():  # a typo in a path, or an older run's checkpoint elsewhere: its weights would go
+            older = Path("var/train") / f"{out.stem}.ckpt"
+            hint = f" (an earlier version kept it at {older}: give --checkpoint {older})"
+            hint = hint if older.is_file() else ""
+            raise click.UsageError(
+                f"--resume: there is no checkpoint at {checkpoint}{hint}; without one the run would start "
+                f"again and replace {out}"
+            )
         click.echo(f"no checkpoint at {checkpoint}: starting a new run", err=True)
     if checkpoint and checkpoint.resolve() == out.resolve():
         raise click.UsageError("--out and --checkpoint name the same file: the weights would replace it")
@@ -163,13 +176,14 @@ def _says_how_to_go_on(command: Callable[..., None]) -> Callable[..., None]:
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Default: the report's (cnn/fusion 50, gan 16).",
+    help="Default: the report's (cnn/fusion 50, gan 16); unet-bins and reference-fusion 32.",
 )
 @click.option(
     "--lr",
     type=FiniteRange(min=0, max=1, min_open=True),
     default=None,
-    help="Adam learning rate. Default: cnn/fusion 1e-3, gan 2e-4 (β1 0.5).",
+    help="Adam learning rate. Default: cnn/fusion 1e-3, gan 2e-4 (β1 0.5), reference-fusion 1e-3; unet-bins: "
+    "the decoder's while the encoder is frozen (1e-3; fine-tuning then uses 3e-4 and 5e-5 for the encoder).",
 )
 @click.option(
     "--patience",
@@ -315,7 +329,6 @@ def train(
     """Train a colorizer; writes the weights (float16), a model card and (but reference-fusion) a resumable
     checkpoint."""
     from backend.config import get_settings
-    from worker.colorizers.loading import resolve_device
 
     _refuse_unused(click.get_current_context(), arch)
     _refuse_held_out(data)
@@ -324,7 +337,7 @@ def train(
         checkpoint = checkpoint or out.with_suffix(".ckpt")
     _check_outputs(out, checkpoint, data, resume=resume)
     settings = get_settings()
-    device = device or resolve_device(settings.device)
+    device = default_device(device)
     threads = threads or settings.torch_threads
     import torch
 

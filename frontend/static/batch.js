@@ -44,6 +44,7 @@
   // A tall photo's before/after stays within the window (as on the job page). The viewer is scrolled to
   // once its photo has its height: scrolled to before, the loading images pushed it below a phone's screen.
   let scrollOnLoad = false;
+  $("compare-base").addEventListener("error", () => { scrollOnLoad = false; });
   $("compare-base").addEventListener("load", (event) => {
     const img = event.target;
     if (img.naturalWidth && img.naturalHeight) CL.fitToWindow($("compare"), img.naturalWidth, img.naturalHeight, 75);

@@ -48,6 +48,8 @@
         : ["Ran for", seconds(data.run_seconds)],
     ];
     if (data.attempts > 1) rows.push(["Attempts", String(data.attempts)]);
+    const resumedFrom = (data.progress || {}).resumed_from;
+    if (resumedFrom) rows.push(["Went on from", `iteration ${resumedFrom} (its worker had stopped; the iterations before were kept)`]);
     // Iterations actually run (the "iterations" option may be 0 = the mode's default).
     if (data.iterations) rows.push(["Iterations run", `${data.iterations.run} of ${data.iterations.planned}`]);
     for (const [key, value] of Object.entries(data.params || {})) {

@@ -144,3 +144,24 @@ def test_a_resumed_job_paces_only_the_iterations_it_ran(database: str) -> None:
         s.flush()
         left = Estimator(s).remaining_seconds(job, utcnow())
     assert left == pytest.approx(70 * (trust * 1.0 + (1 - trust) * usual), rel=0.01)
+
+
+def test_a_resumed_job_stands_where_its_saved_state_left_it_while_it_prepares(database: str) -> None:
+    """An attempt that goes on from iteration 60 of 100: while it prepares, the job shows 60 / 100 (not 0 %)
+    and the time of the 40 iterations left (not of the whole job)."""
+    job_id = _running_exemplar({"iterations": 100, "size": 256})
+    reporter = ProgressReporter(Runner(get_settings()), job_id, resumed_from=60)
+    reporter(
+        Progress(step=0, total=100, message="going on from iteration 60 (the job was interrupted there)")
+    )
+    shown = detail(job_id)
+    assert shown["step"] == 60 and shown["resumed_from"] == 60
+    prior = Estimator(None)
+    per_iteration = prior.run_seconds("exemplar", {"iterations": 2, "size": 256}) - prior.run_seconds(
+        "exemplar", {"iterations": 1, "size": 256}
+    )
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.progress == pytest.approx(0.6)
+        left = Estimator(s).remaining_seconds(job, utcnow())
+    assert 40 * per_iteration <= left <= 40 * per_iteration + prior._measured("exemplar").preparing + 0.01

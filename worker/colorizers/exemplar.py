@@ -48,8 +48,10 @@ Gram products (benchmarks/bench_exemplar.py measures it against a bare pass).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,9 @@ EDGE_L = 5.0  # L units: an L step of this size lets ab change e times more free
 # ab units: below this step the smoothness term is quadratic, not |step|. Plain |step| has a kink at 0 that
 # trapped a gray start (init=content): from smoothness 3 on, no line search left it and the photo stayed gray.
 TV_EPSILON = 1.0
+# The saved state's meaning (x's parametrisation, the loss terms): a change of recipe bumps it, and a job
+# saved by an older worker starts afresh instead of going on from a state that means something else.
+STATE_FORMAT = 1
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,13 +308,14 @@ class StyleTransfer:
                 init = torch.rand(1, 3, h, w, generator=generator)
             elif self.start_ab is not None:
                 init = labmod.lab_to_rgb_torch(torch.cat([self.L, self.start_ab], dim=1)).cpu().clamp(0, 1)
-        self.first_step = 1
+        self.start_iteration = 1  # the first iteration to run (after a saved state's)
         self.resumed_sgd_lr: float | None = None
         saved = resume.arrays.get("x") if resume is not None else None
-        if resume is not None and saved is not None and tuple(saved.shape) == tuple(init.shape):
-            # the same photo and options (else a state saved by another version: start afresh)
+        same_run = resume is not None and resume.values.get("run") == self._run_fingerprint()
+        if resume is not None and saved is not None and same_run and tuple(saved.shape) == tuple(init.shape):
+            # the same photo, options and recipe (else a state of another version or options: start afresh)
             init = torch.from_numpy(np.ascontiguousarray(saved, dtype=np.float32))
-            self.first_step = resume.step + 1
+            self.start_iteration = resume.step + 1
             self.loss_scale = resume.values.get("loss_scale")
             self.resumed_sgd_lr = resume.values.get("sgd_lr")
         self.x = init.to(self.device).contiguous().requires_grad_(True)  # LBFGS needs a plain layout
@@ -336,9 +342,15 @@ class StyleTransfer:
             rgb = self.x[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
         return labmod.rgb_to_lab(rgb)[..., 1:].astype(np.float32)
 
+    def _run_fingerprint(self) -> float:
+        """What a saved state must come from to be gone on with: these options (but the number of
+        iterations) and this version of the recipe (its state format)."""
+        options = dataclasses.replace(self.settings, iterations=0)
+        return float(zlib.crc32(f"{STATE_FORMAT}|{options!r}".encode()))
+
     def state(self, step: int) -> IterationState:
         """The state after iteration ``step``: x, and the scalars that make the rest run the same way."""
-        values: dict[str, float] = {}
+        values: dict[str, float] = {"run": self._run_fingerprint()}
         if self.loss_scale is not None:
             values["loss_scale"] = self.loss_scale
         if isinstance(getattr(self, "optimiser", None), torch.optim.SGD):
@@ -429,10 +441,11 @@ class StyleTransfer:
             optimiser.param_groups[0]["lr"] = self.resumed_sgd_lr
         if progress is not None:  # the targets are ready: the iterations' own time starts here
             message = "optimising the colours"
-            if self.first_step > 1:
-                message = f"going on from iteration {self.first_step - 1} (the job was interrupted there)"
+            if self.start_iteration > 1:
+                went_on = self.start_iteration - 1
+                message = f"going on from iteration {went_on} (the job was interrupted there)"
             progress(Progress(step=0, total=s.iterations, message=message))
-        for k in range(self.first_step, s.iterations + 1):
+        for k in range(self.start_iteration, s.iterations + 1):
             beta = style_weight(s.beta, k, s.schedule)
             if isinstance(optimiser, torch.optim.LBFGS):  # s.optimizer == "lbfgs"
                 optimiser.step(closure)

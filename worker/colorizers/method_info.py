@@ -142,6 +142,9 @@ class MethodInfo:
     needs_reference: bool = False
     weights: tuple[WeightFile, ...] = ()  # the files it runs on
     weights_any: bool = False  # True: any one of ``weights`` suffices (alternatives, preferred first)
+    # Methods whose weights this one also runs on when they are there (exemplar's matched start is
+    # unet-bins-reference's colours): other files there give other results.
+    builds_on: tuple[str, ...] = ()
     training_weights: tuple[WeightFile, ...] = ()  # files only its training needs (fetched, not served)
     iterative: bool = False  # reports step-by-step progress with previews
     batchable: bool = False  # feed-forward: the worker may batch several queued jobs

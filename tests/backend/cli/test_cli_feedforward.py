@@ -244,12 +244,31 @@ def test_train_keeps_each_runs_checkpoint_beside_its_weights(tmp_path: Path):
 
 
 def test_train_refuses_a_held_out_split_as_training_data(tmp_path: Path):
+    from backend.cli.train import _refuse_held_out
+
     val = tmp_path / "photos" / "val" / "faces"
     val.mkdir(parents=True)
+    (tmp_path / "photos" / "train").mkdir()
     shutil.copy(next(IMAGENET.glob("*.jpg")), val / "a.jpg")
     code, output = run_cli("train", "--arch", "cnn", "--data", str(val), "--out", str(tmp_path / "w.pt"))
     assert code == 2 and "is a held-out split (val/)" in output, output
     assert not (tmp_path / "w.pt").exists()
+    checkout = tmp_path / "test" / "photos"  # a folder named test with no train/ beside it: no split
+    checkout.mkdir(parents=True)
+    _refuse_held_out((checkout,))
+
+
+def test_train_resume_without_its_checkpoint_keeps_the_weights(tmp_path: Path):
+    """--resume whose checkpoint is not there (a typo, or an older run's elsewhere) would start again and
+    replace the weights: refused."""
+    out = tmp_path / "cnn.pt"
+    args = ["train", "--arch", "cnn", "--data", str(IMAGENET), "--epochs", "1", "--batch-size", "4", "--size",
+            "32", "--limit", "4", "--out", str(out), "--no-progress"]  # fmt: skip
+    code, output = run_cli(*args)
+    assert code == 0, output
+    before = out.read_bytes()
+    code, output = run_cli(*args, "--resume", "--checkpoint", str(tmp_path / "typo.ckpt"))
+    assert code == 2 and "there is no checkpoint at" in output and out.read_bytes() == before, output
 
 
 def test_ctrl_c_stops_training_between_steps_and_says_how_to_go_on(tmp_path: Path):

@@ -403,3 +403,24 @@ def test_weights_torch_cannot_read_are_one_line(gray_photo: Path, tmp_path: Path
     assert f"`colorlab weights fetch eccv16 --force --weights-dir {weights}`" in output, output
     assert "Traceback" not in output, output
     assert "weights_only" not in output  # torch's advice to load untrusted pickles is not ours to pass on
+
+
+@pytest.mark.parametrize("command", ["colorize", "train", "evaluate"])
+def test_a_device_setting_this_machine_lacks_is_one_line(tmp_path: Path, command: str) -> None:
+    """A .env written for a GPU worker (DEVICE=cuda:9) read on a machine without one: the commands that
+    default to the DEVICE setting say so in a line, no traceback."""
+    photo = str(sorted(IMAGENET.glob("*.jpg"))[0])
+    args = {
+        "colorize": ["colorize", photo, "-o", str(tmp_path / "o")],
+        "train": ["train", "--arch", "cnn", "--data", str(IMAGENET), "--out", str(tmp_path / "w.pt")],
+        "evaluate": ["evaluate", "--data", str(IMAGENET), "--out", str(tmp_path / "e")],
+    }[command]
+    done = subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        env=child_env(DATA_DIR=tmp_path / "data", DEVICE="cuda:9"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: DEVICE setting: "), done.stderr

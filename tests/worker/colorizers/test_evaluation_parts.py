@@ -127,3 +127,17 @@ def test_a_data_folder_that_cannot_be_read_stops_the_evaluation(tmp_path: Path, 
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(EvaluationError, match=r"cannot read the folder .*b: Permission denied"):
         select_photos(tmp_path)
+
+
+def test_a_methods_fingerprint_covers_what_it_builds_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """exemplar starts from unet-bins-reference's colours: other unet-bins weights are other exemplar
+    results, so its stored rows must not stand."""
+    from backend.config import get_settings
+    from worker.colorizers.evaluation.store import weights_fingerprint
+
+    mine = tmp_path / "unet-bins.pt"
+    mine.write_bytes(b"other weights")
+    folder = get_settings().weights_dir
+    shipped = weights_fingerprint("exemplar", folder)
+    assert "unet-bins.pt:" in shipped and "reference-fusion.pt:" in shipped
+    assert weights_fingerprint("exemplar", folder, {"unet-bins": mine}) != shipped

@@ -402,6 +402,11 @@ def test_a_state_of_another_photo_or_options_is_ignored(random_vgg: VGGFeatures)
     params = _params(iterations=3, size=32, init="content")
     _, _, reports = _states_of(colorizer, params, resume=states[2], width=64)
     assert [p.step for p in reports] == [0, 0, 1, 2, 3]  # another photo's shape: from the start
+    other = _params(iterations=3, size=32, init="content", smoothness=2.0)  # the same shapes, other options
+    _, _, reports = _states_of(colorizer, other, resume=states[2])
+    assert [p.step for p in reports] == [0, 0, 1, 2, 3]
+    _, _, reports = _states_of(colorizer, _params(iterations=9, size=32, init="content"), resume=states[2])
+    assert [p.step for p in reports][:3] == [0, 0, 3]  # more iterations: the same run, gone on with
 
 
 @needs_vgg

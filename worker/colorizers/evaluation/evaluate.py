@@ -107,6 +107,7 @@ def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) ->
         names=[c.name for c in contestants[1:]],
         options={c.name: c.params for c in contestants[1:]},
         overrides=config.weights,
+        bf16=config.bf16,
         environment={
             **config.environment,
             "split": config.split,

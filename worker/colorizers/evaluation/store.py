@@ -108,7 +108,10 @@ def weights_fingerprint(method: str, weights_dir: Path, overrides: Mapping[str, 
     if info is None:
         return ""
     given = overrides or {}
-    paths = [given.get(w.name) or w.path(weights_dir) for w in info.weights]
+    files = list(info.weights)
+    for base in info.builds_on:  # exemplar's start: unet-bins-reference's weights decide its colours too
+        files += [w for w in (methods.get(base) or info).weights if w not in files]
+    paths = [given.get(w.name) or w.path(weights_dir) for w in files]
     return "+".join(f"{p.name}:{sha256_file(p)[:16]}" for p in paths if p.is_file())  # some need only one
 
 
@@ -122,6 +125,7 @@ def check_run_file(
     options: Mapping[str, Mapping[str, Any]],
     environment: Mapping[str, str] | None = None,
     overrides: Mapping[str, Path] | None = None,
+    bf16: bool = False,
 ) -> tuple[set[str], dict[str, str]]:
     """Refuse to mix data sets or ε in one output folder, and record this run in ``run.json``.
 
@@ -150,7 +154,9 @@ def check_run_file(
     current = {}
     for method in names:
         current[method] = fingerprint = weights_fingerprint(method, weights_dir, overrides)
-        given = json.dumps(options.get(method, {}), sort_keys=True, default=str)
+        # bfloat16 moves ab by up to a Lab unit: rows made with it are not these
+        run_options = {**options.get(method, {}), **({"bf16": True} if bf16 else {})}
+        given = json.dumps(run_options, sort_keys=True, default=str)
         if used.get(method, given) != given or weights.get(method, fingerprint) != fingerprint:
             changed.add(method)
         weights[method], used[method] = fingerprint, given

@@ -222,6 +222,7 @@ INFO = MethodInfo(
     needs_reference=True,
     weights=VGG_PREFERENCE,  # either one; the ImageNet VGG-19 is preferred
     weights_any=True,
+    builds_on=("unet-bins-reference",),  # init=matched starts from its colours
     iterative=True,
     paper="Nguyen, Mori, Thawonmas 2016: Image Colorization Using a Deep Convolutional Neural Network",
     params=PARAMS,

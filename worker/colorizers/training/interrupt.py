@@ -36,9 +36,11 @@ def stop_requests() -> Iterator[Callable[[], int | None]]:
             raise KeyboardInterrupt
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[signal.Signals, object] = {}
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, remember)
         yield lambda: received[0] if received else None
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, handler in previous.items():  # None: installed outside Python; the default stands in
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)  # type: ignore[arg-type]

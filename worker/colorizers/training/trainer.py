@@ -80,7 +80,7 @@ class TrainConfig:
 
 # The options that define a run: a resume must keep them (the epochs, the patience, the time budget and the
 # device may change).
-RUN_OPTIONS = (
+FEEDFORWARD_RUN_OPTIONS = (
     "data", "batch_size", "lr", "size", "max_zoom", "limit", "seed", "bf16", "gan_l1_weight", "gan_real_label"
 )  # fmt: skip
 
@@ -153,7 +153,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         state = load_checkpoint(cfg.checkpoint)  # on the CPU: the RNG state must stay there
         if state["arch"] != cfg.arch:
             raise ValueError(f"{cfg.checkpoint} is a {state['arch']} checkpoint, not {cfg.arch}")
-        refuse_changed_options(cfg.checkpoint, state.get("config", {}), asdict(cfg), RUN_OPTIONS)
+        refuse_changed_options(cfg.checkpoint, state.get("config", {}), asdict(cfg), FEEDFORWARD_RUN_OPTIONS)
         for name, net in recipe.nets.items():
             net.load_state_dict(state["nets"][name])
         for name, opt in recipe.optims.items():

@@ -90,7 +90,7 @@ class BinsTrainConfig:
 # The options that define a run: a resume must keep them. The schedule may change (the epochs, when the
 # encoder thaws, a decay to end a round at a low rate: they apply from the resumed step on), as may the time
 # budget, the checkpoint cadence and the device.
-RUN_OPTIONS = ("data", "batch_size", "lr", "size", "limit", "seed")
+BINS_RUN_OPTIONS = ("data", "batch_size", "lr", "size", "limit", "seed")
 
 
 def sample_hints(
@@ -239,7 +239,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
     if state is not None:  # before the photo cache is built: a wrong checkpoint is said at once
         if state.get("arch") != ARCH:
             raise ValueError(f"{checkpoint} is a {state.get('arch')} checkpoint, not {ARCH}")
-        refuse_changed_options(checkpoint, state.get("config", {}), asdict(cfg), RUN_OPTIONS)
+        refuse_changed_options(checkpoint, state.get("config", {}), asdict(cfg), BINS_RUN_OPTIONS)
     train_refs, val_refs = _refs(cfg.data)
     if cfg.limit:
         train_refs = random.Random(cfg.seed).sample(train_refs, min(cfg.limit, len(train_refs)))
