@@ -397,10 +397,10 @@ def refresh(
         .join(Job, Job.id == Stimulus.job_id)
         .join(StudyPhoto, StudyPhoto.id == Stimulus.photo_id)
         .where(Stimulus.study_id == study.id)
+        .order_by(Stimulus.id)  # two refreshes at once take the rows' locks in one order
     ).all()
     queued = running = failed = preparing = 0
     failures: list[str] = []
-    changed = False
     for stimulus, job, photo_name in rows:
         if stimulus.display_image_id is not None:
             continue
@@ -422,8 +422,9 @@ def refresh(
             )
             if rowcount(made) != 1:
                 session.delete(display)
+            # each copy committed at once: a page view's refresh waits for one copy of "Open"'s, not all
+            session.commit()
             session.expire(stimulus)
-            changed = True
         elif job.status in (JobStatus.failed, JobStatus.cancelled):
             failed += 1
             failures.append(f"{photo_name} / {stimulus.condition}: {job.error or job.status}")
@@ -431,8 +432,6 @@ def refresh(
             running += 1
         else:
             queued += 1
-    if changed:
-        session.commit()
     total = (
         session.scalar(
             select(func.count())
