@@ -302,3 +302,14 @@ def test_evaluate_scores_weights_of_ones_own(tmp_path: Path) -> None:
                          ("cnn", "expected NAME=PATH")):  # fmt: skip
         code, output = _evaluate(*args, "--out", str(tmp_path / "bad"), "--weights", given)
         assert code == 2 and words in output, (given, output)
+
+
+def test_scoring_the_training_split_says_so(tmp_path: Path) -> None:
+    """--split all (the default) on a folder with a training split: the trained methods may have learnt those
+    photos, and the output says how many there are."""
+    code, output = _evaluate("--methods", "cnn", "--data", str(IMAGENET), "--out", str(tmp_path / "all"),
+                             "--limit", "10", "--samples", "0")  # fmt: skip
+    assert code == 0 and "photos are in this folder's training split (--split all)" in output, output
+    code, output = _evaluate("--methods", "cnn", "--data", str(IMAGENET), "--out", str(tmp_path / "val"),
+                             "--split", "val", "--limit", "2", "--samples", "0")  # fmt: skip
+    assert code == 0 and "training split" not in output, output

@@ -81,6 +81,16 @@ def _batches(items: Sequence[Photo], size: int) -> Iterator[list[Photo]]:
 def run_evaluation(config: EvalConfig, *, log: Callable[[str], None] = print) -> EvalResult:
     """Evaluate ``config.methods`` (plus gray) on the data set; see the module docstring for the outputs."""
     photos = select_photos(config.data, config.split, config.limit)
+    if config.split == "all" and Path(config.data).is_dir() and config.methods:
+        from worker.colorizers.datasets import split_paths
+
+        trained_on = {ref.name for ref in split_paths(config.data).train}
+        seen = sum(photo.ref.name in trained_on for photo in photos)
+        if seen:  # a method scored on photos it learnt from looks better than it is
+            log(
+                f"note: {seen} of the {len(photos)} photos are in this folder's training split (--split "
+                "all): a method trained on it may have learnt them; --split val scores the held-out ones only"
+            )
     contestants = [GRAY_BASELINE]
     contestants += load_contestants(
         [m for m in dict.fromkeys(config.methods) if m != GRAY_BASELINE.name],
