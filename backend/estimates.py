@@ -58,12 +58,20 @@ class Measured:
     seconds_per_size: float | None = None  # feed-forward: per :func:`_size_factor` of the photo
 
 
+def _count(detail: Mapping[str, Any], key: str) -> int:
+    value = detail.get(key)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def resumed_from(detail: Mapping[str, Any]) -> int:
+    """The iterations an earlier attempt ran before it was interrupted (this attempt went on from their
+    saved state); 0 for a job that was not."""
+    return _count(detail, "resumed_from")
+
+
 def steps_run(detail: Mapping[str, Any]) -> int:
-    """The iterations a job's current (or last) attempt ran: its step, less those an earlier attempt ran
-    before it was interrupted (the attempt went on from their saved state)."""
-    step, before = detail.get("step"), detail.get("resumed_from")
-    done = int(step) if isinstance(step, int | float) else 0
-    return max(done - (int(before) if isinstance(before, int | float) else 0), 0)
+    """The iterations a job's current (or last) attempt ran: its step, less :func:`resumed_from`."""
+    return max(_count(detail, "step") - resumed_from(detail), 0)
 
 
 def iterating_seconds(detail: Mapping[str, Any], run_seconds: float) -> float:
@@ -163,8 +171,8 @@ class Estimator:
             trust = ran / (ran + OWN_PACE_STEPS)
             pace = trust * own + (1 - trust) * self._per_iteration(job.method, job.params or {})
             return max(pace * (total - step), 0.0)
-        before = detail.get("resumed_from")
-        if total > 0 and isinstance(before, int) and before > 0:  # preparing to go on from a saved state
+        before = resumed_from(detail)
+        if total > 0 and before > 0:  # preparing to go on from a saved state
             preparing = self._measured(job.method).preparing
             per_iteration = self._per_iteration(job.method, job.params or {})
             return max(preparing - elapsed, 0.0) + per_iteration * max(total - before, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -119,6 +120,24 @@ def default_device(given: str | None) -> str:
         return resolve_device(get_settings().device)
     except ValueError as exc:
         raise click.ClickException(f"DEVICE setting: {exc}; give --device cpu to run here") from None
+
+
+def use_threads(given: int = 0) -> int:
+    """Torch's CPU threads: ``given`` (a --threads), else the TORCH_THREADS setting, else torch's default
+    (0, left as it is); returns the number set."""
+    from backend.config import get_settings
+
+    threads = given or get_settings().torch_threads
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
+
+
+def command_line() -> str:
+    """The command as the user typed it (quoted again for a shell): for messages that say what to run."""
+    return "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def checked_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

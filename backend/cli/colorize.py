@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 import click
 
 from backend import tiff_pages
-from backend.cli import FilePath, FiniteRange, Refused, checked_device, default_device, read_text
+from backend.cli import (
+    FilePath,
+    FiniteRange,
+    Refused,
+    checked_device,
+    default_device,
+    read_text,
+    use_threads,
+)
 from backend.provenance import SOFTWARE
 
 if TYPE_CHECKING:
@@ -516,13 +524,9 @@ def colorize(
     if skipped:
         click.echo(skipped_line(skipped), err=True)
     photos = photo_pages(photos)
-    settings = get_settings()
-    folder = weights_dir or settings.weights_dir
+    folder = weights_dir or get_settings().weights_dir
     device = default_device(device)  # the worker's: auto is CUDA when present
-    if settings.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    use_threads()
     try:
         colorizer = get_colorizer(method, folder, device)
     except Unavailable as exc:

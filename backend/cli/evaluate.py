@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli import FilePath, FiniteRange, checked_device, default_device
+from backend.cli import FilePath, FiniteRange, checked_device, default_device, use_threads
 
 
 @click.command("evaluate")
@@ -140,10 +140,7 @@ def evaluate(
         params.setdefault(method, {})[name] = value.strip()
     settings = get_settings()
     run_on = default_device(device)  # --device was resolved by its callback; else the DEVICE setting
-    if settings.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    use_threads()
     from worker.colorizers import methods as known_methods
 
     names = tuple(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip() and m.strip() != "gray"))

@@ -5,7 +5,6 @@ unet-bins-reference (worker/colorizers/training/reference_fusion_trainer.py)."""
 from __future__ import annotations
 
 import functools
-import shlex
 import signal
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from typing import Any
 
 import click
 
-from backend.cli import FilePath, FiniteRange, checked_device, default_device
+from backend.cli import FilePath, FiniteRange, checked_device, command_line, default_device, use_threads
 from worker.colorizers.training.interrupt import TrainingInterrupted
 
 ARCHS = ("cnn", "fusion", "gan", "unet-bins", "reference-fusion")
@@ -50,20 +49,18 @@ def _refuse_unused(ctx: click.Context, arch: str) -> None:
         raise click.UsageError(f"--arch {arch} does not use {', '.join(unused)}")
 
 
-# A --data folder with one of these names (or inside one) is a held-out split: training on it would score
-# the model on photos it learnt from.
-HELD_OUT_NAMES = {"val", "valid", "validation", "test", "testing"}
-
-
 def _refuse_held_out(data: tuple[Path, ...]) -> None:
-    """A usage error for a --data that is a data set's held-out split, or inside one: a folder named as one
-    with a train/ beside it (a checkout under some test/ folder is no split)."""
+    """A usage error for a --data that is a data set's held-out split, or inside one: a folder named as the
+    split names one (or testing/) with a train/ beside it (a checkout under some test/ folder is no split).
+    Training on it would score the model on photos it learnt from."""
+    from worker.colorizers.datasets import HELD_OUT_FOLDERS, TRAINING_FOLDERS
+
     for source in data:
         for folder in (source.resolve(), *source.resolve().parents):
-            if folder.name.lower() not in HELD_OUT_NAMES:
+            if folder.name.lower() not in HELD_OUT_FOLDERS | {"testing"}:
                 continue
             beside = {p.name.lower() for p in folder.parent.iterdir() if p.is_dir()}
-            if beside & {"train", "training"}:
+            if beside & TRAINING_FOLDERS:
                 raise click.UsageError(
                     f"{source} is a held-out split ({folder.name}/): train on its train/ photos, or on the "
                     "folder that holds both (the validation split is then kept apart)"
@@ -142,7 +139,7 @@ def _says_how_to_go_on(command: Callable[..., None]) -> Callable[..., None]:
         try:
             command(*args, **kwargs)
         except TrainingInterrupted as stopped:
-            line = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            line = command_line()
             again = line if "--resume" in sys.argv[1:] else f"{line} --resume"
             signal_name = "Ctrl+C" if stopped.signum == signal.SIGINT else "SIGTERM"
             held = f"{stopped.checkpoint} holds {stopped.saved}"
@@ -328,7 +325,6 @@ def train(
 ) -> None:
     """Train a colorizer; writes the weights (float16), a model card and (but reference-fusion) a resumable
     checkpoint."""
-    from backend.config import get_settings
 
     _refuse_unused(click.get_current_context(), arch)
     _refuse_held_out(data)
@@ -336,14 +332,9 @@ def train(
     if arch != "reference-fusion":  # beside the weights: two runs' checkpoints never meet
         checkpoint = checkpoint or out.with_suffix(".ckpt")
     _check_outputs(out, checkpoint, data, resume=resume)
-    settings = get_settings()
     device = default_device(device)
-    threads = threads or settings.torch_threads
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    command = "colorlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    threads = use_threads(threads)
+    command = command_line()
     if arch == "reference-fusion":
         _train_reference_fusion(
             data, out, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress

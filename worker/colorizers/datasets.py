@@ -81,14 +81,20 @@ def list_images(source: str | Path) -> list[ImageRef]:
     raise FileNotFoundError(f"{source}: not a folder or a zip file of images")
 
 
+# A source's top-level folders that decide a photo's side of the split (the CLI's training refuses the
+# held-out ones as --data).
+HELD_OUT_FOLDERS = frozenset({"test", "val", "valid", "validation"})
+TRAINING_FOLDERS = frozenset({"train", "training"})
+
+
 def _is_val(ref: ImageRef, root: str) -> bool:
     # A source's own train/ and val/ folders come first: a name that starts with digits and "_" (a camera's,
     # "2019_beach.jpg") in val/ is not trained on for looking like an ImageNet class index
     rel = Path(ref.name).relative_to(root) if ref.archive is None else Path(ref.name)
     top = rel.parts[0].lower() if len(rel.parts) > 1 else ""
-    if top in {"test", "val", "valid", "validation"}:
+    if top in HELD_OUT_FOLDERS:
         return True
-    if top in {"train", "training"}:
+    if top in TRAINING_FOLDERS:
         return False
     index = class_index(ref.name)
     if index is not None:
