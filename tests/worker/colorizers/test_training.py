@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -12,8 +14,10 @@ import torch
 from tests.conftest import IMAGENET
 from worker.colorizers.datasets import PhotoDataset, class_index, is_validation_class, split_imagenet_samples
 from worker.colorizers.nets.weights_file import load_weights
+from worker.colorizers.training import trainer
 from worker.colorizers.training.early_stopping import EarlyStopping
-from worker.colorizers.training.recipes import lab_batch, make_recipe
+from worker.colorizers.training.interrupt import TrainingInterrupted
+from worker.colorizers.training.recipes import Recipe, lab_batch, make_recipe
 from worker.colorizers.training.trainer import TrainConfig, train
 
 torch.set_num_threads(1)
@@ -130,6 +134,63 @@ def test_a_resumed_run_is_the_uninterrupted_one(tmp_path: Path):
     _cnn_run(tmp_path, "halves", 1)
     halves = load_weights(_cnn_run(tmp_path, "halves", 2, resume=True), "cnn")["state_dict"]
     assert all(torch.equal(whole[k], halves[k]) for k in whole)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "gan"])
+def test_ctrl_c_mid_epoch_keeps_its_batches_and_a_resume_is_the_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str
+):
+    """A real SIGINT after the 2nd and then the 4th step of 2 epochs of 3 batches: each stop saves the batches
+    trained so far (before, the epoch under way was lost), and the resumed runs end with the very networks
+    and optimiser states of an uninterrupted run (the skipped batches are not re-read, the RNGs go on)."""
+    options: dict = dict(arch=arch, data=str(IMAGENET), batch_size=4, size=32, limit=12, patience=0)
+
+    def final_state(name: str) -> dict:
+        return torch.load(tmp_path / name / "net.ckpt", weights_only=False)
+
+    train(TrainConfig(epochs=2, out=tmp_path / "whole" / "net.pt", **options), show_progress=False)
+    steps = 0
+    make = trainer.make_recipe
+
+    def interrupting_recipe(*args: object, **kwargs: object) -> Recipe:
+        recipe = make(*args, **kwargs)
+        step = recipe.train_step
+
+        def step_then_maybe_signal(*step_args: object) -> dict[str, float]:
+            nonlocal steps
+            losses = step(*step_args)
+            steps += 1
+            if steps in (2, 4):
+                os.kill(os.getpid(), signal.SIGINT)  # the loop sees it before the next batch
+            return losses
+
+        recipe.train_step = step_then_maybe_signal  # type: ignore[method-assign]
+        return recipe
+
+    monkeypatch.setattr(trainer, "make_recipe", interrupting_recipe)
+    out = tmp_path / "stopped" / "net.pt"
+    with pytest.raises(TrainingInterrupted) as first:
+        train(TrainConfig(epochs=2, out=out, **options), show_progress=False)
+    assert first.value.saved == "epoch 1's first 2 of 3 batches"
+    partial = final_state("stopped")["partial"]
+    assert (partial["epoch"], partial["batches"]) == (0, 2) and partial["loss_sum"] > 0
+    with pytest.raises(TrainingInterrupted) as second:  # steps 3 (epoch 1's last) and 4 (epoch 2's first)
+        train(TrainConfig(epochs=2, out=out, resume=True, **options), show_progress=False)
+    assert second.value.saved == "epoch 2's first 1 of 3 batches"
+    assert [row["epoch"] for row in final_state("stopped")["history"]] == [1]
+    train(TrainConfig(epochs=2, out=out, resume=True, **options), show_progress=False)
+    whole, resumed = final_state("whole"), final_state("stopped")
+    assert resumed["partial"] is None and steps == 6
+    for name, net in whole["nets"].items():
+        assert all(torch.equal(net[k], resumed["nets"][name][k]) for k in net), name
+    for name, optim in whole["optims"].items():
+        state = optim["state"]
+        assert all(
+            torch.equal(state[i]["exp_avg"], resumed["optims"][name]["state"][i]["exp_avg"]) for i in state
+        )
+    assert [row["train_loss"] for row in resumed["history"]] == pytest.approx(
+        [row["train_loss"] for row in whole["history"]]
+    )
 
 
 def test_the_weights_record_says_how_the_run_ended(tmp_path: Path):

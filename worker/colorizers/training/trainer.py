@@ -3,7 +3,8 @@
 Each epoch: train on random crops and flips of the training split, validate on centre crops of the
 validation split (never trained on; see :func:`worker.colorizers.datasets.split_paths`), save a resumable
 checkpoint, and export the weights (float16) plus their model card when the monitored validation figure
-improves (cnn, fusion: MSE; gan: L1 of ab/128, never stopping early by default).
+improves (cnn, fusion: MSE; gan: L1 of ab/128, never stopping early by default). Ctrl+C or SIGTERM saves
+the epoch under way too (its batches done so far): a resume goes on from the next batch, as if uninterrupted.
 """
 
 from __future__ import annotations
@@ -103,6 +104,22 @@ def _loader(dataset: PhotoDataset, batch_size: int, shuffle: bool, seed: int) ->
     )
 
 
+def epoch_batches(
+    dataset: PhotoDataset, batch_size: int, seed: int, skip_batches: int = 0
+) -> torch.utils.data.DataLoader:
+    """One training epoch's batches in an order drawn from ``seed`` alone, from batch ``skip_batches`` on:
+    a run resumed mid-epoch skips the batches it has trained on without decoding them. The loader has a
+    generator of its own, so starting it draws nothing from the global RNG (the augmentations' stream)."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=order[skip_batches * batch_size :],
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=False,
+    )
+
+
 def validate(
     recipe: Recipe, loader: torch.utils.data.DataLoader, device: str
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -149,6 +166,8 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
     best_val: dict[str, dict[str, float]] = {}
+    # the epoch under way when a signal stopped the run: its index, batches trained on and their loss sum
+    partial: dict[str, float] | None = None
     if cfg.resume and cfg.checkpoint.is_file():
         state = load_checkpoint(cfg.checkpoint)  # on the CPU: the RNG state must stay there
         if state["arch"] != cfg.arch:
@@ -161,6 +180,9 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         stopper.load_state_dict(state["early_stopping"])
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
         best_val = state.get("best_val", {})
+        partial = state.get("partial")
+        if partial is not None:
+            start_epoch = int(partial["epoch"])
         random.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
     val_loader = _loader(val_set, cfg.batch_size, False, 0)
@@ -168,29 +190,56 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     stop_reason = "training in progress"
     t0 = time.time() - elapsed
     began = time.time()  # --max-minutes is this invocation's: a resumed run has a budget of its own
+
+    def save_state(epochs_done: int, under_way: dict[str, float] | None) -> None:
+        save_checkpoint(
+            cfg.checkpoint,
+            {
+                "arch": cfg.arch,
+                "epoch": epochs_done - 1,
+                "partial": under_way,
+                "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
+                "optims": {k: v.state_dict() for k, v in recipe.optims.items()},
+                "early_stopping": stopper.state_dict(),
+                "history": history,
+                "elapsed": time.time() - t0,
+                "best_val": best_val,
+                "py_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "config": {k: str(v) for k, v in asdict(cfg).items()},
+            },
+        )
+
+    per_epoch = -(-len(train_set) // cfg.batch_size)
     epoch = start_epoch - 1
     with stop_requests() as stop_signal:  # Ctrl+C / SIGTERM: stop between batches, say how to go on
         for epoch in range(start_epoch, cfg.epochs):
             recipe.train(True)
             total, batches = 0.0, 0
+            if partial is not None:  # resumed mid-epoch: go on from the next batch
+                total, batches, partial = float(partial["loss_sum"]), int(partial["batches"]), None
             # each epoch's order from the seed and the epoch alone: a resumed run sees the photos an
             # uninterrupted one would
-            train_loader = _loader(train_set, cfg.batch_size, True, cfg.seed + epoch)
+            train_loader = epoch_batches(train_set, cfg.batch_size, cfg.seed + epoch, batches)
             bar = tqdm(
                 train_loader,
                 desc=f"{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
                 disable=not show_progress,
                 unit="batch",
+                initial=batches,
+                total=per_epoch,
             )
             for rgb, index in bar:
-                if (signum := stop_signal()) is not None:
-                    bar.close()
-                    done = f"the end of epoch {epoch}" if epoch else "nothing yet (no epoch had finished)"
-                    raise TrainingInterrupted(signum, cfg.checkpoint, done)
                 losses = recipe.train_step(rgb, index)
                 total += losses["loss"]
                 batches += 1
                 bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+                # checked after a step, before the loader decodes the next batch (which draws the RNG)
+                if batches < per_epoch and (signum := stop_signal()) is not None:
+                    bar.close()
+                    save_state(epoch, {"epoch": epoch, "batches": batches, "loss_sum": total})
+                    done = f"epoch {epoch + 1}'s first {batches} of {per_epoch} batches"
+                    raise TrainingInterrupted(signum, cfg.checkpoint, done)
             val, gray = validate(recipe, val_loader, cfg.device)
             monitored = val[recipe.monitor]
             improved = stopper.update(monitored, epoch + 1)
@@ -224,24 +273,11 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
             elif cfg.out.is_file():  # the best epoch's weights, with the run's record as it stands now
                 refresh_meta(cfg.out, meta)
             write_card(card_path, meta)
-            save_checkpoint(
-                cfg.checkpoint,
-                {
-                    "arch": cfg.arch,
-                    "epoch": epoch,
-                    "nets": {k: v.state_dict() for k, v in recipe.nets.items()},
-                    "optims": {k: v.state_dict() for k, v in recipe.optims.items()},
-                    "early_stopping": stopper.state_dict(),
-                    "history": history,
-                    "elapsed": wall,
-                    "best_val": best_val,
-                    "py_rng": random.getstate(),
-                    "torch_rng": torch.get_rng_state(),
-                    "config": {k: str(v) for k, v in asdict(cfg).items()},
-                },
-            )
+            save_state(epoch + 1, None)
             if stop:
                 break
+            if (signum := stop_signal()) is not None:
+                raise TrainingInterrupted(signum, cfg.checkpoint, f"the end of epoch {epoch + 1}")
     wall = time.time() - t0
     return TrainResult(
         cfg.out,
