@@ -27,7 +27,7 @@ _USES: dict[str, set[str]] = {
     "fusion": _EPOCHS | {"patience", "max_zoom", "bf16"},
     "gan": _EPOCHS | {"patience", "max_zoom", "bf16", "l1_weight", "real_label"},
     "unet-bins": _EPOCHS | {"freeze_epochs", "checkpoint_minutes", "decay_steps"},
-    "reference-fusion": _COMMON | {"pairs"},
+    "reference-fusion": _COMMON | {"pairs", "checkpoint", "resume"},
 }
 
 
@@ -323,21 +323,19 @@ def train(
     decay_steps: int,
     no_progress: bool,
 ) -> None:
-    """Train a colorizer; writes the weights (float16), a model card and (but reference-fusion) a resumable
-    checkpoint."""
+    """Train a colorizer; writes the weights (float16), a model card and a resumable checkpoint."""
 
     _refuse_unused(click.get_current_context(), arch)
     _refuse_held_out(data)
     out = out or Path("var/train") / f"{arch}.pt"
-    if arch != "reference-fusion":  # beside the weights: two runs' checkpoints never meet
-        checkpoint = checkpoint or out.with_suffix(".ckpt")
+    checkpoint = checkpoint or out.with_suffix(".ckpt")  # beside the weights: two runs' never meet
     _check_outputs(out, checkpoint, data, resume=resume)
     device = default_device(device)
     threads = use_threads(threads)
     command = command_line()
     if arch == "reference-fusion":
         _train_reference_fusion(
-            data, out, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress
+            data, out, checkpoint, resume, epochs or 4, pairs, batch_size, lr, seed, threads or 2, no_progress
         )
         return
     epochs = epochs or 25
@@ -468,6 +466,8 @@ def _train_unet_bins(
 def _train_reference_fusion(
     data: tuple[Path, ...],
     out: Path,
+    checkpoint: Path,
+    resume: bool,
     epochs: int,
     pairs: int,
     batch_size: int | None,
@@ -498,6 +498,8 @@ def _train_reference_fusion(
         lr=lr or 1e-3,
         seed=seed,
         threads=threads,
+        resume=resume,
+        checkpoint=checkpoint,
     )
     net = get_colorizer("unet-bins", get_settings().weights_dir, "cpu")
     assert isinstance(net, UNetBinsColorizer)

@@ -27,8 +27,8 @@ def test_train_refuses_options_its_arch_does_not_use(tmp_path: Path) -> None:
     for arch, extra, named in (
         (
             "reference-fusion",
-            ["--limit", "3", "--max-minutes", "5", "--resume"],
-            "--limit, --resume, --max-minutes",
+            ["--limit", "3", "--max-minutes", "5", "--bf16"],
+            "--limit, --max-minutes, --bf16",
         ),
         ("unet-bins", ["--patience", "2", "--bf16"], "--patience, --bf16"),
         ("cnn", ["--pairs", "10", "--decay-steps", "5"], "--pairs, --decay-steps"),

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from worker.colorizers.nets.reference_fusion import ARCH, Fused, ReferenceFusion
 from worker.colorizers.nets.unet_bins import UNetBinsColorizer
 from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.reference_guided import ReferenceGuidedColorizer, guided_logits
+from worker.colorizers.training import reference_fusion_trainer
+from worker.colorizers.training.interrupt import TrainingInterrupted
 from worker.colorizers.training.reference_fusion_trainer import (
     FusionTrainConfig,
     random_crops,
@@ -189,3 +194,56 @@ def test_a_training_crop_larger_than_the_cached_windows_fails_before_any_prepara
     with pytest.raises(ValueError, match="larger than the cached windows"):
         train(config, plain.net, show_progress=False)
     assert not config.cache.exists() and not (tmp_path / "fusion.pt").exists()
+
+
+def _signal_on_calls(monkeypatch: pytest.MonkeyPatch, name: str, calls: set[int]) -> list[int]:
+    """Wrap the trainer's function ``name`` to send this process a real SIGINT after its n-th call for each n
+    of ``calls``; returns the count of calls (a one-element list)."""
+    count = [0]
+    function = getattr(reference_fusion_trainer, name)
+
+    def then_signal(*args: object, **kwargs: object) -> object:
+        result = function(*args, **kwargs)
+        count[0] += 1
+        if count[0] in calls:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop sees it before its next pair or step
+        return result
+
+    monkeypatch.setattr(reference_fusion_trainer, name, then_signal)
+    return count
+
+
+def test_a_stopped_preparation_and_training_go_on_to_the_uninterrupted_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real SIGINTs: after 5 of 16 pairs prepared (the cache keeps them: the resumed run prepares the other
+    11), after step 1 and after step 3 of 2 epochs of 2 steps. Each stop says what is kept; the last resume
+    ends with the very weights of a run never stopped (a stop used to lose the preparation and the epochs)."""
+    _tiny_colour_photos(tmp_path / "data")
+    plain = get_colorizer("unet-bins", Path("/nonexistent"), "cpu")
+    assert isinstance(plain, UNetBinsColorizer)
+    whole = FusionTrainConfig(data=tmp_path / "data", out=tmp_path / "whole" / "fusion.pt", pairs=16,
+                              crop=16, train_crop=12, epochs=2, batch=8, lr=3e-3, threads=1)  # fmt: skip
+    train(whole, plain.net, show_progress=False)
+    stopped = replace(whole, out=tmp_path / "stopped" / "fusion.pt")
+    prepared = _signal_on_calls(monkeypatch, "pair_sources", {5})
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(stopped, plain.net, show_progress=False)
+    assert stop.value.saved == "5 of 16 pairs prepared" and stop.value.checkpoint == stopped.cache
+    steps = _signal_on_calls(monkeypatch, "fusion_loss", {1, 3})
+    resumed = replace(stopped, resume=True)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(resumed, plain.net, show_progress=False)
+    assert prepared[0] == 16 and stop.value.saved == "epoch 1's first 1 of 2 steps"
+    assert stop.value.checkpoint == stopped.out.with_suffix(".ckpt")
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(resumed, plain.net, show_progress=False)
+    assert stop.value.saved == "epoch 2's first 1 of 2 steps" and not stopped.out.exists()
+    meta = train(resumed, plain.net, show_progress=False)
+    assert prepared[0] == 16 and steps[0] == 4
+    assert np.array_equal(np.load(whole.cache), np.load(stopped.cache))
+    expected, got = load_weights(whole.out, ARCH)["state_dict"], load_weights(stopped.out, ARCH)["state_dict"]
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert [row["epoch"] for row in meta["history"]] == [1, 2]
+    with pytest.raises(ValueError, match=r"other options.*lr"):
+        train(replace(resumed, lr=1e-2), plain.net, show_progress=False)

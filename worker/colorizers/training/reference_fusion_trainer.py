@@ -20,6 +20,10 @@
   ``batch``, a random ``train_crop`` × ``train_crop`` part of each window per step, flipped left-right at
   random; a fixed number of epochs (the validation photos are never seen; the benchmark pairs judge the
   result).
+- Stopping and going on: Ctrl+C or SIGTERM stops between pairs while preparing (the cache keeps the pairs
+  done, and a later run prepares only the rest) and between steps while training (the checkpoint beside the
+  output keeps the step, the optimiser and the random state; ``resume`` goes on from it exactly as the
+  uninterrupted run would). A checkpoint is also written after each epoch.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import json
 import platform
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,8 @@ from worker.colorizers.reference_guided import (
     inputs_from_sources,
     serving_tensors,
 )
+from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
+from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 
 AUC_CAP = 150.0  # the AuC's largest threshold (Lab units)
 
@@ -69,6 +76,12 @@ class FusionTrainConfig:
     chroma_weight: float = 0.3
     seed: int = 0
     threads: int = 2
+    resume: bool = False  # go on from the checkpoint when there is one
+    checkpoint: Path | None = None  # default: <out name>.ckpt beside the weights
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint or self.out.with_suffix(".ckpt")
 
     @property
     def cache(self) -> Path:
@@ -124,11 +137,19 @@ CACHED_FIELDS = ("decoded", "matched_ab", "confidence", "lightness")
 TRAILING_CHANNELS = (2, 1, 1, 2)
 
 
+def _read_stamp(stamp: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(stamp.read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
 def build_cache(
-    net: UNetBins, config: FusionTrainConfig, show_progress: bool
+    net: UNetBins, config: FusionTrainConfig, show_progress: bool, stop_signal: Callable[[], int | None]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pairs, channels, crop, crop) float16 per-location sources + truth and (pairs, levels, Q) float32
-    palettes, computed once and memory-mapped."""
+    palettes, computed once and memory-mapped. The stamp beside the cache records its settings and how many
+    pairs are done: a preparation stopped by a signal goes on where it stopped."""
     pairs = training_pairs(config.data, config.pairs, config.self_share, config.seed)
     stamp = config.cache.with_suffix(".json")
     settings = {
@@ -136,14 +157,28 @@ def build_cache(
         "crop": config.crop,
         "net_bins": int(net.num_bins),
         "match": MATCH_RECIPE,  # a cache of colours transferred another way is not reused
+        "windows": "per pair",  # each pair's window from its own seed, so a preparation can go on
     }
-    if config.cache.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == settings:
-        return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
-    rng = random.Random(config.seed + 1)
-    reader = ImageReader()
+    recorded = _read_stamp(stamp)
     cache: np.memmap | None = None
     palettes: np.memmap | None = None
-    for i, pair in enumerate(tqdm(pairs, desc="pair sources", disable=not show_progress)):
+    done = 0
+    if config.cache.is_file() and config.palette_cache.is_file() and recorded.get("settings") == settings:
+        done = int(recorded.get("prepared", 0))
+        if done >= len(pairs):
+            return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
+        cache = np.load(config.cache, mmap_mode="r+")
+        palettes = np.load(config.palette_cache, mmap_mode="r+")
+    reader = ImageReader()
+    bar = tqdm(pairs, desc="pair sources", disable=not show_progress, initial=done, total=len(pairs))
+    for i, pair in enumerate(pairs[done:], start=done):
+        if cache is not None and palettes is not None and (signum := stop_signal()) is not None:
+            bar.close()
+            cache.flush()
+            palettes.flush()
+            stamp.write_text(json.dumps({"settings": settings, "prepared": i}))
+            raise TrainingInterrupted(signum, config.cache, f"{i} of {len(pairs)} pairs prepared")
+        rng = random.Random(config.seed * 1_000_003 + i)
         target = reader.read(ImageRef(str(config.data / pair.target)))
         reference = (
             target[:, ::-1].copy()
@@ -161,7 +196,7 @@ def build_cache(
         window = stacked[:, y : y + config.crop, x : x + config.crop].half().numpy()
         if cache is None or palettes is None:
             config.cache.parent.mkdir(parents=True, exist_ok=True)
-            stamp.unlink(missing_ok=True)
+            stamp.unlink(missing_ok=True)  # the stamp comes back with the pairs done
             cache = np.lib.format.open_memmap(
                 config.cache, mode="w+", dtype=np.float16, shape=(len(pairs), *window.shape)
             )
@@ -173,10 +208,12 @@ def build_cache(
             )
         cache[i] = window
         palettes[i] = sources.palette[0].numpy()
+        bar.update()
+    bar.close()
     assert cache is not None and palettes is not None
     cache.flush()
     palettes.flush()
-    stamp.write_text(json.dumps(settings))
+    stamp.write_text(json.dumps({"settings": settings, "prepared": len(pairs)}))
     return np.load(config.cache, mmap_mode="r"), np.load(config.palette_cache, mmap_mode="r")
 
 
@@ -216,38 +253,99 @@ def split_channels(
     return FusionSources(decoded, matched_ab, confidence, lightness, palettes), truth
 
 
+# The options that define a run: a resume must keep them (the epochs and the threads may change).
+RUN_OPTIONS = ("data", "pairs", "self_share", "crop", "train_crop", "batch", "lr", "chroma_weight", "seed")
+
+
 def train(config: FusionTrainConfig, net: UNetBins, show_progress: bool = True) -> dict[str, Any]:
-    """Train the fusion over the frozen ``net``; writes ``config.out`` and its card; returns the meta."""
+    """Train the fusion over the frozen ``net``; writes ``config.out`` and its card; returns the meta.
+    :class:`TrainingInterrupted` when a signal stopped it (see the module docstring)."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     check_train_crop(config.train_crop, config.crop, config.crop)  # before the long preparation
-    start = time.perf_counter()
+    checkpoint = config.checkpoint_path
+    state = load_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None
+    if state is not None:  # refused before the preparation, not after it
+        if state.get("arch") != ARCH:
+            raise ValueError(f"{checkpoint} is a {state.get('arch')} checkpoint, not {ARCH}")
+        refuse_changed_options(checkpoint, state["config"], asdict(config), RUN_OPTIONS)
+    start = time.perf_counter() - (state["elapsed"] if state else 0.0)
     net = net.eval()
-    cache, palettes = build_cache(net, config, show_progress)
-    prepared = time.perf_counter() - start
-    features = cache.shape[1] - sum(TRAILING_CHANNELS)
-    fusion = ReferenceFusion(features=features)
-    optimiser = torch.optim.Adam(fusion.parameters(), lr=config.lr)
-    bins = net.bins.float()
-    rng = np.random.default_rng(config.seed)
-    history = []
-    steps = len(cache) // config.batch
-    for epoch in range(config.epochs):
-        order = rng.permutation(len(cache))
-        total = 0.0
-        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}", disable=not show_progress):
-            index = np.sort(order[step * config.batch : (step + 1) * config.batch])
-            batch = random_crops(torch.from_numpy(np.asarray(cache[index])).float(), config.train_crop, rng)
-            sources, truth = split_channels(batch, torch.from_numpy(np.asarray(palettes[index])), features)
-            with torch.no_grad():
-                inputs = inputs_from_sources(net, sources)
-            fused = fuse(fusion, inputs)
-            loss = fusion_loss(decode_fused(fused, bins), truth, config.chroma_weight)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item()
-        history.append({"epoch": epoch + 1, "loss": total / max(steps, 1)})
+    with stop_requests() as stop_signal:  # Ctrl+C / SIGTERM: stop between pairs or steps, say how to go on
+        cache, palettes = build_cache(net, config, show_progress, stop_signal)
+        prepared = state["prepare_s"] if state else time.perf_counter() - start
+        features = cache.shape[1] - sum(TRAILING_CHANNELS)
+        fusion = ReferenceFusion(features=features)
+        optimiser = torch.optim.Adam(fusion.parameters(), lr=config.lr)
+        bins = net.bins.float()
+        rng = np.random.default_rng(config.seed)
+        history: list[dict[str, float]] = []
+        steps = len(cache) // config.batch
+        epoch, step, total, order = 0, 0, 0.0, None
+        if state is not None:
+            fusion.load_state_dict(state["fusion"])
+            optimiser.load_state_dict(state["optimiser"])
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            history, epoch, step, total = state["history"], state["epoch"], state["step"], state["loss_sum"]
+            order = state["order"]
+
+        def save(order_now: np.ndarray | None) -> None:
+            save_checkpoint(
+                checkpoint,
+                {
+                    "arch": ARCH,
+                    "epoch": epoch,  # the epoch under way (0-based) and its steps done
+                    "step": step,
+                    "loss_sum": total,
+                    "order": order_now,
+                    "fusion": fusion.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "elapsed": time.perf_counter() - start,
+                    "prepare_s": prepared,
+                    "config": {k: str(v) for k, v in asdict(config).items()},
+                },
+            )
+
+        while epoch < config.epochs:
+            if order is None:
+                order = rng.permutation(len(cache))
+            bar = tqdm(
+                total=steps, initial=step, desc=f"epoch {epoch + 1}", disable=not show_progress, unit="step"
+            )
+            while step < steps:
+                index = np.sort(order[step * config.batch : (step + 1) * config.batch])
+                batch = random_crops(
+                    torch.from_numpy(np.asarray(cache[index])).float(), config.train_crop, rng
+                )
+                sources, truth = split_channels(
+                    batch, torch.from_numpy(np.asarray(palettes[index])), features
+                )
+                with torch.no_grad():
+                    inputs = inputs_from_sources(net, sources)
+                fused = fuse(fusion, inputs)
+                loss = fusion_loss(decode_fused(fused, bins), truth, config.chroma_weight)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item()
+                step += 1
+                bar.update()
+                if step < steps and (signum := stop_signal()) is not None:
+                    bar.close()
+                    save(order)
+                    raise TrainingInterrupted(
+                        signum, checkpoint, f"epoch {epoch + 1}'s first {step} of {steps} steps"
+                    )
+            bar.close()
+            history.append({"epoch": epoch + 1, "loss": total / max(steps, 1)})
+            epoch, step, total, order = epoch + 1, 0, 0.0, None
+            save(None)
+            if epoch < config.epochs and (signum := stop_signal()) is not None:
+                raise TrainingInterrupted(signum, checkpoint, f"the end of epoch {epoch}")
     meta = {
         "arch": ARCH,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},

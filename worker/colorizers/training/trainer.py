@@ -190,10 +190,11 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
     stop_reason = "training in progress"
     t0 = time.time() - elapsed
     began = time.time()  # --max-minutes is this invocation's: a resumed run has a budget of its own
+    checkpoint = cfg.checkpoint
 
     def save_state(epochs_done: int, under_way: dict[str, float] | None) -> None:
         save_checkpoint(
-            cfg.checkpoint,
+            checkpoint,
             {
                 "arch": cfg.arch,
                 "epoch": epochs_done - 1,
