@@ -15,6 +15,7 @@ from tests.conftest import IMAGENET
 from worker.colorizers.datasets import PhotoDataset, class_index, is_validation_class, split_imagenet_samples
 from worker.colorizers.nets.weights_file import load_weights
 from worker.colorizers.training import trainer
+from worker.colorizers.training.checkpoint import restore_torch_rng_states, torch_rng_states
 from worker.colorizers.training.early_stopping import EarlyStopping
 from worker.colorizers.training.interrupt import TrainingInterrupted
 from worker.colorizers.training.recipes import Recipe, lab_batch, make_recipe
@@ -252,3 +253,14 @@ def test_training_validation_reads_the_auc_evaluate_reports():
         for i in range(2)
     ])  # fmt: skip
     assert abs(stats.result()["auc"] - expected) < 1e-6
+
+
+def test_a_checkpoint_made_on_a_gpu_resumes_on_the_cpu_with_the_cpu_s_random_state():
+    """A GPU run keeps its device's RNG state too (dropout and noise drawn there); resumed where there is no
+    such GPU, the CPU's state is restored and the device's is left (it fits no device here)."""
+    states = torch_rng_states("cpu")
+    assert set(states) == {"torch_rng"}
+    made_on_a_gpu = {**states, "cuda_rng": [torch.zeros(16, dtype=torch.uint8)]}
+    torch.rand(3)  # moves the CPU's generator on
+    restore_torch_rng_states(made_on_a_gpu, "cuda")
+    assert torch.equal(torch.get_rng_state(), states["torch_rng"])

@@ -51,6 +51,24 @@ def _paths(value: Any) -> list[str]:
     return [text]
 
 
+def torch_rng_states(device: str) -> dict[str, Any]:
+    """The torch RNG states a resume restores: the CPU's, and on a CUDA device its own too (dropout and noise
+    drawn there use the device's generator; without it a GPU resume was exact only in the data order)."""
+    states: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        states["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_torch_rng_states(state: Mapping[str, Any], device: str) -> None:
+    """Undo :func:`torch_rng_states`; a checkpoint made on another count of GPUs (or on the CPU) restores the
+    CPU's state only."""
+    torch.set_rng_state(state["torch_rng"])
+    cuda = state.get("cuda_rng")
+    if cuda is not None and device.startswith("cuda") and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_save(state, path)
 

@@ -23,7 +23,13 @@ from tqdm import tqdm
 from worker.colorizers.datasets import VALIDATION_MODULUS, VALIDATION_RESIDUE, PhotoDataset, split_paths
 from worker.colorizers.nets.weights_file import load_weights, refresh_meta, save_weights
 from worker.colorizers.training.card import write_card
-from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
+from worker.colorizers.training.checkpoint import (
+    load_checkpoint,
+    refuse_changed_options,
+    restore_torch_rng_states,
+    save_checkpoint,
+    torch_rng_states,
+)
 from worker.colorizers.training.early_stopping import EarlyStopping
 from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.recipes import DEFAULTS, Recipe, lab_batch, make_recipe
@@ -184,7 +190,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
         if partial is not None:
             start_epoch = int(partial["epoch"])
         random.setstate(state["py_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_torch_rng_states(state, cfg.device)
     val_loader = _loader(val_set, cfg.batch_size, False, 0)
     card_path = cfg.out.with_suffix(".md")
     stop_reason = "training in progress"
@@ -206,7 +212,7 @@ def train(config: TrainConfig, *, show_progress: bool = True) -> TrainResult:
                 "elapsed": time.time() - t0,
                 "best_val": best_val,
                 "py_rng": random.getstate(),
-                "torch_rng": torch.get_rng_state(),
+                **torch_rng_states(cfg.device),
                 "config": {k: str(v) for k, v in asdict(cfg).items()},
             },
         )

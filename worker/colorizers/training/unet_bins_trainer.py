@@ -39,7 +39,13 @@ from worker.colorizers.nets.colorizer import channels_last
 from worker.colorizers.nets.unet_bins import UNetBins
 from worker.colorizers.nets.weights_file import load_weights, refresh_meta, save_weights
 from worker.colorizers.photo_cache import load_or_build
-from worker.colorizers.training.checkpoint import load_checkpoint, refuse_changed_options, save_checkpoint
+from worker.colorizers.training.checkpoint import (
+    load_checkpoint,
+    refuse_changed_options,
+    restore_torch_rng_states,
+    save_checkpoint,
+    torch_rng_states,
+)
 from worker.colorizers.training.interrupt import TrainingInterrupted, stop_requests
 from worker.colorizers.training.validation import ValidationStats
 
@@ -280,7 +286,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
         net.load_state_dict(state["net"])
         step, elapsed, history, best = state["step"], state["elapsed"], state["history"], state["best"]
         rng.setstate(state["py_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_torch_rng_states(state, cfg.device)
     optimizer = make_optimizer(step)
     if state and state.get("phase") == ("frozen" if step < freeze_steps else "finetune"):
         optimizer.load_state_dict(state["optimizer"])
@@ -301,7 +307,7 @@ def train(cfg: BinsTrainConfig, *, show_progress: bool = True) -> dict[str, Any]
                 "best": best,
                 "prior": prior,
                 "py_rng": rng.getstate(),
-                "torch_rng": torch.get_rng_state(),
+                **torch_rng_states(cfg.device),
                 "config": {k: str(v) for k, v in asdict(cfg).items()},
                 "reason": reason,
             },
